@@ -39,11 +39,11 @@ struct GpuInfo {
     std::optional<int> kfd_node;      // libhsakmt node index, CPU nodes included (HSA_OVERRIDE_GFX_VERSION_<node>)
     std::optional<int> render_minor;  // /dev/dri/renderD<minor>
 
-    std::optional<GfxVersion> gfx;    // physical ISA; never taken from an override
+    std::optional<GfxVersion> gfx;  // physical ISA; never taken from an override
     GfxSource gfx_source = GfxSource::kfd;
 
-    std::string marketing_name;       // may be empty when no source names the chip
-    std::string name_source;          // "amdgpu.ids", "rocm-smi", "pci-id table"
+    std::string marketing_name;  // may be empty when no source names the chip
+    std::string name_source;     // "amdgpu.ids", "rocm-smi", "pci-id table"
 
     std::uint16_t vendor_id = 0;
     std::uint16_t device_id = 0;
@@ -92,11 +92,11 @@ struct OverrideSetting {
 struct ProbeReport {
     std::vector<GpuInfo> gpus;
     std::vector<SourceReport> sources;
-    std::vector<std::string> notes;      // skipped nodes, disagreements between sources
+    std::vector<std::string> notes;  // skipped nodes, disagreements between sources
     std::vector<OverrideSetting> overrides_in_env;
-    std::string rocblas_dir;             // where kernels were looked for; empty if none found
-    bool input_error = false;            // some input was present but unreadable or malformed
-    std::string none_found_reason;       // one line when gpus is empty
+    std::string rocblas_dir;        // where kernels were looked for; empty if none found
+    bool input_error = false;       // some input was present but unreadable or malformed
+    std::string none_found_reason;  // one line when gpus is empty
 };
 
 }  // namespace probe

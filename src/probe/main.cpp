@@ -66,11 +66,16 @@ int parse_args(int argc, char** argv, Cli& cli) {
             cli.format = Format::json;
         } else if (arg == "--format") {
             if (!value(v)) return usage_error("--format needs a value: table, json, env or targets");
-            if (v == "table") cli.format = Format::table;
-            else if (v == "json") cli.format = Format::json;
-            else if (v == "env") cli.format = Format::env;
-            else if (v == "targets") cli.format = Format::targets;
-            else return usage_error("unknown --format '" + v + "'; expected table, json, env or targets");
+            if (v == "table")
+                cli.format = Format::table;
+            else if (v == "json")
+                cli.format = Format::json;
+            else if (v == "env")
+                cli.format = Format::env;
+            else if (v == "targets")
+                cli.format = Format::targets;
+            else
+                return usage_error("unknown --format '" + v + "'; expected table, json, env or targets");
         } else if (arg == "--sysfs-root") {
             if (!value(v)) return usage_error("--sysfs-root needs a folder");
             cli.options.root = v;
@@ -94,7 +99,7 @@ int parse_args(int argc, char** argv, Cli& cli) {
     if (!std::filesystem::is_directory(cli.options.root, ec))
         return usage_error(cli.options.root.string() + ": not a folder; --sysfs-root takes the folder that holds sys/");
     for (const auto& [flag, path, want_dir] : {std::tuple{"--rocblas-dir", cli.options.rocblas_dir, true},
-                                              std::tuple{"--amdgpu-ids", cli.options.amdgpu_ids, false}}) {
+                                               std::tuple{"--amdgpu-ids", cli.options.amdgpu_ids, false}}) {
         if (path.empty()) continue;
         const bool ok = want_dir ? std::filesystem::is_directory(path, ec) : std::filesystem::is_regular_file(path, ec);
         if (!ok) return usage_error(std::string(flag) + " " + path + ": no such " + (want_dir ? "folder" : "file"));
@@ -131,7 +136,8 @@ int run(int argc, char** argv) {
             break;
     }
     if (found) return exit_found;
-    if (cli.format != Format::table && cli.format != Format::json) std::cerr << "rocm-probe: " << report.none_found_reason << '\n';
+    if (cli.format != Format::table && cli.format != Format::json)
+        std::cerr << "rocm-probe: " << report.none_found_reason << '\n';
     // "No GPU" would be a false answer when a node was there but could not be read.
     if (report.input_error) {
         std::cerr << "rocm-probe: error: some GPU information could not be read (see the notes); "

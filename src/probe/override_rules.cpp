@@ -58,7 +58,8 @@ OverrideAdvice advise_override(GfxVersion physical, const std::optional<std::set
         return advice;
     }
     if (!available(rule->run_as)) {
-        advice.rule = "neither " + name + " nor " + gfx_name(rule->run_as) + " is in " + where + "; ROCm will not use this GPU";
+        advice.rule =
+            "neither " + name + " nor " + gfx_name(rule->run_as) + " is in " + where + "; ROCm will not use this GPU";
         return advice;
     }
     advice.runs = true;

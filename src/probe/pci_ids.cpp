@@ -145,7 +145,8 @@ common::Result<AmdgpuIds> AmdgpuIds::parse(std::string_view text, const std::str
         }
         std::uint16_t device = 0;
         std::uint8_t revision = 0;
-        if (!parse_hex(trim(line.substr(0, c1)), device) || !parse_hex(trim(line.substr(c1 + 1, c2 - c1 - 1)), revision))
+        if (!parse_hex(trim(line.substr(0, c1)), device) ||
+            !parse_hex(trim(line.substr(c1 + 1, c2 - c1 - 1)), revision))
             return common::make_error(file + ":" + std::to_string(line_no) + ": device or revision is not hex");
         ids.names_.emplace(std::make_pair(device, revision), std::string(trim(line.substr(c2 + 1))));
     }

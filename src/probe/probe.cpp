@@ -36,11 +36,14 @@ std::optional<PciAddress> address_of(const Candidate& c) {
     return std::nullopt;
 }
 
-void join_smi(std::vector<Candidate>& candidates, const std::vector<SmiDevice>& devices, std::vector<std::string>& notes) {
+void join_smi(std::vector<Candidate>& candidates, const std::vector<SmiDevice>& devices,
+              std::vector<std::string>& notes) {
     for (const auto& dev : devices) {
         Candidate* match = nullptr;
         for (auto& c : candidates) {
-            const auto minor = c.kfd ? c.kfd->render_minor : c.drm ? std::optional<int>(c.drm->render_minor) : std::nullopt;
+            const auto minor = c.kfd   ? c.kfd->render_minor
+                               : c.drm ? std::optional<int>(c.drm->render_minor)
+                                       : std::nullopt;
             if (dev.render_minor && minor == dev.render_minor) {
                 match = &c;
                 break;
@@ -59,7 +62,8 @@ void join_smi(std::vector<Candidate>& candidates, const std::vector<SmiDevice>& 
             }
             if (hits != 1) match = nullptr;
         }
-        if (match) match->smi = dev;
+        if (match)
+            match->smi = dev;
         else
             notes.push_back("rocm-smi device " + (dev.address ? dev.address->str() : std::string("?")) +
                             " matches no KFD/DRM GPU by render minor or PCI slot; ignored");
@@ -70,7 +74,8 @@ std::optional<AmdgpuIds> load_amdgpu_ids(const SysfsTree& tree, const std::strin
                                          std::vector<std::string>& notes) {
     report.name = "amdgpu.ids";
     std::vector<std::pair<SysfsTree, std::filesystem::path>> candidates;
-    if (!explicit_file.empty()) candidates.emplace_back(SysfsTree("/"), std::filesystem::absolute(explicit_file));
+    if (!explicit_file.empty())
+        candidates.emplace_back(SysfsTree("/"), std::filesystem::absolute(explicit_file));
     else {
         candidates.emplace_back(tree, "/usr/share/libdrm/amdgpu.ids");
         candidates.emplace_back(tree, "/opt/amdgpu/share/libdrm/amdgpu.ids");
@@ -149,8 +154,10 @@ void choose_memory(GpuInfo& gpu, const Candidate& c, std::vector<std::string>& n
         gpu.vram_used = c.kfd->vram_used;
         gpu.memory_source = "kfd (partition)";
     }
-    if (c.smi && c.smi->gtt_total) gpu.gtt_total = c.smi->gtt_total;
-    else if (c.drm) gpu.gtt_total = c.drm->gtt_total;
+    if (c.smi && c.smi->gtt_total)
+        gpu.gtt_total = c.smi->gtt_total;
+    else if (c.drm)
+        gpu.gtt_total = c.drm->gtt_total;
 }
 
 void choose_name(GpuInfo& gpu, const Candidate& c, const std::optional<AmdgpuIds>& ids) {
@@ -194,8 +201,9 @@ GpuInfo assemble(const Candidate& c, int index, const std::optional<AmdgpuIds>& 
     if (c.drm) {
         if (!gpu.render_minor) gpu.render_minor = c.drm->render_minor;
         if (c.kfd && c.drm->device_id != 0 && c.drm->device_id != c.kfd->device_id)
-            notes.push_back("renderD" + std::to_string(c.drm->render_minor) + ": DRM device id does not match KFD node " +
-                            std::to_string(c.kfd->node) + "; KFD's is used");
+            notes.push_back("renderD" + std::to_string(c.drm->render_minor) +
+                            ": DRM device id does not match KFD node " + std::to_string(c.kfd->node) +
+                            "; KFD's is used");
         if (gpu.device_id == 0) {
             gpu.vendor_id = c.drm->vendor_id;
             gpu.device_id = c.drm->device_id;
@@ -210,8 +218,10 @@ GpuInfo assemble(const Candidate& c, int index, const std::optional<AmdgpuIds>& 
     }
 
     if (c.kfd && c.kfd->gfx_target_version != 0) {
-        if (auto v = decode_kfd_gfx_version(c.kfd->gfx_target_version)) gpu.gfx = *v;
-        else notes.push_back("KFD node " + std::to_string(c.kfd->node) + ": " + v.error().message);
+        if (auto v = decode_kfd_gfx_version(c.kfd->gfx_target_version))
+            gpu.gfx = *v;
+        else
+            notes.push_back("KFD node " + std::to_string(c.kfd->node) + ": " + v.error().message);
     }
     if (!gpu.gfx) {
         if (const auto chip = lookup_pci_chip(gpu.device_id)) {
@@ -235,14 +245,17 @@ std::vector<OverrideSetting> read_override_settings(const ProbeOptions& options)
     for (const auto& [key, value] : options.environment) {
         if (key.rfind(override_variable, 0) != 0) continue;
         const std::string suffix = key.substr(std::strlen(override_variable));
-        const bool per_node = suffix.size() > 1 && suffix[0] == '_' &&
-                              std::all_of(suffix.begin() + 1, suffix.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+        const bool per_node =
+            suffix.size() > 1 && suffix[0] == '_' &&
+            std::all_of(suffix.begin() + 1, suffix.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
         if (!suffix.empty() && !per_node) continue;
         OverrideSetting s;
         s.variable = key;
         s.value = value;
-        if (auto parsed = parse_override(value)) s.parsed = *parsed;
-        else s.problem = parsed.error().message;
+        if (auto parsed = parse_override(value))
+            s.parsed = *parsed;
+        else
+            s.problem = parsed.error().message;
         settings.push_back(s);
     }
     return settings;
@@ -250,8 +263,10 @@ std::vector<OverrideSetting> read_override_settings(const ProbeOptions& options)
 
 std::string none_found_reason(const KfdScan& kfd, bool drm_any_amd, const SourceReport& smi) {
     std::string why = "no AMD GPU: ";
-    if (!kfd.present) why += kfd.topology_dir + " does not exist (amdgpu driver not loaded?)";
-    else why += kfd.topology_dir + " has " + std::to_string(kfd.cpu_nodes) + " CPU node(s) and no usable GPU node";
+    if (!kfd.present)
+        why += kfd.topology_dir + " does not exist (amdgpu driver not loaded?)";
+    else
+        why += kfd.topology_dir + " has " + std::to_string(kfd.cpu_nodes) + " CPU node(s) and no usable GPU node";
     why += drm_any_amd ? "" : "; no renderD* device with PCI vendor 0x1002";
     why += "; rocm-smi: " + smi.detail;
     return why;
@@ -278,7 +293,8 @@ ProbeReport run_probe(const ProbeOptions& options) {
 
     SmiScan smi;
     smi.report.name = "rocm-smi";
-    if (options.use_smi) smi = scan_smi(options.smi_library, rocm_path);
+    if (options.use_smi)
+        smi = scan_smi(options.smi_library, rocm_path);
     else {
         smi.report.state = SourceState::skipped;
         smi.report.detail = options.smi_off_reason;
@@ -295,7 +311,8 @@ ProbeReport run_probe(const ProbeOptions& options) {
         if (gpu.render_minor) c.drm = read_drm_device(tree, *gpu.render_minor, report.notes);
         candidates.push_back(std::move(c));
     }
-    bool drm_any_amd = std::any_of(candidates.begin(), candidates.end(), [](const Candidate& c) { return c.drm.has_value(); });
+    bool drm_any_amd =
+        std::any_of(candidates.begin(), candidates.end(), [](const Candidate& c) { return c.drm.has_value(); });
     if (!kfd.present) {
         for (auto& dev : scan_drm(tree, report.notes)) {
             Candidate c;

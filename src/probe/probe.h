@@ -14,9 +14,9 @@ struct ProbeOptions {
     std::filesystem::path root = "/";  // a captured tree replays a machine
     bool use_smi = true;               // rocm-smi reads the live /sys, so replays turn it off
     std::string smi_off_reason = "not used when replaying a captured tree";
-    std::string smi_library;           // explicit librocm_smi64 path
-    std::string rocblas_dir;           // explicit rocBLAS library folder on this machine
-    std::string amdgpu_ids;            // explicit amdgpu.ids on this machine
+    std::string smi_library;                         // explicit librocm_smi64 path
+    std::string rocblas_dir;                         // explicit rocBLAS library folder on this machine
+    std::string amdgpu_ids;                          // explicit amdgpu.ids on this machine
     std::map<std::string, std::string> environment;  // ROCM_PATH and HSA_OVERRIDE_GFX_VERSION[_N]
 };
 

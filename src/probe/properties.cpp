@@ -24,8 +24,10 @@ bool is_key_char(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9
 std::string printable(std::string_view line) {
     std::string out;
     for (const char c : line.substr(0, 60)) {
-        if (c >= 0x20 && c < 0x7f) out += c;
-        else out += '?';
+        if (c >= 0x20 && c < 0x7f)
+            out += c;
+        else
+            out += '?';
     }
     if (line.size() > 60) out += "...";
     return out;

@@ -68,7 +68,8 @@ std::string render_json(const ProbeReport& report) {
     json gpus = json::array();
     for (const auto& g : report.gpus) gpus.push_back(gpu_json(g));
     json sources = json::array();
-    for (const auto& s : report.sources) sources.push_back({{"name", s.name}, {"state", state_name(s.state)}, {"detail", s.detail}});
+    for (const auto& s : report.sources)
+        sources.push_back({{"name", s.name}, {"state", state_name(s.state)}, {"detail", s.detail}});
     json env_settings = json::array();
     for (const auto& s : report.overrides_in_env)
         env_settings.push_back({{"variable", s.variable},
@@ -78,7 +79,8 @@ std::string render_json(const ProbeReport& report) {
                                 {"problem", s.problem.empty() ? json(nullptr) : json(s.problem)}});
     json service = json::array();
     for (const auto& line : service_env(report))
-        if (!line.key.empty()) service.push_back({{"variable", line.key}, {"value", line.value}, {"reason", line.comment}});
+        if (!line.key.empty())
+            service.push_back({{"variable", line.key}, {"value", line.value}, {"reason", line.comment}});
 
     const json doc = {
         {"schema_version", json_schema_version},

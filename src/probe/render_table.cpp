@@ -56,8 +56,10 @@ std::string layout(const std::vector<std::vector<std::string>>& rows, const std:
 
 std::string format_bytes(std::uint64_t bytes) {
     char buf[32];
-    if (bytes >= (1ull << 30)) std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(bytes) / (1ull << 30));
-    else std::snprintf(buf, sizeof buf, "%llu MiB", static_cast<unsigned long long>(bytes >> 20));
+    if (bytes >= (1ull << 30))
+        std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(bytes) / (1ull << 30));
+    else
+        std::snprintf(buf, sizeof buf, "%llu MiB", static_cast<unsigned long long>(bytes >> 20));
     return buf;
 }
 
@@ -73,17 +75,19 @@ std::string render_table(const ProbeReport& report, bool verbose) {
             rows.push_back({std::to_string(g.index), g.kfd_node ? std::to_string(*g.kfd_node) : "-",
                             g.gfx_target() + (g.gfx_source == GfxSource::pci_id_table ? "*" : ""),
                             g.marketing_name.empty() ? "-" : g.marketing_name, g.integrated ? "integrated" : "discrete",
-                            optional_bytes(g.vram_total), optional_bytes(g.vram_free()), optional_bytes(g.gtt_total), pci_id(g),
-                            g.pci_address ? g.pci_address->str() : "-", rocblas_cell(g)});
+                            optional_bytes(g.vram_total), optional_bytes(g.vram_free()), optional_bytes(g.gtt_total),
+                            pci_id(g), g.pci_address ? g.pci_address->str() : "-", rocblas_cell(g)});
         }
         out += layout(rows, {true, true, false, false, false, true, true, true, false, false, false});
-        if (std::any_of(report.gpus.begin(), report.gpus.end(), [](const GpuInfo& g) { return g.gfx_source == GfxSource::pci_id_table; }))
+        if (std::any_of(report.gpus.begin(), report.gpus.end(),
+                        [](const GpuInfo& g) { return g.gfx_source == GfxSource::pci_id_table; }))
             out += "  * target from the PCI device id: this kernel's KFD has no gfx_target_version\n";
     }
 
     if (verbose) {
         out += "\nsources:\n";
-        for (const auto& s : report.sources) out += "  " + s.name + ": " + state_name(s.state) + " (" + s.detail + ")\n";
+        for (const auto& s : report.sources)
+            out += "  " + s.name + ": " + state_name(s.state) + " (" + s.detail + ")\n";
         for (const auto& g : report.gpus) {
             out += "GPU " + std::to_string(g.index) + ":";
             if (g.unique_id) out += " uuid " + g.uuid() + ";";

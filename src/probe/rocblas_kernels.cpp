@@ -47,7 +47,8 @@ std::optional<RocblasKernels> find_rocblas_kernels(const SysfsTree& tree, const 
     dirs.emplace_back("/usr/lib/rocblas/library");
     std::vector<std::string> versions = tree.list("/usr/lib/x86_64-linux-gnu/rocblas");
     std::sort(versions.rbegin(), versions.rend());
-    for (const auto& v : versions) dirs.emplace_back(std::filesystem::path("/usr/lib/x86_64-linux-gnu/rocblas") / v / "library");
+    for (const auto& v : versions)
+        dirs.emplace_back(std::filesystem::path("/usr/lib/x86_64-linux-gnu/rocblas") / v / "library");
     for (const auto& dir : dirs)
         if (auto kernels = read_dir(tree, dir)) return kernels;
     return std::nullopt;

@@ -14,7 +14,8 @@ std::string describe(const GpuInfo& gpu) {
 
 // ROCR_VISIBLE_DEVICES accepts indices or GPU-<uuid>; uuids survive a device being added or hidden.
 std::string visible_list(const std::vector<const GpuInfo*>& gpus) {
-    const bool all_uuids = std::all_of(gpus.begin(), gpus.end(), [](const GpuInfo* g) { return g->unique_id.has_value(); });
+    const bool all_uuids =
+        std::all_of(gpus.begin(), gpus.end(), [](const GpuInfo* g) { return g->unique_id.has_value(); });
     std::string list;
     for (const auto* g : gpus) {
         if (!list.empty()) list += ',';
@@ -31,11 +32,12 @@ void add_override_lines(const std::vector<const GpuInfo*>& visible, std::vector<
     if (needing.empty()) return;
 
     const auto first = *needing.front()->advice.run_as;
-    const bool one_value_for_all = needing.size() == visible.size() &&
-                                   std::all_of(needing.begin(), needing.end(), [&](const GpuInfo* g) { return *g->advice.run_as == first; });
+    const bool one_value_for_all =
+        needing.size() == visible.size() &&
+        std::all_of(needing.begin(), needing.end(), [&](const GpuInfo* g) { return *g->advice.run_as == first; });
     if (one_value_for_all) {
-        lines.push_back({"every GPU ROCm sees needs the same target, so one global override", "HSA_OVERRIDE_GFX_VERSION",
-                         override_string(first)});
+        lines.push_back({"every GPU ROCm sees needs the same target, so one global override",
+                         "HSA_OVERRIDE_GFX_VERSION", override_string(first)});
         return;
     }
     // A global override would re-target the GPUs that run natively; per-node variables (libhsakmt,
@@ -48,7 +50,8 @@ void add_override_lines(const std::vector<const GpuInfo*>& visible, std::vector<
             continue;
         }
         lines.push_back({"per-GPU override for KFD node " + std::to_string(*g->kfd_node) + " (" + describe(*g) + ")",
-                         "HSA_OVERRIDE_GFX_VERSION_" + std::to_string(*g->kfd_node), override_string(*g->advice.run_as)});
+                         "HSA_OVERRIDE_GFX_VERSION_" + std::to_string(*g->kfd_node),
+                         override_string(*g->advice.run_as)});
     }
 }
 
@@ -80,7 +83,9 @@ std::vector<EnvLine> service_env(const ProbeReport& report) {
     std::vector<EnvLine> lines;
     for (const auto& s : report.overrides_in_env) {
         if (!s.problem.empty())
-            lines.push_back({"WARNING: " + s.problem + "; libhsakmt rejects it and ROCm sees no GPU at all: fix or remove it", "", ""});
+            lines.push_back(
+                {"WARNING: " + s.problem + "; libhsakmt rejects it and ROCm sees no GPU at all: fix or remove it", "",
+                 ""});
         else
             lines.push_back({"note: " + s.variable + "=" + s.value + " is already set in this environment (ROCm runs " +
                                  (s.variable == "HSA_OVERRIDE_GFX_VERSION" ? "every GPU" : "that node") + " as " +
@@ -92,8 +97,9 @@ std::vector<EnvLine> service_env(const ProbeReport& report) {
         std::string hidden;
         for (const auto& g : report.gpus)
             if (g.integrated) hidden += (hidden.empty() ? "" : ", ") + describe(g);
-        lines.push_back({"hide the integrated " + hidden + " so that Ollama and ollama-airllm use only the discrete GPU(s)",
-                         "ROCR_VISIBLE_DEVICES", visible_list(visible)});
+        lines.push_back(
+            {"hide the integrated " + hidden + " so that Ollama and ollama-airllm use only the discrete GPU(s)",
+             "ROCR_VISIBLE_DEVICES", visible_list(visible)});
     }
     add_override_lines(visible, lines);
     return lines;

@@ -76,8 +76,10 @@ KfdScan scan_kfd(const SysfsTree& tree) {
 
     std::vector<int> nodes;
     for (const auto& name : tree.list(topology / "nodes")) {
-        if (const auto node = parse_node_name(name)) nodes.push_back(*node);
-        else scan.notes.push_back(tree.display(topology / "nodes" / name) + ": not a numeric node folder; ignored");
+        if (const auto node = parse_node_name(name))
+            nodes.push_back(*node);
+        else
+            scan.notes.push_back(tree.display(topology / "nodes" / name) + ": not a numeric node folder; ignored");
     }
     // Numeric order: HIP numbers devices in this order, and "10" must come after "9".
     std::sort(nodes.begin(), nodes.end());
@@ -88,11 +90,13 @@ KfdScan scan_kfd(const SysfsTree& tree) {
         const auto read = tree.read(file);
         if (read.status == ReadStatus::denied) {
             scan.notes.push_back(tree.display(file) + ": " + read.reason +
-                                 " (a container's device cgroup hides this GPU); node " + std::to_string(node) + " skipped");
+                                 " (a container's device cgroup hides this GPU); node " + std::to_string(node) +
+                                 " skipped");
             continue;
         }
         if (read.status != ReadStatus::ok) {
-            scan.notes.push_back(tree.display(file) + ": " + read.reason + "; node " + std::to_string(node) + " skipped");
+            scan.notes.push_back(tree.display(file) + ": " + read.reason + "; node " + std::to_string(node) +
+                                 " skipped");
             scan.input_error = true;
             continue;
         }
@@ -104,7 +108,8 @@ KfdScan scan_kfd(const SysfsTree& tree) {
         }
         const auto simd_count = props->get("simd_count");
         if (!simd_count) {
-            scan.notes.push_back(tree.display(file) + ": no simd_count line, cannot tell CPU from GPU (truncated?); node " +
+            scan.notes.push_back(tree.display(file) +
+                                 ": no simd_count line, cannot tell CPU from GPU (truncated?); node " +
                                  std::to_string(node) + " skipped");
             scan.input_error = true;
             continue;

@@ -1,11 +1,11 @@
 #include "probe/source_smi.h"
 
-#include <cstdio>
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <unistd.h>
+#include <cstdio>
 #include <iostream>
 #include <memory>
-#include <unistd.h>
 
 #include <rocm_smi/rocm_smi.h>
 
@@ -132,19 +132,20 @@ SmiScan scan_smi(const std::string& library, const std::string& rocm_path) {
     }
     if (!handle) {
         scan.report.state = SourceState::absent;
-        scan.report.detail = "library not found (tried " + candidates.front() + (candidates.size() > 1 ? " and others)" : ")");
+        scan.report.detail =
+            "library not found (tried " + candidates.front() + (candidates.size() > 1 ? " and others)" : ")");
         return scan;
     }
 
     SmiApi api;
-    const bool complete = bind(handle.get(), "rsmi_init", api.init) && bind(handle.get(), "rsmi_shut_down", api.shut_down) &&
-                          bind(handle.get(), "rsmi_num_monitor_devices", api.num_devices) &&
-                          bind(handle.get(), "rsmi_dev_drm_render_minor_get", api.render_minor) &&
-                          bind(handle.get(), "rsmi_dev_pci_id_get", api.pci_id) &&
-                          bind(handle.get(), "rsmi_dev_name_get", api.name) &&
-                          bind(handle.get(), "rsmi_dev_unique_id_get", api.unique_id) &&
-                          bind(handle.get(), "rsmi_dev_memory_total_get", api.memory_total) &&
-                          bind(handle.get(), "rsmi_dev_memory_usage_get", api.memory_usage);
+    const bool complete =
+        bind(handle.get(), "rsmi_init", api.init) && bind(handle.get(), "rsmi_shut_down", api.shut_down) &&
+        bind(handle.get(), "rsmi_num_monitor_devices", api.num_devices) &&
+        bind(handle.get(), "rsmi_dev_drm_render_minor_get", api.render_minor) &&
+        bind(handle.get(), "rsmi_dev_pci_id_get", api.pci_id) && bind(handle.get(), "rsmi_dev_name_get", api.name) &&
+        bind(handle.get(), "rsmi_dev_unique_id_get", api.unique_id) &&
+        bind(handle.get(), "rsmi_dev_memory_total_get", api.memory_total) &&
+        bind(handle.get(), "rsmi_dev_memory_usage_get", api.memory_usage);
     bind(handle.get(), "rsmi_status_string", api.status_string);
     if (!complete) {
         scan.report.state = SourceState::error;

@@ -1,9 +1,9 @@
 #include "probe/sysfs.h"
 
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
 
 namespace probe {
 
@@ -26,9 +26,12 @@ class FileDescriptor {
 ReadResult from_errno(int err) {
     ReadResult r;
     r.reason = std::strerror(err);
-    if (err == ENOENT || err == ENOTDIR) r.status = ReadStatus::absent;
-    else if (err == EPERM || err == EACCES) r.status = ReadStatus::denied;
-    else r.status = ReadStatus::failed;
+    if (err == ENOENT || err == ENOTDIR)
+        r.status = ReadStatus::absent;
+    else if (err == EPERM || err == EACCES)
+        r.status = ReadStatus::denied;
+    else
+        r.status = ReadStatus::failed;
     return r;
 }
 

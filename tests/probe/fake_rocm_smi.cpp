@@ -89,9 +89,12 @@ rsmi_status_t rsmi_dev_unique_id_get(uint32_t dv, uint64_t* id) {
 
 rsmi_status_t rsmi_dev_memory_total_get(uint32_t dv, rsmi_memory_type_t type, uint64_t* total) {
     if (!valid(dv)) return RSMI_STATUS_INVALID_ARGS;
-    if (type == RSMI_MEM_TYPE_VRAM) *total = devices()[dv].vram_total;
-    else if (type == RSMI_MEM_TYPE_GTT) *total = devices()[dv].gtt;
-    else return RSMI_STATUS_NOT_SUPPORTED;
+    if (type == RSMI_MEM_TYPE_VRAM)
+        *total = devices()[dv].vram_total;
+    else if (type == RSMI_MEM_TYPE_GTT)
+        *total = devices()[dv].gtt;
+    else
+        return RSMI_STATUS_NOT_SUPPORTED;
     return RSMI_STATUS_SUCCESS;
 }
 

@@ -24,7 +24,8 @@ inline probe::ProbeOptions replay_options(const std::filesystem::path& root) {
 inline probe::ProbeReport replay(const std::filesystem::path& root) { return probe::run_probe(replay_options(root)); }
 
 inline bool any_note_contains(const probe::ProbeReport& report, const std::string& text) {
-    return std::any_of(report.notes.begin(), report.notes.end(), [&](const std::string& n) { return n.find(text) != std::string::npos; });
+    return std::any_of(report.notes.begin(), report.notes.end(),
+                       [&](const std::string& n) { return n.find(text) != std::string::npos; });
 }
 
 }  // namespace test_probe

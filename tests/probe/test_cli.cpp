@@ -1,9 +1,9 @@
 // rocm-probe as users run it: exit codes, messages, formats, rocm-smi loading and permissions.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <unistd.h>
 
 #include "replay.h"
 #include "support/run_process.h"
@@ -23,7 +23,9 @@ std::vector<std::string> probe_args(std::initializer_list<std::string> extra) {
     return args;
 }
 
-std::size_t line_count(const std::string& text) { return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')); }
+std::size_t line_count(const std::string& text) {
+    return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
 
 }  // namespace
 
@@ -67,11 +69,13 @@ TEST_CASE("cli: usage errors exit 2 and name the problem") {
 TEST_CASE("cli: --help exits 0 and lists every format") {
     const auto r = run_process({probe_bin, "--help"});
     CHECK(r.exit_code == 0);
-    for (const char* word : {"table", "json", "env", "targets", "--sysfs-root", "Exit status"}) CHECK(r.out.find(word) != std::string::npos);
+    for (const char* word : {"table", "json", "env", "targets", "--sysfs-root", "Exit status"})
+        CHECK(r.out.find(word) != std::string::npos);
 }
 
 TEST_CASE("cli: --format targets prints the CMake list and nothing else") {
-    const auto r = run_process(probe_args({"--sysfs-root", machine("laptop-780m-7600s").string(), "--format", "targets"}));
+    const auto r =
+        run_process(probe_args({"--sysfs-root", machine("laptop-780m-7600s").string(), "--format", "targets"}));
     CHECK(r.exit_code == 0);
     CHECK(r.out == "gfx1102;gfx1103\n");
     TempTree empty;
@@ -82,7 +86,8 @@ TEST_CASE("cli: --format targets prints the CMake list and nothing else") {
 }
 
 TEST_CASE("cli: --format env and --json") {
-    const auto env = run_process(probe_args({"--sysfs-root", machine("laptop-780m-7600s").string(), "--format", "env"}));
+    const auto env =
+        run_process(probe_args({"--sysfs-root", machine("laptop-780m-7600s").string(), "--format", "env"}));
     CHECK(env.exit_code == 0);
     CHECK(env.out.find("ROCR_VISIBLE_DEVICES=GPU-4a5b6c7d8e9fa0b1\n") != std::string::npos);
     const auto json = run_process(probe_args({"--sysfs-root", machine("mi300x-8gpu").string(), "--json"}));
@@ -92,7 +97,8 @@ TEST_CASE("cli: --format env and --json") {
 }
 
 TEST_CASE("cli: a malformed HSA_OVERRIDE_GFX_VERSION is called out as the reason ROCm sees no GPU") {
-    const auto r = run_process(probe_args({"--sysfs-root", machine("rx7900xtx").string()}), {"HSA_OVERRIDE_GFX_VERSION=11.0"});
+    const auto r =
+        run_process(probe_args({"--sysfs-root", machine("rx7900xtx").string()}), {"HSA_OVERRIDE_GFX_VERSION=11.0"});
     CHECK(r.exit_code == 0);
     CHECK(r.out.find("HSA_OVERRIDE_GFX_VERSION='11.0' is malformed") != std::string::npos);
     CHECK(r.out.find("ROCm sees no GPU") != std::string::npos);
@@ -129,7 +135,8 @@ TEST_CASE("cli: a node the container may not read (EPERM/EACCES) is skipped with
     REQUIRE(doc["gpus"].size() == 1);
     CHECK(doc["gpus"][0]["kfd_node"] == 1);
     bool noted = false;
-    for (const auto& n : doc["notes"]) noted = noted || n.get<std::string>().find("node 2 skipped") != std::string::npos;
+    for (const auto& n : doc["notes"])
+        noted = noted || n.get<std::string>().find("node 2 skipped") != std::string::npos;
     CHECK(noted);
 }
 
@@ -153,8 +160,9 @@ TEST_CASE("cli: rocm-smi joins by render minor and supplies memory; its noise ne
     tree.write("devices.txt",
                "128 300 8c2a1b3d4e5f6071 25753026560 5368709120 33292120064 Navi 31 [Radeon RX 7900 XT/7900 XTX]\n"
                "200 9900 0 1 0 0 Phantom\n");
-    const auto r = run_process(probe_args({"--sysfs-root", machine("rx7900xtx").string(), "--smi-library", OAR_FAKE_ROCM_SMI, "--json"}),
-                               {"FAKE_ROCM_SMI_DEVICES=" + (tree.root() / "devices.txt").string()});
+    const auto r = run_process(
+        probe_args({"--sysfs-root", machine("rx7900xtx").string(), "--smi-library", OAR_FAKE_ROCM_SMI, "--json"}),
+        {"FAKE_ROCM_SMI_DEVICES=" + (tree.root() / "devices.txt").string()});
     CHECK(r.exit_code == 0);
     CHECK(r.err.empty());
     CHECK(r.out.find("FAKE-RSMI-NOISE") == std::string::npos);
@@ -165,7 +173,8 @@ TEST_CASE("cli: rocm-smi joins by render minor and supplies memory; its noise ne
     CHECK(gpu["marketing_name"] == "AMD Radeon RX 7900 XTX");  // amdgpu.ids with the revision wins
     CHECK(doc["sources"][0]["state"] == "used");
     bool noted = false;
-    for (const auto& n : doc["notes"]) noted = noted || n.get<std::string>().find("0000:99:00.0 matches no") != std::string::npos;
+    for (const auto& n : doc["notes"])
+        noted = noted || n.get<std::string>().find("0000:99:00.0 matches no") != std::string::npos;
     CHECK(noted);
 }
 
@@ -177,8 +186,9 @@ TEST_CASE("cli: rocm-smi without a render minor joins by PCI slot, and names the
     const auto split = text.find("cpu_cores_count", 1);
     tree.write("root/sys/class/kfd/kfd/topology/nodes/0/properties", text.substr(0, split));
     tree.write("root/sys/class/kfd/kfd/topology/nodes/1/properties", text.substr(split));
-    const auto r = run_process(probe_args({"--sysfs-root", (tree.root() / "root").string(), "--smi-library", OAR_FAKE_ROCM_SMI, "--json"}),
-                               {"FAKE_ROCM_SMI_DEVICES=" + (tree.root() / "devices.txt").string()});
+    const auto r = run_process(
+        probe_args({"--sysfs-root", (tree.root() / "root").string(), "--smi-library", OAR_FAKE_ROCM_SMI, "--json"}),
+        {"FAKE_ROCM_SMI_DEVICES=" + (tree.root() / "devices.txt").string()});
     REQUIRE(r.exit_code == 0);
     const auto gpu = nlohmann::json::parse(r.out)["gpus"][0];
     CHECK(gpu["marketing_name"] == "Navi 31 [Radeon RX 7900 XT/7900 XTX]");
@@ -198,7 +208,30 @@ TEST_CASE("cli: a failing rocm-smi init is 'absent', silently") {
 
 TEST_CASE("cli: a library that is not rocm-smi is an error source, not a crash") {
     TempTree tree;
-    const auto r = run_process(probe_args({"--sysfs-root", tree.root().string(), "--smi-library", "libc.so.6", "--verbose"}));
+    const auto r =
+        run_process(probe_args({"--sysfs-root", tree.root().string(), "--smi-library", "libc.so.6", "--verbose"}));
     CHECK(r.exit_code == 1);
     CHECK(r.out.find("missing an rsmi_* symbol") != std::string::npos);
+}
+
+TEST_CASE("cli: tools/capture-sysfs copies what the probe needs, and the capture replays the same") {
+    TempTree tree;
+    const auto capture_dir = tree.root() / "capture";
+    const auto cap = run_process({"/bin/bash", std::string(OAR_TOOLS) + "/capture-sysfs", "--from",
+                                  machine("laptop-780m-7600s").string(), capture_dir.string()});
+    REQUIRE(cap.exit_code == 0);
+    CHECK(cap.out.find("0 unreadable") != std::string::npos);
+    const auto original =
+        run_process(probe_args({"--sysfs-root", machine("laptop-780m-7600s").string(), "--json", "--rocblas-dir",
+                                (machine("laptop-780m-7600s") / "opt/rocm/lib/rocblas/library").string()}));
+    const auto replayed =
+        run_process(probe_args({"--sysfs-root", capture_dir.string(), "--json", "--rocblas-dir",
+                                (machine("laptop-780m-7600s") / "opt/rocm/lib/rocblas/library").string()}));
+    REQUIRE(original.exit_code == 0);
+    REQUIRE(replayed.exit_code == 0);
+    CHECK(nlohmann::json::parse(original.out)["gpus"] == nlohmann::json::parse(replayed.out)["gpus"]);
+    // A second capture into the same folder would mix machines: refused.
+    const auto again = run_process({"/bin/bash", std::string(OAR_TOOLS) + "/capture-sysfs", capture_dir.string()});
+    CHECK(again.exit_code == 2);
+    CHECK(again.err.find("not empty") != std::string::npos);
 }

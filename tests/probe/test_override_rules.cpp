@@ -11,7 +11,8 @@ probe::GfxVersion gfx(const char* name) { return *probe::parse_gfx_name(name); }
 }  // namespace
 
 TEST_CASE("override advice when the installed rocBLAS is known") {
-    const std::set<std::string> arch_rocblas = {"gfx908", "gfx90a", "gfx942", "gfx1030", "gfx1100", "gfx1101", "gfx1102"};
+    const std::set<std::string> arch_rocblas = {"gfx908",  "gfx90a",  "gfx942", "gfx1030",
+                                                "gfx1100", "gfx1101", "gfx1102"};
     const std::set<std::string> only_1100 = {"gfx1100"};
     const struct {
         const char* physical;
@@ -22,14 +23,11 @@ TEST_CASE("override advice when the installed rocBLAS is known") {
         {"gfx1100", &arch_rocblas, nullptr, true},   // RX 7900 XTX: native
         {"gfx1030", &arch_rocblas, nullptr, true},   // RX 6800 XT: native
         {"gfx1031", &arch_rocblas, "10.3.0", true},  // RX 6700 XT runs gfx1030 code
-        {"gfx1032", &arch_rocblas, "10.3.0", true},
-        {"gfx1034", &arch_rocblas, "10.3.0", true},
-        {"gfx1036", &arch_rocblas, "10.3.0", true},
-        {"gfx1102", &arch_rocblas, nullptr, true},   // built: no override
-        {"gfx1102", &only_1100, "11.0.0", true},     // not built: runs as gfx1100
-        {"gfx1101", &only_1100, "11.0.0", true},
-        {"gfx1103", &arch_rocblas, "11.0.0", true},  // 780M
-        {"gfx1031", &only_1100, nullptr, false},     // gfx1030 missing too
+        {"gfx1032", &arch_rocblas, "10.3.0", true}, {"gfx1034", &arch_rocblas, "10.3.0", true},
+        {"gfx1036", &arch_rocblas, "10.3.0", true}, {"gfx1102", &arch_rocblas, nullptr, true},  // built: no override
+        {"gfx1102", &only_1100, "11.0.0", true},  // not built: runs as gfx1100
+        {"gfx1101", &only_1100, "11.0.0", true},    {"gfx1103", &arch_rocblas, "11.0.0", true},  // 780M
+        {"gfx1031", &only_1100, nullptr, false},                                                 // gfx1030 missing too
         {"gfx1152", &arch_rocblas, nullptr, false},  // no authoritative rule
         {"gfx90c", &arch_rocblas, nullptr, false},   // gfx900 not in this rocBLAS
     };
@@ -62,7 +60,8 @@ TEST_CASE("override advice falls back to Ollama's ROCm target list when rocBLAS 
 }
 
 TEST_CASE("every rule maps to a different, natively supported target") {
-    for (const char* name : {"gfx1031", "gfx1032", "gfx1033", "gfx1034", "gfx1035", "gfx1036", "gfx1101", "gfx1102", "gfx1103", "gfx90c"}) {
+    for (const char* name : {"gfx1031", "gfx1032", "gfx1033", "gfx1034", "gfx1035", "gfx1036", "gfx1101", "gfx1102",
+                             "gfx1103", "gfx90c"}) {
         CAPTURE(name);
         const auto rule = probe::find_override_rule(gfx(name));
         REQUIRE(rule.has_value());

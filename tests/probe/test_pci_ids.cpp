@@ -9,7 +9,7 @@ TEST_CASE("PCI device ids map to gfx targets") {
         const char* gfx;
         bool apu;
     } rows[] = {
-        {0x6860, "gfx900", false},  {0x687F, "gfx900", false},  {0x66AF, "gfx906", false}, {0x740F, "gfx90a", false},
+        {0x6860, "gfx900", false},  {0x687F, "gfx900", false},  {0x66AF, "gfx906", false},  {0x740F, "gfx90a", false},
         {0x74A1, "gfx942", false},  {0x73BF, "gfx1030", false}, {0x73DF, "gfx1031", false}, {0x163F, "gfx1033", true},
         {0x744C, "gfx1100", false}, {0x747E, "gfx1101", false}, {0x7480, "gfx1102", false}, {0x15BF, "gfx1103", true},
         {0x1586, "gfx1151", true},  {0x7590, "gfx1200", false}, {0x7551, "gfx1201", false},

@@ -25,7 +25,8 @@ TEST_CASE("Vega10 on a kernel without gfx_target_version: target from the PCI id
     CHECK(gpu.unique_id == 14073402507705256556ull);
     CHECK(gpu.compute_units == 64u);
     CHECK_FALSE(gpu.integrated);
-    const auto pci = std::find_if(report.sources.begin(), report.sources.end(), [](const auto& s) { return s.name == "pci-id table"; });
+    const auto pci = std::find_if(report.sources.begin(), report.sources.end(),
+                                  [](const auto& s) { return s.name == "pci-id table"; });
     CHECK(pci->state == probe::SourceState::used);
 }
 
@@ -41,7 +42,7 @@ TEST_CASE("MI210 on a two-socket host: GPU index counts GPU nodes only") {
     CHECK(gpu.gfx_source == probe::GfxSource::kfd);
     CHECK(gpu.pci_address->str() == "0000:63:00.0");
     CHECK(gpu.marketing_name == "AMD Instinct MI210");  // 0x740F has one name in amdgpu.ids
-    CHECK_FALSE(gpu.vram_total.has_value());             // capture has no mem_banks
+    CHECK_FALSE(gpu.vram_total.has_value());            // capture has no mem_banks
     CHECK(gpu.compute_units == 104u);
 }
 

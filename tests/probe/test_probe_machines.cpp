@@ -155,7 +155,8 @@ TEST_CASE("a properties file without simd_count cannot be classified") {
 TEST_CASE("a masked or undecodable gfx_target_version falls back to the PCI id") {
     TempTree tree;
     tree.copy(machine("rx7900xtx") / "sys", "sys");
-    tree.write(nodes + "1/properties", replace(node_properties("rx7900xtx", 1), "gfx_target_version 110000", "gfx_target_version 119999"));
+    tree.write(nodes + "1/properties",
+               replace(node_properties("rx7900xtx", 1), "gfx_target_version 110000", "gfx_target_version 119999"));
     const auto report = replay(tree.root());
     REQUIRE(report.gpus.size() == 1);
     CHECK(report.gpus[0].gfx_target() == "gfx1100");

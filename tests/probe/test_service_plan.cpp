@@ -21,7 +21,8 @@ std::vector<std::pair<std::string, std::string>> assignments(const probe::ProbeR
 // A tree with rocBLAS kernels for exactly `targets`.
 void set_rocblas(const TempTree& tree, std::initializer_list<const char*> targets) {
     std::filesystem::remove_all(tree.root() / "opt/rocm/lib/rocblas/library");
-    for (const char* t : targets) tree.write(std::string("opt/rocm/lib/rocblas/library/TensileLibrary_lazy_") + t + ".dat", "");
+    for (const char* t : targets)
+        tree.write(std::string("opt/rocm/lib/rocblas/library/TensileLibrary_lazy_") + t + ".dat", "");
 }
 
 }  // namespace
@@ -97,8 +98,10 @@ TEST_CASE("two GPUs that both need the same override share one global line") {
 
 TEST_CASE("overrides already in the environment are reported and checked") {
     auto options = replay_options(machine("rx7900xtx"));
-    options.environment = {{"HSA_OVERRIDE_GFX_VERSION", "11.0"}, {"HSA_OVERRIDE_GFX_VERSION_1", "11.0.0"},
-                           {"HSA_OVERRIDE_GFX_VERSION_FOO", "x"}, {"ROCM_PATH", "/nowhere"}};
+    options.environment = {{"HSA_OVERRIDE_GFX_VERSION", "11.0"},
+                           {"HSA_OVERRIDE_GFX_VERSION_1", "11.0.0"},
+                           {"HSA_OVERRIDE_GFX_VERSION_FOO", "x"},
+                           {"ROCM_PATH", "/nowhere"}};
     const auto report = probe::run_probe(options);
     REQUIRE(report.overrides_in_env.size() == 2);
     const auto& global = report.overrides_in_env[0];

@@ -1,11 +1,11 @@
 #include "support/run_process.h"
 
-#include <cerrno>
 #include <fcntl.h>
 #include <poll.h>
-#include <stdexcept>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <cerrno>
+#include <stdexcept>
 
 extern char** environ;
 
@@ -16,8 +16,10 @@ namespace {
 void drain(int fd, std::string& into, bool& open) {
     char buf[4096];
     const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n > 0) into.append(buf, static_cast<std::size_t>(n));
-    else if (n == 0 || errno != EINTR) open = false;
+    if (n > 0)
+        into.append(buf, static_cast<std::size_t>(n));
+    else if (n == 0 || errno != EINTR)
+        open = false;
 }
 
 }  // namespace

@@ -1,9 +1,9 @@
 #include "support/temp_tree.h"
 
+#include <stdlib.h>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
-#include <stdlib.h>
 
 namespace test_support {
 
@@ -21,7 +21,8 @@ TempTree::~TempTree() {
     std::error_code ec;
     // Permission tests leave mode-000 files behind; make everything removable first.
     for (std::filesystem::recursive_directory_iterator it(root_, ec), end; !ec && it != end; it.increment(ec))
-        std::filesystem::permissions(it->path(), std::filesystem::perms::owner_all, std::filesystem::perm_options::add, ec);
+        std::filesystem::permissions(it->path(), std::filesystem::perms::owner_all, std::filesystem::perm_options::add,
+                                     ec);
     std::filesystem::remove_all(root_, ec);
 }
 
@@ -36,7 +37,8 @@ void TempTree::write(const std::filesystem::path& relative, const std::string& t
 void TempTree::copy(const std::filesystem::path& from, const std::filesystem::path& relative) const {
     const auto to = root_ / relative;
     std::filesystem::create_directories(to.parent_path());
-    std::filesystem::copy(from, to, std::filesystem::copy_options::recursive | std::filesystem::copy_options::copy_symlinks);
+    std::filesystem::copy(from, to,
+                          std::filesystem::copy_options::recursive | std::filesystem::copy_options::copy_symlinks);
 }
 
 std::string read_file(const std::filesystem::path& path) {
