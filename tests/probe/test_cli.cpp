@@ -124,12 +124,16 @@ TEST_CASE("cli: a node the container may not read (EPERM/EACCES) is skipped with
     tree.copy(machine("rx7900xtx") / "sys", "sys");
     tree.copy(machine("rx6800xt") / "sys/class/kfd/kfd/topology/nodes/1", "sys/class/kfd/kfd/topology/nodes/2");
     std::filesystem::permissions(tree.topology() / "nodes/2/properties", std::filesystem::perms::none);
-    // Root reads any file, so the probe runs as nobody, as ollama's service user would.
+    // Root reads any file, so the probe runs as nobody, as ollama's service user would. The checkout
+    // may sit in a folder nobody cannot enter, so the binary runs from the temporary tree.
+    tree.copy(probe_bin, "rocm-probe");
     std::vector<std::string> args;
     if (::geteuid() == 0) args = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"};
-    const auto base = probe_args({"--sysfs-root", tree.root().string(), "--json"});
-    args.insert(args.end(), base.begin(), base.end());
+    const std::vector<std::string> probe = {(tree.root() / "rocm-probe").string(), "--sysfs-root", tree.root().string(),
+                                            "--json"};
+    args.insert(args.end(), probe.begin(), probe.end());
     const auto r = run_process(args);
+    INFO(r.err);
     REQUIRE(r.exit_code == 0);
     const auto doc = nlohmann::json::parse(r.out);
     REQUIRE(doc["gpus"].size() == 1);
@@ -154,7 +158,7 @@ TEST_CASE("cli: on this machine (no AMD GPU on CI) the live probe answers cleanl
     CHECK(r.out.find("Failed to open") == std::string::npos);
 }
 
-TEST_CASE("cli: rocm-smi joins by render minor and supplies memory; its noise never reaches the user") {
+TEST_CASE("cli: rocm-smi joins by render minor and supplies memory and its noise never reaches the user") {
     TempTree tree;
     // minor 128 at 03:00.0 with 5 GiB used; a second device at minor 200 matches nothing.
     tree.write("devices.txt",

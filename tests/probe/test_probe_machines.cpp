@@ -205,7 +205,7 @@ TEST_CASE("the PCI address comes from the device link when uevent is missing") {
     CHECK(report.gpus[0].pci_address->str() == "0000:2d:00.0");
 }
 
-TEST_CASE("malformed DRM attributes are noted; KFD facts stand") {
+TEST_CASE("malformed DRM attributes are noted and KFD facts stand") {
     TempTree tree;
     tree.copy(machine("rx7900xtx") / "sys", "sys");
     tree.write("sys/class/drm/renderD128/device/mem_info_vram_total", "lots\n");
