@@ -192,6 +192,11 @@ VerifyStep check_installed(const Context& ctx, const sys::AlpmPackage& expected)
         else if (!S_ISLNK(st.st_mode) && (st.st_mode & 07777) != (f.mode & 07777))
             step.problems.push_back(f.path + ": mode " + mode_string(st.st_mode) + " on disk, package has " +
                                     mode_string(f.mode));
+        // makepkg packs everything as root:root. Under fakeroot the real owner is ours, and pacman -Qkk,
+        // which runs inside the same fakeroot state, checks ownership instead.
+        if (!ctx.options.use_fakeroot && (st.st_uid != 0 || st.st_gid != 0))
+            step.problems.push_back(f.path + ": owned by " + std::to_string(st.st_uid) + ":" +
+                                    std::to_string(st.st_gid) + " on disk, packages install files as root:root");
     }
     for (const auto& b : expected.backup) {
         const sys::AlpmBackup* lb = installed.find_backup(b.path);
@@ -201,7 +206,7 @@ VerifyStep check_installed(const Context& ctx, const sys::AlpmPackage& expected)
             step.problems.push_back(b.path + ": local database records no hash (upgrades could not detect edits)");
     }
     return finish(std::move(step), installed.name + " " + installed.version + ", " + std::to_string(want.size()) +
-                                       " paths, modes match, " + std::to_string(expected.backup.size()) +
+                                       " paths, modes and owners match, " + std::to_string(expected.backup.size()) +
                                        " backup file(s) recorded");
 }
 

@@ -209,3 +209,13 @@ TEST_CASE("atomic writes leave the old file when the folder is unwritable") {
     REQUIRE_FALSE(missing_dir.ok());
     CHECK(missing_dir.error().message.find("cannot create a temporary file") != std::string::npos);
 }
+
+TEST_CASE("the committed .SRCINFO is what makepkg --printsrcinfo says of the committed PKGBUILD") {
+    TempTree tree;
+    for (const char* name : {"PKGBUILD", "ollama-airllm-rocm.install"}) fs::copy(source_dir / name, tree.root() / name);
+    const auto r = test_support::run_makepkg(tree.root(), {"--printsrcinfo"}, tree.root());
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(r.out == test_support::read_file(source_dir / ".SRCINFO"));
+    const auto syntax = test_support::run_process({"/bin/bash", "-n", (source_dir / "PKGBUILD").string()});
+    CHECK(syntax.exit_code == 0);
+}

@@ -137,9 +137,13 @@ TEST_CASE("verify: an unprivileged user passes through fakeroot") {
     const auto tmp = tree.root() / "tmp";
     std::filesystem::create_directories(tmp);
     std::filesystem::permissions(tmp, std::filesystem::perms::all);  // where nobody's scratch root goes
+    // The checkout may sit in a folder nobody cannot enter: run a copy of the binary on a copy of the package.
+    tree.copy(test_pkg::ollama_pkg(), "ollama-pkg");
+    tree.copy(built_package(Variant::good), "good.pkg.tar.zst");
+    const auto ollama_pkg = (tree.root() / "ollama-pkg").string();
+    const auto package = (tree.root() / "good.pkg.tar.zst").string();
     const auto r = run_process({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/env",
-                                "TMPDIR=" + tmp.string(), test_pkg::ollama_pkg().string(), "verify",
-                                built_package(Variant::good).string()});
+                                "TMPDIR=" + tmp.string(), ollama_pkg, "verify", package});
     INFO(r.out << r.err);
     CHECK(r.exit_code == 0);
     CHECK(contains(r.out, "all 7 steps ok"));
@@ -148,8 +152,7 @@ TEST_CASE("verify: an unprivileged user passes through fakeroot") {
     // Without fakeroot an unprivileged pacman cannot install: the message says how to fix it.
     const auto no_fakeroot =
         run_process({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/env",
-                     "FAKEROOT=/nonexistent/fakeroot", test_pkg::ollama_pkg().string(), "verify",
-                     built_package(Variant::good).string()});
+                     "FAKEROOT=/nonexistent/fakeroot", ollama_pkg, "verify", package});
     CHECK(no_fakeroot.exit_code == 2);
     CHECK(contains(no_fakeroot.err, "fakeroot (needed when not root): /nonexistent/fakeroot: no such program"));
     CHECK(contains(no_fakeroot.err, "set FAKEROOT to its path"));
