@@ -19,5 +19,7 @@ enum ExitCode : int { exit_ok = 0, exit_failed = 1, exit_usage = 2 };
 int run_generate(const std::vector<std::string>& args, CommandIo io);
 int run_inspect(const std::vector<std::string>& args, CommandIo io);
 int run_verify(const std::vector<std::string>& args, CommandIo io);
+int run_update(const std::vector<std::string>& args, CommandIo io);
+int run_build(const std::vector<std::string>& args, CommandIo io);
 
 }  // namespace pkg

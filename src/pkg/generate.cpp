@@ -66,8 +66,9 @@ common::Result<std::vector<LocalSource>> read_patches(const std::filesystem::pat
 
 }  // namespace
 
-common::Result<std::vector<GeneratedFile>> generate_recipe(const GenerateOptions& options) {
-    auto config = load_config(options.config);
+common::Result<std::vector<GeneratedFile>> generate_recipe(const GenerateOptions& options,
+                                                           const std::optional<std::string>& config_text) {
+    auto config = config_text ? parse_config(*config_text, options.config.string()) : load_config(options.config);
     if (!config) return config.error();
     auto patches = read_patches(options.patches);
     if (!patches) return patches.error();

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,7 +23,10 @@ struct GeneratedFile {
     std::string symlink_target;  // set for patches/NAME.patch links (makepkg finds sources only at the top)
 };
 
-common::Result<std::vector<GeneratedFile>> generate_recipe(const GenerateOptions& options);
+// `config_text`, when given, is used instead of reading options.config (which still names it in
+// messages): `update` renders the recipe from the edited configuration before writing anything.
+common::Result<std::vector<GeneratedFile>> generate_recipe(
+    const GenerateOptions& options, const std::optional<std::string>& config_text = std::nullopt);
 
 struct FileStatus {
     std::string name;

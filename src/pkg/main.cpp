@@ -20,6 +20,8 @@ constexpr Subcommand subcommands[] = {
      "render templates/ and ollama-airllm-rocm.yaml into the recipe (--check: diff only)"},
     {"inspect", pkg::run_inspect, "read a built .pkg.tar.zst: .PKGINFO, files, expected layout"},
     {"verify", pkg::run_verify, "install a built package into a scratch root and check it with libalpm and pacman"},
+    {"update", pkg::run_update, "move the recipe to upstream's newest release, or bump pkgrel after a ROCm upgrade"},
+    {"build", pkg::run_build, "check prerequisites and run makepkg with progress and a log (--install: pacman -U)"},
 };
 
 void usage(std::ostream& out) {

@@ -3,7 +3,12 @@
 // recipe's checkout, a patch applied in prepare(), then ollama-pkg inspect and verify on the package.
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <csignal>
 #include <filesystem>
+#include <thread>
+
+#include <unistd.h>
 
 #include "pkg/generate.h"
 #include "support/makepkg.h"
@@ -76,35 +81,80 @@ struct Fixture {
         REQUIRE(pkg::write_generated(*files, recipe).ok());
     }
 
-    test_support::ProcessResult makepkg() {
-        // The build user may not be able to enter the checkout, so the stand-in `go` is copied out of it.
-        if (!fs::exists(tree.root() / "bin/go")) tree.copy(fixtures / "go-standin/go", "bin/go");
-        return test_support::run_makepkg(recipe, {"-f", "-d", "-c", "--nocheck"}, tree.root(),
-                                         (tree.root() / "bin").string());
+    // `ollama-pkg build` as the build user, from copies outside the checkout (which the build user
+    // may not be able to enter), with the stand-in `go` first on PATH.
+    std::vector<std::string> build_command() {
+        if (!fs::exists(tree.root() / "bin/go")) {
+            tree.copy(fixtures / "go-standin/go", "bin/go");
+            tree.copy(OAR_OLLAMA_PKG, "bin/ollama-pkg");
+        }
+        auto argv = test_support::as_build_user(tree.root(), (tree.root() / "bin").string());
+        const std::vector<std::string> build = {(tree.root() / "bin/ollama-pkg").string(),
+                                                "build",
+                                                "--config",
+                                                (recipe / "ollama-airllm-rocm.yaml").string(),
+                                                "--",
+                                                "-c",
+                                                "--nocheck"};
+        argv.insert(argv.end(), build.begin(), build.end());
+        return argv;
     }
 };
 
 }  // namespace
 
-TEST_CASE("roundtrip: a patch that does not apply stops makepkg in prepare() with the reject shown") {
+TEST_CASE("roundtrip: a patch that does not apply stops the build in prepare() with the reject and the log") {
     Fixture f;
     f.use_patch("0001-does-not-apply.patch");
-    const auto r = f.makepkg();
-    const auto output = r.out + r.err;
-    INFO(output);
-    CHECK(r.exit_code != 0);
-    CHECK(output.find("0001-does-not-apply.patch does not apply to Ollama v0.32.15") != std::string::npos);
-    CHECK(output.find("patch failed: main.c:2") != std::string::npos);
-    CHECK(output.find("A failure occurred in prepare()") != std::string::npos);
+    const auto r = run_process(f.build_command());
+    INFO((r.out + r.err));
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("makepkg failed (exit 4) at: ERROR: A failure occurred in prepare().") != std::string::npos);
+    CHECK(r.err.find("last lines:") != std::string::npos);
+    CHECK(r.err.find("patch failed: main.c:2") != std::string::npos);
+    CHECK(r.err.find("full log: " + (f.recipe / "ollama-pkg-build.log").string()) != std::string::npos);
+    const auto log = test_support::read_file(f.recipe / "ollama-pkg-build.log");
+    CHECK(log.find("0001-does-not-apply.patch does not apply to Ollama v0.32.15") != std::string::npos);
     CHECK(test_support::find_package_file(f.recipe).empty());
 }
 
-TEST_CASE("roundtrip: makepkg builds the recipe into a package that inspect and verify accept") {
+TEST_CASE("roundtrip: ollama-pkg build refuses root and stops makepkg cleanly on Ctrl-C") {
     Fixture f;
     f.use_patch("0001-fixture-greeting.patch");
-    const auto r = f.makepkg();
+    if (::geteuid() == 0) {
+        const auto root =
+            run_process({OAR_OLLAMA_PKG, "build", "--config", (f.recipe / "ollama-airllm-rocm.yaml").string()});
+        CHECK(root.exit_code == 2);
+        CHECK(root.err.find("refusing to run as root") != std::string::npos);
+    }
+    test_support::RunningProcess build(f.build_command());
+    REQUIRE(build.wait_for_output("Starting build()", 300));
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    build.send_signal(SIGINT);
+    const auto r = build.wait();
+    INFO(r.out);
+    CHECK(r.exit_code == 130);
+    CHECK(r.out.find("interrupted") != std::string::npos);
+    CHECK(test_support::find_package_file(f.recipe).empty());
+    // Nothing of the build is left running.
+    const auto left = run_process({"/usr/bin/pgrep", "-f", f.recipe.string()});
+    CHECK_MESSAGE(left.exit_code == 1, left.out);
+}
+
+TEST_CASE("roundtrip: ollama-pkg build makes a package that inspect and verify accept") {
+    Fixture f;
+    f.use_patch("0001-fixture-greeting.patch");
+    const auto r = run_process(f.build_command());
     INFO((r.out + r.err));
     REQUIRE(r.exit_code == 0);
+    // Progress from makepkg's own steps, with the skipped checks named on this Debian machine.
+    CHECK(r.out.find("skipped:") != std::string::npos);
+    CHECK(r.out.find("makepkg runs with --nodeps") != std::string::npos);
+    for (const char* step :
+         {"] Retrieving sources...", "] Starting prepare()...", "] Starting build()...", "] Finished making:"})
+        CHECK(r.out.find(step) != std::string::npos);
+    CHECK(test_support::read_file(f.recipe / "ollama-pkg-build.log").find("Applied patch main.c cleanly") !=
+          std::string::npos);
     const auto package = test_support::find_package_file(f.recipe);
     REQUIRE_FALSE(package.empty());
     // makepkg --clean removed its own $srcdir, not this project's src/.

@@ -20,8 +20,7 @@ void open_up_for_builder(const std::filesystem::path& dir) {
     }
 }
 
-ProcessResult run_makepkg(const std::filesystem::path& dir, const std::vector<std::string>& args,
-                          const std::filesystem::path& home, const std::string& extra_path) {
+std::vector<std::string> as_build_user(const std::filesystem::path& home, const std::string& extra_path) {
     {
         std::ofstream gitconfig(home / ".gitconfig");
         gitconfig << "[safe]\n\tdirectory = *\n[init]\n\tdefaultBranch = main\n";
@@ -31,17 +30,17 @@ ProcessResult run_makepkg(const std::filesystem::path& dir, const std::vector<st
     if (::geteuid() == 0) argv = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"};
     const std::string path = (extra_path.empty() ? "" : extra_path + ":") + "/usr/local/bin:/usr/bin:/bin";
     // A clean environment: nothing of the test runner's (or an outer makepkg's) settings leaks in.
-    std::vector<std::string> env_args = {"/usr/bin/env",
-                                         "-i",
-                                         "PATH=" + path,
-                                         "HOME=" + home.string(),
-                                         "LANG=C.UTF-8",
-                                         "PKGEXT=.pkg.tar.zst",
-                                         "/bin/sh",
-                                         "-c",
-                                         "cd \"$0\" && exec makepkg \"$@\"",
-                                         dir.string()};
-    argv.insert(argv.end(), env_args.begin(), env_args.end());
+    const std::vector<std::string> env = {"/usr/bin/env",          "-i",           "PATH=" + path,
+                                          "HOME=" + home.string(), "LANG=C.UTF-8", "PKGEXT=.pkg.tar.zst"};
+    argv.insert(argv.end(), env.begin(), env.end());
+    return argv;
+}
+
+ProcessResult run_makepkg(const std::filesystem::path& dir, const std::vector<std::string>& args,
+                          const std::filesystem::path& home, const std::string& extra_path) {
+    auto argv = as_build_user(home, extra_path);
+    const std::vector<std::string> makepkg = {"/bin/sh", "-c", "cd \"$0\" && exec makepkg \"$@\"", dir.string()};
+    argv.insert(argv.end(), makepkg.begin(), makepkg.end());
     argv.insert(argv.end(), args.begin(), args.end());
     return run_process(argv);
 }

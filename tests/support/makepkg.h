@@ -14,6 +14,10 @@ namespace test_support {
 // Makes `dir` and everything below it writable by the unprivileged build user.
 void open_up_for_builder(const std::filesystem::path& dir);
 
+// The argv prefix that runs a program as the build user with a clean environment: setpriv to nobody
+// when we are root, `env -i` with PATH (`extra_path` first), HOME and LANG. Writes HOME/.gitconfig.
+std::vector<std::string> as_build_user(const std::filesystem::path& home, const std::string& extra_path = "");
+
 // `extra_path` is prepended to PATH (stand-in tools); `home` gets a .gitconfig trusting every repository,
 // since the build user clones repositories that root created.
 ProcessResult run_makepkg(const std::filesystem::path& dir, const std::vector<std::string>& args,

@@ -16,4 +16,23 @@ struct ProcessResult {
 ProcessResult run_process(const std::vector<std::string>& argv, const std::vector<std::string>& env = {},
                           bool replace_env = false);
 
+// A program left running so that a test can watch its output and signal it.
+class RunningProcess {
+  public:
+    explicit RunningProcess(const std::vector<std::string>& argv);
+    RunningProcess(const RunningProcess&) = delete;
+    RunningProcess& operator=(const RunningProcess&) = delete;
+    ~RunningProcess();  // kills and reaps the child if the test did not wait for it
+
+    // Reads stdout+stderr until `text` appears; false after `seconds` or at end of output.
+    bool wait_for_output(const std::string& text, int seconds);
+    void send_signal(int signal);
+    ProcessResult wait();  // rest of the output and the exit code; `out` holds everything read
+
+  private:
+    int pid_ = -1;
+    int fd_ = -1;
+    std::string output_;
+};
+
 }  // namespace test_support

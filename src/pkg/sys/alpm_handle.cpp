@@ -100,4 +100,20 @@ common::Result<std::optional<AlpmPackage>> AlpmHandle::local_package(const std::
     return std::optional<AlpmPackage>(copy_package(pkg));
 }
 
+common::Result<std::optional<AlpmPackage>> AlpmHandle::local_satisfier(const std::string& dependency) {
+    alpm_db_t* db = alpm_get_localdb(handle_.get());
+    if (!db) return common::make_error("libalpm: no local database: " + last_error());
+    alpm_pkg_t* pkg = alpm_find_satisfier(alpm_db_get_pkgcache(db), dependency.c_str());
+    if (!pkg) return std::optional<AlpmPackage>{};
+    return std::optional<AlpmPackage>(copy_package(pkg));
+}
+
+common::Result<std::size_t> AlpmHandle::local_package_count() {
+    alpm_db_t* db = alpm_get_localdb(handle_.get());
+    if (!db) return common::make_error("libalpm: no local database: " + last_error());
+    std::size_t count = 0;
+    for (alpm_list_t* i = alpm_db_get_pkgcache(db); i; i = i->next) ++count;
+    return count;
+}
+
 }  // namespace pkg::sys

@@ -63,6 +63,11 @@ class AlpmHandle {
     common::Result<AlpmPackage> load_package(const std::filesystem::path& file);
     // The installed package named `name`, or no value when the local database has none.
     common::Result<std::optional<AlpmPackage>> local_package(const std::string& name);
+    // The installed package that satisfies a dependency string ("go", "cmake>=3.25", a provided name),
+    // as alpm_find_satisfier decides; no value when none does.
+    common::Result<std::optional<AlpmPackage>> local_satisfier(const std::string& dependency);
+    // How many packages the local database holds (0 on a system that is not managed by pacman).
+    common::Result<std::size_t> local_package_count();
 
   private:
     struct Release {
