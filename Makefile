@@ -38,6 +38,8 @@ install: all
 
 bench: all
 	$(BUILD_DIR)/bench/bench_probe
+	$(BUILD_DIR)/bench/bench_tokenizer
+	$(BUILD_DIR)/bench/bench_cpu_decode
 
 FORMAT_FILES = $(shell git ls-files '*.cpp' '*.h' '*.cu' '*.cuh' 2>/dev/null)
 

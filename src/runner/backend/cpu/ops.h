@@ -1,0 +1,34 @@
+// CPU kernels of one transformer step each. Activations are f32, row-major [n_tokens, width];
+// weights are TensorViews in their stored dtype, converted inside the kernel.
+#pragma once
+
+#include <cstddef>
+
+#include "runner/backend/cpu/thread_pool.h"
+#include "runner/model/safetensors.h"
+
+namespace runner::cpu {
+
+// out[t, :] = x[t, :] / rms(x[t, :]) * weight        x, out: [n_tokens, n]; weight: [n]
+void rmsnorm(float* out, const float* x, const TensorView& weight, std::size_t n_tokens, std::size_t n, float eps);
+
+// out[t, j] = sum_i w[j, i] * x[t, i] (+ bias[j])    x: [n_tokens, d_in]; w: [d_out, d_in]; out: [n_tokens, d_out]
+// Each weight row is read once for all tokens, so a prompt costs one pass over the weights.
+void matmul(float* out, const float* x, const TensorView& w, const TensorView* bias, std::size_t n_tokens,
+            ThreadPool& pool);
+
+// Rotary embedding in Hugging Face's rotate-half layout, in place.   x: [n_tokens, n_heads * head_dim]
+// inv_freq: [head_dim / 2], positions: [n_tokens]
+void rope(float* x, std::size_t n_tokens, std::size_t n_heads, std::size_t head_dim, const float* inv_freq,
+          const int* positions);
+
+// Causal grouped-query attention for tokens at `positions`, reading keys and values for positions
+// 0..positions[t] from the cache.   q, out: [n_tokens, n_head * head_dim];
+// k_cache, v_cache: [n_ctx, n_head_kv * head_dim]
+void attention(float* out, const float* q, const float* k_cache, const float* v_cache, std::size_t n_tokens,
+               const int* positions, std::size_t n_head, std::size_t n_head_kv, std::size_t head_dim, ThreadPool& pool);
+
+// gate = silu(gate) * up, in place.   gate, up: [n]
+void swiglu(float* gate, const float* up, std::size_t n);
+
+}  // namespace runner::cpu

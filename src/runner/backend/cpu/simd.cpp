@@ -1,0 +1,195 @@
+#include "runner/backend/cpu/simd.h"
+
+#include <cstdint>
+#include <cstring>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace runner::cpu {
+
+namespace {
+
+bool portable_forced = false;  // set only by tests, before any kernel runs
+
+#if defined(__x86_64__)
+bool cpu_has_avx2() {
+    static const bool has =
+        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    return has;
+}
+
+__attribute__((target("avx2,fma,f16c"), always_inline)) inline __m256 load8(DType dtype, const std::byte* row,
+                                                                            std::size_t i) {
+    switch (dtype) {
+        case DType::f32: return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + i);
+        case DType::f16:
+            return _mm256_cvtph_ps(
+                _mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const std::uint16_t*>(row) + i)));
+        case DType::bf16: {
+            const __m128i h =
+                _mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const std::uint16_t*>(row) + i));
+            return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+        }
+    }
+    return _mm256_setzero_ps();
+}
+
+__attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
+    const __m128 lo = _mm256_castps256_ps128(v);
+    const __m128 hi = _mm256_extractf128_ps(v, 1);
+    __m128 s = _mm_add_ps(lo, hi);
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+// One loop per dtype, so that the conversion is decided once per row, with four accumulators to
+// cover the FMA latency.
+template <DType D>
+__attribute__((target("avx2,fma,f16c"))) float dot_row_avx2_t(const std::byte* row, const float* x, std::size_t n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(),
+           acc3 = _mm256_setzero_ps();
+    std::size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        acc0 = _mm256_fmadd_ps(load8(D, row, i), _mm256_loadu_ps(x + i), acc0);
+        acc1 = _mm256_fmadd_ps(load8(D, row, i + 8), _mm256_loadu_ps(x + i + 8), acc1);
+        acc2 = _mm256_fmadd_ps(load8(D, row, i + 16), _mm256_loadu_ps(x + i + 16), acc2);
+        acc3 = _mm256_fmadd_ps(load8(D, row, i + 24), _mm256_loadu_ps(x + i + 24), acc3);
+    }
+    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(load8(D, row, i), _mm256_loadu_ps(x + i), acc0);
+    float sum = hsum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+    for (; i < n; ++i) {
+        float w = 0;
+        convert_row(D, row + i * dtype_size(D), &w, 1);
+        sum += w * x[i];
+    }
+    return sum;
+}
+
+float dot_row_avx2(DType dtype, const std::byte* row, const float* x, std::size_t n) {
+    switch (dtype) {
+        case DType::f32: return dot_row_avx2_t<DType::f32>(row, x, n);
+        case DType::f16: return dot_row_avx2_t<DType::f16>(row, x, n);
+        case DType::bf16: return dot_row_avx2_t<DType::bf16>(row, x, n);
+    }
+    return 0;
+}
+
+__attribute__((target("avx2,fma,f16c"))) void convert_row_avx2(DType dtype, const std::byte* row, float* out,
+                                                               std::size_t n) {
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, load8(dtype, row, i));
+    for (; i < n; ++i) convert_row(dtype, row + i * dtype_size(dtype), out + i, 1);
+}
+
+__attribute__((target("avx2,fma"))) float dot_f32_avx2(const float* a, const float* b, std::size_t n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    std::size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+    }
+    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    float sum = hsum(_mm256_add_ps(acc0, acc1));
+    for (; i < n; ++i) sum += a[i] * b[i];
+    return sum;
+}
+#endif
+
+bool avx2_active() {
+#if defined(__x86_64__)
+    return !portable_forced && cpu_has_avx2();
+#else
+    return false;
+#endif
+}
+
+}  // namespace
+
+float bf16_to_f32(std::uint16_t v) {
+    const std::uint32_t bits = std::uint32_t(v) << 16;
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+float f16_to_f32(std::uint16_t h) {
+    const std::uint32_t sign = std::uint32_t(h & 0x8000) << 16;
+    std::uint32_t exp = (h >> 10) & 0x1f;
+    std::uint32_t mant = h & 0x3ff;
+    std::uint32_t bits;
+    if (exp == 0) {
+        if (mant == 0) {
+            bits = sign;
+        } else {  // subnormal: normalise
+            exp = 127 - 15 + 1;
+            while (!(mant & 0x400)) {
+                mant <<= 1;
+                --exp;
+            }
+            mant &= 0x3ff;
+            bits = sign | (exp << 23) | (mant << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (mant << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+    }
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+void convert_row(DType dtype, const std::byte* row, float* out, std::size_t n) {
+#if defined(__x86_64__)
+    if (n >= 8 && avx2_active()) return convert_row_avx2(dtype, row, out, n);
+#endif
+    for (std::size_t i = 0; i < n; ++i) {
+        switch (dtype) {
+            case DType::f32: std::memcpy(out + i, row + 4 * i, 4); break;
+            case DType::f16: {
+                std::uint16_t v;
+                std::memcpy(&v, row + 2 * i, 2);
+                out[i] = f16_to_f32(v);
+                break;
+            }
+            case DType::bf16: {
+                std::uint16_t v;
+                std::memcpy(&v, row + 2 * i, 2);
+                out[i] = bf16_to_f32(v);
+                break;
+            }
+        }
+    }
+}
+
+float dot_row(DType dtype, const std::byte* row, const float* x, std::size_t n) {
+#if defined(__x86_64__)
+    if (avx2_active()) return dot_row_avx2(dtype, row, x, n);
+#endif
+    float sum = 0;
+    float w[64];
+    for (std::size_t i = 0; i < n; i += 64) {
+        const std::size_t m = std::min<std::size_t>(64, n - i);
+        convert_row(dtype, row + i * dtype_size(dtype), w, m);
+        for (std::size_t k = 0; k < m; ++k) sum += w[k] * x[i + k];
+    }
+    return sum;
+}
+
+float dot_f32(const float* a, const float* b, std::size_t n) {
+#if defined(__x86_64__)
+    if (avx2_active()) return dot_f32_avx2(a, b, n);
+#endif
+    float sum = 0;
+    for (std::size_t i = 0; i < n; ++i) sum += a[i] * b[i];
+    return sum;
+}
+
+bool using_avx2() { return avx2_active(); }
+
+void force_portable(bool portable) { portable_forced = portable; }
+
+}  // namespace runner::cpu

@@ -1,0 +1,205 @@
+// ollama-airllm generate MODEL (-p TEXT | --prompt-ids 1,2,3) [-n N] [sampling flags] [--stop S]...
+//                     [--ctx N] [--threads N] [--ram-budget SIZE] [--json]
+#include <charconv>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "runner/cli/commands.h"
+#include "runner/cli/model_options.h"
+#include "runner/engine/generate.h"
+#include "runner/tokenizer/stream_decoder.h"
+#include "runner/tokenizer/tokenizer.h"
+
+namespace runner_cli {
+
+namespace {
+
+constexpr const char* generate_usage = R"(usage: ollama-airllm generate MODEL (-p TEXT | --prompt-ids 1,2,3) [options]
+
+Runs a Hugging Face model folder on the CPU and streams the generated text to stdout, with prompt
+and decode speed at the end. With --json, prints one JSON object instead (ids, text, timings).
+
+  -n, --num-predict N       tokens to generate (default 128)
+  --temperature T           0 is greedy (default 0.8)
+  --top-k K  --top-p P  --min-p P
+  --repeat-penalty R  --presence-penalty P  --frequency-penalty F  --repeat-last-n N
+  --seed S                  same seed, same output
+  --stop TEXT               stop when the output contains TEXT (repeatable)
+  --ctx N                   context length (default 2048)
+  --threads N               CPU threads (default: all)
+  --ram-budget SIZE         keep at most SIZE of weights in memory, stream the other layers (e.g. 4GiB)
+)";
+
+template <class T>
+bool parse_number(const std::string& text, T& out) {
+    if constexpr (std::is_floating_point_v<T>) {
+        try {
+            std::size_t used = 0;
+            out = static_cast<T>(std::stod(text, &used));
+            return used == text.size();
+        } catch (const std::exception&) {
+            return false;
+        }
+    } else {
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+        return ec == std::errc() && end == text.data() + text.size();
+    }
+}
+
+bool parse_ids(const std::string& text, std::vector<std::int32_t>& ids) {
+    std::size_t start = 0;
+    while (start <= text.size()) {
+        const auto comma = text.find(',', start);
+        std::int32_t id = 0;
+        if (!parse_number(text.substr(start, comma - start), id) || id < 0) return false;
+        ids.push_back(id);
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+    }
+    return !ids.empty();
+}
+
+}  // namespace
+
+int run_generate(const std::vector<std::string>& args, CommandIo io) {
+    std::string model, prompt_text;
+    std::vector<std::int32_t> prompt_ids;
+    std::vector<std::string> stops;
+    int n_predict = 128, n_ctx = 2048;
+    unsigned threads = 0;
+    std::uint64_t ram_budget = 0;
+    bool json = false, have_prompt = false;
+    runner::SamplingParams sp;
+    const auto usage_error = [&](const std::string& why) {
+        io.err << "ollama-airllm generate: " << why << "\n(ollama-airllm generate --help lists the options)\n";
+        return exit_usage;
+    };
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const auto& a = args[i];
+        const bool has_value = i + 1 < args.size();
+        const auto number = [&](auto& out) {
+            if (!has_value || !parse_number(args[i + 1], out)) return false;
+            ++i;
+            return true;
+        };
+        if (a == "-h" || a == "--help") {
+            io.out << generate_usage;
+            return exit_ok;
+        } else if ((a == "-p" || a == "--prompt") && has_value) {
+            prompt_text = args[++i];
+            have_prompt = true;
+        } else if (a == "--prompt-ids" && has_value) {
+            if (!parse_ids(args[++i], prompt_ids))
+                return usage_error("--prompt-ids wants comma-separated token ids, got '" + args[i] + "'");
+            have_prompt = true;
+        } else if (a == "--stop" && has_value) {
+            stops.push_back(args[++i]);
+        } else if (a == "--ram-budget" && has_value) {
+            const auto size = parse_size(args[++i]);
+            if (!size) return usage_error("--ram-budget '" + args[i] + "' is not a size such as 8GiB");
+            ram_budget = *size;
+        } else if (a == "--json") {
+            json = true;
+        } else if (((a == "-n" || a == "--num-predict") && number(n_predict)) || (a == "--ctx" && number(n_ctx)) ||
+                   (a == "--threads" && number(threads)) || (a == "--temperature" && number(sp.temperature)) ||
+                   (a == "--top-k" && number(sp.top_k)) || (a == "--top-p" && number(sp.top_p)) ||
+                   (a == "--min-p" && number(sp.min_p)) || (a == "--repeat-penalty" && number(sp.repeat_penalty)) ||
+                   (a == "--presence-penalty" && number(sp.presence_penalty)) ||
+                   (a == "--frequency-penalty" && number(sp.frequency_penalty)) ||
+                   (a == "--repeat-last-n" && number(sp.penalty_last_n)) || (a == "--seed" && number(sp.seed))) {
+        } else if (model.empty() && !a.empty() && a.front() != '-') {
+            model = a;
+        } else {
+            return usage_error("unknown or incomplete argument '" + a + "'");
+        }
+    }
+    if (model.empty()) return usage_error("which model? (ollama-airllm generate MODEL_FOLDER -p TEXT)");
+    if (!have_prompt) return usage_error("no prompt: give -p TEXT or --prompt-ids 1,2,3");
+    if (n_predict < 0 || n_ctx < 1 || sp.temperature < 0 || sp.top_p <= 0 || sp.top_p > 1 || sp.repeat_penalty <= 0)
+        return usage_error("a sampling or size value is out of range");
+
+    auto m = open_model(model, "generate", io.err);
+    if (!m) return exit_usage;
+    std::optional<tokenizer::Tokenizer> tok;
+    const auto tokenizer_json = std::filesystem::path(model) / "tokenizer.json";
+    if (std::filesystem::exists(tokenizer_json)) {
+        auto loaded = tokenizer::Tokenizer::load(tokenizer_json);
+        if (!loaded) {
+            io.err << "ollama-airllm generate: error: " << loaded.error().message << '\n';
+            return exit_usage;
+        }
+        tok = std::move(loaded).value();
+    }
+    if (prompt_ids.empty()) {
+        if (!tok) return usage_error(model + " has no tokenizer.json: give the prompt as --prompt-ids");
+        for (const auto id : tok->encode(prompt_text)) prompt_ids.push_back(id);
+    }
+    const auto config = m->source->config();
+    auto plan = runner::plan_layers(m->weights, ram_budget);
+    runner::Transformer engine(*m->source, std::move(m->weights), n_ctx, threads, std::move(plan));
+    std::optional<tokenizer::StreamDecoder> stream;
+    if (tok) stream.emplace(*tok);
+    std::string text;
+    bool stopped_by_string = false;
+    std::string failure;
+    runner::Sampler sampler(sp);
+    const auto result = runner::generate(engine, prompt_ids, n_predict, sampler, config.eos_ids, [&](std::int32_t id) {
+        if (!stream) return true;
+        auto piece = stream->push(id);
+        if (!piece) {
+            failure = piece.error().message;
+            return false;
+        }
+        text += *piece;
+        if (!json) io.out << *piece << std::flush;
+        for (const auto& s : stops) {
+            const auto at = text.find(s);
+            if (at == std::string::npos) continue;
+            text.erase(at);
+            stopped_by_string = true;
+            return false;
+        }
+        return true;
+    });
+    if (!result) {
+        io.err << "ollama-airllm generate: error: " << result.error().message << '\n';
+        return exit_failed;
+    }
+    if (!failure.empty()) {
+        io.err << "ollama-airllm generate: error: " << failure << '\n';
+        return exit_failed;
+    }
+    if (stream && !stopped_by_string) {
+        if (auto rest = stream->flush(); rest) {
+            text += *rest;
+            if (!json) io.out << *rest;
+        }
+    }
+    const double prompt_tps = static_cast<double>(prompt_ids.size()) / std::max(result->prompt_seconds, 1e-9);
+    const double decode_tps = result->ids.size() > 1
+                                  ? static_cast<double>(result->ids.size() - 1) / std::max(result->decode_seconds, 1e-9)
+                                  : 0;
+    const std::string reason = stopped_by_string ? "stop" : runner::stop_reason_name(result->reason);
+    if (json) {
+        const nlohmann::json doc = {{"ids", result->ids},
+                                    {"text", tok ? nlohmann::json(text) : nlohmann::json(nullptr)},
+                                    {"prompt_tokens", prompt_ids.size()},
+                                    {"prompt_seconds", result->prompt_seconds},
+                                    {"decode_seconds", result->decode_seconds},
+                                    {"prompt_tokens_per_second", prompt_tps},
+                                    {"decode_tokens_per_second", decode_tps},
+                                    {"bytes_streamed_per_token", engine.plan().streamed_bytes},
+                                    {"done_reason", reason}};
+        io.out << doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+        return exit_ok;
+    }
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "\n\nprompt: %zu tokens, %.1f tokens/s; decode: %zu tokens, %.1f tokens/s; stopped: %s\n",
+                  prompt_ids.size(), prompt_tps, result->ids.size(), decode_tps, reason.c_str());
+    io.err << line;
+    return exit_ok;
+}
+
+}  // namespace runner_cli

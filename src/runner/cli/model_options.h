@@ -1,0 +1,27 @@
+// What `info` and `generate` share: opening a model folder with its plan, and byte sizes.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+
+#include "runner/engine/transformer.h"
+#include "runner/model/model_weights.h"
+
+namespace runner_cli {
+
+// "20GiB", "512MiB", "1.5GB", "1000000" (bytes); nullopt if malformed.
+std::optional<std::uint64_t> parse_size(const std::string& text);
+std::string format_size(std::uint64_t bytes);
+
+struct OpenModel {
+    runner::WeightSourcePtr source;
+    runner::ModelWeights weights;
+};
+
+// Null after printing "<command>: error: <model>: <problem>" to err.
+std::optional<OpenModel> open_model(const std::string& path, const char* command, std::ostream& err);
+
+}  // namespace runner_cli

@@ -1,0 +1,189 @@
+#include "runner/engine/transformer.h"
+
+#include <cmath>
+#include <numbers>
+
+#include "runner/backend/cpu/ops.h"
+#include "runner/backend/cpu/simd.h"
+
+namespace runner {
+
+std::vector<float> rope_inv_freq(const ModelConfig& c) {
+    const std::size_t half = static_cast<std::size_t>(c.head_dim) / 2;
+    std::vector<float> inv(half);
+    for (std::size_t i = 0; i < half; ++i)
+        inv[i] = static_cast<float>(
+            1.0 / std::pow(static_cast<double>(c.rope_theta), static_cast<double>(2 * i) / c.head_dim));
+    if (c.rope_scaling.type == "llama3") {
+        const auto& r = c.rope_scaling;
+        const float low_freq_wavelen = r.original_max_position / r.low_freq_factor;
+        const float high_freq_wavelen = r.original_max_position / r.high_freq_factor;
+        for (auto& f : inv) {
+            const float wavelen = 2 * std::numbers::pi_v<float> / f;
+            if (wavelen < high_freq_wavelen) continue;
+            if (wavelen > low_freq_wavelen) {
+                f /= r.factor;
+                continue;
+            }
+            const float smooth =
+                (r.original_max_position / wavelen - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor);
+            f = (1 - smooth) * f / r.factor + smooth * f;
+        }
+    }
+    return inv;
+}
+
+LayerPlan plan_layers(const ModelWeights& w, std::size_t ram_budget) {
+    LayerPlan plan;
+    plan.resident_bytes = w.token_embd->bytes + w.output_norm->bytes + (w.output != w.token_embd ? w.output->bytes : 0);
+    for (const auto& layer : w.layers) {
+        const bool fits = ram_budget == 0 || plan.resident_bytes + layer.bytes() <= ram_budget;
+        plan.resident.push_back(fits);
+        (fits ? plan.resident_bytes : plan.streamed_bytes) += layer.bytes();
+    }
+    return plan;
+}
+
+namespace {
+
+// Applies `fn(file, offset, length)` to every tensor of a layer.
+template <class Fn>
+void for_each_tensor(const LayerWeights& l, Fn fn) {
+    for (const TensorView* t : {l.attn_norm, l.wq, l.wk, l.wv, l.wo, l.bq, l.bk, l.bv, l.q_norm, l.k_norm, l.ffn_norm,
+                                l.w_gate, l.w_up, l.w_down})
+        if (t && t->file) fn(*t->file, t->file_offset, t->bytes);
+}
+
+}  // namespace
+
+void Transformer::prefetch_layer(int layer) const {
+    if (layer >= config_.n_layer || plan_.resident[static_cast<std::size_t>(layer)]) return;
+    for_each_tensor(w_.layers[static_cast<std::size_t>(layer)],
+                    [](const MappedFile& f, std::size_t off, std::size_t len) { f.will_need(off, len); });
+}
+
+void Transformer::release_layer(int layer) const {
+    if (plan_.resident[static_cast<std::size_t>(layer)]) return;
+    for_each_tensor(w_.layers[static_cast<std::size_t>(layer)],
+                    [](const MappedFile& f, std::size_t off, std::size_t len) { f.dont_need(off, len); });
+}
+
+Transformer::Transformer(const WeightSource& source, ModelWeights weights, int n_ctx, unsigned threads, LayerPlan plan)
+    : config_(source.config()),
+      w_(std::move(weights)),
+      n_ctx_(n_ctx),
+      pool_(threads),
+      inv_freq_(rope_inv_freq(config_)),
+      plan_(plan.resident.empty() ? plan_layers(w_, 0) : std::move(plan)) {
+    const std::size_t kv = static_cast<std::size_t>(config_.n_head_kv) * config_.head_dim;
+    s_.k_cache.assign(static_cast<std::size_t>(config_.n_layer) * n_ctx_ * kv, 0.f);
+    s_.v_cache.assign(s_.k_cache.size(), 0.f);
+    s_.logits.resize(static_cast<std::size_t>(config_.n_vocab));
+}
+
+void Transformer::ensure_batch(std::size_t n) {
+    if (n <= batch_capacity_) return;
+    const auto& c = config_;
+    s_.x.resize(n * c.n_embd);
+    s_.xb.resize(n * c.n_embd);
+    s_.q.resize(n * c.n_head * c.head_dim);
+    s_.k.resize(n * c.n_head_kv * c.head_dim);
+    s_.v.resize(n * c.n_head_kv * c.head_dim);
+    s_.att.resize(n * c.n_head * c.head_dim);
+    s_.gate.resize(n * c.n_ff);
+    s_.up.resize(n * c.n_ff);
+    batch_capacity_ = n;
+}
+
+void Transformer::embed(std::span<const std::int32_t> tokens) {
+    const auto& e = *w_.token_embd;
+    const std::size_t row_bytes = static_cast<std::size_t>(config_.n_embd) * dtype_size(e.dtype);
+    for (std::size_t t = 0; t < tokens.size(); ++t)
+        cpu::convert_row(e.dtype, e.data + static_cast<std::size_t>(tokens[t]) * row_bytes,
+                         s_.x.data() + t * config_.n_embd, static_cast<std::size_t>(config_.n_embd));
+}
+
+void Transformer::attention_block(const LayerWeights& l, int layer, std::size_t n, const int* positions) {
+    const auto& c = config_;
+    const std::size_t hd = static_cast<std::size_t>(c.head_dim), kv = static_cast<std::size_t>(c.n_head_kv) * hd;
+    // attention rmsnorm
+    cpu::rmsnorm(s_.xb.data(), s_.x.data(), *l.attn_norm, n, static_cast<std::size_t>(c.n_embd), c.rms_eps);
+    // q, k, v projections (with biases on Qwen2)
+    cpu::matmul(s_.q.data(), s_.xb.data(), *l.wq, l.bq, n, pool_);
+    cpu::matmul(s_.k.data(), s_.xb.data(), *l.wk, l.bk, n, pool_);
+    cpu::matmul(s_.v.data(), s_.xb.data(), *l.wv, l.bv, n, pool_);
+    // per-head q/k RMSNorm (Qwen3)
+    if (l.q_norm) {
+        cpu::rmsnorm(s_.q.data(), s_.q.data(), *l.q_norm, n * c.n_head, hd, c.rms_eps);
+        cpu::rmsnorm(s_.k.data(), s_.k.data(), *l.k_norm, n * c.n_head_kv, hd, c.rms_eps);
+    }
+    // RoPE
+    cpu::rope(s_.q.data(), n, static_cast<std::size_t>(c.n_head), hd, inv_freq_.data(), positions);
+    cpu::rope(s_.k.data(), n, static_cast<std::size_t>(c.n_head_kv), hd, inv_freq_.data(), positions);
+    // store k and v in the cache at their positions
+    float* k_cache = s_.k_cache.data() + static_cast<std::size_t>(layer) * n_ctx_ * kv;
+    float* v_cache = s_.v_cache.data() + static_cast<std::size_t>(layer) * n_ctx_ * kv;
+    for (std::size_t t = 0; t < n; ++t) {
+        std::copy_n(s_.k.data() + t * kv, kv, k_cache + static_cast<std::size_t>(positions[t]) * kv);
+        std::copy_n(s_.v.data() + t * kv, kv, v_cache + static_cast<std::size_t>(positions[t]) * kv);
+    }
+    // grouped-query attention
+    cpu::attention(s_.att.data(), s_.q.data(), k_cache, v_cache, n, positions, static_cast<std::size_t>(c.n_head),
+                   static_cast<std::size_t>(c.n_head_kv), hd, pool_);
+    // output projection and residual
+    cpu::matmul(s_.xb.data(), s_.att.data(), *l.wo, nullptr, n, pool_);
+    for (std::size_t i = 0; i < n * c.n_embd; ++i) s_.x[i] += s_.xb[i];
+}
+
+void Transformer::ffn_block(const LayerWeights& l, std::size_t n) {
+    const auto& c = config_;
+    // ffn rmsnorm
+    cpu::rmsnorm(s_.xb.data(), s_.x.data(), *l.ffn_norm, n, static_cast<std::size_t>(c.n_embd), c.rms_eps);
+    // SwiGLU: down(silu(gate(x)) * up(x))
+    cpu::matmul(s_.gate.data(), s_.xb.data(), *l.w_gate, nullptr, n, pool_);
+    cpu::matmul(s_.up.data(), s_.xb.data(), *l.w_up, nullptr, n, pool_);
+    cpu::swiglu(s_.gate.data(), s_.up.data(), n * c.n_ff);
+    cpu::matmul(s_.xb.data(), s_.gate.data(), *l.w_down, nullptr, n, pool_);
+    // residual
+    for (std::size_t i = 0; i < n * c.n_embd; ++i) s_.x[i] += s_.xb[i];
+}
+
+void Transformer::output(std::size_t n) {
+    const std::size_t e = static_cast<std::size_t>(config_.n_embd);
+    // final rmsnorm of the last token, then the classifier
+    cpu::rmsnorm(s_.xb.data(), s_.x.data() + (n - 1) * e, *w_.output_norm, 1, e, config_.rms_eps);
+    cpu::matmul(s_.logits.data(), s_.xb.data(), *w_.output, nullptr, 1, pool_);
+}
+
+common::Result<std::span<const float>> Transformer::forward(std::span<const std::int32_t> tokens, int n_past) {
+    if (tokens.empty()) return common::make_error("no tokens to run");
+    if (n_past < 0 || n_past + static_cast<long>(tokens.size()) > n_ctx_)
+        return common::make_error("context full: " + std::to_string(n_past) + " + " + std::to_string(tokens.size()) +
+                                  " tokens > " + std::to_string(n_ctx_));
+    for (const auto t : tokens)
+        if (t < 0 || t >= config_.n_vocab)
+            return common::make_error("token id " + std::to_string(t) + " is outside the vocabulary of " +
+                                      std::to_string(config_.n_vocab));
+    const std::size_t n = tokens.size();
+    ensure_batch(n);
+    std::vector<int> positions(n);
+    for (std::size_t t = 0; t < n; ++t) positions[t] = n_past + static_cast<int>(t);
+
+    embed(tokens);
+    // Streamed layers: the kernel reads the next ones ahead while this one computes, and drops each
+    // after use, so only the resident part and a few layers occupy memory.
+    for (int ahead = 0; ahead < plan_.lookahead; ++ahead) prefetch_layer(ahead);
+    for (int layer = 0; layer < config_.n_layer; ++layer) {
+        prefetch_layer(layer + plan_.lookahead);
+        const auto& l = w_.layers[static_cast<std::size_t>(layer)];
+        attention_block(l, layer, n, positions.data());
+        ffn_block(l, n);
+        release_layer(layer);
+    }
+    output(n);
+    ++stats_.passes;
+    stats_.bytes_streamed += plan_.streamed_bytes;
+    return std::span<const float>(s_.logits);
+}
+
+}  // namespace runner

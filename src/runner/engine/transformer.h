@@ -1,0 +1,86 @@
+// The forward pass on the CPU: embedding, then per layer RMSNorm, q/k/v, RoPE, grouped-query
+// attention over the KV cache, residual, RMSNorm, SwiGLU MLP, residual; then the final norm and the
+// LM head. A prompt goes through each layer in one batch; decoding is the same call with one token.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "common/result.h"
+#include "runner/backend/cpu/thread_pool.h"
+#include "runner/model/model_weights.h"
+
+namespace runner {
+
+// Activations and cache: allocated once for the context length, nothing per token.
+struct RunState {
+    std::vector<float> k_cache;  // [n_layer, n_ctx, n_head_kv * head_dim]
+    std::vector<float> v_cache;  // [n_layer, n_ctx, n_head_kv * head_dim]
+    std::vector<float> x;        // [n_batch, n_embd]       residual stream
+    std::vector<float> xb;       // [n_batch, n_embd]       normed input of a block
+    std::vector<float> q;        // [n_batch, n_head * head_dim]
+    std::vector<float> k;        // [n_batch, n_head_kv * head_dim]
+    std::vector<float> v;        // [n_batch, n_head_kv * head_dim]
+    std::vector<float> att;      // [n_batch, n_head * head_dim]
+    std::vector<float> gate;     // [n_batch, n_ff]
+    std::vector<float> up;       // [n_batch, n_ff]
+    std::vector<float> logits;   // [n_vocab]
+};
+
+// Which layers stay in memory and which are streamed from their files, from the RAM budget.
+struct LayerPlan {
+    std::vector<bool> resident;      // [n_layer]
+    std::size_t resident_bytes = 0;  // embeddings, output and resident layers
+    std::size_t streamed_bytes = 0;  // read again for every forward pass
+    int lookahead = 2;               // layers read ahead of the one being computed
+};
+
+// `ram_budget` 0: everything resident. Otherwise the embeddings and the output head count first,
+// then layers in order while they fit; the rest are streamed.
+LayerPlan plan_layers(const ModelWeights& weights, std::size_t ram_budget);
+
+struct StreamStats {
+    std::size_t passes = 0;
+    std::size_t bytes_streamed = 0;  // weight bytes of streamed layers, summed over passes
+};
+
+class Transformer {
+  public:
+    // `n_ctx`: the most positions the cache holds; `threads`: 0 for all hardware threads.
+    Transformer(const WeightSource& source, ModelWeights weights, int n_ctx, unsigned threads, LayerPlan plan = {});
+
+    const LayerPlan& plan() const { return plan_; }
+    const StreamStats& stream_stats() const { return stats_; }
+
+    const ModelConfig& config() const { return config_; }
+    int n_ctx() const { return n_ctx_; }
+
+    // Runs `tokens` at positions n_past .. n_past + size - 1 and returns the logits of the last one.
+    // Errors (a token outside the vocabulary, the context full) leave the state unchanged.
+    common::Result<std::span<const float>> forward(std::span<const std::int32_t> tokens, int n_past);
+
+  private:
+    void ensure_batch(std::size_t n_tokens);
+    void embed(std::span<const std::int32_t> tokens);
+    void attention_block(const LayerWeights& l, int layer, std::size_t n, const int* positions);
+    void ffn_block(const LayerWeights& l, std::size_t n);
+    void output(std::size_t n);
+    void prefetch_layer(int layer) const;
+    void release_layer(int layer) const;
+
+    ModelConfig config_;
+    ModelWeights w_;
+    int n_ctx_;
+    cpu::ThreadPool pool_;
+    std::vector<float> inv_freq_;  // [head_dim / 2], llama3 scaling applied
+    RunState s_;
+    std::size_t batch_capacity_ = 0;
+    LayerPlan plan_;
+    StreamStats stats_;
+};
+
+// RoPE inverse frequencies as transformers computes them, llama3 scaling included.
+std::vector<float> rope_inv_freq(const ModelConfig& config);
+
+}  // namespace runner

@@ -1,0 +1,53 @@
+// config.json and generation_config.json of a Hugging Face model folder, as the engine needs them.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace runner {
+
+// What distinguishes the supported architectures: data, not branches in the engine.
+struct ArchitectureTraits {
+    const char* name;  // config.json "architectures"[0]
+    bool qkv_bias;     // Qwen2: q/k/v projections have biases
+    bool qk_norm;      // Qwen3: RMSNorm over each head of q and k before RoPE
+};
+
+const ArchitectureTraits* find_architecture(const std::string& name);
+std::string supported_architectures();  // "LlamaForCausalLM, MistralForCausalLM, ..."
+
+struct RopeScaling {
+    std::string type;  // "" (none) or "llama3"
+    float factor = 1;
+    float low_freq_factor = 1;
+    float high_freq_factor = 4;
+    float original_max_position = 8192;
+};
+
+struct ModelConfig {
+    ArchitectureTraits arch{};
+    int n_embd = 0;
+    int n_layer = 0;
+    int n_head = 0;
+    int n_head_kv = 0;
+    int head_dim = 0;
+    int n_ff = 0;
+    int n_vocab = 0;
+    int max_position = 0;
+    float rms_eps = 1e-5f;
+    float rope_theta = 10000.f;
+    RopeScaling rope_scaling;
+    bool tie_embeddings = false;
+    std::vector<std::int32_t> eos_ids;  // generation_config.json, else config.json
+    std::int32_t bos_id = -1;
+};
+
+// `file` names config.json in messages; `generation` is generation_config.json's text or empty.
+common::Result<ModelConfig> parse_model_config(const std::string& config_json, const std::string& file,
+                                               const std::string& generation_json);
+
+}  // namespace runner

@@ -1,0 +1,63 @@
+#include "runner/model/model_weights.h"
+
+namespace runner {
+
+std::size_t LayerWeights::bytes() const {
+    std::size_t total = 0;
+    for (const TensorView* t : {attn_norm, wq, wk, wv, wo, bq, bk, bv, q_norm, k_norm, ffn_norm, w_gate, w_up, w_down})
+        if (t) total += t->bytes;
+    return total;
+}
+
+common::Result<ModelWeights> bind_weights(const WeightSource& source) {
+    const ModelConfig& c = source.config();
+    std::string problems;
+    const auto want = [&](const std::string& name, std::vector<std::int64_t> shape) -> const TensorView* {
+        const TensorView* t = source.tensor(name);
+        std::string expected = "[";
+        for (std::size_t i = 0; i < shape.size(); ++i) expected += (i ? ", " : "") + std::to_string(shape[i]);
+        expected += "]";
+        if (!t) {
+            problems +=
+                (problems.empty() ? "" : "\n") + source.describe() + ": missing tensor " + name + " " + expected;
+            return nullptr;
+        }
+        if (t->shape != shape)
+            problems += (problems.empty() ? "" : "\n") + source.describe() + ": tensor " + name + " has shape " +
+                        t->shape_string() + ", expected " + expected;
+        return t;
+    };
+    const std::int64_t e = c.n_embd, q = std::int64_t(c.n_head) * c.head_dim,
+                       kv = std::int64_t(c.n_head_kv) * c.head_dim;
+    ModelWeights w;
+    w.token_embd = want("model.embed_tokens.weight", {c.n_vocab, e});
+    w.output_norm = want("model.norm.weight", {e});
+    w.output = c.tie_embeddings ? w.token_embd : want("lm_head.weight", {c.n_vocab, e});
+    for (int i = 0; i < c.n_layer; ++i) {
+        const std::string p = "model.layers." + std::to_string(i) + ".";
+        LayerWeights l{};
+        l.attn_norm = want(p + "input_layernorm.weight", {e});
+        l.wq = want(p + "self_attn.q_proj.weight", {q, e});
+        l.wk = want(p + "self_attn.k_proj.weight", {kv, e});
+        l.wv = want(p + "self_attn.v_proj.weight", {kv, e});
+        l.wo = want(p + "self_attn.o_proj.weight", {e, q});
+        if (c.arch.qkv_bias) {
+            l.bq = want(p + "self_attn.q_proj.bias", {q});
+            l.bk = want(p + "self_attn.k_proj.bias", {kv});
+            l.bv = want(p + "self_attn.v_proj.bias", {kv});
+        }
+        if (c.arch.qk_norm) {
+            l.q_norm = want(p + "self_attn.q_norm.weight", {c.head_dim});
+            l.k_norm = want(p + "self_attn.k_norm.weight", {c.head_dim});
+        }
+        l.ffn_norm = want(p + "post_attention_layernorm.weight", {e});
+        l.w_gate = want(p + "mlp.gate_proj.weight", {c.n_ff, e});
+        l.w_up = want(p + "mlp.up_proj.weight", {c.n_ff, e});
+        l.w_down = want(p + "mlp.down_proj.weight", {e, c.n_ff});
+        w.layers.push_back(l);
+    }
+    if (!problems.empty()) return common::make_error(problems);
+    return w;
+}
+
+}  // namespace runner

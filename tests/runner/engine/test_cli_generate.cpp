@@ -1,0 +1,101 @@
+// ollama-airllm info and generate as users and scripts run them.
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+#include "support/run_process.h"
+#include "support/temp_tree.h"
+
+namespace fs = std::filesystem;
+using test_support::run_process;
+
+namespace {
+
+const fs::path models = fs::path(OAR_FIXTURES) / "models";
+const std::string airllm = OAR_OLLAMA_AIRLLM;
+
+std::string ids_csv(const nlohmann::json& ids) {
+    std::string out;
+    for (const auto& id : ids) out += (out.empty() ? "" : ",") + std::to_string(id.get<int>());
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("cli: generate --json with --prompt-ids reproduces transformers' greedy tokens, streamed or not") {
+    const auto ref = nlohmann::json::parse(test_support::read_file(models / "llama-sharded/reference.json"));
+    for (const char* budget : {"0", "200KiB"}) {
+        CAPTURE(budget);
+        const auto r = run_process({airllm, "generate", (models / "llama-sharded").string(), "--prompt-ids",
+                                    ids_csv(ref["prompt_ids"]), "-n", "32", "--temperature", "0", "--json",
+                                    "--ram-budget", budget, "--threads", "2"});
+        REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+        const auto doc = nlohmann::json::parse(r.out);
+        CHECK(doc["ids"] == ref["greedy_ids"]);
+        CHECK(doc["prompt_tokens"] == ref["prompt_ids"].size());
+        CHECK(doc["done_reason"] == "length");
+        CHECK(doc["text"].is_string());
+        if (std::string(budget) != "0") CHECK(doc["bytes_streamed_per_token"].get<std::size_t>() > 0);
+    }
+}
+
+TEST_CASE("cli: the same seed gives the same text, and -p goes through the model's tokenizer") {
+    const auto run = [&](const char* seed) {
+        return run_process({airllm, "generate", (models / "qwen2-bias-tied").string(), "-p", "The quick brown fox",
+                            "-n", "16", "--temperature", "1.0", "--top-k", "50", "--seed", seed, "--json"});
+    };
+    const auto a = run("11"), b = run("11"), c = run("12");
+    REQUIRE(a.exit_code == 0);
+    CHECK(nlohmann::json::parse(a.out)["ids"] == nlohmann::json::parse(b.out)["ids"]);
+    CHECK(nlohmann::json::parse(a.out)["ids"] != nlohmann::json::parse(c.out)["ids"]);
+    CHECK(nlohmann::json::parse(a.out)["prompt_tokens"].get<int>() > 1);
+}
+
+TEST_CASE("cli: streamed text goes to stdout and the speeds to stderr") {
+    const auto r = run_process({airllm, "generate", (models / "llama-mha-tied-f16").string(), "-p", "Layer streaming",
+                                "-n", "8", "--temperature", "0"});
+    REQUIRE(r.exit_code == 0);
+    CHECK_FALSE(r.out.empty());
+    CHECK(r.err.find("prompt: ") != std::string::npos);
+    CHECK(r.err.find("tokens/s; decode: 8 tokens") != std::string::npos);
+}
+
+TEST_CASE("cli: info describes the model and the plan under a budget") {
+    const auto r = run_process({airllm, "info", (models / "llama-gqa4-llama3rope").string(), "--ram-budget", "300KiB"});
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out.find("LlamaForCausalLM") != std::string::npos);
+    CHECK(r.out.find("n_head 4, n_head_kv 1, head_dim 16") != std::string::npos);
+    CHECK(r.out.find("scaling llama3") != std::string::npos);
+    CHECK(r.out.find("streamed (") != std::string::npos);
+}
+
+TEST_CASE("cli: usage errors and corrupt models exit 2 with one clear line") {
+    test_support::TempTree tree;
+    tree.copy(models / "mistral-gqa2-f32", "m");
+    fs::resize_file(tree.root() / "m/model.safetensors", 1000);
+    const struct {
+        std::vector<std::string> args;
+        const char* expect;
+    } rows[] = {
+        {{airllm, "generate", (models / "llama-sharded").string()}, "no prompt: give -p TEXT or --prompt-ids"},
+        {{airllm, "generate", (models / "llama-sharded").string(), "--prompt-ids", "1,x"},
+         "--prompt-ids wants comma-separated token ids"},
+        {{airllm, "generate", (models / "llama-sharded").string(), "-p", "x", "--temperature", "hot"},
+         "unknown or incomplete argument '--temperature'"},
+        {{airllm, "generate", "/nonexistent/model", "-p", "x"}, "/nonexistent/model: not a model folder"},
+        {{airllm, "generate", (tree.root() / "m").string(), "-p", "x"}, "(truncated"},
+        {{airllm, "info", (models / "llama-sharded").string(), "--ram-budget", "lots"},
+         "--ram-budget 'lots' is not a size"},
+    };
+    for (const auto& row : rows) {
+        CAPTURE(row.expect);
+        const auto r = run_process(row.args);
+        CHECK(r.exit_code == 2);
+        CHECK(r.err.find(row.expect) != std::string::npos);
+    }
+    const auto oov = run_process({airllm, "generate", (models / "llama-sharded").string(), "--prompt-ids", "1,5000"});
+    CHECK(oov.exit_code == 1);
+    CHECK(oov.err.find("outside the vocabulary of 384") != std::string::npos);
+}

@@ -1,0 +1,125 @@
+// Kernels against plain loops, in every stored dtype, on the AVX2 and the portable paths.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "runner/backend/cpu/ops.h"
+#include "runner/backend/cpu/simd.h"
+
+namespace {
+
+std::uint16_t to_bf16(float f) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &f, 4);
+    return static_cast<std::uint16_t>(bits >> 16);
+}
+
+struct Weights {
+    std::vector<std::byte> bytes;
+    std::vector<float> values;  // what the stored bytes decode to
+    runner::TensorView view;
+};
+
+Weights make_weights(runner::DType dtype, std::int64_t rows, std::int64_t cols, std::mt19937& rng) {
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    Weights w;
+    const std::size_t n = static_cast<std::size_t>(rows * cols);
+    w.bytes.resize(n * runner::dtype_size(dtype));
+    w.values.resize(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        const float v = dist(rng);
+        if (dtype == runner::DType::f32) {
+            std::memcpy(w.bytes.data() + 4 * i, &v, 4);
+            w.values[i] = v;
+        } else if (dtype == runner::DType::bf16) {
+            const auto h = to_bf16(v);
+            std::memcpy(w.bytes.data() + 2 * i, &h, 2);
+            w.values[i] = runner::cpu::bf16_to_f32(h);
+        } else {
+            // f16 through its bit pattern: random in-range half values, subnormals included.
+            const auto h = static_cast<std::uint16_t>(rng() & 0x7bff);
+            std::memcpy(w.bytes.data() + 2 * i, &h, 2);
+            w.values[i] = runner::cpu::f16_to_f32(h);
+        }
+    }
+    w.view.dtype = dtype;
+    w.view.shape = {rows, cols};
+    w.view.data = w.bytes.data();
+    w.view.bytes = w.bytes.size();
+    return w;
+}
+
+}  // namespace
+
+TEST_CASE("f16 and bf16 decoding of special values") {
+    CHECK(runner::cpu::f16_to_f32(0x3c00) == 1.0f);
+    CHECK(runner::cpu::f16_to_f32(0xc000) == -2.0f);
+    CHECK(runner::cpu::f16_to_f32(0x0001) == doctest::Approx(5.960464e-8f));  // smallest subnormal
+    CHECK(std::isinf(runner::cpu::f16_to_f32(0x7c00)));
+    CHECK(runner::cpu::bf16_to_f32(0x3f80) == 1.0f);
+}
+
+TEST_CASE("matmul matches a plain loop for every dtype, batch size and path") {
+    std::mt19937 rng(11);
+    runner::cpu::ThreadPool pool(3);
+    for (const bool portable : {false, true}) {
+        runner::cpu::force_portable(portable);
+        for (const auto dtype : {runner::DType::f32, runner::DType::f16, runner::DType::bf16}) {
+            for (const std::size_t n_tokens : {1u, 5u}) {
+                CAPTURE(portable);
+                CAPTURE(runner::dtype_name(dtype));
+                CAPTURE(n_tokens);
+                const std::int64_t d_out = 37, d_in = 83;  // odd sizes reach the scalar tails
+                auto w = make_weights(dtype, d_out, d_in, rng);
+                std::vector<float> x(n_tokens * d_in);
+                std::normal_distribution<float> dist;
+                for (auto& v : x) v = dist(rng);
+                std::vector<float> out(n_tokens * d_out);
+                runner::cpu::matmul(out.data(), x.data(), w.view, nullptr, n_tokens, pool);
+                double worst = 0;
+                for (std::size_t t = 0; t < n_tokens; ++t)
+                    for (std::int64_t j = 0; j < d_out; ++j) {
+                        double ref = 0, norm = 0;
+                        for (std::int64_t i = 0; i < d_in; ++i) {
+                            ref += double(w.values[j * d_in + i]) * x[t * d_in + i];
+                            norm += std::abs(double(w.values[j * d_in + i]) * x[t * d_in + i]);
+                        }
+                        worst = std::max(worst, std::abs(out[t * d_out + j] - ref) / (norm + 1e-30));
+                    }
+                CHECK(worst < 1e-5);
+            }
+        }
+    }
+    runner::cpu::force_portable(false);
+}
+
+TEST_CASE("attention over the cache equals softmax(q k / sqrt(d)) v written out") {
+    runner::cpu::ThreadPool pool(2);
+    const std::size_t n_head = 4, n_kv = 2, hd = 8, n_ctx = 6;
+    std::mt19937 rng(5);
+    std::normal_distribution<float> dist;
+    std::vector<float> q(n_head * hd), k(n_ctx * n_kv * hd), v(n_ctx * n_kv * hd), out(n_head * hd);
+    for (auto* vec : {&q, &k, &v})
+        for (auto& x : *vec) x = dist(rng);
+    const int pos[] = {4};
+    runner::cpu::attention(out.data(), q.data(), k.data(), v.data(), 1, pos, n_head, n_kv, hd, pool);
+    for (std::size_t h = 0; h < n_head; ++h) {
+        const std::size_t kvh = h / (n_head / n_kv);
+        std::vector<double> s(5);
+        double mx = -1e30, sum = 0;
+        for (int p = 0; p <= 4; ++p) {
+            double d = 0;
+            for (std::size_t i = 0; i < hd; ++i) d += q[h * hd + i] * k[p * n_kv * hd + kvh * hd + i];
+            s[static_cast<std::size_t>(p)] = d / std::sqrt(double(hd));
+            mx = std::max(mx, s[static_cast<std::size_t>(p)]);
+        }
+        for (auto& x : s) sum += (x = std::exp(x - mx));
+        for (std::size_t i = 0; i < hd; ++i) {
+            double ref = 0;
+            for (int p = 0; p <= 4; ++p) ref += s[static_cast<std::size_t>(p)] / sum * v[p * n_kv * hd + kvh * hd + i];
+            CHECK(out[h * hd + i] == doctest::Approx(ref).epsilon(1e-5));
+        }
+    }
+}

@@ -1,0 +1,120 @@
+// Our CPU forward pass against Hugging Face transformers on the tiny models of tests/fixtures/models
+// (made by tools/reference/make_tiny_models.py): prefill logits, decode logits, 32 greedy tokens.
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <filesystem>
+
+#include "runner/backend/cpu/simd.h"
+#include "runner/engine/generate.h"
+#include "runner/model/hf_folder.h"
+#include "support/temp_tree.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path models = fs::path(OAR_FIXTURES) / "models";
+
+// Logits (magnitudes up to ~5) agree to ~2e-6 (the reference file keeps 6 decimals); summation
+// order is all that differs from PyTorch, so 1e-4 leaves room for other CPUs and thread counts.
+constexpr float tolerance = 1e-4f;
+
+float max_abs_diff(std::span<const float> ours, const nlohmann::json& ref) {
+    REQUIRE(ours.size() == ref.size());
+    float worst = 0;
+    for (std::size_t i = 0; i < ours.size(); ++i) worst = std::max(worst, std::abs(ours[i] - ref[i].get<float>()));
+    return worst;
+}
+
+void check_model(const std::string& name) {
+    CAPTURE(name);
+    const auto ref = nlohmann::json::parse(test_support::read_file(models / name / "reference.json"));
+    auto source = runner::open_hf_folder(models / name);
+    REQUIRE_MESSAGE(source.ok(), (source.ok() ? "" : source.error().message));
+    auto weights = runner::bind_weights(**source);
+    REQUIRE_MESSAGE(weights.ok(), (weights.ok() ? "" : weights.error().message));
+    runner::Transformer model(**source, std::move(weights).value(), 128, 2);
+
+    const auto prompt = ref["prompt_ids"].get<std::vector<std::int32_t>>();
+    auto logits = model.forward(prompt, 0);
+    REQUIRE(logits.ok());
+    CHECK(max_abs_diff(*logits, ref["logits"][0]) < tolerance);
+    // Decode steps: feed the reference's own greedy tokens so that every step is compared.
+    const auto greedy = ref["greedy_ids"].get<std::vector<std::int32_t>>();
+    for (std::size_t step = 1; step < ref["logits"].size(); ++step) {
+        CAPTURE(step);
+        const std::int32_t token[] = {greedy[step - 1]};
+        logits = model.forward(token, static_cast<int>(prompt.size() + step - 1));
+        REQUIRE(logits.ok());
+        CHECK(max_abs_diff(*logits, ref["logits"][step]) < tolerance);
+    }
+
+    // 32 greedy tokens from a fresh start.
+    runner::Transformer fresh(**source, std::move(runner::bind_weights(**source)).value(), 128, 2);
+    runner::SamplingParams params;
+    params.temperature = 0;
+    runner::Sampler sampler(params);
+    const auto result = runner::generate(fresh, prompt, static_cast<int>(greedy.size()), sampler, {}, nullptr);
+    REQUIRE(result.ok());
+    CHECK(result->ids == greedy);
+    CHECK(result->reason == runner::StopReason::length);
+}
+
+}  // namespace
+
+TEST_CASE("reference: Llama, GQA 4:1, llama3 rope scaling, bf16") { check_model("llama-gqa4-llama3rope"); }
+TEST_CASE("reference: Llama, MHA, tied embeddings, f16") { check_model("llama-mha-tied-f16"); }
+TEST_CASE("reference: Mistral, GQA 2:1, f32") { check_model("mistral-gqa2-f32"); }
+TEST_CASE("reference: Qwen2 with q/k/v bias, tied embeddings") { check_model("qwen2-bias-tied"); }
+TEST_CASE("reference: Qwen3 with q/k norm and an explicit head_dim") { check_model("qwen3-qknorm-headdim"); }
+TEST_CASE("reference: a checkpoint sharded over several safetensors files") { check_model("llama-sharded"); }
+
+TEST_CASE("reference: the portable kernels give the same answers as the AVX2 ones") {
+    runner::cpu::force_portable(true);
+    check_model("qwen3-qknorm-headdim");
+    check_model("llama-mha-tied-f16");
+    runner::cpu::force_portable(false);
+}
+
+TEST_CASE("a token outside the vocabulary or past the context is an error, not a crash") {
+    auto source = runner::open_hf_folder(models / "llama-sharded");
+    REQUIRE(source.ok());
+    runner::Transformer model(**source, std::move(runner::bind_weights(**source)).value(), 8, 1);
+    const std::int32_t bad[] = {384};
+    const auto r = model.forward(bad, 0);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message.find("outside the vocabulary of 384") != std::string::npos);
+    const std::int32_t nine[] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    const auto full = model.forward(nine, 0);
+    REQUIRE_FALSE(full.ok());
+    CHECK(full.error().message.find("context full") != std::string::npos);
+}
+
+TEST_CASE("reference: streaming layers under a RAM budget gives the same logits and tokens") {
+    const std::string name = "llama-gqa4-llama3rope";
+    const auto ref = nlohmann::json::parse(test_support::read_file(models / name / "reference.json"));
+    auto source = runner::open_hf_folder(models / name);
+    REQUIRE(source.ok());
+    auto weights = std::move(runner::bind_weights(**source)).value();
+    // Room for the embeddings, the output head and one layer: the other two are streamed.
+    const std::size_t budget = runner::plan_layers(weights, 0).resident_bytes - 2 * weights.layers[0].bytes();
+    auto plan = runner::plan_layers(weights, budget);
+    CHECK(plan.resident == std::vector<bool>{true, false, false});
+    CHECK(plan.streamed_bytes == weights.layers[1].bytes() + weights.layers[2].bytes());
+    runner::Transformer model(**source, std::move(weights), 128, 2, plan);
+
+    const auto prompt = ref["prompt_ids"].get<std::vector<std::int32_t>>();
+    runner::SamplingParams params;
+    params.temperature = 0;
+    runner::Sampler sampler(params);
+    const auto greedy = ref["greedy_ids"].get<std::vector<std::int32_t>>();
+    const auto result = runner::generate(model, prompt, static_cast<int>(greedy.size()), sampler, {}, nullptr);
+    REQUIRE(result.ok());
+    CHECK(result->ids == greedy);
+    // One pass for the prompt and one per decoded token but the last, each streaming the two layers.
+    CHECK(model.stream_stats().passes == greedy.size());
+    CHECK(model.stream_stats().bytes_streamed == greedy.size() * plan.streamed_bytes);
+}

@@ -1,0 +1,84 @@
+#include <doctest/doctest.h>
+
+#include <map>
+
+#include "runner/engine/sampling.h"
+
+namespace {
+
+std::vector<runner::Candidate> candidates(const std::vector<float>& logits) {
+    std::vector<runner::Candidate> c;
+    for (std::size_t i = 0; i < logits.size(); ++i) c.push_back({static_cast<std::int32_t>(i), logits[i]});
+    return c;
+}
+
+}  // namespace
+
+TEST_CASE("temperature 0 is greedy, ties to the lowest id") {
+    runner::SamplingParams p;
+    p.temperature = 0;
+    runner::Sampler s(p);
+    const std::vector<float> logits = {0.1f, 3.0f, 3.0f, -1.0f};
+    CHECK(s.sample(logits, {}) == 1);
+}
+
+TEST_CASE("the same seed gives the same tokens, another seed other tokens") {
+    const std::vector<float> logits = {1.0f, 1.1f, 0.9f, 1.05f, 0.95f, 1.0f};
+    const auto run = [&](std::uint64_t seed) {
+        runner::SamplingParams p;
+        p.temperature = 1.0f;
+        p.top_k = 0;
+        p.top_p = 1.0f;
+        p.seed = seed;
+        runner::Sampler s(p);
+        std::vector<std::int32_t> out;
+        for (int i = 0; i < 50; ++i) out.push_back(s.sample(logits, {}));
+        return out;
+    };
+    CHECK(run(42) == run(42));
+    CHECK(run(42) != run(43));
+}
+
+TEST_CASE("sampling follows the distribution") {
+    runner::SamplingParams p;
+    p.temperature = 1.0f;
+    p.top_k = 0;
+    p.top_p = 1.0f;
+    p.seed = 7;
+    runner::Sampler s(p);
+    const std::vector<float> logits = {0.0f, std::log(3.0f)};  // p = 0.25, 0.75
+    int ones = 0;
+    for (int i = 0; i < 20000; ++i) ones += s.sample(logits, {});
+    CHECK(ones / 20000.0 == doctest::Approx(0.75).epsilon(0.03));
+}
+
+TEST_CASE("top-k, top-p and min-p keep what they should") {
+    auto c = candidates({1, 5, 3, 4, 2});
+    runner::apply_top_k(c, 2);
+    REQUIRE(c.size() == 2);
+    CHECK(c[0].id == 1);
+    CHECK(c[1].id == 3);
+
+    c = candidates({std::log(0.5f), std::log(0.3f), std::log(0.15f), std::log(0.05f)});
+    runner::apply_top_p(c, 0.75f);
+    CHECK(c.size() == 2);  // 0.5 + 0.3 >= 0.75
+
+    c = candidates({std::log(0.5f), std::log(0.3f), std::log(0.15f), std::log(0.05f)});
+    runner::apply_min_p(c, 0.25f);  // keep p >= 0.125
+    CHECK(c.size() == 3);
+}
+
+TEST_CASE("penalties lower tokens seen in the last N") {
+    auto c = candidates({2.0f, 2.0f, -1.0f, 0.5f});
+    runner::SamplingParams p;
+    p.repeat_penalty = 2.0f;
+    p.presence_penalty = 0.5f;
+    p.frequency_penalty = 0.25f;
+    p.penalty_last_n = 3;
+    const std::vector<std::int32_t> history = {1, 0, 2, 2};  // last 3: 0, 2, 2
+    runner::apply_penalties(c, history, p);
+    CHECK(c[0].logit == doctest::Approx(2.0f / 2 - 0.25f - 0.5f));
+    CHECK(c[1].logit == doctest::Approx(2.0f));  // token 1 is outside the window
+    CHECK(c[2].logit == doctest::Approx(-1.0f * 2 - 0.5f - 0.5f));
+    CHECK(c[3].logit == doctest::Approx(0.5f));
+}
