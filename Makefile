@@ -40,6 +40,7 @@ bench: all
 	$(BUILD_DIR)/bench/bench_probe
 	$(BUILD_DIR)/bench/bench_tokenizer
 	$(BUILD_DIR)/bench/bench_cpu_decode
+	$(BUILD_DIR)/bench/bench_stream_decode
 
 FORMAT_FILES = $(shell git ls-files '*.cpp' '*.h' '*.cu' '*.cuh' 2>/dev/null)
 

@@ -28,22 +28,26 @@ common::Result<MappedFile> MappedFile::open(const std::filesystem::path& path) {
         if (p == MAP_FAILED) {
             const int err = errno;
             ::close(fd);
+            file.fd_ = -1;
             return common::make_error(path.string() + ": cannot map: " + std::strerror(err));
         }
         file.data_ = static_cast<const std::byte*>(p);
     }
-    // The mapping keeps the file alive; the descriptor is not needed any more.
-    ::close(fd);
+    file.fd_ = fd;
     return file;
 }
 
 MappedFile::MappedFile(MappedFile&& other) noexcept
-    : path_(std::move(other.path_)), data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+    : path_(std::move(other.path_)),
+      fd_(std::exchange(other.fd_, -1)),
+      data_(std::exchange(other.data_, nullptr)),
+      size_(std::exchange(other.size_, 0)) {}
 
 MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
     if (this != &other) {
         release();
         path_ = std::move(other.path_);
+        fd_ = std::exchange(other.fd_, -1);
         data_ = std::exchange(other.data_, nullptr);
         size_ = std::exchange(other.size_, 0);
     }
@@ -54,6 +58,8 @@ MappedFile::~MappedFile() { release(); }
 
 void MappedFile::release() {
     if (data_) ::munmap(const_cast<std::byte*>(data_), size_);
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
     data_ = nullptr;
     size_ = 0;
 }
@@ -72,10 +78,13 @@ void advise(const std::byte* data, std::size_t size, std::size_t offset, std::si
 }  // namespace
 
 void MappedFile::will_need(std::size_t offset, std::size_t length) const {
+    if (fd_ >= 0) ::posix_fadvise(fd_, static_cast<off_t>(offset), static_cast<off_t>(length), POSIX_FADV_WILLNEED);
     advise(data_, size_, offset, length, MADV_WILLNEED);
 }
+
 void MappedFile::dont_need(std::size_t offset, std::size_t length) const {
     advise(data_, size_, offset, length, MADV_DONTNEED);
+    if (fd_ >= 0) ::posix_fadvise(fd_, static_cast<off_t>(offset), static_cast<off_t>(length), POSIX_FADV_DONTNEED);
 }
 
 }  // namespace runner

@@ -22,7 +22,8 @@ class MappedFile {
     std::span<const std::byte> bytes() const { return {data_, size_}; }
     const std::filesystem::path& path() const { return path_; }
 
-    // Tells the kernel which pages are wanted soon or no longer (layer streaming).
+    // Tells the kernel which bytes are wanted soon (read ahead into the page cache) or no longer
+    // (dropped from this mapping and from the page cache, so a RAM budget bounds both).
     void will_need(std::size_t offset, std::size_t length) const;
     void dont_need(std::size_t offset, std::size_t length) const;
 
@@ -31,6 +32,7 @@ class MappedFile {
     void release();
 
     std::filesystem::path path_;
+    int fd_ = -1;  // kept for posix_fadvise
     const std::byte* data_ = nullptr;
     std::size_t size_ = 0;
 };

@@ -4,6 +4,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -63,6 +68,23 @@ void check_model(const std::string& name) {
     CHECK(result->reason == runner::StopReason::length);
 }
 
+// The share of a tensor's whole pages that the page cache holds (mincore on a fresh mapping).
+double cached_fraction(const runner::TensorView& t) {
+    const int fd = ::open(t.file->path().c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    const auto size = static_cast<std::size_t>(fs::file_size(t.file->path()));
+    void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+    ::close(fd);
+    REQUIRE(p != MAP_FAILED);
+    const std::size_t page = 4096, first = (t.file_offset + page - 1) / page, last = (t.file_offset + t.bytes) / page;
+    REQUIRE(last > first);
+    std::vector<unsigned char> vec(last - first);
+    REQUIRE(::mincore(static_cast<char*>(p) + first * page, (last - first) * page, vec.data()) == 0);
+    ::munmap(p, size);
+    return static_cast<double>(std::count_if(vec.begin(), vec.end(), [](unsigned char v) { return v & 1; })) /
+           static_cast<double>(vec.size());
+}
+
 }  // namespace
 
 TEST_CASE("reference: Llama, GQA 4:1, llama3 rope scaling, bf16") { check_model("llama-gqa4-llama3rope"); }
@@ -117,4 +139,9 @@ TEST_CASE("reference: streaming layers under a RAM budget gives the same logits 
     // One pass for the prompt and one per decoded token but the last, each streaming the two layers.
     CHECK(model.stream_stats().passes == greedy.size());
     CHECK(model.stream_stats().bytes_streamed == greedy.size() * plan.streamed_bytes);
+    // Released after use: the streamed layer's weights left the page cache (its edge pages may be
+    // shared with neighbouring tensors, so whole inner pages are what is checked).
+    auto again = std::move(runner::bind_weights(**source)).value();
+    const runner::TensorView& w_up = *again.layers[2].w_up;
+    CHECK(cached_fraction(w_up) < 0.5);
 }
