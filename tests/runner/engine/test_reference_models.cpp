@@ -118,6 +118,13 @@ TEST_CASE("a token outside the vocabulary or past the context is an error, not a
 TEST_CASE("reference: streaming layers under a RAM budget gives the same logits and tokens") {
     const std::string name = "llama-gqa4-llama3rope";
     const auto ref = nlohmann::json::parse(test_support::read_file(models / name / "reference.json"));
+    // A fresh clone's files can still be dirty in the page cache, and the kernel drops only clean pages.
+    {
+        const int fd = ::open((models / name / "model.safetensors").c_str(), O_RDONLY | O_CLOEXEC);
+        REQUIRE(fd >= 0);
+        ::fdatasync(fd);
+        ::close(fd);
+    }
     auto source = runner::open_hf_folder(models / name);
     REQUIRE(source.ok());
     auto weights = std::move(runner::bind_weights(**source)).value();
