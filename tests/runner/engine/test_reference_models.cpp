@@ -118,14 +118,19 @@ TEST_CASE("a token outside the vocabulary or past the context is an error, not a
 TEST_CASE("reference: streaming layers under a RAM budget gives the same logits and tokens") {
     const std::string name = "llama-gqa4-llama3rope";
     const auto ref = nlohmann::json::parse(test_support::read_file(models / name / "reference.json"));
-    // A fresh clone's files can still be dirty in the page cache, and the kernel drops only clean pages.
+    // A private copy, written back and dropped from the page cache first: POSIX_FADV_DONTNEED is
+    // best effort, and skips dirty pages, pages another process maps (a test beside this one) and
+    // freshly written pages still queued for the LRU lists, all of which a fresh clone has.
+    test_support::TempTree tree;
+    tree.copy(models / name, "m");
     {
-        const int fd = ::open((models / name / "model.safetensors").c_str(), O_RDONLY | O_CLOEXEC);
+        const int fd = ::open((tree.root() / "m/model.safetensors").c_str(), O_RDONLY | O_CLOEXEC);
         REQUIRE(fd >= 0);
-        ::fdatasync(fd);
+        REQUIRE(::fdatasync(fd) == 0);
+        ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
         ::close(fd);
     }
-    auto source = runner::open_hf_folder(models / name);
+    auto source = runner::open_hf_folder(tree.root() / "m");
     REQUIRE(source.ok());
     auto weights = std::move(runner::bind_weights(**source)).value();
     // Room for the embeddings, the output head and one layer: the other two are streamed.
