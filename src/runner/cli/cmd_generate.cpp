@@ -8,6 +8,7 @@
 #include "runner/cli/commands.h"
 #include "runner/cli/model_options.h"
 #include "runner/engine/generate.h"
+#include "runner/tokenizer/source.h"
 #include "runner/tokenizer/stream_decoder.h"
 #include "runner/tokenizer/tokenizer.h"
 
@@ -121,10 +122,10 @@ int run_generate(const std::vector<std::string>& args, CommandIo io) {
 
     auto m = open_model(model, "generate", io.err);
     if (!m) return exit_usage;
+    // The tokenizer beside the weights: the folder's tokenizer.json or the Ollama model's JSON layer.
     std::optional<tokenizer::Tokenizer> tok;
-    const auto tokenizer_json = std::filesystem::path(model) / "tokenizer.json";
-    if (std::filesystem::exists(tokenizer_json)) {
-        auto loaded = tokenizer::Tokenizer::load(tokenizer_json);
+    if (auto files = tokenizer::resolve_tokenizer(model, tokenizer::default_ollama_models()); files) {
+        auto loaded = tokenizer::Tokenizer::load(files->tokenizer_json, files->tokenizer_config);
         if (!loaded) {
             io.err << "ollama-airllm generate: error: " << loaded.error().message << '\n';
             return exit_usage;

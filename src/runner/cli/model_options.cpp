@@ -5,6 +5,8 @@
 #include <regex>
 
 #include "runner/model/hf_folder.h"
+#include "runner/model/ollama_manifest.h"
+#include "runner/model/ollama_model.h"
 
 namespace runner_cli {
 
@@ -46,7 +48,11 @@ std::string format_size(std::uint64_t bytes) {
 }
 
 std::optional<OpenModel> open_model(const std::string& path, const char* command, std::ostream& err) {
-    auto source = runner::open_hf_folder(path);
+    // A folder is a Hugging Face model; anything else names a model in Ollama's store.
+    std::error_code ec;
+    auto source = std::filesystem::is_directory(path, ec) || path.find('/') == 0 || path.rfind("./", 0) == 0
+                      ? runner::open_hf_folder(path)
+                      : runner::open_ollama_model(path, runner::default_ollama_models());
     if (!source) {
         err << "ollama-airllm " << command << ": error: " << source.error().message << '\n';
         return std::nullopt;

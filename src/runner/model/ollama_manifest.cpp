@@ -1,0 +1,95 @@
+#include "runner/model/ollama_manifest.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <optional>
+
+namespace runner {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct ModelName {
+    std::string host = "registry.ollama.ai";
+    std::string ns = "library";
+    std::string model;
+    std::string tag = "latest";
+};
+
+std::optional<ModelName> parse_name(const std::string& spec) {
+    ModelName name;
+    std::string rest = spec;
+    if (const auto colon = rest.rfind(':'); colon != std::string::npos && rest.find('/', colon) == std::string::npos) {
+        name.tag = rest.substr(colon + 1);
+        rest = rest.substr(0, colon);
+    }
+    std::vector<std::string> parts;
+    for (std::size_t start = 0;;) {
+        const auto slash = rest.find('/', start);
+        parts.push_back(rest.substr(start, slash - start));
+        if (slash == std::string::npos) break;
+        start = slash + 1;
+    }
+    if (parts.size() > 3) return std::nullopt;
+    name.model = parts.back();
+    if (parts.size() >= 2) name.ns = parts[parts.size() - 2];
+    if (parts.size() == 3) name.host = parts[0];
+    for (const auto* part : {&name.host, &name.ns, &name.model, &name.tag})
+        if (part->empty() || *part == "." || *part == ".." || part->find('\\') != std::string::npos)
+            return std::nullopt;
+    return name;
+}
+
+}  // namespace
+
+const OllamaLayer* OllamaManifest::json_layer(const std::string& name) const {
+    for (const auto& l : layers)
+        if (l.media_type == ollama_json_media_type && l.name == name) return &l;
+    return nullptr;
+}
+
+fs::path default_ollama_models() {
+    if (const char* env = std::getenv("OLLAMA_MODELS"); env && *env) return env;
+    if (const char* home = std::getenv("HOME"); home && *home) return fs::path(home) / ".ollama" / "models";
+    return "/var/lib/ollama/models";
+}
+
+common::Result<OllamaManifest> read_ollama_manifest(const std::string& spec, const fs::path& models) {
+    const auto name = parse_name(spec);
+    if (!name) return common::make_error(spec + ": not a file, a folder or an Ollama model name");
+    const fs::path manifest = models / "manifests" / name->host / name->ns / name->model / name->tag;
+    std::error_code ec;
+    if (!fs::is_regular_file(manifest, ec))
+        return common::make_error(spec + ": no such file or folder, and no Ollama model (looked for " +
+                                  manifest.string() + "; set OLLAMA_MODELS to the models folder)");
+    std::ifstream in(manifest, std::ios::binary);
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+        return common::make_error(manifest.string() + ": not valid JSON: " + e.what());
+    }
+    if (!j.is_object() || !j.contains("layers") || !j["layers"].is_array())
+        return common::make_error(manifest.string() + ": no \"layers\" array");
+    OllamaManifest m;
+    m.file = manifest;
+    m.described_as = "Ollama model " + name->ns + "/" + name->model + ":" + name->tag;
+    for (const auto& layer : j["layers"]) {
+        if (!layer.is_object()) return common::make_error(manifest.string() + ": a layer is not an object");
+        const auto digest = layer.value("digest", "");
+        if (digest.rfind("sha256:", 0) != 0 || digest.size() != 71 || digest.find_first_of("/\\.") != std::string::npos)
+            return common::make_error(manifest.string() + ": layer digest \"" + digest + "\" is not sha256:<64 hex>");
+        OllamaLayer l;
+        l.media_type = layer.value("mediaType", "");
+        l.name = layer.value("name", "");
+        l.blob = models / "blobs" / ("sha256-" + digest.substr(7));
+        if (layer.contains("size") && layer["size"].is_number_unsigned()) l.size = layer["size"].get<std::uint64_t>();
+        m.layers.push_back(std::move(l));
+    }
+    return m;
+}
+
+}  // namespace runner

@@ -1,0 +1,39 @@
+// Models stored by Ollama under $OLLAMA_MODELS: manifests/<host>/<namespace>/<model>/<tag> lists layers
+// (media type, digest, name) whose blobs live in blobs/sha256-<hex>. Safetensors models keep one
+// blob per tensor (a small safetensors file) and one JSON blob per config file.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace runner {
+
+inline constexpr const char* ollama_tensor_media_type = "application/vnd.ollama.image.tensor";
+inline constexpr const char* ollama_json_media_type = "application/vnd.ollama.image.json";
+
+struct OllamaLayer {
+    std::string media_type;
+    std::string name;  // tensor name or file name ("config.json"); may be empty in older manifests
+    std::filesystem::path blob;
+    std::uint64_t size = 0;
+};
+
+struct OllamaManifest {
+    std::filesystem::path file;
+    std::string described_as;  // "Ollama model library/qwen3:latest"
+    std::vector<OllamaLayer> layers;
+
+    const OllamaLayer* json_layer(const std::string& name) const;
+};
+
+// `spec` is [host/][namespace/]model[:tag]; `models` is $OLLAMA_MODELS.
+common::Result<OllamaManifest> read_ollama_manifest(const std::string& spec, const std::filesystem::path& models);
+
+// $OLLAMA_MODELS, else $HOME/.ollama/models.
+std::filesystem::path default_ollama_models();
+
+}  // namespace runner

@@ -1,0 +1,126 @@
+// Models in Ollama's store ($OLLAMA_MODELS): a manifest, one safetensors blob per tensor and JSON blobs
+// for the config files, laid out as `ollama create --experimental` writes them (Ollama v0.32.15).
+#include <doctest/doctest.h>
+#include <openssl/sha.h>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+#include "runner/model/safetensors.h"
+#include "support/run_process.h"
+#include "support/temp_tree.h"
+
+namespace fs = std::filesystem;
+using test_support::run_process;
+using test_support::TempTree;
+
+namespace {
+
+const fs::path models = fs::path(OAR_FIXTURES) / "models";
+
+std::string sha256_hex(const std::string& data) {
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (const unsigned char b : digest) {
+        out += hex[b >> 4];
+        out += hex[b & 0xf];
+    }
+    return out;
+}
+
+// Writes `data` as a blob and returns its manifest layer.
+nlohmann::json add_blob(const TempTree& store, const std::string& data, const std::string& media_type,
+                        const std::string& name) {
+    const auto hex = sha256_hex(data);
+    store.write("blobs/sha256-" + hex, data);
+    return {{"mediaType", media_type}, {"digest", "sha256:" + hex}, {"size", data.size()}, {"name", name}};
+}
+
+// A one-tensor safetensors file holding `t`'s bytes.
+std::string single_tensor_file(const runner::TensorView& t) {
+    nlohmann::json header = {
+        {t.name, {{"dtype", runner::dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {0, t.bytes}}}}};
+    std::string h = header.dump();
+    std::string out(8, '\0');
+    for (int i = 0; i < 8; ++i) out[static_cast<std::size_t>(i)] = static_cast<char>((h.size() >> (8 * i)) & 0xff);
+    return out + h + std::string(reinterpret_cast<const char*>(t.data), t.bytes);
+}
+
+// Imports the fixture model `name` into a store as library/tiny:latest.
+void import_model(const TempTree& store, const std::string& name, bool with_config = true) {
+    auto file = runner::SafetensorsFile::open(models / name / "model.safetensors");
+    REQUIRE(file.ok());
+    nlohmann::json layers = nlohmann::json::array();
+    for (const auto& t : file->tensors())
+        layers.push_back(add_blob(store, single_tensor_file(t), "application/vnd.ollama.image.tensor", t.name));
+    for (const char* json : {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"}) {
+        if (!with_config && std::string(json) == "config.json") continue;
+        layers.push_back(
+            add_blob(store, test_support::read_file(models / name / json), "application/vnd.ollama.image.json", json));
+    }
+    const nlohmann::json manifest = {{"schemaVersion", 2},
+                                     {"mediaType", "application/vnd.docker.distribution.manifest.v2+json"},
+                                     {"config", add_blob(store, "{\"model_format\":\"safetensors\"}",
+                                                         "application/vnd.docker.container.image.v1+json", "")},
+                                     {"layers", layers}};
+    store.write("manifests/registry.ollama.ai/library/tiny/latest", manifest.dump());
+}
+
+std::string ids_csv(const nlohmann::json& ids) {
+    std::string out;
+    for (const auto& id : ids) out += (out.empty() ? "" : ",") + std::to_string(id.get<int>());
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("ollama store: a model by name runs with the same greedy tokens as its folder") {
+    TempTree store;
+    import_model(store, "llama-gqa4-llama3rope");
+    const auto ref = nlohmann::json::parse(test_support::read_file(models / "llama-gqa4-llama3rope/reference.json"));
+    const auto r = run_process({OAR_OLLAMA_AIRLLM, "generate", "tiny", "--prompt-ids", ids_csv(ref["prompt_ids"]), "-n",
+                                "32", "--temperature", "0", "--json"},
+                               {"OLLAMA_MODELS=" + store.root().string()});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(nlohmann::json::parse(r.out)["ids"] == ref["greedy_ids"]);
+
+    // The tokenizer comes from the model's JSON layers too.
+    const auto text = run_process({OAR_OLLAMA_AIRLLM, "generate", "library/tiny:latest", "-p", "The quick brown fox",
+                                   "-n", "4", "--temperature", "0", "--json"},
+                                  {"OLLAMA_MODELS=" + store.root().string()});
+    REQUIRE_MESSAGE(text.exit_code == 0, text.err);
+    CHECK(nlohmann::json::parse(text.out)["prompt_tokens"].get<int>() > 2);
+    const auto info = run_process({OAR_OLLAMA_AIRLLM, "info", "tiny"}, {"OLLAMA_MODELS=" + store.root().string()});
+    CHECK(info.out.find("Ollama model library/tiny:latest") != std::string::npos);
+}
+
+TEST_CASE("ollama store: missing models, blobs and configs are clear errors") {
+    TempTree store;
+    import_model(store, "qwen2-bias-tied");
+    const std::vector<std::string> env = {"OLLAMA_MODELS=" + store.root().string()};
+    const auto missing = run_process({OAR_OLLAMA_AIRLLM, "generate", "nosuch", "--prompt-ids", "1"}, env);
+    CHECK(missing.exit_code == 2);
+    CHECK(missing.err.find("no Ollama model (looked for " +
+                           (store.root() / "manifests/registry.ollama.ai/library/nosuch/latest").string()) !=
+          std::string::npos);
+
+    // Delete one tensor blob.
+    const auto manifest = nlohmann::json::parse(
+        test_support::read_file(store.root() / "manifests/registry.ollama.ai/library/tiny/latest"));
+    const std::string digest = manifest["layers"][0]["digest"].get<std::string>().substr(7);
+    fs::remove(store.root() / "blobs" / ("sha256-" + digest));
+    const auto blob = run_process({OAR_OLLAMA_AIRLLM, "generate", "tiny", "--prompt-ids", "1"}, env);
+    CHECK(blob.exit_code == 2);
+    CHECK(blob.err.find("sha256-" + digest + ": cannot open") != std::string::npos);
+    CHECK(blob.err.find("tensor blob " + manifest["layers"][0]["name"].get<std::string>()) != std::string::npos);
+
+    TempTree gguf_like;
+    import_model(gguf_like, "qwen2-bias-tied", /*with_config=*/false);
+    const auto no_config = run_process({OAR_OLLAMA_AIRLLM, "generate", "tiny", "--prompt-ids", "1"},
+                                       {"OLLAMA_MODELS=" + gguf_like.root().string()});
+    CHECK(no_config.exit_code == 2);
+    CHECK(no_config.err.find("has no config.json layer: it is not a safetensors model") != std::string::npos);
+}
