@@ -20,6 +20,7 @@ constexpr Subcommand subcommands[] = {
     {"detokenize", runner_cli::run_detokenize, "print the text of a JSON array of token ids"},
     {"info", runner_cli::run_info, "architecture, parameters, bytes per layer and the plan for a RAM budget"},
     {"generate", runner_cli::run_generate, "run a model on the CPU and stream the generated text"},
+    {"runner", runner_cli::run_runner, "serve a model over HTTP as Ollama's runner (MLX protocol)"},
 };
 
 void usage(std::ostream& out) {

@@ -1,0 +1,119 @@
+// ollama-airllm runner --model NAME_OR_PATH --port P [--host H] [--ctx N] [--threads N] [--ram-budget S]
+// How the patched Ollama starts it (it also passes --mlx-engine, accepted and ignored).
+#include <signal.h>
+
+#include <charconv>
+#include <iostream>
+#include <thread>
+
+#include "runner/cli/commands.h"
+#include "runner/cli/model_options.h"
+#include "runner/model/ollama_manifest.h"
+#include "runner/server/runner_server.h"
+#include "runner/tokenizer/source.h"
+
+namespace runner_cli {
+
+namespace {
+
+constexpr const char* runner_usage =
+    R"(usage: ollama-airllm runner --model NAME_OR_PATH --port P [--host H] [--ctx N] [--threads N] [--ram-budget SIZE]
+
+Serves a model over HTTP the way Ollama's MLX runner does (GET /v1/status, POST /v1/completions,
+POST /v1/tokenize, and the /health, /load, /completion redirects), plus llama-server's /tokenize and
+/detokenize. Listens on 127.0.0.1 unless --host says otherwise. SIGINT or SIGTERM stop it.
+)";
+
+bool parse_int(const std::string& s, int& out) {
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return ec == std::errc() && end == s.data() + s.size();
+}
+
+}  // namespace
+
+int run_runner(const std::vector<std::string>& args, CommandIo io) {
+    std::string model, host = "127.0.0.1";
+    int port = 0, n_ctx = 4096, threads = 0;
+    std::uint64_t ram_budget = 0;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const auto& a = args[i];
+        const bool has_value = i + 1 < args.size();
+        if (a == "-h" || a == "--help") {
+            io.out << runner_usage;
+            return exit_ok;
+        } else if (a == "--mlx-engine") {
+        } else if (a == "--model" && has_value) {
+            model = args[++i];
+        } else if (a == "--host" && has_value) {
+            host = args[++i];
+        } else if ((a == "--port" && has_value && parse_int(args[++i], port)) ||
+                   (a == "--ctx" && has_value && parse_int(args[++i], n_ctx)) ||
+                   (a == "--threads" && has_value && parse_int(args[++i], threads))) {
+        } else if (a == "--ram-budget" && has_value) {
+            const auto size = parse_size(args[++i]);
+            if (!size) {
+                io.err << "ollama-airllm runner: --ram-budget '" << args[i] << "' is not a size such as 8GiB\n";
+                return exit_usage;
+            }
+            ram_budget = *size;
+        } else {
+            io.err << "ollama-airllm runner: unknown or incomplete argument '" << a << "'\n" << runner_usage;
+            return exit_usage;
+        }
+    }
+    if (model.empty() || port <= 0 || port > 65535 || n_ctx < 2 || threads < 0) {
+        io.err << "ollama-airllm runner: --model and a --port in 1-65535 are required\n" << runner_usage;
+        return exit_usage;
+    }
+    // SIGINT and SIGTERM end the server from a thread of their own: blocked here, before the engine's
+    // and the server's threads start, so that none of them takes the signal.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+    // Ollama reads the runner's stderr for the reason it failed: each error is one line there.
+    auto m = open_model(model, "runner", io.err);
+    if (!m) return exit_failed;
+    auto files = tokenizer::resolve_tokenizer(model, runner::default_ollama_models());
+    if (!files) {
+        io.err << "ollama-airllm runner: error: " << files.error().message << '\n';
+        return exit_failed;
+    }
+    auto tok = tokenizer::Tokenizer::load(files->tokenizer_json, files->tokenizer_config);
+    if (!tok) {
+        io.err << "ollama-airllm runner: error: " << tok.error().message << '\n';
+        return exit_failed;
+    }
+    n_ctx = std::min(n_ctx, m->source->config().max_position);
+    auto plan = runner::plan_layers(m->weights, ram_budget);
+    const auto& c = m->source->config();
+    const std::uint64_t kv_bytes = 2ull * c.n_layer * n_ctx * c.n_head_kv * c.head_dim * sizeof(float);
+    const std::uint64_t memory = plan.resident_bytes + kv_bytes;
+    runner::Transformer engine(*m->source, std::move(m->weights), n_ctx, static_cast<unsigned>(threads),
+                               std::move(plan));
+    runner_server::RunnerServer server(engine, *tok, memory);
+
+    std::string error;
+    if (!server.bind(host, port, error)) {
+        io.err << "ollama-airllm runner: error: " << error << '\n';
+        return exit_failed;
+    }
+    std::thread waiter([&] {
+        int signal = 0;
+        sigwait(&stop_signals, &signal);
+        server.stop();
+    });
+    // Printed once the port accepts connections; Ollama polls /v1/status until it answers.
+    io.err << "ollama-airllm runner: " << m->source->describe() << " on http://" << host << ":" << port << " (context "
+           << n_ctx << ")\n"
+           << std::flush;
+    server.serve();
+    // Wake the signal thread if serving ended for another reason.
+    pthread_kill(waiter.native_handle(), SIGTERM);
+    waiter.join();
+    return exit_ok;
+}
+
+}  // namespace runner_cli

@@ -1,0 +1,128 @@
+#include "runner/server/completion_request.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+
+namespace runner_server {
+
+namespace {
+
+using nlohmann::json;
+
+// Reads an optional number; a present value of the wrong type is an error naming the field.
+template <class T>
+bool read_number(const json& obj, const char* key, T& out, std::string& problem) {
+    if (!obj.contains(key) || obj[key].is_null()) return false;
+    if (!obj[key].is_number()) {
+        problem = std::string("\"") + key + "\" must be a number";
+        return false;
+    }
+    out = obj[key].get<T>();
+    return true;
+}
+
+std::uint64_t random_seed() {
+    return static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+}
+
+std::string read_stops(const json& obj, const char* key, std::vector<std::string>& out) {
+    if (!obj.contains(key) || obj[key].is_null()) return {};
+    if (!obj[key].is_array()) return std::string("\"") + key + "\" must be an array of strings";
+    for (const auto& s : obj[key]) {
+        if (!s.is_string()) return std::string("\"") + key + "\" must be an array of strings";
+        if (!s.get<std::string>().empty()) out.push_back(s.get<std::string>());
+    }
+    return {};
+}
+
+common::Result<CompletionRequest> parse_mlx(const json& body) {
+    CompletionRequest r;
+    r.dialect = Dialect::mlx;
+    if (!body["Prompt"].is_string()) return common::make_error("\"Prompt\" must be a string");
+    r.prompt = body["Prompt"].get<std::string>();
+    if (body.contains("Media") && body["Media"].is_array() && !body["Media"].empty())
+        return common::make_error("this model takes text only; the request carries images");
+    const json options = body.contains("Options") && body["Options"].is_object() ? body["Options"] : json::object();
+    if (body.contains("Options") && !body["Options"].is_null() && !body["Options"].is_object())
+        return common::make_error("\"Options\" must be an object");
+    // Go's zero values for what omitempty left out: temperature 0 is greedy, top_k 0 and top_p 0 are off.
+    auto& s = r.sampling;
+    s.temperature = 0;
+    s.top_k = 0;
+    s.top_p = 1;
+    s.min_p = 0;
+    s.repeat_penalty = 1;
+    s.penalty_last_n = 0;
+    std::string problem;
+    read_number(options, "temperature", s.temperature, problem);
+    read_number(options, "top_k", s.top_k, problem);
+    float top_p = 0;
+    if (read_number(options, "top_p", top_p, problem) && top_p > 0) s.top_p = top_p;
+    read_number(options, "min_p", s.min_p, problem);
+    float repeat = 0;
+    if (read_number(options, "repeat_penalty", repeat, problem) && repeat > 0) s.repeat_penalty = repeat;
+    read_number(options, "repeat_last_n", s.penalty_last_n, problem);
+    read_number(options, "presence_penalty", s.presence_penalty, problem);
+    read_number(options, "frequency_penalty", s.frequency_penalty, problem);
+    long long seed = 0;
+    read_number(options, "seed", seed, problem);
+    s.seed = seed < 0 ? random_seed() : static_cast<std::uint64_t>(seed);
+    int num_predict = 0;
+    if (read_number(options, "num_predict", num_predict, problem) && num_predict > 0) r.num_predict = num_predict;
+    if (const auto why = read_stops(options, "stop", r.stop); !why.empty()) problem = why;
+    if (!problem.empty()) return common::make_error("Options: " + problem);
+    return r;
+}
+
+common::Result<CompletionRequest> parse_llama(const json& body) {
+    CompletionRequest r;
+    r.dialect = Dialect::llama;
+    if (!body["prompt"].is_string()) return common::make_error("\"prompt\" must be a string");
+    r.prompt = body["prompt"].get<std::string>();
+    // llama-server's defaults for what is not given.
+    auto& s = r.sampling;
+    s.temperature = 0.8f;
+    s.top_k = 40;
+    s.top_p = 0.95f;
+    s.min_p = 0.05f;
+    s.repeat_penalty = 1.0f;
+    s.penalty_last_n = 64;
+    std::string problem;
+    read_number(body, "temperature", s.temperature, problem);
+    read_number(body, "top_k", s.top_k, problem);
+    read_number(body, "top_p", s.top_p, problem);
+    read_number(body, "min_p", s.min_p, problem);
+    read_number(body, "repeat_penalty", s.repeat_penalty, problem);
+    read_number(body, "repeat_last_n", s.penalty_last_n, problem);
+    read_number(body, "presence_penalty", s.presence_penalty, problem);
+    read_number(body, "frequency_penalty", s.frequency_penalty, problem);
+    long long seed = -1;
+    read_number(body, "seed", seed, problem);
+    s.seed = seed < 0 ? random_seed() : static_cast<std::uint64_t>(seed);
+    read_number(body, "n_predict", r.num_predict, problem);
+    if (body.contains("stream") && !body["stream"].is_boolean()) problem = "\"stream\" must be true or false";
+    r.stream = body.value("stream", false);
+    if (const auto why = read_stops(body, "stop", r.stop); !why.empty()) problem = why;
+    if (!problem.empty()) return common::make_error(problem);
+    if (s.top_p <= 0 || s.top_p > 1) return common::make_error("\"top_p\" must be in (0, 1]");
+    if (s.temperature < 0) return common::make_error("\"temperature\" must not be negative");
+    return r;
+}
+
+}  // namespace
+
+common::Result<CompletionRequest> parse_completion_request(std::string_view body) {
+    json j;
+    try {
+        j = json::parse(body);
+    } catch (const json::exception& e) {
+        return common::make_error(std::string("the request is not valid JSON: ") + e.what());
+    }
+    if (!j.is_object()) return common::make_error("the request must be a JSON object");
+    if (j.contains("Prompt")) return parse_mlx(j);
+    if (j.contains("prompt")) return parse_llama(j);
+    return common::make_error("the request has no \"Prompt\" (Ollama) or \"prompt\" (llama-server)");
+}
+
+}  // namespace runner_server

@@ -1,0 +1,29 @@
+// Completion requests in the two dialects the runner speaks: Ollama's MLX runner client (Go field
+// names, api.Options with omitempty json tags: a missing option is Go's zero value) and llama-server's
+// /completion (lowercase names, llama-server's defaults).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "runner/engine/sampling.h"
+
+namespace runner_server {
+
+enum class Dialect { mlx, llama };
+
+struct CompletionRequest {
+    Dialect dialect = Dialect::mlx;
+    std::string prompt;
+    runner::SamplingParams sampling;
+    int num_predict = -1;  // < 0: until the context is full
+    std::vector<std::string> stop;
+    bool stream = true;  // llama dialect only; MLX always streams JSONL
+};
+
+// The dialect is told by the prompt's key: "Prompt" (MLX) or "prompt" (llama-server).
+common::Result<CompletionRequest> parse_completion_request(std::string_view body);
+
+}  // namespace runner_server

@@ -1,0 +1,48 @@
+// ollama-airllm's HTTP side: the MLX runner protocol upstream Ollama's client speaks (GET /v1/status,
+// POST /v1/completions streaming JSONL with Go field names, POST /v1/tokenize, /v1/models, and the 308
+// redirects /health, /load, /completion) plus llama-server's /tokenize and /detokenize. One
+// generation runs at a time; others wait their turn. The engine never sees HTTP: it gets a prompt
+// and a callback that says when to stop.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "runner/engine/transformer.h"
+#include "runner/tokenizer/tokenizer.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace runner_server {
+
+class RunnerServer {
+  public:
+    RunnerServer(runner::Transformer& model, const tokenizer::Tokenizer& tok, std::uint64_t memory_bytes);
+    ~RunnerServer();
+    RunnerServer(const RunnerServer&) = delete;
+    RunnerServer& operator=(const RunnerServer&) = delete;
+
+    // false (with `error` set) when the address cannot be bound.
+    bool bind(const std::string& host, int port, std::string& error);
+    // Serves on the bound address until stop().
+    void serve();
+    // May be called from another thread at any time; a stop that comes before serve() runs ends the
+    // next serve() at once.
+    void stop();
+
+  private:
+    void install_routes();
+
+    runner::Transformer& model_;
+    const tokenizer::Tokenizer& tok_;
+    std::uint64_t memory_bytes_;
+    std::mutex generation_;  // the model and its KV cache serve one request at a time
+    std::unique_ptr<httplib::Server> http_;
+    std::atomic<bool> stop_requested_{false};
+};
+
+}  // namespace runner_server

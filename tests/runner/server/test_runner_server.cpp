@@ -1,0 +1,215 @@
+// ollama-airllm runner as upstream Ollama's MLX client drives it (x/mlxrunner/client.go at v0.32.15):
+// requests built from its Go structs' field names, POST /completion followed through the 308 as Go's
+// http.Client does, JSONL parsed line by line.
+#include <doctest/doctest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <filesystem>
+#include <thread>
+
+#include "support/run_process.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+const fs::path model = fs::path(OAR_FIXTURES) / "models/llama-mha-tied-f16";
+
+int free_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    ::close(fd);
+    return ntohs(addr.sin_port);
+}
+
+struct Runner {
+    int port = free_port();
+    test_support::RunningProcess process;
+
+    explicit Runner(const std::string& ctx = "256")
+        : process({OAR_OLLAMA_AIRLLM, "runner", "--mlx-engine", "--model", model.string(), "--port",
+                   std::to_string(port), "--ctx", ctx}) {
+        REQUIRE(process.wait_for_output("on http://", 30));
+    }
+    httplib::Client client() const {
+        httplib::Client c("127.0.0.1", port);
+        c.set_follow_location(true);
+        c.set_read_timeout(60);
+        return c;
+    }
+};
+
+// The body client.go marshals from CompletionRequest{Prompt, Media, Options api.Options, Logprobs,
+// TopLogprobs}: api.Options' fields carry omitempty, so zero values (temperature 0) are left out.
+std::string mlx_request(const std::string& prompt, int num_predict, const json& stop = json::array()) {
+    json options = {{"num_predict", num_predict}, {"seed", 42}, {"top_k", 40}};
+    if (!stop.empty()) options["stop"] = stop;
+    return json{{"Prompt", prompt}, {"Media", nullptr}, {"Options", options}, {"Logprobs", false}, {"TopLogprobs", 0}}
+        .dump();
+}
+
+struct Streamed {
+    std::string text;
+    json done;
+    int lines = 0;
+};
+
+Streamed parse_jsonl(const std::string& body) {
+    Streamed s;
+    std::size_t start = 0;
+    while (start < body.size()) {
+        const auto nl = body.find('\n', start);
+        const auto line = json::parse(body.substr(start, nl - start));
+        ++s.lines;
+        s.text += line["Content"].get<std::string>();
+        if (line["Done"].get<bool>()) s.done = line;
+        start = nl == std::string::npos ? body.size() : nl + 1;
+    }
+    return s;
+}
+
+std::string greedy_text(const std::string& prompt, int n) {
+    const auto r = test_support::run_process({OAR_OLLAMA_AIRLLM, "generate", model.string(), "-p", prompt, "-n",
+                                              std::to_string(n), "--temperature", "0", "--json"});
+    REQUIRE(r.exit_code == 0);
+    return json::parse(r.out)["text"].get<std::string>();
+}
+
+}  // namespace
+
+TEST_CASE("runner: status, then a streamed completion through the /completion redirect equals generate") {
+    Runner runner;
+    auto client = runner.client();
+    const auto health = client.Get("/health");  // 308 to /v1/status
+    REQUIRE(health);
+    CHECK(health->status == 200);
+    const auto status = json::parse(health->body);
+    CHECK(status["Status"] == 0);
+    CHECK(status["Progress"] == 100);
+    CHECK(status["ContextLength"] == 256);
+    CHECK(status["Memory"].get<std::uint64_t>() > 0);
+
+    const auto res = client.Post("/completion", mlx_request("Layer streaming keeps", 12), "application/json");
+    REQUIRE(res);
+    CHECK(res->status == 200);
+    CHECK(res->get_header_value("Content-Type") == "application/jsonl");
+    const auto s = parse_jsonl(res->body);
+    CHECK(s.text == greedy_text("Layer streaming keeps", 12));
+    CHECK(s.done["DoneReason"] == 1);  // length
+    CHECK(s.done["EvalCount"] == 12);
+    CHECK(s.done["PromptEvalCount"].get<int>() > 0);
+    CHECK(s.done["EvalDuration"].get<long long>() > 0);
+    CHECK(s.done["Error"].is_null());
+}
+
+TEST_CASE("runner: stop strings end the stream before them with DoneReason stop") {
+    Runner runner;
+    const auto full = greedy_text("The quick brown fox", 16);
+    REQUIRE(full.size() > 6);
+    const std::string stop = full.substr(4, 3);
+    auto client = runner.client();
+    const auto res =
+        client.Post("/v1/completions", mlx_request("The quick brown fox", 16, json::array({stop})), "application/json");
+    REQUIRE(res);
+    const auto s = parse_jsonl(res->body);
+    CHECK(s.text == full.substr(0, full.find(stop)));
+    CHECK(s.done["DoneReason"] == 0);
+}
+
+TEST_CASE("runner: tokenize and detokenize round trip") {
+    Runner runner;
+    auto client = runner.client();
+    const auto ids = client.Post("/v1/tokenize", "Layer streaming keeps", "text/plain");
+    REQUIRE(ids);
+    const auto array = json::parse(ids->body);
+    REQUIRE(array.is_array());
+    CHECK(array[0] == 1);  // BOS, as the model's tokenizer adds it
+    json rest(array.begin() + 1, array.end());
+    const auto text = client.Post("/detokenize", json{{"tokens", rest}}.dump(), "application/json");
+    REQUIRE(text);
+    CHECK(json::parse(text->body)["content"] == "Layer streaming keeps");
+    const auto llama = client.Post("/tokenize", R"({"content": "Layer streaming keeps"})", "application/json");
+    CHECK(json::parse(llama->body)["tokens"] == rest);
+}
+
+TEST_CASE("runner: malformed requests and prompts longer than the context get 400 and a JSON error") {
+    Runner runner("16");
+    auto client = runner.client();
+    for (const char* body : {"{not json", R"({"Prompt": 5})", R"({"Prompt": "x", "Options": {"temperature": "hot"}})",
+                             "[]", R"({"text": "x"})"}) {
+        CAPTURE(body);
+        const auto res = client.Post("/v1/completions", body, "application/json");
+        REQUIRE(res);
+        CHECK(res->status == 400);
+        CHECK(json::parse(res->body).contains("error"));
+    }
+    const auto long_prompt =
+        client.Post("/v1/completions", mlx_request(std::string(200, 'a') + " layer streaming", 4), "application/json");
+    REQUIRE(long_prompt);
+    CHECK(long_prompt->status == 400);
+    CHECK(json::parse(long_prompt->body)["error"].get<std::string>().find("more than the context of 16") !=
+          std::string::npos);
+}
+
+TEST_CASE("runner: two clients at once both get their whole answer, and a client that leaves frees the model") {
+    Runner runner;
+    const auto expected = greedy_text("ROCm runs on", 24);
+    std::string a, b;
+    std::thread first([&] {
+        auto c = runner.client();
+        if (auto r = c.Post("/v1/completions", mlx_request("ROCm runs on", 24), "application/json"))
+            a = parse_jsonl(r->body).text;
+    });
+    std::thread second([&] {
+        auto c = runner.client();
+        if (auto r = c.Post("/v1/completions", mlx_request("ROCm runs on", 24), "application/json"))
+            b = parse_jsonl(r->body).text;
+    });
+    first.join();
+    second.join();
+    CHECK(a == expected);
+    CHECK(b == expected);
+
+    // A client that stops reading after the first line: generation is cancelled, the next request runs.
+    {
+        auto c = runner.client();
+        int chunks = 0;
+        httplib::Request req;
+        req.method = "POST";
+        req.path = "/v1/completions";
+        req.body = mlx_request("ROCm runs on", 200);
+        req.set_header("Content-Type", "application/json");
+        req.content_receiver = [&](const char*, std::size_t, std::uint64_t, std::uint64_t) { return ++chunks < 2; };
+        c.send(req);
+    }
+    const auto start = std::chrono::steady_clock::now();
+    auto c = runner.client();
+    const auto after = c.Post("/v1/completions", mlx_request("ROCm runs on", 4), "application/json");
+    REQUIRE(after);
+    CHECK(after->status == 200);
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(20));
+}
+
+TEST_CASE("runner: SIGTERM shuts it down cleanly, and a missing model is one line on stderr") {
+    Runner runner;
+    runner.process.send_signal(SIGTERM);
+    const auto r = runner.process.wait();
+    CHECK(r.exit_code == 0);
+
+    const auto missing =
+        test_support::run_process({OAR_OLLAMA_AIRLLM, "runner", "--model", "/nonexistent/model", "--port", "1"});
+    CHECK(missing.exit_code == 1);
+    CHECK(missing.err == "ollama-airllm runner: error: /nonexistent/model: not a model folder\n");
+}
