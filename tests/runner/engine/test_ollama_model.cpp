@@ -1,13 +1,13 @@
 // Models in Ollama's store ($OLLAMA_MODELS): a manifest, one safetensors blob per tensor and JSON blobs
 // for the config files, laid out as `ollama create --experimental` writes them (Ollama v0.32.15).
 #include <doctest/doctest.h>
-#include <openssl/sha.h>
 
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
 
 #include "runner/model/safetensors.h"
+#include "support/digest.h"
 #include "support/run_process.h"
 #include "support/temp_tree.h"
 
@@ -19,22 +19,10 @@ namespace {
 
 const fs::path models = fs::path(OAR_FIXTURES) / "models";
 
-std::string sha256_hex(const std::string& data) {
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    for (const unsigned char b : digest) {
-        out += hex[b >> 4];
-        out += hex[b & 0xf];
-    }
-    return out;
-}
-
 // Writes `data` as a blob and returns its manifest layer.
 nlohmann::json add_blob(const TempTree& store, const std::string& data, const std::string& media_type,
                         const std::string& name) {
-    const auto hex = sha256_hex(data);
+    const auto hex = test_support::sha256_hex(data);
     store.write("blobs/sha256-" + hex, data);
     return {{"mediaType", media_type}, {"digest", "sha256:" + hex}, {"size", data.size()}, {"name", name}};
 }

@@ -4,11 +4,11 @@
 // Where the references disagree, tests/fixtures/tokenizer/disagreements.json says which we follow;
 // each entry is checked to still be a real disagreement.
 #include <doctest/doctest.h>
-#include <openssl/sha.h>
 
 #include "runner/tokenizer/stream_decoder.h"
 #include "runner/tokenizer/tokenizer.h"
 #include "runner/tokenizer/utf8.h"
+#include "support/digest.h"
 #include "support/run_process.h"
 #include "support/temp_tree.h"
 #include "tokenizer/corpus.h"
@@ -41,18 +41,6 @@ std::vector<TokenId> expected_special(const nlohmann::json& table, const std::st
     return ids_of(golden_case.at("ids_special_raw"));
 }
 
-std::string sha256_hex(const std::string& data) {
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    for (const unsigned char b : digest) {
-        out += hex[b >> 4];
-        out += hex[b & 0xf];
-    }
-    return out;
-}
-
 }  // namespace
 
 TEST_CASE("tokenizer conformance: every model matches the Hugging Face tokenizers goldens") {
@@ -64,7 +52,7 @@ TEST_CASE("tokenizer conformance: every model matches the Hugging Face tokenizer
         const auto golden = read_json(fixtures() / "golden" / (model + ".json"));
         REQUIRE(golden.at("cases").size() == cases.size());
         // The goldens were made from exactly the files the npm package installs.
-        CHECK(sha256_hex(test_support::read_file(model_dir(model) / "tokenizer.json")) ==
+        CHECK(test_support::sha256_hex(test_support::read_file(model_dir(model) / "tokenizer.json")) ==
               golden.at("tokenizer_json_sha256").get<std::string>());
         std::size_t plain_ok = 0, special_ok = 0, decode_ok = 0, transformers_ok = 0, transformers_skipped = 0;
         for (std::size_t i = 0; i < cases.size(); ++i) {
