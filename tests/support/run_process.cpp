@@ -25,23 +25,33 @@ void drain(int fd, std::string& into, bool& open) {
         open = false;
 }
 
+// The child's environment: ours plus `env` ("KEY=VALUE"), or `env` alone.
+std::vector<std::string> child_env(const std::vector<std::string>& env, bool replace_env) {
+    std::vector<std::string> env_strings;
+    if (!replace_env)
+        for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+    env_strings.insert(env_strings.end(), env.begin(), env.end());
+    return env_strings;
+}
+
+// NULL-terminated pointers into `strings`, for exec.
+std::vector<char*> c_strings(std::vector<std::string>& strings) {
+    std::vector<char*> out;
+    for (auto& s : strings) out.push_back(s.data());
+    out.push_back(nullptr);
+    return out;
+}
+
 }  // namespace
 
 ProcessResult run_process(const std::vector<std::string>& argv, const std::vector<std::string>& env, bool replace_env) {
     int out_pipe[2], err_pipe[2];
     if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
 
-    std::vector<std::string> env_strings;
-    if (!replace_env)
-        for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
-    env_strings.insert(env_strings.end(), env.begin(), env.end());
-    std::vector<char*> envp;
-    for (auto& s : env_strings) envp.push_back(s.data());
-    envp.push_back(nullptr);
+    auto env_strings = child_env(env, replace_env);
+    const auto envp = c_strings(env_strings);
     std::vector<std::string> args = argv;
-    std::vector<char*> argp;
-    for (auto& s : args) argp.push_back(s.data());
-    argp.push_back(nullptr);
+    const auto argp = c_strings(args);
 
     const pid_t pid = ::fork();
     if (pid < 0) throw std::runtime_error("fork failed");
@@ -71,19 +81,19 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::vecto
     return result;
 }
 
-RunningProcess::RunningProcess(const std::vector<std::string>& argv) {
+RunningProcess::RunningProcess(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    auto env_strings = child_env(env, false);
+    const auto envp = c_strings(env_strings);
     std::vector<std::string> args = argv;
-    std::vector<char*> argp;
-    for (auto& s : args) argp.push_back(s.data());
-    argp.push_back(nullptr);
+    const auto argp = c_strings(args);
     pid_ = ::fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
         ::dup2(fds[1], STDOUT_FILENO);
         ::dup2(fds[1], STDERR_FILENO);
-        ::execv(argp[0], argp.data());
+        ::execve(argp[0], argp.data(), envp.data());
         ::_exit(127);
     }
     ::close(fds[1]);

@@ -19,7 +19,8 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::vecto
 // A program left running so that a test can watch its output and signal it.
 class RunningProcess {
   public:
-    explicit RunningProcess(const std::vector<std::string>& argv);
+    // `env` entries ("KEY=VALUE") are added to this process's environment.
+    explicit RunningProcess(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
     RunningProcess(const RunningProcess&) = delete;
     RunningProcess& operator=(const RunningProcess&) = delete;
     ~RunningProcess();  // kills and reaps the child if the test did not wait for it

@@ -2,6 +2,7 @@
 // How the patched Ollama starts it (it also passes --mlx-engine, accepted and ignored).
 #include <signal.h>
 
+#include <atomic>
 #include <charconv>
 #include <iostream>
 #include <thread>
@@ -73,47 +74,69 @@ int run_runner(const std::vector<std::string>& args, CommandIo io) {
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-    // Ollama reads the runner's stderr for the reason it failed: each error is one line there.
-    auto m = open_model(model, "runner", io.err);
-    if (!m) return exit_failed;
-    auto files = tokenizer::resolve_tokenizer(model, runner::default_ollama_models());
-    if (!files) {
-        io.err << "ollama-airllm runner: error: " << files.error().message << '\n';
-        return exit_failed;
-    }
-    auto tok = tokenizer::Tokenizer::load(files->tokenizer_json, files->tokenizer_config);
-    if (!tok) {
-        io.err << "ollama-airllm runner: error: " << tok.error().message << '\n';
-        return exit_failed;
-    }
-    n_ctx = std::min(n_ctx, m->source->config().max_position);
-    auto plan = runner::plan_layers(m->weights, ram_budget);
-    const auto& c = m->source->config();
-    const std::uint64_t kv_bytes = 2ull * c.n_layer * n_ctx * c.n_head_kv * c.head_dim * sizeof(float);
-    const std::uint64_t memory = plan.resident_bytes + kv_bytes;
-    runner::Transformer engine(*m->source, std::move(m->weights), n_ctx, static_cast<unsigned>(threads),
-                               std::move(plan));
-    runner_server::RunnerServer server(engine, *tok, memory);
-
+    // Listening first lets /v1/status show the load's progress; upstream's client waits for a 200.
+    runner_server::RunnerServer server;
     std::string error;
     if (!server.bind(host, port, error)) {
         io.err << "ollama-airllm runner: error: " << error << '\n';
         return exit_failed;
     }
+    std::atomic<bool> stopping{false};
     std::thread waiter([&] {
         int signal = 0;
         sigwait(&stop_signals, &signal);
+        stopping = true;
         server.stop();
     });
-    // Printed once the port accepts connections; Ollama polls /v1/status until it answers.
+    std::thread serving([&] { server.serve(); });
+    const auto finish = [&](int code) {
+        server.stop();
+        if (serving.joinable()) serving.join();
+        // Wakes the signal thread when serving ended for another reason.
+        pthread_kill(waiter.native_handle(), SIGTERM);
+        waiter.join();
+        return code;
+    };
+
+    // Ollama reads the runner's stderr for the reason it failed: each error is one line there.
+    auto m = open_model(model, "runner", io.err);
+    if (!m) return finish(exit_failed);
+    auto files = tokenizer::resolve_tokenizer(model, runner::default_ollama_models());
+    if (!files) {
+        io.err << "ollama-airllm runner: error: " << files.error().message << '\n';
+        return finish(exit_failed);
+    }
+    auto tok = tokenizer::Tokenizer::load(files->tokenizer_json, files->tokenizer_config);
+    if (!tok) {
+        io.err << "ollama-airllm runner: error: " << tok.error().message << '\n';
+        return finish(exit_failed);
+    }
+    n_ctx = std::min(n_ctx, m->source->config().max_position);
+    auto plan = runner::plan_layers(m->weights, ram_budget);
+    io.err << "ollama-airllm runner: loading " << m->source->describe() << " (" << format_size(plan.resident_bytes)
+           << " in memory, " << format_size(plan.streamed_bytes) << " streamed from disk)\n"
+           << std::flush;
+    runner::Transformer engine(*m->source, std::move(m->weights), n_ctx, static_cast<unsigned>(threads),
+                               std::move(plan));
+    int reported = -1;
+    const bool loaded = engine.load_resident([&](std::size_t done, std::size_t total) {
+        const int percent = total == 0 ? 100 : static_cast<int>(done * 100 / total);
+        server.set_progress(percent);
+        if (percent / 10 != reported / 10) {
+            io.err << "ollama-airllm runner: loaded " << percent << "%\n" << std::flush;
+            reported = percent;
+        }
+        return !stopping.load();
+    });
+    if (!loaded) return finish(exit_ok);
+
+    // Ollama counts this as GPU memory on every GPU; the CPU engine holds none.
+    server.set_ready(engine, *tok, 0);
     io.err << "ollama-airllm runner: " << m->source->describe() << " on http://" << host << ":" << port << " (context "
            << n_ctx << ")\n"
            << std::flush;
-    server.serve();
-    // Wake the signal thread if serving ended for another reason.
-    pthread_kill(waiter.native_handle(), SIGTERM);
-    waiter.join();
-    return exit_ok;
+    serving.join();
+    return finish(exit_ok);
 }
 
 }  // namespace runner_cli

@@ -1,5 +1,6 @@
 #include "runner/engine/transformer.h"
 
+#include <array>
 #include <cmath>
 #include <numbers>
 
@@ -46,11 +47,16 @@ LayerPlan plan_layers(const ModelWeights& w, std::size_t ram_budget) {
 
 namespace {
 
+// A layer's tensors; those the architecture lacks are nullptr.
+std::array<const TensorView*, 14> layer_tensors(const LayerWeights& l) {
+    return {l.attn_norm, l.wq,     l.wk,     l.wv,       l.wo,     l.bq,   l.bk,
+            l.bv,        l.q_norm, l.k_norm, l.ffn_norm, l.w_gate, l.w_up, l.w_down};
+}
+
 // Applies `fn(file, offset, length)` to every tensor of a layer.
 template <class Fn>
 void for_each_tensor(const LayerWeights& l, Fn fn) {
-    for (const TensorView* t : {l.attn_norm, l.wq, l.wk, l.wv, l.wo, l.bq, l.bk, l.bv, l.q_norm, l.k_norm, l.ffn_norm,
-                                l.w_gate, l.w_up, l.w_down})
+    for (const TensorView* t : layer_tensors(l))
         if (t && t->file) fn(*t->file, t->file_offset, t->bytes);
 }
 
@@ -66,6 +72,29 @@ void Transformer::release_layer(int layer) const {
     if (plan_.resident[static_cast<std::size_t>(layer)]) return;
     for_each_tensor(w_.layers[static_cast<std::size_t>(layer)],
                     [](const MappedFile& f, std::size_t off, std::size_t len) { f.dont_need(off, len); });
+}
+
+bool Transformer::load_resident(const std::function<bool(std::size_t, std::size_t)>& progress) const {
+    std::vector<const TensorView*> tensors = {w_.token_embd, w_.output_norm};
+    if (w_.output != w_.token_embd) tensors.push_back(w_.output);
+    for (std::size_t i = 0; i < w_.layers.size(); ++i) {
+        if (!plan_.resident[i]) continue;
+        for (const TensorView* t : layer_tensors(w_.layers[i]))
+            if (t) tensors.push_back(t);
+    }
+    std::size_t total = 0, done = 0;
+    for (const auto* t : tensors) total += t->bytes;
+    // Touching a byte per page makes the kernel read it; reading ahead first turns that into large reads.
+    constexpr std::size_t page = 4096;
+    for (const auto* t : tensors) {
+        if (t->file) t->file->will_need(t->file_offset, t->bytes);
+        unsigned char sink = 0;
+        for (std::size_t off = 0; off < t->bytes; off += page) sink ^= static_cast<unsigned char>(t->data[off]);
+        [[maybe_unused]] volatile unsigned char keep = sink;
+        done += t->bytes;
+        if (!progress(done, total)) return false;
+    }
+    return true;
 }
 
 Transformer::Transformer(const WeightSource& source, ModelWeights weights, int n_ctx, unsigned threads, LayerPlan plan)

@@ -69,9 +69,14 @@ long long ns(double seconds) { return static_cast<long long>(seconds * 1e9); }
 
 }  // namespace
 
-RunnerServer::RunnerServer(runner::Transformer& model, const tokenizer::Tokenizer& tok, std::uint64_t memory_bytes)
-    : model_(model), tok_(tok), memory_bytes_(memory_bytes), http_(std::make_unique<httplib::Server>()) {
-    install_routes();
+RunnerServer::RunnerServer() : http_(std::make_unique<httplib::Server>()) { install_routes(); }
+
+void RunnerServer::set_ready(runner::Transformer& model, const tokenizer::Tokenizer& tok, std::uint64_t memory_bytes) {
+    model_ = &model;
+    tok_ = &tok;
+    memory_bytes_ = memory_bytes;
+    progress_ = 100;
+    ready_.store(true, std::memory_order_release);
 }
 
 RunnerServer::~RunnerServer() = default;
@@ -108,11 +113,28 @@ void RunnerServer::install_routes() {
     auto& http = *http_;
     http.set_payload_max_length(max_request_bytes);
 
+    // Status values are upstream's llm.ServerStatus: 0 ready, 3 loading the model.
     http.Get("/v1/status", [this](const httplib::Request&, httplib::Response& res) {
+        if (!ready_.load(std::memory_order_acquire)) {
+            res.status = 503;
+            res.set_content(
+                json{{"Status", 3}, {"Progress", progress_.load()}, {"ContextLength", 0}, {"Memory", 0}}.dump(),
+                "application/json");
+            return;
+        }
         res.set_content(
-            json{{"Status", 0}, {"Progress", 100}, {"ContextLength", model_.n_ctx()}, {"Memory", memory_bytes_}}.dump(),
+            json{{"Status", 0}, {"Progress", 100}, {"ContextLength", model_->n_ctx()}, {"Memory", memory_bytes_}}
+                .dump(),
             "application/json");
     });
+    // Everything that needs the model answers 503 until it is loaded.
+    const auto when_ready = [this](httplib::Server::Handler handler) {
+        return [this, handler = std::move(handler)](const httplib::Request& req, httplib::Response& res) {
+            if (!ready_.load(std::memory_order_acquire))
+                return json_error(res, 503, "loading model (" + std::to_string(progress_.load()) + "%)");
+            handler(req, res);
+        };
+    };
     const auto models = [](const httplib::Request&, httplib::Response& res) {
         res.set_content(R"({"Success":true})", "application/json");
     };
@@ -134,144 +156,148 @@ void RunnerServer::install_routes() {
             http.Post(from, redirect);
     }
 
-    http.Post("/v1/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
-        json ids = json::array();
-        for (const auto id : tok_.encode(req.body, true)) ids.push_back(id);
-        res.set_content(ids.dump(), "application/json");
-    });
-    http.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
-        const auto body = json::parse(req.body, nullptr, false);
-        if (body.is_discarded() || !body.is_object() || !body.contains("content") || !body["content"].is_string())
-            return json_error(res, 400, "expected {\"content\": \"text\"}");
-        json ids = json::array();
-        for (const auto id : tok_.encode(body["content"].get<std::string>(), body.value("add_special", false)))
-            ids.push_back(id);
-        res.set_content(json{{"tokens", ids}}.dump(), "application/json");
-    });
-    http.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
-        const auto body = json::parse(req.body, nullptr, false);
-        if (body.is_discarded() || !body.is_object() || !body.contains("tokens") || !body["tokens"].is_array())
-            return json_error(res, 400, "expected {\"tokens\": [ids]}");
-        std::vector<tokenizer::TokenId> ids;
-        for (const auto& v : body["tokens"]) {
-            if (!v.is_number_integer()) return json_error(res, 400, "\"tokens\" must hold integers");
-            ids.push_back(v.get<tokenizer::TokenId>());
-        }
-        auto text = tok_.decode(ids);
-        if (!text) return json_error(res, 400, text.error().message);
-        res.set_content(json{{"content", *text}}.dump(-1, ' ', false, json::error_handler_t::replace),
-                        "application/json");
-    });
-
-    http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
-        auto parsed = parse_completion_request(req.body);
-        if (!parsed) return json_error(res, 400, parsed.error().message);
-        auto request = std::make_shared<CompletionRequest>(std::move(parsed).value());
-        auto prompt = std::make_shared<std::vector<std::int32_t>>();
-        for (const auto id : tok_.encode(request->prompt, true)) prompt->push_back(id);
-        if (prompt->empty()) return json_error(res, 400, "the prompt is empty");
-        if (static_cast<int>(prompt->size()) >= model_.n_ctx())
-            return json_error(res, 400,
-                              "the prompt has " + std::to_string(prompt->size()) +
-                                  " tokens, more than the context of " + std::to_string(model_.n_ctx()) +
-                                  " can hold with room to answer");
-
-        const bool mlx = request->dialect == Dialect::mlx;
-        const auto line = [mlx](const std::string& content, bool done, const Outcome& o) {
-            if (mlx)
-                return json{{"Content", content},
-                            {"Done", done},
-                            {"DoneReason", o.done_reason},
-                            {"PromptEvalCount", done ? o.prompt_tokens : 0},
-                            {"PromptEvalDuration", done ? ns(o.prompt_seconds) : 0},
-                            {"EvalCount", done ? o.generated : 0},
-                            {"EvalDuration", done ? ns(o.decode_seconds) : 0},
-                            {"Logprobs", nullptr},
-                            {"Error", o.error.empty() ? json(nullptr)
-                                                      : json{{"StatusCode", 500},
-                                                             {"Status", "500 Internal Server Error"},
-                                                             {"error", o.error}}}}
-                           .dump(-1, ' ', false, json::error_handler_t::replace) +
-                       "\n";
-            json j = {{"content", content}, {"stop", done}};
-            if (done)
-                j.update({{"stopped_limit", o.done_reason == 1},
-                          {"tokens_evaluated", o.prompt_tokens},
-                          {"tokens_predicted", o.generated},
-                          {"timings",
-                           {{"prompt_n", o.prompt_tokens},
-                            {"prompt_ms", o.prompt_seconds * 1e3},
-                            {"predicted_n", o.generated},
-                            {"predicted_ms", o.decode_seconds * 1e3}}}});
-            return j.dump(-1, ' ', false, json::error_handler_t::replace);
-        };
-
-        // Runs the request, sending each piece through `emit`; emit returns false when the client left.
-        const auto run = [this, request, prompt](const std::function<bool(const std::string&)>& emit) {
-            Outcome o;
-            o.prompt_tokens = prompt->size();
-            const std::lock_guard lock(generation_);  // later requests queue here
-            runner::Sampler sampler(request->sampling);
-            tokenizer::StreamDecoder decoder(tok_);
-            StopMatcher stops(request->stop);
-            bool client_left = false;
-            const int room = model_.n_ctx() - static_cast<int>(prompt->size());
-            const int n_predict = request->num_predict < 0 ? room : std::min(request->num_predict, room);
-            auto result =
-                runner::generate(model_, *prompt, n_predict, sampler, model_.config().eos_ids, [&](std::int32_t id) {
-                    auto piece = decoder.push(id);
-                    if (!piece) {
-                        o.error = piece.error().message;
-                        return false;
-                    }
-                    const auto text = stops.push(*piece);
-                    if (!text.empty() && !emit(text)) {
-                        client_left = true;
-                        return false;
-                    }
-                    return !stops.stopped();
-                });
-            if (!result) {
-                o.error = result.error().message;
-                return std::make_pair(o, std::string());
+    http.Post("/v1/tokenize", when_ready([this](const httplib::Request& req, httplib::Response& res) {
+                  json ids = json::array();
+                  for (const auto id : tok_->encode(req.body, true)) ids.push_back(id);
+                  res.set_content(ids.dump(), "application/json");
+              }));
+    http.Post(
+        "/tokenize", when_ready([this](const httplib::Request& req, httplib::Response& res) {
+            const auto body = json::parse(req.body, nullptr, false);
+            if (body.is_discarded() || !body.is_object() || !body.contains("content") || !body["content"].is_string())
+                return json_error(res, 400, "expected {\"content\": \"text\"}");
+            json ids = json::array();
+            for (const auto id : tok_->encode(body["content"].get<std::string>(), body.value("add_special", false)))
+                ids.push_back(id);
+            res.set_content(json{{"tokens", ids}}.dump(), "application/json");
+        }));
+    http.Post(
+        "/detokenize", when_ready([this](const httplib::Request& req, httplib::Response& res) {
+            const auto body = json::parse(req.body, nullptr, false);
+            if (body.is_discarded() || !body.is_object() || !body.contains("tokens") || !body["tokens"].is_array())
+                return json_error(res, 400, "expected {\"tokens\": [ids]}");
+            std::vector<tokenizer::TokenId> ids;
+            for (const auto& v : body["tokens"]) {
+                if (!v.is_number_integer()) return json_error(res, 400, "\"tokens\" must hold integers");
+                ids.push_back(v.get<tokenizer::TokenId>());
             }
-            o.generated = result->ids.size();
-            o.prompt_seconds = result->prompt_seconds;
-            o.decode_seconds = result->decode_seconds;
-            const bool hit_length =
-                result->reason == runner::StopReason::length || result->reason == runner::StopReason::context;
-            o.done_reason = (hit_length && !stops.stopped()) ? 1 : 0;
-            std::string tail;
-            if (!stops.stopped() && !client_left) {
-                if (auto rest = decoder.flush(); rest) tail = stops.push(*rest);
-                tail += stops.flush();
-            }
-            return std::make_pair(o, tail);
-        };
+            auto text = tok_->decode(ids);
+            if (!text) return json_error(res, 400, text.error().message);
+            res.set_content(json{{"content", *text}}.dump(-1, ' ', false, json::error_handler_t::replace),
+                            "application/json");
+        }));
 
-        if (!mlx && !request->stream) {
-            std::string text;
-            auto [o, tail] = run([&](const std::string& piece) {
-                text += piece;
-                return true;
-            });
-            if (!o.error.empty()) return json_error(res, 500, o.error);
-            res.set_content(line(text + tail, true, o), "application/json");
-            return;
-        }
-        res.set_chunked_content_provider(
-            mlx ? "application/jsonl" : "text/event-stream", [run, line, mlx](std::size_t, httplib::DataSink& sink) {
-                const auto send = [&](const std::string& payload) {
-                    const std::string framed = mlx ? payload : "data: " + payload + "\n\n";
-                    return sink.is_writable() && sink.write(framed.data(), framed.size());
-                };
-                auto [o, tail] = run([&](const std::string& piece) { return send(line(piece, false, Outcome{})); });
-                if (!tail.empty()) send(line(tail, false, Outcome{}));
-                send(line("", true, o));
-                sink.done();
-                return true;
-            });
-    });
+    http.Post("/v1/completions", when_ready([this](const httplib::Request& req, httplib::Response& res) {
+                  auto parsed = parse_completion_request(req.body);
+                  if (!parsed) return json_error(res, 400, parsed.error().message);
+                  auto request = std::make_shared<CompletionRequest>(std::move(parsed).value());
+                  auto prompt = std::make_shared<std::vector<std::int32_t>>();
+                  for (const auto id : tok_->encode(request->prompt, true)) prompt->push_back(id);
+                  if (prompt->empty()) return json_error(res, 400, "the prompt is empty");
+                  if (static_cast<int>(prompt->size()) >= model_->n_ctx())
+                      return json_error(res, 400,
+                                        "the prompt has " + std::to_string(prompt->size()) +
+                                            " tokens, more than the context of " + std::to_string(model_->n_ctx()) +
+                                            " can hold with room to answer");
+
+                  const bool mlx = request->dialect == Dialect::mlx;
+                  const auto line = [mlx](const std::string& content, bool done, const Outcome& o) {
+                      if (mlx)
+                          return json{{"Content", content},
+                                      {"Done", done},
+                                      {"DoneReason", o.done_reason},
+                                      {"PromptEvalCount", done ? o.prompt_tokens : 0},
+                                      {"PromptEvalDuration", done ? ns(o.prompt_seconds) : 0},
+                                      {"EvalCount", done ? o.generated : 0},
+                                      {"EvalDuration", done ? ns(o.decode_seconds) : 0},
+                                      {"Logprobs", nullptr},
+                                      {"Error", o.error.empty() ? json(nullptr)
+                                                                : json{{"StatusCode", 500},
+                                                                       {"Status", "500 Internal Server Error"},
+                                                                       {"error", o.error}}}}
+                                     .dump(-1, ' ', false, json::error_handler_t::replace) +
+                                 "\n";
+                      json j = {{"content", content}, {"stop", done}};
+                      if (done)
+                          j.update({{"stopped_limit", o.done_reason == 1},
+                                    {"tokens_evaluated", o.prompt_tokens},
+                                    {"tokens_predicted", o.generated},
+                                    {"timings",
+                                     {{"prompt_n", o.prompt_tokens},
+                                      {"prompt_ms", o.prompt_seconds * 1e3},
+                                      {"predicted_n", o.generated},
+                                      {"predicted_ms", o.decode_seconds * 1e3}}}});
+                      return j.dump(-1, ' ', false, json::error_handler_t::replace);
+                  };
+
+                  // Runs the request, sending each piece through `emit`; emit returns false when the client left.
+                  const auto run = [this, request, prompt](const std::function<bool(const std::string&)>& emit) {
+                      Outcome o;
+                      o.prompt_tokens = prompt->size();
+                      const std::lock_guard lock(generation_);  // later requests queue here
+                      runner::Sampler sampler(request->sampling);
+                      tokenizer::StreamDecoder decoder(*tok_);
+                      StopMatcher stops(request->stop);
+                      bool client_left = false;
+                      const int room = model_->n_ctx() - static_cast<int>(prompt->size());
+                      const int n_predict = request->num_predict < 0 ? room : std::min(request->num_predict, room);
+                      auto result = runner::generate(*model_, *prompt, n_predict, sampler, model_->config().eos_ids,
+                                                     [&](std::int32_t id) {
+                                                         auto piece = decoder.push(id);
+                                                         if (!piece) {
+                                                             o.error = piece.error().message;
+                                                             return false;
+                                                         }
+                                                         const auto text = stops.push(*piece);
+                                                         if (!text.empty() && !emit(text)) {
+                                                             client_left = true;
+                                                             return false;
+                                                         }
+                                                         return !stops.stopped();
+                                                     });
+                      if (!result) {
+                          o.error = result.error().message;
+                          return std::make_pair(o, std::string());
+                      }
+                      o.generated = result->ids.size();
+                      o.prompt_seconds = result->prompt_seconds;
+                      o.decode_seconds = result->decode_seconds;
+                      const bool hit_length =
+                          result->reason == runner::StopReason::length || result->reason == runner::StopReason::context;
+                      o.done_reason = (hit_length && !stops.stopped()) ? 1 : 0;
+                      std::string tail;
+                      if (!stops.stopped() && !client_left) {
+                          if (auto rest = decoder.flush(); rest) tail = stops.push(*rest);
+                          tail += stops.flush();
+                      }
+                      return std::make_pair(o, tail);
+                  };
+
+                  if (!mlx && !request->stream) {
+                      std::string text;
+                      auto [o, tail] = run([&](const std::string& piece) {
+                          text += piece;
+                          return true;
+                      });
+                      if (!o.error.empty()) return json_error(res, 500, o.error);
+                      res.set_content(line(text + tail, true, o), "application/json");
+                      return;
+                  }
+                  res.set_chunked_content_provider(
+                      mlx ? "application/jsonl" : "text/event-stream",
+                      [run, line, mlx](std::size_t, httplib::DataSink& sink) {
+                          const auto send = [&](const std::string& payload) {
+                              const std::string framed = mlx ? payload : "data: " + payload + "\n\n";
+                              return sink.is_writable() && sink.write(framed.data(), framed.size());
+                          };
+                          auto [o, tail] =
+                              run([&](const std::string& piece) { return send(line(piece, false, Outcome{})); });
+                          if (!tail.empty()) send(line(tail, false, Outcome{}));
+                          send(line("", true, o));
+                          sink.done();
+                          return true;
+                      });
+              }));
 
     http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
         std::string what = "internal error";

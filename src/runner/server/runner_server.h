@@ -3,6 +3,9 @@
 // redirects /health, /load, /completion) plus llama-server's /tokenize and /detokenize. One
 // generation runs at a time; others wait their turn. The engine never sees HTTP: it gets a prompt
 // and a callback that says when to stop.
+//
+// The server listens while the model loads: /v1/status then answers 503 with the load progress
+// (upstream's client polls until it gets 200, so it waits), and every other request gets 503.
 #pragma once
 
 #include <atomic>
@@ -21,7 +24,7 @@ namespace runner_server {
 
 class RunnerServer {
   public:
-    RunnerServer(runner::Transformer& model, const tokenizer::Tokenizer& tok, std::uint64_t memory_bytes);
+    RunnerServer();
     ~RunnerServer();
     RunnerServer(const RunnerServer&) = delete;
     RunnerServer& operator=(const RunnerServer&) = delete;
@@ -34,12 +37,21 @@ class RunnerServer {
     // next serve() at once.
     void stop();
 
+    // While loading: the percentage /v1/status reports.
+    void set_progress(int percent) { progress_ = percent; }
+    // Loading is done: requests are served from now on. `memory_bytes` is what /v1/status reports as
+    // the model's footprint (Ollama counts it as GPU memory). Both must outlive the server.
+    void set_ready(runner::Transformer& model, const tokenizer::Tokenizer& tok, std::uint64_t memory_bytes);
+
   private:
     void install_routes();
 
-    runner::Transformer& model_;
-    const tokenizer::Tokenizer& tok_;
-    std::uint64_t memory_bytes_;
+    // Set once by set_ready(), read by handlers only after they see ready_.
+    runner::Transformer* model_ = nullptr;
+    const tokenizer::Tokenizer* tok_ = nullptr;
+    std::uint64_t memory_bytes_ = 0;
+    std::atomic<bool> ready_{false};
+    std::atomic<int> progress_{0};
     std::mutex generation_;  // the model and its KV cache serve one request at a time
     std::unique_ptr<httplib::Server> http_;
     std::atomic<bool> stop_requested_{false};

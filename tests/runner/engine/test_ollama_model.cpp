@@ -6,56 +6,18 @@
 
 #include <filesystem>
 
-#include "runner/model/safetensors.h"
-#include "support/digest.h"
+#include "runner/support/ollama_store.h"
 #include "support/run_process.h"
 #include "support/temp_tree.h"
 
 namespace fs = std::filesystem;
+using test_support::import_model;
 using test_support::run_process;
 using test_support::TempTree;
 
 namespace {
 
 const fs::path models = fs::path(OAR_FIXTURES) / "models";
-
-// Writes `data` as a blob and returns its manifest layer.
-nlohmann::json add_blob(const TempTree& store, const std::string& data, const std::string& media_type,
-                        const std::string& name) {
-    const auto hex = test_support::sha256_hex(data);
-    store.write("blobs/sha256-" + hex, data);
-    return {{"mediaType", media_type}, {"digest", "sha256:" + hex}, {"size", data.size()}, {"name", name}};
-}
-
-// A one-tensor safetensors file holding `t`'s bytes.
-std::string single_tensor_file(const runner::TensorView& t) {
-    nlohmann::json header = {
-        {t.name, {{"dtype", runner::dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {0, t.bytes}}}}};
-    std::string h = header.dump();
-    std::string out(8, '\0');
-    for (int i = 0; i < 8; ++i) out[static_cast<std::size_t>(i)] = static_cast<char>((h.size() >> (8 * i)) & 0xff);
-    return out + h + std::string(reinterpret_cast<const char*>(t.data), t.bytes);
-}
-
-// Imports the fixture model `name` into a store as library/tiny:latest.
-void import_model(const TempTree& store, const std::string& name, bool with_config = true) {
-    auto file = runner::SafetensorsFile::open(models / name / "model.safetensors");
-    REQUIRE(file.ok());
-    nlohmann::json layers = nlohmann::json::array();
-    for (const auto& t : file->tensors())
-        layers.push_back(add_blob(store, single_tensor_file(t), "application/vnd.ollama.image.tensor", t.name));
-    for (const char* json : {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"}) {
-        if (!with_config && std::string(json) == "config.json") continue;
-        layers.push_back(
-            add_blob(store, test_support::read_file(models / name / json), "application/vnd.ollama.image.json", json));
-    }
-    const nlohmann::json manifest = {{"schemaVersion", 2},
-                                     {"mediaType", "application/vnd.docker.distribution.manifest.v2+json"},
-                                     {"config", add_blob(store, "{\"model_format\":\"safetensors\"}",
-                                                         "application/vnd.docker.container.image.v1+json", "")},
-                                     {"layers", layers}};
-    store.write("manifests/registry.ollama.ai/library/tiny/latest", manifest.dump());
-}
 
 std::string ids_csv(const nlohmann::json& ids) {
     std::string out;
@@ -67,7 +29,7 @@ std::string ids_csv(const nlohmann::json& ids) {
 
 TEST_CASE("ollama store: a model by name runs with the same greedy tokens as its folder") {
     TempTree store;
-    import_model(store, "llama-gqa4-llama3rope");
+    import_model(store, models / "llama-gqa4-llama3rope");
     const auto ref = nlohmann::json::parse(test_support::read_file(models / "llama-gqa4-llama3rope/reference.json"));
     const auto r = run_process({OAR_OLLAMA_AIRLLM, "generate", "tiny", "--prompt-ids", ids_csv(ref["prompt_ids"]), "-n",
                                 "32", "--temperature", "0", "--json"},
@@ -87,7 +49,7 @@ TEST_CASE("ollama store: a model by name runs with the same greedy tokens as its
 
 TEST_CASE("ollama store: missing models, blobs and configs are clear errors") {
     TempTree store;
-    import_model(store, "qwen2-bias-tied");
+    import_model(store, models / "qwen2-bias-tied");
     const std::vector<std::string> env = {"OLLAMA_MODELS=" + store.root().string()};
     const auto missing = run_process({OAR_OLLAMA_AIRLLM, "generate", "nosuch", "--prompt-ids", "1"}, env);
     CHECK(missing.exit_code == 2);
@@ -106,7 +68,7 @@ TEST_CASE("ollama store: missing models, blobs and configs are clear errors") {
     CHECK(blob.err.find("tensor blob " + manifest["layers"][0]["name"].get<std::string>()) != std::string::npos);
 
     TempTree gguf_like;
-    import_model(gguf_like, "qwen2-bias-tied", /*with_config=*/false);
+    import_model(gguf_like, models / "qwen2-bias-tied", {.with_config_json = false});
     const auto no_config = run_process({OAR_OLLAMA_AIRLLM, "generate", "tiny", "--prompt-ids", "1"},
                                        {"OLLAMA_MODELS=" + gguf_like.root().string()});
     CHECK(no_config.exit_code == 2);

@@ -1,6 +1,8 @@
 // ollama-airllm runner as upstream Ollama's MLX client drives it (x/mlxrunner/client.go at v0.32.15):
-// requests built from its Go structs' field names, POST /completion followed through the 308 as Go's
-// http.Client does, JSONL parsed line by line.
+// started with the command line patches/ollama-airllm.patch gives it, for a model in an Ollama
+// models directory; ready when GET /v1/status answers 200 (polled every 100 ms, as client.go's
+// WaitUntilRunning does); requests built from its Go structs' field names, POST /completion followed
+// through the 308 as Go's http.Client does, JSONL parsed line by line.
 #include <doctest/doctest.h>
 #include <httplib.h>
 #include <netinet/in.h>
@@ -13,6 +15,11 @@
 #include <filesystem>
 #include <thread>
 
+#include "runner/engine/transformer.h"
+#include "runner/model/hf_folder.h"
+#include "runner/server/runner_server.h"
+#include "runner/support/ollama_store.h"
+#include "runner/tokenizer/source.h"
 #include "support/run_process.h"
 
 namespace fs = std::filesystem;
@@ -34,14 +41,35 @@ int free_port() {
     return ntohs(addr.sin_port);
 }
 
+// GET /v1/status every 100 ms until it answers 200, as client.go's WaitUntilRunning does.
+bool wait_until_running(int port, int seconds) {
+    httplib::Client c("127.0.0.1", port);
+    c.set_connection_timeout(0, 200000);
+    for (int i = 0; i < seconds * 10; ++i) {
+        if (auto res = c.Get("/v1/status"); res && res->status == 200) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+}
+
+// The fixture model imported into an Ollama models directory as library/tiny:latest.
+struct Store {
+    test_support::TempTree tree;
+    Store() { test_support::import_model(tree, model); }
+    std::string env() const { return "OLLAMA_MODELS=" + tree.root().string(); }
+};
+
+// The runner as the patched Ollama starts it: `runner --mlx-engine --model <name> --port <P> --ctx <num_ctx>`.
 struct Runner {
+    Store store;
     int port = free_port();
     test_support::RunningProcess process;
 
     explicit Runner(const std::string& ctx = "256")
-        : process({OAR_OLLAMA_AIRLLM, "runner", "--mlx-engine", "--model", model.string(), "--port",
-                   std::to_string(port), "--ctx", ctx}) {
-        REQUIRE(process.wait_for_output("on http://", 30));
+        : process({OAR_OLLAMA_AIRLLM, "runner", "--mlx-engine", "--model", "tiny", "--port", std::to_string(port),
+                   "--ctx", ctx},
+                  {store.env()}) {
+        REQUIRE(wait_until_running(port, 30));
     }
     httplib::Client client() const {
         httplib::Client c("127.0.0.1", port);
@@ -89,7 +117,7 @@ std::string greedy_text(const std::string& prompt, int n) {
 
 }  // namespace
 
-TEST_CASE("runner: status, then a streamed completion through the /completion redirect equals generate") {
+TEST_CASE("runner: a model from Ollama's store streams the same text as generate on its folder") {
     Runner runner;
     auto client = runner.client();
     const auto health = client.Get("/health");  // 308 to /v1/status
@@ -99,7 +127,7 @@ TEST_CASE("runner: status, then a streamed completion through the /completion re
     CHECK(status["Status"] == 0);
     CHECK(status["Progress"] == 100);
     CHECK(status["ContextLength"] == 256);
-    CHECK(status["Memory"].get<std::uint64_t>() > 0);
+    CHECK(status["Memory"] == 0);  // Ollama counts it as GPU memory; the CPU engine holds none
 
     const auto res = client.Post("/completion", mlx_request("Layer streaming keeps", 12), "application/json");
     REQUIRE(res);
@@ -207,9 +235,75 @@ TEST_CASE("runner: SIGTERM shuts it down cleanly, and a missing model is one lin
     runner.process.send_signal(SIGTERM);
     const auto r = runner.process.wait();
     CHECK(r.exit_code == 0);
+    CHECK(r.out.find("loading ") != std::string::npos);
+    CHECK(r.out.find("loaded 100%") != std::string::npos);
 
-    const auto missing =
-        test_support::run_process({OAR_OLLAMA_AIRLLM, "runner", "--model", "/nonexistent/model", "--port", "1"});
+    const auto missing = test_support::run_process(
+        {OAR_OLLAMA_AIRLLM, "runner", "--model", "/nonexistent/model", "--port", std::to_string(free_port())});
     CHECK(missing.exit_code == 1);
     CHECK(missing.err == "ollama-airllm runner: error: /nonexistent/model: not a model folder\n");
+}
+
+TEST_CASE("runner: a model that fails to load ends the runner with an error line Ollama's log scanner keeps") {
+    // llm.StatusWriter keeps what follows "error:" on the runner's output; the client reports it
+    // when the process exits before /v1/status answers.
+    Store store;
+    std::filesystem::remove_all(store.tree.root() / "manifests");
+    const auto port = free_port();
+    const auto r = test_support::run_process(
+        {OAR_OLLAMA_AIRLLM, "runner", "--mlx-engine", "--model", "tiny", "--port", std::to_string(port)},
+        {store.env()});
+    CHECK(r.exit_code == 1);
+    const auto at = r.err.find("error: ");
+    REQUIRE(at != std::string::npos);
+    CHECK(r.err.find("no Ollama model (looked for " +
+                         (store.tree.root() / "manifests/registry.ollama.ai/library/tiny/latest").string(),
+                     at) != std::string::npos);
+    CHECK(r.err.back() == '\n');
+}
+
+TEST_CASE("runner server: while the model loads, status is 503 with the progress and requests get 503") {
+    runner_server::RunnerServer server;
+    const int port = free_port();
+    std::string error;
+    REQUIRE(server.bind("127.0.0.1", port, error));
+    std::thread serving([&] { server.serve(); });
+    server.set_progress(42);
+
+    httplib::Client c("127.0.0.1", port);
+    c.set_follow_location(true);
+    const auto loading = c.Get("/health");
+    REQUIRE(loading);
+    CHECK(loading->status == 503);
+    const auto progress = json::parse(loading->body);
+    CHECK(progress["Status"] == 3);  // llm.ServerStatusLoadingModel
+    CHECK(progress["Progress"] == 42);
+    for (const char* path : {"/completion", "/v1/tokenize", "/tokenize", "/detokenize"}) {
+        CAPTURE(path);
+        const auto res = c.Post(path, mlx_request("x", 1), "application/json");
+        REQUIRE(res);
+        CHECK(res->status == 503);
+        CHECK(json::parse(res->body)["error"] == "loading model (42%)");
+    }
+
+    auto source = runner::open_hf_folder(model);
+    REQUIRE(source.ok());
+    auto weights = runner::bind_weights(**source);
+    REQUIRE(weights.ok());
+    runner::Transformer engine(**source, std::move(weights).value(), 64, 1);
+    auto files = tokenizer::resolve_tokenizer(model.string(), "/nonexistent");
+    REQUIRE(files.ok());
+    auto tok = tokenizer::Tokenizer::load(files->tokenizer_json, files->tokenizer_config);
+    REQUIRE(tok.ok());
+    server.set_ready(engine, *tok, 1234);
+
+    const auto ready = c.Get("/v1/status");
+    REQUIRE(ready);
+    CHECK(ready->status == 200);
+    CHECK(json::parse(ready->body) == json{{"Status", 0}, {"Progress", 100}, {"ContextLength", 64}, {"Memory", 1234}});
+    const auto ids = c.Post("/v1/tokenize", "hello", "text/plain");
+    REQUIRE(ids);
+    CHECK(ids->status == 200);
+    server.stop();
+    serving.join();
 }

@@ -1,0 +1,22 @@
+// Writes a model into an Ollama models directory ($OLLAMA_MODELS) the way `ollama create
+// --experimental` lays it out at Ollama v0.32.15 (x/create): a manifest, one small safetensors blob per
+// tensor, a JSON blob per config file and a config blob saying "safetensors". Our own writer, from
+// those facts: no upstream code.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "support/temp_tree.h"
+
+namespace test_support {
+
+struct StoreOptions {
+    std::string manifest_path = "registry.ollama.ai/library/tiny/latest";
+    bool with_config_json = true;
+};
+
+// Imports the Hugging Face folder `model_dir` (one model.safetensors) into `store`.
+void import_model(const TempTree& store, const std::filesystem::path& model_dir, const StoreOptions& options = {});
+
+}  // namespace test_support
