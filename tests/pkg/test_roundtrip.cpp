@@ -178,6 +178,11 @@ TEST_CASE("roundtrip: ollama-pkg build --install makes a package that inspect an
     CHECK(test_support::read_file(extract / "usr/lib/ollama/rocm_v7_2/libggml-hip.so").find("gfx1100") !=
           std::string::npos);
     CHECK(fs::exists(extract / "usr/lib/ollama/llama-server"));
+    // Where the Ollama patch finds the runner (llm.FindLlamaCppBinary looks in lib/ollama).
+    CHECK(fs::read_symlink(extract / "usr/lib/ollama/ollama-airllm") == "../../bin/ollama-airllm");
+    const auto runner_help = run_process({(extract / "usr/lib/ollama/ollama-airllm").string(), "runner", "--help"});
+    CHECK(runner_help.exit_code == 0);
+    CHECK(runner_help.out.find("usage: ollama-airllm runner") != std::string::npos);
     CHECK(test_support::read_file(extract / "etc/default/ollama") == test_support::read_file(f.recipe / "ollama.env"));
     for (const char* license : {"LICENSE", "LICENSE.ollama", "LICENSE.llama.cpp"})
         CHECK(fs::exists(extract / "usr/share/licenses/ollama-airllm-rocm" / license));

@@ -22,7 +22,10 @@ constexpr const char* runner_usage =
 
 Serves a model over HTTP the way Ollama's MLX runner does (GET /v1/status, POST /v1/completions,
 POST /v1/tokenize, and the /health, /load, /completion redirects), plus llama-server's /tokenize and
-/detokenize. Listens on 127.0.0.1 unless --host says otherwise. SIGINT or SIGTERM stop it.
+/detokenize. Listens on 127.0.0.1 unless --host says otherwise, from the start: while the model
+loads, /v1/status answers 503 with its progress and other requests 503. A model that cannot be
+loaded ends it with exit status 1 and one "error:" line on stderr. SIGINT or SIGTERM stop it.
+--ctx (default 4096, at most the model's) sizes the KV cache.
 )";
 
 bool parse_int(const std::string& s, int& out) {
