@@ -18,6 +18,7 @@
 #include "runner/backend/cpu/simd.h"
 #include "runner/backend/cpu/thread_pool.h"
 #include "runner/engine/generate.h"
+#include "runner/engine/transformer.h"
 #include "runner/model/hf_folder.h"
 
 namespace fs = std::filesystem;

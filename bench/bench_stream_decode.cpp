@@ -18,6 +18,7 @@
 
 #include "random_model.h"
 #include "runner/engine/generate.h"
+#include "runner/engine/transformer.h"
 #include "runner/model/hf_folder.h"
 
 namespace fs = std::filesystem;

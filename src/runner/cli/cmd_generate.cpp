@@ -8,6 +8,7 @@
 #include "runner/cli/commands.h"
 #include "runner/cli/model_options.h"
 #include "runner/engine/generate.h"
+#include "runner/engine/transformer.h"
 #include "runner/tokenizer/source.h"
 #include "runner/tokenizer/stream_decoder.h"
 #include "runner/tokenizer/tokenizer.h"

@@ -9,6 +9,7 @@
 
 #include "runner/cli/commands.h"
 #include "runner/cli/model_options.h"
+#include "runner/engine/transformer.h"
 #include "runner/model/ollama_manifest.h"
 #include "runner/server/runner_server.h"
 #include "runner/tokenizer/source.h"

@@ -15,7 +15,7 @@ const char* stop_reason_name(StopReason r) {
     return "stop";
 }
 
-common::Result<GenerateResult> generate(Transformer& model, std::span<const std::int32_t> prompt, int n_predict,
+common::Result<GenerateResult> generate(LanguageModel& model, std::span<const std::int32_t> prompt, int n_predict,
                                         Sampler& sampler, const std::vector<std::int32_t>& eos_ids,
                                         const TokenFn& on_token) {
     using clock = std::chrono::steady_clock;

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "common/result.h"
+#include "runner/engine/language_model.h"
 #include "runner/engine/sampling.h"
-#include "runner/engine/transformer.h"
 
 namespace runner {
 
@@ -27,7 +27,7 @@ struct GenerateResult {
 // Return false to stop after this token (a stop string matched, the client went away).
 using TokenFn = std::function<bool(std::int32_t)>;
 
-common::Result<GenerateResult> generate(Transformer& model, std::span<const std::int32_t> prompt, int n_predict,
+common::Result<GenerateResult> generate(LanguageModel& model, std::span<const std::int32_t> prompt, int n_predict,
                                         Sampler& sampler, const std::vector<std::int32_t>& eos_ids,
                                         const TokenFn& on_token);
 

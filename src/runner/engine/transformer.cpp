@@ -34,6 +34,19 @@ std::vector<float> rope_inv_freq(const ModelConfig& c) {
     return inv;
 }
 
+std::optional<common::Error> check_forward(const ModelConfig& config, int n_ctx, std::span<const std::int32_t> tokens,
+                                           int n_past) {
+    if (tokens.empty()) return common::make_error("no tokens to run");
+    if (n_past < 0 || n_past + static_cast<long>(tokens.size()) > n_ctx)
+        return common::make_error("context full: " + std::to_string(n_past) + " + " + std::to_string(tokens.size()) +
+                                  " tokens > " + std::to_string(n_ctx));
+    for (const auto t : tokens)
+        if (t < 0 || t >= config.n_vocab)
+            return common::make_error("token id " + std::to_string(t) + " is outside the vocabulary of " +
+                                      std::to_string(config.n_vocab));
+    return std::nullopt;
+}
+
 LayerPlan plan_layers(const ModelWeights& w, std::size_t ram_budget) {
     LayerPlan plan;
     plan.resident_bytes = w.token_embd->bytes + w.output_norm->bytes + (w.output != w.token_embd ? w.output->bytes : 0);
@@ -46,12 +59,6 @@ LayerPlan plan_layers(const ModelWeights& w, std::size_t ram_budget) {
 }
 
 namespace {
-
-// A layer's tensors; those the architecture lacks are nullptr.
-std::array<const TensorView*, 14> layer_tensors(const LayerWeights& l) {
-    return {l.attn_norm, l.wq,     l.wk,     l.wv,       l.wo,     l.bq,   l.bk,
-            l.bv,        l.q_norm, l.k_norm, l.ffn_norm, l.w_gate, l.w_up, l.w_down};
-}
 
 // Applies `fn(file, offset, length)` to every tensor of a layer.
 template <class Fn>
@@ -185,14 +192,7 @@ void Transformer::output(std::size_t n) {
 }
 
 common::Result<std::span<const float>> Transformer::forward(std::span<const std::int32_t> tokens, int n_past) {
-    if (tokens.empty()) return common::make_error("no tokens to run");
-    if (n_past < 0 || n_past + static_cast<long>(tokens.size()) > n_ctx_)
-        return common::make_error("context full: " + std::to_string(n_past) + " + " + std::to_string(tokens.size()) +
-                                  " tokens > " + std::to_string(n_ctx_));
-    for (const auto t : tokens)
-        if (t < 0 || t >= config_.n_vocab)
-            return common::make_error("token id " + std::to_string(t) + " is outside the vocabulary of " +
-                                      std::to_string(config_.n_vocab));
+    if (auto error = check_forward(config_, n_ctx_, tokens, n_past)) return *error;
     const std::size_t n = tokens.size();
     ensure_batch(n);
     std::vector<int> positions(n);

@@ -10,6 +10,7 @@
 
 #include "common/result.h"
 #include "runner/backend/cpu/thread_pool.h"
+#include "runner/engine/language_model.h"
 #include "runner/model/model_weights.h"
 
 namespace runner {
@@ -46,7 +47,7 @@ struct StreamStats {
     std::size_t bytes_streamed = 0;  // weight bytes of streamed layers, summed over passes
 };
 
-class Transformer {
+class Transformer : public LanguageModel {
   public:
     // `n_ctx`: the most positions the cache holds; `threads`: 0 for all hardware threads.
     Transformer(const WeightSource& source, ModelWeights weights, int n_ctx, unsigned threads, LayerPlan plan = {});
@@ -54,8 +55,8 @@ class Transformer {
     const LayerPlan& plan() const { return plan_; }
     const StreamStats& stream_stats() const { return stats_; }
 
-    const ModelConfig& config() const { return config_; }
-    int n_ctx() const { return n_ctx_; }
+    const ModelConfig& config() const override { return config_; }
+    int n_ctx() const override { return n_ctx_; }
 
     // Reads the resident weights into memory now rather than page by page during the first request,
     // calling `progress(done, total)` in bytes as it goes; false from it stops early (and so does this).
@@ -63,7 +64,7 @@ class Transformer {
 
     // Runs `tokens` at positions n_past .. n_past + size - 1 and returns the logits of the last one.
     // Errors (a token outside the vocabulary, the context full) leave the state unchanged.
-    common::Result<std::span<const float>> forward(std::span<const std::int32_t> tokens, int n_past);
+    common::Result<std::span<const float>> forward(std::span<const std::int32_t> tokens, int n_past) override;
 
   private:
     void ensure_batch(std::size_t n_tokens);

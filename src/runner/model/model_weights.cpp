@@ -2,9 +2,14 @@
 
 namespace runner {
 
+std::array<const TensorView*, 14> layer_tensors(const LayerWeights& l) {
+    return {l.attn_norm, l.wq,     l.wk,     l.wv,       l.wo,     l.bq,   l.bk,
+            l.bv,        l.q_norm, l.k_norm, l.ffn_norm, l.w_gate, l.w_up, l.w_down};
+}
+
 std::size_t LayerWeights::bytes() const {
     std::size_t total = 0;
-    for (const TensorView* t : {attn_norm, wq, wk, wv, wo, bq, bk, bv, q_norm, k_norm, ffn_norm, w_gate, w_up, w_down})
+    for (const TensorView* t : layer_tensors(*this))
         if (t) total += t->bytes;
     return total;
 }

@@ -2,6 +2,7 @@
 // config's shapes. Views into the source's mappings: the source must outlive this.
 #pragma once
 
+#include <array>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,9 @@ struct LayerWeights {
 
     std::size_t bytes() const;  // all of the layer's weight bytes
 };
+
+// A layer's tensors in a fixed order; those the architecture lacks are nullptr.
+std::array<const TensorView*, 14> layer_tensors(const LayerWeights& l);
 
 struct ModelWeights {
     const TensorView* token_embd;   // [n_vocab, n_embd]

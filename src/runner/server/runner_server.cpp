@@ -71,7 +71,8 @@ long long ns(double seconds) { return static_cast<long long>(seconds * 1e9); }
 
 RunnerServer::RunnerServer() : http_(std::make_unique<httplib::Server>()) { install_routes(); }
 
-void RunnerServer::set_ready(runner::Transformer& model, const tokenizer::Tokenizer& tok, std::uint64_t memory_bytes) {
+void RunnerServer::set_ready(runner::LanguageModel& model, const tokenizer::Tokenizer& tok,
+                             std::uint64_t memory_bytes) {
     model_ = &model;
     tok_ = &tok;
     memory_bytes_ = memory_bytes;

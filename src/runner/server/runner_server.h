@@ -13,7 +13,7 @@
 #include <mutex>
 #include <string>
 
-#include "runner/engine/transformer.h"
+#include "runner/engine/language_model.h"
 #include "runner/tokenizer/tokenizer.h"
 
 namespace httplib {
@@ -41,13 +41,13 @@ class RunnerServer {
     void set_progress(int percent) { progress_ = percent; }
     // Loading is done: requests are served from now on. `memory_bytes` is what /v1/status reports as
     // the model's footprint (Ollama counts it as GPU memory). Both must outlive the server.
-    void set_ready(runner::Transformer& model, const tokenizer::Tokenizer& tok, std::uint64_t memory_bytes);
+    void set_ready(runner::LanguageModel& model, const tokenizer::Tokenizer& tok, std::uint64_t memory_bytes);
 
   private:
     void install_routes();
 
     // Set once by set_ready(), read by handlers only after they see ready_.
-    runner::Transformer* model_ = nullptr;
+    runner::LanguageModel* model_ = nullptr;
     const tokenizer::Tokenizer* tok_ = nullptr;
     std::uint64_t memory_bytes_ = 0;
     std::atomic<bool> ready_{false};

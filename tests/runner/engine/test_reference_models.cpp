@@ -14,6 +14,7 @@
 
 #include "runner/backend/cpu/simd.h"
 #include "runner/engine/generate.h"
+#include "runner/engine/transformer.h"
 #include "runner/model/hf_folder.h"
 #include "support/temp_tree.h"
 
