@@ -15,8 +15,14 @@ namespace bench {
 namespace {
 
 struct Shape {
-    int n_embd = 2048, n_layer = 16, n_head = 32, n_head_kv = 8, n_ff = 8192, n_vocab = 32000;
+    int n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab, max_position;
+    const char* name;
 };
+
+Shape shape_of(ModelShape s) {
+    if (s == ModelShape::llama_8b) return {4096, 32, 32, 8, 14336, 128256, 8192, "bench-llama-8b-shape"};
+    return {2048, 16, 32, 8, 8192, 32000, 4096, "bench-llama-1b-shape"};
+}
 
 // Small random bf16 values from a xorshift generator: deterministic, never NaN or Inf.
 void write_random_bf16(std::ofstream& out, std::size_t count, std::uint64_t& state) {
@@ -87,27 +93,29 @@ void write_model(const fs::path& dir, const Shape& s) {
     }
     out.close();
     fs::rename(file, dir / "model.safetensors");
-    std::ofstream(dir / "config.json")
-        << "{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":" << s.n_embd
-        << ",\"num_hidden_layers\":" << s.n_layer << ",\"num_attention_heads\":" << s.n_head
-        << ",\"num_key_value_heads\":" << s.n_head_kv << ",\"intermediate_size\":" << s.n_ff
-        << ",\"vocab_size\":" << s.n_vocab
-        << ",\"rms_norm_eps\":1e-5,\"rope_theta\":500000.0,\"max_position_embeddings\":4096}";
+    std::ofstream(dir / "config.json") << "{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":" << s.n_embd
+                                       << ",\"num_hidden_layers\":" << s.n_layer
+                                       << ",\"num_attention_heads\":" << s.n_head
+                                       << ",\"num_key_value_heads\":" << s.n_head_kv
+                                       << ",\"intermediate_size\":" << s.n_ff << ",\"vocab_size\":" << s.n_vocab
+                                       << ",\"rms_norm_eps\":1e-5,\"rope_theta\":500000.0,\"max_position_embeddings\":"
+                                       << s.max_position << "}";
 }
 
 }  // namespace
 
-fs::path default_model_dir() {
+fs::path default_model_dir(ModelShape shape) {
     const char* cache = std::getenv("XDG_CACHE_HOME");
     const char* home = std::getenv("HOME");
     const fs::path base = cache ? fs::path(cache) : fs::path(home ? home : "/tmp") / ".cache";
-    return base / "ollama-airllm-rocm/bench-llama-1b-shape";
+    return base / "ollama-airllm-rocm" / shape_of(shape).name;
 }
 
-void ensure_random_model(const fs::path& dir) {
+void ensure_random_model(const fs::path& dir, ModelShape shape) {
     if (fs::exists(dir / "model.safetensors")) return;
-    std::printf("writing a random-weight model with Llama 3.2 1B's layer shapes to %s ...\n", dir.c_str());
-    write_model(dir, Shape{});
+    std::printf("writing a random-weight model shaped like %s to %s ...\n", shape_of(shape).name, dir.c_str());
+    std::fflush(stdout);
+    write_model(dir, shape_of(shape));
 }
 
 }  // namespace bench

@@ -1,0 +1,197 @@
+// Prompt and decode on the GPU under a VRAM budget, with layers that do not fit streamed from pinned
+// host memory through the ring. For each budget and prompt length: prompt tokens/s, time to first
+// token, decode s/token after the prompt, bytes over the host->device link per forward pass, VRAM
+// allocated, each beside its bound. The bounds use bandwidths measured here: pinned host->device
+// copies and device memory reads; prompt compute is bounded by the GPU's dense f32 rate passed in
+// --peak-tflops (the kernels here use f32 FMAs, not tensor cores).
+//
+// usage: bench_offload [--model DIR] [--budgets 4,8,0] [--prompts 32,4096] [--decode N]
+//                      [--max-batch N] [--peak-tflops T]
+// Budgets are GiB, 0 meaning no limit. DIR defaults to a random-weight model shaped like Llama 3.1 8B
+// (about 16 GB, written on first use).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "random_model.h"
+#include "runner/backend/gpu/backend.h"
+#include "runner/engine/gpu_transformer.h"
+#include "runner/model/hf_folder.h"
+
+namespace fs = std::filesystem;
+namespace gpu = runner::gpu;
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point t) { return std::chrono::duration<double>(clock_type::now() - t).count(); }
+
+std::vector<double> parse_list(const std::string& text) {
+    std::vector<double> out;
+    std::stringstream in(text);
+    for (std::string item; std::getline(in, item, ',');) out.push_back(std::stod(item));
+    return out;
+}
+
+// GB/s of one 1 GiB pinned host->device copy, best of three.
+double pinned_h2d_gbs() {
+    constexpr std::size_t bytes = std::size_t{1} << 30;
+    gpu::PinnedBuffer host(bytes);
+    std::memset(host.data(), 1, bytes);
+    gpu::DeviceBuffer device(bytes);
+    gpu::Stream s;
+    gpu::Event start(true), stop(true);
+    double best = 0;
+    for (int i = 0; i < 3; ++i) {
+        start.record(s);
+        gpu::copy_to_device(device.data(), host.data(), bytes, s);
+        stop.record(s);
+        stop.synchronize();
+        best = std::max(best, static_cast<double>(bytes) / (stop.elapsed_ms_since(start) * 1e6));
+    }
+    return best;
+}
+
+// GB/s of device-to-device copies (read + write counted), best of three.
+double device_copy_gbs() {
+    constexpr std::size_t bytes = std::size_t{1} << 30;
+    gpu::DeviceBuffer a(bytes), b(bytes);
+    gpu::Stream s;
+    gpu::Event start(true), stop(true);
+    double best = 0;
+    for (int i = 0; i < 3; ++i) {
+        start.record(s);
+        gpu::copy_on_device(b.data(), a.data(), bytes, s);
+        stop.record(s);
+        stop.synchronize();
+        best = std::max(best, 2.0 * static_cast<double>(bytes) / (stop.elapsed_ms_since(start) * 1e6));
+    }
+    return best;
+}
+
+std::string gib(std::size_t bytes) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f", static_cast<double>(bytes) / (1ull << 30));
+    return buf;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    fs::path model_dir;
+    std::vector<double> budgets = {4, 8, 0}, prompts = {32, 4096};
+    int decode_tokens = 8, max_batch = 1024;
+    double peak_tflops = 60;  // H100/H200 SXM dense f32 (non-tensor) peak
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const std::string a = argv[i], v = argv[i + 1];
+        if (a == "--model")
+            model_dir = v;
+        else if (a == "--budgets")
+            budgets = parse_list(v);
+        else if (a == "--prompts")
+            prompts = parse_list(v);
+        else if (a == "--decode")
+            decode_tokens = std::stoi(v);
+        else if (a == "--max-batch")
+            max_batch = std::stoi(v);
+        else if (a == "--peak-tflops")
+            peak_tflops = std::stod(v);
+        else {
+            std::fprintf(stderr, "bench_offload: unknown argument %s\n", a.c_str());
+            return 2;
+        }
+    }
+    if (gpu::device_count() == 0) {
+        std::puts("bench_offload: no GPU here");
+        return 1;
+    }
+    if (model_dir.empty()) {
+        model_dir = bench::default_model_dir(bench::ModelShape::llama_8b);
+        bench::ensure_random_model(model_dir, bench::ModelShape::llama_8b);
+    }
+    const auto device = gpu::device_info();
+    const double link = pinned_h2d_gbs(), hbm = device_copy_gbs();
+    std::printf("device: %s, %s GiB free of %s; pinned host->device %.1f GB/s; device copy %.0f GB/s\n",
+                device.name.c_str(), gib(device.free_bytes).c_str(), gib(device.total_bytes).c_str(), link, hbm);
+
+    int max_prompt = 0;
+    for (const double p : prompts) max_prompt = std::max(max_prompt, static_cast<int>(p));
+    const int n_ctx = max_prompt + decode_tokens + 1;
+    std::printf("model: %s, context %d, micro-batch %d\n\n", model_dir.c_str(), n_ctx, max_batch);
+    std::printf("%-8s %-7s %8s %8s %12s %10s %9s %12s %10s %9s %10s %8s %8s\n", "budget", "prompt", "load s",
+                "VRAM GiB", "prompt tok/s", "bound", "achieved", "decode s/tok", "bound", "achieved", "GB/pass",
+                "resident", "streamed");
+    for (const double budget_gib : budgets) {
+        for (const double prompt_len : prompts) {
+            auto source = runner::open_hf_folder(model_dir);
+            if (!source) {
+                std::fprintf(stderr, "bench_offload: %s\n", source.error().message.c_str());
+                return 1;
+            }
+            auto weights = runner::bind_weights(**source);
+            if (!weights) {
+                std::fprintf(stderr, "bench_offload: %s\n", weights.error().message.c_str());
+                return 1;
+            }
+            const auto& c = (*source)->config();
+            const auto budget = static_cast<std::size_t>(budget_gib * (1ull << 30));
+            auto plan = runner::plan_gpu(*weights, c, n_ctx, max_batch, budget);
+            if (!plan) {
+                std::printf("%-8s %-7d %s\n", budget_gib == 0 ? "none" : (gib(budget) + "G").c_str(),
+                            static_cast<int>(prompt_len), plan.error().message.c_str());
+                continue;
+            }
+            const std::size_t streamed = plan->streamed_bytes, resident = plan->resident_bytes;
+            const int n_streamed = static_cast<int>(std::count(plan->resident.begin(), plan->resident.end(), false));
+            const std::size_t free_before = gpu::device_info().free_bytes;
+            const auto load_start = clock_type::now();
+            auto model =
+                runner::GpuTransformer::create(**source, std::move(weights).value(), n_ctx, std::move(plan).value());
+            if (!model) {
+                std::fprintf(stderr, "bench_offload: %s\n", model.error().message.c_str());
+                return 1;
+            }
+            const double load_s = seconds_since(load_start);
+            const std::size_t used = free_before - gpu::device_info().free_bytes;
+
+            std::vector<std::int32_t> tokens(static_cast<std::size_t>(prompt_len));
+            for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<std::int32_t>((i * 7919) % 32000);
+            const auto t0 = clock_type::now();
+            auto logits = (*model)->forward(tokens, 0);
+            const double prompt_s = seconds_since(t0);
+            if (!logits) {
+                std::fprintf(stderr, "bench_offload: %s\n", logits.error().message.c_str());
+                return 1;
+            }
+            const auto t1 = clock_type::now();
+            for (int d = 0; d < decode_tokens; ++d) {
+                const std::int32_t next[] = {static_cast<std::int32_t>(d + 1)};
+                if (!(*model)->forward(next, static_cast<int>(prompt_len) + d)) return 1;
+            }
+            const double decode_s = seconds_since(t1) / decode_tokens;
+
+            // Bounds: weights over the link (streamed) and from device memory (resident), and for the
+            // prompt also the arithmetic, 2 flops per weight per token.
+            const double weight_bytes = static_cast<double>(streamed + resident);
+            const double decode_bound =
+                static_cast<double>(streamed) / (link * 1e9) + static_cast<double>(resident) / (hbm / 2 * 1e9);
+            const double flops = 2.0 * weight_bytes / 2 * prompt_len;
+            const double prompt_bound_s =
+                std::max(static_cast<double>(streamed) / (link * 1e9), flops / (peak_tflops * 1e12));
+            std::printf("%-8s %-7d %8.1f %8s %12.0f %10.0f %8.0f%% %12.4f %10.4f %8.0f%% %10.2f %8d %8d\n",
+                        budget_gib == 0 ? "none" : (gib(budget) + "G").c_str(), static_cast<int>(prompt_len), load_s,
+                        gib(used).c_str(), prompt_len / prompt_s, prompt_len / prompt_bound_s,
+                        100 * prompt_bound_s / prompt_s, decode_s, decode_bound, 100 * decode_bound / decode_s,
+                        static_cast<double>(streamed) / 1e9, c.n_layer - n_streamed, n_streamed);
+            std::fflush(stdout);
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,144 @@
+// The GPU backend as the engine sees it: devices, owned memory, streams and events, and one entry
+// point per transformer step. Plain C++: no vendor header leaks out of backend/gpu, so the engine
+// compiles with g++ and the same declarations serve the CUDA (nvcc) and ROCm (hipcc) builds.
+// Activations are f32 row-major [n_tokens, width]; weights stay in their stored dtype on the device.
+// Every call that fails throws gpu::Error naming the runtime call, file and line.
+#pragma once
+
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+
+namespace runner::gpu {
+
+class Error : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+enum class WeightType { f32, f16, bf16 };
+
+struct DeviceInfo {
+    std::string name;
+    std::size_t free_bytes = 0;
+    std::size_t total_bytes = 0;
+};
+
+int device_count();  // 0 without a driver or a GPU, never throws
+void use_device(int index);
+DeviceInfo device_info();
+
+// Device memory, owned.
+class DeviceBuffer {
+  public:
+    DeviceBuffer() = default;
+    explicit DeviceBuffer(std::size_t bytes);
+    DeviceBuffer(DeviceBuffer&& other) noexcept;
+    DeviceBuffer& operator=(DeviceBuffer&& other) noexcept;
+    DeviceBuffer(const DeviceBuffer&) = delete;
+    DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+    ~DeviceBuffer();
+
+    void* data() const { return ptr_; }
+    template <class T>
+    T* as() const {
+        return static_cast<T*>(ptr_);
+    }
+    std::size_t bytes() const { return bytes_; }
+
+  private:
+    void* ptr_ = nullptr;
+    std::size_t bytes_ = 0;
+};
+
+// Page-locked host memory, owned: what host-to-device copies run at full link speed from.
+class PinnedBuffer {
+  public:
+    PinnedBuffer() = default;
+    explicit PinnedBuffer(std::size_t bytes);
+    PinnedBuffer(PinnedBuffer&& other) noexcept;
+    PinnedBuffer& operator=(PinnedBuffer&& other) noexcept;
+    PinnedBuffer(const PinnedBuffer&) = delete;
+    PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+    ~PinnedBuffer();
+
+    std::byte* data() const { return ptr_; }
+    std::size_t bytes() const { return bytes_; }
+
+  private:
+    std::byte* ptr_ = nullptr;
+    std::size_t bytes_ = 0;
+};
+
+// An in-order queue of work on the device, owned.
+class Stream {
+  public:
+    Stream();
+    Stream(Stream&& other) noexcept;
+    Stream& operator=(Stream&& other) noexcept;
+    Stream(const Stream&) = delete;
+    Stream& operator=(const Stream&) = delete;
+    ~Stream();
+
+    void* handle() const { return handle_; }
+    void synchronize() const;
+
+  private:
+    void* handle_ = nullptr;
+};
+
+// A point in a stream that another stream (or the host) can wait for, owned.
+class Event {
+  public:
+    explicit Event(bool timing = false);
+    Event(Event&& other) noexcept;
+    Event& operator=(Event&& other) noexcept;
+    Event(const Event&) = delete;
+    Event& operator=(const Event&) = delete;
+    ~Event();
+
+    void record(const Stream& stream) const;
+    void wait_in(const Stream& stream) const;  // `stream` waits on the device, the host does not
+    void synchronize() const;
+    float elapsed_ms_since(const Event& start) const;  // both recorded with timing = true
+
+  private:
+    void* handle_ = nullptr;
+};
+
+void copy_to_device(void* dst, const void* src, std::size_t bytes, const Stream& stream);
+void copy_to_host(void* dst, const void* src, std::size_t bytes, const Stream& stream);
+void copy_on_device(void* dst, const void* src, std::size_t bytes, const Stream& stream);
+
+// ---- transformer steps (all asynchronous on `stream`) ----------------------------------------------
+
+// x[t, :] = table[tokens[t], :]      table: [n_vocab, n_embd]; tokens: [n_tokens] on the device
+void embed(float* x, const void* table, WeightType type, const int* tokens, int n_tokens, int n_embd,
+           const Stream& stream);
+
+// out[t, :] = x[t, :] / rms(x[t, :]) * weight      x, out: [n_rows, n]; weight: [n]
+void rmsnorm(float* out, const float* x, const void* weight, WeightType type, int n_rows, int n, float eps,
+             const Stream& stream);
+
+// out[t, j] = sum_i w[j, i] * x[t, i] (+ bias[j])    x: [n_tokens, d_in]; w: [d_out, d_in]; out: [n_tokens, d_out]
+void matmul(float* out, const float* x, const void* w, WeightType type, const void* bias, WeightType bias_type,
+            int n_tokens, int d_in, int d_out, const Stream& stream);
+
+// Rotary embedding, rotate-half layout, in place.   x: [n_tokens, n_heads * head_dim];
+// inv_freq: [head_dim / 2]; positions: [n_tokens] on the device
+void rope(float* x, int n_tokens, int n_heads, int head_dim, const float* inv_freq, const int* positions,
+          const Stream& stream);
+
+// Causal grouped-query attention over cache positions 0..positions[t], with an online softmax over
+// key tiles (no [n_tokens, n_ctx] score buffer).   q, out: [n_tokens, n_head * head_dim];
+// k_cache, v_cache: [n_ctx, n_head_kv * head_dim]
+void attention(float* out, const float* q, const float* k_cache, const float* v_cache, int n_tokens,
+               const int* positions, int n_head, int n_head_kv, int head_dim, const Stream& stream);
+
+// gate = silu(gate) * up.   gate, up: [n]
+void swiglu(float* gate, const float* up, std::size_t n, const Stream& stream);
+
+// x += y.   x, y: [n]
+void add(float* x, const float* y, std::size_t n, const Stream& stream);
+
+}  // namespace runner::gpu

@@ -1,0 +1,106 @@
+// The one place that knows which GPU vendor we compile for. Kernels are written in CUDA's dialect;
+// under hipcc (ROCm) the runtime names map to HIP's, the way ggml-cuda's vendors/hip.h does it.
+// Kernels read BF16/F16 weights as raw 16-bit words and widen them in registers, so no vendor's
+// half-precision types appear in their signatures.
+#pragma once
+
+#if defined(__HIP_PLATFORM_AMD__) || defined(__HIPCC__)
+#include <hip/hip_runtime.h>
+
+#define OAR_GPU_HIP 1
+#define cudaError_t hipError_t
+#define cudaSuccess hipSuccess
+#define cudaGetErrorString hipGetErrorString
+#define cudaGetLastError hipGetLastError
+#define cudaStream_t hipStream_t
+#define cudaEvent_t hipEvent_t
+#define cudaStreamCreateWithFlags hipStreamCreateWithFlags
+#define cudaStreamNonBlocking hipStreamNonBlocking
+#define cudaStreamDestroy hipStreamDestroy
+#define cudaStreamSynchronize hipStreamSynchronize
+#define cudaStreamWaitEvent hipStreamWaitEvent
+#define cudaEventCreateWithFlags hipEventCreateWithFlags
+#define cudaEventDisableTiming hipEventDisableTiming
+#define cudaEventDefault hipEventDefault
+#define cudaEventRecord hipEventRecord
+#define cudaEventSynchronize hipEventSynchronize
+#define cudaEventElapsedTime hipEventElapsedTime
+#define cudaEventDestroy hipEventDestroy
+#define cudaMalloc hipMalloc
+#define cudaFree hipFree
+#define cudaMallocHost(p, n) hipHostMalloc(p, n, hipHostMallocDefault)
+#define cudaFreeHost hipHostFree
+#define cudaHostRegister hipHostRegister
+#define cudaHostRegisterDefault hipHostRegisterDefault
+#define cudaHostRegisterReadOnly hipHostRegisterReadOnly
+#define cudaHostUnregister hipHostUnregister
+#define cudaMemcpyAsync hipMemcpyAsync
+#define cudaMemcpy hipMemcpy
+#define cudaMemsetAsync hipMemsetAsync
+#define cudaMemcpyHostToDevice hipMemcpyHostToDevice
+#define cudaMemcpyDeviceToHost hipMemcpyDeviceToHost
+#define cudaMemcpyDeviceToDevice hipMemcpyDeviceToDevice
+#define cudaMemGetInfo hipMemGetInfo
+#define cudaSetDevice hipSetDevice
+#define cudaGetDeviceCount hipGetDeviceCount
+#define cudaDeviceSynchronize hipDeviceSynchronize
+#define cudaGetDeviceProperties hipGetDeviceProperties
+#define cudaDeviceProp hipDeviceProp_t
+#else
+#include <cuda_runtime.h>
+
+#define OAR_GPU_CUDA 1
+#endif
+
+namespace runner::gpu {
+
+// Threads that execute in lockstep: 32 on NVIDIA and RDNA (wave32), 64 on CDNA (wave64). Reductions
+// below use it only through warp_sum/warp_max, which loop over it.
+#if defined(OAR_GPU_HIP) && defined(__AMDGCN_WAVEFRONT_SIZE)
+constexpr int warp_size = __AMDGCN_WAVEFRONT_SIZE;
+#else
+constexpr int warp_size = 32;
+#endif
+
+#if defined(__CUDACC__) || defined(__HIPCC__)
+__device__ inline float warp_sum(float v) {
+    for (int offset = warp_size / 2; offset > 0; offset /= 2)
+#if defined(OAR_GPU_HIP)
+        v += __shfl_xor(v, offset, warp_size);
+#else
+        v += __shfl_xor_sync(0xffffffffu, v, offset, warp_size);
+#endif
+    return v;
+}
+
+__device__ inline float warp_max(float v) {
+    for (int offset = warp_size / 2; offset > 0; offset /= 2)
+#if defined(OAR_GPU_HIP)
+        v = fmaxf(v, __shfl_xor(v, offset, warp_size));
+#else
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset, warp_size));
+#endif
+    return v;
+}
+
+// BF16 is the top half of an f32.
+__device__ inline float bf16_to_f32(unsigned short h) { return __uint_as_float(static_cast<unsigned>(h) << 16); }
+
+// IEEE half to f32 by bit manipulation, denormals included (the hardware conversion intrinsics
+// differ in name and type between the vendors).
+__device__ inline float f16_to_f32(unsigned short h) {
+    const unsigned sign = (h & 0x8000u) << 16;
+    unsigned exp = (h >> 10) & 0x1fu;
+    unsigned mant = h & 0x3ffu;
+    if (exp == 0x1fu) return __uint_as_float(sign | 0x7f800000u | (mant << 13));
+    if (exp == 0) {
+        if (mant == 0) return __uint_as_float(sign);
+        // Denormal: value = mant * 2^-24.
+        const float v = static_cast<float>(mant) * 5.9604644775390625e-8f;
+        return sign ? -v : v;
+    }
+    return __uint_as_float(sign | ((exp + 112u) << 23) | (mant << 13));
+}
+#endif
+
+}  // namespace runner::gpu

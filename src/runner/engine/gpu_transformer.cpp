@@ -1,0 +1,332 @@
+#include "runner/engine/gpu_transformer.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "runner/backend/cpu/simd.h"
+#include "runner/engine/transformer.h"
+
+namespace runner {
+
+namespace {
+
+// layer_tensors() order, for reading a slab.
+enum Slot { attn_norm, wq, wk, wv, wo, bq, bk, bv, q_norm, k_norm, ffn_norm, w_gate, w_up, w_down };
+
+constexpr std::size_t alignment = 256;  // every tensor in a slab starts on it (16-byte loads, coalescing)
+
+std::size_t align_up(std::size_t n) { return (n + alignment - 1) / alignment * alignment; }
+
+LayerLayout layout_of(const LayerWeights& l) {
+    LayerLayout out;
+    const auto tensors = layer_tensors(l);
+    std::size_t at = 0;
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+        if (!tensors[i]) continue;
+        out.offset[i] = at;
+        at = align_up(at + tensors[i]->bytes);
+    }
+    out.bytes = at;
+    return out;
+}
+
+gpu::WeightType weight_type(DType d) {
+    switch (d) {
+        case DType::bf16: return gpu::WeightType::bf16;
+        case DType::f16: return gpu::WeightType::f16;
+        default: return gpu::WeightType::f32;
+    }
+}
+
+// Activations of one micro-batch of `n` tokens: xb, q, k, v, att, gate, up.
+std::size_t activation_bytes(const ModelConfig& c, std::size_t n) {
+    const std::size_t q = static_cast<std::size_t>(c.n_head) * c.head_dim;
+    const std::size_t kv = static_cast<std::size_t>(c.n_head_kv) * c.head_dim;
+    return n * (static_cast<std::size_t>(c.n_embd) + 2 * q + 2 * kv + 2 * static_cast<std::size_t>(c.n_ff)) *
+           sizeof(float);
+}
+
+std::size_t kv_cache_bytes(const ModelConfig& c, int n_ctx) {
+    return 2 * static_cast<std::size_t>(c.n_layer) * n_ctx * c.n_head_kv * c.head_dim * sizeof(float);
+}
+
+std::string mib(std::size_t bytes) { return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB"; }
+
+}  // namespace
+
+common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, int n_ctx, int max_batch,
+                                 std::size_t vram_budget) {
+    GpuPlan plan;
+    plan.max_batch = std::max(1, std::min(max_batch, n_ctx));
+    const std::size_t kv = kv_cache_bytes(c, n_ctx);
+    const std::size_t residual = static_cast<std::size_t>(n_ctx) * c.n_embd * sizeof(float);
+    const std::size_t activations = activation_bytes(c, static_cast<std::size_t>(plan.max_batch));
+    const std::size_t head = align_up(w.output->bytes) + align_up(w.output_norm->bytes);
+    const std::size_t small = static_cast<std::size_t>(c.n_vocab) * sizeof(float) + n_ctx * sizeof(int) +
+                              static_cast<std::size_t>(c.head_dim) * sizeof(float);
+    plan.fixed_bytes = kv + residual + activations + head + small;
+
+    std::size_t all_layers = 0, largest = 0;
+    for (const auto& l : w.layers) {
+        const auto bytes = layout_of(l).bytes;
+        all_layers += bytes;
+        largest = std::max(largest, bytes);
+    }
+    if (vram_budget == 0 || plan.fixed_bytes + all_layers <= vram_budget) {
+        plan.resident.assign(w.layers.size(), true);
+        plan.resident_bytes = all_layers;
+        return plan;
+    }
+    plan.ring_slots = 2;
+    plan.fixed_bytes += plan.ring_slots * largest;
+    if (plan.fixed_bytes > vram_budget)
+        return common::make_error(
+            "a VRAM budget of " + mib(vram_budget) + " cannot hold the KV cache (" + mib(kv) + " for a context of " +
+            std::to_string(n_ctx) + "), activations (" + mib(activations + residual) + " for micro-batches of " +
+            std::to_string(plan.max_batch) + "), the output head (" + mib(head) + ") and two streaming slots (" +
+            mib(plan.ring_slots * largest) + "): lower the context or raise the budget");
+    for (const auto& l : w.layers) {
+        const auto bytes = layout_of(l).bytes;
+        const bool fits = plan.fixed_bytes + plan.resident_bytes + bytes <= vram_budget;
+        plan.resident.push_back(fits);
+        (fits ? plan.resident_bytes : plan.streamed_bytes) += bytes;
+    }
+    return plan;
+}
+
+struct GpuTransformer::Impl {
+    ModelWeights w;
+    std::vector<LayerLayout> layouts;
+    std::vector<gpu::DeviceBuffer> resident;  // [n_layer], empty for streamed layers
+    std::vector<gpu::PinnedBuffer> pinned;    // [n_layer], empty for resident layers
+    std::vector<int> streamed;                // streamed layer indices, in order
+    std::vector<gpu::DeviceBuffer> slots;     // [ring_slots]
+    gpu::DeviceBuffer head, head_norm, inv_freq;
+    gpu::DeviceBuffer k_cache, v_cache;            // [n_layer, n_ctx, n_head_kv * head_dim]
+    gpu::DeviceBuffer x;                           // [n_ctx, n_embd]  residual stream of the whole forward pass
+    gpu::DeviceBuffer xb, q, k, v, att, gate, up;  // one micro-batch
+    gpu::DeviceBuffer logits, positions;
+    gpu::PinnedBuffer host_x, host_positions, host_logits;
+    gpu::Stream compute, copy;
+    std::vector<gpu::Event> copied, freed;  // [ring_slots]
+    std::vector<float> logits_out;
+
+    const void* tensor(const std::byte* base, int layer, Slot s) const {
+        const TensorView* t = layer_tensors(w.layers[static_cast<std::size_t>(layer)])[s];
+        return t ? base + layouts[static_cast<std::size_t>(layer)].offset[s] : nullptr;
+    }
+    gpu::WeightType type(int layer, Slot s) const {
+        const TensorView* t = layer_tensors(w.layers[static_cast<std::size_t>(layer)])[s];
+        return t ? weight_type(t->dtype) : gpu::WeightType::f32;
+    }
+};
+
+namespace {
+
+void copy_tensor_bytes(std::byte* dst, const LayerWeights& l, const LayerLayout& layout) {
+    const auto tensors = layer_tensors(l);
+    for (std::size_t i = 0; i < tensors.size(); ++i)
+        if (tensors[i]) std::memcpy(dst + layout.offset[i], tensors[i]->data, tensors[i]->bytes);
+}
+
+}  // namespace
+
+common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const WeightSource& source, ModelWeights weights,
+                                                                       int n_ctx, GpuPlan plan) {
+    const ModelConfig& c = source.config();
+    try {
+        auto m = std::make_unique<Impl>();
+        m->w = std::move(weights);
+        const std::size_t e = static_cast<std::size_t>(c.n_embd), hd = static_cast<std::size_t>(c.head_dim);
+        const std::size_t qw = c.n_head * hd, kvw = c.n_head_kv * hd, nb = static_cast<std::size_t>(plan.max_batch);
+
+        for (std::size_t i = 0; i < m->w.layers.size(); ++i) {
+            const auto& l = m->w.layers[i];
+            m->layouts.push_back(layout_of(l));
+            const auto& layout = m->layouts.back();
+            if (plan.resident[i]) {
+                gpu::DeviceBuffer slab(layout.bytes);
+                const auto tensors = layer_tensors(l);
+                for (std::size_t k = 0; k < tensors.size(); ++k)
+                    if (tensors[k])
+                        gpu::copy_to_device(slab.as<std::byte>() + layout.offset[k], tensors[k]->data,
+                                            tensors[k]->bytes, m->compute);
+                m->resident.push_back(std::move(slab));
+                m->pinned.emplace_back();
+            } else {
+                // A pinned copy crosses the link at full speed; the file's pages are then dropped so the
+                // layer is held in RAM once.
+                gpu::PinnedBuffer host(layout.bytes);
+                copy_tensor_bytes(host.data(), l, layout);
+                for (const TensorView* t : layer_tensors(l))
+                    if (t && t->file) t->file->dont_need(t->file_offset, t->bytes);
+                m->pinned.push_back(std::move(host));
+                m->resident.emplace_back();
+                m->streamed.push_back(static_cast<int>(i));
+            }
+        }
+        std::size_t largest = 0;
+        for (const auto& layout : m->layouts) largest = std::max(largest, layout.bytes);
+        for (int s = 0; s < plan.ring_slots; ++s) {
+            m->slots.emplace_back(largest);
+            m->copied.emplace_back();
+            m->freed.emplace_back();
+        }
+
+        const auto upload = [&](const TensorView& t) {
+            gpu::DeviceBuffer b(t.bytes);
+            gpu::copy_to_device(b.data(), t.data, t.bytes, m->compute);
+            return b;
+        };
+        m->head = upload(*m->w.output);
+        m->head_norm = upload(*m->w.output_norm);
+        const auto freq = rope_inv_freq(c);
+        m->inv_freq = gpu::DeviceBuffer(freq.size() * sizeof(float));
+        gpu::copy_to_device(m->inv_freq.data(), freq.data(), freq.size() * sizeof(float), m->compute);
+
+        const std::size_t cache_floats = static_cast<std::size_t>(c.n_layer) * n_ctx * kvw;
+        m->k_cache = gpu::DeviceBuffer(cache_floats * sizeof(float));
+        m->v_cache = gpu::DeviceBuffer(cache_floats * sizeof(float));
+        m->x = gpu::DeviceBuffer(static_cast<std::size_t>(n_ctx) * e * sizeof(float));
+        m->xb = gpu::DeviceBuffer(nb * e * sizeof(float));
+        m->q = gpu::DeviceBuffer(nb * qw * sizeof(float));
+        m->att = gpu::DeviceBuffer(nb * qw * sizeof(float));
+        m->k = gpu::DeviceBuffer(nb * kvw * sizeof(float));
+        m->v = gpu::DeviceBuffer(nb * kvw * sizeof(float));
+        m->gate = gpu::DeviceBuffer(nb * c.n_ff * sizeof(float));
+        m->up = gpu::DeviceBuffer(nb * c.n_ff * sizeof(float));
+        m->logits = gpu::DeviceBuffer(static_cast<std::size_t>(c.n_vocab) * sizeof(float));
+        m->positions = gpu::DeviceBuffer(static_cast<std::size_t>(n_ctx) * sizeof(int));
+        m->host_x = gpu::PinnedBuffer(static_cast<std::size_t>(n_ctx) * e * sizeof(float));
+        m->host_positions = gpu::PinnedBuffer(static_cast<std::size_t>(n_ctx) * sizeof(int));
+        m->host_logits = gpu::PinnedBuffer(static_cast<std::size_t>(c.n_vocab) * sizeof(float));
+        m->logits_out.resize(static_cast<std::size_t>(c.n_vocab));
+        m->compute.synchronize();
+        return std::unique_ptr<GpuTransformer>(new GpuTransformer(c, n_ctx, std::move(plan), std::move(m)));
+    } catch (const gpu::Error& err) {
+        return common::make_error(std::string("GPU: ") + err.what());
+    }
+}
+
+GpuTransformer::GpuTransformer(const ModelConfig& config, int n_ctx, GpuPlan plan, std::unique_ptr<Impl> impl)
+    : config_(config), n_ctx_(n_ctx), plan_(std::move(plan)), impl_(std::move(impl)) {}
+
+GpuTransformer::~GpuTransformer() = default;
+
+common::Result<std::span<const float>> GpuTransformer::forward(std::span<const std::int32_t> tokens, int n_past) {
+    if (auto error = check_forward(config_, n_ctx_, tokens, n_past)) return *error;
+    auto& m = *impl_;
+    const auto& c = config_;
+    const int n = static_cast<int>(tokens.size());
+    const int e = c.n_embd, hd = c.head_dim, qw = c.n_head * hd, kvw = c.n_head_kv * hd;
+    const auto& s = m.compute;
+    try {
+        // Embedding rows are looked up on the host (the table stays out of VRAM), then uploaded.
+        const auto& table = *m.w.token_embd;
+        const std::size_t row_bytes = static_cast<std::size_t>(e) * dtype_size(table.dtype);
+        auto* host_x = reinterpret_cast<float*>(m.host_x.data());
+        auto* host_pos = reinterpret_cast<int*>(m.host_positions.data());
+        for (int t = 0; t < n; ++t) {
+            cpu::convert_row(table.dtype,
+                             table.data + static_cast<std::size_t>(tokens[static_cast<std::size_t>(t)]) * row_bytes,
+                             host_x + static_cast<std::size_t>(t) * e, static_cast<std::size_t>(e));
+            host_pos[t] = n_past + t;
+        }
+        gpu::copy_to_device(m.x.data(), host_x, static_cast<std::size_t>(n) * e * sizeof(float), s);
+        gpu::copy_to_device(m.positions.data(), host_pos, static_cast<std::size_t>(n) * sizeof(int), s);
+
+        // The ring: streamed layer i goes to slot i % R once the layer that used that slot is done.
+        const int ring = plan_.ring_slots;
+        const int n_streamed = static_cast<int>(m.streamed.size());
+        const auto issue_copy = [&](int i) {
+            const auto slot = static_cast<std::size_t>(i % ring);
+            const auto layer = static_cast<std::size_t>(m.streamed[static_cast<std::size_t>(i)]);
+            if (i >= ring) m.freed[slot].wait_in(m.copy);
+            gpu::copy_to_device(m.slots[slot].data(), m.pinned[layer].data(), m.layouts[layer].bytes, m.copy);
+            m.copied[slot].record(m.copy);
+            stats_.bytes_copied += m.layouts[layer].bytes;
+        };
+        for (int i = 0; i < std::min(ring, n_streamed); ++i) issue_copy(i);
+
+        int next_streamed = 0;
+        for (int layer = 0; layer < c.n_layer; ++layer) {
+            const auto li = static_cast<std::size_t>(layer);
+            const std::byte* base;
+            int slot = -1;
+            if (plan_.resident[li]) {
+                base = m.resident[li].as<std::byte>();
+            } else {
+                slot = next_streamed % ring;
+                m.copied[static_cast<std::size_t>(slot)].wait_in(s);
+                base = m.slots[static_cast<std::size_t>(slot)].as<std::byte>();
+            }
+            float* k_cache = m.k_cache.as<float>() + li * n_ctx_ * kvw;
+            float* v_cache = m.v_cache.as<float>() + li * n_ctx_ * kvw;
+            for (int c0 = 0; c0 < n; c0 += plan_.max_batch) {
+                const int mb = std::min(plan_.max_batch, n - c0);
+                float* x = m.x.as<float>() + static_cast<std::size_t>(c0) * e;
+                const int* pos = m.positions.as<int>() + c0;
+                // attention rmsnorm, q/k/v projections (Qwen2 biases), per-head q/k norm (Qwen3), RoPE
+                gpu::rmsnorm(m.xb.as<float>(), x, m.tensor(base, layer, attn_norm), m.type(layer, attn_norm), mb, e,
+                             c.rms_eps, s);
+                gpu::matmul(m.q.as<float>(), m.xb.as<float>(), m.tensor(base, layer, wq), m.type(layer, wq),
+                            m.tensor(base, layer, bq), m.type(layer, bq), mb, e, qw, s);
+                gpu::matmul(m.k.as<float>(), m.xb.as<float>(), m.tensor(base, layer, wk), m.type(layer, wk),
+                            m.tensor(base, layer, bk), m.type(layer, bk), mb, e, kvw, s);
+                gpu::matmul(m.v.as<float>(), m.xb.as<float>(), m.tensor(base, layer, wv), m.type(layer, wv),
+                            m.tensor(base, layer, bv), m.type(layer, bv), mb, e, kvw, s);
+                if (m.tensor(base, layer, q_norm)) {
+                    gpu::rmsnorm(m.q.as<float>(), m.q.as<float>(), m.tensor(base, layer, q_norm), m.type(layer, q_norm),
+                                 mb * c.n_head, hd, c.rms_eps, s);
+                    gpu::rmsnorm(m.k.as<float>(), m.k.as<float>(), m.tensor(base, layer, k_norm), m.type(layer, k_norm),
+                                 mb * c.n_head_kv, hd, c.rms_eps, s);
+                }
+                gpu::rope(m.q.as<float>(), mb, c.n_head, hd, m.inv_freq.as<float>(), pos, s);
+                gpu::rope(m.k.as<float>(), mb, c.n_head_kv, hd, m.inv_freq.as<float>(), pos, s);
+                // the micro-batch's keys and values into the cache at n_past + c0 ...
+                const std::size_t at = static_cast<std::size_t>(n_past + c0) * kvw;
+                const std::size_t kv_bytes = static_cast<std::size_t>(mb) * kvw * sizeof(float);
+                gpu::copy_on_device(k_cache + at, m.k.data(), kv_bytes, s);
+                gpu::copy_on_device(v_cache + at, m.v.data(), kv_bytes, s);
+                // grouped-query attention, output projection, residual
+                gpu::attention(m.att.as<float>(), m.q.as<float>(), k_cache, v_cache, mb, pos, c.n_head, c.n_head_kv, hd,
+                               s);
+                gpu::matmul(m.xb.as<float>(), m.att.as<float>(), m.tensor(base, layer, wo), m.type(layer, wo), nullptr,
+                            gpu::WeightType::f32, mb, qw, e, s);
+                gpu::add(x, m.xb.as<float>(), static_cast<std::size_t>(mb) * e, s);
+                // ffn rmsnorm, SwiGLU: down(silu(gate(x)) * up(x)), residual
+                gpu::rmsnorm(m.xb.as<float>(), x, m.tensor(base, layer, ffn_norm), m.type(layer, ffn_norm), mb, e,
+                             c.rms_eps, s);
+                gpu::matmul(m.gate.as<float>(), m.xb.as<float>(), m.tensor(base, layer, w_gate), m.type(layer, w_gate),
+                            nullptr, gpu::WeightType::f32, mb, e, c.n_ff, s);
+                gpu::matmul(m.up.as<float>(), m.xb.as<float>(), m.tensor(base, layer, w_up), m.type(layer, w_up),
+                            nullptr, gpu::WeightType::f32, mb, e, c.n_ff, s);
+                gpu::swiglu(m.gate.as<float>(), m.up.as<float>(), static_cast<std::size_t>(mb) * c.n_ff, s);
+                gpu::matmul(m.xb.as<float>(), m.gate.as<float>(), m.tensor(base, layer, w_down), m.type(layer, w_down),
+                            nullptr, gpu::WeightType::f32, mb, c.n_ff, e, s);
+                gpu::add(x, m.xb.as<float>(), static_cast<std::size_t>(mb) * e, s);
+            }
+            if (slot >= 0) {
+                m.freed[static_cast<std::size_t>(slot)].record(s);
+                if (next_streamed + ring < n_streamed) issue_copy(next_streamed + ring);
+                ++next_streamed;
+            }
+        }
+
+        // final rmsnorm of the last token, then the classifier
+        const float* last = m.x.as<float>() + static_cast<std::size_t>(n - 1) * e;
+        gpu::rmsnorm(m.xb.as<float>(), last, m.head_norm.data(), weight_type(m.w.output_norm->dtype), 1, e, c.rms_eps,
+                     s);
+        gpu::matmul(m.logits.as<float>(), m.xb.as<float>(), m.head.data(), weight_type(m.w.output->dtype), nullptr,
+                    gpu::WeightType::f32, 1, e, c.n_vocab, s);
+        gpu::copy_to_host(m.host_logits.data(), m.logits.data(), m.logits_out.size() * sizeof(float), s);
+        s.synchronize();
+        std::memcpy(m.logits_out.data(), m.host_logits.data(), m.logits_out.size() * sizeof(float));
+        ++stats_.passes;
+        return std::span<const float>(m.logits_out);
+    } catch (const gpu::Error& err) {
+        return common::make_error(std::string("GPU: ") + err.what());
+    }
+}
+
+}  // namespace runner

@@ -1,0 +1,72 @@
+// The forward pass on a GPU under a strict VRAM budget. Each layer is either resident (uploaded once)
+// or streamed: kept in pinned host memory and copied into one of a ring of device slots on a copy
+// stream of its own, while the compute stream works on the layer before it (events, no host syncs).
+// A prompt goes through each layer once for all its tokens, in micro-batches that share the layer's
+// weights, so a streamed layer crosses the link once per forward pass, not once per micro-batch.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <vector>
+
+#include "runner/backend/gpu/backend.h"
+#include "runner/engine/language_model.h"
+#include "runner/model/model_weights.h"
+#include "runner/model/weight_source.h"
+
+namespace runner {
+
+// Where a layer's tensors sit inside its slab (the same for a resident buffer, a pinned host copy
+// and a ring slot); absent tensors have no bytes.
+struct LayerLayout {
+    std::array<std::size_t, 14> offset{};  // in layer_tensors() order
+    std::size_t bytes = 0;
+};
+
+// What the VRAM budget holds, decided before anything is allocated.
+struct GpuPlan {
+    std::vector<bool> resident;      // [n_layer]: in VRAM for good; the others stream through the ring
+    int ring_slots = 0;              // 0 when every layer is resident
+    int max_batch = 0;               // tokens per micro-batch
+    std::size_t fixed_bytes = 0;     // KV cache, activations, LM head, ring slots
+    std::size_t resident_bytes = 0;  // resident layers
+    std::size_t streamed_bytes = 0;  // crosses host->device on every forward pass
+    std::size_t total_bytes() const { return fixed_bytes + resident_bytes; }
+};
+
+// Layers go resident in order while they fit beside the fixed part; the rest stream through two
+// slots. An error says what did not fit when even the fixed part exceeds the budget.
+common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, int n_ctx, int max_batch,
+                                 std::size_t vram_budget);
+
+struct GpuStats {
+    std::size_t passes = 0;
+    std::size_t bytes_copied = 0;  // weights host->device, summed over passes
+};
+
+class GpuTransformer : public LanguageModel {
+  public:
+    // Uploads resident weights and pins the streamed ones; errors (budget, a GPU call) as Results.
+    static common::Result<std::unique_ptr<GpuTransformer>> create(const WeightSource& source, ModelWeights weights,
+                                                                  int n_ctx, GpuPlan plan);
+    ~GpuTransformer() override;
+
+    const ModelConfig& config() const override { return config_; }
+    int n_ctx() const override { return n_ctx_; }
+    common::Result<std::span<const float>> forward(std::span<const std::int32_t> tokens, int n_past) override;
+
+    const GpuPlan& plan() const { return plan_; }
+    const GpuStats& stats() const { return stats_; }
+
+  private:
+    struct Impl;
+    GpuTransformer(const ModelConfig& config, int n_ctx, GpuPlan plan, std::unique_ptr<Impl> impl);
+
+    ModelConfig config_;
+    int n_ctx_;
+    GpuPlan plan_;
+    GpuStats stats_;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace runner

@@ -1,0 +1,223 @@
+// Every GPU kernel against the CPU kernel it replaces (the reference), on random data, for the
+// shapes and dtypes the engine uses; tolerances scale with the magnitude of the result.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "runner/backend/cpu/ops.h"
+#include "runner/backend/cpu/simd.h"
+#include "runner/backend/gpu/backend.h"
+
+namespace gpu = runner::gpu;
+
+namespace {
+
+std::mt19937 rng(1234);
+
+std::vector<float> random_floats(std::size_t n, float scale = 1.f) {
+    std::normal_distribution<float> d(0.f, scale);
+    std::vector<float> v(n);
+    for (auto& x : v) x = d(rng);
+    return v;
+}
+
+// A weight tensor in host memory in one of the stored dtypes, with its device copy.
+struct Weight {
+    runner::DType dtype;
+    std::vector<std::uint16_t> half;  // bf16 / f16 bits
+    std::vector<float> f32;
+    gpu::DeviceBuffer device;
+    runner::TensorView view;
+
+    Weight(runner::DType type, std::vector<std::int64_t> shape, const gpu::Stream& s) : dtype(type) {
+        std::size_t n = 1;
+        for (auto d : shape) n *= static_cast<std::size_t>(d);
+        const void* data = nullptr;
+        std::size_t bytes = 0;
+        if (type == runner::DType::f32) {
+            f32 = random_floats(n, 0.5f);
+            data = f32.data(), bytes = n * 4;
+        } else {
+            half.resize(n);
+            std::uniform_int_distribution<int> mant(0, 127), sign(0, 1), exp(-6, 1);
+            for (auto& h : half) {
+                if (type == runner::DType::bf16) {
+                    // sign | exponent 127+e | 7 mantissa bits
+                    h = static_cast<std::uint16_t>((sign(rng) << 15) | ((127 + exp(rng)) << 7) | mant(rng));
+                } else {
+                    // sign | exponent 15+e | 10 mantissa bits; some denormals too
+                    const int e = exp(rng) - (mant(rng) < 4 ? 30 : 0);
+                    h = static_cast<std::uint16_t>((sign(rng) << 15) | (std::max(0, 15 + e) << 10) | (mant(rng) << 3));
+                }
+            }
+            data = half.data(), bytes = n * 2;
+        }
+        device = gpu::DeviceBuffer(bytes);
+        gpu::copy_to_device(device.data(), data, bytes, s);
+        view.name = std::string("weight");
+        view.dtype = type;
+        view.shape = std::move(shape);
+        view.data = static_cast<const std::byte*>(data);
+        view.bytes = bytes;
+    }
+    gpu::WeightType type() const {
+        return dtype == runner::DType::bf16  ? gpu::WeightType::bf16
+               : dtype == runner::DType::f16 ? gpu::WeightType::f16
+                                             : gpu::WeightType::f32;
+    }
+};
+
+gpu::DeviceBuffer upload(const std::vector<float>& v, const gpu::Stream& s) {
+    gpu::DeviceBuffer b(v.size() * sizeof(float));
+    gpu::copy_to_device(b.data(), v.data(), v.size() * sizeof(float), s);
+    return b;
+}
+
+gpu::DeviceBuffer upload_ints(const std::vector<int>& v, const gpu::Stream& s) {
+    gpu::DeviceBuffer b(v.size() * sizeof(int));
+    gpu::copy_to_device(b.data(), v.data(), v.size() * sizeof(int), s);
+    return b;
+}
+
+std::vector<float> download(const gpu::DeviceBuffer& b, std::size_t n, const gpu::Stream& s) {
+    std::vector<float> v(n);
+    gpu::copy_to_host(v.data(), b.data(), n * sizeof(float), s);
+    s.synchronize();
+    return v;
+}
+
+// max |a - b| relative to max |reference|.
+float relative_error(const std::vector<float>& ours, const std::vector<float>& reference) {
+    REQUIRE(ours.size() == reference.size());
+    float worst = 0, scale = 1e-6f;
+    for (std::size_t i = 0; i < ours.size(); ++i) {
+        REQUIRE(std::isfinite(ours[i]));
+        worst = std::max(worst, std::abs(ours[i] - reference[i]));
+        scale = std::max(scale, std::abs(reference[i]));
+    }
+    return worst / scale;
+}
+
+constexpr float tolerance = 2e-5f;
+
+}  // namespace
+
+TEST_CASE("gpu matmul: bf16, f16 and f32 weights, decode and prompt shapes, with and without bias") {
+    gpu::Stream s;
+    runner::cpu::ThreadPool pool(2);
+    for (const auto dtype : {runner::DType::bf16, runner::DType::f16, runner::DType::f32})
+        for (const int n_tokens : {1, 3, 8, 9, 70})
+            for (const auto& [d_in, d_out] : {std::pair{64, 96}, std::pair{256, 130}, std::pair{200, 70}})
+                for (const bool with_bias : {false, true}) {
+                    CAPTURE(runner::dtype_name(dtype));
+                    CAPTURE(n_tokens);
+                    CAPTURE(d_in);
+                    CAPTURE(with_bias);
+                    Weight w(dtype, {d_out, d_in}, s);
+                    Weight bias(dtype, {d_out}, s);
+                    const auto x = random_floats(static_cast<std::size_t>(n_tokens) * d_in);
+                    std::vector<float> want(static_cast<std::size_t>(n_tokens) * d_out);
+                    runner::cpu::matmul(want.data(), x.data(), w.view, with_bias ? &bias.view : nullptr,
+                                        static_cast<std::size_t>(n_tokens), pool);
+                    const auto dx = upload(x, s);
+                    gpu::DeviceBuffer out(want.size() * sizeof(float));
+                    gpu::matmul(out.as<float>(), dx.as<float>(), w.device.data(), w.type(),
+                                with_bias ? bias.device.data() : nullptr, bias.type(), n_tokens, d_in, d_out, s);
+                    CHECK(relative_error(download(out, want.size(), s), want) < tolerance);
+                }
+}
+
+TEST_CASE("gpu rmsnorm, swiglu, add and embed match the CPU") {
+    gpu::Stream s;
+    for (const auto dtype : {runner::DType::f32, runner::DType::bf16}) {
+        const int rows = 5, n = 300;
+        Weight w(dtype, {n}, s);
+        const auto x = random_floats(rows * n, 3.f);
+        std::vector<float> want(x.size());
+        runner::cpu::rmsnorm(want.data(), x.data(), w.view, rows, n, 1e-6f);
+        const auto dx = upload(x, s);
+        gpu::DeviceBuffer out(x.size() * sizeof(float));
+        gpu::rmsnorm(out.as<float>(), dx.as<float>(), w.device.data(), w.type(), rows, n, 1e-6f, s);
+        CHECK(relative_error(download(out, x.size(), s), want) < tolerance);
+    }
+
+    const auto gate = random_floats(1000, 2.f), up = random_floats(1000);
+    auto want = gate;
+    runner::cpu::swiglu(want.data(), up.data(), want.size());
+    auto dg = upload(gate, s);
+    const auto du = upload(up, s);
+    gpu::swiglu(dg.as<float>(), du.as<float>(), gate.size(), s);
+    CHECK(relative_error(download(dg, gate.size(), s), want) < tolerance);
+
+    auto sum = gate;
+    for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += up[i];
+    auto da = upload(gate, s);
+    gpu::add(da.as<float>(), du.as<float>(), gate.size(), s);
+    CHECK(download(da, gate.size(), s) == sum);
+
+    Weight table(runner::DType::bf16, {50, 64}, s);
+    const std::vector<int> tokens = {3, 49, 0, 3};
+    const auto dt = upload_ints(tokens, s);
+    gpu::DeviceBuffer rows(tokens.size() * 64 * sizeof(float));
+    gpu::embed(rows.as<float>(), table.device.data(), table.type(), dt.as<int>(), 4, 64, s);
+    const auto got = download(rows, tokens.size() * 64, s);
+    std::vector<float> expect(64);
+    for (std::size_t t = 0; t < tokens.size(); ++t) {
+        runner::cpu::convert_row(runner::DType::bf16, table.view.data + static_cast<std::size_t>(tokens[t]) * 128,
+                                 expect.data(), 64);
+        CHECK(std::equal(expect.begin(), expect.end(), got.begin() + static_cast<long>(t * 64)));
+    }
+}
+
+TEST_CASE("gpu rope and attention match the CPU for a prompt and for decode steps past a key tile") {
+    gpu::Stream s;
+    runner::cpu::ThreadPool pool(2);
+    for (const int head_dim : {64, 128, 256}) {
+        CAPTURE(head_dim);
+        const int n_head = 4, n_head_kv = 2, n_ctx = 300, kv = n_head_kv * head_dim;
+        std::vector<float> inv_freq(static_cast<std::size_t>(head_dim / 2));
+        for (std::size_t i = 0; i < inv_freq.size(); ++i)
+            inv_freq[i] = std::pow(10000.f, -2.f * static_cast<float>(i) / static_cast<float>(head_dim));
+        const auto dfreq = upload(inv_freq, s);
+        const auto k_cache = random_floats(static_cast<std::size_t>(n_ctx) * kv);
+        const auto v_cache = random_floats(static_cast<std::size_t>(n_ctx) * kv);
+        const auto dk = upload(k_cache, s), dv = upload(v_cache, s);
+        // A 70-token prompt from 0, and 3 tokens at positions past the first 128-key tile.
+        for (const int start : {0, 200}) {
+            const int n = start == 0 ? 70 : 3;
+            CAPTURE(start);
+            std::vector<int> positions(static_cast<std::size_t>(n));
+            for (int t = 0; t < n; ++t) positions[static_cast<std::size_t>(t)] = start + t;
+            const auto dpos = upload_ints(positions, s);
+
+            auto q = random_floats(static_cast<std::size_t>(n) * n_head * head_dim);
+            auto want_q = q;
+            runner::cpu::rope(want_q.data(), static_cast<std::size_t>(n), n_head, static_cast<std::size_t>(head_dim),
+                              inv_freq.data(), positions.data());
+            auto dq = upload(q, s);
+            gpu::rope(dq.as<float>(), n, n_head, head_dim, dfreq.as<float>(), dpos.as<int>(), s);
+            CHECK(relative_error(download(dq, q.size(), s), want_q) < tolerance);
+
+            std::vector<float> want(q.size());
+            runner::cpu::attention(want.data(), want_q.data(), k_cache.data(), v_cache.data(),
+                                   static_cast<std::size_t>(n), positions.data(), n_head, n_head_kv,
+                                   static_cast<std::size_t>(head_dim), pool);
+            gpu::DeviceBuffer out(q.size() * sizeof(float));
+            gpu::attention(out.as<float>(), dq.as<float>(), dk.as<float>(), dv.as<float>(), n, dpos.as<int>(), n_head,
+                           n_head_kv, head_dim, s);
+            CHECK(relative_error(download(out, q.size(), s), want) < tolerance);
+        }
+    }
+}
+
+TEST_CASE("gpu: a failed runtime call is an error naming the call, and the next call is not blamed for it") {
+    CHECK_THROWS_WITH_AS(gpu::DeviceBuffer(std::size_t{1} << 62), doctest::Contains("cudaMalloc"), gpu::Error);
+    gpu::Stream s;
+    auto x = upload(std::vector<float>(64, 2.f), s);
+    CHECK_NOTHROW(gpu::add(x.as<float>(), x.as<float>(), 64, s));
+    CHECK(download(x, 64, s) == std::vector<float>(64, 4.f));
+}
