@@ -158,6 +158,10 @@ int main(int argc, char** argv) {
                 std::fprintf(stderr, "bench_offload: %s\n", model.error().message.c_str());
                 return 1;
             }
+            if (auto loaded = (*model)->load([](std::size_t, std::size_t) { return true; }); !loaded) {
+                std::fprintf(stderr, "bench_offload: %s\n", loaded.error().message.c_str());
+                return 1;
+            }
             const double load_s = seconds_since(load_start);
             const std::size_t used = free_before - gpu::device_info().free_bytes;
 

@@ -1,14 +1,14 @@
 // ollama-airllm generate MODEL (-p TEXT | --prompt-ids 1,2,3) [-n N] [sampling flags] [--stop S]...
-//                     [--ctx N] [--threads N] [--ram-budget SIZE] [--json]
+//                     [--ctx N] [engine options] [--json]
 #include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "runner/cli/commands.h"
+#include "runner/cli/engine_options.h"
 #include "runner/cli/model_options.h"
 #include "runner/engine/generate.h"
-#include "runner/engine/transformer.h"
 #include "runner/tokenizer/source.h"
 #include "runner/tokenizer/stream_decoder.h"
 #include "runner/tokenizer/tokenizer.h"
@@ -19,8 +19,9 @@ namespace {
 
 constexpr const char* generate_usage = R"(usage: ollama-airllm generate MODEL (-p TEXT | --prompt-ids 1,2,3) [options]
 
-Runs a Hugging Face model folder on the CPU and streams the generated text to stdout, with prompt
-and decode speed at the end. With --json, prints one JSON object instead (ids, text, timings).
+Runs a model (a Hugging Face folder or an Ollama model name) on the CPU or a GPU and streams the
+generated text to stdout, with prompt and decode speed at the end. With --json, prints one JSON
+object instead (ids, text, timings, device).
 
   -n, --num-predict N       tokens to generate (default 128)
   --temperature T           0 is greedy (default 0.8)
@@ -29,8 +30,6 @@ and decode speed at the end. With --json, prints one JSON object instead (ids, t
   --seed S                  same seed, same output
   --stop TEXT               stop when the output contains TEXT (repeatable)
   --ctx N                   context length (default 2048)
-  --threads N               CPU threads (default: all)
-  --ram-budget SIZE         keep at most SIZE of weights in memory, stream the other layers (e.g. 4GiB)
 )";
 
 template <class T>
@@ -69,8 +68,7 @@ int run_generate(const std::vector<std::string>& args, CommandIo io) {
     std::vector<std::int32_t> prompt_ids;
     std::vector<std::string> stops;
     int n_predict = 128, n_ctx = 2048;
-    unsigned threads = 0;
-    std::uint64_t ram_budget = 0;
+    EngineOptions engine_options;
     bool json = false, have_prompt = false;
     runner::SamplingParams sp;
     const auto usage_error = [&](const std::string& why) {
@@ -85,8 +83,10 @@ int run_generate(const std::vector<std::string>& args, CommandIo io) {
             ++i;
             return true;
         };
-        if (a == "-h" || a == "--help") {
-            io.out << generate_usage;
+        if (auto taken = parse_engine_option(args, i, engine_options)) {
+            if (!*taken) return usage_error(taken->error().message);
+        } else if (a == "-h" || a == "--help") {
+            io.out << generate_usage << engine_options_usage;
             return exit_ok;
         } else if ((a == "-p" || a == "--prompt") && has_value) {
             prompt_text = args[++i];
@@ -97,16 +97,12 @@ int run_generate(const std::vector<std::string>& args, CommandIo io) {
             have_prompt = true;
         } else if (a == "--stop" && has_value) {
             stops.push_back(args[++i]);
-        } else if (a == "--ram-budget" && has_value) {
-            const auto size = parse_size(args[++i]);
-            if (!size) return usage_error("--ram-budget '" + args[i] + "' is not a size such as 8GiB");
-            ram_budget = *size;
         } else if (a == "--json") {
             json = true;
         } else if (((a == "-n" || a == "--num-predict") && number(n_predict)) || (a == "--ctx" && number(n_ctx)) ||
-                   (a == "--threads" && number(threads)) || (a == "--temperature" && number(sp.temperature)) ||
-                   (a == "--top-k" && number(sp.top_k)) || (a == "--top-p" && number(sp.top_p)) ||
-                   (a == "--min-p" && number(sp.min_p)) || (a == "--repeat-penalty" && number(sp.repeat_penalty)) ||
+                   (a == "--temperature" && number(sp.temperature)) || (a == "--top-k" && number(sp.top_k)) ||
+                   (a == "--top-p" && number(sp.top_p)) || (a == "--min-p" && number(sp.min_p)) ||
+                   (a == "--repeat-penalty" && number(sp.repeat_penalty)) ||
                    (a == "--presence-penalty" && number(sp.presence_penalty)) ||
                    (a == "--frequency-penalty" && number(sp.frequency_penalty)) ||
                    (a == "--repeat-last-n" && number(sp.penalty_last_n)) || (a == "--seed" && number(sp.seed))) {
@@ -138,32 +134,40 @@ int run_generate(const std::vector<std::string>& args, CommandIo io) {
         for (const auto id : tok->encode(prompt_text)) prompt_ids.push_back(id);
     }
     const auto config = m->source->config();
-    auto plan = runner::plan_layers(m->weights, ram_budget);
-    runner::Transformer engine(*m->source, std::move(m->weights), n_ctx, threads, std::move(plan));
+    auto engine = make_engine(*m, n_ctx, engine_options);
+    if (!engine) {
+        io.err << "ollama-airllm generate: error: " << engine.error().message << '\n';
+        return exit_failed;
+    }
+    if (auto loaded = engine->model->load([](std::size_t, std::size_t) { return true; }); !loaded) {
+        io.err << "ollama-airllm generate: error: " << loaded.error().message << '\n';
+        return exit_failed;
+    }
     std::optional<tokenizer::StreamDecoder> stream;
     if (tok) stream.emplace(*tok);
     std::string text;
     bool stopped_by_string = false;
     std::string failure;
     runner::Sampler sampler(sp);
-    const auto result = runner::generate(engine, prompt_ids, n_predict, sampler, config.eos_ids, [&](std::int32_t id) {
-        if (!stream) return true;
-        auto piece = stream->push(id);
-        if (!piece) {
-            failure = piece.error().message;
-            return false;
-        }
-        text += *piece;
-        if (!json) io.out << *piece << std::flush;
-        for (const auto& s : stops) {
-            const auto at = text.find(s);
-            if (at == std::string::npos) continue;
-            text.erase(at);
-            stopped_by_string = true;
-            return false;
-        }
-        return true;
-    });
+    const auto result =
+        runner::generate(*engine->model, prompt_ids, n_predict, sampler, config.eos_ids, [&](std::int32_t id) {
+            if (!stream) return true;
+            auto piece = stream->push(id);
+            if (!piece) {
+                failure = piece.error().message;
+                return false;
+            }
+            text += *piece;
+            if (!json) io.out << *piece << std::flush;
+            for (const auto& s : stops) {
+                const auto at = text.find(s);
+                if (at == std::string::npos) continue;
+                text.erase(at);
+                stopped_by_string = true;
+                return false;
+            }
+            return true;
+        });
     if (!result) {
         io.err << "ollama-airllm generate: error: " << result.error().message << '\n';
         return exit_failed;
@@ -191,7 +195,8 @@ int run_generate(const std::vector<std::string>& args, CommandIo io) {
                                     {"decode_seconds", result->decode_seconds},
                                     {"prompt_tokens_per_second", prompt_tps},
                                     {"decode_tokens_per_second", decode_tps},
-                                    {"bytes_streamed_per_token", engine.plan().streamed_bytes},
+                                    {"bytes_streamed_per_token", engine->streamed_bytes},
+                                    {"device", engine->description},
                                     {"done_reason", reason}};
         io.out << doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
         return exit_ok;
@@ -200,7 +205,7 @@ int run_generate(const std::vector<std::string>& args, CommandIo io) {
     std::snprintf(line, sizeof line,
                   "\n\nprompt: %zu tokens, %.1f tokens/s; decode: %zu tokens, %.1f tokens/s; stopped: %s\n",
                   prompt_ids.size(), prompt_tps, result->ids.size(), decode_tps, reason.c_str());
-    io.err << line;
+    io.err << line << "on " << engine->description << '\n';
     return exit_ok;
 }
 

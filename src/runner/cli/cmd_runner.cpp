@@ -1,4 +1,4 @@
-// ollama-airllm runner --model NAME_OR_PATH --port P [--host H] [--ctx N] [--threads N] [--ram-budget S]
+// ollama-airllm runner --model NAME_OR_PATH --port P [--host H] [--ctx N] [engine options]
 // How the patched Ollama starts it (it also passes --mlx-engine, accepted and ignored).
 #include <signal.h>
 
@@ -8,8 +8,8 @@
 #include <thread>
 
 #include "runner/cli/commands.h"
+#include "runner/cli/engine_options.h"
 #include "runner/cli/model_options.h"
-#include "runner/engine/transformer.h"
 #include "runner/model/ollama_manifest.h"
 #include "runner/server/runner_server.h"
 #include "runner/tokenizer/source.h"
@@ -19,14 +19,16 @@ namespace runner_cli {
 namespace {
 
 constexpr const char* runner_usage =
-    R"(usage: ollama-airllm runner --model NAME_OR_PATH --port P [--host H] [--ctx N] [--threads N] [--ram-budget SIZE]
+    R"(usage: ollama-airllm runner --model NAME_OR_PATH --port P [--host H] [--ctx N] [engine options]
 
 Serves a model over HTTP the way Ollama's MLX runner does (GET /v1/status, POST /v1/completions,
 POST /v1/tokenize, and the /health, /load, /completion redirects), plus llama-server's /tokenize and
 /detokenize. Listens on 127.0.0.1 unless --host says otherwise, from the start: while the model
 loads, /v1/status answers 503 with its progress and other requests 503. A model that cannot be
 loaded ends it with exit status 1 and one "error:" line on stderr. SIGINT or SIGTERM stop it.
---ctx (default 4096, at most the model's) sizes the KV cache.
+--ctx (default 4096, at most the model's) sizes the KV cache. /v1/status reports the VRAM the
+engine holds as Memory (0 on the CPU): Ollama counts it against the GPU.
+
 )";
 
 bool parse_int(const std::string& s, int& out) {
@@ -38,13 +40,18 @@ bool parse_int(const std::string& s, int& out) {
 
 int run_runner(const std::vector<std::string>& args, CommandIo io) {
     std::string model, host = "127.0.0.1";
-    int port = 0, n_ctx = 4096, threads = 0;
-    std::uint64_t ram_budget = 0;
+    int port = 0, n_ctx = 4096;
+    EngineOptions engine_options;
     for (std::size_t i = 0; i < args.size(); ++i) {
         const auto& a = args[i];
         const bool has_value = i + 1 < args.size();
-        if (a == "-h" || a == "--help") {
-            io.out << runner_usage;
+        if (auto taken = parse_engine_option(args, i, engine_options)) {
+            if (!*taken) {
+                io.err << "ollama-airllm runner: " << taken->error().message << '\n';
+                return exit_usage;
+            }
+        } else if (a == "-h" || a == "--help") {
+            io.out << runner_usage << engine_options_usage;
             return exit_ok;
         } else if (a == "--mlx-engine") {
         } else if (a == "--model" && has_value) {
@@ -52,21 +59,13 @@ int run_runner(const std::vector<std::string>& args, CommandIo io) {
         } else if (a == "--host" && has_value) {
             host = args[++i];
         } else if ((a == "--port" && has_value && parse_int(args[++i], port)) ||
-                   (a == "--ctx" && has_value && parse_int(args[++i], n_ctx)) ||
-                   (a == "--threads" && has_value && parse_int(args[++i], threads))) {
-        } else if (a == "--ram-budget" && has_value) {
-            const auto size = parse_size(args[++i]);
-            if (!size) {
-                io.err << "ollama-airllm runner: --ram-budget '" << args[i] << "' is not a size such as 8GiB\n";
-                return exit_usage;
-            }
-            ram_budget = *size;
+                   (a == "--ctx" && has_value && parse_int(args[++i], n_ctx))) {
         } else {
             io.err << "ollama-airllm runner: unknown or incomplete argument '" << a << "'\n" << runner_usage;
             return exit_usage;
         }
     }
-    if (model.empty() || port <= 0 || port > 65535 || n_ctx < 2 || threads < 0) {
+    if (model.empty() || port <= 0 || port > 65535 || n_ctx < 2) {
         io.err << "ollama-airllm runner: --model and a --port in 1-65535 are required\n" << runner_usage;
         return exit_usage;
     }
@@ -116,14 +115,15 @@ int run_runner(const std::vector<std::string>& args, CommandIo io) {
         return finish(exit_failed);
     }
     n_ctx = std::min(n_ctx, m->source->config().max_position);
-    auto plan = runner::plan_layers(m->weights, ram_budget);
-    io.err << "ollama-airllm runner: loading " << m->source->describe() << " (" << format_size(plan.resident_bytes)
-           << " in memory, " << format_size(plan.streamed_bytes) << " streamed from disk)\n"
-           << std::flush;
-    runner::Transformer engine(*m->source, std::move(m->weights), n_ctx, static_cast<unsigned>(threads),
-                               std::move(plan));
+    const std::string described = m->source->describe();
+    auto engine = make_engine(*m, n_ctx, engine_options);
+    if (!engine) {
+        io.err << "ollama-airllm runner: error: " << engine.error().message << '\n';
+        return finish(exit_failed);
+    }
+    io.err << "ollama-airllm runner: loading " << described << " on " << engine->description << '\n' << std::flush;
     int reported = -1;
-    const bool loaded = engine.load_resident([&](std::size_t done, std::size_t total) {
+    const auto loaded = engine->model->load([&](std::size_t done, std::size_t total) {
         const int percent = total == 0 ? 100 : static_cast<int>(done * 100 / total);
         server.set_progress(percent);
         if (percent / 10 != reported / 10) {
@@ -132,12 +132,16 @@ int run_runner(const std::vector<std::string>& args, CommandIo io) {
         }
         return !stopping.load();
     });
-    if (!loaded) return finish(exit_ok);
+    if (!loaded) {
+        io.err << "ollama-airllm runner: error: " << loaded.error().message << '\n';
+        return finish(exit_failed);
+    }
+    if (!*loaded) return finish(exit_ok);
 
-    // Ollama counts this as GPU memory on every GPU; the CPU engine holds none.
-    server.set_ready(engine, *tok, 0);
-    io.err << "ollama-airllm runner: " << m->source->describe() << " on http://" << host << ":" << port << " (context "
-           << n_ctx << ")\n"
+    // Ollama counts this as GPU memory on every GPU: the VRAM the GPU engine holds, 0 on the CPU.
+    server.set_ready(*engine->model, *tok, engine->device_bytes);
+    io.err << "ollama-airllm runner: " << described << " on http://" << host << ":" << port << " (context " << n_ctx
+           << ")\n"
            << std::flush;
     serving.join();
     return finish(exit_ok);

@@ -110,6 +110,7 @@ struct GpuTransformer::Impl {
     gpu::Stream compute, copy;
     std::vector<gpu::Event> copied, freed;  // [ring_slots]
     std::vector<float> logits_out;
+    bool loaded = false;
 
     const void* tensor(const std::byte* base, int layer, Slot s) const {
         const TensorView* t = layer_tensors(w.layers[static_cast<std::size_t>(layer)])[s];
@@ -141,26 +142,11 @@ common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const Wei
         const std::size_t qw = c.n_head * hd, kvw = c.n_head_kv * hd, nb = static_cast<std::size_t>(plan.max_batch);
 
         for (std::size_t i = 0; i < m->w.layers.size(); ++i) {
-            const auto& l = m->w.layers[i];
-            m->layouts.push_back(layout_of(l));
-            const auto& layout = m->layouts.back();
+            m->layouts.push_back(layout_of(m->w.layers[i]));
+            m->pinned.emplace_back();
             if (plan.resident[i]) {
-                gpu::DeviceBuffer slab(layout.bytes);
-                const auto tensors = layer_tensors(l);
-                for (std::size_t k = 0; k < tensors.size(); ++k)
-                    if (tensors[k])
-                        gpu::copy_to_device(slab.as<std::byte>() + layout.offset[k], tensors[k]->data,
-                                            tensors[k]->bytes, m->compute);
-                m->resident.push_back(std::move(slab));
-                m->pinned.emplace_back();
+                m->resident.emplace_back(m->layouts.back().bytes);
             } else {
-                // A pinned copy crosses the link at full speed; the file's pages are then dropped so the
-                // layer is held in RAM once.
-                gpu::PinnedBuffer host(layout.bytes);
-                copy_tensor_bytes(host.data(), l, layout);
-                for (const TensorView* t : layer_tensors(l))
-                    if (t && t->file) t->file->dont_need(t->file_offset, t->bytes);
-                m->pinned.push_back(std::move(host));
                 m->resident.emplace_back();
                 m->streamed.push_back(static_cast<int>(i));
             }
@@ -173,13 +159,8 @@ common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const Wei
             m->freed.emplace_back();
         }
 
-        const auto upload = [&](const TensorView& t) {
-            gpu::DeviceBuffer b(t.bytes);
-            gpu::copy_to_device(b.data(), t.data, t.bytes, m->compute);
-            return b;
-        };
-        m->head = upload(*m->w.output);
-        m->head_norm = upload(*m->w.output_norm);
+        m->head = gpu::DeviceBuffer(m->w.output->bytes);
+        m->head_norm = gpu::DeviceBuffer(m->w.output_norm->bytes);
         const auto freq = rope_inv_freq(c);
         m->inv_freq = gpu::DeviceBuffer(freq.size() * sizeof(float));
         gpu::copy_to_device(m->inv_freq.data(), freq.data(), freq.size() * sizeof(float), m->compute);
@@ -213,9 +194,51 @@ GpuTransformer::GpuTransformer(const ModelConfig& config, int n_ctx, GpuPlan pla
 
 GpuTransformer::~GpuTransformer() = default;
 
+common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
+    auto& m = *impl_;
+    try {
+        std::size_t total = m.w.output->bytes + m.w.output_norm->bytes, done = 0;
+        for (const auto& layout : m.layouts) total += layout.bytes;
+        const auto upload = [&](void* dst, const TensorView& t) {
+            gpu::copy_to_device(dst, t.data, t.bytes, m.compute);
+            done += t.bytes;
+        };
+        upload(m.head.data(), *m.w.output);
+        upload(m.head_norm.data(), *m.w.output_norm);
+        if (!progress(done, total)) return false;
+        for (std::size_t i = 0; i < m.w.layers.size(); ++i) {
+            const auto& l = m.w.layers[i];
+            const auto& layout = m.layouts[i];
+            if (plan_.resident[i]) {
+                const auto tensors = layer_tensors(l);
+                for (std::size_t k = 0; k < tensors.size(); ++k)
+                    if (tensors[k])
+                        gpu::copy_to_device(m.resident[i].as<std::byte>() + layout.offset[k], tensors[k]->data,
+                                            tensors[k]->bytes, m.compute);
+            } else {
+                // A pinned copy crosses the link at full speed; the file's pages are then dropped so the
+                // layer is held in RAM once.
+                gpu::PinnedBuffer host(layout.bytes);
+                copy_tensor_bytes(host.data(), l, layout);
+                for (const TensorView* t : layer_tensors(l))
+                    if (t && t->file) t->file->dont_need(t->file_offset, t->bytes);
+                m.pinned[i] = std::move(host);
+            }
+            done += layout.bytes;
+            if (!progress(done, total)) return false;
+        }
+        m.compute.synchronize();
+        m.loaded = true;
+        return true;
+    } catch (const gpu::Error& err) {
+        return common::make_error(std::string("GPU: ") + err.what());
+    }
+}
+
 common::Result<std::span<const float>> GpuTransformer::forward(std::span<const std::int32_t> tokens, int n_past) {
     if (auto error = check_forward(config_, n_ctx_, tokens, n_past)) return *error;
     auto& m = *impl_;
+    if (!m.loaded) return common::make_error("the model's weights are not loaded yet");
     const auto& c = config_;
     const int n = static_cast<int>(tokens.size());
     const int e = c.n_embd, hd = c.head_dim, qw = c.n_head * hd, kvw = c.n_head_kv * hd;

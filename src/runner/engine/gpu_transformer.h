@@ -46,13 +46,15 @@ struct GpuStats {
 
 class GpuTransformer : public LanguageModel {
   public:
-    // Uploads resident weights and pins the streamed ones; errors (budget, a GPU call) as Results.
+    // Allocates what the plan needs on the device (so a budget that does not hold fails here, at
+    // once); load() then uploads and pins the weights. Errors (a GPU call) as Results.
     static common::Result<std::unique_ptr<GpuTransformer>> create(const WeightSource& source, ModelWeights weights,
                                                                   int n_ctx, GpuPlan plan);
     ~GpuTransformer() override;
 
     const ModelConfig& config() const override { return config_; }
     int n_ctx() const override { return n_ctx_; }
+    common::Result<bool> load(const ProgressFn& progress) override;
     common::Result<std::span<const float>> forward(std::span<const std::int32_t> tokens, int n_past) override;
 
     const GpuPlan& plan() const { return plan_; }

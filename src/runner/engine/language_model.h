@@ -2,7 +2,9 @@
 // or the GPU one with its layer tiers.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 
@@ -11,9 +13,15 @@
 
 namespace runner {
 
+// Bytes done of a total; returning false asks the work to stop.
+using ProgressFn = std::function<bool(std::size_t done, std::size_t total)>;
+
 class LanguageModel {
   public:
     virtual ~LanguageModel() = default;
+    // Puts the weights where the plan says, ahead of the first request: resident layers read into
+    // memory or uploaded to the GPU, streamed ones pinned. false when `progress` stopped it.
+    virtual common::Result<bool> load(const ProgressFn& progress) = 0;
     virtual const ModelConfig& config() const = 0;
     virtual int n_ctx() const = 0;
     // Runs `tokens` at positions n_past .. n_past + size - 1 and returns the logits of the last one

@@ -81,7 +81,7 @@ void Transformer::release_layer(int layer) const {
                     [](const MappedFile& f, std::size_t off, std::size_t len) { f.dont_need(off, len); });
 }
 
-bool Transformer::load_resident(const std::function<bool(std::size_t, std::size_t)>& progress) const {
+common::Result<bool> Transformer::load(const ProgressFn& progress) {
     std::vector<const TensorView*> tensors = {w_.token_embd, w_.output_norm};
     if (w_.output != w_.token_embd) tensors.push_back(w_.output);
     for (std::size_t i = 0; i < w_.layers.size(); ++i) {

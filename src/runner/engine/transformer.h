@@ -58,9 +58,8 @@ class Transformer : public LanguageModel {
     const ModelConfig& config() const override { return config_; }
     int n_ctx() const override { return n_ctx_; }
 
-    // Reads the resident weights into memory now rather than page by page during the first request,
-    // calling `progress(done, total)` in bytes as it goes; false from it stops early (and so does this).
-    bool load_resident(const std::function<bool(std::size_t done, std::size_t total)>& progress) const;
+    // Reads the resident weights into memory now rather than page by page during the first request.
+    common::Result<bool> load(const ProgressFn& progress) override;
 
     // Runs `tokens` at positions n_past .. n_past + size - 1 and returns the logits of the last one.
     // Errors (a token outside the vocabulary, the context full) leave the state unchanged.

@@ -99,3 +99,52 @@ TEST_CASE("cli: usage errors and corrupt models exit 2 with one clear line") {
     CHECK(oov.exit_code == 1);
     CHECK(oov.err.find("outside the vocabulary of 384") != std::string::npos);
 }
+
+TEST_CASE("cli: --device and AIRLLM_DEVICE choose the engine, and a GPU that is not there is one clear error") {
+    const auto ref = nlohmann::json::parse(test_support::read_file(models / "llama-sharded/reference.json"));
+    const std::vector<std::string> base = {airllm,
+                                           "generate",
+                                           (models / "llama-sharded").string(),
+                                           "--prompt-ids",
+                                           ids_csv(ref["prompt_ids"]),
+                                           "-n",
+                                           "4",
+                                           "--temperature",
+                                           "0",
+                                           "--json"};
+    // On the CPU by flag, and by the service's variable (the flag wins over the variable).
+    auto argv = base;
+    argv.insert(argv.end(), {"--device", "cpu"});
+    auto r = run_process(argv, {"AIRLLM_DEVICE=hip:7"});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(nlohmann::json::parse(r.out)["device"].get<std::string>().rfind("CPU, ", 0) == 0);
+    r = run_process(base, {"AIRLLM_DEVICE=cpu"});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+
+    // CI has no GPU: asking for one fails with what to do, whichever backend this build has.
+    if (run_process({"/usr/bin/nvidia-smi", "-L"}).exit_code != 0) {
+        r = run_process(base, {"AIRLLM_DEVICE=hip:0"});
+        CHECK(r.exit_code == 1);
+        CHECK(r.err.rfind("ollama-airllm generate: error: AIRLLM_DEVICE=hip:0: ", 0) == 0);
+        CHECK(r.err.find("; use cpu") != std::string::npos);
+        argv = base;
+        argv.insert(argv.end(), {"--device", "cuda:0"});
+        r = run_process(argv);
+        CHECK(r.exit_code == 1);
+        CHECK(r.err.find("--device cuda:0: ") != std::string::npos);
+    }
+
+    for (const auto& [flag, value, message] :
+         {std::tuple{"--device", "gpu0", "--device 'gpu0' is not a device: use cpu, cuda:N, hip:N or auto"},
+          std::tuple{"--vram-budget", "4XB", "--vram-budget '4XB' is not a size such as 8GiB"},
+          std::tuple{"--max-batch", "0", "--max-batch '0' is not a count"}}) {
+        argv = base;
+        argv.insert(argv.end(), {flag, value});
+        r = run_process(argv);
+        CHECK(r.exit_code == 2);
+        CHECK(r.err.find(message) != std::string::npos);
+    }
+    r = run_process(base, {"AIRLLM_DEVICE=tpu"});
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("AIRLLM_DEVICE 'tpu' is not a device") != std::string::npos);
+}

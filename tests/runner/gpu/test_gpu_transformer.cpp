@@ -58,6 +58,20 @@ Loaded load(const std::string& name, bool stream_all, int max_batch = 64) {
     REQUIRE_MESSAGE(plan.ok(), (plan.ok() ? "" : plan.error().message));
     auto model = runner::GpuTransformer::create(**source, std::move(weights).value(), 128, std::move(plan).value());
     REQUIRE_MESSAGE(model.ok(), (model.ok() ? "" : model.error().message));
+    const std::int32_t one[] = {1};
+    CHECK_FALSE((*model)->forward(one, 0).ok());  // nothing runs before load()
+    std::size_t last_done = 0, calls = 0, total_seen = 0;
+    const auto loaded = (*model)->load([&](std::size_t done, std::size_t total) {
+        CHECK(done >= last_done);
+        last_done = done;
+        total_seen = total;
+        ++calls;
+        return true;
+    });
+    REQUIRE(loaded.ok());
+    CHECK(*loaded);
+    CHECK(calls == static_cast<std::size_t>(c.n_layer) + 1);
+    CHECK(last_done == total_seen);
     return {std::move(source).value(), std::move(model).value()};
 }
 

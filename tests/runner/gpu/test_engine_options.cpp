@@ -1,0 +1,78 @@
+// Choosing the GPU engine from options and the service's variables, on a machine with a GPU.
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "runner/cli/engine_options.h"
+#include "runner/engine/transformer.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path model_dir = fs::path(OAR_FIXTURES) / "models/qwen3-qknorm-headdim";
+
+runner_cli::OpenModel open() {
+    std::ostringstream err;
+    auto m = runner_cli::open_model(model_dir.string(), "test", err);
+    REQUIRE_MESSAGE(m.has_value(), err.str());
+    return std::move(*m);
+}
+
+}  // namespace
+
+TEST_CASE("engine options: cuda:0 with a budget builds the GPU engine, whose logits match the CPU engine's") {
+    runner_cli::EngineOptions cpu_options;
+    cpu_options.device = "cpu";
+    auto cpu_model = open();
+    auto cpu = runner_cli::make_engine(cpu_model, 64, cpu_options);
+    REQUIRE(cpu.ok());
+    REQUIRE(cpu->model->load([](std::size_t, std::size_t) { return true; }).ok());
+    CHECK(cpu->device_bytes == 0);
+
+    for (const char* spec : {"cuda:0", "hip:0", "auto"}) {
+        CAPTURE(spec);
+        runner_cli::EngineOptions options;
+        options.device = spec;
+        options.vram_budget = 64ull << 20;
+        auto gpu_model = open();
+        auto gpu = runner_cli::make_engine(gpu_model, 64, options);
+        REQUIRE_MESSAGE(gpu.ok(), (gpu.ok() ? "" : gpu.error().message));
+        CHECK(gpu->description.find("(GPU 0)") != std::string::npos);
+        CHECK(gpu->device_bytes > 0);
+        CHECK(gpu->device_bytes <= 64ull << 20);
+        REQUIRE(gpu->model->load([](std::size_t, std::size_t) { return true; }).ok());
+
+        const std::int32_t prompt[] = {1, 5, 9, 200, 17};
+        auto want = cpu->model->forward(prompt, 0);
+        REQUIRE(want.ok());
+        const std::vector<float> expected(want->begin(), want->end());
+        auto got = gpu->model->forward(prompt, 0);
+        REQUIRE(got.ok());
+        float worst = 0;
+        for (std::size_t i = 0; i < expected.size(); ++i) worst = std::max(worst, std::abs((*got)[i] - expected[i]));
+        CHECK(worst < 2e-4f);
+    }
+}
+
+TEST_CASE("engine options: AIRLLM_VRAM_BUDGET is read, and a budget beyond free VRAM is refused") {
+    runner_cli::EngineOptions options;
+    options.device = "cuda:0";
+    ::setenv("AIRLLM_VRAM_BUDGET", "1KiB", 1);
+    auto m = open();
+    auto small = runner_cli::make_engine(m, 64, options);
+    ::unsetenv("AIRLLM_VRAM_BUDGET");
+    REQUIRE_FALSE(small.ok());
+    CHECK(small.error().message.find("a VRAM budget of 1 MiB cannot hold") != std::string::npos);
+
+    options.vram_budget = 1ull << 50;
+    auto m2 = open();
+    auto huge = runner_cli::make_engine(m2, 64, options);
+    REQUIRE_FALSE(huge.ok());
+    CHECK(huge.error().message.find("is more than the") != std::string::npos);
+}
