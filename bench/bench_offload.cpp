@@ -2,11 +2,13 @@
 // host memory through the ring. For each budget and prompt length: prompt tokens/s, time to first
 // token, decode s/token after the prompt, bytes over the host->device link per forward pass, VRAM
 // allocated, each beside its bound. The bounds use bandwidths measured here: pinned host->device
-// copies and device memory reads; prompt compute is bounded by the GPU's dense f32 rate passed in
-// --peak-tflops (the kernels here use f32 FMAs, not tensor cores).
+// copies and device memory reads; prompt compute is bounded by the GPU's dense rate in --peak-tflops
+// (default: H100/H200 SXM, 989 TFLOP/s BF16 on tensor cores where the build has a BLAS, else 67 f32).
+// --reference FILE prints other systems' rows (bench/offload_reference.tsv: llama.cpp, accelerate and
+// AirLLM on an H100 host) after ours.
 //
 // usage: bench_offload [--model DIR] [--budgets 4,8,0] [--prompts 32,4096] [--decode N]
-//                      [--max-batch N] [--peak-tflops T]
+//                      [--max-batch N] [--peak-tflops T] [--reference FILE]
 // Budgets are GiB, 0 meaning no limit. DIR defaults to a random-weight model shaped like Llama 3.1 8B
 // (about 16 GB, written on first use).
 #include <algorithm>
@@ -15,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -88,7 +91,8 @@ int main(int argc, char** argv) {
     fs::path model_dir;
     std::vector<double> budgets = {4, 8, 0}, prompts = {32, 4096};
     int decode_tokens = 8, max_batch = 1024;
-    double peak_tflops = 60;  // H100/H200 SXM dense f32 (non-tensor) peak
+    double peak_tflops = gpu::Blas::available() ? 989 : 67;
+    fs::path reference;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i], v = argv[i + 1];
         if (a == "--model")
@@ -103,6 +107,8 @@ int main(int argc, char** argv) {
             max_batch = std::stoi(v);
         else if (a == "--peak-tflops")
             peak_tflops = std::stod(v);
+        else if (a == "--reference")
+            reference = v;
         else {
             std::fprintf(stderr, "bench_offload: unknown argument %s\n", a.c_str());
             return 2;
@@ -195,6 +201,21 @@ int main(int argc, char** argv) {
                         100 * prompt_bound_s / prompt_s, decode_s, decode_bound, 100 * decode_bound / decode_s,
                         static_cast<double>(streamed) / 1e9, c.n_layer - n_streamed, n_streamed);
             std::fflush(stdout);
+        }
+    }
+    if (!reference.empty()) {
+        std::ifstream in(reference);
+        if (!in) {
+            std::fprintf(stderr, "bench_offload: cannot read %s\n", reference.c_str());
+            return 1;
+        }
+        std::printf("\nfor comparison (%s):\n", reference.c_str());
+        for (std::string line; std::getline(in, line);) {
+            if (line.empty() || line[0] == '#') continue;
+            std::string cells;
+            std::stringstream row(line);
+            for (std::string cell; std::getline(row, cell, '\t');) cells += cell + " | ";
+            std::printf("  %s\n", cells.c_str());
         }
     }
     return 0;

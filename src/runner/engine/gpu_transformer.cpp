@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "runner/backend/cpu/simd.h"
 #include "runner/engine/transformer.h"
@@ -38,12 +39,27 @@ gpu::WeightType weight_type(DType d) {
     }
 }
 
-// Activations of one micro-batch of `n` tokens: xb, q, k, v, att, gate, up.
+// The widest activation a product reads: what the BLAS scratch holds per token, in 16-bit.
+std::size_t widest_input(const ModelConfig& c) {
+    return static_cast<std::size_t>(std::max({c.n_embd, c.n_head * c.head_dim, c.n_ff}));
+}
+
+// Activations of one micro-batch of `n` tokens: xb, q, k, v, att, gate, up, and the BLAS scratch.
 std::size_t activation_bytes(const ModelConfig& c, std::size_t n) {
     const std::size_t q = static_cast<std::size_t>(c.n_head) * c.head_dim;
     const std::size_t kv = static_cast<std::size_t>(c.n_head_kv) * c.head_dim;
+    const std::size_t blas_scratch = gpu::Blas::available() ? n * widest_input(c) * 2 : 0;
     return n * (static_cast<std::size_t>(c.n_embd) + 2 * q + 2 * kv + 2 * static_cast<std::size_t>(c.n_ff)) *
-           sizeof(float);
+               sizeof(float) +
+           blas_scratch;
+}
+
+// The most any micro-batch size up to max_batch needs for split-key attention.
+std::size_t attention_scratch(const ModelConfig& c, int n_ctx, int max_batch) {
+    std::size_t most = 0;
+    for (int n = 1; n <= max_batch; ++n)
+        most = std::max(most, gpu::attention_scratch_bytes(n, c.n_head, c.head_dim, n_ctx));
+    return most;
 }
 
 std::size_t kv_cache_bytes(const ModelConfig& c, int n_ctx) {
@@ -63,7 +79,8 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, in
     const std::size_t activations = activation_bytes(c, static_cast<std::size_t>(plan.max_batch));
     const std::size_t head = align_up(w.output->bytes) + align_up(w.output_norm->bytes);
     const std::size_t small = static_cast<std::size_t>(c.n_vocab) * sizeof(float) + n_ctx * sizeof(int) +
-                              static_cast<std::size_t>(c.head_dim) * sizeof(float);
+                              static_cast<std::size_t>(c.head_dim) * sizeof(float) +
+                              attention_scratch(c, n_ctx, plan.max_batch);
     plan.fixed_bytes = kv + residual + activations + head + small;
 
     std::size_t all_layers = 0, largest = 0;
@@ -106,9 +123,11 @@ struct GpuTransformer::Impl {
     gpu::DeviceBuffer x;                           // [n_ctx, n_embd]  residual stream of the whole forward pass
     gpu::DeviceBuffer xb, q, k, v, att, gate, up;  // one micro-batch
     gpu::DeviceBuffer logits, positions;
+    gpu::DeviceBuffer attention_scratch;  // split-key partials for decode
     gpu::PinnedBuffer host_x, host_positions, host_logits;
     gpu::Stream compute, copy;
     std::vector<gpu::Event> copied, freed;  // [ring_slots]
+    std::optional<gpu::Blas> blas;          // tensor-core products for micro-batches, where the build has a BLAS
     std::vector<float> logits_out;
     bool loaded = false;
 
@@ -178,10 +197,12 @@ common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const Wei
         m->up = gpu::DeviceBuffer(nb * c.n_ff * sizeof(float));
         m->logits = gpu::DeviceBuffer(static_cast<std::size_t>(c.n_vocab) * sizeof(float));
         m->positions = gpu::DeviceBuffer(static_cast<std::size_t>(n_ctx) * sizeof(int));
+        m->attention_scratch = gpu::DeviceBuffer(attention_scratch(c, n_ctx, plan.max_batch));
         m->host_x = gpu::PinnedBuffer(static_cast<std::size_t>(n_ctx) * e * sizeof(float));
         m->host_positions = gpu::PinnedBuffer(static_cast<std::size_t>(n_ctx) * sizeof(int));
         m->host_logits = gpu::PinnedBuffer(static_cast<std::size_t>(c.n_vocab) * sizeof(float));
         m->logits_out.resize(static_cast<std::size_t>(c.n_vocab));
+        if (gpu::Blas::available()) m->blas.emplace(m->compute, nb * widest_input(c));
         m->compute.synchronize();
         return std::unique_ptr<GpuTransformer>(new GpuTransformer(c, n_ctx, std::move(plan), std::move(m)));
     } catch (const gpu::Error& err) {
@@ -243,6 +264,7 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
     const int n = static_cast<int>(tokens.size());
     const int e = c.n_embd, hd = c.head_dim, qw = c.n_head * hd, kvw = c.n_head_kv * hd;
     const auto& s = m.compute;
+    const gpu::Blas* blas = m.blas ? &*m.blas : nullptr;
     try {
         // Embedding rows are looked up on the host (the table stays out of VRAM), then uploaded.
         const auto& table = *m.w.token_embd;
@@ -293,11 +315,11 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
                 gpu::rmsnorm(m.xb.as<float>(), x, m.tensor(base, layer, attn_norm), m.type(layer, attn_norm), mb, e,
                              c.rms_eps, s);
                 gpu::matmul(m.q.as<float>(), m.xb.as<float>(), m.tensor(base, layer, wq), m.type(layer, wq),
-                            m.tensor(base, layer, bq), m.type(layer, bq), mb, e, qw, s);
+                            m.tensor(base, layer, bq), m.type(layer, bq), mb, e, qw, s, blas);
                 gpu::matmul(m.k.as<float>(), m.xb.as<float>(), m.tensor(base, layer, wk), m.type(layer, wk),
-                            m.tensor(base, layer, bk), m.type(layer, bk), mb, e, kvw, s);
+                            m.tensor(base, layer, bk), m.type(layer, bk), mb, e, kvw, s, blas);
                 gpu::matmul(m.v.as<float>(), m.xb.as<float>(), m.tensor(base, layer, wv), m.type(layer, wv),
-                            m.tensor(base, layer, bv), m.type(layer, bv), mb, e, kvw, s);
+                            m.tensor(base, layer, bv), m.type(layer, bv), mb, e, kvw, s, blas);
                 if (m.tensor(base, layer, q_norm)) {
                     gpu::rmsnorm(m.q.as<float>(), m.q.as<float>(), m.tensor(base, layer, q_norm), m.type(layer, q_norm),
                                  mb * c.n_head, hd, c.rms_eps, s);
@@ -313,20 +335,20 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
                 gpu::copy_on_device(v_cache + at, m.v.data(), kv_bytes, s);
                 // grouped-query attention, output projection, residual
                 gpu::attention(m.att.as<float>(), m.q.as<float>(), k_cache, v_cache, mb, pos, c.n_head, c.n_head_kv, hd,
-                               s);
+                               n_ctx_, m.attention_scratch.as<float>(), s);
                 gpu::matmul(m.xb.as<float>(), m.att.as<float>(), m.tensor(base, layer, wo), m.type(layer, wo), nullptr,
-                            gpu::WeightType::f32, mb, qw, e, s);
+                            gpu::WeightType::f32, mb, qw, e, s, blas);
                 gpu::add(x, m.xb.as<float>(), static_cast<std::size_t>(mb) * e, s);
                 // ffn rmsnorm, SwiGLU: down(silu(gate(x)) * up(x)), residual
                 gpu::rmsnorm(m.xb.as<float>(), x, m.tensor(base, layer, ffn_norm), m.type(layer, ffn_norm), mb, e,
                              c.rms_eps, s);
                 gpu::matmul(m.gate.as<float>(), m.xb.as<float>(), m.tensor(base, layer, w_gate), m.type(layer, w_gate),
-                            nullptr, gpu::WeightType::f32, mb, e, c.n_ff, s);
+                            nullptr, gpu::WeightType::f32, mb, e, c.n_ff, s, blas);
                 gpu::matmul(m.up.as<float>(), m.xb.as<float>(), m.tensor(base, layer, w_up), m.type(layer, w_up),
-                            nullptr, gpu::WeightType::f32, mb, e, c.n_ff, s);
+                            nullptr, gpu::WeightType::f32, mb, e, c.n_ff, s, blas);
                 gpu::swiglu(m.gate.as<float>(), m.up.as<float>(), static_cast<std::size_t>(mb) * c.n_ff, s);
                 gpu::matmul(m.xb.as<float>(), m.gate.as<float>(), m.tensor(base, layer, w_down), m.type(layer, w_down),
-                            nullptr, gpu::WeightType::f32, mb, c.n_ff, e, s);
+                            nullptr, gpu::WeightType::f32, mb, c.n_ff, e, s, blas);
                 gpu::add(x, m.xb.as<float>(), static_cast<std::size_t>(mb) * e, s);
             }
             if (slot >= 0) {
@@ -341,7 +363,7 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
         gpu::rmsnorm(m.xb.as<float>(), last, m.head_norm.data(), weight_type(m.w.output_norm->dtype), 1, e, c.rms_eps,
                      s);
         gpu::matmul(m.logits.as<float>(), m.xb.as<float>(), m.head.data(), weight_type(m.w.output->dtype), nullptr,
-                    gpu::WeightType::f32, 1, e, c.n_vocab, s);
+                    gpu::WeightType::f32, 1, e, c.n_vocab, s, blas);
         gpu::copy_to_host(m.host_logits.data(), m.logits.data(), m.logits_out.size() * sizeof(float), s);
         s.synchronize();
         std::memcpy(m.logits_out.data(), m.host_logits.data(), m.logits_out.size() * sizeof(float));

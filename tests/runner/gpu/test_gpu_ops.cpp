@@ -206,10 +206,18 @@ TEST_CASE("gpu rope and attention match the CPU for a prompt and for decode step
             runner::cpu::attention(want.data(), want_q.data(), k_cache.data(), v_cache.data(),
                                    static_cast<std::size_t>(n), positions.data(), n_head, n_head_kv,
                                    static_cast<std::size_t>(head_dim), pool);
+            // One block per (token, head), and the keys split across blocks with their partials merged.
             gpu::DeviceBuffer out(q.size() * sizeof(float));
             gpu::attention(out.as<float>(), dq.as<float>(), dk.as<float>(), dv.as<float>(), n, dpos.as<int>(), n_head,
-                           n_head_kv, head_dim, s);
+                           n_head_kv, head_dim, n_ctx, nullptr, s);
             CHECK(relative_error(download(out, q.size(), s), want) < tolerance);
+            const auto scratch_bytes = gpu::attention_scratch_bytes(n, n_head, head_dim, n_ctx);
+            if (start > 0) CHECK(scratch_bytes > 0);  // few (token, head) pairs: split
+            gpu::DeviceBuffer scratch(scratch_bytes);
+            gpu::DeviceBuffer split_out(q.size() * sizeof(float));
+            gpu::attention(split_out.as<float>(), dq.as<float>(), dk.as<float>(), dv.as<float>(), n, dpos.as<int>(),
+                           n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(), s);
+            CHECK(relative_error(download(split_out, q.size(), s), want) < tolerance);
         }
     }
 }
@@ -220,4 +228,34 @@ TEST_CASE("gpu: a failed runtime call is an error naming the call, and the next 
     auto x = upload(std::vector<float>(64, 2.f), s);
     CHECK_NOTHROW(gpu::add(x.as<float>(), x.as<float>(), 64, s));
     CHECK(download(x, 64, s) == std::vector<float>(64, 4.f));
+}
+
+TEST_CASE("gpu matmul on the BLAS: prompt-sized products with activations rounded to the weights' type") {
+    if (!gpu::Blas::available()) {
+        MESSAGE("this build has no BLAS: matmul runs its own kernels only");
+        return;
+    }
+    gpu::Stream s;
+    runner::cpu::ThreadPool pool(2);
+    const gpu::Blas blas(s, 100 * 256);
+    for (const auto dtype : {runner::DType::bf16, runner::DType::f16, runner::DType::f32})
+        for (const int n_tokens : {8, 32, 100}) {
+            CAPTURE(runner::dtype_name(dtype));
+            CAPTURE(n_tokens);
+            const int d_in = 256, d_out = 130;
+            Weight w(dtype, {d_out, d_in}, s);
+            Weight bias(dtype, {d_out}, s);
+            const auto x = random_floats(static_cast<std::size_t>(n_tokens) * d_in);
+            std::vector<float> want(static_cast<std::size_t>(n_tokens) * d_out);
+            runner::cpu::matmul(want.data(), x.data(), w.view, &bias.view, static_cast<std::size_t>(n_tokens), pool);
+            const auto dx = upload(x, s);
+            gpu::DeviceBuffer out(want.size() * sizeof(float));
+            gpu::matmul(out.as<float>(), dx.as<float>(), w.device.data(), w.type(), bias.device.data(), bias.type(),
+                        n_tokens, d_in, d_out, s, &blas);
+            const float error = relative_error(download(out, want.size(), s), want);
+            // Below blas_min_tokens, and for f32 weights, the f32 kernels run: exact to rounding.
+            const bool on_blas = n_tokens >= gpu::blas_min_tokens && dtype != runner::DType::f32;
+            CHECK(error < (on_blas ? 1e-2f : tolerance));
+            if (on_blas) CHECK(error > 0);  // it did round: the BLAS path ran
+        }
 }

@@ -12,6 +12,7 @@
 
 #include "runner/engine/generate.h"
 #include "runner/engine/gpu_transformer.h"
+#include "runner/engine/transformer.h"
 #include "runner/model/hf_folder.h"
 
 namespace fs = std::filesystem;
@@ -138,4 +139,26 @@ TEST_CASE("gpu engine: a budget too small for the KV cache and the ring says wha
     REQUIRE_FALSE(plan.ok());
     CHECK(plan.error().message.find("a VRAM budget of 1 MiB cannot hold the KV cache") != std::string::npos);
     CHECK(plan.error().message.find("lower the context or raise the budget") != std::string::npos);
+}
+
+TEST_CASE("gpu engine: a prompt long enough for the BLAS agrees with the CPU engine") {
+    // 40 tokens run the projections on tensor cores with 16-bit activations (where the build has a
+    // BLAS): close to the f32 CPU logits, with the same most likely token.
+    auto m = load("llama-gqa4-llama3rope", true, 64);
+    auto source = runner::open_hf_folder(models / "llama-gqa4-llama3rope");
+    REQUIRE(source.ok());
+    auto weights = runner::bind_weights(**source);
+    REQUIRE(weights.ok());
+    runner::Transformer cpu(**source, std::move(weights).value(), 128, 2);
+    std::vector<std::int32_t> prompt;
+    for (int i = 0; i < 40; ++i) prompt.push_back((i * 37 + 11) % m.model->config().n_vocab);
+    auto want = cpu.forward(prompt, 0);
+    REQUIRE(want.ok());
+    auto got = m.model->forward(prompt, 0);
+    REQUIRE(got.ok());
+    float worst = 0;
+    for (std::size_t i = 0; i < want->size(); ++i) worst = std::max(worst, std::abs((*got)[i] - (*want)[i]));
+    CHECK(worst < 5e-2f);
+    CHECK(std::max_element(got->begin(), got->end()) - got->begin() ==
+          std::max_element(want->begin(), want->end()) - want->begin());
 }

@@ -106,6 +106,29 @@ class Event {
     void* handle_ = nullptr;
 };
 
+// Dense products on the vendor's BLAS, on tensor cores: its handle, bound to one stream, and the scratch
+// that activations are converted into (16-bit, the weights' type). Built with cuBLAS on CUDA; a build
+// without a BLAS (ROCm for now) has available() false and matmul uses its own kernels.
+class Blas {
+  public:
+    static bool available();
+    // `max_elements`: the largest activation matrix a product will read ([n_tokens, d_in]).
+    Blas(const Stream& stream, std::size_t max_elements);
+    Blas(Blas&& other) noexcept;
+    Blas& operator=(Blas&& other) noexcept;
+    Blas(const Blas&) = delete;
+    Blas& operator=(const Blas&) = delete;
+    ~Blas();
+
+    void* handle() const { return handle_; }
+    void* scratch() const { return scratch_.data(); }
+    std::size_t max_elements() const { return scratch_.bytes() / 2; }
+
+  private:
+    void* handle_ = nullptr;
+    DeviceBuffer scratch_;
+};
+
 void copy_to_device(void* dst, const void* src, std::size_t bytes, const Stream& stream);
 void copy_to_host(void* dst, const void* src, std::size_t bytes, const Stream& stream);
 void copy_on_device(void* dst, const void* src, std::size_t bytes, const Stream& stream);
@@ -121,8 +144,11 @@ void rmsnorm(float* out, const float* x, const void* weight, WeightType type, in
              const Stream& stream);
 
 // out[t, j] = sum_i w[j, i] * x[t, i] (+ bias[j])    x: [n_tokens, d_in]; w: [d_out, d_in]; out: [n_tokens, d_out]
+// With `blas`, products of blas_min_tokens tokens or more with 16-bit weights run on the BLAS, the
+// activations rounded to the weights' type (as llama.cpp's cuBLAS path does); otherwise in f32.
+constexpr int blas_min_tokens = 32;
 void matmul(float* out, const float* x, const void* w, WeightType type, const void* bias, WeightType bias_type,
-            int n_tokens, int d_in, int d_out, const Stream& stream);
+            int n_tokens, int d_in, int d_out, const Stream& stream, const Blas* blas = nullptr);
 
 // Rotary embedding, rotate-half layout, in place.   x: [n_tokens, n_heads * head_dim];
 // inv_freq: [head_dim / 2]; positions: [n_tokens] on the device
@@ -131,9 +157,12 @@ void rope(float* x, int n_tokens, int n_heads, int head_dim, const float* inv_fr
 
 // Causal grouped-query attention over cache positions 0..positions[t], with an online softmax over
 // key tiles (no [n_tokens, n_ctx] score buffer).   q, out: [n_tokens, n_head * head_dim];
-// k_cache, v_cache: [n_ctx, n_head_kv * head_dim]
+// k_cache, v_cache: [n_ctx, n_head_kv * head_dim]. With `scratch` (attention_scratch_bytes of it),
+// decode splits the keys across blocks; without, each (token, head) is one block.
+std::size_t attention_scratch_bytes(int n_tokens, int n_head, int head_dim, int n_ctx);
 void attention(float* out, const float* q, const float* k_cache, const float* v_cache, int n_tokens,
-               const int* positions, int n_head, int n_head_kv, int head_dim, const Stream& stream);
+               const int* positions, int n_head, int n_head_kv, int head_dim, int n_ctx, float* scratch,
+               const Stream& stream);
 
 // gate = silu(gate) * up.   gate, up: [n]
 void swiglu(float* gate, const float* up, std::size_t n, const Stream& stream);

@@ -2,6 +2,7 @@
 // output row reads the weights once with 16-byte loads and serves every token from registers, which
 // keeps it bound by memory bandwidth; for a prompt a shared-memory tiled product reuses each loaded
 // weight across 64 tokens.
+#include "runner/backend/gpu/blas.h"
 #include "runner/backend/gpu/launch.h"
 
 namespace runner::gpu {
@@ -105,8 +106,11 @@ void launch_matvec(float* out, const float* x, const void* w, WeightType type, c
 }  // namespace
 
 void matmul(float* out, const float* x, const void* w, WeightType type, const void* bias, WeightType bias_type,
-            int n_tokens, int d_in, int d_out, const Stream& stream) {
+            int n_tokens, int d_in, int d_out, const Stream& stream, const Blas* blas) {
     if (n_tokens == 0) return;
+    if (blas && n_tokens >= blas_min_tokens &&
+        blas_matmul(out, x, w, type, bias, bias_type, n_tokens, d_in, d_out, stream, *blas))
+        return;
     const cudaStream_t s = native(stream);
     if (n_tokens <= matvec_max_tokens && d_in % 8 == 0) {
         switch (n_tokens) {

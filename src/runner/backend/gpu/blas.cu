@@ -1,0 +1,104 @@
+// The BLAS path of matmul: activations converted to the weights' 16-bit type, one GEMM with f32
+// accumulation, then the bias. Compiled to nothing but the fallbacks when the build has no BLAS.
+#include "runner/backend/gpu/blas.h"
+
+#include <utility>
+
+#if defined(OAR_GPU_BLAS) && defined(OAR_GPU_CUDA)
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#endif
+
+namespace runner::gpu {
+
+#if defined(OAR_GPU_BLAS) && defined(OAR_GPU_CUDA)
+
+namespace {
+
+#define BLAS_CHECK(call)                                                                                        \
+    do {                                                                                                        \
+        const cublasStatus_t blas_status_ = (call);                                                             \
+        if (blas_status_ != CUBLAS_STATUS_SUCCESS)                                                              \
+            throw Error(std::string(#call) + " failed at " + __FILE__ + ":" + std::to_string(__LINE__) + ": " + \
+                        cublasGetStatusString(blas_status_));                                                   \
+    } while (0)
+
+__global__ void to_bf16_kernel(__nv_bfloat16* out, const float* x, std::size_t n) {
+    const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = __float2bfloat16_rn(x[i]);
+}
+
+__global__ void to_f16_kernel(__half* out, const float* x, std::size_t n) {
+    const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = __float2half_rn(x[i]);
+}
+
+__global__ void add_bias_kernel(float* out, const void* bias, WeightType type, int d_out) {
+    float* row = out + static_cast<std::size_t>(blockIdx.x) * d_out;
+    for (int j = threadIdx.x; j < d_out; j += blockDim.x) row[j] += load_weight(bias, type, j);
+}
+
+}  // namespace
+
+bool Blas::available() { return true; }
+
+Blas::Blas(const Stream& stream, std::size_t max_elements) : scratch_(max_elements * 2) {
+    cublasHandle_t h = nullptr;
+    BLAS_CHECK(cublasCreate(&h));
+    handle_ = h;
+    BLAS_CHECK(cublasSetStream(h, native(stream)));
+}
+
+Blas::~Blas() {
+    if (handle_) (void)cublasDestroy(static_cast<cublasHandle_t>(handle_));
+}
+
+bool blas_matmul(float* out, const float* x, const void* w, WeightType type, const void* bias, WeightType bias_type,
+                 int n_tokens, int d_in, int d_out, const Stream& stream, const Blas& blas) {
+    const std::size_t n = static_cast<std::size_t>(n_tokens) * d_in;
+    if (type == WeightType::f32 || n > blas.max_elements()) return false;
+    const cudaStream_t s = native(stream);
+    const unsigned blocks = static_cast<unsigned>((n + 255) / 256);
+    if (type == WeightType::bf16)
+        to_bf16_kernel<<<blocks, 256, 0, s>>>(static_cast<__nv_bfloat16*>(blas.scratch()), x, n);
+    else
+        to_f16_kernel<<<blocks, 256, 0, s>>>(static_cast<__half*>(blas.scratch()), x, n);
+    GPU_CHECK_LAUNCH();
+    // Row-major out[n_tokens, d_out] is column-major out^T[d_out, n_tokens] = W[d_out, d_in] x^T.
+    const float alpha = 1.f, beta = 0.f;
+    const cudaDataType_t t = type == WeightType::bf16 ? CUDA_R_16BF : CUDA_R_16F;
+    BLAS_CHECK(cublasGemmEx(static_cast<cublasHandle_t>(blas.handle()), CUBLAS_OP_T, CUBLAS_OP_N, d_out, n_tokens, d_in,
+                            &alpha, w, t, d_in, blas.scratch(), t, d_in, &beta, out, CUDA_R_32F, d_out,
+                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    if (bias) {
+        add_bias_kernel<<<n_tokens, 256, 0, s>>>(out, bias, bias_type, d_out);
+        GPU_CHECK_LAUNCH();
+    }
+    return true;
+}
+
+#else
+
+bool Blas::available() { return false; }
+
+Blas::Blas(const Stream&, std::size_t) {}
+
+Blas::~Blas() = default;
+
+bool blas_matmul(float*, const float*, const void*, WeightType, const void*, WeightType, int, int, int, const Stream&,
+                 const Blas&) {
+    return false;
+}
+
+#endif
+
+Blas::Blas(Blas&& o) noexcept : handle_(std::exchange(o.handle_, nullptr)), scratch_(std::move(o.scratch_)) {}
+
+Blas& Blas::operator=(Blas&& o) noexcept {
+    std::swap(handle_, o.handle_);
+    std::swap(scratch_, o.scratch_);
+    return *this;
+}
+
+}  // namespace runner::gpu
