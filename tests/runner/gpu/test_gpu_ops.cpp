@@ -178,7 +178,7 @@ TEST_CASE("gpu rope and attention match the CPU for a prompt and for decode step
     runner::cpu::ThreadPool pool(2);
     for (const int head_dim : {64, 128, 256}) {
         CAPTURE(head_dim);
-        const int n_head = 4, n_head_kv = 2, n_ctx = 300, kv = n_head_kv * head_dim;
+        const int n_head = 4, n_head_kv = 2, n_ctx = 1300, kv = n_head_kv * head_dim;
         std::vector<float> inv_freq(static_cast<std::size_t>(head_dim / 2));
         for (std::size_t i = 0; i < inv_freq.size(); ++i)
             inv_freq[i] = std::pow(10000.f, -2.f * static_cast<float>(i) / static_cast<float>(head_dim));
@@ -186,8 +186,8 @@ TEST_CASE("gpu rope and attention match the CPU for a prompt and for decode step
         const auto k_cache = random_floats(static_cast<std::size_t>(n_ctx) * kv);
         const auto v_cache = random_floats(static_cast<std::size_t>(n_ctx) * kv);
         const auto dk = upload(k_cache, s), dv = upload(v_cache, s);
-        // A 70-token prompt from 0, and 3 tokens at positions past the first 128-key tile.
-        for (const int start : {0, 200}) {
+        // A 70-token prompt from 0, and 3 decode tokens past the first key tile and split.
+        for (const int start : {0, 1200}) {
             const int n = start == 0 ? 70 : 3;
             CAPTURE(start);
             std::vector<int> positions(static_cast<std::size_t>(n));
