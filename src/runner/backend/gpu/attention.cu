@@ -1,8 +1,9 @@
 // Causal grouped-query attention, flash style: keys are visited in tiles with a running maximum and
-// sum (online softmax), so memory is O(tile), not O(n_tokens * n_ctx). Scores are computed a warp
-// per key, lanes across head_dim, so that key rows are read coalesced. When there are few (token,
-// head) pairs, as in decode, the keys are split across blocks too (flash-decoding) and the partial
-// results merged by a second kernel, so that a long context keeps the whole GPU busy.
+// sum (online softmax), so memory is O(tile), not O(n_tokens * n_ctx). A prompt shares each K/V
+// tile among a block of queries. For a few tokens (decode) scores are computed a warp per key,
+// lanes across head_dim, so that key rows are read coalesced, and the keys are split across blocks
+// too (flash-decoding), the partial results merged by a second kernel, so that a long context keeps
+// the whole GPU busy.
 #include <algorithm>
 #include <cmath>
 
@@ -111,6 +112,99 @@ __global__ void attention_merge_kernel(float* out, const float* partial, int hea
     }
 }
 
+// A prompt: a block per (head, QB consecutive query tokens); K and V tiles of KT keys are loaded
+// into shared memory once for all QB queries (rows padded against bank conflicts). Each of the 4
+// warps owns QB / 4 queries; in scoring a lane takes a key, in the weighted sum a lane takes
+// head dimensions. HD is the largest head_dim the instance serves.
+template <int HD, int QB, int KT>
+__global__ void attention_prompt_kernel(float* out, const float* q, const float* k_cache, const float* v_cache,
+                                        const int* positions, int n_tokens, int n_head, int n_head_kv, int head_dim,
+                                        float scale) {
+    constexpr int n_warps = 4, per_warp = QB / n_warps, dims_per_lane = HD / warp_size;
+    static_assert(QB % n_warps == 0 && HD % warp_size == 0 && KT <= warp_size);
+    __shared__ float qs[QB][HD + 1];
+    __shared__ float ks[KT][HD + 1];
+    __shared__ float vs[KT][HD];
+    const int h = blockIdx.y, t0 = blockIdx.x * QB;
+    const int kv_head = h / (n_head / n_head_kv);
+    const std::size_t kv_stride = static_cast<std::size_t>(n_head_kv) * head_dim;
+    const int tid = static_cast<int>(threadIdx.x), warp = tid / warp_size, lane = tid % warp_size;
+
+    for (int e = tid; e < QB * head_dim; e += blockDim.x) {
+        const int i = e / head_dim, d = e % head_dim, t = t0 + i;
+        qs[i][d] = t < n_tokens ? q[(static_cast<std::size_t>(t) * n_head + h) * head_dim + d] : 0.f;
+    }
+    int last_key = 0;  // the block's largest position: keys beyond it are masked for every query
+    for (int i = 0; i < QB && t0 + i < n_tokens; ++i) last_key = max(last_key, positions[t0 + i]);
+
+    float m[per_warp], l[per_warp], acc[per_warp][dims_per_lane];
+    int pos[per_warp];
+    for (int i = 0; i < per_warp; ++i) {
+        m[i] = -INFINITY, l[i] = 0.f;
+        const int t = t0 + warp * per_warp + i;
+        pos[i] = t < n_tokens ? positions[t] : -1;
+        for (int k = 0; k < dims_per_lane; ++k) acc[i][k] = 0.f;
+    }
+    for (int k0 = 0; k0 <= last_key; k0 += KT) {
+        __syncthreads();  // the previous tile is no longer read
+        for (int e = tid; e < KT * head_dim; e += blockDim.x) {
+            const int j = e / head_dim, d = e % head_dim, key = k0 + j;
+            const bool in = key <= last_key;
+            const std::size_t at = static_cast<std::size_t>(key) * kv_stride + kv_head * head_dim + d;
+            ks[j][d] = in ? k_cache[at] : 0.f;
+            vs[j][d] = in ? v_cache[at] : 0.f;
+        }
+        __syncthreads();
+        for (int i = 0; i < per_warp; ++i) {
+            if (pos[i] < k0) continue;  // every key of the tile is in this query's future
+            const int qi = warp * per_warp + i;
+            float s = -INFINITY;
+            if (lane < KT && k0 + lane <= pos[i]) {
+                float dot = 0.f;
+                for (int d = 0; d < head_dim; ++d) dot += qs[qi][d] * ks[lane][d];
+                s = dot * scale;
+            }
+            const float m_new = fmaxf(m[i], warp_max(s));
+            const float p = s == -INFINITY ? 0.f : expf(s - m_new);
+            const float correction = expf(m[i] - m_new);
+            l[i] = l[i] * correction + warp_sum(p);
+            for (int k = 0; k < dims_per_lane; ++k) acc[i][k] *= correction;
+            for (int j = 0; j < KT; ++j) {
+#if defined(OAR_GPU_HIP)
+                const float pj = __shfl(p, j, warp_size);
+#else
+                const float pj = __shfl_sync(0xffffffffu, p, j, warp_size);
+#endif
+                for (int k = 0; k < dims_per_lane; ++k) {
+                    const int d = lane + k * warp_size;
+                    if (d < head_dim) acc[i][k] += pj * vs[j][d];
+                }
+            }
+            m[i] = m_new;
+        }
+    }
+    for (int i = 0; i < per_warp; ++i) {
+        const int t = t0 + warp * per_warp + i;
+        if (t >= n_tokens) continue;
+        float* oh = out + (static_cast<std::size_t>(t) * n_head + h) * head_dim;
+        for (int k = 0; k < dims_per_lane; ++k) {
+            const int d = lane + k * warp_size;
+            if (d < head_dim) oh[d] = acc[i][k] / l[i];
+        }
+    }
+}
+
+// Prompts of at least this many tokens take the tiled kernel.
+constexpr int prompt_min_tokens = 16;
+
+template <int HD, int QB, int KT>
+void launch_prompt(float* out, const float* q, const float* k_cache, const float* v_cache, const int* positions,
+                   int n_tokens, int n_head, int n_head_kv, int head_dim, float scale, cudaStream_t s) {
+    const dim3 grid(static_cast<unsigned>((n_tokens + QB - 1) / QB), static_cast<unsigned>(n_head));
+    attention_prompt_kernel<HD, QB, KT><<<grid, 4 * warp_size, 0, s>>>(out, q, k_cache, v_cache, positions, n_tokens,
+                                                                       n_head, n_head_kv, head_dim, scale);
+}
+
 int splits_for(int n_pairs, int n_ctx) {
     // Enough blocks to fill a large GPU (~132 SMs) when the pairs alone do not.
     if (n_pairs >= 256) return 1;
@@ -121,6 +215,7 @@ int splits_for(int n_pairs, int n_ctx) {
 }  // namespace
 
 std::size_t attention_scratch_bytes(int n_tokens, int n_head, int head_dim, int n_ctx) {
+    if (n_tokens >= prompt_min_tokens) return 0;
     const int n_splits = splits_for(n_tokens * n_head, n_ctx);
     if (n_splits == 1) return 0;
     return static_cast<std::size_t>(n_tokens) * n_head * n_splits * (head_dim + 2) * sizeof(float);
@@ -135,6 +230,19 @@ void attention(float* out, const float* q, const float* k_cache, const float* v_
                     std::to_string(n_head_kv) +
                     " heads is not supported (head_dim <= 256, n_head a multiple of n_head_kv)");
     const float scale = 1.f / std::sqrt(static_cast<float>(head_dim));
+    if (n_tokens >= prompt_min_tokens) {
+        if (head_dim <= 64)
+            launch_prompt<64, 16, 32>(out, q, k_cache, v_cache, positions, n_tokens, n_head, n_head_kv, head_dim, scale,
+                                      native(stream));
+        else if (head_dim <= 128)
+            launch_prompt<128, 16, 32>(out, q, k_cache, v_cache, positions, n_tokens, n_head, n_head_kv, head_dim,
+                                       scale, native(stream));
+        else
+            launch_prompt<256, 8, 16>(out, q, k_cache, v_cache, positions, n_tokens, n_head, n_head_kv, head_dim, scale,
+                                      native(stream));
+        GPU_CHECK_LAUNCH();
+        return;
+    }
     const int n_pairs = n_tokens * n_head;
     const int n_splits = scratch ? splits_for(n_pairs, n_ctx) : 1;
     const dim3 grid(static_cast<unsigned>(n_pairs), static_cast<unsigned>(n_splits));
