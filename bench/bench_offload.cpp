@@ -8,7 +8,7 @@
 // AirLLM on an H100 host) after ours.
 //
 // usage: bench_offload [--model DIR] [--budgets 4,8,0] [--prompts 32,4096] [--decode N]
-//                      [--max-batch N] [--peak-tflops T] [--reference FILE]
+//                      [--max-batch N] [--compression none,8bit,4bit] [--peak-tflops T] [--reference FILE]
 // Budgets are GiB, 0 meaning no limit. DIR defaults to a random-weight model shaped like Llama 3.1 8B
 // (about 16 GB, written on first use).
 #include <algorithm>
@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
     int decode_tokens = 8, max_batch = 1024;
     double peak_tflops = gpu::Blas::available() ? 989 : 67;
     fs::path reference;
+    std::vector<runner::Compression> compressions = {runner::Compression::none};
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i], v = argv[i + 1];
         if (a == "--model")
@@ -109,7 +110,18 @@ int main(int argc, char** argv) {
             peak_tflops = std::stod(v);
         else if (a == "--reference")
             reference = v;
-        else {
+        else if (a == "--compression") {
+            compressions.clear();
+            std::stringstream in(v);
+            for (std::string item; std::getline(in, item, ',');) {
+                runner::Compression c;
+                if (!runner::parse_compression(item, c)) {
+                    std::fprintf(stderr, "bench_offload: --compression '%s' is not none, 8bit or 4bit\n", item.c_str());
+                    return 2;
+                }
+                compressions.push_back(c);
+            }
+        } else {
             std::fprintf(stderr, "bench_offload: unknown argument %s\n", a.c_str());
             return 2;
         }
@@ -131,78 +143,87 @@ int main(int argc, char** argv) {
     for (const double p : prompts) max_prompt = std::max(max_prompt, static_cast<int>(p));
     const int n_ctx = max_prompt + decode_tokens + 1;
     std::printf("model: %s, context %d, micro-batch %d\n\n", model_dir.c_str(), n_ctx, max_batch);
-    std::printf("%-8s %-7s %8s %8s %12s %10s %9s %12s %10s %9s %10s %8s %8s\n", "budget", "prompt", "load s",
-                "VRAM GiB", "prompt tok/s", "bound", "achieved", "decode s/tok", "bound", "achieved", "GB/pass",
-                "resident", "streamed");
-    for (const double budget_gib : budgets) {
-        for (const double prompt_len : prompts) {
-            auto source = runner::open_hf_folder(model_dir);
-            if (!source) {
-                std::fprintf(stderr, "bench_offload: %s\n", source.error().message.c_str());
-                return 1;
-            }
-            auto weights = runner::bind_weights(**source);
-            if (!weights) {
-                std::fprintf(stderr, "bench_offload: %s\n", weights.error().message.c_str());
-                return 1;
-            }
-            const auto& c = (*source)->config();
-            const auto budget = static_cast<std::size_t>(budget_gib * (1ull << 30));
-            auto plan = runner::plan_gpu(*weights, c, n_ctx, max_batch, budget);
-            if (!plan) {
-                std::printf("%-8s %-7d %s\n", budget_gib == 0 ? "none" : (gib(budget) + "G").c_str(),
-                            static_cast<int>(prompt_len), plan.error().message.c_str());
-                continue;
-            }
-            const std::size_t streamed = plan->streamed_bytes, resident = plan->resident_bytes;
-            const int n_streamed = static_cast<int>(std::count(plan->resident.begin(), plan->resident.end(), false));
-            const std::size_t free_before = gpu::device_info().free_bytes;
-            const auto load_start = clock_type::now();
-            auto model =
-                runner::GpuTransformer::create(**source, std::move(weights).value(), n_ctx, std::move(plan).value());
-            if (!model) {
-                std::fprintf(stderr, "bench_offload: %s\n", model.error().message.c_str());
-                return 1;
-            }
-            if (auto loaded = (*model)->load([](std::size_t, std::size_t) { return true; }); !loaded) {
-                std::fprintf(stderr, "bench_offload: %s\n", loaded.error().message.c_str());
-                return 1;
-            }
-            const double load_s = seconds_since(load_start);
-            const std::size_t used = free_before - gpu::device_info().free_bytes;
+    std::printf("%-6s %-8s %-7s %8s %8s %12s %10s %9s %12s %10s %9s %10s %8s %8s\n", "comp", "budget", "prompt",
+                "load s", "VRAM GiB", "prompt tok/s", "bound", "achieved", "decode s/tok", "bound", "achieved",
+                "GB/pass", "resident", "streamed");
+    for (const auto compression : compressions)
+        for (const double budget_gib : budgets) {
+            for (const double prompt_len : prompts) {
+                auto source = runner::open_hf_folder(model_dir);
+                if (!source) {
+                    std::fprintf(stderr, "bench_offload: %s\n", source.error().message.c_str());
+                    return 1;
+                }
+                auto weights = runner::bind_weights(**source);
+                if (!weights) {
+                    std::fprintf(stderr, "bench_offload: %s\n", weights.error().message.c_str());
+                    return 1;
+                }
+                const auto& c = (*source)->config();
+                // Weights each token multiplies with: 2 flops each in the prompt's bound.
+                double n_weights = static_cast<double>(weights->output->numel());
+                for (const auto& l : weights->layers)
+                    for (const auto* t : runner::layer_tensors(l))
+                        if (t) n_weights += static_cast<double>(t->numel());
+                const auto budget = static_cast<std::size_t>(budget_gib * (1ull << 30));
+                auto plan = runner::plan_gpu(*weights, c, n_ctx, max_batch, budget, compression);
+                if (!plan) {
+                    std::printf("%-6s %-8s %-7d %s\n", runner::compression_name(compression),
+                                budget_gib == 0 ? "none" : (gib(budget) + "G").c_str(), static_cast<int>(prompt_len),
+                                plan.error().message.c_str());
+                    continue;
+                }
+                const std::size_t streamed = plan->streamed_bytes, resident = plan->resident_bytes;
+                const int n_streamed =
+                    static_cast<int>(std::count(plan->resident.begin(), plan->resident.end(), false));
+                const std::size_t free_before = gpu::device_info().free_bytes;
+                const auto load_start = clock_type::now();
+                auto model = runner::GpuTransformer::create(**source, std::move(weights).value(), n_ctx,
+                                                            std::move(plan).value());
+                if (!model) {
+                    std::fprintf(stderr, "bench_offload: %s\n", model.error().message.c_str());
+                    return 1;
+                }
+                if (auto loaded = (*model)->load([](std::size_t, std::size_t) { return true; }); !loaded) {
+                    std::fprintf(stderr, "bench_offload: %s\n", loaded.error().message.c_str());
+                    return 1;
+                }
+                const double load_s = seconds_since(load_start);
+                const std::size_t used = free_before - gpu::device_info().free_bytes;
 
-            std::vector<std::int32_t> tokens(static_cast<std::size_t>(prompt_len));
-            for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<std::int32_t>((i * 7919) % 32000);
-            const auto t0 = clock_type::now();
-            auto logits = (*model)->forward(tokens, 0);
-            const double prompt_s = seconds_since(t0);
-            if (!logits) {
-                std::fprintf(stderr, "bench_offload: %s\n", logits.error().message.c_str());
-                return 1;
-            }
-            const auto t1 = clock_type::now();
-            for (int d = 0; d < decode_tokens; ++d) {
-                const std::int32_t next[] = {static_cast<std::int32_t>(d + 1)};
-                if (!(*model)->forward(next, static_cast<int>(prompt_len) + d)) return 1;
-            }
-            const double decode_s = seconds_since(t1) / decode_tokens;
+                std::vector<std::int32_t> tokens(static_cast<std::size_t>(prompt_len));
+                for (std::size_t i = 0; i < tokens.size(); ++i)
+                    tokens[i] = static_cast<std::int32_t>((i * 7919) % 32000);
+                const auto t0 = clock_type::now();
+                auto logits = (*model)->forward(tokens, 0);
+                const double prompt_s = seconds_since(t0);
+                if (!logits) {
+                    std::fprintf(stderr, "bench_offload: %s\n", logits.error().message.c_str());
+                    return 1;
+                }
+                const auto t1 = clock_type::now();
+                for (int d = 0; d < decode_tokens; ++d) {
+                    const std::int32_t next[] = {static_cast<std::int32_t>(d + 1)};
+                    if (!(*model)->forward(next, static_cast<int>(prompt_len) + d)) return 1;
+                }
+                const double decode_s = seconds_since(t1) / decode_tokens;
 
-            // Bounds: weights over the link (streamed) and from device memory (resident), and for the
-            // prompt also the arithmetic, 2 flops per weight per token.
-            const double weight_bytes = static_cast<double>(streamed + resident);
-            const double decode_bound =
-                static_cast<double>(streamed) / (link * 1e9) + static_cast<double>(resident) / (hbm / 2 * 1e9);
-            const double flops = 2.0 * weight_bytes / 2 * prompt_len;
-            const double prompt_bound_s =
-                std::max(static_cast<double>(streamed) / (link * 1e9), flops / (peak_tflops * 1e12));
-            std::printf("%-8s %-7d %8.1f %8s %12.0f %10.0f %8.0f%% %12.4f %10.4f %8.0f%% %10.2f %8d %8d\n",
-                        budget_gib == 0 ? "none" : (gib(budget) + "G").c_str(), static_cast<int>(prompt_len), load_s,
-                        gib(used).c_str(), prompt_len / prompt_s, prompt_len / prompt_bound_s,
-                        100 * prompt_bound_s / prompt_s, decode_s, decode_bound, 100 * decode_bound / decode_s,
-                        static_cast<double>(streamed) / 1e9, c.n_layer - n_streamed, n_streamed);
-            std::fflush(stdout);
+                // Bounds: weights over the link (streamed) and from device memory (resident), and for the
+                // prompt also the arithmetic, 2 flops per weight per token.
+                const double decode_bound =
+                    static_cast<double>(streamed) / (link * 1e9) + static_cast<double>(resident) / (hbm / 2 * 1e9);
+                const double flops = 2.0 * n_weights * prompt_len;
+                const double prompt_bound_s =
+                    std::max(static_cast<double>(streamed) / (link * 1e9), flops / (peak_tflops * 1e12));
+                std::printf("%-6s %-8s %-7d %8.1f %8s %12.0f %10.0f %8.0f%% %12.4f %10.4f %8.0f%% %10.2f %8d %8d\n",
+                            runner::compression_name(compression),
+                            budget_gib == 0 ? "none" : (gib(budget) + "G").c_str(), static_cast<int>(prompt_len),
+                            load_s, gib(used).c_str(), prompt_len / prompt_s, prompt_len / prompt_bound_s,
+                            100 * prompt_bound_s / prompt_s, decode_s, decode_bound, 100 * decode_bound / decode_s,
+                            static_cast<double>(streamed) / 1e9, c.n_layer - n_streamed, n_streamed);
+                std::fflush(stdout);
+            }
         }
-    }
     if (!reference.empty()) {
         std::ifstream in(reference);
         if (!in) {

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "runner/engine/transformer.h"
+#include "runner/offload/quantize.h"
 #ifdef OAR_HAVE_GPU
 #include "runner/backend/gpu/backend.h"
 #include "runner/engine/gpu_transformer.h"
@@ -22,6 +23,8 @@ const char* const engine_options_usage =
   --ram-budget SIZE         CPU engine: keep at most SIZE of weights in memory, stream the rest from disk
   --threads N               CPU threads (default: all)
   --max-batch N             GPU engine: prompt tokens per micro-batch (default 512)
+  --compression C           GPU engine: none, 8bit or 4bit block-quantized projections (fewer bytes to
+                            stream, some quality lost); default: $AIRLLM_COMPRESSION, else none
 )";
 
 namespace {
@@ -57,13 +60,16 @@ common::Result<DeviceChoice> parse_device(const std::string& spec, const std::st
     return common::make_error(where + " '" + spec + "' is not a device: use cpu, cuda:N, hip:N or auto");
 }
 
-Engine cpu_engine(OpenModel& m, int n_ctx, const EngineOptions& o) {
+Engine cpu_engine(OpenModel& m, int n_ctx, const EngineOptions& o, runner::Compression compression) {
     auto plan = runner::plan_layers(m.weights, o.ram_budget);
     Engine e;
     e.streamed_bytes = plan.streamed_bytes;
     const unsigned threads = o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency());
     e.description = "CPU, " + std::to_string(threads) + " threads, " + format_size(plan.resident_bytes) +
                     " in memory, " + format_size(plan.streamed_bytes) + " streamed from disk";
+    if (compression != runner::Compression::none)
+        e.description +=
+            " (" + std::string(runner::compression_name(compression)) + " compression applies to the GPU engine only)";
     e.model = std::make_unique<runner::Transformer>(*m.source, std::move(m.weights), n_ctx, o.threads, std::move(plan));
     return e;
 }
@@ -73,13 +79,19 @@ Engine cpu_engine(OpenModel& m, int n_ctx, const EngineOptions& o) {
 std::optional<common::Result<bool>> parse_engine_option(const std::vector<std::string>& args, std::size_t& i,
                                                         EngineOptions& o) {
     const auto& a = args[i];
-    if (a != "--device" && a != "--vram-budget" && a != "--ram-budget" && a != "--threads" && a != "--max-batch")
+    if (a != "--device" && a != "--vram-budget" && a != "--ram-budget" && a != "--threads" && a != "--max-batch" &&
+        a != "--compression")
         return std::nullopt;
     if (i + 1 >= args.size()) return common::Result<bool>(common::make_error(a + " needs a value"));
     const std::string& v = args[++i];
     if (a == "--device") {
         if (auto d = parse_device(v, "--device"); !d) return common::Result<bool>(d.error());
         o.device = v;
+    } else if (a == "--compression") {
+        runner::Compression c;
+        if (!runner::parse_compression(v, c))
+            return common::Result<bool>(common::make_error("--compression '" + v + "' is not none, 8bit or 4bit"));
+        o.compression = v;
     } else if (a == "--vram-budget" || a == "--ram-budget") {
         const auto size = parse_size(v);
         if (!size) return common::Result<bool>(common::make_error(a + " '" + v + "' is not a size such as 8GiB"));
@@ -104,15 +116,19 @@ common::Result<Engine> make_engine(OpenModel& m, int n_ctx, const EngineOptions&
     const std::string spec = from_env ? env_or("AIRLLM_DEVICE", "auto") : o.device;
     auto choice = parse_device(spec, from_env ? "AIRLLM_DEVICE" : "--device");
     if (!choice) return choice.error();
-    if (!choice->gpu) return cpu_engine(m, n_ctx, o);
+    const std::string compression_spec = o.compression.empty() ? env_or("AIRLLM_COMPRESSION", "none") : o.compression;
+    runner::Compression compression;
+    if (!runner::parse_compression(compression_spec, compression))
+        return common::make_error("AIRLLM_COMPRESSION '" + compression_spec + "' is not none, 8bit or 4bit");
+    if (!choice->gpu) return cpu_engine(m, n_ctx, o, compression);
 #ifndef OAR_HAVE_GPU
-    if (choice->index < 0) return cpu_engine(m, n_ctx, o);
+    if (choice->index < 0) return cpu_engine(m, n_ctx, o, compression);
     return common::make_error((from_env ? "AIRLLM_DEVICE=" : "--device ") + spec +
                               ": this ollama-airllm was built without a GPU backend; use cpu");
 #else
     const int count = runner::gpu::device_count();
     if (choice->index < 0) {
-        if (count == 0) return cpu_engine(m, n_ctx, o);
+        if (count == 0) return cpu_engine(m, n_ctx, o, compression);
         choice->index = 0;
     }
     if (choice->index >= count)
@@ -138,7 +154,7 @@ common::Result<Engine> make_engine(OpenModel& m, int n_ctx, const EngineOptions&
         if (budget > info.free_bytes)
             return common::make_error("a VRAM budget of " + format_size(budget) + " is more than the " +
                                       format_size(info.free_bytes) + " free on " + info.name);
-        auto plan = runner::plan_gpu(m.weights, m.source->config(), n_ctx, o.max_batch, budget);
+        auto plan = runner::plan_gpu(m.weights, m.source->config(), n_ctx, o.max_batch, budget, compression);
         if (!plan) return plan.error();
         Engine e;
         e.device_bytes = plan->total_bytes();
@@ -147,7 +163,11 @@ common::Result<Engine> make_engine(OpenModel& m, int n_ctx, const EngineOptions&
         e.description = info.name + " (GPU " + std::to_string(choice->index) + "), " +
                         format_size(plan->total_bytes()) + " of a " + format_size(budget) + " budget, " +
                         std::to_string(streamed) + " of " + std::to_string(plan->resident.size()) +
-                        " layers streamed (" + format_size(plan->streamed_bytes) + " per pass)";
+                        " layers streamed (" + format_size(plan->streamed_bytes) + " per pass" +
+                        (compression != runner::Compression::none
+                             ? std::string(", ") + runner::compression_name(compression) + " compression"
+                             : std::string()) +
+                        ")";
         auto model = runner::GpuTransformer::create(*m.source, std::move(m.weights), n_ctx, std::move(plan).value());
         if (!model) return model.error();
         e.model = std::move(model).value();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <optional>
+#include <thread>
 
 #include "runner/backend/cpu/simd.h"
 #include "runner/engine/transformer.h"
@@ -18,17 +19,38 @@ constexpr std::size_t alignment = 256;  // every tensor in a slab starts on it (
 
 std::size_t align_up(std::size_t n) { return (n + alignment - 1) / alignment * alignment; }
 
-LayerLayout layout_of(const LayerWeights& l) {
+gpu::WeightType weight_type(DType d);
+
+bool is_projection(int slot) {
+    return slot == wq || slot == wk || slot == wv || slot == wo || slot == w_gate || slot == w_up || slot == w_down;
+}
+
+LayerLayout layout_of(const LayerWeights& l, Compression compression) {
     LayerLayout out;
     const auto tensors = layer_tensors(l);
     std::size_t at = 0;
     for (std::size_t i = 0; i < tensors.size(); ++i) {
-        if (!tensors[i]) continue;
+        const TensorView* t = tensors[i];
+        if (!t) continue;
         out.offset[i] = at;
-        at = align_up(at + tensors[i]->bytes);
+        if (compression != Compression::none && is_projection(static_cast<int>(i)) && quantizable(*t)) {
+            out.type[i] = quantized_type(compression);
+            out.size[i] = gpu::quant_bytes(out.type[i], static_cast<std::size_t>(t->shape[0]),
+                                           static_cast<std::size_t>(t->shape[1]));
+        } else {
+            out.type[i] = weight_type(t->dtype);
+            out.size[i] = t->bytes;
+        }
+        at = align_up(at + out.size[i]);
     }
     out.bytes = at;
     return out;
+}
+
+// The largest projection, in weights: what the BLAS widens a quantized matrix into.
+std::size_t largest_projection(const ModelConfig& c) {
+    const std::size_t e = static_cast<std::size_t>(c.n_embd), q = static_cast<std::size_t>(c.n_head) * c.head_dim;
+    return std::max({e * q, e * static_cast<std::size_t>(c.n_ff)});
 }
 
 gpu::WeightType weight_type(DType d) {
@@ -71,21 +93,23 @@ std::string mib(std::size_t bytes) { return std::to_string((bytes + (1u << 20) -
 }  // namespace
 
 common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, int n_ctx, int max_batch,
-                                 std::size_t vram_budget) {
+                                 std::size_t vram_budget, Compression compression) {
     GpuPlan plan;
     plan.max_batch = std::max(1, std::min(max_batch, n_ctx));
+    plan.compression = compression;
     const std::size_t kv = kv_cache_bytes(c, n_ctx);
     const std::size_t residual = static_cast<std::size_t>(n_ctx) * c.n_embd * sizeof(float);
     const std::size_t activations = activation_bytes(c, static_cast<std::size_t>(plan.max_batch));
     const std::size_t head = align_up(w.output->bytes) + align_up(w.output_norm->bytes);
-    const std::size_t small = static_cast<std::size_t>(c.n_vocab) * sizeof(float) + n_ctx * sizeof(int) +
-                              static_cast<std::size_t>(c.head_dim) * sizeof(float) +
-                              attention_scratch(c, n_ctx, plan.max_batch);
+    const std::size_t small =
+        static_cast<std::size_t>(c.n_vocab) * sizeof(float) + n_ctx * sizeof(int) +
+        static_cast<std::size_t>(c.head_dim) * sizeof(float) + attention_scratch(c, n_ctx, plan.max_batch) +
+        (compression != Compression::none && gpu::Blas::available() ? largest_projection(c) * 2 : 0);
     plan.fixed_bytes = kv + residual + activations + head + small;
 
     std::size_t all_layers = 0, largest = 0;
     for (const auto& l : w.layers) {
-        const auto bytes = layout_of(l).bytes;
+        const auto bytes = layout_of(l, compression).bytes;
         all_layers += bytes;
         largest = std::max(largest, bytes);
     }
@@ -103,7 +127,7 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, in
             std::to_string(plan.max_batch) + "), the output head (" + mib(head) + ") and two streaming slots (" +
             mib(plan.ring_slots * largest) + "): lower the context or raise the budget");
     for (const auto& l : w.layers) {
-        const auto bytes = layout_of(l).bytes;
+        const auto bytes = layout_of(l, compression).bytes;
         const bool fits = plan.fixed_bytes + plan.resident_bytes + bytes <= vram_budget;
         plan.resident.push_back(fits);
         (fits ? plan.resident_bytes : plan.streamed_bytes) += bytes;
@@ -135,18 +159,22 @@ struct GpuTransformer::Impl {
         const TensorView* t = layer_tensors(w.layers[static_cast<std::size_t>(layer)])[s];
         return t ? base + layouts[static_cast<std::size_t>(layer)].offset[s] : nullptr;
     }
-    gpu::WeightType type(int layer, Slot s) const {
-        const TensorView* t = layer_tensors(w.layers[static_cast<std::size_t>(layer)])[s];
-        return t ? weight_type(t->dtype) : gpu::WeightType::f32;
-    }
+    gpu::WeightType type(int layer, Slot s) const { return layouts[static_cast<std::size_t>(layer)].type[s]; }
 };
 
 namespace {
 
-void copy_tensor_bytes(std::byte* dst, const LayerWeights& l, const LayerLayout& layout) {
+// A layer's slab in host memory: tensors copied as stored, or quantized.
+void fill_slab(std::byte* dst, const LayerWeights& l, const LayerLayout& layout) {
     const auto tensors = layer_tensors(l);
-    for (std::size_t i = 0; i < tensors.size(); ++i)
-        if (tensors[i]) std::memcpy(dst + layout.offset[i], tensors[i]->data, tensors[i]->bytes);
+    const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+        if (!tensors[i]) continue;
+        if (gpu::is_quantized(layout.type[i]))
+            quantize_matrix(*tensors[i], layout.type[i], dst + layout.offset[i], threads);
+        else
+            std::memcpy(dst + layout.offset[i], tensors[i]->data, tensors[i]->bytes);
+    }
 }
 
 }  // namespace
@@ -161,7 +189,7 @@ common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const Wei
         const std::size_t qw = c.n_head * hd, kvw = c.n_head_kv * hd, nb = static_cast<std::size_t>(plan.max_batch);
 
         for (std::size_t i = 0; i < m->w.layers.size(); ++i) {
-            m->layouts.push_back(layout_of(m->w.layers[i]));
+            m->layouts.push_back(layout_of(m->w.layers[i], plan.compression));
             m->pinned.emplace_back();
             if (plan.resident[i]) {
                 m->resident.emplace_back(m->layouts.back().bytes);
@@ -202,7 +230,9 @@ common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const Wei
         m->host_positions = gpu::PinnedBuffer(static_cast<std::size_t>(n_ctx) * sizeof(int));
         m->host_logits = gpu::PinnedBuffer(static_cast<std::size_t>(c.n_vocab) * sizeof(float));
         m->logits_out.resize(static_cast<std::size_t>(c.n_vocab));
-        if (gpu::Blas::available()) m->blas.emplace(m->compute, nb * widest_input(c));
+        if (gpu::Blas::available())
+            m->blas.emplace(m->compute, nb * widest_input(c),
+                            plan.compression != Compression::none ? largest_projection(c) : 0);
         m->compute.synchronize();
         return std::unique_ptr<GpuTransformer>(new GpuTransformer(c, n_ctx, std::move(plan), std::move(m)));
     } catch (const gpu::Error& err) {
@@ -231,16 +261,16 @@ common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
             const auto& l = m.w.layers[i];
             const auto& layout = m.layouts[i];
             if (plan_.resident[i]) {
-                const auto tensors = layer_tensors(l);
-                for (std::size_t k = 0; k < tensors.size(); ++k)
-                    if (tensors[k])
-                        gpu::copy_to_device(m.resident[i].as<std::byte>() + layout.offset[k], tensors[k]->data,
-                                            tensors[k]->bytes, m.compute);
+                // Through a host slab: the tensors as the kernels read them (quantized or not).
+                std::vector<std::byte> slab(layout.bytes);
+                fill_slab(slab.data(), l, layout);
+                gpu::copy_to_device(m.resident[i].data(), slab.data(), layout.bytes, m.compute);
+                m.compute.synchronize();
             } else {
                 // A pinned copy crosses the link at full speed; the file's pages are then dropped so the
                 // layer is held in RAM once.
                 gpu::PinnedBuffer host(layout.bytes);
-                copy_tensor_bytes(host.data(), l, layout);
+                fill_slab(host.data(), l, layout);
                 for (const TensorView* t : layer_tensors(l))
                     if (t && t->file) t->file->dont_need(t->file_offset, t->bytes);
                 m.pinned[i] = std::move(host);

@@ -13,31 +13,35 @@
 #include "runner/engine/language_model.h"
 #include "runner/model/model_weights.h"
 #include "runner/model/weight_source.h"
+#include "runner/offload/quantize.h"
 
 namespace runner {
 
 // Where a layer's tensors sit inside its slab (the same for a resident buffer, a pinned host copy
-// and a ring slot); absent tensors have no bytes.
+// and a ring slot), and in which form (stored dtype, or quantized); absent tensors have no bytes.
 struct LayerLayout {
     std::array<std::size_t, 14> offset{};  // in layer_tensors() order
+    std::array<std::size_t, 14> size{};
+    std::array<gpu::WeightType, 14> type{};
     std::size_t bytes = 0;
 };
 
 // What the VRAM budget holds, decided before anything is allocated.
 struct GpuPlan {
-    std::vector<bool> resident;      // [n_layer]: in VRAM for good; the others stream through the ring
-    int ring_slots = 0;              // 0 when every layer is resident
-    int max_batch = 0;               // tokens per micro-batch
-    std::size_t fixed_bytes = 0;     // KV cache, activations, LM head, ring slots
-    std::size_t resident_bytes = 0;  // resident layers
-    std::size_t streamed_bytes = 0;  // crosses host->device on every forward pass
+    std::vector<bool> resident;                   // [n_layer]: in VRAM for good; the others stream through the ring
+    int ring_slots = 0;                           // 0 when every layer is resident
+    int max_batch = 0;                            // tokens per micro-batch
+    Compression compression = Compression::none;  // of the projection matrices, resident and streamed
+    std::size_t fixed_bytes = 0;                  // KV cache, activations, LM head, ring slots
+    std::size_t resident_bytes = 0;               // resident layers
+    std::size_t streamed_bytes = 0;               // crosses host->device on every forward pass
     std::size_t total_bytes() const { return fixed_bytes + resident_bytes; }
 };
 
 // Layers go resident in order while they fit beside the fixed part; the rest stream through two
 // slots. An error says what did not fit when even the fixed part exceeds the budget.
 common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, int n_ctx, int max_batch,
-                                 std::size_t vram_budget);
+                                 std::size_t vram_budget, Compression compression = Compression::none);
 
 struct GpuStats {
     std::size_t passes = 0;

@@ -137,13 +137,17 @@ TEST_CASE("cli: --device and AIRLLM_DEVICE choose the engine, and a GPU that is 
     for (const auto& [flag, value, message] :
          {std::tuple{"--device", "gpu0", "--device 'gpu0' is not a device: use cpu, cuda:N, hip:N or auto"},
           std::tuple{"--vram-budget", "4XB", "--vram-budget '4XB' is not a size such as 8GiB"},
-          std::tuple{"--max-batch", "0", "--max-batch '0' is not a count"}}) {
+          std::tuple{"--max-batch", "0", "--max-batch '0' is not a count"},
+          std::tuple{"--compression", "int8", "--compression 'int8' is not none, 8bit or 4bit"}}) {
         argv = base;
         argv.insert(argv.end(), {flag, value});
         r = run_process(argv);
         CHECK(r.exit_code == 2);
         CHECK(r.err.find(message) != std::string::npos);
     }
+    r = run_process(base, {"AIRLLM_COMPRESSION=int4"});
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("AIRLLM_COMPRESSION 'int4' is not none, 8bit or 4bit") != std::string::npos);
     r = run_process(base, {"AIRLLM_DEVICE=tpu"});
     CHECK(r.exit_code == 1);
     CHECK(r.err.find("AIRLLM_DEVICE 'tpu' is not a device") != std::string::npos);

@@ -11,6 +11,7 @@
 #include "runner/backend/cpu/ops.h"
 #include "runner/backend/cpu/simd.h"
 #include "runner/backend/gpu/backend.h"
+#include "runner/offload/quantize.h"
 
 namespace gpu = runner::gpu;
 
@@ -257,5 +258,46 @@ TEST_CASE("gpu matmul on the BLAS: prompt-sized products with activations rounde
             const bool on_blas = n_tokens >= gpu::blas_min_tokens && dtype != runner::DType::f32;
             CHECK(error < (on_blas ? 1e-2f : tolerance));
             if (on_blas) CHECK(error > 0);  // it did round: the BLAS path ran
+        }
+}
+
+TEST_CASE("gpu matmul on quantized weights: the kernels read what the quantizer wrote") {
+    gpu::Stream s;
+    runner::cpu::ThreadPool pool(2);
+    const gpu::Blas blas(s, 100 * 256, 256 * 130);
+    for (const auto type : {gpu::WeightType::q8, gpu::WeightType::q4})
+        for (const int n_tokens : {1, 3, 8, 70}) {
+            CAPTURE(static_cast<int>(type));
+            CAPTURE(n_tokens);
+            const int d_in = 256, d_out = 130;
+            Weight source(runner::DType::bf16, {d_out, d_in}, s);
+            std::vector<std::byte> q(gpu::quant_bytes(type, d_out, d_in));
+            runner::quantize_matrix(source.view, type, q.data(), 2);
+            // The reference: the CPU product with the dequantized weights in f32.
+            std::vector<float> widened(static_cast<std::size_t>(d_out) * d_in);
+            for (int j = 0; j < d_out; ++j)
+                for (int i = 0; i < d_in; ++i)
+                    widened[static_cast<std::size_t>(j) * d_in + static_cast<std::size_t>(i)] = runner::dequantized(
+                        q.data(), type, d_out, d_in, static_cast<std::size_t>(j), static_cast<std::size_t>(i));
+            runner::TensorView wide = source.view;
+            wide.dtype = runner::DType::f32;
+            wide.data = reinterpret_cast<const std::byte*>(widened.data());
+            wide.bytes = widened.size() * sizeof(float);
+            const auto x = random_floats(static_cast<std::size_t>(n_tokens) * d_in);
+            std::vector<float> want(static_cast<std::size_t>(n_tokens) * d_out);
+            runner::cpu::matmul(want.data(), x.data(), wide, nullptr, static_cast<std::size_t>(n_tokens), pool);
+
+            gpu::DeviceBuffer dq(q.size());
+            gpu::copy_to_device(dq.data(), q.data(), q.size(), s);
+            const auto dx = upload(x, s);
+            gpu::DeviceBuffer out(want.size() * sizeof(float));
+            gpu::matmul(out.as<float>(), dx.as<float>(), dq.data(), type, nullptr, gpu::WeightType::f32, n_tokens, d_in,
+                        d_out, s);
+            CHECK(relative_error(download(out, want.size(), s), want) < tolerance);
+            if (gpu::Blas::available() && n_tokens >= gpu::blas_min_tokens) {
+                gpu::matmul(out.as<float>(), dx.as<float>(), dq.data(), type, nullptr, gpu::WeightType::f32, n_tokens,
+                            d_in, d_out, s, &blas);
+                CHECK(relative_error(download(out, want.size(), s), want) < 1e-2f);
+            }
         }
 }

@@ -45,17 +45,18 @@ struct Loaded {
 
 // `stream_all`: a budget with room for the fixed part and the two ring slots only, so that every
 // layer streams.
-Loaded load(const std::string& name, bool stream_all, int max_batch = 64) {
+Loaded load(const std::string& name, bool stream_all, int max_batch = 64,
+            runner::Compression compression = runner::Compression::none) {
     auto source = runner::open_hf_folder(models / name);
     REQUIRE(source.ok());
     auto weights = runner::bind_weights(**source);
     REQUIRE(weights.ok());
     const auto& c = (*source)->config();
-    auto everything = runner::plan_gpu(*weights, c, 128, max_batch, 0);
+    auto everything = runner::plan_gpu(*weights, c, 128, max_batch, 0, compression);
     REQUIRE(everything.ok());
     std::size_t budget = 0;
     if (stream_all) budget = everything->fixed_bytes + 2 * (everything->resident_bytes / c.n_layer);
-    auto plan = runner::plan_gpu(*weights, c, 128, max_batch, budget);
+    auto plan = runner::plan_gpu(*weights, c, 128, max_batch, budget, compression);
     REQUIRE_MESSAGE(plan.ok(), (plan.ok() ? "" : plan.error().message));
     auto model = runner::GpuTransformer::create(**source, std::move(weights).value(), 128, std::move(plan).value());
     REQUIRE_MESSAGE(model.ok(), (model.ok() ? "" : model.error().message));
@@ -161,4 +162,34 @@ TEST_CASE("gpu engine: a prompt long enough for the BLAS agrees with the CPU eng
     CHECK(worst < 5e-2f);
     CHECK(std::max_element(got->begin(), got->end()) - got->begin() ==
           std::max_element(want->begin(), want->end()) - want->begin());
+}
+
+TEST_CASE("gpu engine: 8bit and 4bit compression, streamed, against the uncompressed reference") {
+    // The quality cost, reported as the largest logit error over the prefill and 4 decode steps of
+    // every fixture model (logits of magnitude up to ~5); bounds leave room over what was measured.
+    for (const auto& [compression, bound] :
+         {std::pair{runner::Compression::q8, 0.05f}, std::pair{runner::Compression::q4, 0.6f}}) {
+        float worst = 0;
+        for (const auto& entry : fs::directory_iterator(models)) {
+            const auto name = entry.path().filename().string();
+            CAPTURE(name);
+            const auto ref = reference(name);
+            auto m = load(name, true, 64, compression);
+            CHECK(m.model->plan().compression == compression);
+            const auto prompt = ref["prompt_ids"].get<std::vector<std::int32_t>>();
+            auto logits = m.model->forward(prompt, 0);
+            REQUIRE(logits.ok());
+            worst = std::max(worst, max_abs_diff(*logits, ref["logits"][0]));
+            const auto greedy = ref["greedy_ids"].get<std::vector<std::int32_t>>();
+            for (std::size_t step = 1; step < ref["logits"].size(); ++step) {
+                const std::int32_t token[] = {greedy[step - 1]};
+                logits = m.model->forward(token, static_cast<int>(prompt.size() + step - 1));
+                REQUIRE(logits.ok());
+                worst = std::max(worst, max_abs_diff(*logits, ref["logits"][step]));
+            }
+        }
+        MESSAGE(runner::compression_name(compression) << ": largest logit error " << worst);
+        CHECK(worst > 0);
+        CHECK(worst < bound);
+    }
 }

@@ -16,7 +16,21 @@ class Error : public std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-enum class WeightType { f32, f16, bf16 };
+enum class WeightType { f32, f16, bf16, q8, q4 };
+
+// Block-quantized matrices [d_out, d_in] (d_in a multiple of quant_block), written by
+// offload/quantize: the quants row-major (q8: one int8 per weight; q4: two per byte, low nibble
+// first, stored + 8), then, at quant_scales_offset, the f32 scales [d_out, d_in / quant_block];
+// a weight is quant * scale. Kernels widen them in registers: no full-precision copy is made.
+constexpr int quant_block = 32;
+constexpr std::size_t quant_scales_offset(WeightType type, std::size_t d_out, std::size_t d_in) {
+    const std::size_t quants = type == WeightType::q8 ? d_out * d_in : d_out * d_in / 2;
+    return (quants + 255) / 256 * 256;
+}
+constexpr std::size_t quant_bytes(WeightType type, std::size_t d_out, std::size_t d_in) {
+    return quant_scales_offset(type, d_out, d_in) + d_out * (d_in / quant_block) * sizeof(float);
+}
+constexpr bool is_quantized(WeightType type) { return type == WeightType::q8 || type == WeightType::q4; }
 
 struct DeviceInfo {
     std::string name;
@@ -112,8 +126,9 @@ class Event {
 class Blas {
   public:
     static bool available();
-    // `max_elements`: the largest activation matrix a product will read ([n_tokens, d_in]).
-    Blas(const Stream& stream, std::size_t max_elements);
+    // `max_elements`: the largest activation matrix a product will read ([n_tokens, d_in]);
+    // `max_weight_elements`: the largest quantized matrix, widened to bf16 for the GEMM (0: none).
+    Blas(const Stream& stream, std::size_t max_elements, std::size_t max_weight_elements = 0);
     Blas(Blas&& other) noexcept;
     Blas& operator=(Blas&& other) noexcept;
     Blas(const Blas&) = delete;
@@ -122,11 +137,14 @@ class Blas {
 
     void* handle() const { return handle_; }
     void* scratch() const { return scratch_.data(); }
+    void* weight_scratch() const { return weight_scratch_.data(); }
     std::size_t max_elements() const { return scratch_.bytes() / 2; }
+    std::size_t max_weight_elements() const { return weight_scratch_.bytes() / 2; }
 
   private:
     void* handle_ = nullptr;
     DeviceBuffer scratch_;
+    DeviceBuffer weight_scratch_;
 };
 
 void copy_to_device(void* dst, const void* src, std::size_t bytes, const Stream& stream);
@@ -144,8 +162,9 @@ void rmsnorm(float* out, const float* x, const void* weight, WeightType type, in
              const Stream& stream);
 
 // out[t, j] = sum_i w[j, i] * x[t, i] (+ bias[j])    x: [n_tokens, d_in]; w: [d_out, d_in]; out: [n_tokens, d_out]
-// With `blas`, products of blas_min_tokens tokens or more with 16-bit weights run on the BLAS, the
-// activations rounded to the weights' type (as llama.cpp's cuBLAS path does); otherwise in f32.
+// w may be quantized (q8, q4; bias never is). With `blas`, products of blas_min_tokens tokens or more with 16-bit
+// weights run on the BLAS, the activations rounded to the weights' type (as llama.cpp's cuBLAS path does); otherwise in
+// f32.
 constexpr int blas_min_tokens = 32;
 void matmul(float* out, const float* x, const void* w, WeightType type, const void* bias, WeightType bias_type,
             int n_tokens, int d_in, int d_out, const Stream& stream, const Blas* blas = nullptr);

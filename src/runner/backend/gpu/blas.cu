@@ -34,6 +34,15 @@ __global__ void to_f16_kernel(__half* out, const float* x, std::size_t n) {
     if (i < n) out[i] = __float2half_rn(x[i]);
 }
 
+// A quantized matrix widened to bf16 for the GEMM (a prompt's products reuse each weight across
+// the micro-batch, so this one pass over the weights is cheap next to them).
+__global__ void widen_kernel(__nv_bfloat16* out, const void* w, WeightType type, std::size_t d_out, std::size_t d_in) {
+    const std::size_t at = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (at >= d_out * d_in) return;
+    const float* scales = quant_scales(w, type, d_out, d_in);
+    out[at] = __float2bfloat16_rn(weight_at(w, type, at / d_in, at % d_in, d_in, scales));
+}
+
 __global__ void add_bias_kernel(float* out, const void* bias, WeightType type, int d_out) {
     float* row = out + static_cast<std::size_t>(blockIdx.x) * d_out;
     for (int j = threadIdx.x; j < d_out; j += blockDim.x) row[j] += load_weight(bias, type, j);
@@ -43,7 +52,8 @@ __global__ void add_bias_kernel(float* out, const void* bias, WeightType type, i
 
 bool Blas::available() { return true; }
 
-Blas::Blas(const Stream& stream, std::size_t max_elements) : scratch_(max_elements * 2) {
+Blas::Blas(const Stream& stream, std::size_t max_elements, std::size_t max_weight_elements)
+    : scratch_(max_elements * 2), weight_scratch_(max_weight_elements * 2) {
     cublasHandle_t h = nullptr;
     BLAS_CHECK(cublasCreate(&h));
     handle_ = h;
@@ -57,8 +67,18 @@ Blas::~Blas() {
 bool blas_matmul(float* out, const float* x, const void* w, WeightType type, const void* bias, WeightType bias_type,
                  int n_tokens, int d_in, int d_out, const Stream& stream, const Blas& blas) {
     const std::size_t n = static_cast<std::size_t>(n_tokens) * d_in;
+    const std::size_t weights = static_cast<std::size_t>(d_out) * d_in;
     if (type == WeightType::f32 || n > blas.max_elements()) return false;
+    if (is_quantized(type) && weights > blas.max_weight_elements()) return false;
     const cudaStream_t s = native(stream);
+    if (is_quantized(type)) {
+        widen_kernel<<<static_cast<unsigned>((weights + 255) / 256), 256, 0, s>>>(
+            static_cast<__nv_bfloat16*>(blas.weight_scratch()), w, type, static_cast<std::size_t>(d_out),
+            static_cast<std::size_t>(d_in));
+        GPU_CHECK_LAUNCH();
+        w = blas.weight_scratch();
+        type = WeightType::bf16;
+    }
     const unsigned blocks = static_cast<unsigned>((n + 255) / 256);
     if (type == WeightType::bf16)
         to_bf16_kernel<<<blocks, 256, 0, s>>>(static_cast<__nv_bfloat16*>(blas.scratch()), x, n);
@@ -82,7 +102,7 @@ bool blas_matmul(float* out, const float* x, const void* w, WeightType type, con
 
 bool Blas::available() { return false; }
 
-Blas::Blas(const Stream&, std::size_t) {}
+Blas::Blas(const Stream&, std::size_t, std::size_t) {}
 
 Blas::~Blas() = default;
 
@@ -93,11 +113,15 @@ bool blas_matmul(float*, const float*, const void*, WeightType, const void*, Wei
 
 #endif
 
-Blas::Blas(Blas&& o) noexcept : handle_(std::exchange(o.handle_, nullptr)), scratch_(std::move(o.scratch_)) {}
+Blas::Blas(Blas&& o) noexcept
+    : handle_(std::exchange(o.handle_, nullptr)),
+      scratch_(std::move(o.scratch_)),
+      weight_scratch_(std::move(o.weight_scratch_)) {}
 
 Blas& Blas::operator=(Blas&& o) noexcept {
     std::swap(handle_, o.handle_);
     std::swap(scratch_, o.scratch_);
+    std::swap(weight_scratch_, o.weight_scratch_);
     return *this;
 }
 

@@ -17,6 +17,27 @@ __device__ inline float load_weight(const void* w, WeightType type, std::size_t 
         default: return static_cast<const float*>(w)[i];
     }
 }
+
+// The scales of a quantized matrix (see quant_scales_offset); nullptr for other types.
+__device__ inline const float* quant_scales(const void* w, WeightType type, std::size_t d_out, std::size_t d_in) {
+    return is_quantized(type)
+               ? reinterpret_cast<const float*>(static_cast<const char*>(w) + quant_scales_offset(type, d_out, d_in))
+               : nullptr;
+}
+
+// Element [j, i] of a weight matrix [d_out, d_in] of any type; `scales` from quant_scales.
+__device__ inline float weight_at(const void* w, WeightType type, std::size_t j, std::size_t i, std::size_t d_in,
+                                  const float* scales) {
+    const std::size_t at = j * d_in + i;
+    if (type == WeightType::q8)
+        return static_cast<float>(static_cast<const signed char*>(w)[at]) * scales[at / quant_block];
+    if (type == WeightType::q4) {
+        const unsigned byte = static_cast<const unsigned char*>(w)[at / 2];
+        return static_cast<float>(static_cast<int>((at % 2 == 0) ? byte & 0xfu : byte >> 4) - 8) *
+               scales[at / quant_block];
+    }
+    return load_weight(w, type, at);
+}
 #endif
 
 }  // namespace runner::gpu

@@ -12,21 +12,42 @@ namespace {
 constexpr int matvec_max_tokens = 8;
 constexpr int matvec_warps = 4;
 
-// 8 consecutive weights as f32, from one 16-byte load (16-bit types) or two (f32).
-__device__ inline void load8(const void* w, WeightType type, std::size_t i, float* out) {
-    if (type == WeightType::f32) {
-        const float4 a = *reinterpret_cast<const float4*>(static_cast<const float*>(w) + i);
-        const float4 b = *reinterpret_cast<const float4*>(static_cast<const float*>(w) + i + 4);
-        out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w, out[4] = b.x, out[5] = b.y, out[6] = b.z, out[7] = b.w;
-        return;
-    }
-    const uint4 raw = *reinterpret_cast<const uint4*>(static_cast<const unsigned short*>(w) + i);
-    const unsigned words[4] = {raw.x, raw.y, raw.z, raw.w};
-    for (int k = 0; k < 4; ++k) {
-        const auto lo = static_cast<unsigned short>(words[k] & 0xffffu),
-                   hi = static_cast<unsigned short>(words[k] >> 16);
-        out[2 * k] = type == WeightType::bf16 ? bf16_to_f32(lo) : f16_to_f32(lo);
-        out[2 * k + 1] = type == WeightType::bf16 ? bf16_to_f32(hi) : f16_to_f32(hi);
+// 8 consecutive weights of a row as f32, from one load: 16 bytes (16-bit types), 8 (q8) or 4 (q4);
+// two for f32. `at` is the flat index of the first, a multiple of 8, so the 8 share one scale block.
+__device__ inline void load8(const void* w, WeightType type, std::size_t at, const float* scales, float* out) {
+    switch (type) {
+        case WeightType::f32: {
+            const float4 a = *reinterpret_cast<const float4*>(static_cast<const float*>(w) + at);
+            const float4 b = *reinterpret_cast<const float4*>(static_cast<const float*>(w) + at + 4);
+            out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w, out[4] = b.x, out[5] = b.y, out[6] = b.z,
+            out[7] = b.w;
+            return;
+        }
+        case WeightType::q8: {
+            const uint2 raw = *reinterpret_cast<const uint2*>(static_cast<const signed char*>(w) + at);
+            const float scale = scales[at / quant_block];
+            const unsigned words[2] = {raw.x, raw.y};
+            for (int k = 0; k < 8; ++k)
+                out[k] = static_cast<float>(static_cast<signed char>((words[k / 4] >> (8 * (k % 4))) & 0xffu)) * scale;
+            return;
+        }
+        case WeightType::q4: {
+            const unsigned raw = *reinterpret_cast<const unsigned*>(static_cast<const unsigned char*>(w) + at / 2);
+            const float scale = scales[at / quant_block];
+            for (int k = 0; k < 8; ++k)
+                out[k] = static_cast<float>(static_cast<int>((raw >> (4 * k)) & 0xfu) - 8) * scale;
+            return;
+        }
+        default: {
+            const uint4 raw = *reinterpret_cast<const uint4*>(static_cast<const unsigned short*>(w) + at);
+            const unsigned words[4] = {raw.x, raw.y, raw.z, raw.w};
+            for (int k = 0; k < 4; ++k) {
+                const auto lo = static_cast<unsigned short>(words[k] & 0xffffu),
+                           hi = static_cast<unsigned short>(words[k] >> 16);
+                out[2 * k] = type == WeightType::bf16 ? bf16_to_f32(lo) : f16_to_f32(lo);
+                out[2 * k + 1] = type == WeightType::bf16 ? bf16_to_f32(hi) : f16_to_f32(hi);
+            }
+        }
     }
 }
 
@@ -39,9 +60,10 @@ __global__ void matvec_kernel(float* out, const float* x, const void* w, WeightT
     if (j >= d_out) return;
     float acc[n_tokens] = {};
     const std::size_t row = static_cast<std::size_t>(j) * d_in;
+    const float* scales = quant_scales(w, type, static_cast<std::size_t>(d_out), static_cast<std::size_t>(d_in));
     for (int i = lane * 8; i < d_in; i += warp_size * 8) {
         float wv[8];
-        load8(w, type, row + i, wv);
+        load8(w, type, row + i, scales, wv);
         for (int t = 0; t < n_tokens; ++t) {
             const float4 a = *reinterpret_cast<const float4*>(x + static_cast<std::size_t>(t) * d_in + i);
             const float4 b = *reinterpret_cast<const float4*>(x + static_cast<std::size_t>(t) * d_in + i + 4);
@@ -65,6 +87,7 @@ __global__ void gemm_kernel(float* out, const float* x, const void* w, WeightTyp
     __shared__ float ws[tile_k][tile + 4];
     const int t0 = blockIdx.y * tile, j0 = blockIdx.x * tile;
     const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+    const float* scales = quant_scales(w, type, static_cast<std::size_t>(d_out), static_cast<std::size_t>(d_in));
     float acc[4][4] = {};
     for (int k0 = 0; k0 < d_in; k0 += tile_k) {
         // Each thread loads 4 of the 64x16 elements of each tile.
@@ -72,7 +95,10 @@ __global__ void gemm_kernel(float* out, const float* x, const void* w, WeightTyp
             const int r = e / tile_k, k = e % tile_k;
             const int t = t0 + r, j = j0 + r, kk = k0 + k;
             xs[k][r] = (t < n_tokens && kk < d_in) ? x[static_cast<std::size_t>(t) * d_in + kk] : 0.f;
-            ws[k][r] = (j < d_out && kk < d_in) ? load_weight(w, type, static_cast<std::size_t>(j) * d_in + kk) : 0.f;
+            ws[k][r] = (j < d_out && kk < d_in)
+                           ? weight_at(w, type, static_cast<std::size_t>(j), static_cast<std::size_t>(kk),
+                                       static_cast<std::size_t>(d_in), scales)
+                           : 0.f;
         }
         __syncthreads();
         for (int k = 0; k < tile_k; ++k) {
