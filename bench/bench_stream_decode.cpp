@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "disk_bandwidth.h"
 #include "random_model.h"
 #include "runner/engine/generate.h"
 #include "runner/engine/transformer.h"
@@ -24,33 +25,6 @@
 namespace fs = std::filesystem;
 
 namespace {
-
-// Reading the whole file after dropping it from the page cache, with `readers` threads on disjoint
-// quarters (pread, 8 MiB at a time): what cold weights cost. The best of 1 and 4 readers is the disk's
-// bandwidth, since virtual disks often serve parallel requests faster than one stream.
-double cold_read_gbs(const fs::path& file, unsigned readers) {
-    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    const auto size = static_cast<std::size_t>(fs::file_size(file));
-    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-    const auto start = std::chrono::steady_clock::now();
-    std::vector<std::thread> threads;
-    for (unsigned r = 0; r < readers; ++r)
-        threads.emplace_back([&, r] {
-            std::vector<char> buf(8 << 20);
-            const std::size_t begin = size * r / readers, end = size * (r + 1) / readers;
-            for (std::size_t off = begin; off < end;) {
-                const ssize_t n = ::pread(fd, buf.data(), std::min(buf.size(), end - off), static_cast<off_t>(off));
-                if (n <= 0) break;
-                off += static_cast<std::size_t>(n);
-            }
-        });
-    for (auto& t : threads) t.join();
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-    ::close(fd);
-    return static_cast<double>(size) / s / 1e9;
-}
 
 // Fraction of the file's pages in the page cache (mincore on a fresh mapping).
 double cached_fraction(const fs::path& file) {
@@ -89,8 +63,8 @@ int main(int argc, char** argv) {
         if (static_cast<int>(i) >= resident_layers) budget -= weights.layers[i].bytes();
     const auto plan = runner::plan_layers(weights, budget);
 
-    const double disk =
-        std::max(cold_read_gbs(dir / "model.safetensors", 1), cold_read_gbs(dir / "model.safetensors", 4));
+    const double disk = std::max(bench::cold_read_gbs(dir / "model.safetensors", 1),
+                                 bench::cold_read_gbs(dir / "model.safetensors", 4));
     const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
     runner::Transformer model(**source, std::move(weights), 256, threads, plan);
     std::vector<std::int32_t> prompt = {1, 450, 4996, 17354};

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
+#include <fstream>
 #include <thread>
 
 #include "runner/engine/transformer.h"
@@ -20,7 +21,9 @@ const char* const engine_options_usage =
   --vram-budget SIZE        VRAM the GPU engine may use, weights, KV cache and buffers together; layers
                             that do not fit stream from RAM (default: $AIRLLM_VRAM_BUDGET, else free
                             VRAM minus 512 MiB)
-  --ram-budget SIZE         CPU engine: keep at most SIZE of weights in memory, stream the rest from disk
+  --ram-budget SIZE         weights kept in RAM: the CPU engine streams the rest from disk; the GPU engine
+                            pins streamed layers up to SIZE (default: available RAM less 4 GiB) and
+                            reads the rest from disk on every pass
   --threads N               CPU threads (default: all)
   --max-batch N             GPU engine: prompt tokens per micro-batch (default 512)
   --compression C           GPU engine: none, 8bit or 4bit block-quantized projections (fewer bytes to
@@ -59,6 +62,22 @@ common::Result<DeviceChoice> parse_device(const std::string& spec, const std::st
     }
     return common::make_error(where + " '" + spec + "' is not a device: use cpu, cuda:N, hip:N or auto");
 }
+
+#ifdef OAR_HAVE_GPU
+// MemAvailable from /proc/meminfo less 4 GiB; 0 (no limit) when it cannot be read.
+std::uint64_t available_ram_for_pinning() {
+    std::ifstream meminfo("/proc/meminfo");
+    std::string key;
+    std::uint64_t kib = 0;
+    std::string unit;
+    while (meminfo >> key >> kib >> unit) {
+        if (key != "MemAvailable:") continue;
+        const std::uint64_t bytes = kib * 1024, reserve = 4ull << 30;
+        return bytes > reserve ? bytes - reserve : 1;
+    }
+    return 0;
+}
+#endif
 
 Engine cpu_engine(OpenModel& m, int n_ctx, const EngineOptions& o, runner::Compression compression) {
     auto plan = runner::plan_layers(m.weights, o.ram_budget);
@@ -154,7 +173,11 @@ common::Result<Engine> make_engine(OpenModel& m, int n_ctx, const EngineOptions&
         if (budget > info.free_bytes)
             return common::make_error("a VRAM budget of " + format_size(budget) + " is more than the " +
                                       format_size(info.free_bytes) + " free on " + info.name);
-        auto plan = runner::plan_gpu(m.weights, m.source->config(), n_ctx, o.max_batch, budget, compression);
+        // Streamed layers are pinned in RAM up to --ram-budget (default: what is available now, less
+        // a reserve for the rest of the system); beyond it they are read from disk on every pass.
+        const std::uint64_t ram_budget = o.ram_budget ? o.ram_budget : available_ram_for_pinning();
+        auto plan =
+            runner::plan_gpu(m.weights, m.source->config(), n_ctx, o.max_batch, budget, compression, ram_budget);
         if (!plan) return plan.error();
         Engine e;
         e.device_bytes = plan->total_bytes();

@@ -92,8 +92,41 @@ std::string mib(std::size_t bytes) { return std::to_string((bytes + (1u << 20) -
 
 }  // namespace
 
+namespace {
+
+// Which streamed layers stay pinned in RAM (in order, while `ram_budget` lasts beside the staging
+// buffers that disk reads need); the rest are read from disk.
+std::optional<common::Error> plan_host(GpuPlan& plan, const ModelWeights& w, std::size_t largest,
+                                       std::size_t ram_budget) {
+    plan.pinned.assign(w.layers.size(), false);
+    std::size_t streamed_total = 0;
+    for (std::size_t i = 0; i < w.layers.size(); ++i)
+        if (!plan.resident[i]) streamed_total += layout_of(w.layers[i], plan.compression).bytes;
+    const bool all_fit = ram_budget == 0 || streamed_total <= ram_budget;
+    const std::size_t staging = all_fit ? 0 : 2 * largest;
+    for (std::size_t i = 0; i < w.layers.size(); ++i) {
+        if (plan.resident[i]) continue;
+        const auto bytes = layout_of(w.layers[i], plan.compression).bytes;
+        if (all_fit || plan.pinned_bytes + bytes + staging <= ram_budget) {
+            plan.pinned[i] = true;
+            plan.pinned_bytes += bytes;
+        } else {
+            plan.disk_bytes += bytes;
+        }
+    }
+    plan.pinned_bytes += staging;
+    // Compressed layers are made at load; reading them from disk every pass would redo that.
+    if (plan.disk_bytes > 0 && plan.compression != Compression::none)
+        return common::make_error("with compression the streamed layers must fit in the RAM budget (" +
+                                  mib(ram_budget) + " for " + mib(streamed_total) +
+                                  "): raise --ram-budget or use compression none");
+    return std::nullopt;
+}
+
+}  // namespace
+
 common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, int n_ctx, int max_batch,
-                                 std::size_t vram_budget, Compression compression) {
+                                 std::size_t vram_budget, Compression compression, std::size_t ram_budget) {
     GpuPlan plan;
     plan.max_batch = std::max(1, std::min(max_batch, n_ctx));
     plan.compression = compression;
@@ -115,6 +148,7 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, in
     }
     if (vram_budget == 0 || plan.fixed_bytes + all_layers <= vram_budget) {
         plan.resident.assign(w.layers.size(), true);
+        plan.pinned.assign(w.layers.size(), false);
         plan.resident_bytes = all_layers;
         return plan;
     }
@@ -132,6 +166,7 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, in
         plan.resident.push_back(fits);
         (fits ? plan.resident_bytes : plan.streamed_bytes) += bytes;
     }
+    if (auto error = plan_host(plan, w, largest, ram_budget)) return *error;
     return plan;
 }
 
@@ -139,7 +174,9 @@ struct GpuTransformer::Impl {
     ModelWeights w;
     std::vector<LayerLayout> layouts;
     std::vector<gpu::DeviceBuffer> resident;  // [n_layer], empty for streamed layers
-    std::vector<gpu::PinnedBuffer> pinned;    // [n_layer], empty for resident layers
+    std::vector<gpu::PinnedBuffer> pinned;    // [n_layer], empty for resident and disk layers
+    std::vector<gpu::PinnedBuffer> staging;   // [ring_slots] when some layers come from disk
+    std::vector<gpu::Event> staged;           // [ring_slots]: the copy out of the staging buffer is done
     std::vector<int> streamed;                // streamed layer indices, in order
     std::vector<gpu::DeviceBuffer> slots;     // [ring_slots]
     gpu::DeviceBuffer head, head_norm, inv_freq;
@@ -177,6 +214,31 @@ void fill_slab(std::byte* dst, const LayerWeights& l, const LayerLayout& layout)
     }
 }
 
+// A layer from its files into `dst` as laid out (uncompressed: disk layers are), big tensors split
+// over threads so that page-cache copies and disk reads run in parallel; then the pages are dropped.
+void read_layer(std::byte* dst, const LayerWeights& l, const LayerLayout& layout) {
+    const auto tensors = layer_tensors(l);
+    const unsigned threads = std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+        const TensorView* t = tensors[i];
+        if (!t) continue;
+        std::vector<std::thread> workers;
+        for (unsigned k = 0; k < threads; ++k)
+            workers.emplace_back([=] {
+                const std::size_t begin = t->bytes * k / threads, end = t->bytes * (k + 1) / threads;
+                std::memcpy(dst + layout.offset[i] + begin, t->data + begin, end - begin);
+            });
+        for (auto& w : workers) w.join();
+        if (t->file) t->file->dont_need(t->file_offset, t->bytes);
+    }
+}
+
+// Asks the kernel to start reading a layer that is about to be needed.
+void prefetch_layer(const LayerWeights& l) {
+    for (const TensorView* t : layer_tensors(l))
+        if (t && t->file) t->file->will_need(t->file_offset, t->bytes);
+}
+
 }  // namespace
 
 common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const WeightSource& source, ModelWeights weights,
@@ -200,10 +262,15 @@ common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const Wei
         }
         std::size_t largest = 0;
         for (const auto& layout : m->layouts) largest = std::max(largest, layout.bytes);
+        const bool from_disk = plan.disk_bytes > 0;
         for (int s = 0; s < plan.ring_slots; ++s) {
             m->slots.emplace_back(largest);
             m->copied.emplace_back();
             m->freed.emplace_back();
+            if (from_disk) {
+                m->staging.emplace_back(largest);
+                m->staged.emplace_back();
+            }
         }
 
         m->head = gpu::DeviceBuffer(m->w.output->bytes);
@@ -266,6 +333,10 @@ common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
                 fill_slab(slab.data(), l, layout);
                 gpu::copy_to_device(m.resident[i].data(), slab.data(), layout.bytes, m.compute);
                 m.compute.synchronize();
+            } else if (!plan_.pinned[i]) {
+                // Read from the file on every pass: nothing to hold now.
+                for (const TensorView* t : layer_tensors(l))
+                    if (t && t->file) t->file->dont_need(t->file_offset, t->bytes);
             } else {
                 // A pinned copy crosses the link at full speed; the file's pages are then dropped so the
                 // layer is held in RAM once.
@@ -316,9 +387,20 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
         const auto issue_copy = [&](int i) {
             const auto slot = static_cast<std::size_t>(i % ring);
             const auto layer = static_cast<std::size_t>(m.streamed[static_cast<std::size_t>(i)]);
+            const std::byte* from = m.pinned[layer].data();
+            if (!plan_.pinned[layer]) {
+                // From disk: the host reads the layer into this slot's staging buffer (its last copy out
+                // is long done) while the GPU works on earlier layers, then drops the file's pages.
+                m.staged[slot].synchronize();
+                read_layer(m.staging[slot].data(), m.w.layers[layer], m.layouts[layer]);
+                if (i + 1 < n_streamed)
+                    prefetch_layer(m.w.layers[static_cast<std::size_t>(m.streamed[static_cast<std::size_t>(i + 1)])]);
+                from = m.staging[slot].data();
+            }
             if (i >= ring) m.freed[slot].wait_in(m.copy);
-            gpu::copy_to_device(m.slots[slot].data(), m.pinned[layer].data(), m.layouts[layer].bytes, m.copy);
+            gpu::copy_to_device(m.slots[slot].data(), from, m.layouts[layer].bytes, m.copy);
             m.copied[slot].record(m.copy);
+            if (!plan_.pinned[layer]) m.staged[slot].record(m.copy);
             stats_.bytes_copied += m.layouts[layer].bytes;
         };
         for (int i = 0; i < std::min(ring, n_streamed); ++i) issue_copy(i);

@@ -1,6 +1,7 @@
 // The forward pass on a GPU under a strict VRAM budget. Each layer is either resident (uploaded once)
-// or streamed: kept in pinned host memory and copied into one of a ring of device slots on a copy
-// stream of its own, while the compute stream works on the layer before it (events, no host syncs).
+// or streamed: kept in pinned host memory (or, beyond the RAM budget, read from its file into a
+// pinned staging buffer each pass) and copied into one of a ring of device slots on a copy stream
+// of its own, while the compute stream works on the layer before it (events, no host syncs).
 // A prompt goes through each layer once for all its tokens, in micro-batches that share the layer's
 // weights, so a streamed layer crosses the link once per forward pass, not once per micro-batch.
 #pragma once
@@ -35,13 +36,19 @@ struct GpuPlan {
     std::size_t fixed_bytes = 0;                  // KV cache, activations, LM head, ring slots
     std::size_t resident_bytes = 0;               // resident layers
     std::size_t streamed_bytes = 0;               // crosses host->device on every forward pass
+    std::vector<bool> pinned;                     // [n_layer]: a streamed layer held in pinned RAM; the
+                                                  // other streamed layers are read from disk every pass
+    std::size_t pinned_bytes = 0;                 // host RAM the pinned layers (and staging) take
+    std::size_t disk_bytes = 0;                   // read from the model's files on every forward pass
     std::size_t total_bytes() const { return fixed_bytes + resident_bytes; }
 };
 
 // Layers go resident in order while they fit beside the fixed part; the rest stream through two
-// slots. An error says what did not fit when even the fixed part exceeds the budget.
+// slots, pinned in RAM while `ram_budget` lasts (0: no limit), the rest from disk. An error says what
+// did not fit when even the fixed part exceeds the VRAM budget.
 common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, int n_ctx, int max_batch,
-                                 std::size_t vram_budget, Compression compression = Compression::none);
+                                 std::size_t vram_budget, Compression compression = Compression::none,
+                                 std::size_t ram_budget = 0);
 
 struct GpuStats {
     std::size_t passes = 0;

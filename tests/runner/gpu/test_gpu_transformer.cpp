@@ -46,7 +46,7 @@ struct Loaded {
 // `stream_all`: a budget with room for the fixed part and the two ring slots only, so that every
 // layer streams.
 Loaded load(const std::string& name, bool stream_all, int max_batch = 64,
-            runner::Compression compression = runner::Compression::none) {
+            runner::Compression compression = runner::Compression::none, std::size_t ram_budget = 0) {
     auto source = runner::open_hf_folder(models / name);
     REQUIRE(source.ok());
     auto weights = runner::bind_weights(**source);
@@ -56,7 +56,7 @@ Loaded load(const std::string& name, bool stream_all, int max_batch = 64,
     REQUIRE(everything.ok());
     std::size_t budget = 0;
     if (stream_all) budget = everything->fixed_bytes + 2 * (everything->resident_bytes / c.n_layer);
-    auto plan = runner::plan_gpu(*weights, c, 128, max_batch, budget, compression);
+    auto plan = runner::plan_gpu(*weights, c, 128, max_batch, budget, compression, ram_budget);
     REQUIRE_MESSAGE(plan.ok(), (plan.ok() ? "" : plan.error().message));
     auto model = runner::GpuTransformer::create(**source, std::move(weights).value(), 128, std::move(plan).value());
     REQUIRE_MESSAGE(model.ok(), (model.ok() ? "" : model.error().message));
@@ -77,15 +77,21 @@ Loaded load(const std::string& name, bool stream_all, int max_batch = 64,
     return {std::move(source).value(), std::move(model).value()};
 }
 
-void check_logits(const std::string& name, bool stream_all, int max_batch) {
+void check_logits(const std::string& name, bool stream_all, int max_batch, std::size_t ram_budget = 0) {
     CAPTURE(name);
     CAPTURE(stream_all);
     CAPTURE(max_batch);
+    CAPTURE(ram_budget);
     const auto ref = reference(name);
-    auto m = load(name, stream_all, max_batch);
+    auto m = load(name, stream_all, max_batch, runner::Compression::none, ram_budget);
     const auto& plan = m.model->plan();
     CHECK(std::count(plan.resident.begin(), plan.resident.end(), false) ==
           (stream_all ? m.model->config().n_layer : 0));
+    if (stream_all && ram_budget > 0) {
+        // Nothing fits beside the staging buffers: every streamed layer is read from disk each pass.
+        CHECK(std::count(plan.pinned.begin(), plan.pinned.end(), true) == 0);
+        CHECK(plan.disk_bytes == plan.streamed_bytes);
+    }
 
     const auto prompt = ref["prompt_ids"].get<std::vector<std::int32_t>>();
     auto logits = m.model->forward(prompt, 0);
@@ -115,6 +121,25 @@ TEST_CASE("gpu engine: every layer streamed through the ring, and prompts in mic
         check_logits(entry.path().filename().string(), true, 64);
         check_logits(entry.path().filename().string(), true, 5);
     }
+}
+
+TEST_CASE("gpu engine: every layer read from disk through the staging buffers on every pass") {
+    for (const auto& entry : fs::directory_iterator(models))
+        check_logits(entry.path().filename().string(), true, 64, 1);
+}
+
+TEST_CASE("gpu engine: compression with layers that would come from disk is refused with what to change") {
+    auto source = runner::open_hf_folder(models / "llama-gqa4-llama3rope");
+    REQUIRE(source.ok());
+    auto weights = runner::bind_weights(**source);
+    REQUIRE(weights.ok());
+    const auto& c = (*source)->config();
+    auto everything = runner::plan_gpu(*weights, c, 128, 64, 0, runner::Compression::q8);
+    REQUIRE(everything.ok());
+    const std::size_t stream_all = everything->fixed_bytes + 2 * (everything->resident_bytes / c.n_layer);
+    const auto plan = runner::plan_gpu(*weights, c, 128, 64, stream_all, runner::Compression::q8, 1);
+    REQUIRE_FALSE(plan.ok());
+    CHECK(plan.error().message.find("raise --ram-budget or use compression none") != std::string::npos);
 }
 
 TEST_CASE("gpu engine: greedy tokens with every layer streamed equal the reference and the resident run") {
