@@ -36,5 +36,4 @@ double cold_read_gbs(const fs::path& file, unsigned readers) {
     return static_cast<double>(size) / s / 1e9;
 }
 
-
 }  // namespace bench

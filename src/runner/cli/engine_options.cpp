@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "runner/engine/transformer.h"
+#include "runner/offload/layer_cache.h"
 #include "runner/offload/quantize.h"
 #ifdef OAR_HAVE_GPU
 #include "runner/backend/gpu/backend.h"
@@ -176,8 +177,14 @@ common::Result<Engine> make_engine(OpenModel& m, int n_ctx, const EngineOptions&
         // Streamed layers are pinned in RAM up to --ram-budget (default: what is available now, less
         // a reserve for the rest of the system); beyond it they are read from disk on every pass.
         const std::uint64_t ram_budget = o.ram_budget ? o.ram_budget : available_ram_for_pinning();
+        // `ollama-airllm prepare`'s cache, when it holds this model with this compression.
+        std::filesystem::path cache;
+        if (compression != runner::Compression::none) {
+            const auto dir = runner::cache_dir(runner::default_cache_root(), m.weights, compression);
+            if (runner::cache_complete(dir, m.weights, compression)) cache = dir;
+        }
         auto plan =
-            runner::plan_gpu(m.weights, m.source->config(), n_ctx, o.max_batch, budget, compression, ram_budget);
+            runner::plan_gpu(m.weights, m.source->config(), n_ctx, o.max_batch, budget, compression, ram_budget, cache);
         if (!plan) return plan.error();
         Engine e;
         e.device_bytes = plan->total_bytes();
@@ -188,7 +195,8 @@ common::Result<Engine> make_engine(OpenModel& m, int n_ctx, const EngineOptions&
                         std::to_string(streamed) + " of " + std::to_string(plan->resident.size()) +
                         " layers streamed (" + format_size(plan->streamed_bytes) + " per pass" +
                         (compression != runner::Compression::none
-                             ? std::string(", ") + runner::compression_name(compression) + " compression"
+                             ? std::string(", ") + runner::compression_name(compression) + " compression" +
+                                   (cache.empty() ? "" : " from the layer cache")
                              : std::string()) +
                         ")";
         auto model = runner::GpuTransformer::create(*m.source, std::move(m.weights), n_ctx, std::move(plan).value());

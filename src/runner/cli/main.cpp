@@ -19,8 +19,9 @@ constexpr Subcommand subcommands[] = {
     {"tokenize", runner_cli::run_tokenize, "print the token ids of a text as a JSON array"},
     {"detokenize", runner_cli::run_detokenize, "print the text of a JSON array of token ids"},
     {"info", runner_cli::run_info, "architecture, parameters, bytes per layer and the plan for a RAM budget"},
-    {"generate", runner_cli::run_generate, "run a model on the CPU and stream the generated text"},
+    {"generate", runner_cli::run_generate, "run a model on the CPU or a GPU and stream the generated text"},
     {"runner", runner_cli::run_runner, "serve a model over HTTP as Ollama's runner (MLX protocol)"},
+    {"prepare", runner_cli::run_prepare, "compress a model's layers once into the layer cache (8bit, 4bit)"},
 };
 
 void usage(std::ostream& out) {

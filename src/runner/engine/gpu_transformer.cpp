@@ -7,6 +7,7 @@
 
 #include "runner/backend/cpu/simd.h"
 #include "runner/engine/transformer.h"
+#include "runner/offload/layer_cache.h"
 
 namespace runner {
 
@@ -15,50 +16,12 @@ namespace {
 // layer_tensors() order, for reading a slab.
 enum Slot { attn_norm, wq, wk, wv, wo, bq, bk, bv, q_norm, k_norm, ffn_norm, w_gate, w_up, w_down };
 
-constexpr std::size_t alignment = 256;  // every tensor in a slab starts on it (16-byte loads, coalescing)
-
-std::size_t align_up(std::size_t n) { return (n + alignment - 1) / alignment * alignment; }
-
-gpu::WeightType weight_type(DType d);
-
-bool is_projection(int slot) {
-    return slot == wq || slot == wk || slot == wv || slot == wo || slot == w_gate || slot == w_up || slot == w_down;
-}
-
-LayerLayout layout_of(const LayerWeights& l, Compression compression) {
-    LayerLayout out;
-    const auto tensors = layer_tensors(l);
-    std::size_t at = 0;
-    for (std::size_t i = 0; i < tensors.size(); ++i) {
-        const TensorView* t = tensors[i];
-        if (!t) continue;
-        out.offset[i] = at;
-        if (compression != Compression::none && is_projection(static_cast<int>(i)) && quantizable(*t)) {
-            out.type[i] = quantized_type(compression);
-            out.size[i] = gpu::quant_bytes(out.type[i], static_cast<std::size_t>(t->shape[0]),
-                                           static_cast<std::size_t>(t->shape[1]));
-        } else {
-            out.type[i] = weight_type(t->dtype);
-            out.size[i] = t->bytes;
-        }
-        at = align_up(at + out.size[i]);
-    }
-    out.bytes = at;
-    return out;
-}
+std::size_t align_up(std::size_t n) { return (n + 255) / 256 * 256; }
 
 // The largest projection, in weights: what the BLAS widens a quantized matrix into.
 std::size_t largest_projection(const ModelConfig& c) {
     const std::size_t e = static_cast<std::size_t>(c.n_embd), q = static_cast<std::size_t>(c.n_head) * c.head_dim;
     return std::max({e * q, e * static_cast<std::size_t>(c.n_ff)});
-}
-
-gpu::WeightType weight_type(DType d) {
-    switch (d) {
-        case DType::bf16: return gpu::WeightType::bf16;
-        case DType::f16: return gpu::WeightType::f16;
-        default: return gpu::WeightType::f32;
-    }
 }
 
 // The widest activation a product reads: what the BLAS scratch holds per token, in 16-bit.
@@ -115,21 +78,23 @@ std::optional<common::Error> plan_host(GpuPlan& plan, const ModelWeights& w, std
         }
     }
     plan.pinned_bytes += staging;
-    // Compressed layers are made at load; reading them from disk every pass would redo that.
-    if (plan.disk_bytes > 0 && plan.compression != Compression::none)
+    // Without a cache compressed layers are made at load; reading them from disk every pass would redo that.
+    if (plan.disk_bytes > 0 && plan.compression != Compression::none && plan.cache.empty())
         return common::make_error("with compression the streamed layers must fit in the RAM budget (" +
                                   mib(ram_budget) + " for " + mib(streamed_total) +
-                                  "): raise --ram-budget or use compression none");
+                                  "): raise --ram-budget, run ollama-airllm prepare, or use compression none");
     return std::nullopt;
 }
 
 }  // namespace
 
 common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, int n_ctx, int max_batch,
-                                 std::size_t vram_budget, Compression compression, std::size_t ram_budget) {
+                                 std::size_t vram_budget, Compression compression, std::size_t ram_budget,
+                                 const std::filesystem::path& cache) {
     GpuPlan plan;
     plan.max_batch = std::max(1, std::min(max_batch, n_ctx));
     plan.compression = compression;
+    if (compression != Compression::none) plan.cache = cache;
     const std::size_t kv = kv_cache_bytes(c, n_ctx);
     const std::size_t residual = static_cast<std::size_t>(n_ctx) * c.n_embd * sizeof(float);
     const std::size_t activations = activation_bytes(c, static_cast<std::size_t>(plan.max_batch));
@@ -200,19 +165,6 @@ struct GpuTransformer::Impl {
 };
 
 namespace {
-
-// A layer's slab in host memory: tensors copied as stored, or quantized.
-void fill_slab(std::byte* dst, const LayerWeights& l, const LayerLayout& layout) {
-    const auto tensors = layer_tensors(l);
-    const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
-    for (std::size_t i = 0; i < tensors.size(); ++i) {
-        if (!tensors[i]) continue;
-        if (gpu::is_quantized(layout.type[i]))
-            quantize_matrix(*tensors[i], layout.type[i], dst + layout.offset[i], threads);
-        else
-            std::memcpy(dst + layout.offset[i], tensors[i]->data, tensors[i]->bytes);
-    }
-}
 
 // A layer from its files into `dst` as laid out (uncompressed: disk layers are), big tensors split
 // over threads so that page-cache copies and disk reads run in parallel; then the pages are dropped.
@@ -316,6 +268,13 @@ common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
     auto& m = *impl_;
     try {
         std::size_t total = m.w.output->bytes + m.w.output_norm->bytes, done = 0;
+        // A layer's slab from the cache (checked against its checksum), else made from the weights.
+        const auto load_slab = [&](std::byte* dst, std::size_t layer) -> std::optional<common::Error> {
+            if (!plan_.cache.empty())
+                return read_cached_layer(plan_.cache, layer, m.layouts[layer], plan_.compression, dst, true);
+            fill_slab(dst, m.w.layers[layer], m.layouts[layer], std::max(1u, std::thread::hardware_concurrency()));
+            return std::nullopt;
+        };
         for (const auto& layout : m.layouts) total += layout.bytes;
         const auto upload = [&](void* dst, const TensorView& t) {
             gpu::copy_to_device(dst, t.data, t.bytes, m.compute);
@@ -330,7 +289,7 @@ common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
             if (plan_.resident[i]) {
                 // Through a host slab: the tensors as the kernels read them (quantized or not).
                 std::vector<std::byte> slab(layout.bytes);
-                fill_slab(slab.data(), l, layout);
+                if (auto error = load_slab(slab.data(), i)) return *error;
                 gpu::copy_to_device(m.resident[i].data(), slab.data(), layout.bytes, m.compute);
                 m.compute.synchronize();
             } else if (!plan_.pinned[i]) {
@@ -341,7 +300,7 @@ common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
                 // A pinned copy crosses the link at full speed; the file's pages are then dropped so the
                 // layer is held in RAM once.
                 gpu::PinnedBuffer host(layout.bytes);
-                fill_slab(host.data(), l, layout);
+                if (auto error = load_slab(host.data(), i)) return *error;
                 for (const TensorView* t : layer_tensors(l))
                     if (t && t->file) t->file->dont_need(t->file_offset, t->bytes);
                 m.pinned[i] = std::move(host);
@@ -392,7 +351,11 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
                 // From disk: the host reads the layer into this slot's staging buffer (its last copy out
                 // is long done) while the GPU works on earlier layers, then drops the file's pages.
                 m.staged[slot].synchronize();
-                read_layer(m.staging[slot].data(), m.w.layers[layer], m.layouts[layer]);
+                if (plan_.cache.empty())
+                    read_layer(m.staging[slot].data(), m.w.layers[layer], m.layouts[layer]);
+                else if (auto error = read_cached_layer(plan_.cache, layer, m.layouts[layer], plan_.compression,
+                                                        m.staging[slot].data(), false))
+                    throw std::runtime_error(error->message);
                 if (i + 1 < n_streamed)
                     prefetch_layer(m.w.layers[static_cast<std::size_t>(m.streamed[static_cast<std::size_t>(i + 1)])]);
                 from = m.staging[slot].data();
@@ -472,9 +435,9 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
 
         // final rmsnorm of the last token, then the classifier
         const float* last = m.x.as<float>() + static_cast<std::size_t>(n - 1) * e;
-        gpu::rmsnorm(m.xb.as<float>(), last, m.head_norm.data(), weight_type(m.w.output_norm->dtype), 1, e, c.rms_eps,
+        gpu::rmsnorm(m.xb.as<float>(), last, m.head_norm.data(), stored_type(m.w.output_norm->dtype), 1, e, c.rms_eps,
                      s);
-        gpu::matmul(m.logits.as<float>(), m.xb.as<float>(), m.head.data(), weight_type(m.w.output->dtype), nullptr,
+        gpu::matmul(m.logits.as<float>(), m.xb.as<float>(), m.head.data(), stored_type(m.w.output->dtype), nullptr,
                     gpu::WeightType::f32, 1, e, c.n_vocab, s, blas);
         gpu::copy_to_host(m.host_logits.data(), m.logits.data(), m.logits_out.size() * sizeof(float), s);
         s.synchronize();
@@ -483,6 +446,8 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
         return std::span<const float>(m.logits_out);
     } catch (const gpu::Error& err) {
         return common::make_error(std::string("GPU: ") + err.what());
+    } catch (const std::runtime_error& err) {
+        return common::make_error(err.what());
     }
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <array>
+#include <filesystem>
 #include <memory>
 #include <vector>
 
@@ -14,18 +15,9 @@
 #include "runner/engine/language_model.h"
 #include "runner/model/model_weights.h"
 #include "runner/model/weight_source.h"
-#include "runner/offload/quantize.h"
+#include "runner/offload/layer_slab.h"
 
 namespace runner {
-
-// Where a layer's tensors sit inside its slab (the same for a resident buffer, a pinned host copy
-// and a ring slot), and in which form (stored dtype, or quantized); absent tensors have no bytes.
-struct LayerLayout {
-    std::array<std::size_t, 14> offset{};  // in layer_tensors() order
-    std::array<std::size_t, 14> size{};
-    std::array<gpu::WeightType, 14> type{};
-    std::size_t bytes = 0;
-};
 
 // What the VRAM budget holds, decided before anything is allocated.
 struct GpuPlan {
@@ -40,15 +32,17 @@ struct GpuPlan {
                                                   // other streamed layers are read from disk every pass
     std::size_t pinned_bytes = 0;                 // host RAM the pinned layers (and staging) take
     std::size_t disk_bytes = 0;                   // read from the model's files on every forward pass
+    std::filesystem::path cache;                  // `prepare`'s layer cache for this compression, if used
     std::size_t total_bytes() const { return fixed_bytes + resident_bytes; }
 };
 
 // Layers go resident in order while they fit beside the fixed part; the rest stream through two
-// slots, pinned in RAM while `ram_budget` lasts (0: no limit), the rest from disk. An error says what
-// did not fit when even the fixed part exceeds the VRAM budget.
+// slots, pinned in RAM while `ram_budget` lasts (0: no limit), the rest from disk. Compressed layers
+// come from `cache` (a complete `prepare` cache) when given, else they are compressed at load and
+// must then fit in RAM. An error says what did not fit.
 common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, int n_ctx, int max_batch,
                                  std::size_t vram_budget, Compression compression = Compression::none,
-                                 std::size_t ram_budget = 0);
+                                 std::size_t ram_budget = 0, const std::filesystem::path& cache = {});
 
 struct GpuStats {
     std::size_t passes = 0;

@@ -14,6 +14,9 @@
 #include "runner/engine/gpu_transformer.h"
 #include "runner/engine/transformer.h"
 #include "runner/model/hf_folder.h"
+#include "runner/offload/layer_cache.h"
+
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 
@@ -46,7 +49,8 @@ struct Loaded {
 // `stream_all`: a budget with room for the fixed part and the two ring slots only, so that every
 // layer streams.
 Loaded load(const std::string& name, bool stream_all, int max_batch = 64,
-            runner::Compression compression = runner::Compression::none, std::size_t ram_budget = 0) {
+            runner::Compression compression = runner::Compression::none, std::size_t ram_budget = 0,
+            const fs::path& cache = {}) {
     auto source = runner::open_hf_folder(models / name);
     REQUIRE(source.ok());
     auto weights = runner::bind_weights(**source);
@@ -56,7 +60,7 @@ Loaded load(const std::string& name, bool stream_all, int max_batch = 64,
     REQUIRE(everything.ok());
     std::size_t budget = 0;
     if (stream_all) budget = everything->fixed_bytes + 2 * (everything->resident_bytes / c.n_layer);
-    auto plan = runner::plan_gpu(*weights, c, 128, max_batch, budget, compression, ram_budget);
+    auto plan = runner::plan_gpu(*weights, c, 128, max_batch, budget, compression, ram_budget, cache);
     REQUIRE_MESSAGE(plan.ok(), (plan.ok() ? "" : plan.error().message));
     auto model = runner::GpuTransformer::create(**source, std::move(weights).value(), 128, std::move(plan).value());
     REQUIRE_MESSAGE(model.ok(), (model.ok() ? "" : model.error().message));
@@ -219,4 +223,36 @@ TEST_CASE("gpu engine: 8bit and 4bit compression, streamed, against the uncompre
         CHECK(worst > 0);
         CHECK(worst < bound);
     }
+}
+
+TEST_CASE("gpu engine: compressed layers from prepare's cache, pinned and read from disk every pass") {
+    const std::string name = "llama-gqa4-llama3rope";
+    const auto prompt = reference(name)["prompt_ids"].get<std::vector<std::int32_t>>();
+    const auto cache_root = fs::temp_directory_path() / ("oar-gpu-cache-" + std::to_string(::getpid()));
+    for (const auto compression : {runner::Compression::q8, runner::Compression::q4}) {
+        CAPTURE(runner::compression_name(compression));
+        // Compressed at load: what the cache must reproduce exactly.
+        auto made = load(name, true, 64, compression);
+        auto want = made.model->forward(prompt, 0);
+        REQUIRE(want.ok());
+        const std::vector<float> expected(want->begin(), want->end());
+
+        auto source = runner::open_hf_folder(models / name);
+        REQUIRE(source.ok());
+        auto weights = runner::bind_weights(**source);
+        REQUIRE(weights.ok());
+        const auto dir = runner::cache_dir(cache_root, *weights, compression);
+        REQUIRE(runner::prepare_cache(*weights, compression, dir, [](std::size_t, std::size_t) {}).ok());
+
+        for (const std::size_t ram_budget : {std::size_t{0}, std::size_t{1}}) {
+            CAPTURE(ram_budget);
+            auto cached = load(name, true, 64, compression, ram_budget, dir);
+            CHECK(cached.model->plan().cache == dir);
+            CHECK(cached.model->plan().disk_bytes == (ram_budget ? cached.model->plan().streamed_bytes : 0));
+            auto got = cached.model->forward(prompt, 0);
+            REQUIRE(got.ok());
+            CHECK(std::equal(got->begin(), got->end(), expected.begin()));
+        }
+    }
+    fs::remove_all(cache_root);
 }
