@@ -77,11 +77,12 @@ bool read_at(int fd, std::byte* dst, std::size_t n, std::size_t offset) {
 // The header's problem, or nothing when it describes `expected`.
 std::optional<std::string> header_problem(const Header& h, const Header& expected) {
     if (std::memcmp(h.magic, magic, sizeof magic) != 0) return "not an ollama-airllm layer cache file";
-    if (h.version != format_version) return "cache format " + std::to_string(h.version) + ", expected " +
-                                            std::to_string(format_version);
+    if (h.version != format_version)
+        return "cache format " + std::to_string(h.version) + ", expected " + std::to_string(format_version);
     if (h.compression != expected.compression || h.layer != expected.layer || h.slab_bytes != expected.slab_bytes ||
         std::memcmp(h.offset, expected.offset, sizeof h.offset) != 0 ||
-        std::memcmp(h.size, expected.size, sizeof h.size) != 0 || std::memcmp(h.type, expected.type, sizeof h.type) != 0)
+        std::memcmp(h.size, expected.size, sizeof h.size) != 0 ||
+        std::memcmp(h.type, expected.type, sizeof h.type) != 0)
         return "written for another layer, model or compression";
     return std::nullopt;
 }
@@ -111,8 +112,10 @@ std::optional<std::string> write_atomically(const std::filesystem::path& file, c
         std::size_t left = part->size();
         while (ok && left > 0) {
             const ssize_t n = ::write(fd, p, left);
-            if (n <= 0) ok = false;
-            else p += n, left -= static_cast<std::size_t>(n);
+            if (n <= 0)
+                ok = false;
+            else
+                p += n, left -= static_cast<std::size_t>(n);
         }
     }
     const int error = ok ? 0 : errno;
@@ -132,7 +135,8 @@ std::optional<std::string> write_atomically(const std::filesystem::path& file, c
 
 std::filesystem::path default_cache_root() {
     if (const char* dir = std::getenv("AIRLLM_CACHE_DIR"); dir && *dir) return dir;
-    if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::filesystem::path(xdg) / "ollama-airllm";
+    if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
+        return std::filesystem::path(xdg) / "ollama-airllm";
     const char* home = std::getenv("HOME");
     return std::filesystem::path(home && *home ? home : "/tmp") / ".cache/ollama-airllm";
 }
@@ -155,7 +159,8 @@ std::string model_id(const ModelWeights& weights) {
     return hex;
 }
 
-std::filesystem::path cache_dir(const std::filesystem::path& root, const ModelWeights& weights, Compression compression) {
+std::filesystem::path cache_dir(const std::filesystem::path& root, const ModelWeights& weights,
+                                Compression compression) {
     return root / model_id(weights) / compression_name(compression);
 }
 
@@ -188,7 +193,8 @@ bool cache_complete(const std::filesystem::path& dir, const ModelWeights& weight
         int fd = -1;
         const auto h = read_header(cache_file(dir, i), fd);
         if (fd >= 0) ::close(fd);
-        if (!h || header_problem(*h, header_for(layout_of(weights.layers[i], compression), compression, i))) return false;
+        if (!h || header_problem(*h, header_for(layout_of(weights.layers[i], compression), compression, i)))
+            return false;
     }
     return true;
 }

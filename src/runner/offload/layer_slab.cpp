@@ -18,12 +18,9 @@ constexpr std::array<bool, 14> projection = {false, true,  true,  true,  true, f
 
 gpu::WeightType stored_type(DType dtype) {
     switch (dtype) {
-        case DType::bf16:
-            return gpu::WeightType::bf16;
-        case DType::f16:
-            return gpu::WeightType::f16;
-        default:
-            return gpu::WeightType::f32;
+        case DType::bf16: return gpu::WeightType::bf16;
+        case DType::f16: return gpu::WeightType::f16;
+        default: return gpu::WeightType::f32;
     }
 }
 

@@ -43,10 +43,11 @@ TEST_CASE("layer cache: prepare writes each layer once, and the files read back 
     CHECK_FALSE(runner::cache_complete(dir, m.weights, runner::Compression::q8));
 
     std::size_t calls = 0;
-    auto first = runner::prepare_cache(m.weights, runner::Compression::q8, dir, [&](std::size_t done, std::size_t total) {
-        CHECK(done == ++calls);
-        CHECK(total == m.weights.layers.size());
-    });
+    auto first =
+        runner::prepare_cache(m.weights, runner::Compression::q8, dir, [&](std::size_t done, std::size_t total) {
+            CHECK(done == ++calls);
+            CHECK(total == m.weights.layers.size());
+        });
     REQUIRE_MESSAGE(first.ok(), (first.ok() ? "" : first.error().message));
     CHECK(first->written == m.weights.layers.size());
     CHECK(runner::cache_complete(dir, m.weights, runner::Compression::q8));
@@ -82,7 +83,8 @@ TEST_CASE("layer cache: damaged, short, missing and mismatched files are errors 
     }
     auto error = runner::read_cached_layer(dir, 1, layout, runner::Compression::q4, buf.data(), true);
     REQUIRE(error);
-    CHECK(error->message == file.string() + ": checksum mismatch (the file is damaged); run ollama-airllm prepare again");
+    CHECK(error->message ==
+          file.string() + ": checksum mismatch (the file is damaged); run ollama-airllm prepare again");
     CHECK_FALSE(runner::read_cached_layer(dir, 1, layout, runner::Compression::q4, buf.data(), false));  // header only
 
     auto repaired = runner::prepare_cache(m.weights, runner::Compression::q4, dir, ignore);
@@ -112,7 +114,8 @@ TEST_CASE("cli: prepare shows progress, prints the cache folder, resumes, and re
     test_support::TempTree tree;
     const std::string model = (models / "qwen3-qknorm-headdim").string();
     const std::string airllm = OAR_OLLAMA_AIRLLM;
-    auto r = test_support::run_process({airllm, "prepare", model, "--compression", "4bit", "--cache", tree.root().string()});
+    auto r =
+        test_support::run_process({airllm, "prepare", model, "--compression", "4bit", "--cache", tree.root().string()});
     REQUIRE_MESSAGE(r.exit_code == 0, r.err);
     const fs::path dir = r.out.substr(0, r.out.size() - 1);
     CHECK(dir.parent_path().parent_path() == tree.root());

@@ -143,7 +143,8 @@ TEST_CASE("gpu engine: compression with layers that would come from disk is refu
     const std::size_t stream_all = everything->fixed_bytes + 2 * (everything->resident_bytes / c.n_layer);
     const auto plan = runner::plan_gpu(*weights, c, 128, 64, stream_all, runner::Compression::q8, 1);
     REQUIRE_FALSE(plan.ok());
-    CHECK(plan.error().message.find("raise --ram-budget or use compression none") != std::string::npos);
+    CHECK(plan.error().message.find("raise --ram-budget, run ollama-airllm prepare, or use compression none") !=
+          std::string::npos);
 }
 
 TEST_CASE("gpu engine: greedy tokens with every layer streamed equal the reference and the resident run") {
