@@ -193,7 +193,9 @@ common::Result<Engine> make_engine(OpenModel& m, int n_ctx, const EngineOptions&
         e.description = info.name + " (GPU " + std::to_string(choice->index) + "), " +
                         format_size(plan->total_bytes()) + " of a " + format_size(budget) + " budget, " +
                         std::to_string(streamed) + " of " + std::to_string(plan->resident.size()) +
-                        " layers streamed (" + format_size(plan->streamed_bytes) + " per pass" +
+                        " layers streamed (" + format_size(plan->streamed_bytes) + " per pass, " +
+                        format_size(plan->pinned_bytes) + " pinned in RAM, " + format_size(plan->disk_bytes) +
+                        " from disk" +
                         (compression != runner::Compression::none
                              ? std::string(", ") + runner::compression_name(compression) + " compression" +
                                    (cache.empty() ? "" : " from the layer cache")

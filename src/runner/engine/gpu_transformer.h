@@ -6,7 +6,6 @@
 // weights, so a streamed layer crosses the link once per forward pass, not once per micro-batch.
 #pragma once
 
-#include <array>
 #include <filesystem>
 #include <memory>
 #include <vector>

@@ -17,8 +17,6 @@ struct LayerLayout {
     std::array<std::size_t, 14> size{};    // 0 for a tensor the architecture lacks
     std::array<gpu::WeightType, 14> type{};
     std::size_t bytes = 0;
-
-    bool operator==(const LayerLayout&) const = default;
 };
 
 gpu::WeightType stored_type(DType dtype);

@@ -30,20 +30,13 @@
 #define cudaFree hipFree
 #define cudaMallocHost(p, n) hipHostMalloc(p, n, hipHostMallocDefault)
 #define cudaFreeHost hipHostFree
-#define cudaHostRegister hipHostRegister
-#define cudaHostRegisterDefault hipHostRegisterDefault
-#define cudaHostRegisterReadOnly hipHostRegisterReadOnly
-#define cudaHostUnregister hipHostUnregister
 #define cudaMemcpyAsync hipMemcpyAsync
-#define cudaMemcpy hipMemcpy
-#define cudaMemsetAsync hipMemsetAsync
 #define cudaMemcpyHostToDevice hipMemcpyHostToDevice
 #define cudaMemcpyDeviceToHost hipMemcpyDeviceToHost
 #define cudaMemcpyDeviceToDevice hipMemcpyDeviceToDevice
 #define cudaMemGetInfo hipMemGetInfo
 #define cudaSetDevice hipSetDevice
 #define cudaGetDeviceCount hipGetDeviceCount
-#define cudaDeviceSynchronize hipDeviceSynchronize
 #define cudaGetDeviceProperties hipGetDeviceProperties
 #define cudaDeviceProp hipDeviceProp_t
 #else
