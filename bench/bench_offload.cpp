@@ -21,6 +21,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -47,40 +48,37 @@ std::vector<double> parse_list(const std::string& text) {
     return out;
 }
 
-// GB/s of one 1 GiB pinned host->device copy, best of three.
-double pinned_h2d_gbs() {
-    constexpr std::size_t bytes = std::size_t{1} << 30;
-    gpu::PinnedBuffer host(bytes);
-    std::memset(host.data(), 1, bytes);
-    gpu::DeviceBuffer device(bytes);
+// GB/s of `copy` moving `bytes_moved`, timed with events, best of three.
+double best_copy_gbs(const std::function<void(const gpu::Stream&)>& copy, double bytes_moved) {
     gpu::Stream s;
     gpu::Event start(true), stop(true);
     double best = 0;
     for (int i = 0; i < 3; ++i) {
         start.record(s);
-        gpu::copy_to_device(device.data(), host.data(), bytes, s);
+        copy(s);
         stop.record(s);
         stop.synchronize();
-        best = std::max(best, static_cast<double>(bytes) / (stop.elapsed_ms_since(start) * 1e6));
+        best = std::max(best, bytes_moved / (stop.elapsed_ms_since(start) * 1e6));
     }
     return best;
 }
 
-// GB/s of device-to-device copies (read + write counted), best of three.
+constexpr std::size_t copy_bytes = std::size_t{1} << 30;
+
+// A 1 GiB pinned host->device copy.
+double pinned_h2d_gbs() {
+    gpu::PinnedBuffer host(copy_bytes);
+    std::memset(host.data(), 1, copy_bytes);
+    gpu::DeviceBuffer device(copy_bytes);
+    return best_copy_gbs([&](const gpu::Stream& s) { gpu::copy_to_device(device.data(), host.data(), copy_bytes, s); },
+                         copy_bytes);
+}
+
+// A 1 GiB device-to-device copy, read and write counted.
 double device_copy_gbs() {
-    constexpr std::size_t bytes = std::size_t{1} << 30;
-    gpu::DeviceBuffer a(bytes), b(bytes);
-    gpu::Stream s;
-    gpu::Event start(true), stop(true);
-    double best = 0;
-    for (int i = 0; i < 3; ++i) {
-        start.record(s);
-        gpu::copy_on_device(b.data(), a.data(), bytes, s);
-        stop.record(s);
-        stop.synchronize();
-        best = std::max(best, 2.0 * static_cast<double>(bytes) / (stop.elapsed_ms_since(start) * 1e6));
-    }
-    return best;
+    gpu::DeviceBuffer a(copy_bytes), b(copy_bytes);
+    return best_copy_gbs([&](const gpu::Stream& s) { gpu::copy_on_device(b.data(), a.data(), copy_bytes, s); },
+                         2.0 * copy_bytes);
 }
 
 std::string gib(std::size_t bytes) {

@@ -3,7 +3,6 @@
 #include <signal.h>
 
 #include <atomic>
-#include <charconv>
 #include <iostream>
 #include <thread>
 
@@ -30,11 +29,6 @@ loaded ends it with exit status 1 and one "error:" line on stderr. SIGINT or SIG
 engine holds as Memory (0 on the CPU): Ollama counts it against the GPU.
 
 )";
-
-bool parse_int(const std::string& s, int& out) {
-    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-    return ec == std::errc() && end == s.data() + s.size();
-}
 
 }  // namespace
 

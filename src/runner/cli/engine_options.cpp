@@ -1,7 +1,6 @@
 #include "runner/cli/engine_options.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cstdlib>
 #include <fstream>
 #include <thread>
@@ -35,11 +34,6 @@ namespace {
 
 // VRAM left to the rest of the system (display, other programs) when no budget is given.
 constexpr std::uint64_t vram_reserve = 512ull << 20;
-
-bool parse_int(const std::string& s, int& out) {
-    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-    return ec == std::errc() && end == s.data() + s.size();
-}
 
 std::string env_or(const char* name, const std::string& fallback) {
     const char* v = std::getenv(name);

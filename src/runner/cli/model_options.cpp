@@ -1,5 +1,6 @@
 #include "runner/cli/model_options.h"
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <regex>
@@ -9,6 +10,11 @@
 #include "runner/model/ollama_model.h"
 
 namespace runner_cli {
+
+bool parse_int(const std::string& text, int& out) {
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+    return ec == std::errc() && end == text.data() + text.size();
+}
 
 std::optional<std::uint64_t> parse_size(const std::string& text) {
     static const std::regex re(R"((\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?)");

@@ -12,6 +12,9 @@
 
 namespace runner_cli {
 
+// A whole decimal integer, nothing else in the text.
+bool parse_int(const std::string& text, int& out);
+
 // "20GiB", "512MiB", "1.5GB", "1000000" (bytes); nullopt if malformed.
 std::optional<std::uint64_t> parse_size(const std::string& text);
 std::string format_size(std::uint64_t bytes);

@@ -53,23 +53,17 @@ std::size_t kv_cache_bytes(const ModelConfig& c, int n_ctx) {
 
 std::string mib(std::size_t bytes) { return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB"; }
 
-}  // namespace
-
-namespace {
-
 // Which streamed layers stay pinned in RAM (in order, while `ram_budget` lasts beside the staging
-// buffers that disk reads need); the rest are read from disk.
-std::optional<common::Error> plan_host(GpuPlan& plan, const ModelWeights& w, std::size_t largest,
+// buffers that disk reads need); the rest are read from disk. `layer_bytes`: each layer's slab.
+std::optional<common::Error> plan_host(GpuPlan& plan, const std::vector<std::size_t>& layer_bytes, std::size_t largest,
                                        std::size_t ram_budget) {
-    plan.pinned.assign(w.layers.size(), false);
-    std::size_t streamed_total = 0;
-    for (std::size_t i = 0; i < w.layers.size(); ++i)
-        if (!plan.resident[i]) streamed_total += layout_of(w.layers[i], plan.compression).bytes;
+    plan.pinned.assign(layer_bytes.size(), false);
+    const std::size_t streamed_total = plan.streamed_bytes;
     const bool all_fit = ram_budget == 0 || streamed_total <= ram_budget;
     const std::size_t staging = all_fit ? 0 : 2 * largest;
-    for (std::size_t i = 0; i < w.layers.size(); ++i) {
+    for (std::size_t i = 0; i < layer_bytes.size(); ++i) {
         if (plan.resident[i]) continue;
-        const auto bytes = layout_of(w.layers[i], plan.compression).bytes;
+        const auto bytes = layer_bytes[i];
         if (all_fit || plan.pinned_bytes + bytes + staging <= ram_budget) {
             plan.pinned[i] = true;
             plan.pinned_bytes += bytes;
@@ -105,11 +99,12 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, in
         (compression != Compression::none && gpu::Blas::available() ? largest_projection(c) * 2 : 0);
     plan.fixed_bytes = kv + residual + activations + head + small;
 
+    std::vector<std::size_t> layer_bytes;
     std::size_t all_layers = 0, largest = 0;
     for (const auto& l : w.layers) {
-        const auto bytes = layout_of(l, compression).bytes;
-        all_layers += bytes;
-        largest = std::max(largest, bytes);
+        layer_bytes.push_back(layout_of(l, compression).bytes);
+        all_layers += layer_bytes.back();
+        largest = std::max(largest, layer_bytes.back());
     }
     if (vram_budget == 0 || plan.fixed_bytes + all_layers <= vram_budget) {
         plan.resident.assign(w.layers.size(), true);
@@ -125,13 +120,12 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, in
             std::to_string(n_ctx) + "), activations (" + mib(activations + residual) + " for micro-batches of " +
             std::to_string(plan.max_batch) + "), the output head (" + mib(head) + ") and two streaming slots (" +
             mib(plan.ring_slots * largest) + "): lower the context or raise the budget");
-    for (const auto& l : w.layers) {
-        const auto bytes = layout_of(l, compression).bytes;
+    for (const auto bytes : layer_bytes) {
         const bool fits = plan.fixed_bytes + plan.resident_bytes + bytes <= vram_budget;
         plan.resident.push_back(fits);
         (fits ? plan.resident_bytes : plan.streamed_bytes) += bytes;
     }
-    if (auto error = plan_host(plan, w, largest, ram_budget)) return *error;
+    if (auto error = plan_host(plan, layer_bytes, largest, ram_budget)) return *error;
     return plan;
 }
 
@@ -158,8 +152,8 @@ struct GpuTransformer::Impl {
     bool loaded = false;
 
     const void* tensor(const std::byte* base, int layer, Slot s) const {
-        const TensorView* t = layer_tensors(w.layers[static_cast<std::size_t>(layer)])[s];
-        return t ? base + layouts[static_cast<std::size_t>(layer)].offset[s] : nullptr;
+        const auto& layout = layouts[static_cast<std::size_t>(layer)];
+        return layout.size[s] ? base + layout.offset[s] : nullptr;
     }
     gpu::WeightType type(int layer, Slot s) const { return layouts[static_cast<std::size_t>(layer)].type[s]; }
 };
@@ -181,14 +175,8 @@ void read_layer(std::byte* dst, const LayerWeights& l, const LayerLayout& layout
                 std::memcpy(dst + layout.offset[i] + begin, t->data + begin, end - begin);
             });
         for (auto& w : workers) w.join();
-        if (t->file) t->file->dont_need(t->file_offset, t->bytes);
     }
-}
-
-// Asks the kernel to start reading a layer that is about to be needed.
-void prefetch_layer(const LayerWeights& l) {
-    for (const TensorView* t : layer_tensors(l))
-        if (t && t->file) t->file->will_need(t->file_offset, t->bytes);
+    dont_need(l);
 }
 
 }  // namespace
@@ -293,16 +281,13 @@ common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
                 gpu::copy_to_device(m.resident[i].data(), slab.data(), layout.bytes, m.compute);
                 m.compute.synchronize();
             } else if (!plan_.pinned[i]) {
-                // Read from the file on every pass: nothing to hold now.
-                for (const TensorView* t : layer_tensors(l))
-                    if (t && t->file) t->file->dont_need(t->file_offset, t->bytes);
+                dont_need(l);  // read from the file on every pass: nothing to hold now
             } else {
                 // A pinned copy crosses the link at full speed; the file's pages are then dropped so the
                 // layer is held in RAM once.
                 gpu::PinnedBuffer host(layout.bytes);
                 if (auto error = load_slab(host.data(), i)) return *error;
-                for (const TensorView* t : layer_tensors(l))
-                    if (t && t->file) t->file->dont_need(t->file_offset, t->bytes);
+                dont_need(l);
                 m.pinned[i] = std::move(host);
             }
             done += layout.bytes;
@@ -357,7 +342,7 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
                                                         m.staging[slot].data(), false))
                     throw std::runtime_error(error->message);
                 if (i + 1 < n_streamed)
-                    prefetch_layer(m.w.layers[static_cast<std::size_t>(m.streamed[static_cast<std::size_t>(i + 1)])]);
+                    will_need(m.w.layers[static_cast<std::size_t>(m.streamed[static_cast<std::size_t>(i + 1)])]);
                 from = m.staging[slot].data();
             }
             if (i >= ring) m.freed[slot].wait_in(m.copy);

@@ -58,27 +58,14 @@ LayerPlan plan_layers(const ModelWeights& w, std::size_t ram_budget) {
     return plan;
 }
 
-namespace {
-
-// Applies `fn(file, offset, length)` to every tensor of a layer.
-template <class Fn>
-void for_each_tensor(const LayerWeights& l, Fn fn) {
-    for (const TensorView* t : layer_tensors(l))
-        if (t && t->file) fn(*t->file, t->file_offset, t->bytes);
-}
-
-}  // namespace
-
 void Transformer::prefetch_layer(int layer) const {
     if (layer >= config_.n_layer || plan_.resident[static_cast<std::size_t>(layer)]) return;
-    for_each_tensor(w_.layers[static_cast<std::size_t>(layer)],
-                    [](const MappedFile& f, std::size_t off, std::size_t len) { f.will_need(off, len); });
+    will_need(w_.layers[static_cast<std::size_t>(layer)]);
 }
 
 void Transformer::release_layer(int layer) const {
     if (plan_.resident[static_cast<std::size_t>(layer)]) return;
-    for_each_tensor(w_.layers[static_cast<std::size_t>(layer)],
-                    [](const MappedFile& f, std::size_t off, std::size_t len) { f.dont_need(off, len); });
+    dont_need(w_.layers[static_cast<std::size_t>(layer)]);
 }
 
 common::Result<bool> Transformer::load(const ProgressFn& progress) {

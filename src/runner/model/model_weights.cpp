@@ -1,10 +1,22 @@
 #include "runner/model/model_weights.h"
 
+#include "runner/model/mapped_file.h"
+
 namespace runner {
 
 std::array<const TensorView*, 14> layer_tensors(const LayerWeights& l) {
     return {l.attn_norm, l.wq,     l.wk,     l.wv,       l.wo,     l.bq,   l.bk,
             l.bv,        l.q_norm, l.k_norm, l.ffn_norm, l.w_gate, l.w_up, l.w_down};
+}
+
+void will_need(const LayerWeights& l) {
+    for (const TensorView* t : layer_tensors(l))
+        if (t && t->file) t->file->will_need(t->file_offset, t->bytes);
+}
+
+void dont_need(const LayerWeights& l) {
+    for (const TensorView* t : layer_tensors(l))
+        if (t && t->file) t->file->dont_need(t->file_offset, t->bytes);
 }
 
 std::size_t LayerWeights::bytes() const {

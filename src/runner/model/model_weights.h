@@ -33,6 +33,11 @@ struct LayerWeights {
 // A layer's tensors in a fixed order; those the architecture lacks are nullptr.
 std::array<const TensorView*, 14> layer_tensors(const LayerWeights& l);
 
+// Page-cache advice for all of a layer's file-backed tensors: read them ahead, or drop them (from
+// this mapping and the page cache) once used, so that streaming keeps to its RAM budget.
+void will_need(const LayerWeights& l);
+void dont_need(const LayerWeights& l);
+
 struct ModelWeights {
     const TensorView* token_embd;   // [n_vocab, n_embd]
     const TensorView* output_norm;  // [n_embd]

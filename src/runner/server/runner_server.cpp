@@ -76,7 +76,6 @@ void RunnerServer::set_ready(runner::LanguageModel& model, const tokenizer::Toke
     model_ = &model;
     tok_ = &tok;
     memory_bytes_ = memory_bytes;
-    progress_ = 100;
     ready_.store(true, std::memory_order_release);
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -42,26 +43,39 @@ int device_count();  // 0 without a driver or a GPU, never throws
 void use_device(int index);
 DeviceInfo device_info();
 
+// The vendor calls that release each kind of handle (device.cu, blas.cu): every owner below holds its
+// handle in a unique_ptr with one of these, so ownership moves and is released exactly once.
+struct DeviceFree {
+    void operator()(void* p) const noexcept;
+};
+struct PinnedFree {
+    void operator()(std::byte* p) const noexcept;
+};
+struct StreamDestroy {
+    void operator()(void* s) const noexcept;
+};
+struct EventDestroy {
+    void operator()(void* e) const noexcept;
+};
+struct BlasDestroy {
+    void operator()(void* h) const noexcept;
+};
+
 // Device memory, owned.
 class DeviceBuffer {
   public:
     DeviceBuffer() = default;
     explicit DeviceBuffer(std::size_t bytes);
-    DeviceBuffer(DeviceBuffer&& other) noexcept;
-    DeviceBuffer& operator=(DeviceBuffer&& other) noexcept;
-    DeviceBuffer(const DeviceBuffer&) = delete;
-    DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-    ~DeviceBuffer();
 
-    void* data() const { return ptr_; }
+    void* data() const { return ptr_.get(); }
     template <class T>
     T* as() const {
-        return static_cast<T*>(ptr_);
+        return static_cast<T*>(ptr_.get());
     }
     std::size_t bytes() const { return bytes_; }
 
   private:
-    void* ptr_ = nullptr;
+    std::unique_ptr<void, DeviceFree> ptr_;
     std::size_t bytes_ = 0;
 };
 
@@ -70,17 +84,12 @@ class PinnedBuffer {
   public:
     PinnedBuffer() = default;
     explicit PinnedBuffer(std::size_t bytes);
-    PinnedBuffer(PinnedBuffer&& other) noexcept;
-    PinnedBuffer& operator=(PinnedBuffer&& other) noexcept;
-    PinnedBuffer(const PinnedBuffer&) = delete;
-    PinnedBuffer& operator=(const PinnedBuffer&) = delete;
-    ~PinnedBuffer();
 
-    std::byte* data() const { return ptr_; }
+    std::byte* data() const { return ptr_.get(); }
     std::size_t bytes() const { return bytes_; }
 
   private:
-    std::byte* ptr_ = nullptr;
+    std::unique_ptr<std::byte, PinnedFree> ptr_;
     std::size_t bytes_ = 0;
 };
 
@@ -88,28 +97,18 @@ class PinnedBuffer {
 class Stream {
   public:
     Stream();
-    Stream(Stream&& other) noexcept;
-    Stream& operator=(Stream&& other) noexcept;
-    Stream(const Stream&) = delete;
-    Stream& operator=(const Stream&) = delete;
-    ~Stream();
 
-    void* handle() const { return handle_; }
+    void* handle() const { return handle_.get(); }
     void synchronize() const;
 
   private:
-    void* handle_ = nullptr;
+    std::unique_ptr<void, StreamDestroy> handle_;
 };
 
 // A point in a stream that another stream (or the host) can wait for, owned.
 class Event {
   public:
     explicit Event(bool timing = false);
-    Event(Event&& other) noexcept;
-    Event& operator=(Event&& other) noexcept;
-    Event(const Event&) = delete;
-    Event& operator=(const Event&) = delete;
-    ~Event();
 
     void record(const Stream& stream) const;
     void wait_in(const Stream& stream) const;  // `stream` waits on the device, the host does not
@@ -117,7 +116,7 @@ class Event {
     float elapsed_ms_since(const Event& start) const;  // both recorded with timing = true
 
   private:
-    void* handle_ = nullptr;
+    std::unique_ptr<void, EventDestroy> handle_;
 };
 
 // Dense products on the vendor's BLAS, on tensor cores: its handle, bound to one stream, and the scratch
@@ -129,20 +128,15 @@ class Blas {
     // `max_elements`: the largest activation matrix a product will read ([n_tokens, d_in]);
     // `max_weight_elements`: the largest quantized matrix, widened to bf16 for the GEMM (0: none).
     Blas(const Stream& stream, std::size_t max_elements, std::size_t max_weight_elements = 0);
-    Blas(Blas&& other) noexcept;
-    Blas& operator=(Blas&& other) noexcept;
-    Blas(const Blas&) = delete;
-    Blas& operator=(const Blas&) = delete;
-    ~Blas();
 
-    void* handle() const { return handle_; }
+    void* handle() const { return handle_.get(); }
     void* scratch() const { return scratch_.data(); }
     void* weight_scratch() const { return weight_scratch_.data(); }
     std::size_t max_elements() const { return scratch_.bytes() / 2; }
     std::size_t max_weight_elements() const { return weight_scratch_.bytes() / 2; }
 
   private:
-    void* handle_ = nullptr;
+    std::unique_ptr<void, BlasDestroy> handle_;
     DeviceBuffer scratch_;
     DeviceBuffer weight_scratch_;
 };

@@ -2,8 +2,6 @@
 // accumulation, then the bias. Compiled to nothing but the fallbacks when the build has no BLAS.
 #include "runner/backend/gpu/blas.h"
 
-#include <utility>
-
 #if defined(OAR_GPU_BLAS) && defined(OAR_GPU_CUDA)
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
@@ -56,13 +54,11 @@ Blas::Blas(const Stream& stream, std::size_t max_elements, std::size_t max_weigh
     : scratch_(max_elements * 2), weight_scratch_(max_weight_elements * 2) {
     cublasHandle_t h = nullptr;
     BLAS_CHECK(cublasCreate(&h));
-    handle_ = h;
+    handle_.reset(h);
     BLAS_CHECK(cublasSetStream(h, native(stream)));
 }
 
-Blas::~Blas() {
-    if (handle_) (void)cublasDestroy(static_cast<cublasHandle_t>(handle_));
-}
+void BlasDestroy::operator()(void* h) const noexcept { (void)cublasDestroy(static_cast<cublasHandle_t>(h)); }
 
 bool blas_matmul(float* out, const float* x, const void* w, WeightType type, const void* bias, WeightType bias_type,
                  int n_tokens, int d_in, int d_out, const Stream& stream, const Blas& blas) {
@@ -104,7 +100,7 @@ bool Blas::available() { return false; }
 
 Blas::Blas(const Stream&, std::size_t, std::size_t) {}
 
-Blas::~Blas() = default;
+void BlasDestroy::operator()(void*) const noexcept {}
 
 bool blas_matmul(float*, const float*, const void*, WeightType, const void*, WeightType, int, int, int, const Stream&,
                  const Blas&) {
@@ -112,17 +108,5 @@ bool blas_matmul(float*, const float*, const void*, WeightType, const void*, Wei
 }
 
 #endif
-
-Blas::Blas(Blas&& o) noexcept
-    : handle_(std::exchange(o.handle_, nullptr)),
-      scratch_(std::move(o.scratch_)),
-      weight_scratch_(std::move(o.weight_scratch_)) {}
-
-Blas& Blas::operator=(Blas&& o) noexcept {
-    std::swap(handle_, o.handle_);
-    std::swap(scratch_, o.scratch_);
-    std::swap(weight_scratch_, o.weight_scratch_);
-    return *this;
-}
 
 }  // namespace runner::gpu

@@ -1,6 +1,4 @@
 // Devices, memory, streams and events: thin RAII over the vendor runtime.
-#include <utility>
-
 #include "runner/backend/gpu/backend.h"
 #include "runner/backend/gpu/check.h"
 
@@ -38,88 +36,48 @@ DeviceInfo device_info() {
     return info;
 }
 
+void DeviceFree::operator()(void* p) const noexcept { (void)cudaFree(p); }
+void PinnedFree::operator()(std::byte* p) const noexcept { (void)cudaFreeHost(p); }
+void StreamDestroy::operator()(void* s) const noexcept { (void)cudaStreamDestroy(static_cast<cudaStream_t>(s)); }
+void EventDestroy::operator()(void* e) const noexcept { (void)cudaEventDestroy(static_cast<cudaEvent_t>(e)); }
+
 DeviceBuffer::DeviceBuffer(std::size_t bytes) : bytes_(bytes) {
-    if (bytes > 0) GPU_CHECK(cudaMalloc(&ptr_, bytes));
-}
-DeviceBuffer::DeviceBuffer(DeviceBuffer&& o) noexcept
-    : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
-DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
-    if (this != &o) {
-        if (ptr_) (void)cudaFree(ptr_);
-        ptr_ = std::exchange(o.ptr_, nullptr);
-        bytes_ = std::exchange(o.bytes_, 0);
-    }
-    return *this;
-}
-DeviceBuffer::~DeviceBuffer() {
-    if (ptr_) (void)cudaFree(ptr_);
+    if (bytes == 0) return;
+    void* p = nullptr;
+    GPU_CHECK(cudaMalloc(&p, bytes));
+    ptr_.reset(p);
 }
 
 PinnedBuffer::PinnedBuffer(std::size_t bytes) : bytes_(bytes) {
-    if (bytes > 0) {
-        void* p = nullptr;
-        GPU_CHECK(cudaMallocHost(&p, bytes));
-        ptr_ = static_cast<std::byte*>(p);
-    }
-}
-PinnedBuffer::PinnedBuffer(PinnedBuffer&& o) noexcept
-    : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
-PinnedBuffer& PinnedBuffer::operator=(PinnedBuffer&& o) noexcept {
-    if (this != &o) {
-        if (ptr_) (void)cudaFreeHost(ptr_);
-        ptr_ = std::exchange(o.ptr_, nullptr);
-        bytes_ = std::exchange(o.bytes_, 0);
-    }
-    return *this;
-}
-PinnedBuffer::~PinnedBuffer() {
-    if (ptr_) (void)cudaFreeHost(ptr_);
+    if (bytes == 0) return;
+    void* p = nullptr;
+    GPU_CHECK(cudaMallocHost(&p, bytes));
+    ptr_.reset(static_cast<std::byte*>(p));
 }
 
 Stream::Stream() {
     cudaStream_t s = nullptr;
     GPU_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    handle_ = s;
-}
-Stream::Stream(Stream&& o) noexcept : handle_(std::exchange(o.handle_, nullptr)) {}
-Stream& Stream::operator=(Stream&& o) noexcept {
-    if (this != &o) {
-        if (handle_) (void)cudaStreamDestroy(static_cast<cudaStream_t>(handle_));
-        handle_ = std::exchange(o.handle_, nullptr);
-    }
-    return *this;
-}
-Stream::~Stream() {
-    if (handle_) (void)cudaStreamDestroy(static_cast<cudaStream_t>(handle_));
+    handle_.reset(s);
 }
 void Stream::synchronize() const { GPU_CHECK(cudaStreamSynchronize(as_stream(*this))); }
 
 Event::Event(bool timing) {
     cudaEvent_t e = nullptr;
     GPU_CHECK(cudaEventCreateWithFlags(&e, timing ? cudaEventDefault : cudaEventDisableTiming));
-    handle_ = e;
-}
-Event::Event(Event&& o) noexcept : handle_(std::exchange(o.handle_, nullptr)) {}
-Event& Event::operator=(Event&& o) noexcept {
-    if (this != &o) {
-        if (handle_) (void)cudaEventDestroy(static_cast<cudaEvent_t>(handle_));
-        handle_ = std::exchange(o.handle_, nullptr);
-    }
-    return *this;
-}
-Event::~Event() {
-    if (handle_) (void)cudaEventDestroy(static_cast<cudaEvent_t>(handle_));
+    handle_.reset(e);
 }
 void Event::record(const Stream& s) const {
-    GPU_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(handle_), as_stream(s)));
+    GPU_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(handle_.get()), as_stream(s)));
 }
 void Event::wait_in(const Stream& s) const {
-    GPU_CHECK(cudaStreamWaitEvent(as_stream(s), static_cast<cudaEvent_t>(handle_), 0));
+    GPU_CHECK(cudaStreamWaitEvent(as_stream(s), static_cast<cudaEvent_t>(handle_.get()), 0));
 }
-void Event::synchronize() const { GPU_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(handle_))); }
+void Event::synchronize() const { GPU_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(handle_.get()))); }
 float Event::elapsed_ms_since(const Event& start) const {
     float ms = 0;
-    GPU_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start.handle_), static_cast<cudaEvent_t>(handle_)));
+    GPU_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start.handle_.get()),
+                                   static_cast<cudaEvent_t>(handle_.get())));
     return ms;
 }
 
