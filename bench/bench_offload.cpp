@@ -9,7 +9,7 @@
 //
 // usage: bench_offload [--model DIR] [--budgets 4,8,0] [--prompts 32,4096] [--decode N]
 //                      [--max-batch N] [--compression none,8bit,4bit] [--ram-budget GiB]
-//                      [--peak-tflops T] [--reference FILE]
+//                      [--kv-cache f16|f32] [--peak-tflops T] [--reference FILE]
 // --ram-budget pins streamed layers up to that much RAM and reads the rest from the model file on
 // every pass (dropping its pages after each read, so they come from the disk); 0 pins them all.
 // Budgets are GiB, 0 meaning no limit. DIR defaults to a random-weight model shaped like Llama 3.1 8B
@@ -97,6 +97,7 @@ int main(int argc, char** argv) {
     fs::path reference;
     std::vector<runner::Compression> compressions = {runner::Compression::none};
     double ram_budget_gib = 0;
+    auto kv_type = gpu::KvType::f16;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i], v = argv[i + 1];
         if (a == "--model")
@@ -115,6 +116,8 @@ int main(int argc, char** argv) {
             reference = v;
         else if (a == "--ram-budget")
             ram_budget_gib = std::stod(v);
+        else if (a == "--kv-cache" && (v == "f16" || v == "f32"))
+            kv_type = v == "f16" ? gpu::KvType::f16 : gpu::KvType::f32;
         else if (a == "--compression") {
             compressions.clear();
             std::stringstream in(v);
@@ -151,7 +154,9 @@ int main(int argc, char** argv) {
     int max_prompt = 0;
     for (const double p : prompts) max_prompt = std::max(max_prompt, static_cast<int>(p));
     const int n_ctx = max_prompt + decode_tokens + 1;
-    std::printf("model: %s, context %d, micro-batch %d\n\n", model_dir.c_str(), n_ctx, max_batch);
+    std::printf("model: %s, context %d, micro-batch %d, %s KV cache%s\n\n", model_dir.c_str(), n_ctx, max_batch,
+                kv_type == gpu::KvType::f16 ? "f16" : "f32",
+                gpu::attention_on_tensor_cores(kv_type, 128) ? ", prompt attention on tensor cores" : "");
     std::printf("%-6s %-8s %-7s %8s %8s %12s %10s %9s %12s %10s %9s %10s %9s %8s %8s\n", "comp", "budget", "prompt",
                 "load s", "VRAM GiB", "prompt tok/s", "bound", "achieved", "decode s/tok", "bound", "achieved",
                 "GB/pass", "disk GB", "resident", "streamed");
@@ -175,8 +180,14 @@ int main(int argc, char** argv) {
                     for (const auto* t : runner::layer_tensors(l))
                         if (t) n_weights += static_cast<double>(t->numel());
                 const auto budget = static_cast<std::size_t>(budget_gib * (1ull << 30));
-                auto plan = runner::plan_gpu(*weights, c, n_ctx, max_batch, budget, compression,
-                                             static_cast<std::size_t>(ram_budget_gib * (1ull << 30)));
+                runner::GpuOptions options;
+                options.n_ctx = n_ctx;
+                options.max_batch = max_batch;
+                options.vram_budget = budget;
+                options.ram_budget = static_cast<std::size_t>(ram_budget_gib * (1ull << 30));
+                options.compression = compression;
+                options.kv_type = kv_type;
+                auto plan = runner::plan_gpu(*weights, c, options);
                 if (!plan) {
                     std::printf("%-6s %-8s %-7d %s\n", runner::compression_name(compression),
                                 budget_gib == 0 ? "none" : (gib(budget) + "G").c_str(), static_cast<int>(prompt_len),

@@ -28,6 +28,8 @@ const char* const engine_options_usage =
   --max-batch N             GPU engine: prompt tokens per micro-batch (default 512)
   --compression C           GPU engine: none, 8bit or 4bit block-quantized projections (fewer bytes to
                             stream, some quality lost); default: $AIRLLM_COMPRESSION, else none
+  --kv-cache T              GPU engine: f16 (half the VRAM, tensor-core prompt attention) or f32 (exact)
+                            key/value cache; default: $AIRLLM_KV_CACHE, else f16
 )";
 
 namespace {
@@ -39,6 +41,8 @@ std::string env_or(const char* name, const std::string& fallback) {
     const char* v = std::getenv(name);
     return v && *v ? std::string(v) : fallback;
 }
+
+bool is_kv_cache_type(const std::string& v) { return v == "f16" || v == "f32"; }
 
 struct DeviceChoice {
     bool gpu = false;
@@ -94,7 +98,7 @@ std::optional<common::Result<bool>> parse_engine_option(const std::vector<std::s
                                                         EngineOptions& o) {
     const auto& a = args[i];
     if (a != "--device" && a != "--vram-budget" && a != "--ram-budget" && a != "--threads" && a != "--max-batch" &&
-        a != "--compression")
+        a != "--compression" && a != "--kv-cache")
         return std::nullopt;
     if (i + 1 >= args.size()) return common::Result<bool>(common::make_error(a + " needs a value"));
     const std::string& v = args[++i];
@@ -106,6 +110,10 @@ std::optional<common::Result<bool>> parse_engine_option(const std::vector<std::s
         if (!runner::parse_compression(v, c))
             return common::Result<bool>(common::make_error("--compression '" + v + "' is not none, 8bit or 4bit"));
         o.compression = v;
+    } else if (a == "--kv-cache") {
+        if (!is_kv_cache_type(v))
+            return common::Result<bool>(common::make_error("--kv-cache '" + v + "' is not f16 or f32"));
+        o.kv_cache = v;
     } else if (a == "--vram-budget" || a == "--ram-budget") {
         const auto size = parse_size(v);
         if (!size) return common::Result<bool>(common::make_error(a + " '" + v + "' is not a size such as 8GiB"));
@@ -134,6 +142,8 @@ common::Result<Engine> make_engine(OpenModel& m, int n_ctx, const EngineOptions&
     runner::Compression compression;
     if (!runner::parse_compression(compression_spec, compression))
         return common::make_error("AIRLLM_COMPRESSION '" + compression_spec + "' is not none, 8bit or 4bit");
+    const std::string kv_cache = o.kv_cache.empty() ? env_or("AIRLLM_KV_CACHE", "f16") : o.kv_cache;
+    if (!is_kv_cache_type(kv_cache)) return common::make_error("AIRLLM_KV_CACHE '" + kv_cache + "' is not f16 or f32");
     if (!choice->gpu) return cpu_engine(m, n_ctx, o, compression);
 #ifndef OAR_HAVE_GPU
     if (choice->index < 0) return cpu_engine(m, n_ctx, o, compression);
@@ -177,16 +187,23 @@ common::Result<Engine> make_engine(OpenModel& m, int n_ctx, const EngineOptions&
             const auto dir = runner::cache_dir(runner::default_cache_root(), m.weights, compression);
             if (runner::cache_complete(dir, m.weights, compression)) cache = dir;
         }
-        auto plan =
-            runner::plan_gpu(m.weights, m.source->config(), n_ctx, o.max_batch, budget, compression, ram_budget, cache);
+        runner::GpuOptions gpu_options;
+        gpu_options.n_ctx = n_ctx;
+        gpu_options.max_batch = o.max_batch;
+        gpu_options.vram_budget = budget;
+        gpu_options.ram_budget = ram_budget;
+        gpu_options.compression = compression;
+        gpu_options.cache = cache;
+        gpu_options.kv_type = kv_cache == "f32" ? runner::gpu::KvType::f32 : runner::gpu::KvType::f16;
+        auto plan = runner::plan_gpu(m.weights, m.source->config(), gpu_options);
         if (!plan) return plan.error();
         Engine e;
         e.device_bytes = plan->total_bytes();
         e.streamed_bytes = plan->streamed_bytes;
         const auto streamed = std::count(plan->resident.begin(), plan->resident.end(), false);
         e.description = info.name + " (GPU " + std::to_string(choice->index) + "), " +
-                        format_size(plan->total_bytes()) + " of a " + format_size(budget) + " budget, " +
-                        std::to_string(streamed) + " of " + std::to_string(plan->resident.size()) +
+                        format_size(plan->total_bytes()) + " of a " + format_size(budget) + " budget, " + kv_cache +
+                        " KV cache, " + std::to_string(streamed) + " of " + std::to_string(plan->resident.size()) +
                         " layers streamed (" + format_size(plan->streamed_bytes) + " per pass, " +
                         format_size(plan->pinned_bytes) + " pinned in RAM, " + format_size(plan->disk_bytes) +
                         " from disk" +

@@ -47,8 +47,8 @@ std::size_t attention_scratch(const ModelConfig& c, int n_ctx, int max_batch) {
     return most;
 }
 
-std::size_t kv_cache_bytes(const ModelConfig& c, int n_ctx) {
-    return 2 * static_cast<std::size_t>(c.n_layer) * n_ctx * c.n_head_kv * c.head_dim * sizeof(float);
+std::size_t kv_cache_bytes(const ModelConfig& c, int n_ctx, gpu::KvType type) {
+    return 2 * static_cast<std::size_t>(c.n_layer) * n_ctx * c.n_head_kv * c.head_dim * gpu::kv_element_bytes(type);
 }
 
 std::string mib(std::size_t bytes) { return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB"; }
@@ -82,14 +82,16 @@ std::optional<common::Error> plan_host(GpuPlan& plan, const std::vector<std::siz
 
 }  // namespace
 
-common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, int n_ctx, int max_batch,
-                                 std::size_t vram_budget, Compression compression, std::size_t ram_budget,
-                                 const std::filesystem::path& cache) {
+common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, const GpuOptions& options) {
+    const int n_ctx = options.n_ctx;
+    const auto compression = options.compression;
+    const auto vram_budget = options.vram_budget;
     GpuPlan plan;
-    plan.max_batch = std::max(1, std::min(max_batch, n_ctx));
+    plan.max_batch = std::max(1, std::min(options.max_batch, n_ctx));
     plan.compression = compression;
-    if (compression != Compression::none) plan.cache = cache;
-    const std::size_t kv = kv_cache_bytes(c, n_ctx);
+    plan.kv_type = options.kv_type;
+    if (compression != Compression::none) plan.cache = options.cache;
+    const std::size_t kv = kv_cache_bytes(c, n_ctx, plan.kv_type);
     const std::size_t residual = static_cast<std::size_t>(n_ctx) * c.n_embd * sizeof(float);
     const std::size_t activations = activation_bytes(c, static_cast<std::size_t>(plan.max_batch));
     const std::size_t head = align_up(w.output->bytes) + align_up(w.output_norm->bytes);
@@ -125,7 +127,7 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, in
         plan.resident.push_back(fits);
         (fits ? plan.resident_bytes : plan.streamed_bytes) += bytes;
     }
-    if (auto error = plan_host(plan, layer_bytes, largest, ram_budget)) return *error;
+    if (auto error = plan_host(plan, layer_bytes, largest, options.ram_budget)) return *error;
     return plan;
 }
 
@@ -219,9 +221,9 @@ common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const Wei
         m->inv_freq = gpu::DeviceBuffer(freq.size() * sizeof(float));
         gpu::copy_to_device(m->inv_freq.data(), freq.data(), freq.size() * sizeof(float), m->compute);
 
-        const std::size_t cache_floats = static_cast<std::size_t>(c.n_layer) * n_ctx * kvw;
-        m->k_cache = gpu::DeviceBuffer(cache_floats * sizeof(float));
-        m->v_cache = gpu::DeviceBuffer(cache_floats * sizeof(float));
+        const std::size_t cache_bytes = kv_cache_bytes(c, n_ctx, plan.kv_type) / 2;
+        m->k_cache = gpu::DeviceBuffer(cache_bytes);
+        m->v_cache = gpu::DeviceBuffer(cache_bytes);
         m->x = gpu::DeviceBuffer(static_cast<std::size_t>(n_ctx) * e * sizeof(float));
         m->xb = gpu::DeviceBuffer(nb * e * sizeof(float));
         m->q = gpu::DeviceBuffer(nb * qw * sizeof(float));
@@ -365,8 +367,7 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
                 m.copied[static_cast<std::size_t>(slot)].wait_in(s);
                 base = m.slots[static_cast<std::size_t>(slot)].as<std::byte>();
             }
-            float* k_cache = m.k_cache.as<float>() + li * n_ctx_ * kvw;
-            float* v_cache = m.v_cache.as<float>() + li * n_ctx_ * kvw;
+            const std::size_t layer_at = li * n_ctx_ * kvw;  // elements of this layer's cache rows
             for (int c0 = 0; c0 < n; c0 += plan_.max_batch) {
                 const int mb = std::min(plan_.max_batch, n - c0);
                 float* x = m.x.as<float>() + static_cast<std::size_t>(c0) * e;
@@ -389,13 +390,15 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
                 gpu::rope(m.q.as<float>(), mb, c.n_head, hd, m.inv_freq.as<float>(), pos, s);
                 gpu::rope(m.k.as<float>(), mb, c.n_head_kv, hd, m.inv_freq.as<float>(), pos, s);
                 // the micro-batch's keys and values into the cache at n_past + c0 ...
-                const std::size_t at = static_cast<std::size_t>(n_past + c0) * kvw;
-                const std::size_t kv_bytes = static_cast<std::size_t>(mb) * kvw * sizeof(float);
-                gpu::copy_on_device(k_cache + at, m.k.data(), kv_bytes, s);
-                gpu::copy_on_device(v_cache + at, m.v.data(), kv_bytes, s);
+                const std::size_t at = layer_at + static_cast<std::size_t>(n_past + c0) * kvw;
+                const std::size_t kv_elements = static_cast<std::size_t>(mb) * kvw;
+                gpu::store_kv(m.k_cache.data(), plan_.kv_type, at, m.k.as<float>(), kv_elements, s);
+                gpu::store_kv(m.v_cache.data(), plan_.kv_type, at, m.v.as<float>(), kv_elements, s);
                 // grouped-query attention, output projection, residual
-                gpu::attention(m.att.as<float>(), m.q.as<float>(), k_cache, v_cache, mb, pos, c.n_head, c.n_head_kv, hd,
-                               n_ctx_, m.attention_scratch.as<float>(), s);
+                const std::size_t layer_bytes = layer_at * gpu::kv_element_bytes(plan_.kv_type);
+                gpu::attention(m.att.as<float>(), m.q.as<float>(), m.k_cache.as<std::byte>() + layer_bytes,
+                               m.v_cache.as<std::byte>() + layer_bytes, plan_.kv_type, mb, pos, c.n_head, c.n_head_kv,
+                               hd, n_ctx_, m.attention_scratch.as<float>(), s);
                 gpu::matmul(m.xb.as<float>(), m.att.as<float>(), m.tensor(base, layer, wo), m.type(layer, wo), nullptr,
                             gpu::WeightType::f32, mb, qw, e, s, blas);
                 gpu::add(x, m.xb.as<float>(), static_cast<std::size_t>(mb) * e, s);

@@ -32,16 +32,26 @@ struct GpuPlan {
     std::size_t pinned_bytes = 0;                 // host RAM the pinned layers (and staging) take
     std::size_t disk_bytes = 0;                   // read from the model's files on every forward pass
     std::filesystem::path cache;                  // `prepare`'s layer cache for this compression, if used
+    gpu::KvType kv_type = gpu::KvType::f16;
     std::size_t total_bytes() const { return fixed_bytes + resident_bytes; }
 };
 
+// What the GPU engine is asked for.
+struct GpuOptions {
+    int n_ctx = 0;
+    int max_batch = 512;                          // tokens per micro-batch
+    std::size_t vram_budget = 0;                  // 0: no limit
+    std::size_t ram_budget = 0;                   // pinned host memory for streamed layers; 0: no limit
+    Compression compression = Compression::none;  // of the projection matrices
+    std::filesystem::path cache;                  // a complete `prepare` cache for `compression`, if there is one
+    gpu::KvType kv_type = gpu::KvType::f16;
+};
+
 // Layers go resident in order while they fit beside the fixed part; the rest stream through two
-// slots, pinned in RAM while `ram_budget` lasts (0: no limit), the rest from disk. Compressed layers
-// come from `cache` (a complete `prepare` cache) when given, else they are compressed at load and
-// must then fit in RAM. An error says what did not fit.
-common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, int n_ctx, int max_batch,
-                                 std::size_t vram_budget, Compression compression = Compression::none,
-                                 std::size_t ram_budget = 0, const std::filesystem::path& cache = {});
+// slots, pinned in RAM while the RAM budget lasts, the rest from disk. Compressed layers come from
+// the cache when given, else they are compressed at load and must then fit in RAM. An error says
+// what did not fit.
+common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, const GpuOptions& options);
 
 struct GpuStats {
     std::size_t passes = 0;

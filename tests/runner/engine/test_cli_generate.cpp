@@ -138,7 +138,8 @@ TEST_CASE("cli: --device and AIRLLM_DEVICE choose the engine, and a GPU that is 
          {std::tuple{"--device", "gpu0", "--device 'gpu0' is not a device: use cpu, cuda:N, hip:N or auto"},
           std::tuple{"--vram-budget", "4XB", "--vram-budget '4XB' is not a size such as 8GiB"},
           std::tuple{"--max-batch", "0", "--max-batch '0' is not a count"},
-          std::tuple{"--compression", "int8", "--compression 'int8' is not none, 8bit or 4bit"}}) {
+          std::tuple{"--compression", "int8", "--compression 'int8' is not none, 8bit or 4bit"},
+          std::tuple{"--kv-cache", "q8_0", "--kv-cache 'q8_0' is not f16 or f32"}}) {
         argv = base;
         argv.insert(argv.end(), {flag, value});
         r = run_process(argv);
@@ -148,6 +149,9 @@ TEST_CASE("cli: --device and AIRLLM_DEVICE choose the engine, and a GPU that is 
     r = run_process(base, {"AIRLLM_COMPRESSION=int4"});
     CHECK(r.exit_code == 1);
     CHECK(r.err.find("AIRLLM_COMPRESSION 'int4' is not none, 8bit or 4bit") != std::string::npos);
+    r = run_process(base, {"AIRLLM_KV_CACHE=bf16"});
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("AIRLLM_KV_CACHE 'bf16' is not f16 or f32") != std::string::npos);
     r = run_process(base, {"AIRLLM_DEVICE=tpu"});
     CHECK(r.exit_code == 1);
     CHECK(r.err.find("AIRLLM_DEVICE 'tpu' is not a device") != std::string::npos);

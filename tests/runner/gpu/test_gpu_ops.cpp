@@ -187,6 +187,9 @@ TEST_CASE("gpu rope and attention match the CPU for a prompt and for decode step
         const auto k_cache = random_floats(static_cast<std::size_t>(n_ctx) * kv);
         const auto v_cache = random_floats(static_cast<std::size_t>(n_ctx) * kv);
         const auto dk = upload(k_cache, s), dv = upload(v_cache, s);
+        auto rounded_k = k_cache, rounded_v = v_cache;
+        for (auto* v : {&rounded_k, &rounded_v})
+            for (auto& e : *v) e = static_cast<float>(static_cast<_Float16>(e));
         // A 70-token prompt from 0, a 20-token chunk of a prompt at 1100 (the tiled prompt kernel), and
         // 3 decode tokens past the first key tile and split.
         for (const auto& [start, n] : {std::pair{0, 70}, std::pair{1100, 20}, std::pair{1200, 3}}) {
@@ -209,17 +212,51 @@ TEST_CASE("gpu rope and attention match the CPU for a prompt and for decode step
                                    static_cast<std::size_t>(head_dim), pool);
             // One block per (token, head), and the keys split across blocks with their partials merged.
             gpu::DeviceBuffer out(q.size() * sizeof(float));
-            gpu::attention(out.as<float>(), dq.as<float>(), dk.as<float>(), dv.as<float>(), n, dpos.as<int>(), n_head,
-                           n_head_kv, head_dim, n_ctx, nullptr, s);
+            gpu::attention(out.as<float>(), dq.as<float>(), dk.data(), dv.data(), gpu::KvType::f32, n, dpos.as<int>(),
+                           n_head, n_head_kv, head_dim, n_ctx, nullptr, s);
             CHECK(relative_error(download(out, q.size(), s), want) < tolerance);
             const auto scratch_bytes = gpu::attention_scratch_bytes(n, n_head, head_dim, n_ctx);
             if (n < 16) CHECK(scratch_bytes > 0);  // few (token, head) pairs: split
             gpu::DeviceBuffer scratch(scratch_bytes);
             gpu::DeviceBuffer split_out(q.size() * sizeof(float));
-            gpu::attention(split_out.as<float>(), dq.as<float>(), dk.as<float>(), dv.as<float>(), n, dpos.as<int>(),
-                           n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(), s);
+            gpu::attention(split_out.as<float>(), dq.as<float>(), dk.data(), dv.data(), gpu::KvType::f32, n,
+                           dpos.as<int>(), n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(), s);
             CHECK(relative_error(download(split_out, q.size(), s), want) < tolerance);
+
+            // An f16 cache, written by store_kv: against the CPU on the same rounded keys and values. The
+            // tensor-core prompt kernel also rounds queries and probabilities to f16.
+            gpu::DeviceBuffer hk(k_cache.size() * 2), hv(v_cache.size() * 2);
+            gpu::store_kv(hk.data(), gpu::KvType::f16, 0, dk.as<float>(), k_cache.size(), s);
+            gpu::store_kv(hv.data(), gpu::KvType::f16, 0, dv.as<float>(), v_cache.size(), s);
+            std::vector<float> want_f16(q.size());
+            runner::cpu::attention(want_f16.data(), want_q.data(), rounded_k.data(), rounded_v.data(),
+                                   static_cast<std::size_t>(n), positions.data(), n_head, n_head_kv,
+                                   static_cast<std::size_t>(head_dim), pool);
+            const bool tensor = n >= 16 && gpu::attention_on_tensor_cores(gpu::KvType::f16, head_dim);
+            CAPTURE(tensor);
+            gpu::attention(split_out.as<float>(), dq.as<float>(), hk.data(), hv.data(), gpu::KvType::f16, n,
+                           dpos.as<int>(), n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(), s);
+            CHECK(relative_error(download(split_out, q.size(), s), want_f16) < (tensor ? 5e-3f : tolerance));
         }
+    }
+}
+
+TEST_CASE("gpu store_kv rounds to f16 as the host does, and copies f32 exactly, at an offset") {
+    gpu::Stream s;
+    const auto x = random_floats(1000, 3.f);
+    const auto dx = upload(x, s);
+    gpu::DeviceBuffer half(1100 * 2), full(1100 * 4);
+    gpu::store_kv(half.data(), gpu::KvType::f16, 100, dx.as<float>(), x.size(), s);
+    gpu::store_kv(full.data(), gpu::KvType::f32, 100, dx.as<float>(), x.size(), s);
+    std::vector<std::uint16_t> bits(1100);
+    gpu::copy_to_host(bits.data(), half.data(), bits.size() * 2, s);
+    const auto got = download(full, 1100, s);
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        const auto h = static_cast<_Float16>(x[i]);
+        std::uint16_t want = 0;
+        std::memcpy(&want, &h, 2);
+        CHECK(bits[100 + i] == want);
+        CHECK(got[100 + i] == x[i]);
     }
 }
 

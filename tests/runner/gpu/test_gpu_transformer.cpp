@@ -46,21 +46,33 @@ struct Loaded {
     std::unique_ptr<runner::GpuTransformer> model;
 };
 
+runner::GpuOptions options(int max_batch, runner::Compression compression = runner::Compression::none,
+                           runner::gpu::KvType kv_type = runner::gpu::KvType::f32) {
+    runner::GpuOptions o;
+    o.n_ctx = 128;
+    o.max_batch = max_batch;
+    o.compression = compression;
+    o.kv_type = kv_type;
+    return o;
+}
+
 // `stream_all`: a budget with room for the fixed part and the two ring slots only, so that every
-// layer streams.
+// layer streams. The KV cache is f32 unless asked (every step in f32, as the reference).
 Loaded load(const std::string& name, bool stream_all, int max_batch = 64,
             runner::Compression compression = runner::Compression::none, std::size_t ram_budget = 0,
-            const fs::path& cache = {}) {
+            const fs::path& cache = {}, runner::gpu::KvType kv_type = runner::gpu::KvType::f32) {
     auto source = runner::open_hf_folder(models / name);
     REQUIRE(source.ok());
     auto weights = runner::bind_weights(**source);
     REQUIRE(weights.ok());
     const auto& c = (*source)->config();
-    auto everything = runner::plan_gpu(*weights, c, 128, max_batch, 0, compression);
+    auto o = options(max_batch, compression, kv_type);
+    auto everything = runner::plan_gpu(*weights, c, o);
     REQUIRE(everything.ok());
-    std::size_t budget = 0;
-    if (stream_all) budget = everything->fixed_bytes + 2 * (everything->resident_bytes / c.n_layer);
-    auto plan = runner::plan_gpu(*weights, c, 128, max_batch, budget, compression, ram_budget, cache);
+    if (stream_all) o.vram_budget = everything->fixed_bytes + 2 * (everything->resident_bytes / c.n_layer);
+    o.ram_budget = ram_budget;
+    o.cache = cache;
+    auto plan = runner::plan_gpu(*weights, c, o);
     REQUIRE_MESSAGE(plan.ok(), (plan.ok() ? "" : plan.error().message));
     auto model = runner::GpuTransformer::create(**source, std::move(weights).value(), 128, std::move(plan).value());
     REQUIRE_MESSAGE(model.ok(), (model.ok() ? "" : model.error().message));
@@ -138,10 +150,12 @@ TEST_CASE("gpu engine: compression with layers that would come from disk is refu
     auto weights = runner::bind_weights(**source);
     REQUIRE(weights.ok());
     const auto& c = (*source)->config();
-    auto everything = runner::plan_gpu(*weights, c, 128, 64, 0, runner::Compression::q8);
+    auto o = options(64, runner::Compression::q8);
+    auto everything = runner::plan_gpu(*weights, c, o);
     REQUIRE(everything.ok());
-    const std::size_t stream_all = everything->fixed_bytes + 2 * (everything->resident_bytes / c.n_layer);
-    const auto plan = runner::plan_gpu(*weights, c, 128, 64, stream_all, runner::Compression::q8, 1);
+    o.vram_budget = everything->fixed_bytes + 2 * (everything->resident_bytes / c.n_layer);
+    o.ram_budget = 1;
+    const auto plan = runner::plan_gpu(*weights, c, o);
     REQUIRE_FALSE(plan.ok());
     CHECK(plan.error().message.find("raise --ram-budget, run ollama-airllm prepare, or use compression none") !=
           std::string::npos);
@@ -166,7 +180,9 @@ TEST_CASE("gpu engine: a budget too small for the KV cache and the ring says wha
     REQUIRE(source.ok());
     auto weights = runner::bind_weights(**source);
     REQUIRE(weights.ok());
-    const auto plan = runner::plan_gpu(*weights, (*source)->config(), 128, 64, 4096);
+    auto o = options(64);
+    o.vram_budget = 4096;
+    const auto plan = runner::plan_gpu(*weights, (*source)->config(), o);
     REQUIRE_FALSE(plan.ok());
     CHECK(plan.error().message.find("a VRAM budget of 1 MiB cannot hold the KV cache") != std::string::npos);
     CHECK(plan.error().message.find("lower the context or raise the budget") != std::string::npos);
@@ -192,6 +208,50 @@ TEST_CASE("gpu engine: a prompt long enough for the BLAS agrees with the CPU eng
     CHECK(worst < 5e-2f);
     CHECK(std::max_element(got->begin(), got->end()) - got->begin() ==
           std::max_element(want->begin(), want->end()) - want->begin());
+}
+
+TEST_CASE("gpu engine: an f16 KV cache, prompt attention on tensor cores where there are some") {
+    // 100 prompt tokens: two blocks of queries and two tiles of keys in the tensor-core kernel (sm_80
+    // and later), the f32 tiled kernel reading f16 elsewhere; whole, and in micro-batches of 24 that
+    // attend to the cache the earlier ones wrote. Against the f32 CPU engine: the f16 rounding of
+    // keys, values, queries and weights costs a little, the most likely token stays the same, and
+    // decode steps after it agree too.
+    const std::string name = "llama-gqa4-llama3rope";
+    auto source = runner::open_hf_folder(models / name);
+    REQUIRE(source.ok());
+    auto weights = runner::bind_weights(**source);
+    REQUIRE(weights.ok());
+    runner::Transformer cpu(**source, std::move(weights).value(), 128, 2);
+    std::vector<std::int32_t> prompt;
+    for (int i = 0; i < 100; ++i) prompt.push_back((i * 53 + 7) % cpu.config().n_vocab);
+    auto want = cpu.forward(prompt, 0);
+    REQUIRE(want.ok());
+    const std::vector<float> want_prompt(want->begin(), want->end());
+    const std::int32_t next[] = {3};
+    want = cpu.forward(next, 100);
+    REQUIRE(want.ok());
+    const std::vector<float> want_next(want->begin(), want->end());
+    const auto worst = [](std::span<const float> got, const std::vector<float>& w) {
+        float e = 0;
+        for (std::size_t i = 0; i < w.size(); ++i) e = std::max(e, std::abs(got[i] - w[i]));
+        return e;
+    };
+    const auto argmax = [](std::span<const float> v) { return std::max_element(v.begin(), v.end()) - v.begin(); };
+    for (const int max_batch : {128, 24}) {
+        CAPTURE(max_batch);
+        auto m = load(name, true, max_batch, runner::Compression::none, 0, {}, runner::gpu::KvType::f16);
+        CHECK(m.model->plan().kv_type == runner::gpu::KvType::f16);
+        auto got = m.model->forward(prompt, 0);
+        REQUIRE(got.ok());
+        const float prompt_error = worst(*got, want_prompt);
+        MESSAGE("f16 KV cache, micro-batch " << max_batch << ": prompt logit error " << prompt_error);
+        CHECK(prompt_error < 5e-2f);
+        CHECK(argmax(*got) == argmax(want_prompt));
+        got = m.model->forward(next, 100);
+        REQUIRE(got.ok());
+        CHECK(worst(*got, want_next) < 5e-2f);
+        CHECK(argmax(*got) == argmax(want_next));
+    }
 }
 
 TEST_CASE("gpu engine: 8bit and 4bit compression, streamed, against the uncompressed reference") {

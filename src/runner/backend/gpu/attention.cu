@@ -3,10 +3,12 @@
 // tile among a block of queries. For a few tokens (decode) scores are computed a warp per key,
 // lanes across head_dim, so that key rows are read coalesced, and the keys are split across blocks
 // too (flash-decoding), the partial results merged by a second kernel, so that a long context keeps
-// the whole GPU busy.
+// the whole GPU busy. Prompts on GPUs with tensor cores and an f16 cache take attention_tensor.cu.
+// The kernels here read either cache type and compute in f32.
 #include <algorithm>
 #include <cmath>
 
+#include "runner/backend/gpu/attention_tensor.h"
 #include "runner/backend/gpu/block_reduce.h"
 #include "runner/backend/gpu/launch.h"
 
@@ -20,10 +22,14 @@ constexpr int max_head_dim = 256;  // two output dimensions per thread at most
 constexpr int keys_per_split = 512;
 constexpr int max_splits = 64;
 
+__device__ inline float kv_at(const float* cache, std::size_t i) { return cache[i]; }
+__device__ inline float kv_at(const unsigned short* cache, std::size_t i) { return f16_to_f32(cache[i]); }
+
 // One block per (token, head, split): keys [split * keys_per_split, ...) up to the token's position.
 // Writes the normalized output when there is one split, else the partial (max, sum, unnormalized
 // output) for attention_merge_kernel.
-__global__ void attention_kernel(float* out, float* partial, const float* q, const float* k_cache, const float* v_cache,
+template <class T>
+__global__ void attention_kernel(float* out, float* partial, const float* q, const T* k_cache, const T* v_cache,
                                  const int* positions, int n_head, int n_head_kv, int head_dim, float scale,
                                  int n_splits) {
     __shared__ float qs[max_head_dim];
@@ -45,9 +51,9 @@ __global__ void attention_kernel(float* out, float* partial, const float* q, con
     for (int k0 = begin; k0 < end; k0 += key_tile) {
         const int tile_keys = min(key_tile, end - k0);
         for (int j = warp; j < tile_keys; j += n_warps) {
-            const float* kr = k_cache + static_cast<std::size_t>(k0 + j) * kv_stride + kv_head * head_dim;
+            const T* kr = k_cache + static_cast<std::size_t>(k0 + j) * kv_stride + kv_head * head_dim;
             float dot = 0.f;
-            for (int d = lane; d < head_dim; d += warp_size) dot += qs[d] * kr[d];
+            for (int d = lane; d < head_dim; d += warp_size) dot += qs[d] * kv_at(kr, d);
             dot = warp_sum(dot);
             if (lane == 0) ps[j] = dot * scale;
         }
@@ -64,8 +70,8 @@ __global__ void attention_kernel(float* out, float* partial, const float* q, con
             const int d = threadIdx.x + r * threads;
             if (d >= head_dim) break;
             float a = acc[r] * correction;
-            const float* vc = v_cache + static_cast<std::size_t>(k0) * kv_stride + kv_head * head_dim + d;
-            for (int j = 0; j < tile_keys; ++j) a += ps[j] * vc[static_cast<std::size_t>(j) * kv_stride];
+            const T* vc = v_cache + static_cast<std::size_t>(k0) * kv_stride + kv_head * head_dim + d;
+            for (int j = 0; j < tile_keys; ++j) a += ps[j] * kv_at(vc, static_cast<std::size_t>(j) * kv_stride);
             acc[r] = a;
         }
         m = m_new;
@@ -116,8 +122,8 @@ __global__ void attention_merge_kernel(float* out, const float* partial, int hea
 // into shared memory once for all QB queries (rows padded against bank conflicts). Each of the 4
 // warps owns QB / 4 queries; in scoring a lane takes a key, in the weighted sum a lane takes
 // head dimensions. HD is the largest head_dim the instance serves.
-template <int HD, int QB, int KT>
-__global__ void attention_prompt_kernel(float* out, const float* q, const float* k_cache, const float* v_cache,
+template <class T, int HD, int QB, int KT>
+__global__ void attention_prompt_kernel(float* out, const float* q, const T* k_cache, const T* v_cache,
                                         const int* positions, int n_tokens, int n_head, int n_head_kv, int head_dim,
                                         float scale) {
     constexpr int n_warps = 4, per_warp = QB / n_warps, dims_per_lane = HD / warp_size;
@@ -151,8 +157,8 @@ __global__ void attention_prompt_kernel(float* out, const float* q, const float*
             const int j = e / head_dim, d = e % head_dim, key = k0 + j;
             const bool in = key <= last_key;
             const std::size_t at = static_cast<std::size_t>(key) * kv_stride + kv_head * head_dim + d;
-            ks[j][d] = in ? k_cache[at] : 0.f;
-            vs[j][d] = in ? v_cache[at] : 0.f;
+            ks[j][d] = in ? kv_at(k_cache, at) : 0.f;
+            vs[j][d] = in ? kv_at(v_cache, at) : 0.f;
         }
         __syncthreads();
         for (int i = 0; i < per_warp; ++i) {
@@ -197,12 +203,42 @@ __global__ void attention_prompt_kernel(float* out, const float* q, const float*
 // Prompts of at least this many tokens take the tiled kernel.
 constexpr int prompt_min_tokens = 16;
 
-template <int HD, int QB, int KT>
-void launch_prompt(float* out, const float* q, const float* k_cache, const float* v_cache, const int* positions,
-                   int n_tokens, int n_head, int n_head_kv, int head_dim, float scale, cudaStream_t s) {
+template <class T, int HD, int QB, int KT>
+void launch_prompt_tiles(float* out, const float* q, const void* k_cache, const void* v_cache, const int* positions,
+                         int n_tokens, int n_head, int n_head_kv, int head_dim, float scale, cudaStream_t s) {
     const dim3 grid(static_cast<unsigned>((n_tokens + QB - 1) / QB), static_cast<unsigned>(n_head));
-    attention_prompt_kernel<HD, QB, KT><<<grid, 4 * warp_size, 0, s>>>(out, q, k_cache, v_cache, positions, n_tokens,
-                                                                       n_head, n_head_kv, head_dim, scale);
+    attention_prompt_kernel<T, HD, QB, KT><<<grid, 4 * warp_size, 0, s>>>(out, q, static_cast<const T*>(k_cache),
+                                                                          static_cast<const T*>(v_cache), positions,
+                                                                          n_tokens, n_head, n_head_kv, head_dim, scale);
+}
+
+template <class T>
+void launch_prompt(float* out, const float* q, const void* k_cache, const void* v_cache, const int* positions,
+                   int n_tokens, int n_head, int n_head_kv, int head_dim, float scale, cudaStream_t s) {
+    if (head_dim <= 64)
+        launch_prompt_tiles<T, 64, 16, 32>(out, q, k_cache, v_cache, positions, n_tokens, n_head, n_head_kv, head_dim,
+                                           scale, s);
+    else if (head_dim <= 128)
+        launch_prompt_tiles<T, 128, 16, 32>(out, q, k_cache, v_cache, positions, n_tokens, n_head, n_head_kv, head_dim,
+                                            scale, s);
+    else
+        launch_prompt_tiles<T, 256, 8, 16>(out, q, k_cache, v_cache, positions, n_tokens, n_head, n_head_kv, head_dim,
+                                           scale, s);
+}
+
+template <class T>
+void launch_decode(float* out, float* partial, const float* q, const void* k_cache, const void* v_cache,
+                   const int* positions, int n_pairs, int n_head, int n_head_kv, int head_dim, float scale,
+                   int n_splits, cudaStream_t s) {
+    const dim3 grid(static_cast<unsigned>(n_pairs), static_cast<unsigned>(n_splits));
+    attention_kernel<T><<<grid, threads, 0, s>>>(out, partial, q, static_cast<const T*>(k_cache),
+                                                 static_cast<const T*>(v_cache), positions, n_head, n_head_kv, head_dim,
+                                                 scale, n_splits);
+}
+
+__global__ void to_f16_kernel(unsigned short* dst, const float* src, std::size_t n) {
+    const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) dst[i] = f32_to_f16(src[i]);
 }
 
 int splits_for(int n_pairs, int n_ctx) {
@@ -221,7 +257,21 @@ std::size_t attention_scratch_bytes(int n_tokens, int n_head, int head_dim, int 
     return static_cast<std::size_t>(n_tokens) * n_head * n_splits * (head_dim + 2) * sizeof(float);
 }
 
-void attention(float* out, const float* q, const float* k_cache, const float* v_cache, int n_tokens,
+bool attention_on_tensor_cores(KvType kv_type, int head_dim) {
+    return kv_type == KvType::f16 && tensor_attention_supported(head_dim);
+}
+
+void store_kv(void* cache, KvType type, std::size_t offset, const float* src, std::size_t n, const Stream& stream) {
+    if (n == 0) return;
+    if (type == KvType::f32)
+        copy_on_device(static_cast<float*>(cache) + offset, src, n * sizeof(float), stream);
+    else
+        to_f16_kernel<<<static_cast<unsigned>((n + threads - 1) / threads), threads, 0, native(stream)>>>(
+            static_cast<unsigned short*>(cache) + offset, src, n);
+    GPU_CHECK_LAUNCH();
+}
+
+void attention(float* out, const float* q, const void* k_cache, const void* v_cache, KvType kv_type, int n_tokens,
                const int* positions, int n_head, int n_head_kv, int head_dim, int n_ctx, float* scratch,
                const Stream& stream) {
     if (n_tokens == 0) return;
@@ -230,24 +280,24 @@ void attention(float* out, const float* q, const float* k_cache, const float* v_
                     std::to_string(n_head_kv) +
                     " heads is not supported (head_dim <= 256, n_head a multiple of n_head_kv)");
     const float scale = 1.f / std::sqrt(static_cast<float>(head_dim));
+    const bool f16 = kv_type == KvType::f16;
     if (n_tokens >= prompt_min_tokens) {
-        if (head_dim <= 64)
-            launch_prompt<64, 16, 32>(out, q, k_cache, v_cache, positions, n_tokens, n_head, n_head_kv, head_dim, scale,
-                                      native(stream));
-        else if (head_dim <= 128)
-            launch_prompt<128, 16, 32>(out, q, k_cache, v_cache, positions, n_tokens, n_head, n_head_kv, head_dim,
-                                       scale, native(stream));
+        if (attention_on_tensor_cores(kv_type, head_dim))
+            attention_prompt_tensor(out, q, static_cast<const unsigned short*>(k_cache),
+                                    static_cast<const unsigned short*>(v_cache), positions, n_tokens, n_head, n_head_kv,
+                                    head_dim, scale, native(stream));
         else
-            launch_prompt<256, 8, 16>(out, q, k_cache, v_cache, positions, n_tokens, n_head, n_head_kv, head_dim, scale,
-                                      native(stream));
+            (f16 ? launch_prompt<unsigned short> : launch_prompt<float>)(out, q, k_cache, v_cache, positions, n_tokens,
+                                                                         n_head, n_head_kv, head_dim, scale,
+                                                                         native(stream));
         GPU_CHECK_LAUNCH();
         return;
     }
     const int n_pairs = n_tokens * n_head;
     const int n_splits = scratch ? splits_for(n_pairs, n_ctx) : 1;
-    const dim3 grid(static_cast<unsigned>(n_pairs), static_cast<unsigned>(n_splits));
-    attention_kernel<<<grid, threads, 0, native(stream)>>>(out, scratch, q, k_cache, v_cache, positions, n_head,
-                                                           n_head_kv, head_dim, scale, n_splits);
+    (f16 ? launch_decode<unsigned short> : launch_decode<float>)(out, scratch, q, k_cache, v_cache, positions, n_pairs,
+                                                                 n_head, n_head_kv, head_dim, scale, n_splits,
+                                                                 native(stream));
     GPU_CHECK_LAUNCH();
     if (n_splits > 1) {
         attention_merge_kernel<<<n_pairs, threads, 0, native(stream)>>>(out, scratch, head_dim, n_splits);

@@ -168,14 +168,25 @@ void matmul(float* out, const float* x, const void* w, WeightType type, const vo
 void rope(float* x, int n_tokens, int n_heads, int head_dim, const float* inv_freq, const int* positions,
           const Stream& stream);
 
+// The KV cache's element type. f16 (llama.cpp's default too) halves what the cache takes of the VRAM
+// budget and feeds the tensor cores: prompt attention runs as f16 products with f32 accumulation
+// where the GPU has them. f32 keeps every step in f32, for checking against the CPU engine.
+enum class KvType { f16, f32 };
+constexpr std::size_t kv_element_bytes(KvType type) { return type == KvType::f16 ? 2 : 4; }
+
+// cache[offset + i] = src[i], converted to the cache's type.   src: [n] on the device
+void store_kv(void* cache, KvType type, std::size_t offset, const float* src, std::size_t n, const Stream& stream);
+
 // Causal grouped-query attention over cache positions 0..positions[t], with an online softmax over
 // key tiles (no [n_tokens, n_ctx] score buffer).   q, out: [n_tokens, n_head * head_dim];
-// k_cache, v_cache: [n_ctx, n_head_kv * head_dim]. With `scratch` (attention_scratch_bytes of it),
-// decode splits the keys across blocks; without, each (token, head) is one block.
+// k_cache, v_cache: [n_ctx, n_head_kv * head_dim] of `kv_type`. With `scratch` (attention_scratch_bytes
+// of it), decode splits the keys across blocks; without, each (token, head) is one block.
 std::size_t attention_scratch_bytes(int n_tokens, int n_head, int head_dim, int n_ctx);
-void attention(float* out, const float* q, const float* k_cache, const float* v_cache, int n_tokens,
+void attention(float* out, const float* q, const void* k_cache, const void* v_cache, KvType kv_type, int n_tokens,
                const int* positions, int n_head, int n_head_kv, int head_dim, int n_ctx, float* scratch,
                const Stream& stream);
+// Whether prompts on the current device take the tensor-core kernel (f16 cache, this head_dim).
+bool attention_on_tensor_cores(KvType kv_type, int head_dim);
 
 // gate = silu(gate) * up.   gate, up: [n]
 void swiglu(float* gate, const float* up, std::size_t n, const Stream& stream);

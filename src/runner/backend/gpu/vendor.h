@@ -5,6 +5,7 @@
 #pragma once
 
 #if defined(__HIP_PLATFORM_AMD__) || defined(__HIPCC__)
+#include <hip/hip_fp16.h>
 #include <hip/hip_runtime.h>
 
 #define OAR_GPU_HIP 1
@@ -40,6 +41,7 @@
 #define cudaGetDeviceProperties hipGetDeviceProperties
 #define cudaDeviceProp hipDeviceProp_t
 #else
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #define OAR_GPU_CUDA 1
@@ -79,21 +81,9 @@ __device__ inline float warp_max(float v) {
 // BF16 is the top half of an f32.
 __device__ inline float bf16_to_f32(unsigned short h) { return __uint_as_float(static_cast<unsigned>(h) << 16); }
 
-// IEEE half to f32 by bit manipulation, denormals included (the hardware conversion intrinsics
-// differ in name and type between the vendors).
-__device__ inline float f16_to_f32(unsigned short h) {
-    const unsigned sign = (h & 0x8000u) << 16;
-    unsigned exp = (h >> 10) & 0x1fu;
-    unsigned mant = h & 0x3ffu;
-    if (exp == 0x1fu) return __uint_as_float(sign | 0x7f800000u | (mant << 13));
-    if (exp == 0) {
-        if (mant == 0) return __uint_as_float(sign);
-        // Denormal: value = mant * 2^-24.
-        const float v = static_cast<float>(mant) * 5.9604644775390625e-8f;
-        return sign ? -v : v;
-    }
-    return __uint_as_float(sign | ((exp + 112u) << 23) | (mant << 13));
-}
+// IEEE half as its 16 bits: both vendors' fp16 headers spell these conversions alike.
+__device__ inline float f16_to_f32(unsigned short h) { return __half2float(__ushort_as_half(h)); }
+__device__ inline unsigned short f32_to_f16(float v) { return __half_as_ushort(__float2half_rn(v)); }
 #endif
 
 }  // namespace runner::gpu
