@@ -6,6 +6,7 @@
 
 #include "runner/backend/cpu/ops.h"
 #include "runner/backend/cpu/simd.h"
+#include "runner/engine/cpu_layer.h"
 
 namespace runner {
 
@@ -104,20 +105,6 @@ Transformer::Transformer(const WeightSource& source, ModelWeights weights, int n
     s_.logits.resize(static_cast<std::size_t>(config_.n_vocab));
 }
 
-void Transformer::ensure_batch(std::size_t n) {
-    if (n <= batch_capacity_) return;
-    const auto& c = config_;
-    s_.x.resize(n * c.n_embd);
-    s_.xb.resize(n * c.n_embd);
-    s_.q.resize(n * c.n_head * c.head_dim);
-    s_.k.resize(n * c.n_head_kv * c.head_dim);
-    s_.v.resize(n * c.n_head_kv * c.head_dim);
-    s_.att.resize(n * c.n_head * c.head_dim);
-    s_.gate.resize(n * c.n_ff);
-    s_.up.resize(n * c.n_ff);
-    batch_capacity_ = n;
-}
-
 void Transformer::embed(std::span<const std::int32_t> tokens) {
     const auto& e = *w_.token_embd;
     const std::size_t row_bytes = static_cast<std::size_t>(config_.n_embd) * dtype_size(e.dtype);
@@ -126,62 +113,18 @@ void Transformer::embed(std::span<const std::int32_t> tokens) {
                          s_.x.data() + t * config_.n_embd, static_cast<std::size_t>(config_.n_embd));
 }
 
-void Transformer::attention_block(const LayerWeights& l, int layer, std::size_t n, const int* positions) {
-    const auto& c = config_;
-    const std::size_t hd = static_cast<std::size_t>(c.head_dim), kv = static_cast<std::size_t>(c.n_head_kv) * hd;
-    // attention rmsnorm
-    cpu::rmsnorm(s_.xb.data(), s_.x.data(), *l.attn_norm, n, static_cast<std::size_t>(c.n_embd), c.rms_eps);
-    // q, k, v projections (with biases on Qwen2)
-    cpu::matmul(s_.q.data(), s_.xb.data(), *l.wq, l.bq, n, pool_);
-    cpu::matmul(s_.k.data(), s_.xb.data(), *l.wk, l.bk, n, pool_);
-    cpu::matmul(s_.v.data(), s_.xb.data(), *l.wv, l.bv, n, pool_);
-    // per-head q/k RMSNorm (Qwen3)
-    if (l.q_norm) {
-        cpu::rmsnorm(s_.q.data(), s_.q.data(), *l.q_norm, n * c.n_head, hd, c.rms_eps);
-        cpu::rmsnorm(s_.k.data(), s_.k.data(), *l.k_norm, n * c.n_head_kv, hd, c.rms_eps);
-    }
-    // RoPE
-    cpu::rope(s_.q.data(), n, static_cast<std::size_t>(c.n_head), hd, inv_freq_.data(), positions);
-    cpu::rope(s_.k.data(), n, static_cast<std::size_t>(c.n_head_kv), hd, inv_freq_.data(), positions);
-    // store k and v in the cache at their positions
-    float* k_cache = s_.k_cache.data() + static_cast<std::size_t>(layer) * n_ctx_ * kv;
-    float* v_cache = s_.v_cache.data() + static_cast<std::size_t>(layer) * n_ctx_ * kv;
-    for (std::size_t t = 0; t < n; ++t) {
-        std::copy_n(s_.k.data() + t * kv, kv, k_cache + static_cast<std::size_t>(positions[t]) * kv);
-        std::copy_n(s_.v.data() + t * kv, kv, v_cache + static_cast<std::size_t>(positions[t]) * kv);
-    }
-    // grouped-query attention
-    cpu::attention(s_.att.data(), s_.q.data(), k_cache, v_cache, n, positions, static_cast<std::size_t>(c.n_head),
-                   static_cast<std::size_t>(c.n_head_kv), hd, pool_);
-    // output projection and residual
-    cpu::matmul(s_.xb.data(), s_.att.data(), *l.wo, nullptr, n, pool_);
-    for (std::size_t i = 0; i < n * c.n_embd; ++i) s_.x[i] += s_.xb[i];
-}
-
-void Transformer::ffn_block(const LayerWeights& l, std::size_t n) {
-    const auto& c = config_;
-    // ffn rmsnorm
-    cpu::rmsnorm(s_.xb.data(), s_.x.data(), *l.ffn_norm, n, static_cast<std::size_t>(c.n_embd), c.rms_eps);
-    // SwiGLU: down(silu(gate(x)) * up(x))
-    cpu::matmul(s_.gate.data(), s_.xb.data(), *l.w_gate, nullptr, n, pool_);
-    cpu::matmul(s_.up.data(), s_.xb.data(), *l.w_up, nullptr, n, pool_);
-    cpu::swiglu(s_.gate.data(), s_.up.data(), n * c.n_ff);
-    cpu::matmul(s_.xb.data(), s_.gate.data(), *l.w_down, nullptr, n, pool_);
-    // residual
-    for (std::size_t i = 0; i < n * c.n_embd; ++i) s_.x[i] += s_.xb[i];
-}
-
 void Transformer::output(std::size_t n) {
     const std::size_t e = static_cast<std::size_t>(config_.n_embd);
     // final rmsnorm of the last token, then the classifier
-    cpu::rmsnorm(s_.xb.data(), s_.x.data() + (n - 1) * e, *w_.output_norm, 1, e, config_.rms_eps);
-    cpu::matmul(s_.logits.data(), s_.xb.data(), *w_.output, nullptr, 1, pool_);
+    cpu::rmsnorm(s_.layer.xb.data(), s_.x.data() + (n - 1) * e, *w_.output_norm, 1, e, config_.rms_eps);
+    cpu::matmul(s_.logits.data(), s_.layer.xb.data(), *w_.output, nullptr, 1, pool_);
 }
 
 common::Result<std::span<const float>> Transformer::forward(std::span<const std::int32_t> tokens, int n_past) {
     if (auto error = check_forward(config_, n_ctx_, tokens, n_past)) return *error;
     const std::size_t n = tokens.size();
-    ensure_batch(n);
+    if (s_.x.size() < n * config_.n_embd) s_.x.resize(n * config_.n_embd);
+    s_.layer.reserve(config_, n);
     std::vector<int> positions(n);
     for (std::size_t t = 0; t < n; ++t) positions[t] = n_past + static_cast<int>(t);
 
@@ -191,9 +134,9 @@ common::Result<std::span<const float>> Transformer::forward(std::span<const std:
     for (int ahead = 0; ahead < plan_.lookahead; ++ahead) prefetch_layer(ahead);
     for (int layer = 0; layer < config_.n_layer; ++layer) {
         prefetch_layer(layer + plan_.lookahead);
-        const auto& l = w_.layers[static_cast<std::size_t>(layer)];
-        attention_block(l, layer, n, positions.data());
-        ffn_block(l, n);
+        const std::size_t at = static_cast<std::size_t>(layer) * n_ctx_ * config_.n_head_kv * config_.head_dim;
+        cpu_layer_forward(config_, w_.layers[static_cast<std::size_t>(layer)], s_.x.data(), n, positions.data(),
+                          inv_freq_.data(), s_.k_cache.data() + at, s_.v_cache.data() + at, s_.layer, pool_);
         release_layer(layer);
     }
     output(n);

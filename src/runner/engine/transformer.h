@@ -10,6 +10,7 @@
 
 #include "common/result.h"
 #include "runner/backend/cpu/thread_pool.h"
+#include "runner/engine/cpu_layer.h"
 #include "runner/engine/language_model.h"
 #include "runner/model/model_weights.h"
 
@@ -20,13 +21,7 @@ struct RunState {
     std::vector<float> k_cache;  // [n_layer, n_ctx, n_head_kv * head_dim]
     std::vector<float> v_cache;  // [n_layer, n_ctx, n_head_kv * head_dim]
     std::vector<float> x;        // [n_batch, n_embd]       residual stream
-    std::vector<float> xb;       // [n_batch, n_embd]       normed input of a block
-    std::vector<float> q;        // [n_batch, n_head * head_dim]
-    std::vector<float> k;        // [n_batch, n_head_kv * head_dim]
-    std::vector<float> v;        // [n_batch, n_head_kv * head_dim]
-    std::vector<float> att;      // [n_batch, n_head * head_dim]
-    std::vector<float> gate;     // [n_batch, n_ff]
-    std::vector<float> up;       // [n_batch, n_ff]
+    LayerScratch layer;          // a layer's activations for n_batch tokens
     std::vector<float> logits;   // [n_vocab]
 };
 
@@ -66,10 +61,7 @@ class Transformer : public LanguageModel {
     common::Result<std::span<const float>> forward(std::span<const std::int32_t> tokens, int n_past) override;
 
   private:
-    void ensure_batch(std::size_t n_tokens);
     void embed(std::span<const std::int32_t> tokens);
-    void attention_block(const LayerWeights& l, int layer, std::size_t n, const int* positions);
-    void ffn_block(const LayerWeights& l, std::size_t n);
     void output(std::size_t n);
     void prefetch_layer(int layer) const;
     void release_layer(int layer) const;
@@ -80,7 +72,6 @@ class Transformer : public LanguageModel {
     cpu::ThreadPool pool_;
     std::vector<float> inv_freq_;  // [head_dim / 2], llama3 scaling applied
     RunState s_;
-    std::size_t batch_capacity_ = 0;
     LayerPlan plan_;
     StreamStats stats_;
 };

@@ -92,7 +92,8 @@ __global__ void __launch_bounds__(n_warps * 32)
     const int pos[2] = {t0 + row < n_tokens ? positions[t0 + row] : -1,
                         t0 + row + 8 < n_tokens ? positions[t0 + row + 8] : -1};
     int warp_last = max(pos[0], pos[1]);
-    for (int offset = 16; offset > 0; offset /= 2) warp_last = max(warp_last, __shfl_xor_sync(0xffffffffu, warp_last, offset));
+    for (int offset = 16; offset > 0; offset /= 2)
+        warp_last = max(warp_last, __shfl_xor_sync(0xffffffffu, warp_last, offset));
 
     float o[D / 8][4] = {};
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};  // l: this lane's share of the row sums
@@ -177,8 +178,8 @@ void launch(float* out, const float* q, const unsigned short* k_cache, const uns
             const int* positions, int n_tokens, int n_head, int n_head_kv, float scale, cudaStream_t stream) {
     const dim3 grid(static_cast<unsigned>((n_tokens + block_queries - 1) / block_queries),
                     static_cast<unsigned>(n_head));
-    attention_tensor_kernel<D><<<grid, n_warps * 32, 0, stream>>>(out, q, k_cache, v_cache, positions, n_tokens,
-                                                                  n_head, n_head_kv, scale * 1.4426950408889634f);
+    attention_tensor_kernel<D><<<grid, n_warps * 32, 0, stream>>>(out, q, k_cache, v_cache, positions, n_tokens, n_head,
+                                                                  n_head_kv, scale * 1.4426950408889634f);
 }
 
 }  // namespace

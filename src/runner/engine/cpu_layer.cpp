@@ -1,0 +1,74 @@
+#include "runner/engine/cpu_layer.h"
+
+#include <algorithm>
+
+#include "runner/backend/cpu/ops.h"
+
+namespace runner {
+
+void LayerScratch::reserve(const ModelConfig& c, std::size_t n) {
+    if (xb.size() >= n * c.n_embd) return;
+    xb.resize(n * c.n_embd);
+    q.resize(n * c.n_head * c.head_dim);
+    k.resize(n * c.n_head_kv * c.head_dim);
+    v.resize(n * c.n_head_kv * c.head_dim);
+    att.resize(n * c.n_head * c.head_dim);
+    gate.resize(n * c.n_ff);
+    up.resize(n * c.n_ff);
+}
+
+namespace {
+
+void attention_block(const ModelConfig& c, const LayerWeights& l, float* x, std::size_t n, const int* positions,
+                     const float* inv_freq, float* k_cache, float* v_cache, LayerScratch& s, cpu::ThreadPool& pool) {
+    const std::size_t hd = static_cast<std::size_t>(c.head_dim), kv = static_cast<std::size_t>(c.n_head_kv) * hd;
+    // attention rmsnorm
+    cpu::rmsnorm(s.xb.data(), x, *l.attn_norm, n, static_cast<std::size_t>(c.n_embd), c.rms_eps);
+    // q, k, v projections (with biases on Qwen2)
+    cpu::matmul(s.q.data(), s.xb.data(), *l.wq, l.bq, n, pool);
+    cpu::matmul(s.k.data(), s.xb.data(), *l.wk, l.bk, n, pool);
+    cpu::matmul(s.v.data(), s.xb.data(), *l.wv, l.bv, n, pool);
+    // per-head q/k RMSNorm (Qwen3)
+    if (l.q_norm) {
+        cpu::rmsnorm(s.q.data(), s.q.data(), *l.q_norm, n * c.n_head, hd, c.rms_eps);
+        cpu::rmsnorm(s.k.data(), s.k.data(), *l.k_norm, n * c.n_head_kv, hd, c.rms_eps);
+    }
+    // RoPE
+    cpu::rope(s.q.data(), n, static_cast<std::size_t>(c.n_head), hd, inv_freq, positions);
+    cpu::rope(s.k.data(), n, static_cast<std::size_t>(c.n_head_kv), hd, inv_freq, positions);
+    // store k and v in the cache at their positions
+    for (std::size_t t = 0; t < n; ++t) {
+        std::copy_n(s.k.data() + t * kv, kv, k_cache + static_cast<std::size_t>(positions[t]) * kv);
+        std::copy_n(s.v.data() + t * kv, kv, v_cache + static_cast<std::size_t>(positions[t]) * kv);
+    }
+    // grouped-query attention
+    cpu::attention(s.att.data(), s.q.data(), k_cache, v_cache, n, positions, static_cast<std::size_t>(c.n_head),
+                   static_cast<std::size_t>(c.n_head_kv), hd, pool);
+    // output projection and residual
+    cpu::matmul(s.xb.data(), s.att.data(), *l.wo, nullptr, n, pool);
+    for (std::size_t i = 0; i < n * c.n_embd; ++i) x[i] += s.xb[i];
+}
+
+void ffn_block(const ModelConfig& c, const LayerWeights& l, float* x, std::size_t n, LayerScratch& s,
+               cpu::ThreadPool& pool) {
+    // ffn rmsnorm
+    cpu::rmsnorm(s.xb.data(), x, *l.ffn_norm, n, static_cast<std::size_t>(c.n_embd), c.rms_eps);
+    // SwiGLU: down(silu(gate(x)) * up(x))
+    cpu::matmul(s.gate.data(), s.xb.data(), *l.w_gate, nullptr, n, pool);
+    cpu::matmul(s.up.data(), s.xb.data(), *l.w_up, nullptr, n, pool);
+    cpu::swiglu(s.gate.data(), s.up.data(), n * c.n_ff);
+    cpu::matmul(s.xb.data(), s.gate.data(), *l.w_down, nullptr, n, pool);
+    // residual
+    for (std::size_t i = 0; i < n * c.n_embd; ++i) x[i] += s.xb[i];
+}
+
+}  // namespace
+
+void cpu_layer_forward(const ModelConfig& c, const LayerWeights& l, float* x, std::size_t n, const int* positions,
+                       const float* inv_freq, float* k_cache, float* v_cache, LayerScratch& scratch,
+                       cpu::ThreadPool& pool) {
+    attention_block(c, l, x, n, positions, inv_freq, k_cache, v_cache, scratch, pool);
+    ffn_block(c, l, x, n, scratch, pool);
+}
+
+}  // namespace runner
