@@ -9,7 +9,9 @@
 //
 // usage: bench_offload [--model DIR] [--budgets 4,8,0] [--prompts 32,4096] [--decode N]
 //                      [--max-batch N] [--compression none,8bit,4bit] [--ram-budget GiB]
-//                      [--kv-cache f16|f32] [--peak-tflops T] [--reference FILE]
+//                      [--kv-cache f16|f32] [--host-layers N] [--peak-tflops T] [--reference FILE]
+// --host-layers: streamed layers computed on the host while decoding (default -1: the engine measures
+// and decides); their bound is the streamed bytes over both the link and the host's RAM read rate.
 // --ram-budget pins streamed layers up to that much RAM and reads the rest from the model file on
 // every pass (dropping its pages after each read, so they come from the disk); 0 pins them all.
 // Budgets are GiB, 0 meaning no limit. DIR defaults to a random-weight model shaped like Llama 3.1 8B
@@ -24,6 +26,7 @@
 #include <functional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "disk_bandwidth.h"
@@ -81,6 +84,31 @@ double device_copy_gbs() {
                          2.0 * copy_bytes);
 }
 
+// GB/s of all hardware threads summing a 2 GiB buffer, best of three: how fast the host can read the
+// weights it computes with.
+double host_read_gbs() {
+    const std::size_t n = (std::size_t{2} << 30) / sizeof(float);
+    std::vector<float> data(n, 1.f);
+    const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+    double best = 0;
+    for (int round = 0; round < 3; ++round) {
+        std::vector<double> sums(threads);
+        std::vector<std::thread> workers;
+        const auto t0 = clock_type::now();
+        for (unsigned k = 0; k < threads; ++k)
+            workers.emplace_back([&, k] {
+                float acc[8] = {};
+                for (std::size_t i = n * k / threads; i + 8 <= n * (k + 1) / threads; i += 8)
+                    for (int j = 0; j < 8; ++j) acc[j] += data[i + static_cast<std::size_t>(j)];
+                for (const float a : acc) sums[k] += a;
+            });
+        for (auto& w : workers) w.join();
+        best = std::max(best, static_cast<double>(n * sizeof(float)) / seconds_since(t0) / 1e9);
+        if (sums[0] < 0) std::puts("");  // keeps the sums alive
+    }
+    return best;
+}
+
 std::string gib(std::size_t bytes) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.2f", static_cast<double>(bytes) / (1ull << 30));
@@ -98,6 +126,7 @@ int main(int argc, char** argv) {
     std::vector<runner::Compression> compressions = {runner::Compression::none};
     double ram_budget_gib = 0;
     auto kv_type = gpu::KvType::f16;
+    int host_layers = -1;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i], v = argv[i + 1];
         if (a == "--model")
@@ -116,6 +145,8 @@ int main(int argc, char** argv) {
             reference = v;
         else if (a == "--ram-budget")
             ram_budget_gib = std::stod(v);
+        else if (a == "--host-layers")
+            host_layers = std::stoi(v);
         else if (a == "--kv-cache" && (v == "f16" || v == "f32"))
             kv_type = v == "f16" ? gpu::KvType::f16 : gpu::KvType::f32;
         else if (a == "--compression") {
@@ -148,8 +179,11 @@ int main(int argc, char** argv) {
                                                       bench::cold_read_gbs(model_dir / "model.safetensors", 4))
                                            : 0;
     if (disk > 0) std::printf("model file read cold: %.2f GB/s\n", disk);
-    std::printf("device: %s, %s GiB free of %s; pinned host->device %.1f GB/s; device copy %.0f GB/s\n",
-                device.name.c_str(), gib(device.free_bytes).c_str(), gib(device.total_bytes).c_str(), link, hbm);
+    const double host_read = host_read_gbs();
+    std::printf("device: %s, %s GiB free of %s; pinned host->device %.1f GB/s; device copy %.0f GB/s; host RAM read "
+                "%.1f GB/s (%u threads)\n",
+                device.name.c_str(), gib(device.free_bytes).c_str(), gib(device.total_bytes).c_str(), link, hbm,
+                host_read, std::thread::hardware_concurrency());
 
     int max_prompt = 0;
     for (const double p : prompts) max_prompt = std::max(max_prompt, static_cast<int>(p));
@@ -157,9 +191,9 @@ int main(int argc, char** argv) {
     std::printf("model: %s, context %d, micro-batch %d, %s KV cache%s\n\n", model_dir.c_str(), n_ctx, max_batch,
                 kv_type == gpu::KvType::f16 ? "f16" : "f32",
                 gpu::attention_on_tensor_cores(kv_type, 128) ? ", prompt attention on tensor cores" : "");
-    std::printf("%-6s %-8s %-7s %8s %8s %12s %10s %9s %12s %10s %9s %10s %9s %8s %8s\n", "comp", "budget", "prompt",
-                "load s", "VRAM GiB", "prompt tok/s", "bound", "achieved", "decode s/tok", "bound", "achieved",
-                "GB/pass", "disk GB", "resident", "streamed");
+    std::printf("%-6s %-8s %-7s %8s %8s %12s %10s %9s %12s %10s %9s %10s %9s %8s %8s %6s\n", "comp", "budget",
+                "prompt", "load s", "VRAM GiB", "prompt tok/s", "bound", "achieved", "decode s/tok", "bound", "achieved",
+                "GB/pass", "disk GB", "resident", "streamed", "host");
     for (const auto compression : compressions)
         for (const double budget_gib : budgets) {
             for (const double prompt_len : prompts) {
@@ -187,6 +221,7 @@ int main(int argc, char** argv) {
                 options.ram_budget = static_cast<std::size_t>(ram_budget_gib * (1ull << 30));
                 options.compression = compression;
                 options.kv_type = kv_type;
+                options.host_layers = host_layers;
                 auto plan = runner::plan_gpu(*weights, c, options);
                 if (!plan) {
                     std::printf("%-6s %-8s %-7d %s\n", runner::compression_name(compression),
@@ -234,18 +269,26 @@ int main(int argc, char** argv) {
                 // prompt also the arithmetic, 2 flops per weight per token.
                 // Disk reads overlap the link's copies: the slower of the two bounds the streamed part.
                 const double from_disk = disk > 0 ? static_cast<double>(disk_bytes) / (disk * 1e9) : 0;
-                const double decode_bound = std::max(static_cast<double>(streamed) / (link * 1e9), from_disk) +
+                // With host layers, the pinned streamed bytes can go over the link and through the host's
+                // RAM reads at once: their bound is both rates together.
+                const auto& host = (*model)->plan().host;
+                const int n_host = static_cast<int>(std::count(host.begin(), host.end(), true));
+                const double streamed_rate = (n_host > 0 ? link + host_read : link) * 1e9;
+                const double decode_bound = std::max(static_cast<double>(streamed) / streamed_rate, from_disk) +
                                             static_cast<double>(resident) / (hbm / 2 * 1e9);
                 const double flops = 2.0 * n_weights * prompt_len;
                 const double prompt_bound_s =
                     std::max({static_cast<double>(streamed) / (link * 1e9), from_disk, flops / (peak_tflops * 1e12)});
                 std::printf(
-                    "%-6s %-8s %-7d %8.1f %8s %12.0f %10.0f %8.0f%% %12.4f %10.4f %8.0f%% %10.2f %9.2f %8d %8d\n",
+                    "%-6s %-8s %-7d %8.1f %8s %12.0f %10.0f %8.0f%% %12.4f %10.4f %8.0f%% %10.2f %9.2f %8d %8d %6d\n",
                     runner::compression_name(compression), budget_gib == 0 ? "none" : (gib(budget) + "G").c_str(),
                     static_cast<int>(prompt_len), load_s, gib(used).c_str(), prompt_len / prompt_s,
                     prompt_len / prompt_bound_s, 100 * prompt_bound_s / prompt_s, decode_s, decode_bound,
                     100 * decode_bound / decode_s, static_cast<double>(streamed) / 1e9,
-                    static_cast<double>(disk_bytes) / 1e9, c.n_layer - n_streamed, n_streamed);
+                    static_cast<double>(disk_bytes) / 1e9, c.n_layer - n_streamed, n_streamed, n_host);
+                if (n_host > 0)
+                    std::printf("       load measured a layer at %.1f GB/s over the link and %.1f GB/s on the host\n",
+                                (*model)->stats().copy_gbs, (*model)->stats().host_gbs);
                 std::fflush(stdout);
             }
         }

@@ -1,11 +1,16 @@
 #include "runner/engine/gpu_transformer.h"
 
 #include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
 #include <cstring>
 #include <optional>
 #include <thread>
 
 #include "runner/backend/cpu/simd.h"
+#include "runner/backend/cpu/thread_pool.h"
+#include "runner/engine/cpu_layer.h"
 #include "runner/engine/transformer.h"
 #include "runner/offload/layer_cache.h"
 
@@ -90,6 +95,8 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, co
     plan.max_batch = std::max(1, std::min(options.max_batch, n_ctx));
     plan.compression = compression;
     plan.kv_type = options.kv_type;
+    plan.host_layers = options.host_layers;
+    plan.threads = options.threads;
     if (compression != Compression::none) plan.cache = options.cache;
     const std::size_t kv = kv_cache_bytes(c, n_ctx, plan.kv_type);
     const std::size_t residual = static_cast<std::size_t>(n_ctx) * c.n_embd * sizeof(float);
@@ -140,7 +147,7 @@ struct GpuTransformer::Impl {
     std::vector<gpu::Event> staged;           // [ring_slots]: the copy out of the staging buffer is done
     std::vector<int> streamed;                // streamed layer indices, in order
     std::vector<gpu::DeviceBuffer> slots;     // [ring_slots]
-    gpu::DeviceBuffer head, head_norm, inv_freq;
+    gpu::DeviceBuffer head, head_norm, device_inv_freq;
     gpu::DeviceBuffer k_cache, v_cache;            // [n_layer, n_ctx, n_head_kv * head_dim]
     gpu::DeviceBuffer x;                           // [n_ctx, n_embd]  residual stream of the whole forward pass
     gpu::DeviceBuffer xb, q, k, v, att, gate, up;  // one micro-batch
@@ -152,6 +159,20 @@ struct GpuTransformer::Impl {
     std::optional<gpu::Blas> blas;          // tensor-core products for micro-batches, where the build has a BLAS
     std::vector<float> logits_out;
     bool loaded = false;
+
+    // Host layers (plan.host): views of their pinned slabs as the CPU kernels read them, their keys and
+    // values in f32 (a copy of the GPU cache's rows for them, valid below host_kv_rows), the rows a
+    // host pass adds on their way to the GPU cache, and the streamed layers the GPU still takes.
+    std::unique_ptr<cpu::ThreadPool> pool;
+    std::vector<std::array<TensorView, 14>> host_views;  // [n_layer]
+    std::vector<LayerWeights> host_weights;              // [n_layer]
+    std::vector<int> host_index;                         // [n_layer]: row block in host_k/host_v, or -1
+    std::vector<float> host_k, host_v;                   // [n_host, n_ctx, n_head_kv * head_dim]
+    int host_kv_rows = 0;
+    LayerScratch host_scratch;
+    gpu::PinnedBuffer kv_upload;  // [n_host, 2, gpu_host_max_tokens, n_head_kv * head_dim] f32
+    std::vector<int> gpu_streamed;
+    std::vector<float> inv_freq;
 
     const void* tensor(const std::byte* base, int layer, Slot s) const {
         const auto& layout = layouts[static_cast<std::size_t>(layer)];
@@ -217,9 +238,10 @@ common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const Wei
 
         m->head = gpu::DeviceBuffer(m->w.output->bytes);
         m->head_norm = gpu::DeviceBuffer(m->w.output_norm->bytes);
-        const auto freq = rope_inv_freq(c);
-        m->inv_freq = gpu::DeviceBuffer(freq.size() * sizeof(float));
-        gpu::copy_to_device(m->inv_freq.data(), freq.data(), freq.size() * sizeof(float), m->compute);
+        m->inv_freq = rope_inv_freq(c);
+        m->device_inv_freq = gpu::DeviceBuffer(m->inv_freq.size() * sizeof(float));
+        gpu::copy_to_device(m->device_inv_freq.data(), m->inv_freq.data(), m->inv_freq.size() * sizeof(float),
+                            m->compute);
 
         const std::size_t cache_bytes = kv_cache_bytes(c, n_ctx, plan.kv_type) / 2;
         m->k_cache = gpu::DeviceBuffer(cache_bytes);
@@ -296,11 +318,147 @@ common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
             if (!progress(done, total)) return false;
         }
         m.compute.synchronize();
+        choose_host_layers();
         m.loaded = true;
         return true;
     } catch (const gpu::Error& err) {
         return common::make_error(std::string("GPU: ") + err.what());
     }
+}
+
+void GpuTransformer::choose_host_layers() {
+    auto& m = *impl_;
+    const auto& c = config_;
+    const auto n_layer = static_cast<std::size_t>(c.n_layer);
+    const std::size_t kvw = static_cast<std::size_t>(c.n_head_kv) * c.head_dim;
+    plan_.host.assign(n_layer, false);
+    m.gpu_streamed = m.streamed;
+    // The host computes from the pinned slabs, so only uncompressed layers held in RAM qualify.
+    std::vector<int> candidates;
+    if (plan_.compression == Compression::none && plan_.host_layers != 0)
+        for (const int layer : m.streamed)
+            if (plan_.pinned[static_cast<std::size_t>(layer)]) candidates.push_back(layer);
+    if (candidates.empty()) return;
+
+    m.pool = std::make_unique<cpu::ThreadPool>(plan_.threads);
+    m.host_views.resize(n_layer);
+    m.host_weights.resize(n_layer);
+    for (const int layer : candidates) {
+        const auto li = static_cast<std::size_t>(layer);
+        const auto tensors = layer_tensors(m.w.layers[li]);
+        auto& views = m.host_views[li];
+        std::array<const TensorView*, 14> in_slab{};
+        for (std::size_t i = 0; i < tensors.size(); ++i) {
+            if (!tensors[i]) continue;
+            views[i] = *tensors[i];
+            views[i].data = m.pinned[li].data() + m.layouts[li].offset[i];
+            views[i].file = nullptr;
+            in_slab[i] = &views[i];
+        }
+        m.host_weights[li] = LayerWeights{in_slab[attn_norm], in_slab[wq],       in_slab[wk],     in_slab[wv],
+                                          in_slab[wo],        in_slab[bq],       in_slab[bk],     in_slab[bv],
+                                          in_slab[q_norm],    in_slab[k_norm],   in_slab[ffn_norm], in_slab[w_gate],
+                                          in_slab[w_up],      in_slab[w_down]};
+    }
+    m.host_scratch.reserve(c, gpu_host_max_tokens);
+
+    std::size_t n_host = std::min(candidates.size(), static_cast<std::size_t>(std::max(plan_.host_layers, 0)));
+    if (plan_.host_layers < 0) {
+        // Time one layer both ways (best of a few): over the link into a ring slot, and computed on the
+        // host for one token (into throwaway cache rows). Both finish together when
+        // n_host * host_s == (candidates - n_host) * copy_s.
+        const auto first = static_cast<std::size_t>(candidates.front());
+        const std::size_t bytes = m.layouts[first].bytes;
+        double copy_s = 1e9, host_s = 1e9;
+        gpu::Event start(true), stop(true);
+        for (int i = 0; i < 3; ++i) {
+            start.record(m.copy);
+            gpu::copy_to_device(m.slots[0].data(), m.pinned[first].data(), bytes, m.copy);
+            stop.record(m.copy);
+            stop.synchronize();
+            copy_s = std::min(copy_s, stop.elapsed_ms_since(start) / 1e3);
+        }
+        std::vector<float> x(static_cast<std::size_t>(c.n_embd), 0.01f), k_rows(kvw), v_rows(kvw);
+        const int position = 0;
+        for (int i = 0; i < 3; ++i) {
+            const auto t0 = std::chrono::steady_clock::now();
+            cpu_layer_forward(c, m.host_weights[first], x.data(), 1, &position, m.inv_freq.data(), k_rows.data(),
+                              v_rows.data(), m.host_scratch, *m.pool);
+            host_s = std::min(host_s, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        }
+        stats_.copy_gbs = static_cast<double>(bytes) / copy_s / 1e9;
+        stats_.host_gbs = static_cast<double>(bytes) / host_s / 1e9;
+        n_host = static_cast<std::size_t>(std::lround(static_cast<double>(candidates.size()) * copy_s / (copy_s + host_s)));
+    }
+    if (n_host == 0) return;
+    // Spread among the GPU's layers, so that the copy stream always has a layer to bring in while the
+    // host computes.
+    m.host_index.assign(n_layer, -1);
+    for (std::size_t i = 0; i < n_host; ++i) {
+        const auto layer = static_cast<std::size_t>(candidates[(2 * i + 1) * candidates.size() / (2 * n_host)]);
+        plan_.host[layer] = true;
+        m.host_index[layer] = static_cast<int>(i);
+    }
+    m.gpu_streamed.clear();
+    for (const int layer : m.streamed)
+        if (!plan_.host[static_cast<std::size_t>(layer)]) m.gpu_streamed.push_back(layer);
+    m.host_k.assign(n_host * n_ctx_ * kvw, 0.f);
+    m.host_v.assign(m.host_k.size(), 0.f);
+    m.host_kv_rows = 0;
+    m.kv_upload = gpu::PinnedBuffer(n_host * 2 * gpu_host_max_tokens * kvw * sizeof(float));
+}
+
+void GpuTransformer::sync_host_kv(int n_past) {
+    auto& m = *impl_;
+    if (m.host_kv_rows >= n_past) return;
+    const std::size_t kvw = static_cast<std::size_t>(config_.n_head_kv) * config_.head_dim;
+    const std::size_t first = static_cast<std::size_t>(m.host_kv_rows), rows = static_cast<std::size_t>(n_past) - first;
+    const std::size_t element = gpu::kv_element_bytes(plan_.kv_type);
+    std::vector<std::uint16_t> halves(plan_.kv_type == gpu::KvType::f16 ? rows * kvw : 0);
+    for (std::size_t layer = 0; layer < plan_.host.size(); ++layer) {
+        if (!plan_.host[layer]) continue;
+        const auto index = static_cast<std::size_t>(m.host_index[layer]);
+        for (const auto& [cache, mirror] : {std::pair{&m.k_cache, &m.host_k}, std::pair{&m.v_cache, &m.host_v}}) {
+            const std::byte* from = cache->as<std::byte>() + ((layer * n_ctx_) + first) * kvw * element;
+            float* to = mirror->data() + (index * n_ctx_ + first) * kvw;
+            if (plan_.kv_type == gpu::KvType::f32) {
+                gpu::copy_to_host(to, from, rows * kvw * sizeof(float), m.compute);
+                continue;
+            }
+            gpu::copy_to_host(halves.data(), from, halves.size() * 2, m.compute);
+            m.compute.synchronize();
+            m.pool->parallel_for(rows, [&](std::size_t begin, std::size_t end) {
+                cpu::convert_row(DType::f16, reinterpret_cast<const std::byte*>(halves.data() + begin * kvw),
+                                 to + begin * kvw, (end - begin) * kvw);
+            });
+        }
+    }
+    m.compute.synchronize();
+    m.host_kv_rows = n_past;
+}
+
+void GpuTransformer::forward_on_host(int layer, int n, int n_past) {
+    auto& m = *impl_;
+    const auto li = static_cast<std::size_t>(layer);
+    const std::size_t kvw = static_cast<std::size_t>(config_.n_head_kv) * config_.head_dim;
+    const std::size_t rows = static_cast<std::size_t>(n) * kvw;
+    const auto index = static_cast<std::size_t>(m.host_index[li]);
+    float* k_rows = m.host_k.data() + index * n_ctx_ * kvw;
+    float* v_rows = m.host_v.data() + index * n_ctx_ * kvw;
+    cpu_layer_forward(config_, m.host_weights[li], reinterpret_cast<float*>(m.host_x.data()),
+                      static_cast<std::size_t>(n), reinterpret_cast<const int*>(m.host_positions.data()),
+                      m.inv_freq.data(), k_rows, v_rows, m.host_scratch, *m.pool);
+    // The new rows go to the GPU cache too, which stays whole for the next prompt.
+    auto* upload = reinterpret_cast<float*>(m.kv_upload.data()) + index * 2 * gpu_host_max_tokens * kvw;
+    std::memcpy(upload, k_rows + static_cast<std::size_t>(n_past) * kvw, rows * sizeof(float));
+    std::memcpy(upload + gpu_host_max_tokens * kvw, v_rows + static_cast<std::size_t>(n_past) * kvw,
+                rows * sizeof(float));
+    gpu::copy_to_device(m.k.data(), upload, rows * sizeof(float), m.compute);
+    gpu::copy_to_device(m.v.data(), upload + gpu_host_max_tokens * kvw, rows * sizeof(float), m.compute);
+    const std::size_t at = (li * n_ctx_ + static_cast<std::size_t>(n_past)) * kvw;
+    gpu::store_kv(m.k_cache.data(), plan_.kv_type, at, m.k.as<float>(), rows, m.compute);
+    gpu::store_kv(m.v_cache.data(), plan_.kv_type, at, m.v.as<float>(), rows, m.compute);
+    stats_.host_bytes += m.layouts[li].bytes;
 }
 
 common::Result<std::span<const float>> GpuTransformer::forward(std::span<const std::int32_t> tokens, int n_past) {
@@ -327,12 +485,18 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
         gpu::copy_to_device(m.x.data(), host_x, static_cast<std::size_t>(n) * e * sizeof(float), s);
         gpu::copy_to_device(m.positions.data(), host_pos, static_cast<std::size_t>(n) * sizeof(int), s);
 
+        // Decoding leaves the host layers to the CPU; their cached rows are brought up to date first.
+        const bool host_pass = !m.host_index.empty() && n <= gpu_host_max_tokens;
+        m.host_kv_rows = std::min(m.host_kv_rows, n_past);  // rows from n_past on are rewritten now
+        if (host_pass) sync_host_kv(n_past);
+        const auto& order = host_pass ? m.gpu_streamed : m.streamed;
+
         // The ring: streamed layer i goes to slot i % R once the layer that used that slot is done.
         const int ring = plan_.ring_slots;
-        const int n_streamed = static_cast<int>(m.streamed.size());
+        const int n_streamed = static_cast<int>(order.size());
         const auto issue_copy = [&](int i) {
             const auto slot = static_cast<std::size_t>(i % ring);
-            const auto layer = static_cast<std::size_t>(m.streamed[static_cast<std::size_t>(i)]);
+            const auto layer = static_cast<std::size_t>(order[static_cast<std::size_t>(i)]);
             const std::byte* from = m.pinned[layer].data();
             if (!plan_.pinned[layer]) {
                 // From disk: the host reads the layer into this slot's staging buffer (its last copy out
@@ -344,7 +508,7 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
                                                         m.staging[slot].data(), false))
                     throw std::runtime_error(error->message);
                 if (i + 1 < n_streamed)
-                    will_need(m.w.layers[static_cast<std::size_t>(m.streamed[static_cast<std::size_t>(i + 1)])]);
+                    will_need(m.w.layers[static_cast<std::size_t>(order[static_cast<std::size_t>(i + 1)])]);
                 from = m.staging[slot].data();
             }
             if (i >= ring) m.freed[slot].wait_in(m.copy);
@@ -356,8 +520,23 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
         for (int i = 0; i < std::min(ring, n_streamed); ++i) issue_copy(i);
 
         int next_streamed = 0;
+        bool x_on_host = false;  // the residual stream is in host_x, not in x
+        const std::size_t x_bytes = static_cast<std::size_t>(n) * e * sizeof(float);
         for (int layer = 0; layer < c.n_layer; ++layer) {
             const auto li = static_cast<std::size_t>(layer);
+            if (host_pass && plan_.host[li]) {
+                if (!x_on_host) {
+                    gpu::copy_to_host(host_x, m.x.data(), x_bytes, s);
+                    s.synchronize();
+                    x_on_host = true;
+                }
+                forward_on_host(layer, n, n_past);
+                continue;
+            }
+            if (x_on_host) {
+                gpu::copy_to_device(m.x.data(), host_x, x_bytes, s);
+                x_on_host = false;
+            }
             const std::byte* base;
             int slot = -1;
             if (plan_.resident[li]) {
@@ -387,8 +566,8 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
                     gpu::rmsnorm(m.k.as<float>(), m.k.as<float>(), m.tensor(base, layer, k_norm), m.type(layer, k_norm),
                                  mb * c.n_head_kv, hd, c.rms_eps, s);
                 }
-                gpu::rope(m.q.as<float>(), mb, c.n_head, hd, m.inv_freq.as<float>(), pos, s);
-                gpu::rope(m.k.as<float>(), mb, c.n_head_kv, hd, m.inv_freq.as<float>(), pos, s);
+                gpu::rope(m.q.as<float>(), mb, c.n_head, hd, m.device_inv_freq.as<float>(), pos, s);
+                gpu::rope(m.k.as<float>(), mb, c.n_head_kv, hd, m.device_inv_freq.as<float>(), pos, s);
                 // the micro-batch's keys and values into the cache at n_past + c0 ...
                 const std::size_t at = layer_at + static_cast<std::size_t>(n_past + c0) * kvw;
                 const std::size_t kv_elements = static_cast<std::size_t>(mb) * kvw;
@@ -421,6 +600,8 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
             }
         }
 
+        if (x_on_host) gpu::copy_to_device(m.x.data(), host_x, x_bytes, s);
+        if (host_pass) m.host_kv_rows = n_past + n;
         // final rmsnorm of the last token, then the classifier
         const float* last = m.x.as<float>() + static_cast<std::size_t>(n - 1) * e;
         gpu::rmsnorm(m.xb.as<float>(), last, m.head_norm.data(), stored_type(m.w.output_norm->dtype), 1, e, c.rms_eps,

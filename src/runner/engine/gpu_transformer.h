@@ -33,6 +33,10 @@ struct GpuPlan {
     std::size_t disk_bytes = 0;                   // read from the model's files on every forward pass
     std::filesystem::path cache;                  // `prepare`'s layer cache for this compression, if used
     gpu::KvType kv_type = gpu::KvType::f16;
+    int host_layers = -1;                         // asked for: -1 lets load() measure and decide, 0 none
+    unsigned threads = 0;                         // host threads for those layers; 0: all
+    std::vector<bool> host;  // [n_layer]: pinned streamed layers the host computes while decoding (see
+                             // GpuTransformer), decided by load(); empty until then
     std::size_t total_bytes() const { return fixed_bytes + resident_bytes; }
 };
 
@@ -45,6 +49,9 @@ struct GpuOptions {
     Compression compression = Compression::none;  // of the projection matrices
     std::filesystem::path cache;                  // a complete `prepare` cache for `compression`, if there is one
     gpu::KvType kv_type = gpu::KvType::f16;
+    int host_layers = -1;  // uncompressed streamed layers computed on the host while decoding: -1 measures
+                           // both paths at load and splits so that they finish together; 0 none; N that many
+    unsigned threads = 0;  // host threads for them; 0: all
 };
 
 // Layers go resident in order while they fit beside the fixed part; the rest stream through two
@@ -56,7 +63,16 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, co
 struct GpuStats {
     std::size_t passes = 0;
     std::size_t bytes_copied = 0;  // weights host->device, summed over passes
+    std::size_t host_bytes = 0;    // weights the host computed with, summed over passes
+    double copy_gbs = 0;           // measured by load() when it decided the host layers: a layer over the link
+    double host_gbs = 0;           // and a layer computed on the host, in weight bytes per second
 };
+
+// Forward passes of at most this many tokens (decoding) run the plan's host layers on the CPU, so that
+// the host's memory bandwidth and the link both carry weights at once: while the host computes its
+// layers from pinned RAM, the copy stream brings the next GPU layers into the ring. Longer passes
+// (prompts) run every layer on the GPU.
+constexpr int gpu_host_max_tokens = 4;
 
 class GpuTransformer : public LanguageModel {
   public:
@@ -76,6 +92,9 @@ class GpuTransformer : public LanguageModel {
 
   private:
     struct Impl;
+    void choose_host_layers();
+    void sync_host_kv(int n_past);
+    void forward_on_host(int layer, int n, int n_past);
     GpuTransformer(const ModelConfig& config, int n_ctx, GpuPlan plan, std::unique_ptr<Impl> impl);
 
     ModelConfig config_;

@@ -46,13 +46,16 @@ struct Loaded {
     std::unique_ptr<runner::GpuTransformer> model;
 };
 
+// No host layers unless a test asks for them.
 runner::GpuOptions options(int max_batch, runner::Compression compression = runner::Compression::none,
-                           runner::gpu::KvType kv_type = runner::gpu::KvType::f32) {
+                           runner::gpu::KvType kv_type = runner::gpu::KvType::f32, int host_layers = 0) {
     runner::GpuOptions o;
     o.n_ctx = 128;
     o.max_batch = max_batch;
     o.compression = compression;
     o.kv_type = kv_type;
+    o.host_layers = host_layers;
+    o.threads = 2;
     return o;
 }
 
@@ -60,13 +63,13 @@ runner::GpuOptions options(int max_batch, runner::Compression compression = runn
 // layer streams. The KV cache is f32 unless asked (every step in f32, as the reference).
 Loaded load(const std::string& name, bool stream_all, int max_batch = 64,
             runner::Compression compression = runner::Compression::none, std::size_t ram_budget = 0,
-            const fs::path& cache = {}, runner::gpu::KvType kv_type = runner::gpu::KvType::f32) {
+            const fs::path& cache = {}, runner::gpu::KvType kv_type = runner::gpu::KvType::f32, int host_layers = 0) {
     auto source = runner::open_hf_folder(models / name);
     REQUIRE(source.ok());
     auto weights = runner::bind_weights(**source);
     REQUIRE(weights.ok());
     const auto& c = (*source)->config();
-    auto o = options(max_batch, compression, kv_type);
+    auto o = options(max_batch, compression, kv_type, host_layers);
     auto everything = runner::plan_gpu(*weights, c, o);
     REQUIRE(everything.ok());
     if (stream_all) o.vram_budget = everything->fixed_bytes + 2 * (everything->resident_bytes / c.n_layer);
@@ -93,13 +96,16 @@ Loaded load(const std::string& name, bool stream_all, int max_batch = 64,
     return {std::move(source).value(), std::move(model).value()};
 }
 
-void check_logits(const std::string& name, bool stream_all, int max_batch, std::size_t ram_budget = 0) {
+void check_logits(const std::string& name, bool stream_all, int max_batch, std::size_t ram_budget = 0,
+                  int host_layers = 0) {
     CAPTURE(name);
     CAPTURE(stream_all);
     CAPTURE(max_batch);
     CAPTURE(ram_budget);
+    CAPTURE(host_layers);
     const auto ref = reference(name);
-    auto m = load(name, stream_all, max_batch, runner::Compression::none, ram_budget);
+    auto m = load(name, stream_all, max_batch, runner::Compression::none, ram_budget, {}, runner::gpu::KvType::f32,
+                  host_layers);
     const auto& plan = m.model->plan();
     CHECK(std::count(plan.resident.begin(), plan.resident.end(), false) ==
           (stream_all ? m.model->config().n_layer : 0));
@@ -123,7 +129,10 @@ void check_logits(const std::string& name, bool stream_all, int max_batch, std::
     }
     const auto passes = m.model->stats().passes;
     CHECK(passes == ref["logits"].size());
-    CHECK(m.model->stats().bytes_copied == passes * plan.streamed_bytes);
+    // Every streamed layer crossed the link or was computed on the host, once per pass.
+    CHECK(m.model->stats().bytes_copied + m.model->stats().host_bytes == passes * plan.streamed_bytes);
+    CHECK(std::count(plan.host.begin(), plan.host.end(), true) == host_layers);
+    CHECK((m.model->stats().host_bytes > 0) == (host_layers > 0));
 }
 
 }  // namespace
@@ -137,6 +146,64 @@ TEST_CASE("gpu engine: every layer streamed through the ring, and prompts in mic
         check_logits(entry.path().filename().string(), true, 64);
         check_logits(entry.path().filename().string(), true, 5);
     }
+}
+
+TEST_CASE("gpu engine: decode steps with one, half or all streamed layers computed on the host") {
+    for (const auto& entry : fs::directory_iterator(models)) {
+        const auto name = entry.path().filename().string();
+        const int n_layer = runner::open_hf_folder(entry.path()).value()->config().n_layer;
+        for (const int host : {1, std::max(1, n_layer / 2), n_layer}) check_logits(name, true, 64, 0, host);
+    }
+}
+
+TEST_CASE("gpu engine: host layers keep both caches whole across prompts, decode steps and a rewind") {
+    // The same conversation with and without host layers: a prompt (GPU), decode steps (host), a
+    // 6-token chunk (GPU again, reading the rows the host wrote), a step, then a rewind to position 5
+    // (the host reads the rows the GPU wrote). f32 caches agree to rounding; an f16 GPU cache holds the
+    // host's rows rounded, which the host itself keeps in f32.
+    const std::string name = "llama-gqa4-llama3rope";
+    for (const auto& [kv_type, bound] :
+         {std::pair{runner::gpu::KvType::f32, 1e-3f}, std::pair{runner::gpu::KvType::f16, 2e-2f}}) {
+        CAPTURE(bound);
+        auto gpu_only = load(name, true, 64, runner::Compression::none, 0, {}, kv_type, 0);
+        auto split = load(name, true, 64, runner::Compression::none, 0, {}, kv_type, 2);
+        const std::vector<std::pair<std::vector<std::int32_t>, int>> steps = {
+            {{5, 9, 13, 2, 77, 31, 8, 64, 3, 11}, 0}, {{4}, 10}, {{19}, 11}, {{23}, 12}, {{6, 7, 8, 9, 10, 11}, 13},
+            {{12}, 19},                               {{40, 41}, 5}, {{42}, 7}};
+        for (const auto& [tokens, n_past] : steps) {
+            CAPTURE(n_past);
+            auto want = gpu_only.model->forward(tokens, n_past);
+            REQUIRE(want.ok());
+            const std::vector<float> expected(want->begin(), want->end());
+            auto got = split.model->forward(tokens, n_past);
+            REQUIRE(got.ok());
+            CHECK(max_abs_diff(*got, nlohmann::json(expected)) < bound);
+        }
+        CHECK(split.model->stats().host_bytes > 0);
+    }
+}
+
+TEST_CASE("gpu engine: host layers decided at load from measured rates, compressed layers left on the GPU") {
+    const std::string name = "llama-gqa4-llama3rope";
+    auto m = load(name, true, 64, runner::Compression::none, 0, {}, runner::gpu::KvType::f32, -1);
+    const auto& stats = m.model->stats();
+    CHECK(stats.copy_gbs > 0);
+    CHECK(stats.host_gbs > 0);
+    MESSAGE("a layer over the link " << stats.copy_gbs << " GB/s, on the host " << stats.host_gbs << " GB/s");
+    const auto& plan = m.model->plan();
+    CHECK(plan.host.size() == plan.resident.size());
+    for (std::size_t i = 0; i < plan.host.size(); ++i) CHECK((!plan.host[i] || !plan.resident[i]));
+    const auto ref = reference(name);
+    const auto prompt = ref["prompt_ids"].get<std::vector<std::int32_t>>();
+    REQUIRE(m.model->forward(prompt, 0).ok());
+    const std::int32_t next[] = {ref["greedy_ids"][0].get<std::int32_t>()};
+    auto logits = m.model->forward(next, static_cast<int>(prompt.size()));
+    REQUIRE(logits.ok());
+    CHECK(max_abs_diff(*logits, ref["logits"][1]) < tolerance);
+
+    auto compressed = load(name, true, 64, runner::Compression::q8, 0, {}, runner::gpu::KvType::f32, 2);
+    const auto& host = compressed.model->plan().host;
+    CHECK(std::count(host.begin(), host.end(), true) == 0);
 }
 
 TEST_CASE("gpu engine: every layer read from disk through the staging buffers on every pass") {
