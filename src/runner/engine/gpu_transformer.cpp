@@ -355,10 +355,10 @@ void GpuTransformer::choose_host_layers() {
             views[i].file = nullptr;
             in_slab[i] = &views[i];
         }
-        m.host_weights[li] = LayerWeights{in_slab[attn_norm], in_slab[wq],       in_slab[wk],     in_slab[wv],
-                                          in_slab[wo],        in_slab[bq],       in_slab[bk],     in_slab[bv],
-                                          in_slab[q_norm],    in_slab[k_norm],   in_slab[ffn_norm], in_slab[w_gate],
-                                          in_slab[w_up],      in_slab[w_down]};
+        m.host_weights[li] =
+            LayerWeights{in_slab[attn_norm], in_slab[wq],     in_slab[wk],   in_slab[wv],     in_slab[wo],
+                         in_slab[bq],        in_slab[bk],     in_slab[bv],   in_slab[q_norm], in_slab[k_norm],
+                         in_slab[ffn_norm],  in_slab[w_gate], in_slab[w_up], in_slab[w_down]};
     }
     m.host_scratch.reserve(c, gpu_host_max_tokens);
 
@@ -388,7 +388,8 @@ void GpuTransformer::choose_host_layers() {
         }
         stats_.copy_gbs = static_cast<double>(bytes) / copy_s / 1e9;
         stats_.host_gbs = static_cast<double>(bytes) / host_s / 1e9;
-        n_host = static_cast<std::size_t>(std::lround(static_cast<double>(candidates.size()) * copy_s / (copy_s + host_s)));
+        n_host =
+            static_cast<std::size_t>(std::lround(static_cast<double>(candidates.size()) * copy_s / (copy_s + host_s)));
     }
     if (n_host == 0) return;
     // Spread among the GPU's layers, so that the copy stream always has a layer to bring in while the

@@ -33,8 +33,8 @@ struct GpuPlan {
     std::size_t disk_bytes = 0;                   // read from the model's files on every forward pass
     std::filesystem::path cache;                  // `prepare`'s layer cache for this compression, if used
     gpu::KvType kv_type = gpu::KvType::f16;
-    int host_layers = -1;                         // asked for: -1 lets load() measure and decide, 0 none
-    unsigned threads = 0;                         // host threads for those layers; 0: all
+    int host_layers = -1;    // asked for: -1 lets load() measure and decide, 0 none
+    unsigned threads = 0;    // host threads for those layers; 0: all
     std::vector<bool> host;  // [n_layer]: pinned streamed layers the host computes while decoding (see
                              // GpuTransformer), decided by load(); empty until then
     std::size_t total_bytes() const { return fixed_bytes + resident_bytes; }

@@ -167,9 +167,14 @@ TEST_CASE("gpu engine: host layers keep both caches whole across prompts, decode
         CAPTURE(bound);
         auto gpu_only = load(name, true, 64, runner::Compression::none, 0, {}, kv_type, 0);
         auto split = load(name, true, 64, runner::Compression::none, 0, {}, kv_type, 2);
-        const std::vector<std::pair<std::vector<std::int32_t>, int>> steps = {
-            {{5, 9, 13, 2, 77, 31, 8, 64, 3, 11}, 0}, {{4}, 10}, {{19}, 11}, {{23}, 12}, {{6, 7, 8, 9, 10, 11}, 13},
-            {{12}, 19},                               {{40, 41}, 5}, {{42}, 7}};
+        const std::vector<std::pair<std::vector<std::int32_t>, int>> steps = {{{5, 9, 13, 2, 77, 31, 8, 64, 3, 11}, 0},
+                                                                              {{4}, 10},
+                                                                              {{19}, 11},
+                                                                              {{23}, 12},
+                                                                              {{6, 7, 8, 9, 10, 11}, 13},
+                                                                              {{12}, 19},
+                                                                              {{40, 41}, 5},
+                                                                              {{42}, 7}};
         for (const auto& [tokens, n_past] : steps) {
             CAPTURE(n_past);
             auto want = gpu_only.model->forward(tokens, n_past);
