@@ -4,6 +4,7 @@
 // of its own, while the compute stream works on the layer before it (events, no host syncs).
 // A prompt goes through each layer once for all its tokens, in micro-batches that share the layer's
 // weights, so a streamed layer crosses the link once per forward pass, not once per micro-batch.
+// Decode steps leave some pinned streamed layers to the CPU (gpu_host_max_tokens below).
 #pragma once
 
 #include <filesystem>
