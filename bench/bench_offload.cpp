@@ -79,7 +79,8 @@ double pinned_h2d_gbs() {
                          copy_bytes);
 }
 
-// A 1 GiB device-to-device copy, read and write counted.
+// A 1 GiB device-to-device copy, read and write counted: the rate device memory moves bytes at,
+// which decode's products (reads only) can reach too.
 double device_copy_gbs() {
     gpu::DeviceBuffer a(copy_bytes), b(copy_bytes);
     return best_copy_gbs([&](const gpu::Stream& s) { gpu::copy_on_device(b.data(), a.data(), copy_bytes, s); },
@@ -267,7 +268,9 @@ int main(int argc, char** argv) {
                                 plan.error().message.c_str());
                     continue;
                 }
-                const std::size_t streamed = plan->streamed_bytes, resident = plan->resident_bytes;
+                // Device memory each decode step reads: the resident layers and the output head.
+                const std::size_t streamed = plan->streamed_bytes,
+                                  resident = plan->resident_bytes + weights->output->bytes;
                 const std::size_t disk_bytes = plan->disk_bytes;
                 const int n_streamed =
                     static_cast<int>(std::count(plan->resident.begin(), plan->resident.end(), false));
@@ -314,7 +317,7 @@ int main(int argc, char** argv) {
                     static_cast<int>(std::count(host_layers_chosen.begin(), host_layers_chosen.end(), true));
                 const double streamed_rate = (n_host > 0 ? both_links : link) * 1e9;
                 const double decode_bound = std::max(static_cast<double>(streamed) / streamed_rate, from_disk) +
-                                            static_cast<double>(resident) / (hbm / 2 * 1e9);
+                                            static_cast<double>(resident) / (hbm * 1e9);
                 const double flops = 2.0 * n_weights * prompt_len;
                 const double prompt_bound_s =
                     std::max({static_cast<double>(streamed) / (link * 1e9), from_disk, flops / (peak_tflops * 1e12)});

@@ -579,20 +579,14 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
                 gpu::attention(m.att.as<float>(), m.q.as<float>(), m.k_cache.as<std::byte>() + layer_bytes,
                                m.v_cache.as<std::byte>() + layer_bytes, plan_.kv_type, mb, pos, c.n_head, c.n_head_kv,
                                hd, n_ctx_, m.attention_scratch.as<float>(), s);
-                gpu::matmul(m.xb.as<float>(), m.att.as<float>(), m.tensor(base, layer, wo), m.type(layer, wo), nullptr,
-                            gpu::WeightType::f32, mb, qw, e, s, blas);
-                gpu::add(x, m.xb.as<float>(), static_cast<std::size_t>(mb) * e, s);
+                gpu::matmul_add(x, m.att.as<float>(), m.tensor(base, layer, wo), m.type(layer, wo), mb, qw, e, s, blas);
                 // ffn rmsnorm, SwiGLU: down(silu(gate(x)) * up(x)), residual
                 gpu::rmsnorm(m.xb.as<float>(), x, m.tensor(base, layer, ffn_norm), m.type(layer, ffn_norm), mb, e,
                              c.rms_eps, s);
-                gpu::matmul(m.gate.as<float>(), m.xb.as<float>(), m.tensor(base, layer, w_gate), m.type(layer, w_gate),
-                            nullptr, gpu::WeightType::f32, mb, e, c.n_ff, s, blas);
-                gpu::matmul(m.up.as<float>(), m.xb.as<float>(), m.tensor(base, layer, w_up), m.type(layer, w_up),
-                            nullptr, gpu::WeightType::f32, mb, e, c.n_ff, s, blas);
-                gpu::swiglu(m.gate.as<float>(), m.up.as<float>(), static_cast<std::size_t>(mb) * c.n_ff, s);
-                gpu::matmul(m.xb.as<float>(), m.gate.as<float>(), m.tensor(base, layer, w_down), m.type(layer, w_down),
-                            nullptr, gpu::WeightType::f32, mb, c.n_ff, e, s, blas);
-                gpu::add(x, m.xb.as<float>(), static_cast<std::size_t>(mb) * e, s);
+                gpu::matmul_swiglu(m.gate.as<float>(), m.up.as<float>(), m.xb.as<float>(), m.tensor(base, layer, w_gate),
+                                   m.tensor(base, layer, w_up), m.type(layer, w_gate), mb, e, c.n_ff, s, blas);
+                gpu::matmul_add(x, m.gate.as<float>(), m.tensor(base, layer, w_down), m.type(layer, w_down), mb, c.n_ff,
+                                e, s, blas);
             }
             if (slot >= 0) {
                 m.freed[static_cast<std::size_t>(slot)].record(s);

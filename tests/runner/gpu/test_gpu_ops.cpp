@@ -132,7 +132,47 @@ TEST_CASE("gpu matmul: bf16, f16 and f32 weights, decode and prompt shapes, with
                 }
 }
 
-TEST_CASE("gpu rmsnorm, swiglu, add and embed match the CPU") {
+TEST_CASE("gpu matmul_add and matmul_swiglu equal a product, then the residual add or the gate") {
+    gpu::Stream s;
+    runner::cpu::ThreadPool pool(2);
+    const gpu::Blas blas(s, 70 * 256);
+    for (const auto dtype : {runner::DType::bf16, runner::DType::f16, runner::DType::f32})
+        for (const int n_tokens : {1, 2, 3, 5, 8, 9, 70})
+            for (const auto& [d_in, d_out] : {std::pair{256, 96}, std::pair{200, 70}, std::pair{2056, 33}})
+                for (const bool on_blas : {false, true}) {
+                    CAPTURE(runner::dtype_name(dtype));
+                    CAPTURE(n_tokens);
+                    CAPTURE(d_in);
+                    CAPTURE(on_blas);
+                    if (on_blas && (!gpu::Blas::available() || n_tokens * d_in > 70 * 256)) continue;
+                    const bool rounded = on_blas && n_tokens >= gpu::blas_min_tokens && dtype != runner::DType::f32;
+                    const float allowed = rounded ? 1e-2f : tolerance;
+                    const auto n = static_cast<std::size_t>(n_tokens);
+                    Weight gate(dtype, {d_out, d_in}, s), up(dtype, {d_out, d_in}, s);
+                    const auto x = random_floats(n * d_in);
+                    const auto dx = upload(x, s);
+                    std::vector<float> want_gate(n * d_out), want_up(n * d_out);
+                    runner::cpu::matmul(want_gate.data(), x.data(), gate.view, nullptr, n, pool);
+                    runner::cpu::matmul(want_up.data(), x.data(), up.view, nullptr, n, pool);
+
+                    const auto residual = random_floats(n * d_out, 4.f);
+                    auto want = residual;
+                    for (std::size_t i = 0; i < want.size(); ++i) want[i] += want_gate[i];
+                    auto dr = upload(residual, s);
+                    gpu::matmul_add(dr.as<float>(), dx.as<float>(), gate.device.data(), gate.type(), n_tokens, d_in,
+                                    d_out, s, on_blas ? &blas : nullptr);
+                    CHECK(relative_error(download(dr, want.size(), s), want) < allowed);
+
+                    runner::cpu::swiglu(want_gate.data(), want_up.data(), want_gate.size());
+                    gpu::DeviceBuffer out(want_gate.size() * sizeof(float)), scratch(want_gate.size() * sizeof(float));
+                    gpu::matmul_swiglu(out.as<float>(), scratch.as<float>(), dx.as<float>(), gate.device.data(),
+                                       up.device.data(), gate.type(), n_tokens, d_in, d_out, s,
+                                       on_blas ? &blas : nullptr);
+                    CHECK(relative_error(download(out, want_gate.size(), s), want_gate) < allowed);
+                }
+}
+
+TEST_CASE("gpu rmsnorm and swiglu match the CPU") {
     gpu::Stream s;
     for (const auto dtype : {runner::DType::f32, runner::DType::bf16}) {
         const int rows = 5, n = 300;
@@ -153,25 +193,6 @@ TEST_CASE("gpu rmsnorm, swiglu, add and embed match the CPU") {
     const auto du = upload(up, s);
     gpu::swiglu(dg.as<float>(), du.as<float>(), gate.size(), s);
     CHECK(relative_error(download(dg, gate.size(), s), want) < tolerance);
-
-    auto sum = gate;
-    for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += up[i];
-    auto da = upload(gate, s);
-    gpu::add(da.as<float>(), du.as<float>(), gate.size(), s);
-    CHECK(download(da, gate.size(), s) == sum);
-
-    Weight table(runner::DType::bf16, {50, 64}, s);
-    const std::vector<int> tokens = {3, 49, 0, 3};
-    const auto dt = upload_ints(tokens, s);
-    gpu::DeviceBuffer rows(tokens.size() * 64 * sizeof(float));
-    gpu::embed(rows.as<float>(), table.device.data(), table.type(), dt.as<int>(), 4, 64, s);
-    const auto got = download(rows, tokens.size() * 64, s);
-    std::vector<float> expect(64);
-    for (std::size_t t = 0; t < tokens.size(); ++t) {
-        runner::cpu::convert_row(runner::DType::bf16, table.view.data + static_cast<std::size_t>(tokens[t]) * 128,
-                                 expect.data(), 64);
-        CHECK(std::equal(expect.begin(), expect.end(), got.begin() + static_cast<long>(t * 64)));
-    }
 }
 
 TEST_CASE("gpu rope and attention match the CPU for a prompt and for decode steps past a key tile") {
@@ -241,6 +262,52 @@ TEST_CASE("gpu rope and attention match the CPU for a prompt and for decode step
     }
 }
 
+// Decode splits the keys across blocks; each block serves every query head of a group (up to 4 at a
+// time), so shapes with 1, 4 and 7 heads per group and a context far past the split sizes are checked.
+TEST_CASE("gpu decode attention over a long context reads every key for every head of a group") {
+    gpu::Stream s;
+    runner::cpu::ThreadPool pool(2);
+    struct Shape {
+        int n_head, n_head_kv, head_dim;
+    };
+    for (const auto& [n_head, n_head_kv, head_dim] : {Shape{32, 8, 128}, Shape{28, 4, 96}, Shape{8, 8, 64}}) {
+        CAPTURE(n_head);
+        CAPTURE(head_dim);
+        const int n_ctx = 20000, n = 3, kv = n_head_kv * head_dim;
+        auto k_cache = random_floats(static_cast<std::size_t>(n_ctx) * kv);
+        auto v_cache = random_floats(static_cast<std::size_t>(n_ctx) * kv);
+        // The keys near the start score highest for query 0, so that a block which skipped them shows.
+        for (std::size_t i = 0; i < 64 * static_cast<std::size_t>(kv); ++i) k_cache[i] *= 3.f;
+        const auto dk = upload(k_cache, s), dv = upload(v_cache, s);
+        const std::vector<int> positions = {19990, 19991, 12};
+        const auto dpos = upload_ints(positions, s);
+        const auto q = random_floats(static_cast<std::size_t>(n) * n_head * head_dim);
+        const auto dq = upload(q, s);
+        std::vector<float> want(q.size());
+        runner::cpu::attention(want.data(), q.data(), k_cache.data(), v_cache.data(), static_cast<std::size_t>(n),
+                               positions.data(), n_head, n_head_kv, static_cast<std::size_t>(head_dim), pool);
+        gpu::DeviceBuffer scratch(gpu::attention_scratch_bytes(n, n_head, head_dim, n_ctx));
+        gpu::DeviceBuffer out(q.size() * sizeof(float));
+        for (float* partials : {static_cast<float*>(nullptr), scratch.as<float>()}) {
+            CAPTURE(partials != nullptr);
+            gpu::attention(out.as<float>(), dq.as<float>(), dk.data(), dv.data(), gpu::KvType::f32, n, dpos.as<int>(),
+                           n_head, n_head_kv, head_dim, n_ctx, partials, s);
+            CHECK(relative_error(download(out, q.size(), s), want) < tolerance);
+        }
+        // The f16 cache against the CPU on the rounded keys and values.
+        for (auto* v : {&k_cache, &v_cache})
+            for (auto& e : *v) e = static_cast<float>(static_cast<_Float16>(e));
+        runner::cpu::attention(want.data(), q.data(), k_cache.data(), v_cache.data(), static_cast<std::size_t>(n),
+                               positions.data(), n_head, n_head_kv, static_cast<std::size_t>(head_dim), pool);
+        gpu::DeviceBuffer hk(k_cache.size() * 2), hv(v_cache.size() * 2);
+        gpu::store_kv(hk.data(), gpu::KvType::f16, 0, dk.as<float>(), k_cache.size(), s);
+        gpu::store_kv(hv.data(), gpu::KvType::f16, 0, dv.as<float>(), v_cache.size(), s);
+        gpu::attention(out.as<float>(), dq.as<float>(), hk.data(), hv.data(), gpu::KvType::f16, n, dpos.as<int>(),
+                       n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(), s);
+        CHECK(relative_error(download(out, q.size(), s), want) < tolerance);
+    }
+}
+
 TEST_CASE("gpu store_kv rounds to f16 as the host does, and copies f32 exactly, at an offset") {
     gpu::Stream s;
     const auto x = random_floats(1000, 3.f);
@@ -264,7 +331,7 @@ TEST_CASE("gpu: a failed runtime call is an error naming the call, and the next 
     CHECK_THROWS_WITH_AS(gpu::DeviceBuffer(std::size_t{1} << 62), doctest::Contains("cudaMalloc"), gpu::Error);
     gpu::Stream s;
     auto x = upload(std::vector<float>(64, 2.f), s);
-    CHECK_NOTHROW(gpu::add(x.as<float>(), x.as<float>(), 64, s));
+    CHECK_NOTHROW(gpu::swiglu(x.as<float>(), x.as<float>(), 64, s));
     CHECK(download(x, 64, s) == std::vector<float>(64, 4.f));
 }
 
@@ -331,6 +398,16 @@ TEST_CASE("gpu matmul on quantized weights: the kernels read what the quantizer 
             gpu::matmul(out.as<float>(), dx.as<float>(), dq.data(), type, nullptr, gpu::WeightType::f32, n_tokens, d_in,
                         d_out, s);
             CHECK(relative_error(download(out, want.size(), s), want) < tolerance);
+            // The fused forms read quantized weights alike (the same matrix as gate and up: silu(y) * y).
+            auto gated = want;
+            runner::cpu::swiglu(gated.data(), want.data(), gated.size());
+            gpu::DeviceBuffer scratch(want.size() * sizeof(float));
+            gpu::matmul_swiglu(out.as<float>(), scratch.as<float>(), dx.as<float>(), dq.data(), dq.data(), type,
+                               n_tokens, d_in, d_out, s);
+            CHECK(relative_error(download(out, want.size(), s), gated) < tolerance);
+            gpu::matmul_add(out.as<float>(), dx.as<float>(), dq.data(), type, n_tokens, d_in, d_out, s);
+            for (std::size_t i = 0; i < gated.size(); ++i) gated[i] += want[i];
+            CHECK(relative_error(download(out, want.size(), s), gated) < tolerance);
             if (gpu::Blas::available() && n_tokens >= gpu::blas_min_tokens) {
                 gpu::matmul(out.as<float>(), dx.as<float>(), dq.data(), type, nullptr, gpu::WeightType::f32, n_tokens,
                             d_in, d_out, s, &blas);

@@ -1,9 +1,9 @@
 // Causal grouped-query attention, flash style: keys are visited in tiles with a running maximum and
 // sum (online softmax), so memory is O(tile), not O(n_tokens * n_ctx). A prompt shares each K/V
-// tile among a block of queries. For a few tokens (decode) scores are computed a warp per key,
-// lanes across head_dim, so that key rows are read coalesced, and the keys are split across blocks
-// too (flash-decoding), the partial results merged by a second kernel, so that a long context keeps
-// the whole GPU busy. Prompts on GPUs with tensor cores and an f16 cache take attention_tensor.cu.
+// tile among a block of queries. For a few tokens (decode) a block serves the query heads of a KV
+// group together, so each cache row is read once for all of them, lanes across head_dim so that rows
+// are read coalesced, and the keys are split across blocks too (flash-decoding), the partial results
+// merged by a second kernel, so that a long context keeps the whole GPU busy. Prompts on GPUs with tensor cores and an f16 cache take attention_tensor.cu.
 // The kernels here read either cache type and compute in f32.
 #include <algorithm>
 #include <cmath>
@@ -16,84 +16,145 @@ namespace runner::gpu {
 
 namespace {
 
-constexpr int threads = 128;       // per block
-constexpr int key_tile = 128;      // keys per tile
-constexpr int max_head_dim = 256;  // two output dimensions per thread at most
-constexpr int keys_per_split = 512;
-constexpr int max_splits = 64;
+constexpr int threads = 128;       // per block of store_kv and the merge
+constexpr int max_head_dim = 256;  // what any kernel here serves
+
+// Decode: each block serves up to decode_heads query heads of one KV group (Llama-3-8B's 4), so a
+// key or value row read from the cache serves all of them; keys are taken in tiles of
+// decode_key_tile, and split across blocks in slices of at least decode_min_split keys until about
+// decode_blocks blocks keep the GPU's memory system busy.
+constexpr int decode_heads = 4;
+constexpr int decode_key_tile = 64;
+constexpr int decode_min_split = 64;
+constexpr int decode_blocks = 1024;
+constexpr int decode_loads = 4;  // rows a warp has in flight
+constexpr int max_splits = 256;
 
 __device__ inline float kv_at(const float* cache, std::size_t i) { return cache[i]; }
 __device__ inline float kv_at(const unsigned short* cache, std::size_t i) { return f16_to_f32(cache[i]); }
 
-// One block per (token, head, split): keys [split * keys_per_split, ...) up to the token's position.
-// Writes the normalized output when there is one split, else the partial (max, sum, unnormalized
-// output) for attention_merge_kernel.
-template <class T>
-__global__ void attention_kernel(float* out, float* partial, const float* q, const T* k_cache, const T* v_cache,
-                                 const int* positions, int n_head, int n_head_kv, int head_dim, float scale,
-                                 int n_splits) {
-    __shared__ float qs[max_head_dim];
-    __shared__ float ps[key_tile];
-    const int pair = blockIdx.x, split = blockIdx.y;
-    const int t = pair / n_head, h = pair % n_head;
-    const int kv_head = h / (n_head / n_head_kv);
+// The DPL consecutive elements a lane owns of a head's row, in one load where they are whole.
+template <class T, int DPL>
+__device__ inline void load_dims(const T* row, int lane, int head_dim, float* out) {
+    struct alignas(DPL * sizeof(T)) Pack {
+        T v[DPL];
+    };
+    const int d0 = lane * DPL;
+    if (head_dim % DPL == 0 && d0 + DPL <= head_dim) {
+        const Pack p = *reinterpret_cast<const Pack*>(row + d0);
+        for (int k = 0; k < DPL; ++k) out[k] = kv_at(p.v, static_cast<std::size_t>(k));
+    } else {
+        for (int k = 0; k < DPL; ++k) out[k] = d0 + k < head_dim ? kv_at(row, static_cast<std::size_t>(d0 + k)) : 0.f;
+    }
+}
+
+// One block per (token, KV head, group of up to decode_heads query heads of it, split of the keys).
+// A lane owns DPL consecutive dimensions, so a warp reads a cache row in one coalesced load; warps
+// take the keys of a tile in turn. Scores go to shared memory, a warp per head turns them into
+// weights (online softmax: running maximum and sum per head), then every warp adds its keys' value
+// rows for every head, and the warps' sums are added in a fixed order. Writes the normalized
+// output when there is one split, else the partial (max, sum, unnormalized output) for
+// attention_merge_kernel.
+template <class T, int DPL>
+__global__ void attention_decode_kernel(float* out, float* partial, const float* q, const T* k_cache,
+                                        const T* v_cache, const int* positions, int n_head, int n_head_kv,
+                                        int head_dim, float scale, int keys_per_split, int n_splits) {
+    constexpr int H = decode_heads, KT = decode_key_tile, n_warps = decode_heads;
+    __shared__ float weights[H][KT];
+    __shared__ float rescale[H], running_max[H], running_sum[H];
+    __shared__ float sums[n_warps][H][DPL * warp_size];
+    const int group = n_head / n_head_kv, chunks = (group + H - 1) / H;
+    const int chunk = static_cast<int>(blockIdx.x) % chunks;
+    const int kv_head = static_cast<int>(blockIdx.x) / chunks % n_head_kv;
+    const int t = static_cast<int>(blockIdx.x) / chunks / n_head_kv, split = static_cast<int>(blockIdx.y);
+    const int h0 = kv_head * group + chunk * H, n_h = min(H, group - chunk * H);
+    const int warp = static_cast<int>(threadIdx.x) / warp_size, lane = static_cast<int>(threadIdx.x) % warp_size;
     const std::size_t kv_stride = static_cast<std::size_t>(n_head_kv) * head_dim;
-    const float* qh = q + (static_cast<std::size_t>(t) * n_head + h) * head_dim;
-    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) qs[d] = qh[d];
-    __syncthreads();
+    const T* k_head = k_cache + static_cast<std::size_t>(kv_head) * head_dim;
+    const T* v_head = v_cache + static_cast<std::size_t>(kv_head) * head_dim;
+
+    float qr[H][DPL], acc[H][DPL];
+    for (int h = 0; h < H; ++h) {
+        const float* qh = q + (static_cast<std::size_t>(t) * n_head + h0 + min(h, n_h - 1)) * head_dim;
+        load_dims<float, DPL>(qh, lane, head_dim, qr[h]);
+        for (int k = 0; k < DPL; ++k) qr[h][k] = h < n_h ? qr[h][k] * scale : 0.f, acc[h][k] = 0.f;
+    }
+    if (threadIdx.x < H) running_max[threadIdx.x] = -INFINITY, running_sum[threadIdx.x] = 0.f;
 
     const int n_keys = positions[t] + 1;
-    const int begin = n_splits == 1 ? 0 : split * keys_per_split;
-    const int end = n_splits == 1 ? n_keys : min(n_keys, begin + keys_per_split);
-    const int tid = static_cast<int>(threadIdx.x);
-    const int warp = tid / warp_size, lane = tid % warp_size, n_warps = static_cast<int>(blockDim.x) / warp_size;
-    float m = -INFINITY, l = 0.f, acc[2] = {0.f, 0.f};
-    for (int k0 = begin; k0 < end; k0 += key_tile) {
-        const int tile_keys = min(key_tile, end - k0);
-        for (int j = warp; j < tile_keys; j += n_warps) {
-            const T* kr = k_cache + static_cast<std::size_t>(k0 + j) * kv_stride + kv_head * head_dim;
-            float dot = 0.f;
-            for (int d = lane; d < head_dim; d += warp_size) dot += qs[d] * kv_at(kr, d);
-            dot = warp_sum(dot);
-            if (lane == 0) ps[j] = dot * scale;
+    const int begin = split * keys_per_split, end = min(n_keys, begin + keys_per_split);
+    for (int k0 = begin; k0 < end; k0 += KT) {
+        const int tile_keys = min(KT, end - k0);
+        // Each warp loads decode_loads rows before it uses them, so that more than one is in flight.
+        for (int j0 = warp; j0 < tile_keys; j0 += decode_loads * n_warps) {
+            float kr[decode_loads][DPL];
+            for (int u = 0; u < decode_loads; ++u)
+                if (j0 + u * n_warps < tile_keys)
+                    load_dims<T, DPL>(k_head + static_cast<std::size_t>(k0 + j0 + u * n_warps) * kv_stride, lane,
+                                      head_dim, kr[u]);
+            for (int u = 0; u < decode_loads; ++u) {
+                if (j0 + u * n_warps >= tile_keys) break;
+                for (int h = 0; h < H; ++h) {
+                    float dot = 0.f;
+                    for (int k = 0; k < DPL; ++k) dot += qr[h][k] * kr[u][k];
+                    dot = warp_sum(dot);
+                    if (lane == 0) weights[h][j0 + u * n_warps] = dot;
+                }
+            }
         }
         __syncthreads();
-        const float s = tid < tile_keys ? ps[tid] : -INFINITY;
-        const float m_new = fmaxf(m, block_reduce<true>(s));
-        const float p = tid < tile_keys ? expf(s - m_new) : 0.f;
-        __syncthreads();  // every score is read before ps is overwritten with weights
-        if (tid < tile_keys) ps[tid] = p;
-        const float tile_sum = block_reduce<false>(p);  // its barriers also publish ps
-        const float correction = expf(m - m_new);
-        l = l * correction + tile_sum;
-        for (int r = 0; r < 2; ++r) {
-            const int d = threadIdx.x + r * threads;
-            if (d >= head_dim) break;
-            float a = acc[r] * correction;
-            const T* vc = v_cache + static_cast<std::size_t>(k0) * kv_stride + kv_head * head_dim + d;
-            for (int j = 0; j < tile_keys; ++j) a += ps[j] * kv_at(vc, static_cast<std::size_t>(j) * kv_stride);
-            acc[r] = a;
+        for (int h = warp; h < H; h += n_warps) {
+            float tile_max = -INFINITY;
+            for (int j = lane; j < tile_keys; j += warp_size) tile_max = fmaxf(tile_max, weights[h][j]);
+            const float m_old = running_max[h], m_new = fmaxf(m_old, warp_max(tile_max));
+            float tile_sum = 0.f;
+            for (int j = lane; j < KT; j += warp_size) {
+                const float p = j < tile_keys ? expf(weights[h][j] - m_new) : 0.f;
+                weights[h][j] = p;
+                tile_sum += p;
+            }
+            tile_sum = warp_sum(tile_sum);
+            if (lane == 0) {
+                const float correction = expf(m_old - m_new);
+                rescale[h] = correction;
+                running_sum[h] = running_sum[h] * correction + tile_sum;
+                running_max[h] = m_new;
+            }
         }
-        m = m_new;
-        __syncthreads();  // ps is rewritten by the next tile
-    }
-    if (n_splits == 1) {
-        float* oh = out + (static_cast<std::size_t>(t) * n_head + h) * head_dim;
-        for (int r = 0; r < 2; ++r) {
-            const int d = threadIdx.x + r * threads;
-            if (d < head_dim) oh[d] = acc[r] / l;
+        __syncthreads();
+        for (int h = 0; h < H; ++h)
+            for (int k = 0; k < DPL; ++k) acc[h][k] *= rescale[h];
+        for (int j0 = warp; j0 < tile_keys; j0 += decode_loads * n_warps) {
+            float vr[decode_loads][DPL];
+            for (int u = 0; u < decode_loads; ++u)
+                if (j0 + u * n_warps < tile_keys)
+                    load_dims<T, DPL>(v_head + static_cast<std::size_t>(k0 + j0 + u * n_warps) * kv_stride, lane,
+                                      head_dim, vr[u]);
+            for (int u = 0; u < decode_loads; ++u) {
+                if (j0 + u * n_warps >= tile_keys) break;
+                for (int h = 0; h < H; ++h)
+                    for (int k = 0; k < DPL; ++k) acc[h][k] += weights[h][j0 + u * n_warps] * vr[u][k];
+            }
         }
-        return;
+        __syncthreads();  // weights and rescale are rewritten by the next tile
     }
-    // partial: [pairs, n_splits, head_dim + 2] = unnormalized output, max, sum (empty splits: m = -inf, l = 0)
-    float* ph = partial + (static_cast<std::size_t>(pair) * n_splits + split) * (head_dim + 2);
-    for (int r = 0; r < 2; ++r) {
-        const int d = threadIdx.x + r * threads;
-        if (d < head_dim) ph[d] = acc[r];
-    }
-    if (threadIdx.x == 0) {
-        ph[head_dim] = m;
-        ph[head_dim + 1] = l;
+
+    for (int h = 0; h < H; ++h)
+        for (int k = 0; k < DPL; ++k) sums[warp][h][lane * DPL + k] = acc[h][k];
+    __syncthreads();
+    for (int e = static_cast<int>(threadIdx.x); e < n_h * head_dim; e += static_cast<int>(blockDim.x)) {
+        const int h = e / head_dim, d = e % head_dim;
+        float a = 0.f;
+        for (int w = 0; w < n_warps; ++w) a += sums[w][h][d];
+        const std::size_t pair = static_cast<std::size_t>(t) * n_head + h0 + h;
+        if (n_splits == 1) {
+            out[pair * head_dim + d] = a / running_sum[h];
+            continue;
+        }
+        // partial: [pairs, n_splits, head_dim + 2] = unnormalized output, max, sum (empty splits: -inf, 0)
+        float* ph = partial + (pair * n_splits + split) * (head_dim + 2);
+        ph[d] = a;
+        if (d == 0) ph[head_dim] = running_max[h], ph[head_dim + 1] = running_sum[h];
     }
 }
 
@@ -226,14 +287,25 @@ void launch_prompt(float* out, const float* q, const void* k_cache, const void* 
                                            scale, s);
 }
 
+template <class T, int DPL>
+void launch_decode(float* out, float* partial, const float* q, const void* k_cache, const void* v_cache,
+                   const int* positions, int n_tokens, int n_head, int n_head_kv, int head_dim, float scale,
+                   int keys_per_split, int n_splits, cudaStream_t s) {
+    const int chunks = (n_head / n_head_kv + decode_heads - 1) / decode_heads;
+    const dim3 grid(static_cast<unsigned>(n_tokens * n_head_kv * chunks), static_cast<unsigned>(n_splits));
+    attention_decode_kernel<T, DPL><<<grid, decode_heads * warp_size, 0, s>>>(
+        out, partial, q, static_cast<const T*>(k_cache), static_cast<const T*>(v_cache), positions, n_head, n_head_kv,
+        head_dim, scale, keys_per_split, n_splits);
+}
+
 template <class T>
 void launch_decode(float* out, float* partial, const float* q, const void* k_cache, const void* v_cache,
-                   const int* positions, int n_pairs, int n_head, int n_head_kv, int head_dim, float scale,
-                   int n_splits, cudaStream_t s) {
-    const dim3 grid(static_cast<unsigned>(n_pairs), static_cast<unsigned>(n_splits));
-    attention_kernel<T><<<grid, threads, 0, s>>>(out, partial, q, static_cast<const T*>(k_cache),
-                                                 static_cast<const T*>(v_cache), positions, n_head, n_head_kv, head_dim,
-                                                 scale, n_splits);
+                   const int* positions, int n_tokens, int n_head, int n_head_kv, int head_dim, float scale,
+                   int keys_per_split, int n_splits, cudaStream_t s) {
+    const auto launch = head_dim <= 2 * 32 ? launch_decode<T, 2> : head_dim <= 4 * 32 ? launch_decode<T, 4>
+                                                                                        : launch_decode<T, 8>;
+    launch(out, partial, q, k_cache, v_cache, positions, n_tokens, n_head, n_head_kv, head_dim, scale, keys_per_split,
+           n_splits, s);
 }
 
 __global__ void to_f16_kernel(unsigned short* dst, const float* src, std::size_t n) {
@@ -241,18 +313,24 @@ __global__ void to_f16_kernel(unsigned short* dst, const float* src, std::size_t
     if (i < n) dst[i] = f32_to_f16(src[i]);
 }
 
-int splits_for(int n_pairs, int n_ctx) {
-    // Enough blocks to fill a large GPU (~132 SMs) when the pairs alone do not.
-    if (n_pairs >= 256) return 1;
-    const int by_keys = (n_ctx + keys_per_split - 1) / keys_per_split;
-    return std::max(1, std::min({by_keys, max_splits, (512 + n_pairs - 1) / n_pairs}));
+// How decode divides the keys among blocks: enough splits for about decode_blocks blocks (each
+// serving decode_heads of the `n_pairs` (token, query head) pairs), none shorter than
+// decode_min_split keys, and together covering the whole context.
+struct Splits {
+    int count, keys;
+};
+Splits decode_splits(int n_pairs, int n_ctx) {
+    const int wanted = (decode_blocks * decode_heads + n_pairs - 1) / n_pairs;
+    const int count = std::max(1, std::min({wanted, max_splits, (n_ctx + decode_min_split - 1) / decode_min_split}));
+    const int keys = (n_ctx + count - 1) / count;
+    return {count, (keys + decode_key_tile - 1) / decode_key_tile * decode_key_tile};
 }
 
 }  // namespace
 
 std::size_t attention_scratch_bytes(int n_tokens, int n_head, int head_dim, int n_ctx) {
     if (n_tokens >= prompt_min_tokens) return 0;
-    const int n_splits = splits_for(n_tokens * n_head, n_ctx);
+    const int n_splits = decode_splits(n_tokens * n_head, n_ctx).count;
     if (n_splits == 1) return 0;
     return static_cast<std::size_t>(n_tokens) * n_head * n_splits * (head_dim + 2) * sizeof(float);
 }
@@ -294,10 +372,11 @@ void attention(float* out, const float* q, const void* k_cache, const void* v_ca
         return;
     }
     const int n_pairs = n_tokens * n_head;
-    const int n_splits = scratch ? splits_for(n_pairs, n_ctx) : 1;
-    (f16 ? launch_decode<unsigned short> : launch_decode<float>)(out, scratch, q, k_cache, v_cache, positions, n_pairs,
-                                                                 n_head, n_head_kv, head_dim, scale, n_splits,
-                                                                 native(stream));
+    const Splits splits = scratch ? decode_splits(n_pairs, n_ctx) : Splits{1, n_ctx};
+    const int n_splits = splits.count;
+    (f16 ? launch_decode<unsigned short> : launch_decode<float>)(out, scratch, q, k_cache, v_cache, positions, n_tokens,
+                                                                 n_head, n_head_kv, head_dim, scale, splits.keys,
+                                                                 n_splits, native(stream));
     GPU_CHECK_LAUNCH();
     if (n_splits > 1) {
         attention_merge_kernel<<<n_pairs, threads, 0, native(stream)>>>(out, scratch, head_dim, n_splits);

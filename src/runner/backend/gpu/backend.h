@@ -147,10 +147,6 @@ void copy_on_device(void* dst, const void* src, std::size_t bytes, const Stream&
 
 // ---- transformer steps (all asynchronous on `stream`) ----------------------------------------------
 
-// x[t, :] = table[tokens[t], :]      table: [n_vocab, n_embd]; tokens: [n_tokens] on the device
-void embed(float* x, const void* table, WeightType type, const int* tokens, int n_tokens, int n_embd,
-           const Stream& stream);
-
 // out[t, :] = x[t, :] / rms(x[t, :]) * weight      x, out: [n_rows, n]; weight: [n]
 void rmsnorm(float* out, const float* x, const void* weight, WeightType type, int n_rows, int n, float eps,
              const Stream& stream);
@@ -162,6 +158,15 @@ void rmsnorm(float* out, const float* x, const void* weight, WeightType type, in
 constexpr int blas_min_tokens = 32;
 void matmul(float* out, const float* x, const void* w, WeightType type, const void* bias, WeightType bias_type,
             int n_tokens, int d_in, int d_out, const Stream& stream, const Blas* blas = nullptr);
+
+// x[t, :] += w . in[t, :]   (the residual add, fused into the output and down projections)
+void matmul_add(float* x, const float* in, const void* w, WeightType type, int n_tokens, int d_in, int d_out,
+                const Stream& stream, const Blas* blas = nullptr);
+
+// out = silu(w_gate . x) * (w_up . x)   w_gate, w_up: [d_out, d_in] of one type; out, up: [n_tokens, d_out].
+// Decode reads both matrices in one pass and writes only `out`; longer passes use `up` as scratch.
+void matmul_swiglu(float* out, float* up, const float* x, const void* w_gate, const void* w_up, WeightType type,
+                   int n_tokens, int d_in, int d_out, const Stream& stream, const Blas* blas = nullptr);
 
 // Rotary embedding, rotate-half layout, in place.   x: [n_tokens, n_heads * head_dim];
 // inv_freq: [head_dim / 2]; positions: [n_tokens] on the device
@@ -190,8 +195,5 @@ bool attention_on_tensor_cores(KvType kv_type, int head_dim);
 
 // gate = silu(gate) * up.   gate, up: [n]
 void swiglu(float* gate, const float* up, std::size_t n, const Stream& stream);
-
-// x += y.   x, y: [n]
-void add(float* x, const float* y, std::size_t n, const Stream& stream);
 
 }  // namespace runner::gpu

@@ -61,7 +61,7 @@ Blas::Blas(const Stream& stream, std::size_t max_elements, std::size_t max_weigh
 void BlasDestroy::operator()(void* h) const noexcept { (void)cublasDestroy(static_cast<cublasHandle_t>(h)); }
 
 bool blas_matmul(float* out, const float* x, const void* w, WeightType type, const void* bias, WeightType bias_type,
-                 int n_tokens, int d_in, int d_out, const Stream& stream, const Blas& blas) {
+                 int n_tokens, int d_in, int d_out, bool accumulate, const Stream& stream, const Blas& blas) {
     const std::size_t n = static_cast<std::size_t>(n_tokens) * d_in;
     const std::size_t weights = static_cast<std::size_t>(d_out) * d_in;
     if (type == WeightType::f32 || n > blas.max_elements()) return false;
@@ -82,7 +82,7 @@ bool blas_matmul(float* out, const float* x, const void* w, WeightType type, con
         to_f16_kernel<<<blocks, 256, 0, s>>>(static_cast<__half*>(blas.scratch()), x, n);
     GPU_CHECK_LAUNCH();
     // Row-major out[n_tokens, d_out] is column-major out^T[d_out, n_tokens] = W[d_out, d_in] x^T.
-    const float alpha = 1.f, beta = 0.f;
+    const float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
     const cudaDataType_t t = type == WeightType::bf16 ? CUDA_R_16BF : CUDA_R_16F;
     BLAS_CHECK(cublasGemmEx(static_cast<cublasHandle_t>(blas.handle()), CUBLAS_OP_T, CUBLAS_OP_N, d_out, n_tokens, d_in,
                             &alpha, w, t, d_in, blas.scratch(), t, d_in, &beta, out, CUDA_R_32F, d_out,
@@ -102,8 +102,8 @@ Blas::Blas(const Stream&, std::size_t, std::size_t) {}
 
 void BlasDestroy::operator()(void*) const noexcept {}
 
-bool blas_matmul(float*, const float*, const void*, WeightType, const void*, WeightType, int, int, int, const Stream&,
-                 const Blas&) {
+bool blas_matmul(float*, const float*, const void*, WeightType, const void*, WeightType, int, int, int, bool,
+                 const Stream&, const Blas&) {
     return false;
 }
 
