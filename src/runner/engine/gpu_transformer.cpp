@@ -462,13 +462,57 @@ void GpuTransformer::forward_on_host(int layer, int n, int n_past) {
     stats_.host_bytes += m.layouts[li].bytes;
 }
 
+// One layer on the GPU for the pass's n tokens (residual stream in x), in micro-batches that share
+// the layer's weights at `base`.
+void GpuTransformer::forward_on_gpu(int layer, const std::byte* base, int n) {
+    auto& m = *impl_;
+    const auto& c = config_;
+    const auto& s = m.compute;
+    const gpu::Blas* blas = m.blas ? &*m.blas : nullptr;
+    const int e = c.n_embd, hd = c.head_dim, qw = c.n_head * hd, kvw = c.n_head_kv * hd;
+    const auto at = [&](Slot slot) { return m.tensor(base, layer, slot); };
+    const auto type = [&](Slot slot) { return m.type(layer, slot); };
+    // this layer's cache rows
+    const std::size_t layer_bytes =
+        static_cast<std::size_t>(layer) * n_ctx_ * kvw * gpu::kv_element_bytes(plan_.kv_type);
+    std::byte* k_cache = m.k_cache.as<std::byte>() + layer_bytes;
+    std::byte* v_cache = m.v_cache.as<std::byte>() + layer_bytes;
+    for (int c0 = 0; c0 < n; c0 += plan_.max_batch) {
+        const int mb = std::min(plan_.max_batch, n - c0);
+        float* x = m.x.as<float>() + static_cast<std::size_t>(c0) * e;
+        const int* pos = m.positions.as<int>() + c0;
+        // attention rmsnorm and q/k/v projections (Qwen2 biases), per-head q/k norm (Qwen3), RoPE, and
+        // the keys and values into the cache at their positions
+        const gpu::Product qkv[] = {{m.q.as<float>(), at(wq), type(wq), qw, at(bq), type(bq)},
+                                    {m.k.as<float>(), at(wk), type(wk), kvw, at(bk), type(bk)},
+                                    {m.v.as<float>(), at(wv), type(wv), kvw, at(bv), type(bv)}};
+        gpu::norm_matmul(qkv, x, {at(attn_norm), type(attn_norm), c.rms_eps}, m.xb.as<float>(), mb, e, s, blas);
+        if (at(q_norm)) {
+            gpu::rmsnorm(m.q.as<float>(), m.q.as<float>(), at(q_norm), type(q_norm), mb * c.n_head, hd, c.rms_eps, s);
+            gpu::rmsnorm(m.k.as<float>(), m.k.as<float>(), at(k_norm), type(k_norm), mb * c.n_head_kv, hd, c.rms_eps,
+                         s);
+        }
+        gpu::rope_store_kv(m.q.as<float>(), m.k.as<float>(), m.v.as<float>(), k_cache, v_cache, plan_.kv_type, mb,
+                           c.n_head, c.n_head_kv, hd, m.device_inv_freq.as<float>(), pos, s);
+        // grouped-query attention, output projection into the residual
+        gpu::attention(m.att.as<float>(), m.q.as<float>(), k_cache, v_cache, plan_.kv_type, mb, pos, c.n_head,
+                       c.n_head_kv, hd, n_ctx_, m.attention_scratch.as<float>(), s);
+        gpu::matmul_add(x, m.att.as<float>(), at(wo), type(wo), mb, qw, e, s, blas);
+        // ffn rmsnorm, SwiGLU: down(silu(gate(x)) * up(x)) into the residual
+        gpu::norm_matmul_swiglu(m.gate.as<float>(), m.up.as<float>(), m.xb.as<float>(), x,
+                                {at(ffn_norm), type(ffn_norm), c.rms_eps}, at(w_gate), at(w_up), type(w_gate), mb, e,
+                                c.n_ff, s, blas);
+        gpu::matmul_add(x, m.gate.as<float>(), at(w_down), type(w_down), mb, c.n_ff, e, s, blas);
+    }
+}
+
 common::Result<std::span<const float>> GpuTransformer::forward(std::span<const std::int32_t> tokens, int n_past) {
     if (auto error = check_forward(config_, n_ctx_, tokens, n_past)) return *error;
     auto& m = *impl_;
     if (!m.loaded) return common::make_error("the model's weights are not loaded yet");
     const auto& c = config_;
     const int n = static_cast<int>(tokens.size());
-    const int e = c.n_embd, hd = c.head_dim, qw = c.n_head * hd, kvw = c.n_head_kv * hd;
+    const int e = c.n_embd;
     const auto& s = m.compute;
     const gpu::Blas* blas = m.blas ? &*m.blas : nullptr;
     try {
@@ -547,47 +591,7 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
                 m.copied[static_cast<std::size_t>(slot)].wait_in(s);
                 base = m.slots[static_cast<std::size_t>(slot)].as<std::byte>();
             }
-            const std::size_t layer_at = li * n_ctx_ * kvw;  // elements of this layer's cache rows
-            for (int c0 = 0; c0 < n; c0 += plan_.max_batch) {
-                const int mb = std::min(plan_.max_batch, n - c0);
-                float* x = m.x.as<float>() + static_cast<std::size_t>(c0) * e;
-                const int* pos = m.positions.as<int>() + c0;
-                // attention rmsnorm, q/k/v projections (Qwen2 biases), per-head q/k norm (Qwen3), RoPE
-                gpu::rmsnorm(m.xb.as<float>(), x, m.tensor(base, layer, attn_norm), m.type(layer, attn_norm), mb, e,
-                             c.rms_eps, s);
-                gpu::matmul(m.q.as<float>(), m.xb.as<float>(), m.tensor(base, layer, wq), m.type(layer, wq),
-                            m.tensor(base, layer, bq), m.type(layer, bq), mb, e, qw, s, blas);
-                gpu::matmul(m.k.as<float>(), m.xb.as<float>(), m.tensor(base, layer, wk), m.type(layer, wk),
-                            m.tensor(base, layer, bk), m.type(layer, bk), mb, e, kvw, s, blas);
-                gpu::matmul(m.v.as<float>(), m.xb.as<float>(), m.tensor(base, layer, wv), m.type(layer, wv),
-                            m.tensor(base, layer, bv), m.type(layer, bv), mb, e, kvw, s, blas);
-                if (m.tensor(base, layer, q_norm)) {
-                    gpu::rmsnorm(m.q.as<float>(), m.q.as<float>(), m.tensor(base, layer, q_norm), m.type(layer, q_norm),
-                                 mb * c.n_head, hd, c.rms_eps, s);
-                    gpu::rmsnorm(m.k.as<float>(), m.k.as<float>(), m.tensor(base, layer, k_norm), m.type(layer, k_norm),
-                                 mb * c.n_head_kv, hd, c.rms_eps, s);
-                }
-                gpu::rope(m.q.as<float>(), mb, c.n_head, hd, m.device_inv_freq.as<float>(), pos, s);
-                gpu::rope(m.k.as<float>(), mb, c.n_head_kv, hd, m.device_inv_freq.as<float>(), pos, s);
-                // the micro-batch's keys and values into the cache at n_past + c0 ...
-                const std::size_t at = layer_at + static_cast<std::size_t>(n_past + c0) * kvw;
-                const std::size_t kv_elements = static_cast<std::size_t>(mb) * kvw;
-                gpu::store_kv(m.k_cache.data(), plan_.kv_type, at, m.k.as<float>(), kv_elements, s);
-                gpu::store_kv(m.v_cache.data(), plan_.kv_type, at, m.v.as<float>(), kv_elements, s);
-                // grouped-query attention, output projection, residual
-                const std::size_t layer_bytes = layer_at * gpu::kv_element_bytes(plan_.kv_type);
-                gpu::attention(m.att.as<float>(), m.q.as<float>(), m.k_cache.as<std::byte>() + layer_bytes,
-                               m.v_cache.as<std::byte>() + layer_bytes, plan_.kv_type, mb, pos, c.n_head, c.n_head_kv,
-                               hd, n_ctx_, m.attention_scratch.as<float>(), s);
-                gpu::matmul_add(x, m.att.as<float>(), m.tensor(base, layer, wo), m.type(layer, wo), mb, qw, e, s, blas);
-                // ffn rmsnorm, SwiGLU: down(silu(gate(x)) * up(x)), residual
-                gpu::rmsnorm(m.xb.as<float>(), x, m.tensor(base, layer, ffn_norm), m.type(layer, ffn_norm), mb, e,
-                             c.rms_eps, s);
-                gpu::matmul_swiglu(m.gate.as<float>(), m.up.as<float>(), m.xb.as<float>(), m.tensor(base, layer, w_gate),
-                                   m.tensor(base, layer, w_up), m.type(layer, w_gate), mb, e, c.n_ff, s, blas);
-                gpu::matmul_add(x, m.gate.as<float>(), m.tensor(base, layer, w_down), m.type(layer, w_down), mb, c.n_ff,
-                                e, s, blas);
-            }
+            forward_on_gpu(layer, base, n);
             if (slot >= 0) {
                 m.freed[static_cast<std::size_t>(slot)].record(s);
                 if (next_streamed + ring < n_streamed) issue_copy(next_streamed + ring);
@@ -599,10 +603,9 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
         if (host_pass) m.host_kv_rows = n_past + n;
         // final rmsnorm of the last token, then the classifier
         const float* last = m.x.as<float>() + static_cast<std::size_t>(n - 1) * e;
-        gpu::rmsnorm(m.xb.as<float>(), last, m.head_norm.data(), stored_type(m.w.output_norm->dtype), 1, e, c.rms_eps,
-                     s);
-        gpu::matmul(m.logits.as<float>(), m.xb.as<float>(), m.head.data(), stored_type(m.w.output->dtype), nullptr,
-                    gpu::WeightType::f32, 1, e, c.n_vocab, s, blas);
+        const gpu::Product head[] = {{m.logits.as<float>(), m.head.data(), stored_type(m.w.output->dtype), c.n_vocab}};
+        gpu::norm_matmul(head, last, {m.head_norm.data(), stored_type(m.w.output_norm->dtype), c.rms_eps},
+                         m.xb.as<float>(), 1, e, s, blas);
         gpu::copy_to_host(m.host_logits.data(), m.logits.data(), m.logits_out.size() * sizeof(float), s);
         s.synchronize();
         std::memcpy(m.logits_out.data(), m.host_logits.data(), m.logits_out.size() * sizeof(float));

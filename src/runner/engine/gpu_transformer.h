@@ -96,6 +96,7 @@ class GpuTransformer : public LanguageModel {
     void choose_host_layers();
     void sync_host_kv(int n_past);
     void forward_on_host(int layer, int n, int n_past);
+    void forward_on_gpu(int layer, const std::byte* base, int n);
     GpuTransformer(const ModelConfig& config, int n_ctx, GpuPlan plan, std::unique_ptr<Impl> impl);
 
     ModelConfig config_;

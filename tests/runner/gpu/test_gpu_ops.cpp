@@ -132,7 +132,10 @@ TEST_CASE("gpu matmul: bf16, f16 and f32 weights, decode and prompt shapes, with
                 }
 }
 
-TEST_CASE("gpu matmul_add and matmul_swiglu equal a product, then the residual add or the gate") {
+// The fused forms against the CPU's separate steps: rmsnorm, each product (with biases), the gate,
+// the residual add. Decode shapes take the fused kernel, longer passes the separate launches (and the
+// BLAS where there is one); d_in 2056 leaves a partial last round of loads.
+TEST_CASE("gpu matmul_add, norm_matmul and norm_matmul_swiglu equal the CPU's separate steps") {
     gpu::Stream s;
     runner::cpu::ThreadPool pool(2);
     const gpu::Blas blas(s, 70 * 256);
@@ -145,29 +148,46 @@ TEST_CASE("gpu matmul_add and matmul_swiglu equal a product, then the residual a
                     CAPTURE(d_in);
                     CAPTURE(on_blas);
                     if (on_blas && (!gpu::Blas::available() || n_tokens * d_in > 70 * 256)) continue;
+                    const gpu::Blas* with = on_blas ? &blas : nullptr;
                     const bool rounded = on_blas && n_tokens >= gpu::blas_min_tokens && dtype != runner::DType::f32;
                     const float allowed = rounded ? 1e-2f : tolerance;
                     const auto n = static_cast<std::size_t>(n_tokens);
-                    Weight gate(dtype, {d_out, d_in}, s), up(dtype, {d_out, d_in}, s);
-                    const auto x = random_floats(n * d_in);
+                    Weight gate(dtype, {d_out, d_in}, s), up(dtype, {d_out, d_in}, s),
+                        third(dtype, {d_out + 5, d_in}, s);
+                    Weight norm(dtype, {d_in}, s), bias(dtype, {d_out + 5}, s);
+                    const auto x = random_floats(n * d_in, 3.f);
                     const auto dx = upload(x, s);
-                    std::vector<float> want_gate(n * d_out), want_up(n * d_out);
-                    runner::cpu::matmul(want_gate.data(), x.data(), gate.view, nullptr, n, pool);
-                    runner::cpu::matmul(want_up.data(), x.data(), up.view, nullptr, n, pool);
+                    std::vector<float> normed(x.size());
+                    runner::cpu::rmsnorm(normed.data(), x.data(), norm.view, n, static_cast<std::size_t>(d_in), 1e-5f);
+                    std::vector<float> want_gate(n * d_out), want_up(n * d_out), want_third(n * (d_out + 5));
+                    runner::cpu::matmul(want_gate.data(), normed.data(), gate.view, nullptr, n, pool);
+                    runner::cpu::matmul(want_up.data(), normed.data(), up.view, nullptr, n, pool);
+                    runner::cpu::matmul(want_third.data(), normed.data(), third.view, &bias.view, n, pool);
+                    gpu::DeviceBuffer out(want_gate.size() * sizeof(float)), out_up(want_up.size() * sizeof(float)),
+                        out_third(want_third.size() * sizeof(float)), scratch(x.size() * sizeof(float));
+                    const gpu::Norm gpu_norm{norm.device.data(), norm.type(), 1e-5f};
 
-                    const auto residual = random_floats(n * d_out, 4.f);
-                    auto want = residual;
+                    const gpu::Product products[] = {{out.as<float>(), gate.device.data(), gate.type(), d_out},
+                                                     {out_up.as<float>(), up.device.data(), up.type(), d_out},
+                                                     {out_third.as<float>(), third.device.data(), third.type(),
+                                                      d_out + 5, bias.device.data(), bias.type()}};
+                    gpu::norm_matmul(products, dx.as<float>(), gpu_norm, scratch.as<float>(), n_tokens, d_in, s, with);
+                    CHECK(relative_error(download(out, want_gate.size(), s), want_gate) < allowed);
+                    CHECK(relative_error(download(out_up, want_up.size(), s), want_up) < allowed);
+                    CHECK(relative_error(download(out_third, want_third.size(), s), want_third) < allowed);
+
+                    auto want = random_floats(n * d_out, 4.f);
+                    auto dr = upload(want, s);
                     for (std::size_t i = 0; i < want.size(); ++i) want[i] += want_gate[i];
-                    auto dr = upload(residual, s);
-                    gpu::matmul_add(dr.as<float>(), dx.as<float>(), gate.device.data(), gate.type(), n_tokens, d_in,
-                                    d_out, s, on_blas ? &blas : nullptr);
+                    const auto dn = upload(normed, s);
+                    gpu::matmul_add(dr.as<float>(), dn.as<float>(), gate.device.data(), gate.type(), n_tokens, d_in,
+                                    d_out, s, with);
                     CHECK(relative_error(download(dr, want.size(), s), want) < allowed);
 
                     runner::cpu::swiglu(want_gate.data(), want_up.data(), want_gate.size());
-                    gpu::DeviceBuffer out(want_gate.size() * sizeof(float)), scratch(want_gate.size() * sizeof(float));
-                    gpu::matmul_swiglu(out.as<float>(), scratch.as<float>(), dx.as<float>(), gate.device.data(),
-                                       up.device.data(), gate.type(), n_tokens, d_in, d_out, s,
-                                       on_blas ? &blas : nullptr);
+                    gpu::norm_matmul_swiglu(out.as<float>(), out_up.as<float>(), scratch.as<float>(), dx.as<float>(),
+                                            gpu_norm, gate.device.data(), up.device.data(), gate.type(), n_tokens, d_in,
+                                            d_out, s, with);
                     CHECK(relative_error(download(out, want_gate.size(), s), want_gate) < allowed);
                 }
 }
@@ -195,9 +215,15 @@ TEST_CASE("gpu rmsnorm and swiglu match the CPU") {
     CHECK(relative_error(download(dg, gate.size(), s), want) < tolerance);
 }
 
-TEST_CASE("gpu rope and attention match the CPU for a prompt and for decode steps past a key tile") {
+// rope_store_kv then attention, as a layer runs them: the new tokens' keys and values land in the
+// cache at their positions, and attention reads them with the rest.
+TEST_CASE("gpu rope_store_kv and attention match the CPU for a prompt and for decode steps past a key tile") {
     gpu::Stream s;
     runner::cpu::ThreadPool pool(2);
+    const auto round_f16 = [](std::vector<float> v) {
+        for (auto& e : v) e = static_cast<float>(static_cast<_Float16>(e));
+        return v;
+    };
     for (const int head_dim : {64, 128, 256}) {
         CAPTURE(head_dim);
         const int n_head = 4, n_head_kv = 2, n_ctx = 1300, kv = n_head_kv * head_dim;
@@ -207,31 +233,45 @@ TEST_CASE("gpu rope and attention match the CPU for a prompt and for decode step
         const auto dfreq = upload(inv_freq, s);
         const auto k_cache = random_floats(static_cast<std::size_t>(n_ctx) * kv);
         const auto v_cache = random_floats(static_cast<std::size_t>(n_ctx) * kv);
-        const auto dk = upload(k_cache, s), dv = upload(v_cache, s);
-        auto rounded_k = k_cache, rounded_v = v_cache;
-        for (auto* v : {&rounded_k, &rounded_v})
-            for (auto& e : *v) e = static_cast<float>(static_cast<_Float16>(e));
         // A 70-token prompt from 0, a 20-token chunk of a prompt at 1100 (the tiled prompt kernel), and
         // 3 decode tokens past the first key tile and split.
         for (const auto& [start, n] : {std::pair{0, 70}, std::pair{1100, 20}, std::pair{1200, 3}}) {
             CAPTURE(start);
-            std::vector<int> positions(static_cast<std::size_t>(n));
+            const auto rows = static_cast<std::size_t>(n);
+            std::vector<int> positions(rows);
             for (int t = 0; t < n; ++t) positions[static_cast<std::size_t>(t)] = start + t;
             const auto dpos = upload_ints(positions, s);
 
-            auto q = random_floats(static_cast<std::size_t>(n) * n_head * head_dim);
-            auto want_q = q;
-            runner::cpu::rope(want_q.data(), static_cast<std::size_t>(n), n_head, static_cast<std::size_t>(head_dim),
-                              inv_freq.data(), positions.data());
-            auto dq = upload(q, s);
-            gpu::rope(dq.as<float>(), n, n_head, head_dim, dfreq.as<float>(), dpos.as<int>(), s);
+            const auto q = random_floats(rows * n_head * head_dim);
+            const auto k_new = random_floats(rows * kv), v_new = random_floats(rows * kv);
+            auto want_q = q, want_k = k_new;
+            runner::cpu::rope(want_q.data(), rows, n_head, static_cast<std::size_t>(head_dim), inv_freq.data(),
+                              positions.data());
+            runner::cpu::rope(want_k.data(), rows, n_head_kv, static_cast<std::size_t>(head_dim), inv_freq.data(),
+                              positions.data());
+            auto want_k_cache = k_cache, want_v_cache = v_cache;
+            for (std::size_t t = 0; t < rows; ++t) {
+                const auto at = static_cast<std::size_t>(positions[t]) * kv;
+                std::copy_n(want_k.begin() + static_cast<long>(t * kv), kv,
+                            want_k_cache.begin() + static_cast<long>(at));
+                std::copy_n(v_new.begin() + static_cast<long>(t * kv), kv,
+                            want_v_cache.begin() + static_cast<long>(at));
+            }
+
+            auto dq = upload(q, s), dkn = upload(k_new, s);
+            const auto dvn = upload(v_new, s);
+            auto dk = upload(k_cache, s), dv = upload(v_cache, s);
+            gpu::rope_store_kv(dq.as<float>(), dkn.as<float>(), dvn.as<float>(), dk.data(), dv.data(), gpu::KvType::f32,
+                               n, n_head, n_head_kv, head_dim, dfreq.as<float>(), dpos.as<int>(), s);
             CHECK(relative_error(download(dq, q.size(), s), want_q) < tolerance);
+            CHECK(relative_error(download(dkn, k_new.size(), s), want_k) < tolerance);
+            CHECK(relative_error(download(dk, k_cache.size(), s), want_k_cache) < tolerance);
+            CHECK(download(dv, v_cache.size(), s) == want_v_cache);
 
             std::vector<float> want(q.size());
-            runner::cpu::attention(want.data(), want_q.data(), k_cache.data(), v_cache.data(),
-                                   static_cast<std::size_t>(n), positions.data(), n_head, n_head_kv,
-                                   static_cast<std::size_t>(head_dim), pool);
-            // One block per (token, head), and the keys split across blocks with their partials merged.
+            runner::cpu::attention(want.data(), want_q.data(), want_k_cache.data(), want_v_cache.data(), rows,
+                                   positions.data(), n_head, n_head_kv, static_cast<std::size_t>(head_dim), pool);
+            // One block per (token, KV group), and the keys split across blocks with their partials merged.
             gpu::DeviceBuffer out(q.size() * sizeof(float));
             gpu::attention(out.as<float>(), dq.as<float>(), dk.data(), dv.data(), gpu::KvType::f32, n, dpos.as<int>(),
                            n_head, n_head_kv, head_dim, n_ctx, nullptr, s);
@@ -244,18 +284,33 @@ TEST_CASE("gpu rope and attention match the CPU for a prompt and for decode step
                            dpos.as<int>(), n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(), s);
             CHECK(relative_error(download(split_out, q.size(), s), want) < tolerance);
 
-            // An f16 cache, written by store_kv: against the CPU on the same rounded keys and values. The
-            // tensor-core prompt kernel also rounds queries and probabilities to f16.
+            // An f16 cache: the old rows converted by store_kv, the new ones written by rope_store_kv; against
+            // the CPU on the keys and values the cache holds. The tensor-core prompt kernel also rounds queries and
+            // probabilities to f16.
+            const auto old_k = upload(k_cache, s), old_v = upload(v_cache, s);
             gpu::DeviceBuffer hk(k_cache.size() * 2), hv(v_cache.size() * 2);
-            gpu::store_kv(hk.data(), gpu::KvType::f16, 0, dk.as<float>(), k_cache.size(), s);
-            gpu::store_kv(hv.data(), gpu::KvType::f16, 0, dv.as<float>(), v_cache.size(), s);
+            gpu::store_kv(hk.data(), gpu::KvType::f16, 0, old_k.as<float>(), k_cache.size(), s);
+            gpu::store_kv(hv.data(), gpu::KvType::f16, 0, old_v.as<float>(), v_cache.size(), s);
+            auto dq2 = upload(q, s), dkn2 = upload(k_new, s);
+            gpu::rope_store_kv(dq2.as<float>(), dkn2.as<float>(), dvn.as<float>(), hk.data(), hv.data(),
+                               gpu::KvType::f16, n, n_head, n_head_kv, head_dim, dfreq.as<float>(), dpos.as<int>(), s);
+            const auto rounded_k = round_f16(want_k_cache), rounded_v = round_f16(want_v_cache);
+            std::vector<std::uint16_t> bits(k_cache.size());
+            gpu::copy_to_host(bits.data(), hk.data(), bits.size() * 2, s);
+            s.synchronize();
+            std::vector<float> got_k(bits.size());
+            for (std::size_t i = 0; i < bits.size(); ++i) {
+                _Float16 h;
+                std::memcpy(&h, &bits[i], 2);
+                got_k[i] = static_cast<float>(h);
+            }
+            CHECK(relative_error(got_k, rounded_k) < 1e-3f);  // a rotation may round to the neighbouring f16
             std::vector<float> want_f16(q.size());
-            runner::cpu::attention(want_f16.data(), want_q.data(), rounded_k.data(), rounded_v.data(),
-                                   static_cast<std::size_t>(n), positions.data(), n_head, n_head_kv,
-                                   static_cast<std::size_t>(head_dim), pool);
+            runner::cpu::attention(want_f16.data(), want_q.data(), got_k.data(), rounded_v.data(), rows,
+                                   positions.data(), n_head, n_head_kv, static_cast<std::size_t>(head_dim), pool);
             const bool tensor = n >= 16 && gpu::attention_on_tensor_cores(gpu::KvType::f16, head_dim);
             CAPTURE(tensor);
-            gpu::attention(split_out.as<float>(), dq.as<float>(), hk.data(), hv.data(), gpu::KvType::f16, n,
+            gpu::attention(split_out.as<float>(), dq2.as<float>(), hk.data(), hv.data(), gpu::KvType::f16, n,
                            dpos.as<int>(), n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(), s);
             CHECK(relative_error(download(split_out, q.size(), s), want_f16) < (tensor ? 5e-3f : tolerance));
         }
@@ -332,7 +387,7 @@ TEST_CASE("gpu: a failed runtime call is an error naming the call, and the next 
     gpu::Stream s;
     auto x = upload(std::vector<float>(64, 2.f), s);
     CHECK_NOTHROW(gpu::swiglu(x.as<float>(), x.as<float>(), 64, s));
-    CHECK(download(x, 64, s) == std::vector<float>(64, 4.f));
+    for (const float v : download(x, 64, s)) CHECK(v == doctest::Approx(2.f / (1.f + std::exp(-2.f)) * 2.f));
 }
 
 TEST_CASE("gpu matmul on the BLAS: prompt-sized products with activations rounded to the weights' type") {
@@ -398,12 +453,24 @@ TEST_CASE("gpu matmul on quantized weights: the kernels read what the quantizer 
             gpu::matmul(out.as<float>(), dx.as<float>(), dq.data(), type, nullptr, gpu::WeightType::f32, n_tokens, d_in,
                         d_out, s);
             CHECK(relative_error(download(out, want.size(), s), want) < tolerance);
-            // The fused forms read quantized weights alike (the same matrix as gate and up: silu(y) * y).
-            auto gated = want;
-            runner::cpu::swiglu(gated.data(), want.data(), gated.size());
-            gpu::DeviceBuffer scratch(want.size() * sizeof(float));
-            gpu::matmul_swiglu(out.as<float>(), scratch.as<float>(), dx.as<float>(), dq.data(), dq.data(), type,
-                               n_tokens, d_in, d_out, s);
+            // The fused forms read quantized weights alike: with a norm of ones, the same matrix as gate and
+            // up gives silu(y) * y for y the product of the normalized input.
+            std::vector<float> ones(static_cast<std::size_t>(d_in), 1.f), normed(x.size());
+            runner::TensorView ones_view = wide;
+            ones_view.shape = {d_in};
+            ones_view.data = reinterpret_cast<const std::byte*>(ones.data());
+            ones_view.bytes = ones.size() * sizeof(float);
+            runner::cpu::rmsnorm(normed.data(), x.data(), ones_view, static_cast<std::size_t>(n_tokens),
+                                 static_cast<std::size_t>(d_in), 1e-5f);
+            std::vector<float> gated(want.size());
+            runner::cpu::matmul(gated.data(), normed.data(), wide, nullptr, static_cast<std::size_t>(n_tokens), pool);
+            const auto plain = gated;
+            runner::cpu::swiglu(gated.data(), plain.data(), gated.size());
+            const auto dones = upload(ones, s);
+            gpu::DeviceBuffer scratch(x.size() * sizeof(float)), up(want.size() * sizeof(float));
+            gpu::norm_matmul_swiglu(out.as<float>(), up.as<float>(), scratch.as<float>(), dx.as<float>(),
+                                    {dones.data(), gpu::WeightType::f32, 1e-5f}, dq.data(), dq.data(), type, n_tokens,
+                                    d_in, d_out, s);
             CHECK(relative_error(download(out, want.size(), s), gated) < tolerance);
             gpu::matmul_add(out.as<float>(), dx.as<float>(), dq.data(), type, n_tokens, d_in, d_out, s);
             for (std::size_t i = 0; i < gated.size(); ++i) gated[i] += want[i];

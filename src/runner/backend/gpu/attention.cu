@@ -3,8 +3,8 @@
 // tile among a block of queries. For a few tokens (decode) a block serves the query heads of a KV
 // group together, so each cache row is read once for all of them, lanes across head_dim so that rows
 // are read coalesced, and the keys are split across blocks too (flash-decoding), the partial results
-// merged by a second kernel, so that a long context keeps the whole GPU busy. Prompts on GPUs with tensor cores and an f16 cache take attention_tensor.cu.
-// The kernels here read either cache type and compute in f32.
+// merged by a second kernel, so that a long context keeps the whole GPU busy. Prompts on GPUs with tensor cores and an
+// f16 cache take attention_tensor.cu. The kernels here read either cache type and compute in f32.
 #include <algorithm>
 #include <cmath>
 
@@ -56,9 +56,9 @@ __device__ inline void load_dims(const T* row, int lane, int head_dim, float* ou
 // output when there is one split, else the partial (max, sum, unnormalized output) for
 // attention_merge_kernel.
 template <class T, int DPL>
-__global__ void attention_decode_kernel(float* out, float* partial, const float* q, const T* k_cache,
-                                        const T* v_cache, const int* positions, int n_head, int n_head_kv,
-                                        int head_dim, float scale, int keys_per_split, int n_splits) {
+__global__ void attention_decode_kernel(float* out, float* partial, const float* q, const T* k_cache, const T* v_cache,
+                                        const int* positions, int n_head, int n_head_kv, int head_dim, float scale,
+                                        int keys_per_split, int n_splits) {
     constexpr int H = decode_heads, KT = decode_key_tile, n_warps = decode_heads;
     __shared__ float weights[H][KT];
     __shared__ float rescale[H], running_max[H], running_sum[H];
@@ -302,8 +302,9 @@ template <class T>
 void launch_decode(float* out, float* partial, const float* q, const void* k_cache, const void* v_cache,
                    const int* positions, int n_tokens, int n_head, int n_head_kv, int head_dim, float scale,
                    int keys_per_split, int n_splits, cudaStream_t s) {
-    const auto launch = head_dim <= 2 * 32 ? launch_decode<T, 2> : head_dim <= 4 * 32 ? launch_decode<T, 4>
-                                                                                        : launch_decode<T, 8>;
+    const auto launch = head_dim <= 2 * 32   ? launch_decode<T, 2>
+                        : head_dim <= 4 * 32 ? launch_decode<T, 4>
+                                             : launch_decode<T, 8>;
     launch(out, partial, q, k_cache, v_cache, positions, n_tokens, n_head, n_head_kv, head_dim, scale, keys_per_split,
            n_splits, s);
 }

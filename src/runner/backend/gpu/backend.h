@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
 
@@ -163,21 +164,49 @@ void matmul(float* out, const float* x, const void* w, WeightType type, const vo
 void matmul_add(float* x, const float* in, const void* w, WeightType type, int n_tokens, int d_in, int d_out,
                 const Stream& stream, const Blas* blas = nullptr);
 
-// out = silu(w_gate . x) * (w_up . x)   w_gate, w_up: [d_out, d_in] of one type; out, up: [n_tokens, d_out].
-// Decode reads both matrices in one pass and writes only `out`; longer passes use `up` as scratch.
-void matmul_swiglu(float* out, float* up, const float* x, const void* w_gate, const void* w_up, WeightType type,
-                   int n_tokens, int d_in, int d_out, const Stream& stream, const Blas* blas = nullptr);
+// One product of a fused launch: where it goes ([n_tokens, d_out]), its weights [d_out, d_in], its bias.
+struct Product {
+    float* out = nullptr;
+    const void* w = nullptr;
+    WeightType type = WeightType::f32;
+    int d_out = 0;
+    const void* bias = nullptr;
+    WeightType bias_type = WeightType::f32;
+};
 
-// Rotary embedding, rotate-half layout, in place.   x: [n_tokens, n_heads * head_dim];
-// inv_freq: [head_dim / 2]; positions: [n_tokens] on the device
-void rope(float* x, int n_tokens, int n_heads, int head_dim, const float* inv_freq, const int* positions,
-          const Stream& stream);
+// An RMS normalization of a product's input: x / rms(x) * weight.   weight: [d_in]
+struct Norm {
+    const void* weight;
+    WeightType type;
+    float eps;
+};
+
+// out_p[t, :] = w_p . rmsnorm(x[t, :]) (+ bias_p) for each product (the q, k and v projections). Decode
+// normalizes while it multiplies, and runs up to three products of one weight type as one launch;
+// longer passes normalize into `scratch` ([n_tokens, d_in]) and then run each product.
+void norm_matmul(std::span<const Product> products, const float* x, const Norm& norm, float* scratch, int n_tokens,
+                 int d_in, const Stream& stream, const Blas* blas = nullptr);
+
+// out = silu(w_gate . rmsnorm(x)) * (w_up . rmsnorm(x))   w_gate, w_up: [d_out, d_in] of `type`; out, up:
+// [n_tokens, d_out]. Decode reads both matrices in one launch and writes only `out`; longer passes use
+// `scratch` ([n_tokens, d_in]) and `up`.
+void norm_matmul_swiglu(float* out, float* up, float* scratch, const float* x, const Norm& norm, const void* w_gate,
+                        const void* w_up, WeightType type, int n_tokens, int d_in, int d_out, const Stream& stream,
+                        const Blas* blas = nullptr);
 
 // The KV cache's element type. f16 (llama.cpp's default too) halves what the cache takes of the VRAM
 // budget and feeds the tensor cores: prompt attention runs as f16 products with f32 accumulation
 // where the GPU has them. f32 keeps every step in f32, for checking against the CPU engine.
 enum class KvType { f16, f32 };
 constexpr std::size_t kv_element_bytes(KvType type) { return type == KvType::f16 ? 2 : 4; }
+
+// Rotary embedding (rotate-half layout) of q and k in place, then k and v into the cache rows
+// positions[t].   q: [n_tokens, n_head * head_dim]; k, v: [n_tokens, n_head_kv * head_dim];
+// k_cache, v_cache: one layer's [n_ctx, n_head_kv * head_dim] of `kv_type`; inv_freq: [head_dim / 2];
+// positions: [n_tokens] on the device
+void rope_store_kv(float* q, float* k, const float* v, void* k_cache, void* v_cache, KvType kv_type, int n_tokens,
+                   int n_head, int n_head_kv, int head_dim, const float* inv_freq, const int* positions,
+                   const Stream& stream);
 
 // cache[offset + i] = src[i], converted to the cache's type.   src: [n] on the device
 void store_kv(void* cache, KvType type, std::size_t offset, const float* src, std::size_t n, const Stream& stream);

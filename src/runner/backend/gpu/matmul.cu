@@ -1,9 +1,13 @@
-// out[t, j] = sum_i w[j, i] * x[t, i] (+ bias[j]), and the two fused forms decode wants: the product
-// added to the residual (matmul_add) and SwiGLU's gate and up products with the gate applied
-// (matmul_swiglu), which save a kernel launch and a pass over an activation each. Two kernels: for a
-// few tokens (decode) a warp per output row reads the weights once with 16-byte loads and serves
-// every token from registers, which keeps it bound by memory bandwidth; for a prompt a shared-memory
-// tiled product reuses each loaded weight across 64 tokens (the BLAS, where there is one, first).
+// out[t, j] = sum_i w[j, i] * x[t, i] (+ bias[j]), and the fused forms a transformer layer wants: the
+// product added to the residual (matmul_add), products of an RMS-normalized input (norm_matmul: q, k
+// and v in one launch) and SwiGLU's gate and up products with the gate applied (norm_matmul_swiglu).
+// Decode is bound by reading the weights and by the launches between them, so fusing saves a launch
+// and a pass over an activation each time. Two kernels: for a few tokens (decode) a warp per output
+// row reads the weights once with 16-byte loads and serves every token from registers; for a prompt a
+// shared-memory tiled product reuses each loaded weight across 64 tokens (the BLAS, where there is
+// one, first), after a separate normalization.
+#include <algorithm>
+
 #include "runner/backend/gpu/blas.h"
 #include "runner/backend/gpu/launch.h"
 
@@ -61,27 +65,54 @@ __device__ inline void widen(const Chunk& c, float* out) {
     }
 }
 
-__device__ inline float dot8(const float* w, const float* x) {
-    const float4 a = *reinterpret_cast<const float4*>(x);
-    const float4 b = *reinterpret_cast<const float4*>(x + 4);
-    return w[0] * a.x + w[1] * a.y + w[2] * a.z + w[3] * a.w + w[4] * b.x + w[5] * b.y + w[6] * b.z + w[7] * b.w;
+// What one matvec launch computes: up to three products of the same input (decode's q, k and v
+// projections), the input optionally RMS-normalized on the way in.
+struct MatvecArgs {
+    const float* x = nullptr;
+    int n_tokens = 0, d_in = 0;
+    Norm norm{nullptr, WeightType::f32, 0.f};  // weight nullptr: x as it is
+    Product parts[3]{};
+    int n_parts = 0;
+    const void* w_up = nullptr;  // gated: SwiGLU's up matrix beside parts[0], the gate
+    bool accumulate = false;     // out += the product (a residual add without a kernel of its own)
+};
+
+// 8 consecutive norm weights from i on, widened.
+__device__ inline void load_norm8(const Norm& norm, int i, float* out) {
+    switch (norm.type) {
+        case WeightType::bf16:
+            return widen<WeightType::bf16>(load_chunk<WeightType::bf16>(norm.weight, i, nullptr), out);
+        case WeightType::f16: return widen<WeightType::f16>(load_chunk<WeightType::f16>(norm.weight, i, nullptr), out);
+        default: return widen<WeightType::f32>(load_chunk<WeightType::f32>(norm.weight, i, nullptr), out);
+    }
 }
 
-// One warp per output row j, for n_tokens <= max_tokens; d_in % 8 == 0 (checked by the caller). Each
-// weight is read once and serves every token from registers, so the kernel is bound by memory
-// bandwidth. `gated` (SwiGLU): the warp reads row j of w_up as well and writes silu(gate) * up, so the
-// two products share the activations and neither is written out. `accumulate`: out += the product
-// (a residual add without a kernel of its own).
+// One warp per output row, rows numbered across the parts; n_tokens <= max_tokens and d_in % 8 == 0
+// (checked by the caller). Each weight is read once and serves every token from registers, so the
+// kernel is bound by memory bandwidth. With a norm, each warp also sums the squares of the inputs it
+// reads anyway and multiplies them by the norm's weights: the normalization costs no pass of its own.
+// `gated` (SwiGLU): the warp reads row j of w_up as well and writes silu(gate) * up, so the two
+// products share the activations and neither is written out.
 template <WeightType type, int max_tokens, bool gated>
-__global__ void matvec_kernel(float* out, const float* x, const void* w, const void* w_up, const void* bias,
-                              WeightType bias_type, int n_tokens, int d_in, int d_out, bool accumulate) {
-    const int j = blockIdx.x * matvec_warps + threadIdx.x / warp_size;
-    const int lane = threadIdx.x % warp_size;
-    if (j >= d_out) return;
-    const auto rows = static_cast<std::size_t>(d_out), cols = static_cast<std::size_t>(d_in);
-    const float* scales = quant_scales(w, type, rows, cols);
-    const float* up_scales = gated ? quant_scales(w_up, type, rows, cols) : nullptr;
-    float acc[max_tokens] = {}, acc_up[max_tokens] = {};
+__global__ void matvec_kernel(const MatvecArgs a) {
+    int j = static_cast<int>(blockIdx.x) * matvec_warps + static_cast<int>(threadIdx.x) / warp_size;
+    const int lane = static_cast<int>(threadIdx.x) % warp_size;
+    Product part = a.parts[0];
+    if (j >= part.d_out && a.n_parts > 1) {
+        j -= part.d_out;
+        part = a.parts[1];
+        if (j >= part.d_out && a.n_parts > 2) {
+            j -= part.d_out;
+            part = a.parts[2];
+        }
+    }
+    if (j >= part.d_out) return;
+    const int d_in = a.d_in, n_tokens = a.n_tokens;
+    const bool normed = a.norm.weight != nullptr;
+    const auto rows = static_cast<std::size_t>(part.d_out), cols = static_cast<std::size_t>(d_in);
+    const float* scales = quant_scales(part.w, type, rows, cols);
+    const float* up_scales = gated ? quant_scales(a.w_up, type, rows, cols) : nullptr;
+    float acc[max_tokens] = {}, acc_up[max_tokens] = {}, squares[max_tokens] = {};
     const std::size_t row = static_cast<std::size_t>(j) * d_in;
     constexpr int stride = warp_size * 8;
     for (int i0 = lane * 8; i0 < d_in; i0 += stride * matvec_loads) {
@@ -89,33 +120,41 @@ __global__ void matvec_kernel(float* out, const float* x, const void* w, const v
         for (int k = 0; k < matvec_loads; ++k) {
             const int i = i0 + k * stride;
             if (i < d_in) {
-                c[k] = load_chunk<type>(w, row + i, scales);
-                if constexpr (gated) u[k] = load_chunk<type>(w_up, row + i, up_scales);
+                c[k] = load_chunk<type>(part.w, row + i, scales);
+                if constexpr (gated) u[k] = load_chunk<type>(a.w_up, row + i, up_scales);
             }
         }
         for (int k = 0; k < matvec_loads; ++k) {
             const int i = i0 + k * stride;
             if (i >= d_in) continue;
-            float wv[8], uv[8];
+            float wv[8], uv[8], g[8];
             widen<type>(c[k], wv);
             if constexpr (gated) widen<type>(u[k], uv);
+            if (normed) load_norm8(a.norm, i, g);
             for (int t = 0; t < max_tokens; ++t) {
                 if (t >= n_tokens) continue;
-                const float* xt = x + static_cast<std::size_t>(t) * d_in + i;
-                acc[t] += dot8(wv, xt);
-                if constexpr (gated) acc_up[t] += dot8(uv, xt);
+                const float* xt = a.x + static_cast<std::size_t>(t) * d_in + i;
+                const float4 lo = *reinterpret_cast<const float4*>(xt), hi = *reinterpret_cast<const float4*>(xt + 4);
+                float xv[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+                if (normed)
+                    for (int e = 0; e < 8; ++e) squares[t] += xv[e] * xv[e], xv[e] *= g[e];
+                for (int e = 0; e < 8; ++e) {
+                    acc[t] += wv[e] * xv[e];
+                    if constexpr (gated) acc_up[t] += uv[e] * xv[e];
+                }
             }
         }
     }
-    const float b = bias ? load_weight(bias, bias_type, j) : 0.f;
+    const float b = part.bias ? load_weight(part.bias, part.bias_type, j) : 0.f;
     for (int t = 0; t < max_tokens; ++t) {
         if (t >= n_tokens) continue;
-        const float sum = warp_sum(acc[t]) + b;
+        const float scale = normed ? rsqrtf(warp_sum(squares[t]) / static_cast<float>(d_in) + a.norm.eps) : 1.f;
+        const float sum = warp_sum(acc[t]) * scale + b;
         float result = sum;
-        if constexpr (gated) result = sum / (1.f + expf(-sum)) * warp_sum(acc_up[t]);
+        if constexpr (gated) result = sum / (1.f + expf(-sum)) * (warp_sum(acc_up[t]) * scale);
         if (lane != 0) continue;
-        float& o = out[static_cast<std::size_t>(t) * d_out + j];
-        o = accumulate ? o + result : result;
+        float& o = part.out[static_cast<std::size_t>(t) * part.d_out + j];
+        o = a.accumulate ? o + result : result;
     }
 }
 
@@ -165,54 +204,45 @@ __global__ void gemm_kernel(float* out, const float* x, const void* w, WeightTyp
 }
 
 template <WeightType type, bool gated>
-void launch_matvec(float* out, const float* x, const void* w, const void* w_up, const void* bias, WeightType bias_type,
-                   int n_tokens, int d_in, int d_out, bool accumulate, cudaStream_t s) {
-    const unsigned blocks = static_cast<unsigned>((d_out + matvec_warps - 1) / matvec_warps);
-    const auto kernel = n_tokens == 1   ? matvec_kernel<type, 1, gated>
-                        : n_tokens == 2 ? matvec_kernel<type, 2, gated>
-                        : n_tokens <= 4 ? matvec_kernel<type, 4, gated>
-                                        : matvec_kernel<type, matvec_max_tokens, gated>;
-    kernel<<<blocks, matvec_warps * warp_size, 0, s>>>(out, x, w, w_up, bias, bias_type, n_tokens, d_in, d_out,
-                                                      accumulate);
+void launch_matvec(const MatvecArgs& a, cudaStream_t s) {
+    int rows = 0;
+    for (int p = 0; p < a.n_parts; ++p) rows += a.parts[p].d_out;
+    const unsigned blocks = static_cast<unsigned>((rows + matvec_warps - 1) / matvec_warps);
+    const auto kernel = a.n_tokens == 1   ? matvec_kernel<type, 1, gated>
+                        : a.n_tokens == 2 ? matvec_kernel<type, 2, gated>
+                        : a.n_tokens <= 4 ? matvec_kernel<type, 4, gated>
+                                          : matvec_kernel<type, matvec_max_tokens, gated>;
+    kernel<<<blocks, matvec_warps * warp_size, 0, s>>>(a);
 }
 
 template <bool gated>
-void launch_matvec(float* out, const float* x, const void* w, const void* w_up, WeightType type, const void* bias,
-                   WeightType bias_type, int n_tokens, int d_in, int d_out, bool accumulate, cudaStream_t s) {
-    switch (type) {
-        case WeightType::f32:
-            return launch_matvec<WeightType::f32, gated>(out, x, w, w_up, bias, bias_type, n_tokens, d_in, d_out,
-                                                         accumulate, s);
-        case WeightType::f16:
-            return launch_matvec<WeightType::f16, gated>(out, x, w, w_up, bias, bias_type, n_tokens, d_in, d_out,
-                                                         accumulate, s);
-        case WeightType::bf16:
-            return launch_matvec<WeightType::bf16, gated>(out, x, w, w_up, bias, bias_type, n_tokens, d_in, d_out,
-                                                          accumulate, s);
-        case WeightType::q8:
-            return launch_matvec<WeightType::q8, gated>(out, x, w, w_up, bias, bias_type, n_tokens, d_in, d_out,
-                                                        accumulate, s);
-        case WeightType::q4:
-            return launch_matvec<WeightType::q4, gated>(out, x, w, w_up, bias, bias_type, n_tokens, d_in, d_out,
-                                                        accumulate, s);
+void launch_matvec(const MatvecArgs& a, cudaStream_t s) {
+    switch (a.parts[0].type) {
+        case WeightType::f32: return launch_matvec<WeightType::f32, gated>(a, s);
+        case WeightType::f16: return launch_matvec<WeightType::f16, gated>(a, s);
+        case WeightType::bf16: return launch_matvec<WeightType::bf16, gated>(a, s);
+        case WeightType::q8: return launch_matvec<WeightType::q8, gated>(a, s);
+        case WeightType::q4: return launch_matvec<WeightType::q4, gated>(a, s);
     }
 }
 
 bool on_matvec(int n_tokens, int d_in) { return n_tokens <= matvec_max_tokens && d_in % 8 == 0; }
 
-void product(float* out, const float* x, const void* w, WeightType type, const void* bias, WeightType bias_type,
-             int n_tokens, int d_in, int d_out, bool accumulate, const Stream& stream, const Blas* blas) {
-    if (n_tokens == 0) return;
+void product(const Product& p, const float* x, int n_tokens, int d_in, bool accumulate, const Stream& stream,
+             const Blas* blas) {
     if (blas && n_tokens >= blas_min_tokens &&
-        blas_matmul(out, x, w, type, bias, bias_type, n_tokens, d_in, d_out, accumulate, stream, *blas))
+        blas_matmul(p.out, x, p.w, p.type, p.bias, p.bias_type, n_tokens, d_in, p.d_out, accumulate, stream, *blas))
         return;
     const cudaStream_t s = native(stream);
     if (on_matvec(n_tokens, d_in)) {
-        launch_matvec<false>(out, x, w, nullptr, type, bias, bias_type, n_tokens, d_in, d_out, accumulate, s);
+        MatvecArgs a;
+        a.x = x, a.n_tokens = n_tokens, a.d_in = d_in, a.parts[0] = p, a.n_parts = 1, a.accumulate = accumulate;
+        launch_matvec<false>(a, s);
     } else {
-        const dim3 grid(static_cast<unsigned>((d_out + tile - 1) / tile),
+        const dim3 grid(static_cast<unsigned>((p.d_out + tile - 1) / tile),
                         static_cast<unsigned>((n_tokens + tile - 1) / tile));
-        gemm_kernel<<<grid, 256, 0, s>>>(out, x, w, type, bias, bias_type, n_tokens, d_in, d_out, accumulate);
+        gemm_kernel<<<grid, 256, 0, s>>>(p.out, x, p.w, p.type, p.bias, p.bias_type, n_tokens, d_in, p.d_out,
+                                         accumulate);
     }
     GPU_CHECK_LAUNCH();
 }
@@ -221,25 +251,48 @@ void product(float* out, const float* x, const void* w, WeightType type, const v
 
 void matmul(float* out, const float* x, const void* w, WeightType type, const void* bias, WeightType bias_type,
             int n_tokens, int d_in, int d_out, const Stream& stream, const Blas* blas) {
-    product(out, x, w, type, bias, bias_type, n_tokens, d_in, d_out, false, stream, blas);
+    if (n_tokens == 0) return;
+    product(Product{out, w, type, d_out, bias, bias_type}, x, n_tokens, d_in, false, stream, blas);
 }
 
 void matmul_add(float* x, const float* in, const void* w, WeightType type, int n_tokens, int d_in, int d_out,
                 const Stream& stream, const Blas* blas) {
-    product(x, in, w, type, nullptr, WeightType::f32, n_tokens, d_in, d_out, true, stream, blas);
+    if (n_tokens == 0) return;
+    product(Product{x, w, type, d_out}, in, n_tokens, d_in, true, stream, blas);
 }
 
-void matmul_swiglu(float* out, float* up, const float* x, const void* w_gate, const void* w_up, WeightType type,
-                   int n_tokens, int d_in, int d_out, const Stream& stream, const Blas* blas) {
-    if (n_tokens == 0) return;
-    if (on_matvec(n_tokens, d_in)) {
-        launch_matvec<true>(out, x, w_gate, w_up, type, nullptr, WeightType::f32, n_tokens, d_in, d_out, false,
-                            native(stream));
+void norm_matmul(std::span<const Product> products, const float* x, const Norm& norm, float* scratch, int n_tokens,
+                 int d_in, const Stream& stream, const Blas* blas) {
+    if (n_tokens == 0 || products.empty()) return;
+    const bool one_type = std::all_of(products.begin(), products.end(),
+                                      [&](const Product& p) { return p.type == products.front().type; });
+    if (on_matvec(n_tokens, d_in) && one_type && products.size() <= 3) {
+        MatvecArgs a;
+        a.x = x, a.n_tokens = n_tokens, a.d_in = d_in, a.norm = norm;
+        for (const auto& p : products) a.parts[a.n_parts++] = p;
+        launch_matvec<false>(a, native(stream));
         GPU_CHECK_LAUNCH();
         return;
     }
-    matmul(out, x, w_gate, type, nullptr, WeightType::f32, n_tokens, d_in, d_out, stream, blas);
-    matmul(up, x, w_up, type, nullptr, WeightType::f32, n_tokens, d_in, d_out, stream, blas);
+    rmsnorm(scratch, x, norm.weight, norm.type, n_tokens, d_in, norm.eps, stream);
+    for (const auto& p : products) product(p, scratch, n_tokens, d_in, false, stream, blas);
+}
+
+void norm_matmul_swiglu(float* out, float* up, float* scratch, const float* x, const Norm& norm, const void* w_gate,
+                        const void* w_up, WeightType type, int n_tokens, int d_in, int d_out, const Stream& stream,
+                        const Blas* blas) {
+    if (n_tokens == 0) return;
+    if (on_matvec(n_tokens, d_in)) {
+        MatvecArgs a;
+        a.x = x, a.n_tokens = n_tokens, a.d_in = d_in, a.norm = norm, a.w_up = w_up;
+        a.parts[0] = Product{out, w_gate, type, d_out}, a.n_parts = 1;
+        launch_matvec<true>(a, native(stream));
+        GPU_CHECK_LAUNCH();
+        return;
+    }
+    rmsnorm(scratch, x, norm.weight, norm.type, n_tokens, d_in, norm.eps, stream);
+    product(Product{out, w_gate, type, d_out}, scratch, n_tokens, d_in, false, stream, blas);
+    product(Product{up, w_up, type, d_out}, scratch, n_tokens, d_in, false, stream, blas);
     swiglu(out, up, static_cast<std::size_t>(n_tokens) * d_out, stream);
 }
 

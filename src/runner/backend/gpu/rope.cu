@@ -1,29 +1,59 @@
+// Rotary embedding of q and k, and k and v into the KV cache: the step between the projections and
+// attention, in one launch. The cache rows come from the device's positions, so the launch does not
+// depend on the host's idea of where the pass starts.
 #include "runner/backend/gpu/launch.h"
 
 namespace runner::gpu {
 
 namespace {
 
-// One block per (token, head); thread i rotates the pair (i, i + head_dim / 2).
-__global__ void rope_kernel(float* x, int n_heads, int head_dim, const float* inv_freq, const int* positions) {
-    const int t = blockIdx.x / n_heads;
-    float* v = x + static_cast<std::size_t>(blockIdx.x) * head_dim;
+__device__ inline void store(float* cache, std::size_t i, float v) { cache[i] = v; }
+__device__ inline void store(unsigned short* cache, std::size_t i, float v) { cache[i] = f32_to_f16(v); }
+
+// One block per (token, head), the q heads first, then the KV heads; thread i rotates the pair
+// (i, i + head_dim / 2) (rotate-half layout). A KV head's block also writes its k and v rows.
+template <class T>
+__global__ void rope_store_kernel(float* q, float* k, const float* v, T* k_cache, T* v_cache, int n_head, int n_head_kv,
+                                  int head_dim, const float* inv_freq, const int* positions) {
+    const int heads = n_head + n_head_kv;
+    const int t = static_cast<int>(blockIdx.x) / heads, h = static_cast<int>(blockIdx.x) % heads;
+    const bool is_q = h < n_head;
+    const std::size_t width = static_cast<std::size_t>(is_q ? n_head : n_head_kv) * head_dim;
+    const std::size_t at =
+        static_cast<std::size_t>(t) * width + static_cast<std::size_t>(is_q ? h : h - n_head) * head_dim;
+    float* x = (is_q ? q : k) + at;
+    const std::size_t row = static_cast<std::size_t>(positions[t]) * width + (at - static_cast<std::size_t>(t) * width);
     const int half = head_dim / 2;
-    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    for (int i = static_cast<int>(threadIdx.x); i < half; i += static_cast<int>(blockDim.x)) {
         float s, c;
         sincosf(static_cast<float>(positions[t]) * inv_freq[i], &s, &c);
-        const float a = v[i], b = v[i + half];
-        v[i] = a * c - b * s;
-        v[i + half] = b * c + a * s;
+        const float a = x[i], b = x[i + half];
+        const float ra = a * c - b * s, rb = b * c + a * s;
+        x[i] = ra;
+        x[i + half] = rb;
+        if (is_q) continue;
+        store(k_cache, row + static_cast<std::size_t>(i), ra);
+        store(k_cache, row + static_cast<std::size_t>(i + half), rb);
+        store(v_cache, row + static_cast<std::size_t>(i), v[at + static_cast<std::size_t>(i)]);
+        store(v_cache, row + static_cast<std::size_t>(i + half), v[at + static_cast<std::size_t>(i + half)]);
     }
 }
 
 }  // namespace
 
-void rope(float* x, int n_tokens, int n_heads, int head_dim, const float* inv_freq, const int* positions,
-          const Stream& stream) {
+void rope_store_kv(float* q, float* k, const float* v, void* k_cache, void* v_cache, KvType kv_type, int n_tokens,
+                   int n_head, int n_head_kv, int head_dim, const float* inv_freq, const int* positions,
+                   const Stream& stream) {
     if (n_tokens == 0) return;
-    rope_kernel<<<n_tokens * n_heads, 64, 0, native(stream)>>>(x, n_heads, head_dim, inv_freq, positions);
+    const unsigned blocks = static_cast<unsigned>(n_tokens * (n_head + n_head_kv));
+    if (kv_type == KvType::f16)
+        rope_store_kernel<<<blocks, 64, 0, native(stream)>>>(q, k, v, static_cast<unsigned short*>(k_cache),
+                                                             static_cast<unsigned short*>(v_cache), n_head, n_head_kv,
+                                                             head_dim, inv_freq, positions);
+    else
+        rope_store_kernel<<<blocks, 64, 0, native(stream)>>>(q, k, v, static_cast<float*>(k_cache),
+                                                             static_cast<float*>(v_cache), n_head, n_head_kv, head_dim,
+                                                             inv_freq, positions);
     GPU_CHECK_LAUNCH();
 }
 
