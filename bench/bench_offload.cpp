@@ -25,13 +25,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "disk_bandwidth.h"
+#include "gpu_bandwidth.h"
 #include "random_model.h"
 #include "runner/backend/gpu/backend.h"
 #include "runner/engine/gpu_transformer.h"
@@ -51,40 +51,6 @@ std::vector<double> parse_list(const std::string& text) {
     std::stringstream in(text);
     for (std::string item; std::getline(in, item, ',');) out.push_back(std::stod(item));
     return out;
-}
-
-// GB/s of `copy` moving `bytes_moved`, timed with events, best of three.
-double best_copy_gbs(const std::function<void(const gpu::Stream&)>& copy, double bytes_moved) {
-    gpu::Stream s;
-    gpu::Event start(true), stop(true);
-    double best = 0;
-    for (int i = 0; i < 3; ++i) {
-        start.record(s);
-        copy(s);
-        stop.record(s);
-        stop.synchronize();
-        best = std::max(best, bytes_moved / (stop.elapsed_ms_since(start) * 1e6));
-    }
-    return best;
-}
-
-constexpr std::size_t copy_bytes = std::size_t{1} << 30;
-
-// A 1 GiB pinned host->device copy.
-double pinned_h2d_gbs() {
-    gpu::PinnedBuffer host(copy_bytes);
-    std::memset(host.data(), 1, copy_bytes);
-    gpu::DeviceBuffer device(copy_bytes);
-    return best_copy_gbs([&](const gpu::Stream& s) { gpu::copy_to_device(device.data(), host.data(), copy_bytes, s); },
-                         copy_bytes);
-}
-
-// A 1 GiB device-to-device copy, read and write counted: the rate device memory moves bytes at,
-// which decode's products (reads only) can reach too.
-double device_copy_gbs() {
-    gpu::DeviceBuffer a(copy_bytes), b(copy_bytes);
-    return best_copy_gbs([&](const gpu::Stream& s) { gpu::copy_on_device(b.data(), a.data(), copy_bytes, s); },
-                         2.0 * copy_bytes);
 }
 
 // All hardware threads summing `data` once: how fast the host reads the weights it computes with.
@@ -119,9 +85,9 @@ HostRates host_read_gbs() {
         host_read(data);
         r.alone = std::max(r.alone, bytes / seconds_since(t0) / 1e9);
     }
-    gpu::PinnedBuffer host(copy_bytes);
-    std::memset(host.data(), 1, copy_bytes);
-    gpu::DeviceBuffer device(copy_bytes);
+    gpu::PinnedBuffer host(bench::copy_bytes);
+    std::memset(host.data(), 1, bench::copy_bytes);
+    gpu::DeviceBuffer device(bench::copy_bytes);
     std::atomic<bool> reading = true;
     double read_s = 0;
     std::thread reader([&] {
@@ -134,9 +100,9 @@ HostRates host_read_gbs() {
     double copied = 0;
     const auto t0 = clock_type::now();
     while (reading) {
-        gpu::copy_to_device(device.data(), host.data(), copy_bytes, s);
+        gpu::copy_to_device(device.data(), host.data(), bench::copy_bytes, s);
         s.synchronize();
-        copied += static_cast<double>(copy_bytes);
+        copied += static_cast<double>(bench::copy_bytes);
     }
     const double copy_s = seconds_since(t0);
     reader.join();
@@ -210,7 +176,7 @@ int main(int argc, char** argv) {
         bench::ensure_random_model(model_dir, bench::ModelShape::llama_8b);
     }
     const auto device = gpu::device_info();
-    const double link = pinned_h2d_gbs(), hbm = device_copy_gbs();
+    const double link = bench::pinned_h2d_gbs(), hbm = bench::device_copy_gbs();
     const double disk = ram_budget_gib > 0 ? std::max(bench::cold_read_gbs(model_dir / "model.safetensors", 1),
                                                       bench::cold_read_gbs(model_dir / "model.safetensors", 4))
                                            : 0;

@@ -20,87 +20,87 @@ constexpr int threads = 128;       // per block of store_kv and the merge
 constexpr int max_head_dim = 256;  // what any kernel here serves
 
 // Decode: each block serves up to decode_heads query heads of one KV group (Llama-3-8B's 4), so a
-// key or value row read from the cache serves all of them; keys are taken in tiles of
-// decode_key_tile, and split across blocks in slices of at least decode_min_split keys until about
-// decode_blocks blocks keep the GPU's memory system busy.
+// key or value row read from the cache serves all of them. A block takes decode_threads keys at a
+// time, and the keys are split across blocks in slices of whole tiles until about decode_blocks
+// blocks keep the GPU's memory system busy.
 constexpr int decode_heads = 4;
-constexpr int decode_key_tile = 64;
-constexpr int decode_min_split = 64;
+constexpr int decode_threads = 128;  // per block; also the keys of a tile, one per thread while scoring
 constexpr int decode_blocks = 1024;
-constexpr int decode_loads = 4;  // rows a warp has in flight
+constexpr int decode_loads = 8;  // value rows a warp has in flight
 constexpr int max_splits = 256;
 
 __device__ inline float kv_at(const float* cache, std::size_t i) { return cache[i]; }
 __device__ inline float kv_at(const unsigned short* cache, std::size_t i) { return f16_to_f32(cache[i]); }
 
-// The DPL consecutive elements a lane owns of a head's row, in one load where they are whole.
-template <class T, int DPL>
-__device__ inline void load_dims(const T* row, int lane, int head_dim, float* out) {
-    struct alignas(DPL * sizeof(T)) Pack {
-        T v[DPL];
+// N consecutive elements of a row from `at`, in one load where they are whole and aligned
+// (`aligned`: the row's length is a multiple of N), else one by one up to `n`.
+template <class T, int N>
+__device__ inline void load_run(const T* row, int at, int n, bool aligned, float* out) {
+    struct alignas(N * sizeof(T)) Pack {
+        T v[N];
     };
-    const int d0 = lane * DPL;
-    if (head_dim % DPL == 0 && d0 + DPL <= head_dim) {
-        const Pack p = *reinterpret_cast<const Pack*>(row + d0);
-        for (int k = 0; k < DPL; ++k) out[k] = kv_at(p.v, static_cast<std::size_t>(k));
+    if (aligned && at + N <= n) {
+        const Pack p = *reinterpret_cast<const Pack*>(row + at);
+        for (int k = 0; k < N; ++k) out[k] = kv_at(p.v, static_cast<std::size_t>(k));
     } else {
-        for (int k = 0; k < DPL; ++k) out[k] = d0 + k < head_dim ? kv_at(row, static_cast<std::size_t>(d0 + k)) : 0.f;
+        for (int k = 0; k < N; ++k) out[k] = at + k < n ? kv_at(row, static_cast<std::size_t>(at + k)) : 0.f;
     }
 }
 
-// One block per (token, KV head, group of up to decode_heads query heads of it, split of the keys).
-// A lane owns DPL consecutive dimensions, so a warp reads a cache row in one coalesced load; warps
-// take the keys of a tile in turn. Scores go to shared memory, a warp per head turns them into
-// weights (online softmax: running maximum and sum per head), then every warp adds its keys' value
-// rows for every head, and the warps' sums are added in a fixed order. Writes the normalized
-// output when there is one split, else the partial (max, sum, unnormalized output) for
-// attention_merge_kernel.
-template <class T, int DPL>
+// One block per (token, KV head, group of up to decode_heads query heads of it, split of the keys),
+// the keys in tiles of decode_threads. Scoring: a thread takes a key whole, its row read in 8-element
+// pieces that are all in flight at once, and dots it with each head's query from shared memory (no
+// shuffles per key). A warp per head then turns the tile's scores into weights (online softmax:
+// running maximum and sum per head). Values: a warp takes its share of the tile's keys with lanes
+// across head_dim (coalesced rows, decode_loads of them in flight) and adds each row, weighted, for
+// every head; the warps' sums are added in a fixed order. Writes the normalized output when there
+// is one split, else the partial (max, sum, unnormalized output) for attention_merge_kernel.
+// HD: the largest head_dim the instance serves, a multiple of 32.
+template <class T, int HD>
 __global__ void attention_decode_kernel(float* out, float* partial, const float* q, const T* k_cache, const T* v_cache,
                                         const int* positions, int n_head, int n_head_kv, int head_dim, float scale,
                                         int keys_per_split, int n_splits) {
-    constexpr int H = decode_heads, KT = decode_key_tile, n_warps = decode_heads;
+    constexpr int H = decode_heads, KT = decode_threads, DPL = HD / 32, n_warps = KT / warp_size;
+    __shared__ float qs[H][HD];
     __shared__ float weights[H][KT];
     __shared__ float rescale[H], running_max[H], running_sum[H];
-    __shared__ float sums[n_warps][H][DPL * warp_size];
+    __shared__ float sums[n_warps][H][HD];
     const int group = n_head / n_head_kv, chunks = (group + H - 1) / H;
     const int chunk = static_cast<int>(blockIdx.x) % chunks;
     const int kv_head = static_cast<int>(blockIdx.x) / chunks % n_head_kv;
     const int t = static_cast<int>(blockIdx.x) / chunks / n_head_kv, split = static_cast<int>(blockIdx.y);
     const int h0 = kv_head * group + chunk * H, n_h = min(H, group - chunk * H);
-    const int warp = static_cast<int>(threadIdx.x) / warp_size, lane = static_cast<int>(threadIdx.x) % warp_size;
+    const int tid = static_cast<int>(threadIdx.x), warp = tid / warp_size, lane = tid % warp_size;
     const std::size_t kv_stride = static_cast<std::size_t>(n_head_kv) * head_dim;
     const T* k_head = k_cache + static_cast<std::size_t>(kv_head) * head_dim;
     const T* v_head = v_cache + static_cast<std::size_t>(kv_head) * head_dim;
+    const bool aligned = head_dim % 8 == 0;
 
-    float qr[H][DPL], acc[H][DPL];
-    for (int h = 0; h < H; ++h) {
-        const float* qh = q + (static_cast<std::size_t>(t) * n_head + h0 + min(h, n_h - 1)) * head_dim;
-        load_dims<float, DPL>(qh, lane, head_dim, qr[h]);
-        for (int k = 0; k < DPL; ++k) qr[h][k] = h < n_h ? qr[h][k] * scale : 0.f, acc[h][k] = 0.f;
+    for (int e = tid; e < H * HD; e += KT) {
+        const int h = e / HD, d = e % HD;
+        qs[h][d] =
+            h < n_h && d < head_dim ? q[(static_cast<std::size_t>(t) * n_head + h0 + h) * head_dim + d] * scale : 0.f;
     }
-    if (threadIdx.x < H) running_max[threadIdx.x] = -INFINITY, running_sum[threadIdx.x] = 0.f;
+    if (tid < H) running_max[tid] = -INFINITY, running_sum[tid] = 0.f;
+    float acc[H][DPL] = {};
+    __syncthreads();
 
     const int n_keys = positions[t] + 1;
     const int begin = split * keys_per_split, end = min(n_keys, begin + keys_per_split);
     for (int k0 = begin; k0 < end; k0 += KT) {
         const int tile_keys = min(KT, end - k0);
-        // Each warp loads decode_loads rows before it uses them, so that more than one is in flight.
-        for (int j0 = warp; j0 < tile_keys; j0 += decode_loads * n_warps) {
-            float kr[decode_loads][DPL];
-            for (int u = 0; u < decode_loads; ++u)
-                if (j0 + u * n_warps < tile_keys)
-                    load_dims<T, DPL>(k_head + static_cast<std::size_t>(k0 + j0 + u * n_warps) * kv_stride, lane,
-                                      head_dim, kr[u]);
-            for (int u = 0; u < decode_loads; ++u) {
-                if (j0 + u * n_warps >= tile_keys) break;
-                for (int h = 0; h < H; ++h) {
-                    float dot = 0.f;
-                    for (int k = 0; k < DPL; ++k) dot += qr[h][k] * kr[u][k];
-                    dot = warp_sum(dot);
-                    if (lane == 0) weights[h][j0 + u * n_warps] = dot;
+        if (tid < tile_keys) {
+            const T* kr = k_head + static_cast<std::size_t>(k0 + tid) * kv_stride;
+            float dot[H] = {};
+            for (int d0 = 0; d0 < HD; d0 += 8) {
+                if (d0 < head_dim) {
+                    float kv[8];
+                    load_run<T, 8>(kr, d0, head_dim, aligned, kv);
+                    for (int h = 0; h < H; ++h)
+                        for (int e = 0; e < 8; ++e) dot[h] += qs[h][d0 + e] * kv[e];
                 }
             }
+            for (int h = 0; h < H; ++h) weights[h][tid] = dot[h];
         }
         __syncthreads();
         for (int h = warp; h < H; h += n_warps) {
@@ -124,25 +124,26 @@ __global__ void attention_decode_kernel(float* out, float* partial, const float*
         __syncthreads();
         for (int h = 0; h < H; ++h)
             for (int k = 0; k < DPL; ++k) acc[h][k] *= rescale[h];
-        for (int j0 = warp; j0 < tile_keys; j0 += decode_loads * n_warps) {
+        for (int j0 = warp * decode_loads; j0 < tile_keys; j0 += n_warps * decode_loads) {
             float vr[decode_loads][DPL];
             for (int u = 0; u < decode_loads; ++u)
-                if (j0 + u * n_warps < tile_keys)
-                    load_dims<T, DPL>(v_head + static_cast<std::size_t>(k0 + j0 + u * n_warps) * kv_stride, lane,
-                                      head_dim, vr[u]);
+                if (j0 + u < tile_keys)
+                    load_run<T, DPL>(v_head + static_cast<std::size_t>(k0 + j0 + u) * kv_stride, lane * DPL, head_dim,
+                                     head_dim % DPL == 0, vr[u]);
             for (int u = 0; u < decode_loads; ++u) {
-                if (j0 + u * n_warps >= tile_keys) break;
+                if (j0 + u >= tile_keys) break;
                 for (int h = 0; h < H; ++h)
-                    for (int k = 0; k < DPL; ++k) acc[h][k] += weights[h][j0 + u * n_warps] * vr[u][k];
+                    for (int k = 0; k < DPL; ++k) acc[h][k] += weights[h][j0 + u] * vr[u][k];
             }
         }
         __syncthreads();  // weights and rescale are rewritten by the next tile
     }
 
     for (int h = 0; h < H; ++h)
-        for (int k = 0; k < DPL; ++k) sums[warp][h][lane * DPL + k] = acc[h][k];
+        for (int k = 0; k < DPL; ++k)
+            if (lane * DPL + k < HD) sums[warp][h][lane * DPL + k] = acc[h][k];
     __syncthreads();
-    for (int e = static_cast<int>(threadIdx.x); e < n_h * head_dim; e += static_cast<int>(blockDim.x)) {
+    for (int e = tid; e < n_h * head_dim; e += KT) {
         const int h = e / head_dim, d = e % head_dim;
         float a = 0.f;
         for (int w = 0; w < n_warps; ++w) a += sums[w][h][d];
@@ -158,23 +159,28 @@ __global__ void attention_decode_kernel(float* out, float* partial, const float*
     }
 }
 
-// One block per (token, head): rescales each split's partial to the common maximum and normalizes.
+// One block per (token, head): each split's weight (its maximum against the common one, computed
+// once, in parallel over the splits), then each output dimension summed over the splits.
 __global__ void attention_merge_kernel(float* out, const float* partial, int head_dim, int n_splits) {
-    const int pair = blockIdx.x;
+    __shared__ float split_weight[max_splits];
+    const int pair = static_cast<int>(blockIdx.x), tid = static_cast<int>(threadIdx.x);
     const float* ph = partial + static_cast<std::size_t>(pair) * n_splits * (head_dim + 2);
+    const auto max_of = [&](int s) { return ph[static_cast<std::size_t>(s) * (head_dim + 2) + head_dim]; };
     float m = -INFINITY;
-    for (int s = 0; s < n_splits; ++s) m = fmaxf(m, ph[s * (head_dim + 2) + head_dim]);
+    for (int s = tid; s < n_splits; s += static_cast<int>(blockDim.x)) m = fmaxf(m, max_of(s));
+    m = block_reduce<true>(m);
     float l = 0.f;
-    for (int s = 0; s < n_splits; ++s) {
-        const float ms = ph[s * (head_dim + 2) + head_dim];
-        if (ms != -INFINITY) l += ph[s * (head_dim + 2) + head_dim + 1] * expf(ms - m);
+    for (int s = tid; s < n_splits; s += static_cast<int>(blockDim.x)) {
+        const float ms = max_of(s);
+        const float w = ms == -INFINITY ? 0.f : expf(ms - m);
+        split_weight[s] = w;
+        l += w * ph[static_cast<std::size_t>(s) * (head_dim + 2) + head_dim + 1];
     }
-    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    l = block_reduce<false>(l);  // its barriers also publish split_weight
+    for (int d = tid; d < head_dim; d += static_cast<int>(blockDim.x)) {
         float a = 0.f;
-        for (int s = 0; s < n_splits; ++s) {
-            const float ms = ph[s * (head_dim + 2) + head_dim];
-            if (ms != -INFINITY) a += ph[s * (head_dim + 2) + d] * expf(ms - m);
-        }
+        for (int s = 0; s < n_splits; ++s)
+            if (split_weight[s] != 0.f) a += ph[static_cast<std::size_t>(s) * (head_dim + 2) + d] * split_weight[s];
         out[static_cast<std::size_t>(pair) * head_dim + d] = a / l;
     }
 }
@@ -287,13 +293,13 @@ void launch_prompt(float* out, const float* q, const void* k_cache, const void* 
                                            scale, s);
 }
 
-template <class T, int DPL>
+template <class T, int HD>
 void launch_decode(float* out, float* partial, const float* q, const void* k_cache, const void* v_cache,
                    const int* positions, int n_tokens, int n_head, int n_head_kv, int head_dim, float scale,
                    int keys_per_split, int n_splits, cudaStream_t s) {
     const int chunks = (n_head / n_head_kv + decode_heads - 1) / decode_heads;
     const dim3 grid(static_cast<unsigned>(n_tokens * n_head_kv * chunks), static_cast<unsigned>(n_splits));
-    attention_decode_kernel<T, DPL><<<grid, decode_heads * warp_size, 0, s>>>(
+    attention_decode_kernel<T, HD><<<grid, decode_threads, 0, s>>>(
         out, partial, q, static_cast<const T*>(k_cache), static_cast<const T*>(v_cache), positions, n_head, n_head_kv,
         head_dim, scale, keys_per_split, n_splits);
 }
@@ -302,9 +308,9 @@ template <class T>
 void launch_decode(float* out, float* partial, const float* q, const void* k_cache, const void* v_cache,
                    const int* positions, int n_tokens, int n_head, int n_head_kv, int head_dim, float scale,
                    int keys_per_split, int n_splits, cudaStream_t s) {
-    const auto launch = head_dim <= 2 * 32   ? launch_decode<T, 2>
-                        : head_dim <= 4 * 32 ? launch_decode<T, 4>
-                                             : launch_decode<T, 8>;
+    const auto launch = head_dim <= 64    ? launch_decode<T, 64>
+                        : head_dim <= 128 ? launch_decode<T, 128>
+                                          : launch_decode<T, 256>;
     launch(out, partial, q, k_cache, v_cache, positions, n_tokens, n_head, n_head_kv, head_dim, scale, keys_per_split,
            n_splits, s);
 }
@@ -315,16 +321,16 @@ __global__ void to_f16_kernel(unsigned short* dst, const float* src, std::size_t
 }
 
 // How decode divides the keys among blocks: enough splits for about decode_blocks blocks (each
-// serving decode_heads of the `n_pairs` (token, query head) pairs), none shorter than
-// decode_min_split keys, and together covering the whole context.
+// serving decode_heads of the `n_pairs` (token, query head) pairs), each a whole number of tiles,
+// together covering the whole context.
 struct Splits {
     int count, keys;
 };
 Splits decode_splits(int n_pairs, int n_ctx) {
     const int wanted = (decode_blocks * decode_heads + n_pairs - 1) / n_pairs;
-    const int count = std::max(1, std::min({wanted, max_splits, (n_ctx + decode_min_split - 1) / decode_min_split}));
+    const int count = std::max(1, std::min({wanted, max_splits, (n_ctx + decode_threads - 1) / decode_threads}));
     const int keys = (n_ctx + count - 1) / count;
-    return {count, (keys + decode_key_tile - 1) / decode_key_tile * decode_key_tile};
+    return {count, (keys + decode_threads - 1) / decode_threads * decode_threads};
 }
 
 }  // namespace

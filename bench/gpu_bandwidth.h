@@ -1,0 +1,23 @@
+// The GPU bandwidths the benches' bounds are made of, measured with events on the machine at hand.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+
+#include "runner/backend/gpu/backend.h"
+
+namespace bench {
+
+constexpr std::size_t copy_bytes = std::size_t{1} << 30;
+
+// GB/s of `copy` moving `bytes_moved`, timed with events, best of three.
+double best_copy_gbs(const std::function<void(const runner::gpu::Stream&)>& copy, double bytes_moved);
+
+// A 1 GiB pinned host->device copy.
+double pinned_h2d_gbs();
+
+// A 1 GiB device-to-device copy, read and write counted: the rate device memory moves bytes at,
+// which decode's kernels (reads only) can reach too.
+double device_copy_gbs();
+
+}  // namespace bench
