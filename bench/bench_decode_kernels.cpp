@@ -84,8 +84,8 @@ int main(int argc, char** argv) {
         gpu::Stream s;
         const auto bf16 = gpu::WeightType::bf16;
         const int q_width = n_head * head_dim, kv_width = n_head_kv * head_dim;
-        gpu::DeviceBuffer x(n_ff * 4), xb(n_ff * 4), q(q_width * 4), k(kv_width * 4), v(kv_width * 4),
-            gate(n_ff * 4), up(n_ff * 4), logits(n_vocab * 4);
+        gpu::DeviceBuffer x(n_ff * 4), xb(n_ff * 4), q(q_width * 4), k(kv_width * 4), v(kv_width * 4), gate(n_ff * 4),
+            up(n_ff * 4), logits(n_vocab * 4);
         const std::vector<float> ones(n_ff, 0.01f);
         gpu::copy_to_device(x.data(), ones.data(), ones.size() * 4, s);
         const auto norm = bf16_copies(n_embd * 2, 1, s);
@@ -96,63 +96,90 @@ int main(int argc, char** argv) {
             const auto wq = bf16_copies(std::size_t{2} * n_embd * q_width, copies_for(qkv_bytes), s);
             const auto wk = bf16_copies(std::size_t{2} * n_embd * kv_width, wq.size(), s);
             const auto wv = bf16_copies(std::size_t{2} * n_embd * kv_width, wq.size(), s);
-            row("rmsnorm + q/k/v", time_us([&](int i) {
-                    const auto c = static_cast<std::size_t>(i) % wq.size();
-                    const gpu::Product p[] = {{q.as<float>(), wq[c].data(), bf16, q_width},
-                                              {k.as<float>(), wk[c].data(), bf16, kv_width},
-                                              {v.as<float>(), wv[c].data(), bf16, kv_width}};
-                    gpu::norm_matmul(p, x.as<float>(), rms, xb.as<float>(), 1, n_embd, s);
-                }, iterations, s), qkv_bytes, hbm);
+            row("rmsnorm + q/k/v",
+                time_us(
+                    [&](int i) {
+                        const auto c = static_cast<std::size_t>(i) % wq.size();
+                        const gpu::Product p[] = {{q.as<float>(), wq[c].data(), bf16, q_width},
+                                                  {k.as<float>(), wk[c].data(), bf16, kv_width},
+                                                  {v.as<float>(), wv[c].data(), bf16, kv_width}};
+                        gpu::norm_matmul(p, x.as<float>(), rms, xb.as<float>(), 1, n_embd, s);
+                    },
+                    iterations, s),
+                qkv_bytes, hbm);
         }
         {
             const std::size_t bytes = std::size_t{2} * q_width * n_embd;
             const auto wo = bf16_copies(bytes, copies_for(bytes), s);
-            row("output projection + residual", time_us([&](int i) {
-                    gpu::matmul_add(x.as<float>(), q.as<float>(), wo[static_cast<std::size_t>(i) % wo.size()].data(),
-                                    bf16, 1, q_width, n_embd, s);
-                }, iterations, s), bytes, hbm);
+            row("output projection + residual",
+                time_us(
+                    [&](int i) {
+                        gpu::matmul_add(x.as<float>(), q.as<float>(),
+                                        wo[static_cast<std::size_t>(i) % wo.size()].data(), bf16, 1, q_width, n_embd,
+                                        s);
+                    },
+                    iterations, s),
+                bytes, hbm);
         }
         {
             const std::size_t bytes = std::size_t{2} * n_embd * n_ff;
             const auto wg = bf16_copies(bytes, copies_for(2 * bytes), s), wu = bf16_copies(bytes, wg.size(), s);
-            row("rmsnorm + gate/up + SwiGLU", time_us([&](int i) {
-                    const auto c = static_cast<std::size_t>(i) % wg.size();
-                    gpu::norm_matmul_swiglu(gate.as<float>(), up.as<float>(), xb.as<float>(), x.as<float>(), rms,
-                                            wg[c].data(), wu[c].data(), bf16, 1, n_embd, n_ff, s);
-                }, iterations, s), 2 * bytes, hbm);
+            row("rmsnorm + gate/up + SwiGLU",
+                time_us(
+                    [&](int i) {
+                        const auto c = static_cast<std::size_t>(i) % wg.size();
+                        gpu::norm_matmul_swiglu(gate.as<float>(), up.as<float>(), xb.as<float>(), x.as<float>(), rms,
+                                                wg[c].data(), wu[c].data(), bf16, 1, n_embd, n_ff, s);
+                    },
+                    iterations, s),
+                2 * bytes, hbm);
             const auto wd = bf16_copies(bytes, copies_for(bytes), s);
-            row("down projection + residual", time_us([&](int i) {
-                    gpu::matmul_add(x.as<float>(), gate.as<float>(), wd[static_cast<std::size_t>(i) % wd.size()].data(),
-                                    bf16, 1, n_ff, n_embd, s);
-                }, iterations, s), bytes, hbm);
+            row("down projection + residual",
+                time_us(
+                    [&](int i) {
+                        gpu::matmul_add(x.as<float>(), gate.as<float>(),
+                                        wd[static_cast<std::size_t>(i) % wd.size()].data(), bf16, 1, n_ff, n_embd, s);
+                    },
+                    iterations, s),
+                bytes, hbm);
         }
         {
             const std::size_t bytes = std::size_t{2} * n_embd * n_vocab;
             const auto head = bf16_copies(bytes, 1, s);
-            row("rmsnorm + output head", time_us([&](int) {
-                    const gpu::Product p[] = {{logits.as<float>(), head[0].data(), bf16, n_vocab}};
-                    gpu::norm_matmul(p, x.as<float>(), rms, xb.as<float>(), 1, n_embd, s);
-                }, iterations, s), bytes, hbm);
+            row("rmsnorm + output head",
+                time_us(
+                    [&](int) {
+                        const gpu::Product p[] = {{logits.as<float>(), head[0].data(), bf16, n_vocab}};
+                        gpu::norm_matmul(p, x.as<float>(), rms, xb.as<float>(), 1, n_embd, s);
+                    },
+                    iterations, s),
+                bytes, hbm);
         }
         std::vector<float> inv_freq(head_dim / 2);
         for (std::size_t i = 0; i < inv_freq.size(); ++i)
             inv_freq[i] = 1.f / std::pow(500000.f, 2.f * static_cast<float>(i) / head_dim);
-        gpu::DeviceBuffer freq(inv_freq.size() * 4), position(4), scratch(gpu::attention_scratch_bytes(1, n_head, head_dim, 32768));
+        gpu::DeviceBuffer freq(inv_freq.size() * 4), position(4),
+            scratch(gpu::attention_scratch_bytes(1, n_head, head_dim, 32768));
         gpu::copy_to_device(freq.data(), inv_freq.data(), inv_freq.size() * 4, s);
         for (const int n_ctx : {64, 1024, 4096, 32768}) {
             const std::size_t cache_bytes = std::size_t{2} * n_ctx * kv_width;
-            const auto kc = bf16_copies(cache_bytes, copies_for(2 * cache_bytes), s), vc = bf16_copies(cache_bytes, kc.size(), s);
+            const auto kc = bf16_copies(cache_bytes, copies_for(2 * cache_bytes), s),
+                       vc = bf16_copies(cache_bytes, kc.size(), s);
             const int last = n_ctx - 1;
             gpu::copy_to_device(position.data(), &last, 4, s);
             const std::string name = "rope + cache write + attention " + std::to_string(n_ctx);
-            row(name.c_str(), time_us([&](int i) {
-                    const auto c = static_cast<std::size_t>(i) % kc.size();
-                    gpu::rope_store_kv(q.as<float>(), k.as<float>(), v.as<float>(), kc[c].data(), vc[c].data(),
-                                       gpu::KvType::f16, 1, n_head, n_head_kv, head_dim, freq.as<float>(),
-                                       position.as<int>(), s);
-                    gpu::attention(xb.as<float>(), q.as<float>(), kc[c].data(), vc[c].data(), gpu::KvType::f16, 1,
-                                   position.as<int>(), n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(), s);
-                }, iterations, s), 2 * cache_bytes, hbm);
+            row(name.c_str(),
+                time_us(
+                    [&](int i) {
+                        const auto c = static_cast<std::size_t>(i) % kc.size();
+                        gpu::rope_store_kv(q.as<float>(), k.as<float>(), v.as<float>(), kc[c].data(), vc[c].data(),
+                                           gpu::KvType::f16, 1, n_head, n_head_kv, head_dim, freq.as<float>(),
+                                           position.as<int>(), s);
+                        gpu::attention(xb.as<float>(), q.as<float>(), kc[c].data(), vc[c].data(), gpu::KvType::f16, 1,
+                                       position.as<int>(), n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(), s);
+                    },
+                    iterations, s),
+                2 * cache_bytes, hbm);
         }
     } catch (const gpu::Error& e) {
         std::fprintf(stderr, "bench_decode_kernels: %s\n", e.what());

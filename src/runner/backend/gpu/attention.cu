@@ -20,13 +20,14 @@ constexpr int threads = 128;       // per block of store_kv and the merge
 constexpr int max_head_dim = 256;  // what any kernel here serves
 
 // Decode: each block serves up to decode_heads query heads of one KV group (Llama-3-8B's 4), so a
-// key or value row read from the cache serves all of them. A block takes decode_threads keys at a
-// time, and the keys are split across blocks in slices of whole tiles until about decode_blocks
-// blocks keep the GPU's memory system busy.
+// key or value row read from the cache serves all of them. A block takes decode_keys keys at a
+// time, four threads to a key while scoring, and the keys are split across blocks in slices of
+// whole tiles until about decode_blocks blocks keep the GPU busy: each block's work is a short
+// chain of dependent steps, so the GPU needs many of them at once.
 constexpr int decode_heads = 4;
-constexpr int decode_threads = 128;  // per block; also the keys of a tile, one per thread while scoring
-constexpr int decode_blocks = 1024;
-constexpr int decode_loads = 8;  // value rows a warp has in flight
+constexpr int decode_threads = 128;
+constexpr int decode_keys = decode_threads / 4;  // per tile
+constexpr int decode_blocks = 2048;
 constexpr int max_splits = 256;
 
 __device__ inline float kv_at(const float* cache, std::size_t i) { return cache[i]; }
@@ -48,19 +49,22 @@ __device__ inline void load_run(const T* row, int at, int n, bool aligned, float
 }
 
 // One block per (token, KV head, group of up to decode_heads query heads of it, split of the keys),
-// the keys in tiles of decode_threads. Scoring: a thread takes a key whole, its row read in 8-element
-// pieces that are all in flight at once, and dots it with each head's query from shared memory (no
-// shuffles per key). A warp per head then turns the tile's scores into weights (online softmax:
-// running maximum and sum per head). Values: a warp takes its share of the tile's keys with lanes
-// across head_dim (coalesced rows, decode_loads of them in flight) and adds each row, weighted, for
-// every head; the warps' sums are added in a fixed order. Writes the normalized output when there
-// is one split, else the partial (max, sum, unnormalized output) for attention_merge_kernel.
-// HD: the largest head_dim the instance serves, a multiple of 32.
+// the keys in tiles of decode_keys. Scoring: a quad of threads takes a key, each thread 8-element
+// runs of its row (the quad's four runs adjacent, so a quad reads 64 contiguous bytes at a time),
+// dotted with each head's query from shared memory and summed over the quad. A warp per head then
+// turns the tile's scores into weights (online softmax: running maximum and sum per head). Values:
+// each warp takes a quarter of the tile's keys with lanes across head_dim (coalesced rows, all in
+// flight at once) and adds each row, weighted, for every head; the warps' sums are added in a fixed
+// order. Writes the normalized output when there is one split, else the partial (max, sum,
+// unnormalized output) for attention_merge_kernel. HD: the largest head_dim the instance serves, a
+// multiple of 32.
 template <class T, int HD>
 __global__ void attention_decode_kernel(float* out, float* partial, const float* q, const T* k_cache, const T* v_cache,
                                         const int* positions, int n_head, int n_head_kv, int head_dim, float scale,
                                         int keys_per_split, int n_splits) {
-    constexpr int H = decode_heads, KT = decode_threads, DPL = HD / 32, n_warps = KT / warp_size;
+    constexpr int H = decode_heads, KT = decode_keys, DPL = HD / 32, n_warps = decode_threads / warp_size;
+    constexpr int runs = HD / 32;  // 8-element runs per thread of a quad
+    constexpr int keys_per_warp = KT / n_warps;
     __shared__ float qs[H][HD];
     __shared__ float weights[H][KT];
     __shared__ float rescale[H], running_max[H], running_sum[H];
@@ -71,12 +75,13 @@ __global__ void attention_decode_kernel(float* out, float* partial, const float*
     const int t = static_cast<int>(blockIdx.x) / chunks / n_head_kv, split = static_cast<int>(blockIdx.y);
     const int h0 = kv_head * group + chunk * H, n_h = min(H, group - chunk * H);
     const int tid = static_cast<int>(threadIdx.x), warp = tid / warp_size, lane = tid % warp_size;
+    const int quad_key = tid / 4, sub = tid % 4;
     const std::size_t kv_stride = static_cast<std::size_t>(n_head_kv) * head_dim;
     const T* k_head = k_cache + static_cast<std::size_t>(kv_head) * head_dim;
     const T* v_head = v_cache + static_cast<std::size_t>(kv_head) * head_dim;
     const bool aligned = head_dim % 8 == 0;
 
-    for (int e = tid; e < H * HD; e += KT) {
+    for (int e = tid; e < H * HD; e += decode_threads) {
         const int h = e / HD, d = e % HD;
         qs[h][d] =
             h < n_h && d < head_dim ? q[(static_cast<std::size_t>(t) * n_head + h0 + h) * head_dim + d] * scale : 0.f;
@@ -89,31 +94,26 @@ __global__ void attention_decode_kernel(float* out, float* partial, const float*
     const int begin = split * keys_per_split, end = min(n_keys, begin + keys_per_split);
     for (int k0 = begin; k0 < end; k0 += KT) {
         const int tile_keys = min(KT, end - k0);
-        if (tid < tile_keys) {
-            const T* kr = k_head + static_cast<std::size_t>(k0 + tid) * kv_stride;
-            float dot[H] = {};
-            for (int d0 = 0; d0 < HD; d0 += 8) {
-                if (d0 < head_dim) {
-                    float kv[8];
-                    load_run<T, 8>(kr, d0, head_dim, aligned, kv);
-                    for (int h = 0; h < H; ++h)
-                        for (int e = 0; e < 8; ++e) dot[h] += qs[h][d0 + e] * kv[e];
-                }
-            }
-            for (int h = 0; h < H; ++h) weights[h][tid] = dot[h];
+        float dot[H] = {};
+        if (quad_key < tile_keys) {
+            const T* kr = k_head + static_cast<std::size_t>(k0 + quad_key) * kv_stride;
+            float kv[runs][8];
+            for (int r = 0; r < runs; ++r) load_run<T, 8>(kr, (r * 4 + sub) * 8, head_dim, aligned, kv[r]);
+            for (int r = 0; r < runs; ++r)
+                for (int h = 0; h < H; ++h)
+                    for (int e = 0; e < 8; ++e) dot[h] += qs[h][(r * 4 + sub) * 8 + e] * kv[r][e];
+        }
+        for (int h = 0; h < H; ++h) {
+            const float score = quad_sum(dot[h]);
+            if (sub == 0 && quad_key < tile_keys) weights[h][quad_key] = score;
         }
         __syncthreads();
         for (int h = warp; h < H; h += n_warps) {
-            float tile_max = -INFINITY;
-            for (int j = lane; j < tile_keys; j += warp_size) tile_max = fmaxf(tile_max, weights[h][j]);
-            const float m_old = running_max[h], m_new = fmaxf(m_old, warp_max(tile_max));
-            float tile_sum = 0.f;
-            for (int j = lane; j < KT; j += warp_size) {
-                const float p = j < tile_keys ? expf(weights[h][j] - m_new) : 0.f;
-                weights[h][j] = p;
-                tile_sum += p;
-            }
-            tile_sum = warp_sum(tile_sum);
+            const float score = lane < tile_keys ? weights[h][lane] : -INFINITY;
+            const float m_old = running_max[h], m_new = fmaxf(m_old, warp_max(score));
+            const float p = lane < tile_keys ? expf(score - m_new) : 0.f;
+            if (lane < KT) weights[h][lane] = p;
+            const float tile_sum = warp_sum(p);
             if (lane == 0) {
                 const float correction = expf(m_old - m_new);
                 rescale[h] = correction;
@@ -124,17 +124,16 @@ __global__ void attention_decode_kernel(float* out, float* partial, const float*
         __syncthreads();
         for (int h = 0; h < H; ++h)
             for (int k = 0; k < DPL; ++k) acc[h][k] *= rescale[h];
-        for (int j0 = warp * decode_loads; j0 < tile_keys; j0 += n_warps * decode_loads) {
-            float vr[decode_loads][DPL];
-            for (int u = 0; u < decode_loads; ++u)
-                if (j0 + u < tile_keys)
-                    load_run<T, DPL>(v_head + static_cast<std::size_t>(k0 + j0 + u) * kv_stride, lane * DPL, head_dim,
-                                     head_dim % DPL == 0, vr[u]);
-            for (int u = 0; u < decode_loads; ++u) {
-                if (j0 + u >= tile_keys) break;
-                for (int h = 0; h < H; ++h)
-                    for (int k = 0; k < DPL; ++k) acc[h][k] += weights[h][j0 + u] * vr[u][k];
-            }
+        const int j0 = warp * keys_per_warp;
+        float vr[keys_per_warp][DPL];
+        for (int u = 0; u < keys_per_warp; ++u)
+            if (j0 + u < tile_keys)
+                load_run<T, DPL>(v_head + static_cast<std::size_t>(k0 + j0 + u) * kv_stride, lane * DPL, head_dim,
+                                 head_dim % DPL == 0, vr[u]);
+        for (int u = 0; u < keys_per_warp; ++u) {
+            if (j0 + u >= tile_keys) break;
+            for (int h = 0; h < H; ++h)
+                for (int k = 0; k < DPL; ++k) acc[h][k] += weights[h][j0 + u] * vr[u][k];
         }
         __syncthreads();  // weights and rescale are rewritten by the next tile
     }
@@ -143,7 +142,7 @@ __global__ void attention_decode_kernel(float* out, float* partial, const float*
         for (int k = 0; k < DPL; ++k)
             if (lane * DPL + k < HD) sums[warp][h][lane * DPL + k] = acc[h][k];
     __syncthreads();
-    for (int e = tid; e < n_h * head_dim; e += KT) {
+    for (int e = tid; e < n_h * head_dim; e += decode_threads) {
         const int h = e / head_dim, d = e % head_dim;
         float a = 0.f;
         for (int w = 0; w < n_warps; ++w) a += sums[w][h][d];
@@ -328,9 +327,9 @@ struct Splits {
 };
 Splits decode_splits(int n_pairs, int n_ctx) {
     const int wanted = (decode_blocks * decode_heads + n_pairs - 1) / n_pairs;
-    const int count = std::max(1, std::min({wanted, max_splits, (n_ctx + decode_threads - 1) / decode_threads}));
+    const int count = std::max(1, std::min({wanted, max_splits, (n_ctx + decode_keys - 1) / decode_keys}));
     const int keys = (n_ctx + count - 1) / count;
-    return {count, (keys + decode_threads - 1) / decode_threads * decode_threads};
+    return {count, (keys + decode_keys - 1) / decode_keys * decode_keys};
 }
 
 }  // namespace

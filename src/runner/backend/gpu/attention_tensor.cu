@@ -46,16 +46,6 @@ __device__ inline void load_transposed_x4(unsigned (&r)[4], const unsigned short
                  : "r"(address));
 }
 
-__device__ inline float quad_max(float v) {
-    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
-    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
-}
-
-__device__ inline float quad_sum(float v) {
-    v += __shfl_xor_sync(0xffffffffu, v, 1);
-    return v + __shfl_xor_sync(0xffffffffu, v, 2);
-}
-
 // Lane roles follow the mma fragment layout: g = lane / 4 is the row (and g + 8), c = lane % 4 the column pair.
 template <int D>
 __global__ void __launch_bounds__(n_warps * 32)

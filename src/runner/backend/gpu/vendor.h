@@ -58,24 +58,34 @@ constexpr int warp_size = 32;
 #endif
 
 #if defined(__CUDACC__) || defined(__HIPCC__)
-__device__ inline float warp_sum(float v) {
-    for (int offset = warp_size / 2; offset > 0; offset /= 2)
+// v from the lane whose index differs from this one's in the bits of `mask`.
+__device__ inline float shfl_xor(float v, int mask) {
 #if defined(OAR_GPU_HIP)
-        v += __shfl_xor(v, offset, warp_size);
+    return __shfl_xor(v, mask, warp_size);
 #else
-        v += __shfl_xor_sync(0xffffffffu, v, offset, warp_size);
+    return __shfl_xor_sync(0xffffffffu, v, mask, warp_size);
 #endif
+}
+
+__device__ inline float warp_sum(float v) {
+    for (int offset = warp_size / 2; offset > 0; offset /= 2) v += shfl_xor(v, offset);
     return v;
 }
 
 __device__ inline float warp_max(float v) {
-    for (int offset = warp_size / 2; offset > 0; offset /= 2)
-#if defined(OAR_GPU_HIP)
-        v = fmaxf(v, __shfl_xor(v, offset, warp_size));
-#else
-        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset, warp_size));
-#endif
+    for (int offset = warp_size / 2; offset > 0; offset /= 2) v = fmaxf(v, shfl_xor(v, offset));
     return v;
+}
+
+// Over the four lanes 4k .. 4k + 3.
+__device__ inline float quad_sum(float v) {
+    v += shfl_xor(v, 1);
+    return v + shfl_xor(v, 2);
+}
+
+__device__ inline float quad_max(float v) {
+    v = fmaxf(v, shfl_xor(v, 1));
+    return fmaxf(v, shfl_xor(v, 2));
 }
 
 // BF16 is the top half of an f32.
