@@ -27,8 +27,8 @@ constexpr int max_head_dim = 256;  // what any kernel here serves
 constexpr int decode_heads = 4;
 constexpr int decode_threads = 128;
 constexpr int decode_keys = decode_threads / 4;  // per tile
-constexpr int decode_blocks = 2048;
-constexpr int max_splits = 256;
+constexpr int decode_blocks = 1024;
+constexpr int max_splits = 128;
 
 __device__ inline float kv_at(const float* cache, std::size_t i) { return cache[i]; }
 __device__ inline float kv_at(const unsigned short* cache, std::size_t i) { return f16_to_f32(cache[i]); }
@@ -59,9 +59,10 @@ __device__ inline void load_run(const T* row, int at, int n, bool aligned, float
 // unnormalized output) for attention_merge_kernel. HD: the largest head_dim the instance serves, a
 // multiple of 32.
 template <class T, int HD>
-__global__ void attention_decode_kernel(float* out, float* partial, const float* q, const T* k_cache, const T* v_cache,
-                                        const int* positions, int n_head, int n_head_kv, int head_dim, float scale,
-                                        int keys_per_split, int n_splits) {
+__global__ void __launch_bounds__(decode_threads, 4)
+    attention_decode_kernel(float* out, float* partial, const float* q, const T* k_cache, const T* v_cache,
+                            const int* positions, int n_head, int n_head_kv, int head_dim, float scale,
+                            int keys_per_split, int n_splits) {
     constexpr int H = decode_heads, KT = decode_keys, DPL = HD / 32, n_warps = decode_threads / warp_size;
     constexpr int runs = HD / 32;  // 8-element runs per thread of a quad
     constexpr int keys_per_warp = KT / n_warps;
@@ -158,29 +159,41 @@ __global__ void attention_decode_kernel(float* out, float* partial, const float*
     }
 }
 
-// One block per (token, head): each split's weight (its maximum against the common one, computed
-// once, in parallel over the splits), then each output dimension summed over the splits.
+// One block per (token, head): each split's weight (its maximum against the common one) computed
+// once, in parallel over the splits; then each warp sums its share of the splits for every output
+// dimension (a lane per dimension, eight splits' loads in flight), and the warps' sums are added.
 __global__ void attention_merge_kernel(float* out, const float* partial, int head_dim, int n_splits) {
+    constexpr int n_warps = threads / warp_size, dims = max_head_dim / warp_size;
     __shared__ float split_weight[max_splits];
+    __shared__ float sums[n_warps][max_head_dim];
     const int pair = static_cast<int>(blockIdx.x), tid = static_cast<int>(threadIdx.x);
-    const float* ph = partial + static_cast<std::size_t>(pair) * n_splits * (head_dim + 2);
-    const auto max_of = [&](int s) { return ph[static_cast<std::size_t>(s) * (head_dim + 2) + head_dim]; };
+    const int warp = tid / warp_size, lane = tid % warp_size;
+    const std::size_t stride = static_cast<std::size_t>(head_dim) + 2;
+    const float* ph = partial + static_cast<std::size_t>(pair) * n_splits * stride;
     float m = -INFINITY;
-    for (int s = tid; s < n_splits; s += static_cast<int>(blockDim.x)) m = fmaxf(m, max_of(s));
+    for (int s = tid; s < n_splits; s += threads) m = fmaxf(m, ph[s * stride + head_dim]);
     m = block_reduce<true>(m);
     float l = 0.f;
-    for (int s = tid; s < n_splits; s += static_cast<int>(blockDim.x)) {
-        const float ms = max_of(s);
-        const float w = ms == -INFINITY ? 0.f : expf(ms - m);
+    for (int s = tid; s < n_splits; s += threads) {
+        const float ms = ph[s * stride + head_dim];
+        const float w = ms == -INFINITY ? 0.f : expf(ms - m);  // an empty split's partial output is zeros
         split_weight[s] = w;
-        l += w * ph[static_cast<std::size_t>(s) * (head_dim + 2) + head_dim + 1];
+        l += w * ph[s * stride + head_dim + 1];
     }
     l = block_reduce<false>(l);  // its barriers also publish split_weight
-    for (int d = tid; d < head_dim; d += static_cast<int>(blockDim.x)) {
-        float a = 0.f;
-        for (int s = 0; s < n_splits; ++s)
-            if (split_weight[s] != 0.f) a += ph[static_cast<std::size_t>(s) * (head_dim + 2) + d] * split_weight[s];
-        out[static_cast<std::size_t>(pair) * head_dim + d] = a / l;
+    float a[dims] = {};
+#pragma unroll 8
+    for (int s = warp; s < n_splits; s += n_warps) {
+        const float w = split_weight[s];
+        for (int k = 0; k < dims; ++k)
+            if (lane + k * warp_size < head_dim) a[k] += ph[s * stride + lane + k * warp_size] * w;
+    }
+    for (int k = 0; k < dims; ++k) sums[warp][lane + k * warp_size] = a[k];
+    __syncthreads();
+    for (int d = tid; d < head_dim; d += threads) {
+        float total = 0.f;
+        for (int w = 0; w < n_warps; ++w) total += sums[w][d];
+        out[static_cast<std::size_t>(pair) * head_dim + d] = total / l;
     }
 }
 
