@@ -2,7 +2,7 @@
 // product added to the residual (matmul_add), products of an RMS-normalized input (norm_matmul: q, k
 // and v in one launch) and SwiGLU's gate and up products with the gate applied (norm_matmul_swiglu).
 // Decode is bound by reading the weights and by the launches between them, so fusing saves a launch
-// and a pass over an activation each time. Two kernels: for a few tokens (decode) a warp per output
+// and a pass over an activation each time. Two kernels: for a few tokens (decode) a block per output
 // row reads the weights once with 16-byte loads and serves every token from registers; for a prompt a
 // shared-memory tiled product reuses each loaded weight across 64 tokens (the BLAS, where there is
 // one, first), after a separate normalization.
@@ -16,7 +16,10 @@ namespace runner::gpu {
 namespace {
 
 constexpr int matvec_max_tokens = 8;
-constexpr int matvec_warps = 4;
+// A block per output row, its threads across the row: many short blocks keep the memory system
+// streaming (as the output head's 128K rows do), where a warp per row ran as one wave of long
+// warps whose start and finish left the bus idle, and reached 40-60% of HBM on 1K-6K rows.
+constexpr int matvec_threads = 128;
 // Chunks of 8 weights a lane loads before it uses any: with one in flight a warp waits a whole memory
 // latency per 512 bytes and decode reaches under half of HBM's bandwidth.
 constexpr int matvec_loads = 4;
@@ -87,16 +90,19 @@ __device__ inline void load_norm8(const Norm& norm, int i, float* out) {
     }
 }
 
-// One warp per output row, rows numbered across the parts; n_tokens <= max_tokens and d_in % 8 == 0
+// One block per output row, rows numbered across the parts; n_tokens <= max_tokens and d_in % 8 == 0
 // (checked by the caller). Each weight is read once and serves every token from registers, so the
-// kernel is bound by memory bandwidth. With a norm, each warp also sums the squares of the inputs it
-// reads anyway and multiplies them by the norm's weights: the normalization costs no pass of its own.
-// `gated` (SwiGLU): the warp reads row j of w_up as well and writes silu(gate) * up, so the two
-// products share the activations and neither is written out.
+// kernel is bound by memory bandwidth; the warps' partial sums are added in a fixed order. With a
+// norm, the threads also sum the squares of the inputs they read anyway and multiply them by the
+// norm's weights: the normalization costs no pass of its own. `gated` (SwiGLU): the block reads row j
+// of w_up as well and writes silu(gate) * up, so the two products share the activations and
+// neither is written out.
 template <WeightType type, int max_tokens, bool gated>
 __global__ void matvec_kernel(const MatvecArgs a) {
-    int j = static_cast<int>(blockIdx.x) * matvec_warps + static_cast<int>(threadIdx.x) / warp_size;
-    const int lane = static_cast<int>(threadIdx.x) % warp_size;
+    constexpr int n_warps = matvec_threads / warp_size, n_sums = gated ? 3 : 2;
+    __shared__ float partial[n_warps][max_tokens][n_sums];
+    int j = static_cast<int>(blockIdx.x);
+    const int tid = static_cast<int>(threadIdx.x), warp = tid / warp_size, lane = tid % warp_size;
     Product part = a.parts[0];
     if (j >= part.d_out && a.n_parts > 1) {
         j -= part.d_out;
@@ -106,7 +112,6 @@ __global__ void matvec_kernel(const MatvecArgs a) {
             part = a.parts[2];
         }
     }
-    if (j >= part.d_out) return;
     const int d_in = a.d_in, n_tokens = a.n_tokens;
     const bool normed = a.norm.weight != nullptr;
     const auto rows = static_cast<std::size_t>(part.d_out), cols = static_cast<std::size_t>(d_in);
@@ -114,8 +119,8 @@ __global__ void matvec_kernel(const MatvecArgs a) {
     const float* up_scales = gated ? quant_scales(a.w_up, type, rows, cols) : nullptr;
     float acc[max_tokens] = {}, acc_up[max_tokens] = {}, squares[max_tokens] = {};
     const std::size_t row = static_cast<std::size_t>(j) * d_in;
-    constexpr int stride = warp_size * 8;
-    for (int i0 = lane * 8; i0 < d_in; i0 += stride * matvec_loads) {
+    constexpr int stride = matvec_threads * 8;
+    for (int i0 = tid * 8; i0 < d_in; i0 += stride * matvec_loads) {
         Chunk c[matvec_loads], u[gated ? matvec_loads : 1];
         for (int k = 0; k < matvec_loads; ++k) {
             const int i = i0 + k * stride;
@@ -145,17 +150,25 @@ __global__ void matvec_kernel(const MatvecArgs a) {
             }
         }
     }
-    const float b = part.bias ? load_weight(part.bias, part.bias_type, j) : 0.f;
     for (int t = 0; t < max_tokens; ++t) {
         if (t >= n_tokens) continue;
-        const float scale = normed ? rsqrtf(warp_sum(squares[t]) / static_cast<float>(d_in) + a.norm.eps) : 1.f;
-        const float sum = warp_sum(acc[t]) * scale + b;
-        float result = sum;
-        if constexpr (gated) result = sum / (1.f + expf(-sum)) * (warp_sum(acc_up[t]) * scale);
-        if (lane != 0) continue;
-        float& o = part.out[static_cast<std::size_t>(t) * part.d_out + j];
-        o = a.accumulate ? o + result : result;
+        const float sums[3] = {warp_sum(acc[t]), warp_sum(squares[t]), gated ? warp_sum(acc_up[t]) : 0.f};
+        if (lane == 0)
+            for (int k = 0; k < n_sums; ++k) partial[warp][t][k] = sums[k];
     }
+    __syncthreads();
+    if (tid >= n_tokens) return;
+    const int t = tid;
+    float sum = 0.f, sum_squares = 0.f, sum_up = 0.f;
+    for (int w = 0; w < n_warps; ++w) {
+        sum += partial[w][t][0], sum_squares += partial[w][t][1];
+        if constexpr (gated) sum_up += partial[w][t][2];
+    }
+    const float scale = normed ? rsqrtf(sum_squares / static_cast<float>(d_in) + a.norm.eps) : 1.f;
+    sum = sum * scale + (part.bias ? load_weight(part.bias, part.bias_type, j) : 0.f);
+    const float result = gated ? sum / (1.f + expf(-sum)) * (sum_up * scale) : sum;
+    float& o = part.out[static_cast<std::size_t>(t) * part.d_out + j];
+    o = a.accumulate ? o + result : result;
 }
 
 constexpr int tile = 64, tile_k = 16;
@@ -207,12 +220,12 @@ template <WeightType type, bool gated>
 void launch_matvec(const MatvecArgs& a, cudaStream_t s) {
     int rows = 0;
     for (int p = 0; p < a.n_parts; ++p) rows += a.parts[p].d_out;
-    const unsigned blocks = static_cast<unsigned>((rows + matvec_warps - 1) / matvec_warps);
+    const auto blocks = static_cast<unsigned>(rows);
     const auto kernel = a.n_tokens == 1   ? matvec_kernel<type, 1, gated>
                         : a.n_tokens == 2 ? matvec_kernel<type, 2, gated>
                         : a.n_tokens <= 4 ? matvec_kernel<type, 4, gated>
                                           : matvec_kernel<type, matvec_max_tokens, gated>;
-    kernel<<<blocks, matvec_warps * warp_size, 0, s>>>(a);
+    kernel<<<blocks, matvec_threads, 0, s>>>(a);
 }
 
 template <bool gated>
