@@ -20,8 +20,8 @@ constexpr int matvec_max_tokens = 8;
 // streaming (as the output head's 128K rows do), where a warp per row ran as one wave of long
 // warps whose start and finish left the bus idle, and reached 40-60% of HBM on 1K-6K rows.
 constexpr int matvec_threads = 128;
-// Chunks of 8 weights a lane loads before it uses any: with one in flight a warp waits a whole memory
-// latency per 512 bytes and decode reaches under half of HBM's bandwidth.
+// Chunks of 8 weights a thread loads before it uses any: with one in flight each waits a whole memory
+// latency per 16 bytes and decode reaches under half of HBM's bandwidth.
 constexpr int matvec_loads = 4;
 
 // 8 consecutive weights of a row as loaded: 16 bytes of 16-bit weights, 8 of q8 or 4 of q4 (in `lo`,
