@@ -1,4 +1,4 @@
-// SwiGLU for passes too long for matmul_swiglu's fused kernel: it touches each element once.
+// SwiGLU for passes too long for norm_matmul_swiglu's fused kernel: it touches each element once.
 #include "runner/backend/gpu/launch.h"
 
 namespace runner::gpu {
