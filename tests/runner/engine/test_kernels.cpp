@@ -95,6 +95,54 @@ TEST_CASE("matmul matches a plain loop for every dtype, batch size and path") {
     runner::cpu::force_portable(false);
 }
 
+// Decode tokens (few (token, KV head) pairs) have their keys sliced across threads and merged; a
+// batch of tokens does not. Both against the formula in double, for groups of 1, 4 and 7 heads.
+TEST_CASE("attention with sliced keys and grouped heads equals the formula for decode and for a batch") {
+    runner::cpu::ThreadPool pool(4);
+    std::mt19937 rng(9);
+    std::normal_distribution<float> dist;
+    struct Shape {
+        std::size_t n_head, n_kv, hd;
+    };
+    for (const auto& [n_head, n_kv, hd] : {Shape{4, 4, 16}, Shape{8, 2, 32}, Shape{14, 2, 24}}) {
+        CAPTURE(n_head);
+        const std::size_t n_ctx = 1500, kv = n_kv * hd;
+        std::vector<float> k(n_ctx * kv), v(n_ctx * kv);
+        for (auto* vec : {&k, &v})
+            for (auto& x : *vec) x = dist(rng);
+        for (const auto& positions : {std::vector<int>{1499}, std::vector<int>{0}, std::vector<int>{700, 701, 702},
+                                      std::vector<int>{3, 1200}}) {
+            CAPTURE(positions.size());
+            const std::size_t n = positions.size();
+            std::vector<float> q(n * n_head * hd), out(q.size());
+            for (auto& x : q) x = 2 * dist(rng);
+            runner::cpu::attention(out.data(), q.data(), k.data(), v.data(), n, positions.data(), n_head, n_kv, hd,
+                                   pool);
+            double worst = 0;
+            for (std::size_t t = 0; t < n; ++t)
+                for (std::size_t h = 0; h < n_head; ++h) {
+                    const std::size_t kvh = h / (n_head / n_kv);
+                    const auto keys = static_cast<std::size_t>(positions[t]) + 1;
+                    std::vector<double> s(keys);
+                    double mx = -1e300, sum = 0;
+                    for (std::size_t p = 0; p < keys; ++p) {
+                        double d = 0;
+                        for (std::size_t i = 0; i < hd; ++i)
+                            d += double(q[(t * n_head + h) * hd + i]) * k[p * kv + kvh * hd + i];
+                        mx = std::max(mx, s[p] = d / std::sqrt(double(hd)));
+                    }
+                    for (auto& x : s) sum += (x = std::exp(x - mx));
+                    for (std::size_t i = 0; i < hd; ++i) {
+                        double ref = 0;
+                        for (std::size_t p = 0; p < keys; ++p) ref += s[p] / sum * v[p * kv + kvh * hd + i];
+                        worst = std::max(worst, std::abs(out[(t * n_head + h) * hd + i] - ref));
+                    }
+                }
+            CHECK(worst < 2e-5);
+        }
+    }
+}
+
 TEST_CASE("attention over the cache equals softmax(q k / sqrt(d)) v written out") {
     runner::cpu::ThreadPool pool(2);
     const std::size_t n_head = 4, n_kv = 2, hd = 8, n_ctx = 6;

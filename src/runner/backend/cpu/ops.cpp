@@ -1,5 +1,6 @@
 #include "runner/backend/cpu/ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -62,37 +63,92 @@ void rope(float* x, std::size_t n_tokens, std::size_t n_heads, std::size_t head_
     }
 }
 
+namespace {
+
+// Keys per slice at least: shorter slices cost more to merge than they gain in threads.
+constexpr std::size_t min_slice_keys = 256;
+
+}  // namespace
+
 void attention(float* out, const float* q, const float* k_cache, const float* v_cache, std::size_t n_tokens,
                const int* positions, std::size_t n_head, std::size_t n_head_kv, std::size_t head_dim,
                ThreadPool& pool) {
     const std::size_t group = n_head / n_head_kv;
     const std::size_t kv_width = n_head_kv * head_dim;
     const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-    pool.parallel_for(n_tokens * n_head, [&](std::size_t begin, std::size_t end) {
-        std::vector<float> acc(head_dim);
+    // A job is one (token, KV head) pair and a slice of its keys, for all `group` query heads at once:
+    // each cached key and value row is read once per group, not once per head, and reading the cache
+    // is what a long context's attention costs. A decode token has only n_head_kv pairs, fewer than
+    // the threads, so its keys are sliced; the slices' states are merged after.
+    const std::size_t pairs = n_tokens * n_head_kv;
+    if (pairs == 0) return;
+    std::size_t longest = 0;
+    for (std::size_t t = 0; t < n_tokens; ++t) longest = std::max(longest, static_cast<std::size_t>(positions[t]) + 1);
+    const std::size_t slices = std::max<std::size_t>(1, std::min(2 * pool.size() / pairs, longest / min_slice_keys));
+    const std::size_t state_floats = group * (head_dim + 2);  // per job: each head's output, max, sum
+    std::vector<float> states(slices > 1 ? pairs * slices * state_floats : 0);
+
+    pool.parallel_for(pairs * slices, [&](std::size_t begin, std::size_t end) {
+        std::vector<float> own(slices > 1 ? 0 : state_floats);
         for (std::size_t job = begin; job < end; ++job) {
-            const std::size_t t = job / n_head, h = job % n_head;
-            const float* qh = q + t * n_head * head_dim + h * head_dim;
-            const std::size_t kvh = h / group;
+            const std::size_t pair = job / slices, slice = job % slices;
+            const std::size_t t = pair / n_head_kv, kvh = pair % n_head_kv;
+            const std::size_t keys = static_cast<std::size_t>(positions[t]) + 1;
+            // each head's state: [head_dim] unnormalized output, then running maximum and sum
+            float* state = slices > 1 ? states.data() + job * state_floats : own.data();
+            std::fill(state, state + state_floats, 0.f);
+            for (std::size_t g = 0; g < group; ++g) state[g * (head_dim + 2) + head_dim] = -INFINITY;
+            const float* q_group = q + t * n_head * head_dim + kvh * group * head_dim;
             // Online softmax: one pass, no score buffer of the context's length.
-            float max_score = -INFINITY, denom = 0;
-            std::fill(acc.begin(), acc.end(), 0.f);
-            for (int p = 0; p <= positions[t]; ++p) {
-                const float* kp = k_cache + static_cast<std::size_t>(p) * kv_width + kvh * head_dim;
-                const float* vp = v_cache + static_cast<std::size_t>(p) * kv_width + kvh * head_dim;
-                const float score = dot_f32(qh, kp, head_dim) * scale;
-                if (score > max_score) {
-                    const float correction = std::exp(max_score - score);
-                    denom *= correction;
-                    for (auto& a : acc) a *= correction;
-                    max_score = score;
+            for (std::size_t p = keys * slice / slices; p < keys * (slice + 1) / slices; ++p) {
+                const float* kp = k_cache + p * kv_width + kvh * head_dim;
+                const float* vp = v_cache + p * kv_width + kvh * head_dim;
+                for (std::size_t g = 0; g < group; ++g) {
+                    float* acc = state + g * (head_dim + 2);
+                    float &max = acc[head_dim], &sum = acc[head_dim + 1];
+                    const float score = dot_f32(q_group + g * head_dim, kp, head_dim) * scale;
+                    if (score > max) {
+                        const float correction = std::exp(max - score);
+                        sum *= correction;
+                        for (std::size_t d = 0; d < head_dim; ++d) acc[d] *= correction;
+                        max = score;
+                    }
+                    const float weight = std::exp(score - max);
+                    sum += weight;
+                    for (std::size_t d = 0; d < head_dim; ++d) acc[d] += weight * vp[d];
                 }
-                const float weight = std::exp(score - max_score);
-                denom += weight;
-                for (std::size_t d = 0; d < head_dim; ++d) acc[d] += weight * vp[d];
             }
-            float* oh = out + t * n_head * head_dim + h * head_dim;
-            for (std::size_t d = 0; d < head_dim; ++d) oh[d] = acc[d] / denom;
+            if (slices > 1) continue;
+            for (std::size_t g = 0; g < group; ++g) {
+                const float* acc = state + g * (head_dim + 2);
+                float* oh = out + t * n_head * head_dim + (kvh * group + g) * head_dim;
+                for (std::size_t d = 0; d < head_dim; ++d) oh[d] = acc[d] / acc[head_dim + 1];
+            }
+        }
+    });
+    if (slices == 1) return;
+
+    // Each head's slices rescaled to their common maximum (an empty slice weighs nothing), normalized.
+    pool.parallel_for(pairs * group, [&](std::size_t begin, std::size_t end) {
+        for (std::size_t job = begin; job < end; ++job) {
+            const std::size_t pair = job / group, g = job % group;
+            const std::size_t t = pair / n_head_kv, kvh = pair % n_head_kv;
+            const auto slice_state = [&](std::size_t slice) {
+                return states.data() + (pair * slices + slice) * state_floats + g * (head_dim + 2);
+            };
+            float max = -INFINITY;
+            for (std::size_t slice = 0; slice < slices; ++slice) max = std::max(max, slice_state(slice)[head_dim]);
+            float* oh = out + t * n_head * head_dim + (kvh * group + g) * head_dim;
+            std::fill(oh, oh + head_dim, 0.f);
+            float sum = 0.f;
+            for (std::size_t slice = 0; slice < slices; ++slice) {
+                const float* st = slice_state(slice);
+                if (st[head_dim + 1] == 0.f) continue;
+                const float weight = std::exp(st[head_dim] - max);
+                sum += st[head_dim + 1] * weight;
+                for (std::size_t d = 0; d < head_dim; ++d) oh[d] += st[d] * weight;
+            }
+            for (std::size_t d = 0; d < head_dim; ++d) oh[d] /= sum;
         }
     });
 }
