@@ -1,10 +1,10 @@
 // Causal grouped-query attention, flash style: keys are visited in tiles with a running maximum and
 // sum (online softmax), so memory is O(tile), not O(n_tokens * n_ctx). A prompt shares each K/V
 // tile among a block of queries. For a few tokens (decode) a block serves the query heads of a KV
-// group together, so each cache row is read once for all of them, lanes across head_dim so that rows
-// are read coalesced, and the keys are split across blocks too (flash-decoding), the partial results
-// merged by a second kernel, so that a long context keeps the whole GPU busy. Prompts on GPUs with tensor cores and an
-// f16 cache take attention_tensor.cu. The kernels here read either cache type and compute in f32.
+// group together, so each cache row is read once for all of them, and the keys are split across
+// blocks too (flash-decoding), the partial results merged by a second kernel, so that a long context
+// keeps the whole GPU busy. Prompts on GPUs with tensor cores and an f16 cache take
+// attention_tensor.cu. The kernels here read either cache type and compute in f32.
 #include <algorithm>
 #include <cmath>
 
