@@ -2,11 +2,17 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
+
+#include "runner/backend/gpu/backend.h"
 
 namespace bench {
 
 namespace gpu = runner::gpu;
 
+namespace {
+
+// GB/s of `copy` moving `bytes_moved`, timed with events, best of three.
 double best_copy_gbs(const std::function<void(const gpu::Stream&)>& copy, double bytes_moved) {
     gpu::Stream s;
     gpu::Event start(true), stop(true);
@@ -20,6 +26,8 @@ double best_copy_gbs(const std::function<void(const gpu::Stream&)>& copy, double
     }
     return best;
 }
+
+}  // namespace
 
 double pinned_h2d_gbs() {
     gpu::PinnedBuffer host(copy_bytes);

@@ -2,16 +2,10 @@
 #pragma once
 
 #include <cstddef>
-#include <functional>
-
-#include "runner/backend/gpu/backend.h"
 
 namespace bench {
 
 constexpr std::size_t copy_bytes = std::size_t{1} << 30;
-
-// GB/s of `copy` moving `bytes_moved`, timed with events, best of three.
-double best_copy_gbs(const std::function<void(const runner::gpu::Stream&)>& copy, double bytes_moved);
 
 // A 1 GiB pinned host->device copy.
 double pinned_h2d_gbs();

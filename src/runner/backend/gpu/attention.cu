@@ -16,7 +16,7 @@ namespace runner::gpu {
 
 namespace {
 
-constexpr int threads = 128;       // per block of store_kv and the merge
+constexpr int threads = 128;       // per block of the merge
 constexpr int max_head_dim = 256;  // what any kernel here serves
 
 // Decode: each block serves up to decode_heads query heads of one KV group (Llama-3-8B's 4), so a
@@ -327,11 +327,6 @@ void launch_decode(float* out, float* partial, const float* q, const void* k_cac
            n_splits, s);
 }
 
-__global__ void to_f16_kernel(unsigned short* dst, const float* src, std::size_t n) {
-    const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i < n) dst[i] = f32_to_f16(src[i]);
-}
-
 // How decode divides the keys among blocks: enough splits for about decode_blocks blocks (each
 // serving decode_heads of the `n_pairs` (token, query head) pairs), each a whole number of tiles,
 // together covering the whole context.
@@ -363,9 +358,7 @@ void store_kv(void* cache, KvType type, std::size_t offset, const float* src, st
     if (type == KvType::f32)
         copy_on_device(static_cast<float*>(cache) + offset, src, n * sizeof(float), stream);
     else
-        to_f16_kernel<<<static_cast<unsigned>((n + threads - 1) / threads), threads, 0, native(stream)>>>(
-            static_cast<unsigned short*>(cache) + offset, src, n);
-    GPU_CHECK_LAUNCH();
+        to_f16(static_cast<unsigned short*>(cache) + offset, src, n, native(stream));
 }
 
 void attention(float* out, const float* q, const void* k_cache, const void* v_cache, KvType kv_type, int n_tokens,

@@ -5,7 +5,6 @@
 #if defined(OAR_GPU_BLAS) && defined(OAR_GPU_CUDA)
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #endif
 
 namespace runner::gpu {
@@ -25,11 +24,6 @@ namespace {
 __global__ void to_bf16_kernel(__nv_bfloat16* out, const float* x, std::size_t n) {
     const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < n) out[i] = __float2bfloat16_rn(x[i]);
-}
-
-__global__ void to_f16_kernel(__half* out, const float* x, std::size_t n) {
-    const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i < n) out[i] = __float2half_rn(x[i]);
 }
 
 // A quantized matrix widened to bf16 for the GEMM (a prompt's products reuse each weight across
@@ -75,12 +69,13 @@ bool blas_matmul(float* out, const float* x, const void* w, WeightType type, con
         w = blas.weight_scratch();
         type = WeightType::bf16;
     }
-    const unsigned blocks = static_cast<unsigned>((n + 255) / 256);
-    if (type == WeightType::bf16)
-        to_bf16_kernel<<<blocks, 256, 0, s>>>(static_cast<__nv_bfloat16*>(blas.scratch()), x, n);
-    else
-        to_f16_kernel<<<blocks, 256, 0, s>>>(static_cast<__half*>(blas.scratch()), x, n);
-    GPU_CHECK_LAUNCH();
+    if (type == WeightType::bf16) {
+        to_bf16_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, s>>>(
+            static_cast<__nv_bfloat16*>(blas.scratch()), x, n);
+        GPU_CHECK_LAUNCH();
+    } else {
+        to_f16(static_cast<unsigned short*>(blas.scratch()), x, n, s);
+    }
     // Row-major out[n_tokens, d_out] is column-major out^T[d_out, n_tokens] = W[d_out, d_in] x^T.
     const float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
     const cudaDataType_t t = type == WeightType::bf16 ? CUDA_R_16BF : CUDA_R_16F;

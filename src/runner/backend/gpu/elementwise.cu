@@ -1,4 +1,5 @@
-// SwiGLU for passes too long for norm_matmul_swiglu's fused kernel: it touches each element once.
+// Steps that touch each element once: SwiGLU for passes too long for norm_matmul_swiglu's fused kernel,
+// and the f32 -> f16 conversion the KV cache and the BLAS share.
 #include "runner/backend/gpu/launch.h"
 
 namespace runner::gpu {
@@ -17,7 +18,18 @@ __global__ void swiglu_kernel(float* gate, const float* up, std::size_t n) {
     }
 }
 
+__global__ void to_f16_kernel(unsigned short* dst, const float* src, std::size_t n) {
+    const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) dst[i] = f32_to_f16(src[i]);
+}
+
 }  // namespace
+
+void to_f16(unsigned short* dst, const float* src, std::size_t n, cudaStream_t stream) {
+    if (n == 0) return;
+    to_f16_kernel<<<blocks_for(n), threads, 0, stream>>>(dst, src, n);
+    GPU_CHECK_LAUNCH();
+}
 
 void swiglu(float* gate, const float* up, std::size_t n, const Stream& stream) {
     if (n == 0) return;

@@ -1,4 +1,5 @@
-// What the kernel files share: the stream handle, and reading a weight element of any stored dtype.
+// What the kernel files share: the stream handle, f32 -> f16 conversion, and reading a weight element of
+// any stored dtype.
 #pragma once
 
 #include "runner/backend/gpu/backend.h"
@@ -8,6 +9,9 @@
 namespace runner::gpu {
 
 inline cudaStream_t native(const Stream& s) { return static_cast<cudaStream_t>(s.handle()); }
+
+// dst[i] = src[i] rounded to IEEE half (elementwise.cu): the f16 KV cache's rows and the BLAS's f16 inputs.
+void to_f16(unsigned short* dst, const float* src, std::size_t n, cudaStream_t stream);
 
 #if defined(__CUDACC__) || defined(__HIPCC__)
 __device__ inline float load_weight(const void* w, WeightType type, std::size_t i) {

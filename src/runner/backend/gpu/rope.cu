@@ -22,6 +22,7 @@ __global__ void rope_store_kernel(float* q, float* k, const float* v, T* k_cache
     const std::size_t at =
         static_cast<std::size_t>(t) * width + static_cast<std::size_t>(is_q ? h : h - n_head) * head_dim;
     float* x = (is_q ? q : k) + at;
+    // the KV head's cache row: its place in the token's row, at the token's position
     const std::size_t row = static_cast<std::size_t>(positions[t]) * width + (at - static_cast<std::size_t>(t) * width);
     const int half = head_dim / 2;
     for (int i = static_cast<int>(threadIdx.x); i < half; i += static_cast<int>(blockDim.x)) {
