@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "runner/backend/cpu/ops.h"
+#include "runner/backend/cpu/simd.h"
 
 namespace runner {
 
@@ -20,14 +21,14 @@ void LayerScratch::reserve(const ModelConfig& c, std::size_t n) {
 namespace {
 
 void attention_block(const ModelConfig& c, const LayerWeights& l, float* x, std::size_t n, const int* positions,
-                     const float* inv_freq, float* k_cache, float* v_cache, LayerScratch& s, cpu::ThreadPool& pool) {
+                     const float* inv_freq, const KvRows& cache, LayerScratch& s, cpu::ThreadPool& pool) {
     const std::size_t hd = static_cast<std::size_t>(c.head_dim), kv = static_cast<std::size_t>(c.n_head_kv) * hd;
+    const std::size_t row_bytes = kv * dtype_size(cache.type);
     // attention rmsnorm
     cpu::rmsnorm(s.xb.data(), x, *l.attn_norm, n, static_cast<std::size_t>(c.n_embd), c.rms_eps);
     // q, k, v projections (with biases on Qwen2)
-    cpu::matmul(s.q.data(), s.xb.data(), *l.wq, l.bq, n, pool);
-    cpu::matmul(s.k.data(), s.xb.data(), *l.wk, l.bk, n, pool);
-    cpu::matmul(s.v.data(), s.xb.data(), *l.wv, l.bv, n, pool);
+    const cpu::Projection qkv[] = {{s.q.data(), l.wq, l.bq}, {s.k.data(), l.wk, l.bk}, {s.v.data(), l.wv, l.bv}};
+    cpu::matmul(qkv, s.xb.data(), n, pool);
     // per-head q/k RMSNorm (Qwen3)
     if (l.q_norm) {
         cpu::rmsnorm(s.q.data(), s.q.data(), *l.q_norm, n * c.n_head, hd, c.rms_eps);
@@ -38,12 +39,13 @@ void attention_block(const ModelConfig& c, const LayerWeights& l, float* x, std:
     cpu::rope(s.k.data(), n, static_cast<std::size_t>(c.n_head_kv), hd, inv_freq, positions);
     // store k and v in the cache at their positions
     for (std::size_t t = 0; t < n; ++t) {
-        std::copy_n(s.k.data() + t * kv, kv, k_cache + static_cast<std::size_t>(positions[t]) * kv);
-        std::copy_n(s.v.data() + t * kv, kv, v_cache + static_cast<std::size_t>(positions[t]) * kv);
+        const std::size_t at = static_cast<std::size_t>(positions[t]) * row_bytes;
+        cpu::store_row(cache.type, s.k.data() + t * kv, cache.k + at, kv);
+        cpu::store_row(cache.type, s.v.data() + t * kv, cache.v + at, kv);
     }
     // grouped-query attention
-    cpu::attention(s.att.data(), s.q.data(), k_cache, v_cache, n, positions, static_cast<std::size_t>(c.n_head),
-                   static_cast<std::size_t>(c.n_head_kv), hd, pool);
+    cpu::attention(s.att.data(), s.q.data(), cache.k, cache.v, cache.type, n, positions,
+                   static_cast<std::size_t>(c.n_head), static_cast<std::size_t>(c.n_head_kv), hd, pool);
     // output projection and residual
     cpu::matmul(s.xb.data(), s.att.data(), *l.wo, nullptr, n, pool);
     for (std::size_t i = 0; i < n * c.n_embd; ++i) x[i] += s.xb[i];
@@ -54,8 +56,8 @@ void ffn_block(const ModelConfig& c, const LayerWeights& l, float* x, std::size_
     // ffn rmsnorm
     cpu::rmsnorm(s.xb.data(), x, *l.ffn_norm, n, static_cast<std::size_t>(c.n_embd), c.rms_eps);
     // SwiGLU: down(silu(gate(x)) * up(x))
-    cpu::matmul(s.gate.data(), s.xb.data(), *l.w_gate, nullptr, n, pool);
-    cpu::matmul(s.up.data(), s.xb.data(), *l.w_up, nullptr, n, pool);
+    const cpu::Projection gate_up[] = {{s.gate.data(), l.w_gate}, {s.up.data(), l.w_up}};
+    cpu::matmul(gate_up, s.xb.data(), n, pool);
     cpu::swiglu(s.gate.data(), s.up.data(), n * c.n_ff);
     cpu::matmul(s.xb.data(), s.gate.data(), *l.w_down, nullptr, n, pool);
     // residual
@@ -65,9 +67,8 @@ void ffn_block(const ModelConfig& c, const LayerWeights& l, float* x, std::size_
 }  // namespace
 
 void cpu_layer_forward(const ModelConfig& c, const LayerWeights& l, float* x, std::size_t n, const int* positions,
-                       const float* inv_freq, float* k_cache, float* v_cache, LayerScratch& scratch,
-                       cpu::ThreadPool& pool) {
-    attention_block(c, l, x, n, positions, inv_freq, k_cache, v_cache, scratch, pool);
+                       const float* inv_freq, const KvRows& cache, LayerScratch& scratch, cpu::ThreadPool& pool) {
+    attention_block(c, l, x, n, positions, inv_freq, cache, scratch, pool);
     ffn_block(c, l, x, n, scratch, pool);
 }
 

@@ -161,16 +161,15 @@ struct GpuTransformer::Impl {
     bool loaded = false;
 
     // Host layers (plan.host): views of their pinned slabs as the CPU kernels read them, their keys and
-    // values in f32 (a copy of the GPU cache's rows for them, valid below host_kv_rows), the rows a
-    // host pass adds on their way to the GPU cache, and the streamed layers the GPU still takes.
+    // values in the GPU cache's type (a pinned copy of its rows for them, valid below host_kv_rows, so
+    // that rows cross the link both ways as they are), and the streamed layers the GPU still takes.
     std::unique_ptr<cpu::ThreadPool> pool;
     std::vector<std::array<TensorView, 14>> host_views;  // [n_layer]
     std::vector<LayerWeights> host_weights;              // [n_layer]
     std::vector<int> host_index;                         // [n_layer]: row block in host_k/host_v, or -1
-    std::vector<float> host_k, host_v;                   // [n_host, n_ctx, n_head_kv * head_dim]
+    gpu::PinnedBuffer host_k, host_v;                    // [n_host, n_ctx, n_head_kv * head_dim]
     int host_kv_rows = 0;
     LayerScratch host_scratch;
-    gpu::PinnedBuffer kv_upload;  // [n_host, 2, gpu_host_max_tokens, n_head_kv * head_dim] f32
     std::vector<int> gpu_streamed;
     std::vector<float> inv_freq;
 
@@ -378,12 +377,14 @@ void GpuTransformer::choose_host_layers() {
             stop.synchronize();
             copy_s = std::min(copy_s, stop.elapsed_ms_since(start) / 1e3);
         }
-        std::vector<float> x(static_cast<std::size_t>(c.n_embd), 0.01f), k_rows(kvw), v_rows(kvw);
+        std::vector<float> x(static_cast<std::size_t>(c.n_embd), 0.01f);
+        std::vector<std::byte> k_row(kvw * gpu::kv_element_bytes(plan_.kv_type)), v_row(k_row.size());
+        const KvRows rows{k_row.data(), v_row.data(), host_kv_type()};
         const int position = 0;
         for (int i = 0; i < 3; ++i) {
             const auto t0 = std::chrono::steady_clock::now();
-            cpu_layer_forward(c, m.host_weights[first], x.data(), 1, &position, m.inv_freq.data(), k_rows.data(),
-                              v_rows.data(), m.host_scratch, *m.pool);
+            cpu_layer_forward(c, m.host_weights[first], x.data(), 1, &position, m.inv_freq.data(), rows, m.host_scratch,
+                              *m.pool);
             host_s = std::min(host_s, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
         }
         stats_.copy_gbs = static_cast<double>(bytes) / copy_s / 1e9;
@@ -403,36 +404,38 @@ void GpuTransformer::choose_host_layers() {
     m.gpu_streamed.clear();
     for (const int layer : m.streamed)
         if (!plan_.host[static_cast<std::size_t>(layer)]) m.gpu_streamed.push_back(layer);
-    m.host_k.assign(n_host * n_ctx_ * kvw, 0.f);
-    m.host_v.assign(m.host_k.size(), 0.f);
+    const std::size_t mirror_bytes = n_host * n_ctx_ * kvw * gpu::kv_element_bytes(plan_.kv_type);
+    m.host_k = gpu::PinnedBuffer(mirror_bytes);
+    m.host_v = gpu::PinnedBuffer(mirror_bytes);
     m.host_kv_rows = 0;
-    m.kv_upload = gpu::PinnedBuffer(n_host * 2 * gpu_host_max_tokens * kvw * sizeof(float));
+}
+
+DType GpuTransformer::host_kv_type() const { return plan_.kv_type == gpu::KvType::f16 ? DType::f16 : DType::f32; }
+
+// A host layer's rows in its mirror and in the GPU cache: [n_ctx, n_head_kv * head_dim] each.
+GpuTransformer::HostKv GpuTransformer::host_kv(int layer) const {
+    auto& m = *impl_;
+    const auto li = static_cast<std::size_t>(layer);
+    const std::size_t block =
+        static_cast<std::size_t>(n_ctx_) * config_.n_head_kv * config_.head_dim * gpu::kv_element_bytes(plan_.kv_type);
+    const auto index = static_cast<std::size_t>(m.host_index[li]);
+    return {{m.host_k.data() + index * block, m.host_v.data() + index * block, host_kv_type()},
+            m.k_cache.as<std::byte>() + li * block,
+            m.v_cache.as<std::byte>() + li * block};
 }
 
 void GpuTransformer::sync_host_kv(int n_past) {
     auto& m = *impl_;
     if (m.host_kv_rows >= n_past) return;
-    const std::size_t kvw = static_cast<std::size_t>(config_.n_head_kv) * config_.head_dim;
-    const std::size_t first = static_cast<std::size_t>(m.host_kv_rows), rows = static_cast<std::size_t>(n_past) - first;
-    const std::size_t element = gpu::kv_element_bytes(plan_.kv_type);
-    std::vector<std::uint16_t> halves(plan_.kv_type == gpu::KvType::f16 ? rows * kvw : 0);
-    for (std::size_t layer = 0; layer < plan_.host.size(); ++layer) {
-        if (!plan_.host[layer]) continue;
-        const auto index = static_cast<std::size_t>(m.host_index[layer]);
-        for (const auto& [cache, mirror] : {std::pair{&m.k_cache, &m.host_k}, std::pair{&m.v_cache, &m.host_v}}) {
-            const std::byte* from = cache->as<std::byte>() + ((layer * n_ctx_) + first) * kvw * element;
-            float* to = mirror->data() + (index * n_ctx_ + first) * kvw;
-            if (plan_.kv_type == gpu::KvType::f32) {
-                gpu::copy_to_host(to, from, rows * kvw * sizeof(float), m.compute);
-                continue;
-            }
-            gpu::copy_to_host(halves.data(), from, halves.size() * 2, m.compute);
-            m.compute.synchronize();
-            m.pool->parallel_for(rows, [&](std::size_t begin, std::size_t end) {
-                cpu::convert_row(DType::f16, reinterpret_cast<const std::byte*>(halves.data() + begin * kvw),
-                                 to + begin * kvw, (end - begin) * kvw);
-            });
-        }
+    const std::size_t row_bytes =
+        static_cast<std::size_t>(config_.n_head_kv) * config_.head_dim * gpu::kv_element_bytes(plan_.kv_type);
+    const std::size_t from = static_cast<std::size_t>(m.host_kv_rows) * row_bytes,
+                      bytes = static_cast<std::size_t>(n_past - m.host_kv_rows) * row_bytes;
+    for (int layer = 0; layer < config_.n_layer; ++layer) {
+        if (!plan_.host[static_cast<std::size_t>(layer)]) continue;
+        const auto kv = host_kv(layer);
+        gpu::copy_to_host(kv.mirror.k + from, kv.k_cache + from, bytes, m.compute);
+        gpu::copy_to_host(kv.mirror.v + from, kv.v_cache + from, bytes, m.compute);
     }
     m.compute.synchronize();
     m.host_kv_rows = n_past;
@@ -441,24 +444,18 @@ void GpuTransformer::sync_host_kv(int n_past) {
 void GpuTransformer::forward_on_host(int layer, int n, int n_past) {
     auto& m = *impl_;
     const auto li = static_cast<std::size_t>(layer);
-    const std::size_t kvw = static_cast<std::size_t>(config_.n_head_kv) * config_.head_dim;
-    const std::size_t rows = static_cast<std::size_t>(n) * kvw;
-    const auto index = static_cast<std::size_t>(m.host_index[li]);
-    float* k_rows = m.host_k.data() + index * n_ctx_ * kvw;
-    float* v_rows = m.host_v.data() + index * n_ctx_ * kvw;
+    const auto kv = host_kv(layer);
     cpu_layer_forward(config_, m.host_weights[li], reinterpret_cast<float*>(m.host_x.data()),
                       static_cast<std::size_t>(n), reinterpret_cast<const int*>(m.host_positions.data()),
-                      m.inv_freq.data(), k_rows, v_rows, m.host_scratch, *m.pool);
-    // The new rows go to the GPU cache too, which stays whole for the next prompt.
-    auto* upload = reinterpret_cast<float*>(m.kv_upload.data()) + index * 2 * gpu_host_max_tokens * kvw;
-    std::memcpy(upload, k_rows + static_cast<std::size_t>(n_past) * kvw, rows * sizeof(float));
-    std::memcpy(upload + gpu_host_max_tokens * kvw, v_rows + static_cast<std::size_t>(n_past) * kvw,
-                rows * sizeof(float));
-    gpu::copy_to_device(m.k.data(), upload, rows * sizeof(float), m.compute);
-    gpu::copy_to_device(m.v.data(), upload + gpu_host_max_tokens * kvw, rows * sizeof(float), m.compute);
-    const std::size_t at = (li * n_ctx_ + static_cast<std::size_t>(n_past)) * kvw;
-    gpu::store_kv(m.k_cache.data(), plan_.kv_type, at, m.k.as<float>(), rows, m.compute);
-    gpu::store_kv(m.v_cache.data(), plan_.kv_type, at, m.v.as<float>(), rows, m.compute);
+                      m.inv_freq.data(), kv.mirror, m.host_scratch, *m.pool);
+    // The new rows go to the GPU cache too, which stays whole for the next prompt; the pass ends with a
+    // sync, so the mirror's rows are not rewritten while the copy reads them.
+    const std::size_t row_bytes =
+        static_cast<std::size_t>(config_.n_head_kv) * config_.head_dim * gpu::kv_element_bytes(plan_.kv_type);
+    const std::size_t at = static_cast<std::size_t>(n_past) * row_bytes,
+                      bytes = static_cast<std::size_t>(n) * row_bytes;
+    gpu::copy_to_device(kv.k_cache + at, kv.mirror.k + at, bytes, m.compute);
+    gpu::copy_to_device(kv.v_cache + at, kv.mirror.v + at, bytes, m.compute);
     stats_.host_bytes += m.layouts[li].bytes;
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "runner/backend/gpu/backend.h"
+#include "runner/engine/cpu_layer.h"
 #include "runner/engine/language_model.h"
 #include "runner/model/model_weights.h"
 #include "runner/model/weight_source.h"
@@ -93,7 +94,14 @@ class GpuTransformer : public LanguageModel {
 
   private:
     struct Impl;
+    struct HostKv {
+        KvRows mirror;  // in pinned RAM, what the CPU reads and writes
+        std::byte* k_cache;
+        std::byte* v_cache;
+    };
     void choose_host_layers();
+    DType host_kv_type() const;
+    HostKv host_kv(int layer) const;
     void sync_host_kv(int n_past);
     void forward_on_host(int layer, int n, int n_past);
     void forward_on_gpu(int layer, const std::byte* base, int n);

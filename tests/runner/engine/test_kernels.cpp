@@ -1,9 +1,13 @@
 // Kernels against plain loops, in every stored dtype, on the AVX2 and the portable paths.
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
+#include <thread>
 
 #include "runner/backend/cpu/ops.h"
 #include "runner/backend/cpu/simd.h"
@@ -61,6 +65,120 @@ TEST_CASE("f16 and bf16 decoding of special values") {
     CHECK(runner::cpu::bf16_to_f32(0x3f80) == 1.0f);
 }
 
+// The GPU engine's host layers write f16 cache rows that its GPU layers then read beside their own:
+// the host must round as the GPU's __float2half_rn (and GCC's _Float16) does, to nearest even.
+TEST_CASE("store_row rounds f32 to f16 to nearest even, subnormals, overflow and NaN included") {
+    std::vector<float> values = {0.f,
+                                 -0.f,
+                                 1.f,
+                                 -2.5f,
+                                 65504.f,
+                                 65519.f,
+                                 65520.f,
+                                 -65520.f,
+                                 1e6f,
+                                 std::numeric_limits<float>::infinity(),
+                                 std::ldexp(1.f, -24),
+                                 std::ldexp(1.f, -25),
+                                 std::ldexp(1.5f, -25),
+                                 std::ldexp(1.5f, -24),
+                                 std::ldexp(2.5f, -24),
+                                 std::ldexp(1.f - std::ldexp(1.f, -12), -14),
+                                 std::ldexp(1.f, -14),
+                                 1e-10f,
+                                 1.f + std::ldexp(1.f, -11),
+                                 1.f + 3 * std::ldexp(1.f, -11)};
+    std::mt19937 rng(3);
+    std::uniform_int_distribution<std::uint32_t> bits;
+    for (int i = 0; i < 20000; ++i) {
+        // Random bit patterns with exponents around f16's range, so every rounding case is reached.
+        const std::uint32_t b = (bits(rng) & 0x807fffff) | ((96 + bits(rng) % 48) << 23);
+        float f;
+        std::memcpy(&f, &b, 4);
+        values.push_back(f);
+    }
+    for (const bool portable : {false, true}) {
+        CAPTURE(portable);
+        runner::cpu::force_portable(portable);
+        std::vector<std::uint16_t> got(values.size());
+        runner::cpu::store_row(runner::DType::f16, values.data(), reinterpret_cast<std::byte*>(got.data()),
+                               values.size());
+        int wrong = 0;
+        for (std::size_t i = 0; i < values.size(); ++i) {
+            const auto h = static_cast<_Float16>(values[i]);
+            std::uint16_t want;
+            std::memcpy(&want, &h, 2);
+            if (got[i] != want && wrong++ < 5) CHECK_MESSAGE(got[i] == want, values[i]);
+        }
+        CHECK(wrong == 0);
+        const float nan = std::numeric_limits<float>::quiet_NaN();
+        std::uint16_t nan_bits = 0;
+        runner::cpu::store_row(runner::DType::f16, &nan, reinterpret_cast<std::byte*>(&nan_bits), 1);
+        CHECK(std::isnan(runner::cpu::f16_to_f32(nan_bits)));
+        std::vector<float> f32(values.begin(), values.begin() + 19), back(19);
+        runner::cpu::store_row(runner::DType::f32, f32.data(), reinterpret_cast<std::byte*>(back.data()), 19);
+        CHECK(std::memcmp(f32.data(), back.data(), 19 * sizeof(float)) == 0);
+    }
+    runner::cpu::force_portable(false);
+}
+
+// q, k and v (and gate and up) go through one parallel pass; each part must equal its own product.
+TEST_CASE("matmul over several projections equals each projection alone, biases included") {
+    std::mt19937 rng(21);
+    for (const unsigned threads : {1u, 3u, 8u}) {
+        runner::cpu::ThreadPool pool(threads);
+        for (const std::size_t n_tokens : {1u, 4u}) {
+            CAPTURE(threads);
+            CAPTURE(n_tokens);
+            const std::int64_t d_in = 72;
+            auto a = make_weights(runner::DType::bf16, 50, d_in, rng),
+                 b = make_weights(runner::DType::f16, 7, d_in, rng),
+                 c = make_weights(runner::DType::f32, 19, d_in, rng),
+                 bias = make_weights(runner::DType::f32, 1, 7, rng);
+            bias.view.shape = {7};
+            std::vector<float> x(n_tokens * d_in);
+            for (auto& v : x) v = std::normal_distribution<float>()(rng);
+            std::vector<float> want_a(n_tokens * 50), want_b(n_tokens * 7), want_c(n_tokens * 19);
+            runner::cpu::matmul(want_a.data(), x.data(), a.view, nullptr, n_tokens, pool);
+            runner::cpu::matmul(want_b.data(), x.data(), b.view, &bias.view, n_tokens, pool);
+            runner::cpu::matmul(want_c.data(), x.data(), c.view, nullptr, n_tokens, pool);
+            std::vector<float> got_a(want_a.size(), -1.f), got_b(want_b.size(), -1.f), got_c(want_c.size(), -1.f);
+            const runner::cpu::Projection parts[] = {
+                {got_a.data(), &a.view}, {got_b.data(), &b.view, &bias.view}, {got_c.data(), &c.view}};
+            runner::cpu::matmul(parts, x.data(), n_tokens, pool);
+            CHECK(got_a == want_a);
+            CHECK(got_b == want_b);
+            CHECK(got_c == want_c);
+        }
+    }
+}
+
+// Workers spin between passes, then sleep; passes right after one another and passes after the
+// workers have gone to sleep must both run every index exactly once.
+TEST_CASE("thread pool runs every index once, back to back and after its workers sleep") {
+    runner::cpu::ThreadPool pool(6);
+    std::vector<std::atomic<int>> hits(1000);
+    const auto pass = [&](std::size_t n) {
+        pool.parallel_for(n, [&](std::size_t begin, std::size_t end) {
+            for (std::size_t i = begin; i < end; ++i) hits[i].fetch_add(1);
+        });
+    };
+    for (int round = 0; round < 2000; ++round) pass(static_cast<std::size_t>(round % 1000 + 1));
+    for (int round = 0; round < 5; ++round) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(3));  // past the spin: the workers sleep
+        pass(1000);
+    }
+    // index i ran in every round with n > i, and in the five full passes
+    for (std::size_t i = 0; i < hits.size(); ++i) {
+        int want = 5;
+        for (int round = 0; round < 2000; ++round) want += static_cast<std::size_t>(round % 1000 + 1) > i ? 1 : 0;
+        if (hits[i].load() != want) {
+            CHECK_MESSAGE(hits[i].load() == want, i);
+            break;
+        }
+    }
+}
+
 TEST_CASE("matmul matches a plain loop for every dtype, batch size and path") {
     std::mt19937 rng(11);
     runner::cpu::ThreadPool pool(3);
@@ -110,35 +228,63 @@ TEST_CASE("attention with sliced keys and grouped heads equals the formula for d
         std::vector<float> k(n_ctx * kv), v(n_ctx * kv);
         for (auto* vec : {&k, &v})
             for (auto& x : *vec) x = dist(rng);
+        std::vector<std::uint16_t> k16(k.size()), v16(v.size());
+        std::vector<float> k_rounded(k.size()), v_rounded(v.size());
+        for (std::size_t i = 0; i < k.size(); ++i) {
+            k_rounded[i] = static_cast<float>(static_cast<_Float16>(k[i]));
+            v_rounded[i] = static_cast<float>(static_cast<_Float16>(v[i]));
+        }
+        runner::cpu::store_row(runner::DType::f16, k.data(), reinterpret_cast<std::byte*>(k16.data()), k.size());
+        runner::cpu::store_row(runner::DType::f16, v.data(), reinterpret_cast<std::byte*>(v16.data()), v.size());
         for (const auto& positions : {std::vector<int>{1499}, std::vector<int>{0}, std::vector<int>{700, 701, 702},
                                       std::vector<int>{3, 1200}}) {
             CAPTURE(positions.size());
             const std::size_t n = positions.size();
             std::vector<float> q(n * n_head * hd), out(q.size());
             for (auto& x : q) x = 2 * dist(rng);
-            runner::cpu::attention(out.data(), q.data(), k.data(), v.data(), n, positions.data(), n_head, n_kv, hd,
-                                   pool);
-            double worst = 0;
+            // The same keys and values as an f16 cache (the GPU engine's host layers): the formula on the
+            // rounded values must hold as well, on both paths.
+            std::vector<float> out_f16(q.size()), out_f16_portable(q.size());
+            runner::cpu::attention(out.data(), q.data(), k.data(), v.data(), runner::DType::f32, n, positions.data(),
+                                   n_head, n_kv, hd, pool);
+            runner::cpu::attention(out_f16.data(), q.data(), k16.data(), v16.data(), runner::DType::f16, n,
+                                   positions.data(), n_head, n_kv, hd, pool);
+            runner::cpu::force_portable(true);
+            runner::cpu::attention(out_f16_portable.data(), q.data(), k16.data(), v16.data(), runner::DType::f16, n,
+                                   positions.data(), n_head, n_kv, hd, pool);
+            runner::cpu::force_portable(false);
+            double worst = 0, worst_f16 = 0;
             for (std::size_t t = 0; t < n; ++t)
                 for (std::size_t h = 0; h < n_head; ++h) {
                     const std::size_t kvh = h / (n_head / n_kv);
                     const auto keys = static_cast<std::size_t>(positions[t]) + 1;
                     std::vector<double> s(keys);
-                    double mx = -1e300, sum = 0;
-                    for (std::size_t p = 0; p < keys; ++p) {
-                        double d = 0;
-                        for (std::size_t i = 0; i < hd; ++i)
-                            d += double(q[(t * n_head + h) * hd + i]) * k[p * kv + kvh * hd + i];
-                        mx = std::max(mx, s[p] = d / std::sqrt(double(hd)));
-                    }
-                    for (auto& x : s) sum += (x = std::exp(x - mx));
-                    for (std::size_t i = 0; i < hd; ++i) {
-                        double ref = 0;
-                        for (std::size_t p = 0; p < keys; ++p) ref += s[p] / sum * v[p * kv + kvh * hd + i];
-                        worst = std::max(worst, std::abs(out[(t * n_head + h) * hd + i] - ref));
+                    for (const bool rounded : {false, true}) {
+                        const auto& kk = rounded ? k_rounded : k;
+                        const auto& vv = rounded ? v_rounded : v;
+                        double mx = -1e300, sum = 0;
+                        for (std::size_t p = 0; p < keys; ++p) {
+                            double d = 0;
+                            for (std::size_t i = 0; i < hd; ++i)
+                                d += double(q[(t * n_head + h) * hd + i]) * kk[p * kv + kvh * hd + i];
+                            mx = std::max(mx, s[p] = d / std::sqrt(double(hd)));
+                        }
+                        sum = 0;
+                        for (auto& x : s) sum += (x = std::exp(x - mx));
+                        for (std::size_t i = 0; i < hd; ++i) {
+                            double ref = 0;
+                            for (std::size_t p = 0; p < keys; ++p) ref += s[p] / sum * vv[p * kv + kvh * hd + i];
+                            const std::size_t at = (t * n_head + h) * hd + i;
+                            if (!rounded)
+                                worst = std::max(worst, std::abs(out[at] - ref));
+                            else
+                                worst_f16 = std::max(
+                                    {worst_f16, std::abs(out_f16[at] - ref), std::abs(out_f16_portable[at] - ref)});
+                        }
                     }
                 }
             CHECK(worst < 2e-5);
+            CHECK(worst_f16 < 2e-5);
         }
     }
 }
@@ -152,7 +298,8 @@ TEST_CASE("attention over the cache equals softmax(q k / sqrt(d)) v written out"
     for (auto* vec : {&q, &k, &v})
         for (auto& x : *vec) x = dist(rng);
     const int pos[] = {4};
-    runner::cpu::attention(out.data(), q.data(), k.data(), v.data(), 1, pos, n_head, n_kv, hd, pool);
+    runner::cpu::attention(out.data(), q.data(), k.data(), v.data(), runner::DType::f32, 1, pos, n_head, n_kv, hd,
+                           pool);
     for (std::size_t h = 0; h < n_head; ++h) {
         const std::size_t kvh = h / (n_head / n_kv);
         std::vector<double> s(5);

@@ -84,6 +84,23 @@ gpu::DeviceBuffer upload_ints(const std::vector<int>& v, const gpu::Stream& s) {
     return b;
 }
 
+// v as an f16 cache, rounded on the host as the GPU engine's host layers round their rows.
+gpu::DeviceBuffer upload_f16(const std::vector<float>& v, const gpu::Stream& s) {
+    std::vector<std::byte> halves(v.size() * 2);
+    runner::cpu::store_row(runner::DType::f16, v.data(), halves.data(), v.size());
+    gpu::DeviceBuffer b(halves.size());
+    gpu::copy_to_device(b.data(), halves.data(), halves.size(), s);
+    s.synchronize();
+    return b;
+}
+
+std::vector<std::uint16_t> download_bits(const gpu::DeviceBuffer& b, std::size_t n, const gpu::Stream& s) {
+    std::vector<std::uint16_t> bits(n);
+    gpu::copy_to_host(bits.data(), b.data(), n * 2, s);
+    s.synchronize();
+    return bits;
+}
+
 std::vector<float> download(const gpu::DeviceBuffer& b, std::size_t n, const gpu::Stream& s) {
     std::vector<float> v(n);
     gpu::copy_to_host(v.data(), b.data(), n * sizeof(float), s);
@@ -297,8 +314,9 @@ TEST_CASE("gpu rope_store_kv and attention match the CPU for a prompt and for de
             CHECK(download(dv, v_cache.size(), s) == want_v_cache);
 
             std::vector<float> want(q.size());
-            runner::cpu::attention(want.data(), want_q.data(), want_k_cache.data(), want_v_cache.data(), rows,
-                                   positions.data(), n_head, n_head_kv, static_cast<std::size_t>(head_dim), pool);
+            runner::cpu::attention(want.data(), want_q.data(), want_k_cache.data(), want_v_cache.data(),
+                                   runner::DType::f32, rows, positions.data(), n_head, n_head_kv,
+                                   static_cast<std::size_t>(head_dim), pool);
             // One block per (token, KV group), and the keys split across blocks with their partials merged.
             gpu::DeviceBuffer out(q.size() * sizeof(float));
             gpu::attention(out.as<float>(), dq.as<float>(), dk.data(), dv.data(), gpu::KvType::f32, n, dpos.as<int>(),
@@ -312,20 +330,29 @@ TEST_CASE("gpu rope_store_kv and attention match the CPU for a prompt and for de
                            dpos.as<int>(), n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(), s);
             CHECK(relative_error(download(split_out, q.size(), s), want) < tolerance);
 
-            // An f16 cache: the old rows converted by store_kv, the new ones written by rope_store_kv; against
-            // the CPU on the keys and values the cache holds. The tensor-core prompt kernel also rounds queries and
-            // probabilities to f16.
-            const auto old_k = upload(k_cache, s), old_v = upload(v_cache, s);
-            gpu::DeviceBuffer hk(k_cache.size() * 2), hv(v_cache.size() * 2);
-            gpu::store_kv(hk.data(), gpu::KvType::f16, 0, old_k.as<float>(), k_cache.size(), s);
-            gpu::store_kv(hv.data(), gpu::KvType::f16, 0, old_v.as<float>(), v_cache.size(), s);
+            // An f16 cache: the old rows rounded on the host, the new ones written by rope_store_kv, which must
+            // round exactly as the host does (a decode step's host layers write their rows into the same cache);
+            // then attention against the CPU on the keys and values the cache holds. The tensor-core prompt
+            // kernel also rounds queries and probabilities to f16.
+            auto hk = upload_f16(k_cache, s), hv = upload_f16(v_cache, s);
             auto dq2 = upload(q, s), dkn2 = upload(k_new, s);
             gpu::rope_store_kv(dq2.as<float>(), dkn2.as<float>(), dvn.as<float>(), hk.data(), hv.data(),
                                gpu::KvType::f16, n, n_head, n_head_kv, head_dim, dfreq.as<float>(), dpos.as<int>(), s);
+            const auto rotated_k = download(dkn2, k_new.size(), s);
+            const auto bits = download_bits(hk, k_cache.size(), s), v_bits = download_bits(hv, v_cache.size(), s);
+            std::vector<std::uint16_t> host_k(k_new.size()), host_v(v_new.size());
+            runner::cpu::store_row(runner::DType::f16, rotated_k.data(), reinterpret_cast<std::byte*>(host_k.data()),
+                                   host_k.size());
+            runner::cpu::store_row(runner::DType::f16, v_new.data(), reinterpret_cast<std::byte*>(host_v.data()),
+                                   host_v.size());
+            for (std::size_t t = 0; t < rows; ++t) {
+                const auto at = static_cast<long>(static_cast<std::size_t>(positions[t]) * kv);
+                CHECK(std::equal(host_k.begin() + static_cast<long>(t * kv),
+                                 host_k.begin() + static_cast<long>((t + 1) * kv), bits.begin() + at));
+                CHECK(std::equal(host_v.begin() + static_cast<long>(t * kv),
+                                 host_v.begin() + static_cast<long>((t + 1) * kv), v_bits.begin() + at));
+            }
             const auto rounded_k = round_f16(want_k_cache), rounded_v = round_f16(want_v_cache);
-            std::vector<std::uint16_t> bits(k_cache.size());
-            gpu::copy_to_host(bits.data(), hk.data(), bits.size() * 2, s);
-            s.synchronize();
             std::vector<float> got_k(bits.size());
             for (std::size_t i = 0; i < bits.size(); ++i) {
                 _Float16 h;
@@ -334,8 +361,8 @@ TEST_CASE("gpu rope_store_kv and attention match the CPU for a prompt and for de
             }
             CHECK(relative_error(got_k, rounded_k) < 1e-3f);  // a rotation may round to the neighbouring f16
             std::vector<float> want_f16(q.size());
-            runner::cpu::attention(want_f16.data(), want_q.data(), got_k.data(), rounded_v.data(), rows,
-                                   positions.data(), n_head, n_head_kv, static_cast<std::size_t>(head_dim), pool);
+            runner::cpu::attention(want_f16.data(), want_q.data(), got_k.data(), rounded_v.data(), runner::DType::f32,
+                                   rows, positions.data(), n_head, n_head_kv, static_cast<std::size_t>(head_dim), pool);
             const bool tensor = n >= 16 && gpu::attention_on_tensor_cores(gpu::KvType::f16, head_dim);
             CAPTURE(tensor);
             gpu::attention(split_out.as<float>(), dq2.as<float>(), hk.data(), hv.data(), gpu::KvType::f16, n,
@@ -367,8 +394,9 @@ TEST_CASE("gpu decode attention over a long context reads every key for every he
         const auto q = random_floats(static_cast<std::size_t>(n) * n_head * head_dim);
         const auto dq = upload(q, s);
         std::vector<float> want(q.size());
-        runner::cpu::attention(want.data(), q.data(), k_cache.data(), v_cache.data(), static_cast<std::size_t>(n),
-                               positions.data(), n_head, n_head_kv, static_cast<std::size_t>(head_dim), pool);
+        runner::cpu::attention(want.data(), q.data(), k_cache.data(), v_cache.data(), runner::DType::f32,
+                               static_cast<std::size_t>(n), positions.data(), n_head, n_head_kv,
+                               static_cast<std::size_t>(head_dim), pool);
         gpu::DeviceBuffer scratch(gpu::attention_scratch_bytes(n, n_head, head_dim, n_ctx));
         gpu::DeviceBuffer out(q.size() * sizeof(float));
         for (float* partials : {static_cast<float*>(nullptr), scratch.as<float>()}) {
@@ -380,33 +408,13 @@ TEST_CASE("gpu decode attention over a long context reads every key for every he
         // The f16 cache against the CPU on the rounded keys and values.
         for (auto* v : {&k_cache, &v_cache})
             for (auto& e : *v) e = static_cast<float>(static_cast<_Float16>(e));
-        runner::cpu::attention(want.data(), q.data(), k_cache.data(), v_cache.data(), static_cast<std::size_t>(n),
-                               positions.data(), n_head, n_head_kv, static_cast<std::size_t>(head_dim), pool);
-        gpu::DeviceBuffer hk(k_cache.size() * 2), hv(v_cache.size() * 2);
-        gpu::store_kv(hk.data(), gpu::KvType::f16, 0, dk.as<float>(), k_cache.size(), s);
-        gpu::store_kv(hv.data(), gpu::KvType::f16, 0, dv.as<float>(), v_cache.size(), s);
+        runner::cpu::attention(want.data(), q.data(), k_cache.data(), v_cache.data(), runner::DType::f32,
+                               static_cast<std::size_t>(n), positions.data(), n_head, n_head_kv,
+                               static_cast<std::size_t>(head_dim), pool);
+        const auto hk = upload_f16(k_cache, s), hv = upload_f16(v_cache, s);
         gpu::attention(out.as<float>(), dq.as<float>(), hk.data(), hv.data(), gpu::KvType::f16, n, dpos.as<int>(),
                        n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(), s);
         CHECK(relative_error(download(out, q.size(), s), want) < tolerance);
-    }
-}
-
-TEST_CASE("gpu store_kv rounds to f16 as the host does, and copies f32 exactly, at an offset") {
-    gpu::Stream s;
-    const auto x = random_floats(1000, 3.f);
-    const auto dx = upload(x, s);
-    gpu::DeviceBuffer half(1100 * 2), full(1100 * 4);
-    gpu::store_kv(half.data(), gpu::KvType::f16, 100, dx.as<float>(), x.size(), s);
-    gpu::store_kv(full.data(), gpu::KvType::f32, 100, dx.as<float>(), x.size(), s);
-    std::vector<std::uint16_t> bits(1100);
-    gpu::copy_to_host(bits.data(), half.data(), bits.size() * 2, s);
-    const auto got = download(full, 1100, s);
-    for (std::size_t i = 0; i < x.size(); ++i) {
-        const auto h = static_cast<_Float16>(x[i]);
-        std::uint16_t want = 0;
-        std::memcpy(&want, &h, 2);
-        CHECK(bits[100 + i] == want);
-        CHECK(got[100 + i] == x[i]);
     }
 }
 

@@ -19,30 +19,48 @@ void rmsnorm(float* out, const float* x, const TensorView& weight, std::size_t n
     }
 }
 
-void matmul(float* out, const float* x, const TensorView& w, const TensorView* bias, std::size_t n_tokens,
-            ThreadPool& pool) {
-    const auto d_out = static_cast<std::size_t>(w.shape[0]);
-    const auto d_in = static_cast<std::size_t>(w.shape[1]);
-    const std::size_t row_bytes = d_in * dtype_size(w.dtype);
-    std::vector<float> b;
-    if (bias) {
-        b.resize(d_out);
-        convert_row(bias->dtype, bias->data, b.data(), d_out);
-    }
-    pool.parallel_for(d_out, [&](std::size_t begin, std::size_t end) {
-        if (n_tokens == 1) {
-            for (std::size_t j = begin; j < end; ++j)
-                out[j] = dot_row(w.dtype, w.data + j * row_bytes, x, d_in) + (bias ? b[j] : 0.f);
-            return;
+void matmul(std::span<const Projection> parts, const float* x, std::size_t n_tokens, ThreadPool& pool) {
+    if (parts.empty()) return;
+    const auto d_in = static_cast<std::size_t>(parts[0].w->shape[1]);
+    // Rows of all parts end to end: first[p] is part p's first row in that numbering.
+    std::vector<std::size_t> first{0};
+    std::vector<std::vector<float>> biases(parts.size());
+    for (std::size_t p = 0; p < parts.size(); ++p) {
+        const auto d_out = static_cast<std::size_t>(parts[p].w->shape[0]);
+        first.push_back(first.back() + d_out);
+        if (const TensorView* bias = parts[p].bias) {
+            biases[p].resize(d_out);
+            convert_row(bias->dtype, bias->data, biases[p].data(), d_out);
         }
-        // Convert a weight row once, then use it for every token of the batch.
-        std::vector<float> row(d_in);
-        for (std::size_t j = begin; j < end; ++j) {
-            convert_row(w.dtype, w.data + j * row_bytes, row.data(), d_in);
-            for (std::size_t t = 0; t < n_tokens; ++t)
-                out[t * d_out + j] = dot_f32(row.data(), x + t * d_in, d_in) + (bias ? b[j] : 0.f);
+    }
+    pool.parallel_for(first.back(), [&](std::size_t begin, std::size_t end) {
+        std::vector<float> row(n_tokens > 1 ? d_in : 0);
+        for (std::size_t p = 0; p < parts.size(); ++p) {
+            const std::size_t lo = std::max(begin, first[p]), hi = std::min(end, first[p + 1]);
+            if (lo >= hi) continue;
+            const TensorView& w = *parts[p].w;
+            const std::size_t d_out = first[p + 1] - first[p], row_bytes = d_in * dtype_size(w.dtype);
+            const std::vector<float>& b = biases[p];
+            for (std::size_t j = lo - first[p]; j < hi - first[p]; ++j) {
+                const std::byte* wj = w.data + j * row_bytes;
+                const float bj = b.empty() ? 0.f : b[j];
+                if (n_tokens == 1) {
+                    parts[p].out[j] = dot_row(w.dtype, wj, x, d_in) + bj;
+                    continue;
+                }
+                // Convert a weight row once, then use it for every token of the batch.
+                convert_row(w.dtype, wj, row.data(), d_in);
+                for (std::size_t t = 0; t < n_tokens; ++t)
+                    parts[p].out[t * d_out + j] = dot_f32(row.data(), x + t * d_in, d_in) + bj;
+            }
         }
     });
+}
+
+void matmul(float* out, const float* x, const TensorView& w, const TensorView* bias, std::size_t n_tokens,
+            ThreadPool& pool) {
+    const Projection part{out, &w, bias};
+    matmul(std::span(&part, 1), x, n_tokens, pool);
 }
 
 void rope(float* x, std::size_t n_tokens, std::size_t n_heads, std::size_t head_dim, const float* inv_freq,
@@ -70,11 +88,14 @@ constexpr std::size_t min_slice_keys = 256;
 
 }  // namespace
 
-void attention(float* out, const float* q, const float* k_cache, const float* v_cache, std::size_t n_tokens,
-               const int* positions, std::size_t n_head, std::size_t n_head_kv, std::size_t head_dim,
-               ThreadPool& pool) {
+void attention(float* out, const float* q, const void* k_cache, const void* v_cache, DType kv_type,
+               std::size_t n_tokens, const int* positions, std::size_t n_head, std::size_t n_head_kv,
+               std::size_t head_dim, ThreadPool& pool) {
     const std::size_t group = n_head / n_head_kv;
-    const std::size_t kv_width = n_head_kv * head_dim;
+    const std::size_t row_bytes = n_head_kv * head_dim * dtype_size(kv_type),
+                      head_bytes = head_dim * dtype_size(kv_type);
+    const auto* keys_at = static_cast<const std::byte*>(k_cache);
+    const auto* values_at = static_cast<const std::byte*>(v_cache);
     const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
     // A job is one (token, KV head) pair and a slice of its keys, for all `group` query heads at once:
     // each cached key and value row is read once per group, not once per head, and reading the cache
@@ -101,12 +122,12 @@ void attention(float* out, const float* q, const float* k_cache, const float* v_
             const float* q_group = q + t * n_head * head_dim + kvh * group * head_dim;
             // Online softmax: one pass, no score buffer of the context's length.
             for (std::size_t p = keys * slice / slices; p < keys * (slice + 1) / slices; ++p) {
-                const float* kp = k_cache + p * kv_width + kvh * head_dim;
-                const float* vp = v_cache + p * kv_width + kvh * head_dim;
+                const std::byte* kp = keys_at + p * row_bytes + kvh * head_bytes;
+                const std::byte* vp = values_at + p * row_bytes + kvh * head_bytes;
                 for (std::size_t g = 0; g < group; ++g) {
                     float* acc = state + g * (head_dim + 2);
                     float &max = acc[head_dim], &sum = acc[head_dim + 1];
-                    const float score = dot_f32(q_group + g * head_dim, kp, head_dim) * scale;
+                    const float score = dot_row(kv_type, kp, q_group + g * head_dim, head_dim) * scale;
                     if (score > max) {
                         const float correction = std::exp(max - score);
                         sum *= correction;
@@ -115,7 +136,7 @@ void attention(float* out, const float* q, const float* k_cache, const float* v_
                     }
                     const float weight = std::exp(score - max);
                     sum += weight;
-                    for (std::size_t d = 0; d < head_dim; ++d) acc[d] += weight * vp[d];
+                    axpy_row(kv_type, vp, weight, acc, head_dim);
                 }
             }
             if (slices > 1) continue;

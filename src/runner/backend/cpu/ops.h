@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <span>
 
 #include "runner/backend/cpu/thread_pool.h"
 #include "runner/model/safetensors.h"
@@ -17,6 +18,15 @@ void rmsnorm(float* out, const float* x, const TensorView& weight, std::size_t n
 void matmul(float* out, const float* x, const TensorView& w, const TensorView* bias, std::size_t n_tokens,
             ThreadPool& pool);
 
+// One of several products of the same input, computed in one parallel pass (q, k and v; gate and up):
+// one wait for the threads instead of one per product, and no thread idles on a short product.
+struct Projection {
+    float* out;  // [n_tokens, w.shape[0]]
+    const TensorView* w;
+    const TensorView* bias = nullptr;
+};
+void matmul(std::span<const Projection> parts, const float* x, std::size_t n_tokens, ThreadPool& pool);
+
 // Rotary embedding in Hugging Face's rotate-half layout, in place.   x: [n_tokens, n_heads * head_dim]
 // inv_freq: [head_dim / 2], positions: [n_tokens]
 void rope(float* x, std::size_t n_tokens, std::size_t n_heads, std::size_t head_dim, const float* inv_freq,
@@ -24,9 +34,11 @@ void rope(float* x, std::size_t n_tokens, std::size_t n_heads, std::size_t head_
 
 // Causal grouped-query attention for tokens at `positions`, reading keys and values for positions
 // 0..positions[t] from the cache.   q, out: [n_tokens, n_head * head_dim];
-// k_cache, v_cache: [n_ctx, n_head_kv * head_dim]
-void attention(float* out, const float* q, const float* k_cache, const float* v_cache, std::size_t n_tokens,
-               const int* positions, std::size_t n_head, std::size_t n_head_kv, std::size_t head_dim, ThreadPool& pool);
+// k_cache, v_cache: [n_ctx, n_head_kv * head_dim] in `kv_type` (the CPU engine's f32; the GPU engine's
+// host layers keep the GPU cache's f16, half the bytes a long context's attention reads)
+void attention(float* out, const float* q, const void* k_cache, const void* v_cache, DType kv_type,
+               std::size_t n_tokens, const int* positions, std::size_t n_head, std::size_t n_head_kv,
+               std::size_t head_dim, ThreadPool& pool);
 
 // gate = silu(gate) * up, in place.   gate, up: [n]
 void swiglu(float* gate, const float* up, std::size_t n);

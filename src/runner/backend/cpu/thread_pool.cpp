@@ -1,5 +1,11 @@
 #include "runner/backend/cpu/thread_pool.h"
 
+#include <chrono>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace runner::cpu {
 
 namespace {
@@ -8,6 +14,29 @@ std::pair<std::size_t, std::size_t> share(std::size_t n, unsigned parts, unsigne
     const std::size_t begin = n * index / parts;
     const std::size_t end = n * (index + 1) / parts;
     return {begin, end};
+}
+
+// Long enough to cover the gap between a layer's passes and a GPU layer between two host layers,
+// short enough that an idle server's threads are soon asleep.
+constexpr auto spin_time = std::chrono::microseconds(200);
+
+void relax() {
+#if defined(__x86_64__)
+    _mm_pause();
+#else
+    std::this_thread::yield();
+#endif
+}
+
+// Spins until done() or spin_time has passed; whether done() held.
+template <typename Done>
+bool spin_until(Done done) {
+    const auto deadline = std::chrono::steady_clock::now() + spin_time;
+    for (unsigned i = 1;; ++i) {
+        if (done()) return true;
+        relax();
+        if (i % 64 == 0 && std::chrono::steady_clock::now() > deadline) return done();
+    }
 }
 
 }  // namespace
@@ -21,6 +50,7 @@ ThreadPool::~ThreadPool() {
     {
         std::lock_guard lock(mutex_);
         stop_ = true;
+        generation_.fetch_add(1, std::memory_order_release);
     }
     start_.notify_all();
     for (auto& t : workers_) t.join();
@@ -31,41 +61,43 @@ void ThreadPool::parallel_for(std::size_t n, const std::function<void(std::size_
         if (n) fn(0, n);
         return;
     }
+    job_ = &fn;
+    n_ = n;
+    pending_.store(static_cast<unsigned>(workers_.size()), std::memory_order_relaxed);
     {
+        // Under the lock, so that a worker deciding to sleep either sees the new pass or is woken.
         std::lock_guard lock(mutex_);
-        job_ = &fn;
-        n_ = n;
-        pending_ = static_cast<unsigned>(workers_.size());
-        ++generation_;
+        generation_.fetch_add(1, std::memory_order_release);
     }
     start_.notify_all();
     const auto [begin, end] = share(n, size(), 0);
     if (begin < end) fn(begin, end);
-    std::unique_lock lock(mutex_);
-    done_.wait(lock, [&] { return pending_ == 0; });
+    const auto all_done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+    if (!spin_until(all_done)) {
+        std::unique_lock lock(mutex_);
+        done_.wait(lock, all_done);
+    }
     job_ = nullptr;
 }
 
 void ThreadPool::work(unsigned index) {
     unsigned seen = 0;
     for (;;) {
-        const std::function<void(std::size_t, std::size_t)>* job;
-        std::size_t n;
-        {
+        const auto new_pass = [&] { return generation_.load(std::memory_order_acquire) != seen; };
+        if (!spin_until(new_pass)) {
             std::unique_lock lock(mutex_);
-            start_.wait(lock, [&] { return stop_ || generation_ != seen; });
-            if (stop_) return;
-            seen = generation_;
-            job = job_;
-            n = n_;
+            start_.wait(lock, new_pass);
         }
-        const auto [begin, end] = share(n, size(), index);
-        if (begin < end) (*job)(begin, end);
-        {
+        seen = generation_.load(std::memory_order_acquire);
+        if (stop_) return;
+        const auto [begin, end] = share(n_, size(), index);
+        if (begin < end) (*job_)(begin, end);
+        if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            // The last one wakes the caller if it gave up spinning; under the lock, so the wake
+            // cannot fall between its check and its sleep.
             std::lock_guard lock(mutex_);
-            --pending_;
+            done_.notify_one();
         }
-        done_.notify_one();
     }
 }
 

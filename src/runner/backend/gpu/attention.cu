@@ -353,14 +353,6 @@ bool attention_on_tensor_cores(KvType kv_type, int head_dim) {
     return kv_type == KvType::f16 && tensor_attention_supported(head_dim);
 }
 
-void store_kv(void* cache, KvType type, std::size_t offset, const float* src, std::size_t n, const Stream& stream) {
-    if (n == 0) return;
-    if (type == KvType::f32)
-        copy_on_device(static_cast<float*>(cache) + offset, src, n * sizeof(float), stream);
-    else
-        to_f16(static_cast<unsigned short*>(cache) + offset, src, n, native(stream));
-}
-
 void attention(float* out, const float* q, const void* k_cache, const void* v_cache, KvType kv_type, int n_tokens,
                const int* positions, int n_head, int n_head_kv, int head_dim, int n_ctx, float* scratch,
                const Stream& stream) {

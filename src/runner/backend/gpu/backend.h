@@ -208,9 +208,6 @@ void rope_store_kv(float* q, float* k, const float* v, void* k_cache, void* v_ca
                    int n_head, int n_head_kv, int head_dim, const float* inv_freq, const int* positions,
                    const Stream& stream);
 
-// cache[offset + i] = src[i], converted to the cache's type.   src: [n] on the device
-void store_kv(void* cache, KvType type, std::size_t offset, const float* src, std::size_t n, const Stream& stream);
-
 // Causal grouped-query attention over cache positions 0..positions[t], with an online softmax over
 // key tiles (no [n_tokens, n_ctx] score buffer).   q, out: [n_tokens, n_head * head_dim];
 // k_cache, v_cache: [n_ctx, n_head_kv * head_dim] of `kv_type`. With `scratch` (attention_scratch_bytes
