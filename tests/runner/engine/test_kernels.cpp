@@ -156,25 +156,28 @@ TEST_CASE("matmul over several projections equals each projection alone, biases 
 // Workers spin between passes, then sleep; passes right after one another and passes after the
 // workers have gone to sleep must both run every index exactly once.
 TEST_CASE("thread pool runs every index once, back to back and after its workers sleep") {
-    runner::cpu::ThreadPool pool(6);
-    std::vector<std::atomic<int>> hits(1000);
-    const auto pass = [&](std::size_t n) {
-        pool.parallel_for(n, [&](std::size_t begin, std::size_t end) {
-            for (std::size_t i = begin; i < end; ++i) hits[i].fetch_add(1);
-        });
-    };
-    for (int round = 0; round < 2000; ++round) pass(static_cast<std::size_t>(round % 1000 + 1));
-    for (int round = 0; round < 5; ++round) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(3));  // past the spin: the workers sleep
-        pass(1000);
-    }
-    // index i ran in every round with n > i, and in the five full passes
-    for (std::size_t i = 0; i < hits.size(); ++i) {
-        int want = 5;
-        for (int round = 0; round < 2000; ++round) want += static_cast<std::size_t>(round % 1000 + 1) > i ? 1 : 0;
-        if (hits[i].load() != want) {
-            CHECK_MESSAGE(hits[i].load() == want, i);
-            break;
+    for (const unsigned threads : {2u, 7u}) {
+        CAPTURE(threads);
+        runner::cpu::ThreadPool pool(threads);
+        std::vector<std::atomic<int>> hits(1000);
+        const auto pass = [&](std::size_t n) {
+            pool.parallel_for(n, [&](std::size_t begin, std::size_t end) {
+                for (std::size_t i = begin; i < end; ++i) hits[i].fetch_add(1);
+            });
+        };
+        for (int round = 0; round < 2000; ++round) pass(static_cast<std::size_t>(round % 1000 + 1));
+        for (int round = 0; round < 5; ++round) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(3));  // past the spin: the workers sleep
+            pass(1000);
+        }
+        // index i ran in every round with n > i, and in the five full passes
+        for (std::size_t i = 0; i < hits.size(); ++i) {
+            int want = 5;
+            for (int round = 0; round < 2000; ++round) want += static_cast<std::size_t>(round % 1000 + 1) > i ? 1 : 0;
+            if (hits[i].load() != want) {
+                CHECK_MESSAGE(hits[i].load() == want, i);
+                break;
+            }
         }
     }
 }
