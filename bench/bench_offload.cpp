@@ -9,10 +9,10 @@
 //
 // usage: bench_offload [--model DIR] [--budgets 4,8,0] [--prompts 32,4096] [--decode N]
 //                      [--max-batch N] [--compression none,8bit,4bit] [--ram-budget GiB]
-//                      [--kv-cache f16|f32] [--host-layers N] [--peak-tflops T] [--reference FILE]
-// --host-layers: streamed layers computed on the host while decoding (default -1: the engine measures
-// and decides); the streamed bytes' bound is then the rate the link and the host's RAM reads reach
-// together, measured with both running at once.
+//                      [--kv-cache f16|f32] [--host-share P] [--peak-tflops T] [--reference FILE]
+// --host-share: percent of each streamed layer's MLP rows computed on the host while decoding (default
+// -1: the engine measures and decides); the streamed bytes' bound is then the rate the link and the host's RAM reads
+// reach together, measured with both running at once.
 // --ram-budget pins streamed layers up to that much RAM and reads the rest from the model file on
 // every pass (dropping its pages after each read, so they come from the disk); 0 pins them all.
 // Budgets are GiB, 0 meaning no limit. DIR defaults to a random-weight model shaped like Llama 3.1 8B
@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -128,7 +129,7 @@ int main(int argc, char** argv) {
     std::vector<runner::Compression> compressions = {runner::Compression::none};
     double ram_budget_gib = 0;
     auto kv_type = gpu::KvType::f16;
-    int host_layers = -1;
+    int host_share = -1;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i], v = argv[i + 1];
         if (a == "--model")
@@ -147,8 +148,8 @@ int main(int argc, char** argv) {
             reference = v;
         else if (a == "--ram-budget")
             ram_budget_gib = std::stod(v);
-        else if (a == "--host-layers")
-            host_layers = std::stoi(v);
+        else if (a == "--host-share")
+            host_share = std::stoi(v);
         else if (a == "--kv-cache" && (v == "f16" || v == "f32"))
             kv_type = v == "f16" ? gpu::KvType::f16 : gpu::KvType::f32;
         else if (a == "--compression") {
@@ -198,7 +199,7 @@ int main(int argc, char** argv) {
                 gpu::attention_on_tensor_cores(kv_type, 128) ? ", prompt attention on tensor cores" : "");
     std::printf("%-6s %-8s %-7s %8s %8s %12s %10s %9s %12s %10s %9s %10s %9s %8s %8s %6s\n", "comp", "budget", "prompt",
                 "load s", "VRAM GiB", "prompt tok/s", "bound", "achieved", "decode s/tok", "bound", "achieved",
-                "GB/pass", "disk GB", "resident", "streamed", "host");
+                "GB/pass", "disk GB", "resident", "streamed", "host%");
     for (const auto compression : compressions)
         for (const double budget_gib : budgets) {
             for (const double prompt_len : prompts) {
@@ -226,7 +227,7 @@ int main(int argc, char** argv) {
                 options.ram_budget = static_cast<std::size_t>(ram_budget_gib * (1ull << 30));
                 options.compression = compression;
                 options.kv_type = kv_type;
-                options.host_layers = host_layers;
+                options.host_share = host_share;
                 auto plan = runner::plan_gpu(*weights, c, options);
                 if (!plan) {
                     std::printf("%-6s %-8s %-7d %s\n", runner::compression_name(compression),
@@ -265,23 +266,24 @@ int main(int argc, char** argv) {
                     std::fprintf(stderr, "bench_offload: %s\n", logits.error().message.c_str());
                     return 1;
                 }
+                const auto before = (*model)->stats();
                 const auto t1 = clock_type::now();
                 for (int d = 0; d < decode_tokens; ++d) {
                     const std::int32_t next[] = {static_cast<std::int32_t>(d + 1)};
                     if (!(*model)->forward(next, static_cast<int>(prompt_len) + d)) return 1;
                 }
                 const double decode_s = seconds_since(t1) / decode_tokens;
+                const auto& after = (*model)->stats();
 
                 // Bounds: weights over the link (streamed) and from device memory (resident), and for the
                 // prompt also the arithmetic, 2 flops per weight per token.
                 // Disk reads overlap the link's copies: the slower of the two bounds the streamed part.
                 const double from_disk = disk > 0 ? static_cast<double>(disk_bytes) / (disk * 1e9) : 0;
-                // With host layers, the pinned streamed bytes go over the link and through the host's RAM
+                // With split layers, the pinned streamed bytes go over the link and through the host's RAM
                 // reads at once: their bound is what both reach together, measured above.
-                const auto& host_layers_chosen = (*model)->plan().host;
-                const int n_host =
-                    static_cast<int>(std::count(host_layers_chosen.begin(), host_layers_chosen.end(), true));
-                const double streamed_rate = (n_host > 0 ? both_links : link) * 1e9;
+                const int host_rows = (*model)->plan().host_rows;
+                const int host_pct = static_cast<int>(std::lround(100.0 * host_rows / c.n_ff));
+                const double streamed_rate = (host_rows > 0 ? both_links : link) * 1e9;
                 const double decode_bound = std::max(static_cast<double>(streamed) / streamed_rate, from_disk) +
                                             static_cast<double>(resident) / (hbm * 1e9);
                 const double flops = 2.0 * n_weights * prompt_len;
@@ -293,10 +295,14 @@ int main(int argc, char** argv) {
                     static_cast<int>(prompt_len), load_s, gib(used).c_str(), prompt_len / prompt_s,
                     prompt_len / prompt_bound_s, 100 * prompt_bound_s / prompt_s, decode_s, decode_bound,
                     100 * decode_bound / decode_s, static_cast<double>(streamed) / 1e9,
-                    static_cast<double>(disk_bytes) / 1e9, c.n_layer - n_streamed, n_streamed, n_host);
-                if (n_host > 0)
-                    std::printf("       load measured a layer at %.1f GB/s over the link and %.1f GB/s on the host\n",
-                                (*model)->stats().copy_gbs, (*model)->stats().host_gbs);
+                    static_cast<double>(disk_bytes) / 1e9, c.n_layer - n_streamed, n_streamed, host_pct);
+                if (host_rows > 0)
+                    std::printf(
+                        "       load measured a layer at %.1f GB/s over the link and its MLP at %.1f GB/s on the "
+                        "host; a decode step moved %.2f GB over the link and %.2f GB from host RAM\n",
+                        after.copy_gbs, after.host_gbs,
+                        static_cast<double>(after.bytes_copied - before.bytes_copied) / decode_tokens / 1e9,
+                        static_cast<double>(after.host_bytes - before.host_bytes) / decode_tokens / 1e9);
                 std::fflush(stdout);
             }
         }

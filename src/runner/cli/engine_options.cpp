@@ -30,9 +30,10 @@ const char* const engine_options_usage =
                             stream, some quality lost); default: $AIRLLM_COMPRESSION, else none
   --kv-cache T              GPU engine: f16 (half the VRAM, tensor-core prompt attention) or f32 (exact)
                             key/value cache; default: $AIRLLM_KV_CACHE, else f16
-  --host-layers N           GPU engine: while decoding, the CPU computes N of the layers that stream
-                            (uncompressed, pinned), so RAM and the link both carry weights; auto
-                            (default) times both at load and splits so they finish together; 0: none
+  --host-share P            GPU engine: while decoding, the CPU computes P percent of the MLP rows of
+                            each layer that streams (uncompressed, pinned) and the GPU the rest, so RAM
+                            and the link both carry weights; auto (default) times both at load and
+                            splits so that they finish together; 0: none
 )";
 
 namespace {
@@ -101,7 +102,7 @@ std::optional<common::Result<bool>> parse_engine_option(const std::vector<std::s
                                                         EngineOptions& o) {
     const auto& a = args[i];
     if (a != "--device" && a != "--vram-budget" && a != "--ram-budget" && a != "--threads" && a != "--max-batch" &&
-        a != "--compression" && a != "--kv-cache" && a != "--host-layers")
+        a != "--compression" && a != "--kv-cache" && a != "--host-share")
         return std::nullopt;
     if (i + 1 >= args.size()) return common::Result<bool>(common::make_error(a + " needs a value"));
     const std::string& v = args[++i];
@@ -117,11 +118,12 @@ std::optional<common::Result<bool>> parse_engine_option(const std::vector<std::s
         if (!is_kv_cache_type(v))
             return common::Result<bool>(common::make_error("--kv-cache '" + v + "' is not f16 or f32"));
         o.kv_cache = v;
-    } else if (a == "--host-layers") {
+    } else if (a == "--host-share") {
         int n = 0;
-        if (v != "auto" && (!parse_int(v, n) || n < 0))
-            return common::Result<bool>(common::make_error("--host-layers '" + v + "' is not a count or auto"));
-        o.host_layers = v == "auto" ? -1 : n;
+        if (v != "auto" && (!parse_int(v, n) || n < 0 || n > 100))
+            return common::Result<bool>(
+                common::make_error("--host-share '" + v + "' is not a percentage (0 to 100) or auto"));
+        o.host_share = v == "auto" ? -1 : n;
     } else if (a == "--vram-budget" || a == "--ram-budget") {
         const auto size = parse_size(v);
         if (!size) return common::Result<bool>(common::make_error(a + " '" + v + "' is not a size such as 8GiB"));
@@ -203,7 +205,7 @@ common::Result<Engine> make_engine(OpenModel& m, int n_ctx, const EngineOptions&
         gpu_options.compression = compression;
         gpu_options.cache = cache;
         gpu_options.kv_type = kv_cache == "f32" ? runner::gpu::KvType::f32 : runner::gpu::KvType::f16;
-        gpu_options.host_layers = o.host_layers;
+        gpu_options.host_share = o.host_share;
         gpu_options.threads = o.threads;
         auto plan = runner::plan_gpu(m.weights, m.source->config(), gpu_options);
         if (!plan) return plan.error();

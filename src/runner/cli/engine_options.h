@@ -23,13 +23,13 @@ struct EngineOptions {
     int max_batch = 512;                       // GPU engine: prompt tokens per micro-batch
     std::string compression;                   // GPU engine: none, 8bit, 4bit; empty: $AIRLLM_COMPRESSION, else none
     std::string kv_cache;                      // GPU engine: f16, f32; empty: $AIRLLM_KV_CACHE, else f16
-    int host_layers = -1;                      // GPU engine: streamed layers the CPU computes while decoding; -1 auto
+    int host_share = -1;                       // GPU engine: percent of streamed MLP rows the CPU computes; -1 auto
 };
 
 // The usage lines of the options below, for each command's --help.
 extern const char* const engine_options_usage;
 
-// Takes --device, --vram-budget, --ram-budget, --threads, --max-batch, --compression, --kv-cache or --host-layers
+// Takes --device, --vram-budget, --ram-budget, --threads, --max-batch, --compression, --kv-cache or --host-share
 // at args[i]
 // (advancing i past its value). nullopt: not one of them; an error: one of them with a bad value.
 std::optional<common::Result<bool>> parse_engine_option(const std::vector<std::string>& args, std::size_t& i,

@@ -8,9 +8,9 @@
 #include <optional>
 #include <thread>
 
+#include "runner/backend/cpu/ops.h"
 #include "runner/backend/cpu/simd.h"
 #include "runner/backend/cpu/thread_pool.h"
-#include "runner/engine/cpu_layer.h"
 #include "runner/engine/transformer.h"
 #include "runner/offload/layer_cache.h"
 
@@ -56,6 +56,9 @@ std::size_t kv_cache_bytes(const ModelConfig& c, int n_ctx, gpu::KvType type) {
     return 2 * static_cast<std::size_t>(c.n_layer) * n_ctx * c.n_head_kv * c.head_dim * gpu::kv_element_bytes(type);
 }
 
+// A ring slot holds any streamed layer in either layout (split_layout adds three aligned matrices).
+std::size_t slot_capacity(std::size_t largest) { return align_up(largest + 3 * 256); }
+
 std::string mib(std::size_t bytes) { return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB"; }
 
 // Which streamed layers stay pinned in RAM (in order, while `ram_budget` lasts beside the staging
@@ -95,7 +98,7 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, co
     plan.max_batch = std::max(1, std::min(options.max_batch, n_ctx));
     plan.compression = compression;
     plan.kv_type = options.kv_type;
-    plan.host_layers = options.host_layers;
+    plan.host_share = options.host_share;
     plan.threads = options.threads;
     if (compression != Compression::none) plan.cache = options.cache;
     const std::size_t kv = kv_cache_bytes(c, n_ctx, plan.kv_type);
@@ -122,13 +125,13 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, co
         return plan;
     }
     plan.ring_slots = 2;
-    plan.fixed_bytes += plan.ring_slots * largest;
+    plan.fixed_bytes += plan.ring_slots * slot_capacity(largest);
     if (plan.fixed_bytes > vram_budget)
         return common::make_error(
             "a VRAM budget of " + mib(vram_budget) + " cannot hold the KV cache (" + mib(kv) + " for a context of " +
             std::to_string(n_ctx) + "), activations (" + mib(activations + residual) + " for micro-batches of " +
             std::to_string(plan.max_batch) + "), the output head (" + mib(head) + ") and two streaming slots (" +
-            mib(plan.ring_slots * largest) + "): lower the context or raise the budget");
+            mib(plan.ring_slots * slot_capacity(largest)) + "): lower the context or raise the budget");
     for (const auto bytes : layer_bytes) {
         const bool fits = plan.fixed_bytes + plan.resident_bytes + bytes <= vram_budget;
         plan.resident.push_back(fits);
@@ -140,13 +143,16 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, co
 
 struct GpuTransformer::Impl {
     ModelWeights w;
-    std::vector<LayerLayout> layouts;
+    std::vector<LayerLayout> layouts;         // [n_layer]; a split layer's is its split.layout
+    std::vector<SplitLayout> split;           // [n_layer], for the layers plan.split marks
     std::vector<gpu::DeviceBuffer> resident;  // [n_layer], empty for streamed layers
     std::vector<gpu::PinnedBuffer> pinned;    // [n_layer], empty for resident and disk layers
     std::vector<gpu::PinnedBuffer> staging;   // [ring_slots] when some layers come from disk
     std::vector<gpu::Event> staged;           // [ring_slots]: the copy out of the staging buffer is done
     std::vector<int> streamed;                // streamed layer indices, in order
-    std::vector<gpu::DeviceBuffer> slots;     // [ring_slots]
+    gpu::DeviceBuffer ring;                   // ring_slots * slot_bytes; decode steps may cut it finer
+    std::size_t slot_bytes = 0;
+    std::size_t decode_slot_bytes = 0;  // what one split layer's GPU part takes in the ring (0: no split)
     gpu::DeviceBuffer head, head_norm, device_inv_freq;
     gpu::DeviceBuffer k_cache, v_cache;            // [n_layer, n_ctx, n_head_kv * head_dim]
     gpu::DeviceBuffer x;                           // [n_ctx, n_embd]  residual stream of the whole forward pass
@@ -155,24 +161,26 @@ struct GpuTransformer::Impl {
     gpu::DeviceBuffer attention_scratch;  // split-key partials for decode
     gpu::PinnedBuffer host_x, host_positions, host_logits;
     gpu::Stream compute, copy;
-    std::vector<gpu::Event> copied, freed;  // [ring_slots]
+    std::vector<gpu::Event> copied, freed;  // [the most slots the ring is cut into]
     std::optional<gpu::Blas> blas;          // tensor-core products for micro-batches, where the build has a BLAS
     std::vector<float> logits_out;
     bool loaded = false;
 
-    // Host layers (plan.host): views of their pinned slabs as the CPU kernels read them, their keys and
-    // values in the GPU cache's type (a pinned copy of its rows for them, valid below host_kv_rows, so
-    // that rows cross the link both ways as they are), and the streamed layers the GPU still takes.
+    // The host's rows of split layers: the threads, the rows' views into the pinned slabs, the MLP's input
+    // as the GPU leaves it (x_ready: copied into host_x), and the host's sum on its way back (partial).
     std::unique_ptr<cpu::ThreadPool> pool;
-    std::vector<std::array<TensorView, 14>> host_views;  // [n_layer]
-    std::vector<LayerWeights> host_weights;              // [n_layer]
-    std::vector<int> host_index;                         // [n_layer]: row block in host_k/host_v, or -1
-    gpu::PinnedBuffer host_k, host_v;                    // [n_host, n_ctx, n_head_kv * head_dim]
-    int host_kv_rows = 0;
-    LayerScratch host_scratch;
-    std::vector<int> gpu_streamed;
-    std::vector<float> inv_freq;
+    struct HostMlp {
+        TensorView norm, gate, up, down;
+    };
+    std::vector<HostMlp> host_mlp;  // [n_layer], for split layers
+    std::vector<float> host_xb, host_gate, host_up;
+    gpu::PinnedBuffer host_partial;  // [gpu_host_max_tokens, n_embd]
+    gpu::DeviceBuffer partial;
+    gpu::Event x_ready;
 
+    std::byte* slot(int index, std::size_t bytes) {
+        return ring.as<std::byte>() + static_cast<std::size_t>(index) * bytes;
+    }
     const void* tensor(const std::byte* base, int layer, Slot s) const {
         const auto& layout = layouts[static_cast<std::size_t>(layer)];
         return layout.size[s] ? base + layout.offset[s] : nullptr;
@@ -201,6 +209,16 @@ void read_layer(std::byte* dst, const LayerWeights& l, const LayerLayout& layout
     dont_need(l);
 }
 
+// A matrix of `rows` x `cols` in a slab, for the CPU kernels.
+TensorView slab_matrix(const std::byte* at, DType dtype, std::size_t rows, std::size_t cols) {
+    TensorView t;
+    t.dtype = dtype;
+    t.shape = {static_cast<std::int64_t>(rows), static_cast<std::int64_t>(cols)};
+    t.data = at;
+    t.bytes = rows * cols * dtype_size(dtype);
+    return t;
+}
+
 }  // namespace
 
 common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const WeightSource& source, ModelWeights weights,
@@ -225,8 +243,9 @@ common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const Wei
         std::size_t largest = 0;
         for (const auto& layout : m->layouts) largest = std::max(largest, layout.bytes);
         const bool from_disk = plan.disk_bytes > 0;
+        m->slot_bytes = slot_capacity(largest);
+        if (plan.ring_slots > 0) m->ring = gpu::DeviceBuffer(plan.ring_slots * m->slot_bytes);
         for (int s = 0; s < plan.ring_slots; ++s) {
-            m->slots.emplace_back(largest);
             m->copied.emplace_back();
             m->freed.emplace_back();
             if (from_disk) {
@@ -237,10 +256,9 @@ common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const Wei
 
         m->head = gpu::DeviceBuffer(m->w.output->bytes);
         m->head_norm = gpu::DeviceBuffer(m->w.output_norm->bytes);
-        m->inv_freq = rope_inv_freq(c);
-        m->device_inv_freq = gpu::DeviceBuffer(m->inv_freq.size() * sizeof(float));
-        gpu::copy_to_device(m->device_inv_freq.data(), m->inv_freq.data(), m->inv_freq.size() * sizeof(float),
-                            m->compute);
+        const auto inv_freq = rope_inv_freq(c);
+        m->device_inv_freq = gpu::DeviceBuffer(inv_freq.size() * sizeof(float));
+        gpu::copy_to_device(m->device_inv_freq.data(), inv_freq.data(), inv_freq.size() * sizeof(float), m->compute);
 
         const std::size_t cache_bytes = kv_cache_bytes(c, n_ctx, plan.kv_type) / 2;
         m->k_cache = gpu::DeviceBuffer(cache_bytes);
@@ -281,6 +299,10 @@ common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
         std::size_t total = m.w.output->bytes + m.w.output_norm->bytes, done = 0;
         // A layer's slab from the cache (checked against its checksum), else made from the weights.
         const auto load_slab = [&](std::byte* dst, std::size_t layer) -> std::optional<common::Error> {
+            if (plan_.split[layer]) {
+                fill_split_slab(dst, m.w.layers[layer], m.split[layer]);
+                return std::nullopt;
+            }
             if (!plan_.cache.empty())
                 return read_cached_layer(plan_.cache, layer, m.layouts[layer], plan_.compression, dst, true);
             fill_slab(dst, m.w.layers[layer], m.layouts[layer], std::max(1u, std::thread::hardware_concurrency()));
@@ -294,6 +316,7 @@ common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
         upload(m.head.data(), *m.w.output);
         upload(m.head_norm.data(), *m.w.output_norm);
         if (!progress(done, total)) return false;
+        choose_split();
         for (std::size_t i = 0; i < m.w.layers.size(); ++i) {
             const auto& l = m.w.layers[i];
             const auto& layout = m.layouts[i];
@@ -312,12 +335,23 @@ common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
                 if (auto error = load_slab(host.data(), i)) return *error;
                 dont_need(l);
                 m.pinned[i] = std::move(host);
+                if (plan_.split[i]) {
+                    const auto& split = m.split[i];
+                    const std::byte* base = m.pinned[i].data();
+                    const TensorView& down = *l.w_down;
+                    const auto e = static_cast<std::size_t>(down.shape[0]),
+                               h = static_cast<std::size_t>(split.host_rows);
+                    m.host_mlp[i] = {*l.ffn_norm, slab_matrix(base + split.host_gate, down.dtype, h, e),
+                                     slab_matrix(base + split.host_up, down.dtype, h, e),
+                                     slab_matrix(base + split.host_down, down.dtype, e, h)};
+                    m.host_mlp[i].norm.data = base + layout.offset[ffn_norm];
+                    m.host_mlp[i].norm.file = nullptr;
+                }
             }
             done += layout.bytes;
             if (!progress(done, total)) return false;
         }
         m.compute.synchronize();
-        choose_host_layers();
         m.loaded = true;
         return true;
     } catch (const gpu::Error& err) {
@@ -325,153 +359,118 @@ common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
     }
 }
 
-void GpuTransformer::choose_host_layers() {
+// Which streamed layers decode split between the GPU and the host, and how many MLP rows the host
+// takes: before the slabs are laid out, since a split layer's slab puts the host's rows last.
+void GpuTransformer::choose_split() {
     auto& m = *impl_;
     const auto& c = config_;
     const auto n_layer = static_cast<std::size_t>(c.n_layer);
-    const std::size_t kvw = static_cast<std::size_t>(c.n_head_kv) * c.head_dim;
-    plan_.host.assign(n_layer, false);
-    m.gpu_streamed = m.streamed;
+    plan_.split.assign(n_layer, false);
+    m.split.resize(n_layer);
+    m.host_mlp.resize(n_layer);
     // The host computes from the pinned slabs, so only uncompressed layers held in RAM qualify.
     std::vector<int> candidates;
-    if (plan_.compression == Compression::none && plan_.host_layers != 0)
+    if (plan_.compression == Compression::none && plan_.host_share != 0)
         for (const int layer : m.streamed)
             if (plan_.pinned[static_cast<std::size_t>(layer)]) candidates.push_back(layer);
     if (candidates.empty()) return;
 
     m.pool = std::make_unique<cpu::ThreadPool>(plan_.threads);
-    m.host_views.resize(n_layer);
-    m.host_weights.resize(n_layer);
-    for (const int layer : candidates) {
-        const auto li = static_cast<std::size_t>(layer);
-        const auto tensors = layer_tensors(m.w.layers[li]);
-        auto& views = m.host_views[li];
-        std::array<const TensorView*, 14> in_slab{};
-        for (std::size_t i = 0; i < tensors.size(); ++i) {
-            if (!tensors[i]) continue;
-            views[i] = *tensors[i];
-            views[i].data = m.pinned[li].data() + m.layouts[li].offset[i];
-            views[i].file = nullptr;
-            in_slab[i] = &views[i];
-        }
-        m.host_weights[li] =
-            LayerWeights{in_slab[attn_norm], in_slab[wq],     in_slab[wk],   in_slab[wv],     in_slab[wo],
-                         in_slab[bq],        in_slab[bk],     in_slab[bv],   in_slab[q_norm], in_slab[k_norm],
-                         in_slab[ffn_norm],  in_slab[w_gate], in_slab[w_up], in_slab[w_down]};
-    }
-    m.host_scratch.reserve(c, gpu_host_max_tokens);
-
-    std::size_t n_host = std::min(candidates.size(), static_cast<std::size_t>(std::max(plan_.host_layers, 0)));
-    if (plan_.host_layers < 0) {
-        // Time one layer both ways (best of a few): over the link into a ring slot, and computed on the
-        // host for one token (into throwaway cache rows). Both finish together when
-        // n_host * host_s == (candidates - n_host) * copy_s.
-        const auto first = static_cast<std::size_t>(candidates.front());
-        const std::size_t bytes = m.layouts[first].bytes;
+    const auto first = static_cast<std::size_t>(candidates.front());
+    const LayerWeights& l = m.w.layers[first];
+    const std::size_t e = static_cast<std::size_t>(c.n_embd), n_ff = static_cast<std::size_t>(c.n_ff);
+    const std::size_t row_bytes = 3 * e * dtype_size(l.w_down->dtype);  // a row of gate and up, a column of down
+    double host_rows = static_cast<double>(n_ff) * std::min(plan_.host_share, 100) / 100.0;
+    if (plan_.host_share < 0) {
+        // Time one layer both ways (best of a few): its slab over the link into a ring slot, and its MLP
+        // computed on the host for one token. The GPU's part (everything but the host's rows) and the
+        // host's rows then take equal time when
+        //   (layer_bytes - host_rows * row_bytes) / copy_rate == host_rows * row_bytes / host_rate.
+        const LayerLayout layout = layout_of(l, Compression::none);
+        gpu::PinnedBuffer slab(layout.bytes);
+        fill_slab(slab.data(), l, layout, std::max(1u, std::thread::hardware_concurrency()));
         double copy_s = 1e9, host_s = 1e9;
         gpu::Event start(true), stop(true);
         for (int i = 0; i < 3; ++i) {
             start.record(m.copy);
-            gpu::copy_to_device(m.slots[0].data(), m.pinned[first].data(), bytes, m.copy);
+            gpu::copy_to_device(m.slot(0, m.slot_bytes), slab.data(), layout.bytes, m.copy);
             stop.record(m.copy);
             stop.synchronize();
             copy_s = std::min(copy_s, stop.elapsed_ms_since(start) / 1e3);
         }
-        std::vector<float> x(static_cast<std::size_t>(c.n_embd), 0.01f);
-        std::vector<std::byte> k_row(kvw * gpu::kv_element_bytes(plan_.kv_type)), v_row(k_row.size());
-        const KvRows rows{k_row.data(), v_row.data(), host_kv_type()};
-        const int position = 0;
+        const auto dtype = l.w_down->dtype;
+        const TensorView gate = slab_matrix(slab.data() + layout.offset[w_gate], dtype, n_ff, e),
+                         up = slab_matrix(slab.data() + layout.offset[w_up], dtype, n_ff, e),
+                         down = slab_matrix(slab.data() + layout.offset[w_down], dtype, e, n_ff);
+        std::vector<float> x(e, 0.01f), g(n_ff), u(n_ff), y(e);
         for (int i = 0; i < 3; ++i) {
             const auto t0 = std::chrono::steady_clock::now();
-            cpu_layer_forward(c, m.host_weights[first], x.data(), 1, &position, m.inv_freq.data(), rows, m.host_scratch,
-                              *m.pool);
+            const cpu::Projection gate_up[] = {{g.data(), &gate}, {u.data(), &up}};
+            cpu::matmul(gate_up, x.data(), 1, *m.pool);
+            cpu::swiglu(g.data(), u.data(), n_ff);
+            cpu::matmul(y.data(), g.data(), down, nullptr, 1, *m.pool);
             host_s = std::min(host_s, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
         }
-        stats_.copy_gbs = static_cast<double>(bytes) / copy_s / 1e9;
-        stats_.host_gbs = static_cast<double>(bytes) / host_s / 1e9;
-        n_host =
-            static_cast<std::size_t>(std::lround(static_cast<double>(candidates.size()) * copy_s / (copy_s + host_s)));
+        const double copy_rate = static_cast<double>(layout.bytes) / copy_s;
+        const double host_rate = static_cast<double>(n_ff * row_bytes) / host_s;
+        stats_.copy_gbs = copy_rate / 1e9;
+        stats_.host_gbs = host_rate / 1e9;
+        host_rows =
+            static_cast<double>(layout.bytes) / static_cast<double>(row_bytes) * host_rate / (host_rate + copy_rate);
     }
-    if (n_host == 0) return;
-    // Spread among the GPU's layers, so that the copy stream always has a layer to bring in while the
-    // host computes.
-    m.host_index.assign(n_layer, -1);
-    for (std::size_t i = 0; i < n_host; ++i) {
-        const auto layer = static_cast<std::size_t>(candidates[(2 * i + 1) * candidates.size() / (2 * n_host)]);
-        plan_.host[layer] = true;
-        m.host_index[layer] = static_cast<int>(i);
+    // Whole 16-byte runs per row of the GPU's down block, as its matrix-vector kernel reads them.
+    const int rows = static_cast<int>(std::clamp<double>(std::round(host_rows / 8) * 8, 0, static_cast<double>(n_ff)));
+    plan_.host_rows = rows;
+    if (rows == 0) return;
+    for (const int layer : candidates) {
+        const auto li = static_cast<std::size_t>(layer);
+        plan_.split[li] = true;
+        m.split[li] = split_layout(m.w.layers[li], c.n_ff - rows);
+        m.layouts[li] = m.split[li].layout;
+        m.decode_slot_bytes = std::max(m.decode_slot_bytes, align_up(m.split[li].gpu_bytes));
     }
-    m.gpu_streamed.clear();
-    for (const int layer : m.streamed)
-        if (!plan_.host[static_cast<std::size_t>(layer)]) m.gpu_streamed.push_back(layer);
-    const std::size_t mirror_bytes = n_host * n_ctx_ * kvw * gpu::kv_element_bytes(plan_.kv_type);
-    m.host_k = gpu::PinnedBuffer(mirror_bytes);
-    m.host_v = gpu::PinnedBuffer(mirror_bytes);
-    m.host_kv_rows = 0;
-}
-
-DType GpuTransformer::host_kv_type() const { return plan_.kv_type == gpu::KvType::f16 ? DType::f16 : DType::f32; }
-
-// A host layer's rows in its mirror and in the GPU cache: [n_ctx, n_head_kv * head_dim] each.
-GpuTransformer::HostKv GpuTransformer::host_kv(int layer) const {
-    auto& m = *impl_;
-    const auto li = static_cast<std::size_t>(layer);
-    const std::size_t block =
-        static_cast<std::size_t>(n_ctx_) * config_.n_head_kv * config_.head_dim * gpu::kv_element_bytes(plan_.kv_type);
-    const auto index = static_cast<std::size_t>(m.host_index[li]);
-    return {{m.host_k.data() + index * block, m.host_v.data() + index * block, host_kv_type()},
-            m.k_cache.as<std::byte>() + li * block,
-            m.v_cache.as<std::byte>() + li * block};
-}
-
-void GpuTransformer::sync_host_kv(int n_past) {
-    auto& m = *impl_;
-    if (m.host_kv_rows >= n_past) return;
-    const std::size_t row_bytes =
-        static_cast<std::size_t>(config_.n_head_kv) * config_.head_dim * gpu::kv_element_bytes(plan_.kv_type);
-    const std::size_t from = static_cast<std::size_t>(m.host_kv_rows) * row_bytes,
-                      bytes = static_cast<std::size_t>(n_past - m.host_kv_rows) * row_bytes;
-    for (int layer = 0; layer < config_.n_layer; ++layer) {
-        if (!plan_.host[static_cast<std::size_t>(layer)]) continue;
-        const auto kv = host_kv(layer);
-        gpu::copy_to_host(kv.mirror.k + from, kv.k_cache + from, bytes, m.compute);
-        gpu::copy_to_host(kv.mirror.v + from, kv.v_cache + from, bytes, m.compute);
-    }
-    m.compute.synchronize();
-    m.host_kv_rows = n_past;
-}
-
-void GpuTransformer::forward_on_host(int layer, int n, int n_past) {
-    auto& m = *impl_;
-    const auto li = static_cast<std::size_t>(layer);
-    const auto kv = host_kv(layer);
-    cpu_layer_forward(config_, m.host_weights[li], reinterpret_cast<float*>(m.host_x.data()),
-                      static_cast<std::size_t>(n), reinterpret_cast<const int*>(m.host_positions.data()),
-                      m.inv_freq.data(), kv.mirror, m.host_scratch, *m.pool);
-    // The new rows go to the GPU cache too, which stays whole for the next prompt; the pass ends with a
-    // sync, so the mirror's rows are not rewritten while the copy reads them.
-    const std::size_t row_bytes =
-        static_cast<std::size_t>(config_.n_head_kv) * config_.head_dim * gpu::kv_element_bytes(plan_.kv_type);
-    const std::size_t at = static_cast<std::size_t>(n_past) * row_bytes,
-                      bytes = static_cast<std::size_t>(n) * row_bytes;
-    gpu::copy_to_device(kv.k_cache + at, kv.mirror.k + at, bytes, m.compute);
-    gpu::copy_to_device(kv.v_cache + at, kv.mirror.v + at, bytes, m.compute);
-    stats_.host_bytes += m.layouts[li].bytes;
+    // Decode steps cut the ring into slots of the GPU's parts, so the copies run further ahead; not when
+    // disk layers (whole, through their staging buffers) stream too.
+    if (plan_.disk_bytes > 0 || candidates.size() < m.streamed.size()) m.decode_slot_bytes = m.slot_bytes;
+    const std::size_t most_slots = plan_.ring_slots * m.slot_bytes / m.decode_slot_bytes;
+    m.copied.resize(std::max(m.copied.size(), most_slots));
+    m.freed.resize(m.copied.size());
+    m.host_xb.resize(gpu_host_max_tokens * e);
+    m.host_gate.resize(gpu_host_max_tokens * static_cast<std::size_t>(rows));
+    m.host_up.resize(m.host_gate.size());
+    m.host_partial = gpu::PinnedBuffer(gpu_host_max_tokens * e * sizeof(float));
+    m.partial = gpu::DeviceBuffer(gpu_host_max_tokens * e * sizeof(float));
 }
 
 // One layer on the GPU for the pass's n tokens (residual stream in x), in micro-batches that share
-// the layer's weights at `base`.
-void GpuTransformer::forward_on_gpu(int layer, const std::byte* base, int n) {
+// the layer's weights at `base`. With host_mlp (a split layer's decode step) the MLP's input goes to
+// the host (x_ready) and the GPU computes only its own rows; otherwise it computes them all.
+void GpuTransformer::forward_on_gpu(int layer, const std::byte* base, int n, bool host_mlp) {
     auto& m = *impl_;
     const auto& c = config_;
     const auto& s = m.compute;
+    const auto li = static_cast<std::size_t>(layer);
     const gpu::Blas* blas = m.blas ? &*m.blas : nullptr;
     const int e = c.n_embd, hd = c.head_dim, qw = c.n_head * hd, kvw = c.n_head_kv * hd;
     const auto at = [&](Slot slot) { return m.tensor(base, layer, slot); };
     const auto type = [&](Slot slot) { return m.type(layer, slot); };
+    // The MLP's blocks of rows: all of it, or a split layer's GPU rows and then (unless the host takes
+    // them) its host rows: gate and up rows, down columns, and how many.
+    struct Block {
+        const void *gate, *up, *down;
+        int rows;
+    };
+    std::vector<Block> blocks;
+    if (!plan_.split.empty() && plan_.split[li]) {
+        const auto& split = m.split[li];
+        if (split.gpu_rows > 0) blocks.push_back({at(w_gate), at(w_up), at(w_down), split.gpu_rows});
+        if (!host_mlp)
+            blocks.push_back({base + split.host_gate, base + split.host_up, base + split.host_down, split.host_rows});
+    } else {
+        blocks.push_back({at(w_gate), at(w_up), at(w_down), c.n_ff});
+    }
     // this layer's cache rows
-    const std::size_t layer_bytes =
-        static_cast<std::size_t>(layer) * n_ctx_ * kvw * gpu::kv_element_bytes(plan_.kv_type);
+    const std::size_t layer_bytes = li * n_ctx_ * kvw * gpu::kv_element_bytes(plan_.kv_type);
     std::byte* k_cache = m.k_cache.as<std::byte>() + layer_bytes;
     std::byte* v_cache = m.v_cache.as<std::byte>() + layer_bytes;
     for (int c0 = 0; c0 < n; c0 += plan_.max_batch) {
@@ -495,12 +494,45 @@ void GpuTransformer::forward_on_gpu(int layer, const std::byte* base, int n) {
         gpu::attention(m.att.as<float>(), m.q.as<float>(), k_cache, v_cache, plan_.kv_type, mb, pos, c.n_head,
                        c.n_head_kv, hd, n_ctx_, m.attention_scratch.as<float>(), s);
         gpu::matmul_add(x, m.att.as<float>(), at(wo), type(wo), mb, qw, e, s, blas);
-        // ffn rmsnorm, SwiGLU: down(silu(gate(x)) * up(x)) into the residual
-        gpu::norm_matmul_swiglu(m.gate.as<float>(), m.up.as<float>(), m.xb.as<float>(), x,
-                                {at(ffn_norm), type(ffn_norm), c.rms_eps}, at(w_gate), at(w_up), type(w_gate), mb, e,
-                                c.n_ff, s, blas);
-        gpu::matmul_add(x, m.gate.as<float>(), at(w_down), type(w_down), mb, c.n_ff, e, s, blas);
+        if (host_mlp) {
+            gpu::copy_to_host(m.host_x.data(), x, static_cast<std::size_t>(mb) * e * sizeof(float), s);
+            m.x_ready.record(s);
+        }
+        // ffn rmsnorm, SwiGLU: down(silu(gate(x)) * up(x)) into the residual, block by block; every
+        // block's activations first, since each reads the residual before any down product adds to it
+        const gpu::Norm norm{at(ffn_norm), type(ffn_norm), c.rms_eps};
+        std::size_t offset = 0;
+        for (const auto& b : blocks) {
+            gpu::norm_matmul_swiglu(m.gate.as<float>() + offset, m.up.as<float>() + offset, m.xb.as<float>(), x, norm,
+                                    b.gate, b.up, type(w_gate), mb, e, b.rows, s, blas);
+            offset += static_cast<std::size_t>(mb) * b.rows;
+        }
+        offset = 0;
+        for (const auto& b : blocks) {
+            gpu::matmul_add(x, m.gate.as<float>() + offset, b.down, type(w_down), mb, b.rows, e, s, blas);
+            offset += static_cast<std::size_t>(mb) * b.rows;
+        }
     }
+}
+
+// A split layer's host rows for the n tokens of a decode step: their share of the MLP from the input
+// the GPU copied out, added into the residual on the GPU.
+void GpuTransformer::mlp_on_host(int layer, int n) {
+    auto& m = *impl_;
+    const auto& c = config_;
+    const auto& mlp = m.host_mlp[static_cast<std::size_t>(layer)];
+    const auto tokens = static_cast<std::size_t>(n), e = static_cast<std::size_t>(c.n_embd);
+    const auto rows = static_cast<std::size_t>(plan_.host_rows);
+    auto* partial = reinterpret_cast<float*>(m.host_partial.data());
+    m.x_ready.synchronize();
+    cpu::rmsnorm(m.host_xb.data(), reinterpret_cast<const float*>(m.host_x.data()), mlp.norm, tokens, e, c.rms_eps);
+    const cpu::Projection gate_up[] = {{m.host_gate.data(), &mlp.gate}, {m.host_up.data(), &mlp.up}};
+    cpu::matmul(gate_up, m.host_xb.data(), tokens, *m.pool);
+    cpu::swiglu(m.host_gate.data(), m.host_up.data(), tokens * rows);
+    cpu::matmul(partial, m.host_gate.data(), mlp.down, nullptr, tokens, *m.pool);
+    gpu::copy_to_device(m.partial.data(), partial, tokens * e * sizeof(float), m.compute);
+    gpu::add(m.x.as<float>(), m.partial.as<float>(), tokens * e, m.compute);
+    stats_.host_bytes += mlp.gate.bytes + mlp.up.bytes + mlp.down.bytes;
 }
 
 common::Result<std::span<const float>> GpuTransformer::forward(std::span<const std::int32_t> tokens, int n_past) {
@@ -527,18 +559,20 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
         gpu::copy_to_device(m.x.data(), host_x, static_cast<std::size_t>(n) * e * sizeof(float), s);
         gpu::copy_to_device(m.positions.data(), host_pos, static_cast<std::size_t>(n) * sizeof(int), s);
 
-        // Decoding leaves the host layers to the CPU; their cached rows are brought up to date first.
-        const bool host_pass = !m.host_index.empty() && n <= gpu_host_max_tokens;
-        m.host_kv_rows = std::min(m.host_kv_rows, n_past);  // rows from n_past on are rewritten now
-        if (host_pass) sync_host_kv(n_past);
-        const auto& order = host_pass ? m.gpu_streamed : m.streamed;
+        // Decoding splits the split layers with the host, and only their GPU parts cross the link, into
+        // a ring cut into slots of that size.
+        const bool split_pass = m.decode_slot_bytes > 0 && n <= gpu_host_max_tokens;
+        const std::size_t slot_bytes = split_pass ? m.decode_slot_bytes : m.slot_bytes;
+        const int ring = plan_.ring_slots > 0 ? static_cast<int>(plan_.ring_slots * m.slot_bytes / slot_bytes) : 0;
+        const auto& order = m.streamed;
+        const auto split_here = [&](std::size_t layer) { return split_pass && plan_.split[layer]; };
 
-        // The ring: streamed layer i goes to slot i % R once the layer that used that slot is done.
-        const int ring = plan_.ring_slots;
+        // The ring: streamed layer i goes to slot i % ring once the layer that used that slot is done.
         const int n_streamed = static_cast<int>(order.size());
         const auto issue_copy = [&](int i) {
             const auto slot = static_cast<std::size_t>(i % ring);
             const auto layer = static_cast<std::size_t>(order[static_cast<std::size_t>(i)]);
+            const std::size_t bytes = split_here(layer) ? m.split[layer].gpu_bytes : m.layouts[layer].bytes;
             const std::byte* from = m.pinned[layer].data();
             if (!plan_.pinned[layer]) {
                 // From disk: the host reads the layer into this slot's staging buffer (its last copy out
@@ -554,31 +588,16 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
                 from = m.staging[slot].data();
             }
             if (i >= ring) m.freed[slot].wait_in(m.copy);
-            gpu::copy_to_device(m.slots[slot].data(), from, m.layouts[layer].bytes, m.copy);
+            gpu::copy_to_device(m.slot(static_cast<int>(slot), slot_bytes), from, bytes, m.copy);
             m.copied[slot].record(m.copy);
             if (!plan_.pinned[layer]) m.staged[slot].record(m.copy);
-            stats_.bytes_copied += m.layouts[layer].bytes;
+            stats_.bytes_copied += bytes;
         };
         for (int i = 0; i < std::min(ring, n_streamed); ++i) issue_copy(i);
 
         int next_streamed = 0;
-        bool x_on_host = false;  // the residual stream is in host_x, not in x
-        const std::size_t x_bytes = static_cast<std::size_t>(n) * e * sizeof(float);
         for (int layer = 0; layer < c.n_layer; ++layer) {
             const auto li = static_cast<std::size_t>(layer);
-            if (host_pass && plan_.host[li]) {
-                if (!x_on_host) {
-                    gpu::copy_to_host(host_x, m.x.data(), x_bytes, s);
-                    s.synchronize();
-                    x_on_host = true;
-                }
-                forward_on_host(layer, n, n_past);
-                continue;
-            }
-            if (x_on_host) {
-                gpu::copy_to_device(m.x.data(), host_x, x_bytes, s);
-                x_on_host = false;
-            }
             const std::byte* base;
             int slot = -1;
             if (plan_.resident[li]) {
@@ -586,18 +605,18 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
             } else {
                 slot = next_streamed % ring;
                 m.copied[static_cast<std::size_t>(slot)].wait_in(s);
-                base = m.slots[static_cast<std::size_t>(slot)].as<std::byte>();
+                base = m.slot(slot, slot_bytes);
             }
-            forward_on_gpu(layer, base, n);
+            forward_on_gpu(layer, base, n, split_here(li));
             if (slot >= 0) {
+                // The slot is free once the GPU's part is done: the host's rows are in pinned RAM.
                 m.freed[static_cast<std::size_t>(slot)].record(s);
                 if (next_streamed + ring < n_streamed) issue_copy(next_streamed + ring);
                 ++next_streamed;
             }
+            if (split_here(li)) mlp_on_host(layer, n);
         }
 
-        if (x_on_host) gpu::copy_to_device(m.x.data(), host_x, x_bytes, s);
-        if (host_pass) m.host_kv_rows = n_past + n;
         // final rmsnorm of the last token, then the classifier
         const float* last = m.x.as<float>() + static_cast<std::size_t>(n - 1) * e;
         const gpu::Product head[] = {{m.logits.as<float>(), m.head.data(), stored_type(m.w.output->dtype), c.n_vocab}};

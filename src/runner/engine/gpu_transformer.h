@@ -4,7 +4,8 @@
 // of its own, while the compute stream works on the layer before it (events, no host syncs).
 // A prompt goes through each layer once for all its tokens, in micro-batches that share the layer's
 // weights, so a streamed layer crosses the link once per forward pass, not once per micro-batch.
-// Decode steps leave some pinned streamed layers to the CPU (gpu_host_max_tokens below).
+// Decode steps split each pinned streamed layer between the GPU and the CPU (gpu_host_max_tokens
+// below).
 #pragma once
 
 #include <filesystem>
@@ -12,7 +13,6 @@
 #include <vector>
 
 #include "runner/backend/gpu/backend.h"
-#include "runner/engine/cpu_layer.h"
 #include "runner/engine/language_model.h"
 #include "runner/model/model_weights.h"
 #include "runner/model/weight_source.h"
@@ -35,10 +35,12 @@ struct GpuPlan {
     std::size_t disk_bytes = 0;                   // read from the model's files on every forward pass
     std::filesystem::path cache;                  // `prepare`'s layer cache for this compression, if used
     gpu::KvType kv_type = gpu::KvType::f16;
-    int host_layers = -1;    // asked for: -1 lets load() measure and decide, 0 none
-    unsigned threads = 0;    // host threads for those layers; 0: all
-    std::vector<bool> host;  // [n_layer]: pinned streamed layers the host computes while decoding (see
-                             // GpuTransformer), decided by load(); empty until then
+    int host_share = -1;      // asked for: percent of a split layer's MLP rows the host computes; -1 lets
+                              // load() measure and decide, 0 none
+    unsigned threads = 0;     // host threads for those rows; 0: all
+    std::vector<bool> split;  // [n_layer]: streamed layers decoded by the GPU and the host at once (see
+                              // GpuTransformer), decided by load(); empty until then
+    int host_rows = 0;        // of each split layer's MLP, decided by load()
     std::size_t total_bytes() const { return fixed_bytes + resident_bytes; }
 };
 
@@ -51,8 +53,9 @@ struct GpuOptions {
     Compression compression = Compression::none;  // of the projection matrices
     std::filesystem::path cache;                  // a complete `prepare` cache for `compression`, if there is one
     gpu::KvType kv_type = gpu::KvType::f16;
-    int host_layers = -1;  // uncompressed streamed layers computed on the host while decoding: -1 measures
-                           // both paths at load and splits so that they finish together; 0 none; N that many
+    int host_share = -1;   // percent of each uncompressed pinned streamed layer's MLP rows the host computes
+                           // while decoding: -1 measures both paths at load and splits so that they finish
+                           // together; 0 none
     unsigned threads = 0;  // host threads for them; 0: all
 };
 
@@ -66,14 +69,15 @@ struct GpuStats {
     std::size_t passes = 0;
     std::size_t bytes_copied = 0;  // weights host->device, summed over passes
     std::size_t host_bytes = 0;    // weights the host computed with, summed over passes
-    double copy_gbs = 0;           // measured by load() when it decided the host layers: a layer over the link
-    double host_gbs = 0;           // and a layer computed on the host, in weight bytes per second
+    double copy_gbs = 0;           // measured by load() when it decided the split: a layer over the link
+    double host_gbs = 0;           // and a layer's MLP computed on the host, in weight bytes per second
 };
 
-// Forward passes of at most this many tokens (decoding) run the plan's host layers on the CPU, so that
-// the host's memory bandwidth and the link both carry weights at once: while the host computes its
-// layers from pinned RAM, the copy stream brings the next GPU layers into the ring. Longer passes
-// (prompts) run every layer on the GPU.
+// Forward passes of at most this many tokens (decoding) split each split layer between the GPU and the
+// host, so that the host's memory bandwidth and the link both carry weights at once, all the time: the
+// GPU runs the layer's attention and the first rows of its MLP, the host the other rows from pinned RAM
+// (the MLP is a sum over its rows), while the copy stream brings the GPU's part of the next layers into
+// the ring. Only that part crosses the link. Longer passes (prompts) run every layer on the GPU.
 constexpr int gpu_host_max_tokens = 4;
 
 class GpuTransformer : public LanguageModel {
@@ -94,17 +98,9 @@ class GpuTransformer : public LanguageModel {
 
   private:
     struct Impl;
-    struct HostKv {
-        KvRows mirror;  // in pinned RAM, what the CPU reads and writes
-        std::byte* k_cache;
-        std::byte* v_cache;
-    };
-    void choose_host_layers();
-    DType host_kv_type() const;
-    HostKv host_kv(int layer) const;
-    void sync_host_kv(int n_past);
-    void forward_on_host(int layer, int n, int n_past);
-    void forward_on_gpu(int layer, const std::byte* base, int n);
+    void choose_split();
+    void forward_on_gpu(int layer, const std::byte* base, int n, bool host_mlp);
+    void mlp_on_host(int layer, int n);
     GpuTransformer(const ModelConfig& config, int n_ctx, GpuPlan plan, std::unique_ptr<Impl> impl);
 
     ModelConfig config_;

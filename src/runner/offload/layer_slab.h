@@ -26,4 +26,22 @@ LayerLayout layout_of(const LayerWeights& layer, Compression compression);
 // Writes the layer's slab into `dst` (layout.bytes): tensors copied as stored, or quantized.
 void fill_slab(std::byte* dst, const LayerWeights& layer, const LayerLayout& layout, unsigned threads);
 
+// An uncompressed layer laid out to be decoded by the GPU and the host at once. The MLP is a sum over
+// its rows, silu(gate x) * (up x) then down, so it splits into two blocks: rows [0, gpu_rows) of gate
+// and up with the matching columns of down (repacked [n_embd, gpu_rows]) for the GPU, the other rows
+// for the host, each block's matrices contiguous. Everything but the host block comes first, so a
+// decode step copies only the slab's first `gpu_bytes`; a prompt copies it all and runs both blocks
+// on the GPU. `layout` places the other tensors as layout_of does, and w_gate, w_up and w_down as the
+// GPU block's matrices.
+struct SplitLayout {
+    LayerLayout layout;
+    int gpu_rows = 0;
+    int host_rows = 0;
+    std::size_t gpu_bytes = 0;
+    std::size_t host_gate = 0, host_up = 0, host_down = 0;  // offsets of the host block's matrices
+};
+
+SplitLayout split_layout(const LayerWeights& layer, int gpu_rows);
+void fill_split_slab(std::byte* dst, const LayerWeights& layer, const SplitLayout& split);
+
 }  // namespace runner

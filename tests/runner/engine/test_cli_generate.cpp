@@ -140,7 +140,8 @@ TEST_CASE("cli: --device and AIRLLM_DEVICE choose the engine, and a GPU that is 
           std::tuple{"--max-batch", "0", "--max-batch '0' is not a count"},
           std::tuple{"--compression", "int8", "--compression 'int8' is not none, 8bit or 4bit"},
           std::tuple{"--kv-cache", "q8_0", "--kv-cache 'q8_0' is not f16 or f32"},
-          std::tuple{"--host-layers", "-2", "--host-layers '-2' is not a count or auto"}}) {
+          std::tuple{"--host-share", "-2", "--host-share '-2' is not a percentage (0 to 100) or auto"},
+          std::tuple{"--host-share", "101", "--host-share '101' is not a percentage (0 to 100) or auto"}}) {
         argv = base;
         argv.insert(argv.end(), {flag, value});
         r = run_process(argv);

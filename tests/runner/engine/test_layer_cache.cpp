@@ -2,12 +2,17 @@
 // resumable runs, and damaged or mismatched files named with what is wrong.
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 #include <vector>
 
+#include "runner/backend/cpu/ops.h"
 #include "runner/model/hf_folder.h"
 #include "runner/offload/layer_cache.h"
+#include "runner/offload/layer_slab.h"
 #include "support/run_process.h"
 #include "support/temp_tree.h"
 
@@ -31,6 +36,28 @@ Opened open(const std::string& name) {
 }
 
 void ignore(std::size_t, std::size_t) {}
+
+runner::TensorView matrix_at(const std::byte* at, runner::DType dtype, std::int64_t rows, std::int64_t cols) {
+    runner::TensorView t;
+    t.dtype = dtype;
+    t.shape = {rows, cols};
+    t.data = at;
+    t.bytes = static_cast<std::size_t>(rows * cols) * runner::dtype_size(dtype);
+    return t;
+}
+
+// down(silu(gate x) * up x) from the given matrices, rows = gate's rows.
+std::vector<float> mlp(const runner::TensorView& gate, const runner::TensorView& up, const runner::TensorView& down,
+                       const std::vector<float>& x, runner::cpu::ThreadPool& pool) {
+    const auto rows = static_cast<std::size_t>(gate.shape[0]);
+    std::vector<float> g(rows), u(rows), y(x.size(), 0.f);
+    if (rows == 0) return y;
+    runner::cpu::matmul(g.data(), x.data(), gate, nullptr, 1, pool);
+    runner::cpu::matmul(u.data(), x.data(), up, nullptr, 1, pool);
+    runner::cpu::swiglu(g.data(), u.data(), rows);
+    runner::cpu::matmul(y.data(), g.data(), down, nullptr, 1, pool);
+    return y;
+}
 
 }  // namespace
 
@@ -137,4 +164,56 @@ TEST_CASE("cli: prepare shows progress, prints the cache folder, resumes, and re
     r = test_support::run_process({airllm, "prepare", model, "--compression", "8bit", "--cache", "/dev/null/cache"});
     CHECK(r.exit_code == 1);
     CHECK(r.err.find("error: cannot create /dev/null/cache/") != std::string::npos);
+}
+
+// A split layer's slab (the GPU engine's decode steps share each streamed layer's MLP with the host):
+// everything but the MLP where layout_of puts it, the GPU's rows before gpu_bytes and the host's after,
+// and the two blocks' MLPs summing to the whole one.
+TEST_CASE("split layout: the GPU's and the host's MLP rows sum to the whole MLP, the rest laid out as before") {
+    runner::cpu::ThreadPool pool(2);
+    for (const char* name : {"llama-gqa4-llama3rope", "qwen2-bias-tied"}) {
+        CAPTURE(name);
+        const auto m = open(name);
+        const auto& l = m.weights.layers.front();
+        const auto n_ff = static_cast<int>(l.w_down->shape[1]);
+        const auto e = l.w_down->shape[0];
+        const auto dtype = l.w_down->dtype;
+        const auto whole = runner::layout_of(l, runner::Compression::none);
+        std::vector<std::byte> plain(whole.bytes);
+        runner::fill_slab(plain.data(), l, whole, 1);
+        std::vector<float> x(static_cast<std::size_t>(e));
+        for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i));
+        const auto want = mlp(*l.w_gate, *l.w_up, *l.w_down, x, pool);
+        for (const int gpu_rows : {0, 8, n_ff / 2 / 8 * 8, n_ff}) {
+            CAPTURE(gpu_rows);
+            const auto split = runner::split_layout(l, gpu_rows);
+            CHECK(split.gpu_rows + split.host_rows == n_ff);
+            std::vector<std::byte> slab(split.layout.bytes);
+            runner::fill_split_slab(slab.data(), l, split);
+            // attention tensors and norms: as in the plain slab, all before the MLP
+            for (std::size_t i = 0; i < 11; ++i) {
+                CHECK(split.layout.offset[i] == whole.offset[i]);
+                CHECK(std::memcmp(slab.data() + whole.offset[i], plain.data() + whole.offset[i], whole.size[i]) == 0);
+            }
+            CHECK(split.layout.offset[13] + split.layout.size[13] <= split.gpu_bytes);
+            CHECK(split.gpu_bytes <= split.host_gate);
+            CHECK(split.host_down + static_cast<std::size_t>(e * split.host_rows) * runner::dtype_size(dtype) <=
+                  split.layout.bytes);
+            CHECK(split.layout.bytes <= whole.bytes + 3 * 256);
+            const auto gpu_part = mlp(matrix_at(slab.data() + split.layout.offset[11], dtype, gpu_rows, e),
+                                      matrix_at(slab.data() + split.layout.offset[12], dtype, gpu_rows, e),
+                                      matrix_at(slab.data() + split.layout.offset[13], dtype, e, gpu_rows), x, pool);
+            const auto host_part = mlp(matrix_at(slab.data() + split.host_gate, dtype, split.host_rows, e),
+                                       matrix_at(slab.data() + split.host_up, dtype, split.host_rows, e),
+                                       matrix_at(slab.data() + split.host_down, dtype, e, split.host_rows), x, pool);
+            float worst = 0, scale = 1e-6f;
+            for (std::size_t i = 0; i < want.size(); ++i) {
+                worst = std::max(worst, std::abs(gpu_part[i] + host_part[i] - want[i]));
+                scale = std::max(scale, std::abs(want[i]));
+            }
+            CHECK(worst / scale < 1e-5f);
+        }
+        CHECK_THROWS_AS(runner::split_layout(l, n_ff + 1), std::invalid_argument);
+        CHECK_THROWS_AS(runner::split_layout(l, -1), std::invalid_argument);
+    }
 }

@@ -46,33 +46,38 @@ struct Loaded {
     std::unique_ptr<runner::GpuTransformer> model;
 };
 
-// No host layers unless a test asks for them.
+// No split layers unless a test asks for them.
 runner::GpuOptions options(int max_batch, runner::Compression compression = runner::Compression::none,
-                           runner::gpu::KvType kv_type = runner::gpu::KvType::f32, int host_layers = 0) {
+                           runner::gpu::KvType kv_type = runner::gpu::KvType::f32, int host_share = 0) {
     runner::GpuOptions o;
     o.n_ctx = 128;
     o.max_batch = max_batch;
     o.compression = compression;
     o.kv_type = kv_type;
-    o.host_layers = host_layers;
+    o.host_share = host_share;
     o.threads = 2;
     return o;
 }
 
 // `stream_all`: a budget with room for the fixed part and the two ring slots only, so that every
-// layer streams. The KV cache is f32 unless asked (every step in f32, as the reference).
+// layer streams (a slot holds a layer and the alignment a split layout adds). The KV cache is f32
+// unless asked (every step in f32, as the reference).
+std::size_t stream_all_budget(const runner::GpuPlan& everything, int n_layer) {
+    return everything.fixed_bytes + 2 * (everything.resident_bytes / static_cast<std::size_t>(n_layer) + 1024);
+}
+
 Loaded load(const std::string& name, bool stream_all, int max_batch = 64,
             runner::Compression compression = runner::Compression::none, std::size_t ram_budget = 0,
-            const fs::path& cache = {}, runner::gpu::KvType kv_type = runner::gpu::KvType::f32, int host_layers = 0) {
+            const fs::path& cache = {}, runner::gpu::KvType kv_type = runner::gpu::KvType::f32, int host_share = 0) {
     auto source = runner::open_hf_folder(models / name);
     REQUIRE(source.ok());
     auto weights = runner::bind_weights(**source);
     REQUIRE(weights.ok());
     const auto& c = (*source)->config();
-    auto o = options(max_batch, compression, kv_type, host_layers);
+    auto o = options(max_batch, compression, kv_type, host_share);
     auto everything = runner::plan_gpu(*weights, c, o);
     REQUIRE(everything.ok());
-    if (stream_all) o.vram_budget = everything->fixed_bytes + 2 * (everything->resident_bytes / c.n_layer);
+    if (stream_all) o.vram_budget = stream_all_budget(*everything, c.n_layer);
     o.ram_budget = ram_budget;
     o.cache = cache;
     auto plan = runner::plan_gpu(*weights, c, o);
@@ -97,15 +102,15 @@ Loaded load(const std::string& name, bool stream_all, int max_batch = 64,
 }
 
 void check_logits(const std::string& name, bool stream_all, int max_batch, std::size_t ram_budget = 0,
-                  int host_layers = 0) {
+                  int host_share = 0) {
     CAPTURE(name);
     CAPTURE(stream_all);
     CAPTURE(max_batch);
     CAPTURE(ram_budget);
-    CAPTURE(host_layers);
+    CAPTURE(host_share);
     const auto ref = reference(name);
     auto m = load(name, stream_all, max_batch, runner::Compression::none, ram_budget, {}, runner::gpu::KvType::f32,
-                  host_layers);
+                  host_share);
     const auto& plan = m.model->plan();
     CHECK(std::count(plan.resident.begin(), plan.resident.end(), false) ==
           (stream_all ? m.model->config().n_layer : 0));
@@ -129,10 +134,17 @@ void check_logits(const std::string& name, bool stream_all, int max_batch, std::
     }
     const auto passes = m.model->stats().passes;
     CHECK(passes == ref["logits"].size());
-    // Every streamed layer crossed the link or was computed on the host, once per pass.
-    CHECK(m.model->stats().bytes_copied + m.model->stats().host_bytes == passes * plan.streamed_bytes);
-    CHECK(std::count(plan.host.begin(), plan.host.end(), true) == host_layers);
-    CHECK((m.model->stats().host_bytes > 0) == (host_layers > 0));
+    // Every streamed layer crossed the link or was computed on the host, once per pass: exactly its slab
+    // unsplit, within the alignment a split layout adds when split.
+    const auto& stats = m.model->stats();
+    const auto n_split = static_cast<std::size_t>(std::count(plan.split.begin(), plan.split.end(), true));
+    CHECK(stats.bytes_copied + stats.host_bytes >= passes * plan.streamed_bytes);
+    CHECK(stats.bytes_copied + stats.host_bytes <= passes * (plan.streamed_bytes + n_split * 3 * 256));
+    const int n_ff = m.model->config().n_ff;
+    CHECK(plan.host_rows == (host_share * n_ff / 100 + 4) / 8 * 8);
+    CHECK(n_split ==
+          (host_share > 0 && stream_all && ram_budget == 0 ? static_cast<std::size_t>(m.model->config().n_layer) : 0));
+    CHECK((stats.host_bytes > 0) == (n_split > 0 && plan.host_rows > 0));
 }
 
 }  // namespace
@@ -148,25 +160,20 @@ TEST_CASE("gpu engine: every layer streamed through the ring, and prompts in mic
     }
 }
 
-TEST_CASE("gpu engine: decode steps with one, half or all streamed layers computed on the host") {
-    for (const auto& entry : fs::directory_iterator(models)) {
-        const auto name = entry.path().filename().string();
-        const int n_layer = runner::open_hf_folder(entry.path()).value()->config().n_layer;
-        for (const int host : {1, std::max(1, n_layer / 2), n_layer}) check_logits(name, true, 64, 0, host);
-    }
+TEST_CASE("gpu engine: decode steps with a quarter, half or all of each streamed layer's MLP on the host") {
+    for (const auto& entry : fs::directory_iterator(models))
+        for (const int share : {25, 50, 100}) check_logits(entry.path().filename().string(), true, 64, 0, share);
 }
 
-TEST_CASE("gpu engine: host layers keep both caches whole across prompts, decode steps and a rewind") {
-    // The same conversation with and without host layers: a prompt (GPU), decode steps (host), a
-    // 6-token chunk (GPU again, reading the rows the host wrote), a step, then a rewind to position 5
-    // (the host reads the rows the GPU wrote). f32 caches agree to rounding; an f16 GPU cache holds the
-    // host's rows rounded, which the host itself keeps in f32.
+TEST_CASE("gpu engine: split decode steps agree with GPU-only ones across prompts, decode steps and a rewind") {
+    // The same conversation with and without split layers: a prompt (both MLP blocks on the GPU), decode
+    // steps (split), a 6-token chunk, a step, then a rewind to position 5. Only the order of the MLP's
+    // sums differs.
     const std::string name = "llama-gqa4-llama3rope";
-    for (const auto& [kv_type, bound] :
-         {std::pair{runner::gpu::KvType::f32, 1e-3f}, std::pair{runner::gpu::KvType::f16, 2e-2f}}) {
-        CAPTURE(bound);
+    for (const auto kv_type : {runner::gpu::KvType::f32, runner::gpu::KvType::f16}) {
+        const float bound = 1e-3f;
         auto gpu_only = load(name, true, 64, runner::Compression::none, 0, {}, kv_type, 0);
-        auto split = load(name, true, 64, runner::Compression::none, 0, {}, kv_type, 2);
+        auto split = load(name, true, 64, runner::Compression::none, 0, {}, kv_type, 60);
         const std::vector<std::pair<std::vector<std::int32_t>, int>> steps = {{{5, 9, 13, 2, 77, 31, 8, 64, 3, 11}, 0},
                                                                               {{4}, 10},
                                                                               {{19}, 11},
@@ -188,7 +195,7 @@ TEST_CASE("gpu engine: host layers keep both caches whole across prompts, decode
     }
 }
 
-TEST_CASE("gpu engine: host layers decided at load from measured rates, compressed layers left on the GPU") {
+TEST_CASE("gpu engine: the split decided at load from measured rates, compressed layers left whole on the GPU") {
     const std::string name = "llama-gqa4-llama3rope";
     auto m = load(name, true, 64, runner::Compression::none, 0, {}, runner::gpu::KvType::f32, -1);
     const auto& stats = m.model->stats();
@@ -196,8 +203,11 @@ TEST_CASE("gpu engine: host layers decided at load from measured rates, compress
     CHECK(stats.host_gbs > 0);
     MESSAGE("a layer over the link " << stats.copy_gbs << " GB/s, on the host " << stats.host_gbs << " GB/s");
     const auto& plan = m.model->plan();
-    CHECK(plan.host.size() == plan.resident.size());
-    for (std::size_t i = 0; i < plan.host.size(); ++i) CHECK((!plan.host[i] || !plan.resident[i]));
+    CHECK(plan.split.size() == plan.resident.size());
+    for (std::size_t i = 0; i < plan.split.size(); ++i)
+        CHECK(plan.split[i] == (!plan.resident[i] && plan.host_rows > 0));
+    CHECK(plan.host_rows % 8 == 0);
+    CHECK(plan.host_rows <= m.model->config().n_ff);
     const auto ref = reference(name);
     const auto prompt = ref["prompt_ids"].get<std::vector<std::int32_t>>();
     REQUIRE(m.model->forward(prompt, 0).ok());
@@ -206,9 +216,9 @@ TEST_CASE("gpu engine: host layers decided at load from measured rates, compress
     REQUIRE(logits.ok());
     CHECK(max_abs_diff(*logits, ref["logits"][1]) < tolerance);
 
-    auto compressed = load(name, true, 64, runner::Compression::q8, 0, {}, runner::gpu::KvType::f32, 2);
-    const auto& host = compressed.model->plan().host;
-    CHECK(std::count(host.begin(), host.end(), true) == 0);
+    auto compressed = load(name, true, 64, runner::Compression::q8, 0, {}, runner::gpu::KvType::f32, 50);
+    const auto& split = compressed.model->plan().split;
+    CHECK(std::count(split.begin(), split.end(), true) == 0);
 }
 
 TEST_CASE("gpu engine: every layer read from disk through the staging buffers on every pass") {
@@ -225,7 +235,7 @@ TEST_CASE("gpu engine: compression with layers that would come from disk is refu
     auto o = options(64, runner::Compression::q8);
     auto everything = runner::plan_gpu(*weights, c, o);
     REQUIRE(everything.ok());
-    o.vram_budget = everything->fixed_bytes + 2 * (everything->resident_bytes / c.n_layer);
+    o.vram_budget = stream_all_budget(*everything, c.n_layer);
     o.ram_budget = 1;
     const auto plan = runner::plan_gpu(*weights, c, o);
     REQUIRE_FALSE(plan.ok());

@@ -222,4 +222,7 @@ bool attention_on_tensor_cores(KvType kv_type, int head_dim);
 // gate = silu(gate) * up.   gate, up: [n]
 void swiglu(float* gate, const float* up, std::size_t n, const Stream& stream);
 
+// x += y.   x, y: [n]
+void add(float* x, const float* y, std::size_t n, const Stream& stream);
+
 }  // namespace runner::gpu

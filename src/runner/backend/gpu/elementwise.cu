@@ -1,5 +1,6 @@
 // Steps that touch each element once: SwiGLU for passes too long for norm_matmul_swiglu's fused kernel,
-// and the f32 -> f16 conversion the KV cache and the BLAS share.
+// the host's share of a split layer added into the residual, and the f32 -> f16 conversion the KV
+// cache and the BLAS share.
 #include "runner/backend/gpu/launch.h"
 
 namespace runner::gpu {
@@ -18,6 +19,11 @@ __global__ void swiglu_kernel(float* gate, const float* up, std::size_t n) {
     }
 }
 
+__global__ void add_kernel(float* x, const float* y, std::size_t n) {
+    const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) x[i] += y[i];
+}
+
 __global__ void to_f16_kernel(unsigned short* dst, const float* src, std::size_t n) {
     const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < n) dst[i] = f32_to_f16(src[i]);
@@ -34,6 +40,12 @@ void to_f16(unsigned short* dst, const float* src, std::size_t n, cudaStream_t s
 void swiglu(float* gate, const float* up, std::size_t n, const Stream& stream) {
     if (n == 0) return;
     swiglu_kernel<<<blocks_for(n), threads, 0, native(stream)>>>(gate, up, n);
+    GPU_CHECK_LAUNCH();
+}
+
+void add(float* x, const float* y, std::size_t n, const Stream& stream) {
+    if (n == 0) return;
+    add_kernel<<<blocks_for(n), threads, 0, native(stream)>>>(x, y, n);
     GPU_CHECK_LAUNCH();
 }
 
