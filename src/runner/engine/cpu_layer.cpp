@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "runner/backend/cpu/ops.h"
-#include "runner/backend/cpu/simd.h"
 
 namespace runner {
 
@@ -21,9 +20,8 @@ void LayerScratch::reserve(const ModelConfig& c, std::size_t n) {
 namespace {
 
 void attention_block(const ModelConfig& c, const LayerWeights& l, float* x, std::size_t n, const int* positions,
-                     const float* inv_freq, const KvRows& cache, LayerScratch& s, cpu::ThreadPool& pool) {
+                     const float* inv_freq, float* k_cache, float* v_cache, LayerScratch& s, cpu::ThreadPool& pool) {
     const std::size_t hd = static_cast<std::size_t>(c.head_dim), kv = static_cast<std::size_t>(c.n_head_kv) * hd;
-    const std::size_t row_bytes = kv * dtype_size(cache.type);
     // attention rmsnorm
     cpu::rmsnorm(s.xb.data(), x, *l.attn_norm, n, static_cast<std::size_t>(c.n_embd), c.rms_eps);
     // q, k, v projections (with biases on Qwen2)
@@ -39,13 +37,12 @@ void attention_block(const ModelConfig& c, const LayerWeights& l, float* x, std:
     cpu::rope(s.k.data(), n, static_cast<std::size_t>(c.n_head_kv), hd, inv_freq, positions);
     // store k and v in the cache at their positions
     for (std::size_t t = 0; t < n; ++t) {
-        const std::size_t at = static_cast<std::size_t>(positions[t]) * row_bytes;
-        cpu::store_row(cache.type, s.k.data() + t * kv, cache.k + at, kv);
-        cpu::store_row(cache.type, s.v.data() + t * kv, cache.v + at, kv);
+        std::copy_n(s.k.data() + t * kv, kv, k_cache + static_cast<std::size_t>(positions[t]) * kv);
+        std::copy_n(s.v.data() + t * kv, kv, v_cache + static_cast<std::size_t>(positions[t]) * kv);
     }
     // grouped-query attention
-    cpu::attention(s.att.data(), s.q.data(), cache.k, cache.v, cache.type, n, positions,
-                   static_cast<std::size_t>(c.n_head), static_cast<std::size_t>(c.n_head_kv), hd, pool);
+    cpu::attention(s.att.data(), s.q.data(), k_cache, v_cache, n, positions, static_cast<std::size_t>(c.n_head),
+                   static_cast<std::size_t>(c.n_head_kv), hd, pool);
     // output projection and residual
     cpu::matmul(s.xb.data(), s.att.data(), *l.wo, nullptr, n, pool);
     for (std::size_t i = 0; i < n * c.n_embd; ++i) x[i] += s.xb[i];
@@ -67,8 +64,9 @@ void ffn_block(const ModelConfig& c, const LayerWeights& l, float* x, std::size_
 }  // namespace
 
 void cpu_layer_forward(const ModelConfig& c, const LayerWeights& l, float* x, std::size_t n, const int* positions,
-                       const float* inv_freq, const KvRows& cache, LayerScratch& scratch, cpu::ThreadPool& pool) {
-    attention_block(c, l, x, n, positions, inv_freq, cache, scratch, pool);
+                       const float* inv_freq, float* k_cache, float* v_cache, LayerScratch& scratch,
+                       cpu::ThreadPool& pool) {
+    attention_block(c, l, x, n, positions, inv_freq, k_cache, v_cache, scratch, pool);
     ffn_block(c, l, x, n, scratch, pool);
 }
 

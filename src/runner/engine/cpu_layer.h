@@ -1,7 +1,7 @@
 // One transformer layer on the CPU for a few or many tokens: RMSNorm, q/k/v (biases, per-head norms
 // where the architecture has them), RoPE, keys and values into the layer's cache, grouped-query
 // attention, output projection and residual; RMSNorm, SwiGLU MLP, residual. The CPU engine runs it
-// for every layer; the GPU engine for the layers it leaves to the host while decoding.
+// for every layer.
 #pragma once
 
 #include <cstddef>
@@ -26,17 +26,10 @@ struct LayerScratch {
     void reserve(const ModelConfig& c, std::size_t n);
 };
 
-// A layer's cached keys and values, [n_ctx, n_head_kv * head_dim] each, in f32 (the CPU engine) or
-// f16 (the GPU engine's host layers, which keep the GPU cache's rows).
-struct KvRows {
-    std::byte* k;
-    std::byte* v;
-    DType type;
-};
-
-// x: [n, n_embd], updated in place; positions: [n]; the cache's rows at `positions` written;
-// inv_freq: rope_inv_freq(c). `scratch` must hold n tokens.
+// x: [n, n_embd], updated in place; positions: [n]; k_cache, v_cache: this layer's [n_ctx, n_head_kv * head_dim],
+// rows at `positions` written; inv_freq: rope_inv_freq(c). `scratch` must hold n tokens.
 void cpu_layer_forward(const ModelConfig& c, const LayerWeights& l, float* x, std::size_t n, const int* positions,
-                       const float* inv_freq, const KvRows& cache, LayerScratch& scratch, cpu::ThreadPool& pool);
+                       const float* inv_freq, float* k_cache, float* v_cache, LayerScratch& scratch,
+                       cpu::ThreadPool& pool);
 
 }  // namespace runner

@@ -135,10 +135,8 @@ common::Result<std::span<const float>> Transformer::forward(std::span<const std:
     for (int layer = 0; layer < config_.n_layer; ++layer) {
         prefetch_layer(layer + plan_.lookahead);
         const std::size_t at = static_cast<std::size_t>(layer) * n_ctx_ * config_.n_head_kv * config_.head_dim;
-        const KvRows cache{reinterpret_cast<std::byte*>(s_.k_cache.data() + at),
-                           reinterpret_cast<std::byte*>(s_.v_cache.data() + at), DType::f32};
         cpu_layer_forward(config_, w_.layers[static_cast<std::size_t>(layer)], s_.x.data(), n, positions.data(),
-                          inv_freq_.data(), cache, s_.layer, pool_);
+                          inv_freq_.data(), s_.k_cache.data() + at, s_.v_cache.data() + at, s_.layer, pool_);
         release_layer(layer);
     }
     output(n);

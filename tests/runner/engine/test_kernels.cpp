@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
-#include <limits>
 #include <random>
 #include <thread>
 
@@ -63,63 +62,6 @@ TEST_CASE("f16 and bf16 decoding of special values") {
     CHECK(runner::cpu::f16_to_f32(0x0001) == doctest::Approx(5.960464e-8f));  // smallest subnormal
     CHECK(std::isinf(runner::cpu::f16_to_f32(0x7c00)));
     CHECK(runner::cpu::bf16_to_f32(0x3f80) == 1.0f);
-}
-
-// The GPU engine's host layers write f16 cache rows that its GPU layers then read beside their own:
-// the host must round as the GPU's __float2half_rn (and GCC's _Float16) does, to nearest even.
-TEST_CASE("store_row rounds f32 to f16 to nearest even, subnormals, overflow and NaN included") {
-    std::vector<float> values = {0.f,
-                                 -0.f,
-                                 1.f,
-                                 -2.5f,
-                                 65504.f,
-                                 65519.f,
-                                 65520.f,
-                                 -65520.f,
-                                 1e6f,
-                                 std::numeric_limits<float>::infinity(),
-                                 std::ldexp(1.f, -24),
-                                 std::ldexp(1.f, -25),
-                                 std::ldexp(1.5f, -25),
-                                 std::ldexp(1.5f, -24),
-                                 std::ldexp(2.5f, -24),
-                                 std::ldexp(1.f - std::ldexp(1.f, -12), -14),
-                                 std::ldexp(1.f, -14),
-                                 1e-10f,
-                                 1.f + std::ldexp(1.f, -11),
-                                 1.f + 3 * std::ldexp(1.f, -11)};
-    std::mt19937 rng(3);
-    std::uniform_int_distribution<std::uint32_t> bits;
-    for (int i = 0; i < 20000; ++i) {
-        // Random bit patterns with exponents around f16's range, so every rounding case is reached.
-        const std::uint32_t b = (bits(rng) & 0x807fffff) | ((96 + bits(rng) % 48) << 23);
-        float f;
-        std::memcpy(&f, &b, 4);
-        values.push_back(f);
-    }
-    for (const bool portable : {false, true}) {
-        CAPTURE(portable);
-        runner::cpu::force_portable(portable);
-        std::vector<std::uint16_t> got(values.size());
-        runner::cpu::store_row(runner::DType::f16, values.data(), reinterpret_cast<std::byte*>(got.data()),
-                               values.size());
-        int wrong = 0;
-        for (std::size_t i = 0; i < values.size(); ++i) {
-            const auto h = static_cast<_Float16>(values[i]);
-            std::uint16_t want;
-            std::memcpy(&want, &h, 2);
-            if (got[i] != want && wrong++ < 5) CHECK_MESSAGE(got[i] == want, values[i]);
-        }
-        CHECK(wrong == 0);
-        const float nan = std::numeric_limits<float>::quiet_NaN();
-        std::uint16_t nan_bits = 0;
-        runner::cpu::store_row(runner::DType::f16, &nan, reinterpret_cast<std::byte*>(&nan_bits), 1);
-        CHECK(std::isnan(runner::cpu::f16_to_f32(nan_bits)));
-        std::vector<float> f32(values.begin(), values.begin() + 19), back(19);
-        runner::cpu::store_row(runner::DType::f32, f32.data(), reinterpret_cast<std::byte*>(back.data()), 19);
-        CHECK(std::memcmp(f32.data(), back.data(), 19 * sizeof(float)) == 0);
-    }
-    runner::cpu::force_portable(false);
 }
 
 // q, k and v (and gate and up) go through one parallel pass; each part must equal its own product.
@@ -231,63 +173,35 @@ TEST_CASE("attention with sliced keys and grouped heads equals the formula for d
         std::vector<float> k(n_ctx * kv), v(n_ctx * kv);
         for (auto* vec : {&k, &v})
             for (auto& x : *vec) x = dist(rng);
-        std::vector<std::uint16_t> k16(k.size()), v16(v.size());
-        std::vector<float> k_rounded(k.size()), v_rounded(v.size());
-        for (std::size_t i = 0; i < k.size(); ++i) {
-            k_rounded[i] = static_cast<float>(static_cast<_Float16>(k[i]));
-            v_rounded[i] = static_cast<float>(static_cast<_Float16>(v[i]));
-        }
-        runner::cpu::store_row(runner::DType::f16, k.data(), reinterpret_cast<std::byte*>(k16.data()), k.size());
-        runner::cpu::store_row(runner::DType::f16, v.data(), reinterpret_cast<std::byte*>(v16.data()), v.size());
         for (const auto& positions : {std::vector<int>{1499}, std::vector<int>{0}, std::vector<int>{700, 701, 702},
                                       std::vector<int>{3, 1200}}) {
             CAPTURE(positions.size());
             const std::size_t n = positions.size();
             std::vector<float> q(n * n_head * hd), out(q.size());
             for (auto& x : q) x = 2 * dist(rng);
-            // The same keys and values as an f16 cache (the GPU engine's host layers): the formula on the
-            // rounded values must hold as well, on both paths.
-            std::vector<float> out_f16(q.size()), out_f16_portable(q.size());
-            runner::cpu::attention(out.data(), q.data(), k.data(), v.data(), runner::DType::f32, n, positions.data(),
-                                   n_head, n_kv, hd, pool);
-            runner::cpu::attention(out_f16.data(), q.data(), k16.data(), v16.data(), runner::DType::f16, n,
-                                   positions.data(), n_head, n_kv, hd, pool);
-            runner::cpu::force_portable(true);
-            runner::cpu::attention(out_f16_portable.data(), q.data(), k16.data(), v16.data(), runner::DType::f16, n,
-                                   positions.data(), n_head, n_kv, hd, pool);
-            runner::cpu::force_portable(false);
-            double worst = 0, worst_f16 = 0;
+            runner::cpu::attention(out.data(), q.data(), k.data(), v.data(), n, positions.data(), n_head, n_kv, hd,
+                                   pool);
+            double worst = 0;
             for (std::size_t t = 0; t < n; ++t)
                 for (std::size_t h = 0; h < n_head; ++h) {
                     const std::size_t kvh = h / (n_head / n_kv);
                     const auto keys = static_cast<std::size_t>(positions[t]) + 1;
                     std::vector<double> s(keys);
-                    for (const bool rounded : {false, true}) {
-                        const auto& kk = rounded ? k_rounded : k;
-                        const auto& vv = rounded ? v_rounded : v;
-                        double mx = -1e300, sum = 0;
-                        for (std::size_t p = 0; p < keys; ++p) {
-                            double d = 0;
-                            for (std::size_t i = 0; i < hd; ++i)
-                                d += double(q[(t * n_head + h) * hd + i]) * kk[p * kv + kvh * hd + i];
-                            mx = std::max(mx, s[p] = d / std::sqrt(double(hd)));
-                        }
-                        sum = 0;
-                        for (auto& x : s) sum += (x = std::exp(x - mx));
-                        for (std::size_t i = 0; i < hd; ++i) {
-                            double ref = 0;
-                            for (std::size_t p = 0; p < keys; ++p) ref += s[p] / sum * vv[p * kv + kvh * hd + i];
-                            const std::size_t at = (t * n_head + h) * hd + i;
-                            if (!rounded)
-                                worst = std::max(worst, std::abs(out[at] - ref));
-                            else
-                                worst_f16 = std::max(
-                                    {worst_f16, std::abs(out_f16[at] - ref), std::abs(out_f16_portable[at] - ref)});
-                        }
+                    double mx = -1e300, sum = 0;
+                    for (std::size_t p = 0; p < keys; ++p) {
+                        double d = 0;
+                        for (std::size_t i = 0; i < hd; ++i)
+                            d += double(q[(t * n_head + h) * hd + i]) * k[p * kv + kvh * hd + i];
+                        mx = std::max(mx, s[p] = d / std::sqrt(double(hd)));
+                    }
+                    for (auto& x : s) sum += (x = std::exp(x - mx));
+                    for (std::size_t i = 0; i < hd; ++i) {
+                        double ref = 0;
+                        for (std::size_t p = 0; p < keys; ++p) ref += s[p] / sum * v[p * kv + kvh * hd + i];
+                        worst = std::max(worst, std::abs(out[(t * n_head + h) * hd + i] - ref));
                     }
                 }
             CHECK(worst < 2e-5);
-            CHECK(worst_f16 < 2e-5);
         }
     }
 }
@@ -301,8 +215,7 @@ TEST_CASE("attention over the cache equals softmax(q k / sqrt(d)) v written out"
     for (auto* vec : {&q, &k, &v})
         for (auto& x : *vec) x = dist(rng);
     const int pos[] = {4};
-    runner::cpu::attention(out.data(), q.data(), k.data(), v.data(), runner::DType::f32, 1, pos, n_head, n_kv, hd,
-                           pool);
+    runner::cpu::attention(out.data(), q.data(), k.data(), v.data(), 1, pos, n_head, n_kv, hd, pool);
     for (std::size_t h = 0; h < n_head; ++h) {
         const std::size_t kvh = h / (n_head / n_kv);
         std::vector<double> s(5);

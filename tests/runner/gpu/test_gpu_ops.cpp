@@ -84,12 +84,21 @@ gpu::DeviceBuffer upload_ints(const std::vector<int>& v, const gpu::Stream& s) {
     return b;
 }
 
-// v as an f16 cache, rounded on the host as the GPU engine's host layers round their rows.
+// f16 bit patterns of v, rounded to nearest even as the GPU's conversions round.
+std::vector<std::uint16_t> f16_bits(const std::vector<float>& v) {
+    std::vector<std::uint16_t> bits(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        const auto h = static_cast<_Float16>(v[i]);
+        std::memcpy(&bits[i], &h, 2);
+    }
+    return bits;
+}
+
+// v as an f16 cache.
 gpu::DeviceBuffer upload_f16(const std::vector<float>& v, const gpu::Stream& s) {
-    std::vector<std::byte> halves(v.size() * 2);
-    runner::cpu::store_row(runner::DType::f16, v.data(), halves.data(), v.size());
-    gpu::DeviceBuffer b(halves.size());
-    gpu::copy_to_device(b.data(), halves.data(), halves.size(), s);
+    const auto halves = f16_bits(v);
+    gpu::DeviceBuffer b(halves.size() * 2);
+    gpu::copy_to_device(b.data(), halves.data(), halves.size() * 2, s);
     s.synchronize();
     return b;
 }
@@ -314,9 +323,8 @@ TEST_CASE("gpu rope_store_kv and attention match the CPU for a prompt and for de
             CHECK(download(dv, v_cache.size(), s) == want_v_cache);
 
             std::vector<float> want(q.size());
-            runner::cpu::attention(want.data(), want_q.data(), want_k_cache.data(), want_v_cache.data(),
-                                   runner::DType::f32, rows, positions.data(), n_head, n_head_kv,
-                                   static_cast<std::size_t>(head_dim), pool);
+            runner::cpu::attention(want.data(), want_q.data(), want_k_cache.data(), want_v_cache.data(), rows,
+                                   positions.data(), n_head, n_head_kv, static_cast<std::size_t>(head_dim), pool);
             // One block per (token, KV group), and the keys split across blocks with their partials merged.
             gpu::DeviceBuffer out(q.size() * sizeof(float));
             gpu::attention(out.as<float>(), dq.as<float>(), dk.data(), dv.data(), gpu::KvType::f32, n, dpos.as<int>(),
@@ -331,20 +339,15 @@ TEST_CASE("gpu rope_store_kv and attention match the CPU for a prompt and for de
             CHECK(relative_error(download(split_out, q.size(), s), want) < tolerance);
 
             // An f16 cache: the old rows rounded on the host, the new ones written by rope_store_kv, which must
-            // round exactly as the host does (a decode step's host layers write their rows into the same cache);
-            // then attention against the CPU on the keys and values the cache holds. The tensor-core prompt
-            // kernel also rounds queries and probabilities to f16.
+            // round to nearest even as the host does; then attention against the CPU on the keys and values the
+            // cache holds. The tensor-core prompt kernel also rounds queries and probabilities to f16.
             auto hk = upload_f16(k_cache, s), hv = upload_f16(v_cache, s);
             auto dq2 = upload(q, s), dkn2 = upload(k_new, s);
             gpu::rope_store_kv(dq2.as<float>(), dkn2.as<float>(), dvn.as<float>(), hk.data(), hv.data(),
                                gpu::KvType::f16, n, n_head, n_head_kv, head_dim, dfreq.as<float>(), dpos.as<int>(), s);
             const auto rotated_k = download(dkn2, k_new.size(), s);
             const auto bits = download_bits(hk, k_cache.size(), s), v_bits = download_bits(hv, v_cache.size(), s);
-            std::vector<std::uint16_t> host_k(k_new.size()), host_v(v_new.size());
-            runner::cpu::store_row(runner::DType::f16, rotated_k.data(), reinterpret_cast<std::byte*>(host_k.data()),
-                                   host_k.size());
-            runner::cpu::store_row(runner::DType::f16, v_new.data(), reinterpret_cast<std::byte*>(host_v.data()),
-                                   host_v.size());
+            const auto host_k = f16_bits(rotated_k), host_v = f16_bits(v_new);
             for (std::size_t t = 0; t < rows; ++t) {
                 const auto at = static_cast<long>(static_cast<std::size_t>(positions[t]) * kv);
                 CHECK(std::equal(host_k.begin() + static_cast<long>(t * kv),
@@ -361,8 +364,8 @@ TEST_CASE("gpu rope_store_kv and attention match the CPU for a prompt and for de
             }
             CHECK(relative_error(got_k, rounded_k) < 1e-3f);  // a rotation may round to the neighbouring f16
             std::vector<float> want_f16(q.size());
-            runner::cpu::attention(want_f16.data(), want_q.data(), got_k.data(), rounded_v.data(), runner::DType::f32,
-                                   rows, positions.data(), n_head, n_head_kv, static_cast<std::size_t>(head_dim), pool);
+            runner::cpu::attention(want_f16.data(), want_q.data(), got_k.data(), rounded_v.data(), rows,
+                                   positions.data(), n_head, n_head_kv, static_cast<std::size_t>(head_dim), pool);
             const bool tensor = n >= 16 && gpu::attention_on_tensor_cores(gpu::KvType::f16, head_dim);
             CAPTURE(tensor);
             gpu::attention(split_out.as<float>(), dq2.as<float>(), hk.data(), hv.data(), gpu::KvType::f16, n,
@@ -394,9 +397,8 @@ TEST_CASE("gpu decode attention over a long context reads every key for every he
         const auto q = random_floats(static_cast<std::size_t>(n) * n_head * head_dim);
         const auto dq = upload(q, s);
         std::vector<float> want(q.size());
-        runner::cpu::attention(want.data(), q.data(), k_cache.data(), v_cache.data(), runner::DType::f32,
-                               static_cast<std::size_t>(n), positions.data(), n_head, n_head_kv,
-                               static_cast<std::size_t>(head_dim), pool);
+        runner::cpu::attention(want.data(), q.data(), k_cache.data(), v_cache.data(), static_cast<std::size_t>(n),
+                               positions.data(), n_head, n_head_kv, static_cast<std::size_t>(head_dim), pool);
         gpu::DeviceBuffer scratch(gpu::attention_scratch_bytes(n, n_head, head_dim, n_ctx));
         gpu::DeviceBuffer out(q.size() * sizeof(float));
         for (float* partials : {static_cast<float*>(nullptr), scratch.as<float>()}) {
@@ -408,9 +410,8 @@ TEST_CASE("gpu decode attention over a long context reads every key for every he
         // The f16 cache against the CPU on the rounded keys and values.
         for (auto* v : {&k_cache, &v_cache})
             for (auto& e : *v) e = static_cast<float>(static_cast<_Float16>(e));
-        runner::cpu::attention(want.data(), q.data(), k_cache.data(), v_cache.data(), runner::DType::f32,
-                               static_cast<std::size_t>(n), positions.data(), n_head, n_head_kv,
-                               static_cast<std::size_t>(head_dim), pool);
+        runner::cpu::attention(want.data(), q.data(), k_cache.data(), v_cache.data(), static_cast<std::size_t>(n),
+                               positions.data(), n_head, n_head_kv, static_cast<std::size_t>(head_dim), pool);
         const auto hk = upload_f16(k_cache, s), hv = upload_f16(v_cache, s);
         gpu::attention(out.as<float>(), dq.as<float>(), hk.data(), hv.data(), gpu::KvType::f16, n, dpos.as<int>(),
                        n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(), s);

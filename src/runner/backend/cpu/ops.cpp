@@ -88,14 +88,11 @@ constexpr std::size_t min_slice_keys = 256;
 
 }  // namespace
 
-void attention(float* out, const float* q, const void* k_cache, const void* v_cache, DType kv_type,
-               std::size_t n_tokens, const int* positions, std::size_t n_head, std::size_t n_head_kv,
-               std::size_t head_dim, ThreadPool& pool) {
+void attention(float* out, const float* q, const float* k_cache, const float* v_cache, std::size_t n_tokens,
+               const int* positions, std::size_t n_head, std::size_t n_head_kv, std::size_t head_dim,
+               ThreadPool& pool) {
     const std::size_t group = n_head / n_head_kv;
-    const std::size_t row_bytes = n_head_kv * head_dim * dtype_size(kv_type),
-                      head_bytes = head_dim * dtype_size(kv_type);
-    const auto* keys_at = static_cast<const std::byte*>(k_cache);
-    const auto* values_at = static_cast<const std::byte*>(v_cache);
+    const std::size_t kv_width = n_head_kv * head_dim;
     const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
     // A job is one (token, KV head) pair and a slice of its keys, for all `group` query heads at once:
     // each cached key and value row is read once per group, not once per head, and reading the cache
@@ -122,12 +119,12 @@ void attention(float* out, const float* q, const void* k_cache, const void* v_ca
             const float* q_group = q + t * n_head * head_dim + kvh * group * head_dim;
             // Online softmax: one pass, no score buffer of the context's length.
             for (std::size_t p = keys * slice / slices; p < keys * (slice + 1) / slices; ++p) {
-                const std::byte* kp = keys_at + p * row_bytes + kvh * head_bytes;
-                const std::byte* vp = values_at + p * row_bytes + kvh * head_bytes;
+                const float* kp = k_cache + p * kv_width + kvh * head_dim;
+                const float* vp = v_cache + p * kv_width + kvh * head_dim;
                 for (std::size_t g = 0; g < group; ++g) {
                     float* acc = state + g * (head_dim + 2);
                     float &max = acc[head_dim], &sum = acc[head_dim + 1];
-                    const float score = dot_row(kv_type, kp, q_group + g * head_dim, head_dim) * scale;
+                    const float score = dot_f32(q_group + g * head_dim, kp, head_dim) * scale;
                     if (score > max) {
                         const float correction = std::exp(max - score);
                         sum *= correction;
@@ -136,7 +133,7 @@ void attention(float* out, const float* q, const void* k_cache, const void* v_ca
                     }
                     const float weight = std::exp(score - max);
                     sum += weight;
-                    axpy_row(kv_type, vp, weight, acc, head_dim);
+                    axpy_f32(weight, vp, acc, head_dim);
                 }
             }
             if (slices > 1) continue;

@@ -34,11 +34,9 @@ void rope(float* x, std::size_t n_tokens, std::size_t n_heads, std::size_t head_
 
 // Causal grouped-query attention for tokens at `positions`, reading keys and values for positions
 // 0..positions[t] from the cache.   q, out: [n_tokens, n_head * head_dim];
-// k_cache, v_cache: [n_ctx, n_head_kv * head_dim] in `kv_type` (the CPU engine's f32; the GPU engine's
-// host layers keep the GPU cache's f16, half the bytes a long context's attention reads)
-void attention(float* out, const float* q, const void* k_cache, const void* v_cache, DType kv_type,
-               std::size_t n_tokens, const int* positions, std::size_t n_head, std::size_t n_head_kv,
-               std::size_t head_dim, ThreadPool& pool);
+// k_cache, v_cache: [n_ctx, n_head_kv * head_dim]
+void attention(float* out, const float* q, const float* k_cache, const float* v_cache, std::size_t n_tokens,
+               const int* positions, std::size_t n_head, std::size_t n_head_kv, std::size_t head_dim, ThreadPool& pool);
 
 // gate = silu(gate) * up, in place.   gate, up: [n]
 void swiglu(float* gate, const float* up, std::size_t n);

@@ -13,17 +13,6 @@ namespace {
 
 bool portable_forced = false;  // set only by tests, before any kernel runs
 
-void store_row_portable(DType dtype, const float* in, std::byte* row, std::size_t n) {
-    if (dtype == DType::f32) {
-        std::memcpy(row, in, n * sizeof(float));
-        return;
-    }
-    for (std::size_t i = 0; i < n; ++i) {
-        const std::uint16_t h = f32_to_f16(in[i]);
-        std::memcpy(row + 2 * i, &h, 2);
-    }
-}
-
 #if defined(__x86_64__)
 bool cpu_has_avx2() {
     static const bool has =
@@ -95,28 +84,12 @@ __attribute__((target("avx2,fma,f16c"))) void convert_row_avx2(DType dtype, cons
     for (; i < n; ++i) convert_row(dtype, row + i * dtype_size(dtype), out + i, 1);
 }
 
-__attribute__((target("avx2,fma,f16c"))) void store_row_avx2(DType dtype, const float* in, std::byte* row,
-                                                             std::size_t n) {
-    if (dtype != DType::f16) return store_row_portable(dtype, in, row, n);
-    auto* out = reinterpret_cast<std::uint16_t*>(row);
-    std::size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
-                         _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
-    store_row_portable(dtype, in + i, row + 2 * i, n - i);
-}
-
-__attribute__((target("avx2,fma,f16c"))) void axpy_row_avx2(DType dtype, const std::byte* row, float a, float* acc,
-                                                            std::size_t n) {
+__attribute__((target("avx2,fma"))) void axpy_f32_avx2(float a, const float* x, float* acc, std::size_t n) {
     const __m256 va = _mm256_set1_ps(a);
     std::size_t i = 0;
     for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(va, load8(dtype, row, i), _mm256_loadu_ps(acc + i)));
-    for (; i < n; ++i) {
-        float w = 0;
-        convert_row(dtype, row + i * dtype_size(dtype), &w, 1);
-        acc[i] += a * w;
-    }
+        _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(acc + i)));
+    for (; i < n; ++i) acc[i] += a * x[i];
 }
 
 __attribute__((target("avx2,fma"))) float dot_f32_avx2(const float* a, const float* b, std::size_t n) {
@@ -177,38 +150,6 @@ float f16_to_f32(std::uint16_t h) {
     return f;
 }
 
-std::uint16_t f32_to_f16(float v) {
-    std::uint32_t bits;
-    std::memcpy(&bits, &v, sizeof bits);
-    const std::uint16_t sign = static_cast<std::uint16_t>((bits >> 16) & 0x8000);
-    const std::uint32_t abs = bits & 0x7fffffff;
-    if (abs >= 0x7f800000) return sign | (abs > 0x7f800000 ? 0x7e00 : 0x7c00);  // NaN, infinity
-    if (abs >= 0x477ff000) return sign | 0x7c00;                                // rounds past 65504: infinity
-    if (abs < 0x38800000) {
-        // Subnormal or zero in f16: the value in units of 2^-24, rounded to nearest even.
-        if (abs < 0x33000000) return sign;  // below half the smallest subnormal
-        const std::uint32_t mant = (abs & 0x7fffff) | 0x800000;
-        const int shift = 126 - static_cast<int>(abs >> 23);  // 14..24
-        std::uint32_t h = mant >> shift;
-        const std::uint32_t rest = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rest > half || (rest == half && (h & 1))) ++h;
-        return sign | static_cast<std::uint16_t>(h);
-    }
-    // Normal: rebias the exponent, round the 13 dropped mantissa bits to nearest even (a carry into the
-    // exponent is the right result).
-    std::uint32_t h = ((abs >> 23) - 112) << 10 | ((abs >> 13) & 0x3ff);
-    const std::uint32_t rest = abs & 0x1fff;
-    if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) ++h;
-    return sign | static_cast<std::uint16_t>(h);
-}
-
-void store_row(DType dtype, const float* in, std::byte* row, std::size_t n) {
-#if defined(__x86_64__)
-    if (n >= 8 && avx2_active()) return store_row_avx2(dtype, in, row, n);
-#endif
-    store_row_portable(dtype, in, row, n);
-}
-
 void convert_row(DType dtype, const std::byte* row, float* out, std::size_t n) {
 #if defined(__x86_64__)
     if (n >= 8 && avx2_active()) return convert_row_avx2(dtype, row, out, n);
@@ -246,16 +187,11 @@ float dot_row(DType dtype, const std::byte* row, const float* x, std::size_t n) 
     return sum;
 }
 
-void axpy_row(DType dtype, const std::byte* row, float a, float* acc, std::size_t n) {
+void axpy_f32(float a, const float* x, float* acc, std::size_t n) {
 #if defined(__x86_64__)
-    if (avx2_active()) return axpy_row_avx2(dtype, row, a, acc, n);
+    if (avx2_active()) return axpy_f32_avx2(a, x, acc, n);
 #endif
-    float w[64];
-    for (std::size_t i = 0; i < n; i += 64) {
-        const std::size_t m = std::min<std::size_t>(64, n - i);
-        convert_row(dtype, row + i * dtype_size(dtype), w, m);
-        for (std::size_t k = 0; k < m; ++k) acc[i + k] += a * w[k];
-    }
+    for (std::size_t i = 0; i < n; ++i) acc[i] += a * x[i];
 }
 
 float dot_f32(const float* a, const float* b, std::size_t n) {

@@ -10,22 +10,18 @@ namespace runner::cpu {
 
 float bf16_to_f32(std::uint16_t v);
 float f16_to_f32(std::uint16_t v);
-std::uint16_t f32_to_f16(float v);  // rounded to nearest even, as the GPU's __float2half_rn
 
 // Converts `n` elements of a weight row to f32.
 void convert_row(DType dtype, const std::byte* row, float* out, std::size_t n);
-
-// Stores `n` f32 values as f32 or f16 (a KV cache row; bf16 is not a cache type).
-void store_row(DType dtype, const float* in, std::byte* row, std::size_t n);
-
-// acc += a * row, the row in its stored dtype.
-void axpy_row(DType dtype, const std::byte* row, float a, float* acc, std::size_t n);
 
 // dot(row, x) with the row in its stored dtype and f32 accumulation.
 float dot_row(DType dtype, const std::byte* row, const float* x, std::size_t n);
 
 // dot of two f32 vectors.
 float dot_f32(const float* a, const float* b, std::size_t n);
+
+// acc += a * x.
+void axpy_f32(float a, const float* x, float* acc, std::size_t n);
 
 // Whether the AVX2 paths are in use on this CPU (for `info` and benchmarks).
 bool using_avx2();
