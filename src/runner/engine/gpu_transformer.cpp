@@ -382,16 +382,17 @@ void GpuTransformer::choose_split() {
     const std::size_t row_bytes = 3 * e * dtype_size(l.w_down->dtype);  // a row of gate and up, a column of down
     double host_rows = static_cast<double>(n_ff) * std::min(plan_.host_share, 100) / 100.0;
     if (plan_.host_share < 0) {
-        // Time one layer both ways (best of a few): its slab over the link into a ring slot, and its MLP
-        // computed on the host for one token. The GPU's part (everything but the host's rows) and the
-        // host's rows then take equal time when
+        // Time one layer both ways, best of five (a busy moment must not decide the split for the whole
+        // session): its slab over the link into a ring slot, and its MLP computed on the host for one
+        // token. The GPU's part (everything but the host's rows) and the host's rows then take equal
+        // time when
         //   (layer_bytes - host_rows * row_bytes) / copy_rate == host_rows * row_bytes / host_rate.
         const LayerLayout layout = layout_of(l, Compression::none);
         gpu::PinnedBuffer slab(layout.bytes);
         fill_slab(slab.data(), l, layout, std::max(1u, std::thread::hardware_concurrency()));
         double copy_s = 1e9, host_s = 1e9;
         gpu::Event start(true), stop(true);
-        for (int i = 0; i < 3; ++i) {
+        for (int i = 0; i < 5; ++i) {
             start.record(m.copy);
             gpu::copy_to_device(m.slot(0, m.slot_bytes), slab.data(), layout.bytes, m.copy);
             stop.record(m.copy);
@@ -403,7 +404,7 @@ void GpuTransformer::choose_split() {
                          up = slab_matrix(slab.data() + layout.offset[w_up], dtype, n_ff, e),
                          down = slab_matrix(slab.data() + layout.offset[w_down], dtype, e, n_ff);
         std::vector<float> x(e, 0.01f), g(n_ff), u(n_ff), y(e);
-        for (int i = 0; i < 3; ++i) {
+        for (int i = 0; i < 5; ++i) {
             const auto t0 = std::chrono::steady_clock::now();
             const cpu::Projection gate_up[] = {{g.data(), &gate}, {u.data(), &up}};
             cpu::matmul(gate_up, x.data(), 1, *m.pool);
