@@ -153,6 +153,9 @@ struct GpuTransformer::Impl {
     gpu::DeviceBuffer ring;                   // ring_slots * slot_bytes; decode steps may cut it finer
     std::size_t slot_bytes = 0;
     std::size_t decode_slot_bytes = 0;  // what one split layer's GPU part takes in the ring (0: no split)
+    int ring_head = 0;                  // the slot of this step's first streamed layer
+    int prefetched = 0;                 // the next step's first streamed layers already on their way
+    std::size_t prefetched_slot_bytes = 0;
     gpu::DeviceBuffer head, head_norm, device_inv_freq;
     gpu::DeviceBuffer k_cache, v_cache;            // [n_layer, n_ctx, n_head_kv * head_dim]
     gpu::DeviceBuffer x;                           // [n_ctx, n_embd]  residual stream of the whole forward pass
@@ -291,7 +294,14 @@ common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const Wei
 GpuTransformer::GpuTransformer(const ModelConfig& config, int n_ctx, GpuPlan plan, std::unique_ptr<Impl> impl)
     : config_(config), n_ctx_(n_ctx), plan_(std::move(plan)), impl_(std::move(impl)) {}
 
-GpuTransformer::~GpuTransformer() = default;
+GpuTransformer::~GpuTransformer() {
+    // A decode step returns with the next step's first layers still being copied into the ring.
+    try {
+        if (impl_) impl_->copy.synchronize();
+    } catch (const gpu::Error&) {
+        // the device is gone; freeing the buffers is all that is left to do
+    }
+}
 
 common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
     auto& m = *impl_;
@@ -562,17 +572,29 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
 
         // Decoding splits the split layers with the host, and only their GPU parts cross the link, into
         // a ring cut into slots of that size.
-        const bool split_pass = m.decode_slot_bytes > 0 && n <= gpu_host_max_tokens;
+        const bool decode = n <= gpu_host_max_tokens;
+        const bool split_pass = m.decode_slot_bytes > 0 && decode;
         const std::size_t slot_bytes = split_pass ? m.decode_slot_bytes : m.slot_bytes;
         const int ring = plan_.ring_slots > 0 ? static_cast<int>(plan_.ring_slots * m.slot_bytes / slot_bytes) : 0;
         const auto& order = m.streamed;
         const auto split_here = [&](std::size_t layer) { return split_pass && plan_.split[layer]; };
+        // A decode step's last layers free their slots while the link would otherwise idle until the next
+        // step: they take the next step's first layers then (layers from disk excepted, which the host
+        // reads synchronously). The next step uses them if it is a decode step too; otherwise the ring
+        // starts over, which is safe because the copy stream runs its copies in order.
+        const bool prefetch = decode && plan_.disk_bytes == 0;
+        if (!(decode && m.prefetched > 0 && m.prefetched_slot_bytes == slot_bytes)) {
+            m.prefetched = 0;
+            m.ring_head = 0;
+        }
 
-        // The ring: streamed layer i goes to slot i % ring once the layer that used that slot is done.
+        // The ring: streamed layer i goes to slot (ring_head + i) % ring once the layer that used that slot
+        // (in this step or, for prefetched ones, the last) is done.
         const int n_streamed = static_cast<int>(order.size());
-        const auto issue_copy = [&](int i) {
-            const auto slot = static_cast<std::size_t>(i % ring);
-            const auto layer = static_cast<std::size_t>(order[static_cast<std::size_t>(i)]);
+        const auto slot_of = [&](int i) { return (m.ring_head + i) % ring; };
+        const auto issue_copy = [&](int i, bool after_use) {
+            const auto slot = static_cast<std::size_t>(slot_of(i));
+            const auto layer = static_cast<std::size_t>(order[static_cast<std::size_t>(i % n_streamed)]);
             const std::size_t bytes = split_here(layer) ? m.split[layer].gpu_bytes : m.layouts[layer].bytes;
             const std::byte* from = m.pinned[layer].data();
             if (!plan_.pinned[layer]) {
@@ -588,13 +610,13 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
                     will_need(m.w.layers[static_cast<std::size_t>(order[static_cast<std::size_t>(i + 1)])]);
                 from = m.staging[slot].data();
             }
-            if (i >= ring) m.freed[slot].wait_in(m.copy);
+            if (after_use) m.freed[slot].wait_in(m.copy);
             gpu::copy_to_device(m.slot(static_cast<int>(slot), slot_bytes), from, bytes, m.copy);
             m.copied[slot].record(m.copy);
             if (!plan_.pinned[layer]) m.staged[slot].record(m.copy);
-            stats_.bytes_copied += bytes;
         };
-        for (int i = 0; i < std::min(ring, n_streamed); ++i) issue_copy(i);
+        for (int i = m.prefetched; i < std::min(ring, n_streamed); ++i) issue_copy(i, false);
+        int prefetched = 0;
 
         int next_streamed = 0;
         for (int layer = 0; layer < c.n_layer; ++layer) {
@@ -604,19 +626,31 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
             if (plan_.resident[li]) {
                 base = m.resident[li].as<std::byte>();
             } else {
-                slot = next_streamed % ring;
+                slot = slot_of(next_streamed);
                 m.copied[static_cast<std::size_t>(slot)].wait_in(s);
                 base = m.slot(slot, slot_bytes);
+                stats_.bytes_copied += split_here(li) ? m.split[li].gpu_bytes : m.layouts[li].bytes;
             }
             forward_on_gpu(layer, base, n, split_here(li));
             if (slot >= 0) {
                 // The slot is free once the GPU's part is done: the host's rows are in pinned RAM.
                 m.freed[static_cast<std::size_t>(slot)].record(s);
-                if (next_streamed + ring < n_streamed) issue_copy(next_streamed + ring);
+                const int next = next_streamed + ring;
+                if (next < n_streamed) {
+                    issue_copy(next, true);
+                } else if (prefetch && next - n_streamed == prefetched) {
+                    // The next step's streamed layer `prefetched`, into the same slot. A ring longer than the
+                    // streamed layers (a few small ones) never starts the next step's layers in order: none then.
+                    issue_copy(next, true);
+                    ++prefetched;
+                }
                 ++next_streamed;
             }
             if (split_here(li)) mlp_on_host(layer, n);
         }
+        if (ring > 0) m.ring_head = slot_of(n_streamed);
+        m.prefetched = prefetched;
+        m.prefetched_slot_bytes = slot_bytes;
 
         // final rmsnorm of the last token, then the classifier
         const float* last = m.x.as<float>() + static_cast<std::size_t>(n - 1) * e;
