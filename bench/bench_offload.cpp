@@ -37,6 +37,7 @@
 #include "runner/backend/gpu/backend.h"
 #include "runner/engine/gpu_transformer.h"
 #include "runner/model/hf_folder.h"
+#include "runner/offload/layer_slab.h"
 
 namespace fs = std::filesystem;
 namespace gpu = runner::gpu;
@@ -247,6 +248,8 @@ int main(int argc, char** argv) {
                 const std::size_t disk_bytes = plan->disk_bytes;
                 const int n_streamed =
                     static_cast<int>(std::count(plan->resident.begin(), plan->resident.end(), false));
+                std::vector<std::size_t> layer_bytes;
+                for (const auto& l : weights->layers) layer_bytes.push_back(runner::layout_of(l, compression).bytes);
                 const std::size_t free_before = gpu::device_info().free_bytes;
                 const auto load_start = clock_type::now();
                 auto model = runner::GpuTransformer::create(**source, std::move(weights).value(), n_ctx,
@@ -285,12 +288,17 @@ int main(int argc, char** argv) {
                 // prompt also the arithmetic, 2 flops per weight per token.
                 // Disk reads overlap the link's copies: the slower of the two bounds the streamed part.
                 const double from_disk = disk > 0 ? static_cast<double>(disk_bytes) / (disk * 1e9) : 0;
-                // With split layers, the pinned streamed bytes go over the link and through the host's RAM
-                // reads at once: their bound is what both reach together, measured above.
-                const int host_rows = (*model)->plan().host_rows;
+                // Split layers go over the link and through the host's RAM reads at once: their bound is
+                // what both reach together, measured above; the other streamed layers have the link alone.
+                const auto& chosen = (*model)->plan();
+                const int host_rows = chosen.host_rows;
                 const int host_pct = static_cast<int>(std::lround(100.0 * host_rows / c.n_ff));
-                const double streamed_rate = (host_rows > 0 ? both_links : link) * 1e9;
-                const double decode_bound = std::max(static_cast<double>(streamed) / streamed_rate, from_disk) +
+                std::size_t split_bytes = 0;
+                for (std::size_t i = 0; i < chosen.split.size(); ++i)
+                    if (chosen.split[i] && host_rows > 0) split_bytes += layer_bytes[i];
+                const double decode_bound = std::max(static_cast<double>(split_bytes) / (both_links * 1e9) +
+                                                         static_cast<double>(streamed - split_bytes) / (link * 1e9),
+                                                     from_disk) +
                                             static_cast<double>(resident) / (hbm * 1e9);
                 const double flops = 2.0 * n_weights * prompt_len;
                 const double prompt_bound_s =

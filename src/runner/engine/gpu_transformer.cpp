@@ -170,15 +170,14 @@ struct GpuTransformer::Impl {
     bool loaded = false;
 
     // The host's rows of split layers: the threads, the rows' views into the pinned slabs, the MLP's input
-    // as the GPU leaves it (x_ready: copied into host_x), and the host's sum on its way back (partial).
+    // as the GPU leaves it (x_ready: copied into host_x), and the host's sum, which the GPU adds in place.
     std::unique_ptr<cpu::ThreadPool> pool;
     struct HostMlp {
         TensorView norm, gate, up, down;
     };
     std::vector<HostMlp> host_mlp;  // [n_layer], for split layers
     std::vector<float> host_xb, host_gate, host_up;
-    gpu::PinnedBuffer host_partial;  // [gpu_host_max_tokens, n_embd]
-    gpu::DeviceBuffer partial;
+    gpu::PinnedBuffer host_partial;  // [gpu_host_max_tokens, n_embd], read by the GPU's add in place
     gpu::Event x_ready;
 
     std::byte* slot(int index, std::size_t bytes) {
@@ -296,11 +295,7 @@ GpuTransformer::GpuTransformer(const ModelConfig& config, int n_ctx, GpuPlan pla
 
 GpuTransformer::~GpuTransformer() {
     // A decode step returns with the next step's first layers still being copied into the ring.
-    try {
-        if (impl_) impl_->copy.synchronize();
-    } catch (const gpu::Error&) {
-        // the device is gone; freeing the buffers is all that is left to do
-    }
+    if (impl_) settle();
 }
 
 common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
@@ -382,7 +377,9 @@ void GpuTransformer::choose_split() {
     std::vector<int> candidates;
     if (plan_.compression == Compression::none && plan_.host_share != 0)
         for (const int layer : m.streamed)
-            if (plan_.pinned[static_cast<std::size_t>(layer)]) candidates.push_back(layer);
+            if (plan_.pinned[static_cast<std::size_t>(layer)] &&
+                splittable(m.w.layers[static_cast<std::size_t>(layer)]))
+                candidates.push_back(layer);
     if (candidates.empty()) return;
 
     m.pool = std::make_unique<cpu::ThreadPool>(plan_.threads);
@@ -429,8 +426,11 @@ void GpuTransformer::choose_split() {
         host_rows =
             static_cast<double>(layout.bytes) / static_cast<double>(row_bytes) * host_rate / (host_rate + copy_rate);
     }
-    // Whole 16-byte runs per row of the GPU's down block, as its matrix-vector kernel reads them.
-    const int rows = static_cast<int>(std::clamp<double>(std::round(host_rows / 8) * 8, 0, static_cast<double>(n_ff)));
+    // The GPU's rows in multiples of 8, so that each row of its down block is whole 16-byte runs of a
+    // 16-bit type, as its matrix-vector kernel reads them.
+    const double gpu_rows = static_cast<double>(n_ff) - host_rows;
+    const int rows =
+        c.n_ff - static_cast<int>(std::clamp<double>(std::round(gpu_rows / 8) * 8, 0, static_cast<double>(n_ff)));
     plan_.host_rows = rows;
     if (rows == 0) return;
     for (const int layer : candidates) {
@@ -450,7 +450,6 @@ void GpuTransformer::choose_split() {
     m.host_gate.resize(gpu_host_max_tokens * static_cast<std::size_t>(rows));
     m.host_up.resize(m.host_gate.size());
     m.host_partial = gpu::PinnedBuffer(gpu_host_max_tokens * e * sizeof(float));
-    m.partial = gpu::DeviceBuffer(gpu_host_max_tokens * e * sizeof(float));
 }
 
 // One layer on the GPU for the pass's n tokens (residual stream in x), in micro-batches that share
@@ -506,8 +505,9 @@ void GpuTransformer::forward_on_gpu(int layer, const std::byte* base, int n, boo
                        c.n_head_kv, hd, n_ctx_, m.attention_scratch.as<float>(), s);
         gpu::matmul_add(x, m.att.as<float>(), at(wo), type(wo), mb, qw, e, s, blas);
         if (host_mlp) {
-            gpu::copy_to_host(m.host_x.data(), x, static_cast<std::size_t>(mb) * e * sizeof(float), s);
-            m.x_ready.record(s);
+            auto* to = m.host_x.data() + static_cast<std::size_t>(c0) * e * sizeof(float);
+            gpu::copy_to_host(to, x, static_cast<std::size_t>(mb) * e * sizeof(float), s);
+            m.x_ready.record(s);  // the last micro-batch's: the stream has copied the earlier ones by then
         }
         // ffn rmsnorm, SwiGLU: down(silu(gate(x)) * up(x)) into the residual, block by block; every
         // block's activations first, since each reads the residual before any down product adds to it
@@ -541,8 +541,7 @@ void GpuTransformer::mlp_on_host(int layer, int n) {
     cpu::matmul(gate_up, m.host_xb.data(), tokens, *m.pool);
     cpu::swiglu(m.host_gate.data(), m.host_up.data(), tokens * rows);
     cpu::matmul(partial, m.host_gate.data(), mlp.down, nullptr, tokens, *m.pool);
-    gpu::copy_to_device(m.partial.data(), partial, tokens * e * sizeof(float), m.compute);
-    gpu::add(m.x.as<float>(), m.partial.as<float>(), tokens * e, m.compute);
+    gpu::add(m.x.as<float>(), partial, tokens * e, m.compute);
     stats_.host_bytes += mlp.gate.bytes + mlp.up.bytes + mlp.down.bytes;
 }
 
@@ -663,10 +662,27 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
         ++stats_.passes;
         return std::span<const float>(m.logits_out);
     } catch (const gpu::Error& err) {
+        settle();
         return common::make_error(std::string("GPU: ") + err.what());
     } catch (const std::runtime_error& err) {
+        settle();
         return common::make_error(err.what());
     }
+}
+
+// After a failed pass: the work it queued finishes before anything reuses the buffers it reads or writes,
+// and the next pass starts the ring afresh.
+void GpuTransformer::settle() noexcept {
+    auto& m = *impl_;
+    for (const gpu::Stream* stream : {&m.compute, &m.copy}) {
+        try {
+            stream->synchronize();
+        } catch (const gpu::Error&) {
+            // the device failed: nothing is left running to wait for
+        }
+    }
+    m.prefetched = 0;
+    m.ring_head = 0;
 }
 
 }  // namespace runner

@@ -67,7 +67,7 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, co
 
 struct GpuStats {
     std::size_t passes = 0;
-    std::size_t bytes_copied = 0;  // weights host->device, summed over passes
+    std::size_t bytes_copied = 0;  // weights host->device that passes used, summed over them
     std::size_t host_bytes = 0;    // weights the host computed with, summed over passes
     double copy_gbs = 0;           // measured by load() when it decided the split: a layer over the link
     double host_gbs = 0;           // and a layer's MLP computed on the host, in weight bytes per second
@@ -99,6 +99,7 @@ class GpuTransformer : public LanguageModel {
   private:
     struct Impl;
     void choose_split();
+    void settle() noexcept;
     void forward_on_gpu(int layer, const std::byte* base, int n, bool host_mlp);
     void mlp_on_host(int layer, int n);
     GpuTransformer(const ModelConfig& config, int n_ctx, GpuPlan plan, std::unique_ptr<Impl> impl);

@@ -65,7 +65,16 @@ enum Mlp { w_gate = 11, w_up = 12, w_down = 13 };  // their places in layer_tens
 
 }  // namespace
 
+bool splittable(const LayerWeights& layer) {
+    const TensorView *gate = layer.w_gate, *up = layer.w_up, *down = layer.w_down;
+    if (!gate || !up || !down || gate->shape.size() != 2 || up->shape != gate->shape || down->shape.size() != 2)
+        return false;
+    return down->shape[0] == gate->shape[1] && down->shape[1] == gate->shape[0] && gate->dtype == down->dtype &&
+           up->dtype == down->dtype;
+}
+
 SplitLayout split_layout(const LayerWeights& layer, int gpu_rows) {
+    if (!splittable(layer)) throw std::invalid_argument("split_layout: the MLP's matrices do not match");
     SplitLayout out;
     out.layout = layout_of(layer, Compression::none);
     const TensorView& down = *layer.w_down;

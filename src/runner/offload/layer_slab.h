@@ -41,6 +41,9 @@ struct SplitLayout {
     std::size_t host_gate = 0, host_up = 0, host_down = 0;  // offsets of the host block's matrices
 };
 
+// Whether the layer's MLP can be split so: gate and up [n_ff, n_embd], down [n_embd, n_ff], one dtype.
+bool splittable(const LayerWeights& layer);
+// Throws std::invalid_argument for a layer that is not splittable or rows outside [0, n_ff].
 SplitLayout split_layout(const LayerWeights& layer, int gpu_rows);
 void fill_split_slab(std::byte* dst, const LayerWeights& layer, const SplitLayout& split);
 

@@ -195,8 +195,12 @@ TEST_CASE("split layout: the GPU's and the host's MLP rows sum to the whole MLP,
                 CHECK(split.layout.offset[i] == whole.offset[i]);
                 CHECK(std::memcmp(slab.data() + whole.offset[i], plain.data() + whole.offset[i], whole.size[i]) == 0);
             }
-            CHECK(split.layout.offset[13] + split.layout.size[13] <= split.gpu_bytes);
-            CHECK(split.gpu_bytes <= split.host_gate);
+            const auto aligned = [](std::size_t n) { return (n + 255) / 256 * 256; };
+            for (const std::size_t at : {split.layout.offset[11], split.layout.offset[12], split.layout.offset[13],
+                                         split.host_gate, split.host_up, split.host_down, split.gpu_bytes})
+                CHECK(at % 256 == 0);
+            CHECK(split.gpu_bytes == aligned(split.layout.offset[13] + split.layout.size[13]));
+            CHECK(split.gpu_bytes == split.host_gate);
             CHECK(split.host_down + static_cast<std::size_t>(e * split.host_rows) * runner::dtype_size(dtype) <=
                   split.layout.bytes);
             CHECK(split.layout.bytes <= whole.bytes + 3 * 256);
@@ -215,5 +219,13 @@ TEST_CASE("split layout: the GPU's and the host's MLP rows sum to the whole MLP,
         }
         CHECK_THROWS_AS(runner::split_layout(l, n_ff + 1), std::invalid_argument);
         CHECK_THROWS_AS(runner::split_layout(l, -1), std::invalid_argument);
+        // an MLP whose matrices disagree in dtype is not split
+        CHECK(runner::splittable(l));
+        auto odd = l;
+        runner::TensorView up = *l.w_up;
+        up.dtype = up.dtype == runner::DType::f32 ? runner::DType::bf16 : runner::DType::f32;
+        odd.w_up = &up;
+        CHECK_FALSE(runner::splittable(odd));
+        CHECK_THROWS_AS(runner::split_layout(odd, 8), std::invalid_argument);
     }
 }

@@ -10,7 +10,7 @@ namespace runner::cpu {
 
 namespace {
 
-// Chunks per thread: enough that a slow thread's chunks go to the others, few enough that taking one
+// Chunks per thread: enough that a slow thread's share goes to the others, few enough that taking one
 // costs nothing beside it.
 constexpr std::size_t chunks_per_thread = 4;
 

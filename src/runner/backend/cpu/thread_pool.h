@@ -1,7 +1,8 @@
 // A fixed set of worker threads for the CPU kernels: parallel_for splits [0, n) into contiguous chunks,
-// a few per thread, which the threads take in turn, and returns when all are done: a thread slowed by
-// anything else on the machine (the GPU engine's own thread, a writeback) delays its chunk, not the
-// whole pass. Created once per model, not per kernel call.
+// a few per thread, which the threads take in turn, and returns when all are done: the work of a thread
+// slowed by anything else on the machine (the GPU engine's own thread, a writeback) goes to the others,
+// though the pass still ends only once every worker has checked in (so that none can run a chunk of the
+// next pass with this one's job). Created once per model, not per kernel call.
 // A decode step is many short passes (about seven a layer), so between passes the workers and the
 // caller spin for a short while before they block: waking a sleeping thread costs tens of
 // microseconds, which across 16 threads and every pass of a layer added up to a tenth of its time.

@@ -222,7 +222,8 @@ bool attention_on_tensor_cores(KvType kv_type, int head_dim);
 // gate = silu(gate) * up.   gate, up: [n]
 void swiglu(float* gate, const float* up, std::size_t n, const Stream& stream);
 
-// x += y.   x, y: [n]
+// x += y.   x: [n] on the device; y: [n] on the device or in pinned host memory, which the kernel reads
+// over the link itself (a few rows: no copy to queue behind the copy engines' big transfers)
 void add(float* x, const float* y, std::size_t n, const Stream& stream);
 
 }  // namespace runner::gpu
