@@ -64,6 +64,30 @@ TEST_CASE("f16 and bf16 decoding of special values") {
     CHECK(runner::cpu::bf16_to_f32(0x3f80) == 1.0f);
 }
 
+// A decode product reads rows in pairs; a row must come out the same paired or alone, whatever chunk
+// boundaries the threads draw.
+TEST_CASE("dot_rows2 equals dot_row on each row bit for bit, every dtype, both paths") {
+    std::mt19937 rng(31);
+    for (const bool portable : {false, true}) {
+        runner::cpu::force_portable(portable);
+        for (const auto dtype : {runner::DType::f32, runner::DType::f16, runner::DType::bf16})
+            for (const std::int64_t n : {5, 37, 83, 4096}) {
+                CAPTURE(portable);
+                CAPTURE(runner::dtype_name(dtype));
+                CAPTURE(n);
+                const auto w = make_weights(dtype, 2, n, rng);
+                std::vector<float> x(static_cast<std::size_t>(n));
+                for (auto& v : x) v = std::normal_distribution<float>()(rng);
+                const std::size_t row_bytes = static_cast<std::size_t>(n) * runner::dtype_size(dtype);
+                float pair[2];
+                runner::cpu::dot_rows2(dtype, w.view.data, w.view.data + row_bytes, x.data(), x.size(), pair);
+                CHECK(pair[0] == runner::cpu::dot_row(dtype, w.view.data, x.data(), x.size()));
+                CHECK(pair[1] == runner::cpu::dot_row(dtype, w.view.data + row_bytes, x.data(), x.size()));
+            }
+    }
+    runner::cpu::force_portable(false);
+}
+
 // q, k and v (and gate and up) go through one parallel pass; each part must equal its own product.
 TEST_CASE("matmul over several projections equals each projection alone, biases included") {
     std::mt19937 rng(21);

@@ -40,18 +40,26 @@ void matmul(std::span<const Projection> parts, const float* x, std::size_t n_tok
             if (lo >= hi) continue;
             const TensorView& w = *parts[p].w;
             const std::size_t d_out = first[p + 1] - first[p], row_bytes = d_in * dtype_size(w.dtype);
-            const std::vector<float>& b = biases[p];
-            for (std::size_t j = lo - first[p]; j < hi - first[p]; ++j) {
-                const std::byte* wj = w.data + j * row_bytes;
-                const float bj = b.empty() ? 0.f : b[j];
-                if (n_tokens == 1) {
-                    parts[p].out[j] = dot_row(w.dtype, wj, x, d_in) + bj;
-                    continue;
+            const auto bias = [&](std::size_t j) { return biases[p].empty() ? 0.f : biases[p][j]; };
+            const auto weights = [&](std::size_t j) { return w.data + j * row_bytes; };
+            const std::size_t j_end = hi - first[p];
+            std::size_t j = lo - first[p];
+            if (n_tokens == 1) {
+                // Rows in pairs: more weight reads in flight per core, each load of x serving two rows.
+                float pair[2];
+                for (; j + 2 <= j_end; j += 2) {
+                    dot_rows2(w.dtype, weights(j), weights(j + 1), x, d_in, pair);
+                    parts[p].out[j] = pair[0] + bias(j);
+                    parts[p].out[j + 1] = pair[1] + bias(j + 1);
                 }
+                if (j < j_end) parts[p].out[j] = dot_row(w.dtype, weights(j), x, d_in) + bias(j);
+                continue;
+            }
+            for (; j < j_end; ++j) {
                 // Convert a weight row once, then use it for every token of the batch.
-                convert_row(w.dtype, wj, row.data(), d_in);
+                convert_row(w.dtype, weights(j), row.data(), d_in);
                 for (std::size_t t = 0; t < n_tokens; ++t)
-                    parts[p].out[t * d_out + j] = dot_f32(row.data(), x + t * d_in, d_in) + bj;
+                    parts[p].out[t * d_out + j] = dot_f32(row.data(), x + t * d_in, d_in) + bias(j);
             }
         }
     });

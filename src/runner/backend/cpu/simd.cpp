@@ -68,6 +68,53 @@ __attribute__((target("avx2,fma,f16c"))) float dot_row_avx2_t(const std::byte* r
     return sum;
 }
 
+// Two rows at once, each summed exactly as dot_row_avx2_t sums it (same accumulators, same order), so
+// that a row's result does not depend on whether it was paired: the rows share every load of x, and
+// each core keeps two weight streams in flight.
+template <DType D>
+__attribute__((target("avx2,fma,f16c"))) void dot_rows2_avx2_t(const std::byte* r0, const std::byte* r1, const float* x,
+                                                               std::size_t n, float* out) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
+    std::size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8), x2 = _mm256_loadu_ps(x + i + 16),
+                     x3 = _mm256_loadu_ps(x + i + 24);
+        a0 = _mm256_fmadd_ps(load8(D, r0, i), x0, a0);
+        b0 = _mm256_fmadd_ps(load8(D, r1, i), x0, b0);
+        a1 = _mm256_fmadd_ps(load8(D, r0, i + 8), x1, a1);
+        b1 = _mm256_fmadd_ps(load8(D, r1, i + 8), x1, b1);
+        a2 = _mm256_fmadd_ps(load8(D, r0, i + 16), x2, a2);
+        b2 = _mm256_fmadd_ps(load8(D, r1, i + 16), x2, b2);
+        a3 = _mm256_fmadd_ps(load8(D, r0, i + 24), x3, a3);
+        b3 = _mm256_fmadd_ps(load8(D, r1, i + 24), x3, b3);
+    }
+    for (; i + 8 <= n; i += 8) {
+        const __m256 xv = _mm256_loadu_ps(x + i);
+        a0 = _mm256_fmadd_ps(load8(D, r0, i), xv, a0);
+        b0 = _mm256_fmadd_ps(load8(D, r1, i), xv, b0);
+    }
+    float sum0 = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    float sum1 = hsum(_mm256_add_ps(_mm256_add_ps(b0, b1), _mm256_add_ps(b2, b3)));
+    for (; i < n; ++i) {
+        float w0 = 0, w1 = 0;
+        convert_row(D, r0 + i * dtype_size(D), &w0, 1);
+        convert_row(D, r1 + i * dtype_size(D), &w1, 1);
+        sum0 += w0 * x[i];
+        sum1 += w1 * x[i];
+    }
+    out[0] = sum0;
+    out[1] = sum1;
+}
+
+void dot_rows2_avx2(DType dtype, const std::byte* r0, const std::byte* r1, const float* x, std::size_t n, float* out) {
+    switch (dtype) {
+        case DType::f32: return dot_rows2_avx2_t<DType::f32>(r0, r1, x, n, out);
+        case DType::f16: return dot_rows2_avx2_t<DType::f16>(r0, r1, x, n, out);
+        case DType::bf16: return dot_rows2_avx2_t<DType::bf16>(r0, r1, x, n, out);
+    }
+}
+
 float dot_row_avx2(DType dtype, const std::byte* row, const float* x, std::size_t n) {
     switch (dtype) {
         case DType::f32: return dot_row_avx2_t<DType::f32>(row, x, n);
@@ -192,6 +239,14 @@ void axpy_f32(float a, const float* x, float* acc, std::size_t n) {
     if (avx2_active()) return axpy_f32_avx2(a, x, acc, n);
 #endif
     for (std::size_t i = 0; i < n; ++i) acc[i] += a * x[i];
+}
+
+void dot_rows2(DType dtype, const std::byte* row0, const std::byte* row1, const float* x, std::size_t n, float* out) {
+#if defined(__x86_64__)
+    if (avx2_active()) return dot_rows2_avx2(dtype, row0, row1, x, n, out);
+#endif
+    out[0] = dot_row(dtype, row0, x, n);
+    out[1] = dot_row(dtype, row1, x, n);
 }
 
 float dot_f32(const float* a, const float* b, std::size_t n) {

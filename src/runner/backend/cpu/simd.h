@@ -17,6 +17,9 @@ void convert_row(DType dtype, const std::byte* row, float* out, std::size_t n);
 // dot(row, x) with the row in its stored dtype and f32 accumulation.
 float dot_row(DType dtype, const std::byte* row, const float* x, std::size_t n);
 
+// out[0] = dot_row(row0, x), out[1] = dot_row(row1, x), bit for bit, the two rows read together.
+void dot_rows2(DType dtype, const std::byte* row0, const std::byte* row1, const float* x, std::size_t n, float* out);
+
 // dot of two f32 vectors.
 float dot_f32(const float* a, const float* b, std::size_t n);
 
