@@ -29,26 +29,19 @@ std::size_t LayerWeights::bytes() const {
 common::Result<ModelWeights> bind_weights(const WeightSource& source) {
     const ModelConfig& c = source.config();
     std::string problems;
-    // Appended piece by piece: g++ 12 at -O3 warns (-Wrestrict, a false positive) on a literal + string chain.
-    const auto problem = [&](const std::string& text) {
-        if (!problems.empty()) problems += '\n';
-        problems += source.describe();
-        problems += text;
-    };
     const auto want = [&](const std::string& name, std::vector<std::int64_t> shape) -> const TensorView* {
         const TensorView* t = source.tensor(name);
         std::string expected = "[";
-        for (std::size_t i = 0; i < shape.size(); ++i) {
-            if (i) expected += ", ";
-            expected += std::to_string(shape[i]);
-        }
+        for (std::size_t i = 0; i < shape.size(); ++i) expected += (i ? ", " : "") + std::to_string(shape[i]);
         expected += "]";
         if (!t) {
-            problem(": missing tensor " + name + " " + expected);
+            problems +=
+                (problems.empty() ? "" : "\n") + source.describe() + ": missing tensor " + name + " " + expected;
             return nullptr;
         }
         if (t->shape != shape)
-            problem(": tensor " + name + " has shape " + t->shape_string() + ", expected " + expected);
+            problems += (problems.empty() ? "" : "\n") + source.describe() + ": tensor " + name + " has shape " +
+                        t->shape_string() + ", expected " + expected;
         return t;
     };
     const std::int64_t e = c.n_embd, q = std::int64_t(c.n_head) * c.head_dim,
