@@ -18,10 +18,9 @@ namespace runner {
 
 namespace {
 
-// layer_tensors() order, for reading a slab.
-enum Slot { attn_norm, wq, wk, wv, wo, bq, bk, bv, q_norm, k_norm, ffn_norm, w_gate, w_up, w_down };
+using namespace layer_slot;
 
-std::size_t align_up(std::size_t n) { return (n + 255) / 256 * 256; }
+std::size_t align_up(std::size_t n) { return (n + slab_alignment - 1) / slab_alignment * slab_alignment; }
 
 // The largest projection, in weights: what the BLAS widens a quantized matrix into.
 std::size_t largest_projection(const ModelConfig& c) {
@@ -56,8 +55,8 @@ std::size_t kv_cache_bytes(const ModelConfig& c, int n_ctx, gpu::KvType type) {
     return 2 * static_cast<std::size_t>(c.n_layer) * n_ctx * c.n_head_kv * c.head_dim * gpu::kv_element_bytes(type);
 }
 
-// A ring slot holds any streamed layer in either layout (split_layout adds three aligned matrices).
-std::size_t slot_capacity(std::size_t largest) { return align_up(largest + 3 * 256); }
+// A ring slot holds any streamed layer in either layout.
+std::size_t slot_capacity(std::size_t largest) { return align_up(largest + split_extra_bytes); }
 
 std::string mib(std::size_t bytes) { return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB"; }
 

@@ -33,6 +33,11 @@ struct LayerWeights {
 // A layer's tensors in a fixed order; those the architecture lacks are nullptr.
 std::array<const TensorView*, 14> layer_tensors(const LayerWeights& l);
 
+// Places in layer_tensors()' order, for what is laid out by it (a slab's offsets, sizes and types).
+namespace layer_slot {
+enum Slot { attn_norm, wq, wk, wv, wo, bq, bk, bv, q_norm, k_norm, ffn_norm, w_gate, w_up, w_down };
+}
+
 // Page-cache advice for all of a layer's file-backed tensors: read them ahead, or drop them (from
 // this mapping and the page cache) once used, so that streaming keeps to its RAM budget.
 void will_need(const LayerWeights& l);

@@ -7,9 +7,7 @@ namespace runner {
 
 namespace {
 
-constexpr std::size_t alignment = 256;
-
-std::size_t align_up(std::size_t n) { return (n + alignment - 1) / alignment * alignment; }
+std::size_t align_up(std::size_t n) { return (n + slab_alignment - 1) / slab_alignment * slab_alignment; }
 
 // wq, wk, wv, wo, w_gate, w_up, w_down, in layer_tensors() order: the matrices compression applies to.
 constexpr std::array<bool, 14> projection = {false, true,  true,  true,  true, false, false,
@@ -59,11 +57,9 @@ void fill_slab(std::byte* dst, const LayerWeights& layer, const LayerLayout& lay
     }
 }
 
-namespace {
-
-enum Mlp { w_gate = 11, w_up = 12, w_down = 13 };  // their places in layer_tensors() order
-
-}  // namespace
+using layer_slot::w_down;
+using layer_slot::w_gate;
+using layer_slot::w_up;
 
 bool splittable(const LayerWeights& layer) {
     const TensorView *gate = layer.w_gate, *up = layer.w_up, *down = layer.w_down;

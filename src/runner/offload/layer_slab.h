@@ -12,6 +12,9 @@
 
 namespace runner {
 
+// Every tensor of a slab starts on a multiple of this.
+constexpr std::size_t slab_alignment = 256;
+
 struct LayerLayout {
     std::array<std::size_t, 14> offset{};  // in layer_tensors() order
     std::array<std::size_t, 14> size{};    // 0 for a tensor the architecture lacks
@@ -33,6 +36,9 @@ void fill_slab(std::byte* dst, const LayerWeights& layer, const LayerLayout& lay
 // decode step copies only the slab's first `gpu_bytes`; a prompt copies it all and runs both blocks
 // on the GPU. `layout` places the other tensors as layout_of does, and w_gate, w_up and w_down as the
 // GPU block's matrices.
+// A split layout's slab is at most this much larger than layout_of's: three more aligned matrices.
+constexpr std::size_t split_extra_bytes = 3 * slab_alignment;
+
 struct SplitLayout {
     LayerLayout layout;
     int gpu_rows = 0;

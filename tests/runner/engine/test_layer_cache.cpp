@@ -191,22 +191,26 @@ TEST_CASE("split layout: the GPU's and the host's MLP rows sum to the whole MLP,
             std::vector<std::byte> slab(split.layout.bytes);
             runner::fill_split_slab(slab.data(), l, split);
             // attention tensors and norms: as in the plain slab, all before the MLP
-            for (std::size_t i = 0; i < 11; ++i) {
+            for (std::size_t i = 0; i < runner::layer_slot::w_gate; ++i) {
                 CHECK(split.layout.offset[i] == whole.offset[i]);
                 CHECK(std::memcmp(slab.data() + whole.offset[i], plain.data() + whole.offset[i], whole.size[i]) == 0);
             }
             const auto aligned = [](std::size_t n) { return (n + 255) / 256 * 256; };
-            for (const std::size_t at : {split.layout.offset[11], split.layout.offset[12], split.layout.offset[13],
-                                         split.host_gate, split.host_up, split.host_down, split.gpu_bytes})
+            for (const std::size_t at :
+                 {split.layout.offset[runner::layer_slot::w_gate], split.layout.offset[runner::layer_slot::w_up],
+                  split.layout.offset[runner::layer_slot::w_down], split.host_gate, split.host_up, split.host_down,
+                  split.gpu_bytes})
                 CHECK(at % 256 == 0);
-            CHECK(split.gpu_bytes == aligned(split.layout.offset[13] + split.layout.size[13]));
+            CHECK(split.gpu_bytes == aligned(split.layout.offset[runner::layer_slot::w_down] +
+                                             split.layout.size[runner::layer_slot::w_down]));
             CHECK(split.gpu_bytes == split.host_gate);
             CHECK(split.host_down + static_cast<std::size_t>(e * split.host_rows) * runner::dtype_size(dtype) <=
                   split.layout.bytes);
             CHECK(split.layout.bytes <= whole.bytes + 3 * 256);
-            const auto gpu_part = mlp(matrix_at(slab.data() + split.layout.offset[11], dtype, gpu_rows, e),
-                                      matrix_at(slab.data() + split.layout.offset[12], dtype, gpu_rows, e),
-                                      matrix_at(slab.data() + split.layout.offset[13], dtype, e, gpu_rows), x, pool);
+            const auto gpu_part = mlp(
+                matrix_at(slab.data() + split.layout.offset[runner::layer_slot::w_gate], dtype, gpu_rows, e),
+                matrix_at(slab.data() + split.layout.offset[runner::layer_slot::w_up], dtype, gpu_rows, e),
+                matrix_at(slab.data() + split.layout.offset[runner::layer_slot::w_down], dtype, e, gpu_rows), x, pool);
             const auto host_part = mlp(matrix_at(slab.data() + split.host_gate, dtype, split.host_rows, e),
                                        matrix_at(slab.data() + split.host_up, dtype, split.host_rows, e),
                                        matrix_at(slab.data() + split.host_down, dtype, e, split.host_rows), x, pool);
