@@ -153,8 +153,7 @@ struct GpuTransformer::Impl {
     std::size_t slot_bytes = 0;
     std::size_t decode_slot_bytes = 0;  // what one split layer's GPU part takes in the ring (0: no split)
     int ring_head = 0;                  // the slot of this step's first streamed layer
-    int prefetched = 0;                 // the next step's first streamed layers already on their way
-    std::size_t prefetched_slot_bytes = 0;
+    int prefetched = 0;                 // the next decode step's first streamed layers already on their way
     gpu::DeviceBuffer head, head_norm, device_inv_freq;
     gpu::DeviceBuffer k_cache, v_cache;            // [n_layer, n_ctx, n_head_kv * head_dim]
     gpu::DeviceBuffer x;                           // [n_ctx, n_embd]  residual stream of the whole forward pass
@@ -578,10 +577,11 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
         const auto split_here = [&](std::size_t layer) { return split_pass && plan_.split[layer]; };
         // A decode step's last layers free their slots while the link would otherwise idle until the next
         // step: they take the next step's first layers then (layers from disk excepted, which the host
-        // reads synchronously). The next step uses them if it is a decode step too; otherwise the ring
-        // starts over, which is safe because the copy stream runs its copies in order.
+        // reads synchronously). The next step uses them if it is a decode step too (every decode step cuts
+        // the ring alike); otherwise the ring starts over, which is safe because the copy stream runs its
+        // copies in order.
         const bool prefetch = decode && plan_.disk_bytes == 0;
-        if (!(decode && m.prefetched > 0 && m.prefetched_slot_bytes == slot_bytes)) {
+        if (!decode || m.prefetched == 0) {
             m.prefetched = 0;
             m.ring_head = 0;
         }
@@ -648,7 +648,6 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
         }
         if (ring > 0) m.ring_head = slot_of(n_streamed);
         m.prefetched = prefetched;
-        m.prefetched_slot_bytes = slot_bytes;
 
         // final rmsnorm of the last token, then the classifier
         const float* last = m.x.as<float>() + static_cast<std::size_t>(n - 1) * e;
