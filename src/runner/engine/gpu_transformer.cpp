@@ -387,42 +387,39 @@ void GpuTransformer::choose_split() {
     const std::size_t row_bytes = 3 * e * dtype_size(l.w_down->dtype);  // a row of gate and up, a column of down
     double host_rows = static_cast<double>(n_ff) * std::min(plan_.host_share, 100) / 100.0;
     if (plan_.host_share < 0) {
-        // Time one layer both ways, best of five (a busy moment must not decide the split for the whole
-        // session): its slab over the link into a ring slot, and its MLP computed on the host for one
-        // token. The GPU's part (everything but the host's rows) and the host's rows then take equal
-        // time when
+        // Time both paths, best of five (a busy moment must not decide the split for the whole session):
+        // pinned bytes over the link into a ring slot (64 MiB at most: the rate, not the layer, is wanted),
+        // and the layer's MLP computed on the host for one token, from its file's pages (the first round
+        // brings them in; loading the layer reads them next anyway). The GPU's part (everything but the
+        // host's rows) and the host's rows then take equal time when
         //   (layer_bytes - host_rows * row_bytes) / copy_rate == host_rows * row_bytes / host_rate.
-        const LayerLayout layout = layout_of(l, Compression::none);
-        gpu::PinnedBuffer slab(layout.bytes);
-        fill_slab(slab.data(), l, layout, std::max(1u, std::thread::hardware_concurrency()));
+        const std::size_t layer_bytes = layout_of(l, Compression::none).bytes;
+        const std::size_t probe_bytes = std::min<std::size_t>(layer_bytes, std::size_t{64} << 20);
+        const gpu::PinnedBuffer probe(probe_bytes);
         double copy_s = 1e9, host_s = 1e9;
         gpu::Event start(true), stop(true);
         for (int i = 0; i < 5; ++i) {
             start.record(m.copy);
-            gpu::copy_to_device(m.slot(0, m.slot_bytes), slab.data(), layout.bytes, m.copy);
+            gpu::copy_to_device(m.slot(0, m.slot_bytes), probe.data(), probe_bytes, m.copy);
             stop.record(m.copy);
             stop.synchronize();
             copy_s = std::min(copy_s, stop.elapsed_ms_since(start) / 1e3);
         }
-        const auto dtype = l.w_down->dtype;
-        const TensorView gate = slab_matrix(slab.data() + layout.offset[w_gate], dtype, n_ff, e),
-                         up = slab_matrix(slab.data() + layout.offset[w_up], dtype, n_ff, e),
-                         down = slab_matrix(slab.data() + layout.offset[w_down], dtype, e, n_ff);
         std::vector<float> x(e, 0.01f), g(n_ff), u(n_ff), y(e);
         for (int i = 0; i < 5; ++i) {
             const auto t0 = std::chrono::steady_clock::now();
-            const cpu::Projection gate_up[] = {{g.data(), &gate}, {u.data(), &up}};
+            const cpu::Projection gate_up[] = {{g.data(), l.w_gate}, {u.data(), l.w_up}};
             cpu::matmul(gate_up, x.data(), 1, *m.pool);
             cpu::swiglu(g.data(), u.data(), n_ff);
-            cpu::matmul(y.data(), g.data(), down, nullptr, 1, *m.pool);
+            cpu::matmul(y.data(), g.data(), *l.w_down, nullptr, 1, *m.pool);
             host_s = std::min(host_s, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
         }
-        const double copy_rate = static_cast<double>(layout.bytes) / copy_s;
+        const double copy_rate = static_cast<double>(probe_bytes) / copy_s;
         const double host_rate = static_cast<double>(n_ff * row_bytes) / host_s;
         stats_.copy_gbs = copy_rate / 1e9;
         stats_.host_gbs = host_rate / 1e9;
         host_rows =
-            static_cast<double>(layout.bytes) / static_cast<double>(row_bytes) * host_rate / (host_rate + copy_rate);
+            static_cast<double>(layer_bytes) / static_cast<double>(row_bytes) * host_rate / (host_rate + copy_rate);
     }
     // The GPU's rows in multiples of 8, so that each row of its down block is whole 16-byte runs of a
     // 16-bit type, as its matrix-vector kernel reads them.

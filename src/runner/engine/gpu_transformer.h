@@ -69,7 +69,7 @@ struct GpuStats {
     std::size_t passes = 0;
     std::size_t bytes_copied = 0;  // weights host->device that passes used, summed over them
     std::size_t host_bytes = 0;    // weights the host computed with, summed over passes
-    double copy_gbs = 0;           // measured by load() when it decided the split: a layer over the link
+    double copy_gbs = 0;           // measured by load() when it decided the split: pinned bytes over the link
     double host_gbs = 0;           // and a layer's MLP computed on the host, in weight bytes per second
 };
 
