@@ -11,8 +11,8 @@
 //                      [--max-batch N] [--compression none,8bit,4bit] [--ram-budget GiB]
 //                      [--kv-cache f16|f32] [--host-share P] [--peak-tflops T] [--reference FILE]
 // --host-share: percent of each streamed layer's MLP rows computed on the host while decoding (default
-// -1: the engine measures and decides); the streamed bytes' bound is then the rate the link and the host's RAM reads
-// reach together, measured with both running at once.
+// -1: the engine measures and decides); the split layers' bound is then the rate the link and the host's
+// RAM reads reach together, measured with both running at once.
 // --ram-budget pins streamed layers up to that much RAM and reads the rest from the model file on
 // every pass (dropping its pages after each read, so they come from the disk); 0 pins them all.
 // Budgets are GiB, 0 meaning no limit. DIR defaults to a random-weight model shaped like Llama 3.1 8B
