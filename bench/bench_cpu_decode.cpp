@@ -5,7 +5,6 @@
 //
 // usage: bench_cpu_decode [MODEL_DIR] [TOKENS]
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "host_bandwidth.h"
 #include "random_model.h"
 #include "runner/backend/cpu/simd.h"
 #include "runner/backend/cpu/thread_pool.h"
@@ -22,31 +22,6 @@
 #include "runner/model/hf_folder.h"
 
 namespace fs = std::filesystem;
-
-namespace {
-
-// Read bandwidth with the same threads the engine uses: a sum over a buffer much larger than caches.
-double read_bandwidth_gbs(runner::cpu::ThreadPool& pool) {
-    const std::size_t n = std::size_t(1) << 28;  // 1 GiB of floats
-    std::vector<float> buf(n, 1.0f);
-    double best = 0;
-    for (int rep = 0; rep < 5; ++rep) {
-        std::vector<double> partial(pool.size() * 8, 0.0);
-        const auto start = std::chrono::steady_clock::now();
-        pool.parallel_for(n / 4096, [&](std::size_t b, std::size_t e) {
-            float acc = 0;
-            for (std::size_t i = b * 4096; i < e * 4096; i += 4096)
-                acc += runner::cpu::dot_f32(buf.data() + i, buf.data() + i, 4096);
-            partial[(b * 8) % partial.size()] += acc;
-        });
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        // dot_f32(a, a) reads each float once from memory (the second operand hits the same cache line).
-        best = std::max(best, static_cast<double>(n * sizeof(float)) / s / 1e9);
-    }
-    return best;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
     const fs::path dir = argc > 1 ? fs::path(argv[1]) : bench::default_model_dir();
@@ -67,7 +42,10 @@ int main(int argc, char** argv) {
 
     const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
     runner::cpu::ThreadPool pool(threads);
-    const double bandwidth = read_bandwidth_gbs(pool);
+    const double bandwidth = [&] {
+        const std::vector<std::byte> buffer(std::size_t{1} << 30, std::byte{1});
+        return bench::best_read(pool, buffer).gbs;
+    }();
 
     runner::Transformer model(**source, std::move(weights).value(), 512, threads);
     std::vector<std::int32_t> prompt = {1, 450, 4996, 17354, 1701, 29916, 432, 17204};

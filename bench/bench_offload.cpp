@@ -33,6 +33,7 @@
 
 #include "disk_bandwidth.h"
 #include "gpu_bandwidth.h"
+#include "host_bandwidth.h"
 #include "random_model.h"
 #include "runner/backend/gpu/backend.h"
 #include "runner/engine/gpu_transformer.h"
@@ -55,50 +56,28 @@ std::vector<double> parse_list(const std::string& text) {
     return out;
 }
 
-// All hardware threads summing `data` once: how fast the host reads the weights it computes with.
-void host_read(const std::vector<float>& data) {
-    const std::size_t n = data.size();
-    const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
-    std::vector<double> sums(threads);
-    std::vector<std::thread> workers;
-    for (unsigned k = 0; k < threads; ++k)
-        workers.emplace_back([&, k] {
-            float acc[64] = {};  // independent sums, so that the loop runs at the memory's pace, not the adder's
-            for (std::size_t i = n * k / threads; i + 64 <= n * (k + 1) / threads; i += 64)
-                for (int j = 0; j < 64; ++j) acc[j] += data[i + static_cast<std::size_t>(j)];
-            for (const float a : acc) sums[k] += a;
-        });
-    for (auto& w : workers) w.join();
-    if (sums[0] < 0) std::puts("");  // keeps the sums alive
-}
-
-// Host RAM read GB/s alone (best of three passes over 2 GiB), and then both rates while pinned
-// host->device copies run at the same time (the best of three rounds, by their sum): the DMA and the
-// cores share the memory bus, so what the two reach together, not their sum alone, bounds a decode
-// step split between them. A bound is what the machine can reach, hence the best rounds.
+// Host RAM read GB/s alone (bench::best_read over 2 GiB), and then both rates while pinned host->device
+// copies run at the same time (the best of three rounds, by their sum): the DMA and the cores share the
+// memory bus, so what the two reach together, not their sum alone, bounds a decode step split between
+// them. A bound is what the machine can reach, hence the best rounds.
 struct HostRates {
     double alone = 0, with_copies = 0, copies_with_reads = 0;
 };
 HostRates host_read_gbs() {
-    const std::vector<float> data((std::size_t{2} << 30) / sizeof(float), 1.f);
-    const double bytes = static_cast<double>(data.size() * sizeof(float));
+    const std::vector<std::byte> data(std::size_t{2} << 30, std::byte{1});
+    runner::cpu::ThreadPool pool(0);
+    const auto best = bench::best_read(pool, data);
     HostRates r;
-    for (int round = 0; round < 3; ++round) {
-        const auto t0 = clock_type::now();
-        host_read(data);
-        r.alone = std::max(r.alone, bytes / seconds_since(t0) / 1e9);
-    }
+    r.alone = best.gbs;
     gpu::PinnedBuffer host(bench::copy_bytes);
     std::memset(host.data(), 1, bench::copy_bytes);
     gpu::DeviceBuffer device(bench::copy_bytes);
     gpu::Stream s;
     for (int round = 0; round < 3; ++round) {
         std::atomic<bool> reading = true;
-        double read_s = 0;
+        double reads = 0;
         std::thread reader([&] {
-            const auto t0 = clock_type::now();
-            for (int pass = 0; pass < 4; ++pass) host_read(data);
-            read_s = seconds_since(t0);
+            for (int pass = 0; pass < 4; ++pass) reads += bench::read_pass_gbs(pool, data, best.streams) / 4;
             reading = false;
         });
         double copied = 0;
@@ -110,7 +89,7 @@ HostRates host_read_gbs() {
         }
         const double copy_s = seconds_since(t0);
         reader.join();
-        const double reads = 4 * bytes / read_s / 1e9, copies = copied / copy_s / 1e9;
+        const double copies = copied / copy_s / 1e9;
         if (reads + copies > r.with_copies + r.copies_with_reads) {
             r.with_copies = reads;
             r.copies_with_reads = copies;

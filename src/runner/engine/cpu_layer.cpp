@@ -14,7 +14,6 @@ void LayerScratch::reserve(const ModelConfig& c, std::size_t n) {
     v.resize(n * c.n_head_kv * c.head_dim);
     att.resize(n * c.n_head * c.head_dim);
     gate.resize(n * c.n_ff);
-    up.resize(n * c.n_ff);
 }
 
 namespace {
@@ -53,9 +52,7 @@ void ffn_block(const ModelConfig& c, const LayerWeights& l, float* x, std::size_
     // ffn rmsnorm
     cpu::rmsnorm(s.xb.data(), x, *l.ffn_norm, n, static_cast<std::size_t>(c.n_embd), c.rms_eps);
     // SwiGLU: down(silu(gate(x)) * up(x))
-    const cpu::Projection gate_up[] = {{s.gate.data(), l.w_gate}, {s.up.data(), l.w_up}};
-    cpu::matmul(gate_up, s.xb.data(), n, pool);
-    cpu::swiglu(s.gate.data(), s.up.data(), n * c.n_ff);
+    cpu::swiglu_matmul(s.gate.data(), *l.w_gate, *l.w_up, s.xb.data(), n, pool);
     cpu::matmul(s.xb.data(), s.gate.data(), *l.w_down, nullptr, n, pool);
     // residual
     for (std::size_t i = 0; i < n * c.n_embd; ++i) x[i] += s.xb[i];

@@ -20,8 +20,7 @@ struct LayerScratch {
     std::vector<float> k;     // [n, n_head_kv * head_dim]
     std::vector<float> v;     // [n, n_head_kv * head_dim]
     std::vector<float> att;   // [n, n_head * head_dim]
-    std::vector<float> gate;  // [n, n_ff]
-    std::vector<float> up;    // [n, n_ff]
+    std::vector<float> gate;  // [n, n_ff]           silu(gate) * up
 
     void reserve(const ModelConfig& c, std::size_t n);
 };

@@ -174,7 +174,7 @@ struct GpuTransformer::Impl {
         TensorView norm, gate, up, down;
     };
     std::vector<HostMlp> host_mlp;  // [n_layer], for split layers
-    std::vector<float> host_xb, host_gate, host_up;
+    std::vector<float> host_xb, host_gate;
     gpu::PinnedBuffer host_partial;  // [gpu_host_max_tokens, n_embd], read by the GPU's add in place
     gpu::Event x_ready;
 
@@ -405,12 +405,10 @@ void GpuTransformer::choose_split() {
             stop.synchronize();
             copy_s = std::min(copy_s, stop.elapsed_ms_since(start) / 1e3);
         }
-        std::vector<float> x(e, 0.01f), g(n_ff), u(n_ff), y(e);
+        std::vector<float> x(e, 0.01f), g(n_ff), y(e);
         for (int i = 0; i < 5; ++i) {
             const auto t0 = std::chrono::steady_clock::now();
-            const cpu::Projection gate_up[] = {{g.data(), l.w_gate}, {u.data(), l.w_up}};
-            cpu::matmul(gate_up, x.data(), 1, *m.pool);
-            cpu::swiglu(g.data(), u.data(), n_ff);
+            cpu::swiglu_matmul(g.data(), *l.w_gate, *l.w_up, x.data(), 1, *m.pool);
             cpu::matmul(y.data(), g.data(), *l.w_down, nullptr, 1, *m.pool);
             host_s = std::min(host_s, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
         }
@@ -443,7 +441,6 @@ void GpuTransformer::choose_split() {
     m.freed.resize(m.copied.size());
     m.host_xb.resize(gpu_host_max_tokens * e);
     m.host_gate.resize(gpu_host_max_tokens * static_cast<std::size_t>(rows));
-    m.host_up.resize(m.host_gate.size());
     m.host_partial = gpu::PinnedBuffer(gpu_host_max_tokens * e * sizeof(float));
 }
 
@@ -528,13 +525,10 @@ void GpuTransformer::mlp_on_host(int layer, int n) {
     const auto& c = config_;
     const auto& mlp = m.host_mlp[static_cast<std::size_t>(layer)];
     const auto tokens = static_cast<std::size_t>(n), e = static_cast<std::size_t>(c.n_embd);
-    const auto rows = static_cast<std::size_t>(plan_.host_rows);
     auto* partial = reinterpret_cast<float*>(m.host_partial.data());
     m.x_ready.synchronize();
     cpu::rmsnorm(m.host_xb.data(), reinterpret_cast<const float*>(m.host_x.data()), mlp.norm, tokens, e, c.rms_eps);
-    const cpu::Projection gate_up[] = {{m.host_gate.data(), &mlp.gate}, {m.host_up.data(), &mlp.up}};
-    cpu::matmul(gate_up, m.host_xb.data(), tokens, *m.pool);
-    cpu::swiglu(m.host_gate.data(), m.host_up.data(), tokens * rows);
+    cpu::swiglu_matmul(m.host_gate.data(), mlp.gate, mlp.up, m.host_xb.data(), tokens, *m.pool);
     cpu::matmul(partial, m.host_gate.data(), mlp.down, nullptr, tokens, *m.pool);
     gpu::add(m.x.as<float>(), partial, tokens * e, m.compute);
     stats_.host_bytes += mlp.gate.bytes + mlp.up.bytes + mlp.down.bytes;

@@ -41,4 +41,11 @@ void attention(float* out, const float* q, const float* k_cache, const float* v_
 // gate = silu(gate) * up, in place.   gate, up: [n]
 void swiglu(float* gate, const float* up, std::size_t n);
 
+// out[t, j] = silu(gate[j, :] . x[t, :]) * (up[j, :] . x[t, :]): the MLP's activations in one parallel
+// pass, each thread reading its gate and up rows side by side and applying SwiGLU to its own rows, so
+// no single thread runs over all of them after.   x: [n_tokens, d_in]; gate, up: [d_ff, d_in];
+// out: [n_tokens, d_ff]. Equal, bit for bit, to the two products and swiglu() in turn.
+void swiglu_matmul(float* out, const TensorView& gate, const TensorView& up, const float* x, std::size_t n_tokens,
+                   ThreadPool& pool);
+
 }  // namespace runner::cpu

@@ -45,6 +45,21 @@ __attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+// How far ahead of each weight row the loops below prefetch. A decode row is 8-28 KB, a few 4 KiB pages,
+// and the hardware prefetcher stops at every page's end, so on its own it leaves the memory bus idle at
+// each page's start. On a 16-core H200 host, pairs of bf16 rows read 80-86 GB/s from pinned RAM
+// without this and 96-105 GB/s with it (scratch measurement, 2 GiB of rows, best of three).
+constexpr std::size_t prefetch_ahead = 2048;
+
+// Prefetches the cache lines that the 32 elements after element i of a row will need prefetch_ahead
+// bytes later. A prefetch never faults, so reading past the row's end is harmless.
+template <DType D>
+__attribute__((always_inline)) inline void prefetch_row(const std::byte* row, std::size_t i) {
+    const auto* at = reinterpret_cast<const char*>(row + i * (D == DType::f32 ? 4 : 2) + prefetch_ahead);
+    _mm_prefetch(at, _MM_HINT_T0);
+    if constexpr (D == DType::f32) _mm_prefetch(at + 64, _MM_HINT_T0);
+}
+
 // One loop per dtype, so that the conversion is decided once per row, with four accumulators to
 // cover the FMA latency.
 template <DType D>
@@ -53,6 +68,7 @@ __attribute__((target("avx2,fma,f16c"))) float dot_row_avx2_t(const std::byte* r
            acc3 = _mm256_setzero_ps();
     std::size_t i = 0;
     for (; i + 32 <= n; i += 32) {
+        prefetch_row<D>(row, i);
         acc0 = _mm256_fmadd_ps(load8(D, row, i), _mm256_loadu_ps(x + i), acc0);
         acc1 = _mm256_fmadd_ps(load8(D, row, i + 8), _mm256_loadu_ps(x + i + 8), acc1);
         acc2 = _mm256_fmadd_ps(load8(D, row, i + 16), _mm256_loadu_ps(x + i + 16), acc2);
@@ -78,6 +94,8 @@ __attribute__((target("avx2,fma,f16c"))) void dot_rows2_avx2_t(const std::byte* 
     __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
     std::size_t i = 0;
     for (; i + 32 <= n; i += 32) {
+        prefetch_row<D>(r0, i);
+        prefetch_row<D>(r1, i);
         const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8), x2 = _mm256_loadu_ps(x + i + 16),
                      x3 = _mm256_loadu_ps(x + i + 24);
         a0 = _mm256_fmadd_ps(load8(D, r0, i), x0, a0);
