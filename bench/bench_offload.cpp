@@ -291,8 +291,8 @@ int main(int argc, char** argv) {
                     static_cast<double>(disk_bytes) / 1e9, c.n_layer - n_streamed, n_streamed, host_pct);
                 if (host_rows > 0)
                     std::printf(
-                        "       load measured a layer at %.1f GB/s over the link and its MLP at %.1f GB/s on the "
-                        "host; a decode step moved %.2f GB over the link and %.2f GB from host RAM\n",
+                        "       load measured, both at once, %.1f GB/s over the link and a layer's MLP at %.1f GB/s "
+                        "on the host; a decode step moved %.2f GB over the link and %.2f GB from host RAM\n",
                         after.copy_gbs, after.host_gbs,
                         static_cast<double>(after.bytes_copied - before.bytes_copied) / decode_tokens / 1e9,
                         static_cast<double>(after.host_bytes - before.host_bytes) / decode_tokens / 1e9);

@@ -387,30 +387,48 @@ void GpuTransformer::choose_split() {
     const std::size_t row_bytes = 3 * e * dtype_size(l.w_down->dtype);  // a row of gate and up, a column of down
     double host_rows = static_cast<double>(n_ff) * std::min(plan_.host_share, 100) / 100.0;
     if (plan_.host_share < 0) {
-        // Time both paths, best of five (a busy moment must not decide the split for the whole session):
-        // pinned bytes over the link into a ring slot (64 MiB at most: the rate, not the layer, is wanted),
-        // and the layer's MLP computed on the host for one token, from its file's pages (the first round
-        // brings them in; loading the layer reads them next anyway). The GPU's part (everything but the
-        // host's rows) and the host's rows then take equal time when
+        // Time both paths at once, as a decode step runs them: the DMA and the cores share the memory bus,
+        // and each alone runs faster than beside the other (on a 16-core H200 host the host's MLP read up to
+        // 137 GB/s alone and 69-83 GB/s while copies ran, the copies 55 and 49-54), so rates measured apart
+        // would give the host too many rows. The link: 64 MiB pinned copies into a ring slot (the rate, not
+        // the layer, is wanted), 16 back to back (about 20 ms for a big layer). The host: an MLP for one
+        // token, round after round while the copies run; a round that ends after them counts only when it is
+        // the first. The rounds take the first three candidates' MLPs in turn, from their files' pages (a
+        // first round of each, alone, brings them in; loading reads them next anyway): one layer's MLP can
+        // fit in the last-level cache (352 MB against 300 MiB on that host) and would be timed from there.
+        // Best of three such windows, so that a busy moment does not decide the split for the whole session.
+        // The GPU's part (everything but the host's rows) and the host's rows then take equal time when
         //   (layer_bytes - host_rows * row_bytes) / copy_rate == host_rows * row_bytes / host_rate.
         const std::size_t layer_bytes = layout_of(l, Compression::none).bytes;
         const std::size_t probe_bytes = std::min<std::size_t>(layer_bytes, std::size_t{64} << 20);
+        constexpr int copies = 16;
         const gpu::PinnedBuffer probe(probe_bytes);
+        std::vector<float> x(e, 0.01f), g(n_ff), y(e);
+        const std::size_t timed_layers = std::min<std::size_t>(3, candidates.size());
+        std::size_t round = 0;
+        const auto host_round = [&] {
+            const LayerWeights& layer = m.w.layers[static_cast<std::size_t>(candidates[round++ % timed_layers])];
+            const auto t0 = std::chrono::steady_clock::now();
+            cpu::swiglu_matmul(g.data(), *layer.w_gate, *layer.w_up, x.data(), 1, *m.pool);
+            cpu::matmul(y.data(), g.data(), *layer.w_down, nullptr, 1, *m.pool);
+            return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        };
+        for (std::size_t i = 0; i < timed_layers; ++i) host_round();
         double copy_s = 1e9, host_s = 1e9;
         gpu::Event start(true), stop(true);
-        for (int i = 0; i < 5; ++i) {
+        for (int window = 0; window < 3; ++window) {
             start.record(m.copy);
-            gpu::copy_to_device(m.slot(0, m.slot_bytes), probe.data(), probe_bytes, m.copy);
+            for (int i = 0; i < copies; ++i)
+                gpu::copy_to_device(m.slot(0, m.slot_bytes), probe.data(), probe_bytes, m.copy);
             stop.record(m.copy);
+            for (bool first_round = true;; first_round = false) {
+                const double seconds = host_round();
+                const bool copying = !stop.done();
+                if (first_round || copying) host_s = std::min(host_s, seconds);
+                if (!copying) break;
+            }
             stop.synchronize();
-            copy_s = std::min(copy_s, stop.elapsed_ms_since(start) / 1e3);
-        }
-        std::vector<float> x(e, 0.01f), g(n_ff), y(e);
-        for (int i = 0; i < 5; ++i) {
-            const auto t0 = std::chrono::steady_clock::now();
-            cpu::swiglu_matmul(g.data(), *l.w_gate, *l.w_up, x.data(), 1, *m.pool);
-            cpu::matmul(y.data(), g.data(), *l.w_down, nullptr, 1, *m.pool);
-            host_s = std::min(host_s, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+            copy_s = std::min(copy_s, stop.elapsed_ms_since(start) / 1e3 / copies);
         }
         const double copy_rate = static_cast<double>(probe_bytes) / copy_s;
         const double host_rate = static_cast<double>(n_ff * row_bytes) / host_s;

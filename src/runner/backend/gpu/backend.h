@@ -114,6 +114,7 @@ class Event {
     void record(const Stream& stream) const;
     void wait_in(const Stream& stream) const;  // `stream` waits on the device, the host does not
     void synchronize() const;
+    bool done() const;  // whether the work before its record has finished; the host does not wait
     float elapsed_ms_since(const Event& start) const;  // both recorded with timing = true
 
   private:

@@ -74,6 +74,15 @@ void Event::wait_in(const Stream& s) const {
     GPU_CHECK(cudaStreamWaitEvent(as_stream(s), static_cast<cudaEvent_t>(handle_.get()), 0));
 }
 void Event::synchronize() const { GPU_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(handle_.get()))); }
+bool Event::done() const {
+    const cudaError_t status = cudaEventQuery(static_cast<cudaEvent_t>(handle_.get()));
+    if (status == cudaErrorNotReady) {
+        (void)cudaGetLastError();  // not an error: clears it so that the next check does not report it
+        return false;
+    }
+    GPU_CHECK(status);
+    return true;
+}
 float Event::elapsed_ms_since(const Event& start) const {
     float ms = 0;
     GPU_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start.handle_.get()),
