@@ -77,7 +77,9 @@ HostRates host_read_gbs() {
         std::atomic<bool> reading = true;
         double reads = 0;
         std::thread reader([&] {
-            for (int pass = 0; pass < 4; ++pass) reads += bench::read_pass_gbs(pool, data, best.streams) / 4;
+            double seconds_per_gb = 0;  // four passes' bytes over their time together
+            for (int pass = 0; pass < 4; ++pass) seconds_per_gb += 1 / bench::read_pass_gbs(pool, data, best.pattern);
+            reads = 4 / seconds_per_gb;
             reading = false;
         });
         double copied = 0;

@@ -391,17 +391,17 @@ void GpuTransformer::choose_split() {
         // and each alone runs faster than beside the other (on a 16-core H200 host the host's MLP read up to
         // 137 GB/s alone and 69-83 GB/s while copies ran, the copies 55 and 49-54), so rates measured apart
         // would give the host too many rows. The link: 64 MiB pinned copies into a ring slot (the rate, not
-        // the layer, is wanted), 16 back to back (about 20 ms for a big layer). The host: an MLP for one
+        // the layer, is wanted), back to back for at least two of the host's rounds. The host: an MLP for one
         // token, round after round while the copies run; a round that ends after them counts only when it is
         // the first. The rounds take the first three candidates' MLPs in turn, from their files' pages (a
-        // first round of each, alone, brings them in; loading reads them next anyway): one layer's MLP can
-        // fit in the last-level cache (352 MB against 300 MiB on that host) and would be timed from there.
-        // Best of three such windows, so that a busy moment does not decide the split for the whole session.
-        // The GPU's part (everything but the host's rows) and the host's rows then take equal time when
+        // first round of each, alone, brings them in; loading reads them next anyway), so that a round
+        // rarely finds its layer still in the last-level cache (one 8B-shape MLP is 352 MB, that host's
+        // cache 300 MiB). Of three such windows the one where the two together moved the most counts, so
+        // that a busy moment does not decide the split for the whole session. The GPU's part (everything
+        // but the host's rows) and the host's rows then take equal time when
         //   (layer_bytes - host_rows * row_bytes) / copy_rate == host_rows * row_bytes / host_rate.
         const std::size_t layer_bytes = layout_of(l, Compression::none).bytes;
         const std::size_t probe_bytes = std::min<std::size_t>(layer_bytes, std::size_t{64} << 20);
-        constexpr int copies = 16;
         const gpu::PinnedBuffer probe(probe_bytes);
         std::vector<float> x(e, 0.01f), g(n_ff), y(e);
         const std::size_t timed_layers = std::min<std::size_t>(3, candidates.size());
@@ -413,14 +413,23 @@ void GpuTransformer::choose_split() {
             cpu::matmul(y.data(), g.data(), *layer.w_down, nullptr, 1, *m.pool);
             return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         };
-        for (std::size_t i = 0; i < timed_layers; ++i) host_round();
-        double copy_s = 1e9, host_s = 1e9;
+        double round_alone = 0;
+        for (std::size_t i = 0; i < timed_layers; ++i) round_alone = std::max(round_alone, host_round());
         gpu::Event start(true), stop(true);
-        for (int window = 0; window < 3; ++window) {
+        const auto copy_window = [&](int copies) {
             start.record(m.copy);
             for (int i = 0; i < copies; ++i)
                 gpu::copy_to_device(m.slot(0, m.slot_bytes), probe.data(), probe_bytes, m.copy);
             stop.record(m.copy);
+        };
+        copy_window(1);
+        stop.synchronize();
+        const double copy_alone = std::max(1e-6, stop.elapsed_ms_since(start) / 1e3);  // events tick in µs
+        const int copies = static_cast<int>(std::clamp(std::ceil(2 * round_alone / copy_alone), 16.0, 1024.0));
+        double copy_rate = 0, host_rate = 0;
+        for (int window = 0; window < 3; ++window) {
+            copy_window(copies);
+            double host_s = 1e9;
             for (bool first_round = true;; first_round = false) {
                 const double seconds = host_round();
                 const bool copying = !stop.done();
@@ -428,10 +437,13 @@ void GpuTransformer::choose_split() {
                 if (!copying) break;
             }
             stop.synchronize();
-            copy_s = std::min(copy_s, stop.elapsed_ms_since(start) / 1e3 / copies);
+            const double copied = static_cast<double>(probe_bytes) * copies / (stop.elapsed_ms_since(start) / 1e3);
+            const double computed = static_cast<double>(n_ff * row_bytes) / host_s;
+            if (copied + computed > copy_rate + host_rate) {
+                copy_rate = copied;
+                host_rate = computed;
+            }
         }
-        const double copy_rate = static_cast<double>(probe_bytes) / copy_s;
-        const double host_rate = static_cast<double>(n_ff * row_bytes) / host_s;
         stats_.copy_gbs = copy_rate / 1e9;
         stats_.host_gbs = host_rate / 1e9;
         host_rows =

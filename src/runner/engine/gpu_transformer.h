@@ -69,8 +69,8 @@ struct GpuStats {
     std::size_t passes = 0;
     std::size_t bytes_copied = 0;  // weights host->device that passes used, summed over them
     std::size_t host_bytes = 0;    // weights the host computed with, summed over passes
-    double copy_gbs = 0;           // measured by load() when it decided the split: pinned bytes over the link
-    double host_gbs = 0;           // and a layer's MLP computed on the host, in weight bytes per second
+    double copy_gbs = 0;           // measured by load() when it decided the split, both at once: pinned bytes
+    double host_gbs = 0;           // over the link, and an MLP computed on the host in weight bytes per second
 };
 
 // Forward passes of at most this many tokens (decoding) split each split layer between the GPU and the

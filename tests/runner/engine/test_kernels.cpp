@@ -126,26 +126,32 @@ TEST_CASE("swiglu_matmul equals gate and up products then swiglu, bit for bit") 
     using runner::DType;
     const std::pair<DType, DType> dtypes[] = {
         {DType::bf16, DType::bf16}, {DType::f16, DType::f16}, {DType::f32, DType::f32}, {DType::bf16, DType::f32}};
-    for (const unsigned threads : {1u, 3u, 8u})
-        for (const auto& [gate_dtype, up_dtype] : dtypes)
-            for (const std::size_t n_tokens : {1u, 2u, 4u}) {
-                CAPTURE(threads);
-                CAPTURE(runner::dtype_name(gate_dtype));
-                CAPTURE(runner::dtype_name(up_dtype));
-                CAPTURE(n_tokens);
-                runner::cpu::ThreadPool pool(threads);
-                const std::int64_t d_in = 136, d_ff = 77;
-                const auto gate = make_weights(gate_dtype, d_ff, d_in, rng),
-                           up = make_weights(up_dtype, d_ff, d_in, rng);
-                std::vector<float> x(n_tokens * d_in);
-                for (auto& v : x) v = std::normal_distribution<float>()(rng);
-                std::vector<float> want(n_tokens * d_ff), want_up(want.size()), got(want.size(), -1.f);
-                runner::cpu::matmul(want.data(), x.data(), gate.view, nullptr, n_tokens, pool);
-                runner::cpu::matmul(want_up.data(), x.data(), up.view, nullptr, n_tokens, pool);
-                runner::cpu::swiglu(want.data(), want_up.data(), want.size());
-                runner::cpu::swiglu_matmul(got.data(), gate.view, up.view, x.data(), n_tokens, pool);
-                CHECK(got == want);
-            }
+    for (const bool portable : {false, true})
+        for (const unsigned threads : {1u, 3u, 8u})
+            for (const auto& [gate_dtype, up_dtype] : dtypes)
+                for (const std::int64_t d_in : {136, 141})  // 141: every loop's scalar tail runs
+                    for (const std::size_t n_tokens : {1u, 2u, 4u}) {
+                        CAPTURE(portable);
+                        CAPTURE(threads);
+                        CAPTURE(runner::dtype_name(gate_dtype));
+                        CAPTURE(runner::dtype_name(up_dtype));
+                        CAPTURE(d_in);
+                        CAPTURE(n_tokens);
+                        runner::cpu::force_portable(portable);
+                        runner::cpu::ThreadPool pool(threads);
+                        const std::int64_t d_ff = 77;
+                        const auto gate = make_weights(gate_dtype, d_ff, d_in, rng),
+                                   up = make_weights(up_dtype, d_ff, d_in, rng);
+                        std::vector<float> x(n_tokens * static_cast<std::size_t>(d_in));
+                        for (auto& v : x) v = std::normal_distribution<float>()(rng);
+                        std::vector<float> want(n_tokens * d_ff), want_up(want.size()), got(want.size(), -1.f);
+                        runner::cpu::matmul(want.data(), x.data(), gate.view, nullptr, n_tokens, pool);
+                        runner::cpu::matmul(want_up.data(), x.data(), up.view, nullptr, n_tokens, pool);
+                        runner::cpu::swiglu(want.data(), want_up.data(), want.size());
+                        runner::cpu::swiglu_matmul(got.data(), gate.view, up.view, x.data(), n_tokens, pool);
+                        CHECK(got == want);
+                    }
+    runner::cpu::force_portable(false);
 }
 
 // Workers spin between passes, then sleep; passes right after one another and passes after the

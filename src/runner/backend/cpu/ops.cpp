@@ -188,9 +188,9 @@ void swiglu_matmul(float* out, const TensorView& gate, const TensorView& up, con
     const auto d_ff = static_cast<std::size_t>(gate.shape[0]), d_in = static_cast<std::size_t>(gate.shape[1]);
     const std::size_t gate_row = d_in * dtype_size(gate.dtype), up_row = d_in * dtype_size(up.dtype);
     pool.parallel_for(d_ff, [&](std::size_t begin, std::size_t end) {
+        // Gate results go straight to this chunk's columns of `out`; the up results wait beside them.
         const std::size_t rows = end - begin;
-        std::vector<float> gates(n_tokens * rows), ups(n_tokens * rows), g_row(n_tokens > 1 ? d_in : 0),
-            u_row(g_row.size());
+        std::vector<float> ups(n_tokens * rows), g_row(n_tokens > 1 ? d_in : 0), u_row(g_row.size());
         for (std::size_t j = begin; j < end; ++j) {
             const std::byte* g = gate.data + j * gate_row;
             const std::byte* u = up.data + j * up_row;
@@ -198,22 +198,21 @@ void swiglu_matmul(float* out, const TensorView& gate, const TensorView& up, con
             if (n_tokens == 1 && gate.dtype == up.dtype) {
                 float pair[2];
                 dot_rows2(gate.dtype, g, u, x, d_in, pair);
-                gates[at] = pair[0];
+                out[j] = pair[0];
                 ups[at] = pair[1];
             } else if (n_tokens == 1) {
-                gates[at] = dot_row(gate.dtype, g, x, d_in);
+                out[j] = dot_row(gate.dtype, g, x, d_in);
                 ups[at] = dot_row(up.dtype, u, x, d_in);
             } else {
                 convert_row(gate.dtype, g, g_row.data(), d_in);
                 convert_row(up.dtype, u, u_row.data(), d_in);
                 for (std::size_t t = 0; t < n_tokens; ++t) {
-                    gates[t * rows + at] = dot_f32(g_row.data(), x + t * d_in, d_in);
+                    out[t * d_ff + j] = dot_f32(g_row.data(), x + t * d_in, d_in);
                     ups[t * rows + at] = dot_f32(u_row.data(), x + t * d_in, d_in);
                 }
             }
         }
-        swiglu(gates.data(), ups.data(), gates.size());
-        for (std::size_t t = 0; t < n_tokens; ++t) std::copy_n(gates.data() + t * rows, rows, out + t * d_ff + begin);
+        for (std::size_t t = 0; t < n_tokens; ++t) swiglu(out + t * d_ff + begin, ups.data() + t * rows, rows);
     });
 }
 

@@ -1,5 +1,6 @@
 #include "runner/backend/cpu/simd.h"
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -51,8 +52,9 @@ __attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
 // without this and 96-105 GB/s with it (scratch measurement, 2 GiB of rows, best of three).
 constexpr std::size_t prefetch_ahead = 2048;
 
-// Prefetches the cache lines that the 32 elements after element i of a row will need prefetch_ahead
-// bytes later. A prefetch never faults, so reading past the row's end is harmless.
+// Prefetches the cache line (two for f32) that starts prefetch_ahead bytes past element i of a row, for
+// a loop that takes 32 elements a step. A prefetch never faults, so reaching past the row's end is
+// harmless.
 template <DType D>
 __attribute__((always_inline)) inline void prefetch_row(const std::byte* row, std::size_t i) {
     const auto* at = reinterpret_cast<const char*>(row + i * (D == DType::f32 ? 4 : 2) + prefetch_ahead);
@@ -60,6 +62,10 @@ __attribute__((always_inline)) inline void prefetch_row(const std::byte* row, st
     if constexpr (D == DType::f32) _mm_prefetch(at + 64, _MM_HINT_T0);
 }
 
+// The scalar tails below multiply and add with one rounding (std::fma) in every loop, so the compiler's
+// choice to contract an a * b + c or not, which differs between loops and optimization levels, cannot
+// make dot_row and dot_rows2 disagree.
+//
 // One loop per dtype, so that the conversion is decided once per row, with four accumulators to
 // cover the FMA latency.
 template <DType D>
@@ -79,7 +85,7 @@ __attribute__((target("avx2,fma,f16c"))) float dot_row_avx2_t(const std::byte* r
     for (; i < n; ++i) {
         float w = 0;
         convert_row(D, row + i * dtype_size(D), &w, 1);
-        sum += w * x[i];
+        sum = std::fma(w, x[i], sum);
     }
     return sum;
 }
@@ -118,8 +124,8 @@ __attribute__((target("avx2,fma,f16c"))) void dot_rows2_avx2_t(const std::byte* 
         float w0 = 0, w1 = 0;
         convert_row(D, r0 + i * dtype_size(D), &w0, 1);
         convert_row(D, r1 + i * dtype_size(D), &w1, 1);
-        sum0 += w0 * x[i];
-        sum1 += w1 * x[i];
+        sum0 = std::fma(w0, x[i], sum0);
+        sum1 = std::fma(w1, x[i], sum1);
     }
     out[0] = sum0;
     out[1] = sum1;
