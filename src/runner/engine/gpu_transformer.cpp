@@ -556,10 +556,14 @@ void GpuTransformer::mlp_on_host(int layer, int n) {
     const auto& mlp = m.host_mlp[static_cast<std::size_t>(layer)];
     const auto tokens = static_cast<std::size_t>(n), e = static_cast<std::size_t>(c.n_embd);
     auto* partial = reinterpret_cast<float*>(m.host_partial.data());
+    const auto t0 = std::chrono::steady_clock::now();
     m.x_ready.synchronize();
+    const auto t1 = std::chrono::steady_clock::now();
     cpu::rmsnorm(m.host_xb.data(), reinterpret_cast<const float*>(m.host_x.data()), mlp.norm, tokens, e, c.rms_eps);
     cpu::swiglu_matmul(m.host_gate.data(), mlp.gate, mlp.up, m.host_xb.data(), tokens, *m.pool);
     cpu::matmul(partial, m.host_gate.data(), mlp.down, nullptr, tokens, *m.pool);
+    stats_.host_wait_s += std::chrono::duration<double>(t1 - t0).count();
+    stats_.host_mlp_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
     gpu::add(m.x.as<float>(), partial, tokens * e, m.compute);
     stats_.host_bytes += mlp.gate.bytes + mlp.up.bytes + mlp.down.bytes;
 }

@@ -69,6 +69,8 @@ struct GpuStats {
     std::size_t passes = 0;
     std::size_t bytes_copied = 0;  // weights host->device that passes used, summed over them
     std::size_t host_bytes = 0;    // weights the host computed with, summed over passes
+    double host_wait_s = 0;        // split layers: the host waiting for the GPU's MLP input, summed over passes
+    double host_mlp_s = 0;         // and computing its rows from it
     double copy_gbs = 0;           // measured by load() when it decided the split, both at once: pinned bytes
     double host_gbs = 0;           // over the link, and an MLP computed on the host in weight bytes per second
 };
