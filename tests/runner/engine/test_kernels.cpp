@@ -154,6 +154,68 @@ TEST_CASE("swiglu_matmul equals gate and up products then swiglu, bit for bit") 
     runner::cpu::force_portable(false);
 }
 
+// A prompt's tiles: every row-by-token dot equal, bit for bit, whatever tile it is computed in, and
+// close to the exact sum.
+TEST_CASE("dot_tile_f32: every tile size gives each dot the same bits, near the exact sum, both paths") {
+    std::mt19937 rng(53);
+    for (const bool portable : {false, true})
+        for (const std::size_t n : {5u, 64u, 141u}) {
+            CAPTURE(portable);
+            CAPTURE(n);
+            runner::cpu::force_portable(portable);
+            const std::size_t x_stride = n + 3;  // tokens' rows need not be packed
+            std::vector<float> rows(runner::cpu::tile_rows * n), x(runner::cpu::tile_tokens * x_stride);
+            for (auto& v : rows) v = std::normal_distribution<float>()(rng);
+            for (auto& v : x) v = std::normal_distribution<float>()(rng);
+            float full[runner::cpu::tile_rows * runner::cpu::tile_tokens];
+            runner::cpu::dot_tile_f32(rows.data(), runner::cpu::tile_rows, x.data(), x_stride, runner::cpu::tile_tokens,
+                                      n, full);
+            for (std::size_t r = 0; r < runner::cpu::tile_rows; ++r)
+                for (std::size_t t = 0; t < runner::cpu::tile_tokens; ++t) {
+                    double exact = 0, scale = 0;
+                    for (std::size_t k = 0; k < n; ++k) {
+                        exact += double(rows[r * n + k]) * x[t * x_stride + k];
+                        scale += std::abs(double(rows[r * n + k]) * x[t * x_stride + k]);
+                    }
+                    CHECK(std::abs(full[r * runner::cpu::tile_tokens + t] - exact) <= 1e-5 * scale);
+                }
+            // every smaller tile, placed anywhere in the big one
+            for (std::size_t n_rows = 1; n_rows <= runner::cpu::tile_rows; ++n_rows)
+                for (std::size_t n_tokens = 1; n_tokens <= runner::cpu::tile_tokens; ++n_tokens)
+                    for (std::size_t r0 = 0; r0 + n_rows <= runner::cpu::tile_rows; ++r0)
+                        for (std::size_t t0 = 0; t0 + n_tokens <= runner::cpu::tile_tokens; ++t0) {
+                            float part[runner::cpu::tile_rows * runner::cpu::tile_tokens];
+                            runner::cpu::dot_tile_f32(rows.data() + r0 * n, n_rows, x.data() + t0 * x_stride, x_stride,
+                                                      n_tokens, n, part);
+                            for (std::size_t r = 0; r < n_rows; ++r)
+                                for (std::size_t t = 0; t < n_tokens; ++t)
+                                    CHECK(part[r * runner::cpu::tile_tokens + t] ==
+                                          full[(r0 + r) * runner::cpu::tile_tokens + t0 + t]);
+                        }
+        }
+    runner::cpu::force_portable(false);
+}
+
+// A prompt may arrive whole or in pieces (Ollama's batches, a rewound conversation): each token's
+// products must not depend on which pass it was in.
+TEST_CASE("prompt products give a token the same bits in a pass of 7 tokens as in passes of 2 and 5") {
+    std::mt19937 rng(59);
+    runner::cpu::ThreadPool pool(3);
+    for (const auto dtype : {runner::DType::f32, runner::DType::bf16}) {
+        CAPTURE(runner::dtype_name(dtype));
+        const std::int64_t d_in = 141, d_out = 23;
+        const auto w = make_weights(dtype, d_out, d_in, rng);
+        std::vector<float> x(7 * d_in);
+        for (auto& v : x) v = std::normal_distribution<float>()(rng);
+        std::vector<float> whole(7 * d_out), first(2 * d_out), rest(5 * d_out);
+        runner::cpu::matmul(whole.data(), x.data(), w.view, nullptr, 7, pool);
+        runner::cpu::matmul(first.data(), x.data(), w.view, nullptr, 2, pool);
+        runner::cpu::matmul(rest.data(), x.data() + 2 * d_in, w.view, nullptr, 5, pool);
+        first.insert(first.end(), rest.begin(), rest.end());
+        CHECK(first == whole);
+    }
+}
+
 // Workers spin between passes, then sleep; passes right after one another and passes after the
 // workers have gone to sleep must both run every index exactly once.
 TEST_CASE("thread pool runs every index once, back to back and after its workers sleep") {

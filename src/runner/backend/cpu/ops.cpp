@@ -19,6 +19,43 @@ void rmsnorm(float* out, const float* x, const TensorView& weight, std::size_t n
     }
 }
 
+namespace {
+
+// Prompt tokens per group: the group's activations (about 512 KiB) stay in the core's L2 cache while
+// every row of a chunk passes over them, a multiple of the tile's tokens.
+std::size_t token_group(std::size_t d_in) {
+    const std::size_t fit = (std::size_t{512} << 10) / (d_in * sizeof(float)) / tile_tokens * tile_tokens;
+    return std::clamp<std::size_t>(fit, tile_tokens, 64);
+}
+
+// Rows [begin, end) of w dotted with each of the n_tokens activations x [n_tokens, d_in], as a prompt
+// needs them: rows converted to f32 a tile at a time, then tiles of rows by tokens (dot_tile_f32), so
+// that loads serve several products. store(t, j, value) takes each result.
+template <typename Store>
+void prompt_rows(const TensorView& w, std::size_t begin, std::size_t end, const float* x, std::size_t n_tokens,
+                 Store store) {
+    const auto d_in = static_cast<std::size_t>(w.shape[1]);
+    const std::size_t row_bytes = d_in * dtype_size(w.dtype), group = token_group(d_in);
+    std::vector<float> rows(tile_rows * d_in);
+    float tile[tile_rows * tile_tokens];
+    for (std::size_t t0 = 0; t0 < n_tokens; t0 += group) {
+        const std::size_t t_end = std::min(n_tokens, t0 + group);
+        for (std::size_t j = begin; j < end; j += tile_rows) {
+            const std::size_t n_rows = std::min(tile_rows, end - j);
+            for (std::size_t r = 0; r < n_rows; ++r)
+                convert_row(w.dtype, w.data + (j + r) * row_bytes, rows.data() + r * d_in, d_in);
+            for (std::size_t t = t0; t < t_end; t += tile_tokens) {
+                const std::size_t n_tile = std::min(tile_tokens, t_end - t);
+                dot_tile_f32(rows.data(), n_rows, x + t * d_in, d_in, n_tile, d_in, tile);
+                for (std::size_t r = 0; r < n_rows; ++r)
+                    for (std::size_t k = 0; k < n_tile; ++k) store(t + k, j + r, tile[r * tile_tokens + k]);
+            }
+        }
+    }
+}
+
+}  // namespace
+
 void matmul(std::span<const Projection> parts, const float* x, std::size_t n_tokens, ThreadPool& pool) {
     if (parts.empty()) return;
     const auto d_in = static_cast<std::size_t>(parts[0].w->shape[1]);
@@ -34,7 +71,6 @@ void matmul(std::span<const Projection> parts, const float* x, std::size_t n_tok
         }
     }
     pool.parallel_for(first.back(), [&](std::size_t begin, std::size_t end) {
-        std::vector<float> row(n_tokens > 1 ? d_in : 0);
         for (std::size_t p = 0; p < parts.size(); ++p) {
             const std::size_t lo = std::max(begin, first[p]), hi = std::min(end, first[p + 1]);
             if (lo >= hi) continue;
@@ -55,12 +91,9 @@ void matmul(std::span<const Projection> parts, const float* x, std::size_t n_tok
                 if (j < j_end) parts[p].out[j] = dot_row(w.dtype, weights(j), x, d_in) + bias(j);
                 continue;
             }
-            for (; j < j_end; ++j) {
-                // Convert a weight row once, then use it for every token of the batch.
-                convert_row(w.dtype, weights(j), row.data(), d_in);
-                for (std::size_t t = 0; t < n_tokens; ++t)
-                    parts[p].out[t * d_out + j] = dot_f32(row.data(), x + t * d_in, d_in) + bias(j);
-            }
+            prompt_rows(w, j, j_end, x, n_tokens, [&](std::size_t t, std::size_t row, float v) {
+                parts[p].out[t * d_out + row] = v + bias(row);
+            });
         }
     });
 }
@@ -190,26 +223,24 @@ void swiglu_matmul(float* out, const TensorView& gate, const TensorView& up, con
     pool.parallel_for(d_ff, [&](std::size_t begin, std::size_t end) {
         // Gate results go straight to this chunk's columns of `out`; the up results wait beside them.
         const std::size_t rows = end - begin;
-        std::vector<float> ups(n_tokens * rows), g_row(n_tokens > 1 ? d_in : 0), u_row(g_row.size());
-        for (std::size_t j = begin; j < end; ++j) {
+        std::vector<float> ups(n_tokens * rows);
+        if (n_tokens > 1) {
+            prompt_rows(gate, begin, end, x, n_tokens,
+                        [&](std::size_t t, std::size_t j, float v) { out[t * d_ff + j] = v; });
+            prompt_rows(up, begin, end, x, n_tokens,
+                        [&](std::size_t t, std::size_t j, float v) { ups[t * rows + j - begin] = v; });
+        }
+        for (std::size_t j = begin; n_tokens == 1 && j < end; ++j) {
             const std::byte* g = gate.data + j * gate_row;
             const std::byte* u = up.data + j * up_row;
-            const std::size_t at = j - begin;
-            if (n_tokens == 1 && gate.dtype == up.dtype) {
+            if (gate.dtype == up.dtype) {
                 float pair[2];
                 dot_rows2(gate.dtype, g, u, x, d_in, pair);
                 out[j] = pair[0];
-                ups[at] = pair[1];
-            } else if (n_tokens == 1) {
-                out[j] = dot_row(gate.dtype, g, x, d_in);
-                ups[at] = dot_row(up.dtype, u, x, d_in);
+                ups[j - begin] = pair[1];
             } else {
-                convert_row(gate.dtype, g, g_row.data(), d_in);
-                convert_row(up.dtype, u, u_row.data(), d_in);
-                for (std::size_t t = 0; t < n_tokens; ++t) {
-                    out[t * d_ff + j] = dot_f32(g_row.data(), x + t * d_in, d_in);
-                    ups[t * rows + at] = dot_f32(u_row.data(), x + t * d_in, d_in);
-                }
+                out[j] = dot_row(gate.dtype, g, x, d_in);
+                ups[j - begin] = dot_row(up.dtype, u, x, d_in);
             }
         }
         for (std::size_t t = 0; t < n_tokens; ++t) swiglu(out + t * d_ff + begin, ups.data() + t * rows, rows);

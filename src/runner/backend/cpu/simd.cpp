@@ -175,6 +175,58 @@ __attribute__((target("avx2,fma"))) float dot_f32_avx2(const float* a, const flo
     for (; i < n; ++i) sum += a[i] * b[i];
     return sum;
 }
+
+// One accumulator per (row, token), eight lanes wide, over the elements in order, then the lanes' sum
+// and the tail: the order dot_tile_f32 promises for every tile size. R rows by T tokens, 12 accumulators
+// at most, so that they, a row's three vectors and one of x fit in the 16 registers.
+template <std::size_t R, std::size_t T>
+__attribute__((target("avx2,fma"))) void dot_tile_avx2_t(const float* rows, const float* x, std::size_t x_stride,
+                                                         std::size_t n, float* out) {
+    // The loops over R and T unrolled in full, so that the accumulators live in registers, not on the stack.
+    __m256 acc[R][T];
+#pragma GCC unroll 4
+    for (std::size_t r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (std::size_t t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 w[R];
+#pragma GCC unroll 4
+        for (std::size_t r = 0; r < R; ++r) w[r] = _mm256_loadu_ps(rows + r * n + i);
+#pragma GCC unroll 4
+        for (std::size_t t = 0; t < T; ++t) {
+            const __m256 xv = _mm256_loadu_ps(x + t * x_stride + i);
+#pragma GCC unroll 4
+            for (std::size_t r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(w[r], xv, acc[r][t]);
+        }
+    }
+    for (std::size_t r = 0; r < R; ++r)
+        for (std::size_t t = 0; t < T; ++t) {
+            float sum = hsum(acc[r][t]);
+            for (std::size_t k = i; k < n; ++k) sum = std::fma(rows[r * n + k], x[t * x_stride + k], sum);
+            out[r * tile_tokens + t] = sum;
+        }
+}
+
+template <std::size_t R>
+void dot_tile_avx2_rows(const float* rows, const float* x, std::size_t x_stride, std::size_t n_tokens, std::size_t n,
+                        float* out) {
+    switch (n_tokens) {
+        case 1: return dot_tile_avx2_t<R, 1>(rows, x, x_stride, n, out);
+        case 2: return dot_tile_avx2_t<R, 2>(rows, x, x_stride, n, out);
+        case 3: return dot_tile_avx2_t<R, 3>(rows, x, x_stride, n, out);
+        default: return dot_tile_avx2_t<R, 4>(rows, x, x_stride, n, out);
+    }
+}
+
+void dot_tile_avx2(const float* rows, std::size_t n_rows, const float* x, std::size_t x_stride, std::size_t n_tokens,
+                   std::size_t n, float* out) {
+    switch (n_rows) {
+        case 1: return dot_tile_avx2_rows<1>(rows, x, x_stride, n_tokens, n, out);
+        case 2: return dot_tile_avx2_rows<2>(rows, x, x_stride, n_tokens, n, out);
+        default: return dot_tile_avx2_rows<3>(rows, x, x_stride, n_tokens, n, out);
+    }
+}
 #endif
 
 bool avx2_active() {
@@ -280,6 +332,19 @@ float dot_f32(const float* a, const float* b, std::size_t n) {
     float sum = 0;
     for (std::size_t i = 0; i < n; ++i) sum += a[i] * b[i];
     return sum;
+}
+
+void dot_tile_f32(const float* rows, std::size_t n_rows, const float* x, std::size_t x_stride, std::size_t n_tokens,
+                  std::size_t n, float* out) {
+#if defined(__x86_64__)
+    if (avx2_active()) return dot_tile_avx2(rows, n_rows, x, x_stride, n_tokens, n, out);
+#endif
+    for (std::size_t r = 0; r < n_rows; ++r)
+        for (std::size_t t = 0; t < n_tokens; ++t) {
+            float sum = 0;
+            for (std::size_t k = 0; k < n; ++k) sum = std::fma(rows[r * n + k], x[t * x_stride + k], sum);
+            out[r * tile_tokens + t] = sum;
+        }
 }
 
 bool using_avx2() { return avx2_active(); }

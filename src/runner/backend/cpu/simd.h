@@ -23,6 +23,15 @@ void dot_rows2(DType dtype, const std::byte* row0, const std::byte* row1, const 
 // dot of two f32 vectors.
 float dot_f32(const float* a, const float* b, std::size_t n);
 
+// A prompt product's tile: out[r * tile_tokens + t] = dot(rows + r * n, x + t * x_stride) for
+// r < n_rows <= tile_rows and t < n_tokens <= tile_tokens, f32 rows and activations. Each row's loads
+// serve every token and each token's every row, where dot_f32 loads both for every multiply-add. Every
+// dot is summed in the same order whatever the tile's size, so a result does not depend on the tile
+// its row and token fell into.
+constexpr std::size_t tile_rows = 3, tile_tokens = 4;
+void dot_tile_f32(const float* rows, std::size_t n_rows, const float* x, std::size_t x_stride, std::size_t n_tokens,
+                  std::size_t n, float* out);
+
 // acc += a * x.
 void axpy_f32(float a, const float* x, float* acc, std::size_t n);
 
