@@ -1,6 +1,7 @@
 // Decode speed of the CPU engine against its physical bound: every generated token reads all layer
 // weights and the output head once, so tokens/s cannot beat (memory read bandwidth / weight bytes per
-// token). The model is a random-weight Llama with Llama 3.2 1B's layer shapes (32k vocabulary),
+// token). Then a 256-token prompt against the host's peak multiply-add rate: every prompt token costs
+// two flops per layer weight. The model is a random-weight Llama with Llama 3.2 1B's layer shapes (32k vocabulary),
 // written once by this program into a cache folder.
 //
 // usage: bench_cpu_decode [MODEL_DIR] [TOKENS]
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "host_bandwidth.h"
+#include "host_flops.h"
 #include "random_model.h"
 #include "runner/backend/cpu/simd.h"
 #include "runner/backend/cpu/thread_pool.h"
@@ -38,7 +40,12 @@ int main(int argc, char** argv) {
         return 1;
     }
     std::size_t bytes_per_token = weights->output->bytes + weights->output_norm->bytes;
-    for (const auto& l : weights->layers) bytes_per_token += l.bytes();
+    double layer_weights = 0;  // elements
+    for (const auto& l : weights->layers) {
+        bytes_per_token += l.bytes();
+        for (const runner::TensorView* t : runner::layer_tensors(l))
+            if (t) layer_weights += static_cast<double>(t->bytes / runner::dtype_size(t->dtype));
+    }
 
     const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
     runner::cpu::ThreadPool pool(threads);
@@ -62,6 +69,20 @@ int main(int argc, char** argv) {
         return 1;
     }
     bandwidth = std::max(bandwidth, bench::best_read(pool, buffer).gbs);
+
+    constexpr int long_prompt = 256;
+    std::vector<std::int32_t> long_ids;
+    for (int i = 0; i < long_prompt; ++i) long_ids.push_back(100 + i);
+    runner::Transformer prompted(**source, std::move(runner::bind_weights(**source)).value(), 512, threads);
+    runner::Sampler prompt_sampler(params);
+    const auto prompt_result = runner::generate(prompted, long_ids, 1, prompt_sampler, {}, nullptr);
+    if (!prompt_result) {
+        std::fprintf(stderr, "bench_cpu_decode: %s\n", prompt_result.error().message.c_str());
+        return 1;
+    }
+    const double peak = bench::peak_f32_gflops(pool);
+    const double prompt_tps = long_prompt / prompt_result->prompt_seconds;
+    const double prompt_bound_tps = peak * 1e9 / (2 * layer_weights);
     const double decode_tps = static_cast<double>(result->ids.size() - 1) / result->decode_seconds;
     const double bound_tps = bandwidth * 1e9 / static_cast<double>(bytes_per_token);
     std::printf("\nCPU decode, random Llama 1B-shape model (bf16), %u threads, %s kernels\n\n", threads,
@@ -74,5 +95,9 @@ int main(int argc, char** argv) {
     std::printf("%-40s %13.0f%%\n", "achieved / bound", 100.0 * decode_tps / bound_tps);
     std::printf("%-40s %14.2f\n", "prompt (8 tokens, tokens/s)",
                 static_cast<double>(prompt.size()) / result->prompt_seconds);
+    std::printf("%-40s %14.1f\n", "peak f32 multiply-add rate (GFLOP/s)", peak);
+    std::printf("%-40s %14.2f\n", "bound: peak / 2 flops per weight (tok/s)", prompt_bound_tps);
+    std::printf("%-40s %14.2f\n", "achieved prompt (256 tokens, tokens/s)", prompt_tps);
+    std::printf("%-40s %13.0f%%\n", "achieved / bound", 100.0 * prompt_tps / prompt_bound_tps);
     return 0;
 }

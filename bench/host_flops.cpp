@@ -1,0 +1,93 @@
+#include "host_flops.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace bench {
+
+namespace {
+
+constexpr long iterations = 20'000'000;
+constexpr int chains = 12;  // independent accumulators: enough to cover the multiply-add latency on two units
+
+#if defined(__x86_64__)
+// Returns the flops done; the sum of the accumulators goes to `sink` so that none is optimized away.
+__attribute__((target("avx2,fma"))) double run_avx2(float& sink) {
+    __m256 acc[chains];
+    for (int k = 0; k < chains; ++k) acc[k] = _mm256_set1_ps(static_cast<float>(k));
+    const __m256 m = _mm256_set1_ps(0.999999f), a = _mm256_set1_ps(1e-7f);
+    for (long i = 0; i < iterations; ++i)
+#pragma GCC unroll 12
+        for (int k = 0; k < chains; ++k) acc[k] = _mm256_fmadd_ps(acc[k], m, a);
+    __m256 sum = acc[0];
+    for (int k = 1; k < chains; ++k) sum = _mm256_add_ps(sum, acc[k]);
+    sink = _mm256_cvtss_f32(sum);
+    return 2.0 * 8 * chains * static_cast<double>(iterations);
+}
+
+// g++ 12 reports the _mm512_undefined_ps() inside its own AVX-512 headers as an uninitialized read.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+__attribute__((target("avx512f"))) double run_avx512(float& sink) {
+    __m512 acc[chains];
+    for (int k = 0; k < chains; ++k) acc[k] = _mm512_set1_ps(static_cast<float>(k));
+    const __m512 m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-7f);
+    for (long i = 0; i < iterations; ++i)
+#pragma GCC unroll 12
+        for (int k = 0; k < chains; ++k) acc[k] = _mm512_fmadd_ps(acc[k], m, a);
+    __m512 sum = acc[0];
+    for (int k = 1; k < chains; ++k) sum = _mm512_add_ps(sum, acc[k]);
+    sink = _mm512_reduce_add_ps(sum);
+    return 2.0 * 16 * chains * static_cast<double>(iterations);
+}
+#pragma GCC diagnostic pop
+#endif
+
+double run_portable(float& sink) {
+    float acc[chains];
+    for (int k = 0; k < chains; ++k) acc[k] = static_cast<float>(k);
+    for (long i = 0; i < iterations; ++i)
+        for (float& v : acc) v = v * 0.999999f + 1e-7f;
+    sink = 0;
+    for (const float v : acc) sink += v;
+    return 2.0 * chains * static_cast<double>(iterations);
+}
+
+double run(float& sink) {
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx512f")) return run_avx512(sink);
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return run_avx2(sink);
+#endif
+    return run_portable(sink);
+}
+
+}  // namespace
+
+double peak_f32_gflops(runner::cpu::ThreadPool& pool) {
+    double best = 0;
+    for (int pass = 0; pass < 3; ++pass) {
+        std::atomic<double> flops{0};
+        std::atomic<float> sink{0};
+        const auto start = std::chrono::steady_clock::now();
+        pool.parallel_for(pool.size(), [&](std::size_t begin, std::size_t end) {
+            for (std::size_t i = begin; i < end; ++i) {
+                float s = 0;
+                const double f = run(s);
+                double seen = flops.load();
+                while (!flops.compare_exchange_weak(seen, seen + f)) {
+                }
+                sink.store(s);
+            }
+        });
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        best = std::max(best, flops.load() / seconds / 1e9);
+    }
+    return best;
+}
+
+}  // namespace bench
