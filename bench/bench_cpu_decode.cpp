@@ -1,8 +1,8 @@
 // Decode speed of the CPU engine against its physical bound: every generated token reads all layer
 // weights and the output head once, so tokens/s cannot beat (memory read bandwidth / weight bytes per
 // token). Then a 256-token prompt against the host's peak multiply-add rate: every prompt token costs
-// two flops per layer weight. The model is a random-weight Llama with Llama 3.2 1B's layer shapes (32k vocabulary),
-// written once by this program into a cache folder.
+// two flops per layer weight. The model is a random-weight Llama with Llama 3.2 1B's layer shapes (32k
+// vocabulary), written once by this program into a cache folder.
 //
 // usage: bench_cpu_decode [MODEL_DIR] [TOKENS]
 #include <algorithm>
@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
     std::printf("%-40s %13.0f%%\n", "achieved / bound", 100.0 * decode_tps / bound_tps);
     std::printf("%-40s %14.2f\n", "prompt (8 tokens, tokens/s)",
                 static_cast<double>(prompt.size()) / result->prompt_seconds);
-    std::printf("%-40s %14.1f\n", "peak f32 multiply-add rate (GFLOP/s)", peak);
+    std::printf("%-40s %14.1f\n", "peak f32 multiply-adds, widest (GFLOP/s)", peak);
     std::printf("%-40s %14.2f\n", "bound: peak / 2 flops per weight (tok/s)", prompt_bound_tps);
     std::printf("%-40s %14.2f\n", "achieved prompt (256 tokens, tokens/s)", prompt_tps);
     std::printf("%-40s %13.0f%%\n", "achieved / bound", 100.0 * prompt_tps / prompt_bound_tps);

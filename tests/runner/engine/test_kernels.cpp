@@ -196,24 +196,31 @@ TEST_CASE("dot_tile_f32: every tile size gives each dot the same bits, near the 
     runner::cpu::force_portable(false);
 }
 
-// A prompt may arrive whole or in pieces (Ollama's batches, a rewound conversation): each token's
-// products must not depend on which pass it was in.
-TEST_CASE("prompt products give a token the same bits in a pass of 7 tokens as in passes of 2 and 5") {
+// A prompt may arrive whole or in pieces (a rewound conversation, chunked passes): each token's
+// products must not depend on which pass of two or more tokens it was in, nor on the token groups the
+// pass was cut into (8192 wide: groups of 16, so 20 tokens make two).
+TEST_CASE("prompt products give a token the same bits in one pass as in two, across token groups") {
     std::mt19937 rng(59);
     runner::cpu::ThreadPool pool(3);
-    for (const auto dtype : {runner::DType::f32, runner::DType::bf16}) {
-        CAPTURE(runner::dtype_name(dtype));
-        const std::int64_t d_in = 141, d_out = 23;
-        const auto w = make_weights(dtype, d_out, d_in, rng);
-        std::vector<float> x(7 * d_in);
-        for (auto& v : x) v = std::normal_distribution<float>()(rng);
-        std::vector<float> whole(7 * d_out), first(2 * d_out), rest(5 * d_out);
-        runner::cpu::matmul(whole.data(), x.data(), w.view, nullptr, 7, pool);
-        runner::cpu::matmul(first.data(), x.data(), w.view, nullptr, 2, pool);
-        runner::cpu::matmul(rest.data(), x.data() + 2 * d_in, w.view, nullptr, 5, pool);
-        first.insert(first.end(), rest.begin(), rest.end());
-        CHECK(first == whole);
-    }
+    struct Case {
+        std::int64_t d_in, d_out;
+        std::size_t tokens, first;
+    };
+    for (const Case c : {Case{141, 23, 7, 2}, Case{8192, 5, 20, 9}})
+        for (const auto dtype : {runner::DType::f32, runner::DType::bf16}) {
+            CAPTURE(runner::dtype_name(dtype));
+            CAPTURE(c.d_in);
+            const auto w = make_weights(dtype, c.d_out, c.d_in, rng);
+            const auto d_in = static_cast<std::size_t>(c.d_in), d_out = static_cast<std::size_t>(c.d_out);
+            std::vector<float> x(c.tokens * d_in);
+            for (auto& v : x) v = std::normal_distribution<float>()(rng);
+            std::vector<float> whole(c.tokens * d_out), first(c.first * d_out), rest((c.tokens - c.first) * d_out);
+            runner::cpu::matmul(whole.data(), x.data(), w.view, nullptr, c.tokens, pool);
+            runner::cpu::matmul(first.data(), x.data(), w.view, nullptr, c.first, pool);
+            runner::cpu::matmul(rest.data(), x.data() + c.first * d_in, w.view, nullptr, c.tokens - c.first, pool);
+            first.insert(first.end(), rest.begin(), rest.end());
+            CHECK(first == whole);
+        }
 }
 
 // Workers spin between passes, then sleep; passes right after one another and passes after the

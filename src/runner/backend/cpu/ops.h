@@ -14,7 +14,9 @@ namespace runner::cpu {
 void rmsnorm(float* out, const float* x, const TensorView& weight, std::size_t n_tokens, std::size_t n, float eps);
 
 // out[t, j] = sum_i w[j, i] * x[t, i] (+ bias[j])    x: [n_tokens, d_in]; w: [d_out, d_in]; out: [n_tokens, d_out]
-// Each weight row is read once for all tokens, so a prompt costs one pass over the weights.
+// A prompt's rows are read once per group of 16-64 tokens (as many as stay in L2) and computed in tiles
+// of rows by tokens; a token's results do not depend on the pass it came in, for passes of 2 or more
+// tokens (a single token's sum runs in another order).
 void matmul(float* out, const float* x, const TensorView& w, const TensorView* bias, std::size_t n_tokens,
             ThreadPool& pool);
 
@@ -42,8 +44,8 @@ void attention(float* out, const float* q, const float* k_cache, const float* v_
 void swiglu(float* gate, const float* up, std::size_t n);
 
 // out[t, j] = silu(gate[j, :] . x[t, :]) * (up[j, :] . x[t, :]): the MLP's activations in one parallel
-// pass, each thread reading its gate and up rows side by side and applying SwiGLU to its own rows, so
-// no single thread runs over all of them after.   x: [n_tokens, d_in]; gate, up: [d_ff, d_in];
+// pass, each thread computing its gate and up rows (side by side for a single token) and applying SwiGLU
+// to them, so no single thread runs over all of them after.   x: [n_tokens, d_in]; gate, up: [d_ff, d_in];
 // out: [n_tokens, d_ff]. Equal, bit for bit, to the two products and swiglu() in turn.
 void swiglu_matmul(float* out, const TensorView& gate, const TensorView& up, const float* x, std::size_t n_tokens,
                    ThreadPool& pool);

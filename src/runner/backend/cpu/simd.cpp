@@ -219,6 +219,9 @@ void dot_tile_avx2_rows(const float* rows, const float* x, std::size_t x_stride,
     }
 }
 
+// The kernel's loops unroll in full up to 4 (#pragma GCC unroll 4), and the dispatch below knows no more.
+static_assert(tile_rows <= 4 && tile_tokens <= 4);
+
 void dot_tile_avx2(const float* rows, std::size_t n_rows, const float* x, std::size_t x_stride, std::size_t n_tokens,
                    std::size_t n, float* out) {
     switch (n_rows) {
@@ -336,13 +339,14 @@ float dot_f32(const float* a, const float* b, std::size_t n) {
 
 void dot_tile_f32(const float* rows, std::size_t n_rows, const float* x, std::size_t x_stride, std::size_t n_tokens,
                   std::size_t n, float* out) {
+    if (n_rows == 0 || n_tokens == 0) return;
 #if defined(__x86_64__)
     if (avx2_active()) return dot_tile_avx2(rows, n_rows, x, x_stride, n_tokens, n, out);
 #endif
     for (std::size_t r = 0; r < n_rows; ++r)
         for (std::size_t t = 0; t < n_tokens; ++t) {
             float sum = 0;
-            for (std::size_t k = 0; k < n; ++k) sum = std::fma(rows[r * n + k], x[t * x_stride + k], sum);
+            for (std::size_t k = 0; k < n; ++k) sum += rows[r * n + k] * x[t * x_stride + k];
             out[r * tile_tokens + t] = sum;
         }
 }

@@ -24,7 +24,7 @@ void dot_rows2(DType dtype, const std::byte* row0, const std::byte* row1, const 
 float dot_f32(const float* a, const float* b, std::size_t n);
 
 // A prompt product's tile: out[r * tile_tokens + t] = dot(rows + r * n, x + t * x_stride) for
-// r < n_rows <= tile_rows and t < n_tokens <= tile_tokens, f32 rows and activations. Each row's loads
+// r < n_rows <= tile_rows and t < n_tokens <= tile_tokens (either may be 0), f32 rows and activations. Each row's loads
 // serve every token and each token's every row, where dot_f32 loads both for every multiply-add. Every
 // dot is summed in the same order whatever the tile's size, so a result does not depend on the tile
 // its row and token fell into.
