@@ -519,3 +519,23 @@ TEST_CASE("gpu matmul on quantized weights: the kernels read what the quantizer 
             }
         }
 }
+
+// choose_split polls the copy stream with Event::done() while the host computes: it must say "not yet"
+// while copies are queued (1 GiB in 16 copies takes milliseconds over any link), "done" once they are,
+// and leave no error behind for the next call to report.
+TEST_CASE("gpu Event::done is false while copies run and true after them, and leaves no error") {
+    const gpu::Stream s;
+    constexpr std::size_t bytes = std::size_t{64} << 20;
+    const gpu::PinnedBuffer host(bytes);
+    gpu::DeviceBuffer device(bytes);
+    const gpu::Event done;
+    for (int i = 0; i < 16; ++i) gpu::copy_to_device(device.data(), host.data(), bytes, s);
+    done.record(s);
+    CHECK_FALSE(done.done());
+    done.synchronize();
+    CHECK(done.done());
+    // a later call on the same device still succeeds: the "not ready" status was not left pending
+    s.synchronize();
+    gpu::copy_to_device(device.data(), host.data(), 1, s);
+    s.synchronize();
+}
