@@ -20,8 +20,6 @@ namespace {
 
 using namespace layer_slot;
 
-std::size_t align_up(std::size_t n) { return (n + slab_alignment - 1) / slab_alignment * slab_alignment; }
-
 // The largest projection, in weights: what the BLAS widens a quantized matrix into.
 std::size_t largest_projection(const ModelConfig& c) {
     const std::size_t e = static_cast<std::size_t>(c.n_embd), q = static_cast<std::size_t>(c.n_head) * c.head_dim;
@@ -56,7 +54,7 @@ std::size_t kv_cache_bytes(const ModelConfig& c, int n_ctx, gpu::KvType type) {
 }
 
 // A ring slot holds any streamed layer in either layout.
-std::size_t slot_capacity(std::size_t largest) { return align_up(largest + split_extra_bytes); }
+std::size_t slot_capacity(std::size_t largest) { return slab_aligned(largest + split_extra_bytes); }
 
 std::string mib(std::size_t bytes) { return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB"; }
 
@@ -103,7 +101,7 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, co
     const std::size_t kv = kv_cache_bytes(c, n_ctx, plan.kv_type);
     const std::size_t residual = static_cast<std::size_t>(n_ctx) * c.n_embd * sizeof(float);
     const std::size_t activations = activation_bytes(c, static_cast<std::size_t>(plan.max_batch));
-    const std::size_t head = align_up(w.output->bytes) + align_up(w.output_norm->bytes);
+    const std::size_t head = slab_aligned(w.output->bytes) + slab_aligned(w.output_norm->bytes);
     const std::size_t small =
         static_cast<std::size_t>(c.n_vocab) * sizeof(float) + n_ctx * sizeof(int) +
         static_cast<std::size_t>(c.head_dim) * sizeof(float) + attention_scratch(c, n_ctx, plan.max_batch) +
@@ -461,7 +459,7 @@ void GpuTransformer::choose_split() {
         plan_.split[li] = true;
         m.split[li] = split_layout(m.w.layers[li], c.n_ff - rows);
         m.layouts[li] = m.split[li].layout;
-        m.decode_slot_bytes = std::max(m.decode_slot_bytes, align_up(m.split[li].gpu_bytes));
+        m.decode_slot_bytes = std::max(m.decode_slot_bytes, slab_aligned(m.split[li].gpu_bytes));
     }
     // Decode steps cut the ring into slots of the GPU's parts, so the copies run further ahead; not when
     // disk layers (whole, through their staging buffers) stream too.

@@ -7,8 +7,6 @@ namespace runner {
 
 namespace {
 
-std::size_t align_up(std::size_t n) { return (n + slab_alignment - 1) / slab_alignment * slab_alignment; }
-
 // wq, wk, wv, wo, w_gate, w_up, w_down, in layer_tensors() order: the matrices compression applies to.
 constexpr std::array<bool, 14> projection = {false, true,  true,  true,  true, false, false,
                                              false, false, false, false, true, true,  true};
@@ -39,7 +37,7 @@ LayerLayout layout_of(const LayerWeights& layer, Compression compression) {
             out.type[i] = stored_type(t->dtype);
             out.size[i] = t->bytes;
         }
-        at = align_up(at + out.size[i]);
+        at = slab_aligned(at + out.size[i]);
     }
     out.bytes = at;
     return out;
@@ -84,7 +82,7 @@ SplitLayout split_layout(const LayerWeights& layer, int gpu_rows) {
     std::size_t at = out.layout.offset[w_gate];
     const auto place = [&](std::size_t bytes) {
         const std::size_t here = at;
-        at = align_up(at + bytes);
+        at = slab_aligned(at + bytes);
         return here;
     };
     out.layout.offset[w_gate] = place(out.layout.size[w_gate] = g * e * element);

@@ -14,6 +14,7 @@ namespace runner {
 
 // Every tensor of a slab starts on a multiple of this.
 constexpr std::size_t slab_alignment = 256;
+constexpr std::size_t slab_aligned(std::size_t n) { return (n + slab_alignment - 1) / slab_alignment * slab_alignment; }
 
 struct LayerLayout {
     std::array<std::size_t, 14> offset{};  // in layer_tensors() order
@@ -29,6 +30,9 @@ LayerLayout layout_of(const LayerWeights& layer, Compression compression);
 // Writes the layer's slab into `dst` (layout.bytes): tensors copied as stored, or quantized.
 void fill_slab(std::byte* dst, const LayerWeights& layer, const LayerLayout& layout, unsigned threads);
 
+// A split layout's slab is at most this much larger than layout_of's: three more aligned matrices.
+constexpr std::size_t split_extra_bytes = 3 * slab_alignment;
+
 // An uncompressed layer laid out to be decoded by the GPU and the host at once. The MLP is a sum over
 // its rows, silu(gate x) * (up x) then down, so it splits into two blocks: rows [0, gpu_rows) of gate
 // and up with the matching columns of down (repacked [n_embd, gpu_rows]) for the GPU, the other rows
@@ -36,9 +40,6 @@ void fill_slab(std::byte* dst, const LayerWeights& layer, const LayerLayout& lay
 // decode step copies only the slab's first `gpu_bytes`; a prompt copies it all and runs both blocks
 // on the GPU. `layout` places the other tensors as layout_of does, and w_gate, w_up and w_down as the
 // GPU block's matrices.
-// A split layout's slab is at most this much larger than layout_of's: three more aligned matrices.
-constexpr std::size_t split_extra_bytes = 3 * slab_alignment;
-
 struct SplitLayout {
     LayerLayout layout;
     int gpu_rows = 0;

@@ -231,18 +231,19 @@ void swiglu_matmul(float* out, const TensorView& gate, const TensorView& up, con
                         [&](std::size_t t, std::size_t j, float v) { out[t * d_ff + j] = v; });
             prompt_rows(up, begin, end, x, n_tokens,
                         [&](std::size_t t, std::size_t j, float v) { ups[t * rows + j - begin] = v; });
-        }
-        for (std::size_t j = begin; n_tokens == 1 && j < end; ++j) {
-            const std::byte* g = gate.data + j * gate_row;
-            const std::byte* u = up.data + j * up_row;
-            if (gate.dtype == up.dtype) {
-                float pair[2];
-                dot_rows2(gate.dtype, g, u, x, d_in, pair);
-                out[j] = pair[0];
-                ups[j - begin] = pair[1];
-            } else {
-                out[j] = dot_row(gate.dtype, g, x, d_in);
-                ups[j - begin] = dot_row(up.dtype, u, x, d_in);
+        } else {
+            for (std::size_t j = begin; j < end; ++j) {
+                const std::byte* g = gate.data + j * gate_row;
+                const std::byte* u = up.data + j * up_row;
+                if (gate.dtype == up.dtype) {
+                    float pair[2];
+                    dot_rows2(gate.dtype, g, u, x, d_in, pair);
+                    out[j] = pair[0];
+                    ups[j - begin] = pair[1];
+                } else {
+                    out[j] = dot_row(gate.dtype, g, x, d_in);
+                    ups[j - begin] = dot_row(up.dtype, u, x, d_in);
+                }
             }
         }
         for (std::size_t t = 0; t < n_tokens; ++t) swiglu(out + t * d_ff + begin, ups.data() + t * rows, rows);
