@@ -360,6 +360,68 @@ common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
     }
 }
 
+// The link's and the host's rates for choose_split, in bytes per second, timed at once as a decode step runs them: the
+// DMA and the cores share the memory bus, and each alone runs faster than beside the other (on a 16-core H200 host the
+// host's MLP read up to 137 GB/s alone and 69-83 GB/s while copies ran, the copies 55 and 49-54), so rates measured
+// apart would give the host too many rows. The link: 64 MiB pinned copies into a ring slot (the rate, not the layer, is
+// wanted), back to back for at least two of the host's rounds. The host: an MLP for one token, round after round while
+// the copies run; a round that ends after them counts only when it is the first. The rounds take the first three
+// candidates' MLPs in turn, from their files' pages (a first round of each, alone, brings them in; loading reads them
+// next anyway), so that a round rarely finds its layer still in the last-level cache (one 8B-shape MLP is 352 MB, that
+// host's cache 300 MiB). Of three such windows the one where the two together moved the most counts, so that a busy
+// moment does not decide the split for the whole session.
+GpuTransformer::SplitRates GpuTransformer::time_split(const std::vector<int>& candidates) {
+    auto& m = *impl_;
+    const LayerWeights& l = m.w.layers[static_cast<std::size_t>(candidates.front())];
+    const std::size_t e = static_cast<std::size_t>(config_.n_embd), n_ff = static_cast<std::size_t>(config_.n_ff);
+    const std::size_t row_bytes = 3 * e * dtype_size(l.w_down->dtype);
+    const std::size_t layer_bytes = layout_of(l, Compression::none).bytes;
+    const std::size_t probe_bytes = std::min<std::size_t>(layer_bytes, std::size_t{64} << 20);
+    const gpu::PinnedBuffer probe(probe_bytes);
+    std::vector<float> x(e, 0.01f), g(n_ff), y(e);
+    const std::size_t timed_layers = std::min<std::size_t>(3, candidates.size());
+    std::size_t round = 0;
+    const auto host_round = [&] {
+        const LayerWeights& layer = m.w.layers[static_cast<std::size_t>(candidates[round++ % timed_layers])];
+        const auto t0 = std::chrono::steady_clock::now();
+        cpu::swiglu_matmul(g.data(), *layer.w_gate, *layer.w_up, x.data(), 1, *m.pool);
+        cpu::matmul(y.data(), g.data(), *layer.w_down, nullptr, 1, *m.pool);
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    for (std::size_t i = 0; i < timed_layers; ++i) host_round();  // may read from the disk: not a rate
+    const double round_alone = std::min(host_round(), host_round());
+    gpu::Event start(true), stop(true);
+    const auto copy_window = [&](int copies) {
+        start.record(m.copy);
+        for (int i = 0; i < copies; ++i)
+            gpu::copy_to_device(m.slot(0, m.slot_bytes), probe.data(), probe_bytes, m.copy);
+        stop.record(m.copy);
+    };
+    copy_window(1);
+    stop.synchronize();
+    const double copy_alone = std::max(1e-6, stop.elapsed_ms_since(start) / 1e3);  // events tick in µs
+    const int copies = static_cast<int>(std::clamp(std::ceil(2 * round_alone / copy_alone), 16.0, 1024.0));
+    double copy_rate = 0, host_rate = 0;
+    for (int window = 0; window < 3; ++window) {
+        copy_window(copies);
+        double host_s = 1e9;
+        for (bool first_round = true;; first_round = false) {
+            const double seconds = host_round();
+            const bool copying = !stop.done();
+            if (first_round || copying) host_s = std::min(host_s, seconds);
+            if (!copying) break;
+        }
+        stop.synchronize();
+        const double copied = static_cast<double>(probe_bytes) * copies / (stop.elapsed_ms_since(start) / 1e3);
+        const double computed = static_cast<double>(n_ff * row_bytes) / host_s;
+        if (copied + computed > copy_rate + host_rate) {
+            copy_rate = copied;
+            host_rate = computed;
+        }
+    }
+    return {copy_rate, host_rate};
+}
+
 // Which streamed layers decode split between the GPU and the host, and how many MLP rows the host
 // takes: before the slabs are laid out, since a split layer's slab puts the host's rows last.
 void GpuTransformer::choose_split() {
@@ -385,63 +447,10 @@ void GpuTransformer::choose_split() {
     const std::size_t row_bytes = 3 * e * dtype_size(l.w_down->dtype);  // a row of gate and up, a column of down
     double host_rows = static_cast<double>(n_ff) * std::min(plan_.host_share, 100) / 100.0;
     if (plan_.host_share < 0) {
-        // Time both paths at once, as a decode step runs them: the DMA and the cores share the memory bus,
-        // and each alone runs faster than beside the other (on a 16-core H200 host the host's MLP read up to
-        // 137 GB/s alone and 69-83 GB/s while copies ran, the copies 55 and 49-54), so rates measured apart
-        // would give the host too many rows. The link: 64 MiB pinned copies into a ring slot (the rate, not
-        // the layer, is wanted), back to back for at least two of the host's rounds. The host: an MLP for one
-        // token, round after round while the copies run; a round that ends after them counts only when it is
-        // the first. The rounds take the first three candidates' MLPs in turn, from their files' pages (a
-        // first round of each, alone, brings them in; loading reads them next anyway), so that a round
-        // rarely finds its layer still in the last-level cache (one 8B-shape MLP is 352 MB, that host's
-        // cache 300 MiB). Of three such windows the one where the two together moved the most counts, so
-        // that a busy moment does not decide the split for the whole session. The GPU's part (everything
-        // but the host's rows) and the host's rows then take equal time when
+        // The GPU's part (everything but the host's rows) and the host's rows take equal time when
         //   (layer_bytes - host_rows * row_bytes) / copy_rate == host_rows * row_bytes / host_rate.
+        const auto [copy_rate, host_rate] = time_split(candidates);
         const std::size_t layer_bytes = layout_of(l, Compression::none).bytes;
-        const std::size_t probe_bytes = std::min<std::size_t>(layer_bytes, std::size_t{64} << 20);
-        const gpu::PinnedBuffer probe(probe_bytes);
-        std::vector<float> x(e, 0.01f), g(n_ff), y(e);
-        const std::size_t timed_layers = std::min<std::size_t>(3, candidates.size());
-        std::size_t round = 0;
-        const auto host_round = [&] {
-            const LayerWeights& layer = m.w.layers[static_cast<std::size_t>(candidates[round++ % timed_layers])];
-            const auto t0 = std::chrono::steady_clock::now();
-            cpu::swiglu_matmul(g.data(), *layer.w_gate, *layer.w_up, x.data(), 1, *m.pool);
-            cpu::matmul(y.data(), g.data(), *layer.w_down, nullptr, 1, *m.pool);
-            return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        };
-        for (std::size_t i = 0; i < timed_layers; ++i) host_round();  // may read from the disk: not a rate
-        const double round_alone = std::min(host_round(), host_round());
-        gpu::Event start(true), stop(true);
-        const auto copy_window = [&](int copies) {
-            start.record(m.copy);
-            for (int i = 0; i < copies; ++i)
-                gpu::copy_to_device(m.slot(0, m.slot_bytes), probe.data(), probe_bytes, m.copy);
-            stop.record(m.copy);
-        };
-        copy_window(1);
-        stop.synchronize();
-        const double copy_alone = std::max(1e-6, stop.elapsed_ms_since(start) / 1e3);  // events tick in µs
-        const int copies = static_cast<int>(std::clamp(std::ceil(2 * round_alone / copy_alone), 16.0, 1024.0));
-        double copy_rate = 0, host_rate = 0;
-        for (int window = 0; window < 3; ++window) {
-            copy_window(copies);
-            double host_s = 1e9;
-            for (bool first_round = true;; first_round = false) {
-                const double seconds = host_round();
-                const bool copying = !stop.done();
-                if (first_round || copying) host_s = std::min(host_s, seconds);
-                if (!copying) break;
-            }
-            stop.synchronize();
-            const double copied = static_cast<double>(probe_bytes) * copies / (stop.elapsed_ms_since(start) / 1e3);
-            const double computed = static_cast<double>(n_ff * row_bytes) / host_s;
-            if (copied + computed > copy_rate + host_rate) {
-                copy_rate = copied;
-                host_rate = computed;
-            }
-        }
         stats_.copy_gbs = copy_rate / 1e9;
         stats_.host_gbs = host_rate / 1e9;
         host_rows =

@@ -100,6 +100,10 @@ class GpuTransformer : public LanguageModel {
 
   private:
     struct Impl;
+    struct SplitRates {
+        double copy, host;  // bytes per second over the link, and of an MLP computed on the host
+    };
+    SplitRates time_split(const std::vector<int>& candidates);
     void choose_split();
     void settle() noexcept;
     void forward_on_gpu(int layer, const std::byte* base, int n, bool host_mlp);
