@@ -24,7 +24,7 @@ void attention_block(const ModelConfig& c, const LayerWeights& l, float* x, std:
     // attention rmsnorm
     cpu::rmsnorm(s.xb.data(), x, *l.attn_norm, n, static_cast<std::size_t>(c.n_embd), c.rms_eps);
     // q, k, v projections (with biases on Qwen2)
-    const cpu::Projection qkv[] = {{s.q.data(), l.wq, l.bq}, {s.k.data(), l.wk, l.bk}, {s.v.data(), l.wv, l.bv}};
+    const cpu::Projection qkv[] = {{s.q.data(), *l.wq, l.bq}, {s.k.data(), *l.wk, l.bk}, {s.v.data(), *l.wv, l.bv}};
     cpu::matmul(qkv, s.xb.data(), n, pool);
     // per-head q/k RMSNorm (Qwen3)
     if (l.q_norm) {

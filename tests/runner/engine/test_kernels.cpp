@@ -110,7 +110,7 @@ TEST_CASE("matmul over several projections equals each projection alone, biases 
             runner::cpu::matmul(want_c.data(), x.data(), c.view, nullptr, n_tokens, pool);
             std::vector<float> got_a(want_a.size(), -1.f), got_b(want_b.size(), -1.f), got_c(want_c.size(), -1.f);
             const runner::cpu::Projection parts[] = {
-                {got_a.data(), &a.view}, {got_b.data(), &b.view, &bias.view}, {got_c.data(), &c.view}};
+                {got_a.data(), a.view}, {got_b.data(), b.view, &bias.view}, {got_c.data(), c.view}};
             runner::cpu::matmul(parts, x.data(), n_tokens, pool);
             CHECK(got_a == want_a);
             CHECK(got_b == want_b);

@@ -8,6 +8,47 @@
 
 namespace runner::cpu {
 
+Matrix::Matrix(const TensorView& t)
+    : data_(t.data),
+      dtype_(t.dtype),
+      rows_(t.shape.empty() ? 0 : static_cast<std::size_t>(t.shape[0])),
+      cols_(t.shape.size() < 2 ? 1 : static_cast<std::size_t>(t.shape[1])),
+      row_bytes_(cols_ * dtype_size(t.dtype)),
+      bytes_(t.bytes) {}
+
+Matrix::Matrix(const std::byte* data, gpu::WeightType quantized, std::size_t rows, std::size_t cols)
+    : data_(data),
+      scales_(reinterpret_cast<const float*>(data + gpu::quant_scales_offset(quantized, rows, cols))),
+      type_(quantized),
+      rows_(rows),
+      cols_(cols),
+      row_bytes_(quantized == gpu::WeightType::q8 ? cols : cols / 2),
+      bytes_(gpu::quant_bytes(quantized, rows, cols)) {}
+
+QuantRow Matrix::quant_row(std::size_t row) const {
+    return {data_ + row * row_bytes_, scales_ + row * (cols_ / gpu::quant_block)};
+}
+
+float Matrix::dot(std::size_t row, const float* x) const {
+    if (scales_) return dot_qrow(type_, quant_row(row), x, cols_);
+    return dot_row(dtype_, data_ + row * row_bytes_, x, cols_);
+}
+
+void dot2(const Matrix& a, std::size_t j, const Matrix& b, std::size_t k, const float* x, float* out) {
+    const bool a_quantized = a.scales_ != nullptr, b_quantized = b.scales_ != nullptr;
+    if (a_quantized && b_quantized && a.type_ == b.type_)
+        return dot_qrows2(a.type_, a.quant_row(j), b.quant_row(k), x, a.cols_, out);
+    if (!a_quantized && !b_quantized && a.dtype_ == b.dtype_)
+        return dot_rows2(a.dtype_, a.data_ + j * a.row_bytes_, b.data_ + k * b.row_bytes_, x, a.cols_, out);
+    out[0] = a.dot(j, x);
+    out[1] = b.dot(k, x);
+}
+
+void Matrix::convert(std::size_t row, float* out) const {
+    if (scales_) return convert_qrow(type_, quant_row(row), out, cols_);
+    convert_row(dtype_, data_ + row * row_bytes_, out, cols_);
+}
+
 void rmsnorm(float* out, const float* x, const TensorView& weight, std::size_t n_tokens, std::size_t n, float eps) {
     std::vector<float> w(n);
     convert_row(weight.dtype, weight.data, w.data(), n);
@@ -34,18 +75,16 @@ std::size_t token_group(std::size_t d_in) {
 // needs them: rows converted to f32 a tile at a time, then tiles of rows by tokens (dot_tile_f32), so
 // that loads serve several products. store(t, j, value) takes each result.
 template <typename Store>
-void prompt_rows(const TensorView& w, std::size_t begin, std::size_t end, const float* x, std::size_t n_tokens,
+void prompt_rows(const Matrix& w, std::size_t begin, std::size_t end, const float* x, std::size_t n_tokens,
                  Store store) {
-    const auto d_in = static_cast<std::size_t>(w.shape[1]);
-    const std::size_t row_bytes = d_in * dtype_size(w.dtype), group = token_group(d_in);
+    const std::size_t d_in = w.cols(), group = token_group(d_in);
     std::vector<float> rows(tile_rows * d_in);
     float tile[tile_rows * tile_tokens];
     for (std::size_t t0 = 0; t0 < n_tokens; t0 += group) {
         const std::size_t t_end = std::min(n_tokens, t0 + group);
         for (std::size_t j = begin; j < end; j += tile_rows) {
             const std::size_t n_rows = std::min(tile_rows, end - j);
-            for (std::size_t r = 0; r < n_rows; ++r)
-                convert_row(w.dtype, w.data + (j + r) * row_bytes, rows.data() + r * d_in, d_in);
+            for (std::size_t r = 0; r < n_rows; ++r) w.convert(j + r, rows.data() + r * d_in);
             for (std::size_t t = t0; t < t_end; t += tile_tokens) {
                 const std::size_t n_tile = std::min(tile_tokens, t_end - t);
                 dot_tile_f32(rows.data(), n_rows, x + t * d_in, d_in, n_tile, d_in, tile);
@@ -60,12 +99,11 @@ void prompt_rows(const TensorView& w, std::size_t begin, std::size_t end, const 
 
 void matmul(std::span<const Projection> parts, const float* x, std::size_t n_tokens, ThreadPool& pool) {
     if (parts.empty()) return;
-    const auto d_in = static_cast<std::size_t>(parts[0].w->shape[1]);
     // Rows of all parts end to end: first[p] is part p's first row in that numbering.
     std::vector<std::size_t> first{0};
     std::vector<std::vector<float>> biases(parts.size());
     for (std::size_t p = 0; p < parts.size(); ++p) {
-        const auto d_out = static_cast<std::size_t>(parts[p].w->shape[0]);
+        const std::size_t d_out = parts[p].w.rows();
         first.push_back(first.back() + d_out);
         if (const TensorView* bias = parts[p].bias) {
             biases[p].resize(d_out);
@@ -76,21 +114,20 @@ void matmul(std::span<const Projection> parts, const float* x, std::size_t n_tok
         for (std::size_t p = 0; p < parts.size(); ++p) {
             const std::size_t lo = std::max(begin, first[p]), hi = std::min(end, first[p + 1]);
             if (lo >= hi) continue;
-            const TensorView& w = *parts[p].w;
-            const std::size_t d_out = first[p + 1] - first[p], row_bytes = d_in * dtype_size(w.dtype);
+            const Matrix& w = parts[p].w;
+            const std::size_t d_out = first[p + 1] - first[p];
             const auto bias = [&](std::size_t j) { return biases[p].empty() ? 0.f : biases[p][j]; };
-            const auto weights = [&](std::size_t j) { return w.data + j * row_bytes; };
             const std::size_t j_end = hi - first[p];
             std::size_t j = lo - first[p];
             if (n_tokens == 1) {
                 // Rows in pairs: more weight reads in flight per core, each load of x serving two rows.
                 float pair[2];
                 for (; j + 2 <= j_end; j += 2) {
-                    dot_rows2(w.dtype, weights(j), weights(j + 1), x, d_in, pair);
+                    dot2(w, j, w, j + 1, x, pair);
                     parts[p].out[j] = pair[0] + bias(j);
                     parts[p].out[j + 1] = pair[1] + bias(j + 1);
                 }
-                if (j < j_end) parts[p].out[j] = dot_row(w.dtype, weights(j), x, d_in) + bias(j);
+                if (j < j_end) parts[p].out[j] = w.dot(j, x) + bias(j);
                 continue;
             }
             prompt_rows(w, j, j_end, x, n_tokens, [&](std::size_t t, std::size_t row, float v) {
@@ -100,9 +137,9 @@ void matmul(std::span<const Projection> parts, const float* x, std::size_t n_tok
     });
 }
 
-void matmul(float* out, const float* x, const TensorView& w, const TensorView* bias, std::size_t n_tokens,
+void matmul(float* out, const float* x, const Matrix& w, const TensorView* bias, std::size_t n_tokens,
             ThreadPool& pool) {
-    const Projection part{out, &w, bias};
+    const Projection part{out, w, bias};
     matmul(std::span(&part, 1), x, n_tokens, pool);
 }
 
@@ -218,10 +255,9 @@ void swiglu(float* gate, const float* up, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
-void swiglu_matmul(float* out, const TensorView& gate, const TensorView& up, const float* x, std::size_t n_tokens,
+void swiglu_matmul(float* out, const Matrix& gate, const Matrix& up, const float* x, std::size_t n_tokens,
                    ThreadPool& pool) {
-    const auto d_ff = static_cast<std::size_t>(gate.shape[0]), d_in = static_cast<std::size_t>(gate.shape[1]);
-    const std::size_t gate_row = d_in * dtype_size(gate.dtype), up_row = d_in * dtype_size(up.dtype);
+    const std::size_t d_ff = gate.rows();
     pool.parallel_for(d_ff, [&](std::size_t begin, std::size_t end) {
         // Gate results go straight to this chunk's columns of `out`; the up results wait beside them.
         const std::size_t rows = end - begin;
@@ -233,17 +269,10 @@ void swiglu_matmul(float* out, const TensorView& gate, const TensorView& up, con
                         [&](std::size_t t, std::size_t j, float v) { ups[t * rows + j - begin] = v; });
         } else {
             for (std::size_t j = begin; j < end; ++j) {
-                const std::byte* g = gate.data + j * gate_row;
-                const std::byte* u = up.data + j * up_row;
-                if (gate.dtype == up.dtype) {
-                    float pair[2];
-                    dot_rows2(gate.dtype, g, u, x, d_in, pair);
-                    out[j] = pair[0];
-                    ups[j - begin] = pair[1];
-                } else {
-                    out[j] = dot_row(gate.dtype, g, x, d_in);
-                    ups[j - begin] = dot_row(up.dtype, u, x, d_in);
-                }
+                float pair[2];
+                dot2(gate, j, up, j, x, pair);
+                out[j] = pair[0];
+                ups[j - begin] = pair[1];
             }
         }
         for (std::size_t t = 0; t < n_tokens; ++t) swiglu(out + t * d_ff + begin, ups.data() + t * rows, rows);

@@ -5,10 +5,40 @@
 #include <cstddef>
 #include <span>
 
+#include "runner/backend/cpu/simd.h"
 #include "runner/backend/cpu/thread_pool.h"
 #include "runner/model/safetensors.h"
 
 namespace runner::cpu {
+
+// A weight matrix [rows, cols] as the products read it: a tensor in its stored dtype, or block-quantized
+// in the GPU kernels' layout (a split layer's host rows under compression). Either way the rows are
+// widened in registers, no f32 copy is made.
+class Matrix {
+  public:
+    Matrix() = default;
+    Matrix(const TensorView& t);  // NOLINT(google-explicit-constructor): every 2-D tensor is one
+    Matrix(const std::byte* data, gpu::WeightType quantized, std::size_t rows, std::size_t cols);
+
+    std::size_t rows() const { return rows_; }
+    std::size_t cols() const { return cols_; }
+    std::size_t bytes() const { return bytes_; }
+    float dot(std::size_t row, const float* x) const;
+    void convert(std::size_t row, float* out) const;
+    // Row j of a and row k of b, each summed as dot() sums it; read together (each load of x serving
+    // both, two weight streams in flight) when the two share a format.
+    friend void dot2(const Matrix& a, std::size_t j, const Matrix& b, std::size_t k, const float* x, float* out);
+
+  private:
+    QuantRow quant_row(std::size_t row) const;
+
+    const std::byte* data_ = nullptr;
+    const float* scales_ = nullptr;  // quantized only
+    DType dtype_ = DType::f32;
+    gpu::WeightType type_ = gpu::WeightType::q8;  // quantized only
+    std::size_t rows_ = 0, cols_ = 0, row_bytes_ = 0, bytes_ = 0;
+};
+void dot2(const Matrix& a, std::size_t j, const Matrix& b, std::size_t k, const float* x, float* out);
 
 // out[t, :] = x[t, :] / rms(x[t, :]) * weight        x, out: [n_tokens, n]; weight: [n]
 void rmsnorm(float* out, const float* x, const TensorView& weight, std::size_t n_tokens, std::size_t n, float eps);
@@ -17,14 +47,14 @@ void rmsnorm(float* out, const float* x, const TensorView& weight, std::size_t n
 // A prompt's rows are read once per group of 16-64 tokens (as many as stay in L2) and computed in tiles
 // of rows by tokens; a token's results do not depend on the pass it came in, for passes of 2 or more
 // tokens (a single token's sum runs in another order).
-void matmul(float* out, const float* x, const TensorView& w, const TensorView* bias, std::size_t n_tokens,
+void matmul(float* out, const float* x, const Matrix& w, const TensorView* bias, std::size_t n_tokens,
             ThreadPool& pool);
 
 // One of several products of the same input, computed in one parallel pass (q, k and v; gate and up):
 // one wait for the threads instead of one per product, and no thread idles on a short product.
 struct Projection {
-    float* out;  // [n_tokens, w.shape[0]]
-    const TensorView* w;
+    float* out;  // [n_tokens, w.rows()]
+    Matrix w;
     const TensorView* bias = nullptr;
 };
 void matmul(std::span<const Projection> parts, const float* x, std::size_t n_tokens, ThreadPool& pool);
@@ -47,7 +77,7 @@ void swiglu(float* gate, const float* up, std::size_t n);
 // pass, each thread computing its gate and up rows (side by side for a single token) and applying SwiGLU
 // to them, so no single thread runs over all of them after.   x: [n_tokens, d_in]; gate, up: [d_ff, d_in];
 // out: [n_tokens, d_ff]. Equal, bit for bit, to the two products and swiglu() in turn.
-void swiglu_matmul(float* out, const TensorView& gate, const TensorView& up, const float* x, std::size_t n_tokens,
+void swiglu_matmul(float* out, const Matrix& gate, const Matrix& up, const float* x, std::size_t n_tokens,
                    ThreadPool& pool);
 
 }  // namespace runner::cpu

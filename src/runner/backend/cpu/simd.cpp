@@ -230,6 +230,88 @@ void dot_tile_avx2(const float* rows, std::size_t n_rows, const float* x, std::s
         default: return dot_tile_avx2_rows<3>(rows, x, x_stride, n_tokens, n, out);
     }
 }
+
+// Quantized rows: a block of quant_block weights at a time, its four vectors summed in two chains
+// (multiplies, then multiply-adds) and scaled into the row's one accumulator; the blocks' chains overlap.
+constexpr std::size_t quant_step = gpu::quant_block;
+static_assert(quant_step == 32, "the block loads below take 32 weights");
+
+// The block of 32 weights at element i as four vectors of eight f32, not yet scaled. q4's bytes hold
+// elements 2k (low nibble) and 2k + 1 (high), so the nibbles are interleaved back into order.
+template <gpu::WeightType T>
+__attribute__((target("avx2,fma"), always_inline)) inline void load_qblock(const std::byte* quants, std::size_t i,
+                                                                           __m256* w) {
+    if constexpr (T == gpu::WeightType::q8) {
+#pragma GCC unroll 4
+        for (std::size_t k = 0; k < 4; ++k)
+            w[k] = _mm256_cvtepi32_ps(
+                _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(quants + i + 8 * k))));
+    } else {
+        const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(quants + i / 2));
+        const __m128i mask = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
+        const __m128i lo = _mm_and_si128(packed, mask), hi = _mm_and_si128(_mm_srli_epi16(packed, 4), mask);
+        const __m128i first = _mm_sub_epi8(_mm_unpacklo_epi8(lo, hi), eight);
+        const __m128i second = _mm_sub_epi8(_mm_unpackhi_epi8(lo, hi), eight);
+        w[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(first));
+        w[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(first, 8)));
+        w[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(second));
+        w[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(second, 8)));
+    }
+}
+
+template <gpu::WeightType T>
+__attribute__((always_inline)) inline void prefetch_qrow(const std::byte* quants, std::size_t i) {
+    _mm_prefetch(reinterpret_cast<const char*>(quants + (T == gpu::WeightType::q8 ? i : i / 2) + prefetch_ahead),
+                 _MM_HINT_T0);
+}
+
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 qblock_sum(const __m256* w, const float* x) {
+    __m256 p0 = _mm256_mul_ps(w[0], _mm256_loadu_ps(x)), p1 = _mm256_mul_ps(w[1], _mm256_loadu_ps(x + 8));
+    p0 = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(x + 16), p0);
+    p1 = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(x + 24), p1);
+    return _mm256_add_ps(p0, p1);
+}
+
+template <gpu::WeightType T>
+__attribute__((target("avx2,fma"))) float dot_qrow_avx2_t(QuantRow row, const float* x, std::size_t n) {
+    __m256 acc = _mm256_setzero_ps();
+    for (std::size_t i = 0; i < n; i += quant_step) {
+        prefetch_qrow<T>(row.quants, i);
+        __m256 w[4];
+        load_qblock<T>(row.quants, i, w);
+        acc = _mm256_fmadd_ps(qblock_sum(w, x + i), _mm256_set1_ps(row.scales[i / quant_step]), acc);
+    }
+    return hsum(acc);
+}
+
+// Two rows, each summed as dot_qrow_avx2_t sums it, sharing the loads of x.
+template <gpu::WeightType T>
+__attribute__((target("avx2,fma"))) void dot_qrows2_avx2_t(QuantRow r0, QuantRow r1, const float* x, std::size_t n,
+                                                           float* out) {
+    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+    for (std::size_t i = 0; i < n; i += quant_step) {
+        prefetch_qrow<T>(r0.quants, i);
+        prefetch_qrow<T>(r1.quants, i);
+        __m256 w0[4], w1[4];
+        load_qblock<T>(r0.quants, i, w0);
+        load_qblock<T>(r1.quants, i, w1);
+        a = _mm256_fmadd_ps(qblock_sum(w0, x + i), _mm256_set1_ps(r0.scales[i / quant_step]), a);
+        b = _mm256_fmadd_ps(qblock_sum(w1, x + i), _mm256_set1_ps(r1.scales[i / quant_step]), b);
+    }
+    out[0] = hsum(a);
+    out[1] = hsum(b);
+}
+
+template <gpu::WeightType T>
+__attribute__((target("avx2,fma"))) void convert_qrow_avx2_t(QuantRow row, float* out, std::size_t n) {
+    for (std::size_t i = 0; i < n; i += quant_step) {
+        __m256 w[4];
+        load_qblock<T>(row.quants, i, w);
+        const __m256 scale = _mm256_set1_ps(row.scales[i / quant_step]);
+#pragma GCC unroll 4
+        for (std::size_t k = 0; k < 4; ++k) _mm256_storeu_ps(out + i + 8 * k, _mm256_mul_ps(w[k], scale));
+    }
+}
 #endif
 
 bool avx2_active() {
@@ -238,6 +320,23 @@ bool avx2_active() {
 #else
     return false;
 #endif
+}
+
+// The portable quantized paths: element i's quant as a number, unscaled.
+float quant_at(gpu::WeightType type, const std::byte* quants, std::size_t i) {
+    if (type == gpu::WeightType::q8) return static_cast<float>(static_cast<std::int8_t>(quants[i]));
+    const auto byte = static_cast<unsigned>(quants[i / 2]);
+    return static_cast<float>(static_cast<int>(i % 2 == 0 ? byte & 0xfu : byte >> 4) - 8);
+}
+
+float dot_qrow_portable(gpu::WeightType type, QuantRow row, const float* x, std::size_t n) {
+    float sum = 0;
+    for (std::size_t i = 0; i < n; i += gpu::quant_block) {
+        float block = 0;
+        for (std::size_t k = i; k < i + gpu::quant_block; ++k) block += quant_at(type, row.quants, k) * x[k];
+        sum = std::fma(block, row.scales[i / gpu::quant_block], sum);
+    }
+    return sum;
 }
 
 }  // namespace
@@ -326,6 +425,34 @@ void dot_rows2(DType dtype, const std::byte* row0, const std::byte* row1, const 
 #endif
     out[0] = dot_row(dtype, row0, x, n);
     out[1] = dot_row(dtype, row1, x, n);
+}
+
+float dot_qrow(gpu::WeightType type, QuantRow row, const float* x, std::size_t n) {
+#if defined(__x86_64__)
+    if (avx2_active())
+        return type == gpu::WeightType::q4 ? dot_qrow_avx2_t<gpu::WeightType::q4>(row, x, n)
+                                           : dot_qrow_avx2_t<gpu::WeightType::q8>(row, x, n);
+#endif
+    return dot_qrow_portable(type, row, x, n);
+}
+
+void dot_qrows2(gpu::WeightType type, QuantRow row0, QuantRow row1, const float* x, std::size_t n, float* out) {
+#if defined(__x86_64__)
+    if (avx2_active())
+        return type == gpu::WeightType::q4 ? dot_qrows2_avx2_t<gpu::WeightType::q4>(row0, row1, x, n, out)
+                                           : dot_qrows2_avx2_t<gpu::WeightType::q8>(row0, row1, x, n, out);
+#endif
+    out[0] = dot_qrow_portable(type, row0, x, n);
+    out[1] = dot_qrow_portable(type, row1, x, n);
+}
+
+void convert_qrow(gpu::WeightType type, QuantRow row, float* out, std::size_t n) {
+#if defined(__x86_64__)
+    if (avx2_active())
+        return type == gpu::WeightType::q4 ? convert_qrow_avx2_t<gpu::WeightType::q4>(row, out, n)
+                                           : convert_qrow_avx2_t<gpu::WeightType::q8>(row, out, n);
+#endif
+    for (std::size_t i = 0; i < n; ++i) out[i] = quant_at(type, row.quants, i) * row.scales[i / gpu::quant_block];
 }
 
 float dot_f32(const float* a, const float* b, std::size_t n) {

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 
+#include "runner/backend/gpu/backend.h"
 #include "runner/model/safetensors.h"
 
 namespace runner::cpu {
@@ -19,6 +20,19 @@ float dot_row(DType dtype, const std::byte* row, const float* x, std::size_t n);
 
 // out[0] = dot_row(row0, x), out[1] = dot_row(row1, x), bit for bit, the two rows read together.
 void dot_rows2(DType dtype, const std::byte* row0, const std::byte* row1, const float* x, std::size_t n, float* out);
+
+// A row of a block-quantized matrix in the GPU kernels' layout (gpu/backend.h, written by
+// offload/quantize): n weights, a multiple of gpu::quant_block, as int8 (q8) or two per byte, low
+// nibble first, stored + 8 (q4), and n / quant_block f32 scales. Each block's products are summed, then
+// scaled into the row's sum; dot_qrow and dot_qrows2 do that in the same order, as dot_row and dot_rows2.
+struct QuantRow {
+    const std::byte* quants;
+    const float* scales;
+};
+float dot_qrow(gpu::WeightType type, QuantRow row, const float* x, std::size_t n);
+void dot_qrows2(gpu::WeightType type, QuantRow row0, QuantRow row1, const float* x, std::size_t n, float* out);
+// The row's weights, quant * scale, exactly as offload/quantize's dequantized() gives them.
+void convert_qrow(gpu::WeightType type, QuantRow row, float* out, std::size_t n);
 
 // dot of two f32 vectors.
 float dot_f32(const float* a, const float* b, std::size_t n);
