@@ -13,6 +13,7 @@
 #include "runner/backend/cpu/thread_pool.h"
 #include "runner/engine/transformer.h"
 #include "runner/offload/layer_cache.h"
+#include "runner/offload/quantize.h"
 
 namespace runner {
 
@@ -169,7 +170,8 @@ struct GpuTransformer::Impl {
     // as the GPU leaves it (x_ready: copied into host_x), and the host's sum, which the GPU adds in place.
     std::unique_ptr<cpu::ThreadPool> pool;
     struct HostMlp {
-        TensorView norm, gate, up, down;
+        TensorView norm;
+        cpu::Matrix gate, up, down;
     };
     std::vector<HostMlp> host_mlp;  // [n_layer], for split layers
     std::vector<float> host_xb, host_gate;
@@ -298,15 +300,26 @@ common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
     auto& m = *impl_;
     try {
         std::size_t total = m.w.output->bytes + m.w.output_norm->bytes, done = 0;
-        // A layer's slab from the cache (checked against its checksum), else made from the weights.
-        const auto load_slab = [&](std::byte* dst, std::size_t layer) -> std::optional<common::Error> {
-            if (plan_.split[layer]) {
-                fill_split_slab(dst, m.w.layers[layer], m.split[layer]);
-                return std::nullopt;
-            }
+        // A layer's slab as layout_of lays it out, from the cache (checked against its checksum), else made
+        // from the weights.
+        const auto load_whole = [&](std::byte* dst, std::size_t layer,
+                                    const LayerLayout& layout) -> std::optional<common::Error> {
             if (!plan_.cache.empty())
-                return read_cached_layer(plan_.cache, layer, m.layouts[layer], plan_.compression, dst, true);
-            fill_slab(dst, m.w.layers[layer], m.layouts[layer], std::max(1u, std::thread::hardware_concurrency()));
+                return read_cached_layer(plan_.cache, layer, layout, plan_.compression, dst, true);
+            fill_slab(dst, m.w.layers[layer], layout, std::max(1u, std::thread::hardware_concurrency()));
+            return std::nullopt;
+        };
+        // A split layer's slab: uncompressed from its tensors, compressed re-laid from its whole slab.
+        std::vector<std::byte> whole;
+        const auto load_slab = [&](std::byte* dst, std::size_t layer) -> std::optional<common::Error> {
+            if (!plan_.split[layer]) return load_whole(dst, layer, m.layouts[layer]);
+            const LayerWeights& l = m.w.layers[layer];
+            if (plan_.compression != Compression::none) {
+                const auto layout = layout_of(l, plan_.compression);
+                whole.resize(layout.bytes);
+                if (auto error = load_whole(whole.data(), layer, layout)) return error;
+            }
+            fill_split_slab(dst, l, m.split[layer], whole.data());
             return std::nullopt;
         };
         for (const auto& layout : m.layouts) total += layout.bytes;
@@ -339,12 +352,15 @@ common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
                 if (plan_.split[i]) {
                     const auto& split = m.split[i];
                     const std::byte* base = m.pinned[i].data();
-                    const TensorView& down = *l.w_down;
-                    const auto e = static_cast<std::size_t>(down.shape[0]),
+                    const auto e = static_cast<std::size_t>(l.w_down->shape[0]),
                                h = static_cast<std::size_t>(split.host_rows);
-                    m.host_mlp[i] = {*l.ffn_norm, slab_matrix(base + split.host_gate, down.dtype, h, e),
-                                     slab_matrix(base + split.host_up, down.dtype, h, e),
-                                     slab_matrix(base + split.host_down, down.dtype, e, h)};
+                    const auto matrix = [&](std::size_t offset, std::size_t rows, std::size_t cols) -> cpu::Matrix {
+                        const auto type = layout.type[w_gate];
+                        if (gpu::is_quantized(type)) return {base + offset, type, rows, cols};
+                        return slab_matrix(base + offset, l.w_down->dtype, rows, cols);
+                    };
+                    m.host_mlp[i] = {*l.ffn_norm, matrix(split.host_gate, h, e), matrix(split.host_up, h, e),
+                                     matrix(split.host_down, e, h)};
                     m.host_mlp[i].norm.data = base + layout.offset[ffn_norm];
                     m.host_mlp[i].norm.file = nullptr;
                 }
@@ -365,30 +381,57 @@ common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
 // host's MLP read up to 137 GB/s alone and 69-83 GB/s while copies ran, the copies 55 and 49-54), so rates measured
 // apart would give the host too many rows. The link: 64 MiB pinned copies into a ring slot (the rate, not the layer, is
 // wanted), back to back for at least two of the host's rounds. The host: an MLP for one token, round after round while
-// the copies run; a round that ends after them counts only when it is the first. The rounds take the first three
-// candidates' MLPs in turn, from their files' pages (a first round of each, alone, brings them in; loading reads them
-// next anyway), so that a round rarely finds its layer still in the last-level cache (one 8B-shape MLP is 352 MB, that
-// host's cache 300 MiB). Of three such windows the one where the two together moved the most counts, so that a busy
-// moment does not decide the split for the whole session.
+// the copies run; a round that ends after them counts only when it is the first. The rounds take the first candidates'
+// MLPs in turn, at least three and 1 GiB of them, so that a round rarely finds its layer still in the last-level cache
+// (one 8B-shape MLP is 352 MB uncompressed, 99 MB in 4bit; that host's cache 300 MiB): uncompressed from their files'
+// pages (a first round of each, alone, brings them in; loading reads them next anyway), compressed as loading will
+// quantize them. Of three such windows the one where the two together moved the most counts, so that a busy moment does
+// not decide the split for the whole session.
 GpuTransformer::SplitRates GpuTransformer::time_split(const std::vector<int>& candidates) {
     auto& m = *impl_;
-    const LayerWeights& l = m.w.layers[static_cast<std::size_t>(candidates.front())];
     const std::size_t e = static_cast<std::size_t>(config_.n_embd), n_ff = static_cast<std::size_t>(config_.n_ff);
-    const std::size_t row_bytes = 3 * e * dtype_size(l.w_down->dtype);
-    const std::size_t layer_bytes = layout_of(l, Compression::none).bytes;
+    struct Mlp {
+        std::vector<std::byte> quantized;  // compressed: gate, up and down as the host's rows hold them
+        cpu::Matrix gate, up, down;
+        std::size_t bytes() const { return gate.bytes() + up.bytes() + down.bytes(); }
+    };
+    std::vector<Mlp> timed;
+    const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+    for (std::size_t bytes = 0;
+         timed.size() < candidates.size() && (timed.size() < 3 || bytes < (std::size_t{1} << 30));
+         bytes += timed.back().bytes()) {
+        const LayerWeights& l = m.w.layers[static_cast<std::size_t>(candidates[timed.size()])];
+        Mlp& mlp = timed.emplace_back();
+        if (plan_.compression == Compression::none) {
+            mlp.gate = *l.w_gate;
+            mlp.up = *l.w_up;
+            mlp.down = *l.w_down;
+            continue;
+        }
+        const auto type = quantized_type(plan_.compression);
+        const std::size_t projection = gpu::quant_bytes(type, n_ff, e);
+        mlp.quantized.resize(3 * projection);
+        const std::array projections{l.w_gate, l.w_up, l.w_down};
+        for (std::size_t k = 0; k < projections.size(); ++k)
+            quantize_matrix(*projections[k], type, mlp.quantized.data() + k * projection, threads);
+        mlp.gate = cpu::Matrix(mlp.quantized.data(), type, n_ff, e);
+        mlp.up = cpu::Matrix(mlp.quantized.data() + projection, type, n_ff, e);
+        mlp.down = cpu::Matrix(mlp.quantized.data() + 2 * projection, type, e, n_ff);
+    }
+    const std::size_t layer_bytes =
+        layout_of(m.w.layers[static_cast<std::size_t>(candidates.front())], plan_.compression).bytes;
     const std::size_t probe_bytes = std::min<std::size_t>(layer_bytes, std::size_t{64} << 20);
     const gpu::PinnedBuffer probe(probe_bytes);
     std::vector<float> x(e, 0.01f), g(n_ff), y(e);
-    const std::size_t timed_layers = std::min<std::size_t>(3, candidates.size());
     std::size_t round = 0;
     const auto host_round = [&] {
-        const LayerWeights& layer = m.w.layers[static_cast<std::size_t>(candidates[round++ % timed_layers])];
+        const Mlp& mlp = timed[round++ % timed.size()];
         const auto t0 = std::chrono::steady_clock::now();
-        cpu::swiglu_matmul(g.data(), *layer.w_gate, *layer.w_up, x.data(), 1, *m.pool);
-        cpu::matmul(y.data(), g.data(), *layer.w_down, nullptr, 1, *m.pool);
+        cpu::swiglu_matmul(g.data(), mlp.gate, mlp.up, x.data(), 1, *m.pool);
+        cpu::matmul(y.data(), g.data(), mlp.down, nullptr, 1, *m.pool);
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     };
-    for (std::size_t i = 0; i < timed_layers; ++i) host_round();  // may read from the disk: not a rate
+    for (std::size_t i = 0; i < timed.size(); ++i) host_round();  // may read from the disk: not a rate
     const double round_alone = std::min(host_round(), host_round());
     gpu::Event start(true), stop(true);
     const auto copy_window = [&](int copies) {
@@ -413,7 +456,7 @@ GpuTransformer::SplitRates GpuTransformer::time_split(const std::vector<int>& ca
         }
         stop.synchronize();
         const double copied = static_cast<double>(probe_bytes) * copies / (stop.elapsed_ms_since(start) / 1e3);
-        const double computed = static_cast<double>(n_ff * row_bytes) / host_s;
+        const double computed = static_cast<double>(timed.front().bytes()) / host_s;
         if (copied + computed > copy_rate + host_rate) {
             copy_rate = copied;
             host_rate = computed;
@@ -431,42 +474,40 @@ void GpuTransformer::choose_split() {
     plan_.split.assign(n_layer, false);
     m.split.resize(n_layer);
     m.host_mlp.resize(n_layer);
-    // The host computes from the pinned slabs, so only uncompressed layers held in RAM qualify.
+    // The host computes from the pinned slabs, so only layers held in RAM qualify.
     std::vector<int> candidates;
-    if (plan_.compression == Compression::none && plan_.host_share != 0)
+    if (plan_.host_share != 0)
         for (const int layer : m.streamed)
             if (plan_.pinned[static_cast<std::size_t>(layer)] &&
-                splittable(m.w.layers[static_cast<std::size_t>(layer)]))
+                splittable(m.w.layers[static_cast<std::size_t>(layer)], plan_.compression))
                 candidates.push_back(layer);
     if (candidates.empty()) return;
 
     m.pool = std::make_unique<cpu::ThreadPool>(plan_.threads);
-    const auto first = static_cast<std::size_t>(candidates.front());
-    const LayerWeights& l = m.w.layers[first];
+    const auto layout = layout_of(m.w.layers[static_cast<std::size_t>(candidates.front())], plan_.compression);
     const std::size_t e = static_cast<std::size_t>(c.n_embd), n_ff = static_cast<std::size_t>(c.n_ff);
-    const std::size_t row_bytes = 3 * e * dtype_size(l.w_down->dtype);  // a row of gate and up, a column of down
+    // a row of gate and up and a column of down, in the slab's format
+    const double row_bytes =
+        static_cast<double>(layout.size[w_gate] + layout.size[w_up] + layout.size[w_down]) / static_cast<double>(n_ff);
     double host_rows = static_cast<double>(n_ff) * std::min(plan_.host_share, 100) / 100.0;
     if (plan_.host_share < 0) {
         // The GPU's part (everything but the host's rows) and the host's rows take equal time when
         //   (layer_bytes - host_rows * row_bytes) / copy_rate == host_rows * row_bytes / host_rate.
         const auto [copy_rate, host_rate] = time_split(candidates);
-        const std::size_t layer_bytes = layout_of(l, Compression::none).bytes;
         stats_.copy_gbs = copy_rate / 1e9;
         stats_.host_gbs = host_rate / 1e9;
-        host_rows =
-            static_cast<double>(layer_bytes) / static_cast<double>(row_bytes) * host_rate / (host_rate + copy_rate);
+        host_rows = static_cast<double>(layout.bytes) / row_bytes * host_rate / (host_rate + copy_rate);
     }
-    // The GPU's rows in multiples of 8, so that each row of its down block is whole 16-byte runs of a
-    // 16-bit type, as its matrix-vector kernel reads them.
+    const double granule = split_granule(plan_.compression);
     const double gpu_rows = static_cast<double>(n_ff) - host_rows;
-    const int rows =
-        c.n_ff - static_cast<int>(std::clamp<double>(std::round(gpu_rows / 8) * 8, 0, static_cast<double>(n_ff)));
+    const int rows = c.n_ff - static_cast<int>(std::clamp<double>(std::round(gpu_rows / granule) * granule, 0,
+                                                                  static_cast<double>(n_ff)));
     plan_.host_rows = rows;
     if (rows == 0) return;
     for (const int layer : candidates) {
         const auto li = static_cast<std::size_t>(layer);
         plan_.split[li] = true;
-        m.split[li] = split_layout(m.w.layers[li], c.n_ff - rows);
+        m.split[li] = split_layout(m.w.layers[li], plan_.compression, c.n_ff - rows);
         m.layouts[li] = m.split[li].layout;
         m.decode_slot_bytes = std::max(m.decode_slot_bytes, slab_aligned(m.split[li].gpu_bytes));
     }
@@ -572,7 +613,7 @@ void GpuTransformer::mlp_on_host(int layer, int n) {
     stats_.host_wait_s += std::chrono::duration<double>(t1 - t0).count();
     stats_.host_mlp_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
     gpu::add(m.x.as<float>(), partial, tokens * e, m.compute);
-    stats_.host_bytes += mlp.gate.bytes + mlp.up.bytes + mlp.down.bytes;
+    stats_.host_bytes += mlp.gate.bytes() + mlp.up.bytes() + mlp.down.bytes();
 }
 
 common::Result<std::span<const float>> GpuTransformer::forward(std::span<const std::int32_t> tokens, int n_past) {

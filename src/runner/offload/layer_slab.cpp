@@ -2,6 +2,8 @@
 
 #include <cstring>
 #include <stdexcept>
+#include <tuple>
+#include <utility>
 
 namespace runner {
 
@@ -55,67 +57,103 @@ void fill_slab(std::byte* dst, const LayerWeights& layer, const LayerLayout& lay
     }
 }
 
-using layer_slot::w_down;
-using layer_slot::w_gate;
-using layer_slot::w_up;
+using namespace layer_slot;
 
-bool splittable(const LayerWeights& layer) {
+namespace {
+
+// What `rows` x `cols` weights of `type` take as a matrix of their own.
+std::size_t matrix_bytes(gpu::WeightType type, std::size_t rows, std::size_t cols) {
+    if (gpu::is_quantized(type)) return gpu::quant_bytes(type, rows, cols);
+    return rows * cols * (type == gpu::WeightType::f32 ? 4 : 2);
+}
+
+// Rows [r0, r1) and columns [c0, c1) of the [rows, cols] matrix at src as a matrix of their own at dst;
+// quantized, the columns on block boundaries, each row's quants then its scales.
+void copy_block(std::byte* dst, const std::byte* src, gpu::WeightType type, std::size_t rows, std::size_t cols,
+                std::size_t r0, std::size_t r1, std::size_t c0, std::size_t c1) {
+    const std::size_t out_rows = r1 - r0, out_cols = c1 - c0;
+    const auto copy_rows = [&](std::byte* to, const std::byte* from, std::size_t num, std::size_t den) {
+        for (std::size_t r = r0; r < r1; ++r)
+            std::memcpy(to + (r - r0) * out_cols * num / den, from + (r * cols + c0) * num / den, out_cols * num / den);
+    };
+    if (!gpu::is_quantized(type)) return copy_rows(dst, src, type == gpu::WeightType::f32 ? 4 : 2, 1);
+    copy_rows(dst, src, 1, type == gpu::WeightType::q4 ? 2 : 1);
+    const std::size_t block = gpu::quant_block;
+    std::byte* scales_to = dst + gpu::quant_scales_offset(type, out_rows, out_cols);
+    const std::byte* scales_from = src + gpu::quant_scales_offset(type, rows, cols);
+    for (std::size_t r = r0; r < r1; ++r)
+        std::memcpy(scales_to + (r - r0) * (out_cols / block) * sizeof(float),
+                    scales_from + (r * (cols / block) + c0 / block) * sizeof(float), out_cols / block * sizeof(float));
+}
+
+}  // namespace
+
+bool splittable(const LayerWeights& layer, Compression compression) {
     const TensorView *gate = layer.w_gate, *up = layer.w_up, *down = layer.w_down;
     if (!gate || !up || !down || gate->shape.size() != 2 || up->shape != gate->shape || down->shape.size() != 2)
         return false;
-    return down->shape[0] == gate->shape[1] && down->shape[1] == gate->shape[0] && gate->dtype == down->dtype &&
-           up->dtype == down->dtype;
+    const bool shapes = down->shape[0] == gate->shape[1] && down->shape[1] == gate->shape[0] &&
+                        gate->dtype == down->dtype && up->dtype == down->dtype;
+    if (!shapes || compression == Compression::none) return shapes;
+    const auto layout = layout_of(layer, compression);
+    return gpu::is_quantized(layout.type[w_gate]) && gpu::is_quantized(layout.type[w_up]) &&
+           gpu::is_quantized(layout.type[w_down]);
 }
 
-SplitLayout split_layout(const LayerWeights& layer, int gpu_rows) {
-    if (!splittable(layer)) throw std::invalid_argument("split_layout: the MLP's matrices do not match");
+int split_granule(Compression compression) { return compression == Compression::none ? 8 : gpu::quant_block; }
+
+SplitLayout split_layout(const LayerWeights& layer, Compression compression, int gpu_rows) {
+    if (!splittable(layer, compression)) throw std::invalid_argument("split_layout: the MLP's matrices do not match");
     SplitLayout out;
-    out.layout = layout_of(layer, Compression::none);
-    const TensorView& down = *layer.w_down;
-    const auto n_ff = static_cast<int>(down.shape[1]);
+    out.layout = layout_of(layer, compression);
+    out.compression = compression;
+    const auto n_ff = static_cast<int>(layer.w_down->shape[1]);
     if (gpu_rows < 0 || gpu_rows > n_ff) throw std::invalid_argument("split_layout: rows outside the MLP");
-    const std::size_t e = static_cast<std::size_t>(down.shape[0]), element = dtype_size(down.dtype);
+    if (compression != Compression::none && gpu_rows % gpu::quant_block != 0)
+        throw std::invalid_argument("split_layout: compressed rows must split at a block boundary");
+    const std::size_t e = static_cast<std::size_t>(layer.w_down->shape[0]);
     const std::size_t g = static_cast<std::size_t>(gpu_rows), h = static_cast<std::size_t>(n_ff - gpu_rows);
     out.gpu_rows = gpu_rows;
     out.host_rows = n_ff - gpu_rows;
     // The MLP comes last in layout_of's order: rebuild it from where it starts, GPU block then host block.
     std::size_t at = out.layout.offset[w_gate];
-    const auto place = [&](std::size_t bytes) {
-        const std::size_t here = at;
+    const auto place = [&](Slot s, std::size_t rows, std::size_t cols) {
+        const std::size_t here = at, bytes = matrix_bytes(out.layout.type[s], rows, cols);
         at = slab_aligned(at + bytes);
-        return here;
+        return std::pair{here, bytes};
     };
-    out.layout.offset[w_gate] = place(out.layout.size[w_gate] = g * e * element);
-    out.layout.offset[w_up] = place(out.layout.size[w_up] = g * e * element);
-    out.layout.offset[w_down] = place(out.layout.size[w_down] = e * g * element);
+    std::tie(out.layout.offset[w_gate], out.layout.size[w_gate]) = place(w_gate, g, e);
+    std::tie(out.layout.offset[w_up], out.layout.size[w_up]) = place(w_up, g, e);
+    std::tie(out.layout.offset[w_down], out.layout.size[w_down]) = place(w_down, e, g);
     out.gpu_bytes = at;
-    out.host_gate = place(h * e * element);
-    out.host_up = place(h * e * element);
-    out.host_down = place(e * h * element);
+    out.host_gate = place(w_gate, h, e).first;
+    out.host_up = place(w_up, h, e).first;
+    out.host_down = place(w_down, e, h).first;
     out.layout.bytes = at;
     return out;
 }
 
-void fill_split_slab(std::byte* dst, const LayerWeights& layer, const SplitLayout& split) {
+void fill_split_slab(std::byte* dst, const LayerWeights& layer, const SplitLayout& split, const std::byte* whole) {
     const auto tensors = layer_tensors(layer);
     const auto& layout = split.layout;
+    const bool compressed = split.compression != Compression::none;
+    if (compressed && !whole) throw std::invalid_argument("fill_split_slab: a compressed layer needs its whole slab");
+    const auto whole_layout = layout_of(layer, split.compression);
+    // Each tensor as the whole slab holds it, or as its file does.
+    const auto source = [&](std::size_t i) { return compressed ? whole + whole_layout.offset[i] : tensors[i]->data; };
     std::memset(dst, 0, layout.bytes);
     for (std::size_t i = 0; i < w_gate; ++i)
-        if (tensors[i]) std::memcpy(dst + layout.offset[i], tensors[i]->data, tensors[i]->bytes);
-    const TensorView &gate = *layer.w_gate, &up = *layer.w_up, &down = *layer.w_down;
-    const std::size_t element = dtype_size(down.dtype), e = static_cast<std::size_t>(down.shape[0]);
-    const std::size_t g = static_cast<std::size_t>(split.gpu_rows), h = static_cast<std::size_t>(split.host_rows);
-    const std::size_t row = e * element;  // a row of gate or up
-    std::memcpy(dst + layout.offset[w_gate], gate.data, g * row);
-    std::memcpy(dst + layout.offset[w_up], up.data, g * row);
-    std::memcpy(dst + split.host_gate, gate.data + g * row, h * row);
-    std::memcpy(dst + split.host_up, up.data + g * row, h * row);
-    // down is [n_embd, n_ff]: each of its rows splits at column gpu_rows
-    for (std::size_t r = 0; r < e; ++r) {
-        const std::byte* from = down.data + r * (g + h) * element;
-        std::memcpy(dst + layout.offset[w_down] + r * g * element, from, g * element);
-        std::memcpy(dst + split.host_down + r * h * element, from + g * element, h * element);
+        if (tensors[i]) std::memcpy(dst + layout.offset[i], source(i), layout.size[i]);
+    const std::size_t e = static_cast<std::size_t>(layer.w_down->shape[0]);
+    const std::size_t g = static_cast<std::size_t>(split.gpu_rows),
+                      n_ff = g + static_cast<std::size_t>(split.host_rows);
+    for (const auto& [slot, host] : {std::pair{w_gate, split.host_gate}, std::pair{w_up, split.host_up}}) {
+        copy_block(dst + layout.offset[slot], source(slot), layout.type[slot], n_ff, e, 0, g, 0, e);
+        copy_block(dst + host, source(slot), layout.type[slot], n_ff, e, g, n_ff, 0, e);
     }
+    // down is [n_embd, n_ff]: each of its rows splits at column gpu_rows
+    copy_block(dst + layout.offset[w_down], source(w_down), layout.type[w_down], e, n_ff, 0, e, 0, g);
+    copy_block(dst + split.host_down, source(w_down), layout.type[w_down], e, n_ff, 0, e, g, n_ff);
 }
 
 }  // namespace runner

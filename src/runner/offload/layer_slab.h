@@ -30,28 +30,39 @@ LayerLayout layout_of(const LayerWeights& layer, Compression compression);
 // Writes the layer's slab into `dst` (layout.bytes): tensors copied as stored, or quantized.
 void fill_slab(std::byte* dst, const LayerWeights& layer, const LayerLayout& layout, unsigned threads);
 
-// A split layout's slab is at most this much larger than layout_of's: three more aligned matrices.
-constexpr std::size_t split_extra_bytes = 3 * slab_alignment;
+// A split layout's slab is at most this much larger than layout_of's: three more aligned matrices, and
+// compressed, their scales aligned too.
+constexpr std::size_t split_extra_bytes = 6 * slab_alignment;
 
-// An uncompressed layer laid out to be decoded by the GPU and the host at once. The MLP is a sum over
-// its rows, silu(gate x) * (up x) then down, so it splits into two blocks: rows [0, gpu_rows) of gate
-// and up with the matching columns of down (repacked [n_embd, gpu_rows]) for the GPU, the other rows
-// for the host, each block's matrices contiguous. Everything but the host block comes first, so a
-// decode step copies only the slab's first `gpu_bytes`; a prompt copies it all and runs both blocks
-// on the GPU. `layout` places the other tensors as layout_of does, and w_gate, w_up and w_down as the
-// GPU block's matrices.
+// A layer laid out to be decoded by the GPU and the host at once. The MLP is a sum over its rows,
+// silu(gate x) * (up x) then down, so it splits into two blocks: rows [0, gpu_rows) of gate and up with
+// the matching columns of down (repacked [n_embd, gpu_rows]) for the GPU, the other rows for the host,
+// each block's matrices contiguous and in the layer's format (compressed: each block a quantized matrix
+// of its own, so down splits at a block boundary). Everything but the host block comes first, so a
+// decode step copies only the slab's first `gpu_bytes`; a prompt copies it all and runs both blocks on
+// the GPU. `layout` places the other tensors as layout_of does, and w_gate, w_up and w_down as the GPU
+// block's matrices.
 struct SplitLayout {
     LayerLayout layout;
+    Compression compression = Compression::none;
     int gpu_rows = 0;
     int host_rows = 0;
     std::size_t gpu_bytes = 0;
     std::size_t host_gate = 0, host_up = 0, host_down = 0;  // offsets of the host block's matrices
 };
 
-// Whether the layer's MLP can be split so: gate and up [n_ff, n_embd], down [n_embd, n_ff], one dtype.
-bool splittable(const LayerWeights& layer);
-// Throws std::invalid_argument for a layer that is not splittable or rows outside [0, n_ff].
-SplitLayout split_layout(const LayerWeights& layer, int gpu_rows);
-void fill_split_slab(std::byte* dst, const LayerWeights& layer, const SplitLayout& split);
+// Whether the layer's MLP can be split so: gate and up [n_ff, n_embd], down [n_embd, n_ff], one dtype,
+// and under compression all three quantized.
+bool splittable(const LayerWeights& layer, Compression compression);
+// What the GPU's rows must be a multiple of: a quantized block (down's rows split between blocks), else 8
+// (each row of the GPU's down block whole 16-byte runs of a 16-bit type, as its kernel reads them).
+int split_granule(Compression compression);
+// Throws std::invalid_argument for a layer that is not splittable, rows outside [0, n_ff] or, compressed,
+// not a multiple of the block.
+SplitLayout split_layout(const LayerWeights& layer, Compression compression, int gpu_rows);
+// Writes the split slab. Uncompressed, from the layer's tensors; compressed, from `whole`, the layer's
+// slab as layout_of(layer, compression) lays it out (made by fill_slab or read from prepare's cache);
+// throws std::invalid_argument without it.
+void fill_split_slab(std::byte* dst, const LayerWeights& layer, const SplitLayout& split, const std::byte* whole);
 
 }  // namespace runner

@@ -37,7 +37,11 @@ Opened open(const std::string& name) {
 
 void ignore(std::size_t, std::size_t) {}
 
-runner::TensorView matrix_at(const std::byte* at, runner::DType dtype, std::int64_t rows, std::int64_t cols) {
+// A [rows, cols] matrix of the slab's format at `at`.
+runner::cpu::Matrix matrix_at(const std::byte* at, runner::gpu::WeightType type, runner::DType dtype, std::int64_t rows,
+                              std::int64_t cols) {
+    if (runner::gpu::is_quantized(type))
+        return {at, type, static_cast<std::size_t>(rows), static_cast<std::size_t>(cols)};
     runner::TensorView t;
     t.dtype = dtype;
     t.shape = {rows, cols};
@@ -47,9 +51,9 @@ runner::TensorView matrix_at(const std::byte* at, runner::DType dtype, std::int6
 }
 
 // down(silu(gate x) * up x) from the given matrices, rows = gate's rows.
-std::vector<float> mlp(const runner::TensorView& gate, const runner::TensorView& up, const runner::TensorView& down,
+std::vector<float> mlp(const runner::cpu::Matrix& gate, const runner::cpu::Matrix& up, const runner::cpu::Matrix& down,
                        const std::vector<float>& x, runner::cpu::ThreadPool& pool) {
-    const auto rows = static_cast<std::size_t>(gate.shape[0]);
+    const auto rows = gate.rows();
     std::vector<float> g(rows), u(rows), y(x.size(), 0.f);
     if (rows == 0) return y;
     runner::cpu::matmul(g.data(), x.data(), gate, nullptr, 1, pool);
@@ -166,70 +170,109 @@ TEST_CASE("cli: prepare shows progress, prints the cache folder, resumes, and re
     CHECK(r.err.find("error: cannot create /dev/null/cache/") != std::string::npos);
 }
 
-// A split layer's slab (the GPU engine's decode steps share each streamed layer's MLP with the host):
-// everything but the MLP where layout_of puts it, the GPU's rows before gpu_bytes and the host's after,
-// and the two blocks' MLPs summing to the whole one.
+// A split slab against the whole one, uncompressed and compressed: everything but the MLP where layout_of
+// puts it, the GPU's rows before gpu_bytes and the host's after, and the two blocks' MLPs summing to the
+// whole one (compressed, every block's weights exactly the whole matrix's).
 TEST_CASE("split layout: the GPU's and the host's MLP rows sum to the whole MLP, the rest laid out as before") {
+    using namespace runner::layer_slot;
     runner::cpu::ThreadPool pool(2);
-    for (const char* name : {"llama-gqa4-llama3rope", "qwen2-bias-tied"}) {
-        CAPTURE(name);
-        const auto m = open(name);
-        const auto& l = m.weights.layers.front();
-        const auto n_ff = static_cast<int>(l.w_down->shape[1]);
-        const auto e = l.w_down->shape[0];
-        const auto dtype = l.w_down->dtype;
-        const auto whole = runner::layout_of(l, runner::Compression::none);
-        std::vector<std::byte> plain(whole.bytes);
-        runner::fill_slab(plain.data(), l, whole, 1);
-        std::vector<float> x(static_cast<std::size_t>(e));
-        for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i));
-        const auto want = mlp(*l.w_gate, *l.w_up, *l.w_down, x, pool);
-        for (const int gpu_rows : {0, 8, n_ff / 2 / 8 * 8, n_ff}) {
-            CAPTURE(gpu_rows);
-            const auto split = runner::split_layout(l, gpu_rows);
-            CHECK(split.gpu_rows + split.host_rows == n_ff);
-            std::vector<std::byte> slab(split.layout.bytes);
-            runner::fill_split_slab(slab.data(), l, split);
-            // attention tensors and norms: as in the plain slab, all before the MLP
-            for (std::size_t i = 0; i < runner::layer_slot::w_gate; ++i) {
-                CHECK(split.layout.offset[i] == whole.offset[i]);
-                CHECK(std::memcmp(slab.data() + whole.offset[i], plain.data() + whole.offset[i], whole.size[i]) == 0);
+    for (const char* name : {"llama-gqa4-llama3rope", "qwen2-bias-tied"})
+        for (const auto compression : {runner::Compression::none, runner::Compression::q8, runner::Compression::q4}) {
+            CAPTURE(name);
+            CAPTURE(runner::compression_name(compression));
+            const auto m = open(name);
+            const auto& l = m.weights.layers.front();
+            const auto n_ff = static_cast<int>(l.w_down->shape[1]);
+            const auto e = l.w_down->shape[0];
+            const auto dtype = l.w_down->dtype;
+            const auto whole = runner::layout_of(l, compression);
+            const auto type = whole.type[w_gate];
+            CHECK(runner::gpu::is_quantized(type) == (compression != runner::Compression::none));
+            std::vector<std::byte> plain(whole.bytes);
+            runner::fill_slab(plain.data(), l, whole, 1);
+            const auto at = [&](std::size_t offset) { return plain.data() + offset; };
+            std::vector<float> x(static_cast<std::size_t>(e));
+            for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i));
+            const auto want = mlp(matrix_at(at(whole.offset[w_gate]), type, dtype, n_ff, e),
+                                  matrix_at(at(whole.offset[w_up]), type, dtype, n_ff, e),
+                                  matrix_at(at(whole.offset[w_down]), type, dtype, e, n_ff), x, pool);
+            const int granule = runner::split_granule(compression);
+            for (const int gpu_rows : {0, granule, n_ff / 2 / granule * granule, n_ff}) {
+                CAPTURE(gpu_rows);
+                const auto split = runner::split_layout(l, compression, gpu_rows);
+                CHECK(split.gpu_rows + split.host_rows == n_ff);
+                std::vector<std::byte> slab(split.layout.bytes);
+                runner::fill_split_slab(slab.data(), l, split, plain.data());
+                // attention tensors and norms: as in the plain slab, all before the MLP
+                for (std::size_t i = 0; i < w_gate; ++i) {
+                    CHECK(split.layout.offset[i] == whole.offset[i]);
+                    CHECK(std::memcmp(slab.data() + whole.offset[i], plain.data() + whole.offset[i], whole.size[i]) ==
+                          0);
+                }
+                const auto aligned = [](std::size_t n) { return (n + 255) / 256 * 256; };
+                for (const std::size_t offset :
+                     {split.layout.offset[w_gate], split.layout.offset[w_up], split.layout.offset[w_down],
+                      split.host_gate, split.host_up, split.host_down, split.gpu_bytes})
+                    CHECK(offset % 256 == 0);
+                CHECK(split.gpu_bytes == aligned(split.layout.offset[w_down] + split.layout.size[w_down]));
+                CHECK(split.gpu_bytes == split.host_gate);
+                CHECK(split.layout.bytes <= whole.bytes + runner::split_extra_bytes);
+                const auto gpu_gate = matrix_at(slab.data() + split.layout.offset[w_gate], type, dtype, gpu_rows, e);
+                const auto gpu_up = matrix_at(slab.data() + split.layout.offset[w_up], type, dtype, gpu_rows, e);
+                const auto gpu_down = matrix_at(slab.data() + split.layout.offset[w_down], type, dtype, e, gpu_rows);
+                const auto host_gate = matrix_at(slab.data() + split.host_gate, type, dtype, split.host_rows, e);
+                const auto host_up = matrix_at(slab.data() + split.host_up, type, dtype, split.host_rows, e);
+                const auto host_down = matrix_at(slab.data() + split.host_down, type, dtype, e, split.host_rows);
+                CHECK(split.host_down + host_down.bytes() <= split.layout.bytes);
+                const auto gpu_part = mlp(gpu_gate, gpu_up, gpu_down, x, pool);
+                const auto host_part = mlp(host_gate, host_up, host_down, x, pool);
+                float worst = 0, scale = 1e-6f;
+                for (std::size_t i = 0; i < want.size(); ++i) {
+                    worst = std::max(worst, std::abs(gpu_part[i] + host_part[i] - want[i]));
+                    scale = std::max(scale, std::abs(want[i]));
+                }
+                CHECK(worst / scale < 1e-5f);
+                // every weight of the blocks is the whole matrix's, bit for bit
+                const auto ne = static_cast<std::size_t>(e), nf = static_cast<std::size_t>(n_ff);
+                std::vector<float> got(nf), expected(nf);
+                std::size_t mismatched = 0;
+                const auto compare = [&](const runner::cpu::Matrix& part, std::size_t row, std::size_t from,
+                                         const std::vector<float>& full) {
+                    part.convert(row, got.data());
+                    mismatched += !std::equal(got.begin(), got.begin() + static_cast<std::ptrdiff_t>(part.cols()),
+                                              full.begin() + static_cast<std::ptrdiff_t>(from));
+                };
+                const auto full_gate = matrix_at(at(whole.offset[w_gate]), type, dtype, n_ff, e);
+                const auto full_down = matrix_at(at(whole.offset[w_down]), type, dtype, e, n_ff);
+                for (std::size_t r = 0; r < nf; ++r) {
+                    full_gate.convert(r, expected.data());
+                    if (r < static_cast<std::size_t>(gpu_rows))
+                        compare(gpu_gate, r, 0, expected);
+                    else
+                        compare(host_gate, r - static_cast<std::size_t>(gpu_rows), 0, expected);
+                }
+                for (std::size_t r = 0; r < ne; ++r) {
+                    full_down.convert(r, expected.data());
+                    if (gpu_rows > 0) compare(gpu_down, r, 0, expected);
+                    if (split.host_rows > 0) compare(host_down, r, static_cast<std::size_t>(gpu_rows), expected);
+                }
+                CHECK(mismatched == 0);
             }
-            const auto aligned = [](std::size_t n) { return (n + 255) / 256 * 256; };
-            for (const std::size_t at :
-                 {split.layout.offset[runner::layer_slot::w_gate], split.layout.offset[runner::layer_slot::w_up],
-                  split.layout.offset[runner::layer_slot::w_down], split.host_gate, split.host_up, split.host_down,
-                  split.gpu_bytes})
-                CHECK(at % 256 == 0);
-            CHECK(split.gpu_bytes == aligned(split.layout.offset[runner::layer_slot::w_down] +
-                                             split.layout.size[runner::layer_slot::w_down]));
-            CHECK(split.gpu_bytes == split.host_gate);
-            CHECK(split.host_down + static_cast<std::size_t>(e * split.host_rows) * runner::dtype_size(dtype) <=
-                  split.layout.bytes);
-            CHECK(split.layout.bytes <= whole.bytes + 3 * 256);
-            const auto gpu_part = mlp(
-                matrix_at(slab.data() + split.layout.offset[runner::layer_slot::w_gate], dtype, gpu_rows, e),
-                matrix_at(slab.data() + split.layout.offset[runner::layer_slot::w_up], dtype, gpu_rows, e),
-                matrix_at(slab.data() + split.layout.offset[runner::layer_slot::w_down], dtype, e, gpu_rows), x, pool);
-            const auto host_part = mlp(matrix_at(slab.data() + split.host_gate, dtype, split.host_rows, e),
-                                       matrix_at(slab.data() + split.host_up, dtype, split.host_rows, e),
-                                       matrix_at(slab.data() + split.host_down, dtype, e, split.host_rows), x, pool);
-            float worst = 0, scale = 1e-6f;
-            for (std::size_t i = 0; i < want.size(); ++i) {
-                worst = std::max(worst, std::abs(gpu_part[i] + host_part[i] - want[i]));
-                scale = std::max(scale, std::abs(want[i]));
+            CHECK_THROWS_AS(runner::split_layout(l, compression, n_ff + 1), std::invalid_argument);
+            CHECK_THROWS_AS(runner::split_layout(l, compression, -1), std::invalid_argument);
+            if (compression != runner::Compression::none) {
+                CHECK_THROWS_AS(runner::split_layout(l, compression, 8), std::invalid_argument);
+                CHECK_THROWS_AS(
+                    runner::fill_split_slab(plain.data(), l, runner::split_layout(l, compression, 32), nullptr),
+                    std::invalid_argument);
             }
-            CHECK(worst / scale < 1e-5f);
+            // an MLP whose matrices disagree in dtype is not split
+            CHECK(runner::splittable(l, compression));
+            auto odd = l;
+            runner::TensorView up = *l.w_up;
+            up.dtype = up.dtype == runner::DType::f32 ? runner::DType::bf16 : runner::DType::f32;
+            odd.w_up = &up;
+            CHECK_FALSE(runner::splittable(odd, compression));
+            CHECK_THROWS_AS(runner::split_layout(odd, compression, 32), std::invalid_argument);
         }
-        CHECK_THROWS_AS(runner::split_layout(l, n_ff + 1), std::invalid_argument);
-        CHECK_THROWS_AS(runner::split_layout(l, -1), std::invalid_argument);
-        // an MLP whose matrices disagree in dtype is not split
-        CHECK(runner::splittable(l));
-        auto odd = l;
-        runner::TensorView up = *l.w_up;
-        up.dtype = up.dtype == runner::DType::f32 ? runner::DType::bf16 : runner::DType::f32;
-        odd.w_up = &up;
-        CHECK_FALSE(runner::splittable(odd));
-        CHECK_THROWS_AS(runner::split_layout(odd, 8), std::invalid_argument);
-    }
 }
