@@ -70,19 +70,22 @@ TEST_CASE("quantized rows: widened as dequantized() gives them, dotted near the 
                 const std::size_t rows = 5;
                 const auto q = quantized(type, rows, cols, rng);
                 const auto x = random_x(cols, rng);
+                std::vector<float> scratch;
+                const float* activations = q.matrix.activations(x.data(), scratch);
+                CHECK((activations == x.data()) == (type == gpu::WeightType::q8));
                 std::vector<float> row(cols);
                 for (std::size_t r = 0; r < rows; ++r) {
                     CAPTURE(r);
                     q.matrix.convert(r, row.data());
                     CHECK(std::equal(row.begin(), row.end(), q.values.begin() + static_cast<std::ptrdiff_t>(r * cols)));
-                    const float dot = q.matrix.dot(r, x.data());
+                    const float dot = q.matrix.dot(r, activations);
                     CHECK(relative_error(dot, q.values.data() + r * cols, x.data(), cols) < 1e-5);
                     // paired with every other row, and with a row of another matrix of the same format
                     for (std::size_t k = 0; k < rows; ++k) {
                         float pair[2];
-                        runner::cpu::dot2(q.matrix, r, q.matrix, k, x.data(), pair);
+                        runner::cpu::dot2(q.matrix, r, q.matrix, k, activations, pair);
                         CHECK(pair[0] == dot);
-                        CHECK(pair[1] == q.matrix.dot(k, x.data()));
+                        CHECK(pair[1] == q.matrix.dot(k, activations));
                     }
                 }
             }

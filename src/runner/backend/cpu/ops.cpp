@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <vector>
 
 #include "runner/backend/cpu/simd.h"
@@ -29,19 +30,27 @@ QuantRow Matrix::quant_row(std::size_t row) const {
     return {data_ + row * row_bytes_, scales_ + row * (cols_ / gpu::quant_block)};
 }
 
-float Matrix::dot(std::size_t row, const float* x) const {
-    if (scales_) return dot_qrow(type_, quant_row(row), x, cols_);
-    return dot_row(dtype_, data_ + row * row_bytes_, x, cols_);
+const float* Matrix::activations(const float* x, std::vector<float>& scratch) const {
+    if (!scales_ || type_ != gpu::WeightType::q4) return x;
+    scratch.resize(cols_ / gpu::quant_block * q4_block_activations);
+    q4_activations(x, cols_, scratch.data());
+    return scratch.data();
 }
 
-void dot2(const Matrix& a, std::size_t j, const Matrix& b, std::size_t k, const float* x, float* out) {
-    const bool a_quantized = a.scales_ != nullptr, b_quantized = b.scales_ != nullptr;
-    if (a_quantized && b_quantized && a.type_ == b.type_)
-        return dot_qrows2(a.type_, a.quant_row(j), b.quant_row(k), x, a.cols_, out);
-    if (!a_quantized && !b_quantized && a.dtype_ == b.dtype_)
-        return dot_rows2(a.dtype_, a.data_ + j * a.row_bytes_, b.data_ + k * b.row_bytes_, x, a.cols_, out);
-    out[0] = a.dot(j, x);
-    out[1] = b.dot(k, x);
+float Matrix::dot(std::size_t row, const float* activations) const {
+    if (scales_) return dot_qrow(type_, quant_row(row), activations, cols_);
+    return dot_row(dtype_, data_ + row * row_bytes_, activations, cols_);
+}
+
+bool Matrix::same_format(const Matrix& other) const {
+    return (scales_ != nullptr) == (other.scales_ != nullptr) &&
+           (scales_ ? type_ == other.type_ : dtype_ == other.dtype_) && cols_ == other.cols_;
+}
+
+void dot2(const Matrix& a, std::size_t j, const Matrix& b, std::size_t k, const float* activations, float* out) {
+    if (!a.same_format(b)) throw std::invalid_argument("dot2: the two matrices differ in format");
+    if (a.scales_) return dot_qrows2(a.type_, a.quant_row(j), b.quant_row(k), activations, a.cols_, out);
+    dot_rows2(a.dtype_, a.data_ + j * a.row_bytes_, b.data_ + k * b.row_bytes_, activations, a.cols_, out);
 }
 
 void Matrix::convert(std::size_t row, float* out) const {
@@ -101,10 +110,12 @@ void matmul(std::span<const Projection> parts, const float* x, std::size_t n_tok
     if (parts.empty()) return;
     // Rows of all parts end to end: first[p] is part p's first row in that numbering.
     std::vector<std::size_t> first{0};
-    std::vector<std::vector<float>> biases(parts.size());
+    std::vector<std::vector<float>> biases(parts.size()), scratch(parts.size());
+    std::vector<const float*> xs(parts.size());  // each part's one-token activations
     for (std::size_t p = 0; p < parts.size(); ++p) {
         const std::size_t d_out = parts[p].w.rows();
         first.push_back(first.back() + d_out);
+        if (n_tokens == 1) xs[p] = parts[p].w.activations(x, scratch[p]);
         if (const TensorView* bias = parts[p].bias) {
             biases[p].resize(d_out);
             convert_row(bias->dtype, bias->data, biases[p].data(), d_out);
@@ -123,11 +134,11 @@ void matmul(std::span<const Projection> parts, const float* x, std::size_t n_tok
                 // Rows in pairs: more weight reads in flight per core, each load of x serving two rows.
                 float pair[2];
                 for (; j + 2 <= j_end; j += 2) {
-                    dot2(w, j, w, j + 1, x, pair);
+                    dot2(w, j, w, j + 1, xs[p], pair);
                     parts[p].out[j] = pair[0] + bias(j);
                     parts[p].out[j + 1] = pair[1] + bias(j + 1);
                 }
-                if (j < j_end) parts[p].out[j] = w.dot(j, x) + bias(j);
+                if (j < j_end) parts[p].out[j] = w.dot(j, xs[p]) + bias(j);
                 continue;
             }
             prompt_rows(w, j, j_end, x, n_tokens, [&](std::size_t t, std::size_t row, float v) {
@@ -258,6 +269,10 @@ void swiglu(float* gate, const float* up, std::size_t n) {
 void swiglu_matmul(float* out, const Matrix& gate, const Matrix& up, const float* x, std::size_t n_tokens,
                    ThreadPool& pool) {
     const std::size_t d_ff = gate.rows();
+    std::vector<float> gate_scratch, up_scratch;
+    const float* gate_x = n_tokens == 1 ? gate.activations(x, gate_scratch) : x;
+    const float* up_x = n_tokens == 1 ? up.activations(x, up_scratch) : x;
+    const bool paired = gate.same_format(up);
     pool.parallel_for(d_ff, [&](std::size_t begin, std::size_t end) {
         // Gate results go straight to this chunk's columns of `out`; the up results wait beside them.
         const std::size_t rows = end - begin;
@@ -269,10 +284,15 @@ void swiglu_matmul(float* out, const Matrix& gate, const Matrix& up, const float
                         [&](std::size_t t, std::size_t j, float v) { ups[t * rows + j - begin] = v; });
         } else {
             for (std::size_t j = begin; j < end; ++j) {
-                float pair[2];
-                dot2(gate, j, up, j, x, pair);
-                out[j] = pair[0];
-                ups[j - begin] = pair[1];
+                if (paired) {
+                    float pair[2];
+                    dot2(gate, j, up, j, gate_x, pair);
+                    out[j] = pair[0];
+                    ups[j - begin] = pair[1];
+                } else {
+                    out[j] = gate.dot(j, gate_x);
+                    ups[j - begin] = up.dot(j, up_x);
+                }
             }
         }
         for (std::size_t t = 0; t < n_tokens; ++t) swiglu(out + t * d_ff + begin, ups.data() + t * rows, rows);

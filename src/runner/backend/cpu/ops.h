@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <span>
+#include <vector>
 
 #include "runner/backend/cpu/simd.h"
 #include "runner/backend/cpu/thread_pool.h"
@@ -23,11 +24,16 @@ class Matrix {
     std::size_t rows() const { return rows_; }
     std::size_t cols() const { return cols_; }
     std::size_t bytes() const { return bytes_; }
-    float dot(std::size_t row, const float* x) const;
+    // One token's activations as dot() and dot2() read them: x itself, or for q4 arranged into `scratch`
+    // (simd's q4_activations), once per product.
+    const float* activations(const float* x, std::vector<float>& scratch) const;
+    float dot(std::size_t row, const float* activations) const;
     void convert(std::size_t row, float* out) const;
-    // Row j of a and row k of b, each summed as dot() sums it; read together (each load of x serving
-    // both, two weight streams in flight) when the two share a format.
-    friend void dot2(const Matrix& a, std::size_t j, const Matrix& b, std::size_t k, const float* x, float* out);
+    bool same_format(const Matrix& other) const;
+    // Row j of a and row k of b, two matrices of the same format, each summed as dot() sums it and read
+    // together: each load of the activations serves both, two weight streams are in flight.
+    friend void dot2(const Matrix& a, std::size_t j, const Matrix& b, std::size_t k, const float* activations,
+                     float* out);
 
   private:
     QuantRow quant_row(std::size_t row) const;
@@ -38,7 +44,7 @@ class Matrix {
     gpu::WeightType type_ = gpu::WeightType::q8;  // quantized only
     std::size_t rows_ = 0, cols_ = 0, row_bytes_ = 0, bytes_ = 0;
 };
-void dot2(const Matrix& a, std::size_t j, const Matrix& b, std::size_t k, const float* x, float* out);
+void dot2(const Matrix& a, std::size_t j, const Matrix& b, std::size_t k, const float* activations, float* out);
 
 // out[t, :] = x[t, :] / rms(x[t, :]) * weight        x, out: [n_tokens, n]; weight: [n]
 void rmsnorm(float* out, const float* x, const TensorView& weight, std::size_t n_tokens, std::size_t n, float eps);

@@ -231,21 +231,89 @@ void dot_tile_avx2(const float* rows, std::size_t n_rows, const float* x, std::s
     }
 }
 
-// Quantized rows: a block of quant_block weights at a time, its four vectors summed in two chains
-// (multiplies, then multiply-adds) and scaled into the row's one accumulator; the blocks' chains overlap.
+// Quantized rows: a block of quant_block weights at a time, its four vectors summed in two chains and
+// scaled into the row's one accumulator; the blocks' chains overlap.
 constexpr std::size_t quant_step = gpu::quant_block;
 static_assert(quant_step == 32, "the block loads below take 32 weights");
 
-// The block of 32 weights at element i as four vectors of eight f32, not yet scaled. q4's bytes hold
-// elements 2k (low nibble) and 2k + 1 (high), so the nibbles are interleaved back into order.
+template <gpu::WeightType T>
+__attribute__((always_inline)) inline void prefetch_qrow(const std::byte* quants, std::size_t i) {
+    _mm_prefetch(reinterpret_cast<const char*>(quants + (T == gpu::WeightType::q8 ? i : i / 2) + prefetch_ahead),
+                 _MM_HINT_T0);
+}
+
+// Eight int8 at `at`, or the low eight uint8 of v, as f32.
+__attribute__((target("avx2"), always_inline)) inline __m256 widen_i8(const std::byte* at) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(at))));
+}
+__attribute__((target("avx2"), always_inline)) inline __m256 widen_u8(__m128i v) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
+}
+
+// The block at element i against its activations x (for q4, the block's q4_activations), unscaled.
+template <gpu::WeightType T>
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 qblock_sum(const std::byte* quants, std::size_t i,
+                                                                            const float* x) {
+    __m256 p0, p1;
+    if constexpr (T == gpu::WeightType::q8) {
+        p0 = _mm256_mul_ps(widen_i8(quants + i), _mm256_loadu_ps(x));
+        p1 = _mm256_mul_ps(widen_i8(quants + i + 8), _mm256_loadu_ps(x + 8));
+        p0 = _mm256_fmadd_ps(widen_i8(quants + i + 16), _mm256_loadu_ps(x + 16), p0);
+        p1 = _mm256_fmadd_ps(widen_i8(quants + i + 24), _mm256_loadu_ps(x + 24), p1);
+    } else {
+        // the low nibbles are the even elements, the high ones the odd: x is arranged so
+        const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(quants + i / 2));
+        const __m128i mask = _mm_set1_epi8(0x0f);
+        const __m128i lo = _mm_and_si128(packed, mask), hi = _mm_and_si128(_mm_srli_epi16(packed, 4), mask);
+        p0 = _mm256_fmadd_ps(widen_u8(lo), _mm256_loadu_ps(x), _mm256_loadu_ps(x + 32));
+        p1 = _mm256_mul_ps(widen_u8(_mm_srli_si128(lo, 8)), _mm256_loadu_ps(x + 8));
+        p0 = _mm256_fmadd_ps(widen_u8(hi), _mm256_loadu_ps(x + 16), p0);
+        p1 = _mm256_fmadd_ps(widen_u8(_mm_srli_si128(hi, 8)), _mm256_loadu_ps(x + 24), p1);
+    }
+    return _mm256_add_ps(p0, p1);
+}
+
+// Where block i's activations start.
+template <gpu::WeightType T>
+constexpr std::size_t block_x(std::size_t i) {
+    return T == gpu::WeightType::q8 ? i : i / quant_step * q4_block_activations;
+}
+
+template <gpu::WeightType T>
+__attribute__((target("avx2,fma"))) float dot_qrow_avx2_t(QuantRow row, const float* x, std::size_t n) {
+    __m256 acc = _mm256_setzero_ps();
+    for (std::size_t i = 0; i < n; i += quant_step) {
+        prefetch_qrow<T>(row.quants, i);
+        acc = _mm256_fmadd_ps(qblock_sum<T>(row.quants, i, x + block_x<T>(i)),
+                              _mm256_set1_ps(row.scales[i / quant_step]), acc);
+    }
+    return hsum(acc);
+}
+
+// Two rows, each summed as dot_qrow_avx2_t sums it, sharing the activations' cache lines.
+template <gpu::WeightType T>
+__attribute__((target("avx2,fma"))) void dot_qrows2_avx2_t(QuantRow r0, QuantRow r1, const float* x, std::size_t n,
+                                                           float* out) {
+    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+    for (std::size_t i = 0; i < n; i += quant_step) {
+        prefetch_qrow<T>(r0.quants, i);
+        prefetch_qrow<T>(r1.quants, i);
+        const float* xi = x + block_x<T>(i);
+        a = _mm256_fmadd_ps(qblock_sum<T>(r0.quants, i, xi), _mm256_set1_ps(r0.scales[i / quant_step]), a);
+        b = _mm256_fmadd_ps(qblock_sum<T>(r1.quants, i, xi), _mm256_set1_ps(r1.scales[i / quant_step]), b);
+    }
+    out[0] = hsum(a);
+    out[1] = hsum(b);
+}
+
+// The block of 32 weights at element i as four vectors of eight f32 in element order, not yet scaled.
+// q4's bytes hold elements 2k (low nibble) and 2k + 1 (high), so the nibbles are interleaved back.
 template <gpu::WeightType T>
 __attribute__((target("avx2,fma"), always_inline)) inline void load_qblock(const std::byte* quants, std::size_t i,
                                                                            __m256* w) {
     if constexpr (T == gpu::WeightType::q8) {
 #pragma GCC unroll 4
-        for (std::size_t k = 0; k < 4; ++k)
-            w[k] = _mm256_cvtepi32_ps(
-                _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(quants + i + 8 * k))));
+        for (std::size_t k = 0; k < 4; ++k) w[k] = widen_i8(quants + i + 8 * k);
     } else {
         const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(quants + i / 2));
         const __m128i mask = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
@@ -257,49 +325,6 @@ __attribute__((target("avx2,fma"), always_inline)) inline void load_qblock(const
         w[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(second));
         w[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(second, 8)));
     }
-}
-
-template <gpu::WeightType T>
-__attribute__((always_inline)) inline void prefetch_qrow(const std::byte* quants, std::size_t i) {
-    _mm_prefetch(reinterpret_cast<const char*>(quants + (T == gpu::WeightType::q8 ? i : i / 2) + prefetch_ahead),
-                 _MM_HINT_T0);
-}
-
-__attribute__((target("avx2,fma"), always_inline)) inline __m256 qblock_sum(const __m256* w, const float* x) {
-    __m256 p0 = _mm256_mul_ps(w[0], _mm256_loadu_ps(x)), p1 = _mm256_mul_ps(w[1], _mm256_loadu_ps(x + 8));
-    p0 = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(x + 16), p0);
-    p1 = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(x + 24), p1);
-    return _mm256_add_ps(p0, p1);
-}
-
-template <gpu::WeightType T>
-__attribute__((target("avx2,fma"))) float dot_qrow_avx2_t(QuantRow row, const float* x, std::size_t n) {
-    __m256 acc = _mm256_setzero_ps();
-    for (std::size_t i = 0; i < n; i += quant_step) {
-        prefetch_qrow<T>(row.quants, i);
-        __m256 w[4];
-        load_qblock<T>(row.quants, i, w);
-        acc = _mm256_fmadd_ps(qblock_sum(w, x + i), _mm256_set1_ps(row.scales[i / quant_step]), acc);
-    }
-    return hsum(acc);
-}
-
-// Two rows, each summed as dot_qrow_avx2_t sums it, sharing the loads of x.
-template <gpu::WeightType T>
-__attribute__((target("avx2,fma"))) void dot_qrows2_avx2_t(QuantRow r0, QuantRow r1, const float* x, std::size_t n,
-                                                           float* out) {
-    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
-    for (std::size_t i = 0; i < n; i += quant_step) {
-        prefetch_qrow<T>(r0.quants, i);
-        prefetch_qrow<T>(r1.quants, i);
-        __m256 w0[4], w1[4];
-        load_qblock<T>(r0.quants, i, w0);
-        load_qblock<T>(r1.quants, i, w1);
-        a = _mm256_fmadd_ps(qblock_sum(w0, x + i), _mm256_set1_ps(r0.scales[i / quant_step]), a);
-        b = _mm256_fmadd_ps(qblock_sum(w1, x + i), _mm256_set1_ps(r1.scales[i / quant_step]), b);
-    }
-    out[0] = hsum(a);
-    out[1] = hsum(b);
 }
 
 template <gpu::WeightType T>
@@ -333,7 +358,16 @@ float dot_qrow_portable(gpu::WeightType type, QuantRow row, const float* x, std:
     float sum = 0;
     for (std::size_t i = 0; i < n; i += gpu::quant_block) {
         float block = 0;
-        for (std::size_t k = i; k < i + gpu::quant_block; ++k) block += quant_at(type, row.quants, k) * x[k];
+        if (type == gpu::WeightType::q8) {
+            for (std::size_t k = i; k < i + gpu::quant_block; ++k) block += quant_at(type, row.quants, k) * x[k];
+        } else {
+            const float* xb = x + i / gpu::quant_block * q4_block_activations;
+            for (std::size_t k = 0; k < gpu::quant_block / 2; ++k) {
+                const auto byte = static_cast<unsigned>(row.quants[i / 2 + k]);
+                block += static_cast<float>(byte & 0xfu) * xb[k] + static_cast<float>(byte >> 4) * xb[16 + k];
+            }
+            for (std::size_t k = 32; k < q4_block_activations; ++k) block += xb[k];
+        }
         sum = std::fma(block, row.scales[i / gpu::quant_block], sum);
     }
     return sum;
@@ -425,6 +459,18 @@ void dot_rows2(DType dtype, const std::byte* row0, const std::byte* row1, const 
 #endif
     out[0] = dot_row(dtype, row0, x, n);
     out[1] = dot_row(dtype, row1, x, n);
+}
+
+void q4_activations(const float* x, std::size_t n, float* out) {
+    for (std::size_t i = 0; i < n; i += gpu::quant_block, out += q4_block_activations) {
+        const float* xb = x + i;
+        for (std::size_t k = 0; k < gpu::quant_block / 2; ++k) {
+            out[k] = xb[2 * k];
+            out[16 + k] = xb[2 * k + 1];
+        }
+        for (std::size_t lane = 0; lane < 8; ++lane)
+            out[32 + lane] = -8.f * (xb[lane] + xb[8 + lane] + xb[16 + lane] + xb[24 + lane]);
+    }
 }
 
 float dot_qrow(gpu::WeightType type, QuantRow row, const float* x, std::size_t n) {

@@ -29,6 +29,13 @@ struct QuantRow {
     const std::byte* quants;
     const float* scales;
 };
+// q4 rows are dotted with the activations rearranged once per product (q4_activations): per block its
+// even elements, then its odd ones (the order of the block's low and high nibbles, so that no row's
+// nibbles need interleaving), then eight values that sum to -8 times the block's sum (for the + 8).
+constexpr std::size_t q4_block_activations = 40;
+static_assert(gpu::quant_block == 32 && q4_block_activations == gpu::quant_block + 8);
+void q4_activations(const float* x, std::size_t n, float* out);  // out: n / quant_block * q4_block_activations
+// x: the activations as they are (q8), or as q4_activations arranged them (q4).
 float dot_qrow(gpu::WeightType type, QuantRow row, const float* x, std::size_t n);
 void dot_qrows2(gpu::WeightType type, QuantRow row0, QuantRow row1, const float* x, std::size_t n, float* out);
 // The row's weights, quant * scale, exactly as offload/quantize's dequantized() gives them.
