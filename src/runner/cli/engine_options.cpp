@@ -31,7 +31,7 @@ const char* const engine_options_usage =
   --kv-cache T              GPU engine: f16 (half the VRAM, tensor-core prompt attention) or f32 (exact)
                             key/value cache; default: $AIRLLM_KV_CACHE, else f16
   --host-share P            GPU engine: while decoding, the CPU computes P percent of the MLP rows of
-                            each layer that streams (uncompressed, pinned) and the GPU the rest, so RAM
+                            each layer that streams from pinned RAM and the GPU the rest, so RAM
                             and the link both carry weights; auto (default) times both at load and
                             splits so that they finish together; 0: none
 )";

@@ -53,7 +53,7 @@ struct GpuOptions {
     Compression compression = Compression::none;  // of the projection matrices
     std::filesystem::path cache;                  // a complete `prepare` cache for `compression`, if there is one
     gpu::KvType kv_type = gpu::KvType::f16;
-    int host_share = -1;   // percent of each uncompressed pinned streamed layer's MLP rows the host computes
+    int host_share = -1;   // percent of each pinned streamed layer's MLP rows the host computes
                            // while decoding: -1 measures both paths at load and splits so that they finish
                            // together; 0 none
     unsigned threads = 0;  // host threads for them; 0: all
