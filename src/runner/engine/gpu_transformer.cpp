@@ -396,6 +396,7 @@ GpuTransformer::SplitRates GpuTransformer::time_split(const std::vector<int>& ca
         std::size_t bytes() const { return gate.bytes() + up.bytes() + down.bytes(); }
     };
     std::vector<Mlp> timed;
+    timed.reserve(candidates.size());  // the views point into the buffers: no element moves
     const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
     for (std::size_t bytes = 0;
          timed.size() < candidates.size() && (timed.size() < 3 || bytes < (std::size_t{1} << 30));

@@ -234,7 +234,7 @@ TEST_CASE("split layout: the GPU's and the host's MLP rows sum to the whole MLP,
                 CHECK(worst / scale < 1e-5f);
                 // every weight of the blocks is the whole matrix's, bit for bit
                 const auto ne = static_cast<std::size_t>(e), nf = static_cast<std::size_t>(n_ff);
-                std::vector<float> got(nf), expected(nf);
+                std::vector<float> got(std::max(ne, nf)), expected(got.size());
                 std::size_t mismatched = 0;
                 const auto compare = [&](const runner::cpu::Matrix& part, std::size_t row, std::size_t from,
                                          const std::vector<float>& full) {

@@ -13,8 +13,8 @@
 namespace runner::cpu {
 
 // A weight matrix [rows, cols] as the products read it: a tensor in its stored dtype, or block-quantized
-// in the GPU kernels' layout (a split layer's host rows under compression). Either way the rows are
-// widened in registers, no f32 copy is made.
+// in the GPU kernels' layout (a split layer's host rows under compression). One token's products widen
+// the rows in registers; a prompt's convert a tile of rows at a time.
 class Matrix {
   public:
     Matrix() = default;
