@@ -1,10 +1,10 @@
 // Decode's GPU kernels one at a time at Llama-3.1-8B's shapes, one token, BF16 weights: the fused
 // q/k/v product with its rmsnorm, the output projection into the residual, gate/up with SwiGLU, the
-// down projection, the output head, then RoPE with the cache writes and attention over an f16 cache
-// at several context lengths. A decode step is these kernels in a row, so each row shows where the
-// step's time goes: microseconds per call, the bytes it must read (weights or cache) as GB/s, and
-// the bound, those bytes at the device-copy rate (read and write counted), with achieved/bound.
-// Weights rotate among copies that together exceed the L2 cache, so every call reads from memory.
+// down projection (these two also 8- and 4-bit quantized), the output head, then RoPE with the cache writes and
+// attention over an f16 cache at several context lengths. A decode step is these kernels in a row, so each row shows
+// where the step's time goes: microseconds per call, the bytes it must read (weights or cache) as GB/s, and the bound,
+// those bytes at the device-copy rate (read and write counted), with achieved/bound. Weights rotate among copies that
+// together exceed the L2 cache, so every call reads from memory.
 //
 // usage: bench_decode_kernels [--iterations N]
 #include <algorithm>
@@ -139,6 +139,29 @@ int main(int argc, char** argv) {
                     [&](int i) {
                         gpu::matmul_add(x.as<float>(), gate.as<float>(),
                                         wd[static_cast<std::size_t>(i) % wd.size()].data(), bf16, 1, n_ff, n_embd, s);
+                    },
+                    iterations, s),
+                bytes, hbm);
+        }
+        for (const auto type : {gpu::WeightType::q8, gpu::WeightType::q4}) {
+            const std::string bits = type == gpu::WeightType::q8 ? ", 8bit" : ", 4bit";
+            const std::size_t bytes = gpu::quant_bytes(type, n_ff, n_embd);  // down's [n_embd, n_ff] as many
+            const auto wg = bf16_copies(bytes, copies_for(2 * bytes), s), wu = bf16_copies(bytes, wg.size(), s);
+            row(("rmsnorm + gate/up + SwiGLU" + bits).c_str(),
+                time_us(
+                    [&](int i) {
+                        const auto c = static_cast<std::size_t>(i) % wg.size();
+                        gpu::norm_matmul_swiglu(gate.as<float>(), up.as<float>(), xb.as<float>(), x.as<float>(), rms,
+                                                wg[c].data(), wu[c].data(), type, 1, n_embd, n_ff, s);
+                    },
+                    iterations, s),
+                2 * bytes, hbm);
+            const auto wd = bf16_copies(bytes, copies_for(bytes), s);
+            row(("down projection + residual" + bits).c_str(),
+                time_us(
+                    [&](int i) {
+                        gpu::matmul_add(x.as<float>(), gate.as<float>(),
+                                        wd[static_cast<std::size_t>(i) % wd.size()].data(), type, 1, n_ff, n_embd, s);
                     },
                     iterations, s),
                 bytes, hbm);
