@@ -250,21 +250,52 @@ __attribute__((target("avx2"), always_inline)) inline __m256 widen_u8(__m128i v)
     return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
 }
 
-// The block at element i against its activations x (for q4, the block's q4_activations), unscaled.
+// A q4 block's 16 bytes at element i split into its low nibbles (the even elements) and its high ones
+// (the odd), each as 16 bytes of 0-15.
+struct Nibbles {
+    __m128i lo, hi;
+};
+__attribute__((target("avx2"), always_inline)) inline Nibbles q4_nibbles(const std::byte* quants, std::size_t i) {
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(quants + i / 2));
+    const __m128i mask = _mm_set1_epi8(0x0f);
+    return {_mm_and_si128(packed, mask), _mm_and_si128(_mm_srli_epi16(packed, 4), mask)};
+}
+
+// The block of 32 weights at element i as four vectors of eight f32 in element order, not yet scaled.
+// q4's nibbles are interleaved back into order and offset by the stored 8.
+template <gpu::WeightType T>
+__attribute__((target("avx2,fma"), always_inline)) inline void load_qblock(const std::byte* quants, std::size_t i,
+                                                                           __m256* w) {
+    if constexpr (T == gpu::WeightType::q8) {
+#pragma GCC unroll 4
+        for (std::size_t k = 0; k < 4; ++k) w[k] = widen_i8(quants + i + 8 * k);
+    } else {
+        const auto [lo, hi] = q4_nibbles(quants, i);
+        const __m128i eight = _mm_set1_epi8(8);
+        const __m128i first = _mm_sub_epi8(_mm_unpacklo_epi8(lo, hi), eight);
+        const __m128i second = _mm_sub_epi8(_mm_unpackhi_epi8(lo, hi), eight);
+        w[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(first));
+        w[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(first, 8)));
+        w[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(second));
+        w[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(second, 8)));
+    }
+}
+
+// The block at element i against its activations x (for q4, the block's q4_activations), unscaled. q4's
+// nibbles are used as they lie: x holds the even elements first, and a bias for the + 8.
 template <gpu::WeightType T>
 __attribute__((target("avx2,fma"), always_inline)) inline __m256 qblock_sum(const std::byte* quants, std::size_t i,
                                                                             const float* x) {
     __m256 p0, p1;
     if constexpr (T == gpu::WeightType::q8) {
-        p0 = _mm256_mul_ps(widen_i8(quants + i), _mm256_loadu_ps(x));
-        p1 = _mm256_mul_ps(widen_i8(quants + i + 8), _mm256_loadu_ps(x + 8));
-        p0 = _mm256_fmadd_ps(widen_i8(quants + i + 16), _mm256_loadu_ps(x + 16), p0);
-        p1 = _mm256_fmadd_ps(widen_i8(quants + i + 24), _mm256_loadu_ps(x + 24), p1);
+        __m256 w[4];
+        load_qblock<T>(quants, i, w);
+        p0 = _mm256_mul_ps(w[0], _mm256_loadu_ps(x));
+        p1 = _mm256_mul_ps(w[1], _mm256_loadu_ps(x + 8));
+        p0 = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(x + 16), p0);
+        p1 = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(x + 24), p1);
     } else {
-        // the low nibbles are the even elements, the high ones the odd: x is arranged so
-        const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(quants + i / 2));
-        const __m128i mask = _mm_set1_epi8(0x0f);
-        const __m128i lo = _mm_and_si128(packed, mask), hi = _mm_and_si128(_mm_srli_epi16(packed, 4), mask);
+        const auto [lo, hi] = q4_nibbles(quants, i);
         p0 = _mm256_fmadd_ps(widen_u8(lo), _mm256_loadu_ps(x), _mm256_loadu_ps(x + 32));
         p1 = _mm256_mul_ps(widen_u8(_mm_srli_si128(lo, 8)), _mm256_loadu_ps(x + 8));
         p0 = _mm256_fmadd_ps(widen_u8(hi), _mm256_loadu_ps(x + 16), p0);
@@ -304,27 +335,6 @@ __attribute__((target("avx2,fma"))) void dot_qrows2_avx2_t(QuantRow r0, QuantRow
     }
     out[0] = hsum(a);
     out[1] = hsum(b);
-}
-
-// The block of 32 weights at element i as four vectors of eight f32 in element order, not yet scaled.
-// q4's bytes hold elements 2k (low nibble) and 2k + 1 (high), so the nibbles are interleaved back.
-template <gpu::WeightType T>
-__attribute__((target("avx2,fma"), always_inline)) inline void load_qblock(const std::byte* quants, std::size_t i,
-                                                                           __m256* w) {
-    if constexpr (T == gpu::WeightType::q8) {
-#pragma GCC unroll 4
-        for (std::size_t k = 0; k < 4; ++k) w[k] = widen_i8(quants + i + 8 * k);
-    } else {
-        const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(quants + i / 2));
-        const __m128i mask = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
-        const __m128i lo = _mm_and_si128(packed, mask), hi = _mm_and_si128(_mm_srli_epi16(packed, 4), mask);
-        const __m128i first = _mm_sub_epi8(_mm_unpacklo_epi8(lo, hi), eight);
-        const __m128i second = _mm_sub_epi8(_mm_unpackhi_epi8(lo, hi), eight);
-        w[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(first));
-        w[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(first, 8)));
-        w[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(second));
-        w[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(second, 8)));
-    }
 }
 
 template <gpu::WeightType T>
