@@ -121,31 +121,11 @@ int main(int argc, char** argv) {
                     iterations, s),
                 bytes, hbm);
         }
-        {
-            const std::size_t bytes = std::size_t{2} * n_embd * n_ff;
-            const auto wg = bf16_copies(bytes, copies_for(2 * bytes), s), wu = bf16_copies(bytes, wg.size(), s);
-            row("rmsnorm + gate/up + SwiGLU",
-                time_us(
-                    [&](int i) {
-                        const auto c = static_cast<std::size_t>(i) % wg.size();
-                        gpu::norm_matmul_swiglu(gate.as<float>(), up.as<float>(), xb.as<float>(), x.as<float>(), rms,
-                                                wg[c].data(), wu[c].data(), bf16, 1, n_embd, n_ff, s);
-                    },
-                    iterations, s),
-                2 * bytes, hbm);
-            const auto wd = bf16_copies(bytes, copies_for(bytes), s);
-            row("down projection + residual",
-                time_us(
-                    [&](int i) {
-                        gpu::matmul_add(x.as<float>(), gate.as<float>(),
-                                        wd[static_cast<std::size_t>(i) % wd.size()].data(), bf16, 1, n_ff, n_embd, s);
-                    },
-                    iterations, s),
-                bytes, hbm);
-        }
-        for (const auto type : {gpu::WeightType::q8, gpu::WeightType::q4}) {
-            const std::string bits = type == gpu::WeightType::q8 ? ", 8bit" : ", 4bit";
-            const std::size_t bytes = gpu::quant_bytes(type, n_ff, n_embd);  // down's [n_embd, n_ff] as many
+        for (const auto type : {bf16, gpu::WeightType::q8, gpu::WeightType::q4}) {
+            const std::string bits = type == bf16 ? "" : type == gpu::WeightType::q8 ? ", 8bit" : ", 4bit";
+            // down's [n_embd, n_ff] takes as many bytes as gate's [n_ff, n_embd]
+            const std::size_t bytes =
+                type == bf16 ? std::size_t{2} * n_embd * n_ff : gpu::quant_bytes(type, n_ff, n_embd);
             const auto wg = bf16_copies(bytes, copies_for(2 * bytes), s), wu = bf16_copies(bytes, wg.size(), s);
             row(("rmsnorm + gate/up + SwiGLU" + bits).c_str(),
                 time_us(
