@@ -13,7 +13,6 @@
 #include "runner/backend/cpu/thread_pool.h"
 #include "runner/engine/transformer.h"
 #include "runner/offload/layer_cache.h"
-#include "runner/offload/quantize.h"
 
 namespace runner {
 
@@ -209,8 +208,9 @@ void read_layer(std::byte* dst, const LayerWeights& l, const LayerLayout& layout
     dont_need(l);
 }
 
-// A matrix of `rows` x `cols` in a slab, for the CPU kernels.
-TensorView slab_matrix(const std::byte* at, DType dtype, std::size_t rows, std::size_t cols) {
+// A matrix of `rows` x `cols` in a slab, stored as `type` (quantized, or the layer's `dtype`), for the CPU kernels.
+cpu::Matrix slab_matrix(const std::byte* at, gpu::WeightType type, DType dtype, std::size_t rows, std::size_t cols) {
+    if (gpu::is_quantized(type)) return {at, type, rows, cols};
     TensorView t;
     t.dtype = dtype;
     t.shape = {static_cast<std::int64_t>(rows), static_cast<std::int64_t>(cols)};
@@ -300,24 +300,15 @@ common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
     auto& m = *impl_;
     try {
         std::size_t total = m.w.output->bytes + m.w.output_norm->bytes, done = 0;
-        // A layer's slab as layout_of lays it out, from the cache (checked against its checksum), else made
-        // from the weights.
-        const auto load_whole = [&](std::byte* dst, std::size_t layer,
-                                    const LayerLayout& layout) -> std::optional<common::Error> {
-            if (!plan_.cache.empty())
-                return read_cached_layer(plan_.cache, layer, layout, plan_.compression, dst, true);
-            fill_slab(dst, m.w.layers[layer], layout, std::max(1u, std::thread::hardware_concurrency()));
-            return std::nullopt;
-        };
         // A split layer's slab: uncompressed from its tensors, compressed re-laid from its whole slab.
         std::vector<std::byte> whole;
         const auto load_slab = [&](std::byte* dst, std::size_t layer) -> std::optional<common::Error> {
-            if (!plan_.split[layer]) return load_whole(dst, layer, m.layouts[layer]);
+            if (!plan_.split[layer]) return whole_slab(dst, layer, m.layouts[layer]);
             const LayerWeights& l = m.w.layers[layer];
             if (plan_.compression != Compression::none) {
                 const auto layout = layout_of(l, plan_.compression);
                 whole.resize(layout.bytes);
-                if (auto error = load_whole(whole.data(), layer, layout)) return error;
+                if (auto error = whole_slab(whole.data(), layer, layout)) return error;
             }
             fill_split_slab(dst, l, m.split[layer], whole.data());
             return std::nullopt;
@@ -330,7 +321,7 @@ common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
         upload(m.head.data(), *m.w.output);
         upload(m.head_norm.data(), *m.w.output_norm);
         if (!progress(done, total)) return false;
-        choose_split();
+        if (auto error = choose_split()) return *error;
         for (std::size_t i = 0; i < m.w.layers.size(); ++i) {
             const auto& l = m.w.layers[i];
             const auto& layout = m.layouts[i];
@@ -354,10 +345,8 @@ common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
                     const std::byte* base = m.pinned[i].data();
                     const auto e = static_cast<std::size_t>(l.w_down->shape[0]),
                                h = static_cast<std::size_t>(split.host_rows);
-                    const auto matrix = [&](std::size_t offset, std::size_t rows, std::size_t cols) -> cpu::Matrix {
-                        const auto type = layout.type[w_gate];
-                        if (gpu::is_quantized(type)) return {base + offset, type, rows, cols};
-                        return slab_matrix(base + offset, l.w_down->dtype, rows, cols);
+                    const auto matrix = [&](std::size_t offset, std::size_t rows, std::size_t cols) {
+                        return slab_matrix(base + offset, layout.type[w_gate], l.w_down->dtype, rows, cols);
                     };
                     m.host_mlp[i] = {*l.ffn_norm, matrix(split.host_gate, h, e), matrix(split.host_up, h, e),
                                      matrix(split.host_down, e, h)};
@@ -376,6 +365,14 @@ common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
     }
 }
 
+// A layer's slab as `layout` (layout_of's) lays it out: from the cache, checked against its checksum, else
+// made from the weights.
+std::optional<common::Error> GpuTransformer::whole_slab(std::byte* dst, std::size_t layer, const LayerLayout& layout) {
+    if (!plan_.cache.empty()) return read_cached_layer(plan_.cache, layer, layout, plan_.compression, dst, true);
+    fill_slab(dst, impl_->w.layers[layer], layout, std::max(1u, std::thread::hardware_concurrency()));
+    return std::nullopt;
+}
+
 // The link's and the host's rates for choose_split, in bytes per second, timed at once as a decode step runs them: the
 // DMA and the cores share the memory bus, and each alone runs faster than beside the other (on a 16-core H200 host the
 // host's MLP read up to 137 GB/s alone and 69-83 GB/s while copies ran, the copies 55 and 49-54), so rates measured
@@ -384,24 +381,24 @@ common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
 // the copies run; a round that ends after them counts only when it is the first. The rounds take the first candidates'
 // MLPs in turn, at least three and 1 GiB of them, so that a round rarely finds its layer still in the last-level cache
 // (one 8B-shape MLP is 352 MB uncompressed, 99 MB in 4bit; that host's cache 300 MiB): uncompressed from their files'
-// pages (a first round of each, alone, brings them in; loading reads them next anyway), compressed as loading will
-// quantize them. Of three such windows the one where the two together moved the most counts, so that a busy moment does
-// not decide the split for the whole session.
-GpuTransformer::SplitRates GpuTransformer::time_split(const std::vector<int>& candidates) {
+// pages (a first round of each, alone, brings them in; loading reads them next anyway), compressed from their slabs
+// as loading makes or reads them. Of three such windows the one where the two together moved the most counts, so that a
+// busy moment does not decide the split for the whole session.
+common::Result<GpuTransformer::SplitRates> GpuTransformer::time_split(const std::vector<int>& candidates) {
     auto& m = *impl_;
     const std::size_t e = static_cast<std::size_t>(config_.n_embd), n_ff = static_cast<std::size_t>(config_.n_ff);
     struct Mlp {
-        std::vector<std::byte> quantized;  // compressed: gate, up and down as the host's rows hold them
+        std::vector<std::byte> slab;  // compressed: the layer's, as loading makes it
         cpu::Matrix gate, up, down;
         std::size_t bytes() const { return gate.bytes() + up.bytes() + down.bytes(); }
     };
     std::vector<Mlp> timed;
     timed.reserve(candidates.size());  // the views point into the buffers: no element moves
-    const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
     for (std::size_t bytes = 0;
          timed.size() < candidates.size() && (timed.size() < 3 || bytes < (std::size_t{1} << 30));
          bytes += timed.back().bytes()) {
-        const LayerWeights& l = m.w.layers[static_cast<std::size_t>(candidates[timed.size()])];
+        const auto layer = static_cast<std::size_t>(candidates[timed.size()]);
+        const LayerWeights& l = m.w.layers[layer];
         Mlp& mlp = timed.emplace_back();
         if (plan_.compression == Compression::none) {
             mlp.gate = *l.w_gate;
@@ -409,15 +406,15 @@ GpuTransformer::SplitRates GpuTransformer::time_split(const std::vector<int>& ca
             mlp.down = *l.w_down;
             continue;
         }
-        const auto type = quantized_type(plan_.compression);
-        const std::size_t projection = gpu::quant_bytes(type, n_ff, e);
-        mlp.quantized.resize(3 * projection);
-        const std::array projections{l.w_gate, l.w_up, l.w_down};
-        for (std::size_t k = 0; k < projections.size(); ++k)
-            quantize_matrix(*projections[k], type, mlp.quantized.data() + k * projection, threads);
-        mlp.gate = cpu::Matrix(mlp.quantized.data(), type, n_ff, e);
-        mlp.up = cpu::Matrix(mlp.quantized.data() + projection, type, n_ff, e);
-        mlp.down = cpu::Matrix(mlp.quantized.data() + 2 * projection, type, e, n_ff);
+        const auto layout = layout_of(l, plan_.compression);
+        mlp.slab.resize(layout.bytes);
+        if (auto error = whole_slab(mlp.slab.data(), layer, layout)) return *error;
+        const auto matrix = [&](Slot s, std::size_t rows, std::size_t cols) {
+            return slab_matrix(mlp.slab.data() + layout.offset[s], layout.type[s], l.w_down->dtype, rows, cols);
+        };
+        mlp.gate = matrix(w_gate, n_ff, e);
+        mlp.up = matrix(w_up, n_ff, e);
+        mlp.down = matrix(w_down, e, n_ff);
     }
     const std::size_t layer_bytes =
         layout_of(m.w.layers[static_cast<std::size_t>(candidates.front())], plan_.compression).bytes;
@@ -463,12 +460,12 @@ GpuTransformer::SplitRates GpuTransformer::time_split(const std::vector<int>& ca
             host_rate = computed;
         }
     }
-    return {copy_rate, host_rate};
+    return SplitRates{copy_rate, host_rate};
 }
 
 // Which streamed layers decode split between the GPU and the host, and how many MLP rows the host
 // takes: before the slabs are laid out, since a split layer's slab puts the host's rows last.
-void GpuTransformer::choose_split() {
+std::optional<common::Error> GpuTransformer::choose_split() {
     auto& m = *impl_;
     const auto& c = config_;
     const auto n_layer = static_cast<std::size_t>(c.n_layer);
@@ -482,7 +479,7 @@ void GpuTransformer::choose_split() {
             if (plan_.pinned[static_cast<std::size_t>(layer)] &&
                 splittable(m.w.layers[static_cast<std::size_t>(layer)], plan_.compression))
                 candidates.push_back(layer);
-    if (candidates.empty()) return;
+    if (candidates.empty()) return std::nullopt;
 
     m.pool = std::make_unique<cpu::ThreadPool>(plan_.threads);
     const auto layout = layout_of(m.w.layers[static_cast<std::size_t>(candidates.front())], plan_.compression);
@@ -494,7 +491,9 @@ void GpuTransformer::choose_split() {
     if (plan_.host_share < 0) {
         // The GPU's part (everything but the host's rows) and the host's rows take equal time when
         //   (layer_bytes - host_rows * row_bytes) / copy_rate == host_rows * row_bytes / host_rate.
-        const auto [copy_rate, host_rate] = time_split(candidates);
+        const auto rates = time_split(candidates);
+        if (!rates.ok()) return rates.error();
+        const auto [copy_rate, host_rate] = *rates;
         stats_.copy_gbs = copy_rate / 1e9;
         stats_.host_gbs = host_rate / 1e9;
         host_rows = static_cast<double>(layout.bytes) / row_bytes * host_rate / (host_rate + copy_rate);
@@ -504,7 +503,7 @@ void GpuTransformer::choose_split() {
     const int rows = c.n_ff - static_cast<int>(std::clamp<double>(std::round(gpu_rows / granule) * granule, 0,
                                                                   static_cast<double>(n_ff)));
     plan_.host_rows = rows;
-    if (rows == 0) return;
+    if (rows == 0) return std::nullopt;
     for (const int layer : candidates) {
         const auto li = static_cast<std::size_t>(layer);
         plan_.split[li] = true;
@@ -521,6 +520,7 @@ void GpuTransformer::choose_split() {
     m.host_xb.resize(gpu_host_max_tokens * e);
     m.host_gate.resize(gpu_host_max_tokens * static_cast<std::size_t>(rows));
     m.host_partial = gpu::PinnedBuffer(gpu_host_max_tokens * e * sizeof(float));
+    return std::nullopt;
 }
 
 // One layer on the GPU for the pass's n tokens (residual stream in x), in micro-batches that share

@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "runner/backend/gpu/backend.h"
@@ -103,8 +104,9 @@ class GpuTransformer : public LanguageModel {
     struct SplitRates {
         double copy, host;  // bytes per second over the link, and of an MLP computed on the host
     };
-    SplitRates time_split(const std::vector<int>& candidates);
-    void choose_split();
+    std::optional<common::Error> whole_slab(std::byte* dst, std::size_t layer, const LayerLayout& layout);
+    common::Result<SplitRates> time_split(const std::vector<int>& candidates);
+    std::optional<common::Error> choose_split();
     void settle() noexcept;
     void forward_on_gpu(int layer, const std::byte* base, int n, bool host_mlp);
     void mlp_on_host(int layer, int n);
