@@ -61,10 +61,13 @@ using namespace layer_slot;
 
 namespace {
 
+// A weight's bytes in a type that is not quantized.
+std::size_t element_bytes(gpu::WeightType type) { return type == gpu::WeightType::f32 ? 4 : 2; }
+
 // What `rows` x `cols` weights of `type` take as a matrix of their own.
 std::size_t matrix_bytes(gpu::WeightType type, std::size_t rows, std::size_t cols) {
     if (gpu::is_quantized(type)) return gpu::quant_bytes(type, rows, cols);
-    return rows * cols * (type == gpu::WeightType::f32 ? 4 : 2);
+    return rows * cols * element_bytes(type);
 }
 
 // Rows [r0, r1) and columns [c0, c1) of the [rows, cols] matrix at src as a matrix of their own at dst;
@@ -76,7 +79,7 @@ void copy_block(std::byte* dst, const std::byte* src, gpu::WeightType type, std:
         for (std::size_t r = r0; r < r1; ++r)
             std::memcpy(to + (r - r0) * out_cols * num / den, from + (r * cols + c0) * num / den, out_cols * num / den);
     };
-    if (!gpu::is_quantized(type)) return copy_rows(dst, src, type == gpu::WeightType::f32 ? 4 : 2, 1);
+    if (!gpu::is_quantized(type)) return copy_rows(dst, src, element_bytes(type), 1);
     copy_rows(dst, src, 1, type == gpu::WeightType::q4 ? 2 : 1);
     const std::size_t block = gpu::quant_block;
     std::byte* scales_to = dst + gpu::quant_scales_offset(type, out_rows, out_cols);
