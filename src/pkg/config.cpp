@@ -105,6 +105,7 @@ const std::regex url_re(R"((https|file)://[A-Za-z0-9._~:/?#@!&+,;=%-]+)");
 const std::regex tag_re(R"(v\d+\.\d+\.\d+(-rc\d+)?)");
 const std::regex llama_tag_re(R"(b\d+)");
 const std::regex commit_re(R"([0-9a-f]{40})");
+const std::regex module_sum_re(R"(h1:[A-Za-z0-9+/]{43}=)");
 const std::regex gfx_re(R"(gfx[0-9]{1,2}[0-9a-f]{2}(:(xnack|sramecc)[+-])*)");
 const std::regex env_key_re(R"([A-Z_][A-Z0-9_]*)");
 const std::regex size_re(R"(auto|\d+(\.\d+)?(MiB|GiB|MB|GB))");
@@ -138,21 +139,23 @@ const std::vector<std::string> managed_env = {
     "AIRLLM_VRAM_BUDGET", "HIP_VISIBLE_DEVICES", "HSA_OVERRIDE_GFX_VERSION", "PYTHONPATH"};
 
 void read_git_pin(const YAML::Node& node, const std::string& where, GitPin& pin, bool commit_required,
-                  const std::regex& tag_pattern, const std::string& tag_form, Problems& problems) {
-    read_map(node, where,
-             {{"repository",
-               string_value(pin.repository, where + ".repository", problems,
-                            [](const std::string& t) { return check_regex(t, url_re, "an https:// or file:// URL"); }),
-               true},
-              {"tag",
-               string_value(pin.tag, where + ".tag", problems,
-                            [&](const std::string& t) { return check_regex(t, tag_pattern, tag_form); }),
-               true},
-              {"commit",
-               string_value(pin.commit, where + ".commit", problems,
-                            [](const std::string& t) { return check_regex(t, commit_re, "40 lowercase hex digits"); }),
-               commit_required}},
-             problems);
+                  const std::regex& tag_pattern, const std::string& tag_form, Problems& problems,
+                  std::vector<Key> extra_keys = {}) {
+    std::vector<Key> keys = {
+        {"repository",
+         string_value(pin.repository, where + ".repository", problems,
+                      [](const std::string& t) { return check_regex(t, url_re, "an https:// or file:// URL"); }),
+         true},
+        {"tag",
+         string_value(pin.tag, where + ".tag", problems,
+                      [&](const std::string& t) { return check_regex(t, tag_pattern, tag_form); }),
+         true},
+        {"commit",
+         string_value(pin.commit, where + ".commit", problems,
+                      [](const std::string& t) { return check_regex(t, commit_re, "40 lowercase hex digits"); }),
+         commit_required}};
+    keys.insert(keys.end(), extra_keys.begin(), extra_keys.end());
+    read_map(node, where, keys, problems);
 }
 
 }  // namespace
@@ -242,7 +245,13 @@ common::Result<Config> parse_config(const std::string& text, const std::string& 
          {"pkgrel", read_pkgrel},
          {"upstream",
           [&](const YAML::Node& v) {
-              read_git_pin(v, "upstream", c.upstream, true, tag_re, "an Ollama release tag such as v0.32.15", problems);
+              read_git_pin(v, "upstream", c.upstream, true, tag_re, "an Ollama release tag such as v0.32.15", problems,
+                           {{"module_sum", string_value(c.upstream_module_sum, "upstream.module_sum", problems,
+                                                        [](const std::string& t) {
+                                                            return check_regex(t, module_sum_re,
+                                                                               "a Go module sum (h1: and 44 base64 "
+                                                                               "characters)");
+                                                        })}});
           },
           true},
          {"llama_cpp",

@@ -35,6 +35,7 @@ struct Config {
     std::string maintainer;
     int pkgrel = 1;
     GitPin upstream;
+    std::string upstream_module_sum;  // the Go module's h1: sum at upstream.tag; tools/build-ollama checks it
     GitPin llama_cpp;
     std::vector<std::string> gpu_targets;  // empty means auto: rocm-probe on the build machine
     ServiceConfig service;

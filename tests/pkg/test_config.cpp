@@ -46,6 +46,7 @@ TEST_CASE("a complete configuration parses into every field") {
     CHECK(c->pkgrel == 2);
     CHECK(c->upstream.tag == "v0.32.15");
     CHECK(c->upstream.commit == "b7871fc0d1d82fe109536efa3e0e8e411c766c75");
+    CHECK(c->upstream_module_sum.empty());
     CHECK(c->llama_cpp.tag == "b10488");
     CHECK(c->llama_cpp.commit.empty());
     CHECK(c->gpu_targets == std::vector<std::string>{"gfx1100", "gfx90a:xnack-"});
@@ -56,6 +57,15 @@ TEST_CASE("a complete configuration parses into every field") {
     CHECK(c->runner.compression == "4bit");
     CHECK(c->runner.vram_budget == "20GiB");
     CHECK(c->runner.force);
+}
+
+TEST_CASE("upstream.module_sum, the Go module's h1: sum that tools/build-ollama checks, is read") {
+    const auto c = pkg::parse_config(with("b7871fc0d1d82fe109536efa3e0e8e411c766c75\n",
+                                          "b7871fc0d1d82fe109536efa3e0e8e411c766c75\n"
+                                          "  module_sum: h1:lnCycypBjS9SoMNeM6FivlYeDRn7mP/zfLG0uJXwmZ4=\n"),
+                                     "c.yaml");
+    REQUIRE(c.ok());
+    CHECK(c->upstream_module_sum == "h1:lnCycypBjS9SoMNeM6FivlYeDRn7mP/zfLG0uJXwmZ4=");
 }
 
 TEST_CASE("defaults fill what a minimal configuration leaves out") {
@@ -86,6 +96,11 @@ TEST_CASE("bad configurations name file, line, column and the problem") {
         {with("commit: b7871fc0d1d82fe109536efa3e0e8e411c766c75", "commit: b7871fc0d"),
          "c.yaml:6:11: upstream.commit 'b7871fc0d' is not 40 lowercase hex digits"},
         {with("  commit: b7871fc0d1d82fe109536efa3e0e8e411c766c75\n", ""), "missing key 'commit' in upstream"},
+        {with("b7871fc0d1d82fe109536efa3e0e8e411c766c75\n",
+              "b7871fc0d1d82fe109536efa3e0e8e411c766c75\n  module_sum: sha256:abc\n"),
+         "c.yaml:7:15: upstream.module_sum 'sha256:abc' is not a Go module sum"},
+        {with("tag: b10488", "tag: b10488\n  module_sum: h1:lnCycypBjS9SoMNeM6FivlYeDRn7mP/zfLG0uJXwmZ4="),
+         "unknown key 'module_sum' in llama_cpp"},
         {with("tag: b10488", "tag: master"), "c.yaml:9:8: llama_cpp.tag 'master' is not a llama.cpp build tag"},
         {with("repository: https://github.com/ollama/ollama.git", "repository: git@github.com:ollama/ollama"),
          "upstream.repository 'git@github.com:ollama/ollama' is not an https:// or file:// URL"},

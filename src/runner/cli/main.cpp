@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "runner/cli/commands.h"
+#include "runner/cli/whole_line_stderr.h"
 
 namespace {
 
@@ -34,6 +35,7 @@ void usage(std::ostream& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    const runner_cli::WholeLineStderr whole_lines;
     if (argc < 2) {
         usage(std::cerr);
         return runner_cli::exit_usage;

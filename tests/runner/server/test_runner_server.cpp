@@ -7,6 +7,7 @@
 #include <httplib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -260,6 +261,44 @@ TEST_CASE("runner: a model that fails to load ends the runner with an error line
                          (store.tree.root() / "manifests/registry.ollama.ai/library/tiny/latest").string(),
                      at) != std::string::npos);
     CHECK(r.err.back() == '\n');
+}
+
+namespace {
+
+// Each write(2) the program makes to stderr, in order: a SOCK_SEQPACKET socket keeps write
+// boundaries, which a pipe would merge once the program has exited.
+std::vector<std::string> stderr_writes(const std::vector<std::string>& argv) {
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) == 0);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::dup2(fds[1], STDERR_FILENO);
+        ::execv(args[0], args.data());
+        ::_exit(127);
+    }
+    ::close(fds[1]);
+    std::vector<std::string> writes;
+    std::string record(1 << 16, '\0');
+    for (ssize_t n; (n = ::read(fds[0], record.data(), record.size())) > 0;)
+        writes.push_back(record.substr(0, static_cast<std::size_t>(n)));
+    ::close(fds[0]);
+    ::waitpid(pid, nullptr, 0);
+    return writes;
+}
+
+}  // namespace
+
+TEST_CASE("runner: an error line reaches stderr in one write, as Ollama's status writer needs it") {
+    // llm.StatusWriter matches "error:" within each Write it gets; a line written operand by operand
+    // arrived as a bare "error:" and the user saw no reason.
+    const auto writes = stderr_writes(
+        {OAR_OLLAMA_AIRLLM, "runner", "--model", "/nonexistent/model", "--port", std::to_string(free_port())});
+    REQUIRE(writes.size() == 1);
+    CHECK(writes[0] == "ollama-airllm runner: error: /nonexistent/model: not a model folder\n");
 }
 
 TEST_CASE("runner server: while the model loads, status is 503 with the progress and requests get 503") {
