@@ -7,7 +7,7 @@ JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE        ?= cmake
 CMAKE_FLAGS  ?=
 
-.PHONY: all configure check check-sanitize recipe-check hip-check ci install bench format format-check clean
+.PHONY: all configure check check-sanitize recipe-check hip-check e2e ci install bench format format-check clean
 
 all: configure
 	$(CMAKE) --build $(BUILD_DIR) -j $(JOBS)
@@ -16,7 +16,14 @@ configure:
 	$(CMAKE) -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS)
 
 check: all
-	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) -LE e2e
+
+# The patched upstream Ollama, built from its Go module (go vet and upstream's tests of the packages
+# the patch touches included), driven end to end with this build's runner by the ollama CLI, its API,
+# the OpenAI API, the ollama JS library and opencode.
+e2e: all
+	tools/build-ollama --check --out $(BUILD_DIR)/ollama-dist --runner $(BUILD_DIR)/src/runner/ollama-airllm
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -L e2e
 
 # The same tests under AddressSanitizer and UndefinedBehaviorSanitizer, in their own build folder.
 # The makepkg round trip builds with makepkg's own flags, so it runs once, in `check`.
@@ -24,7 +31,7 @@ check-sanitize:
 	$(CMAKE) -S . -B $(SAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DOAR_SANITIZE=ON -DOAR_GPU=off $(CMAKE_FLAGS)
 	$(CMAKE) --build $(SAN_DIR) -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		ctest --test-dir $(SAN_DIR) --output-on-failure -j $(JOBS) -LE roundtrip
+		ctest --test-dir $(SAN_DIR) --output-on-failure -j $(JOBS) -LE 'roundtrip|e2e'
 
 # The committed PKGBUILD and companions are exactly what templates/ and the YAML config give.
 recipe-check: all
@@ -49,8 +56,8 @@ hip-check:
 	@echo "hip-check: $(words $(GPU_SOURCES)) GPU sources linked for gfx1030 and compiled for gfx1100"
 
 # Everything the README's test command promises: the tests, the recipe check, the HIP compile check,
-# the tests under sanitizers.
-ci: check recipe-check hip-check check-sanitize
+# the patched Ollama end to end, the tests under sanitizers.
+ci: check recipe-check hip-check e2e check-sanitize
 
 install: all
 	DESTDIR="$(DESTDIR)" $(CMAKE) --install $(BUILD_DIR) --prefix "$(PREFIX)"

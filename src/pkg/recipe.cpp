@@ -99,7 +99,7 @@ Recipe make_recipe(const Config& config) {
                  "icu",         "pcre2",    "rocblas", "rocm-smi-lib"};
     r.makedepends = {"boost",         "cmake",   "cpp-httplib", "git",   "go",           "hipblas",        "libarchive",
                      "nlohmann-json", "openssl", "pacman",      "pcre2", "rocm-smi-lib", "rocm-toolchain", "yaml-cpp"};
-    r.checkdepends = {"doctest", "fakeroot", "zstd"};
+    r.checkdepends = {"doctest", "fakeroot", "python", "zstd"};
     r.optdepends = {"rocminfo: rocminfo and rocm_agent_enumerator, to compare with rocm-probe"};
     r.provides = {"ollama=" + r.pkgver, "ollama-rocm=" + r.pkgver};
     r.conflicts = {"ollama", "ollama-rocm"};

@@ -43,6 +43,8 @@ common::Result<CompletionRequest> parse_mlx(const json& body) {
     r.prompt = body["Prompt"].get<std::string>();
     if (body.contains("Media") && body["Media"].is_array() && !body["Media"].empty())
         return common::make_error("this model takes text only; the request carries images");
+    if (body.contains("Logprobs") && body["Logprobs"].is_boolean() && body["Logprobs"].get<bool>())
+        return common::make_error("ollama-airllm does not return log probabilities; ask without logprobs");
     const json options = body.contains("Options") && body["Options"].is_object() ? body["Options"] : json::object();
     if (body.contains("Options") && !body["Options"].is_null() && !body["Options"].is_object())
         return common::make_error("\"Options\" must be an object");
@@ -101,8 +103,10 @@ common::Result<CompletionRequest> parse_llama(const json& body) {
     read_number(body, "seed", seed, problem);
     s.seed = seed < 0 ? random_seed() : static_cast<std::uint64_t>(seed);
     read_number(body, "n_predict", r.num_predict, problem);
-    if (body.contains("stream") && !body["stream"].is_boolean()) problem = "\"stream\" must be true or false";
-    r.stream = body.value("stream", false);
+    if (body.contains("stream") && !body["stream"].is_boolean())
+        problem = "\"stream\" must be true or false";
+    else
+        r.stream = body.value("stream", false);
     if (const auto why = read_stops(body, "stop", r.stop); !why.empty()) problem = why;
     if (!problem.empty()) return common::make_error(problem);
     if (s.top_p <= 0 || s.top_p > 1) return common::make_error("\"top_p\" must be in (0, 1]");

@@ -189,16 +189,24 @@ void RunnerServer::install_routes() {
 
     http.Post("/v1/completions", when_ready([this](const httplib::Request& req, httplib::Response& res) {
                   auto parsed = parse_completion_request(req.body);
-                  if (!parsed) return json_error(res, 400, parsed.error().message);
+                  // Upstream's MLX client shows an error body verbatim inside its own message, and its
+                  // runner answers in plain text (http.Error); llama-server's dialect gets JSON.
+                  const bool llama_body =
+                      parsed ? parsed->dialect == Dialect::llama : req.body.find("\"prompt\"") != std::string::npos;
+                  const auto fail = [&](int status, const std::string& message) {
+                      if (llama_body) return json_error(res, status, message);
+                      res.status = status;
+                      res.set_content(message + "\n", "text/plain; charset=utf-8");
+                  };
+                  if (!parsed) return fail(400, parsed.error().message);
                   auto request = std::make_shared<CompletionRequest>(std::move(parsed).value());
+                  if (request->prompt.empty()) return fail(400, "the prompt is empty");
                   auto prompt = std::make_shared<std::vector<std::int32_t>>();
                   for (const auto id : tok_->encode(request->prompt, true)) prompt->push_back(id);
-                  if (prompt->empty()) return json_error(res, 400, "the prompt is empty");
                   if (static_cast<int>(prompt->size()) >= model_->n_ctx())
-                      return json_error(res, 400,
-                                        "the prompt has " + std::to_string(prompt->size()) +
-                                            " tokens, more than the context of " + std::to_string(model_->n_ctx()) +
-                                            " can hold with room to answer");
+                      return fail(400, "the prompt has " + std::to_string(prompt->size()) +
+                                           " tokens, more than the context of " + std::to_string(model_->n_ctx()) +
+                                           " can hold with room to answer");
 
                   const bool mlx = request->dialect == Dialect::mlx;
                   const auto line = [mlx](const std::string& content, bool done, const Outcome& o) {
@@ -279,7 +287,7 @@ void RunnerServer::install_routes() {
                           text += piece;
                           return true;
                       });
-                      if (!o.error.empty()) return json_error(res, 500, o.error);
+                      if (!o.error.empty()) return fail(500, o.error);
                       res.set_content(line(text + tail, true, o), "application/json");
                       return;
                   }

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <thread>
@@ -173,23 +174,40 @@ TEST_CASE("runner: tokenize and detokenize round trip") {
     CHECK(json::parse(llama->body)["tokens"] == rest);
 }
 
-TEST_CASE("runner: malformed requests and prompts longer than the context get 400 and a JSON error") {
+TEST_CASE("runner: malformed requests, empty prompts, logprobs and prompts longer than the context get 400") {
+    // Ollama's MLX client wraps a non-200 body verbatim in its own message, so that dialect gets the
+    // reason as one plain line, as upstream's runner (http.Error) sends it; llama-server's gets JSON.
     Runner runner("16");
     auto client = runner.client();
-    for (const char* body : {"{not json", R"({"Prompt": 5})", R"({"Prompt": "x", "Options": {"temperature": "hot"}})",
-                             "[]", R"({"text": "x"})"}) {
+    const struct {
+        std::string body;
+        const char* reason;
+    } rows[] = {
+        {"{not json", "the request is not valid JSON"},
+        {R"({"Prompt": 5})", "\"Prompt\" must be a string"},
+        {R"({"Prompt": "x", "Options": {"temperature": "hot"}})", "Options: \"temperature\" must be a number"},
+        {"[]", "the request must be a JSON object"},
+        {R"({"text": "x"})", "the request has no \"Prompt\""},
+        {mlx_request("", 4), "the prompt is empty"},
+        {json{{"Prompt", "x"}, {"Logprobs", true}, {"TopLogprobs", 2}}.dump(), "does not return log probabilities"},
+        {mlx_request(std::string(200, 'a') + " layer streaming", 4), "more than the context of 16"},
+    };
+    for (const auto& row : rows) {
+        CAPTURE(row.body);
+        const auto res = client.Post("/v1/completions", row.body, "application/json");
+        REQUIRE(res);
+        CHECK(res->status == 400);
+        CHECK(res->get_header_value("Content-Type").rfind("text/plain", 0) == 0);
+        CHECK(res->body.find(row.reason) != std::string::npos);
+        CHECK(std::count(res->body.begin(), res->body.end(), '\n') == 1);
+    }
+    for (const char* body : {R"({"prompt": 5})", R"({"prompt": ""})", R"({"prompt": "x", "stream": "yes"})"}) {
         CAPTURE(body);
         const auto res = client.Post("/v1/completions", body, "application/json");
         REQUIRE(res);
         CHECK(res->status == 400);
         CHECK(json::parse(res->body).contains("error"));
     }
-    const auto long_prompt =
-        client.Post("/v1/completions", mlx_request(std::string(200, 'a') + " layer streaming", 4), "application/json");
-    REQUIRE(long_prompt);
-    CHECK(long_prompt->status == 400);
-    CHECK(json::parse(long_prompt->body)["error"].get<std::string>().find("more than the context of 16") !=
-          std::string::npos);
 }
 
 TEST_CASE("runner: two clients at once both get their whole answer, and a client that leaves frees the model") {

@@ -1,0 +1,153 @@
+"""The patched Ollama serving a safetensors model through ollama-airllm, driven the way users drive it:
+the ollama CLI, Ollama's API and the OpenAI-compatible API. Every answer is checked against
+`ollama-airllm generate` (greedy, CPU) on the prompt Ollama must have rendered: equal text means the
+runner received exactly that prompt."""
+
+import json
+import sys
+import time
+import unittest
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from harness import Ollama, airllm_generate, llama3_prompt, model_folder, upstream_template_source  # noqa: E402
+
+N = 12
+MODELFILE = f"PARAMETER temperature 0\nPARAMETER num_predict {N}\n"
+
+
+class OllamaApi(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Ollama().__enter__()
+        o = cls.server
+        # A Llama 3 style model: its tokenizer_config.json carries Llama 3's chat template; its context
+        # is Ollama's default on a machine without a GPU (the fixture's 256 tokens hold few turns of
+        # a 384-token vocabulary).
+        cls.folder = model_folder(o.tmp / "llama3", "llama-gqa4-llama3rope", max_position_embeddings=4096,
+                                  tokenizer_config={"chat_template": upstream_template_source("llama3-instruct")})
+        cls.create = o.create("chat", cls.folder, MODELFILE)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.__exit__(None, None, None)
+
+    def expect(self, prompt, n=N):
+        return airllm_generate(self.folder, prompt, n)["text"]
+
+    def test_create_names_the_chat_template(self):
+        self.assertIn("using autodetected template llama3-instruct", self.create.stderr + self.create.stdout)
+        show = self.server.post_json("/api/show", {"model": "chat"})
+        self.assertIn("<|start_header_id|>", show["template"])
+        self.assertIn("<|eot_id|>", show["parameters"])
+        self.assertEqual(show["details"]["format"], "safetensors")
+        tags = json.loads(self.server.get("/api/tags")[1])
+        self.assertIn("chat:latest", [m["name"] for m in tags["models"]])
+
+    def test_ollama_run_equals_generate_on_the_rendered_prompt(self):
+        r = self.server.cli("run", "chat", "Hello there")
+        want = self.expect(llama3_prompt([{"role": "user", "content": "Hello there"}]))
+        self.assertTrue(want.strip(), "the reference produced no text")
+        self.assertEqual(r.stdout.strip(), want.strip())
+
+    def test_generate_raw_streamed_and_not(self):
+        want = self.expect("ROCm runs on")
+        whole = self.server.post_json("/api/generate", {"model": "chat", "prompt": "ROCm runs on", "raw": True,
+                                                        "stream": False})
+        self.assertEqual(whole["response"], want)
+        self.assertEqual(whole["eval_count"], N)
+        self.assertEqual(whole["done_reason"], "length")
+        self.assertGreater(whole["prompt_eval_count"], 0)
+        parts = self.server.post_lines("/api/generate", {"model": "chat", "prompt": "ROCm runs on", "raw": True})
+        self.assertGreater(len(parts), 2)
+        self.assertEqual("".join(p["response"] for p in parts), want)
+        self.assertTrue(parts[-1]["done"])
+
+    def test_generate_with_system_renders_the_template(self):
+        body = {"model": "chat", "prompt": "Name a GPU", "system": "You are terse.", "stream": False}
+        want = self.expect(llama3_prompt([{"role": "system", "content": "You are terse."},
+                                          {"role": "user", "content": "Name a GPU"}]))
+        self.assertEqual(self.server.post_json("/api/generate", body)["response"], want)
+
+    def test_chat_with_a_system_message_and_several_turns(self):
+        messages = [{"role": "system", "content": "You answer in one word."},
+                    {"role": "user", "content": "Hello"},
+                    {"role": "assistant", "content": "Hi."},
+                    {"role": "user", "content": "Which card?"}]
+        want = self.expect(llama3_prompt(messages))
+        whole = self.server.post_json("/api/chat", {"model": "chat", "messages": messages, "stream": False})
+        self.assertEqual(whole["message"]["content"], want)
+        self.assertEqual(whole["message"]["role"], "assistant")
+        parts = self.server.post_lines("/api/chat", {"model": "chat", "messages": messages})
+        self.assertEqual("".join(p["message"]["content"] for p in parts), want)
+
+    def test_openai_chat_completions_streamed_and_not(self):
+        messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}]
+        want = self.expect(llama3_prompt(messages))
+        body = {"model": "chat", "messages": messages, "temperature": 0, "max_tokens": N}
+        whole = self.server.post_json("/v1/chat/completions", body)
+        self.assertEqual(whole["choices"][0]["message"]["content"], want)
+        self.assertEqual(whole["choices"][0]["finish_reason"], "length")
+        self.assertEqual(whole["usage"]["completion_tokens"], N)
+        chunks = self.server.post_lines("/v1/chat/completions", dict(body, stream=True))
+        self.assertEqual("".join(c["choices"][0]["delta"].get("content", "") for c in chunks), want)
+
+    def test_openai_completions_and_models(self):
+        want = self.expect("ROCm runs on")
+        # /v1/completions goes through /api/generate without raw: the template wraps the prompt.
+        templated = self.expect(llama3_prompt([{"role": "user", "content": "ROCm runs on"}]))
+        whole = self.server.post_json("/v1/completions", {"model": "chat", "prompt": "ROCm runs on",
+                                                          "temperature": 0, "max_tokens": N})
+        self.assertIn(whole["choices"][0]["text"], (want, templated))
+        self.assertEqual(whole["choices"][0]["text"], templated)
+        models = json.loads(self.server.get("/v1/models")[1])
+        self.assertIn("chat:latest", [m["id"] for m in models["data"]])
+
+    def test_ps_reports_the_runner_and_unloading_ends_it(self):
+        o = self.server
+        o.post_json("/api/generate", {"model": "chat", "prompt": "x", "raw": True, "stream": False})
+        ps = json.loads(o.get("/api/ps")[1])["models"]
+        self.assertEqual([m["name"] for m in ps], ["chat:latest"])
+        runners = o.runners()
+        self.assertEqual(len(runners), 1, "one ollama-airllm process serves the model")
+        status = runner_status(runners[0])
+        self.assertEqual(ps[0]["size"], status["Memory"])
+        self.assertEqual(ps[0]["size_vram"], status["Memory"])
+        self.assertEqual(ps[0]["context_length"], status["ContextLength"])
+        self.assertEqual(status["ContextLength"], 4096)
+        listed = o.cli("ps").stdout
+        self.assertIn("chat:latest", listed)
+        self.assertIn("4096", listed)
+        # keep_alive 0 unloads: the runner process exits and is reaped.
+        o.post_json("/api/generate", {"model": "chat", "keep_alive": 0})
+        self.assertTrue(wait_gone(runners), "the runner outlived keep_alive 0")
+        self.assertEqual(json.loads(o.get("/api/ps")[1])["models"], [])
+        # ollama stop does the same.
+        o.post_json("/api/generate", {"model": "chat", "prompt": "x", "raw": True, "stream": False})
+        runners = o.runners()
+        self.assertEqual(len(runners), 1)
+        o.cli("stop", "chat")
+        self.assertTrue(wait_gone(runners), "the runner outlived ollama stop")
+
+
+def runner_status(pid):
+    """GET /v1/status from the runner process itself, on the port Ollama gave it."""
+    args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    port = int(args[args.index(b"--port") + 1])
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/status", timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def wait_gone(pids, seconds=15):
+    from harness import alive
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if not any(alive(p) for p in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
