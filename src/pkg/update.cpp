@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "common/atomic_write.h"
@@ -88,13 +89,81 @@ std::string failed_hunk(const std::string& git_error) {
                             end == std::string::npos ? std::string::npos : end - at - marker.size());
 }
 
+// The last lines of a compiler's output: enough to name the file, line and error.
+std::string last_lines(const std::string& text, std::size_t n) {
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+        if (!line.empty()) lines.push_back(line);
+    std::string outp;
+    for (std::size_t i = lines.size() > n ? lines.size() - n : 0; i < lines.size(); ++i) outp += "\n  " + lines[i];
+    return outp;
+}
+
+// Applies the patches to the checkout of `tag` and compiles it with the Go on PATH, as the PKGBUILD's
+// build() will: a patch that applies but no longer compiles must stop the update too. Without Go
+// the check is skipped, and said so.
+common::Result<bool> build_patched(const fs::path& dir, const std::string& tag, const fs::path& patches_dir,
+                                   std::ostream& out) {
+    const auto go = common::find_program("go", std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin");
+    if (!go) {
+        out << "  go not found: the patched " << tag << " was not compiled (install Go to check that it builds)\n";
+        return false;
+    }
+    for (const auto& patch : patch_files(patches_dir))
+        if (auto r = git(dir, {"apply", fs::absolute(patch).string()}); !r) return r.error();
+    const std::vector<std::string> argv = {go->string(), "build", "-o", "/dev/null", "."};
+    auto built = common::run_subprocess(
+        argv, {dir, {"GOTOOLCHAIN=local", "GOFLAGS=-modcacherw", "CGO_ENABLED=1"}, std::chrono::minutes(30)});
+    if (!built) return built.error();
+    if (!built->ok())
+        return common::make_error("the patched " + tag +
+                                  " does not compile (go build):" + last_lines(built->err + built->out, 12) +
+                                  "\nupdate the patches for " + tag + " before updating");
+    out << "  the patched " << tag << " compiles (go build)\n";
+    return true;
+}
+
+// The h1: sum of the Go module in `dir` (its go.mod's module path) at `tag`, from the Go module proxy
+// (`go mod download -json`, GOPROXY as the caller has it), which must name `commit` as its origin.
+common::Result<std::string> module_sum(const fs::path& dir, const std::string& tag, const std::string& commit) {
+    const auto go = common::find_program("go", std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin");
+    if (!go)
+        return common::make_error("go not found: upstream.module_sum cannot be recorded for " + tag +
+                                  " (install Go, or remove module_sum from the configuration)");
+    auto go_mod = read_file(dir / "go.mod");
+    if (!go_mod) return go_mod.error();
+    std::istringstream lines(*go_mod);
+    std::string module;
+    for (std::string line; std::getline(lines, line) && module.empty();)
+        if (line.rfind("module ", 0) == 0) module = trim(line.substr(7));
+    if (module.empty()) return common::make_error(tag + "'s go.mod names no module");
+    ScratchDir outside;  // outside any module, so that go does not read one
+    const std::vector<std::string> argv = {go->string(), "mod", "download", "-json", module + "@" + tag};
+    auto run = common::run_subprocess(
+        argv, {outside.path(), {"GOTOOLCHAIN=local", "GOFLAGS=-modcacherw"}, std::chrono::minutes(10)});
+    if (!run) return run.error();
+    const auto info = nlohmann::json::parse(run->out, nullptr, false);
+    if (!info.is_object() || !run->ok())
+        return common::make_error(common::describe_command(argv) + " failed: " +
+                                  (info.is_object() ? info.value("Error", trim(run->err)) : trim(run->err)));
+    const auto sum = info.value("Sum", std::string());
+    const auto origin = info.contains("Origin") && info["Origin"].is_object() ? info["Origin"].value("Hash", "") : "";
+    if (sum.rfind("h1:", 0) != 0) return common::make_error(common::describe_command(argv) + " gave no h1: sum");
+    if (!origin.empty() && origin != commit)
+        return common::make_error("the Go module proxy has " + module + "@" + tag + " at commit " + origin +
+                                  " but the repository has it at " + commit + " (tag moved?); check before updating");
+    return sum;
+}
+
 struct TagFacts {
     std::string llama_cpp_tag;
+    std::string module_sum;  // empty unless asked for
 };
 
 // Shallow-fetches `tag`, checks it is `commit`, reads LLAMA_CPP_VERSION and checks every patch.
 common::Result<TagFacts> inspect_tag(const std::string& repository, const std::string& tag, const std::string& commit,
-                                     const fs::path& patches_dir, std::ostream& out) {
+                                     const fs::path& patches_dir, bool want_module_sum, std::ostream& out) {
     ScratchDir scratch;
     if (scratch.path().empty()) return common::make_error("cannot create a temporary folder for the shallow fetch");
     const auto& dir = scratch.path();
@@ -118,7 +187,16 @@ common::Result<TagFacts> inspect_tag(const std::string& repository, const std::s
         }
         out << "  " << patch.filename().string() << " applies to " << tag << '\n';
     }
-    return TagFacts{trim(*llama)};
+    TagFacts facts{trim(*llama), {}};
+    if (want_module_sum) {
+        auto sum = module_sum(dir, tag, commit);
+        if (!sum) return sum.error();
+        facts.module_sum = *sum;
+        out << "  Go module sum " << facts.module_sum << '\n';
+    }
+    if (fs::exists(dir / "go.mod"))
+        if (auto built = build_patched(dir, tag, patches_dir, out); !built) return built.error();
+    return facts;
 }
 
 // Renders the recipe from `config_text` and writes config and recipe, or only reports with dry_run.
@@ -181,7 +259,8 @@ int update_upstream(const UpdateOptions& options, std::ostream& out, std::ostrea
     }
     out << "new release: " << config->upstream.tag << " -> " << newest->name << " at " << newest->commit << '\n';
 
-    auto facts = inspect_tag(config->upstream.repository, newest->name, newest->commit, o.patches, out);
+    const bool want_sum = !config->upstream_module_sum.empty();
+    auto facts = inspect_tag(config->upstream.repository, newest->name, newest->commit, o.patches, want_sum, out);
     if (!facts) return fail(facts.error().message);
     out << "  LLAMA_CPP_VERSION " << facts->llama_cpp_tag << '\n';
     auto llama_tags = list_remote_tags(config->llama_cpp.repository, "refs/tags/" + facts->llama_cpp_tag);
@@ -193,12 +272,13 @@ int update_upstream(const UpdateOptions& options, std::ostream& out, std::ostrea
                     newest->name + "'s LLAMA_CPP_VERSION)");
     out << "  llama.cpp " << llama->name << " at " << llama->commit << '\n';
 
-    auto edited = edit_config_text(*text, o.config.string(),
-                                   {{{"upstream", "tag"}, newest->name},
-                                    {{"upstream", "commit"}, newest->commit},
-                                    {{"llama_cpp", "tag"}, llama->name},
-                                    {{"llama_cpp", "commit"}, llama->commit},
-                                    {{"pkgrel"}, "1"}});
+    std::vector<ConfigEdit> edits = {{{"upstream", "tag"}, newest->name},
+                                     {{"upstream", "commit"}, newest->commit},
+                                     {{"llama_cpp", "tag"}, llama->name},
+                                     {{"llama_cpp", "commit"}, llama->commit},
+                                     {{"pkgrel"}, "1"}};
+    if (want_sum) edits.push_back({{"upstream", "module_sum"}, facts->module_sum});
+    auto edited = edit_config_text(*text, o.config.string(), edits);
     if (!edited) return fail(edited.error().message);
     return write_update(o, *edited, out, err);
 }

@@ -18,8 +18,10 @@ struct UpdateOptions {
 };
 
 // Newest upstream tag -> commit, its LLAMA_CPP_VERSION and that tag's commit, every patch checked
-// with `git apply --check` on a shallow fetch, then config edited (pkgrel 1) and the recipe
-// regenerated. Nothing is written unless every step succeeded.
+// with `git apply --check` on a shallow fetch and, for a Go tree, the patched tree compiled with the
+// Go on PATH (skipped, and said, without one); with upstream.module_sum set, the new tag's sum from
+// the Go module proxy, whose origin must be the same commit. Then config edited (pkgrel 1) and the
+// recipe regenerated. Nothing is written unless every step succeeded.
 int update_upstream(const UpdateOptions& options, std::ostream& out, std::ostream& err);
 
 struct RocmOptions {

@@ -18,6 +18,7 @@ namespace {
 
 const fs::path source_dir = OAR_SOURCE_DIR;
 const fs::path fixtures = fs::path(OAR_FIXTURES) / "pkg";
+const std::string go_main = "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"ollama\") }\n";
 
 std::string git(const fs::path& dir, std::vector<std::string> args) {
     std::vector<std::string> argv = {"/usr/bin/git",
@@ -62,7 +63,9 @@ struct Upstream {
     std::map<std::string, std::string> commits;
     fs::path recipe;
 
-    explicit Upstream(bool stop_at_rc = false, bool break_patch = false) {
+    // `go_module`: v0.33.0 is a Go module (example.com/fakeollama) without the C stand-ins, and the
+    // recipe's patch changes its main.go, so that update compiles the patched tree.
+    explicit Upstream(bool stop_at_rc = false, bool break_patch = false, bool go_module = false) {
         const auto up = tree.root() / "upstream";
         const auto llama = tree.root() / "llama";
         fs::copy(fixtures / "fake-ollama", up, fs::copy_options::recursive);
@@ -79,6 +82,12 @@ struct Upstream {
         release("v0.33.0-rc1", "b200", false);
         if (!stop_at_rc) {
             if (break_patch) tree.write("upstream/main.c", "int main(void) { return 42; }\n");
+            if (go_module) {
+                fs::remove(up / "main.c");
+                fs::remove(up / "ggml-hip.c");
+                tree.write("upstream/go.mod", "module example.com/fakeollama\n\ngo 1.21\n");
+                tree.write("upstream/main.go", go_main);
+            }
             release("v0.33.0", "b300", true);
         }
 
@@ -86,7 +95,13 @@ struct Upstream {
         fs::create_directories(recipe);
         fs::copy(source_dir / "templates", recipe / "templates", fs::copy_options::recursive);
         fs::create_directories(recipe / "patches");
-        fs::copy(fixtures / "0001-fixture-greeting.patch", recipe / "patches/0001-fixture-greeting.patch");
+        if (go_module)
+            tree.write("recipe/patches/0001-go-greeting.patch",
+                       "diff --git a/main.go b/main.go\n--- a/main.go\n+++ b/main.go\n@@ -3,3 +3,3 @@\n "
+                       "import \"fmt\"\n \n-func main() { fmt.Println(\"ollama\") }\n+func main() { "
+                       "fmt.Println(\"ollama, patched\") }\n");
+        else
+            fs::copy(fixtures / "0001-fixture-greeting.patch", recipe / "patches/0001-fixture-greeting.patch");
         tree.write("recipe/ollama-airllm-rocm.yaml",
                    "# kept: a comment at the top\npkgrel: 4\nupstream:\n  repository: file://" + up.string() +
                        "\n  tag: v0.32.15  # kept: a comment after a value\n  commit: " + commits["v0.32.15"] +
@@ -161,6 +176,82 @@ TEST_CASE("a patch that no longer applies fails the update with file and hunk, w
     CHECK(r.exit_code == 3);
     CHECK(r.err.find("0001-fixture-greeting.patch does not apply to v0.33.0 (hunk at main.c:2)") != std::string::npos);
     CHECK(snapshot(up.recipe) == before);
+}
+
+TEST_CASE("update compiles a patched Go tree with the Go on PATH, and one that does not compile fails it") {
+    REQUIRE_MESSAGE(run_process({"/bin/sh", "-c", "command -v go"}).exit_code == 0, "go is needed on PATH");
+    Upstream up(/*stop_at_rc=*/false, /*break_patch=*/false, /*go_module=*/true);
+    const auto offline = std::vector<std::string>{"GOPROXY=off", "GOFLAGS=-mod=mod"};
+    {
+        const auto before = snapshot(up.recipe);
+        up.tree.write("recipe/patches/0002-go-type-error.patch",
+                      "diff --git a/broken.go b/broken.go\nnew file mode 100644\n--- /dev/null\n+++ b/broken.go\n"
+                      "@@ -0,0 +1,3 @@\n+package main\n+\n+var broken int = \"not an int\"\n");
+        const auto r = run_process(
+            {OAR_OLLAMA_PKG, "update", "--config", (up.recipe / "ollama-airllm-rocm.yaml").string()}, offline);
+        INFO((r.out + r.err));
+        CHECK(r.exit_code == 3);
+        CHECK(r.err.find("the patched v0.33.0 does not compile (go build):") != std::string::npos);
+        CHECK(r.err.find("broken.go:3") != std::string::npos);
+        fs::remove(up.recipe / "patches/0002-go-type-error.patch");
+        CHECK(snapshot(up.recipe) == before);
+    }
+    const auto r =
+        run_process({OAR_OLLAMA_PKG, "update", "--config", (up.recipe / "ollama-airllm-rocm.yaml").string()}, offline);
+    INFO((r.out + r.err));
+    CHECK(r.exit_code == 2);
+    CHECK(r.out.find("the patched v0.33.0 compiles (go build)") != std::string::npos);
+}
+
+TEST_CASE("update records the new tag's Go module sum from the module proxy, which must agree on the commit") {
+    REQUIRE_MESSAGE(run_process({"/bin/sh", "-c", "command -v go"}).exit_code == 0, "go is needed on PATH");
+    Upstream up(/*stop_at_rc=*/false, /*break_patch=*/false, /*go_module=*/true);
+    auto config = test_support::read_file(up.recipe / "ollama-airllm-rocm.yaml");
+    config.replace(config.find("\nllama_cpp:"), 0, "\n  module_sum: h1:" + std::string(43, 'A') + "=");
+    up.tree.write("recipe/ollama-airllm-rocm.yaml", config);
+    // A module proxy on disk (GOPROXY=file://) serving v0.33.0 as the Go command fetches it.
+    const auto staging = up.tree.root() / "zip";
+    const std::string versioned = "example.com/fakeollama@v0.33.0";
+    for (const char* file : {"go.mod", "main.go"})
+        up.tree.write("zip/" + versioned + "/" + file, test_support::read_file(up.tree.root() / "upstream" / file));
+    const auto at = up.tree.root() / "proxy/example.com/fakeollama/@v";
+    fs::create_directories(at);
+    REQUIRE(run_process({"/usr/bin/bsdtar", "--format", "zip", "-cf", (at / "v0.33.0.zip").string(), "-C",
+                         staging.string(), "-n", versioned + "/go.mod", versioned + "/main.go"})
+                .exit_code == 0);
+    fs::copy_file(up.tree.root() / "upstream/go.mod", at / "v0.33.0.mod");
+    const auto serve = [&](const std::string& origin) {
+        up.tree.write("proxy/example.com/fakeollama/@v/list", "v0.33.0\n");
+        up.tree.write("proxy/example.com/fakeollama/@v/v0.33.0.info",
+                      R"({"Version":"v0.33.0","Time":"2026-12-01T00:00:00Z","Origin":{"VCS":"git","Hash":")" + origin +
+                          R"(","Ref":"refs/tags/v0.33.0"}})");
+    };
+    // A module cache of each run's own: go keeps what it downloaded.
+    std::vector<std::string> env = {"GOPROXY=file://" + (up.tree.root() / "proxy").string(), "GOSUMDB=off",
+                                    "GOFLAGS=-mod=mod", ""};
+    const auto update = [&](const std::string& cache) {
+        env.back() = "GOMODCACHE=" + (up.tree.root() / cache).string();
+        return run_process({OAR_OLLAMA_PKG, "update", "--config", (up.recipe / "ollama-airllm-rocm.yaml").string()},
+                           env);
+    };
+
+    serve(std::string(40, 'f'));
+    const auto moved = update("cache-moved");
+    INFO((moved.out + moved.err));
+    CHECK(moved.exit_code == 3);
+    CHECK(moved.err.find("the Go module proxy has example.com/fakeollama@v0.33.0 at commit ffff") != std::string::npos);
+
+    serve(up.commits["v0.33.0"]);
+    const auto r = update("cache");
+    INFO((r.out + r.err));
+    REQUIRE(r.exit_code == 2);
+    const auto sum = run_process({"/bin/sh", "-c", "cd / && go mod download -json " + versioned}, env);
+    const auto line = sum.out.find("\"Sum\": \"h1:");
+    REQUIRE(line != std::string::npos);
+    const auto value = sum.out.substr(line + 8, sum.out.find('"', line + 8) - line - 8);
+    CHECK(value.size() == 47);
+    CHECK(test_support::read_file(up.recipe / "ollama-airllm-rocm.yaml").find("  module_sum: " + value + "\n") !=
+          std::string::npos);
 }
 
 TEST_CASE("an unreachable upstream is a failure that names it") {
