@@ -93,6 +93,16 @@ class OllamaApi(unittest.TestCase):
         chunks = self.server.post_lines("/v1/chat/completions", dict(body, stream=True))
         self.assertEqual("".join(c["choices"][0]["delta"].get("content", "") for c in chunks), want)
 
+    def test_tools_need_a_template_that_renders_them(self):
+        # llama3-instruct renders no .Tools: Ollama refuses tool calls for it (opencode needs a Qwen3
+        # import, whose renderer handles tools, or a Modelfile TEMPLATE that renders .Tools).
+        tool = {"type": "function", "function": {"name": "read", "description": "read a file",
+                                                 "parameters": {"type": "object", "properties": {}}}}
+        status, body = self.server.request("POST", "/v1/chat/completions", {
+            "model": "chat", "messages": [{"role": "user", "content": "hi"}], "tools": [tool]})
+        self.assertEqual(status, 400, body)
+        self.assertIn("does not support tools", body)
+
     def test_openai_completions_and_models(self):
         want = self.expect("ROCm runs on")
         # /v1/completions goes through /api/generate without raw: the template wraps the prompt.
@@ -119,9 +129,10 @@ class OllamaApi(unittest.TestCase):
         listed = o.cli("ps").stdout
         self.assertIn("chat:latest", listed)
         self.assertIn("4096", listed)
-        # keep_alive 0 unloads: the runner process exits and is reaped.
+        # keep_alive 0 unloads: the runner process exits and is reaped, well before Ollama would kill
+        # it (5 s after SIGINT) while holding its scheduler.
         o.post_json("/api/generate", {"model": "chat", "keep_alive": 0})
-        self.assertTrue(wait_gone(runners), "the runner outlived keep_alive 0")
+        self.assertTrue(wait_gone(runners, seconds=3), "the runner outlived keep_alive 0 by 3 s")
         self.assertEqual(json.loads(o.get("/api/ps")[1])["models"], [])
         # ollama stop does the same.
         o.post_json("/api/generate", {"model": "chat", "prompt": "x", "raw": True, "stream": False})

@@ -112,6 +112,10 @@ void RunnerServer::serve() {
 void RunnerServer::install_routes() {
     auto& http = *http_;
     http.set_payload_max_length(max_request_bytes);
+    // A worker waits out an idle keep-alive connection before it sees a stop (cpp-httplib 0.11), and
+    // Ollama keeps one open and kills the runner 5 s after SIGINT, holding its scheduler meanwhile:
+    // idle connections close after a second, so a stop takes about one.
+    http.set_keep_alive_timeout(1);
 
     // Status values are upstream's llm.ServerStatus: 0 ready, 3 loading the model.
     http.Get("/v1/status", [this](const httplib::Request&, httplib::Response& res) {

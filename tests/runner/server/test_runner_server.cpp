@@ -263,6 +263,22 @@ TEST_CASE("runner: SIGTERM shuts it down cleanly, and a missing model is one lin
     CHECK(missing.err == "ollama-airllm runner: error: /nonexistent/model: not a model folder\n");
 }
 
+TEST_CASE("runner: SIGINT with an idle keep-alive connection open stops it well within Ollama's 5 s") {
+    // Ollama's client keeps a connection to the runner and kills it 5 s after SIGINT; cpp-httplib's
+    // workers wait out an idle connection's keep-alive timeout before they see the stop.
+    Runner runner;
+    auto c = runner.client();
+    c.set_keep_alive(true);
+    const auto status = c.Get("/v1/status");
+    REQUIRE(status);
+    REQUIRE(status->status == 200);
+    const auto start = std::chrono::steady_clock::now();
+    runner.process.send_signal(SIGINT);
+    const auto r = runner.process.wait();
+    CHECK(r.exit_code == 0);
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::milliseconds(2500));
+}
+
 TEST_CASE("runner: a model that fails to load ends the runner with an error line Ollama's log scanner keeps") {
     // llm.StatusWriter keeps what follows "error:" on the runner's output; the client reports it
     // when the process exits before /v1/status answers.
