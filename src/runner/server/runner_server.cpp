@@ -1,5 +1,7 @@
 #include "runner/server/runner_server.h"
 
+#include <sys/socket.h>
+
 #include <httplib.h>
 
 #include <algorithm>
@@ -87,6 +89,12 @@ void RunnerServer::stop() {
 }
 
 bool RunnerServer::bind(const std::string& host, int port, std::string& error) {
+    // httplib sets SO_REUSEPORT, with which a second runner on the same port listens beside the
+    // first and requests go to either model. SO_REUSEADDR alone still rebinds a port in TIME_WAIT.
+    http_->set_socket_options([](int sock) {
+        const int yes = 1;
+        ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     if (!http_->bind_to_port(host.c_str(), port)) {
         error =
             "cannot listen on " + host + ":" + std::to_string(port) + " (in use, or not an address of this machine)";

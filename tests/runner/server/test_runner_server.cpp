@@ -263,6 +263,16 @@ TEST_CASE("runner: SIGTERM shuts it down cleanly, and a missing model is one lin
     CHECK(missing.err == "ollama-airllm runner: error: /nonexistent/model: not a model folder\n");
 }
 
+TEST_CASE("runner: a port another runner listens on is an error, not a second listener beside it") {
+    Runner first;
+    // Bounded: a runner that listened beside the first would serve, not exit; it is killed at the end.
+    test_support::RunningProcess second(
+        {OAR_OLLAMA_AIRLLM, "runner", "--mlx-engine", "--model", "tiny", "--port", std::to_string(first.port)},
+        {first.store.env()});
+    REQUIRE(second.wait_for_output("error: cannot listen on 127.0.0.1:" + std::to_string(first.port) + " (in use", 15));
+    CHECK(second.wait().exit_code == 1);
+}
+
 TEST_CASE("runner: SIGINT with an idle keep-alive connection open stops it well within Ollama's 5 s") {
     // Ollama's client keeps a connection to the runner and kills it 5 s after SIGINT; cpp-httplib's
     // workers wait out an idle connection's keep-alive timeout before they see the stop.
