@@ -3,6 +3,9 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
 
 namespace runner_server {
 
@@ -10,16 +13,26 @@ namespace {
 
 using nlohmann::json;
 
-// Reads an optional number; a present value of the wrong type is an error naming the field.
+// Reads an optional number; a present value of the wrong type, or one the field cannot hold (2^32+3
+// for an int, which would wrap), is an error naming the field.
 template <class T>
 bool read_number(const json& obj, const char* key, T& out, std::string& problem) {
-    if (!obj.contains(key) || obj[key].is_null()) return false;
-    if (!obj[key].is_number()) {
-        problem = std::string("\"") + key + "\" must be a number";
-        return false;
+    if constexpr (std::is_integral_v<T>) {
+        long long value = 0;
+        if (!read_integer(obj, key, std::numeric_limits<T>::min(), std::numeric_limits<T>::max(), value, problem))
+            return false;
+        out = static_cast<T>(value);
+        return true;
+    } else {
+        if (!obj.contains(key) || obj[key].is_null()) return false;
+        const double value = obj[key].is_number() ? obj[key].get<double>() : NAN;
+        if (!std::isfinite(value) || std::abs(value) > std::numeric_limits<T>::max()) {
+            problem = std::string("\"") + key + "\" must be a number";
+            return false;
+        }
+        out = static_cast<T>(value);
+        return true;
     }
-    out = obj[key].get<T>();
-    return true;
 }
 
 std::uint64_t random_seed() {
@@ -45,7 +58,8 @@ common::Result<CompletionRequest> parse_mlx(const json& body) {
         return common::make_error("this model takes text only; the request carries images");
     if (body.contains("Logprobs") && body["Logprobs"].is_boolean() && body["Logprobs"].get<bool>())
         return common::make_error("ollama-airllm does not return log probabilities; ask without logprobs");
-    const json options = body.contains("Options") && body["Options"].is_object() ? body["Options"] : json::object();
+    static const json no_options = json::object();
+    const json& options = body.contains("Options") && body["Options"].is_object() ? body["Options"] : no_options;
     if (body.contains("Options") && !body["Options"].is_null() && !body["Options"].is_object())
         return common::make_error("\"Options\" must be an object");
     // Go's zero values for what omitempty left out: temperature 0 is greedy, top_k 0 and top_p 0 are off.
@@ -116,13 +130,40 @@ common::Result<CompletionRequest> parse_llama(const json& body) {
 
 }  // namespace
 
-common::Result<CompletionRequest> parse_completion_request(std::string_view body) {
-    json j;
+bool read_integer(const json& obj, const char* key, long long low, long long high, long long& out,
+                  std::string& problem) {
+    if (!obj.contains(key) || obj[key].is_null()) return false;
+    const auto& v = obj[key];
+    const bool fits = v.is_number_unsigned()  ? v.get<unsigned long long>() <= static_cast<unsigned long long>(high)
+                      : v.is_number_integer() ? v.get<long long>() >= low && v.get<long long>() <= high
+                                              : false;
+    if (!fits) {
+        problem = std::string("\"") + key + "\" must be an integer from " + std::to_string(low) + " to " +
+                  std::to_string(high);
+        return false;
+    }
+    out = v.is_number_unsigned() ? static_cast<long long>(v.get<unsigned long long>()) : v.get<long long>();
+    return true;
+}
+
+common::Result<json> parse_request_json(std::string_view body) {
     try {
-        j = json::parse(body);
+        return json::parse(body, [](int depth, json::parse_event_t, json&) {
+            if (depth > max_json_depth)
+                throw std::length_error("the request nests deeper than " + std::to_string(max_json_depth) + " levels");
+            return true;
+        });
+    } catch (const std::length_error& e) {
+        return common::make_error(e.what());
     } catch (const json::exception& e) {
         return common::make_error(std::string("the request is not valid JSON: ") + e.what());
     }
+}
+
+common::Result<CompletionRequest> parse_completion_request(std::string_view body) {
+    auto parsed = parse_request_json(body);
+    if (!parsed) return parsed.error();
+    const json& j = *parsed;
     if (!j.is_object()) return common::make_error("the request must be a JSON object");
     if (j.contains("Prompt")) return parse_mlx(j);
     if (j.contains("prompt")) return parse_llama(j);

@@ -3,6 +3,7 @@
 // /completion (lowercase names, llama-server's defaults).
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,5 +26,14 @@ struct CompletionRequest {
 
 // The dialect is told by the prompt's key: "Prompt" (MLX) or "prompt" (llama-server).
 common::Result<CompletionRequest> parse_completion_request(std::string_view body);
+
+// A request body as JSON. Nesting deeper than max_json_depth is refused while parsing: a copy of a
+// value 100,000 levels deep recursed until the stack ran out.
+constexpr int max_json_depth = 64;
+common::Result<nlohmann::json> parse_request_json(std::string_view body);
+
+// An integer field in [low, high]: absent leaves `out`; a non-integer or one out of range is a problem.
+bool read_integer(const nlohmann::json& obj, const char* key, long long low, long long high, long long& out,
+                  std::string& problem);
 
 }  // namespace runner_server

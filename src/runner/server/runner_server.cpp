@@ -23,7 +23,8 @@ constexpr std::size_t max_request_bytes = 8u << 20;
 
 void json_error(httplib::Response& res, int status, const std::string& message) {
     res.status = status;
-    res.set_content(json{{"error", message}}.dump(), "application/json");
+    // A parse error quotes the bytes it stopped at, which need not be UTF-8.
+    res.set_content(json{{"error", message}}.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 // Holds back the text that could still become a stop string, and cuts at the first one found.
@@ -175,29 +176,38 @@ void RunnerServer::install_routes() {
               }));
     http.Post(
         "/tokenize", when_ready([this](const httplib::Request& req, httplib::Response& res) {
-            const auto body = json::parse(req.body, nullptr, false);
-            if (body.is_discarded() || !body.is_object() || !body.contains("content") || !body["content"].is_string())
+            const auto parsed = parse_request_json(req.body);
+            if (!parsed) return json_error(res, 400, parsed.error().message);
+            const json& body = *parsed;
+            if (!body.is_object() || !body.contains("content") || !body["content"].is_string())
                 return json_error(res, 400, "expected {\"content\": \"text\"}");
+            if (body.contains("add_special") && !body["add_special"].is_boolean())
+                return json_error(res, 400, "\"add_special\" must be true or false");
             json ids = json::array();
             for (const auto id : tok_->encode(body["content"].get<std::string>(), body.value("add_special", false)))
                 ids.push_back(id);
             res.set_content(json{{"tokens", ids}}.dump(), "application/json");
         }));
-    http.Post(
-        "/detokenize", when_ready([this](const httplib::Request& req, httplib::Response& res) {
-            const auto body = json::parse(req.body, nullptr, false);
-            if (body.is_discarded() || !body.is_object() || !body.contains("tokens") || !body["tokens"].is_array())
-                return json_error(res, 400, "expected {\"tokens\": [ids]}");
-            std::vector<tokenizer::TokenId> ids;
-            for (const auto& v : body["tokens"]) {
-                if (!v.is_number_integer()) return json_error(res, 400, "\"tokens\" must hold integers");
-                ids.push_back(v.get<tokenizer::TokenId>());
-            }
-            auto text = tok_->decode(ids);
-            if (!text) return json_error(res, 400, text.error().message);
-            res.set_content(json{{"content", *text}}.dump(-1, ' ', false, json::error_handler_t::replace),
-                            "application/json");
-        }));
+    http.Post("/detokenize", when_ready([this](const httplib::Request& req, httplib::Response& res) {
+                  const auto parsed = parse_request_json(req.body);
+                  if (!parsed) return json_error(res, 400, parsed.error().message);
+                  const json& body = *parsed;
+                  if (!body.is_object() || !body.contains("tokens") || !body["tokens"].is_array())
+                      return json_error(res, 400, "expected {\"tokens\": [ids]}");
+                  std::vector<tokenizer::TokenId> ids;
+                  const auto highest = static_cast<long long>(tok_->vocab_size()) - 1;
+                  for (const auto& v : body["tokens"]) {
+                      long long id = 0;
+                      std::string problem;
+                      if (!read_integer(json{{"tokens", v}}, "tokens", 0, highest, id, problem))
+                          return json_error(res, 400, problem.empty() ? "\"tokens\" must hold integers" : problem);
+                      ids.push_back(static_cast<tokenizer::TokenId>(id));
+                  }
+                  auto text = tok_->decode(ids);
+                  if (!text) return json_error(res, 400, text.error().message);
+                  res.set_content(json{{"content", *text}}.dump(-1, ' ', false, json::error_handler_t::replace),
+                                  "application/json");
+              }));
 
     http.Post("/v1/completions", when_ready([this](const httplib::Request& req, httplib::Response& res) {
                   auto parsed = parse_completion_request(req.body);

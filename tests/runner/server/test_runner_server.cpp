@@ -210,6 +210,40 @@ TEST_CASE("runner: malformed requests, empty prompts, logprobs and prompts longe
     }
 }
 
+TEST_CASE("runner: hostile bodies get a 400 naming the problem, and the runner keeps serving") {
+    Runner runner("16");
+    auto client = runner.client();
+    const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+    const struct {
+        const char* path;
+        std::string body;
+        const char* reason;
+    } rows[] = {
+        {"/v1/completions", R"({"Prompt": "x", "Options": {"stop": )" + deep + "}}", "nests deeper than 64 levels"},
+        {"/tokenize", R"({"content": )" + deep + "}", "nests deeper than 64 levels"},
+        {"/v1/completions", R"({"Prompt": "x", "Options": {"num_predict": 4294967299}})",
+         "\"num_predict\" must be an integer from -2147483648 to 2147483647"},
+        {"/v1/completions", R"({"Prompt": "x", "Options": {"seed": 18446744073709551615}})",
+         "\"seed\" must be an integer from"},
+        {"/v1/completions", "{\"Prompt\": \"\xff\xfe\"}", "the request is not valid JSON"},
+        // llama-server's dialect: JSON bodies, so the field's quotes come escaped.
+        {"/detokenize", R"({"tokens": [1, 1099511627776]})", R"(tokens\" must be an integer from 0 to 383)"},
+        {"/detokenize", R"({"tokens": [-1]})", R"(tokens\" must be an integer from 0 to 383)"},
+        {"/tokenize", R"({"content": "x", "add_special": "yes"})", R"(add_special\" must be true or false)"},
+    };
+    for (const auto& row : rows) {
+        CAPTURE(row.path);
+        CAPTURE(row.reason);
+        const auto res = client.Post(row.path, row.body, "application/json");
+        REQUIRE(res);
+        CHECK(res->status == 400);
+        CHECK(res->body.find(row.reason) != std::string::npos);
+    }
+    const auto status = client.Get("/v1/status");
+    REQUIRE(status);
+    CHECK(status->status == 200);
+}
+
 TEST_CASE("runner: two clients at once both get their whole answer, and a client that leaves frees the model") {
     Runner runner;
     const auto expected = greedy_text("ROCm runs on", 24);
