@@ -20,6 +20,7 @@ namespace {
 using nlohmann::json;
 
 constexpr std::size_t max_request_bytes = 8u << 20;
+constexpr std::size_t worker_threads = 64;
 
 void json_error(httplib::Response& res, int status, const std::string& message) {
     res.status = status;
@@ -125,6 +126,19 @@ void RunnerServer::install_routes() {
     // Ollama keeps one open and kills the runner 5 s after SIGINT, holding its scheduler meanwhile:
     // idle connections close after a second, so a stop takes about one.
     http.set_keep_alive_timeout(1);
+    // Every connection holds a worker while it sends its headers or waits for the model: with
+    // httplib's default of one per core, eight slow clients or a queue of completions kept Ollama's
+    // status pings (1-10 s timeouts) from an answer, and Ollama takes a silent runner for dead.
+    http.new_task_queue = [] { return new httplib::ThreadPool(worker_threads); };
+    // httplib bounds a body by its Content-Length only; a chunked one grew without limit before the
+    // 413. Ollama's client always sends a length.
+    http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+        if (req.get_header_value("Transfer-Encoding").find("chunked") == std::string::npos)
+            return httplib::Server::HandlerResponse::Unhandled;
+        json_error(res, 411, "send the request with a Content-Length; chunked bodies are not accepted");
+        res.set_header("Connection", "close");
+        return httplib::Server::HandlerResponse::Handled;
+    });
 
     // Status values are upstream's llm.ServerStatus: 0 ready, 3 loading the model.
     http.Get("/v1/status", [this](const httplib::Request&, httplib::Response& res) {

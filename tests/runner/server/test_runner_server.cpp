@@ -244,6 +244,56 @@ TEST_CASE("runner: hostile bodies get a 400 naming the problem, and the runner k
     CHECK(status->status == 200);
 }
 
+// A loopback connection to the runner that sends what it is given and nothing more.
+struct RawConnection {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    explicit RawConnection(int port) {
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        addr.sin_port = htons(static_cast<std::uint16_t>(port));
+        REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    }
+    ~RawConnection() { ::close(fd); }
+    RawConnection(const RawConnection&) = delete;
+    RawConnection& operator=(const RawConnection&) = delete;
+    void send(const std::string& bytes) const { REQUIRE(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) >= 0); }
+    std::string receive() const {
+        std::string out(4096, '\0');
+        const auto n = ::recv(fd, out.data(), out.size(), 0);
+        out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+        return out;
+    }
+};
+
+TEST_CASE("runner: status answers promptly while slow clients hold connections open") {
+    // Ollama pings /v1/status with timeouts of 1-10 s and takes a runner that does not answer for dead.
+    Runner runner;
+    std::vector<std::unique_ptr<RawConnection>> slow;
+    for (int i = 0; i < 24; ++i) {
+        slow.push_back(std::make_unique<RawConnection>(runner.port));
+        slow.back()->send("POST /v1/completions HTTP/1.1\r\nHost: x\r\n");
+    }
+    httplib::Client c("127.0.0.1", runner.port);
+    c.set_connection_timeout(1);
+    c.set_read_timeout(1);
+    const auto start = std::chrono::steady_clock::now();
+    const auto status = c.Get("/v1/status");
+    REQUIRE(status);
+    CHECK(status->status == 200);
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(1));
+}
+
+TEST_CASE("runner: a chunked body is refused before it is read") {
+    Runner runner;
+    RawConnection conn(runner.port);
+    conn.send("POST /v1/tokenize HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n100000\r\n" +
+              std::string(4096, 'a'));
+    const auto reply = conn.receive();
+    CHECK(reply.rfind("HTTP/1.1 411", 0) == 0);
+    CHECK(reply.find("chunked bodies are not accepted") != std::string::npos);
+}
+
 TEST_CASE("runner: two clients at once both get their whole answer, and a client that leaves frees the model") {
     Runner runner;
     const auto expected = greedy_text("ROCm runs on", 24);
