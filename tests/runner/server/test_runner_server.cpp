@@ -258,10 +258,13 @@ struct RawConnection {
     RawConnection(const RawConnection&) = delete;
     RawConnection& operator=(const RawConnection&) = delete;
     void send(const std::string& bytes) const { REQUIRE(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) >= 0); }
-    std::string receive() const {
-        std::string out(4096, '\0');
-        const auto n = ::recv(fd, out.data(), out.size(), 0);
-        out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    // Everything until the peer closes (or 5 s pass).
+    std::string receive_all() const {
+        const timeval timeout{5, 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+        std::string out;
+        char buf[4096];
+        for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) out.append(buf, static_cast<std::size_t>(n));
         return out;
     }
 };
@@ -289,7 +292,7 @@ TEST_CASE("runner: a chunked body is refused before it is read") {
     RawConnection conn(runner.port);
     conn.send("POST /v1/tokenize HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n100000\r\n" +
               std::string(4096, 'a'));
-    const auto reply = conn.receive();
+    const auto reply = conn.receive_all();
     CHECK(reply.rfind("HTTP/1.1 411", 0) == 0);
     CHECK(reply.find("chunked bodies are not accepted") != std::string::npos);
 }
