@@ -258,13 +258,14 @@ struct RawConnection {
     RawConnection(const RawConnection&) = delete;
     RawConnection& operator=(const RawConnection&) = delete;
     void send(const std::string& bytes) const { REQUIRE(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) >= 0); }
-    // Everything until the peer closes (or 5 s pass).
-    std::string receive_all() const {
+    // What arrives until `text` is in it, the peer closes, or 5 s pass.
+    std::string receive_until(const std::string& text) const {
         const timeval timeout{5, 0};
         ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
         std::string out;
         char buf[4096];
-        for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+        for (ssize_t n; out.find(text) == std::string::npos && (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
+            out.append(buf, static_cast<std::size_t>(n));
         return out;
     }
 };
@@ -292,7 +293,7 @@ TEST_CASE("runner: a chunked body is refused before it is read") {
     RawConnection conn(runner.port);
     conn.send("POST /v1/tokenize HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n100000\r\n" +
               std::string(4096, 'a'));
-    const auto reply = conn.receive_all();
+    const auto reply = conn.receive_until("not accepted");
     CHECK(reply.rfind("HTTP/1.1 411", 0) == 0);
     CHECK(reply.find("chunked bodies are not accepted") != std::string::npos);
 }
