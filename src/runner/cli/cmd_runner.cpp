@@ -95,50 +95,56 @@ int run_runner(const std::vector<std::string>& args, CommandIo io) {
         return code;
     };
 
-    // Ollama reads the runner's stderr for the reason it failed: each error is one line there.
-    auto m = open_model(model, "runner", io.err);
-    if (!m) return finish(exit_failed);
-    auto files = tokenizer::resolve_tokenizer(model, runner::default_ollama_models());
-    if (!files) {
-        io.err << "ollama-airllm runner: error: " << files.error().message << '\n';
-        return finish(exit_failed);
-    }
-    auto tok = tokenizer::Tokenizer::load(files->tokenizer_json, files->tokenizer_config);
-    if (!tok) {
-        io.err << "ollama-airllm runner: error: " << tok.error().message << '\n';
-        return finish(exit_failed);
-    }
-    n_ctx = std::min(n_ctx, m->source->config().max_position);
-    const std::string described = m->source->describe();
-    auto engine = make_engine(*m, n_ctx, engine_options);
-    if (!engine) {
-        io.err << "ollama-airllm runner: error: " << engine.error().message << '\n';
-        return finish(exit_failed);
-    }
-    io.err << "ollama-airllm runner: loading " << described << " on " << engine->description << '\n' << std::flush;
-    int reported = -1;
-    const auto loaded = engine->model->load([&](std::size_t done, std::size_t total) {
-        const int percent = total == 0 ? 100 : static_cast<int>(done * 100 / total);
-        server.set_progress(percent);
-        if (percent / 10 != reported / 10) {
-            io.err << "ollama-airllm runner: loaded " << percent << "%\n" << std::flush;
-            reported = percent;
+    // Ollama reads the runner's stderr for the reason it failed: each error is one line there, also
+    // for what throws (a thread still running would otherwise end the process in std::terminate).
+    try {
+        auto m = open_model(model, "runner", io.err);
+        if (!m) return finish(exit_failed);
+        auto files = tokenizer::resolve_tokenizer(model, runner::default_ollama_models());
+        if (!files) {
+            io.err << "ollama-airllm runner: error: " << files.error().message << '\n';
+            return finish(exit_failed);
         }
-        return !stopping.load();
-    });
-    if (!loaded) {
-        io.err << "ollama-airllm runner: error: " << loaded.error().message << '\n';
+        auto tok = tokenizer::Tokenizer::load(files->tokenizer_json, files->tokenizer_config);
+        if (!tok) {
+            io.err << "ollama-airllm runner: error: " << tok.error().message << '\n';
+            return finish(exit_failed);
+        }
+        n_ctx = std::min(n_ctx, m->source->config().max_position);
+        const std::string described = m->source->describe();
+        auto engine = make_engine(*m, n_ctx, engine_options);
+        if (!engine) {
+            io.err << "ollama-airllm runner: error: " << engine.error().message << '\n';
+            return finish(exit_failed);
+        }
+        io.err << "ollama-airllm runner: loading " << described << " on " << engine->description << '\n' << std::flush;
+        int reported = -1;
+        const auto loaded = engine->model->load([&](std::size_t done, std::size_t total) {
+            const int percent = total == 0 ? 100 : static_cast<int>(done * 100 / total);
+            server.set_progress(percent);
+            if (percent / 10 != reported / 10) {
+                io.err << "ollama-airllm runner: loaded " << percent << "%\n" << std::flush;
+                reported = percent;
+            }
+            return !stopping.load();
+        });
+        if (!loaded) {
+            io.err << "ollama-airllm runner: error: " << loaded.error().message << '\n';
+            return finish(exit_failed);
+        }
+        if (!*loaded) return finish(exit_ok);
+
+        // Ollama counts this as GPU memory on every GPU: the VRAM the GPU engine holds, 0 on the CPU.
+        server.set_ready(*engine->model, *tok, engine->device_bytes);
+        io.err << "ollama-airllm runner: " << described << " on http://" << host << ":" << port << " (context " << n_ctx
+               << ")\n"
+               << std::flush;
+        serving.join();
+        return finish(exit_ok);
+    } catch (const std::exception& e) {
+        io.err << "ollama-airllm runner: error: " << e.what() << '\n';
         return finish(exit_failed);
     }
-    if (!*loaded) return finish(exit_ok);
-
-    // Ollama counts this as GPU memory on every GPU: the VRAM the GPU engine holds, 0 on the CPU.
-    server.set_ready(*engine->model, *tok, engine->device_bytes);
-    io.err << "ollama-airllm runner: " << described << " on http://" << host << ":" << port << " (context " << n_ctx
-           << ")\n"
-           << std::flush;
-    serving.join();
-    return finish(exit_ok);
 }
 
 }  // namespace runner_cli

@@ -25,6 +25,29 @@ void read_ids(const json& value, std::vector<std::int32_t>& out) {
             if (v.is_number_integer()) out.push_back(v.get<std::int32_t>());
 }
 
+// An optional key of one JSON type: absent or null leaves `out`; another type is a problem naming the
+// key, where nlohmann's value() would throw a message that names neither key nor file.
+std::string read_field(const json& obj, const char* key, bool& out) {
+    if (!obj.contains(key) || obj[key].is_null()) return "";
+    if (!obj[key].is_boolean()) return std::string("\"") + key + "\" must be true or false";
+    out = obj[key].get<bool>();
+    return "";
+}
+
+std::string read_field(const json& obj, const char* key, float& out) {
+    if (!obj.contains(key) || obj[key].is_null()) return "";
+    if (!obj[key].is_number()) return std::string("\"") + key + "\" must be a number";
+    out = obj[key].get<float>();
+    return "";
+}
+
+std::string read_field(const json& obj, const char* key, std::string& out) {
+    if (!obj.contains(key) || obj[key].is_null()) return "";
+    if (!obj[key].is_string()) return std::string("\"") + key + "\" must be a string";
+    out = obj[key].get<std::string>();
+    return "";
+}
+
 }  // namespace
 
 const ArchitectureTraits* find_architecture(const std::string& name) {
@@ -87,7 +110,7 @@ common::Result<ModelConfig> parse_model_config(const std::string& config_json, c
     if (c.max_position == 0) c.max_position = 4096;
     if (j.contains("rms_norm_eps") && j["rms_norm_eps"].is_number()) c.rms_eps = j["rms_norm_eps"].get<float>();
     if (!(c.rms_eps > 0 && c.rms_eps < 1)) return bad("rms_norm_eps must be in (0, 1)");
-    c.tie_embeddings = j.value("tie_word_embeddings", false);
+    if (const auto why = read_field(j, "tie_word_embeddings", c.tie_embeddings); !why.empty()) return bad(why);
 
     // transformers 4.x writes rope_theta and rope_scaling; 5.x folds both into rope_parameters.
     json rope = json::object();
@@ -98,13 +121,20 @@ common::Result<ModelConfig> parse_model_config(const std::string& config_json, c
     if (j.contains("rope_theta") && j["rope_theta"].is_number()) c.rope_theta = j["rope_theta"].get<float>();
     if (rope.contains("rope_theta") && rope["rope_theta"].is_number()) c.rope_theta = rope["rope_theta"].get<float>();
     if (!(c.rope_theta > 0)) return bad("rope_theta must be positive");
-    const std::string type = rope.value("rope_type", rope.value("type", std::string("default")));
+    std::string type = "default";
+    for (const char* key : {"type", "rope_type"})
+        if (const auto why = read_field(rope, key, type); !why.empty()) return bad("rope scaling " + why);
     if (type == "llama3") {
         c.rope_scaling.type = "llama3";
-        c.rope_scaling.factor = rope.value("factor", 8.0f);
-        c.rope_scaling.low_freq_factor = rope.value("low_freq_factor", 1.0f);
-        c.rope_scaling.high_freq_factor = rope.value("high_freq_factor", 4.0f);
-        c.rope_scaling.original_max_position = rope.value("original_max_position_embeddings", 8192.0f);
+        c.rope_scaling.factor = 8.0f;
+        c.rope_scaling.low_freq_factor = 1.0f;
+        c.rope_scaling.high_freq_factor = 4.0f;
+        c.rope_scaling.original_max_position = 8192.0f;
+        for (const auto& [key, out] : {std::pair{"factor", &c.rope_scaling.factor},
+                                       {"low_freq_factor", &c.rope_scaling.low_freq_factor},
+                                       {"high_freq_factor", &c.rope_scaling.high_freq_factor},
+                                       {"original_max_position_embeddings", &c.rope_scaling.original_max_position}})
+            if (const auto why = read_field(rope, key, *out); !why.empty()) return bad("rope scaling " + why);
         if (!(c.rope_scaling.factor >= 1) || !(c.rope_scaling.high_freq_factor > c.rope_scaling.low_freq_factor))
             return bad("rope scaling llama3 has impossible factors");
     } else if (type != "default") {

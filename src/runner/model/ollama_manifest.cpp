@@ -79,6 +79,9 @@ common::Result<OllamaManifest> read_ollama_manifest(const std::string& spec, con
     m.described_as = "Ollama model " + name->ns + "/" + name->model + ":" + name->tag;
     for (const auto& layer : j["layers"]) {
         if (!layer.is_object()) return common::make_error(manifest.string() + ": a layer is not an object");
+        for (const char* key : {"digest", "mediaType", "name"})
+            if (layer.contains(key) && !layer[key].is_string())
+                return common::make_error(manifest.string() + ": a layer's \"" + key + "\" is not a string");
         const auto digest = layer.value("digest", "");
         if (digest.rfind("sha256:", 0) != 0 || digest.size() != 71 || digest.find_first_of("/\\.") != std::string::npos)
             return common::make_error(manifest.string() + ": layer digest \"" + digest + "\" is not sha256:<64 hex>");

@@ -57,6 +57,11 @@ TEST_CASE("bad config values are errors naming the field") {
         {base + R"(, "num_key_value_heads": 3})", "num_attention_heads is not a multiple of num_key_value_heads"},
         {base + R"(, "rope_scaling": {"rope_type": "yarn"}})", "rope scaling type 'yarn' is not supported"},
         {base + R"(, "rms_norm_eps": 0})", "rms_norm_eps must be in (0, 1)"},
+        // Of the wrong JSON type: nlohmann's value() threw a message naming neither key nor file.
+        {base + R"(, "tie_word_embeddings": "yes"})", "config.json: \"tie_word_embeddings\" must be true or false"},
+        {base + R"(, "rope_scaling": {"rope_type": 5}})", "config.json: rope scaling \"rope_type\" must be a string"},
+        {base + R"(, "rope_parameters": {"rope_type": "llama3", "factor": "8"}})",
+         "config.json: rope scaling \"factor\" must be a number"},
     };
     for (const auto& row : rows) {
         CAPTURE(row.text);

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "runner/support/ollama_store.h"
+#include "support/free_port.h"
 #include "support/run_process.h"
 #include "support/temp_tree.h"
 
@@ -66,6 +67,20 @@ TEST_CASE("ollama store: missing models, blobs and configs are clear errors") {
     CHECK(blob.exit_code == 2);
     CHECK(blob.err.find("sha256-" + digest + ": cannot open") != std::string::npos);
     CHECK(blob.err.find("tensor blob " + manifest["layers"][0]["name"].get<std::string>()) != std::string::npos);
+
+    // A digest of the wrong JSON type names the manifest and the key, and the runner, whose serving
+    // threads are running by then, ends with one error line instead of std::terminate.
+    auto numeric = manifest;
+    numeric["layers"][0]["digest"] = 12345;
+    store.write("manifests/registry.ollama.ai/library/tiny/latest", numeric.dump());
+    for (const auto& command :
+         {std::vector<std::string>{OAR_OLLAMA_AIRLLM, "generate", "tiny", "--prompt-ids", "1"},
+          {OAR_OLLAMA_AIRLLM, "runner", "--model", "tiny", "--port", std::to_string(test_support::free_port())}}) {
+        const auto r = run_process(command, env);
+        CHECK(r.exit_code != 0);
+        CHECK(r.exit_code < 128);
+        CHECK(r.err.find("library/tiny/latest: a layer's \"digest\" is not a string\n") != std::string::npos);
+    }
 
     TempTree gguf_like;
     import_model(gguf_like, models / "qwen2-bias-tied", {.with_config_json = false});

@@ -22,26 +22,16 @@
 #include "runner/server/runner_server.h"
 #include "runner/support/ollama_store.h"
 #include "runner/tokenizer/source.h"
+#include "support/free_port.h"
 #include "support/run_process.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using test_support::free_port;
 
 namespace {
 
 const fs::path model = fs::path(OAR_FIXTURES) / "models/llama-mha-tied-f16";
-
-int free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
 
 // GET /v1/status every 100 ms until it answers 200, as client.go's WaitUntilRunning does.
 bool wait_until_running(int port, int seconds) {
