@@ -1,6 +1,7 @@
 #include "probe/sysfs.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cerrno>
 #include <cstring>
@@ -47,8 +48,16 @@ std::string SysfsTree::display(const std::filesystem::path& path) const {
 }
 
 ReadResult SysfsTree::read(const std::filesystem::path& path, std::size_t limit) const {
-    const FileDescriptor fd(::open(resolve(path).c_str(), O_RDONLY | O_CLOEXEC));
+    // Non-blocking, and regular files only: a FIFO planted in a --sysfs-root tree blocked forever.
+    const FileDescriptor fd(::open(resolve(path).c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
     if (fd.get() < 0) return from_errno(errno);
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return from_errno(errno);
+    if (!S_ISREG(st.st_mode)) {
+        ReadResult bad;
+        bad.reason = "not a regular file";
+        return bad;
+    }
     ReadResult r;
     r.status = ReadStatus::ok;
     char buf[4096];

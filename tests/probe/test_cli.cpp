@@ -1,6 +1,7 @@
 // rocm-probe as users run it: exit codes, messages, formats, rocm-smi loading and permissions.
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -43,6 +44,18 @@ TEST_CASE("cli: no AMD GPU exits 1 with one line saying what was looked at") {
     CHECK(line_count(r.out) == 1);
     CHECK(r.out.rfind("no AMD GPU: ", 0) == 0);
     CHECK(r.out.find("rocm-smi: not used when replaying") != std::string::npos);
+}
+
+TEST_CASE("cli: a FIFO in a --sysfs-root tree is skipped, not waited on") {
+    TempTree tree;
+    tree.copy(machine("rx7900xtx"), "m");
+    const auto fifo = tree.root() / "m/sys/class/kfd/kfd/topology/nodes/1/mem_banks/0/used_memory";
+    std::filesystem::remove(fifo);
+    REQUIRE(::mkfifo(fifo.c_str(), 0644) == 0);
+    // Bounded: a probe that opened the FIFO would block; it is killed at the end of the test.
+    test_support::RunningProcess r(probe_args({"--sysfs-root", (tree.root() / "m").string(), "--format", "targets"}));
+    CHECK(r.wait_for_output("gfx1100", 20));
+    CHECK(r.wait().exit_code == 0);
 }
 
 TEST_CASE("cli: usage errors exit 2 and name the problem") {

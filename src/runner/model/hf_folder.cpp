@@ -2,10 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
+
+#include "common/regular_file.h"
 
 namespace runner {
 
@@ -34,17 +34,9 @@ class HfFolder final : public WeightSource {
     std::map<std::string, const TensorView*> by_name_;
 };
 
-common::Result<std::string> read_text(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return common::make_error(path.string() + ": cannot read");
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
 // The shard files named by model.safetensors.index.json, each once, in order of first mention.
 common::Result<std::vector<fs::path>> shards_from_index(const fs::path& index) {
-    auto text = read_text(index);
+    auto text = common::read_regular_file(index);
     if (!text) return text.error();
     nlohmann::json j;
     try {
@@ -72,12 +64,12 @@ common::Result<std::vector<fs::path>> shards_from_index(const fs::path& index) {
 common::Result<WeightSourcePtr> open_hf_folder(const fs::path& folder) {
     std::error_code ec;
     if (!fs::is_directory(folder, ec)) return common::make_error(folder.string() + ": not a model folder");
-    auto config_text = read_text(folder / "config.json");
+    auto config_text = common::read_regular_file(folder / "config.json");
     if (!config_text)
         return common::make_error(folder.string() + ": no config.json (is this a Hugging Face model folder?)");
     std::string generation;
     if (fs::exists(folder / "generation_config.json", ec)) {
-        auto g = read_text(folder / "generation_config.json");
+        auto g = common::read_regular_file(folder / "generation_config.json");
         if (!g) return g.error();
         generation = std::move(g).value();
     }

@@ -9,11 +9,14 @@
 #include <cstring>
 #include <utility>
 
+#include "common/regular_file.h"
+
 namespace runner {
 
 common::Result<MappedFile> MappedFile::open(const std::filesystem::path& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return common::make_error(path.string() + ": cannot open: " + std::strerror(errno));
+    auto opened = common::open_regular_file(path);
+    if (!opened) return opened.error();
+    const int fd = *opened;
     struct stat st {};
     if (::fstat(fd, &st) != 0) {
         const int err = errno;

@@ -3,8 +3,9 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
-#include <fstream>
 #include <optional>
+
+#include "common/regular_file.h"
 
 namespace runner {
 
@@ -65,10 +66,11 @@ common::Result<OllamaManifest> read_ollama_manifest(const std::string& spec, con
     if (!fs::is_regular_file(manifest, ec))
         return common::make_error(spec + ": no such file or folder, and no Ollama model (looked for " +
                                   manifest.string() + "; set OLLAMA_MODELS to the models folder)");
-    std::ifstream in(manifest, std::ios::binary);
+    const auto text = common::read_regular_file(manifest);
+    if (!text) return text.error();
     nlohmann::json j;
     try {
-        j = nlohmann::json::parse(in);
+        j = nlohmann::json::parse(*text);
     } catch (const nlohmann::json::exception& e) {
         return common::make_error(manifest.string() + ": not valid JSON: " + e.what());
     }

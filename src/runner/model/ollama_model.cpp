@@ -1,9 +1,8 @@
 #include "runner/model/ollama_model.h"
 
-#include <fstream>
 #include <map>
-#include <sstream>
 
+#include "common/regular_file.h"
 #include "runner/model/ollama_manifest.h"
 
 namespace runner {
@@ -32,13 +31,10 @@ class OllamaModel final : public WeightSource {
 };
 
 common::Result<std::string> read_blob(const OllamaLayer& layer, const OllamaManifest& m) {
-    std::ifstream in(layer.blob, std::ios::binary);
-    if (!in)
+    if (!std::filesystem::exists(layer.blob))
         return common::make_error(layer.blob.string() + ": blob of " + layer.name + " listed in " + m.file.string() +
                                   " is missing");
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
+    return common::read_regular_file(layer.blob);
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/regular_file.h"
+
 namespace runner {
 
 namespace {
@@ -88,7 +90,8 @@ std::optional<std::string> header_problem(const Header& h, const Header& expecte
 }
 
 std::optional<Header> read_header(const std::filesystem::path& file, int& fd_out) {
-    fd_out = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    auto opened = common::open_regular_file(file);
+    fd_out = opened ? *opened : -1;
     if (fd_out < 0) return std::nullopt;
     std::vector<std::byte> raw(sizeof(Header));
     if (!read_at(fd_out, raw.data(), raw.size(), 0)) return std::nullopt;

@@ -1,9 +1,9 @@
 #include "runner/tokenizer/source.h"
 
 #include <cstdlib>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/regular_file.h"
 #include "runner/model/ollama_manifest.h"
 
 namespace tokenizer {
@@ -40,8 +40,9 @@ common::Result<TokenizerFiles> from_ollama(const std::string& spec, const fs::pa
     // Older manifests carry no layer names: look inside the JSON blobs.
     for (const auto& blob : unnamed) {
         if (!files.tokenizer_json.empty() && files.tokenizer_config) break;
-        std::ifstream b(blob, std::ios::binary);
-        const auto parsed = nlohmann::json::parse(b, nullptr, false);
+        const auto text = common::read_regular_file(blob);
+        if (!text) continue;
+        const auto parsed = nlohmann::json::parse(*text, nullptr, false);
         if (parsed.is_discarded()) continue;
         if (files.tokenizer_json.empty() && looks_like_tokenizer(parsed))
             files.tokenizer_json = blob;

@@ -1,9 +1,8 @@
 #include "runner/tokenizer/tokenizer.h"
 
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "common/regular_file.h"
 #include "runner/tokenizer/added_vocab.h"
 #include "runner/tokenizer/bpe.h"
 #include "runner/tokenizer/decoder.h"
@@ -34,14 +33,8 @@ struct Tokenizer::Impl {
 namespace {
 
 common::Result<std::string> read_text(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        return common::make_error(path.string() + ": cannot open (" +
-                                  (std::filesystem::exists(path) ? "permission denied?" : "no such file") + ")");
-    std::ostringstream buffer;
-    buffer << in.rdbuf();
-    if (in.bad()) return common::make_error(path.string() + ": read error");
-    return buffer.str();
+    if (!std::filesystem::exists(path)) return common::make_error(path.string() + ": cannot open (no such file)");
+    return common::read_regular_file(path);
 }
 
 common::Result<nlohmann::json> parse_json(std::string_view text, std::string_view name) {

@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 
 #include "support/run_process.h"
@@ -98,6 +100,25 @@ TEST_CASE("cli: usage errors and corrupt models exit 2 with one clear line") {
     const auto oov = run_process({airllm, "generate", (models / "llama-sharded").string(), "--prompt-ids", "1,5000"});
     CHECK(oov.exit_code == 1);
     CHECK(oov.err.find("outside the vocabulary of 384") != std::string::npos);
+}
+
+TEST_CASE("cli: a FIFO in place of a model's file is an error naming it, not a wait for a writer") {
+    const std::pair<const char*, const char*> rows[] = {
+        {"config.json", "no config.json"},
+        {"tokenizer.json", "has no tokenizer.json"},
+        {"model.safetensors", "model.safetensors: not a regular file"},
+    };
+    for (const auto& [file, expect] : rows) {
+        CAPTURE(file);
+        test_support::TempTree tree;
+        tree.copy(models / "llama-mha-tied-f16", "m");
+        fs::remove(tree.root() / "m" / file);
+        REQUIRE(::mkfifo((tree.root() / "m" / file).c_str(), 0644) == 0);
+        // Bounded: a generate that opened the FIFO would block; it is killed at the end of the test.
+        test_support::RunningProcess r({airllm, "generate", (tree.root() / "m").string(), "-p", "x", "-n", "1"});
+        CHECK(r.wait_for_output(expect, 20));
+        CHECK(r.wait().exit_code == 2);
+    }
 }
 
 TEST_CASE("cli: --device and AIRLLM_DEVICE choose the engine, and a GPU that is not there is one clear error") {
