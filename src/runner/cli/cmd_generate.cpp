@@ -29,7 +29,7 @@ object instead (ids, text, timings, device).
   --repeat-penalty R  --presence-penalty P  --frequency-penalty F  --repeat-last-n N
   --seed S                  same seed, same output
   --stop TEXT               stop when the output contains TEXT (repeatable)
-  --ctx N                   context length (default 2048)
+  --ctx N                   context length (default 2048, at most the model's)
 )";
 
 template <class T>
@@ -67,7 +67,7 @@ int run_generate(const std::vector<std::string>& args, CommandIo io) {
     std::string model, prompt_text;
     std::vector<std::int32_t> prompt_ids;
     std::vector<std::string> stops;
-    int n_predict = 128, n_ctx = 2048;
+    int n_predict = 128, n_ctx = 0;
     EngineOptions engine_options;
     bool json = false, have_prompt = false;
     runner::SamplingParams sp;
@@ -114,7 +114,7 @@ int run_generate(const std::vector<std::string>& args, CommandIo io) {
     }
     if (model.empty()) return usage_error("which model? (ollama-airllm generate MODEL_FOLDER -p TEXT)");
     if (!have_prompt) return usage_error("no prompt: give -p TEXT or --prompt-ids 1,2,3");
-    if (n_predict < 0 || n_ctx < 1 || sp.temperature < 0 || sp.top_p <= 0 || sp.top_p > 1 || sp.repeat_penalty <= 0)
+    if (n_predict < 0 || n_ctx < 0 || sp.temperature < 0 || sp.top_p <= 0 || sp.top_p > 1 || sp.repeat_penalty <= 0)
         return usage_error("a sampling or size value is out of range");
 
     auto m = open_model(model, "generate", io.err);
@@ -134,6 +134,12 @@ int run_generate(const std::vector<std::string>& args, CommandIo io) {
         for (const auto id : tok->encode(prompt_text)) prompt_ids.push_back(id);
     }
     const auto config = m->source->config();
+    // The KV cache is allocated for the whole context: a context beyond the model's is refused before
+    // that, not met with std::bad_alloc.
+    if (n_ctx > config.max_position)
+        return usage_error("--ctx " + std::to_string(n_ctx) + " is more than the model's context of " +
+                           std::to_string(config.max_position) + " tokens (max_position_embeddings)");
+    if (n_ctx == 0) n_ctx = std::min(2048, config.max_position);
     auto engine = make_engine(*m, n_ctx, engine_options);
     if (!engine) {
         io.err << "ollama-airllm generate: error: " << engine.error().message << '\n';

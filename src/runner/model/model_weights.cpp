@@ -52,6 +52,12 @@ common::Result<ModelWeights> bind_weights(const WeightSource& source) {
     w.output = c.tie_embeddings ? w.token_embd : want("lm_head.weight", {c.n_vocab, e});
     for (int i = 0; i < c.n_layer; ++i) {
         const std::string p = "model.layers." + std::to_string(i) + ".";
+        // A layer count beyond the weights (num_hidden_layers: 1000000000) is one message, found
+        // before a problem line or a layer entry is kept for each missing layer.
+        if (!source.tensor(p + "input_layernorm.weight") && !source.tensor(p + "mlp.down_proj.weight"))
+            return common::make_error(source.describe() + ": the config says " + std::to_string(c.n_layer) +
+                                      " layers (num_hidden_layers) but the weights have no " + p + "* tensors" +
+                                      (i > 0 ? " (they end at layer " + std::to_string(i - 1) + ")" : ""));
         LayerWeights l{};
         l.attn_norm = want(p + "input_layernorm.weight", {e});
         l.wq = want(p + "self_attn.q_proj.weight", {q, e});

@@ -88,6 +88,8 @@ TEST_CASE("cli: usage errors and corrupt models exit 2 with one clear line") {
          "unknown or incomplete argument '--temperature'"},
         {{airllm, "generate", "/nonexistent/model", "-p", "x"}, "/nonexistent/model: not a model folder"},
         {{airllm, "generate", (tree.root() / "m").string(), "-p", "x"}, "(truncated"},
+        {{airllm, "generate", (models / "llama-sharded").string(), "-p", "x", "--ctx", "2000000000"},
+         "--ctx 2000000000 is more than the model's context of 256 tokens (max_position_embeddings)"},
         {{airllm, "info", (models / "llama-sharded").string(), "--ram-budget", "lots"},
          "--ram-budget 'lots' is not a size"},
     };
