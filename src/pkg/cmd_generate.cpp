@@ -2,6 +2,7 @@
 #include <string>
 
 #include "pkg/commands.h"
+#include "pkg/config.h"
 #include "pkg/generate.h"
 
 namespace pkg {
@@ -55,6 +56,10 @@ int run_generate(const std::vector<std::string>& args, CommandIo io) {
         io.err << "ollama-pkg generate: error:\n" << files.error().message << '\n';
         return exit_usage;
     }
+    if (const auto config = load_config(options.config); config && !is_loopback_listen(config->service.listen))
+        io.err << "ollama-pkg generate: warning: service.listen " << config->service.listen
+               << " is not a loopback address: Ollama's API has no authentication, so whoever reaches it can run, "
+                  "pull and delete models\n";
     if (check) {
         int stale = 0;
         for (const auto& status : compare_with_disk(*files, options.output)) {

@@ -125,9 +125,17 @@ std::string check_models_dir(const std::string& text) {
     if (text.empty() || text.front() != '/') return "must be an absolute path";
     if (text.find_first_of(" \t") != std::string::npos)
         return "contains whitespace, which systemd's ReadWritePaths= would split";
+    if (std::any_of(text.begin(), text.end(), [](unsigned char ch) { return ch < 0x20 || ch == 0x7f; }))
+        return "contains a control character";
+    // The service may write there (ReadWritePaths=): a system folder would undo ProtectSystem=strict.
+    std::string folder = text;
+    while (folder.size() > 1 && folder.back() == '/') folder.pop_back();
+    for (const char* system : {"/", "/var", "/var/lib", "/var/tmp", "/home", "/tmp", "/root", "/run", "/run/media",
+                               "/srv", "/opt", "/mnt", "/media"})
+        if (folder == system) return "is a system folder, not a place for models (use a folder inside it)";
     if (text.find("/..") != std::string::npos || text.find("/./") != std::string::npos)
         return "must not contain . or .. components";
-    for (const char* forbidden : {"/usr", "/etc", "/boot", "/proc", "/sys", "/dev"})
+    for (const char* forbidden : {"/usr", "/etc", "/boot", "/proc", "/sys", "/dev", "/bin", "/sbin", "/lib", "/lib64"})
         if (text == forbidden || text.rfind(std::string(forbidden) + "/", 0) == 0)
             return "is a system folder, not a place for models";
     return {};
@@ -159,6 +167,11 @@ void read_git_pin(const YAML::Node& node, const std::string& where, GitPin& pin,
 }
 
 }  // namespace
+
+bool is_loopback_listen(const std::string& listen) {
+    const auto host = listen.substr(0, listen.rfind(':'));
+    return host == "localhost" || host == "[::1]" || host.rfind("127.", 0) == 0;
+}
 
 std::string pkgver_from_tag(const std::string& tag) {
     std::string v = tag.rfind('v', 0) == 0 ? tag.substr(1) : tag;

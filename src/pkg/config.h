@@ -46,6 +46,10 @@ struct Config {
 common::Result<Config> parse_config(const std::string& text, const std::string& file);
 common::Result<Config> load_config(const std::filesystem::path& path);
 
+// Whether service.listen is a loopback address (127.0.0.0/8, localhost, [::1]): Ollama's API has no
+// authentication, so anything else opens it to whoever reaches that address.
+bool is_loopback_listen(const std::string& listen);
+
 // pkgver from an upstream tag: "v0.32.15" -> "0.32.15", "v0.33.0-rc2" -> "0.33.0rc2".
 std::string pkgver_from_tag(const std::string& tag);
 

@@ -129,9 +129,11 @@ Variables companion_variables(const Config& config, const std::vector<std::strin
     for (const auto& p : patch_names) patches += (patches.empty() ? "" : " ") + std::string("'") + p + "'";
     v["patch_files"] = patches;
 
-    const auto& models = config.service.models_dir;
+    // systemd units and tmpfiles.d expand %-specifiers: a literal % is written %%.
+    std::string models;
+    for (const char ch : config.service.models_dir) models += ch == '%' ? std::string("%%") : std::string(1, ch);
     v["listen"] = config.service.listen;
-    v["models_dir"] = models;
+    v["models_dir"] = config.service.models_dir;
     // ProtectSystem=strict makes everything read-only but these; a drive mounted elsewhere must be
     // writable and mounted before the service starts.
     v["service_models_lines"] = under_state_dir(models) ? "ReadWritePaths=" + std::string(state_dir)
@@ -145,12 +147,12 @@ Variables companion_variables(const Config& config, const std::vector<std::strin
     v["models_note"] =
         under_state_dir(models)
             ? ""
-            : "  Models live in " + models + ", outside " + state_dir +
+            : "  Models live in " + config.service.models_dir + ", outside " + state_dir +
                   ". The service runs as user 'ollama', which needs\n"
                   "  write access there and search (x) access on every parent folder:\n"
-                  "    sudo install -d -o ollama -g ollama -m 0750 " +
-                  models +
-                  "\n"
+                  "    sudo install -d -o ollama -g ollama -m 0750 '" +
+                  config.service.models_dir +
+                  "'\n"
                   "  Drives that udisks mounts under /run/media/<you>/ are private to your login (mode 0700):\n"
                   "  the service cannot enter them. Mount the drive at a fixed place in /etc/fstab instead,\n"
                   "  or set UDISKS_FILESYSTEM_SHARED=1 for it in a udev rule (it then mounts under /media).\n";

@@ -124,7 +124,7 @@ TEST_CASE("the .install functions print what to do next") {
     CHECK(installed.exit_code == 0);
     CHECK(installed.out.find("rocm-probe") != std::string::npos);
     CHECK(installed.out.find("systemctl enable --now ollama") != std::string::npos);
-    CHECK(installed.out.find("sudo install -d -o ollama -g ollama -m 0750 /run/media/piotro/CACHE1/airllm") !=
+    CHECK(installed.out.find("sudo install -d -o ollama -g ollama -m 0750 '/run/media/piotro/CACHE1/airllm'") !=
           std::string::npos);
     const auto upgraded = run("post_upgrade 0.32.15-3 0.32.15-2");
     CHECK(upgraded.exit_code == 0);
@@ -157,6 +157,37 @@ TEST_CASE("generation fails whole on a bad template or config, writing nothing")
         {tree.root() / "ollama-airllm-rocm.yaml", source_dir / "templates", tree.root() / "patches", out});
     REQUIRE_FALSE(bad_config.ok());
     CHECK(bad_config.error().message.find("missing key 'upstream'") != std::string::npos);
+}
+
+TEST_CASE("a % in the models folder reaches systemd and tmpfiles as %%, and a non-loopback listen is warned of") {
+    TempTree tree;
+    auto config = test_support::read_file(source_dir / "ollama-airllm-rocm.yaml");
+    const auto replace = [&](const std::string& from, const std::string& to) {
+        const auto at = config.find(from);
+        REQUIRE(at != std::string::npos);
+        config.replace(at, from.size(), to);
+    };
+    replace("models_dir: /var/lib/ollama", "models_dir: /srv/ai%h-models");
+    replace("listen: 127.0.0.1:11434", "listen: 0.0.0.0:11434");
+    tree.write("ollama-airllm-rocm.yaml", config);
+    const auto files =
+        pkg::generate_recipe(options_for(tree.root() / "ollama-airllm-rocm.yaml", source_dir / "patches", tree.root()));
+    REQUIRE_MESSAGE(files.ok(), (files.ok() ? "" : files.error().message));
+    const auto service = file_named(*files, "ollama.service").contents;
+    CHECK(service.find("ReadWritePaths=/var/lib/ollama /srv/ai%%h-models\n") != std::string::npos);
+    CHECK(service.find("RequiresMountsFor=/srv/ai%%h-models\n") != std::string::npos);
+    CHECK(file_named(*files, "ollama.env").contents.find("OLLAMA_MODELS=/srv/ai%h-models\n") != std::string::npos);
+    CHECK(file_named(*files, "tmpfiles.conf").contents.find("/srv/ai%%h-models") != std::string::npos);
+
+    fs::copy(source_dir / "templates", tree.root() / "templates", fs::copy_options::recursive);
+    fs::create_directory(tree.root() / "patches");
+    const auto warned = test_support::run_process(
+        {OAR_OLLAMA_PKG, "generate", "--config", (tree.root() / "ollama-airllm-rocm.yaml").string()});
+    CHECK(warned.exit_code == 0);
+    CHECK(warned.err.find("warning: service.listen 0.0.0.0:11434 is not a loopback address") != std::string::npos);
+    const auto quiet = test_support::run_process(
+        {OAR_OLLAMA_PKG, "generate", "--check", "--config", (source_dir / "ollama-airllm-rocm.yaml").string()});
+    CHECK(quiet.err.find("warning") == std::string::npos);
 }
 
 TEST_CASE("a template that drops a setting is caught") {
