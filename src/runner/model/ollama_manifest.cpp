@@ -44,6 +44,20 @@ std::optional<ModelName> parse_name(const std::string& spec) {
     return name;
 }
 
+// Manifests and blobs are read only inside the models folder's manifests/ and blobs/ (each may be a
+// link to another drive as a whole): a link planted inside them that leads elsewhere (to
+// /etc/shadow, when the runner runs as root) is refused, not followed.
+std::optional<std::string> leaves(const fs::path& path, const fs::path& folder) {
+    std::error_code ec;
+    const auto root = fs::weakly_canonical(folder, ec);
+    if (ec) return std::nullopt;
+    const auto resolved = fs::weakly_canonical(path, ec);
+    if (ec) return std::nullopt;
+    const auto rel = resolved.lexically_relative(root);
+    if (!rel.empty() && *rel.begin() != "..") return std::nullopt;
+    return path.string() + " leads out of " + folder.string() + " (to " + resolved.string() + "); refusing to read it";
+}
+
 }  // namespace
 
 const OllamaLayer* OllamaManifest::json_layer(const std::string& name) const {
@@ -62,6 +76,7 @@ common::Result<OllamaManifest> read_ollama_manifest(const std::string& spec, con
     const auto name = parse_name(spec);
     if (!name) return common::make_error(spec + ": not a file, a folder or an Ollama model name");
     const fs::path manifest = models / "manifests" / name->host / name->ns / name->model / name->tag;
+    if (const auto why = leaves(manifest, models / "manifests")) return common::make_error(*why);
     std::error_code ec;
     if (!fs::is_regular_file(manifest, ec))
         return common::make_error(spec + ": no such file or folder, and no Ollama model (looked for " +
@@ -91,6 +106,7 @@ common::Result<OllamaManifest> read_ollama_manifest(const std::string& spec, con
         l.media_type = layer.value("mediaType", "");
         l.name = layer.value("name", "");
         l.blob = models / "blobs" / ("sha256-" + digest.substr(7));
+        if (const auto why = leaves(l.blob, models / "blobs")) return common::make_error(*why);
         if (layer.contains("size") && layer["size"].is_number_unsigned()) l.size = layer["size"].get<std::uint64_t>();
         m.layers.push_back(std::move(l));
     }

@@ -89,3 +89,40 @@ TEST_CASE("ollama store: missing models, blobs and configs are clear errors") {
     CHECK(no_config.exit_code == 2);
     CHECK(no_config.err.find("has no config.json layer: it is not a safetensors model") != std::string::npos);
 }
+
+TEST_CASE("ollama store: links out of manifests/ or blobs/ are refused, a relocated blobs/ folder is fine") {
+    TempTree store;
+    import_model(store, models / "qwen2-bias-tied");
+    const std::vector<std::string> env = {"OLLAMA_MODELS=" + store.root().string()};
+    const auto generate = [&] {
+        return run_process({OAR_OLLAMA_AIRLLM, "generate", "tiny", "--prompt-ids", "1"}, env);
+    };
+    TempTree elsewhere;
+    elsewhere.write("secret", "not a manifest: the runner must not read this\n");
+
+    // The whole blobs/ folder moved to another drive and linked back: still the models folder's.
+    fs::rename(store.root() / "blobs", elsewhere.root() / "blobs");
+    fs::create_directory_symlink(elsewhere.root() / "blobs", store.root() / "blobs");
+    const auto relocated = generate();
+    CHECK_MESSAGE(relocated.exit_code == 0, relocated.err);
+
+    // One blob linked out of blobs/.
+    const auto manifest_path = store.root() / "manifests/registry.ollama.ai/library/tiny/latest";
+    const auto manifest = nlohmann::json::parse(test_support::read_file(manifest_path));
+    const auto blob =
+        elsewhere.root() / "blobs" / ("sha256-" + manifest["layers"][0]["digest"].get<std::string>().substr(7));
+    fs::remove(blob);
+    fs::create_symlink(elsewhere.root() / "secret", blob);
+    const auto blob_out = generate();
+    CHECK(blob_out.exit_code == 2);
+    CHECK(blob_out.err.find("leads out of " + (store.root() / "blobs").string() + " (to " +
+                            (elsewhere.root() / "secret").string() + "); refusing to read it") != std::string::npos);
+
+    // The manifest itself linked out of manifests/.
+    fs::remove(manifest_path);
+    fs::create_symlink(elsewhere.root() / "secret", manifest_path);
+    const auto manifest_out = generate();
+    CHECK(manifest_out.exit_code == 2);
+    CHECK(manifest_out.err.find("refusing to read it") != std::string::npos);
+    CHECK(manifest_out.err.find("not a manifest") == std::string::npos);
+}
