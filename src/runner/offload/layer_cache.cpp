@@ -1,6 +1,7 @@
 #include "runner/offload/layer_cache.h"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -140,8 +141,13 @@ std::filesystem::path default_cache_root() {
     if (const char* dir = std::getenv("AIRLLM_CACHE_DIR"); dir && *dir) return dir;
     if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
         return std::filesystem::path(xdg) / "ollama-airllm";
-    const char* home = std::getenv("HOME");
-    return std::filesystem::path(home && *home ? home : "/tmp") / ".cache/ollama-airllm";
+    if (const char* home = std::getenv("HOME"); home && *home)
+        return std::filesystem::path(home) / ".cache/ollama-airllm";
+    // Without HOME, the home folder the password database gives this user: a cache in a folder every
+    // user shares could be planted by another one.
+    if (const passwd* pw = ::getpwuid(::getuid()); pw && pw->pw_dir && *pw->pw_dir)
+        return std::filesystem::path(pw->pw_dir) / ".cache/ollama-airllm";
+    return std::filesystem::path("/tmp") / ("ollama-airllm-cache-" + std::to_string(::getuid()));
 }
 
 std::string model_id(const ModelWeights& weights) {

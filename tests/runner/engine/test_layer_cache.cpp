@@ -1,11 +1,14 @@
 // ollama-airllm prepare's layer cache: files that read back as the slabs they were made from,
 // resumable runs, and damaged or mismatched files named with what is wrong.
 #include <doctest/doctest.h>
+#include <pwd.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -275,4 +278,22 @@ TEST_CASE("split layout: the GPU's and the host's MLP rows sum to the whole MLP,
             CHECK_FALSE(runner::splittable(odd, compression));
             CHECK_THROWS_AS(runner::split_layout(odd, compression, 32), std::invalid_argument);
         }
+}
+
+TEST_CASE("layer cache: without HOME the cache goes to the user's home from the password database, not /tmp") {
+    const auto saved = [](const char* name) {
+        const char* v = std::getenv(name);
+        return v ? std::optional<std::string>(v) : std::nullopt;
+    };
+    const auto home = saved("HOME"), xdg = saved("XDG_CACHE_HOME"), dir = saved("AIRLLM_CACHE_DIR");
+    ::unsetenv("HOME");
+    ::unsetenv("XDG_CACHE_HOME");
+    ::unsetenv("AIRLLM_CACHE_DIR");
+    const auto root = runner::default_cache_root();
+    const passwd* pw = ::getpwuid(::getuid());
+    for (const auto& [name, value] : {std::pair{"HOME", home}, {"XDG_CACHE_HOME", xdg}, {"AIRLLM_CACHE_DIR", dir}})
+        if (value) ::setenv(name, value->c_str(), 1);
+    REQUIRE(pw);
+    CHECK(root == std::filesystem::path(pw->pw_dir) / ".cache/ollama-airllm");
+    CHECK(root.string().rfind("/tmp/", 0) != 0);
 }
