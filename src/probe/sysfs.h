@@ -39,6 +39,9 @@ class SysfsTree {
     std::string link_target_name(const std::filesystem::path& path) const;
 
   private:
+    // open(2) of a live-system path, resolved inside the root (see open_in_root in sysfs.cpp).
+    int open(const std::filesystem::path& path, int flags) const;
+
     std::filesystem::path root_;
 };
 

@@ -58,6 +58,28 @@ TEST_CASE("cli: a FIFO in a --sysfs-root tree is skipped, not waited on") {
     CHECK(r.wait().exit_code == 0);
 }
 
+TEST_CASE("cli: links in a --sysfs-root tree resolve inside it, never on the host") {
+    // A capture's absolute link points where the file was on the captured machine: inside the tree.
+    TempTree tree;
+    tree.copy(machine("rx7900xtx"), "m");
+    const auto properties = tree.root() / "m/sys/class/kfd/kfd/topology/nodes/1/properties";
+    std::filesystem::create_directories(tree.root() / "m/elsewhere");
+    std::filesystem::rename(properties, tree.root() / "m/elsewhere/properties");
+    std::filesystem::create_symlink("/elsewhere/properties", properties);
+    const auto inside = run_process(probe_args({"--sysfs-root", (tree.root() / "m").string(), "--format", "targets"}));
+    CHECK(inside.out == "gfx1100\n");
+
+    // One that leads to a file of the host (here a planted copy saying gfx942) is not followed there.
+    TempTree host;
+    auto planted = test_support::read_file(tree.root() / "m/elsewhere/properties");
+    planted.replace(planted.find("gfx_target_version 110000"), 25, "gfx_target_version 90402");
+    host.write("properties", planted);
+    std::filesystem::remove(properties);
+    std::filesystem::create_symlink(host.root() / "properties", properties);
+    const auto outside = run_process(probe_args({"--sysfs-root", (tree.root() / "m").string(), "--format", "targets"}));
+    CHECK(outside.out.find("gfx942") == std::string::npos);
+}
+
 TEST_CASE("cli: usage errors exit 2 and name the problem") {
     const struct {
         std::vector<std::string> args;
