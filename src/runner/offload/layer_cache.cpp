@@ -2,11 +2,13 @@
 
 #include <fcntl.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -152,10 +154,20 @@ std::filesystem::path default_cache_root() {
 
 std::string model_id(const ModelWeights& weights) {
     std::string description;
+    // The first bytes of a tensor alone kept a stale cache for weights rewritten further in: each
+    // file's size and modification time join them, so a file written again (in place or replaced)
+    // gives another cache folder. A copy that keeps its times (cp -a, rsync -t) keeps its cache.
+    std::set<const MappedFile*> files;
     const auto add = [&](const TensorView* t) {
         if (!t) return;
         description += t->name + ':' + dtype_name(t->dtype) + ':' + t->shape_string() + ':';
         description.append(reinterpret_cast<const char*>(t->data), std::min<std::size_t>(t->bytes, 64));
+        if (t->file && files.insert(t->file).second) {
+            struct stat st {};
+            if (::stat(t->file->path().c_str(), &st) == 0)
+                description += ':' + std::to_string(st.st_size) + ':' + std::to_string(st.st_mtim.tv_sec) + '.' +
+                               std::to_string(st.st_mtim.tv_nsec);
+        }
     };
     add(weights.token_embd);
     add(weights.output);

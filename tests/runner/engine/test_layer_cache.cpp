@@ -297,3 +297,23 @@ TEST_CASE("layer cache: without HOME the cache goes to the user's home from the 
     CHECK(root == std::filesystem::path(pw->pw_dir) / ".cache/ollama-airllm");
     CHECK(root.string().rfind("/tmp/", 0) != 0);
 }
+
+TEST_CASE("layer cache: weights rewritten past a tensor's first bytes give another cache folder") {
+    // The old identity, a tensor's first 64 bytes, kept a stale cache for a rewritten layer.
+    test_support::TempTree tree;
+    tree.copy(models / "llama-gqa4-llama3rope", "m");
+    const auto id_of = [&] {
+        auto source = runner::open_hf_folder(tree.root() / "m");
+        REQUIRE(source.ok());
+        auto weights = runner::bind_weights(**source);
+        REQUIRE(weights.ok());
+        return runner::model_id(*weights);
+    };
+    const auto before = id_of();
+    CHECK(id_of() == before);
+    const auto file = tree.root() / "m/model.safetensors";
+    auto bytes = test_support::read_file(file);
+    bytes[bytes.size() - 1] = static_cast<char>(bytes[bytes.size() - 1] ^ 0x40);
+    tree.write("m/model.safetensors", bytes);
+    CHECK(id_of() != before);
+}
