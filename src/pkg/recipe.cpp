@@ -94,9 +94,9 @@ Recipe make_recipe(const Config& config) {
     r.install = r.pkgname + ".install";
     r.arch = {"x86_64"};
     r.license = {"MIT"};
-    // ollama-airllm links cpp-httplib, ICU and PCRE2 at run time.
-    r.depends = {"cpp-httplib", "gcc-libs", "glibc",   "hip-runtime-amd", "hipblas",
-                 "icu",         "pcre2",    "rocblas", "rocm-smi-lib"};
+    // ollama-airllm links cpp-httplib, ICU, PCRE2 and OpenSSL (blob digests) at run time.
+    r.depends = {"cpp-httplib", "gcc-libs", "glibc", "hip-runtime-amd", "hipblas",
+                 "icu",         "openssl",  "pcre2", "rocblas",         "rocm-smi-lib"};
     r.makedepends = {"boost",         "cmake",   "cpp-httplib", "git",   "go",           "hipblas",        "libarchive",
                      "nlohmann-json", "openssl", "pacman",      "pcre2", "rocm-smi-lib", "rocm-toolchain", "yaml-cpp"};
     r.checkdepends = {"doctest", "fakeroot", "python", "zstd"};

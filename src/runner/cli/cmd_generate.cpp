@@ -8,6 +8,7 @@
 #include "runner/cli/commands.h"
 #include "runner/cli/engine_options.h"
 #include "runner/cli/model_options.h"
+#include "runner/cli/store_check.h"
 #include "runner/engine/generate.h"
 #include "runner/tokenizer/source.h"
 #include "runner/tokenizer/stream_decoder.h"
@@ -117,6 +118,7 @@ int run_generate(const std::vector<std::string>& args, CommandIo io) {
     if (n_predict < 0 || n_ctx < 0 || sp.temperature < 0 || sp.top_p <= 0 || sp.top_p > 1 || sp.repeat_penalty <= 0)
         return usage_error("a sampling or size value is out of range");
 
+    if (!check_store_model(model, "generate", false, io.err)) return exit_usage;
     auto m = open_model(model, "generate", io.err);
     if (!m) return exit_usage;
     // The tokenizer beside the weights: the folder's tokenizer.json or the Ollama model's JSON layer.

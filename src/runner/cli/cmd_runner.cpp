@@ -9,6 +9,7 @@
 #include "runner/cli/commands.h"
 #include "runner/cli/engine_options.h"
 #include "runner/cli/model_options.h"
+#include "runner/cli/store_check.h"
 #include "runner/model/ollama_manifest.h"
 #include "runner/server/runner_server.h"
 #include "runner/tokenizer/source.h"
@@ -98,6 +99,7 @@ int run_runner(const std::vector<std::string>& args, CommandIo io) {
     // Ollama reads the runner's stderr for the reason it failed: each error is one line there, also
     // for what throws (a thread still running would otherwise end the process in std::terminate).
     try {
+        if (!check_store_model(model, "runner", false, io.err)) return finish(exit_failed);
         auto m = open_model(model, "runner", io.err);
         if (!m) return finish(exit_failed);
         auto files = tokenizer::resolve_tokenizer(model, runner::default_ollama_models());

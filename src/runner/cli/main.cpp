@@ -23,6 +23,7 @@ constexpr Subcommand subcommands[] = {
     {"generate", runner_cli::run_generate, "run a model on the CPU or a GPU and stream the generated text"},
     {"runner", runner_cli::run_runner, "serve a model over HTTP as Ollama's runner (MLX protocol)"},
     {"prepare", runner_cli::run_prepare, "compress a model's layers once into the layer cache (8bit, 4bit)"},
+    {"verify", runner_cli::run_verify, "check every blob of a model in Ollama's store against its digest"},
 };
 
 void usage(std::ostream& out) {

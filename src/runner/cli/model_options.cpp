@@ -53,12 +53,15 @@ std::string format_size(std::uint64_t bytes) {
     return buf;
 }
 
-std::optional<OpenModel> open_model(const std::string& path, const char* command, std::ostream& err) {
+bool names_ollama_model(const std::string& model) {
     // A folder is a Hugging Face model; anything else names a model in Ollama's store.
     std::error_code ec;
-    auto source = std::filesystem::is_directory(path, ec) || path.find('/') == 0 || path.rfind("./", 0) == 0
-                      ? runner::open_hf_folder(path)
-                      : runner::open_ollama_model(path, runner::default_ollama_models());
+    return !(std::filesystem::is_directory(model, ec) || model.find('/') == 0 || model.rfind("./", 0) == 0);
+}
+
+std::optional<OpenModel> open_model(const std::string& path, const char* command, std::ostream& err) {
+    auto source = names_ollama_model(path) ? runner::open_ollama_model(path, runner::default_ollama_models())
+                                           : runner::open_hf_folder(path);
     if (!source) {
         err << "ollama-airllm " << command << ": error: " << source.error().message << '\n';
         return std::nullopt;

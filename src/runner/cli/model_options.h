@@ -24,6 +24,9 @@ struct OpenModel {
     runner::ModelWeights weights;
 };
 
+// Whether MODEL names a model in Ollama's store rather than a Hugging Face folder.
+bool names_ollama_model(const std::string& model);
+
 // Null after printing "<command>: error: <model>: <problem>" to err.
 std::optional<OpenModel> open_model(const std::string& path, const char* command, std::ostream& err);
 

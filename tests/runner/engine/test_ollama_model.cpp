@@ -126,3 +126,43 @@ TEST_CASE("ollama store: links out of manifests/ or blobs/ are refused, a reloca
     CHECK(manifest_out.err.find("refusing to read it") != std::string::npos);
     CHECK(manifest_out.err.find("not a manifest") == std::string::npos);
 }
+
+TEST_CASE("ollama store: a blob whose content is not its digest does not run, checked once and again when changed") {
+    TempTree store, cache;
+    import_model(store, models / "qwen2-bias-tied");
+    const std::vector<std::string> env = {"OLLAMA_MODELS=" + store.root().string(),
+                                          "AIRLLM_CACHE_DIR=" + cache.root().string()};
+    const auto generate = [&] {
+        return run_process({OAR_OLLAMA_AIRLLM, "generate", "tiny", "--prompt-ids", "1"}, env);
+    };
+    const auto first = generate();
+    REQUIRE_MESSAGE(first.exit_code == 0, first.err);
+    CHECK(first.err.find("checking blob digests 100%") != std::string::npos);
+    const auto second = generate();
+    CHECK(second.exit_code == 0);
+    CHECK(second.err.find("checking blob digests") == std::string::npos);  // remembered
+
+    // A tensor changed past the safetensors header, as a tampered blob would be: it still parses.
+    const auto manifest = nlohmann::json::parse(
+        test_support::read_file(store.root() / "manifests/registry.ollama.ai/library/tiny/latest"));
+    const auto digest = manifest["layers"][0]["digest"].get<std::string>().substr(7);
+    const auto blob = store.root() / "blobs" / ("sha256-" + digest);
+    auto bytes = test_support::read_file(blob);
+    bytes.back() = static_cast<char>(bytes.back() ^ 1);
+    store.write("blobs/sha256-" + digest, bytes);
+    const auto tampered = generate();
+    CHECK(tampered.exit_code == 2);
+    CHECK(tampered.err.find(blob.string() + ": content has digest sha256:") != std::string::npos);
+    CHECK(tampered.err.find("not the one it is named by (blob of " +
+                            manifest["layers"][0]["name"].get<std::string>()) != std::string::npos);
+
+    const auto verify = run_process({OAR_OLLAMA_AIRLLM, "verify", "tiny"}, env);
+    CHECK(verify.exit_code == 1);
+    CHECK(verify.err.find("not the one it is named by") != std::string::npos);
+    bytes.back() = static_cast<char>(bytes.back() ^ 1);
+    store.write("blobs/sha256-" + digest, bytes);
+    const auto repaired = run_process({OAR_OLLAMA_AIRLLM, "verify", "tiny"}, env);
+    CHECK(repaired.exit_code == 0);
+    CHECK(repaired.out == "tiny: every blob matches its digest\n");
+    CHECK(run_process({OAR_OLLAMA_AIRLLM, "verify", (models / "qwen2-bias-tied").string()}, env).exit_code == 2);
+}
