@@ -76,8 +76,9 @@ common::Result<BlobCheck> check_blob_digests(const OllamaManifest& manifest, con
         std::error_code ec;
         if (!std::filesystem::exists(layer.blob, ec)) continue;
         auto id = identity(layer.blob);
-        if (!id) return common::make_error(id.error().message + " (blob of " + layer.name + " in " +
-                                           manifest.file.string() + ")");
+        if (!id)
+            return common::make_error(id.error().message + " (blob of " + layer.name + " in " + manifest.file.string() +
+                                      ")");
         const auto record = common::read_regular_file(records / name);
         if (!all && record && *record == *id) {
             ++check.remembered;

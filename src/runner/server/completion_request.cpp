@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -74,7 +75,8 @@ common::Result<CompletionRequest> parse_mlx(const json& body) {
     read_number(options, "temperature", s.temperature, problem);
     read_number(options, "top_k", s.top_k, problem);
     float top_p = 0;
-    if (read_number(options, "top_p", top_p, problem) && top_p > 0) s.top_p = top_p;
+    // Ollama passes what the user set; above 1 the nucleus keeps every token, as at 1.
+    if (read_number(options, "top_p", top_p, problem) && top_p > 0) s.top_p = std::min(top_p, 1.0f);
     read_number(options, "min_p", s.min_p, problem);
     float repeat = 0;
     if (read_number(options, "repeat_penalty", repeat, problem) && repeat > 0) s.repeat_penalty = repeat;

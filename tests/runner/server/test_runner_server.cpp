@@ -19,11 +19,13 @@
 
 #include "runner/engine/transformer.h"
 #include "runner/model/hf_folder.h"
+#include "runner/server/completion_request.h"
 #include "runner/server/runner_server.h"
 #include "runner/support/ollama_store.h"
 #include "runner/tokenizer/source.h"
 #include "support/free_port.h"
 #include "support/run_process.h"
+#include "support/temp_tree.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -286,6 +288,23 @@ TEST_CASE("runner: a chunked body is refused before it is read") {
     const auto reply = conn.receive_until("not accepted");
     CHECK(reply.rfind("HTTP/1.1 411", 0) == 0);
     CHECK(reply.find("chunked bodies are not accepted") != std::string::npos);
+}
+
+TEST_CASE("runner: the completion request fuzzing corpus parses or fails with a reason") {
+    int ok = 0, failed = 0;
+    for (const auto& entry : fs::directory_iterator(OAR_COMPLETION_CORPUS)) {
+        CAPTURE(entry.path().filename().string());
+        const auto request = runner_server::parse_completion_request(test_support::read_file(entry.path()));
+        if (request.ok()) {
+            ++ok;
+            CHECK(request->sampling.top_p <= 1);
+        } else {
+            ++failed;
+            CHECK_FALSE(request.error().message.empty());
+        }
+    }
+    CHECK(ok > 0);
+    CHECK(failed > 0);
 }
 
 TEST_CASE("runner: two clients at once both get their whole answer, and a client that leaves frees the model") {

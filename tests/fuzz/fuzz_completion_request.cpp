@@ -1,0 +1,15 @@
+// libFuzzer target: any bytes as a completion request body (either dialect) must parse or fail with
+// a message, never crash, recurse out of stack or hang.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "runner/server/completion_request.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    const std::string_view body(reinterpret_cast<const char*>(data), size);
+    const auto request = runner_server::parse_completion_request(body);
+    if (!request.ok() && request.error().message.empty()) __builtin_trap();  // a failure must say why
+    if (request.ok() && request->sampling.top_p > 1) __builtin_trap();     // a range check that let a value past
+    return 0;
+}
