@@ -89,6 +89,10 @@ std::string failed_hunk(const std::string& git_error) {
                             end == std::string::npos ? std::string::npos : end - at - marker.size());
 }
 
+common::Result<fs::path> find_go() {
+    return common::find_program("go", std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin");
+}
+
 // The last lines of a compiler's output: enough to name the file, line and error.
 std::string last_lines(const std::string& text, std::size_t n) {
     std::vector<std::string> lines;
@@ -105,7 +109,7 @@ std::string last_lines(const std::string& text, std::size_t n) {
 // the check is skipped, and said so.
 common::Result<bool> build_patched(const fs::path& dir, const std::string& tag, const fs::path& patches_dir,
                                    std::ostream& out) {
-    const auto go = common::find_program("go", std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin");
+    const auto go = find_go();
     if (!go) {
         out << "  go not found: the patched " << tag << " was not compiled (install Go to check that it builds)\n";
         return false;
@@ -127,7 +131,7 @@ common::Result<bool> build_patched(const fs::path& dir, const std::string& tag, 
 // The h1: sum of the Go module in `dir` (its go.mod's module path) at `tag`, from the Go module proxy
 // (`go mod download -json`, GOPROXY as the caller has it), which must name `commit` as its origin.
 common::Result<std::string> module_sum(const fs::path& dir, const std::string& tag, const std::string& commit) {
-    const auto go = common::find_program("go", std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin");
+    const auto go = find_go();
     if (!go)
         return common::make_error("go not found: upstream.module_sum cannot be recorded for " + tag +
                                   " (install Go, or remove module_sum from the configuration)");

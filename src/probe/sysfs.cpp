@@ -9,23 +9,11 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/regular_file.h"
+
 namespace probe {
 
 namespace {
-
-class FileDescriptor {
-  public:
-    explicit FileDescriptor(int fd) : fd_(fd) {}
-    FileDescriptor(const FileDescriptor&) = delete;
-    FileDescriptor& operator=(const FileDescriptor&) = delete;
-    ~FileDescriptor() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    int get() const { return fd_; }
-
-  private:
-    int fd_;
-};
 
 // Opens `relative` under the directory `root_fd` as if it were the file system's root: absolute links
 // and ".." stay inside it (openat2 with RESOLVE_IN_ROOT, Linux 5.6), so a link in a --sysfs-root
@@ -62,7 +50,7 @@ std::string SysfsTree::display(const std::filesystem::path& path) const {
 
 ReadResult SysfsTree::read(const std::filesystem::path& path, std::size_t limit) const {
     // Non-blocking, and regular files only: a FIFO planted in a --sysfs-root tree blocked forever.
-    const FileDescriptor fd(open(path, O_RDONLY | O_NONBLOCK));
+    const common::UniqueFd fd(open(path, O_RDONLY | O_NONBLOCK));
     if (fd.get() < 0) return from_errno(errno);
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) return from_errno(errno);
@@ -94,7 +82,7 @@ ReadResult SysfsTree::read(const std::filesystem::path& path, std::size_t limit)
 
 int SysfsTree::open(const std::filesystem::path& path, int flags) const {
     if (root_.empty() || root_ == "/") return ::open(path.c_str(), flags | O_CLOEXEC);
-    const FileDescriptor root(::open(root_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    const common::UniqueFd root(::open(root_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (root.get() < 0) return -1;
     const int fd = open_in_root(root.get(), path.relative_path(), flags);
     if (fd >= 0 || errno != ENOSYS) return fd;
@@ -111,7 +99,7 @@ int SysfsTree::open(const std::filesystem::path& path, int flags) const {
 }
 
 bool SysfsTree::exists(const std::filesystem::path& path) const {
-    const FileDescriptor fd(open(path, O_PATH));
+    const common::UniqueFd fd(open(path, O_PATH));
     return fd.get() >= 0;
 }
 

@@ -26,26 +26,20 @@ common::Result<std::string> identity(const std::filesystem::path& path) {
 // The SHA-256 of the file's content, in lowercase hex.
 common::Result<std::string> sha256_hex(const std::filesystem::path& path,
                                        const std::function<void(std::uint64_t)>& hashed) {
-    auto fd = common::open_regular_file(path);
+    const auto fd = common::open_regular_file(path);
     if (!fd) return fd.error();
     const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-    if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
-        ::close(*fd);
+    if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
         return common::make_error("cannot start a SHA-256 digest (OpenSSL)");
-    }
     std::vector<unsigned char> buf(1 << 20);
     for (;;) {
-        const ssize_t n = ::read(*fd, buf.data(), buf.size());
+        const ssize_t n = ::read(fd->get(), buf.data(), buf.size());
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            ::close(*fd);
-            return common::make_error(path.string() + ": read error");
-        }
+        if (n < 0) return common::make_error(path.string() + ": read error");
         if (n == 0) break;
         EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(n));
         hashed(static_cast<std::uint64_t>(n));
     }
-    ::close(*fd);
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int length = 0;
     EVP_DigestFinal_ex(ctx.get(), digest, &length);

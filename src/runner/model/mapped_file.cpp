@@ -16,7 +16,7 @@ namespace runner {
 common::Result<MappedFile> MappedFile::open(const std::filesystem::path& path) {
     auto opened = common::open_regular_file(path);
     if (!opened) return opened.error();
-    const int fd = *opened;
+    const int fd = opened->release();
     struct stat st {};
     if (::fstat(fd, &st) != 0) {
         const int err = errno;

@@ -94,7 +94,7 @@ std::optional<std::string> header_problem(const Header& h, const Header& expecte
 
 std::optional<Header> read_header(const std::filesystem::path& file, int& fd_out) {
     auto opened = common::open_regular_file(file);
-    fd_out = opened ? *opened : -1;
+    fd_out = opened ? opened->release() : -1;
     if (fd_out < 0) return std::nullopt;
     std::vector<std::byte> raw(sizeof(Header));
     if (!read_at(fd_out, raw.data(), raw.size(), 0)) return std::nullopt;
