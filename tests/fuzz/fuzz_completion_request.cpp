@@ -10,6 +10,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string_view body(reinterpret_cast<const char*>(data), size);
     const auto request = runner_server::parse_completion_request(body);
     if (!request.ok() && request.error().message.empty()) __builtin_trap();  // a failure must say why
-    if (request.ok() && request->sampling.top_p > 1) __builtin_trap();       // a range check that let a value past
+    if (request.ok() && request->completion.sampling.top_p > 1)
+        __builtin_trap();  // a range check that let a value past
     return 0;
 }

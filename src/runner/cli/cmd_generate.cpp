@@ -9,9 +9,8 @@
 #include "runner/cli/engine_options.h"
 #include "runner/cli/model_options.h"
 #include "runner/cli/store_check.h"
-#include "runner/engine/generate.h"
+#include "runner/completion/completion.h"
 #include "runner/tokenizer/source.h"
-#include "runner/tokenizer/stream_decoder.h"
 #include "runner/tokenizer/tokenizer.h"
 
 namespace runner_cli {
@@ -151,56 +150,28 @@ int run_generate(const std::vector<std::string>& args, CommandIo io) {
         io.err << "ollama-airllm generate: error: " << loaded.error().message << '\n';
         return exit_failed;
     }
-    std::optional<tokenizer::StreamDecoder> stream;
-    if (tok) stream.emplace(*tok);
     std::string text;
-    bool stopped_by_string = false;
-    std::string failure;
-    runner::Sampler sampler(sp);
-    const auto result =
-        runner::generate(*engine->model, prompt_ids, n_predict, sampler, config.eos_ids, [&](std::int32_t id) {
-            if (!stream) return true;
-            auto piece = stream->push(id);
-            if (!piece) {
-                failure = piece.error().message;
-                return false;
-            }
-            text += *piece;
-            if (!json) io.out << *piece << std::flush;
-            for (const auto& s : stops) {
-                const auto at = text.find(s);
-                if (at == std::string::npos) continue;
-                text.erase(at);
-                stopped_by_string = true;
-                return false;
-            }
+    runner::CompletionParams params{sp, n_predict, stops};
+    const auto done =
+        runner::complete(*engine->model, tok ? &*tok : nullptr, prompt_ids, params, [&](const std::string& piece) {
+            text += piece;
+            if (!json) io.out << piece << std::flush;
             return true;
         });
-    if (!result) {
-        io.err << "ollama-airllm generate: error: " << result.error().message << '\n';
+    if (!done) {
+        io.err << "ollama-airllm generate: error: " << done.error().message << '\n';
         return exit_failed;
     }
-    if (!failure.empty()) {
-        io.err << "ollama-airllm generate: error: " << failure << '\n';
-        return exit_failed;
-    }
-    if (stream && !stopped_by_string) {
-        if (auto rest = stream->flush(); rest) {
-            text += *rest;
-            if (!json) io.out << *rest;
-        }
-    }
-    const double prompt_tps = static_cast<double>(prompt_ids.size()) / std::max(result->prompt_seconds, 1e-9);
-    const double decode_tps = result->ids.size() > 1
-                                  ? static_cast<double>(result->ids.size() - 1) / std::max(result->decode_seconds, 1e-9)
-                                  : 0;
-    const std::string reason = stopped_by_string ? "stop" : runner::stop_reason_name(result->reason);
+    const double prompt_tps = static_cast<double>(prompt_ids.size()) / std::max(done->prompt_seconds, 1e-9);
+    const double decode_tps =
+        done->ids.size() > 1 ? static_cast<double>(done->ids.size() - 1) / std::max(done->decode_seconds, 1e-9) : 0;
+    const std::string reason = runner::finish_name(done->finish);
     if (json) {
-        const nlohmann::json doc = {{"ids", result->ids},
+        const nlohmann::json doc = {{"ids", done->ids},
                                     {"text", tok ? nlohmann::json(text) : nlohmann::json(nullptr)},
                                     {"prompt_tokens", prompt_ids.size()},
-                                    {"prompt_seconds", result->prompt_seconds},
-                                    {"decode_seconds", result->decode_seconds},
+                                    {"prompt_seconds", done->prompt_seconds},
+                                    {"decode_seconds", done->decode_seconds},
                                     {"prompt_tokens_per_second", prompt_tps},
                                     {"decode_tokens_per_second", decode_tps},
                                     {"bytes_streamed_per_token", engine->streamed_bytes},
@@ -212,7 +183,7 @@ int run_generate(const std::vector<std::string>& args, CommandIo io) {
     char line[256];
     std::snprintf(line, sizeof line,
                   "\n\nprompt: %zu tokens, %.1f tokens/s; decode: %zu tokens, %.1f tokens/s; stopped: %s\n",
-                  prompt_ids.size(), prompt_tps, result->ids.size(), decode_tps, reason.c_str());
+                  prompt_ids.size(), prompt_tps, done->ids.size(), decode_tps, reason.c_str());
     io.err << line << "on " << engine->description << '\n';
     return exit_ok;
 }

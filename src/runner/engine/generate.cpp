@@ -5,16 +5,6 @@
 
 namespace runner {
 
-const char* stop_reason_name(StopReason r) {
-    switch (r) {
-        case StopReason::eos: return "stop";
-        case StopReason::length: return "length";
-        case StopReason::context: return "context";
-        case StopReason::callback: return "stop";
-    }
-    return "stop";
-}
-
 common::Result<GenerateResult> generate(LanguageModel& model, std::span<const std::int32_t> prompt, int n_predict,
                                         Sampler& sampler, const std::vector<std::int32_t>& eos_ids,
                                         const TokenFn& on_token) {

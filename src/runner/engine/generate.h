@@ -15,7 +15,6 @@
 namespace runner {
 
 enum class StopReason { eos, length, context, callback };
-const char* stop_reason_name(StopReason r);
 
 struct GenerateResult {
     std::vector<std::int32_t> ids;  // generated, without the prompt; an EOS id is not included

@@ -64,7 +64,7 @@ common::Result<CompletionRequest> parse_mlx(const json& body) {
     if (body.contains("Options") && !body["Options"].is_null() && !body["Options"].is_object())
         return common::make_error("\"Options\" must be an object");
     // Go's zero values for what omitempty left out: temperature 0 is greedy, top_k 0 and top_p 0 are off.
-    auto& s = r.sampling;
+    auto& s = r.completion.sampling;
     s.temperature = 0;
     s.top_k = 0;
     s.top_p = 1;
@@ -87,8 +87,9 @@ common::Result<CompletionRequest> parse_mlx(const json& body) {
     read_number(options, "seed", seed, problem);
     s.seed = seed < 0 ? random_seed() : static_cast<std::uint64_t>(seed);
     int num_predict = 0;
-    if (read_number(options, "num_predict", num_predict, problem) && num_predict > 0) r.num_predict = num_predict;
-    if (const auto why = read_stops(options, "stop", r.stop); !why.empty()) problem = why;
+    if (read_number(options, "num_predict", num_predict, problem) && num_predict > 0)
+        r.completion.num_predict = num_predict;
+    if (const auto why = read_stops(options, "stop", r.completion.stop); !why.empty()) problem = why;
     if (!problem.empty()) return common::make_error("Options: " + problem);
     return r;
 }
@@ -99,7 +100,7 @@ common::Result<CompletionRequest> parse_llama(const json& body) {
     if (!body["prompt"].is_string()) return common::make_error("\"prompt\" must be a string");
     r.prompt = body["prompt"].get<std::string>();
     // llama-server's defaults for what is not given.
-    auto& s = r.sampling;
+    auto& s = r.completion.sampling;
     s.temperature = 0.8f;
     s.top_k = 40;
     s.top_p = 0.95f;
@@ -118,12 +119,12 @@ common::Result<CompletionRequest> parse_llama(const json& body) {
     long long seed = -1;
     read_number(body, "seed", seed, problem);
     s.seed = seed < 0 ? random_seed() : static_cast<std::uint64_t>(seed);
-    read_number(body, "n_predict", r.num_predict, problem);
+    read_number(body, "n_predict", r.completion.num_predict, problem);
     if (body.contains("stream") && !body["stream"].is_boolean())
         problem = "\"stream\" must be true or false";
     else
         r.stream = body.value("stream", false);
-    if (const auto why = read_stops(body, "stop", r.stop); !why.empty()) problem = why;
+    if (const auto why = read_stops(body, "stop", r.completion.stop); !why.empty()) problem = why;
     if (!problem.empty()) return common::make_error(problem);
     if (s.top_p <= 0 || s.top_p > 1) return common::make_error("\"top_p\" must be in (0, 1]");
     if (s.temperature < 0) return common::make_error("\"temperature\" must not be negative");

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/result.h"
-#include "runner/engine/sampling.h"
+#include "runner/completion/completion.h"
 
 namespace runner_server {
 
@@ -18,9 +18,7 @@ enum class Dialect { mlx, llama };
 struct CompletionRequest {
     Dialect dialect = Dialect::mlx;
     std::string prompt;
-    runner::SamplingParams sampling;
-    int num_predict = -1;  // < 0: until the context is full
-    std::vector<std::string> stop;
+    runner::CompletionParams completion;
     bool stream = true;  // llama dialect only; MLX always streams JSONL
 };
 

@@ -6,12 +6,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "runner/completion/completion.h"
 #include "runner/engine/generate.h"
 #include "runner/server/completion_request.h"
-#include "runner/tokenizer/stream_decoder.h"
 
 namespace runner_server {
 
@@ -27,40 +28,6 @@ void json_error(httplib::Response& res, int status, const std::string& message) 
     // A parse error quotes the bytes it stopped at, which need not be UTF-8.
     res.set_content(json{{"error", message}}.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
-
-// Holds back the text that could still become a stop string, and cuts at the first one found.
-class StopMatcher {
-  public:
-    explicit StopMatcher(std::vector<std::string> stops) : stops_(std::move(stops)) {
-        for (const auto& s : stops_) hold_ = std::max(hold_, s.size() - 1);
-    }
-    // Adds generated text; returns what may be sent now. `stopped()` turns true at a stop string.
-    std::string push(const std::string& piece) {
-        pending_ += piece;
-        for (const auto& s : stops_) {
-            const auto at = pending_.find(s);
-            if (at == std::string::npos) continue;
-            pending_.erase(at);
-            stopped_ = true;
-            return std::exchange(pending_, {});
-        }
-        if (pending_.size() <= hold_) return {};
-        // Never split a UTF-8 character when holding back the tail.
-        std::size_t cut = pending_.size() - hold_;
-        while (cut > 0 && (static_cast<unsigned char>(pending_[cut]) & 0xC0) == 0x80) --cut;
-        std::string out = pending_.substr(0, cut);
-        pending_.erase(0, cut);
-        return out;
-    }
-    std::string flush() { return std::exchange(pending_, {}); }
-    bool stopped() const { return stopped_; }
-
-  private:
-    std::vector<std::string> stops_;
-    std::size_t hold_ = 0;
-    std::string pending_;
-    bool stopped_ = false;
-};
 
 struct Outcome {
     int done_reason = 0;  // MLX: 0 stop, 1 length
@@ -93,15 +60,21 @@ void RunnerServer::stop() {
 bool RunnerServer::bind(const std::string& host, int port, std::string& error) {
     // httplib sets SO_REUSEPORT, with which a second runner on the same port listens beside the
     // first and requests go to either model. SO_REUSEADDR alone still rebinds a port in TIME_WAIT.
-    http_->set_socket_options([](int sock) {
+    auto listening = std::make_shared<int>(-1);
+    http_->set_socket_options([listening](int sock) {
         const int yes = 1;
         ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+        *listening = sock;
     });
     if (!http_->bind_to_port(host.c_str(), port)) {
         error =
             "cannot listen on " + host + ":" + std::to_string(port) + " (in use, or not an address of this machine)";
         return false;
     }
+    // Debian's compiled httplib listens with a backlog of 5: a burst of connections while the accept
+    // thread waited for a core overflowed it, and a dropped handshake costs the client a 1 s SYN
+    // retry, as long as Ollama's shortest status timeout. Listening again only raises the backlog.
+    ::listen(*listening, SOMAXCONN);
     return true;
 }
 
@@ -275,56 +248,30 @@ void RunnerServer::install_routes() {
                   };
 
                   // Runs the request, sending each piece through `emit`; emit returns false when the client left.
-                  const auto run = [this, request, prompt](const std::function<bool(const std::string&)>& emit) {
+                  const auto run = [this, request, prompt](const runner::PieceFn& emit) {
                       Outcome o;
                       o.prompt_tokens = prompt->size();
                       const std::lock_guard lock(generation_);  // later requests queue here
-                      runner::Sampler sampler(request->sampling);
-                      tokenizer::StreamDecoder decoder(*tok_);
-                      StopMatcher stops(request->stop);
-                      bool client_left = false;
-                      const int room = model_->n_ctx() - static_cast<int>(prompt->size());
-                      const int n_predict = request->num_predict < 0 ? room : std::min(request->num_predict, room);
-                      auto result = runner::generate(*model_, *prompt, n_predict, sampler, model_->config().eos_ids,
-                                                     [&](std::int32_t id) {
-                                                         auto piece = decoder.push(id);
-                                                         if (!piece) {
-                                                             o.error = piece.error().message;
-                                                             return false;
-                                                         }
-                                                         const auto text = stops.push(*piece);
-                                                         if (!text.empty() && !emit(text)) {
-                                                             client_left = true;
-                                                             return false;
-                                                         }
-                                                         return !stops.stopped();
-                                                     });
-                      if (!result) {
-                          o.error = result.error().message;
-                          return std::make_pair(o, std::string());
+                      const auto done = runner::complete(*model_, tok_, *prompt, request->completion, emit);
+                      if (!done) {
+                          o.error = done.error().message;
+                          return o;
                       }
-                      o.generated = result->ids.size();
-                      o.prompt_seconds = result->prompt_seconds;
-                      o.decode_seconds = result->decode_seconds;
-                      const bool hit_length =
-                          result->reason == runner::StopReason::length || result->reason == runner::StopReason::context;
-                      o.done_reason = (hit_length && !stops.stopped()) ? 1 : 0;
-                      std::string tail;
-                      if (!stops.stopped() && !client_left) {
-                          if (auto rest = decoder.flush(); rest) tail = stops.push(*rest);
-                          tail += stops.flush();
-                      }
-                      return std::make_pair(o, tail);
+                      o.generated = done->ids.size();
+                      o.prompt_seconds = done->prompt_seconds;
+                      o.decode_seconds = done->decode_seconds;
+                      o.done_reason = runner::finish_is_cut(done->finish) ? 1 : 0;
+                      return o;
                   };
 
                   if (!mlx && !request->stream) {
                       std::string text;
-                      auto [o, tail] = run([&](const std::string& piece) {
+                      const auto o = run([&](const std::string& piece) {
                           text += piece;
                           return true;
                       });
                       if (!o.error.empty()) return fail(500, o.error);
-                      res.set_content(line(text + tail, true, o), "application/json");
+                      res.set_content(line(text, true, o), "application/json");
                       return;
                   }
                   res.set_chunked_content_provider(
@@ -334,9 +281,8 @@ void RunnerServer::install_routes() {
                               const std::string framed = mlx ? payload : "data: " + payload + "\n\n";
                               return sink.is_writable() && sink.write(framed.data(), framed.size());
                           };
-                          auto [o, tail] =
+                          const auto o =
                               run([&](const std::string& piece) { return send(line(piece, false, Outcome{})); });
-                          if (!tail.empty()) send(line(tail, false, Outcome{}));
                           send(line("", true, o));
                           sink.done();
                           return true;

@@ -64,6 +64,27 @@ TEST_CASE("cli: streamed text goes to stdout and the speeds to stderr") {
     CHECK(r.err.find("tokens/s; decode: 8 tokens") != std::string::npos);
 }
 
+TEST_CASE("cli: a stop string ends the streamed text and none of it is ever printed") {
+    const auto generate = [&](std::vector<std::string> extra) {
+        std::vector<std::string> argv = {
+            airllm,          "generate", (models / "qwen2-bias-tied").string(), "-p", "The quick brown fox", "-n", "24",
+            "--temperature", "0"};
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        return run_process(argv);
+    };
+    const auto whole = generate({});
+    REQUIRE(whole.exit_code == 0);
+    REQUIRE(whole.out.size() > 12);
+    const auto stop = whole.out.substr(whole.out.size() / 2 - 1, 3);
+    const auto r = generate({"--stop", stop});
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out == whole.out.substr(0, whole.out.find(stop)));
+    CHECK(r.err.find("stopped: stop") != std::string::npos);
+    const auto json = generate({"--stop", stop, "--json"});
+    REQUIRE(json.exit_code == 0);
+    CHECK(nlohmann::json::parse(json.out)["text"] == r.out);
+}
+
 TEST_CASE("cli: info describes the model and the plan under a budget") {
     const auto r = run_process({airllm, "info", (models / "llama-gqa4-llama3rope").string(), "--ram-budget", "300KiB"});
     REQUIRE(r.exit_code == 0);

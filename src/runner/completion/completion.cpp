@@ -1,0 +1,76 @@
+#include "runner/completion/completion.h"
+
+#include <limits>
+#include <optional>
+
+#include "runner/completion/stop_matcher.h"
+#include "runner/engine/generate.h"
+#include "runner/tokenizer/stream_decoder.h"
+
+namespace runner {
+
+const char* finish_name(Finish finish) {
+    switch (finish) {
+        case Finish::length: return "length";
+        case Finish::context: return "context";
+        case Finish::eos:
+        case Finish::stop_string:
+        case Finish::client_left: return "stop";
+    }
+    return "stop";
+}
+
+common::Result<CompletionOutcome> complete(LanguageModel& model, const tokenizer::Tokenizer* tok,
+                                           std::span<const std::int32_t> prompt, const CompletionParams& params,
+                                           const PieceFn& on_piece) {
+    std::optional<tokenizer::StreamDecoder> decoder;
+    if (tok) decoder.emplace(*tok);
+    StopMatcher stops(tok ? params.stop : std::vector<std::string>{});
+    std::optional<common::Error> failure;
+    bool client_left = false;
+    // Text that is ready goes out; false when it cannot (the reader left).
+    const auto send = [&](const std::string& text) {
+        if (text.empty() || on_piece(text)) return true;
+        client_left = true;
+        return false;
+    };
+
+    Sampler sampler(params.sampling);
+    const int n_predict = params.num_predict < 0 ? std::numeric_limits<int>::max() : params.num_predict;
+    auto result = generate(model, prompt, n_predict, sampler, model.config().eos_ids, [&](std::int32_t id) {
+        if (!decoder) return true;
+        auto piece = decoder->push(id);
+        if (!piece) {
+            failure = piece.error();
+            return false;
+        }
+        return send(stops.push(*piece)) && !stops.stopped();
+    });
+    if (!result) return result.error();
+    if (failure) return *failure;
+
+    CompletionOutcome outcome;
+    outcome.ids = std::move(result->ids);
+    outcome.prompt_tokens = prompt.size();
+    outcome.prompt_seconds = result->prompt_seconds;
+    outcome.decode_seconds = result->decode_seconds;
+    switch (result->reason) {
+        case StopReason::eos: outcome.finish = Finish::eos; break;
+        case StopReason::length: outcome.finish = Finish::length; break;
+        case StopReason::context: outcome.finish = Finish::context; break;
+        case StopReason::callback: outcome.finish = client_left ? Finish::client_left : Finish::stop_string; break;
+    }
+    // What the decoder and the stop matcher still hold, once the answer ended without a stop string.
+    if (decoder && !stops.stopped() && !client_left) {
+        auto rest = decoder->flush();
+        if (!rest) return rest.error();
+        const bool sent = send(stops.push(*rest)) && (stops.stopped() || send(stops.flush()));
+        if (!sent)
+            outcome.finish = Finish::client_left;
+        else if (stops.stopped())
+            outcome.finish = Finish::stop_string;
+    }
+    return outcome;
+}
+
+}  // namespace runner

@@ -1,0 +1,54 @@
+// One completion, as both the CLI and the server run it: the prompt's ids through the model, sampled
+// token by token, decoded into whole UTF-8 characters, cut at stop strings, within the token limit and
+// the context. Pieces of text go to a callback as they are ready; the text of a stop string never does.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "runner/engine/language_model.h"
+#include "runner/engine/sampling.h"
+#include "runner/tokenizer/tokenizer.h"
+
+namespace runner {
+
+struct CompletionParams {
+    SamplingParams sampling;
+    int num_predict = -1;  // tokens at most; negative: until the context is full
+    std::vector<std::string> stop;
+};
+
+enum class Finish {
+    eos,          // the model ended its answer
+    stop_string,  // a stop string appeared (not sent)
+    length,       // num_predict tokens
+    context,      // the context is full
+    client_left,  // the callback refused a piece
+};
+// As Ollama and llama.cpp name it: "stop", "length" or "context".
+const char* finish_name(Finish finish);
+// Ollama's "length" (an MLX runner's DoneReason 1): the answer was cut, not ended.
+inline bool finish_is_cut(Finish finish) { return finish == Finish::length || finish == Finish::context; }
+
+struct CompletionOutcome {
+    std::vector<std::int32_t> ids;  // generated, without the prompt or an EOS id
+    Finish finish = Finish::length;
+    std::size_t prompt_tokens = 0;
+    double prompt_seconds = 0;
+    double decode_seconds = 0;
+};
+
+// Returns false when whoever reads the text has gone; generation then ends.
+using PieceFn = std::function<bool(const std::string&)>;
+
+// `tok` may be null (a model without tokenizer.json, prompt given as ids): then no text is made and
+// stop strings do not apply. Errors: the model's, or a token the tokenizer cannot decode.
+common::Result<CompletionOutcome> complete(LanguageModel& model, const tokenizer::Tokenizer* tok,
+                                           std::span<const std::int32_t> prompt, const CompletionParams& params,
+                                           const PieceFn& on_piece);
+
+}  // namespace runner
