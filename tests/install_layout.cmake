@@ -7,7 +7,8 @@ if(NOT result EQUAL 0)
   message(FATAL_ERROR "cmake --install failed: ${result}")
 endif()
 foreach(path usr/bin/rocm-probe usr/bin/ollama-pkg usr/share/licenses/ollama-airllm-rocm/LICENSE
-             usr/share/doc/ollama-airllm-rocm/README.md usr/share/doc/ollama-airllm-rocm/rocm-probe-json.md)
+             usr/share/doc/ollama-airllm-rocm/README.md usr/share/doc/ollama-airllm-rocm/docs/rocm-probe-json.md
+             usr/share/doc/ollama-airllm-rocm/docs/architecture.md)
   if(NOT EXISTS "${DEST}/${path}")
     message(FATAL_ERROR "not installed: /${path}")
   endif()
