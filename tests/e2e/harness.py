@@ -122,7 +122,8 @@ class Ollama:
 
     def start(self):
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([str(self.ollama), "serve"], env=self.env, stdout=self.log,
+        # In its own folder: whatever it writes relative to its working directory stays out of the tree.
+        self.proc = subprocess.Popen([str(self.ollama), "serve"], env=self.env, stdout=self.log, cwd=self.tmp,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.time() + 60
         while time.time() < deadline:
