@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
                     hbm);
         std::printf("%-34s %10s %10s %10s %10s\n", "kernel (one token)", "us", "bound us", "GB/s", "achieved");
         gpu::Stream s;
-        const auto bf16 = gpu::WeightType::bf16;
+        const auto bf16 = runner::WeightType::bf16;
         const int q_width = n_head * head_dim, kv_width = n_head_kv * head_dim;
         gpu::DeviceBuffer x(n_ff * 4), xb(n_ff * 4), q(q_width * 4), k(kv_width * 4), v(kv_width * 4), gate(n_ff * 4),
             up(n_ff * 4), logits(n_vocab * 4);
@@ -121,11 +121,11 @@ int main(int argc, char** argv) {
                     iterations, s),
                 bytes, hbm);
         }
-        for (const auto type : {bf16, gpu::WeightType::q8, gpu::WeightType::q4}) {
-            const std::string bits = type == bf16 ? "" : type == gpu::WeightType::q8 ? ", 8bit" : ", 4bit";
+        for (const auto type : {bf16, runner::WeightType::q8, runner::WeightType::q4}) {
+            const std::string bits = type == bf16 ? "" : type == runner::WeightType::q8 ? ", 8bit" : ", 4bit";
             // down's [n_embd, n_ff] takes as many bytes as gate's [n_ff, n_embd]
             const std::size_t bytes =
-                type == bf16 ? std::size_t{2} * n_embd * n_ff : gpu::quant_bytes(type, n_ff, n_embd);
+                type == bf16 ? std::size_t{2} * n_embd * n_ff : runner::quant_bytes(type, n_ff, n_embd);
             const auto wg = bf16_copies(bytes, copies_for(2 * bytes), s), wu = bf16_copies(bytes, wg.size(), s);
             row(("rmsnorm + gate/up + SwiGLU" + bits).c_str(),
                 time_us(
@@ -176,10 +176,11 @@ int main(int argc, char** argv) {
                     [&](int i) {
                         const auto c = static_cast<std::size_t>(i) % kc.size();
                         gpu::rope_store_kv(q.as<float>(), k.as<float>(), v.as<float>(), kc[c].data(), vc[c].data(),
-                                           gpu::KvType::f16, 1, n_head, n_head_kv, head_dim, freq.as<float>(),
+                                           runner::KvType::f16, 1, n_head, n_head_kv, head_dim, freq.as<float>(),
                                            position.as<int>(), s);
-                        gpu::attention(xb.as<float>(), q.as<float>(), kc[c].data(), vc[c].data(), gpu::KvType::f16, 1,
-                                       position.as<int>(), n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(), s);
+                        gpu::attention(xb.as<float>(), q.as<float>(), kc[c].data(), vc[c].data(), runner::KvType::f16,
+                                       1, position.as<int>(), n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(),
+                                       s);
                     },
                     iterations, s),
                 2 * cache_bytes, hbm);

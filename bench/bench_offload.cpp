@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
     fs::path reference;
     std::vector<runner::Compression> compressions = {runner::Compression::none};
     double ram_budget_gib = 0;
-    auto kv_type = gpu::KvType::f16;
+    auto kv_type = runner::KvType::f16;
     int host_share = -1;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i], v = argv[i + 1];
@@ -139,7 +139,7 @@ int main(int argc, char** argv) {
         else if (a == "--host-share")
             host_share = std::stoi(v);
         else if (a == "--kv-cache" && (v == "f16" || v == "f32"))
-            kv_type = v == "f16" ? gpu::KvType::f16 : gpu::KvType::f32;
+            kv_type = v == "f16" ? runner::KvType::f16 : runner::KvType::f32;
         else if (a == "--compression") {
             compressions.clear();
             std::stringstream in(v);
@@ -183,7 +183,7 @@ int main(int argc, char** argv) {
     for (const double p : prompts) max_prompt = std::max(max_prompt, static_cast<int>(p));
     const int n_ctx = max_prompt + decode_tokens + 1;
     std::printf("model: %s, context %d, micro-batch %d, %s KV cache%s\n\n", model_dir.c_str(), n_ctx, max_batch,
-                kv_type == gpu::KvType::f16 ? "f16" : "f32",
+                kv_type == runner::KvType::f16 ? "f16" : "f32",
                 gpu::attention_on_tensor_cores(kv_type, 128) ? ", prompt attention on tensor cores" : "");
     std::printf("%-6s %-8s %-7s %8s %8s %12s %10s %9s %12s %10s %9s %10s %9s %8s %8s %6s\n", "comp", "budget", "prompt",
                 "load s", "VRAM GiB", "prompt tok/s", "bound", "achieved", "decode s/tok", "bound", "achieved",
@@ -216,7 +216,7 @@ int main(int argc, char** argv) {
                 options.compression = compression;
                 options.kv_type = kv_type;
                 options.host_share = host_share;
-                auto plan = runner::plan_gpu(*weights, c, options);
+                auto plan = runner::plan_gpu(*weights, c, options, runner::gpu_kernel_needs());
                 if (!plan) {
                     std::printf("%-6s %-8s %-7d %s\n", runner::compression_name(compression),
                                 budget_gib == 0 ? "none" : (gib(budget) + "G").c_str(), static_cast<int>(prompt_len),
@@ -271,7 +271,7 @@ int main(int argc, char** argv) {
                 const double from_disk = disk > 0 ? static_cast<double>(disk_bytes) / (disk * 1e9) : 0;
                 // Split layers go over the link and through the host's RAM reads at once: their bound is
                 // what both reach together, measured above; the other streamed layers have the link alone.
-                const auto& chosen = (*model)->plan();
+                const auto& chosen = (*model)->split();
                 const int host_rows = chosen.host_rows;
                 const int host_pct = static_cast<int>(std::lround(100.0 * host_rows / c.n_ff));
                 std::size_t split_bytes = 0;
@@ -296,7 +296,7 @@ int main(int argc, char** argv) {
                         "       load measured, both at once, %.1f GB/s over the link and a layer's MLP at %.1f GB/s "
                         "on the host; a decode step moved %.2f GB over the link and %.2f GB from host RAM, its "
                         "host computed for %.1f ms and waited %.1f ms for the GPU\n",
-                        after.copy_gbs, after.host_gbs,
+                        chosen.rates.copy / 1e9, chosen.rates.host / 1e9,
                         static_cast<double>(after.bytes_copied - before.bytes_copied) / decode_tokens / 1e9,
                         static_cast<double>(after.host_bytes - before.host_bytes) / decode_tokens / 1e9,
                         (after.host_mlp_s - before.host_mlp_s) / decode_tokens * 1e3,

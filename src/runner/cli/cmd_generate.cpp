@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runner/cli/commands.h"
-#include "runner/cli/engine_options.h"
+#include "runner/cli/engine_flags.h"
 #include "runner/cli/model_options.h"
 #include "runner/cli/store_check.h"
 #include "runner/completion/completion.h"
@@ -68,7 +68,7 @@ int run_generate(const std::vector<std::string>& args, CommandIo io) {
     std::vector<std::int32_t> prompt_ids;
     std::vector<std::string> stops;
     int n_predict = 128, n_ctx = 0;
-    EngineOptions engine_options;
+    EngineFlags engine_flags;
     bool json = false, have_prompt = false;
     runner::SamplingParams sp;
     const auto usage_error = [&](const std::string& why) {
@@ -83,7 +83,7 @@ int run_generate(const std::vector<std::string>& args, CommandIo io) {
             ++i;
             return true;
         };
-        if (auto taken = parse_engine_option(args, i, engine_options)) {
+        if (auto taken = parse_engine_option(args, i, engine_flags)) {
             if (!*taken) return usage_error(taken->error().message);
         } else if (a == "-h" || a == "--help") {
             io.out << generate_usage << engine_options_usage;
@@ -141,7 +141,9 @@ int run_generate(const std::vector<std::string>& args, CommandIo io) {
         return usage_error("--ctx " + std::to_string(n_ctx) + " is more than the model's context of " +
                            std::to_string(config.max_position) + " tokens (max_position_embeddings)");
     if (n_ctx == 0) n_ctx = std::min(2048, config.max_position);
-    auto engine = make_engine(*m, n_ctx, engine_options);
+    auto options = resolve_engine_options(engine_flags);
+    auto engine = options ? runner::make_engine(*m->source, std::move(m->weights), n_ctx, *options)
+                          : common::Result<runner::Engine>(options.error());
     if (!engine) {
         io.err << "ollama-airllm generate: error: " << engine.error().message << '\n';
         return exit_failed;

@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "runner/cli/commands.h"
-#include "runner/cli/engine_options.h"
+#include "runner/cli/engine_flags.h"
 #include "runner/cli/model_options.h"
 #include "runner/cli/store_check.h"
 #include "runner/model/ollama_manifest.h"
@@ -36,11 +36,11 @@ engine holds as Memory (0 on the CPU): Ollama counts it against the GPU.
 int run_runner(const std::vector<std::string>& args, CommandIo io) {
     std::string model, host = "127.0.0.1";
     int port = 0, n_ctx = 4096;
-    EngineOptions engine_options;
+    EngineFlags engine_flags;
     for (std::size_t i = 0; i < args.size(); ++i) {
         const auto& a = args[i];
         const bool has_value = i + 1 < args.size();
-        if (auto taken = parse_engine_option(args, i, engine_options)) {
+        if (auto taken = parse_engine_option(args, i, engine_flags)) {
             if (!*taken) {
                 io.err << "ollama-airllm runner: " << taken->error().message << '\n';
                 return exit_usage;
@@ -114,7 +114,9 @@ int run_runner(const std::vector<std::string>& args, CommandIo io) {
         }
         n_ctx = std::min(n_ctx, m->source->config().max_position);
         const std::string described = m->source->describe();
-        auto engine = make_engine(*m, n_ctx, engine_options);
+        auto options = resolve_engine_options(engine_flags);
+        auto engine = options ? runner::make_engine(*m->source, std::move(m->weights), n_ctx, *options)
+                              : common::Result<runner::Engine>(options.error());
         if (!engine) {
             io.err << "ollama-airllm runner: error: " << engine.error().message << '\n';
             return finish(exit_failed);

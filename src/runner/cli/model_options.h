@@ -1,4 +1,4 @@
-// What `info` and `generate` share: opening a model folder with its plan, and byte sizes.
+// What the commands share: opening a model by folder or Ollama name, and reading counts and sizes.
 #pragma once
 
 #include <cstdint>
@@ -7,6 +7,7 @@
 #include <ostream>
 #include <string>
 
+#include "runner/engine/byte_size.h"
 #include "runner/engine/transformer.h"
 #include "runner/model/model_weights.h"
 
@@ -15,9 +16,8 @@ namespace runner_cli {
 // A whole decimal integer, nothing else in the text.
 bool parse_int(const std::string& text, int& out);
 
-// "20GiB", "512MiB", "1.5GB", "1000000" (bytes); nullopt if malformed.
-std::optional<std::uint64_t> parse_size(const std::string& text);
-std::string format_size(std::uint64_t bytes);
+using runner::format_size;
+using runner::parse_size;
 
 struct OpenModel {
     runner::WeightSourcePtr source;

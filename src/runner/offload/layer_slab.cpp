@@ -15,11 +15,11 @@ constexpr std::array<bool, 14> projection = {false, true,  true,  true,  true, f
 
 }  // namespace
 
-gpu::WeightType stored_type(DType dtype) {
+WeightType stored_type(DType dtype) {
     switch (dtype) {
-        case DType::bf16: return gpu::WeightType::bf16;
-        case DType::f16: return gpu::WeightType::f16;
-        default: return gpu::WeightType::f32;
+        case DType::bf16: return WeightType::bf16;
+        case DType::f16: return WeightType::f16;
+        default: return WeightType::f32;
     }
 }
 
@@ -33,8 +33,8 @@ LayerLayout layout_of(const LayerWeights& layer, Compression compression) {
         out.offset[i] = at;
         if (compression != Compression::none && projection[i] && quantizable(*t)) {
             out.type[i] = quantized_type(compression);
-            out.size[i] = gpu::quant_bytes(out.type[i], static_cast<std::size_t>(t->shape[0]),
-                                           static_cast<std::size_t>(t->shape[1]));
+            out.size[i] =
+                quant_bytes(out.type[i], static_cast<std::size_t>(t->shape[0]), static_cast<std::size_t>(t->shape[1]));
         } else {
             out.type[i] = stored_type(t->dtype);
             out.size[i] = t->bytes;
@@ -45,12 +45,22 @@ LayerLayout layout_of(const LayerWeights& layer, Compression compression) {
     return out;
 }
 
+cpu::Matrix slab_matrix(const std::byte* at, WeightType type, DType dtype, std::size_t rows, std::size_t cols) {
+    if (is_quantized(type)) return {at, type, rows, cols};
+    TensorView t;
+    t.dtype = dtype;
+    t.shape = {static_cast<std::int64_t>(rows), static_cast<std::int64_t>(cols)};
+    t.data = at;
+    t.bytes = rows * cols * dtype_size(dtype);
+    return t;
+}
+
 void fill_slab(std::byte* dst, const LayerWeights& layer, const LayerLayout& layout, unsigned threads) {
     const auto tensors = layer_tensors(layer);
     std::memset(dst, 0, layout.bytes);  // the padding too: slabs are checksummed
     for (std::size_t i = 0; i < tensors.size(); ++i) {
         if (!tensors[i]) continue;
-        if (gpu::is_quantized(layout.type[i]))
+        if (is_quantized(layout.type[i]))
             quantize_matrix(*tensors[i], layout.type[i], dst + layout.offset[i], threads);
         else
             std::memcpy(dst + layout.offset[i], tensors[i]->data, tensors[i]->bytes);
@@ -62,28 +72,28 @@ using namespace layer_slot;
 namespace {
 
 // A weight's bytes in a type that is not quantized.
-std::size_t element_bytes(gpu::WeightType type) { return type == gpu::WeightType::f32 ? 4 : 2; }
+std::size_t element_bytes(WeightType type) { return type == WeightType::f32 ? 4 : 2; }
 
 // What `rows` x `cols` weights of `type` take as a matrix of their own.
-std::size_t matrix_bytes(gpu::WeightType type, std::size_t rows, std::size_t cols) {
-    if (gpu::is_quantized(type)) return gpu::quant_bytes(type, rows, cols);
+std::size_t matrix_bytes(WeightType type, std::size_t rows, std::size_t cols) {
+    if (is_quantized(type)) return quant_bytes(type, rows, cols);
     return rows * cols * element_bytes(type);
 }
 
 // Rows [r0, r1) and columns [c0, c1) of the [rows, cols] matrix at src as a matrix of their own at dst;
 // quantized, the columns on block boundaries, each row's quants then its scales.
-void copy_block(std::byte* dst, const std::byte* src, gpu::WeightType type, std::size_t rows, std::size_t cols,
+void copy_block(std::byte* dst, const std::byte* src, WeightType type, std::size_t rows, std::size_t cols,
                 std::size_t r0, std::size_t r1, std::size_t c0, std::size_t c1) {
     const std::size_t out_rows = r1 - r0, out_cols = c1 - c0;
     const auto copy_rows = [&](std::byte* to, const std::byte* from, std::size_t num, std::size_t den) {
         for (std::size_t r = r0; r < r1; ++r)
             std::memcpy(to + (r - r0) * out_cols * num / den, from + (r * cols + c0) * num / den, out_cols * num / den);
     };
-    if (!gpu::is_quantized(type)) return copy_rows(dst, src, element_bytes(type), 1);
-    copy_rows(dst, src, 1, type == gpu::WeightType::q4 ? 2 : 1);
-    const std::size_t block = gpu::quant_block;
-    std::byte* scales_to = dst + gpu::quant_scales_offset(type, out_rows, out_cols);
-    const std::byte* scales_from = src + gpu::quant_scales_offset(type, rows, cols);
+    if (!is_quantized(type)) return copy_rows(dst, src, element_bytes(type), 1);
+    copy_rows(dst, src, 1, type == WeightType::q4 ? 2 : 1);
+    const std::size_t block = quant_block;
+    std::byte* scales_to = dst + quant_scales_offset(type, out_rows, out_cols);
+    const std::byte* scales_from = src + quant_scales_offset(type, rows, cols);
     for (std::size_t r = r0; r < r1; ++r)
         std::memcpy(scales_to + (r - r0) * (out_cols / block) * sizeof(float),
                     scales_from + (r * (cols / block) + c0 / block) * sizeof(float), out_cols / block * sizeof(float));
@@ -99,11 +109,10 @@ bool splittable(const LayerWeights& layer, Compression compression) {
                         gate->dtype == down->dtype && up->dtype == down->dtype;
     if (!shapes || compression == Compression::none) return shapes;
     const auto layout = layout_of(layer, compression);
-    return gpu::is_quantized(layout.type[w_gate]) && gpu::is_quantized(layout.type[w_up]) &&
-           gpu::is_quantized(layout.type[w_down]);
+    return is_quantized(layout.type[w_gate]) && is_quantized(layout.type[w_up]) && is_quantized(layout.type[w_down]);
 }
 
-int split_granule(Compression compression) { return compression == Compression::none ? 8 : gpu::quant_block; }
+int split_granule(Compression compression) { return compression == Compression::none ? 8 : quant_block; }
 
 SplitLayout split_layout(const LayerWeights& layer, Compression compression, int gpu_rows) {
     if (!splittable(layer, compression)) throw std::invalid_argument("split_layout: the MLP's matrices do not match");
@@ -112,7 +121,7 @@ SplitLayout split_layout(const LayerWeights& layer, Compression compression, int
     out.compression = compression;
     const auto n_ff = static_cast<int>(layer.w_down->shape[1]);
     if (gpu_rows < 0 || gpu_rows > n_ff) throw std::invalid_argument("split_layout: rows outside the MLP");
-    if (compression != Compression::none && gpu_rows % gpu::quant_block != 0)
+    if (compression != Compression::none && gpu_rows % quant_block != 0)
         throw std::invalid_argument("split_layout: compressed rows must split at a block boundary");
     const std::size_t e = static_cast<std::size_t>(layer.w_down->shape[0]);
     const std::size_t g = static_cast<std::size_t>(gpu_rows), h = static_cast<std::size_t>(n_ff - gpu_rows);

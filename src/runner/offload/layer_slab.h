@@ -6,8 +6,9 @@
 #include <array>
 #include <cstddef>
 
-#include "runner/backend/gpu/backend.h"
+#include "runner/backend/cpu/ops.h"
 #include "runner/model/model_weights.h"
+#include "runner/model/weight_format.h"
 #include "runner/offload/quantize.h"
 
 namespace runner {
@@ -19,13 +20,17 @@ constexpr std::size_t slab_aligned(std::size_t n) { return (n + slab_alignment -
 struct LayerLayout {
     std::array<std::size_t, 14> offset{};  // in layer_tensors() order
     std::array<std::size_t, 14> size{};    // 0 for a tensor the architecture lacks
-    std::array<gpu::WeightType, 14> type{};
+    std::array<WeightType, 14> type{};
     std::size_t bytes = 0;
 };
 
-gpu::WeightType stored_type(DType dtype);
+WeightType stored_type(DType dtype);
 
 LayerLayout layout_of(const LayerWeights& layer, Compression compression);
+
+// A matrix of `rows` x `cols` inside a slab, stored as `type` (quantized, or else the layer's `dtype`),
+// as the CPU kernels read it.
+cpu::Matrix slab_matrix(const std::byte* at, WeightType type, DType dtype, std::size_t rows, std::size_t cols);
 
 // Writes the layer's slab into `dst` (layout.bytes): tensors copied as stored, or quantized.
 void fill_slab(std::byte* dst, const LayerWeights& layer, const LayerLayout& layout, unsigned threads);

@@ -8,7 +8,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "runner/cli/engine_options.h"
+#include "runner/cli/engine_flags.h"
+#include "runner/cli/model_options.h"
 #include "runner/engine/transformer.h"
 
 namespace fs = std::filesystem;
@@ -24,30 +25,46 @@ runner_cli::OpenModel open() {
     return std::move(*m);
 }
 
+// What the commands do: the flags resolved against the environment, then the engine made.
+common::Result<runner::Engine> make_engine(runner_cli::OpenModel& m, const runner_cli::EngineFlags& flags) {
+    auto options = runner_cli::resolve_engine_options(flags);
+    if (!options) return options.error();
+    return runner::make_engine(*m.source, std::move(m.weights), 64, *options);
+}
+
+// A --device flag as parse_engine_option reads it.
+void set_device(runner_cli::EngineFlags& flags, const std::string& spec) {
+    const std::vector<std::string> args = {"--device", spec};
+    std::size_t i = 0;
+    const auto taken = runner_cli::parse_engine_option(args, i, flags);
+    REQUIRE(taken);
+    REQUIRE(taken->ok());
+}
+
 }  // namespace
 
 TEST_CASE("engine options: cuda:0 with a budget builds the GPU engine, whose logits match the CPU engine's") {
     // cuda:0 asks for an f32 KV cache with --kv-cache, hip:0 with AIRLLM_KV_CACHE: every step in f32,
     // as the CPU engine. auto keeps the default f16 cache, which rounds keys and values.
-    runner_cli::EngineOptions cpu_options;
-    cpu_options.device = "cpu";
+    runner_cli::EngineFlags cpu_flags;
+    set_device(cpu_flags, "cpu");
     auto cpu_model = open();
-    auto cpu = runner_cli::make_engine(cpu_model, 64, cpu_options);
+    auto cpu = make_engine(cpu_model, cpu_flags);
     REQUIRE(cpu.ok());
     REQUIRE(cpu->model->load([](std::size_t, std::size_t) { return true; }).ok());
     CHECK(cpu->device_bytes == 0);
 
     for (const char* spec : {"cuda:0", "hip:0", "auto"}) {
         CAPTURE(spec);
-        runner_cli::EngineOptions options;
-        options.device = spec;
-        options.vram_budget = 64ull << 20;
+        runner_cli::EngineFlags flags;
+        set_device(flags, spec);
+        flags.vram_budget = 64ull << 20;
         const std::string spec_name = spec;
-        if (spec_name == "cuda:0") options.kv_cache = "f32";
+        if (spec_name == "cuda:0") flags.kv_type = runner::KvType::f32;
         if (spec_name == "hip:0") ::setenv("AIRLLM_KV_CACHE", "f32", 1);
         const bool exact = spec_name != "auto";
         auto gpu_model = open();
-        auto gpu = runner_cli::make_engine(gpu_model, 64, options);
+        auto gpu = make_engine(gpu_model, flags);
         ::unsetenv("AIRLLM_KV_CACHE");
         REQUIRE_MESSAGE(gpu.ok(), (gpu.ok() ? "" : gpu.error().message));
         CHECK(gpu->description.find("(GPU 0)") != std::string::npos);
@@ -69,18 +86,18 @@ TEST_CASE("engine options: cuda:0 with a budget builds the GPU engine, whose log
 }
 
 TEST_CASE("engine options: AIRLLM_VRAM_BUDGET is read, and a budget beyond free VRAM is refused") {
-    runner_cli::EngineOptions options;
-    options.device = "cuda:0";
+    runner_cli::EngineFlags flags;
+    set_device(flags, "cuda:0");
     ::setenv("AIRLLM_VRAM_BUDGET", "1KiB", 1);
     auto m = open();
-    auto small = runner_cli::make_engine(m, 64, options);
+    auto small = make_engine(m, flags);
     ::unsetenv("AIRLLM_VRAM_BUDGET");
     REQUIRE_FALSE(small.ok());
     CHECK(small.error().message.find("a VRAM budget of 1 MiB cannot hold") != std::string::npos);
 
-    options.vram_budget = 1ull << 50;
+    flags.vram_budget = 1ull << 50;
     auto m2 = open();
-    auto huge = runner_cli::make_engine(m2, 64, options);
+    auto huge = make_engine(m2, flags);
     REQUIRE_FALSE(huge.ok());
     CHECK(huge.error().message.find("is more than the") != std::string::npos);
 }

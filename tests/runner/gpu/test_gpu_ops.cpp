@@ -65,10 +65,10 @@ struct Weight {
         view.data = static_cast<const std::byte*>(data);
         view.bytes = bytes;
     }
-    gpu::WeightType type() const {
-        return dtype == runner::DType::bf16  ? gpu::WeightType::bf16
-               : dtype == runner::DType::f16 ? gpu::WeightType::f16
-                                             : gpu::WeightType::f32;
+    runner::WeightType type() const {
+        return dtype == runner::DType::bf16  ? runner::WeightType::bf16
+               : dtype == runner::DType::f16 ? runner::WeightType::f16
+                                             : runner::WeightType::f32;
     }
 };
 
@@ -315,8 +315,9 @@ TEST_CASE("gpu rope_store_kv and attention match the CPU for a prompt and for de
             auto dq = upload(q, s), dkn = upload(k_new, s);
             const auto dvn = upload(v_new, s);
             auto dk = upload(k_cache, s), dv = upload(v_cache, s);
-            gpu::rope_store_kv(dq.as<float>(), dkn.as<float>(), dvn.as<float>(), dk.data(), dv.data(), gpu::KvType::f32,
-                               n, n_head, n_head_kv, head_dim, dfreq.as<float>(), dpos.as<int>(), s);
+            gpu::rope_store_kv(dq.as<float>(), dkn.as<float>(), dvn.as<float>(), dk.data(), dv.data(),
+                               runner::KvType::f32, n, n_head, n_head_kv, head_dim, dfreq.as<float>(), dpos.as<int>(),
+                               s);
             CHECK(relative_error(download(dq, q.size(), s), want_q) < tolerance);
             CHECK(relative_error(download(dkn, k_new.size(), s), want_k) < tolerance);
             CHECK(relative_error(download(dk, k_cache.size(), s), want_k_cache) < tolerance);
@@ -327,14 +328,14 @@ TEST_CASE("gpu rope_store_kv and attention match the CPU for a prompt and for de
                                    positions.data(), n_head, n_head_kv, static_cast<std::size_t>(head_dim), pool);
             // One block per (token, KV group), and the keys split across blocks with their partials merged.
             gpu::DeviceBuffer out(q.size() * sizeof(float));
-            gpu::attention(out.as<float>(), dq.as<float>(), dk.data(), dv.data(), gpu::KvType::f32, n, dpos.as<int>(),
-                           n_head, n_head_kv, head_dim, n_ctx, nullptr, s);
+            gpu::attention(out.as<float>(), dq.as<float>(), dk.data(), dv.data(), runner::KvType::f32, n,
+                           dpos.as<int>(), n_head, n_head_kv, head_dim, n_ctx, nullptr, s);
             CHECK(relative_error(download(out, q.size(), s), want) < tolerance);
             const auto scratch_bytes = gpu::attention_scratch_bytes(n, n_head, head_dim, n_ctx);
             if (n < 16) CHECK(scratch_bytes > 0);  // few (token, head) pairs: split
             gpu::DeviceBuffer scratch(scratch_bytes);
             gpu::DeviceBuffer split_out(q.size() * sizeof(float));
-            gpu::attention(split_out.as<float>(), dq.as<float>(), dk.data(), dv.data(), gpu::KvType::f32, n,
+            gpu::attention(split_out.as<float>(), dq.as<float>(), dk.data(), dv.data(), runner::KvType::f32, n,
                            dpos.as<int>(), n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(), s);
             CHECK(relative_error(download(split_out, q.size(), s), want) < tolerance);
 
@@ -344,7 +345,8 @@ TEST_CASE("gpu rope_store_kv and attention match the CPU for a prompt and for de
             auto hk = upload_f16(k_cache, s), hv = upload_f16(v_cache, s);
             auto dq2 = upload(q, s), dkn2 = upload(k_new, s);
             gpu::rope_store_kv(dq2.as<float>(), dkn2.as<float>(), dvn.as<float>(), hk.data(), hv.data(),
-                               gpu::KvType::f16, n, n_head, n_head_kv, head_dim, dfreq.as<float>(), dpos.as<int>(), s);
+                               runner::KvType::f16, n, n_head, n_head_kv, head_dim, dfreq.as<float>(), dpos.as<int>(),
+                               s);
             const auto rotated_k = download(dkn2, k_new.size(), s);
             const auto bits = download_bits(hk, k_cache.size(), s), v_bits = download_bits(hv, v_cache.size(), s);
             const auto host_k = f16_bits(rotated_k), host_v = f16_bits(v_new);
@@ -366,9 +368,9 @@ TEST_CASE("gpu rope_store_kv and attention match the CPU for a prompt and for de
             std::vector<float> want_f16(q.size());
             runner::cpu::attention(want_f16.data(), want_q.data(), got_k.data(), rounded_v.data(), rows,
                                    positions.data(), n_head, n_head_kv, static_cast<std::size_t>(head_dim), pool);
-            const bool tensor = n >= 16 && gpu::attention_on_tensor_cores(gpu::KvType::f16, head_dim);
+            const bool tensor = n >= 16 && gpu::attention_on_tensor_cores(runner::KvType::f16, head_dim);
             CAPTURE(tensor);
-            gpu::attention(split_out.as<float>(), dq2.as<float>(), hk.data(), hv.data(), gpu::KvType::f16, n,
+            gpu::attention(split_out.as<float>(), dq2.as<float>(), hk.data(), hv.data(), runner::KvType::f16, n,
                            dpos.as<int>(), n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(), s);
             CHECK(relative_error(download(split_out, q.size(), s), want_f16) < (tensor ? 5e-3f : tolerance));
         }
@@ -403,8 +405,8 @@ TEST_CASE("gpu decode attention over a long context reads every key for every he
         gpu::DeviceBuffer out(q.size() * sizeof(float));
         for (float* partials : {static_cast<float*>(nullptr), scratch.as<float>()}) {
             CAPTURE(partials != nullptr);
-            gpu::attention(out.as<float>(), dq.as<float>(), dk.data(), dv.data(), gpu::KvType::f32, n, dpos.as<int>(),
-                           n_head, n_head_kv, head_dim, n_ctx, partials, s);
+            gpu::attention(out.as<float>(), dq.as<float>(), dk.data(), dv.data(), runner::KvType::f32, n,
+                           dpos.as<int>(), n_head, n_head_kv, head_dim, n_ctx, partials, s);
             CHECK(relative_error(download(out, q.size(), s), want) < tolerance);
         }
         // The f16 cache against the CPU on the rounded keys and values.
@@ -413,7 +415,7 @@ TEST_CASE("gpu decode attention over a long context reads every key for every he
         runner::cpu::attention(want.data(), q.data(), k_cache.data(), v_cache.data(), static_cast<std::size_t>(n),
                                positions.data(), n_head, n_head_kv, static_cast<std::size_t>(head_dim), pool);
         const auto hk = upload_f16(k_cache, s), hv = upload_f16(v_cache, s);
-        gpu::attention(out.as<float>(), dq.as<float>(), hk.data(), hv.data(), gpu::KvType::f16, n, dpos.as<int>(),
+        gpu::attention(out.as<float>(), dq.as<float>(), hk.data(), hv.data(), runner::KvType::f16, n, dpos.as<int>(),
                        n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(), s);
         CHECK(relative_error(download(out, q.size(), s), want) < tolerance);
     }
@@ -461,13 +463,13 @@ TEST_CASE("gpu matmul on quantized weights: the kernels read what the quantizer 
     gpu::Stream s;
     runner::cpu::ThreadPool pool(2);
     const gpu::Blas blas(s, 100 * 256, 256 * 130);
-    for (const auto type : {gpu::WeightType::q8, gpu::WeightType::q4})
+    for (const auto type : {runner::WeightType::q8, runner::WeightType::q4})
         for (const int n_tokens : {1, 3, 8, 70}) {
             CAPTURE(static_cast<int>(type));
             CAPTURE(n_tokens);
             const int d_in = 256, d_out = 130;
             Weight source(runner::DType::bf16, {d_out, d_in}, s);
-            std::vector<std::byte> q(gpu::quant_bytes(type, d_out, d_in));
+            std::vector<std::byte> q(runner::quant_bytes(type, d_out, d_in));
             runner::quantize_matrix(source.view, type, q.data(), 2);
             // The reference: the CPU product with the dequantized weights in f32.
             std::vector<float> widened(static_cast<std::size_t>(d_out) * d_in);
@@ -487,8 +489,8 @@ TEST_CASE("gpu matmul on quantized weights: the kernels read what the quantizer 
             gpu::copy_to_device(dq.data(), q.data(), q.size(), s);
             const auto dx = upload(x, s);
             gpu::DeviceBuffer out(want.size() * sizeof(float));
-            gpu::matmul(out.as<float>(), dx.as<float>(), dq.data(), type, nullptr, gpu::WeightType::f32, n_tokens, d_in,
-                        d_out, s);
+            gpu::matmul(out.as<float>(), dx.as<float>(), dq.data(), type, nullptr, runner::WeightType::f32, n_tokens,
+                        d_in, d_out, s);
             CHECK(relative_error(download(out, want.size(), s), want) < tolerance);
             // The fused forms read quantized weights alike: with a norm of ones, the same matrix as gate and
             // up gives silu(y) * y for y the product of the normalized input.
@@ -506,15 +508,15 @@ TEST_CASE("gpu matmul on quantized weights: the kernels read what the quantizer 
             const auto dones = upload(ones, s);
             gpu::DeviceBuffer scratch(x.size() * sizeof(float)), up(want.size() * sizeof(float));
             gpu::norm_matmul_swiglu(out.as<float>(), up.as<float>(), scratch.as<float>(), dx.as<float>(),
-                                    {dones.data(), gpu::WeightType::f32, 1e-5f}, dq.data(), dq.data(), type, n_tokens,
-                                    d_in, d_out, s);
+                                    {dones.data(), runner::WeightType::f32, 1e-5f}, dq.data(), dq.data(), type,
+                                    n_tokens, d_in, d_out, s);
             CHECK(relative_error(download(out, want.size(), s), gated) < tolerance);
             gpu::matmul_add(out.as<float>(), dx.as<float>(), dq.data(), type, n_tokens, d_in, d_out, s);
             for (std::size_t i = 0; i < gated.size(); ++i) gated[i] += want[i];
             CHECK(relative_error(download(out, want.size(), s), gated) < tolerance);
             if (gpu::Blas::available() && n_tokens >= gpu::blas_min_tokens) {
-                gpu::matmul(out.as<float>(), dx.as<float>(), dq.data(), type, nullptr, gpu::WeightType::f32, n_tokens,
-                            d_in, d_out, s, &blas);
+                gpu::matmul(out.as<float>(), dx.as<float>(), dq.data(), type, nullptr, runner::WeightType::f32,
+                            n_tokens, d_in, d_out, s, &blas);
                 CHECK(relative_error(download(out, want.size(), s), want) < 1e-2f);
             }
         }

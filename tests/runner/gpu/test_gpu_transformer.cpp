@@ -49,7 +49,7 @@ struct Loaded {
 
 // No split layers unless a test asks for them.
 runner::GpuOptions options(int max_batch, runner::Compression compression = runner::Compression::none,
-                           runner::gpu::KvType kv_type = runner::gpu::KvType::f32, int host_share = 0) {
+                           runner::KvType kv_type = runner::KvType::f32, int host_share = 0) {
     runner::GpuOptions o;
     o.n_ctx = 128;
     o.max_batch = max_batch;
@@ -70,19 +70,19 @@ std::size_t stream_all_budget(const runner::GpuPlan& everything, int n_layer) {
 
 Loaded load(const std::string& name, bool stream_all, int max_batch = 64,
             runner::Compression compression = runner::Compression::none, std::size_t ram_budget = 0,
-            const fs::path& cache = {}, runner::gpu::KvType kv_type = runner::gpu::KvType::f32, int host_share = 0) {
+            const fs::path& cache = {}, runner::KvType kv_type = runner::KvType::f32, int host_share = 0) {
     auto source = runner::open_hf_folder(models / name);
     REQUIRE(source.ok());
     auto weights = runner::bind_weights(**source);
     REQUIRE(weights.ok());
     const auto& c = (*source)->config();
     auto o = options(max_batch, compression, kv_type, host_share);
-    auto everything = runner::plan_gpu(*weights, c, o);
+    auto everything = runner::plan_gpu(*weights, c, o, runner::gpu_kernel_needs());
     REQUIRE(everything.ok());
     if (stream_all) o.vram_budget = stream_all_budget(*everything, c.n_layer);
     o.ram_budget = ram_budget;
     o.cache = cache;
-    auto plan = runner::plan_gpu(*weights, c, o);
+    auto plan = runner::plan_gpu(*weights, c, o, runner::gpu_kernel_needs());
     REQUIRE_MESSAGE(plan.ok(), (plan.ok() ? "" : plan.error().message));
     auto model = runner::GpuTransformer::create(**source, std::move(weights).value(), 128, std::move(plan).value());
     REQUIRE_MESSAGE(model.ok(), (model.ok() ? "" : model.error().message));
@@ -111,8 +111,8 @@ void check_logits(const std::string& name, bool stream_all, int max_batch, std::
     CAPTURE(ram_budget);
     CAPTURE(host_share);
     const auto ref = reference(name);
-    auto m = load(name, stream_all, max_batch, runner::Compression::none, ram_budget, {}, runner::gpu::KvType::f32,
-                  host_share);
+    auto m =
+        load(name, stream_all, max_batch, runner::Compression::none, ram_budget, {}, runner::KvType::f32, host_share);
     const auto& plan = m.model->plan();
     CHECK(std::count(plan.resident.begin(), plan.resident.end(), false) ==
           (stream_all ? m.model->config().n_layer : 0));
@@ -139,15 +139,16 @@ void check_logits(const std::string& name, bool stream_all, int max_batch, std::
     // Every streamed layer crossed the link or was computed on the host, once per pass: exactly its slab
     // unsplit, within the alignment a split layout adds when split.
     const auto& stats = m.model->stats();
-    const auto n_split = static_cast<std::size_t>(std::count(plan.split.begin(), plan.split.end(), true));
+    const auto& split = m.model->split();
+    const auto n_split = static_cast<std::size_t>(std::count(split.split.begin(), split.split.end(), true));
     CHECK(stats.bytes_copied + stats.host_bytes >= passes * plan.streamed_bytes);
     CHECK(stats.bytes_copied + stats.host_bytes <=
           passes * (plan.streamed_bytes + n_split * runner::split_extra_bytes));
     const int n_ff = m.model->config().n_ff;
-    CHECK(plan.host_rows == n_ff - (n_ff - host_share * n_ff / 100 + 4) / 8 * 8);
+    CHECK(split.host_rows == n_ff - (n_ff - host_share * n_ff / 100 + 4) / 8 * 8);
     CHECK(n_split ==
           (host_share > 0 && stream_all && ram_budget == 0 ? static_cast<std::size_t>(m.model->config().n_layer) : 0));
-    CHECK((stats.host_bytes > 0) == (n_split > 0 && plan.host_rows > 0));
+    CHECK((stats.host_bytes > 0) == (n_split > 0 && split.host_rows > 0));
 }
 
 }  // namespace
@@ -175,19 +176,19 @@ TEST_CASE("gpu engine: split decode steps agree with GPU-only ones across prompt
     // on the CPU's quantized products). Micro-batches of 1 split a 2-token decode step into two.
     const std::string name = "llama-gqa4-llama3rope";
     for (const auto& [kv_type, max_batch, compression] :
-         {std::tuple{runner::gpu::KvType::f32, 64, runner::Compression::none},
-          std::tuple{runner::gpu::KvType::f16, 64, runner::Compression::none},
-          std::tuple{runner::gpu::KvType::f32, 1, runner::Compression::none},
-          std::tuple{runner::gpu::KvType::f32, 64, runner::Compression::q8},
-          std::tuple{runner::gpu::KvType::f32, 1, runner::Compression::q4}}) {
+         {std::tuple{runner::KvType::f32, 64, runner::Compression::none},
+          std::tuple{runner::KvType::f16, 64, runner::Compression::none},
+          std::tuple{runner::KvType::f32, 1, runner::Compression::none},
+          std::tuple{runner::KvType::f32, 64, runner::Compression::q8},
+          std::tuple{runner::KvType::f32, 1, runner::Compression::q4}}) {
         CAPTURE(max_batch);
         CAPTURE(runner::compression_name(compression));
         const float bound = 1e-3f;
         auto gpu_only = load(name, true, max_batch, compression, 0, {}, kv_type, 0);
         auto split = load(name, true, max_batch, compression, 0, {}, kv_type, 60);
-        const auto& plan = split.model->plan();
-        CHECK(std::count(plan.split.begin(), plan.split.end(), true) == split.model->config().n_layer);
-        CHECK((split.model->config().n_ff - plan.host_rows) % runner::split_granule(compression) == 0);
+        const auto& decision = split.model->split();
+        CHECK(std::count(decision.split.begin(), decision.split.end(), true) == split.model->config().n_layer);
+        CHECK((split.model->config().n_ff - decision.host_rows) % runner::split_granule(compression) == 0);
         const std::vector<std::pair<std::vector<std::int32_t>, int>> steps = {{{5, 9, 13, 2, 77, 31, 8, 64, 3, 11}, 0},
                                                                               {{4}, 10},
                                                                               {{19}, 11},
@@ -216,18 +217,18 @@ TEST_CASE("gpu engine: the split decided at load from measured rates, uncompress
     for (const auto& [compression, bound] :
          {std::pair{runner::Compression::none, tolerance}, std::pair{runner::Compression::q8, 0.1f}}) {
         CAPTURE(runner::compression_name(compression));
-        auto m = load(name, true, 64, compression, 0, {}, runner::gpu::KvType::f32, -1);
-        const auto& stats = m.model->stats();
-        CHECK(stats.copy_gbs > 0);
-        CHECK(stats.host_gbs > 0);
-        MESSAGE(runner::compression_name(compression)
-                << ": a layer over the link " << stats.copy_gbs << " GB/s, on the host " << stats.host_gbs << " GB/s");
+        auto m = load(name, true, 64, compression, 0, {}, runner::KvType::f32, -1);
+        const auto& split = m.model->split();
+        CHECK(split.rates.copy > 0);
+        CHECK(split.rates.host > 0);
+        MESSAGE(runner::compression_name(compression) << ": a layer over the link " << split.rates.copy / 1e9
+                                                      << " GB/s, on the host " << split.rates.host / 1e9 << " GB/s");
         const auto& plan = m.model->plan();
-        CHECK(plan.split.size() == plan.resident.size());
-        for (std::size_t i = 0; i < plan.split.size(); ++i)
-            CHECK(plan.split[i] == (!plan.resident[i] && plan.host_rows > 0));
-        CHECK((m.model->config().n_ff - plan.host_rows) % runner::split_granule(compression) == 0);
-        CHECK(plan.host_rows <= m.model->config().n_ff);
+        CHECK(split.split.size() == plan.resident.size());
+        for (std::size_t i = 0; i < split.split.size(); ++i)
+            CHECK(split.split[i] == (!plan.resident[i] && split.host_rows > 0));
+        CHECK((m.model->config().n_ff - split.host_rows) % runner::split_granule(compression) == 0);
+        CHECK(split.host_rows <= m.model->config().n_ff);
         REQUIRE(m.model->forward(prompt, 0).ok());
         const std::int32_t next[] = {ref["greedy_ids"][0].get<std::int32_t>()};
         auto logits = m.model->forward(next, static_cast<int>(prompt.size()));
@@ -248,11 +249,11 @@ TEST_CASE("gpu engine: compression with layers that would come from disk is refu
     REQUIRE(weights.ok());
     const auto& c = (*source)->config();
     auto o = options(64, runner::Compression::q8);
-    auto everything = runner::plan_gpu(*weights, c, o);
+    auto everything = runner::plan_gpu(*weights, c, o, runner::gpu_kernel_needs());
     REQUIRE(everything.ok());
     o.vram_budget = stream_all_budget(*everything, c.n_layer);
     o.ram_budget = 1;
-    const auto plan = runner::plan_gpu(*weights, c, o);
+    const auto plan = runner::plan_gpu(*weights, c, o, runner::gpu_kernel_needs());
     REQUIRE_FALSE(plan.ok());
     CHECK(plan.error().message.find("raise --ram-budget, run ollama-airllm prepare, or use compression none") !=
           std::string::npos);
@@ -279,7 +280,7 @@ TEST_CASE("gpu engine: a budget too small for the KV cache and the ring says wha
     REQUIRE(weights.ok());
     auto o = options(64);
     o.vram_budget = 4096;
-    const auto plan = runner::plan_gpu(*weights, (*source)->config(), o);
+    const auto plan = runner::plan_gpu(*weights, (*source)->config(), o, runner::gpu_kernel_needs());
     REQUIRE_FALSE(plan.ok());
     CHECK(plan.error().message.find("a VRAM budget of 1 MiB cannot hold the KV cache") != std::string::npos);
     CHECK(plan.error().message.find("lower the context or raise the budget") != std::string::npos);
@@ -336,8 +337,8 @@ TEST_CASE("gpu engine: an f16 KV cache, prompt attention on tensor cores where t
     const auto argmax = [](std::span<const float> v) { return std::max_element(v.begin(), v.end()) - v.begin(); };
     for (const int max_batch : {128, 24}) {
         CAPTURE(max_batch);
-        auto m = load(name, true, max_batch, runner::Compression::none, 0, {}, runner::gpu::KvType::f16);
-        CHECK(m.model->plan().kv_type == runner::gpu::KvType::f16);
+        auto m = load(name, true, max_batch, runner::Compression::none, 0, {}, runner::KvType::f16);
+        CHECK(m.model->plan().kv_type == runner::KvType::f16);
         auto got = m.model->forward(prompt, 0);
         REQUIRE(got.ok());
         const float prompt_error = worst(*got, want_prompt);
@@ -412,8 +413,8 @@ TEST_CASE("gpu engine: compressed layers from prepare's cache, pinned and read f
             CHECK(std::equal(got->begin(), got->end(), expected.begin()));
         }
         // Split layers re-laid from the cache's slabs: the prompt runs both blocks on the GPU, summed apart.
-        auto split = load(name, true, 64, compression, 0, dir, runner::gpu::KvType::f32, 50);
-        CHECK(std::count(split.model->plan().split.begin(), split.model->plan().split.end(), true) > 0);
+        auto split = load(name, true, 64, compression, 0, dir, runner::KvType::f32, 50);
+        CHECK(std::count(split.model->split().split.begin(), split.model->split().split.end(), true) > 0);
         auto got = split.model->forward(prompt, 0);
         REQUIRE(got.ok());
         CHECK(max_abs_diff(*got, nlohmann::json(expected)) < 1e-3f);

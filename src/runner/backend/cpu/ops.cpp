@@ -17,22 +17,22 @@ Matrix::Matrix(const TensorView& t)
       row_bytes_(cols_ * dtype_size(t.dtype)),
       bytes_(t.bytes) {}
 
-Matrix::Matrix(const std::byte* data, gpu::WeightType quantized, std::size_t rows, std::size_t cols)
+Matrix::Matrix(const std::byte* data, WeightType quantized, std::size_t rows, std::size_t cols)
     : data_(data),
-      scales_(reinterpret_cast<const float*>(data + gpu::quant_scales_offset(quantized, rows, cols))),
+      scales_(reinterpret_cast<const float*>(data + quant_scales_offset(quantized, rows, cols))),
       type_(quantized),
       rows_(rows),
       cols_(cols),
-      row_bytes_(quantized == gpu::WeightType::q8 ? cols : cols / 2),
-      bytes_(gpu::quant_bytes(quantized, rows, cols)) {}
+      row_bytes_(quantized == WeightType::q8 ? cols : cols / 2),
+      bytes_(quant_bytes(quantized, rows, cols)) {}
 
 QuantRow Matrix::quant_row(std::size_t row) const {
-    return {data_ + row * row_bytes_, scales_ + row * (cols_ / gpu::quant_block)};
+    return {data_ + row * row_bytes_, scales_ + row * (cols_ / quant_block)};
 }
 
 const float* Matrix::activations(const float* x, std::vector<float>& scratch) const {
-    if (!scales_ || type_ != gpu::WeightType::q4) return x;
-    scratch.resize(cols_ / gpu::quant_block * q4_block_activations);
+    if (!scales_ || type_ != WeightType::q4) return x;
+    scratch.resize(cols_ / quant_block * q4_block_activations);
     q4_activations(x, cols_, scratch.data());
     return scratch.data();
 }

@@ -19,7 +19,7 @@ class Matrix {
   public:
     Matrix() = default;
     Matrix(const TensorView& t);  // NOLINT(google-explicit-constructor): every 2-D tensor is one
-    Matrix(const std::byte* data, gpu::WeightType quantized, std::size_t rows, std::size_t cols);
+    Matrix(const std::byte* data, WeightType quantized, std::size_t rows, std::size_t cols);
 
     std::size_t rows() const { return rows_; }
     std::size_t cols() const { return cols_; }
@@ -41,7 +41,7 @@ class Matrix {
     const std::byte* data_ = nullptr;
     const float* scales_ = nullptr;  // quantized only
     DType dtype_ = DType::f32;
-    gpu::WeightType type_ = gpu::WeightType::q8;  // quantized only
+    WeightType type_ = WeightType::q8;  // quantized only
     std::size_t rows_ = 0, cols_ = 0, row_bytes_ = 0, bytes_ = 0;
 };
 void dot2(const Matrix& a, std::size_t j, const Matrix& b, std::size_t k, const float* activations, float* out);

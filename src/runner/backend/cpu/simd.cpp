@@ -233,12 +233,12 @@ void dot_tile_avx2(const float* rows, std::size_t n_rows, const float* x, std::s
 
 // Quantized rows: a block of quant_block weights at a time, its four vectors summed in two chains and
 // scaled into the row's one accumulator; the blocks' chains overlap.
-constexpr std::size_t quant_step = gpu::quant_block;
+constexpr std::size_t quant_step = quant_block;
 static_assert(quant_step == 32, "the block loads below take 32 weights");
 
-template <gpu::WeightType T>
+template <WeightType T>
 __attribute__((always_inline)) inline void prefetch_qrow(const std::byte* quants, std::size_t i) {
-    _mm_prefetch(reinterpret_cast<const char*>(quants + (T == gpu::WeightType::q8 ? i : i / 2) + prefetch_ahead),
+    _mm_prefetch(reinterpret_cast<const char*>(quants + (T == WeightType::q8 ? i : i / 2) + prefetch_ahead),
                  _MM_HINT_T0);
 }
 
@@ -263,10 +263,10 @@ __attribute__((target("avx2"), always_inline)) inline Nibbles q4_nibbles(const s
 
 // The block of 32 weights at element i as four vectors of eight f32 in element order, not yet scaled.
 // q4's nibbles are interleaved back into order and offset by the stored 8.
-template <gpu::WeightType T>
+template <WeightType T>
 __attribute__((target("avx2,fma"), always_inline)) inline void load_qblock(const std::byte* quants, std::size_t i,
                                                                            __m256* w) {
-    if constexpr (T == gpu::WeightType::q8) {
+    if constexpr (T == WeightType::q8) {
 #pragma GCC unroll 4
         for (std::size_t k = 0; k < 4; ++k) w[k] = widen_i8(quants + i + 8 * k);
     } else {
@@ -283,11 +283,11 @@ __attribute__((target("avx2,fma"), always_inline)) inline void load_qblock(const
 
 // The block at element i against its activations x (for q4, the block's q4_activations), unscaled. q4's
 // nibbles are used as they lie: x holds the even elements first, and a bias for the + 8.
-template <gpu::WeightType T>
+template <WeightType T>
 __attribute__((target("avx2,fma"), always_inline)) inline __m256 qblock_sum(const std::byte* quants, std::size_t i,
                                                                             const float* x) {
     __m256 p0, p1;
-    if constexpr (T == gpu::WeightType::q8) {
+    if constexpr (T == WeightType::q8) {
         __m256 w[4];
         load_qblock<T>(quants, i, w);
         p0 = _mm256_mul_ps(w[0], _mm256_loadu_ps(x));
@@ -305,12 +305,12 @@ __attribute__((target("avx2,fma"), always_inline)) inline __m256 qblock_sum(cons
 }
 
 // Where block i's activations start.
-template <gpu::WeightType T>
+template <WeightType T>
 constexpr std::size_t block_x(std::size_t i) {
-    return T == gpu::WeightType::q8 ? i : i / quant_step * q4_block_activations;
+    return T == WeightType::q8 ? i : i / quant_step * q4_block_activations;
 }
 
-template <gpu::WeightType T>
+template <WeightType T>
 __attribute__((target("avx2,fma"))) float dot_qrow_avx2_t(QuantRow row, const float* x, std::size_t n) {
     __m256 acc = _mm256_setzero_ps();
     for (std::size_t i = 0; i < n; i += quant_step) {
@@ -322,7 +322,7 @@ __attribute__((target("avx2,fma"))) float dot_qrow_avx2_t(QuantRow row, const fl
 }
 
 // Two rows, each summed as dot_qrow_avx2_t sums it, sharing the activations' cache lines.
-template <gpu::WeightType T>
+template <WeightType T>
 __attribute__((target("avx2,fma"))) void dot_qrows2_avx2_t(QuantRow r0, QuantRow r1, const float* x, std::size_t n,
                                                            float* out) {
     __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
@@ -337,7 +337,7 @@ __attribute__((target("avx2,fma"))) void dot_qrows2_avx2_t(QuantRow r0, QuantRow
     out[1] = hsum(b);
 }
 
-template <gpu::WeightType T>
+template <WeightType T>
 __attribute__((target("avx2,fma"))) void convert_qrow_avx2_t(QuantRow row, float* out, std::size_t n) {
     for (std::size_t i = 0; i < n; i += quant_step) {
         __m256 w[4];
@@ -358,27 +358,27 @@ bool avx2_active() {
 }
 
 // The portable quantized paths: element i's quant as a number, unscaled.
-float quant_at(gpu::WeightType type, const std::byte* quants, std::size_t i) {
-    if (type == gpu::WeightType::q8) return static_cast<float>(static_cast<std::int8_t>(quants[i]));
+float quant_at(WeightType type, const std::byte* quants, std::size_t i) {
+    if (type == WeightType::q8) return static_cast<float>(static_cast<std::int8_t>(quants[i]));
     const auto byte = static_cast<unsigned>(quants[i / 2]);
     return static_cast<float>(static_cast<int>(i % 2 == 0 ? byte & 0xfu : byte >> 4) - 8);
 }
 
-float dot_qrow_portable(gpu::WeightType type, QuantRow row, const float* x, std::size_t n) {
+float dot_qrow_portable(WeightType type, QuantRow row, const float* x, std::size_t n) {
     float sum = 0;
-    for (std::size_t i = 0; i < n; i += gpu::quant_block) {
+    for (std::size_t i = 0; i < n; i += quant_block) {
         float block = 0;
-        if (type == gpu::WeightType::q8) {
-            for (std::size_t k = i; k < i + gpu::quant_block; ++k) block += quant_at(type, row.quants, k) * x[k];
+        if (type == WeightType::q8) {
+            for (std::size_t k = i; k < i + quant_block; ++k) block += quant_at(type, row.quants, k) * x[k];
         } else {
-            const float* xb = x + i / gpu::quant_block * q4_block_activations;
-            for (std::size_t k = 0; k < gpu::quant_block / 2; ++k) {
+            const float* xb = x + i / quant_block * q4_block_activations;
+            for (std::size_t k = 0; k < quant_block / 2; ++k) {
                 const auto byte = static_cast<unsigned>(row.quants[i / 2 + k]);
                 block += static_cast<float>(byte & 0xfu) * xb[k] + static_cast<float>(byte >> 4) * xb[16 + k];
             }
             for (std::size_t k = 32; k < q4_block_activations; ++k) block += xb[k];
         }
-        sum = std::fma(block, row.scales[i / gpu::quant_block], sum);
+        sum = std::fma(block, row.scales[i / quant_block], sum);
     }
     return sum;
 }
@@ -472,9 +472,9 @@ void dot_rows2(DType dtype, const std::byte* row0, const std::byte* row1, const 
 }
 
 void q4_activations(const float* x, std::size_t n, float* out) {
-    for (std::size_t i = 0; i < n; i += gpu::quant_block, out += q4_block_activations) {
+    for (std::size_t i = 0; i < n; i += quant_block, out += q4_block_activations) {
         const float* xb = x + i;
-        for (std::size_t k = 0; k < gpu::quant_block / 2; ++k) {
+        for (std::size_t k = 0; k < quant_block / 2; ++k) {
             out[k] = xb[2 * k];
             out[16 + k] = xb[2 * k + 1];
         }
@@ -483,32 +483,32 @@ void q4_activations(const float* x, std::size_t n, float* out) {
     }
 }
 
-float dot_qrow(gpu::WeightType type, QuantRow row, const float* x, std::size_t n) {
+float dot_qrow(WeightType type, QuantRow row, const float* x, std::size_t n) {
 #if defined(__x86_64__)
     if (avx2_active())
-        return type == gpu::WeightType::q4 ? dot_qrow_avx2_t<gpu::WeightType::q4>(row, x, n)
-                                           : dot_qrow_avx2_t<gpu::WeightType::q8>(row, x, n);
+        return type == WeightType::q4 ? dot_qrow_avx2_t<WeightType::q4>(row, x, n)
+                                      : dot_qrow_avx2_t<WeightType::q8>(row, x, n);
 #endif
     return dot_qrow_portable(type, row, x, n);
 }
 
-void dot_qrows2(gpu::WeightType type, QuantRow row0, QuantRow row1, const float* x, std::size_t n, float* out) {
+void dot_qrows2(WeightType type, QuantRow row0, QuantRow row1, const float* x, std::size_t n, float* out) {
 #if defined(__x86_64__)
     if (avx2_active())
-        return type == gpu::WeightType::q4 ? dot_qrows2_avx2_t<gpu::WeightType::q4>(row0, row1, x, n, out)
-                                           : dot_qrows2_avx2_t<gpu::WeightType::q8>(row0, row1, x, n, out);
+        return type == WeightType::q4 ? dot_qrows2_avx2_t<WeightType::q4>(row0, row1, x, n, out)
+                                      : dot_qrows2_avx2_t<WeightType::q8>(row0, row1, x, n, out);
 #endif
     out[0] = dot_qrow_portable(type, row0, x, n);
     out[1] = dot_qrow_portable(type, row1, x, n);
 }
 
-void convert_qrow(gpu::WeightType type, QuantRow row, float* out, std::size_t n) {
+void convert_qrow(WeightType type, QuantRow row, float* out, std::size_t n) {
 #if defined(__x86_64__)
     if (avx2_active())
-        return type == gpu::WeightType::q4 ? convert_qrow_avx2_t<gpu::WeightType::q4>(row, out, n)
-                                           : convert_qrow_avx2_t<gpu::WeightType::q8>(row, out, n);
+        return type == WeightType::q4 ? convert_qrow_avx2_t<WeightType::q4>(row, out, n)
+                                      : convert_qrow_avx2_t<WeightType::q8>(row, out, n);
 #endif
-    for (std::size_t i = 0; i < n; ++i) out[i] = quant_at(type, row.quants, i) * row.scales[i / gpu::quant_block];
+    for (std::size_t i = 0; i < n; ++i) out[i] = quant_at(type, row.quants, i) * row.scales[i / quant_block];
 }
 
 float dot_f32(const float* a, const float* b, std::size_t n) {

@@ -4,8 +4,8 @@
 
 #include <cstddef>
 
-#include "runner/backend/gpu/backend.h"
 #include "runner/model/safetensors.h"
+#include "runner/model/weight_format.h"
 
 namespace runner::cpu {
 
@@ -22,7 +22,7 @@ float dot_row(DType dtype, const std::byte* row, const float* x, std::size_t n);
 void dot_rows2(DType dtype, const std::byte* row0, const std::byte* row1, const float* x, std::size_t n, float* out);
 
 // A row of a block-quantized matrix in the GPU kernels' layout (gpu/backend.h, written by
-// offload/quantize): n weights, a multiple of gpu::quant_block, as int8 (q8) or two per byte, low
+// offload/quantize): n weights, a multiple of quant_block, as int8 (q8) or two per byte, low
 // nibble first, stored + 8 (q4), and n / quant_block f32 scales. Each block's products are summed, then
 // scaled into the row's sum; dot_qrow and dot_qrows2 do that in the same order, as dot_row and dot_rows2.
 struct QuantRow {
@@ -33,13 +33,13 @@ struct QuantRow {
 // even elements, then its odd ones (the order of the block's low and high nibbles, so that no row's
 // nibbles need interleaving), then eight values that sum to -8 times the block's sum (for the + 8).
 constexpr std::size_t q4_block_activations = 40;
-static_assert(gpu::quant_block == 32 && q4_block_activations == gpu::quant_block + 8);
+static_assert(quant_block == 32 && q4_block_activations == quant_block + 8);
 void q4_activations(const float* x, std::size_t n, float* out);  // out: n / quant_block * q4_block_activations
 // x: the activations as they are (q8), or as q4_activations arranged them (q4).
-float dot_qrow(gpu::WeightType type, QuantRow row, const float* x, std::size_t n);
-void dot_qrows2(gpu::WeightType type, QuantRow row0, QuantRow row1, const float* x, std::size_t n, float* out);
+float dot_qrow(WeightType type, QuantRow row, const float* x, std::size_t n);
+void dot_qrows2(WeightType type, QuantRow row0, QuantRow row1, const float* x, std::size_t n, float* out);
 // The row's weights, quant * scale, exactly as offload/quantize's dequantized() gives them.
-void convert_qrow(gpu::WeightType type, QuantRow row, float* out, std::size_t n);
+void convert_qrow(WeightType type, QuantRow row, float* out, std::size_t n);
 
 // dot of two f32 vectors.
 float dot_f32(const float* a, const float* b, std::size_t n);

@@ -11,28 +11,14 @@
 #include <stdexcept>
 #include <string>
 
+#include "runner/model/weight_format.h"
+
 namespace runner::gpu {
 
 class Error : public std::runtime_error {
   public:
     using std::runtime_error::runtime_error;
 };
-
-enum class WeightType { f32, f16, bf16, q8, q4 };
-
-// Block-quantized matrices [d_out, d_in] (d_in a multiple of quant_block), written by
-// offload/quantize: the quants row-major (q8: one int8 per weight; q4: two per byte, low nibble
-// first, stored + 8), then, at quant_scales_offset, the f32 scales [d_out, d_in / quant_block];
-// a weight is quant * scale. Kernels widen them in registers: no full-precision copy is made.
-constexpr int quant_block = 32;
-constexpr std::size_t quant_scales_offset(WeightType type, std::size_t d_out, std::size_t d_in) {
-    const std::size_t quants = type == WeightType::q8 ? d_out * d_in : d_out * d_in / 2;
-    return (quants + 255) / 256 * 256;
-}
-constexpr std::size_t quant_bytes(WeightType type, std::size_t d_out, std::size_t d_in) {
-    return quant_scales_offset(type, d_out, d_in) + d_out * (d_in / quant_block) * sizeof(float);
-}
-constexpr bool is_quantized(WeightType type) { return type == WeightType::q8 || type == WeightType::q4; }
 
 struct DeviceInfo {
     std::string name;
@@ -198,8 +184,6 @@ void norm_matmul_swiglu(float* out, float* up, float* scratch, const float* x, c
 // The KV cache's element type. f16 (llama.cpp's default too) halves what the cache takes of the VRAM
 // budget and feeds the tensor cores: prompt attention runs as f16 products with f32 accumulation
 // where the GPU has them. f32 keeps every step in f32, for checking against the CPU engine.
-enum class KvType { f16, f32 };
-constexpr std::size_t kv_element_bytes(KvType type) { return type == KvType::f16 ? 2 : 4; }
 
 // Rotary embedding (rotate-half layout) of q and k in place, then k and v into the cache rows
 // positions[t].   q: [n_tokens, n_head * head_dim]; k, v: [n_tokens, n_head_kv * head_dim];

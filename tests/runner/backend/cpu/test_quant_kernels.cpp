@@ -10,8 +10,6 @@
 #include "runner/backend/cpu/simd.h"
 #include "runner/offload/quantize.h"
 
-namespace gpu = runner::gpu;
-
 namespace {
 
 struct Quantized {
@@ -21,7 +19,7 @@ struct Quantized {
     runner::cpu::Matrix matrix;
 };
 
-Quantized quantized(gpu::WeightType type, std::size_t rows, std::size_t cols, std::mt19937& rng) {
+Quantized quantized(runner::WeightType type, std::size_t rows, std::size_t cols, std::mt19937& rng) {
     Quantized q;
     std::normal_distribution<float> dist(0.f, 0.05f);
     q.source.resize(rows * cols);
@@ -31,7 +29,7 @@ Quantized quantized(gpu::WeightType type, std::size_t rows, std::size_t cols, st
     t.shape = {static_cast<std::int64_t>(rows), static_cast<std::int64_t>(cols)};
     t.data = reinterpret_cast<const std::byte*>(q.source.data());
     t.bytes = q.source.size() * sizeof(float);
-    q.bytes.resize(gpu::quant_bytes(type, rows, cols));
+    q.bytes.resize(runner::quant_bytes(type, rows, cols));
     runner::quantize_matrix(t, type, q.bytes.data(), 2);
     for (std::size_t r = 0; r < rows; ++r)
         for (std::size_t c = 0; c < cols; ++c)
@@ -61,7 +59,7 @@ double relative_error(float got, const float* w, const float* x, std::size_t n) 
 TEST_CASE("quantized rows: widened as dequantized() gives them, dotted near the exact sum, pairs bit for bit") {
     std::mt19937 rng(61);
     for (const bool portable : {false, true})
-        for (const auto type : {gpu::WeightType::q8, gpu::WeightType::q4})
+        for (const auto type : {runner::WeightType::q8, runner::WeightType::q4})
             for (const std::size_t cols : {32u, 160u, 4096u}) {
                 CAPTURE(portable);
                 CAPTURE(static_cast<int>(type));
@@ -72,7 +70,7 @@ TEST_CASE("quantized rows: widened as dequantized() gives them, dotted near the 
                 const auto x = random_x(cols, rng);
                 std::vector<float> scratch;
                 const float* activations = q.matrix.activations(x.data(), scratch);
-                CHECK((activations == x.data()) == (type == gpu::WeightType::q8));
+                CHECK((activations == x.data()) == (type == runner::WeightType::q8));
                 std::vector<float> row(cols);
                 for (std::size_t r = 0; r < rows; ++r) {
                     CAPTURE(r);
@@ -95,7 +93,7 @@ TEST_CASE("quantized rows: widened as dequantized() gives them, dotted near the 
 TEST_CASE("quantized matrices in matmul and swiglu_matmul: near the dequantized products, fused pass bit for bit") {
     std::mt19937 rng(67);
     for (const bool portable : {false, true})
-        for (const auto type : {gpu::WeightType::q8, gpu::WeightType::q4})
+        for (const auto type : {runner::WeightType::q8, runner::WeightType::q4})
             for (const unsigned threads : {1u, 3u})
                 for (const std::size_t n_tokens : {1u, 2u, 4u, 20u}) {
                     CAPTURE(portable);

@@ -9,8 +9,6 @@
 
 #include "runner/offload/quantize.h"
 
-namespace gpu = runner::gpu;
-
 namespace {
 
 runner::TensorView matrix(const std::vector<float>& values, std::int64_t d_out, std::int64_t d_in) {
@@ -34,19 +32,20 @@ TEST_CASE("quantize: every weight comes back within half a step of its block's s
     for (std::size_t i = 0; i < 32; ++i) w[i] = 0.f;  // an all-zero block: scale 0, weights 0
     w[40] = 3.f;                                      // an outlier owns its block's scale
     const auto t = matrix(w, d_out, d_in);
-    for (const auto type : {gpu::WeightType::q8, gpu::WeightType::q4}) {
+    for (const auto type : {runner::WeightType::q8, runner::WeightType::q4}) {
         CAPTURE(static_cast<int>(type));
         std::vector<std::byte> q(
-            gpu::quant_bytes(type, static_cast<std::size_t>(d_out), static_cast<std::size_t>(d_in)));
+            runner::quant_bytes(type, static_cast<std::size_t>(d_out), static_cast<std::size_t>(d_in)));
         runner::quantize_matrix(t, type, q.data(), 3);
-        const float steps = type == gpu::WeightType::q8 ? 127.f : 7.f;
+        const float steps = type == runner::WeightType::q8 ? 127.f : 7.f;
         for (std::int64_t j = 0; j < d_out; ++j)
-            for (std::int64_t b = 0; b < d_in / gpu::quant_block; ++b) {
+            for (std::int64_t b = 0; b < d_in / runner::quant_block; ++b) {
                 float amax = 0;
-                for (int i = 0; i < gpu::quant_block; ++i)
-                    amax = std::max(amax, std::abs(w[static_cast<std::size_t>(j * d_in + b * gpu::quant_block + i)]));
-                for (int i = 0; i < gpu::quant_block; ++i) {
-                    const auto col = static_cast<std::size_t>(b * gpu::quant_block + i);
+                for (int i = 0; i < runner::quant_block; ++i)
+                    amax =
+                        std::max(amax, std::abs(w[static_cast<std::size_t>(j * d_in + b * runner::quant_block + i)]));
+                for (int i = 0; i < runner::quant_block; ++i) {
+                    const auto col = static_cast<std::size_t>(b * runner::quant_block + i);
                     const float original = w[static_cast<std::size_t>(j) * static_cast<std::size_t>(d_in) + col];
                     const float back =
                         runner::dequantized(q.data(), type, static_cast<std::size_t>(d_out),
@@ -60,9 +59,9 @@ TEST_CASE("quantize: every weight comes back within half a step of its block's s
 }
 
 TEST_CASE("quantize: sizes, what is compressible, and AIRLLM_COMPRESSION's values") {
-    CHECK(gpu::quant_bytes(gpu::WeightType::q8, 4096, 4096) == 4096u * 4096 + 4096u * 128 * 4);
-    CHECK(gpu::quant_bytes(gpu::WeightType::q4, 4096, 4096) == 4096u * 2048 + 4096u * 128 * 4);
-    CHECK(gpu::quant_scales_offset(gpu::WeightType::q4, 3, 32) == 256);  // 48 bytes of quants, aligned
+    CHECK(runner::quant_bytes(runner::WeightType::q8, 4096, 4096) == 4096u * 4096 + 4096u * 128 * 4);
+    CHECK(runner::quant_bytes(runner::WeightType::q4, 4096, 4096) == 4096u * 2048 + 4096u * 128 * 4);
+    CHECK(runner::quant_scales_offset(runner::WeightType::q4, 3, 32) == 256);  // 48 bytes of quants, aligned
     std::vector<float> w(3 * 40);
     CHECK_FALSE(runner::quantizable(matrix(w, 3, 40)));
     CHECK(runner::quantizable(matrix(w, 4, 32)));

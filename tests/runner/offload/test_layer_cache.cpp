@@ -41,17 +41,6 @@ Opened open(const std::string& name) {
 void ignore(std::size_t, std::size_t) {}
 
 // A [rows, cols] matrix of the slab's format at `at`.
-runner::cpu::Matrix matrix_at(const std::byte* at, runner::gpu::WeightType type, runner::DType dtype, std::int64_t rows,
-                              std::int64_t cols) {
-    if (runner::gpu::is_quantized(type))
-        return {at, type, static_cast<std::size_t>(rows), static_cast<std::size_t>(cols)};
-    runner::TensorView t;
-    t.dtype = dtype;
-    t.shape = {rows, cols};
-    t.data = at;
-    t.bytes = static_cast<std::size_t>(rows * cols) * runner::dtype_size(dtype);
-    return t;
-}
 
 // down(silu(gate x) * up x) from the given matrices, rows = gate's rows.
 std::vector<float> mlp(const runner::cpu::Matrix& gate, const runner::cpu::Matrix& up, const runner::cpu::Matrix& down,
@@ -190,15 +179,15 @@ TEST_CASE("split layout: the GPU's and the host's MLP rows sum to the whole MLP,
             const auto dtype = l.w_down->dtype;
             const auto whole = runner::layout_of(l, compression);
             const auto type = whole.type[w_gate];
-            CHECK(runner::gpu::is_quantized(type) == (compression != runner::Compression::none));
+            CHECK(runner::is_quantized(type) == (compression != runner::Compression::none));
             std::vector<std::byte> plain(whole.bytes);
             runner::fill_slab(plain.data(), l, whole, 1);
             const auto at = [&](std::size_t offset) { return plain.data() + offset; };
             std::vector<float> x(static_cast<std::size_t>(e));
             for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i));
-            const auto want = mlp(matrix_at(at(whole.offset[w_gate]), type, dtype, n_ff, e),
-                                  matrix_at(at(whole.offset[w_up]), type, dtype, n_ff, e),
-                                  matrix_at(at(whole.offset[w_down]), type, dtype, e, n_ff), x, pool);
+            const auto want = mlp(runner::slab_matrix(at(whole.offset[w_gate]), type, dtype, n_ff, e),
+                                  runner::slab_matrix(at(whole.offset[w_up]), type, dtype, n_ff, e),
+                                  runner::slab_matrix(at(whole.offset[w_down]), type, dtype, e, n_ff), x, pool);
             const int granule = runner::split_granule(compression);
             for (const int gpu_rows : {0, granule, n_ff / 2 / granule * granule, n_ff}) {
                 CAPTURE(gpu_rows);
@@ -220,12 +209,17 @@ TEST_CASE("split layout: the GPU's and the host's MLP rows sum to the whole MLP,
                 CHECK(split.gpu_bytes == aligned(split.layout.offset[w_down] + split.layout.size[w_down]));
                 CHECK(split.gpu_bytes == split.host_gate);
                 CHECK(split.layout.bytes <= whole.bytes + runner::split_extra_bytes);
-                const auto gpu_gate = matrix_at(slab.data() + split.layout.offset[w_gate], type, dtype, gpu_rows, e);
-                const auto gpu_up = matrix_at(slab.data() + split.layout.offset[w_up], type, dtype, gpu_rows, e);
-                const auto gpu_down = matrix_at(slab.data() + split.layout.offset[w_down], type, dtype, e, gpu_rows);
-                const auto host_gate = matrix_at(slab.data() + split.host_gate, type, dtype, split.host_rows, e);
-                const auto host_up = matrix_at(slab.data() + split.host_up, type, dtype, split.host_rows, e);
-                const auto host_down = matrix_at(slab.data() + split.host_down, type, dtype, e, split.host_rows);
+                const auto gpu_gate =
+                    runner::slab_matrix(slab.data() + split.layout.offset[w_gate], type, dtype, gpu_rows, e);
+                const auto gpu_up =
+                    runner::slab_matrix(slab.data() + split.layout.offset[w_up], type, dtype, gpu_rows, e);
+                const auto gpu_down =
+                    runner::slab_matrix(slab.data() + split.layout.offset[w_down], type, dtype, e, gpu_rows);
+                const auto host_gate =
+                    runner::slab_matrix(slab.data() + split.host_gate, type, dtype, split.host_rows, e);
+                const auto host_up = runner::slab_matrix(slab.data() + split.host_up, type, dtype, split.host_rows, e);
+                const auto host_down =
+                    runner::slab_matrix(slab.data() + split.host_down, type, dtype, e, split.host_rows);
                 CHECK(split.host_down + host_down.bytes() <= split.layout.bytes);
                 const auto gpu_part = mlp(gpu_gate, gpu_up, gpu_down, x, pool);
                 const auto host_part = mlp(host_gate, host_up, host_down, x, pool);
@@ -245,8 +239,8 @@ TEST_CASE("split layout: the GPU's and the host's MLP rows sum to the whole MLP,
                     mismatched += !std::equal(got.begin(), got.begin() + static_cast<std::ptrdiff_t>(part.cols()),
                                               full.begin() + static_cast<std::ptrdiff_t>(from));
                 };
-                const auto full_gate = matrix_at(at(whole.offset[w_gate]), type, dtype, n_ff, e);
-                const auto full_down = matrix_at(at(whole.offset[w_down]), type, dtype, e, n_ff);
+                const auto full_gate = runner::slab_matrix(at(whole.offset[w_gate]), type, dtype, n_ff, e);
+                const auto full_down = runner::slab_matrix(at(whole.offset[w_down]), type, dtype, e, n_ff);
                 for (std::size_t r = 0; r < nf; ++r) {
                     full_gate.convert(r, expected.data());
                     if (r < static_cast<std::size_t>(gpu_rows))

@@ -1,0 +1,29 @@
+// How weights and the KV cache are stored in memory, shared by the CPU kernels, the GPU kernels and the
+// offload code that lays layers out for them: the element types and the block-quantized matrix layout.
+#pragma once
+
+#include <cstddef>
+
+namespace runner {
+
+enum class WeightType { f32, f16, bf16, q8, q4 };
+
+// Block-quantized matrices [d_out, d_in] (d_in a multiple of quant_block), written by
+// offload/quantize: the quants row-major (q8: one int8 per weight; q4: two per byte, low nibble
+// first, stored + 8), then, at quant_scales_offset, the f32 scales [d_out, d_in / quant_block];
+// a weight is quant * scale. Kernels widen them in registers: no full-precision copy is made.
+constexpr int quant_block = 32;
+constexpr std::size_t quant_scales_offset(WeightType type, std::size_t d_out, std::size_t d_in) {
+    const std::size_t quants = type == WeightType::q8 ? d_out * d_in : d_out * d_in / 2;
+    return (quants + 255) / 256 * 256;
+}
+constexpr std::size_t quant_bytes(WeightType type, std::size_t d_out, std::size_t d_in) {
+    return quant_scales_offset(type, d_out, d_in) + d_out * (d_in / quant_block) * sizeof(float);
+}
+constexpr bool is_quantized(WeightType type) { return type == WeightType::q8 || type == WeightType::q4; }
+
+// The KV cache's element type.
+enum class KvType { f16, f32 };
+constexpr std::size_t kv_element_bytes(KvType type) { return type == KvType::f16 ? 2 : 4; }
+
+}  // namespace runner

@@ -1,0 +1,167 @@
+#include "runner/offload/gpu_plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <string>
+
+#include "runner/offload/layer_slab.h"
+
+namespace runner {
+
+namespace {
+
+using namespace layer_slot;
+
+// Activations of one micro-batch of `n` tokens: xb, q, k, v, att, gate, up, and the BLAS scratch.
+std::size_t activation_bytes(const ModelConfig& c, std::size_t n, bool blas) {
+    const std::size_t q = static_cast<std::size_t>(c.n_head) * c.head_dim;
+    const std::size_t kv = static_cast<std::size_t>(c.n_head_kv) * c.head_dim;
+    const std::size_t blas_scratch = blas ? n * widest_input(c) * 2 : 0;
+    return n * (static_cast<std::size_t>(c.n_embd) + 2 * q + 2 * kv + 2 * static_cast<std::size_t>(c.n_ff)) *
+               sizeof(float) +
+           blas_scratch;
+}
+
+// The most any micro-batch size up to max_batch needs for split-key attention.
+std::size_t attention_scratch(const ModelConfig& c, int n_ctx, int max_batch, const KernelNeeds& kernels) {
+    if (!kernels.attention_scratch) return 0;
+    std::size_t most = 0;
+    for (int n = 1; n <= max_batch; ++n)
+        most = std::max(most, kernels.attention_scratch(n, c.n_head, c.head_dim, n_ctx));
+    return most;
+}
+
+// A ring slot holds any streamed layer in either layout.
+std::size_t slot_capacity(std::size_t largest) { return slab_aligned(largest + split_extra_bytes); }
+
+std::string mib(std::size_t bytes) { return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB"; }
+
+// Which streamed layers stay pinned in RAM (in order, while `ram_budget` lasts beside the staging
+// buffers that disk reads need); the rest are read from disk. `layer_bytes`: each layer's slab.
+std::optional<common::Error> plan_host(GpuPlan& plan, const std::vector<std::size_t>& layer_bytes, std::size_t largest,
+                                       std::size_t ram_budget) {
+    plan.pinned.assign(layer_bytes.size(), false);
+    const std::size_t streamed_total = plan.streamed_bytes;
+    const bool all_fit = ram_budget == 0 || streamed_total <= ram_budget;
+    const std::size_t staging = all_fit ? 0 : 2 * largest;
+    for (std::size_t i = 0; i < layer_bytes.size(); ++i) {
+        if (plan.resident[i]) continue;
+        const auto bytes = layer_bytes[i];
+        if (all_fit || plan.pinned_bytes + bytes + staging <= ram_budget) {
+            plan.pinned[i] = true;
+            plan.pinned_bytes += bytes;
+        } else {
+            plan.disk_bytes += bytes;
+        }
+    }
+    plan.pinned_bytes += staging;
+    // Without a cache compressed layers are made at load; reading them from disk every pass would redo that.
+    if (plan.disk_bytes > 0 && plan.compression != Compression::none && plan.cache.empty())
+        return common::make_error("with compression the streamed layers must fit in the RAM budget (" +
+                                  mib(ram_budget) + " for " + mib(streamed_total) +
+                                  "): raise --ram-budget, run ollama-airllm prepare, or use compression none");
+    return std::nullopt;
+}
+
+}  // namespace
+
+std::size_t kv_cache_bytes(const ModelConfig& c, int n_ctx, KvType type) {
+    return 2 * static_cast<std::size_t>(c.n_layer) * n_ctx * c.n_head_kv * c.head_dim * kv_element_bytes(type);
+}
+
+std::size_t largest_projection(const ModelConfig& c) {
+    const std::size_t e = static_cast<std::size_t>(c.n_embd), q = static_cast<std::size_t>(c.n_head) * c.head_dim;
+    return std::max({e * q, e * static_cast<std::size_t>(c.n_ff)});
+}
+
+std::size_t widest_input(const ModelConfig& c) {
+    return static_cast<std::size_t>(std::max({c.n_embd, c.n_head * c.head_dim, c.n_ff}));
+}
+
+common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, const GpuOptions& options,
+                                 const KernelNeeds& kernels) {
+    const int n_ctx = options.n_ctx;
+    const auto compression = options.compression;
+    const auto vram_budget = options.vram_budget;
+    GpuPlan plan;
+    plan.max_batch = std::max(1, std::min(options.max_batch, n_ctx));
+    plan.compression = compression;
+    plan.kv_type = options.kv_type;
+    plan.host_share = options.host_share;
+    plan.threads = options.threads;
+    plan.blas = kernels.blas;
+    if (compression != Compression::none) plan.cache = options.cache;
+    plan.attention_scratch_bytes = attention_scratch(c, n_ctx, plan.max_batch, kernels);
+    const std::size_t kv = kv_cache_bytes(c, n_ctx, plan.kv_type);
+    const std::size_t residual = static_cast<std::size_t>(n_ctx) * c.n_embd * sizeof(float);
+    const std::size_t activations = activation_bytes(c, static_cast<std::size_t>(plan.max_batch), plan.blas);
+    const std::size_t head = slab_aligned(w.output->bytes) + slab_aligned(w.output_norm->bytes);
+    const std::size_t small = static_cast<std::size_t>(c.n_vocab) * sizeof(float) + n_ctx * sizeof(int) +
+                              static_cast<std::size_t>(c.head_dim) * sizeof(float) + plan.attention_scratch_bytes +
+                              (compression != Compression::none && plan.blas ? largest_projection(c) * 2 : 0);
+    plan.fixed_bytes = kv + residual + activations + head + small;
+
+    std::vector<std::size_t> layer_bytes;
+    std::size_t all_layers = 0, largest = 0;
+    for (const auto& l : w.layers) {
+        layer_bytes.push_back(layout_of(l, compression).bytes);
+        all_layers += layer_bytes.back();
+        largest = std::max(largest, layer_bytes.back());
+    }
+    plan.slot_bytes = slot_capacity(largest);
+    if (vram_budget == 0 || plan.fixed_bytes + all_layers <= vram_budget) {
+        plan.resident.assign(w.layers.size(), true);
+        plan.pinned.assign(w.layers.size(), false);
+        plan.resident_bytes = all_layers;
+        return plan;
+    }
+    plan.ring_slots = 2;
+    plan.fixed_bytes += plan.ring_slots * plan.slot_bytes;
+    if (plan.fixed_bytes > vram_budget)
+        return common::make_error(
+            "a VRAM budget of " + mib(vram_budget) + " cannot hold the KV cache (" + mib(kv) + " for a context of " +
+            std::to_string(n_ctx) + "), activations (" + mib(activations + residual) + " for micro-batches of " +
+            std::to_string(plan.max_batch) + "), the output head (" + mib(head) + ") and two streaming slots (" +
+            mib(plan.ring_slots * plan.slot_bytes) + "): lower the context or raise the budget");
+    for (const auto bytes : layer_bytes) {
+        const bool fits = plan.fixed_bytes + plan.resident_bytes + bytes <= vram_budget;
+        plan.resident.push_back(fits);
+        (fits ? plan.resident_bytes : plan.streamed_bytes) += bytes;
+    }
+    if (auto error = plan_host(plan, layer_bytes, largest, options.ram_budget)) return *error;
+    return plan;
+}
+
+std::vector<int> split_candidates(const GpuPlan& plan, const ModelWeights& w) {
+    std::vector<int> candidates;
+    if (plan.host_share == 0) return candidates;
+    for (std::size_t i = 0; i < w.layers.size(); ++i)
+        if (!plan.resident[i] && plan.pinned[i] && splittable(w.layers[i], plan.compression))
+            candidates.push_back(static_cast<int>(i));
+    return candidates;
+}
+
+SplitDecision decide_split(const GpuPlan& plan, const ModelWeights& w, const ModelConfig& c,
+                           const std::vector<int>& candidates, const SplitRates& rates) {
+    SplitDecision decision;
+    decision.split.assign(w.layers.size(), false);
+    if (candidates.empty()) return decision;
+    const auto layout = layout_of(w.layers[static_cast<std::size_t>(candidates.front())], plan.compression);
+    const double n_ff = c.n_ff;
+    // a row of gate and up and a column of down, in the slab's format
+    const double row_bytes = static_cast<double>(layout.size[w_gate] + layout.size[w_up] + layout.size[w_down]) / n_ff;
+    double host_rows = n_ff * std::min(plan.host_share, 100) / 100.0;
+    if (plan.host_share < 0) {
+        decision.rates = rates;
+        host_rows = static_cast<double>(layout.bytes) / row_bytes * rates.host / (rates.host + rates.copy);
+    }
+    const double granule = split_granule(plan.compression);
+    const double gpu_rows = std::clamp<double>(std::round((n_ff - host_rows) / granule) * granule, 0, n_ff);
+    decision.host_rows = c.n_ff - static_cast<int>(gpu_rows);
+    if (decision.host_rows == 0) return decision;
+    for (const int layer : candidates) decision.split[static_cast<std::size_t>(layer)] = true;
+    return decision;
+}
+
+}  // namespace runner

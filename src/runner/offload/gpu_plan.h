@@ -1,0 +1,111 @@
+// What a VRAM budget holds, decided before anything is allocated: which layers stay resident on the
+// GPU and which stream through a ring of device slots, which streamed layers are pinned in RAM and
+// which are read from disk on every pass, and, once the link's and the host's rates are known, which
+// layers decode split between the GPU and the host. Pure arithmetic over shapes and budgets: no GPU is
+// needed to plan, so CI tests it with tables of models, budgets and compressions.
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <functional>
+#include <vector>
+
+#include "common/result.h"
+#include "runner/model/model_config.h"
+#include "runner/model/model_weights.h"
+#include "runner/model/weight_format.h"
+#include "runner/offload/quantize.h"
+
+namespace runner {
+
+// What the GPU engine is asked for.
+struct GpuOptions {
+    int n_ctx = 0;
+    int max_batch = 512;                          // tokens per micro-batch
+    std::size_t vram_budget = 0;                  // 0: no limit
+    std::size_t ram_budget = 0;                   // pinned host memory for streamed layers; 0: no limit
+    Compression compression = Compression::none;  // of the projection matrices
+    std::filesystem::path cache;                  // a complete `prepare` cache for `compression`, if there is one
+    KvType kv_type = KvType::f16;
+    int host_share = -1;   // percent of each pinned streamed layer's MLP rows the host computes
+                           // while decoding: -1 measures both paths at load and splits so that they finish
+                           // together; 0 none
+    unsigned threads = 0;  // host threads for them; 0: all
+};
+
+// What the GPU kernels need beside the weights, which only the backend knows: the engine passes
+// gpu_kernel_needs() (engine/gpu_transformer.h), tests their own.
+struct KernelNeeds {
+    bool blas = false;  // products go through a BLAS, with 16-bit scratch for activations and widened weights
+    // Split-key attention partials for a micro-batch of n_tokens; 0 when the kernel needs none.
+    std::function<std::size_t(int n_tokens, int n_head, int head_dim, int n_ctx)> attention_scratch;
+};
+
+struct GpuPlan {
+    std::vector<bool> resident;                   // [n_layer]: in VRAM for good; the others stream through the ring
+    int ring_slots = 0;                           // 0 when every layer is resident
+    std::size_t slot_bytes = 0;                   // each ring slot: the largest streamed layer in either layout
+    int max_batch = 0;                            // tokens per micro-batch
+    Compression compression = Compression::none;  // of the projection matrices, resident and streamed
+    std::size_t fixed_bytes = 0;                  // KV cache, activations, LM head, ring slots
+    std::size_t resident_bytes = 0;               // resident layers
+    std::size_t streamed_bytes = 0;               // crosses host->device on every forward pass
+    std::vector<bool> pinned;                     // [n_layer]: a streamed layer held in pinned RAM; the
+                                                  // other streamed layers are read from disk every pass
+    std::size_t pinned_bytes = 0;                 // host RAM the pinned layers (and staging) take
+    std::size_t disk_bytes = 0;                   // read from the model's files on every forward pass
+    std::filesystem::path cache;                  // `prepare`'s layer cache for this compression, if used
+    KvType kv_type = KvType::f16;
+    int host_share = -1;   // as asked (GpuOptions)
+    unsigned threads = 0;  // as asked
+    bool blas = false;     // as KernelNeeds said
+    std::size_t attention_scratch_bytes = 0;
+    std::size_t total_bytes() const { return fixed_bytes + resident_bytes; }
+};
+
+// Layers go resident in order while they fit beside the fixed part; the rest stream through two
+// slots, pinned in RAM while the RAM budget lasts, the rest from disk. Compressed layers come from
+// the cache when given, else they are compressed at load and must then fit in RAM. An error says
+// what did not fit.
+common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, const GpuOptions& options,
+                                 const KernelNeeds& kernels);
+
+// The KV cache of every layer, keys and values.
+std::size_t kv_cache_bytes(const ModelConfig& c, int n_ctx, KvType type);
+// The largest projection, in weights: what the BLAS widens a quantized matrix into.
+std::size_t largest_projection(const ModelConfig& c);
+// The widest activation a product reads: what the BLAS scratch holds per token, in 16-bit.
+std::size_t widest_input(const ModelConfig& c);
+
+// Decoding steps of at most this many tokens split each split layer between the GPU and the host, so
+// that the host's memory bandwidth and the link both carry weights at once: the GPU runs the layer's
+// attention and the first rows of its MLP, the host the other rows from pinned RAM (the MLP is a sum
+// over its rows), while the copy stream brings the GPU's part of the next layers into the ring. Only
+// that part crosses the link. Longer passes (prompts) run every layer on the GPU.
+constexpr int gpu_host_max_tokens = 4;
+
+// The link's and the host's rates, in bytes per second, as measured at load.
+struct SplitRates {
+    double copy = 0;  // pinned host memory to a device slot
+    double host = 0;  // an MLP computed on the host, in weight bytes per second
+};
+
+// Which streamed layers decode split between the GPU and the host, and how many MLP rows the host takes.
+struct SplitDecision {
+    std::vector<bool> split;  // [n_layer]
+    int host_rows = 0;        // of each split layer's MLP
+    SplitRates rates;         // what it was decided from; zero when host_share fixed it
+};
+
+// The layers that may split: streamed, pinned (the host computes from the pinned slabs) and splittable;
+// none when host_share is 0.
+std::vector<int> split_candidates(const GpuPlan& plan, const ModelWeights& w);
+
+// The host's rows: plan.host_share percent of them, or with host_share -1 as many as make the GPU's part
+// over the link and the host's rows take equal time,
+//   (layer_bytes - host_rows * row_bytes) / rates.copy == host_rows * row_bytes / rates.host,
+// rounded so that the GPU's rows are a multiple of split_granule. No split when that leaves the host none.
+SplitDecision decide_split(const GpuPlan& plan, const ModelWeights& w, const ModelConfig& c,
+                           const std::vector<int>& candidates, const SplitRates& rates);
+
+}  // namespace runner

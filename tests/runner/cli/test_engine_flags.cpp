@@ -1,0 +1,106 @@
+// The engine flags as the commands read them, resolved against the service's variables: flags over
+// variables over defaults, each bad value an error naming where it came from.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+
+#include "runner/cli/engine_flags.h"
+
+namespace {
+
+// Parses `args` as a command's engine options; the first error, if any.
+std::string parse(runner_cli::EngineFlags& flags, const std::vector<std::string>& args) {
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const auto taken = runner_cli::parse_engine_option(args, i, flags);
+        REQUIRE_MESSAGE(taken, args[i]);
+        if (!taken->ok()) return taken->error().message;
+    }
+    return "";
+}
+
+// Sets the variables for one test case (ctest runs each case in a process of its own).
+void set_env(const std::vector<std::pair<const char*, const char*>>& vars) {
+    for (const char* name : {"AIRLLM_DEVICE", "AIRLLM_VRAM_BUDGET", "AIRLLM_COMPRESSION", "AIRLLM_KV_CACHE"})
+        ::unsetenv(name);
+    for (const auto& [name, value] : vars) ::setenv(name, value, 1);
+}
+
+}  // namespace
+
+TEST_CASE("engine flags: without flags or variables, the defaults") {
+    set_env({});
+    const auto o = runner_cli::resolve_engine_options({});
+    REQUIRE(o.ok());
+    CHECK(o->device.kind == runner::Device::Kind::automatic);
+    CHECK(o->device.named_as == "AIRLLM_DEVICE=auto");
+    CHECK_FALSE(o->vram_budget);
+    CHECK(o->compression == runner::Compression::none);
+    CHECK(o->kv_type == runner::KvType::f16);
+    CHECK(o->host_share == -1);
+    CHECK(o->max_batch == 512);
+}
+
+TEST_CASE("engine flags: the service's variables are read, and flags win over them") {
+    set_env({{"AIRLLM_DEVICE", "hip:1"},
+             {"AIRLLM_VRAM_BUDGET", "8GiB"},
+             {"AIRLLM_COMPRESSION", "4bit"},
+             {"AIRLLM_KV_CACHE", "f32"}});
+    const auto from_env = runner_cli::resolve_engine_options({});
+    REQUIRE(from_env.ok());
+    CHECK(from_env->device.kind == runner::Device::Kind::gpu);
+    CHECK(from_env->device.index == 1);
+    CHECK(from_env->device.named_as == "AIRLLM_DEVICE=hip:1");
+    CHECK(from_env->vram_budget == std::optional<std::uint64_t>(8ull << 30));
+    CHECK(from_env->compression == runner::Compression::q4);
+    CHECK(from_env->kv_type == runner::KvType::f32);
+
+    runner_cli::EngineFlags flags;
+    REQUIRE(parse(flags, {"--device", "cuda:0", "--vram-budget", "512MiB", "--compression", "8bit", "--kv-cache", "f16",
+                          "--host-share", "auto", "--threads", "3", "--max-batch", "64", "--ram-budget", "2GiB"})
+                .empty());
+    const auto o = runner_cli::resolve_engine_options(flags);
+    REQUIRE(o.ok());
+    CHECK(o->device.index == 0);
+    CHECK(o->device.named_as == "--device cuda:0");
+    CHECK(o->vram_budget == std::optional<std::uint64_t>(512ull << 20));
+    CHECK(o->compression == runner::Compression::q8);
+    CHECK(o->kv_type == runner::KvType::f16);
+    CHECK(o->host_share == -1);
+    CHECK(o->threads == 3);
+    CHECK(o->max_batch == 64);
+    CHECK(o->ram_budget == 2ull << 30);
+}
+
+TEST_CASE("engine flags: a bad variable is an error naming it and its value") {
+    for (const auto& [name, value, message] :
+         {std::tuple{"AIRLLM_DEVICE", "tpu:0", "AIRLLM_DEVICE 'tpu:0' is not a device: use cpu, cuda:N, hip:N or auto"},
+          std::tuple{"AIRLLM_VRAM_BUDGET", "lots", "AIRLLM_VRAM_BUDGET 'lots' is not a size such as 8GiB"},
+          std::tuple{"AIRLLM_COMPRESSION", "2bit", "AIRLLM_COMPRESSION '2bit' is not none, 8bit or 4bit"},
+          std::tuple{"AIRLLM_KV_CACHE", "f8", "AIRLLM_KV_CACHE 'f8' is not f16 or f32"}}) {
+        CAPTURE(name);
+        set_env({{name, value}});
+        const auto o = runner_cli::resolve_engine_options({});
+        REQUIRE_FALSE(o.ok());
+        CHECK(o.error().message == message);
+    }
+}
+
+TEST_CASE("engine flags: a bad flag value is refused as it is read") {
+    for (const auto& [args, message] :
+         {std::pair{std::vector<std::string>{"--device", "gpu:-1"},
+                    "--device 'gpu:-1' is not a device: use cpu, cuda:N, hip:N or auto"},
+          std::pair{std::vector<std::string>{"--host-share", "101"},
+                    "--host-share '101' is not a percentage (0 to 100) or auto"},
+          std::pair{std::vector<std::string>{"--threads", "-1"}, "--threads '-1' is not a count"},
+          std::pair{std::vector<std::string>{"--max-batch", "0"}, "--max-batch '0' is not a count"},
+          std::pair{std::vector<std::string>{"--kv-cache", "bf16"}, "--kv-cache 'bf16' is not f16 or f32"},
+          std::pair{std::vector<std::string>{"--ram-budget", "1XB"}, "--ram-budget '1XB' is not a size such as 8GiB"},
+          std::pair{std::vector<std::string>{"--compression"}, "--compression needs a value"}}) {
+        CAPTURE(args[0]);
+        runner_cli::EngineFlags flags;
+        CHECK(parse(flags, args) == message);
+    }
+    runner_cli::EngineFlags flags;
+    std::size_t i = 0;
+    CHECK_FALSE(runner_cli::parse_engine_option({"--ctx", "5"}, i, flags));
+}

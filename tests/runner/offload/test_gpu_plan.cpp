@@ -1,0 +1,312 @@
+// The VRAM planner without a GPU: published model shapes (tensors with shapes and no data), budgets,
+// compressions and RAM budgets in, plans out, checked against the rules the planner promises.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <numeric>
+
+#include "runner/offload/gpu_plan.h"
+#include "runner/offload/layer_slab.h"
+
+namespace {
+
+constexpr std::size_t GiB = std::size_t{1} << 30;
+
+struct Shape {
+    const char* name;
+    int n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_vocab;
+    bool biases;  // Qwen2's q/k/v biases
+};
+
+// Llama 3.1 8B, Qwen2.5 7B and Llama 3.1 70B as their config.json files give them.
+const Shape llama8b{"llama-3.1-8b", 4096, 32, 32, 8, 128, 14336, 128256, false};
+const Shape qwen7b{"qwen2.5-7b", 3584, 28, 28, 4, 128, 18944, 152064, true};
+const Shape llama70b{"llama-3.1-70b", 8192, 80, 64, 8, 128, 28672, 128256, false};
+
+// A model's weights as bind_weights gives them, bf16, with no data behind them: the planner reads shapes.
+struct ShapeModel {
+    runner::ModelConfig config;
+    std::deque<runner::TensorView> tensors;  // stable addresses for the weights' pointers
+    runner::ModelWeights weights;
+
+    explicit ShapeModel(const Shape& s) {
+        auto& c = config;
+        c.n_embd = s.n_embd;
+        c.n_layer = s.n_layer;
+        c.n_head = s.n_head;
+        c.n_head_kv = s.n_head_kv;
+        c.head_dim = s.head_dim;
+        c.n_ff = s.n_ff;
+        c.n_vocab = s.n_vocab;
+        c.max_position = 131072;
+        const std::int64_t e = s.n_embd, q = std::int64_t{s.n_head} * s.head_dim,
+                           kv = std::int64_t{s.n_head_kv} * s.head_dim, ff = s.n_ff;
+        weights.token_embd = tensor({s.n_vocab, e});
+        weights.output_norm = tensor({e});
+        weights.output = tensor({s.n_vocab, e});
+        for (int i = 0; i < s.n_layer; ++i) {
+            runner::LayerWeights l{};
+            l.attn_norm = tensor({e});
+            l.wq = tensor({q, e});
+            l.wk = tensor({kv, e});
+            l.wv = tensor({kv, e});
+            l.wo = tensor({e, q});
+            if (s.biases) {
+                l.bq = tensor({q});
+                l.bk = tensor({kv});
+                l.bv = tensor({kv});
+            }
+            l.ffn_norm = tensor({e});
+            l.w_gate = tensor({ff, e});
+            l.w_up = tensor({ff, e});
+            l.w_down = tensor({e, ff});
+            weights.layers.push_back(l);
+        }
+    }
+    const runner::TensorView* tensor(std::vector<std::int64_t> shape) {
+        auto& t = tensors.emplace_back();
+        t.dtype = runner::DType::bf16;
+        t.bytes = static_cast<std::size_t>(
+                      std::accumulate(shape.begin(), shape.end(), std::int64_t{1}, std::multiplies<>())) *
+                  2;
+        t.shape = std::move(shape);
+        return &t;
+    }
+    std::size_t layer_bytes(std::size_t i, runner::Compression compression) const {
+        return runner::layout_of(weights.layers[i], compression).bytes;
+    }
+};
+
+// What a CUDA build's kernels ask for: a BLAS, and split-key partials for short micro-batches.
+runner::KernelNeeds kernels(bool blas = true) {
+    return {blas, [](int n_tokens, int n_head, int head_dim, int n_ctx) -> std::size_t {
+                if (n_tokens >= 16) return 0;
+                const int splits = std::min(32, (n_ctx + 255) / 256);
+                return splits == 1 ? 0 : std::size_t(n_tokens) * n_head * splits * (head_dim + 2) * sizeof(float);
+            }};
+}
+
+runner::GpuOptions options(std::size_t vram, runner::Compression compression = runner::Compression::none,
+                           int n_ctx = 4096) {
+    runner::GpuOptions o;
+    o.n_ctx = n_ctx;
+    o.vram_budget = vram;
+    o.compression = compression;
+    return o;
+}
+
+runner::GpuPlan plan(const ShapeModel& m, const runner::GpuOptions& o, const runner::KernelNeeds& k = kernels()) {
+    auto p = runner::plan_gpu(m.weights, m.config, o, k);
+    REQUIRE_MESSAGE(p.ok(), (p.ok() ? "" : p.error().message));
+    return std::move(p).value();
+}
+
+// The promises every plan keeps: the layers' bytes all accounted for, the budget held, resident layers
+// taken in order while they fit (a streamed layer would not have fit), the ring there exactly when a
+// layer streams and big enough for any of them.
+void check_plan_rules(const ShapeModel& m, const runner::GpuOptions& o, const runner::GpuPlan& p) {
+    const auto n = m.weights.layers.size();
+    REQUIRE(p.resident.size() == n);
+    REQUIRE(p.pinned.size() == n);
+    std::size_t resident = 0, streamed = 0, pinned = 0, disk = 0, largest = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto bytes = m.layer_bytes(i, o.compression);
+        largest = std::max(largest, bytes);
+        (p.resident[i] ? resident : streamed) += bytes;
+        if (!p.resident[i]) (p.pinned[i] ? pinned : disk) += bytes;
+        if (p.resident[i]) CHECK_FALSE(p.pinned[i]);
+    }
+    CHECK(p.resident_bytes == resident);
+    CHECK(p.streamed_bytes == streamed);
+    CHECK(p.disk_bytes == disk);
+    CHECK(p.pinned_bytes >= pinned);
+    if (o.vram_budget > 0) CHECK(p.total_bytes() <= o.vram_budget);
+    const bool streams = streamed > 0;
+    CHECK(p.ring_slots == (streams ? 2 : 0));
+    CHECK(p.slot_bytes >= largest + runner::split_extra_bytes);
+    for (std::size_t i = 0; i < n; ++i)
+        if (!p.resident[i]) CHECK(p.total_bytes() + m.layer_bytes(i, o.compression) > o.vram_budget);
+    CHECK(std::is_sorted(p.resident.begin(), p.resident.end(), std::greater<>()));  // uniform layers: a prefix
+    CHECK(p.max_batch == std::min(o.max_batch, o.n_ctx));
+}
+
+}  // namespace
+
+TEST_CASE("gpu plan: without a budget, or with room for everything, every layer is resident") {
+    for (const auto* shape : {&llama8b, &qwen7b, &llama70b})
+        for (const auto compression : {runner::Compression::none, runner::Compression::q8, runner::Compression::q4}) {
+            CAPTURE(std::string(shape->name));
+            CAPTURE(std::string(runner::compression_name(compression)));
+            const ShapeModel m(*shape);
+            for (const std::size_t budget : {std::size_t{0}, 1024 * GiB}) {
+                const auto o = options(budget, compression);
+                const auto p = plan(m, o);
+                check_plan_rules(m, o, p);
+                CHECK(std::count(p.resident.begin(), p.resident.end(), true) == shape->n_layer);
+                CHECK(p.streamed_bytes == 0);
+                CHECK(p.pinned_bytes == 0);
+            }
+        }
+}
+
+TEST_CASE("gpu plan: a table of budgets and compressions keeps its rules, and compression keeps more resident") {
+    struct Row {
+        const Shape* shape;
+        std::size_t budget;
+        int n_ctx;
+    };
+    for (const auto& row :
+         {Row{&llama8b, 4 * GiB, 4096}, Row{&llama8b, 8 * GiB, 32768}, Row{&llama8b, 12 * GiB, 4096},
+          Row{&qwen7b, 6 * GiB, 8192}, Row{&llama70b, 24 * GiB, 4096}, Row{&llama70b, 24 * GiB, 32768}}) {
+        CAPTURE(std::string(row.shape->name));
+        CAPTURE(row.budget / GiB);
+        CAPTURE(row.n_ctx);
+        const ShapeModel m(*row.shape);
+        std::vector<long> resident;
+        for (const auto compression : {runner::Compression::none, runner::Compression::q8, runner::Compression::q4}) {
+            CAPTURE(std::string(runner::compression_name(compression)));
+            const auto o = options(row.budget, compression, row.n_ctx);
+            const auto p = plan(m, o);
+            check_plan_rules(m, o, p);
+            if (compression == runner::Compression::none) CHECK(p.streamed_bytes > 0);
+            // The fixed part holds the whole KV cache, f16 by default.
+            CHECK(p.fixed_bytes > runner::kv_cache_bytes(m.config, row.n_ctx, runner::KvType::f16));
+            resident.push_back(std::count(p.resident.begin(), p.resident.end(), true));
+        }
+        CHECK(resident[0] <= resident[1]);
+        CHECK(resident[1] <= resident[2]);
+        CHECK(resident[0] < resident[2]);
+    }
+}
+
+TEST_CASE("gpu plan: the KV type, the BLAS and the micro-batch change the fixed part by what they need") {
+    const ShapeModel m(llama8b);
+    const auto o = options(8 * GiB);
+    const auto f16 = plan(m, o);
+    auto o32 = o;
+    o32.kv_type = runner::KvType::f32;
+    const auto f32 = plan(m, o32);
+    CHECK(f32.fixed_bytes - f16.fixed_bytes == runner::kv_cache_bytes(m.config, 4096, runner::KvType::f16));
+    const auto no_blas = plan(m, o, kernels(false));
+    CHECK(f16.fixed_bytes - no_blas.fixed_bytes == 512 * runner::widest_input(m.config) * 2);
+    auto small_batch = o;
+    small_batch.max_batch = 64;
+    CHECK(plan(m, small_batch).fixed_bytes < f16.fixed_bytes);
+    auto tiny_ctx = options(8 * GiB, runner::Compression::none, 100);
+    CHECK(plan(m, tiny_ctx).max_batch == 100);
+}
+
+TEST_CASE("gpu plan: a budget that cannot hold the fixed part says what it holds and what to change") {
+    const ShapeModel m(llama8b);
+    const auto o = options(GiB, runner::Compression::none, 131072);
+    const auto p = runner::plan_gpu(m.weights, m.config, o, kernels());
+    REQUIRE_FALSE(p.ok());
+    CHECK(p.error().message.find("a VRAM budget of 1024 MiB cannot hold the KV cache (16384 MiB for a context of "
+                                 "131072)") == 0);
+    CHECK(p.error().message.find("lower the context or raise the budget") != std::string::npos);
+    // The output head (1002 MiB) and two streaming slots (832 MiB) with a short context fit in 3 GiB.
+    CHECK(runner::plan_gpu(m.weights, m.config, options(3 * GiB, runner::Compression::none, 1024), kernels()).ok());
+}
+
+TEST_CASE("gpu plan: streamed layers are pinned while the RAM budget lasts, the rest come from disk") {
+    const ShapeModel m(llama8b);
+    const auto layer = m.layer_bytes(0, runner::Compression::none);
+    for (const std::size_t ram : {std::size_t{0}, 100 * GiB, 4 * GiB, 2 * layer + 3 * layer, 2 * layer}) {
+        CAPTURE(ram);
+        auto o = options(4 * GiB);
+        o.ram_budget = ram;
+        const auto p = plan(m, o);
+        check_plan_rules(m, o, p);
+        const bool all_fit = ram == 0 || p.streamed_bytes <= ram;
+        CHECK((p.disk_bytes == 0) == all_fit);
+        if (!all_fit) {
+            // Pinned layers and two staging buffers within the budget; streamed layers pinned in order.
+            CHECK(p.pinned_bytes <= ram);
+            CHECK(p.pinned_bytes + layer > ram);
+            std::vector<bool> streamed_pinned;
+            for (std::size_t i = 0; i < p.pinned.size(); ++i)
+                if (!p.resident[i]) streamed_pinned.push_back(p.pinned[i]);
+            CHECK(std::is_sorted(streamed_pinned.begin(), streamed_pinned.end(), std::greater<>()));
+        }
+    }
+}
+
+TEST_CASE("gpu plan: compressed layers read from disk need prepare's cache") {
+    const ShapeModel m(llama8b);
+    auto o = options(4 * GiB, runner::Compression::q4);
+    o.ram_budget = 2 * GiB;
+    const auto without = runner::plan_gpu(m.weights, m.config, o, kernels());
+    REQUIRE_FALSE(without.ok());
+    CHECK(without.error().message.find("run ollama-airllm prepare") != std::string::npos);
+    o.cache = "/var/cache/ollama-airllm/llama/q4";
+    const auto with = plan(m, o);
+    check_plan_rules(m, o, with);
+    CHECK(with.disk_bytes > 0);
+    CHECK(with.cache == o.cache);
+    // The cache is only used with compression.
+    auto uncompressed = options(4 * GiB);
+    uncompressed.cache = o.cache;
+    CHECK(plan(m, uncompressed).cache.empty());
+}
+
+TEST_CASE("gpu split: only pinned streamed layers are candidates, and host_share fixes the host's rows") {
+    const ShapeModel m(llama8b);
+    auto o = options(4 * GiB);
+    o.ram_budget = 8 * GiB;
+    o.host_share = 50;
+    const auto p = plan(m, o);
+    const auto candidates = runner::split_candidates(p, m.weights);
+    REQUIRE_FALSE(candidates.empty());
+    for (const int i : candidates) {
+        CHECK_FALSE(p.resident[static_cast<std::size_t>(i)]);
+        CHECK(p.pinned[static_cast<std::size_t>(i)]);
+    }
+    CHECK(static_cast<std::size_t>(std::count(p.pinned.begin(), p.pinned.end(), true)) == candidates.size());
+    const auto half = runner::decide_split(p, m.weights, m.config, candidates, {});
+    CHECK(half.host_rows == 14336 / 2);
+    CHECK(static_cast<std::size_t>(std::count(half.split.begin(), half.split.end(), true)) == candidates.size());
+    auto none = p;
+    none.host_share = 0;
+    CHECK(runner::split_candidates(none, m.weights).empty());
+    auto all = p;
+    all.host_share = 100;
+    CHECK(runner::decide_split(all, m.weights, m.config, candidates, {}).host_rows == 14336);
+    auto odd = p;
+    odd.host_share = 33;  // 4730.9 host rows: the GPU's 9605.1 round to a multiple of 8
+    CHECK(runner::decide_split(odd, m.weights, m.config, candidates, {}).host_rows == 14336 - 9608);
+}
+
+TEST_CASE("gpu split: measured rates give the rows that make the link and the host finish together") {
+    for (const auto compression : {runner::Compression::none, runner::Compression::q8, runner::Compression::q4}) {
+        CAPTURE(std::string(runner::compression_name(compression)));
+        const ShapeModel m(qwen7b);
+        auto o = options(4 * GiB, compression);
+        o.host_share = -1;
+        const auto p = plan(m, o);
+        const auto candidates = runner::split_candidates(p, m.weights);
+        REQUIRE_FALSE(candidates.empty());
+        const auto layout =
+            runner::layout_of(m.weights.layers[static_cast<std::size_t>(candidates.front())], compression);
+        using namespace runner::layer_slot;
+        const double row_bytes =
+            static_cast<double>(layout.size[w_gate] + layout.size[w_up] + layout.size[w_down]) / m.config.n_ff;
+        for (const auto& [copy, host] : {std::pair{50e9, 50e9}, std::pair{55e9, 80e9}, std::pair{25e9, 120e9}}) {
+            CAPTURE(copy);
+            CAPTURE(host);
+            const auto d = runner::decide_split(p, m.weights, m.config, candidates, {copy, host});
+            CHECK(d.rates.copy == copy);
+            REQUIRE(d.host_rows > 0);
+            CHECK((m.config.n_ff - d.host_rows) % runner::split_granule(compression) == 0);
+            const double gpu_s = (static_cast<double>(layout.bytes) - d.host_rows * row_bytes) / copy;
+            const double host_s = d.host_rows * row_bytes / host;
+            // Within one granule of rows of the balance.
+            CHECK(std::abs(gpu_s - host_s) <= runner::split_granule(compression) * row_bytes * (1 / copy + 1 / host));
+        }
+        // A host far slower than the link gets no rows, and nothing splits.
+        const auto slow = runner::decide_split(p, m.weights, m.config, candidates, {50e9, 1e6});
+        CHECK(slow.host_rows == 0);
+        CHECK(std::count(slow.split.begin(), slow.split.end(), true) == 0);
+    }
+}
