@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
+#include <thread>
 
 namespace test_support {
 
@@ -30,8 +32,15 @@ std::vector<std::string> as_build_user(const std::filesystem::path& home, const 
     if (::geteuid() == 0) argv = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"};
     const std::string path = (extra_path.empty() ? "" : extra_path + ":") + "/usr/local/bin:/usr/bin:/bin";
     // A clean environment: nothing of the test runner's (or an outer makepkg's) settings leaks in.
-    const std::vector<std::string> env = {"/usr/bin/env",          "-i",           "PATH=" + path,
-                                          "HOME=" + home.string(), "LANG=C.UTF-8", "PKGEXT=.pkg.tar.zst"};
+    // MAKEFLAGS as an Arch user's makepkg.conf sets it: builds use every core.
+    const std::vector<std::string> env = {
+        "/usr/bin/env",
+        "-i",
+        "PATH=" + path,
+        "HOME=" + home.string(),
+        "LANG=C.UTF-8",
+        "PKGEXT=.pkg.tar.zst",
+        "MAKEFLAGS=-j" + std::to_string(std::max(1u, std::thread::hardware_concurrency()))};
     argv.insert(argv.end(), env.begin(), env.end());
     return argv;
 }

@@ -29,8 +29,8 @@ void LayerRing::configure(std::vector<RingLayer> layers, RingDiskReader disk, st
 }
 
 std::optional<common::Error> LayerRing::begin(bool decode) {
+    decode_parts_ = !layers_.empty() && decode && decode_slot_bytes_ > 0;
     if (layers_.empty()) return std::nullopt;
-    decode_parts_ = decode && decode_slot_bytes_ > 0;
     bytes_now_ = decode_parts_ ? decode_slot_bytes_ : slot_bytes_;
     slots_now_ = static_cast<std::size_t>(slots_) * slot_bytes_ / bytes_now_;
     // Layers from disk are read by the host synchronously: none of them is started a step early.

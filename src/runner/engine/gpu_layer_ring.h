@@ -57,7 +57,7 @@ class LayerRing {
     std::size_t bytes_copied() const { return bytes_copied_; }
     // For measuring the link before the layers are configured: the copy stream and slot 0.
     const gpu::Stream& copy_stream() const { return copy_; }
-    std::byte* first_slot() const { return ring_.as<std::byte>(); }
+    std::byte* first_slot() { return ring_.as<std::byte>(); }
 
   private:
     std::optional<common::Error> issue_copy(std::size_t i, bool after_use);

@@ -86,6 +86,13 @@ struct GpuTransformer::Impl {
 common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const WeightSource& source, ModelWeights weights,
                                                                        int n_ctx, GpuPlan plan) {
     const ModelConfig& c = source.config();
+    // A plan made for another context or for kernels other than this build's would under-allocate.
+    if (plan.n_ctx != n_ctx ||
+        plan.attention_scratch_bytes < attention_scratch_bytes(c, n_ctx, plan.max_batch, gpu_kernel_needs()) ||
+        (plan.blas && !gpu::Blas::available()))
+        return common::make_error("the GPU plan was made for a context of " + std::to_string(plan.n_ctx) +
+                                  " or for other kernels; plan with gpu_kernel_needs() for a context of " +
+                                  std::to_string(n_ctx));
     try {
         auto m = std::make_unique<Impl>();
         m->w = std::move(weights);
@@ -232,9 +239,7 @@ std::optional<common::Error> GpuTransformer::choose_split() {
         m.layouts[li] = m.split[li].layout;
         m.decode_slot_bytes = std::max(m.decode_slot_bytes, slab_aligned(m.split[li].gpu_bytes));
     }
-    // Decode steps cut the ring into slots of the GPU's parts, so the copies run further ahead; not when
-    // disk layers (whole, through their staging buffers) stream too.
-    if (plan_.disk_bytes > 0 || candidates.size() < m.streamed.size()) m.decode_slot_bytes = plan_.slot_bytes;
+    if (!split_.cut_ring) m.decode_slot_bytes = plan_.slot_bytes;
     const std::size_t e = static_cast<std::size_t>(config_.n_embd);
     m.host_xb.resize(gpu_host_max_tokens * e);
     m.host_gate.resize(gpu_host_max_tokens * static_cast<std::size_t>(split_.host_rows));
@@ -299,6 +304,7 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
     const int n = static_cast<int>(tokens.size());
     const auto fail = [this](const common::Error& error) {
         settle();
+        stats_.bytes_copied = impl_->ring.bytes_copied();
         return error;
     };
     try {
@@ -309,14 +315,14 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
         std::size_t next_streamed = 0;
         for (int layer = 0; layer < config_.n_layer; ++layer) {
             const auto li = static_cast<std::size_t>(layer);
-            const bool host_rows = m.ring.copies_decode_parts() && split_.split[li];
+            const bool host_mlp = m.ring.copies_decode_parts() && split_.split[li];
             if (plan_.resident[li]) {
-                forward_on_gpu(layer, m.resident[li].as<std::byte>(), n, host_rows);
+                forward_on_gpu(layer, m.resident[li].as<std::byte>(), n, host_mlp);
             } else {
-                forward_on_gpu(layer, m.ring.wait_for(next_streamed, m.compute), n, host_rows);
+                forward_on_gpu(layer, m.ring.wait_for(next_streamed, m.compute), n, host_mlp);
                 if (auto error = m.ring.done_with(next_streamed++, m.compute)) return fail(*error);
             }
-            if (host_rows) mlp_on_host(layer, n);
+            if (host_mlp) mlp_on_host(layer, n);
         }
         m.ring.end();
         logits_of_last(n);
@@ -325,6 +331,9 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
         return std::span<const float>(m.logits_out);
     } catch (const gpu::Error& err) {
         return fail(common::make_error(std::string("GPU: ") + err.what()));
+    } catch (const std::runtime_error& err) {
+        // the host's side: a thread that cannot start to read a disk layer
+        return fail(common::make_error(err.what()));
     }
 }
 

@@ -23,15 +23,6 @@ std::size_t activation_bytes(const ModelConfig& c, std::size_t n, bool blas) {
            blas_scratch;
 }
 
-// The most any micro-batch size up to max_batch needs for split-key attention.
-std::size_t attention_scratch(const ModelConfig& c, int n_ctx, int max_batch, const KernelNeeds& kernels) {
-    if (!kernels.attention_scratch) return 0;
-    std::size_t most = 0;
-    for (int n = 1; n <= max_batch; ++n)
-        most = std::max(most, kernels.attention_scratch(n, c.n_head, c.head_dim, n_ctx));
-    return most;
-}
-
 // A ring slot holds any streamed layer in either layout.
 std::size_t slot_capacity(std::size_t largest) { return slab_aligned(largest + split_extra_bytes); }
 
@@ -66,6 +57,14 @@ std::optional<common::Error> plan_host(GpuPlan& plan, const std::vector<std::siz
 
 }  // namespace
 
+std::size_t attention_scratch_bytes(const ModelConfig& c, int n_ctx, int max_batch, const KernelNeeds& kernels) {
+    if (!kernels.attention_scratch) return 0;
+    std::size_t most = 0;
+    for (int n = 1; n <= max_batch; ++n)
+        most = std::max(most, kernels.attention_scratch(n, c.n_head, c.head_dim, n_ctx));
+    return most;
+}
+
 std::size_t kv_cache_bytes(const ModelConfig& c, int n_ctx, KvType type) {
     return 2 * static_cast<std::size_t>(c.n_layer) * n_ctx * c.n_head_kv * c.head_dim * kv_element_bytes(type);
 }
@@ -85,6 +84,7 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, co
     const auto compression = options.compression;
     const auto vram_budget = options.vram_budget;
     GpuPlan plan;
+    plan.n_ctx = n_ctx;
     plan.max_batch = std::max(1, std::min(options.max_batch, n_ctx));
     plan.compression = compression;
     plan.kv_type = options.kv_type;
@@ -92,7 +92,7 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, co
     plan.threads = options.threads;
     plan.blas = kernels.blas;
     if (compression != Compression::none) plan.cache = options.cache;
-    plan.attention_scratch_bytes = attention_scratch(c, n_ctx, plan.max_batch, kernels);
+    plan.attention_scratch_bytes = attention_scratch_bytes(c, n_ctx, plan.max_batch, kernels);
     const std::size_t kv = kv_cache_bytes(c, n_ctx, plan.kv_type);
     const std::size_t residual = static_cast<std::size_t>(n_ctx) * c.n_embd * sizeof(float);
     const std::size_t activations = activation_bytes(c, static_cast<std::size_t>(plan.max_batch), plan.blas);
@@ -161,6 +161,8 @@ SplitDecision decide_split(const GpuPlan& plan, const ModelWeights& w, const Mod
     decision.host_rows = c.n_ff - static_cast<int>(gpu_rows);
     if (decision.host_rows == 0) return decision;
     for (const int layer : candidates) decision.split[static_cast<std::size_t>(layer)] = true;
+    const auto streamed = static_cast<std::size_t>(std::count(plan.resident.begin(), plan.resident.end(), false));
+    decision.cut_ring = plan.disk_bytes == 0 && candidates.size() == streamed;
     return decision;
 }
 

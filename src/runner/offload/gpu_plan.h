@@ -42,6 +42,7 @@ struct KernelNeeds {
 };
 
 struct GpuPlan {
+    int n_ctx = 0;                                // what the KV cache and activations are sized for
     std::vector<bool> resident;                   // [n_layer]: in VRAM for good; the others stream through the ring
     int ring_slots = 0;                           // 0 when every layer is resident
     std::size_t slot_bytes = 0;                   // each ring slot: the largest streamed layer in either layout
@@ -70,6 +71,8 @@ struct GpuPlan {
 common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, const GpuOptions& options,
                                  const KernelNeeds& kernels);
 
+// The most split-key attention scratch any micro-batch of up to max_batch tokens needs.
+std::size_t attention_scratch_bytes(const ModelConfig& c, int n_ctx, int max_batch, const KernelNeeds& kernels);
 // The KV cache of every layer, keys and values.
 std::size_t kv_cache_bytes(const ModelConfig& c, int n_ctx, KvType type);
 // The largest projection, in weights: what the BLAS widens a quantized matrix into.
@@ -95,6 +98,10 @@ struct SplitDecision {
     std::vector<bool> split;  // [n_layer]
     int host_rows = 0;        // of each split layer's MLP
     SplitRates rates;         // what it was decided from; zero when host_share fixed it
+    // Decode steps cut the ring into slots of the split layers' GPU parts, so that the copies run
+    // further ahead: when every streamed layer splits and none comes from disk (disk layers stream
+    // whole, through their slot's staging buffer).
+    bool cut_ring = false;
 };
 
 // The layers that may split: streamed, pinned (the host computes from the pinned slabs) and splittable;

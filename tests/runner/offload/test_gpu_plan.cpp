@@ -130,6 +130,7 @@ void check_plan_rules(const ShapeModel& m, const runner::GpuOptions& o, const ru
         if (!p.resident[i]) CHECK(p.total_bytes() + m.layer_bytes(i, o.compression) > o.vram_budget);
     CHECK(std::is_sorted(p.resident.begin(), p.resident.end(), std::greater<>()));  // uniform layers: a prefix
     CHECK(p.max_batch == std::min(o.max_batch, o.n_ctx));
+    CHECK(p.n_ctx == o.n_ctx);
 }
 
 }  // namespace
@@ -267,6 +268,15 @@ TEST_CASE("gpu split: only pinned streamed layers are candidates, and host_share
     const auto half = runner::decide_split(p, m.weights, m.config, candidates, {});
     CHECK(half.host_rows == 14336 / 2);
     CHECK(static_cast<std::size_t>(std::count(half.split.begin(), half.split.end(), true)) == candidates.size());
+    // Some streamed layers come from disk: decode steps keep the ring's whole slots.
+    REQUIRE(p.disk_bytes > 0);
+    CHECK_FALSE(half.cut_ring);
+    auto all_pinned = o;
+    all_pinned.ram_budget = 0;
+    const auto pinned_plan = plan(m, all_pinned);
+    const auto every =
+        runner::decide_split(pinned_plan, m.weights, m.config, runner::split_candidates(pinned_plan, m.weights), {});
+    CHECK(every.cut_ring);
     auto none = p;
     none.host_share = 0;
     CHECK(runner::split_candidates(none, m.weights).empty());

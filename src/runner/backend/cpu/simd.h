@@ -21,7 +21,7 @@ float dot_row(DType dtype, const std::byte* row, const float* x, std::size_t n);
 // out[0] = dot_row(row0, x), out[1] = dot_row(row1, x), bit for bit, the two rows read together.
 void dot_rows2(DType dtype, const std::byte* row0, const std::byte* row1, const float* x, std::size_t n, float* out);
 
-// A row of a block-quantized matrix in the GPU kernels' layout (gpu/backend.h, written by
+// A row of a block-quantized matrix in the GPU kernels' layout (model/weight_format.h, written by
 // offload/quantize): n weights, a multiple of quant_block, as int8 (q8) or two per byte, low
 // nibble first, stored + 8 (q4), and n / quant_block f32 scales. Each block's products are summed, then
 // scaled into the row's sum; dot_qrow and dot_qrows2 do that in the same order, as dot_row and dot_rows2.

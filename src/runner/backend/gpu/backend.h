@@ -181,10 +181,6 @@ void norm_matmul_swiglu(float* out, float* up, float* scratch, const float* x, c
                         const void* w_up, WeightType type, int n_tokens, int d_in, int d_out, const Stream& stream,
                         const Blas* blas = nullptr);
 
-// The KV cache's element type. f16 (llama.cpp's default too) halves what the cache takes of the VRAM
-// budget and feeds the tensor cores: prompt attention runs as f16 products with f32 accumulation
-// where the GPU has them. f32 keeps every step in f32, for checking against the CPU engine.
-
 // Rotary embedding (rotate-half layout) of q and k in place, then k and v into the cache rows
 // positions[t].   q: [n_tokens, n_head * head_dim]; k, v: [n_tokens, n_head_kv * head_dim];
 // k_cache, v_cache: one layer's [n_ctx, n_head_kv * head_dim] of `kv_type`; inv_freq: [head_dim / 2];
