@@ -8,6 +8,7 @@
 
 #include "runner/backend/cpu/ops.h"
 #include "runner/backend/cpu/thread_pool.h"
+#include "runner/engine/decoder_layer.h"
 #include "runner/engine/gpu_layer_ring.h"
 #include "runner/engine/gpu_split_timing.h"
 #include "runner/engine/transformer.h"
@@ -356,77 +357,116 @@ void GpuTransformer::embed(std::span<const std::int32_t> tokens, int n_past) {
     gpu::copy_to_device(m.positions.data(), host_pos, static_cast<std::size_t>(n) * sizeof(int), m.compute);
 }
 
+// The MLP's rows as a block of a slab: gate and up rows, the matching down columns, and how many.
+struct MlpBlock {
+    const void *gate, *up, *down;
+    int rows;
+};
+
+// decoder_layer's steps on the GPU for one micro-batch: its mb tokens from c0 on, the layer's weights at
+// `base`, the residual stream and the KV cache in VRAM. `blocks`: the MLP rows the GPU computes.
+struct GpuTransformer::LayerPass {
+    const GpuTransformer& t;
+    Impl& m;
+    int layer;
+    const std::byte* base;
+    int c0, mb;
+    bool host_mlp;
+    const std::vector<MlpBlock>& blocks;
+    std::byte *k_cache, *v_cache;  // this layer's rows
+
+    const ModelConfig& c() const { return t.config_; }
+    const void* at(Slot slot) const { return m.tensor(base, layer, slot); }
+    WeightType type(Slot slot) const { return m.type(layer, slot); }
+    float* x() const { return m.x.as<float>() + static_cast<std::size_t>(c0) * c().n_embd; }
+    const int* positions() const { return m.positions.as<int>() + c0; }
+    const gpu::Blas* blas() const { return m.blas ? &*m.blas : nullptr; }
+    int q_width() const { return c().n_head * c().head_dim; }
+    int kv_width() const { return c().n_head_kv * c().head_dim; }
+
+    void norm_qkv() {
+        const gpu::Product qkv[] = {{m.q.as<float>(), at(wq), type(wq), q_width(), at(bq), type(bq)},
+                                    {m.k.as<float>(), at(wk), type(wk), kv_width(), at(bk), type(bk)},
+                                    {m.v.as<float>(), at(wv), type(wv), kv_width(), at(bv), type(bv)}};
+        gpu::norm_matmul(qkv, x(), {at(attn_norm), type(attn_norm), c().rms_eps}, m.xb.as<float>(), mb, c().n_embd,
+                         m.compute, blas());
+    }
+    void qk_norm() {
+        const int hd = c().head_dim;
+        gpu::rmsnorm(m.q.as<float>(), m.q.as<float>(), at(q_norm), type(q_norm), mb * c().n_head, hd, c().rms_eps,
+                     m.compute);
+        gpu::rmsnorm(m.k.as<float>(), m.k.as<float>(), at(k_norm), type(k_norm), mb * c().n_head_kv, hd, c().rms_eps,
+                     m.compute);
+    }
+    void rope_store_kv() {
+        gpu::rope_store_kv(m.q.as<float>(), m.k.as<float>(), m.v.as<float>(), k_cache, v_cache, t.plan_.kv_type, mb,
+                           c().n_head, c().n_head_kv, c().head_dim, m.device_inv_freq.as<float>(), positions(),
+                           m.compute);
+    }
+    void attention() {
+        gpu::attention(m.att.as<float>(), m.q.as<float>(), k_cache, v_cache, t.plan_.kv_type, mb, positions(),
+                       c().n_head, c().n_head_kv, c().head_dim, t.n_ctx_, m.attention_scratch.as<float>(), m.compute);
+    }
+    void output_add() {
+        gpu::matmul_add(x(), m.att.as<float>(), at(wo), type(wo), mb, q_width(), c().n_embd, m.compute, blas());
+    }
+    // With host_mlp the MLP's input first goes to the host, which computes the split layer's other rows
+    // (mlp_on_host). Every block's activations come before any down product, since each block reads the
+    // residual that the down products add to.
+    void mlp() {
+        const int e = c().n_embd;
+        if (host_mlp) {
+            auto* to = m.host_x.data() + static_cast<std::size_t>(c0) * e * sizeof(float);
+            gpu::copy_to_host(to, x(), static_cast<std::size_t>(mb) * e * sizeof(float), m.compute);
+            m.x_ready.record(m.compute);  // the last micro-batch's: the stream has copied the earlier ones by then
+        }
+        const gpu::Norm norm{at(ffn_norm), type(ffn_norm), c().rms_eps};
+        std::size_t offset = 0;
+        for (const auto& b : blocks) {
+            gpu::norm_matmul_swiglu(m.gate.as<float>() + offset, m.up.as<float>() + offset, m.xb.as<float>(), x(), norm,
+                                    b.gate, b.up, type(w_gate), mb, e, b.rows, m.compute, blas());
+            offset += static_cast<std::size_t>(mb) * b.rows;
+        }
+        offset = 0;
+        for (const auto& b : blocks) {
+            gpu::matmul_add(x(), m.gate.as<float>() + offset, b.down, type(w_down), mb, b.rows, e, m.compute, blas());
+            offset += static_cast<std::size_t>(mb) * b.rows;
+        }
+    }
+};
+
 // One layer on the GPU for the pass's n tokens (residual stream in x), in micro-batches that share
 // the layer's weights at `base`. With host_mlp (a split layer's decode step) the MLP's input goes to
 // the host (x_ready) and the GPU computes only its own rows; otherwise it computes them all.
 void GpuTransformer::forward_on_gpu(int layer, const std::byte* base, int n, bool host_mlp) {
     auto& m = *impl_;
-    const auto& c = config_;
-    const auto& s = m.compute;
     const auto li = static_cast<std::size_t>(layer);
-    const gpu::Blas* blas = m.blas ? &*m.blas : nullptr;
-    const int e = c.n_embd, hd = c.head_dim, qw = c.n_head * hd, kvw = c.n_head_kv * hd;
     const auto at = [&](Slot slot) { return m.tensor(base, layer, slot); };
-    const auto type = [&](Slot slot) { return m.type(layer, slot); };
-    // The MLP's blocks of rows: all of it, or a split layer's GPU rows and then (unless the host takes
-    // them) its host rows: gate and up rows, down columns, and how many.
-    struct Block {
-        const void *gate, *up, *down;
-        int rows;
-    };
-    std::vector<Block> blocks;
+    // The MLP's blocks: all of it, or a split layer's GPU rows and then, unless the host takes them, its
+    // host rows.
+    std::vector<MlpBlock> blocks;
     if (split_.split[li]) {
         const auto& split = m.split[li];
         if (split.gpu_rows > 0) blocks.push_back({at(w_gate), at(w_up), at(w_down), split.gpu_rows});
         if (!host_mlp)
             blocks.push_back({base + split.host_gate, base + split.host_up, base + split.host_down, split.host_rows});
     } else {
-        blocks.push_back({at(w_gate), at(w_up), at(w_down), c.n_ff});
+        blocks.push_back({at(w_gate), at(w_up), at(w_down), config_.n_ff});
     }
-    // this layer's cache rows
-    const std::size_t layer_bytes = li * n_ctx_ * kvw * kv_element_bytes(plan_.kv_type);
-    std::byte* k_cache = m.k_cache.as<std::byte>() + layer_bytes;
-    std::byte* v_cache = m.v_cache.as<std::byte>() + layer_bytes;
+    const std::size_t kv_width = static_cast<std::size_t>(config_.n_head_kv) * config_.head_dim;
+    const std::size_t layer_bytes = li * n_ctx_ * kv_width * kv_element_bytes(plan_.kv_type);
     for (int c0 = 0; c0 < n; c0 += plan_.max_batch) {
-        const int mb = std::min(plan_.max_batch, n - c0);
-        float* x = m.x.as<float>() + static_cast<std::size_t>(c0) * e;
-        const int* pos = m.positions.as<int>() + c0;
-        // attention rmsnorm and q/k/v projections (Qwen2 biases), per-head q/k norm (Qwen3), RoPE, and
-        // the keys and values into the cache at their positions
-        const gpu::Product qkv[] = {{m.q.as<float>(), at(wq), type(wq), qw, at(bq), type(bq)},
-                                    {m.k.as<float>(), at(wk), type(wk), kvw, at(bk), type(bk)},
-                                    {m.v.as<float>(), at(wv), type(wv), kvw, at(bv), type(bv)}};
-        gpu::norm_matmul(qkv, x, {at(attn_norm), type(attn_norm), c.rms_eps}, m.xb.as<float>(), mb, e, s, blas);
-        if (at(q_norm)) {
-            gpu::rmsnorm(m.q.as<float>(), m.q.as<float>(), at(q_norm), type(q_norm), mb * c.n_head, hd, c.rms_eps, s);
-            gpu::rmsnorm(m.k.as<float>(), m.k.as<float>(), at(k_norm), type(k_norm), mb * c.n_head_kv, hd, c.rms_eps,
-                         s);
-        }
-        gpu::rope_store_kv(m.q.as<float>(), m.k.as<float>(), m.v.as<float>(), k_cache, v_cache, plan_.kv_type, mb,
-                           c.n_head, c.n_head_kv, hd, m.device_inv_freq.as<float>(), pos, s);
-        // grouped-query attention, output projection into the residual
-        gpu::attention(m.att.as<float>(), m.q.as<float>(), k_cache, v_cache, plan_.kv_type, mb, pos, c.n_head,
-                       c.n_head_kv, hd, n_ctx_, m.attention_scratch.as<float>(), s);
-        gpu::matmul_add(x, m.att.as<float>(), at(wo), type(wo), mb, qw, e, s, blas);
-        if (host_mlp) {
-            auto* to = m.host_x.data() + static_cast<std::size_t>(c0) * e * sizeof(float);
-            gpu::copy_to_host(to, x, static_cast<std::size_t>(mb) * e * sizeof(float), s);
-            m.x_ready.record(s);  // the last micro-batch's: the stream has copied the earlier ones by then
-        }
-        // ffn rmsnorm, SwiGLU: down(silu(gate(x)) * up(x)) into the residual, block by block; every
-        // block's activations first, since each reads the residual before any down product adds to it
-        const gpu::Norm norm{at(ffn_norm), type(ffn_norm), c.rms_eps};
-        std::size_t offset = 0;
-        for (const auto& b : blocks) {
-            gpu::norm_matmul_swiglu(m.gate.as<float>() + offset, m.up.as<float>() + offset, m.xb.as<float>(), x, norm,
-                                    b.gate, b.up, type(w_gate), mb, e, b.rows, s, blas);
-            offset += static_cast<std::size_t>(mb) * b.rows;
-        }
-        offset = 0;
-        for (const auto& b : blocks) {
-            gpu::matmul_add(x, m.gate.as<float>() + offset, b.down, type(w_down), mb, b.rows, e, s, blas);
-            offset += static_cast<std::size_t>(mb) * b.rows;
-        }
+        LayerPass pass{*this,
+                       m,
+                       layer,
+                       base,
+                       c0,
+                       std::min(plan_.max_batch, n - c0),
+                       host_mlp,
+                       blocks,
+                       m.k_cache.as<std::byte>() + layer_bytes,
+                       m.v_cache.as<std::byte>() + layer_bytes};
+        decoder_layer(pass, m.w.layers[li]);
     }
 }
 

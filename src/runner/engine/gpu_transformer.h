@@ -50,6 +50,7 @@ class GpuTransformer : public LanguageModel {
 
   private:
     struct Impl;
+    struct LayerPass;
     GpuTransformer(const ModelConfig& config, int n_ctx, GpuPlan plan, std::unique_ptr<Impl> impl);
 
     std::optional<common::Error> whole_slab(std::byte* dst, std::size_t layer, const LayerLayout& layout) const;
