@@ -252,7 +252,11 @@ void RunnerServer::install_routes() {
                       Outcome o;
                       o.prompt_tokens = prompt->size();
                       const std::lock_guard lock(generation_);  // later requests queue here
-                      const auto done = runner::complete(*model_, tok_, *prompt, request->completion, emit);
+                      // A stop (SIGTERM, SIGINT) ends a generation at its next piece, as a client that left:
+                      // serving ends only once every handler has returned.
+                      const auto done = runner::complete(
+                          *model_, tok_, *prompt, request->completion,
+                          [&](const std::string& piece) { return !stop_requested_.load() && emit(piece); });
                       if (!done) {
                           o.error = done.error().message;
                           return o;

@@ -367,6 +367,36 @@ TEST_CASE("runner: SIGTERM shuts it down cleanly, and a missing model is one lin
     CHECK(missing.err == "ollama-airllm runner: error: /nonexistent/model: not a model folder\n");
 }
 
+TEST_CASE("runner: SIGTERM during a long streamed answer ends it at the next piece, and the runner exits") {
+    // A fixture model given a 32k context: greedy, it runs on for tens of seconds without an EOS.
+    test_support::TempTree tree;
+    tree.copy(fs::path(OAR_FIXTURES) / "models/llama-gqa4-llama3rope", "model");
+    auto config = test_support::read_file(tree.root() / "model/config.json");
+    const std::string from = "\"max_position_embeddings\": 256";
+    REQUIRE(config.find(from) != std::string::npos);
+    tree.write("model/config.json",
+               config.replace(config.find(from), from.size(), "\"max_position_embeddings\": 32768"));
+    const int port = free_port();
+    test_support::RunningProcess runner({OAR_OLLAMA_AIRLLM, "runner", "--model", (tree.root() / "model").string(),
+                                         "--port", std::to_string(port), "--ctx", "32768"});
+    REQUIRE(wait_until_running(port, 30));
+    RawConnection conn(port);
+    const std::string body = mlx_request("The quick brown fox", 30000);
+    conn.send("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+              std::to_string(body.size()) + "\r\n\r\n" + body);
+    REQUIRE(conn.receive_until("\"Content\"").find("\"Done\":false") != std::string::npos);
+    const auto start = std::chrono::steady_clock::now();
+    runner.send_signal(SIGTERM);
+    const auto rest = conn.receive_until("\"Done\":true");
+    const auto r = runner.wait();
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(3));
+    CHECK(r.exit_code == 0);
+    // The answer ended, with its last line, long before its 30,000 tokens.
+    const auto at = rest.find("\"EvalCount\":", rest.find("\"Done\":true"));
+    REQUIRE(at != std::string::npos);
+    CHECK(std::stoi(rest.substr(at + 12)) < 20000);
+}
+
 TEST_CASE("runner: a port another runner listens on is an error, not a second listener beside it") {
     Runner first;
     // Bounded: a runner that listened beside the first would serve, not exit; it is killed at the end.
