@@ -51,6 +51,7 @@ struct GpuTransformer::Impl {
     std::vector<gpu::DeviceBuffer> resident;  // [n_layer], empty for streamed layers
     std::vector<gpu::PinnedBuffer> pinned;    // [n_layer], empty for resident and disk layers
     std::vector<int> streamed;                // streamed layer indices, in order
+    std::vector<bool> disk_verified;          // [n_layer]: a cached disk layer's checksum checked this session
     LayerRing ring;
     std::size_t decode_slot_bytes = 0;  // what one split layer's GPU part takes in the ring (0: no split)
     gpu::DeviceBuffer head, head_norm, device_inv_freq;
@@ -183,12 +184,20 @@ common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
             const std::size_t bytes = m.layouts[li].bytes;
             ring_layers.push_back({m.pinned[li].data(), bytes, split_.split[li] ? m.split[li].gpu_bytes : bytes});
         }
+        // A cached layer's checksum is checked the first time it is read: hashing every pass would add a
+        // quarter to a read at disk speed, and the file is the same on later reads.
+        m.disk_verified.assign(m.w.layers.size(), false);
         RingDiskReader disk{
             [&m, cache = plan_.cache, compression = plan_.compression](std::size_t i, std::byte* dst) {
                 const auto layer = static_cast<std::size_t>(m.streamed[i]);
-                if (!cache.empty()) return read_cached_layer(cache, layer, m.layouts[layer], compression, dst, false);
-                read_layer(dst, m.w.layers[layer], m.layouts[layer]);
-                return std::optional<common::Error>();
+                if (cache.empty()) {
+                    read_layer(dst, m.w.layers[layer], m.layouts[layer]);
+                    return std::optional<common::Error>();
+                }
+                auto error =
+                    read_cached_layer(cache, layer, m.layouts[layer], compression, dst, !m.disk_verified[layer]);
+                if (!error) m.disk_verified[layer] = true;
+                return error;
             },
             [&m](std::size_t next) { will_need(m.w.layers[static_cast<std::size_t>(m.streamed[next])]); }};
         m.ring.configure(std::move(ring_layers), std::move(disk), m.decode_slot_bytes);

@@ -412,6 +412,24 @@ TEST_CASE("gpu engine: compressed layers from prepare's cache, pinned and read f
             REQUIRE(got.ok());
             CHECK(std::equal(got->begin(), got->end(), expected.begin()));
         }
+        // A disk layer whose file was damaged after prepare: its first read checks the checksum.
+        {
+            const auto file = runner::cache_file(dir, 1);
+            const auto flip_last_byte = [&] {
+                std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+                f.seekg(-1, std::ios::end);
+                const char last = static_cast<char>(f.get() ^ 1);
+                f.seekp(-1, std::ios::end);
+                f.put(last);
+                REQUIRE(f.good());
+            };
+            flip_last_byte();
+            auto broken = load(name, true, 64, compression, 1, dir);
+            auto got = broken.model->forward(prompt, 0);
+            REQUIRE_FALSE(got.ok());
+            CHECK(got.error().message.find("layer-001.bin: checksum mismatch") != std::string::npos);
+            flip_last_byte();
+        }
         // Split layers re-laid from the cache's slabs: the prompt runs both blocks on the GPU, summed apart.
         auto split = load(name, true, 64, compression, 0, dir, runner::KvType::f32, 50);
         CHECK(std::count(split.model->split().split.begin(), split.model->split().split.end(), true) > 0);
