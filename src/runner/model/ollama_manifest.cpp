@@ -72,6 +72,38 @@ fs::path default_ollama_models() {
     return "/var/lib/ollama/models";
 }
 
+common::Result<std::vector<ManifestEntry>> parse_ollama_manifest(std::string_view text, const std::string& file) {
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+        return common::make_error(file + ": not valid JSON: " + e.what());
+    }
+    if (!j.is_object() || !j.contains("layers") || !j["layers"].is_array())
+        return common::make_error(file + ": no \"layers\" array");
+    std::vector<ManifestEntry> entries;
+    for (const auto& layer : j["layers"]) {
+        if (!layer.is_object()) return common::make_error(file + ": a layer is not an object");
+        for (const char* key : {"digest", "mediaType", "name"})
+            if (layer.contains(key) && !layer[key].is_string())
+                return common::make_error(file + ": a layer's \"" + key + "\" is not a string");
+        const auto digest = layer.value("digest", "");
+        // The blob's file name is made from it: nothing but the hex digits Ollama writes.
+        const bool hex = digest.size() == 71 && digest.rfind("sha256:", 0) == 0 &&
+                         digest.find_first_not_of("0123456789abcdef", 7) == std::string::npos;
+        if (!hex)
+            return common::make_error(file + ": layer digest \"" + digest + "\" is not sha256:<64 lowercase hex>");
+        ManifestEntry entry;
+        entry.media_type = layer.value("mediaType", "");
+        entry.name = layer.value("name", "");
+        entry.digest_hex = digest.substr(7);
+        if (layer.contains("size") && layer["size"].is_number_unsigned())
+            entry.size = layer["size"].get<std::uint64_t>();
+        entries.push_back(std::move(entry));
+    }
+    return entries;
+}
+
 common::Result<OllamaManifest> read_ollama_manifest(const std::string& spec, const fs::path& models) {
     const auto name = parse_name(spec);
     if (!name) return common::make_error(spec + ": not a file, a folder or an Ollama model name");
@@ -83,31 +115,18 @@ common::Result<OllamaManifest> read_ollama_manifest(const std::string& spec, con
                                   manifest.string() + "; set OLLAMA_MODELS to the models folder)");
     const auto text = common::read_regular_file(manifest);
     if (!text) return text.error();
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(*text);
-    } catch (const nlohmann::json::exception& e) {
-        return common::make_error(manifest.string() + ": not valid JSON: " + e.what());
-    }
-    if (!j.is_object() || !j.contains("layers") || !j["layers"].is_array())
-        return common::make_error(manifest.string() + ": no \"layers\" array");
+    auto entries = parse_ollama_manifest(*text, manifest.string());
+    if (!entries) return entries.error();
     OllamaManifest m;
     m.file = manifest;
     m.described_as = "Ollama model " + name->ns + "/" + name->model + ":" + name->tag;
-    for (const auto& layer : j["layers"]) {
-        if (!layer.is_object()) return common::make_error(manifest.string() + ": a layer is not an object");
-        for (const char* key : {"digest", "mediaType", "name"})
-            if (layer.contains(key) && !layer[key].is_string())
-                return common::make_error(manifest.string() + ": a layer's \"" + key + "\" is not a string");
-        const auto digest = layer.value("digest", "");
-        if (digest.rfind("sha256:", 0) != 0 || digest.size() != 71 || digest.find_first_of("/\\.") != std::string::npos)
-            return common::make_error(manifest.string() + ": layer digest \"" + digest + "\" is not sha256:<64 hex>");
+    for (auto& entry : *entries) {
         OllamaLayer l;
-        l.media_type = layer.value("mediaType", "");
-        l.name = layer.value("name", "");
-        l.blob = models / "blobs" / ("sha256-" + digest.substr(7));
+        l.media_type = std::move(entry.media_type);
+        l.name = std::move(entry.name);
+        l.blob = models / "blobs" / ("sha256-" + entry.digest_hex);
+        l.size = entry.size;
         if (const auto why = leaves(l.blob, models / "blobs")) return common::make_error(*why);
-        if (layer.contains("size") && layer["size"].is_number_unsigned()) l.size = layer["size"].get<std::uint64_t>();
         m.layers.push_back(std::move(l));
     }
     return m;

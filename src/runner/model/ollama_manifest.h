@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -29,6 +30,18 @@ struct OllamaManifest {
 
     const OllamaLayer* json_layer(const std::string& name) const;
 };
+
+// A layer as a manifest lists it, before its blob is looked for.
+struct ManifestEntry {
+    std::string media_type;
+    std::string name;
+    std::string digest_hex;  // 64 lowercase hex digits
+    std::uint64_t size = 0;
+};
+
+// The layers of a manifest's text: every digest sha256:<64 lowercase hex>, strings where strings belong.
+// `file` names the manifest in errors.
+common::Result<std::vector<ManifestEntry>> parse_ollama_manifest(std::string_view text, const std::string& file);
 
 // `spec` is [host/][namespace/]model[:tag]; `models` is $OLLAMA_MODELS.
 common::Result<OllamaManifest> read_ollama_manifest(const std::string& spec, const std::filesystem::path& models);

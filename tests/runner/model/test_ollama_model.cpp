@@ -6,6 +6,7 @@
 
 #include <filesystem>
 
+#include "runner/model/ollama_manifest.h"
 #include "runner/support/ollama_store.h"
 #include "support/free_port.h"
 #include "support/run_process.h"
@@ -165,4 +166,54 @@ TEST_CASE("ollama store: a blob whose content is not its digest does not run, ch
     CHECK(repaired.exit_code == 0);
     CHECK(repaired.out == "tiny: every blob matches its digest\n");
     CHECK(run_process({OAR_OLLAMA_AIRLLM, "verify", (models / "qwen2-bias-tied").string()}, env).exit_code == 2);
+}
+
+TEST_CASE("ollama manifest: its layers, or the file and the problem, and a digest is only lowercase hex") {
+    const std::string hex = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    const auto layers = runner::parse_ollama_manifest(
+        R"({"layers": [{"mediaType": "application/vnd.ollama.image.tensor", "digest": "sha256:)" + hex +
+            R"(", "size": 4160, "name": "model.norm.weight"}, {"digest": "sha256:)" + hex + R"("}]})",
+        "m");
+    REQUIRE(layers.ok());
+    REQUIRE(layers->size() == 2);
+    CHECK((*layers)[0].media_type == runner::ollama_tensor_media_type);
+    CHECK((*layers)[0].name == "model.norm.weight");
+    CHECK((*layers)[0].digest_hex == hex);
+    CHECK((*layers)[0].size == 4160);
+    CHECK((*layers)[1].name.empty());
+
+    const std::string upper = "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef";
+    const std::string dotted = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abc../";
+    for (const auto& [text, message] : {
+             std::pair<std::string, std::string>{"{", "m: not valid JSON"},
+             {R"({"layers": {}})", "m: no \"layers\" array"},
+             {R"({"layers": [1]})", "m: a layer is not an object"},
+             {R"({"layers": [{"name": 1}]})", "m: a layer's \"name\" is not a string"},
+             {R"({"layers": [{"digest": "sha256:)" + upper + R"("}]})", "m: layer digest \"sha256:" + upper},
+             {R"({"layers": [{"digest": "sha256:)" + dotted + R"("}]})", "is not sha256:<64 lowercase hex>"},
+             {R"({"layers": [{"digest": "md5:abc"}]})", "is not sha256:<64 lowercase hex>"},
+         }) {
+        CAPTURE(text);
+        const auto r = runner::parse_ollama_manifest(text, "m");
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.error().message.find(message) != std::string::npos);
+    }
+}
+
+TEST_CASE("ollama manifest: the fuzzing corpus parses into hex digests or fails naming the manifest") {
+    int ok = 0, failed = 0;
+    for (const auto& entry : fs::directory_iterator(OAR_MANIFEST_CORPUS)) {
+        CAPTURE(entry.path().filename().string());
+        const auto r = runner::parse_ollama_manifest(test_support::read_file(entry.path()), "manifest");
+        if (r.ok()) {
+            ++ok;
+            for (const auto& layer : *r)
+                CHECK(layer.digest_hex.find_first_not_of("0123456789abcdef") == std::string::npos);
+        } else {
+            ++failed;
+            CHECK(r.error().message.rfind("manifest: ", 0) == 0);
+        }
+    }
+    CHECK(ok > 0);
+    CHECK(failed > 0);
 }
