@@ -103,6 +103,10 @@ void RunnerServer::install_routes() {
     // httplib's default of one per core, eight slow clients or a queue of completions kept Ollama's
     // status pings (1-10 s timeouts) from an answer, and Ollama takes a silent runner for dead.
     http.new_task_queue = [] { return new httplib::ThreadPool(worker_threads); };
+    // More slow clients than workers queue the rest, status pings included, until a worker's read times
+    // out: 2 s rather than httplib's 5 keeps a ping within Ollama's patience. Ollama's own requests
+    // arrive whole over loopback in milliseconds.
+    http.set_read_timeout(2, 0);
     // httplib bounds a body by its Content-Length only; a chunked one grew without limit before the
     // 413. Ollama's client always sends a length.
     http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {

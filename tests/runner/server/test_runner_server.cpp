@@ -287,6 +287,25 @@ TEST_CASE("runner: status answers promptly while slow clients hold connections o
     CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(1));
 }
 
+TEST_CASE("runner: status still answers while more slow clients than workers hold connections") {
+    // 80 connections that never finish their headers take every one of the 64 workers; the ping waits
+    // for the first read timeout, which must come well within Ollama's longest status timeout (10 s).
+    Runner runner;
+    std::vector<std::unique_ptr<RawConnection>> slow;
+    for (int i = 0; i < 80; ++i) {
+        slow.push_back(std::make_unique<RawConnection>(runner.port));
+        slow.back()->send("POST /v1/completions HTTP/1.1\r\nHost: x\r\n");
+    }
+    httplib::Client c("127.0.0.1", runner.port);
+    c.set_connection_timeout(10);
+    c.set_read_timeout(10);
+    const auto start = std::chrono::steady_clock::now();
+    const auto status = c.Get("/v1/status");
+    REQUIRE(status);
+    CHECK(status->status == 200);
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::milliseconds(4500));  // httplib's 5 s failed
+}
+
 TEST_CASE("runner: a chunked body is refused before it is read") {
     Runner runner;
     RawConnection conn(runner.port);
