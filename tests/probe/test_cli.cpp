@@ -78,6 +78,36 @@ TEST_CASE("cli: links in a --sysfs-root tree resolve inside it, never on the hos
     std::filesystem::create_symlink(host.root() / "properties", properties);
     const auto outside = run_process(probe_args({"--sysfs-root", (tree.root() / "m").string(), "--format", "targets"}));
     CHECK(outside.out.find("gfx942") == std::string::npos);
+
+    // Where openat2 fails with ENOSYS (kernels before 5.6, sandboxes): links are followed, and what
+    // ends up outside the tree is refused, the host's file included.
+    auto argv = probe_args({"--sysfs-root", (tree.root() / "m").string(), "--format", "targets"});
+    argv.insert(argv.begin(), OAR_WITHOUT_OPENAT2);
+    const auto fallback = run_process(argv);
+    CHECK(fallback.err.find("without_openat2:") == std::string::npos);
+    CHECK(fallback.out.find("gfx942") == std::string::npos);
+}
+
+TEST_CASE("cli: without openat2 a --sysfs-root tree still reads, and a link out of it is not followed") {
+    TempTree tree;
+    tree.copy(machine("rx7900xtx"), "m");
+    const auto root = (tree.root() / "m").string();
+    auto argv = probe_args({"--sysfs-root", root, "--format", "targets"});
+    argv.insert(argv.begin(), OAR_WITHOUT_OPENAT2);
+    CHECK(run_process(argv).out == "gfx1100\n");
+
+    // A relative link inside the tree is followed; one that climbs out of it to a planted file is not.
+    const auto properties = tree.root() / "m/sys/class/kfd/kfd/topology/nodes/1/properties";
+    std::filesystem::rename(properties, tree.root() / "m/sys/class/kfd/kfd/topology/nodes/1/properties.real");
+    std::filesystem::create_symlink("properties.real", properties);
+    CHECK(run_process(argv).out == "gfx1100\n");
+    auto planted = test_support::read_file(tree.root() / "m/sys/class/kfd/kfd/topology/nodes/1/properties.real");
+    planted.replace(planted.find("gfx_target_version 110000"), 25, "gfx_target_version 90402");
+    tree.write("planted", planted);
+    std::filesystem::remove(properties);
+    std::filesystem::create_symlink("../../../../../../../../planted", properties);
+    REQUIRE(std::filesystem::exists(properties));
+    CHECK(run_process(argv).out.find("gfx942") == std::string::npos);
 }
 
 TEST_CASE("cli: usage errors exit 2 and name the problem") {
