@@ -265,45 +265,49 @@ struct RawConnection {
     }
 };
 
+namespace {
+
+// `count` connections that send a request line and one header, then nothing: each holds a worker.
+std::vector<std::unique_ptr<RawConnection>> slow_clients(int port, int count) {
+    std::vector<std::unique_ptr<RawConnection>> slow;
+    for (int i = 0; i < count; ++i) {
+        slow.push_back(std::make_unique<RawConnection>(port));
+        slow.back()->send("POST /v1/completions HTTP/1.1\r\nHost: x\r\n");
+    }
+    return slow;
+}
+
+// How long /v1/status takes to answer 200, within `timeout_s` for connecting and for reading.
+std::chrono::steady_clock::duration time_status(int port, int timeout_s) {
+    httplib::Client c("127.0.0.1", port);
+    c.set_connection_timeout(timeout_s);
+    c.set_read_timeout(timeout_s);
+    const auto start = std::chrono::steady_clock::now();
+    const auto status = c.Get("/v1/status");
+    REQUIRE(status);
+    CHECK(status->status == 200);
+    return std::chrono::steady_clock::now() - start;
+}
+
+}  // namespace
+
 TEST_CASE("runner: status answers promptly while slow clients hold connections open") {
     // Ollama pings /v1/status with timeouts of 1-10 s and takes a runner that does not answer for dead.
     // The burst arrives while the runner is stopped, as when its accept thread waits for a busy core:
     // every handshake must wait in the listen backlog rather than be dropped and retried a second later.
     Runner runner;
     runner.process.send_signal(SIGSTOP);
-    std::vector<std::unique_ptr<RawConnection>> slow;
-    for (int i = 0; i < 24; ++i) {
-        slow.push_back(std::make_unique<RawConnection>(runner.port));
-        slow.back()->send("POST /v1/completions HTTP/1.1\r\nHost: x\r\n");
-    }
+    const auto slow = slow_clients(runner.port, 24);
     runner.process.send_signal(SIGCONT);
-    httplib::Client c("127.0.0.1", runner.port);
-    c.set_connection_timeout(1);
-    c.set_read_timeout(1);
-    const auto start = std::chrono::steady_clock::now();
-    const auto status = c.Get("/v1/status");
-    REQUIRE(status);
-    CHECK(status->status == 200);
-    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(1));
+    CHECK(time_status(runner.port, 1) < std::chrono::seconds(1));
 }
 
 TEST_CASE("runner: status still answers while more slow clients than workers hold connections") {
     // 80 connections that never finish their headers take every one of the 64 workers; the ping waits
     // for the first read timeout, which must come well within Ollama's longest status timeout (10 s).
     Runner runner;
-    std::vector<std::unique_ptr<RawConnection>> slow;
-    for (int i = 0; i < 80; ++i) {
-        slow.push_back(std::make_unique<RawConnection>(runner.port));
-        slow.back()->send("POST /v1/completions HTTP/1.1\r\nHost: x\r\n");
-    }
-    httplib::Client c("127.0.0.1", runner.port);
-    c.set_connection_timeout(10);
-    c.set_read_timeout(10);
-    const auto start = std::chrono::steady_clock::now();
-    const auto status = c.Get("/v1/status");
-    REQUIRE(status);
-    CHECK(status->status == 200);
-    CHECK(std::chrono::steady_clock::now() - start < std::chrono::milliseconds(4500));  // httplib's 5 s failed
+    const auto slow = slow_clients(runner.port, 80);
+    CHECK(time_status(runner.port, 10) < std::chrono::milliseconds(4500));  // httplib's 5 s failed
 }
 
 TEST_CASE("runner: a chunked body is refused before it is read") {
