@@ -7,6 +7,7 @@
 
 #include <filesystem>
 
+#include "runner/support/prompt_ids.h"
 #include "support/run_process.h"
 #include "support/temp_tree.h"
 
@@ -18,12 +19,6 @@ namespace {
 const fs::path models = fs::path(OAR_FIXTURES) / "models";
 const std::string airllm = OAR_OLLAMA_AIRLLM;
 
-std::string ids_csv(const nlohmann::json& ids) {
-    std::string out;
-    for (const auto& id : ids) out += (out.empty() ? "" : ",") + std::to_string(id.get<int>());
-    return out;
-}
-
 }  // namespace
 
 TEST_CASE("cli: generate --json with --prompt-ids reproduces transformers' greedy tokens, streamed or not") {
@@ -31,8 +26,8 @@ TEST_CASE("cli: generate --json with --prompt-ids reproduces transformers' greed
     for (const char* budget : {"0", "200KiB"}) {
         CAPTURE(budget);
         const auto r = run_process({airllm, "generate", (models / "llama-sharded").string(), "--prompt-ids",
-                                    ids_csv(ref["prompt_ids"]), "-n", "32", "--temperature", "0", "--json",
-                                    "--ram-budget", budget, "--threads", "2"});
+                                    test_support::ids_csv(ref["prompt_ids"]), "-n", "32", "--temperature", "0",
+                                    "--json", "--ram-budget", budget, "--threads", "2"});
         REQUIRE_MESSAGE(r.exit_code == 0, r.err);
         const auto doc = nlohmann::json::parse(r.out);
         CHECK(doc["ids"] == ref["greedy_ids"]);
@@ -150,7 +145,7 @@ TEST_CASE("cli: --device and AIRLLM_DEVICE choose the engine, and a GPU that is 
                                            "generate",
                                            (models / "llama-sharded").string(),
                                            "--prompt-ids",
-                                           ids_csv(ref["prompt_ids"]),
+                                           test_support::ids_csv(ref["prompt_ids"]),
                                            "-n",
                                            "4",
                                            "--temperature",

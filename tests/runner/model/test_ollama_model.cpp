@@ -8,6 +8,7 @@
 
 #include "runner/model/ollama_manifest.h"
 #include "runner/support/ollama_store.h"
+#include "runner/support/prompt_ids.h"
 #include "support/free_port.h"
 #include "support/run_process.h"
 #include "support/temp_tree.h"
@@ -21,20 +22,14 @@ namespace {
 
 const fs::path models = fs::path(OAR_FIXTURES) / "models";
 
-std::string ids_csv(const nlohmann::json& ids) {
-    std::string out;
-    for (const auto& id : ids) out += (out.empty() ? "" : ",") + std::to_string(id.get<int>());
-    return out;
-}
-
 }  // namespace
 
 TEST_CASE("ollama store: a model by name runs with the same greedy tokens as its folder") {
     TempTree store;
     import_model(store, models / "llama-gqa4-llama3rope");
     const auto ref = nlohmann::json::parse(test_support::read_file(models / "llama-gqa4-llama3rope/reference.json"));
-    const auto r = run_process({OAR_OLLAMA_AIRLLM, "generate", "tiny", "--prompt-ids", ids_csv(ref["prompt_ids"]), "-n",
-                                "32", "--temperature", "0", "--json"},
+    const auto r = run_process({OAR_OLLAMA_AIRLLM, "generate", "tiny", "--prompt-ids",
+                                test_support::ids_csv(ref["prompt_ids"]), "-n", "32", "--temperature", "0", "--json"},
                                {"OLLAMA_MODELS=" + store.root().string()});
     REQUIRE_MESSAGE(r.exit_code == 0, r.err);
     CHECK(nlohmann::json::parse(r.out)["ids"] == ref["greedy_ids"]);
