@@ -60,10 +60,12 @@ int main(int argc, char** argv) {
     params.temperature = 0;
     runner::Sampler warm_sampler(params);
     // A first run pulls the weights into the page cache; the measured run then reads them from RAM.
-    (void)runner::generate(model, prompt, 2, warm_sampler, {}, nullptr);
+    runner::KvSequence warm(model);
+    (void)runner::generate(warm, prompt, 2, warm_sampler, {}, nullptr);
     runner::Transformer timed(**source, std::move(runner::bind_weights(**source)).value(), 512, threads);
     runner::Sampler sampler(params);
-    const auto result = runner::generate(timed, prompt, tokens, sampler, {}, nullptr);
+    runner::KvSequence sequence(timed);
+    const auto result = runner::generate(sequence, prompt, tokens, sampler, {}, nullptr);
     if (!result) {
         std::fprintf(stderr, "bench_cpu_decode: %s\n", result.error().message.c_str());
         return 1;
@@ -75,7 +77,8 @@ int main(int argc, char** argv) {
     for (int i = 0; i < long_prompt; ++i) long_ids.push_back(100 + i);
     runner::Transformer prompted(**source, std::move(runner::bind_weights(**source)).value(), 512, threads);
     runner::Sampler prompt_sampler(params);
-    const auto prompt_result = runner::generate(prompted, long_ids, 1, prompt_sampler, {}, nullptr);
+    runner::KvSequence prompted_sequence(prompted);
+    const auto prompt_result = runner::generate(prompted_sequence, long_ids, 1, prompt_sampler, {}, nullptr);
     if (!prompt_result) {
         std::fprintf(stderr, "bench_cpu_decode: %s\n", prompt_result.error().message.c_str());
         return 1;

@@ -71,7 +71,8 @@ int main(int argc, char** argv) {
     runner::SamplingParams params;
     params.temperature = 0;
     runner::Sampler sampler(params);
-    const auto result = runner::generate(model, prompt, tokens, sampler, {}, nullptr);
+    runner::KvSequence sequence(model);
+    const auto result = runner::generate(sequence, prompt, tokens, sampler, {}, nullptr);
     if (!result) {
         std::fprintf(stderr, "bench_stream_decode: %s\n", result.error().message.c_str());
         return 1;

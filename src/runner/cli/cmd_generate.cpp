@@ -154,8 +154,9 @@ int run_generate(const std::vector<std::string>& args, CommandIo io) {
     }
     std::string text;
     runner::CompletionParams params{sp, n_predict, stops};
+    runner::KvSequence sequence(*engine->model);
     const auto done =
-        runner::complete(*engine->model, tok ? &*tok : nullptr, prompt_ids, params, [&](const std::string& piece) {
+        runner::complete(sequence, tok ? &*tok : nullptr, prompt_ids, params, [&](const std::string& piece) {
             text += piece;
             if (!json) io.out << piece << std::flush;
             return true;

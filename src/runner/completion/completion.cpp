@@ -20,7 +20,7 @@ const char* finish_name(Finish finish) {
     return "stop";
 }
 
-common::Result<CompletionOutcome> complete(LanguageModel& model, const tokenizer::Tokenizer* tok,
+common::Result<CompletionOutcome> complete(KvSequence& sequence, const tokenizer::Tokenizer* tok,
                                            std::span<const std::int32_t> prompt, const CompletionParams& params,
                                            const PieceFn& on_piece) {
     std::optional<tokenizer::StreamDecoder> decoder;
@@ -37,21 +37,23 @@ common::Result<CompletionOutcome> complete(LanguageModel& model, const tokenizer
 
     Sampler sampler(params.sampling);
     const int n_predict = params.num_predict < 0 ? std::numeric_limits<int>::max() : params.num_predict;
-    auto result = generate(model, prompt, n_predict, sampler, model.config().eos_ids, [&](std::int32_t id) {
-        if (!decoder) return true;
-        auto piece = decoder->push(id);
-        if (!piece) {
-            failure = piece.error();
-            return false;
-        }
-        return send(stops.push(*piece)) && !stops.stopped();
-    });
+    auto result =
+        generate(sequence, prompt, n_predict, sampler, sequence.model().config().eos_ids, [&](std::int32_t id) {
+            if (!decoder) return true;
+            auto piece = decoder->push(id);
+            if (!piece) {
+                failure = piece.error();
+                return false;
+            }
+            return send(stops.push(*piece)) && !stops.stopped();
+        });
     if (!result) return result.error();
     if (failure) return *failure;
 
     CompletionOutcome outcome;
     outcome.ids = std::move(result->ids);
-    outcome.prompt_tokens = prompt.size();
+    outcome.prompt_reused = result->prompt_reused;
+    outcome.prompt_tokens = prompt.size() - result->prompt_reused;
     outcome.prompt_seconds = result->prompt_seconds;
     outcome.decode_seconds = result->decode_seconds;
     switch (result->reason) {

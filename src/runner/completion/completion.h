@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "common/result.h"
-#include "runner/engine/language_model.h"
+#include "runner/engine/kv_sequence.h"
 #include "runner/engine/sampling.h"
 #include "runner/tokenizer/tokenizer.h"
 
@@ -37,7 +37,8 @@ inline bool finish_is_cut(Finish finish) { return finish == Finish::length || fi
 struct CompletionOutcome {
     std::vector<std::int32_t> ids;  // generated, without the prompt or an EOS id
     Finish finish = Finish::length;
-    std::size_t prompt_tokens = 0;
+    std::size_t prompt_tokens = 0;  // run through the model: the prompt less what the cache held
+    std::size_t prompt_reused = 0;  // leading prompt tokens the cache already held
     double prompt_seconds = 0;
     double decode_seconds = 0;
 };
@@ -46,8 +47,9 @@ struct CompletionOutcome {
 using PieceFn = std::function<bool(const std::string&)>;
 
 // `tok` may be null (a model without tokenizer.json, prompt given as ids): then no text is made and
-// stop strings do not apply. Errors: the model's, or a token the tokenizer cannot decode.
-common::Result<CompletionOutcome> complete(LanguageModel& model, const tokenizer::Tokenizer* tok,
+// stop strings do not apply. The prompt's prefix that `sequence` already holds is not run again.
+// Errors: the model's, or a token the tokenizer cannot decode.
+common::Result<CompletionOutcome> complete(KvSequence& sequence, const tokenizer::Tokenizer* tok,
                                            std::span<const std::int32_t> prompt, const CompletionParams& params,
                                            const PieceFn& on_piece);
 

@@ -5,14 +5,15 @@
 
 namespace runner {
 
-common::Result<GenerateResult> generate(LanguageModel& model, std::span<const std::int32_t> prompt, int n_predict,
+common::Result<GenerateResult> generate(KvSequence& sequence, std::span<const std::int32_t> prompt, int n_predict,
                                         Sampler& sampler, const std::vector<std::int32_t>& eos_ids,
                                         const TokenFn& on_token) {
     using clock = std::chrono::steady_clock;
     GenerateResult result;
     std::vector<std::int32_t> history(prompt.begin(), prompt.end());
+    result.prompt_reused = sequence.reusable(prompt);
     auto start = clock::now();
-    auto logits = model.forward(prompt, 0);
+    auto logits = sequence.forward(prompt.subspan(result.prompt_reused), static_cast<int>(result.prompt_reused));
     if (!logits) return logits.error();
     result.prompt_seconds = std::chrono::duration<double>(clock::now() - start).count();
 
@@ -30,12 +31,12 @@ common::Result<GenerateResult> generate(LanguageModel& model, std::span<const st
             break;
         }
         if (i + 1 == n_predict) break;
-        if (static_cast<int>(history.size()) >= model.n_ctx()) {
+        if (static_cast<int>(history.size()) >= sequence.model().n_ctx()) {
             result.reason = StopReason::context;
             break;
         }
         const std::int32_t next[] = {token};
-        logits = model.forward(next, static_cast<int>(history.size()) - 1);
+        logits = sequence.forward(next, static_cast<int>(history.size()) - 1);
         if (!logits) return logits.error();
     }
     result.decode_seconds = std::chrono::duration<double>(clock::now() - start).count();

@@ -30,8 +30,9 @@ void json_error(httplib::Response& res, int status, const std::string& message) 
 }
 
 struct Outcome {
-    int done_reason = 0;  // MLX: 0 stop, 1 length
-    std::size_t prompt_tokens = 0, generated = 0;
+    int done_reason = 0;            // MLX: 0 stop, 1 length
+    std::size_t prompt_tokens = 0;  // run through the model; the rest of the prompt came from the cache
+    std::size_t prompt_cached = 0, generated = 0;
     double prompt_seconds = 0, decode_seconds = 0;
     std::string error;
 };
@@ -45,6 +46,7 @@ RunnerServer::RunnerServer() : http_(std::make_unique<httplib::Server>()) { inst
 void RunnerServer::set_ready(runner::LanguageModel& model, const tokenizer::Tokenizer& tok,
                              std::uint64_t memory_bytes) {
     model_ = &model;
+    sequence_.emplace(model);
     tok_ = &tok;
     memory_bytes_ = memory_bytes;
     ready_.store(true, std::memory_order_release);
@@ -242,6 +244,7 @@ void RunnerServer::install_routes() {
                       if (done)
                           j.update({{"stopped_limit", o.done_reason == 1},
                                     {"tokens_evaluated", o.prompt_tokens},
+                                    {"tokens_cached", o.prompt_cached},
                                     {"tokens_predicted", o.generated},
                                     {"timings",
                                      {{"prompt_n", o.prompt_tokens},
@@ -254,17 +257,18 @@ void RunnerServer::install_routes() {
                   // Runs the request, sending each piece through `emit`; emit returns false when the client left.
                   const auto run = [this, request, prompt](const runner::PieceFn& emit) {
                       Outcome o;
-                      o.prompt_tokens = prompt->size();
                       const std::lock_guard lock(generation_);  // later requests queue here
                       // A stop (SIGTERM, SIGINT) ends a generation at its next piece, as a client that left:
                       // serving ends only once every handler has returned.
                       const auto done = runner::complete(
-                          *model_, tok_, *prompt, request->completion,
+                          *sequence_, tok_, *prompt, request->completion,
                           [&](const std::string& piece) { return !stop_requested_.load() && emit(piece); });
                       if (!done) {
                           o.error = done.error().message;
                           return o;
                       }
+                      o.prompt_tokens = done->prompt_tokens;
+                      o.prompt_cached = done->prompt_reused;
                       o.generated = done->ids.size();
                       o.prompt_seconds = done->prompt_seconds;
                       o.decode_seconds = done->decode_seconds;

@@ -11,9 +11,10 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
-#include "runner/engine/language_model.h"
+#include "runner/engine/kv_sequence.h"
 #include "runner/tokenizer/tokenizer.h"
 
 namespace httplib {
@@ -48,6 +49,9 @@ class RunnerServer {
 
     // Set once by set_ready(), read by handlers only after they see ready_.
     runner::LanguageModel* model_ = nullptr;
+    // What the KV cache holds: a request that begins as the last one did (an agent's next turn) runs only
+    // what follows the common prefix. Guarded by generation_.
+    std::optional<runner::KvSequence> sequence_;
     const tokenizer::Tokenizer* tok_ = nullptr;
     std::uint64_t memory_bytes_ = 0;
     std::atomic<bool> ready_{false};

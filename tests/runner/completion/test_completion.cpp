@@ -41,10 +41,12 @@ struct Fixture {
         params.num_predict = num_predict;
         params.stop = std::move(stop);
         Run r;
-        auto done = runner::complete(model, with_tokenizer ? &tok : nullptr, prompt, params, [&](const std::string& p) {
-            r.pieces.push_back(p);
-            return r.pieces.size() < leave_after;
-        });
+        runner::KvSequence sequence(model);
+        auto done =
+            runner::complete(sequence, with_tokenizer ? &tok : nullptr, prompt, params, [&](const std::string& p) {
+                r.pieces.push_back(p);
+                return r.pieces.size() < leave_after;
+            });
         REQUIRE_MESSAGE(done.ok(), (done.ok() ? "" : done.error().message));
         r.outcome = std::move(done).value();
         return r;

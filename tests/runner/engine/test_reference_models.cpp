@@ -63,7 +63,8 @@ void check_model(const std::string& name) {
     runner::SamplingParams params;
     params.temperature = 0;
     runner::Sampler sampler(params);
-    const auto result = runner::generate(fresh, prompt, static_cast<int>(greedy.size()), sampler, {}, nullptr);
+    runner::KvSequence sequence(fresh);
+    const auto result = runner::generate(sequence, prompt, static_cast<int>(greedy.size()), sampler, {}, nullptr);
     REQUIRE(result.ok());
     CHECK(result->ids == greedy);
     CHECK(result->reason == runner::StopReason::length);
@@ -146,7 +147,8 @@ TEST_CASE("reference: streaming layers under a RAM budget gives the same logits 
     params.temperature = 0;
     runner::Sampler sampler(params);
     const auto greedy = ref["greedy_ids"].get<std::vector<std::int32_t>>();
-    const auto result = runner::generate(model, prompt, static_cast<int>(greedy.size()), sampler, {}, nullptr);
+    runner::KvSequence sequence(model);
+    const auto result = runner::generate(sequence, prompt, static_cast<int>(greedy.size()), sampler, {}, nullptr);
     REQUIRE(result.ok());
     CHECK(result->ids == greedy);
     // One pass for the prompt and one per decoded token but the last, each streaming the two layers.

@@ -16,6 +16,7 @@
 #include "runner/engine/transformer.h"
 #include "runner/model/hf_folder.h"
 #include "runner/offload/layer_cache.h"
+#include "runner/support/prefix_reuse.h"
 
 #include <unistd.h>
 
@@ -267,10 +268,41 @@ TEST_CASE("gpu engine: greedy tokens with every layer streamed equal the referen
         runner::SamplingParams params;
         params.temperature = 0;
         runner::Sampler sampler(params);
-        auto result = runner::generate(*m.model, prompt, 32, sampler, {}, [](std::int32_t) { return true; });
+        runner::KvSequence sequence(*m.model);
+        auto result = runner::generate(sequence, prompt, 32, sampler, {}, [](std::int32_t) { return true; });
         REQUIRE(result.ok());
         CHECK(result->ids == ref["greedy_ids"].get<std::vector<std::int32_t>>());
     }
+}
+
+// The prompt cache (tests/runner/support/prefix_reuse.h) against a second model of the same mode that
+// runs every prompt from position 0: a suffix and a whole prompt differ in batch shapes only.
+void check_reuse(bool stream_all, runner::Compression compression, runner::KvType kv_type, int host_share) {
+    CAPTURE(stream_all);
+    CAPTURE(static_cast<int>(compression));
+    CAPTURE(host_share);
+    const std::string name = "llama-gqa4-llama3rope";
+    auto reused = load(name, stream_all, 64, compression, 0, {}, kv_type, host_share);
+    auto fresh = load(name, stream_all, 64, compression, 0, {}, kv_type, host_share);
+    if (host_share > 0)
+        REQUIRE(std::count(reused.model->split().split.begin(), reused.model->split().split.end(), true) > 0);
+    test_support::check_prefix_reuse(*reused.model, *fresh.model, 1e-3f);
+}
+
+TEST_CASE("gpu engine: prompt cache, every layer resident") {
+    check_reuse(false, runner::Compression::none, runner::KvType::f32, 0);
+}
+
+TEST_CASE("gpu engine: prompt cache, every layer streamed, f16 KV cache") {
+    check_reuse(true, runner::Compression::none, runner::KvType::f16, 0);
+}
+
+TEST_CASE("gpu engine: prompt cache, streamed layers split with the host while decoding") {
+    check_reuse(true, runner::Compression::none, runner::KvType::f32, 50);
+}
+
+TEST_CASE("gpu engine: prompt cache, 4bit layers streamed") {
+    check_reuse(true, runner::Compression::q4, runner::KvType::f32, 0);
 }
 
 TEST_CASE("gpu engine: a budget too small for the KV cache and the ring says what did not fit") {

@@ -136,6 +136,43 @@ TEST_CASE("runner: a model from Ollama's store streams the same text as generate
     CHECK(s.done["Error"].is_null());
 }
 
+TEST_CASE("runner: a conversation's next turn runs only what follows the cached prefix, with the same answer") {
+    Runner runner;
+    auto client = runner.client();
+    const auto tokens = [&](const std::string& prompt) {
+        const auto res = client.Post("/v1/tokenize", prompt, "text/plain");
+        REQUIRE(res);
+        return json::parse(res->body).size();
+    };
+    const auto turn = [&](const std::string& prompt) {
+        const auto res = client.Post("/v1/completions", mlx_request(prompt, 12), "application/json");
+        REQUIRE(res);
+        REQUIRE(res->status == 200);
+        return parse_jsonl(res->body);
+    };
+    const std::string turn1 = "Layer streaming keeps";
+    const auto first = turn(turn1);
+    CHECK(first.done["PromptEvalCount"] == tokens(turn1));
+    // The same prompt again: only its last token runs, for the logits of the answer's first.
+    const auto again = turn(turn1);
+    CHECK(again.done["PromptEvalCount"] == 1);
+    CHECK(again.text == first.text);
+    // The next turn: the first prompt and its answer, then a new message.
+    const std::string turn2 = turn1 + first.text + " Then the next layer";
+    const auto second = turn(turn2);
+    CHECK(second.done["PromptEvalCount"].get<std::size_t>() < tokens(turn2) - tokens(turn1));
+    CHECK(second.done["PromptEvalCount"].get<int>() >= 1);
+    CHECK(second.text == greedy_text(turn2, 12));
+    // llama-server's dialect says what came from the cache.
+    const auto res = client.Post("/completion", json{{"prompt", turn2}, {"n_predict", 4}, {"temperature", 0}}.dump(),
+                                 "application/json");
+    REQUIRE(res);
+    const auto body = json::parse(res->body);
+    CHECK(body["tokens_evaluated"] == 1);
+    CHECK(body["tokens_cached"] == tokens(turn2) - 1);
+    CHECK(body["timings"]["prompt_n"] == 1);
+}
+
 TEST_CASE("runner: stop strings end the stream before them with DoneReason stop") {
     Runner runner;
     const auto full = greedy_text("The quick brown fox", 16);
