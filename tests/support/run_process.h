@@ -28,6 +28,7 @@ class RunningProcess {
     // Reads stdout+stderr until `text` appears; false after `seconds` or at end of output.
     bool wait_for_output(const std::string& text, int seconds);
     void send_signal(int signal);
+    int pid() const { return pid_; }
     ProcessResult wait();  // rest of the output and the exit code; `out` holds everything read
 
   private:

@@ -98,10 +98,11 @@ Transformer::Transformer(const WeightSource& source, ModelWeights weights, int n
       n_ctx_(n_ctx),
       pool_(threads),
       inv_freq_(rope_inv_freq(config_)),
+      s_{CpuKvCache(config_.n_layer, static_cast<std::size_t>(config_.n_head_kv) * config_.head_dim, n_ctx),
+         {},
+         {},
+         {}},
       plan_(plan.resident.empty() ? plan_layers(w_, 0) : std::move(plan)) {
-    const std::size_t kv = static_cast<std::size_t>(config_.n_head_kv) * config_.head_dim;
-    s_.k_cache.assign(static_cast<std::size_t>(config_.n_layer) * n_ctx_ * kv, 0.f);
-    s_.v_cache.assign(s_.k_cache.size(), 0.f);
     s_.logits.resize(static_cast<std::size_t>(config_.n_vocab));
 }
 
@@ -125,6 +126,7 @@ common::Result<std::span<const float>> Transformer::forward(std::span<const std:
     const std::size_t n = tokens.size();
     if (s_.x.size() < n * config_.n_embd) s_.x.resize(n * config_.n_embd);
     s_.layer.reserve(config_, n);
+    s_.cache.reserve(n_past + static_cast<int>(n));
     std::vector<int> positions(n);
     for (std::size_t t = 0; t < n; ++t) positions[t] = n_past + static_cast<int>(t);
 
@@ -134,9 +136,8 @@ common::Result<std::span<const float>> Transformer::forward(std::span<const std:
     for (int ahead = 0; ahead < plan_.lookahead; ++ahead) prefetch_layer(ahead);
     for (int layer = 0; layer < config_.n_layer; ++layer) {
         prefetch_layer(layer + plan_.lookahead);
-        const std::size_t at = static_cast<std::size_t>(layer) * n_ctx_ * config_.n_head_kv * config_.head_dim;
         cpu_layer_forward(config_, w_.layers[static_cast<std::size_t>(layer)], s_.x.data(), n, positions.data(),
-                          inv_freq_.data(), s_.k_cache.data() + at, s_.v_cache.data() + at, s_.layer, pool_);
+                          inv_freq_.data(), s_.cache.keys(layer), s_.cache.values(layer), s_.layer, pool_);
         release_layer(layer);
     }
     output(n);

@@ -10,19 +10,20 @@
 
 #include "common/result.h"
 #include "runner/backend/cpu/thread_pool.h"
+#include "runner/engine/cpu_kv_cache.h"
 #include "runner/engine/cpu_layer.h"
 #include "runner/engine/language_model.h"
 #include "runner/model/model_weights.h"
 
 namespace runner {
 
-// Activations and cache: allocated once for the context length, nothing per token.
+// Activations, grown to the largest batch seen, and the cache, grown to the positions used: nothing
+// is allocated per token.
 struct RunState {
-    std::vector<float> k_cache;  // [n_layer, n_ctx, n_head_kv * head_dim]
-    std::vector<float> v_cache;  // [n_layer, n_ctx, n_head_kv * head_dim]
-    std::vector<float> x;        // [n_batch, n_embd]       residual stream
-    LayerScratch layer;          // a layer's activations for n_batch tokens
-    std::vector<float> logits;   // [n_vocab]
+    CpuKvCache cache;
+    std::vector<float> x;       // [n_batch, n_embd]       residual stream
+    LayerScratch layer;         // a layer's activations for n_batch tokens
+    std::vector<float> logits;  // [n_vocab]
 };
 
 // Which layers stay in memory and which are streamed from their files, from the RAM budget.
@@ -49,6 +50,8 @@ class Transformer : public LanguageModel {
 
     const LayerPlan& plan() const { return plan_; }
     const StreamStats& stream_stats() const { return stats_; }
+    // What the KV cache holds now: it grows with the positions used, up to n_ctx.
+    std::size_t kv_cache_bytes() const { return s_.cache.bytes(); }
 
     const ModelConfig& config() const override { return config_; }
     int n_ctx() const override { return n_ctx_; }

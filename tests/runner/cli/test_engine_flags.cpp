@@ -18,17 +18,29 @@ std::string parse(runner_cli::EngineFlags& flags, const std::vector<std::string>
     return "";
 }
 
-// Sets the variables for one test case (ctest runs each case in a process of its own).
-void set_env(const std::vector<std::pair<const char*, const char*>>& vars) {
-    for (const char* name : {"AIRLLM_DEVICE", "AIRLLM_VRAM_BUDGET", "AIRLLM_COMPRESSION", "AIRLLM_KV_CACHE"})
-        ::unsetenv(name);
-    for (const auto& [name, value] : vars) ::setenv(name, value, 1);
-}
+// The engine's variables as `vars` say, the others unset, until it goes out of scope: a whole run of the
+// binary must not hand one case's variables to the next (the store tests run the CLI, which reads them).
+class EnvScope {
+  public:
+    explicit EnvScope(const std::vector<std::pair<const char*, const char*>>& vars) {
+        clear();
+        for (const auto& [name, value] : vars) ::setenv(name, value, 1);
+    }
+    ~EnvScope() { clear(); }
+    EnvScope(const EnvScope&) = delete;
+    EnvScope& operator=(const EnvScope&) = delete;
+
+  private:
+    static void clear() {
+        for (const char* name : {"AIRLLM_DEVICE", "AIRLLM_VRAM_BUDGET", "AIRLLM_COMPRESSION", "AIRLLM_KV_CACHE"})
+            ::unsetenv(name);
+    }
+};
 
 }  // namespace
 
 TEST_CASE("engine flags: without flags or variables, the defaults") {
-    set_env({});
+    const EnvScope env({});
     const auto o = runner_cli::resolve_engine_options({});
     REQUIRE(o.ok());
     CHECK(o->device.kind == runner::Device::Kind::automatic);
@@ -41,10 +53,10 @@ TEST_CASE("engine flags: without flags or variables, the defaults") {
 }
 
 TEST_CASE("engine flags: the service's variables are read, and flags win over them") {
-    set_env({{"AIRLLM_DEVICE", "hip:1"},
-             {"AIRLLM_VRAM_BUDGET", "8GiB"},
-             {"AIRLLM_COMPRESSION", "4bit"},
-             {"AIRLLM_KV_CACHE", "f32"}});
+    const EnvScope env({{"AIRLLM_DEVICE", "hip:1"},
+                        {"AIRLLM_VRAM_BUDGET", "8GiB"},
+                        {"AIRLLM_COMPRESSION", "4bit"},
+                        {"AIRLLM_KV_CACHE", "f32"}});
     const auto from_env = runner_cli::resolve_engine_options({});
     REQUIRE(from_env.ok());
     CHECK(from_env->device.kind == runner::Device::Kind::gpu);
@@ -78,7 +90,7 @@ TEST_CASE("engine flags: a bad variable is an error naming it and its value") {
           std::tuple{"AIRLLM_COMPRESSION", "2bit", "AIRLLM_COMPRESSION '2bit' is not none, 8bit or 4bit"},
           std::tuple{"AIRLLM_KV_CACHE", "f8", "AIRLLM_KV_CACHE 'f8' is not f16 or f32"}}) {
         CAPTURE(name);
-        set_env({{name, value}});
+        const EnvScope env({std::pair{name, value}});
         const auto o = runner_cli::resolve_engine_options({});
         REQUIRE_FALSE(o.ok());
         CHECK(o.error().message == message);

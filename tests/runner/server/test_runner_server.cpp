@@ -109,6 +109,24 @@ std::string greedy_text(const std::string& prompt, int n) {
     return json::parse(r.out)["text"].get<std::string>();
 }
 
+// A copy of a fixture model at tree/model whose config allows `n_ctx` positions.
+void with_context(test_support::TempTree& tree, const std::string& fixture, int n_ctx) {
+    tree.copy(fs::path(OAR_FIXTURES) / fixture, "model");
+    auto config = test_support::read_file(tree.root() / "model/config.json");
+    const std::string from = "\"max_position_embeddings\": 256";
+    REQUIRE(config.find(from) != std::string::npos);
+    tree.write("model/config.json",
+               config.replace(config.find(from), from.size(), "\"max_position_embeddings\": " + std::to_string(n_ctx)));
+}
+
+// The process's resident memory, from /proc/PID/status.
+std::size_t resident_bytes(int pid) {
+    const auto status = test_support::read_file("/proc/" + std::to_string(pid) + "/status");
+    const auto at = status.find("VmRSS:");
+    REQUIRE(at != std::string::npos);
+    return std::stoull(status.substr(at + 6)) * 1024;
+}
+
 }  // namespace
 
 TEST_CASE("runner: a model from Ollama's store streams the same text as generate on its folder") {
@@ -430,12 +448,7 @@ TEST_CASE("runner: SIGTERM shuts it down cleanly, and a missing model is one lin
 TEST_CASE("runner: SIGTERM during a long streamed answer ends it at the next piece, and the runner exits") {
     // A fixture model given a 32k context: greedy, it runs on for tens of seconds without an EOS.
     test_support::TempTree tree;
-    tree.copy(fs::path(OAR_FIXTURES) / "models/llama-gqa4-llama3rope", "model");
-    auto config = test_support::read_file(tree.root() / "model/config.json");
-    const std::string from = "\"max_position_embeddings\": 256";
-    REQUIRE(config.find(from) != std::string::npos);
-    tree.write("model/config.json",
-               config.replace(config.find(from), from.size(), "\"max_position_embeddings\": 32768"));
+    with_context(tree, "models/llama-gqa4-llama3rope", 32768);
     const int port = free_port();
     test_support::RunningProcess runner({OAR_OLLAMA_AIRLLM, "runner", "--model", (tree.root() / "model").string(),
                                          "--port", std::to_string(port), "--ctx", "32768"});
@@ -455,6 +468,27 @@ TEST_CASE("runner: SIGTERM during a long streamed answer ends it at the next pie
     const auto at = rest.find("\"EvalCount\":", rest.find("\"Done\":true"));
     REQUIRE(at != std::string::npos);
     CHECK(std::stoi(rest.substr(at + 12)) < 20000);
+}
+
+TEST_CASE("runner: Ollama's largest context loads on the CPU engine, whose cache grows with the tokens used") {
+    // 262,144 positions of f32 keys and values for 3 layers of 4 heads of 16: 402 MB if allocated whole.
+    test_support::TempTree tree;
+    with_context(tree, "models/llama-mha-tied-f16", 262144);
+    const std::size_t whole_cache = 2ull * 3 * 262144 * 64 * sizeof(float);
+    const int port = free_port();
+    test_support::RunningProcess runner({OAR_OLLAMA_AIRLLM, "runner", "--model", (tree.root() / "model").string(),
+                                         "--port", std::to_string(port), "--ctx", "262144"},
+                                        {"AIRLLM_DEVICE=cpu"});
+    REQUIRE(wait_until_running(port, 30));
+    httplib::Client client("127.0.0.1", port);
+    client.set_read_timeout(60);
+    const auto status = client.Get("/v1/status");
+    REQUIRE(status);
+    CHECK(json::parse(status->body)["ContextLength"] == 262144);
+    const auto res = client.Post("/v1/completions", mlx_request("The quick brown fox", 40), "application/json");
+    REQUIRE(res);
+    CHECK(parse_jsonl(res->body).done["EvalCount"] == 40);
+    CHECK(resident_bytes(runner.pid()) < whole_cache / 4);
 }
 
 TEST_CASE("runner: a port another runner listens on is an error, not a second listener beside it") {
