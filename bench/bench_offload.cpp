@@ -7,7 +7,7 @@
 // --reference FILE prints other systems' rows (bench/offload_reference.tsv: llama.cpp, accelerate and
 // AirLLM on an H100 host) after ours.
 //
-// usage: bench_offload [--model DIR] [--budgets 4,8,0] [--prompts 32,4096] [--decode N]
+// usage: bench_offload [--model DIR] [--budgets 4,8,0] [--prompts 32,4096] [--decode N] [--ctx N]
 //                      [--max-batch N] [--compression none,8bit,4bit] [--ram-budget GiB]
 //                      [--kv-cache f16|f32] [--host-share P] [--peak-tflops T] [--reference FILE]
 // --host-share: percent of each streamed layer's MLP rows computed on the host while decoding (default
@@ -15,6 +15,9 @@
 // RAM reads reach together, measured with both running at once.
 // --ram-budget pins streamed layers up to that much RAM and reads the rest from the model file on
 // every pass (dropping its pages after each read, so they come from the disk); 0 pins them all.
+// --ctx: the KV cache's capacity (default: the longest prompt and the decode steps); Ollama asks for
+// 32768. A cache that does not fit beside the ring keeps its last layers in host memory, whose reads
+// over the link the decode bound then counts.
 // Budgets are GiB, 0 meaning no limit. DIR defaults to a random-weight model shaped like Llama 3.1 8B
 // (about 16 GB, written on first use).
 #include <algorithm>
@@ -118,6 +121,7 @@ int main(int argc, char** argv) {
     double ram_budget_gib = 0;
     auto kv_type = runner::KvType::f16;
     int host_share = -1;
+    int ctx = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i], v = argv[i + 1];
         if (a == "--model")
@@ -128,6 +132,8 @@ int main(int argc, char** argv) {
             prompts = parse_list(v);
         else if (a == "--decode")
             decode_tokens = std::stoi(v);
+        else if (a == "--ctx")
+            ctx = std::stoi(v);
         else if (a == "--max-batch")
             max_batch = std::stoi(v);
         else if (a == "--peak-tflops")
@@ -181,7 +187,7 @@ int main(int argc, char** argv) {
 
     int max_prompt = 0;
     for (const double p : prompts) max_prompt = std::max(max_prompt, static_cast<int>(p));
-    const int n_ctx = max_prompt + decode_tokens + 1;
+    const int n_ctx = std::max(ctx, max_prompt + decode_tokens + 1);
     std::printf("model: %s, context %d, micro-batch %d, %s KV cache%s\n\n", model_dir.c_str(), n_ctx, max_batch,
                 kv_type == runner::KvType::f16 ? "f16" : "f32",
                 gpu::attention_on_tensor_cores(kv_type, 128) ? ", prompt attention on tensor cores" : "");
@@ -227,6 +233,8 @@ int main(int argc, char** argv) {
                 const std::size_t streamed = plan->streamed_bytes,
                                   resident = plan->resident_bytes + weights->output->bytes;
                 const std::size_t disk_bytes = plan->disk_bytes;
+                const auto kv_host_layers = std::count(plan->kv_on_host.begin(), plan->kv_on_host.end(), true);
+                const std::size_t kv_host = plan->kv_host_bytes;
                 const int n_streamed =
                     static_cast<int>(std::count(plan->resident.begin(), plan->resident.end(), false));
                 std::vector<std::size_t> layer_bytes;
@@ -277,10 +285,14 @@ int main(int argc, char** argv) {
                 std::size_t split_bytes = 0;
                 for (std::size_t i = 0; i < chosen.split.size(); ++i)
                     if (chosen.split[i] && host_rows > 0) split_bytes += layer_bytes[i];
-                const double decode_bound = std::max(static_cast<double>(split_bytes) / (both_links * 1e9) +
-                                                         static_cast<double>(streamed - split_bytes) / (link * 1e9),
-                                                     from_disk) +
-                                            static_cast<double>(resident) / (hbm * 1e9);
+                // Host-memory KV caches: attention reads the positions in use over the link, halfway through
+                // the decode steps on average.
+                const double kv_host_read = static_cast<double>(kv_host) / n_ctx * (prompt_len + decode_tokens / 2.0);
+                const double decode_bound =
+                    std::max(static_cast<double>(split_bytes) / (both_links * 1e9) +
+                                 (static_cast<double>(streamed - split_bytes) + kv_host_read) / (link * 1e9),
+                             from_disk) +
+                    static_cast<double>(resident) / (hbm * 1e9);
                 const double flops = 2.0 * n_weights * prompt_len;
                 const double prompt_bound_s =
                     std::max({static_cast<double>(streamed) / (link * 1e9), from_disk, flops / (peak_tflops * 1e12)});
@@ -291,6 +303,9 @@ int main(int argc, char** argv) {
                     prompt_len / prompt_bound_s, 100 * prompt_bound_s / prompt_s, decode_s, decode_bound,
                     100 * decode_bound / decode_s, static_cast<double>(streamed) / 1e9,
                     static_cast<double>(disk_bytes) / 1e9, c.n_layer - n_streamed, n_streamed, host_pct);
+                if (kv_host > 0)
+                    std::printf("       KV cache: %.2f GiB of it, %ld layers', in pinned host memory\n",
+                                static_cast<double>(kv_host) / (1ull << 30), static_cast<long>(kv_host_layers));
                 if (host_rows > 0)
                     std::printf(
                         "       load measured, both at once, %.1f GB/s over the link and a layer's MLP at %.1f GB/s "

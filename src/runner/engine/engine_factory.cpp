@@ -109,8 +109,13 @@ common::Result<Engine> make_engine(const WeightSource& source, ModelWeights weig
         const auto streamed = std::count(plan->resident.begin(), plan->resident.end(), false);
         e.description =
             info.name + " (GPU " + std::to_string(index) + "), " + format_size(plan->total_bytes()) + " of a " +
-            format_size(budget) + " budget, " + (o.kv_type == KvType::f32 ? "f32" : "f16") + " KV cache, " +
-            std::to_string(streamed) + " of " + std::to_string(plan->resident.size()) + " layers streamed (" +
+            format_size(budget) + " budget, " + (o.kv_type == KvType::f32 ? "f32" : "f16") + " KV cache" +
+            (plan->kv_host_bytes > 0
+                 ? " (" + format_size(plan->kv_host_bytes) + " of it, " +
+                       std::to_string(std::count(plan->kv_on_host.begin(), plan->kv_on_host.end(), true)) +
+                       " layers', in host memory)"
+                 : std::string()) +
+            ", " + std::to_string(streamed) + " of " + std::to_string(plan->resident.size()) + " layers streamed (" +
             format_size(plan->streamed_bytes) + " per pass, " + format_size(plan->pinned_bytes) + " pinned in RAM, " +
             format_size(plan->disk_bytes) + " from disk" +
             (o.compression != Compression::none ? std::string(", ") + compression_name(o.compression) + " compression" +

@@ -55,8 +55,10 @@ struct GpuTransformer::Impl {
     LayerRing ring;
     std::size_t decode_slot_bytes = 0;  // what one split layer's GPU part takes in the ring (0: no split)
     gpu::DeviceBuffer head, head_norm, device_inv_freq;
-    gpu::DeviceBuffer k_cache, v_cache;            // [n_layer, n_ctx, n_head_kv * head_dim]
-    gpu::DeviceBuffer x;                           // [n_ctx, n_embd]  residual stream of the whole forward pass
+    gpu::DeviceBuffer kv_device;                   // the keys, then the values, of layers whose cache is in VRAM
+    gpu::PinnedBuffer kv_host;                     // and of those the plan put in host memory (kv_on_host)
+    std::vector<std::byte*> k_cache, v_cache;      // [n_layer]: each layer's [n_ctx, n_head_kv * head_dim]
+    gpu::DeviceBuffer x;                           // [max_pass, n_embd]  residual stream of a forward pass
     gpu::DeviceBuffer xb, q, k, v, att, gate, up;  // one micro-batch
     gpu::DeviceBuffer logits, positions;
     gpu::DeviceBuffer attention_scratch;  // split-key partials for decode
@@ -83,7 +85,27 @@ struct GpuTransformer::Impl {
         return layout.size[s] ? base + layout.offset[s] : nullptr;
     }
     WeightType type(int layer, Slot s) const { return layouts[static_cast<std::size_t>(layer)].type[s]; }
+    void allocate_kv_cache(const ModelConfig& c, const GpuPlan& plan);
 };
+
+// Each layer's keys and values: in one device buffer for the layers whose cache the plan keeps in VRAM,
+// in one pinned host buffer for the others (the kernels write and read it over the link, as they read a
+// split layer's host sums).
+void GpuTransformer::Impl::allocate_kv_cache(const ModelConfig& c, const GpuPlan& plan) {
+    const auto n_layer = static_cast<std::size_t>(c.n_layer);
+    const std::size_t layer_bytes = kv_cache_bytes(c, plan.n_ctx, plan.kv_type) / n_layer / 2;
+    const auto on_host = static_cast<std::size_t>(std::count(plan.kv_on_host.begin(), plan.kv_on_host.end(), true));
+    kv_device = gpu::DeviceBuffer(2 * (n_layer - on_host) * layer_bytes);
+    if (on_host > 0) kv_host = gpu::PinnedBuffer(2 * on_host * layer_bytes);
+    std::byte* device = kv_device.as<std::byte>();
+    std::byte* host = kv_host.data();
+    for (std::size_t i = 0; i < n_layer; ++i) {
+        std::byte*& next = plan.kv_on_host[i] ? host : device;
+        k_cache.push_back(next);
+        v_cache.push_back(next + layer_bytes);
+        next += 2 * layer_bytes;
+    }
+}
 
 common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const WeightSource& source, ModelWeights weights,
                                                                        int n_ctx, GpuPlan plan) {
@@ -123,10 +145,9 @@ common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const Wei
         const auto inv_freq = rope_inv_freq(c);
         m->device_inv_freq = gpu::DeviceBuffer(inv_freq.size() * sizeof(float));
         gpu::copy_to_device(m->device_inv_freq.data(), inv_freq.data(), inv_freq.size() * sizeof(float), m->compute);
-        const std::size_t cache_bytes = kv_cache_bytes(c, n_ctx, plan.kv_type) / 2;
-        m->k_cache = gpu::DeviceBuffer(cache_bytes);
-        m->v_cache = gpu::DeviceBuffer(cache_bytes);
-        m->x = gpu::DeviceBuffer(static_cast<std::size_t>(n_ctx) * e * sizeof(float));
+        m->allocate_kv_cache(c, plan);
+        const auto pass = static_cast<std::size_t>(plan.max_pass);
+        m->x = gpu::DeviceBuffer(pass * e * sizeof(float));
         m->xb = gpu::DeviceBuffer(nb * e * sizeof(float));
         m->q = gpu::DeviceBuffer(nb * qw * sizeof(float));
         m->att = gpu::DeviceBuffer(nb * qw * sizeof(float));
@@ -135,10 +156,10 @@ common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const Wei
         m->gate = gpu::DeviceBuffer(nb * c.n_ff * sizeof(float));
         m->up = gpu::DeviceBuffer(nb * c.n_ff * sizeof(float));
         m->logits = gpu::DeviceBuffer(static_cast<std::size_t>(c.n_vocab) * sizeof(float));
-        m->positions = gpu::DeviceBuffer(static_cast<std::size_t>(n_ctx) * sizeof(int));
+        m->positions = gpu::DeviceBuffer(pass * sizeof(int));
         m->attention_scratch = gpu::DeviceBuffer(plan.attention_scratch_bytes);
-        m->host_x = gpu::PinnedBuffer(static_cast<std::size_t>(n_ctx) * e * sizeof(float));
-        m->host_positions = gpu::PinnedBuffer(static_cast<std::size_t>(n_ctx) * sizeof(int));
+        m->host_x = gpu::PinnedBuffer(pass * e * sizeof(float));
+        m->host_positions = gpu::PinnedBuffer(pass * sizeof(int));
         m->host_logits = gpu::PinnedBuffer(static_cast<std::size_t>(c.n_vocab) * sizeof(float));
         m->logits_out.resize(static_cast<std::size_t>(c.n_vocab));
         if (plan.blas)
@@ -311,32 +332,19 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
     if (auto error = check_forward(config_, n_ctx_, tokens, n_past)) return *error;
     auto& m = *impl_;
     if (!m.loaded) return common::make_error("the model's weights are not loaded yet");
-    const int n = static_cast<int>(tokens.size());
     const auto fail = [this](const common::Error& error) {
         settle();
         stats_.bytes_copied = impl_->ring.bytes_copied();
         return error;
     };
     try {
-        embed(tokens, n_past);
-        // Each layer in turn: resident ones from VRAM, streamed ones as the ring brings them. A decoding
-        // step's split layers leave their MLP's host rows to the host.
-        if (auto error = m.ring.begin(n <= gpu_host_max_tokens)) return fail(*error);
-        std::size_t next_streamed = 0;
-        for (int layer = 0; layer < config_.n_layer; ++layer) {
-            const auto li = static_cast<std::size_t>(layer);
-            const bool host_mlp = m.ring.copies_decode_parts() && split_.split[li];
-            if (plan_.resident[li]) {
-                forward_on_gpu(layer, m.resident[li].as<std::byte>(), n, host_mlp);
-            } else {
-                forward_on_gpu(layer, m.ring.wait_for(next_streamed, m.compute), n, host_mlp);
-                if (auto error = m.ring.done_with(next_streamed++, m.compute)) return fail(*error);
-            }
-            if (host_mlp) mlp_on_host(layer, n);
+        // A prompt longer than a pass's residual stream runs in passes of max_pass tokens.
+        const auto max_pass = static_cast<std::size_t>(plan_.max_pass);
+        for (std::size_t done = 0; done < tokens.size(); done += max_pass) {
+            const auto part = tokens.subspan(done, std::min(max_pass, tokens.size() - done));
+            if (auto error = run_pass(part, n_past + static_cast<int>(done))) return fail(*error);
+            if (done + part.size() == tokens.size()) logits_of_last(static_cast<int>(part.size()));
         }
-        m.ring.end();
-        logits_of_last(n);
-        ++stats_.passes;
         stats_.bytes_copied = m.ring.bytes_copied();
         return std::span<const float>(m.logits_out);
     } catch (const gpu::Error& err) {
@@ -345,6 +353,30 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
         // the host's side: a thread that cannot start to read a disk layer
         return fail(common::make_error(err.what()));
     }
+}
+
+// One pass of up to max_pass tokens through every layer: resident ones from VRAM, streamed ones as the
+// ring brings them. A decoding step's split layers leave their MLP's host rows to the host.
+std::optional<common::Error> GpuTransformer::run_pass(std::span<const std::int32_t> tokens, int n_past) {
+    auto& m = *impl_;
+    const int n = static_cast<int>(tokens.size());
+    embed(tokens, n_past);
+    if (auto error = m.ring.begin(n <= gpu_host_max_tokens)) return error;
+    std::size_t next_streamed = 0;
+    for (int layer = 0; layer < config_.n_layer; ++layer) {
+        const auto li = static_cast<std::size_t>(layer);
+        const bool host_mlp = m.ring.copies_decode_parts() && split_.split[li];
+        if (plan_.resident[li]) {
+            forward_on_gpu(layer, m.resident[li].as<std::byte>(), n, n_past, host_mlp);
+        } else {
+            forward_on_gpu(layer, m.ring.wait_for(next_streamed, m.compute), n, n_past, host_mlp);
+            if (auto error = m.ring.done_with(next_streamed++, m.compute)) return error;
+        }
+        if (host_mlp) mlp_on_host(layer, n);
+    }
+    m.ring.end();
+    ++stats_.passes;
+    return std::nullopt;
 }
 
 // The tokens' embedding rows, looked up on the host (the table stays out of VRAM), and their positions,
@@ -380,6 +412,7 @@ struct GpuTransformer::LayerPass {
     int layer;
     const std::byte* base;
     int c0, mb;
+    int n_keys;  // the keys this micro-batch's last token attends to: the cache in use, not its capacity
     bool host_mlp;
     const std::vector<MlpBlock>& blocks;
     std::byte *k_cache, *v_cache;  // this layer's rows
@@ -414,7 +447,7 @@ struct GpuTransformer::LayerPass {
     }
     void attention() {
         gpu::attention(m.att.as<float>(), m.q.as<float>(), k_cache, v_cache, t.plan_.kv_type, mb, positions(),
-                       c().n_head, c().n_head_kv, c().head_dim, t.n_ctx_, m.attention_scratch.as<float>(), m.compute);
+                       c().n_head, c().n_head_kv, c().head_dim, n_keys, m.attention_scratch.as<float>(), m.compute);
     }
     void output_add() {
         gpu::matmul_add(x(), m.att.as<float>(), at(wo), type(wo), mb, q_width(), c().n_embd, m.compute, blas());
@@ -447,7 +480,7 @@ struct GpuTransformer::LayerPass {
 // One layer on the GPU for the pass's n tokens (residual stream in x), in micro-batches that share
 // the layer's weights at `base`. With host_mlp (a split layer's decode step) the MLP's input goes to
 // the host (x_ready) and the GPU computes only its own rows; otherwise it computes them all.
-void GpuTransformer::forward_on_gpu(int layer, const std::byte* base, int n, bool host_mlp) {
+void GpuTransformer::forward_on_gpu(int layer, const std::byte* base, int n, int n_past, bool host_mlp) {
     auto& m = *impl_;
     const auto li = static_cast<std::size_t>(layer);
     const auto at = [&](Slot slot) { return m.tensor(base, layer, slot); };
@@ -462,8 +495,6 @@ void GpuTransformer::forward_on_gpu(int layer, const std::byte* base, int n, boo
     } else {
         blocks.push_back({at(w_gate), at(w_up), at(w_down), config_.n_ff});
     }
-    const std::size_t kv_width = static_cast<std::size_t>(config_.n_head_kv) * config_.head_dim;
-    const std::size_t layer_bytes = li * n_ctx_ * kv_width * kv_element_bytes(plan_.kv_type);
     for (int c0 = 0; c0 < n; c0 += plan_.max_batch) {
         LayerPass pass{*this,
                        m,
@@ -471,10 +502,11 @@ void GpuTransformer::forward_on_gpu(int layer, const std::byte* base, int n, boo
                        base,
                        c0,
                        std::min(plan_.max_batch, n - c0),
+                       n_past + std::min(n, c0 + plan_.max_batch),
                        host_mlp,
                        blocks,
-                       m.k_cache.as<std::byte>() + layer_bytes,
-                       m.v_cache.as<std::byte>() + layer_bytes};
+                       m.k_cache[li],
+                       m.v_cache[li]};
         decoder_layer(pass, m.w.layers[li]);
     }
 }

@@ -85,7 +85,8 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, co
     const auto vram_budget = options.vram_budget;
     GpuPlan plan;
     plan.n_ctx = n_ctx;
-    plan.max_batch = std::max(1, std::min(options.max_batch, n_ctx));
+    plan.max_pass = std::min(n_ctx, gpu_max_pass_tokens);
+    plan.max_batch = std::max(1, std::min(options.max_batch, plan.max_pass));
     plan.compression = compression;
     plan.kv_type = options.kv_type;
     plan.host_share = options.host_share;
@@ -94,13 +95,14 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, co
     if (compression != Compression::none) plan.cache = options.cache;
     plan.attention_scratch_bytes = attention_scratch_bytes(c, n_ctx, plan.max_batch, kernels);
     const std::size_t kv = kv_cache_bytes(c, n_ctx, plan.kv_type);
-    const std::size_t residual = static_cast<std::size_t>(n_ctx) * c.n_embd * sizeof(float);
+    const std::size_t residual = static_cast<std::size_t>(plan.max_pass) * c.n_embd * sizeof(float);
     const std::size_t activations = activation_bytes(c, static_cast<std::size_t>(plan.max_batch), plan.blas);
     const std::size_t head = slab_aligned(w.output->bytes) + slab_aligned(w.output_norm->bytes);
-    const std::size_t small = static_cast<std::size_t>(c.n_vocab) * sizeof(float) + n_ctx * sizeof(int) +
+    const std::size_t small = static_cast<std::size_t>(c.n_vocab) * sizeof(float) + plan.max_pass * sizeof(int) +
                               static_cast<std::size_t>(c.head_dim) * sizeof(float) + plan.attention_scratch_bytes +
                               (compression != Compression::none && plan.blas ? largest_projection(c) * 2 : 0);
     plan.fixed_bytes = kv + residual + activations + head + small;
+    plan.kv_on_host.assign(w.layers.size(), false);
 
     std::vector<std::size_t> layer_bytes;
     std::size_t all_layers = 0, largest = 0;
@@ -118,18 +120,31 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, co
     }
     plan.ring_slots = 2;
     plan.fixed_bytes += plan.ring_slots * plan.slot_bytes;
-    if (plan.fixed_bytes > vram_budget)
+    if (plan.fixed_bytes - kv > vram_budget)
         return common::make_error(
-            "a VRAM budget of " + mib(vram_budget) + " cannot hold the KV cache (" + mib(kv) + " for a context of " +
-            std::to_string(n_ctx) + "), activations (" + mib(activations + residual) + " for micro-batches of " +
+            "a VRAM budget of " + mib(vram_budget) + " cannot hold the activations (" + mib(activations + residual) +
+            " for passes of " + std::to_string(plan.max_pass) + " tokens in micro-batches of " +
             std::to_string(plan.max_batch) + "), the output head (" + mib(head) + ") and two streaming slots (" +
-            mib(plan.ring_slots * plan.slot_bytes) + "): lower the context or raise the budget");
+            mib(plan.ring_slots * plan.slot_bytes) + "): raise the budget, or lower the micro-batch (--max-batch)");
+    if (plan.fixed_bytes > vram_budget) {
+        const std::size_t layer_kv = kv / w.layers.size();
+        const std::size_t in_vram = (vram_budget - (plan.fixed_bytes - kv)) / layer_kv;
+        for (std::size_t i = in_vram; i < w.layers.size(); ++i) plan.kv_on_host[i] = true;
+        plan.kv_host_bytes = (w.layers.size() - in_vram) * layer_kv;
+        plan.fixed_bytes -= plan.kv_host_bytes;
+    }
     for (const auto bytes : layer_bytes) {
         const bool fits = plan.fixed_bytes + plan.resident_bytes + bytes <= vram_budget;
         plan.resident.push_back(fits);
         (fits ? plan.resident_bytes : plan.streamed_bytes) += bytes;
     }
-    if (auto error = plan_host(plan, layer_bytes, largest, options.ram_budget)) return *error;
+    const std::size_t ram_budget = options.ram_budget;
+    if (ram_budget > 0 && plan.kv_host_bytes >= ram_budget)
+        return common::make_error("the KV cache's " + mib(plan.kv_host_bytes) +
+                                  " that the VRAM budget leaves to host memory do not fit in the RAM budget of " +
+                                  mib(ram_budget) + ": lower the context, or raise the VRAM or the RAM budget");
+    if (auto error = plan_host(plan, layer_bytes, largest, ram_budget > 0 ? ram_budget - plan.kv_host_bytes : 0))
+        return *error;
     return plan;
 }
 

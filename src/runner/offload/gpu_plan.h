@@ -41,14 +41,21 @@ struct KernelNeeds {
     std::function<std::size_t(int n_tokens, int n_head, int head_dim, int n_ctx)> attention_scratch;
 };
 
+// The most tokens one forward pass carries through the layers: the residual stream holds them all, in
+// VRAM and pinned, so a longer prompt runs in passes of this many (each streams the weights once). At
+// 16,384 tokens a pass computes long enough to hide a layer's copy behind it, and Ollama's 32k or 262k
+// contexts no longer size a residual stream of gigabytes.
+constexpr int gpu_max_pass_tokens = 16384;
+
 struct GpuPlan {
-    int n_ctx = 0;                                // what the KV cache and activations are sized for
+    int n_ctx = 0;                                // what the KV cache is sized for
+    int max_pass = 0;                             // tokens per forward pass: min(n_ctx, gpu_max_pass_tokens)
     std::vector<bool> resident;                   // [n_layer]: in VRAM for good; the others stream through the ring
     int ring_slots = 0;                           // 0 when every layer is resident
     std::size_t slot_bytes = 0;                   // each ring slot: the largest streamed layer in either layout
     int max_batch = 0;                            // tokens per micro-batch
     Compression compression = Compression::none;  // of the projection matrices, resident and streamed
-    std::size_t fixed_bytes = 0;                  // KV cache, activations, LM head, ring slots
+    std::size_t fixed_bytes = 0;                  // KV cache in VRAM, activations, LM head, ring slots
     std::size_t resident_bytes = 0;               // resident layers
     std::size_t streamed_bytes = 0;               // crosses host->device on every forward pass
     std::vector<bool> pinned;                     // [n_layer]: a streamed layer held in pinned RAM; the
@@ -57,16 +64,23 @@ struct GpuPlan {
     std::size_t disk_bytes = 0;                   // read from the model's files on every forward pass
     std::filesystem::path cache;                  // `prepare`'s layer cache for this compression, if used
     KvType kv_type = KvType::f16;
-    int host_share = -1;   // as asked (GpuOptions)
-    unsigned threads = 0;  // as asked
-    bool blas = false;     // as KernelNeeds said
+    // [n_layer]: the layer's keys and values live in pinned host memory, which the kernels write and read
+    // over the link: the last layers' caches, where the budget holds no more of it beside the ring.
+    std::vector<bool> kv_on_host;
+    std::size_t kv_host_bytes = 0;  // pinned host memory they take, before the RAM budget's streamed layers
+    int host_share = -1;            // as asked (GpuOptions)
+    unsigned threads = 0;           // as asked
+    bool blas = false;              // as KernelNeeds said
     std::size_t attention_scratch_bytes = 0;
     std::size_t total_bytes() const { return fixed_bytes + resident_bytes; }
 };
 
-// Layers go resident in order while they fit beside the fixed part; the rest stream through two
-// slots, pinned in RAM while the RAM budget lasts, the rest from disk. Compressed layers come from
-// the cache when given, else they are compressed at load and must then fit in RAM. An error says
+// The KV cache goes to VRAM first: attention reads it at HBM speed, and a context that fits costs
+// no more than before. Layers then go resident in order while they fit beside it; the rest stream
+// through two slots, pinned in RAM while the RAM budget lasts, the rest from disk. A context whose
+// cache does not fit beside the slots keeps the last layers' caches in pinned host memory instead of
+// failing the load: attention reads only the positions in use, over the link. Compressed layers come
+// from the cache when given, else they are compressed at load and must then fit in RAM. An error says
 // what did not fit.
 common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, const GpuOptions& options,
                                  const KernelNeeds& kernels);

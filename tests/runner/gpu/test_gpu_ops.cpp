@@ -403,12 +403,15 @@ TEST_CASE("gpu decode attention over a long context reads every key for every he
                                positions.data(), n_head, n_head_kv, static_cast<std::size_t>(head_dim), pool);
         gpu::DeviceBuffer scratch(gpu::attention_scratch_bytes(n, n_head, head_dim, n_ctx));
         gpu::DeviceBuffer out(q.size() * sizeof(float));
-        for (float* partials : {static_cast<float*>(nullptr), scratch.as<float>()}) {
-            CAPTURE(partials != nullptr);
-            gpu::attention(out.as<float>(), dq.as<float>(), dk.data(), dv.data(), runner::KvType::f32, n,
-                           dpos.as<int>(), n_head, n_head_kv, head_dim, n_ctx, partials, s);
-            CHECK(relative_error(download(out, q.size(), s), want) < tolerance);
-        }
+        // The keys in use (the last position + 1) divided among the blocks, or the cache's whole capacity.
+        for (float* partials : {static_cast<float*>(nullptr), scratch.as<float>()})
+            for (const int n_keys : {n_ctx, 19992}) {
+                CAPTURE(partials != nullptr);
+                CAPTURE(n_keys);
+                gpu::attention(out.as<float>(), dq.as<float>(), dk.data(), dv.data(), runner::KvType::f32, n,
+                               dpos.as<int>(), n_head, n_head_kv, head_dim, n_keys, partials, s);
+                CHECK(relative_error(download(out, q.size(), s), want) < tolerance);
+            }
         // The f16 cache against the CPU on the rounded keys and values.
         for (auto* v : {&k_cache, &v_cache})
             for (auto& e : *v) e = static_cast<float>(static_cast<_Float16>(e));

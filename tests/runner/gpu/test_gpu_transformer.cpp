@@ -276,7 +276,11 @@ TEST_CASE("gpu engine: greedy tokens with every layer streamed equal the referen
 }
 
 // The prompt cache (tests/runner/support/prefix_reuse.h) against a second model of the same mode that
-// runs every prompt from position 0: a suffix and a whole prompt differ in batch shapes only.
+// runs every prompt from position 0. A suffix and a whole prompt differ in batch shapes, and so in
+// paths: 16 tokens or more take the BLAS's 16-bit activations and the tensor-core attention, fewer the
+// f32 kernels, so logits move by up to 0.017 on an H200 (the BLAS test's 5e-2 bounds the same paths
+// against the CPU); the greedy answers must still be equal. A stale or misplaced cache moves them by
+// whole units.
 void check_reuse(bool stream_all, runner::Compression compression, runner::KvType kv_type, int host_share) {
     CAPTURE(stream_all);
     CAPTURE(static_cast<int>(compression));
@@ -286,7 +290,7 @@ void check_reuse(bool stream_all, runner::Compression compression, runner::KvTyp
     auto fresh = load(name, stream_all, 64, compression, 0, {}, kv_type, host_share);
     if (host_share > 0)
         REQUIRE(std::count(reused.model->split().split.begin(), reused.model->split().split.end(), true) > 0);
-    test_support::check_prefix_reuse(*reused.model, *fresh.model, 1e-3f);
+    test_support::check_prefix_reuse(*reused.model, *fresh.model, 5e-2f);
 }
 
 TEST_CASE("gpu engine: prompt cache, every layer resident") {
@@ -314,8 +318,49 @@ TEST_CASE("gpu engine: a budget too small for the KV cache and the ring says wha
     o.vram_budget = 4096;
     const auto plan = runner::plan_gpu(*weights, (*source)->config(), o, runner::gpu_kernel_needs());
     REQUIRE_FALSE(plan.ok());
-    CHECK(plan.error().message.find("a VRAM budget of 1 MiB cannot hold the KV cache") != std::string::npos);
-    CHECK(plan.error().message.find("lower the context or raise the budget") != std::string::npos);
+    CHECK(plan.error().message.find("a VRAM budget of 1 MiB cannot hold the activations") != std::string::npos);
+    CHECK(plan.error().message.find("raise the budget, or lower the micro-batch") != std::string::npos);
+}
+
+TEST_CASE("gpu engine: half the layers' KV caches in host memory, and prompts in passes of 7 tokens") {
+    const std::string name = "llama-gqa4-llama3rope";
+    const auto ref = reference(name);
+    auto source = runner::open_hf_folder(models / name);
+    REQUIRE(source.ok());
+    auto weights = runner::bind_weights(**source);
+    REQUIRE(weights.ok());
+    const auto& c = (*source)->config();
+    auto o = options(5);
+    const auto everything = runner::plan_gpu(*weights, c, o, runner::gpu_kernel_needs());
+    REQUIRE(everything.ok());
+    // Room for the ring and half the cache: the other half goes to pinned host memory.
+    const std::size_t kv = runner::kv_cache_bytes(c, o.n_ctx, o.kv_type);
+    o.vram_budget = stream_all_budget(*everything, c.n_layer) - kv / 2;
+    auto plan = runner::plan_gpu(*weights, c, o, runner::gpu_kernel_needs());
+    REQUIRE_MESSAGE(plan.ok(), (plan.ok() ? "" : plan.error().message));
+    CHECK(plan->kv_host_bytes > 0);
+    CHECK(plan->kv_host_bytes < kv);
+    CHECK_FALSE(plan->kv_on_host.front());
+    CHECK(plan->kv_on_host.back());
+    // A pass's residual stream sized for 7 tokens: the prompt runs in several passes of micro-batches of 5.
+    plan->max_pass = 7;
+    auto model = runner::GpuTransformer::create(**source, std::move(weights).value(), o.n_ctx, std::move(plan).value());
+    REQUIRE_MESSAGE(model.ok(), (model.ok() ? "" : model.error().message));
+    REQUIRE((*model)->load([](std::size_t, std::size_t) { return true; }).ok());
+    const auto prompt = ref["prompt_ids"].get<std::vector<std::int32_t>>();
+    REQUIRE(prompt.size() > 7);
+    auto logits = (*model)->forward(prompt, 0);
+    REQUIRE_MESSAGE(logits.ok(), (logits.ok() ? "" : logits.error().message));
+    CHECK(max_abs_diff(*logits, ref["logits"][0]) < tolerance);
+    CHECK((*model)->stats().passes == (prompt.size() + 6) / 7);
+    const auto greedy = ref["greedy_ids"].get<std::vector<std::int32_t>>();
+    for (std::size_t step = 1; step < ref["logits"].size(); ++step) {
+        CAPTURE(step);
+        const std::int32_t token[] = {greedy[step - 1]};
+        logits = (*model)->forward(token, static_cast<int>(prompt.size() + step - 1));
+        REQUIRE(logits.ok());
+        CHECK(max_abs_diff(*logits, ref["logits"][step]) < tolerance);
+    }
 }
 
 TEST_CASE("gpu engine: a prompt long enough for the BLAS agrees with the CPU engine") {

@@ -131,6 +131,13 @@ void check_plan_rules(const ShapeModel& m, const runner::GpuOptions& o, const ru
     CHECK(std::is_sorted(p.resident.begin(), p.resident.end(), std::greater<>()));  // uniform layers: a prefix
     CHECK(p.max_batch == std::min(o.max_batch, o.n_ctx));
     CHECK(p.n_ctx == o.n_ctx);
+    // The KV cache: in VRAM first; only the last layers' caches in host memory, and only when one more
+    // would not fit beside the fixed part (VRAM goes to the cache before the weights).
+    REQUIRE(p.kv_on_host.size() == n);
+    CHECK(std::is_sorted(p.kv_on_host.begin(), p.kv_on_host.end()));
+    const auto host_caches = static_cast<std::size_t>(std::count(p.kv_on_host.begin(), p.kv_on_host.end(), true));
+    CHECK(p.kv_host_bytes == host_caches * (runner::kv_cache_bytes(m.config, o.n_ctx, o.kv_type) / n));
+    if (host_caches > 0) CHECK(p.fixed_bytes + p.kv_host_bytes / host_caches > o.vram_budget);
 }
 
 }  // namespace
@@ -204,11 +211,58 @@ TEST_CASE("gpu plan: a budget that cannot hold the fixed part says what it holds
     const auto o = options(GiB, runner::Compression::none, 131072);
     const auto p = runner::plan_gpu(m.weights, m.config, o, kernels());
     REQUIRE_FALSE(p.ok());
-    CHECK(p.error().message.find("a VRAM budget of 1024 MiB cannot hold the KV cache (16384 MiB for a context of "
-                                 "131072)") == 0);
-    CHECK(p.error().message.find("lower the context or raise the budget") != std::string::npos);
+    // A pass's residual stream (16,384 tokens of f32) and the micro-batch's activations, whatever the context.
+    CAPTURE(p.error().message);
+    CHECK(p.error().message.find("a VRAM budget of 1024 MiB cannot hold the activations (") == 0);
+    CHECK(p.error().message.find("(354 MiB for passes of 16384 tokens in micro-batches of 512), the output head "
+                                 "(1003 MiB) and two streaming slots (833 MiB)") != std::string::npos);
+    CHECK(p.error().message.find("raise the budget, or lower the micro-batch (--max-batch)") != std::string::npos);
     // The output head (1002 MiB) and two streaming slots (832 MiB) with a short context fit in 3 GiB.
     CHECK(runner::plan_gpu(m.weights, m.config, options(3 * GiB, runner::Compression::none, 1024), kernels()).ok());
+}
+
+TEST_CASE("gpu plan: a context whose cache does not fit beside the ring keeps the last layers' caches on the host") {
+    struct Row {
+        const Shape* shape;
+        std::size_t budget;
+        int n_ctx;
+        runner::Compression compression;
+    };
+    for (const auto& row : {Row{&llama8b, 4 * GiB, 32768, runner::Compression::none},
+                            Row{&llama8b, 3 * GiB, 131072, runner::Compression::q4},
+                            Row{&qwen7b, 4 * GiB, 65536, runner::Compression::q8},
+                            Row{&llama70b, 12 * GiB, 131072, runner::Compression::none}}) {
+        CAPTURE(std::string(row.shape->name));
+        CAPTURE(row.n_ctx);
+        const ShapeModel m(*row.shape);
+        const auto o = options(row.budget, row.compression, row.n_ctx);
+        const auto p = plan(m, o);
+        check_plan_rules(m, o, p);
+        CHECK(p.kv_host_bytes > 0);
+        CHECK(p.kv_on_host.front() == false);  // the budget still holds the first layers' caches
+    }
+    // The 8B shape at 4 GiB: a 4 GiB cache, 128 MiB a layer, of which the VRAM left beside the head, the
+    // activations and the ring takes 14 layers.
+    const ShapeModel m(llama8b);
+    const auto p = plan(m, options(4 * GiB, runner::Compression::none, 32768));
+    CHECK(std::count(p.kv_on_host.begin(), p.kv_on_host.end(), false) == 14);
+    CHECK(p.kv_host_bytes == 18 * (std::size_t{128} << 20));
+    CHECK(std::count(p.resident.begin(), p.resident.end(), true) == 0);
+    // With a context that fits nothing changes: the same plan as before this existed, cache in VRAM.
+    const auto short_ctx = plan(m, options(4 * GiB, runner::Compression::none, 4096));
+    CHECK(short_ctx.kv_host_bytes == 0);
+    CHECK(std::count(short_ctx.resident.begin(), short_ctx.resident.end(), true) > 0);
+    // The host's part of the cache comes out of the RAM budget before any streamed layer is pinned.
+    auto tight = options(4 * GiB, runner::Compression::none, 32768);
+    tight.ram_budget = 6 * GiB;
+    const auto pinned_less = plan(m, tight);
+    CHECK(pinned_less.pinned_bytes + pinned_less.kv_host_bytes <= tight.ram_budget);
+    tight.ram_budget = 2 * GiB;
+    const auto refused = runner::plan_gpu(m.weights, m.config, tight, kernels());
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().message ==
+          "the KV cache's 2304 MiB that the VRAM budget leaves to host memory do not fit in the RAM budget of 2048 "
+          "MiB: lower the context, or raise the VRAM or the RAM budget");
 }
 
 TEST_CASE("gpu plan: streamed layers are pinned while the RAM budget lasts, the rest come from disk") {

@@ -354,7 +354,7 @@ bool attention_on_tensor_cores(KvType kv_type, int head_dim) {
 }
 
 void attention(float* out, const float* q, const void* k_cache, const void* v_cache, KvType kv_type, int n_tokens,
-               const int* positions, int n_head, int n_head_kv, int head_dim, int n_ctx, float* scratch,
+               const int* positions, int n_head, int n_head_kv, int head_dim, int n_keys, float* scratch,
                const Stream& stream) {
     if (n_tokens == 0) return;
     if (head_dim > max_head_dim || n_head % n_head_kv != 0)
@@ -376,7 +376,7 @@ void attention(float* out, const float* q, const void* k_cache, const void* v_ca
         return;
     }
     const int n_pairs = n_tokens * n_head;
-    const Splits splits = scratch ? decode_splits(n_pairs, n_ctx) : Splits{1, n_ctx};
+    const Splits splits = scratch ? decode_splits(n_pairs, n_keys) : Splits{1, n_keys};
     const int n_splits = splits.count;
     (f16 ? launch_decode<unsigned short> : launch_decode<float>)(out, scratch, q, k_cache, v_cache, positions, n_tokens,
                                                                  n_head, n_head_kv, head_dim, scale, splits.keys,

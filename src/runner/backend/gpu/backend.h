@@ -192,10 +192,13 @@ void rope_store_kv(float* q, float* k, const float* v, void* k_cache, void* v_ca
 // Causal grouped-query attention over cache positions 0..positions[t], with an online softmax over
 // key tiles (no [n_tokens, n_ctx] score buffer).   q, out: [n_tokens, n_head * head_dim];
 // k_cache, v_cache: [n_ctx, n_head_kv * head_dim] of `kv_type`. With `scratch` (attention_scratch_bytes
-// of it), decode splits the keys across blocks; without, each (token, head) is one block.
+// for the cache's n_ctx), decode splits the keys across blocks; without, each (token, head) is one block.
+// n_keys: at least every positions[t] + 1, at most n_ctx. Decode divides these keys among its blocks, so
+// it is the keys in use, not the cache's capacity: a short conversation in a 32k cache must not leave
+// one block to walk all its keys while the others find none.
 std::size_t attention_scratch_bytes(int n_tokens, int n_head, int head_dim, int n_ctx);
 void attention(float* out, const float* q, const void* k_cache, const void* v_cache, KvType kv_type, int n_tokens,
-               const int* positions, int n_head, int n_head_kv, int head_dim, int n_ctx, float* scratch,
+               const int* positions, int n_head, int n_head_kv, int head_dim, int n_keys, float* scratch,
                const Stream& stream);
 // Whether prompts on the current device take the tensor-core kernel (f16 cache, this head_dim).
 bool attention_on_tensor_cores(KvType kv_type, int head_dim);
