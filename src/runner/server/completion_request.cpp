@@ -89,6 +89,9 @@ common::Result<CompletionRequest> parse_mlx(const json& body) {
     int num_predict = 0;
     if (read_number(options, "num_predict", num_predict, problem) && num_predict > 0)
         r.completion.num_predict = num_predict;
+    long long num_keep = 0;
+    if (read_integer(options, "num_keep", -1, std::numeric_limits<int>::max(), num_keep, problem))
+        r.num_keep = static_cast<int>(num_keep);
     if (const auto why = read_stops(options, "stop", r.completion.stop); !why.empty()) problem = why;
     if (!problem.empty()) return common::make_error("Options: " + problem);
     return r;
@@ -120,6 +123,9 @@ common::Result<CompletionRequest> parse_llama(const json& body) {
     read_number(body, "seed", seed, problem);
     s.seed = seed < 0 ? random_seed() : static_cast<std::uint64_t>(seed);
     read_number(body, "n_predict", r.completion.num_predict, problem);
+    long long n_keep = 0;
+    if (read_integer(body, "n_keep", -1, std::numeric_limits<int>::max(), n_keep, problem))
+        r.num_keep = static_cast<int>(n_keep);
     if (body.contains("stream") && !body["stream"].is_boolean())
         problem = "\"stream\" must be true or false";
     else

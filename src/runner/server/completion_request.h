@@ -19,6 +19,7 @@ struct CompletionRequest {
     Dialect dialect = Dialect::mlx;
     std::string prompt;
     runner::CompletionParams completion;
+    int num_keep = 0;    // a prompt too long for the context keeps this many leading tokens; -1 all (no cut)
     bool stream = true;  // llama dialect only; MLX always streams JSONL
 };
 

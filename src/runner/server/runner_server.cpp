@@ -6,11 +6,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "runner/completion/completion.h"
+#include "runner/completion/context_fit.h"
 #include "runner/engine/generate.h"
 #include "runner/server/completion_request.h"
 
@@ -218,10 +220,20 @@ void RunnerServer::install_routes() {
                   if (request->prompt.empty()) return fail(400, "the prompt is empty");
                   auto prompt = std::make_shared<std::vector<std::int32_t>>();
                   for (const auto id : tok_->encode(request->prompt, true)) prompt->push_back(id);
-                  if (static_cast<int>(prompt->size()) >= model_->n_ctx())
-                      return fail(400, "the prompt has " + std::to_string(prompt->size()) +
-                                           " tokens, more than the context of " + std::to_string(model_->n_ctx()) +
-                                           " can hold with room to answer");
+                  const int n_ctx = model_->n_ctx();
+                  if (!runner::fits_context(prompt->size(), n_ctx)) {
+                      if (request->num_keep < 0)
+                          return fail(400, "the prompt has " + std::to_string(prompt->size()) +
+                                               " tokens, more than the context of " + std::to_string(n_ctx) +
+                                               " can hold with room to answer, and num_keep -1 keeps them all");
+                      auto fitted = runner::fit_to_context(*prompt, n_ctx, request->num_keep);
+                      // Ollama's log keeps the runner's stderr: the line says what the model no longer sees.
+                      std::fprintf(stderr,
+                                   "ollama-airllm runner: the prompt's %zu tokens do not fit the context of %d with "
+                                   "room to answer: kept the first %zu and the last %zu\n",
+                                   prompt->size(), n_ctx, fitted.kept, fitted.ids.size() - fitted.kept);
+                      *prompt = std::move(fitted.ids);
+                  }
 
                   const bool mlx = request->dialect == Dialect::mlx;
                   const auto line = [mlx](const std::string& content, bool done, const Outcome& o) {
@@ -247,7 +259,8 @@ void RunnerServer::install_routes() {
                                     {"tokens_cached", o.prompt_cached},
                                     {"tokens_predicted", o.generated},
                                     {"timings",
-                                     {{"prompt_n", o.prompt_tokens},
+                                     {{"cache_n", o.prompt_cached},
+                                      {"prompt_n", o.prompt_tokens},
                                       {"prompt_ms", o.prompt_seconds * 1e3},
                                       {"predicted_n", o.generated},
                                       {"predicted_ms", o.decode_seconds * 1e3}}}});

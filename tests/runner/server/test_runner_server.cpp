@@ -189,6 +189,39 @@ TEST_CASE("runner: a conversation's next turn runs only what follows the cached 
     CHECK(body["tokens_evaluated"] == 1);
     CHECK(body["tokens_cached"] == tokens(turn2) - 1);
     CHECK(body["timings"]["prompt_n"] == 1);
+    // Ollama's llama-server client reports cache_n + prompt_n as the prompt's count.
+    CHECK(body["timings"]["cache_n"] == tokens(turn2) - 1);
+}
+
+TEST_CASE("runner: a prompt longer than the context keeps its first num_keep tokens and its end, as Ollama cuts") {
+    Runner runner("64");
+    auto client = runner.client();
+    std::string prompt;
+    for (int i = 0; i < 40; ++i) prompt += "layer " + std::to_string(i) + " streams; ";
+    const auto tokenized = client.Post("/v1/tokenize", prompt, "text/plain");
+    REQUIRE(tokenized);
+    const auto ids = json::parse(tokenized->body).get<std::vector<int>>();
+    REQUIRE(ids.size() > 64);
+    auto options = json::parse(mlx_request(prompt, 8));
+    options["Options"]["num_keep"] = 5;
+    const auto res = client.Post("/v1/completions", options.dump(), "application/json");
+    REQUIRE(res);
+    REQUIRE(res->status == 200);
+    const auto s = parse_jsonl(res->body);
+    // 64 positions less half of the 59 that num_keep leaves: 35 prompt tokens, the first 5 and the last 30.
+    CHECK(s.done["PromptEvalCount"] == 35);
+    CHECK(s.done["EvalCount"] == 8);
+    // The same answer as generate gives for those 35 tokens.
+    std::vector<int> kept(ids.begin(), ids.begin() + 5);
+    kept.insert(kept.end(), ids.end() - 30, ids.end());
+    std::string csv;
+    for (const int id : kept) csv += (csv.empty() ? "" : ",") + std::to_string(id);
+    const auto r = test_support::run_process({OAR_OLLAMA_AIRLLM, "generate", model.string(), "--prompt-ids", csv, "-n",
+                                              "8", "--temperature", "0", "--ctx", "64", "--json"});
+    REQUIRE(r.exit_code == 0);
+    CHECK(s.text == json::parse(r.out)["text"].get<std::string>());
+    CHECK(runner.process.wait_for_output(
+        "do not fit the context of 64 with room to answer: kept the first 5 and the last 30", 5));
 }
 
 TEST_CASE("runner: stop strings end the stream before them with DoneReason stop") {
@@ -221,7 +254,7 @@ TEST_CASE("runner: tokenize and detokenize round trip") {
     CHECK(json::parse(llama->body)["tokens"] == rest);
 }
 
-TEST_CASE("runner: malformed requests, empty prompts, logprobs and prompts longer than the context get 400") {
+TEST_CASE("runner: malformed requests, empty prompts, logprobs and uncuttable long prompts get 400") {
     // Ollama's MLX client wraps a non-200 body verbatim in its own message, so that dialect gets the
     // reason as one plain line, as upstream's runner (http.Error) sends it; llama-server's gets JSON.
     Runner runner("16");
@@ -237,7 +270,9 @@ TEST_CASE("runner: malformed requests, empty prompts, logprobs and prompts longe
         {R"({"text": "x"})", "the request has no \"Prompt\""},
         {mlx_request("", 4), "the prompt is empty"},
         {json{{"Prompt", "x"}, {"Logprobs", true}, {"TopLogprobs", 2}}.dump(), "does not return log probabilities"},
-        {mlx_request(std::string(200, 'a') + " layer streaming", 4), "more than the context of 16"},
+        {json{{"Prompt", std::string(200, 'a') + " layer streaming"}, {"Options", {{"num_keep", -1}}}}.dump(),
+         "more than the context of 16 can hold with room to answer, and num_keep -1 keeps them all"},
+        {json{{"Prompt", "x"}, {"Options", {{"num_keep", -2}}}}.dump(), "\"num_keep\" must be an integer from -1"},
     };
     for (const auto& row : rows) {
         CAPTURE(row.body);
