@@ -82,6 +82,20 @@ class OllamaApi(unittest.TestCase):
         parts = self.server.post_lines("/api/chat", {"model": "chat", "messages": messages})
         self.assertEqual("".join(p["message"]["content"] for p in parts), want)
 
+    def test_the_next_chat_turn_runs_only_what_the_cache_does_not_hold(self):
+        # A coding agent resends the whole conversation every turn: the runner's prompt cache runs only
+        # what follows the prefix it holds, and the answer is the one a run from scratch gives.
+        first = [{"role": "system", "content": "You answer briefly."}, {"role": "user", "content": "Which GPU?"}]
+        one = self.server.post_json("/api/chat", {"model": "chat", "messages": first, "stream": False})
+        self.assertEqual(one["message"]["content"], self.expect(llama3_prompt(first)))
+        second = first + [{"role": "assistant", "content": one["message"]["content"]},
+                          {"role": "user", "content": "And how much memory?"}]
+        two = self.server.post_json("/api/chat", {"model": "chat", "messages": second, "stream": False})
+        whole = airllm_generate(self.folder, llama3_prompt(second), N)
+        self.assertEqual(two["message"]["content"], whole["text"])
+        self.assertLess(two["prompt_eval_count"], whole["prompt_tokens"] - one["prompt_eval_count"] // 2,
+                        "the second turn ran its whole prompt again")
+
     def test_openai_chat_completions_streamed_and_not(self):
         messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}]
         want = self.expect(llama3_prompt(messages))
