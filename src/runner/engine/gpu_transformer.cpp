@@ -341,6 +341,8 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
         // A prompt longer than a pass's residual stream runs in passes of max_pass tokens.
         const auto max_pass = static_cast<std::size_t>(plan_.max_pass);
         for (std::size_t done = 0; done < tokens.size(); done += max_pass) {
+            // The next pass's embed rewrites the pinned rows this pass's upload may not have read yet.
+            if (done > 0) m.compute.synchronize();
             const auto part = tokens.subspan(done, std::min(max_pass, tokens.size() - done));
             if (auto error = run_pass(part, n_past + static_cast<int>(done))) return fail(*error);
             if (done + part.size() == tokens.size()) logits_of_last(static_cast<int>(part.size()));
