@@ -58,9 +58,11 @@ class Failures(unittest.TestCase):
     def test_request_errors_come_back_as_one_plain_message(self):
         with Ollama() as o:
             o.create("tiny", model_folder(o.tmp / "m", "llama-mha-tied-f16"), MODELFILE)
-            # A raw prompt is not truncated by Ollama: the runner refuses what its context cannot hold.
+            # Ollama truncates nothing for this runner: with num_keep -1 (keep everything) it refuses what its
+            # context cannot hold.
             status, body = o.request("POST", "/api/generate", {"model": "tiny", "prompt": "layer " * 200,
-                                                               "raw": True, "stream": False})
+                                                               "raw": True, "stream": False,
+                                                               "options": {"num_keep": -1}})
             self.assertEqual(status, 400, body)
             message = json.loads(body)["error"]
             self.assertRegex(message, r"^the prompt has \d+ tokens, more than the context of 256 can hold")
@@ -69,6 +71,21 @@ class Failures(unittest.TestCase):
             self.assertEqual(status, 400, body)
             self.assertEqual(json.loads(body)["error"],
                              "ollama-airllm does not return log probabilities; ask without logprobs")
+
+
+class ContextOverflow(unittest.TestCase):
+    def test_a_prompt_longer_than_the_context_keeps_its_start_and_end_as_for_llama_server(self):
+        with Ollama() as o:
+            o.create("tiny", model_folder(o.tmp / "m", "llama-mha-tied-f16"), MODELFILE)
+            # Ollama's default num_keep (4) and the newest tokens: 256 positions less half of 252.
+            status, body = o.request("POST", "/api/generate", {"model": "tiny", "prompt": "layer " * 200,
+                                                               "raw": True, "stream": False})
+            self.assertEqual(status, 200, body)
+            answer = json.loads(body)
+            self.assertEqual(answer["prompt_eval_count"], 130)
+            self.assertEqual(answer["done_reason"], "length")
+            self.assertRegex(o.log_tail(200), r"the prompt's \d+ tokens do not fit the context of 256 with room to "
+                                              r"answer: kept the first 4 and the last 126")
 
 
 class Routing(unittest.TestCase):

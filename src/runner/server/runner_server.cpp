@@ -32,9 +32,12 @@ void json_error(httplib::Response& res, int status, const std::string& message) 
 }
 
 struct Outcome {
-    int done_reason = 0;            // MLX: 0 stop, 1 length
-    std::size_t prompt_tokens = 0;  // run through the model; the rest of the prompt came from the cache
-    std::size_t prompt_cached = 0, generated = 0;
+    int done_reason = 0;  // MLX: 0 stop, 1 length
+    // The prompt's tokens, of which the cache held `prompt_cached` and the model ran the rest. Ollama reports
+    // the whole prompt as PromptEvalCount for its own runners and for llama-server (cache_n + prompt_n),
+    // and clients size their context from it (opencode compacts by it): the MLX dialect sends the whole.
+    std::size_t prompt_tokens = 0, prompt_cached = 0;
+    std::size_t generated = 0;
     double prompt_seconds = 0, decode_seconds = 0;
     std::string error;
 };
@@ -260,7 +263,7 @@ void RunnerServer::install_routes() {
                                     {"tokens_predicted", o.generated},
                                     {"timings",
                                      {{"cache_n", o.prompt_cached},
-                                      {"prompt_n", o.prompt_tokens},
+                                      {"prompt_n", o.prompt_tokens - o.prompt_cached},
                                       {"prompt_ms", o.prompt_seconds * 1e3},
                                       {"predicted_n", o.generated},
                                       {"predicted_ms", o.decode_seconds * 1e3}}}});
@@ -280,7 +283,7 @@ void RunnerServer::install_routes() {
                           o.error = done.error().message;
                           return o;
                       }
-                      o.prompt_tokens = done->prompt_tokens;
+                      o.prompt_tokens = prompt->size();
                       o.prompt_cached = done->prompt_reused;
                       o.generated = done->ids.size();
                       o.prompt_seconds = done->prompt_seconds;

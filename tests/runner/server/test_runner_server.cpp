@@ -168,29 +168,39 @@ TEST_CASE("runner: a conversation's next turn runs only what follows the cached 
         REQUIRE(res->status == 200);
         return parse_jsonl(res->body);
     };
+    // llama-server's dialect says what ran (prompt_n) and what the cache held (cache_n).
+    const auto timings = [&](const std::string& prompt) {
+        const auto res = client.Post(
+            "/completion", json{{"prompt", prompt}, {"n_predict", 4}, {"temperature", 0}}.dump(), "application/json");
+        REQUIRE(res);
+        const auto body = json::parse(res->body);
+        // Ollama's llama-server client takes cache_n + prompt_n as the prompt's count.
+        CHECK(body["tokens_evaluated"] == tokens(prompt));
+        CHECK(body["tokens_cached"] == body["timings"]["cache_n"]);
+        CHECK(body["timings"]["cache_n"].get<std::size_t>() + body["timings"]["prompt_n"].get<std::size_t>() ==
+              tokens(prompt));
+        return body["timings"];
+    };
     const std::string turn1 = "Layer streaming keeps";
     const auto first = turn(turn1);
+    // PromptEvalCount is the whole prompt, as Ollama reports it for every runner: clients size their
+    // context from it.
     CHECK(first.done["PromptEvalCount"] == tokens(turn1));
     // The same prompt again: only its last token runs, for the logits of the answer's first.
+    CHECK(timings(turn1)["prompt_n"] == 1);
     const auto again = turn(turn1);
-    CHECK(again.done["PromptEvalCount"] == 1);
     CHECK(again.text == first.text);
     // The next turn: the first prompt and its answer, then a new message.
     const std::string turn2 = turn1 + first.text + " Then the next layer";
     const auto second = turn(turn2);
-    CHECK(second.done["PromptEvalCount"].get<std::size_t>() < tokens(turn2) - tokens(turn1));
-    CHECK(second.done["PromptEvalCount"].get<int>() >= 1);
+    CHECK(second.done["PromptEvalCount"] == tokens(turn2));
     CHECK(second.text == greedy_text(turn2, 12));
-    // llama-server's dialect says what came from the cache.
-    const auto res = client.Post("/completion", json{{"prompt", turn2}, {"n_predict", 4}, {"temperature", 0}}.dump(),
-                                 "application/json");
-    REQUIRE(res);
-    const auto body = json::parse(res->body);
-    CHECK(body["tokens_evaluated"] == 1);
-    CHECK(body["tokens_cached"] == tokens(turn2) - 1);
-    CHECK(body["timings"]["prompt_n"] == 1);
-    // Ollama's llama-server client reports cache_n + prompt_n as the prompt's count.
-    CHECK(body["timings"]["cache_n"] == tokens(turn2) - 1);
+    CHECK(timings(turn2)["prompt_n"] == 1);
+    // A prompt that shares only the first turn's prompt runs the rest.
+    const auto shared = timings(turn1 + " and something else entirely");
+    CHECK(shared["cache_n"].get<std::size_t>() >= tokens(turn1) - 1);
+    CHECK(shared["prompt_n"].get<std::size_t>() >= 1);
+    CHECK(shared["prompt_n"].get<std::size_t>() < tokens(turn1 + " and something else entirely"));
 }
 
 TEST_CASE("runner: a prompt longer than the context keeps its first num_keep tokens and its end, as Ollama cuts") {
