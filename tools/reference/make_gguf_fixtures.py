@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Writes the GGUF files the reader's tests parse, with the `gguf` package from PyPI (llama.cpp's own
+writer), and expected.json beside them: every metadata value and, per tensor, its type, dimensions in
+ggml's order, byte length and SHA-256, so that the C++ reader is checked against an independent writer.
+
+- types.gguf: one metadata value of every GGUF value type, arrays of strings, int32 and float32, and a
+  2 x 256 tensor of each type the runner is to read (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K),
+  their blocks random bytes (the reader checks layout, not values).
+- aligned64.gguf: general.alignment 64, two tensors.
+
+usage: make_gguf_fixtures.py OUT_DIR   (pip install gguf==0.17.1 numpy)
+"""
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, GGUFWriter
+
+TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"]
+ROWS, COLS = 2, 256
+
+
+def tensor_bytes(rng, qtype):
+    block, size = GGML_QUANT_SIZES[qtype]
+    if qtype == GGMLQuantizationType.F32:
+        return rng.standard_normal((ROWS, COLS)).astype(np.float32)
+    if qtype == GGMLQuantizationType.F16:
+        return rng.standard_normal((ROWS, COLS)).astype(np.float16)
+    return rng.integers(0, 256, size=(ROWS, COLS // block * size), dtype=np.uint8)
+
+
+def write(path, alignment, tensors, metadata):
+    w = GGUFWriter(str(path), "llama")
+    if alignment != 32:
+        w.add_custom_alignment(alignment)
+    for add in metadata:
+        add(w)
+    for name, array, qtype in tensors:
+        w.add_tensor(name, array, raw_dtype=qtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def describe(path):
+    """What an independent reader (gguf's own) finds: metadata and tensors, for expected.json."""
+    r = GGUFReader(str(path))
+    tensors = []
+    for t in r.tensors:
+        data = bytes(np.ascontiguousarray(t.data).view(np.uint8).reshape(-1))
+        tensors.append({"name": t.name, "type": t.tensor_type.name, "dims": [int(d) for d in t.shape],
+                        "bytes": int(t.n_bytes), "sha256": hashlib.sha256(data).hexdigest(),
+                        "offset": int(t.data_offset)})
+    return {"alignment": int(r.alignment), "data_start": int(r.data_offset), "tensors": tensors}
+
+
+def main(out):
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    values = [
+        lambda w: w.add_uint8("test.u8", 200), lambda w: w.add_int8("test.i8", -100),
+        lambda w: w.add_uint16("test.u16", 60000), lambda w: w.add_int16("test.i16", -30000),
+        lambda w: w.add_uint32("test.u32", 4000000000), lambda w: w.add_int32("test.i32", -2000000000),
+        lambda w: w.add_float32("test.f32", 0.5), lambda w: w.add_bool("test.bool", True),
+        lambda w: w.add_string("test.string", "héllo\nworld"), lambda w: w.add_uint64("test.u64", 1 << 40),
+        lambda w: w.add_int64("test.i64", -(1 << 40)), lambda w: w.add_float64("test.f64", -2.25),
+        lambda w: w.add_array("test.strings", ["a", "", "<0x0A>", "Ġthe"]),
+        lambda w: w.add_array("test.ints", [1, -2, 3]),
+        lambda w: w.add_array("test.floats", [0.25, -1.5]),
+    ]
+    tensors = [(f"t.{name.lower()}", tensor_bytes(rng, GGMLQuantizationType[name]), GGMLQuantizationType[name])
+               for name in TYPES]
+    write(out / "types.gguf", 32, tensors, values)
+    write(out / "aligned64.gguf", 64, tensors[:2], [lambda w: w.add_uint32("test.u32", 7)])
+    expected = {"types.gguf": describe(out / "types.gguf"), "aligned64.gguf": describe(out / "aligned64.gguf")}
+    (out / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
