@@ -198,3 +198,24 @@ TEST_CASE("gguf: a missing file is an error naming it") {
     REQUIRE_FALSE(file.ok());
     CHECK(file.error().message.find("no-such.gguf") != std::string::npos);
 }
+
+TEST_CASE("gguf: the fuzzing corpus parses with every tensor inside its file, or fails naming the file") {
+    int ok = 0, failed = 0;
+    for (const auto& entry : fs::directory_iterator(OAR_GGUF_CORPUS)) {
+        const auto bytes = test_support::read_file(entry.path());
+        const auto name = entry.path().filename().string();
+        const auto h = runner::parse_gguf(as_bytes(bytes), name);
+        if (h.ok()) {
+            ++ok;
+            for (const auto& t : h->tensors) {
+                CHECK(t.offset >= h->data_start);
+                CHECK(t.offset + t.bytes <= bytes.size());
+            }
+        } else {
+            ++failed;
+            CHECK(h.error().message.rfind(name + ": ", 0) == 0);
+        }
+    }
+    CHECK(ok > 0);
+    CHECK(failed > 0);
+}
