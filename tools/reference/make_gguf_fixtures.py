@@ -7,6 +7,9 @@ ggml's order, byte length and SHA-256, so that the C++ reader is checked against
   2 x 256 tensor of each type the runner is to read (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K),
   their blocks random bytes (the reader checks layout, not values).
 - aligned64.gguf: general.alignment 64, two tensors.
+- llama3-config.gguf, qwen3-config.gguf: model settings as llama.cpp's converter writes them for
+  Llama 3.1 8B and Qwen3 8B (their shapes; a 16-token vocabulary), through the writer's own helpers, so
+  that the key names are llama.cpp's; qwen3's has an output.weight tensor (an untied head).
 
 usage: make_gguf_fixtures.py OUT_DIR   (pip install gguf==0.17.1 numpy)
 """
@@ -31,8 +34,8 @@ def tensor_bytes(rng, qtype):
     return rng.integers(0, 256, size=(ROWS, COLS // block * size), dtype=np.uint8)
 
 
-def write(path, alignment, tensors, metadata):
-    w = GGUFWriter(str(path), "llama")
+def write(path, alignment, tensors, metadata, arch="llama"):
+    w = GGUFWriter(str(path), arch)
     if alignment != 32:
         w.add_custom_alignment(alignment)
     for add in metadata:
@@ -43,6 +46,10 @@ def write(path, alignment, tensors, metadata):
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
+
+
+def write_arch(path, arch, tensors, metadata):
+    write(path, 32, tensors, metadata, arch)
 
 
 def describe(path):
@@ -76,6 +83,27 @@ def main(out):
                for name in TYPES]
     write(out / "types.gguf", 32, tensors, values)
     write(out / "aligned64.gguf", 64, tensors[:2], [lambda w: w.add_uint32("test.u32", 7)])
+    tokens = [f"t{i}" for i in range(16)]
+    llama3 = [
+        lambda w: w.add_context_length(131072), lambda w: w.add_embedding_length(4096),
+        lambda w: w.add_block_count(32), lambda w: w.add_feed_forward_length(14336),
+        lambda w: w.add_head_count(32), lambda w: w.add_head_count_kv(8),
+        lambda w: w.add_rope_freq_base(500000.0), lambda w: w.add_layer_norm_rms_eps(1e-5),
+        lambda w: w.add_rope_dimension_count(128), lambda w: w.add_tokenizer_model("gpt2"),
+        lambda w: w.add_token_list(tokens), lambda w: w.add_bos_token_id(0),
+        lambda w: w.add_eos_token_id(9), lambda w: w.add_eot_token_id(11),
+    ]
+    write_arch(out / "llama3-config.gguf", "llama", [], llama3)
+    qwen3 = [
+        lambda w: w.add_context_length(40960), lambda w: w.add_embedding_length(4096),
+        lambda w: w.add_block_count(36), lambda w: w.add_feed_forward_length(12288),
+        lambda w: w.add_head_count(32), lambda w: w.add_head_count_kv(8), lambda w: w.add_key_length(128),
+        lambda w: w.add_value_length(128), lambda w: w.add_rope_freq_base(1000000.0),
+        lambda w: w.add_layer_norm_rms_eps(1e-6), lambda w: w.add_token_list(tokens),
+        lambda w: w.add_eos_token_id(15),
+    ]
+    write_arch(out / "qwen3-config.gguf", "qwen3",
+               [("output.weight", rng.standard_normal((2, 32)).astype(np.float32), GGMLQuantizationType.F32)], qwen3)
     expected = {"types.gguf": describe(out / "types.gguf"), "aligned64.gguf": describe(out / "aligned64.gguf")}
     (out / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
 

@@ -9,10 +9,10 @@ namespace runner {
 namespace {
 
 constexpr std::array architectures = {
-    ArchitectureTraits{"LlamaForCausalLM", false, false},
-    ArchitectureTraits{"MistralForCausalLM", false, false},
-    ArchitectureTraits{"Qwen2ForCausalLM", true, false},
-    ArchitectureTraits{"Qwen3ForCausalLM", false, true},
+    ArchitectureTraits{"LlamaForCausalLM", "llama", false, false},
+    ArchitectureTraits{"MistralForCausalLM", "llama", false, false},
+    ArchitectureTraits{"Qwen2ForCausalLM", "qwen2", true, false},
+    ArchitectureTraits{"Qwen3ForCausalLM", "qwen3", false, true},
 };
 
 using nlohmann::json;
@@ -54,6 +54,25 @@ const ArchitectureTraits* find_architecture(const std::string& name) {
     for (const auto& a : architectures)
         if (name == a.name) return &a;
     return nullptr;
+}
+
+const ArchitectureTraits* find_gguf_architecture(const std::string& gguf_name) {
+    for (const auto& a : architectures)
+        if (gguf_name == a.gguf_name) return &a;
+    return nullptr;
+}
+
+std::string complete_shape(ModelConfig& c, const ShapeNames& names) {
+    if (c.n_head_kv == 0) c.n_head_kv = c.n_head;
+    if (c.head_dim == 0) {
+        if (c.n_embd % c.n_head != 0)
+            return std::string(names.n_embd) + " is not a multiple of " + names.n_head + " and " + names.head_dim +
+                   " is not given";
+        c.head_dim = c.n_embd / c.n_head;
+    }
+    if (c.n_head % c.n_head_kv != 0) return std::string(names.n_head) + " is not a multiple of " + names.n_head_kv;
+    if (c.head_dim % 2 != 0) return std::string(names.head_dim) + " must be even for RoPE";
+    return "";
 }
 
 std::string supported_architectures() {
@@ -99,14 +118,9 @@ common::Result<ModelConfig> parse_model_config(const std::string& config_json, c
                                              {"head_dim", &c.head_dim, false}}) {
         if (const auto why = int_field(key, *out, required); !why.empty()) return bad(why);
     }
-    if (c.n_head_kv == 0) c.n_head_kv = c.n_head;
-    if (c.head_dim == 0) {
-        if (c.n_embd % c.n_head != 0)
-            return bad("hidden_size is not a multiple of num_attention_heads and head_dim is not given");
-        c.head_dim = c.n_embd / c.n_head;
-    }
-    if (c.n_head % c.n_head_kv != 0) return bad("num_attention_heads is not a multiple of num_key_value_heads");
-    if (c.head_dim % 2 != 0) return bad("head_dim must be even for RoPE");
+    if (const auto why = complete_shape(c, {"num_attention_heads", "num_key_value_heads", "head_dim", "hidden_size"});
+        !why.empty())
+        return bad(why);
     if (c.max_position == 0) c.max_position = 4096;
     if (j.contains("rms_norm_eps") && j["rms_norm_eps"].is_number()) c.rms_eps = j["rms_norm_eps"].get<float>();
     if (!(c.rms_eps > 0 && c.rms_eps < 1)) return bad("rms_norm_eps must be in (0, 1)");

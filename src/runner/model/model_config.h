@@ -12,12 +12,14 @@ namespace runner {
 
 // What distinguishes the supported architectures: data, not branches in the engine.
 struct ArchitectureTraits {
-    const char* name;  // config.json "architectures"[0]
-    bool qkv_bias;     // Qwen2: q/k/v projections have biases
-    bool qk_norm;      // Qwen3: RMSNorm over each head of q and k before RoPE
+    const char* name;       // config.json "architectures"[0]
+    const char* gguf_name;  // GGUF's general.architecture (Mistral's GGUF files say "llama")
+    bool qkv_bias;          // Qwen2: q/k/v projections have biases
+    bool qk_norm;           // Qwen3: RMSNorm over each head of q and k before RoPE
 };
 
 const ArchitectureTraits* find_architecture(const std::string& name);
+const ArchitectureTraits* find_gguf_architecture(const std::string& gguf_name);
 std::string supported_architectures();  // "LlamaForCausalLM, MistralForCausalLM, ..."
 
 struct RopeScaling {
@@ -45,6 +47,17 @@ struct ModelConfig {
     std::vector<std::int32_t> eos_ids;  // generation_config.json, else config.json
     std::int32_t bos_id = -1;
 };
+
+// What makes a shape impossible for the engine (heads that do not divide, an odd head_dim), with the
+// defaults filled in (n_head_kv = n_head, head_dim = n_embd / n_head where 0): empty when none. Both
+// config.json and GGUF metadata go through it; `names` says what the file calls the heads and head_dim.
+struct ShapeNames {
+    const char* n_head;
+    const char* n_head_kv;
+    const char* head_dim;
+    const char* n_embd;
+};
+std::string complete_shape(ModelConfig& c, const ShapeNames& names);
 
 // `file` names config.json in messages; `generation` is generation_config.json's text or empty.
 common::Result<ModelConfig> parse_model_config(const std::string& config_json, const std::string& file,
