@@ -30,6 +30,7 @@
 #include "runner/engine/generate.h"
 #include "runner/model/hf_folder.h"
 #include "runner/offload/layer_slab.h"
+#include "weight_count.h"
 #ifdef OAR_HAVE_GPU
 #include "gpu_bandwidth.h"
 #endif
@@ -61,7 +62,7 @@ std::vector<std::int32_t> tokens(int n, int seed, int n_vocab) {
 
 // Runs the session; `cached`: one KvSequence for all turns, else a fresh one per turn.
 std::vector<Turn> replay(runner::LanguageModel& model, bool cached, int system, int turns, int turn_tokens, int answer,
-                         double weight_flops, double streamed_bytes, const Rates& rates) {
+                         double n_weights, double streamed_bytes, const Rates& rates) {
     const int n_vocab = model.config().n_vocab;
     auto conversation = tokens(system, 13, n_vocab);
     runner::KvSequence kept(model);
@@ -85,8 +86,7 @@ std::vector<Turn> replay(runner::LanguageModel& model, bool cached, int system, 
         turn.reused = result->prompt_reused;
         turn.ttft = result->prompt_seconds;
         const double run = static_cast<double>(turn.prompt - turn.reused);
-        turn.ttft_bound =
-            std::max(2 * weight_flops * run / rates.flops, rates.link > 0 ? streamed_bytes / rates.link : 0);
+        turn.ttft_bound = std::max(2 * n_weights * run / rates.flops, rates.link > 0 ? streamed_bytes / rates.link : 0);
         turn.decode = result->decode_seconds / static_cast<double>(std::max<std::size_t>(result->ids.size() - 1, 1));
         out.push_back(turn);
         conversation.insert(conversation.end(), result->ids.begin(), result->ids.end());
@@ -156,13 +156,10 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "bench_conversation: %s\n", weights.error().message.c_str());
         return 1;
     }
-    double weight_flops = static_cast<double>(weights->output->numel()), weight_bytes = 0;
-    for (const auto& l : weights->layers) {
+    const double n_weights = bench::weights_per_token(*weights);
+    double weight_bytes = static_cast<double>(weights->output->bytes);
+    for (const auto& l : weights->layers)
         weight_bytes += static_cast<double>(runner::layout_of(l, options->compression).bytes);
-        for (const auto* t : runner::layer_tensors(l))
-            if (t) weight_flops += static_cast<double>(t->numel());
-    }
-    weight_bytes += static_cast<double>(weights->output->bytes);
 
     runner::cpu::ThreadPool pool(options->threads);
     Rates rates;
@@ -201,7 +198,7 @@ int main(int argc, char** argv) {
                 "bound s", "of turn 1", "decode s/tok", "achieved");
     for (const bool cached : {true, false}) {
         const auto session =
-            replay(*engine->model, cached, system, turns, turn_tokens, answer, weight_flops, streamed, rates);
+            replay(*engine->model, cached, system, turns, turn_tokens, answer, n_weights, streamed, rates);
         for (std::size_t t = 0; t < session.size(); ++t) {
             const auto& turn = session[t];
             std::printf("%-9s %4zu %8zu %8zu %6zu %10.3f %10.3f %8.1f%% %12.4f %8.0f%%\n", cached ? "prefix" : "none",

@@ -42,6 +42,7 @@
 #include "runner/engine/gpu_transformer.h"
 #include "runner/model/hf_folder.h"
 #include "runner/offload/layer_slab.h"
+#include "weight_count.h"
 
 namespace fs = std::filesystem;
 namespace gpu = runner::gpu;
@@ -208,11 +209,7 @@ int main(int argc, char** argv) {
                     return 1;
                 }
                 const auto& c = (*source)->config();
-                // Weights each token multiplies with: 2 flops each in the prompt's bound.
-                double n_weights = static_cast<double>(weights->output->numel());
-                for (const auto& l : weights->layers)
-                    for (const auto* t : runner::layer_tensors(l))
-                        if (t) n_weights += static_cast<double>(t->numel());
+                const double n_weights = bench::weights_per_token(*weights);
                 const auto budget = static_cast<std::size_t>(budget_gib * (1ull << 30));
                 runner::GpuOptions options;
                 options.n_ctx = n_ctx;
