@@ -58,6 +58,7 @@ struct GpuTransformer::Impl {
     gpu::DeviceBuffer kv_device;                   // the keys, then the values, of layers whose cache is in VRAM
     gpu::PinnedBuffer kv_host;                     // and of those the plan put in host memory (kv_on_host)
     std::vector<std::byte*> k_cache, v_cache;      // [n_layer]: each layer's [n_ctx, n_head_kv * head_dim]
+    gpu::DeviceBuffer kv_stage;                    // a host layer's keys, then values, during a longer pass
     gpu::DeviceBuffer x;                           // [max_pass, n_embd]  residual stream of a forward pass
     gpu::DeviceBuffer xb, q, k, v, att, gate, up;  // one micro-batch
     gpu::DeviceBuffer logits, positions;
@@ -97,6 +98,7 @@ void GpuTransformer::Impl::allocate_kv_cache(const ModelConfig& c, const GpuPlan
     const auto on_host = static_cast<std::size_t>(std::count(plan.kv_on_host.begin(), plan.kv_on_host.end(), true));
     kv_device = gpu::DeviceBuffer(2 * (n_layer - on_host) * layer_bytes);
     if (on_host > 0) kv_host = gpu::PinnedBuffer(2 * on_host * layer_bytes);
+    if (plan.kv_stage_bytes > 0) kv_stage = gpu::DeviceBuffer(plan.kv_stage_bytes);
     std::byte* device = kv_device.as<std::byte>();
     std::byte* host = kv_host.data();
     for (std::size_t i = 0; i < n_layer; ++i) {
@@ -497,6 +499,18 @@ void GpuTransformer::forward_on_gpu(int layer, const std::byte* base, int n, int
     } else {
         blocks.push_back({at(w_gate), at(w_up), at(w_down), config_.n_ff});
     }
+    // A pass of several tokens attends to a host layer's cache from VRAM: each of its query tiles reads
+    // every key, which over the link would cost the keys in use once per tile instead of once.
+    std::byte *k_cache = m.k_cache[li], *v_cache = m.v_cache[li];
+    const std::size_t row =
+        static_cast<std::size_t>(config_.n_head_kv) * config_.head_dim * kv_element_bytes(plan_.kv_type);
+    const bool staged = plan_.kv_on_host[li] && n > 1;
+    if (staged) {
+        k_cache = m.kv_stage.as<std::byte>();
+        v_cache = k_cache + m.kv_stage.bytes() / 2;
+        gpu::copy_to_device(k_cache, m.k_cache[li], static_cast<std::size_t>(n_past) * row, m.compute);
+        gpu::copy_to_device(v_cache, m.v_cache[li], static_cast<std::size_t>(n_past) * row, m.compute);
+    }
     for (int c0 = 0; c0 < n; c0 += plan_.max_batch) {
         LayerPass pass{*this,
                        m,
@@ -507,9 +521,14 @@ void GpuTransformer::forward_on_gpu(int layer, const std::byte* base, int n, int
                        n_past + std::min(n, c0 + plan_.max_batch),
                        host_mlp,
                        blocks,
-                       m.k_cache[li],
-                       m.v_cache[li]};
+                       k_cache,
+                       v_cache};
         decoder_layer(pass, m.w.layers[li]);
+    }
+    if (staged) {
+        const std::size_t from = static_cast<std::size_t>(n_past) * row, bytes = static_cast<std::size_t>(n) * row;
+        gpu::copy_to_host(m.k_cache[li] + from, k_cache + from, bytes, m.compute);
+        gpu::copy_to_host(m.v_cache[li] + from, v_cache + from, bytes, m.compute);
     }
 }
 

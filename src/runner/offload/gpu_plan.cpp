@@ -127,11 +127,20 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, co
             std::to_string(plan.max_batch) + "), the output head (" + mib(head) + ") and two streaming slots (" +
             mib(plan.ring_slots * plan.slot_bytes) + "): raise the budget, or lower the micro-batch (--max-batch)");
     if (plan.fixed_bytes > vram_budget) {
+        // One layer's worth of the VRAM left stages a host layer's keys and values for a pass of several
+        // tokens, whose attention reads each key once per tile of queries.
         const std::size_t layer_kv = kv / w.layers.size();
-        const std::size_t in_vram = (vram_budget - (plan.fixed_bytes - kv)) / layer_kv;
+        const std::size_t room = vram_budget - (plan.fixed_bytes - kv);
+        if (room < layer_kv)
+            return common::make_error("a VRAM budget of " + mib(vram_budget) +
+                                      " leaves no room to stage one layer's KV cache (" + mib(layer_kv) +
+                                      " for a context of " + std::to_string(n_ctx) +
+                                      "): raise the budget, or lower the context or the micro-batch (--max-batch)");
+        const std::size_t in_vram = room / layer_kv - 1;
         for (std::size_t i = in_vram; i < w.layers.size(); ++i) plan.kv_on_host[i] = true;
         plan.kv_host_bytes = (w.layers.size() - in_vram) * layer_kv;
-        plan.fixed_bytes -= plan.kv_host_bytes;
+        plan.kv_stage_bytes = layer_kv;
+        plan.fixed_bytes = plan.fixed_bytes - plan.kv_host_bytes + plan.kv_stage_bytes;
     }
     for (const auto bytes : layer_bytes) {
         const bool fits = plan.fixed_bytes + plan.resident_bytes + bytes <= vram_budget;

@@ -68,9 +68,12 @@ struct GpuPlan {
     // over the link: the last layers' caches, where the budget holds no more of it beside the ring.
     std::vector<bool> kv_on_host;
     std::size_t kv_host_bytes = 0;  // pinned host memory they take, before the RAM budget's streamed layers
-    int host_share = -1;            // as asked (GpuOptions)
-    unsigned threads = 0;           // as asked
-    bool blas = false;              // as KernelNeeds said
+    // VRAM into which a pass of several tokens copies a host layer's cache in use, attends there and
+    // copies its new rows back: one layer's keys and values, when any layer's cache is on the host.
+    std::size_t kv_stage_bytes = 0;
+    int host_share = -1;   // as asked (GpuOptions)
+    unsigned threads = 0;  // as asked
+    bool blas = false;     // as KernelNeeds said
     std::size_t attention_scratch_bytes = 0;
     std::size_t total_bytes() const { return fixed_bytes + resident_bytes; }
 };
@@ -79,7 +82,8 @@ struct GpuPlan {
 // no more than before. Layers then go resident in order while they fit beside it; the rest stream
 // through two slots, pinned in RAM while the RAM budget lasts, the rest from disk. A context whose
 // cache does not fit beside the slots keeps the last layers' caches in pinned host memory instead of
-// failing the load: attention reads only the positions in use, over the link. Compressed layers come
+// failing the load: a decode step's attention reads the positions in use over the link, a longer pass
+// copies them into a staging layer in VRAM first. Compressed layers come
 // from the cache when given, else they are compressed at load and must then fit in RAM. An error says
 // what did not fit.
 common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, const GpuOptions& options,

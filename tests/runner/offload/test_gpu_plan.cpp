@@ -138,6 +138,8 @@ void check_plan_rules(const ShapeModel& m, const runner::GpuOptions& o, const ru
     const auto host_caches = static_cast<std::size_t>(std::count(p.kv_on_host.begin(), p.kv_on_host.end(), true));
     CHECK(p.kv_host_bytes == host_caches * (runner::kv_cache_bytes(m.config, o.n_ctx, o.kv_type) / n));
     if (host_caches > 0) CHECK(p.fixed_bytes + p.kv_host_bytes / host_caches > o.vram_budget);
+    // and then one layer's worth of VRAM stages a host layer's cache
+    CHECK(p.kv_stage_bytes == (host_caches > 0 ? p.kv_host_bytes / host_caches : 0));
 }
 
 }  // namespace
@@ -242,11 +244,12 @@ TEST_CASE("gpu plan: a context whose cache does not fit beside the ring keeps th
         CHECK(p.kv_on_host.front() == false);  // the budget still holds the first layers' caches
     }
     // The 8B shape at 4 GiB: a 4 GiB cache, 128 MiB a layer, of which the VRAM left beside the head, the
-    // activations and the ring takes 14 layers.
+    // activations and the ring takes 14 layers: 13 layers' caches and the staging for a host layer's.
     const ShapeModel m(llama8b);
     const auto p = plan(m, options(4 * GiB, runner::Compression::none, 32768));
-    CHECK(std::count(p.kv_on_host.begin(), p.kv_on_host.end(), false) == 14);
-    CHECK(p.kv_host_bytes == 18 * (std::size_t{128} << 20));
+    CHECK(std::count(p.kv_on_host.begin(), p.kv_on_host.end(), false) == 13);
+    CHECK(p.kv_host_bytes == 19 * (std::size_t{128} << 20));
+    CHECK(p.kv_stage_bytes == (std::size_t{128} << 20));
     CHECK(std::count(p.resident.begin(), p.resident.end(), true) == 0);
     // With a context that fits nothing changes: the same plan as before this existed, cache in VRAM.
     const auto short_ctx = plan(m, options(4 * GiB, runner::Compression::none, 4096));
@@ -261,8 +264,15 @@ TEST_CASE("gpu plan: a context whose cache does not fit beside the ring keeps th
     const auto refused = runner::plan_gpu(m.weights, m.config, tight, kernels());
     REQUIRE_FALSE(refused.ok());
     CHECK(refused.error().message ==
-          "the KV cache's 2304 MiB that the VRAM budget leaves to host memory do not fit in the RAM budget of 2048 "
+          "the KV cache's 2432 MiB that the VRAM budget leaves to host memory do not fit in the RAM budget of 2048 "
           "MiB: lower the context, or raise the VRAM or the RAM budget");
+    // Room for the ring but not for one layer's cache beside it: nowhere to stage a host layer's cache.
+    const std::size_t beside_cache = p.fixed_bytes - 14 * p.kv_stage_bytes;
+    const auto no_room = runner::plan_gpu(
+        m.weights, m.config, options(beside_cache + p.kv_stage_bytes / 2, runner::Compression::none, 32768), kernels());
+    REQUIRE_FALSE(no_room.ok());
+    CHECK(no_room.error().message.find(
+              "leaves no room to stage one layer's KV cache (128 MiB for a context of 32768)") != std::string::npos);
 }
 
 TEST_CASE("gpu plan: streamed layers are pinned while the RAM budget lasts, the rest come from disk") {
