@@ -6,6 +6,9 @@ ggml's order, byte length and SHA-256, so that the C++ reader is checked against
 - types.gguf: one metadata value of every GGUF value type, arrays of strings, int32 and float32, and a
   2 x 256 tensor of each type the runner is to read (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K),
   their blocks random bytes (the reader checks layout, not values).
+- blocks.gguf: for each block type, q.<type>, 4 rows of 512 weights in random blocks whose f16 scales are
+  set to sane values, and f.<type>, the same rows as F32 from gguf's own dequantize (numpy, written
+  apart from llama.cpp's C): what the runner's block kernels must give.
 - aligned64.gguf: general.alignment 64, two tensors.
 - llama3-config.gguf, qwen3-config.gguf: model settings as llama.cpp's converter writes them for
   Llama 3.1 8B and Qwen3 8B (their shapes; a 16-token vocabulary), through the writer's own helpers, so
@@ -19,7 +22,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, GGUFWriter
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, GGUFWriter, quants
 
 TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"]
 ROWS, COLS = 2, 256
@@ -32,6 +35,20 @@ def tensor_bytes(rng, qtype):
     if qtype == GGMLQuantizationType.F16:
         return rng.standard_normal((ROWS, COLS)).astype(np.float16)
     return rng.integers(0, 256, size=(ROWS, COLS // block * size), dtype=np.uint8)
+
+
+# Where each block type keeps its f16 scales (ggml-common.h's block_q8_0 ... block_q6_K).
+SCALE_OFFSETS = {"Q8_0": [0], "Q4_0": [0], "Q4_K": [0, 2], "Q5_K": [0, 2], "Q6_K": [208]}
+
+
+def random_blocks(rng, name, rows, cols):
+    qtype = GGMLQuantizationType[name]
+    block, size = GGML_QUANT_SIZES[qtype]
+    blocks = rng.integers(0, 256, size=(rows * cols // block, size), dtype=np.uint8)
+    for offset in SCALE_OFFSETS[name]:
+        scales = rng.uniform(0.001, 0.05, size=blocks.shape[0]).astype(np.float16)
+        blocks[:, offset:offset + 2] = scales.view(np.uint8).reshape(-1, 2)
+    return blocks.reshape(rows, cols // block * size)
 
 
 def write(path, alignment, tensors, metadata, arch="llama"):
@@ -104,6 +121,13 @@ def main(out):
     ]
     write_arch(out / "qwen3-config.gguf", "qwen3",
                [("output.weight", rng.standard_normal((2, 32)).astype(np.float32), GGMLQuantizationType.F32)], qwen3)
+    blocks = []
+    for name in SCALE_OFFSETS:
+        q = random_blocks(rng, name, 4, 512)
+        blocks.append((f"q.{name.lower()}", q, GGMLQuantizationType[name]))
+        f = quants.dequantize(q, GGMLQuantizationType[name]).astype(np.float32)
+        blocks.append((f"f.{name.lower()}", f, GGMLQuantizationType.F32))
+    write(out / "blocks.gguf", 32, blocks, [])
     expected = {"types.gguf": describe(out / "types.gguf"), "aligned64.gguf": describe(out / "aligned64.gguf")}
     (out / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
 

@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "runner/model/gguf_model.h"
 #include "runner/model/hf_folder.h"
 #include "runner/model/ollama_manifest.h"
 #include "runner/model/ollama_model.h"
@@ -14,14 +15,16 @@ bool parse_int(const std::string& text, int& out) {
 }
 
 bool names_ollama_model(const std::string& model) {
-    // A folder is a Hugging Face model; anything else names a model in Ollama's store.
+    // A folder is a Hugging Face model, a file a GGUF model; anything else names a model in Ollama's store.
     std::error_code ec;
-    return !(std::filesystem::is_directory(model, ec) || model.find('/') == 0 || model.rfind("./", 0) == 0);
+    return !(std::filesystem::exists(model, ec) || model.find('/') == 0 || model.rfind("./", 0) == 0);
 }
 
 std::optional<OpenModel> open_model(const std::string& path, const char* command, std::ostream& err) {
+    std::error_code ec;
     auto source = names_ollama_model(path) ? runner::open_ollama_model(path, runner::default_ollama_models())
-                                           : runner::open_hf_folder(path);
+                  : std::filesystem::is_regular_file(path, ec) ? runner::open_gguf_model(path)
+                                                               : runner::open_hf_folder(path);
     if (!source) {
         err << "ollama-airllm " << command << ": error: " << source.error().message << '\n';
         return std::nullopt;

@@ -45,8 +45,8 @@ struct CpuSteps {
         cpu::rmsnorm(s.k.data(), s.k.data(), *l.k_norm, n * c.n_head_kv, head_dim(), c.rms_eps);
     }
     void rope_store_kv() {
-        cpu::rope(s.q.data(), n, static_cast<std::size_t>(c.n_head), head_dim(), inv_freq, positions);
-        cpu::rope(s.k.data(), n, static_cast<std::size_t>(c.n_head_kv), head_dim(), inv_freq, positions);
+        cpu::rope(s.q.data(), n, static_cast<std::size_t>(c.n_head), head_dim(), inv_freq, positions, c.rope_pairs);
+        cpu::rope(s.k.data(), n, static_cast<std::size_t>(c.n_head_kv), head_dim(), inv_freq, positions, c.rope_pairs);
         const std::size_t kv = kv_width();
         for (std::size_t t = 0; t < n; ++t) {
             std::copy_n(s.k.data() + t * kv, kv, k_cache + static_cast<std::size_t>(positions[t]) * kv);

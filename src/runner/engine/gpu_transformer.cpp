@@ -389,12 +389,12 @@ void GpuTransformer::embed(std::span<const std::int32_t> tokens, int n_past) {
     auto& m = *impl_;
     const int n = static_cast<int>(tokens.size()), e = config_.n_embd;
     const auto& table = *m.w.token_embd;
-    const std::size_t row_bytes = static_cast<std::size_t>(e) * dtype_size(table.dtype);
+    const std::size_t stride = row_bytes(table.dtype, static_cast<std::size_t>(e));
     auto* host_x = reinterpret_cast<float*>(m.host_x.data());
     auto* host_pos = reinterpret_cast<int*>(m.host_positions.data());
     for (int t = 0; t < n; ++t) {
         cpu::convert_row(table.dtype,
-                         table.data + static_cast<std::size_t>(tokens[static_cast<std::size_t>(t)]) * row_bytes,
+                         table.data + static_cast<std::size_t>(tokens[static_cast<std::size_t>(t)]) * stride,
                          host_x + static_cast<std::size_t>(t) * e, static_cast<std::size_t>(e));
         host_pos[t] = n_past + t;
     }
@@ -447,7 +447,7 @@ struct GpuTransformer::LayerPass {
     void rope_store_kv() {
         gpu::rope_store_kv(m.q.as<float>(), m.k.as<float>(), m.v.as<float>(), k_cache, v_cache, t.plan_.kv_type, mb,
                            c().n_head, c().n_head_kv, c().head_dim, m.device_inv_freq.as<float>(), positions(),
-                           m.compute);
+                           c().rope_pairs, m.compute);
     }
     void attention() {
         gpu::attention(m.att.as<float>(), m.q.as<float>(), k_cache, v_cache, t.plan_.kv_type, mb, positions(),

@@ -32,6 +32,7 @@ std::vector<float> rope_inv_freq(const ModelConfig& c) {
             f = (1 - smooth) * f / r.factor + smooth * f;
         }
     }
+    for (std::size_t i = 0; i < c.rope_freq_factors.size() && i < half; ++i) inv[i] /= c.rope_freq_factors[i];
     return inv;
 }
 
@@ -108,9 +109,9 @@ Transformer::Transformer(const WeightSource& source, ModelWeights weights, int n
 
 void Transformer::embed(std::span<const std::int32_t> tokens) {
     const auto& e = *w_.token_embd;
-    const std::size_t row_bytes = static_cast<std::size_t>(config_.n_embd) * dtype_size(e.dtype);
+    const std::size_t stride = row_bytes(e.dtype, static_cast<std::size_t>(config_.n_embd));
     for (std::size_t t = 0; t < tokens.size(); ++t)
-        cpu::convert_row(e.dtype, e.data + static_cast<std::size_t>(tokens[t]) * row_bytes,
+        cpu::convert_row(e.dtype, e.data + static_cast<std::size_t>(tokens[t]) * stride,
                          s_.x.data() + t * config_.n_embd, static_cast<std::size_t>(config_.n_embd));
 }
 

@@ -36,6 +36,7 @@ common::Result<ModelConfig> gguf_model_config(const GgufHeader& h, const std::st
 
     ModelConfig c;
     c.arch = *arch;
+    c.rope_pairs = arch->gguf_rope;
     std::string problem;
     for (const auto& [key, out, required] : {std::tuple{"embedding_length", &c.n_embd, true},
                                              {"block_count", &c.n_layer, true},

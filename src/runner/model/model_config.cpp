@@ -9,10 +9,10 @@ namespace runner {
 namespace {
 
 constexpr std::array architectures = {
-    ArchitectureTraits{"LlamaForCausalLM", "llama", false, false},
-    ArchitectureTraits{"MistralForCausalLM", "llama", false, false},
-    ArchitectureTraits{"Qwen2ForCausalLM", "qwen2", true, false},
-    ArchitectureTraits{"Qwen3ForCausalLM", "qwen3", false, true},
+    ArchitectureTraits{"LlamaForCausalLM", "llama", false, false, RopePairs::adjacent},
+    ArchitectureTraits{"MistralForCausalLM", "llama", false, false, RopePairs::adjacent},
+    ArchitectureTraits{"Qwen2ForCausalLM", "qwen2", true, false, RopePairs::half},
+    ArchitectureTraits{"Qwen3ForCausalLM", "qwen3", false, true, RopePairs::half},
 };
 
 using nlohmann::json;

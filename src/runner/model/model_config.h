@@ -10,12 +10,18 @@
 
 namespace runner {
 
+// Which dimensions of a head RoPE rotates together: Hugging Face's rotate-half pairs (i, i + head_dim / 2),
+// or adjacent ones (2i, 2i + 1), which llama.cpp's GGUF files of llama models need: its converter
+// permutes their q and k rows into that order (attention's dot products do not change, RoPE's pairs do).
+enum class RopePairs { half, adjacent };
+
 // What distinguishes the supported architectures: data, not branches in the engine.
 struct ArchitectureTraits {
     const char* name;       // config.json "architectures"[0]
     const char* gguf_name;  // GGUF's general.architecture (Mistral's GGUF files say "llama")
     bool qkv_bias;          // Qwen2: q/k/v projections have biases
     bool qk_norm;           // Qwen3: RMSNorm over each head of q and k before RoPE
+    RopePairs gguf_rope;    // RoPE's pairs in the architecture's GGUF files
 };
 
 const ArchitectureTraits* find_architecture(const std::string& name);
@@ -43,6 +49,10 @@ struct ModelConfig {
     float rms_eps = 1e-5f;
     float rope_theta = 10000.f;
     RopeScaling rope_scaling;
+    RopePairs rope_pairs = RopePairs::half;
+    // Divisors of RoPE's head_dim / 2 frequencies, empty for none: how GGUF files carry Llama 3.1's
+    // scaling (the rope_freqs tensor).
+    std::vector<float> rope_freq_factors;
     bool tie_embeddings = false;
     std::vector<std::int32_t> eos_ids;  // generation_config.json, else config.json
     std::int32_t bos_id = -1;

@@ -15,6 +15,8 @@ namespace runner {
 
 inline constexpr const char* ollama_tensor_media_type = "application/vnd.ollama.image.tensor";
 inline constexpr const char* ollama_json_media_type = "application/vnd.ollama.image.json";
+// What `ollama pull` stores a GGUF model as.
+inline constexpr const char* ollama_model_media_type = "application/vnd.ollama.image.model";
 
 struct OllamaLayer {
     std::string media_type;

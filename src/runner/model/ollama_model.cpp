@@ -3,6 +3,7 @@
 #include <map>
 
 #include "common/regular_file.h"
+#include "runner/model/gguf_model.h"
 #include "runner/model/ollama_manifest.h"
 
 namespace runner {
@@ -42,11 +43,20 @@ common::Result<std::string> read_blob(const OllamaLayer& layer, const OllamaMani
 common::Result<WeightSourcePtr> open_ollama_model(const std::string& name, const std::filesystem::path& ollama_models) {
     auto m = read_ollama_manifest(name, ollama_models);
     if (!m) return m.error();
+    // What `ollama pull` gives: one GGUF blob.
+    for (const auto& layer : m->layers) {
+        if (layer.media_type != ollama_model_media_type) continue;
+        if (!std::filesystem::exists(layer.blob))
+            return common::make_error(layer.blob.string() + ": the model blob listed in " + m->file.string() +
+                                      " is missing");
+        auto source = open_gguf_model(layer.blob);
+        if (!source) return common::make_error(source.error().message + " (the model blob of " + m->described_as + ")");
+        return source;
+    }
     const OllamaLayer* config_layer = m->json_layer("config.json");
     if (!config_layer)
-        return common::make_error(
-            m->file.string() + ": " + m->described_as +
-            " has no config.json layer: it is not a safetensors model (GGUF models run in Ollama's own runner)");
+        return common::make_error(m->file.string() + ": " + m->described_as +
+                                  " has neither a model (GGUF) layer nor a config.json layer");
     auto config_text = read_blob(*config_layer, *m);
     if (!config_text) return config_text.error();
     std::string generation;

@@ -1,5 +1,6 @@
-// A safetensors model stored by Ollama (`ollama create --experimental`): config.json and
-// generation_config.json from JSON blobs, tensors from the tensor blobs, each a small safetensors file.
+// A model in Ollama's store: a GGUF blob as `ollama pull` stores it (model/gguf_model), or a safetensors
+// model (`ollama create --experimental`): config.json and generation_config.json from JSON blobs, tensors
+// from the tensor blobs, each a small safetensors file.
 #pragma once
 
 #include <filesystem>

@@ -31,11 +31,44 @@ const char* dtype_name(DType dtype) {
         case DType::f32: return "F32";
         case DType::f16: return "F16";
         case DType::bf16: return "BF16";
+        case DType::q8_0: return "Q8_0";
+        case DType::q4_0: return "Q4_0";
+        case DType::q4_k: return "Q4_K";
+        case DType::q5_k: return "Q5_K";
+        case DType::q6_k: return "Q6_K";
     }
     return "?";
 }
 
-std::size_t dtype_size(DType dtype) { return dtype == DType::f32 ? 4 : 2; }
+std::size_t dtype_size(DType dtype) {
+    if (is_block_type(dtype)) return 0;
+    return dtype == DType::f32 ? 4 : 2;
+}
+
+bool is_block_type(DType dtype) { return dtype != DType::f32 && dtype != DType::f16 && dtype != DType::bf16; }
+
+// ggml's block layouts (ggml-common.h's block_q8_0 ... block_q6_K).
+std::size_t block_elements(DType dtype) {
+    switch (dtype) {
+        case DType::q8_0:
+        case DType::q4_0: return 32;
+        case DType::q4_k:
+        case DType::q5_k:
+        case DType::q6_k: return 256;
+        default: return 1;
+    }
+}
+
+std::size_t block_bytes(DType dtype) {
+    switch (dtype) {
+        case DType::q8_0: return 34;
+        case DType::q4_0: return 18;
+        case DType::q4_k: return 144;
+        case DType::q5_k: return 176;
+        case DType::q6_k: return 210;
+        default: return dtype_size(dtype);
+    }
+}
 
 std::int64_t TensorView::numel() const {
     std::int64_t n = 1;

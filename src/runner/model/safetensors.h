@@ -17,10 +17,18 @@
 
 namespace runner {
 
-enum class DType { f32, f16, bf16 };
+// How a tensor's numbers are stored. Safetensors holds the element types; GGUF also holds ggml's
+// block-quantized types, whose rows are runs of blocks (a scale or two and packed quants for 32 or 256
+// weights: backend/cpu/block_quants.h) read in place.
+enum class DType { f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k };
 
-const char* dtype_name(DType dtype);
-std::size_t dtype_size(DType dtype);
+const char* dtype_name(DType dtype);  // "BF16", "Q4_K": as safetensors and llama.cpp name them
+std::size_t dtype_size(DType dtype);  // an element type's bytes; 0 for block types
+bool is_block_type(DType dtype);
+std::size_t block_elements(DType dtype);  // weights per block; 1 for element types
+std::size_t block_bytes(DType dtype);     // bytes per block; an element's for element types
+// Bytes of a row of n weights, n a multiple of block_elements(dtype).
+inline std::size_t row_bytes(DType dtype, std::size_t n) { return n / block_elements(dtype) * block_bytes(dtype); }
 
 // A view of one tensor's bytes inside a mapping; it does not own them.
 struct TensorView {

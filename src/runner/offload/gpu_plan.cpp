@@ -80,6 +80,15 @@ std::size_t widest_input(const ModelConfig& c) {
 
 common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, const GpuOptions& options,
                                  const KernelNeeds& kernels) {
+    // The embeddings are looked up on the host, which reads every type; the rest runs in GPU kernels.
+    std::vector<const TensorView*> on_gpu{w.output, w.output_norm};
+    for (const auto& l : w.layers)
+        for (const TensorView* t : layer_tensors(l)) on_gpu.push_back(t);
+    for (const TensorView* t : on_gpu)
+        if (t && is_block_type(t->dtype))
+            return common::make_error(std::string("the GPU engine has no kernels for GGUF's ") + dtype_name(t->dtype) +
+                                      " blocks yet (" + t->name +
+                                      "): run this model on the CPU (AIRLLM_DEVICE=cpu), or use its F16 or BF16 GGUF");
     const int n_ctx = options.n_ctx;
     const auto compression = options.compression;
     const auto vram_budget = options.vram_budget;

@@ -51,7 +51,7 @@ cpu::Matrix slab_matrix(const std::byte* at, WeightType type, DType dtype, std::
     t.dtype = dtype;
     t.shape = {static_cast<std::int64_t>(rows), static_cast<std::int64_t>(cols)};
     t.data = at;
-    t.bytes = rows * cols * dtype_size(dtype);
+    t.bytes = rows * row_bytes(dtype, cols);
     return t;
 }
 

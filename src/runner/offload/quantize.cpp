@@ -28,7 +28,9 @@ const char* compression_name(Compression c) {
 
 WeightType quantized_type(Compression c) { return c == Compression::q4 ? WeightType::q4 : WeightType::q8; }
 
-bool quantizable(const TensorView& w) { return w.shape.size() == 2 && w.shape[1] % quant_block == 0; }
+bool quantizable(const TensorView& w) {
+    return !is_block_type(w.dtype) && w.shape.size() == 2 && w.shape[1] % quant_block == 0;
+}
 
 namespace {
 

@@ -1,5 +1,7 @@
 // Our CPU forward pass against Hugging Face transformers on the tiny models of tests/fixtures/models
-// (made by tools/reference/make_tiny_models.py): prefill logits, decode logits, 32 greedy tokens.
+// (made by tools/reference/make_tiny_models.py): prefill logits, decode logits, 32 greedy tokens. And the
+// tiny GGUF models of tests/fixtures/gguf-models, in every block layout the runner reads, against a float64
+// numpy forward pass over gguf's own dequantization (tools/reference/make_gguf_models.py).
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
@@ -11,10 +13,12 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 
 #include "runner/backend/cpu/simd.h"
 #include "runner/engine/generate.h"
 #include "runner/engine/transformer.h"
+#include "runner/model/gguf_model.h"
 #include "runner/model/hf_folder.h"
 #include "support/temp_tree.h"
 
@@ -23,6 +27,7 @@ namespace fs = std::filesystem;
 namespace {
 
 const fs::path models = fs::path(OAR_FIXTURES) / "models";
+const fs::path gguf_models = fs::path(OAR_FIXTURES) / "gguf-models";
 
 // Logits (magnitudes up to ~5) agree to ~2e-6 (the reference file keeps 6 decimals); summation
 // order is all that differs from PyTorch, so 1e-4 leaves room for other CPUs and thread counts.
@@ -35,10 +40,13 @@ float max_abs_diff(std::span<const float> ours, const nlohmann::json& ref) {
     return worst;
 }
 
-void check_model(const std::string& name) {
+using Opener = std::function<common::Result<runner::WeightSourcePtr>()>;
+
+// The reference's prefill and decode logits, then its greedy tokens from a fresh start. The GGUF models'
+// weights are exactly what gguf dequantizes, so the same tolerance holds for every block layout.
+void check_source(const std::string& name, const nlohmann::json& ref, const Opener& open) {
     CAPTURE(name);
-    const auto ref = nlohmann::json::parse(test_support::read_file(models / name / "reference.json"));
-    auto source = runner::open_hf_folder(models / name);
+    auto source = open();
     REQUIRE_MESSAGE(source.ok(), (source.ok() ? "" : source.error().message));
     auto weights = runner::bind_weights(**source);
     REQUIRE_MESSAGE(weights.ok(), (weights.ok() ? "" : weights.error().message));
@@ -68,6 +76,16 @@ void check_model(const std::string& name) {
     REQUIRE(result.ok());
     CHECK(result->ids == greedy);
     CHECK(result->reason == runner::StopReason::length);
+}
+
+void check_model(const std::string& name) {
+    const auto ref = nlohmann::json::parse(test_support::read_file(models / name / "reference.json"));
+    check_source(name, ref, [&] { return runner::open_hf_folder(models / name); });
+}
+
+void check_gguf(const std::string& name) {
+    const auto refs = nlohmann::json::parse(test_support::read_file(gguf_models / "reference.json"));
+    check_source(name, refs.at(name), [&] { return runner::open_gguf_model(gguf_models / (name + ".gguf")); });
 }
 
 // The share of a tensor's whole pages that the page cache holds (mincore on a fresh mapping).
@@ -100,6 +118,22 @@ TEST_CASE("reference: the portable kernels give the same answers as the AVX2 one
     runner::cpu::force_portable(true);
     check_model("qwen3-qknorm-headdim");
     check_model("llama-mha-tied-f16");
+    runner::cpu::force_portable(false);
+}
+
+TEST_CASE("reference GGUF: Llama in Q4_K_M (Q4_K, Q6_K) with Llama 3.1's rope_freqs") { check_gguf("llama-q4_k_m"); }
+TEST_CASE("reference GGUF: Llama in Q8_0, tied embeddings") { check_gguf("llama-q8_0"); }
+TEST_CASE("reference GGUF: Llama in Q4_0") { check_gguf("llama-q4_0"); }
+TEST_CASE("reference GGUF: Llama in Q5_K") { check_gguf("llama-q5_k"); }
+TEST_CASE("reference GGUF: Llama in F16, tied embeddings") { check_gguf("llama-f16"); }
+TEST_CASE("reference GGUF: Llama in BF16") { check_gguf("llama-bf16"); }
+TEST_CASE("reference GGUF: Qwen2 in Q8_0 with q/k/v biases") { check_gguf("qwen2-q8_0"); }
+TEST_CASE("reference GGUF: Qwen3 in Q6_K with q/k norms") { check_gguf("qwen3-q6_k"); }
+
+TEST_CASE("reference GGUF: the portable kernels give the same answers as the AVX2 ones") {
+    runner::cpu::force_portable(true);
+    check_gguf("llama-q4_k_m");
+    check_gguf("llama-bf16");
     runner::cpu::force_portable(false);
 }
 

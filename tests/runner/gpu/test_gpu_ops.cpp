@@ -291,6 +291,8 @@ TEST_CASE("gpu rope_store_kv and attention match the CPU for a prompt and for de
         // 3 decode tokens past the first key tile and split.
         for (const auto& [start, n] : {std::pair{0, 70}, std::pair{1100, 20}, std::pair{1200, 3}}) {
             CAPTURE(start);
+            // GGUF llama models' RoPE pairs on the prompt chunk, Hugging Face's on the others
+            const auto pairs = start == 1100 ? runner::RopePairs::adjacent : runner::RopePairs::half;
             const auto rows = static_cast<std::size_t>(n);
             std::vector<int> positions(rows);
             for (int t = 0; t < n; ++t) positions[static_cast<std::size_t>(t)] = start + t;
@@ -300,9 +302,9 @@ TEST_CASE("gpu rope_store_kv and attention match the CPU for a prompt and for de
             const auto k_new = random_floats(rows * kv), v_new = random_floats(rows * kv);
             auto want_q = q, want_k = k_new;
             runner::cpu::rope(want_q.data(), rows, n_head, static_cast<std::size_t>(head_dim), inv_freq.data(),
-                              positions.data());
+                              positions.data(), pairs);
             runner::cpu::rope(want_k.data(), rows, n_head_kv, static_cast<std::size_t>(head_dim), inv_freq.data(),
-                              positions.data());
+                              positions.data(), pairs);
             auto want_k_cache = k_cache, want_v_cache = v_cache;
             for (std::size_t t = 0; t < rows; ++t) {
                 const auto at = static_cast<std::size_t>(positions[t]) * kv;
@@ -317,7 +319,7 @@ TEST_CASE("gpu rope_store_kv and attention match the CPU for a prompt and for de
             auto dk = upload(k_cache, s), dv = upload(v_cache, s);
             gpu::rope_store_kv(dq.as<float>(), dkn.as<float>(), dvn.as<float>(), dk.data(), dv.data(),
                                runner::KvType::f32, n, n_head, n_head_kv, head_dim, dfreq.as<float>(), dpos.as<int>(),
-                               s);
+                               pairs, s);
             CHECK(relative_error(download(dq, q.size(), s), want_q) < tolerance);
             CHECK(relative_error(download(dkn, k_new.size(), s), want_k) < tolerance);
             CHECK(relative_error(download(dk, k_cache.size(), s), want_k_cache) < tolerance);
@@ -346,7 +348,7 @@ TEST_CASE("gpu rope_store_kv and attention match the CPU for a prompt and for de
             auto dq2 = upload(q, s), dkn2 = upload(k_new, s);
             gpu::rope_store_kv(dq2.as<float>(), dkn2.as<float>(), dvn.as<float>(), hk.data(), hv.data(),
                                runner::KvType::f16, n, n_head, n_head_kv, head_dim, dfreq.as<float>(), dpos.as<int>(),
-                               s);
+                               pairs, s);
             const auto rotated_k = download(dkn2, k_new.size(), s);
             const auto bits = download_bits(hk, k_cache.size(), s), v_bits = download_bits(hv, v_cache.size(), s);
             const auto host_k = f16_bits(rotated_k), host_v = f16_bits(v_new);

@@ -384,3 +384,19 @@ TEST_CASE("gpu split: measured rates give the rows that make the link and the ho
         CHECK(std::count(slow.split.begin(), slow.split.end(), true) == 0);
     }
 }
+
+TEST_CASE("gpu plan: a GGUF model with block-quantized layers is refused by name until the GPU has their kernels") {
+    ShapeModel m(llama8b);
+    auto& down = const_cast<runner::TensorView&>(*m.weights.layers[3].w_down);
+    down.dtype = runner::DType::q6_k;
+    down.name = "model.layers.3.mlp.down_proj.weight";
+    const auto refused = runner::plan_gpu(m.weights, m.config, options(4 * GiB), kernels());
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().message ==
+          "the GPU engine has no kernels for GGUF's Q6_K blocks yet (model.layers.3.mlp.down_proj.weight): run this "
+          "model on the CPU (AIRLLM_DEVICE=cpu), or use its F16 or BF16 GGUF");
+    // block-quantized embeddings are fine: the host looks them up
+    down.dtype = runner::DType::bf16;
+    const_cast<runner::TensorView&>(*m.weights.token_embd).dtype = runner::DType::q4_k;
+    CHECK(runner::plan_gpu(m.weights, m.config, options(4 * GiB), kernels()).ok());
+}

@@ -14,7 +14,7 @@ Matrix::Matrix(const TensorView& t)
       dtype_(t.dtype),
       rows_(t.shape.empty() ? 0 : static_cast<std::size_t>(t.shape[0])),
       cols_(t.shape.size() < 2 ? 1 : static_cast<std::size_t>(t.shape[1])),
-      row_bytes_(cols_ * dtype_size(t.dtype)),
+      row_bytes_(row_bytes(t.dtype, cols_)),
       bytes_(t.bytes) {}
 
 Matrix::Matrix(const std::byte* data, WeightType quantized, std::size_t rows, std::size_t cols)
@@ -155,8 +155,9 @@ void matmul(float* out, const float* x, const Matrix& w, const TensorView* bias,
 }
 
 void rope(float* x, std::size_t n_tokens, std::size_t n_heads, std::size_t head_dim, const float* inv_freq,
-          const int* positions) {
+          const int* positions, RopePairs pairs) {
     const std::size_t half = head_dim / 2;
+    const std::size_t stride = pairs == RopePairs::adjacent ? 2 : 1, partner = pairs == RopePairs::adjacent ? 1 : half;
     for (std::size_t t = 0; t < n_tokens; ++t) {
         for (std::size_t i = 0; i < half; ++i) {
             // As transformers computes it: the angle in f32, then cos and sin.
@@ -164,9 +165,9 @@ void rope(float* x, std::size_t n_tokens, std::size_t n_heads, std::size_t head_
             const float c = std::cos(angle), s = std::sin(angle);
             for (std::size_t h = 0; h < n_heads; ++h) {
                 float* v = x + t * n_heads * head_dim + h * head_dim;
-                const float a = v[i], b = v[i + half];
-                v[i] = a * c - b * s;
-                v[i + half] = b * c + a * s;
+                const float a = v[i * stride], b = v[i * stride + partner];
+                v[i * stride] = a * c - b * s;
+                v[i * stride + partner] = b * c + a * s;
             }
         }
     }

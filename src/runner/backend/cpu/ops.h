@@ -8,6 +8,7 @@
 
 #include "runner/backend/cpu/simd.h"
 #include "runner/backend/cpu/thread_pool.h"
+#include "runner/model/model_config.h"
 #include "runner/model/safetensors.h"
 
 namespace runner::cpu {
@@ -65,10 +66,10 @@ struct Projection {
 };
 void matmul(std::span<const Projection> parts, const float* x, std::size_t n_tokens, ThreadPool& pool);
 
-// Rotary embedding in Hugging Face's rotate-half layout, in place.   x: [n_tokens, n_heads * head_dim]
-// inv_freq: [head_dim / 2], positions: [n_tokens]
+// Rotary embedding, in place: frequency i turns the pair of dimensions `pairs` says.
+// x: [n_tokens, n_heads * head_dim]; inv_freq: [head_dim / 2], positions: [n_tokens]
 void rope(float* x, std::size_t n_tokens, std::size_t n_heads, std::size_t head_dim, const float* inv_freq,
-          const int* positions);
+          const int* positions, RopePairs pairs);
 
 // Causal grouped-query attention for tokens at `positions`, reading keys and values for positions
 // 0..positions[t] from the cache.   q, out: [n_tokens, n_head * head_dim];

@@ -1,5 +1,7 @@
 #include "runner/backend/cpu/simd.h"
 
+#include "runner/backend/cpu/block_quants.h"
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -33,6 +35,7 @@ __attribute__((target("avx2,fma,f16c"), always_inline)) inline __m256 load8(DTyp
                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const std::uint16_t*>(row) + i));
             return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
         }
+        default: break;  // block types go through block_quants
     }
     return _mm256_setzero_ps();
 }
@@ -136,6 +139,7 @@ void dot_rows2_avx2(DType dtype, const std::byte* r0, const std::byte* r1, const
         case DType::f32: return dot_rows2_avx2_t<DType::f32>(r0, r1, x, n, out);
         case DType::f16: return dot_rows2_avx2_t<DType::f16>(r0, r1, x, n, out);
         case DType::bf16: return dot_rows2_avx2_t<DType::bf16>(r0, r1, x, n, out);
+        default: break;
     }
 }
 
@@ -144,6 +148,7 @@ float dot_row_avx2(DType dtype, const std::byte* row, const float* x, std::size_
         case DType::f32: return dot_row_avx2_t<DType::f32>(row, x, n);
         case DType::f16: return dot_row_avx2_t<DType::f16>(row, x, n);
         case DType::bf16: return dot_row_avx2_t<DType::bf16>(row, x, n);
+        default: break;
     }
     return 0;
 }
@@ -420,6 +425,7 @@ float f16_to_f32(std::uint16_t h) {
 }
 
 void convert_row(DType dtype, const std::byte* row, float* out, std::size_t n) {
+    if (is_block_type(dtype)) return convert_blocks(dtype, row, out, n);
 #if defined(__x86_64__)
     if (n >= 8 && avx2_active()) return convert_row_avx2(dtype, row, out, n);
 #endif
@@ -438,11 +444,13 @@ void convert_row(DType dtype, const std::byte* row, float* out, std::size_t n) {
                 out[i] = bf16_to_f32(v);
                 break;
             }
+            default: break;
         }
     }
 }
 
 float dot_row(DType dtype, const std::byte* row, const float* x, std::size_t n) {
+    if (is_block_type(dtype)) return dot_blocks(dtype, row, x, n);
 #if defined(__x86_64__)
     if (avx2_active()) return dot_row_avx2(dtype, row, x, n);
 #endif
@@ -465,7 +473,7 @@ void axpy_f32(float a, const float* x, float* acc, std::size_t n) {
 
 void dot_rows2(DType dtype, const std::byte* row0, const std::byte* row1, const float* x, std::size_t n, float* out) {
 #if defined(__x86_64__)
-    if (avx2_active()) return dot_rows2_avx2(dtype, row0, row1, x, n, out);
+    if (avx2_active() && !is_block_type(dtype)) return dot_rows2_avx2(dtype, row0, row1, x, n, out);
 #endif
     out[0] = dot_row(dtype, row0, x, n);
     out[1] = dot_row(dtype, row1, x, n);

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "runner/model/model_config.h"
 #include "runner/model/weight_format.h"
 
 namespace runner::gpu {
@@ -181,13 +182,13 @@ void norm_matmul_swiglu(float* out, float* up, float* scratch, const float* x, c
                         const void* w_up, WeightType type, int n_tokens, int d_in, int d_out, const Stream& stream,
                         const Blas* blas = nullptr);
 
-// Rotary embedding (rotate-half layout) of q and k in place, then k and v into the cache rows
-// positions[t].   q: [n_tokens, n_head * head_dim]; k, v: [n_tokens, n_head_kv * head_dim];
+// Rotary embedding of q and k in place (frequency i turning the pair of dimensions `pairs` says), then
+// k and v into the cache rows positions[t].   q: [n_tokens, n_head * head_dim]; k, v: [n_tokens, n_head_kv * head_dim];
 // k_cache, v_cache: one layer's [n_ctx, n_head_kv * head_dim] of `kv_type`; inv_freq: [head_dim / 2];
 // positions: [n_tokens] on the device
 void rope_store_kv(float* q, float* k, const float* v, void* k_cache, void* v_cache, KvType kv_type, int n_tokens,
                    int n_head, int n_head_kv, int head_dim, const float* inv_freq, const int* positions,
-                   const Stream& stream);
+                   RopePairs pairs, const Stream& stream);
 
 // Causal grouped-query attention over cache positions 0..positions[t], with an online softmax over
 // key tiles (no [n_tokens, n_ctx] score buffer).   q, out: [n_tokens, n_head * head_dim];

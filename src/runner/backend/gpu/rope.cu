@@ -10,11 +10,11 @@ namespace {
 __device__ inline void store(float* cache, std::size_t i, float v) { cache[i] = v; }
 __device__ inline void store(unsigned short* cache, std::size_t i, float v) { cache[i] = f32_to_f16(v); }
 
-// One block per (token, head), the q heads first, then the KV heads; thread i rotates the pair
-// (i, i + head_dim / 2) (rotate-half layout). A KV head's block also writes its k and v rows.
+// One block per (token, head), the q heads first, then the KV heads; thread i rotates frequency i's pair
+// (i, i + head_dim / 2), or (2i, 2i + 1) with `adjacent`. A KV head's block also writes its k and v rows.
 template <class T>
 __global__ void rope_store_kernel(float* q, float* k, const float* v, T* k_cache, T* v_cache, int n_head, int n_head_kv,
-                                  int head_dim, const float* inv_freq, const int* positions) {
+                                  int head_dim, const float* inv_freq, const int* positions, bool adjacent) {
     const int heads = n_head + n_head_kv;
     const int t = static_cast<int>(blockIdx.x) / heads, h = static_cast<int>(blockIdx.x) % heads;
     const bool is_q = h < n_head;
@@ -28,15 +28,16 @@ __global__ void rope_store_kernel(float* q, float* k, const float* v, T* k_cache
     for (int i = static_cast<int>(threadIdx.x); i < half; i += static_cast<int>(blockDim.x)) {
         float s, c;
         sincosf(static_cast<float>(positions[t]) * inv_freq[i], &s, &c);
-        const float a = x[i], b = x[i + half];
+        const int first = adjacent ? 2 * i : i, second = adjacent ? 2 * i + 1 : i + half;
+        const float a = x[first], b = x[second];
         const float ra = a * c - b * s, rb = b * c + a * s;
-        x[i] = ra;
-        x[i + half] = rb;
+        x[first] = ra;
+        x[second] = rb;
         if (is_q) continue;
-        store(k_cache, row + static_cast<std::size_t>(i), ra);
-        store(k_cache, row + static_cast<std::size_t>(i + half), rb);
-        store(v_cache, row + static_cast<std::size_t>(i), v[at + static_cast<std::size_t>(i)]);
-        store(v_cache, row + static_cast<std::size_t>(i + half), v[at + static_cast<std::size_t>(i + half)]);
+        store(k_cache, row + static_cast<std::size_t>(first), ra);
+        store(k_cache, row + static_cast<std::size_t>(second), rb);
+        store(v_cache, row + static_cast<std::size_t>(first), v[at + static_cast<std::size_t>(first)]);
+        store(v_cache, row + static_cast<std::size_t>(second), v[at + static_cast<std::size_t>(second)]);
     }
 }
 
@@ -44,17 +45,18 @@ __global__ void rope_store_kernel(float* q, float* k, const float* v, T* k_cache
 
 void rope_store_kv(float* q, float* k, const float* v, void* k_cache, void* v_cache, KvType kv_type, int n_tokens,
                    int n_head, int n_head_kv, int head_dim, const float* inv_freq, const int* positions,
-                   const Stream& stream) {
+                   RopePairs pairs, const Stream& stream) {
+    const bool adjacent = pairs == RopePairs::adjacent;
     if (n_tokens == 0) return;
     const unsigned blocks = static_cast<unsigned>(n_tokens * (n_head + n_head_kv));
     if (kv_type == KvType::f16)
         rope_store_kernel<<<blocks, 64, 0, native(stream)>>>(q, k, v, static_cast<unsigned short*>(k_cache),
                                                              static_cast<unsigned short*>(v_cache), n_head, n_head_kv,
-                                                             head_dim, inv_freq, positions);
+                                                             head_dim, inv_freq, positions, adjacent);
     else
         rope_store_kernel<<<blocks, 64, 0, native(stream)>>>(q, k, v, static_cast<float*>(k_cache),
                                                              static_cast<float*>(v_cache), n_head, n_head_kv, head_dim,
-                                                             inv_freq, positions);
+                                                             inv_freq, positions, adjacent);
     GPU_CHECK_LAUNCH();
 }
 

@@ -362,3 +362,29 @@ TEST_CASE("attention over the cache equals softmax(q k / sqrt(d)) v written out"
         }
     }
 }
+
+TEST_CASE("RoPE on adjacent pairs of rows permuted as llama.cpp's converter permutes them equals rotate-half") {
+    // convert_hf_to_gguf.py stores each head's dimension i at 2i and i + head_dim / 2 at 2i + 1.
+    const std::size_t n_tokens = 3, n_heads = 2, head_dim = 8, half = head_dim / 2;
+    std::mt19937 rng(9);
+    std::normal_distribution<float> dist;
+    std::vector<float> x(n_tokens * n_heads * head_dim), inv_freq(half);
+    for (auto& v : x) v = dist(rng);
+    for (std::size_t i = 0; i < half; ++i) inv_freq[i] = std::pow(10000.f, -2.f * static_cast<float>(i) / head_dim);
+    const int positions[] = {0, 5, 1000};
+    const auto permuted = [&](const std::vector<float>& v) {
+        std::vector<float> out(v.size());
+        for (std::size_t row = 0; row < n_tokens * n_heads; ++row)
+            for (std::size_t i = 0; i < half; ++i) {
+                out[row * head_dim + 2 * i] = v[row * head_dim + i];
+                out[row * head_dim + 2 * i + 1] = v[row * head_dim + i + half];
+            }
+        return out;
+    };
+    auto halves = x, adjacent = permuted(x);
+    runner::cpu::rope(halves.data(), n_tokens, n_heads, head_dim, inv_freq.data(), positions, runner::RopePairs::half);
+    runner::cpu::rope(adjacent.data(), n_tokens, n_heads, head_dim, inv_freq.data(), positions,
+                      runner::RopePairs::adjacent);
+    CHECK(adjacent == permuted(halves));
+    CHECK(halves != x);  // it turned something
+}
