@@ -19,7 +19,7 @@ namespace {
 
 constexpr const char* generate_usage = R"(usage: ollama-airllm generate MODEL (-p TEXT | --prompt-ids 1,2,3) [options]
 
-Runs a model (a Hugging Face folder or an Ollama model name) on the CPU or a GPU and streams the
+Runs a model (a Hugging Face folder, a GGUF file or an Ollama model name) on the CPU or a GPU and streams the
 generated text to stdout, with prompt and decode speed at the end. With --json, prints one JSON
 object instead (ids, text, timings, device).
 
@@ -120,18 +120,13 @@ int run_generate(const std::vector<std::string>& args, CommandIo io) {
     if (!check_store_model(model, "generate", false, io.err)) return exit_usage;
     auto m = open_model(model, "generate", io.err);
     if (!m) return exit_usage;
-    // The tokenizer beside the weights: the folder's tokenizer.json or the Ollama model's JSON layer.
+    // The tokenizer beside the weights (tokenizer.json, or the GGUF's vocabulary); a prompt given as ids
+    // runs without one.
     std::optional<tokenizer::Tokenizer> tok;
-    if (auto files = tokenizer::resolve_tokenizer(model, tokenizer::default_ollama_models()); files) {
-        auto loaded = tokenizer::Tokenizer::load(files->tokenizer_json, files->tokenizer_config);
-        if (!loaded) {
-            io.err << "ollama-airllm generate: error: " << loaded.error().message << '\n';
-            return exit_usage;
-        }
-        tok = std::move(loaded).value();
-    }
+    auto vocabulary = tokenizer::load_tokenizer(model, tokenizer::default_ollama_models());
+    if (vocabulary) tok = std::move(vocabulary).value();
     if (prompt_ids.empty()) {
-        if (!tok) return usage_error(model + " has no tokenizer.json: give the prompt as --prompt-ids");
+        if (!tok) return usage_error(vocabulary.error().message + ": give the prompt as --prompt-ids");
         for (const auto id : tok->encode(prompt_text)) prompt_ids.push_back(id);
     }
     const auto config = m->source->config();

@@ -102,12 +102,7 @@ int run_runner(const std::vector<std::string>& args, CommandIo io) {
         if (!check_store_model(model, "runner", false, io.err)) return finish(exit_failed);
         auto m = open_model(model, "runner", io.err);
         if (!m) return finish(exit_failed);
-        auto files = tokenizer::resolve_tokenizer(model, runner::default_ollama_models());
-        if (!files) {
-            io.err << "ollama-airllm runner: error: " << files.error().message << '\n';
-            return finish(exit_failed);
-        }
-        auto tok = tokenizer::Tokenizer::load(files->tokenizer_json, files->tokenizer_config);
+        auto tok = tokenizer::load_tokenizer(model, runner::default_ollama_models());
         if (!tok) {
             io.err << "ollama-airllm runner: error: " << tok.error().message << '\n';
             return finish(exit_failed);

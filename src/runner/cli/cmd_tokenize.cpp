@@ -13,7 +13,8 @@ constexpr const char* tokenize_usage = R"(usage: ollama-airllm tokenize --tokeni
 
 Prints the token ids of TEXT (or of all of standard input, byte for byte) as a JSON array.
 PATH is a tokenizer.json, a model folder holding one (tokenizer_config.json beside it is read too),
-or an Ollama model name (library/NAME:TAG, resolved through $OLLAMA_MODELS).
+a GGUF model (its tokenizer.ggml.* vocabulary), or an Ollama model name (library/NAME:TAG, resolved
+through $OLLAMA_MODELS).
 Invalid UTF-8 is replaced by U+FFFD first, as Hugging Face and transformers.js do.
 
   --no-special   leave out the BOS/EOS tokens the tokenizer adds (special tokens written in the

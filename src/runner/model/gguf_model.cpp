@@ -57,8 +57,8 @@ constexpr std::array<std::pair<const char*, const char*>, 14> layer_names{{
 // Llama 3.1's RoPE scaling in a GGUF file: the rope_freqs tensor's head_dim / 2 divisors.
 std::optional<std::string> read_freq_factors(const GgufFile& file, ModelConfig& c) {
     const auto& tensors = file.header().tensors;
-    const auto it = std::find_if(tensors.begin(), tensors.end(),
-                                 [](const GgufTensor& t) { return t.name == "rope_freqs.weight"; });
+    const auto it =
+        std::find_if(tensors.begin(), tensors.end(), [](const GgufTensor& t) { return t.name == "rope_freqs.weight"; });
     if (it == tensors.end()) return std::nullopt;
     const auto half = static_cast<std::size_t>(c.head_dim) / 2;
     if (std::string(it->type->name) != "F32" || it->dims.size() != 1 || it->dims[0] != static_cast<std::int64_t>(half))
@@ -73,9 +73,9 @@ std::optional<std::string> read_freq_factors(const GgufFile& file, ModelConfig& 
 }  // namespace
 
 std::optional<DType> engine_dtype(const GgmlType& type) {
-    static const std::map<std::string, DType> types{
-        {"F32", DType::f32},   {"F16", DType::f16},   {"BF16", DType::bf16}, {"Q8_0", DType::q8_0},
-        {"Q4_0", DType::q4_0}, {"Q4_K", DType::q4_k}, {"Q5_K", DType::q5_k}, {"Q6_K", DType::q6_k}};
+    static const std::map<std::string, DType> types{{"F32", DType::f32},   {"F16", DType::f16},   {"BF16", DType::bf16},
+                                                    {"Q8_0", DType::q8_0}, {"Q4_0", DType::q4_0}, {"Q4_K", DType::q4_k},
+                                                    {"Q5_K", DType::q5_k}, {"Q6_K", DType::q6_k}};
     const auto it = types.find(type.name);
     if (it == types.end()) return std::nullopt;
     return it->second;
@@ -106,8 +106,7 @@ common::Result<WeightSourcePtr> open_gguf_model(const fs::path& path) {
     if (!file) return file.error();
     auto config = gguf_model_config(file->header(), path.string());
     if (!config) return config.error();
-    if (auto problem = read_freq_factors(*file, *config))
-        return common::make_error(path.string() + ": " + *problem);
+    if (auto problem = read_freq_factors(*file, *config)) return common::make_error(path.string() + ": " + *problem);
 
     std::vector<TensorView> tensors;
     for (const auto& t : file->header().tensors) {

@@ -4,7 +4,10 @@
 #include <nlohmann/json.hpp>
 
 #include "common/regular_file.h"
+#include "runner/model/gguf.h"
+#include "runner/model/gguf_model.h"
 #include "runner/model/ollama_manifest.h"
+#include "runner/tokenizer/gguf_vocab.h"
 
 namespace tokenizer {
 
@@ -61,7 +64,30 @@ common::Result<TokenizerFiles> from_ollama(const std::string& spec, const fs::pa
     return files;
 }
 
+// The GGUF file behind a spec, if it names one: the file itself, or an Ollama model's model blob.
+std::optional<fs::path> gguf_behind(const std::string& spec, const fs::path& models) {
+    std::error_code ec;
+    if (fs::is_regular_file(spec, ec)) return runner::is_gguf_file(spec) ? std::optional<fs::path>(spec) : std::nullopt;
+    if (fs::exists(spec, ec) || spec.empty() || spec[0] == '/' || spec[0] == '.') return std::nullopt;
+    auto manifest = runner::read_ollama_manifest(spec, models);
+    if (!manifest) return std::nullopt;
+    for (const auto& layer : manifest->layers)
+        if (layer.media_type == runner::ollama_model_media_type) return layer.blob;
+    return std::nullopt;
+}
+
 }  // namespace
+
+common::Result<Tokenizer> load_tokenizer(const std::string& spec, const fs::path& ollama_models) {
+    if (const auto gguf = gguf_behind(spec, ollama_models)) {
+        auto file = runner::GgufFile::open(*gguf);
+        if (!file) return file.error();
+        return load_gguf_tokenizer(file->header(), gguf->string());
+    }
+    auto files = resolve_tokenizer(spec, ollama_models);
+    if (!files) return files.error();
+    return Tokenizer::load(files->tokenizer_json, files->tokenizer_config);
+}
 
 fs::path default_ollama_models() { return runner::default_ollama_models(); }
 

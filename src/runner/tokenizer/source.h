@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/result.h"
+#include "runner/tokenizer/tokenizer.h"
 
 namespace tokenizer {
 
@@ -22,5 +23,9 @@ common::Result<TokenizerFiles> resolve_tokenizer(const std::string& spec, const 
 
 // $OLLAMA_MODELS, else $HOME/.ollama/models.
 std::filesystem::path default_ollama_models();
+
+// The tokenizer `spec` names: tokenizer.json's as resolve_tokenizer finds it, or the vocabulary inside a GGUF
+// model (a GGUF file, or an Ollama model whose weights are a GGUF blob, as `ollama pull` stores them).
+common::Result<Tokenizer> load_tokenizer(const std::string& spec, const std::filesystem::path& ollama_models);
 
 }  // namespace tokenizer

@@ -49,4 +49,17 @@ void import_model(const TempTree& store, const std::filesystem::path& model_dir,
     store.write("manifests/" + options.manifest_path, manifest.dump());
 }
 
+void import_gguf(const TempTree& store, const std::filesystem::path& gguf, const StoreOptions& options) {
+    const nlohmann::json layers = {
+        add_blob(store, read_file(gguf), "application/vnd.ollama.image.model", ""),
+        add_blob(store, "{{ .Prompt }}", "application/vnd.ollama.image.template", ""),
+        add_blob(store, R"({"stop":["<|eot_id|>"]})", "application/vnd.ollama.image.params", "")};
+    const nlohmann::json manifest = {{"schemaVersion", 2},
+                                     {"mediaType", "application/vnd.docker.distribution.manifest.v2+json"},
+                                     {"config", add_blob(store, R"({"model_format":"gguf","model_family":"llama"})",
+                                                         "application/vnd.docker.container.image.v1+json", "")},
+                                     {"layers", layers}};
+    store.write("manifests/" + options.manifest_path, manifest.dump());
+}
+
 }  // namespace test_support

@@ -19,4 +19,8 @@ struct StoreOptions {
 // Imports the Hugging Face folder `model_dir` (one model.safetensors) into `store`.
 void import_model(const TempTree& store, const std::filesystem::path& model_dir, const StoreOptions& options = {});
 
+// Stores a GGUF file as `ollama pull` does: the file as one application/vnd.ollama.image.model blob, a
+// template and a params blob, and a config blob naming the format.
+void import_gguf(const TempTree& store, const std::filesystem::path& gguf, const StoreOptions& options = {});
+
 }  // namespace test_support

@@ -1,0 +1,151 @@
+// Tokenizers from GGUF metadata. Llama 3's and Qwen3's tokenizer.json (the npm packages the conformance
+// tests read) are turned into tokenizer.ggml.* values as llama.cpp's convert_hf_to_gguf.py writes them
+// (ids in order, added tokens as CONTROL or USER_DEFINED, the merges, the pre-tokenizer's name), and the
+// corpus through the tokenizer rebuilt from them must give Hugging Face's golden ids. Qwen's tokenizer.json
+// also NFC-normalizes, which llama.cpp does not: those cases are checked on their NFC form.
+#include <doctest/doctest.h>
+
+#include "runner/tokenizer/gguf_vocab.h"
+#include "runner/tokenizer/normalizer.h"
+#include "support/temp_tree.h"
+#include "tokenizer/corpus.h"
+
+using namespace test_tokenizer;
+
+namespace {
+
+runner::GgufValue strings(std::vector<std::string> v) {
+    runner::GgufValue value;
+    value.type = runner::GgufType::string;
+    value.is_array = true;
+    value.strings = std::move(v);
+    return value;
+}
+
+runner::GgufValue string(std::string s) {
+    runner::GgufValue value;
+    value.type = runner::GgufType::string;
+    value.strings = {std::move(s)};
+    return value;
+}
+
+runner::GgufValue integers(std::vector<std::int64_t> v, bool array = true) {
+    runner::GgufValue value;
+    value.type = runner::GgufType::int32;
+    value.is_array = array;
+    value.integers = std::move(v);
+    return value;
+}
+
+// convert_hf_to_gguf.py's get_vocab_base, for a tokenizer.json.
+runner::GgufHeader converted(const std::string& model, const std::string& pre, bool add_bos) {
+    const auto j = read_json(model_dir(model) / "tokenizer.json");
+    std::map<std::int64_t, std::string> by_id;
+    for (const auto& [token, id] : j.at("model").at("vocab").items()) by_id[id.get<std::int64_t>()] = token;
+    std::map<std::int64_t, bool> added;  // id -> special
+    for (const auto& a : j.at("added_tokens")) {
+        by_id[a.at("id").get<std::int64_t>()] = a.at("content").get<std::string>();
+        added[a.at("id").get<std::int64_t>()] = a.at("special").get<bool>();
+    }
+    std::vector<std::string> tokens;
+    std::vector<std::int64_t> types;
+    for (std::int64_t id = 0; id <= by_id.rbegin()->first; ++id) {
+        const auto it = by_id.find(id);
+        if (it == by_id.end()) {
+            tokens.push_back("[PAD" + std::to_string(id) + "]");
+            types.push_back(5);  // UNUSED
+            continue;
+        }
+        tokens.push_back(it->second);
+        const auto a = added.find(id);
+        types.push_back(a == added.end() ? 1 : a->second ? 3 : 4);  // NORMAL, CONTROL, USER_DEFINED
+    }
+    std::vector<std::string> merges;
+    for (const auto& m : j.at("model").at("merges"))
+        merges.push_back(m.is_string() ? m.get<std::string>()
+                                       : m[0].get<std::string>() + " " + m[1].get<std::string>());
+    runner::GgufHeader h;
+    h.metadata["tokenizer.ggml.model"] = string("gpt2");
+    h.metadata["tokenizer.ggml.pre"] = string(pre);
+    h.metadata["tokenizer.ggml.tokens"] = strings(tokens);
+    h.metadata["tokenizer.ggml.token_type"] = integers(types);
+    h.metadata["tokenizer.ggml.merges"] = strings(merges);
+    if (add_bos) {
+        const auto bos = std::find(tokens.begin(), tokens.end(), "<|begin_of_text|>") - tokens.begin();
+        h.metadata["tokenizer.ggml.bos_token_id"] = integers({bos}, false);
+        h.metadata["tokenizer.ggml.add_bos_token"] = integers({1}, false);
+    }
+    return h;
+}
+
+void check_corpus(const std::string& model, const std::string& pre, bool add_bos, bool reference_nfc) {
+    CAPTURE(model);
+    auto tok = tokenizer::load_gguf_tokenizer(converted(model, pre, add_bos), model + ".gguf");
+    REQUIRE_MESSAGE(tok.ok(), (tok.ok() ? "" : tok.error().message));
+    const auto reference = tokenizer::Tokenizer::load(model_dir(model) / "tokenizer.json");
+    REQUIRE(reference.ok());
+    const auto cases = read_corpus();
+    const auto golden = read_json(fixtures() / "golden" / (model + ".json"));
+    std::size_t nfc_cases = 0;
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+        CAPTURE(i);
+        const auto& g = golden.at("cases")[i];
+        const std::string nfc = tokenizer::nfc(cases[i]);
+        if (reference_nfc && nfc != cases[i]) {
+            // llama.cpp tokenizes the text as it is; Qwen's tokenizer.json normalizes it first.
+            ++nfc_cases;
+            CHECK(tok->encode(nfc, false) == reference->encode(cases[i], false));
+            continue;
+        }
+        CHECK(tok->encode(cases[i], false) == ids_of(g.at("ids_plain")));
+        auto special = ids_of(g.at("ids_plain"));
+        if (add_bos) special.insert(special.begin(), tok->bos_ids().at(0));
+        CHECK(tok->encode(cases[i], true) == special);
+        const auto decoded = tok->decode(ids_of(g.at("ids_plain")));
+        REQUIRE(decoded.ok());
+        CHECK(*decoded == g.at("decoded").get<std::string>());
+    }
+    CHECK(nfc_cases < cases.size() / 4);
+    if (reference_nfc) CHECK(nfc_cases > 0);  // the corpus does hold text NFC changes
+}
+
+}  // namespace
+
+TEST_CASE("GGUF vocabulary: Llama 3 (llama-bpe) tokenizes the corpus as Hugging Face does") {
+    check_corpus("llama3", "llama-bpe", true, false);
+}
+
+TEST_CASE("GGUF vocabulary: Qwen3 (qwen2) tokenizes the corpus as Hugging Face does") {
+    check_corpus("qwen3", "qwen2", false, true);
+}
+
+TEST_CASE("GGUF vocabulary: what it cannot tokenize is an error naming the file and the key") {
+    auto h = converted("qwen3", "qwen2", false);
+    const auto error_of = [](const runner::GgufHeader& header) {
+        const auto r = tokenizer::load_gguf_tokenizer(header, "m.gguf");
+        REQUIRE_FALSE(r.ok());
+        return r.error().message;
+    };
+    auto spm = h;
+    spm.metadata["tokenizer.ggml.model"] = string("llama");
+    CHECK(error_of(spm) ==
+          "m.gguf: tokenizer.ggml.model is \"llama\": only byte-level BPE vocabularies (\"gpt2\": Llama 3, Qwen) are "
+          "supported, not SentencePiece's");
+    auto pre = h;
+    pre.metadata["tokenizer.ggml.pre"] = string("tekken");
+    CHECK(error_of(pre).find("m.gguf: tokenizer.ggml.pre \"tekken\" is not a pre-tokenizer the runner knows (llama-bpe,") ==
+          0);
+    auto none = h;
+    none.metadata.erase("tokenizer.ggml.model");
+    CHECK(error_of(none).find("no tokenizer.ggml.model") != std::string::npos);
+    auto types = h;
+    types.metadata["tokenizer.ggml.token_type"] = integers({1, 1});
+    CHECK(error_of(types) == "m.gguf: tokenizer.ggml.token_type does not give one type per token");
+    auto twice = h;
+    twice.metadata["tokenizer.ggml.tokens"].strings[5] = twice.metadata["tokenizer.ggml.tokens"].strings[4];
+    CHECK(error_of(twice).find("twice (ids 4 and 5)") != std::string::npos);
+    auto bos = h;
+    bos.metadata["tokenizer.ggml.add_bos_token"] = integers({1}, false);
+    CHECK(error_of(bos) ==
+          "m.gguf: tokenizer.ggml.add_bos_token is set but tokenizer.ggml.bos_token_id names no token");
+}
