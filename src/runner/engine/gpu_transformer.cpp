@@ -165,8 +165,7 @@ common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const Wei
         m->host_logits = gpu::PinnedBuffer(static_cast<std::size_t>(c.n_vocab) * sizeof(float));
         m->logits_out.resize(static_cast<std::size_t>(c.n_vocab));
         if (plan.blas)
-            m->blas.emplace(m->compute, nb * widest_input(c),
-                            plan.compression != Compression::none ? largest_projection(c) : 0);
+            m->blas.emplace(m->compute, nb * widest_input(c), plan.widens_weights ? largest_projection(c) : 0);
         m->compute.synchronize();
         return std::unique_ptr<GpuTransformer>(new GpuTransformer(c, n_ctx, std::move(plan), std::move(m)));
     } catch (const gpu::Error& err) {

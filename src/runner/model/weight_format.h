@@ -6,7 +6,9 @@
 
 namespace runner {
 
-enum class WeightType { f32, f16, bf16, q8, q4 };
+// q8 and q4: our own compression (below); q8_0 ... q6_k: ggml's blocks as GGUF files hold them
+// (model/safetensors.h's DType, backend/cpu/block_quants.h), read in place.
+enum class WeightType { f32, f16, bf16, q8, q4, q8_0, q4_0, q4_k, q5_k, q6_k };
 
 // Block-quantized matrices [d_out, d_in] (d_in a multiple of quant_block), written by
 // offload/quantize: the quants row-major (q8: one int8 per weight; q4: two per byte, low nibble
@@ -21,6 +23,10 @@ constexpr std::size_t quant_bytes(WeightType type, std::size_t d_out, std::size_
     return quant_scales_offset(type, d_out, d_in) + d_out * (d_in / quant_block) * sizeof(float);
 }
 constexpr bool is_quantized(WeightType type) { return type == WeightType::q8 || type == WeightType::q4; }
+constexpr bool is_ggml_block(WeightType type) {
+    return type == WeightType::q8_0 || type == WeightType::q4_0 || type == WeightType::q4_k ||
+           type == WeightType::q5_k || type == WeightType::q6_k;
+}
 
 // The KV cache's element type. f16 (llama.cpp's default too) halves what the cache takes of the VRAM
 // budget and feeds the tensor cores: prompt attention runs as f16 products with f32 accumulation

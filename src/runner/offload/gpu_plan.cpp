@@ -74,21 +74,19 @@ std::size_t largest_projection(const ModelConfig& c) {
     return std::max({e * q, e * static_cast<std::size_t>(c.n_ff)});
 }
 
+bool has_ggml_blocks(const ModelWeights& w) {
+    for (const auto& l : w.layers)
+        for (const TensorView* t : layer_tensors(l))
+            if (t && is_block_type(t->dtype)) return true;
+    return false;
+}
+
 std::size_t widest_input(const ModelConfig& c) {
     return static_cast<std::size_t>(std::max({c.n_embd, c.n_head * c.head_dim, c.n_ff}));
 }
 
 common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, const GpuOptions& options,
                                  const KernelNeeds& kernels) {
-    // The embeddings are looked up on the host, which reads every type; the rest runs in GPU kernels.
-    std::vector<const TensorView*> on_gpu{w.output, w.output_norm};
-    for (const auto& l : w.layers)
-        for (const TensorView* t : layer_tensors(l)) on_gpu.push_back(t);
-    for (const TensorView* t : on_gpu)
-        if (t && is_block_type(t->dtype))
-            return common::make_error(std::string("the GPU engine has no kernels for GGUF's ") + dtype_name(t->dtype) +
-                                      " blocks yet (" + t->name +
-                                      "): run this model on the CPU (AIRLLM_DEVICE=cpu), or use its F16 or BF16 GGUF");
     const int n_ctx = options.n_ctx;
     const auto compression = options.compression;
     const auto vram_budget = options.vram_budget;
@@ -102,6 +100,7 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, co
     plan.threads = options.threads;
     plan.blas = kernels.blas;
     if (compression != Compression::none) plan.cache = options.cache;
+    plan.widens_weights = compression != Compression::none || has_ggml_blocks(w);
     plan.attention_scratch_bytes = attention_scratch_bytes(c, n_ctx, plan.max_batch, kernels);
     const std::size_t kv = kv_cache_bytes(c, n_ctx, plan.kv_type);
     const std::size_t residual = static_cast<std::size_t>(plan.max_pass) * c.n_embd * sizeof(float);
@@ -109,7 +108,7 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, co
     const std::size_t head = slab_aligned(w.output->bytes) + slab_aligned(w.output_norm->bytes);
     const std::size_t small = static_cast<std::size_t>(c.n_vocab) * sizeof(float) + plan.max_pass * sizeof(int) +
                               static_cast<std::size_t>(c.head_dim) * sizeof(float) + plan.attention_scratch_bytes +
-                              (compression != Compression::none && plan.blas ? largest_projection(c) * 2 : 0);
+                              (plan.widens_weights && plan.blas ? largest_projection(c) * 2 : 0);
     plan.fixed_bytes = kv + residual + activations + head + small;
     plan.kv_on_host.assign(w.layers.size(), false);
 

@@ -74,6 +74,9 @@ struct GpuPlan {
     int host_share = -1;   // as asked (GpuOptions)
     unsigned threads = 0;  // as asked
     bool blas = false;     // as KernelNeeds said
+    // Prompt products widen quantized matrices (compressed, or a GGUF's blocks) to bf16 for the BLAS, in
+    // VRAM scratch of the largest projection.
+    bool widens_weights = false;
     std::size_t attention_scratch_bytes = 0;
     std::size_t total_bytes() const { return fixed_bytes + resident_bytes; }
 };
@@ -95,6 +98,8 @@ std::size_t attention_scratch_bytes(const ModelConfig& c, int n_ctx, int max_bat
 std::size_t kv_cache_bytes(const ModelConfig& c, int n_ctx, KvType type);
 // The largest projection, in weights: what the BLAS widens a quantized matrix into.
 std::size_t largest_projection(const ModelConfig& c);
+// Whether any layer holds ggml's blocks (a GGUF model's Q4_K ...).
+bool has_ggml_blocks(const ModelWeights& w);
 // The widest activation a product reads: what the BLAS scratch holds per token, in 16-bit.
 std::size_t widest_input(const ModelConfig& c);
 

@@ -87,17 +87,18 @@ common::Result<std::string> gguf_tokenizer_json(const runner::GgufHeader& h, con
     const nlohmann::json byte_level = {
         {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", !*pre->pattern}};
     if (*pre->pattern)
-        j["pre_tokenizer"] = {{"type", "Sequence"},
-                              {"pretokenizers",
-                               {{{"type", "Split"},
-                                 {"pattern", {{"Regex", pre->pattern}}},
-                                 {"behavior", "Isolated"},
-                                 {"invert", false}},
-                                byte_level}}};
+        j["pre_tokenizer"] = {
+            {"type", "Sequence"},
+            {"pretokenizers",
+             {{{"type", "Split"}, {"pattern", {{"Regex", pre->pattern}}}, {"behavior", "Isolated"}, {"invert", false}},
+              byte_level}}};
     else
         j["pre_tokenizer"] = byte_level;
-    j["model"] = {{"type", "BPE"},          {"vocab", vocab},           {"merges", merges->strings},
-                  {"byte_fallback", false}, {"ignore_merges", pre->ignore_merges}};
+    j["model"] = {{"type", "BPE"},
+                  {"vocab", vocab},
+                  {"merges", merges->strings},
+                  {"byte_fallback", false},
+                  {"ignore_merges", pre->ignore_merges}};
     j["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
 
     // BOS before the text where the file says so (llama.cpp's default for BPE vocabularies: no).
@@ -109,7 +110,8 @@ common::Result<std::string> gguf_tokenizer_json(const runner::GgufHeader& h, con
         const std::string& name = tokens->strings[static_cast<std::size_t>(*bos)];
         j["post_processor"] = {
             {"type", "TemplateProcessing"},
-            {"single", {{{"SpecialToken", {{"id", name}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+            {"single",
+             {{{"SpecialToken", {{"id", name}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
             {"pair",
              {{{"SpecialToken", {{"id", name}, {"type_id", 0}}}},
               {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},

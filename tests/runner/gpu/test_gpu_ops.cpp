@@ -11,6 +11,9 @@
 #include "runner/backend/cpu/ops.h"
 #include "runner/backend/cpu/simd.h"
 #include "runner/backend/gpu/backend.h"
+#include "runner/model/gguf.h"
+#include "runner/model/gguf_model.h"
+#include "runner/offload/layer_slab.h"
 #include "runner/offload/quantize.h"
 
 namespace gpu = runner::gpu;
@@ -525,6 +528,50 @@ TEST_CASE("gpu matmul on quantized weights: the kernels read what the quantizer 
                 CHECK(relative_error(download(out, want.size(), s), want) < 1e-2f);
             }
         }
+}
+
+TEST_CASE("gpu matmul on GGUF's blocks: what gguf dequantizes, decode, tiled and BLAS prompts") {
+    // tests/fixtures/gguf/blocks.gguf: 4 rows of 512 weights of each type beside gguf's F32 of them.
+    auto file = runner::GgufFile::open(std::string(OAR_FIXTURES) + "/gguf/blocks.gguf");
+    REQUIRE(file.ok());
+    gpu::Stream s;
+    runner::cpu::ThreadPool pool(2);
+    const gpu::Blas blas(s, 40 * 512, 4 * 512);
+    for (const char* name : {"q8_0", "q4_0", "q4_k", "q5_k", "q6_k"}) {
+        const runner::GgufTensor *q = nullptr, *f = nullptr;
+        for (const auto& t : file->header().tensors) {
+            if (t.name == std::string("q.") + name) q = &t;
+            if (t.name == std::string("f.") + name) f = &t;
+        }
+        REQUIRE(q);
+        REQUIRE(f);
+        const int d_out = 4, d_in = 512;
+        runner::TensorView wide;
+        wide.dtype = runner::DType::f32;
+        wide.shape = {d_out, d_in};
+        wide.data = file->data(*f).data();
+        wide.bytes = f->bytes;
+        const auto type = runner::stored_type(*runner::engine_dtype(*q->type));
+        gpu::DeviceBuffer dq(q->bytes);
+        gpu::copy_to_device(dq.data(), file->data(*q).data(), q->bytes, s);
+        for (const int n_tokens : {1, 3, 20, 40}) {
+            CAPTURE(name);
+            CAPTURE(n_tokens);
+            const auto x = random_floats(static_cast<std::size_t>(n_tokens) * d_in);
+            std::vector<float> want(static_cast<std::size_t>(n_tokens) * d_out);
+            runner::cpu::matmul(want.data(), x.data(), wide, nullptr, static_cast<std::size_t>(n_tokens), pool);
+            const auto dx = upload(x, s);
+            gpu::DeviceBuffer out(want.size() * sizeof(float));
+            gpu::matmul(out.as<float>(), dx.as<float>(), dq.data(), type, nullptr, runner::WeightType::f32, n_tokens,
+                        d_in, d_out, s);
+            CHECK(relative_error(download(out, want.size(), s), want) < tolerance);
+            if (gpu::Blas::available() && n_tokens >= gpu::blas_min_tokens) {
+                gpu::matmul(out.as<float>(), dx.as<float>(), dq.data(), type, nullptr, runner::WeightType::f32,
+                            n_tokens, d_in, d_out, s, &blas);
+                CHECK(relative_error(download(out, want.size(), s), want) < 1e-2f);
+            }
+        }
+    }
 }
 
 // choose_split polls the copy stream with Event::done() while the host computes: it must say "not yet"

@@ -14,6 +14,7 @@
 #include "runner/engine/generate.h"
 #include "runner/engine/gpu_transformer.h"
 #include "runner/engine/transformer.h"
+#include "runner/model/gguf_model.h"
 #include "runner/model/hf_folder.h"
 #include "runner/offload/layer_cache.h"
 #include "runner/support/prefix_reuse.h"
@@ -69,11 +70,10 @@ std::size_t stream_all_budget(const runner::GpuPlan& everything, int n_layer) {
            2 * (everything.resident_bytes / static_cast<std::size_t>(n_layer) + runner::split_extra_bytes + 256);
 }
 
-Loaded load(const std::string& name, bool stream_all, int max_batch = 64,
-            runner::Compression compression = runner::Compression::none, std::size_t ram_budget = 0,
-            const fs::path& cache = {}, runner::KvType kv_type = runner::KvType::f32, int host_share = 0) {
-    auto source = runner::open_hf_folder(models / name);
-    REQUIRE(source.ok());
+Loaded load_source(common::Result<runner::WeightSourcePtr> source, bool stream_all, int max_batch = 64,
+                   runner::Compression compression = runner::Compression::none, std::size_t ram_budget = 0,
+                   const fs::path& cache = {}, runner::KvType kv_type = runner::KvType::f32, int host_share = 0) {
+    REQUIRE_MESSAGE(source.ok(), (source.ok() ? "" : source.error().message));
     auto weights = runner::bind_weights(**source);
     REQUIRE(weights.ok());
     const auto& c = (*source)->config();
@@ -102,6 +102,13 @@ Loaded load(const std::string& name, bool stream_all, int max_batch = 64,
     CHECK(calls == static_cast<std::size_t>(c.n_layer) + 1);
     CHECK(last_done == total_seen);
     return {std::move(source).value(), std::move(model).value()};
+}
+
+Loaded load(const std::string& name, bool stream_all, int max_batch = 64,
+            runner::Compression compression = runner::Compression::none, std::size_t ram_budget = 0,
+            const fs::path& cache = {}, runner::KvType kv_type = runner::KvType::f32, int host_share = 0) {
+    return load_source(runner::open_hf_folder(models / name), stream_all, max_batch, compression, ram_budget, cache,
+                       kv_type, host_share);
 }
 
 void check_logits(const std::string& name, bool stream_all, int max_batch, std::size_t ram_budget = 0,
@@ -380,6 +387,56 @@ TEST_CASE("gpu engine: a prompt long enough for the BLAS agrees with the CPU eng
     REQUIRE(got.ok());
     float worst = 0;
     for (std::size_t i = 0; i < want->size(); ++i) worst = std::max(worst, std::abs((*got)[i] - (*want)[i]));
+    CHECK(worst < 5e-2f);
+    CHECK(std::max_element(got->begin(), got->end()) - got->begin() ==
+          std::max_element(want->begin(), want->end()) - want->begin());
+}
+
+TEST_CASE("gpu engine: GGUF models in every block type, resident and streamed, match the numpy reference") {
+    // The 12-token prompt runs the tiled kernel and decode the matrix-vector kernel, both widening ggml's
+    // blocks in registers; the output head is Q6_K in llama-q4_k_m.
+    const fs::path dir = fs::path(OAR_FIXTURES) / "gguf-models";
+    std::ifstream in(dir / "reference.json");
+    const auto refs = nlohmann::json::parse(in);
+    for (const auto& [name, ref] : refs.items()) {
+        for (const bool stream_all : {false, true}) {
+            CAPTURE(name);
+            CAPTURE(stream_all);
+            auto m = load_source(runner::open_gguf_model(dir / (name + ".gguf")), stream_all);
+            CHECK(m.model->plan().widens_weights == (name != "llama-f16" && name != "llama-bf16"));
+            const auto prompt = ref["prompt_ids"].get<std::vector<std::int32_t>>();
+            auto logits = m.model->forward(prompt, 0);
+            REQUIRE_MESSAGE(logits.ok(), (logits.ok() ? "" : logits.error().message));
+            CHECK(max_abs_diff(*logits, ref["logits"][0]) < tolerance);
+            const auto greedy = ref["greedy_ids"].get<std::vector<std::int32_t>>();
+            for (std::size_t step = 1; step < ref["logits"].size(); ++step) {
+                CAPTURE(step);
+                const std::int32_t token[] = {greedy[step - 1]};
+                logits = m.model->forward(token, static_cast<int>(prompt.size() + step - 1));
+                REQUIRE(logits.ok());
+                CHECK(max_abs_diff(*logits, ref["logits"][step]) < tolerance);
+            }
+        }
+    }
+}
+
+TEST_CASE("gpu engine: a GGUF prompt long enough for the BLAS (blocks widened to bf16) agrees with the CPU engine") {
+    const fs::path file = fs::path(OAR_FIXTURES) / "gguf-models/llama-q4_k_m.gguf";
+    auto m = load_source(runner::open_gguf_model(file), true, 64);
+    auto source = runner::open_gguf_model(file);
+    REQUIRE(source.ok());
+    auto weights = runner::bind_weights(**source);
+    REQUIRE(weights.ok());
+    runner::Transformer cpu(**source, std::move(weights).value(), 128, 2);
+    std::vector<std::int32_t> prompt;
+    for (int i = 0; i < 48; ++i) prompt.push_back((i * 37 + 11) % 317);
+    auto want = cpu.forward(prompt, 0);
+    REQUIRE(want.ok());
+    auto got = m.model->forward(prompt, 0);
+    REQUIRE(got.ok());
+    float worst = 0;
+    for (std::size_t i = 0; i < want->size(); ++i) worst = std::max(worst, std::abs((*got)[i] - (*want)[i]));
+    MESSAGE("GGUF Q4_K_M, 48-token prompt: largest logit difference " << worst);
     CHECK(worst < 5e-2f);
     CHECK(std::max_element(got->begin(), got->end()) - got->begin() ==
           std::max_element(want->begin(), want->end()) - want->begin());

@@ -385,18 +385,12 @@ TEST_CASE("gpu split: measured rates give the rows that make the link and the ho
     }
 }
 
-TEST_CASE("gpu plan: a GGUF model with block-quantized layers is refused by name until the GPU has their kernels") {
+TEST_CASE("gpu plan: a GGUF model's blocks are widened for the BLAS in scratch the plan counts") {
     ShapeModel m(llama8b);
-    auto& down = const_cast<runner::TensorView&>(*m.weights.layers[3].w_down);
-    down.dtype = runner::DType::q6_k;
-    down.name = "model.layers.3.mlp.down_proj.weight";
-    const auto refused = runner::plan_gpu(m.weights, m.config, options(4 * GiB), kernels());
-    REQUIRE_FALSE(refused.ok());
-    CHECK(refused.error().message ==
-          "the GPU engine has no kernels for GGUF's Q6_K blocks yet (model.layers.3.mlp.down_proj.weight): run this "
-          "model on the CPU (AIRLLM_DEVICE=cpu), or use its F16 or BF16 GGUF");
-    // block-quantized embeddings are fine: the host looks them up
-    down.dtype = runner::DType::bf16;
-    const_cast<runner::TensorView&>(*m.weights.token_embd).dtype = runner::DType::q4_k;
-    CHECK(runner::plan_gpu(m.weights, m.config, options(4 * GiB), kernels()).ok());
+    const auto bf16 = plan(m, options(4 * GiB));
+    CHECK_FALSE(bf16.widens_weights);
+    for (const auto& l : m.weights.layers) const_cast<runner::TensorView&>(*l.w_down).dtype = runner::DType::q6_k;
+    const auto blocks = plan(m, options(4 * GiB));
+    CHECK(blocks.widens_weights);
+    CHECK(blocks.fixed_bytes == bf16.fixed_bytes + 2 * runner::largest_projection(m.config));
 }

@@ -133,8 +133,8 @@ TEST_CASE("GGUF vocabulary: what it cannot tokenize is an error naming the file 
           "supported, not SentencePiece's");
     auto pre = h;
     pre.metadata["tokenizer.ggml.pre"] = string("tekken");
-    CHECK(error_of(pre).find("m.gguf: tokenizer.ggml.pre \"tekken\" is not a pre-tokenizer the runner knows (llama-bpe,") ==
-          0);
+    CHECK(error_of(pre).find(
+              "m.gguf: tokenizer.ggml.pre \"tekken\" is not a pre-tokenizer the runner knows (llama-bpe,") == 0);
     auto none = h;
     none.metadata.erase("tokenizer.ggml.model");
     CHECK(error_of(none).find("no tokenizer.ggml.model") != std::string::npos);

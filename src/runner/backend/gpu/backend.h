@@ -141,9 +141,9 @@ void rmsnorm(float* out, const float* x, const void* weight, WeightType type, in
              const Stream& stream);
 
 // out[t, j] = sum_i w[j, i] * x[t, i] (+ bias[j])    x: [n_tokens, d_in]; w: [d_out, d_in]; out: [n_tokens, d_out]
-// w may be quantized (q8, q4; bias never is). With `blas`, products of blas_min_tokens tokens or more with 16-bit
-// weights run on the BLAS, the activations rounded to the weights' type (as llama.cpp's cuBLAS path does); otherwise in
-// f32.
+// w may be quantized (q8, q4, or ggml's blocks; bias never is). With `blas`, products of blas_min_tokens tokens or
+// more with 16-bit weights run on the BLAS (quantized ones widened to bf16 first), the activations rounded to the
+// weights' type (as llama.cpp's cuBLAS path does); otherwise in f32.
 constexpr int blas_min_tokens = 32;
 void matmul(float* out, const float* x, const void* w, WeightType type, const void* bias, WeightType bias_type,
             int n_tokens, int d_in, int d_out, const Stream& stream, const Blas* blas = nullptr);

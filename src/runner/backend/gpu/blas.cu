@@ -59,9 +59,10 @@ bool blas_matmul(float* out, const float* x, const void* w, WeightType type, con
     const std::size_t n = static_cast<std::size_t>(n_tokens) * d_in;
     const std::size_t weights = static_cast<std::size_t>(d_out) * d_in;
     if (type == WeightType::f32 || n > blas.max_elements()) return false;
-    if (is_quantized(type) && weights > blas.max_weight_elements()) return false;
+    const bool widened = is_quantized(type) || is_ggml_block(type);
+    if (widened && weights > blas.max_weight_elements()) return false;
     const cudaStream_t s = native(stream);
-    if (is_quantized(type)) {
+    if (widened) {
         widen_kernel<<<static_cast<unsigned>((weights + 255) / 256), 256, 0, s>>>(
             static_cast<__nv_bfloat16*>(blas.weight_scratch()), w, type, static_cast<std::size_t>(d_out),
             static_cast<std::size_t>(d_in));

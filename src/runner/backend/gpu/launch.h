@@ -4,6 +4,7 @@
 
 #include "runner/backend/gpu/backend.h"
 #include "runner/backend/gpu/check.h"
+#include "runner/backend/gpu/ggml_blocks.h"
 #include "runner/backend/gpu/vendor.h"
 
 namespace runner::gpu {
@@ -33,6 +34,7 @@ __device__ inline const float* quant_scales(const void* w, WeightType type, std:
 __device__ inline float weight_at(const void* w, WeightType type, std::size_t j, std::size_t i, std::size_t d_in,
                                   const float* scales) {
     const std::size_t at = j * d_in + i;
+    if (is_ggml_block(type)) return ggml_weight(w, type, at);
     if (type == WeightType::q8)
         return static_cast<float>(static_cast<const signed char*>(w)[at]) * scales[at / quant_block];
     if (type == WeightType::q4) {

@@ -45,6 +45,12 @@ __device__ inline Chunk load_chunk(const void* w, std::size_t at, const float* s
     } else if constexpr (type == WeightType::q4) {
         c.lo.x = *reinterpret_cast<const unsigned*>(static_cast<const unsigned char*>(w) + at / 2);
         c.scale = scales[at / quant_block];
+    } else if constexpr (is_ggml_block(type)) {
+        // widened here, scales applied: the chunk then holds 8 f32 weights
+        unsigned* words = &c.lo.x;
+        for (int k = 0; k < 4; ++k) words[k] = __float_as_uint(ggml_weight(w, type, at + k));
+        words = &c.hi.x;
+        for (int k = 0; k < 4; ++k) words[k] = __float_as_uint(ggml_weight(w, type, at + 4 + k));
     } else {
         c.lo = *reinterpret_cast<const uint4*>(static_cast<const unsigned short*>(w) + at);
     }
@@ -63,7 +69,7 @@ __device__ inline void widen(const Chunk& c, float* out) {
     const unsigned words[8] = {c.lo.x, c.lo.y, c.lo.z, c.lo.w, c.hi.x, c.hi.y, c.hi.z, c.hi.w};
     constexpr unsigned two_23 = 0x4b000000u;  // 2^23's bits
     for (int k = 0; k < 8; ++k) {
-        if constexpr (type == WeightType::f32) {
+        if constexpr (type == WeightType::f32 || is_ggml_block(type)) {
             out[k] = __uint_as_float(words[k]);
         } else if constexpr (type == WeightType::q8) {
             // int8 + 128 (its sign bit flipped) is 0..255
@@ -257,6 +263,11 @@ void launch_matvec(const MatvecArgs& a, cudaStream_t s) {
         case WeightType::bf16: return launch_matvec<WeightType::bf16, gated>(a, s);
         case WeightType::q8: return launch_matvec<WeightType::q8, gated>(a, s);
         case WeightType::q4: return launch_matvec<WeightType::q4, gated>(a, s);
+        case WeightType::q8_0: return launch_matvec<WeightType::q8_0, gated>(a, s);
+        case WeightType::q4_0: return launch_matvec<WeightType::q4_0, gated>(a, s);
+        case WeightType::q4_k: return launch_matvec<WeightType::q4_k, gated>(a, s);
+        case WeightType::q5_k: return launch_matvec<WeightType::q5_k, gated>(a, s);
+        case WeightType::q6_k: return launch_matvec<WeightType::q6_k, gated>(a, s);
     }
 }
 
