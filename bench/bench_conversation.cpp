@@ -9,9 +9,11 @@
 //     at their measured rates, resident ones from device memory (CPU: all from RAM).
 // The engine is built from the same flags as `ollama-airllm generate` (--device, --vram-budget,
 // --compression, --kv-cache, ...). The model defaults to the random Llama-3.1-8B-shape one on a GPU and
-// the 1B-shape one on the CPU (bench/random_model.h).
+// the 1B-shape one on the CPU (bench/random_model.h); --model also takes a GGUF file, and --gguf 8b or 70b
+// writes and runs a random Q4_K_M-style one (bench/random_gguf.h).
 //
-// usage: bench_conversation [--model DIR] [--ctx N] [--system N] [--turns N] [--turn-tokens N]
+// usage: bench_conversation [--model DIR|FILE.gguf] [--gguf 8b|70b] [--ctx N] [--system N] [--turns N] [--turn-tokens
+// N]
 //                           [--answer N] [--peak-tflops T] [engine flags]
 #include <algorithm>
 #include <chrono>
@@ -23,11 +25,13 @@
 
 #include "host_bandwidth.h"
 #include "host_flops.h"
+#include "random_gguf.h"
 #include "random_model.h"
 #include "runner/backend/cpu/thread_pool.h"
 #include "runner/cli/engine_flags.h"
 #include "runner/engine/engine_factory.h"
 #include "runner/engine/generate.h"
+#include "runner/model/gguf_model.h"
 #include "runner/model/hf_folder.h"
 #include "runner/offload/layer_slab.h"
 #include "weight_count.h"
@@ -118,7 +122,11 @@ int main(int argc, char** argv) {
         const std::string& v = args[++i];
         if (a == "--model")
             model_dir = v;
-        else if (a == "--ctx")
+        else if (a == "--gguf" && (v == "8b" || v == "70b")) {
+            const auto shape = v == "8b" ? bench::GgufShape::llama_8b : bench::GgufShape::llama_70b;
+            model_dir = bench::default_gguf_path(shape);
+            bench::ensure_random_gguf(model_dir, shape);
+        } else if (a == "--ctx")
             n_ctx = std::stoi(v);
         else if (a == "--system")
             system = std::stoi(v);
@@ -146,7 +154,8 @@ int main(int argc, char** argv) {
         model_dir = bench::default_model_dir(shape);
         bench::ensure_random_model(model_dir, shape);
     }
-    auto source = runner::open_hf_folder(model_dir);
+    auto source =
+        fs::is_regular_file(model_dir) ? runner::open_gguf_model(model_dir) : runner::open_hf_folder(model_dir);
     if (!source) {
         std::fprintf(stderr, "bench_conversation: %s\n", source.error().message.c_str());
         return 1;

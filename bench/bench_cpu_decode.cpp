@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
     for (const auto& l : weights->layers) {
         bytes_per_token += l.bytes();
         for (const runner::TensorView* t : runner::layer_tensors(l))
-            if (t) layer_weights += static_cast<double>(t->bytes / runner::dtype_size(t->dtype));
+            if (t) layer_weights += static_cast<double>(t->numel());
     }
 
     const unsigned threads = std::max(1u, std::thread::hardware_concurrency());

@@ -7,7 +7,8 @@
 // --reference FILE prints other systems' rows (bench/offload_reference.tsv: llama.cpp, accelerate and
 // AirLLM on an H100 host) after ours.
 //
-// usage: bench_offload [--model DIR] [--budgets 4,8,0] [--prompts 32,4096] [--decode N] [--ctx N]
+// usage: bench_offload [--model DIR|FILE.gguf] [--gguf 8b|70b] [--budgets 4,8,0] [--prompts 32,4096] [--decode N]
+// [--ctx N]
 //                      [--max-batch N] [--compression none,8bit,4bit] [--ram-budget GiB]
 //                      [--kv-cache f16|f32] [--host-share P] [--peak-tflops T] [--reference FILE]
 // --host-share: percent of each streamed layer's MLP rows computed on the host while decoding (default
@@ -18,8 +19,10 @@
 // --ctx: the KV cache's capacity (default: the longest prompt and the decode steps); Ollama asks for
 // 32768. A cache that does not fit beside the ring keeps its last layers in host memory, whose reads
 // over the link the decode bound then counts.
-// Budgets are GiB, 0 meaning no limit. DIR defaults to a random-weight model shaped like Llama 3.1 8B
-// (about 16 GB, written on first use).
+// Budgets are GiB, 0 meaning no limit. The model defaults to a random-weight one shaped like Llama 3.1 8B
+// (about 16 GB of BF16 safetensors, written on first use); --gguf 8b or 70b writes and runs a random
+// Q4_K_M-style GGUF of Llama 3.1 8B's or Llama 3.3 70B's shape instead (bench/random_gguf.h), the file
+// llama.cpp's benchmarks can read too.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -37,9 +40,11 @@
 #include "disk_bandwidth.h"
 #include "gpu_bandwidth.h"
 #include "host_bandwidth.h"
+#include "random_gguf.h"
 #include "random_model.h"
 #include "runner/backend/gpu/backend.h"
 #include "runner/engine/gpu_transformer.h"
+#include "runner/model/gguf_model.h"
 #include "runner/model/hf_folder.h"
 #include "runner/offload/layer_slab.h"
 #include "weight_count.h"
@@ -127,7 +132,11 @@ int main(int argc, char** argv) {
         const std::string a = argv[i], v = argv[i + 1];
         if (a == "--model")
             model_dir = v;
-        else if (a == "--budgets")
+        else if (a == "--gguf" && (v == "8b" || v == "70b")) {
+            const auto shape = v == "8b" ? bench::GgufShape::llama_8b : bench::GgufShape::llama_70b;
+            model_dir = bench::default_gguf_path(shape);
+            bench::ensure_random_gguf(model_dir, shape);
+        } else if (a == "--budgets")
             budgets = parse_list(v);
         else if (a == "--prompts")
             prompts = parse_list(v);
@@ -173,9 +182,10 @@ int main(int argc, char** argv) {
     }
     const auto device = gpu::device_info();
     const double link = bench::pinned_h2d_gbs(), hbm = bench::device_copy_gbs();
-    const double disk = ram_budget_gib > 0 ? std::max(bench::cold_read_gbs(model_dir / "model.safetensors", 1),
-                                                      bench::cold_read_gbs(model_dir / "model.safetensors", 4))
-                                           : 0;
+    const bool gguf = fs::is_regular_file(model_dir);
+    const fs::path model_file = gguf ? model_dir : model_dir / "model.safetensors";
+    const double disk =
+        ram_budget_gib > 0 ? std::max(bench::cold_read_gbs(model_file, 1), bench::cold_read_gbs(model_file, 4)) : 0;
     if (disk > 0) std::printf("model file read cold: %.2f GB/s\n", disk);
     const auto host = host_read_gbs();
     const double both_links = host.with_copies + host.copies_with_reads;
@@ -198,7 +208,7 @@ int main(int argc, char** argv) {
     for (const auto compression : compressions)
         for (const double budget_gib : budgets) {
             for (const double prompt_len : prompts) {
-                auto source = runner::open_hf_folder(model_dir);
+                auto source = gguf ? runner::open_gguf_model(model_dir) : runner::open_hf_folder(model_dir);
                 if (!source) {
                     std::fprintf(stderr, "bench_offload: %s\n", source.error().message.c_str());
                     return 1;

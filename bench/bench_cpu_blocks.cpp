@@ -1,0 +1,94 @@
+// One token's product over GGUF's block types on the CPU (the decode step's matrix-vector work), against
+// the bound of reading the matrix from RAM once: each type's matrix is 512 MiB of random blocks with sane
+// scales (far beyond the caches), multiplied by one activation vector on every thread, best of five. BF16
+// beside them, read by the kernels the safetensors models use. Both the AVX2 path and the portable one.
+//
+// usage: bench_cpu_blocks [MiB]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "host_bandwidth.h"
+#include "runner/backend/cpu/ops.h"
+#include "runner/backend/cpu/simd.h"
+
+namespace {
+
+// Where each block type keeps its f16 scales, and a scale that keeps the weights small.
+struct Scales {
+    std::size_t d, dmin;  // dmin 0: none
+};
+
+Scales scales_of(runner::DType t) {
+    switch (t) {
+        case runner::DType::q6_k: return {208, 0};
+        case runner::DType::q4_k:
+        case runner::DType::q5_k: return {0, 2};
+        default: return {0, 0};
+    }
+}
+
+std::vector<std::byte> random_matrix(runner::DType type, std::size_t bytes, std::mt19937_64& rng) {
+    std::vector<std::byte> m(bytes);
+    for (std::size_t i = 0; i + 8 <= bytes; i += 8) {
+        const std::uint64_t v = rng();
+        std::memcpy(m.data() + i, &v, 8);
+    }
+    const std::uint16_t small = 0x1400;  // f16 2^-10
+    if (!runner::is_block_type(type)) {
+        for (std::size_t i = 0; i + 2 <= bytes; i += 2) std::memcpy(m.data() + i, &small, 2);  // bf16/f16: finite
+        return m;
+    }
+    const auto s = scales_of(type);
+    for (std::size_t b = 0; b + runner::block_bytes(type) <= bytes; b += runner::block_bytes(type)) {
+        std::memcpy(m.data() + b + s.d, &small, 2);
+        if (s.dmin) std::memcpy(m.data() + b + s.dmin, &small, 2);
+    }
+    return m;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const std::size_t mib = argc > 1 ? static_cast<std::size_t>(std::atoi(argv[1])) : 512;
+    const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+    runner::cpu::ThreadPool pool(threads);
+    const std::vector<std::byte> buffer(std::size_t{1} << 30, std::byte{1});
+    const double bound = bench::best_read(pool, buffer).gbs;
+    std::printf("host RAM read, %u threads: %.1f GB/s (the bound: every byte of the matrix read once)\n\n", threads,
+                bound);
+    std::printf("%-6s %-9s %8s %10s %9s %10s\n", "type", "path", "MiB", "GB/s", "bound", "achieved");
+    std::mt19937_64 rng(42);
+    const std::size_t cols = 4096;
+    for (const auto type : {runner::DType::bf16, runner::DType::q8_0, runner::DType::q4_0, runner::DType::q4_k,
+                            runner::DType::q5_k, runner::DType::q6_k}) {
+        const std::size_t row = runner::row_bytes(type, cols), rows = (mib << 20) / row;
+        const auto data = random_matrix(type, rows * row, rng);
+        runner::TensorView view;
+        view.dtype = type;
+        view.shape = {static_cast<std::int64_t>(rows), static_cast<std::int64_t>(cols)};
+        view.data = data.data();
+        view.bytes = data.size();
+        std::vector<float> x(cols, 0.01f), out(rows);
+        for (const bool portable : {false, true}) {
+            runner::cpu::force_portable(portable);
+            double best = 1e30;
+            for (int rep = 0; rep < 5; ++rep) {
+                const auto t0 = std::chrono::steady_clock::now();
+                runner::cpu::matmul(out.data(), x.data(), view, nullptr, 1, pool);
+                best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+            }
+            const double gbs = static_cast<double>(data.size()) / best / 1e9;
+            std::printf("%-6s %-9s %8zu %10.1f %9.1f %9.0f%%\n", runner::dtype_name(type),
+                        portable ? "portable" : (runner::cpu::using_avx2() ? "AVX2" : "portable"),
+                        data.size() >> 20, gbs, bound, 100 * gbs / bound);
+        }
+        runner::cpu::force_portable(false);
+    }
+    return 0;
+}
