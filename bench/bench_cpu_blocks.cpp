@@ -85,8 +85,8 @@ int main(int argc, char** argv) {
             }
             const double gbs = static_cast<double>(data.size()) / best / 1e9;
             std::printf("%-6s %-9s %8zu %10.1f %9.1f %9.0f%%\n", runner::dtype_name(type),
-                        portable ? "portable" : (runner::cpu::using_avx2() ? "AVX2" : "portable"),
-                        data.size() >> 20, gbs, bound, 100 * gbs / bound);
+                        portable ? "portable" : (runner::cpu::using_avx2() ? "AVX2" : "portable"), data.size() >> 20,
+                        gbs, bound, 100 * gbs / bound);
         }
         runner::cpu::force_portable(false);
     }

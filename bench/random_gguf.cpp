@@ -57,15 +57,9 @@ class Writer {
         u64(s.size());
         raw(s.data(), s.size());
     }
-    void key_u32(const std::string& k, std::uint32_t v) {
-        str(k), u32(4), u32(v);
-    }
-    void key_f32(const std::string& k, float v) {
-        str(k), u32(6), f32(v);
-    }
-    void key_str(const std::string& k, const std::string& v) {
-        str(k), u32(8), str(v);
-    }
+    void key_u32(const std::string& k, std::uint32_t v) { str(k), u32(4), u32(v); }
+    void key_f32(const std::string& k, float v) { str(k), u32(6), f32(v); }
+    void key_str(const std::string& k, const std::string& v) { str(k), u32(8), str(v); }
     void raw(const void* p, std::size_t n) {
         out_.write(static_cast<const char*>(p), static_cast<std::streamsize>(n));
         written_ += n;
@@ -118,11 +112,11 @@ void write_data(Writer& w, const Tensor& t, std::uint64_t& state) {
 
 void write_gguf(const fs::path& file, const Shape& s) {
     const std::uint64_t e = static_cast<std::uint64_t>(s.n_embd), hd = e / static_cast<std::uint64_t>(s.n_head),
-                        q = hd * static_cast<std::uint64_t>(s.n_head), kv = hd * static_cast<std::uint64_t>(s.n_head_kv),
-                        ff = static_cast<std::uint64_t>(s.n_ff), vocab = static_cast<std::uint64_t>(s.n_vocab);
-    std::vector<Tensor> tensors = {{"token_embd.weight", {e, vocab}, q4_k},
-                                   {"output_norm.weight", {e}, f32},
-                                   {"output.weight", {e, vocab}, q6_k}};
+                        q = hd * static_cast<std::uint64_t>(s.n_head),
+                        kv = hd * static_cast<std::uint64_t>(s.n_head_kv), ff = static_cast<std::uint64_t>(s.n_ff),
+                        vocab = static_cast<std::uint64_t>(s.n_vocab);
+    std::vector<Tensor> tensors = {
+        {"token_embd.weight", {e, vocab}, q4_k}, {"output_norm.weight", {e}, f32}, {"output.weight", {e, vocab}, q6_k}};
     for (int i = 0; i < s.n_layer; ++i) {
         const std::string p = "blk." + std::to_string(i) + ".";
         tensors.push_back({p + "attn_norm.weight", {e}, f32});

@@ -142,9 +142,10 @@ std::string check_models_dir(const std::string& text) {
 }
 
 // Keys the generator writes itself: setting them in `environment` would silently fight the recipe.
-const std::vector<std::string> managed_env = {
-    "OLLAMA_HOST",        "OLLAMA_MODELS",       "AIRLLM_COMPRESSION",       "AIRLLM_DEVICE", "AIRLLM_FORCE",
-    "AIRLLM_VRAM_BUDGET", "HIP_VISIBLE_DEVICES", "HSA_OVERRIDE_GFX_VERSION", "PYTHONPATH"};
+const std::vector<std::string> managed_env = {"OLLAMA_HOST",        "OLLAMA_MODELS",       "AIRLLM_COMPRESSION",
+                                              "AIRLLM_DEVICE",      "AIRLLM_FORCE",        "AIRLLM_GGUF",
+                                              "AIRLLM_VRAM_BUDGET", "HIP_VISIBLE_DEVICES", "HSA_OVERRIDE_GFX_VERSION",
+                                              "PYTHONPATH"};
 
 void read_git_pin(const YAML::Node& node, const std::string& where, GitPin& pin, bool commit_required,
                   const std::regex& tag_pattern, const std::string& tag_form, Problems& problems,
@@ -308,7 +309,11 @@ common::Result<Config> parse_config(const std::string& text, const std::string& 
                                                 [](const std::string& t) {
                                                     return check_regex(t, device_re, "cpu, hip:N or cuda:N");
                                                 })},
-                        {"force", read_force}},
+                        {"force", read_force},
+                        {"gguf", string_value(c.runner.gguf, "runner.gguf", problems,
+                                              [](const std::string& t) -> std::string {
+                                                  return t == "off" || t == "auto" ? "" : "is not off or auto";
+                                              })}},
                        problems);
           }}},
         problems);

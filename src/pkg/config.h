@@ -29,6 +29,9 @@ struct RunnerConfig {
     std::string vram_budget = "auto";  // auto or a size such as 20GiB
     std::string device = "hip:0";
     bool force = false;
+    // GGUF models that do not fit in VRAM: "auto" runs them in ollama-airllm, "off" leaves every GGUF
+    // model to llama-server (off until the runner's GGUF kernels are measured on a GPU).
+    std::string gguf = "off";
 };
 
 struct Config {

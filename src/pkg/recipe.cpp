@@ -160,6 +160,7 @@ Variables companion_variables(const Config& config, const std::vector<std::strin
     v["compression"] = config.runner.compression;
     v["device"] = config.runner.device;
     v["force"] = config.runner.force ? "1" : "0";
+    v["gguf"] = config.runner.gguf;
     v["vram_budget_line"] = config.runner.vram_budget == "auto"
                                 ? "# AIRLLM_VRAM_BUDGET: unset, the runner uses free VRAM minus a reserve"
                                 : "AIRLLM_VRAM_BUDGET=" + config.runner.vram_budget;

@@ -2,6 +2,7 @@
 OLLAMA_MODELS and HOME, imports fixture models with `ollama create --experimental`, and stops everything
 it started, checking that no runner process outlives it. Standard library only."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -226,6 +227,27 @@ class Ollama:
 
     def runners(self):
         return runner_pids(self.proc.pid)
+
+
+def pull_gguf(models, name, gguf, template, params):
+    """Stores a GGUF file in an Ollama models folder as `ollama pull` lays it out (the file as the model
+    layer, a template and a params layer, a config blob), without the registry: `ollama create` from a
+    GGUF would want llama-quantize, which these tests do not build."""
+    def blob(data, media_type):
+        digest = hashlib.sha256(data).hexdigest()
+        (models / "blobs").mkdir(exist_ok=True)
+        (models / "blobs" / f"sha256-{digest}").write_bytes(data)
+        return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(data)}
+    layers = [blob(Path(gguf).read_bytes(), "application/vnd.ollama.image.model"),
+              blob(template.encode(), "application/vnd.ollama.image.template"),
+              blob(json.dumps(params).encode(), "application/vnd.ollama.image.params")]
+    config = blob(json.dumps({"model_format": "gguf", "model_family": "llama", "model_families": ["llama"],
+                              "file_type": "Q4_K_M"}).encode(), "application/vnd.docker.container.image.v1+json")
+    manifest = models / "manifests" / "registry.ollama.ai" / "library" / name / "latest"
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(json.dumps({"schemaVersion": 2,
+                                    "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                                    "config": config, "layers": layers}))
 
 
 def airllm_generate(model_folder_path, prompt, num_predict, extra=()):

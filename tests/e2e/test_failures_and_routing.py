@@ -1,6 +1,6 @@
 """What a user sees when something is wrong (a corrupt blob, a bad runner setting, a missing runner),
-how two models share the machine, and which runner a safetensors model goes to: through the patched
-Ollama, its API and `ollama run`."""
+how two models share the machine, and which runner a safetensors or a GGUF model goes to: through the
+patched Ollama, its API and `ollama run`."""
 
 import json
 import os
@@ -10,7 +10,7 @@ import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import Ollama, alive, model_folder  # noqa: E402
+from harness import ROOT, Ollama, airllm_generate, alive, model_folder, pull_gguf  # noqa: E402
 
 MODELFILE = "PARAMETER temperature 0\nPARAMETER num_predict 8\n"
 
@@ -130,6 +130,33 @@ class Routing(unittest.TestCase):
                     # that it, not ollama-airllm, was asked.
                     self.assertFalse(used_airllm)
                     self.assertIn("starting mlx runner subprocess", o.log_path.read_text())
+
+    def test_gguf_models_go_to_the_runner_when_forced_and_stay_with_llama_server_otherwise(self):
+        # A GGUF model as `ollama pull` stores one: the tiny Q4_K_M Llama of tests/fixtures/gguf-models.
+        gguf = ROOT / "tests" / "fixtures" / "gguf-models" / "llama-q4_k_m.gguf"
+        prompt = "The quick brown fox"
+        want = airllm_generate(gguf, prompt, 8)
+        for force in ("1", "0"):
+            server = Ollama(env={"AIRLLM_FORCE": force, "AIRLLM_GGUF": "auto"})
+            pull_gguf(server.models, "tiny-gguf", gguf, "{{ .Prompt }}", {"stop": ["<|eot_id|>"]})
+            with self.subTest(AIRLLM_FORCE=force), server as o:
+                status, body = o.request("POST", "/api/generate", {
+                    "model": "tiny-gguf", "prompt": prompt, "stream": False,
+                    "options": {"temperature": 0, "num_predict": 8}})
+                log = o.log_path.read_text()
+                if force == "1":
+                    self.assertEqual(status, 200, body + o.log_tail())
+                    self.assertIn("ollama-airllm runs this GGUF model", log)
+                    self.assertIn("reason=\"AIRLLM_FORCE=1\"", log)
+                    answer = json.loads(body)
+                    self.assertEqual(answer["response"], want["text"])
+                    self.assertEqual(answer["prompt_eval_count"], want["prompt_tokens"])
+                    self.assertEqual(len(o.runners()), 1)
+                else:
+                    # No GPU here, so auto leaves it to llama-server (not built for these tests): what
+                    # matters is that ollama-airllm was not asked.
+                    self.assertNotIn("ollama-airllm runs this GGUF model", log)
+                    self.assertEqual(o.runners(), [])
 
 
 if __name__ == "__main__":
