@@ -25,11 +25,25 @@ constexpr int matvec_threads = 128;
 constexpr int matvec_loads = 4;
 
 // 8 consecutive weights of a row as loaded: 16 bytes of 16-bit weights, 8 of q8 or 4 of q4 (in `lo`,
-// with their block's scale), 32 of f32.
+// with their block's scale), 32 of f32. GGUF's blocks arrive in the same forms: 8 signed bytes (Q8_0,
+// and Q6_K less its 32), 8 nibbles (Q4_0 stored + 8 like q4, Q4_K's without offset) or 8 unsigned bytes
+// (Q5_K), with the scale and, for the K-quants, the minimum that each weight subtracts.
 struct Chunk {
     uint4 lo{}, hi{};
     float scale = 0.f;
+    float min = 0.f;
 };
+
+// The chunk of ggml blocks at flat index `at`, in the matrix-vector kernel's form.
+template <WeightType type>
+__device__ inline Chunk load_ggml_chunk(const void* w, std::size_t at) {
+    const GgmlChunk g = ggml_chunk(type, w, at);
+    Chunk c;
+    c.lo.x = g.words[0], c.lo.y = g.words[1];
+    c.scale = g.scale;
+    c.min = g.min;
+    return c;
+}
 
 // `at` is the flat index of the first weight, a multiple of 8, so the 8 share one scale block.
 template <WeightType type>
@@ -46,11 +60,7 @@ __device__ inline Chunk load_chunk(const void* w, std::size_t at, const float* s
         c.lo.x = *reinterpret_cast<const unsigned*>(static_cast<const unsigned char*>(w) + at / 2);
         c.scale = scales[at / quant_block];
     } else if constexpr (is_ggml_block(type)) {
-        // widened here, scales applied: the chunk then holds 8 f32 weights
-        unsigned* words = &c.lo.x;
-        for (int k = 0; k < 4; ++k) words[k] = __float_as_uint(ggml_weight(w, type, at + k));
-        words = &c.hi.x;
-        for (int k = 0; k < 4; ++k) words[k] = __float_as_uint(ggml_weight(w, type, at + 4 + k));
+        c = load_ggml_chunk<type>(w, at);
     } else {
         c.lo = *reinterpret_cast<const uint4*>(static_cast<const unsigned short*>(w) + at);
     }
@@ -58,7 +68,10 @@ __device__ inline Chunk load_chunk(const void* w, std::size_t at, const float* s
 }
 
 template <WeightType type>
-constexpr bool quantized = type == WeightType::q8 || type == WeightType::q4;
+constexpr bool quantized = type == WeightType::q8 || type == WeightType::q4 || is_ggml_block(type);
+// The K-quants' weights subtract a minimum: the chunk's sum then subtracts min times the inputs' sum.
+template <WeightType type>
+constexpr bool has_min = type == WeightType::q4_k || type == WeightType::q5_k;
 
 // The chunk's 8 weights as f32; quantized ones not yet scaled (the caller scales the chunk's sum once).
 // A quant widens without an integer-to-float conversion, which NVIDIA GPUs run at a quarter of the f32
@@ -69,15 +82,19 @@ __device__ inline void widen(const Chunk& c, float* out) {
     const unsigned words[8] = {c.lo.x, c.lo.y, c.lo.z, c.lo.w, c.hi.x, c.hi.y, c.hi.z, c.hi.w};
     constexpr unsigned two_23 = 0x4b000000u;  // 2^23's bits
     for (int k = 0; k < 8; ++k) {
-        if constexpr (type == WeightType::f32 || is_ggml_block(type)) {
+        if constexpr (type == WeightType::f32) {
             out[k] = __uint_as_float(words[k]);
-        } else if constexpr (type == WeightType::q8) {
+        } else if constexpr (type == WeightType::q8 || type == WeightType::q8_0 || type == WeightType::q6_k) {
             // int8 + 128 (its sign bit flipped) is 0..255
             const unsigned biased = ((words[k / 4] ^ 0x80808080u) >> (8 * (k % 4))) & 0xffu;
             out[k] = __uint_as_float(two_23 | biased) - 8388736.f;  // 2^23 + 128
-        } else if constexpr (type == WeightType::q4) {
+        } else if constexpr (type == WeightType::q4 || type == WeightType::q4_0) {
             out[k] =
                 __uint_as_float(two_23 | ((words[0] >> (4 * k)) & 0xfu)) - 8388616.f;  // 2^23 + 8, the stored offset
+        } else if constexpr (type == WeightType::q4_k) {
+            out[k] = __uint_as_float(two_23 | ((words[0] >> (4 * k)) & 0xfu)) - 8388608.f;
+        } else if constexpr (type == WeightType::q5_k) {
+            out[k] = __uint_as_float(two_23 | ((words[k / 4] >> (8 * (k % 4))) & 0xffu)) - 8388608.f;
         } else {
             const auto half = static_cast<unsigned short>((words[k / 2] >> (16 * (k % 2))) & 0xffffu);
             out[k] = type == WeightType::bf16 ? bf16_to_f32(half) : f16_to_f32(half);
@@ -161,13 +178,18 @@ __global__ void matvec_kernel(const MatvecArgs a) {
                 if (normed)
                     for (int e = 0; e < 8; ++e) squares[t] += xv[e] * xv[e], xv[e] *= g[e];
                 if constexpr (quantized<type>) {
-                    float dot = 0.f, dot_up = 0.f;
+                    float dot = 0.f, dot_up = 0.f, sum_x = 0.f;
                     for (int e = 0; e < 8; ++e) {
                         dot += wv[e] * xv[e];
                         if constexpr (gated) dot_up += uv[e] * xv[e];
+                        if constexpr (has_min<type>) sum_x += xv[e];
                     }
                     acc[t] += dot * c[k].scale;
                     if constexpr (gated) acc_up[t] += dot_up * u[k].scale;
+                    if constexpr (has_min<type>) {
+                        acc[t] -= sum_x * c[k].min;
+                        if constexpr (gated) acc_up[t] -= sum_x * u[k].min;
+                    }
                 } else {
                     for (int e = 0; e < 8; ++e) {
                         acc[t] += wv[e] * xv[e];

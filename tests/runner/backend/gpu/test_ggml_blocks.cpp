@@ -1,0 +1,71 @@
+// The GPU kernels' reading of GGUF's blocks (backend/gpu/ggml_blocks.h, plain C++ that compiles for the
+// host too) against gguf's own numpy dequantization of the same random blocks
+// (tests/fixtures/gguf/blocks.gguf): every element, and every chunk of 8 as the matrix-vector kernel
+// widens it. Runs in CI without a GPU.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "runner/backend/gpu/ggml_blocks.h"
+#include "runner/model/gguf.h"
+#include "runner/model/gguf_model.h"
+#include "runner/offload/layer_slab.h"
+
+namespace {
+
+void check_type(const std::string& name) {
+    CAPTURE(name);
+    auto file = runner::GgufFile::open(std::string(OAR_FIXTURES) + "/gguf/blocks.gguf");
+    REQUIRE(file.ok());
+    const runner::GgufTensor *q = nullptr, *f = nullptr;
+    for (const auto& t : file->header().tensors) {
+        if (t.name == "q." + name) q = &t;
+        if (t.name == "f." + name) f = &t;
+    }
+    REQUIRE(q);
+    REQUIRE(f);
+    std::vector<float> want(f->bytes / sizeof(float));
+    std::memcpy(want.data(), file->data(*f).data(), f->bytes);
+    const auto type = runner::stored_type(*runner::engine_dtype(*q->type));
+    REQUIRE(runner::is_ggml_block(type));
+    const void* blocks = file->data(*q).data();
+    const auto close = [](float got, float expected) {
+        return std::abs(got - expected) <= 1e-5f * (std::abs(expected) + 1e-3f);
+    };
+    std::size_t wrong_elements = 0, wrong_chunks = 0;
+    for (std::size_t at = 0; at < want.size(); ++at)
+        wrong_elements += !close(runner::gpu::ggml_weight(blocks, type, at), want[at]);
+    for (std::size_t at = 0; at < want.size(); at += 8) {
+        const auto chunk = runner::gpu::ggml_chunk(type, blocks, at);
+        for (int k = 0; k < 8; ++k)
+            wrong_chunks +=
+                !close(chunk.scale * runner::gpu::ggml_chunk_quant(type, chunk, k) - chunk.min, want[at + k]);
+    }
+    CHECK(wrong_elements == 0);
+    CHECK(wrong_chunks == 0);
+}
+
+}  // namespace
+
+TEST_CASE("GPU's GGUF blocks on the host: Q8_0 as gguf dequantizes it") { check_type("q8_0"); }
+TEST_CASE("GPU's GGUF blocks on the host: Q4_0 as gguf dequantizes it") { check_type("q4_0"); }
+TEST_CASE("GPU's GGUF blocks on the host: Q4_K as gguf dequantizes it") { check_type("q4_k"); }
+TEST_CASE("GPU's GGUF blocks on the host: Q5_K as gguf dequantizes it") { check_type("q5_k"); }
+TEST_CASE("GPU's GGUF blocks on the host: Q6_K as gguf dequantizes it") { check_type("q6_k"); }
+
+TEST_CASE("GPU's GGUF blocks on the host: f16 scales decode as IEEE half, subnormals and signs included") {
+    const auto half = [](unsigned bits) {
+        const unsigned char b[2] = {static_cast<unsigned char>(bits & 0xff), static_cast<unsigned char>(bits >> 8)};
+        return runner::gpu::half_at(b);
+    };
+    CHECK(half(0x3c00) == 1.f);
+    CHECK(half(0xc000) == -2.f);
+    CHECK(half(0x0001) == std::ldexp(1.f, -24));
+    CHECK(half(0x8000) == 0.f);
+    CHECK(half(0x7bff) == 65504.f);
+    CHECK(std::isinf(half(0x7c00)));
+    CHECK(half(0x1400) == std::ldexp(1.f, -10));
+}
