@@ -34,12 +34,12 @@ common::Result<SplitRates> time_split(const SplitTiming& t, const std::vector<in
         const auto layout = layout_of(l, t.compression);
         mlp.slab.resize(layout.bytes);
         if (auto error = t.slab(mlp.slab.data(), layer, layout)) return *error;
-        const auto matrix = [&](Slot s, std::size_t rows, std::size_t cols) {
-            return slab_matrix(mlp.slab.data() + layout.offset[s], layout.type[s], l.w_down->dtype, rows, cols);
+        const auto matrix = [&](Slot s, const TensorView& t, std::size_t rows, std::size_t cols) {
+            return slab_matrix(mlp.slab.data() + layout.offset[s], layout.type[s], t.dtype, rows, cols);
         };
-        mlp.gate = matrix(w_gate, n_ff, e);
-        mlp.up = matrix(w_up, n_ff, e);
-        mlp.down = matrix(w_down, e, n_ff);
+        mlp.gate = matrix(w_gate, *l.w_gate, n_ff, e);
+        mlp.up = matrix(w_up, *l.w_up, n_ff, e);
+        mlp.down = matrix(w_down, *l.w_down, e, n_ff);
     }
     const std::size_t layer_bytes =
         layout_of(t.weights.layers[static_cast<std::size_t>(candidates.front())], t.compression).bytes;

@@ -318,11 +318,13 @@ std::optional<common::Error> GpuTransformer::load_layer(std::size_t layer) {
         const auto& split = m.split[layer];
         const std::byte* base = m.pinned[layer].data();
         const auto e = static_cast<std::size_t>(l.w_down->shape[0]), h = static_cast<std::size_t>(split.host_rows);
-        const auto matrix = [&](std::size_t offset, std::size_t rows, std::size_t cols) {
-            return slab_matrix(base + offset, layout.type[w_gate], l.w_down->dtype, rows, cols);
+        // a GGUF's down may be stored in another type than gate and up
+        const auto matrix = [&](std::size_t offset, Slot s, const TensorView& t, std::size_t rows, std::size_t cols) {
+            return slab_matrix(base + offset, layout.type[s], t.dtype, rows, cols);
         };
-        m.host_mlp[layer] = {*l.ffn_norm, matrix(split.host_gate, h, e), matrix(split.host_up, h, e),
-                             matrix(split.host_down, e, h)};
+        m.host_mlp[layer] = {*l.ffn_norm, matrix(split.host_gate, w_gate, *l.w_gate, h, e),
+                             matrix(split.host_up, w_up, *l.w_up, h, e),
+                             matrix(split.host_down, w_down, *l.w_down, e, h)};
         m.host_mlp[layer].norm.data = base + layout.offset[ffn_norm];
         m.host_mlp[layer].norm.file = nullptr;
     }

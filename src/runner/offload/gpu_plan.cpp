@@ -188,7 +188,7 @@ SplitDecision decide_split(const GpuPlan& plan, const ModelWeights& w, const Mod
         decision.rates = rates;
         host_rows = static_cast<double>(layout.bytes) / row_bytes * rates.host / (rates.host + rates.copy);
     }
-    const double granule = split_granule(plan.compression);
+    const double granule = split_granule(w.layers[static_cast<std::size_t>(candidates.front())], plan.compression);
     const double gpu_rows = std::clamp<double>(std::round((n_ff - host_rows) / granule) * granule, 0, n_ff);
     decision.host_rows = c.n_ff - static_cast<int>(gpu_rows);
     if (decision.host_rows == 0) return decision;

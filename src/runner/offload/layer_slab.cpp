@@ -1,5 +1,6 @@
 #include "runner/offload/layer_slab.h"
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <tuple>
@@ -76,17 +77,29 @@ using namespace layer_slot;
 
 namespace {
 
-// A weight's bytes in a type that is not quantized.
-std::size_t element_bytes(WeightType type) { return type == WeightType::f32 ? 4 : 2; }
+// The DType a slab keeps a stored type in (stored_type's inverse).
+DType stored_dtype(WeightType type) {
+    switch (type) {
+        case WeightType::bf16: return DType::bf16;
+        case WeightType::f16: return DType::f16;
+        case WeightType::q8_0: return DType::q8_0;
+        case WeightType::q4_0: return DType::q4_0;
+        case WeightType::q4_k: return DType::q4_k;
+        case WeightType::q5_k: return DType::q5_k;
+        case WeightType::q6_k: return DType::q6_k;
+        default: return DType::f32;
+    }
+}
 
 // What `rows` x `cols` weights of `type` take as a matrix of their own.
 std::size_t matrix_bytes(WeightType type, std::size_t rows, std::size_t cols) {
     if (is_quantized(type)) return quant_bytes(type, rows, cols);
-    return rows * cols * element_bytes(type);
+    return rows * row_bytes(stored_dtype(type), cols);
 }
 
 // Rows [r0, r1) and columns [c0, c1) of the [rows, cols] matrix at src as a matrix of their own at dst;
-// quantized, the columns on block boundaries, each row's quants then its scales.
+// quantized or in ggml's blocks, the columns on block boundaries (ours: each row's quants, then its
+// scales).
 void copy_block(std::byte* dst, const std::byte* src, WeightType type, std::size_t rows, std::size_t cols,
                 std::size_t r0, std::size_t r1, std::size_t c0, std::size_t c1) {
     const std::size_t out_rows = r1 - r0, out_cols = c1 - c0;
@@ -94,7 +107,10 @@ void copy_block(std::byte* dst, const std::byte* src, WeightType type, std::size
         for (std::size_t r = r0; r < r1; ++r)
             std::memcpy(to + (r - r0) * out_cols * num / den, from + (r * cols + c0) * num / den, out_cols * num / den);
     };
-    if (!is_quantized(type)) return copy_rows(dst, src, element_bytes(type), 1);
+    if (!is_quantized(type)) {
+        const DType dtype = stored_dtype(type);
+        return copy_rows(dst, src, block_bytes(dtype), block_elements(dtype));
+    }
     copy_rows(dst, src, 1, type == WeightType::q4 ? 2 : 1);
     const std::size_t block = quant_block;
     std::byte* scales_to = dst + quant_scales_offset(type, out_rows, out_cols);
@@ -110,15 +126,19 @@ bool splittable(const LayerWeights& layer, Compression compression) {
     const TensorView *gate = layer.w_gate, *up = layer.w_up, *down = layer.w_down;
     if (!gate || !up || !down || gate->shape.size() != 2 || up->shape != gate->shape || down->shape.size() != 2)
         return false;
-    // ggml's blocks would split a row of the down projection inside a block: not yet
+    // gate and up are read together (dot2); down may be another type (a GGUF's Q6_K beside Q4_K)
     const bool shapes = down->shape[0] == gate->shape[1] && down->shape[1] == gate->shape[0] &&
-                        gate->dtype == down->dtype && up->dtype == down->dtype && !is_block_type(down->dtype);
+                        gate->dtype == up->dtype && is_block_type(down->dtype) == is_block_type(gate->dtype);
     if (!shapes || compression == Compression::none) return shapes;
     const auto layout = layout_of(layer, compression);
     return is_quantized(layout.type[w_gate]) && is_quantized(layout.type[w_up]) && is_quantized(layout.type[w_down]);
 }
 
-int split_granule(Compression compression) { return compression == Compression::none ? 8 : quant_block; }
+int split_granule(const LayerWeights& layer, Compression compression) {
+    if (layer.w_down && is_block_type(layer.w_down->dtype))
+        return static_cast<int>(std::max(block_elements(layer.w_down->dtype), std::size_t{8}));
+    return compression == Compression::none ? 8 : quant_block;
+}
 
 SplitLayout split_layout(const LayerWeights& layer, Compression compression, int gpu_rows) {
     if (!splittable(layer, compression)) throw std::invalid_argument("split_layout: the MLP's matrices do not match");
@@ -127,8 +147,9 @@ SplitLayout split_layout(const LayerWeights& layer, Compression compression, int
     out.compression = compression;
     const auto n_ff = static_cast<int>(layer.w_down->shape[1]);
     if (gpu_rows < 0 || gpu_rows > n_ff) throw std::invalid_argument("split_layout: rows outside the MLP");
-    if (compression != Compression::none && gpu_rows % quant_block != 0)
-        throw std::invalid_argument("split_layout: compressed rows must split at a block boundary");
+    const bool blocks = compression != Compression::none || is_block_type(layer.w_down->dtype);
+    if (blocks && gpu_rows % split_granule(layer, compression) != 0)
+        throw std::invalid_argument("split_layout: quantized rows must split at a block boundary");
     const std::size_t e = static_cast<std::size_t>(layer.w_down->shape[0]);
     const std::size_t g = static_cast<std::size_t>(gpu_rows), h = static_cast<std::size_t>(n_ff - gpu_rows);
     out.gpu_rows = gpu_rows;

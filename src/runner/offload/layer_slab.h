@@ -56,14 +56,16 @@ struct SplitLayout {
     std::size_t host_gate = 0, host_up = 0, host_down = 0;  // offsets of the host block's matrices
 };
 
-// Whether the layer's MLP can be split so: gate and up [n_ff, n_embd], down [n_embd, n_ff], one dtype,
-// and under compression all three quantized.
+// Whether the layer's MLP can be split so: gate and up [n_ff, n_embd] of one dtype, down [n_embd, n_ff]
+// (of theirs, or another of ggml's block types when theirs is one), and under compression all three
+// quantized.
 bool splittable(const LayerWeights& layer, Compression compression);
-// What the GPU's rows must be a multiple of: a quantized block (down's rows split between blocks), else 8
-// (each row of the GPU's down block whole 16-byte runs of a 16-bit type, as its kernel reads them).
-int split_granule(Compression compression);
-// Throws std::invalid_argument for a layer that is not splittable, rows outside [0, n_ff] or, compressed,
-// not a multiple of the block.
+// What the GPU's rows must be a multiple of: a block of down's type (its rows split between blocks), ours
+// under compression, else 8 (each row of the GPU's down block whole 16-byte runs of a 16-bit type, as its
+// kernel reads them).
+int split_granule(const LayerWeights& layer, Compression compression);
+// Throws std::invalid_argument for a layer that is not splittable, rows outside [0, n_ff] or, quantized
+// (ours or ggml's), not a multiple of split_granule.
 SplitLayout split_layout(const LayerWeights& layer, Compression compression, int gpu_rows);
 // Writes the split slab. Uncompressed, from the layer's tensors; compressed, from `whole`, the layer's
 // slab as layout_of(layer, compression) lays it out (made by fill_slab or read from prepare's cache);

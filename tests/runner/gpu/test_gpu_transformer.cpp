@@ -196,7 +196,9 @@ TEST_CASE("gpu engine: split decode steps agree with GPU-only ones across prompt
         auto split = load(name, true, max_batch, compression, 0, {}, kv_type, 60);
         const auto& decision = split.model->split();
         CHECK(std::count(decision.split.begin(), decision.split.end(), true) == split.model->config().n_layer);
-        CHECK((split.model->config().n_ff - decision.host_rows) % runner::split_granule(compression) == 0);
+        CHECK((split.model->config().n_ff - decision.host_rows) %
+                  (compression == runner::Compression::none ? 8 : runner::quant_block) ==
+              0);
         const std::vector<std::pair<std::vector<std::int32_t>, int>> steps = {{{5, 9, 13, 2, 77, 31, 8, 64, 3, 11}, 0},
                                                                               {{4}, 10},
                                                                               {{19}, 11},
@@ -235,7 +237,9 @@ TEST_CASE("gpu engine: the split decided at load from measured rates, uncompress
         CHECK(split.split.size() == plan.resident.size());
         for (std::size_t i = 0; i < split.split.size(); ++i)
             CHECK(split.split[i] == (!plan.resident[i] && split.host_rows > 0));
-        CHECK((m.model->config().n_ff - split.host_rows) % runner::split_granule(compression) == 0);
+        CHECK((m.model->config().n_ff - split.host_rows) %
+                  (compression == runner::Compression::none ? 8 : runner::quant_block) ==
+              0);
         CHECK(split.host_rows <= m.model->config().n_ff);
         REQUIRE(m.model->forward(prompt, 0).ok());
         const std::int32_t next[] = {ref["greedy_ids"][0].get<std::int32_t>()};
@@ -394,15 +398,20 @@ TEST_CASE("gpu engine: a prompt long enough for the BLAS agrees with the CPU eng
 
 TEST_CASE("gpu engine: GGUF models in every block type, resident and streamed, match the numpy reference") {
     // The 12-token prompt runs the tiled kernel and decode the matrix-vector kernel, both widening ggml's
-    // blocks in registers; the output head is Q6_K in llama-q4_k_m.
+    // blocks in registers; the output head is Q6_K in llama-q4_k_m. Streamed, decode steps also run with
+    // each layer's MLP on the host (host_share 100: a 256-row MLP splits only at 0 or 256 rows).
     const fs::path dir = fs::path(OAR_FIXTURES) / "gguf-models";
     std::ifstream in(dir / "reference.json");
     const auto refs = nlohmann::json::parse(in);
     for (const auto& [name, ref] : refs.items()) {
-        for (const bool stream_all : {false, true}) {
+        for (const auto& [stream_all, host_share] : {std::pair{false, 0}, std::pair{true, 0}, std::pair{true, 100}}) {
             CAPTURE(name);
             CAPTURE(stream_all);
-            auto m = load_source(runner::open_gguf_model(dir / (name + ".gguf")), stream_all);
+            CAPTURE(host_share);
+            auto m = load_source(runner::open_gguf_model(dir / (name + ".gguf")), stream_all, 64,
+                                 runner::Compression::none, 0, {}, runner::KvType::f32, host_share);
+            if (host_share > 0)
+                CHECK(std::count(m.model->split().split.begin(), m.model->split().split.end(), true) == 2);
             CHECK(m.model->plan().widens_weights == (name != "llama-f16" && name != "llama-bf16"));
             const auto prompt = ref["prompt_ids"].get<std::vector<std::int32_t>>();
             auto logits = m.model->forward(prompt, 0);

@@ -372,11 +372,12 @@ TEST_CASE("gpu split: measured rates give the rows that make the link and the ho
             const auto d = runner::decide_split(p, m.weights, m.config, candidates, {copy, host});
             CHECK(d.rates.copy == copy);
             REQUIRE(d.host_rows > 0);
-            CHECK((m.config.n_ff - d.host_rows) % runner::split_granule(compression) == 0);
+            CHECK((m.config.n_ff - d.host_rows) % runner::split_granule(m.weights.layers.front(), compression) == 0);
             const double gpu_s = (static_cast<double>(layout.bytes) - d.host_rows * row_bytes) / copy;
             const double host_s = d.host_rows * row_bytes / host;
             // Within one granule of rows of the balance.
-            CHECK(std::abs(gpu_s - host_s) <= runner::split_granule(compression) * row_bytes * (1 / copy + 1 / host));
+            CHECK(std::abs(gpu_s - host_s) <=
+                  runner::split_granule(m.weights.layers.front(), compression) * row_bytes * (1 / copy + 1 / host));
         }
         // A host far slower than the link gets no rows, and nothing splits.
         const auto slow = runner::decide_split(p, m.weights, m.config, candidates, {50e9, 1e6});

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <vector>
 
@@ -188,7 +189,7 @@ TEST_CASE("split layout: the GPU's and the host's MLP rows sum to the whole MLP,
             const auto want = mlp(runner::slab_matrix(at(whole.offset[w_gate]), type, dtype, n_ff, e),
                                   runner::slab_matrix(at(whole.offset[w_up]), type, dtype, n_ff, e),
                                   runner::slab_matrix(at(whole.offset[w_down]), type, dtype, e, n_ff), x, pool);
-            const int granule = runner::split_granule(compression);
+            const int granule = runner::split_granule(l, compression);
             for (const int gpu_rows : {0, granule, n_ff / 2 / granule * granule, n_ff}) {
                 CAPTURE(gpu_rows);
                 const auto split = runner::split_layout(l, compression, gpu_rows);
@@ -272,6 +273,85 @@ TEST_CASE("split layout: the GPU's and the host's MLP rows sum to the whole MLP,
             CHECK_FALSE(runner::splittable(odd, compression));
             CHECK_THROWS_AS(runner::split_layout(odd, compression, 32), std::invalid_argument);
         }
+}
+
+TEST_CASE("split layout: a GGUF layer's MLP (Q4_K gate and up, Q6_K down) splits at a 256-weight block") {
+    using namespace runner::layer_slot;
+    // Random blocks with sane f16 scales: 512 MLP rows over 256 inputs, as Q4_K_M stores them.
+    const auto random_blocks = [](runner::DType type, std::size_t rows, std::size_t cols, unsigned seed,
+                                  std::size_t scale_at, std::size_t min_at) {
+        std::mt19937 rng(seed);
+        std::vector<std::byte> b(rows * runner::row_bytes(type, cols));
+        for (auto& v : b) v = static_cast<std::byte>(rng() & 0xff);
+        const unsigned char small[2] = {0x00, 0x14};  // f16 2^-10, little-endian
+        for (std::size_t at = 0; at < b.size(); at += runner::block_bytes(type)) {
+            std::memcpy(b.data() + at + scale_at, small, 2);
+            if (min_at) std::memcpy(b.data() + at + min_at, small, 2);
+        }
+        return b;
+    };
+    const std::size_t n_ff = 512, e = 256;
+    const auto gate_bytes = random_blocks(runner::DType::q4_k, n_ff, e, 1, 0, 2);
+    const auto up_bytes = random_blocks(runner::DType::q4_k, n_ff, e, 2, 0, 2);
+    const auto down_bytes = random_blocks(runner::DType::q6_k, e, n_ff, 3, 208, 0);
+    const auto view = [](const std::vector<std::byte>& b, runner::DType type, std::size_t rows, std::size_t cols) {
+        runner::TensorView t;
+        t.dtype = type;
+        t.shape = {static_cast<std::int64_t>(rows), static_cast<std::int64_t>(cols)};
+        t.data = b.data();
+        t.bytes = b.size();
+        return t;
+    };
+    const auto gate = view(gate_bytes, runner::DType::q4_k, n_ff, e), up = view(up_bytes, runner::DType::q4_k, n_ff, e),
+               down = view(down_bytes, runner::DType::q6_k, e, n_ff);
+    runner::LayerWeights l{};
+    l.w_gate = &gate, l.w_up = &up, l.w_down = &down;
+    const auto compression = runner::Compression::none;
+    REQUIRE(runner::splittable(l, compression));
+    CHECK(runner::split_granule(l, compression) == 256);
+    CHECK_THROWS_AS(runner::split_layout(l, compression, 128), std::invalid_argument);
+    runner::cpu::ThreadPool pool(2);
+    std::vector<float> x(e);
+    for (std::size_t i = 0; i < e; ++i) x[i] = std::sin(0.37f * static_cast<float>(i));
+    const auto want = mlp(gate, up, down, x, pool);
+    for (const int gpu_rows : {0, 256, 512}) {
+        CAPTURE(gpu_rows);
+        const auto split = runner::split_layout(l, compression, gpu_rows);
+        CHECK(split.layout.type[w_gate] == runner::WeightType::q4_k);
+        CHECK(split.layout.type[w_down] == runner::WeightType::q6_k);
+        std::vector<std::byte> slab(split.layout.bytes);
+        runner::fill_split_slab(slab.data(), l, split, nullptr);
+        const auto g = static_cast<std::size_t>(gpu_rows), h = static_cast<std::size_t>(split.host_rows);
+        const auto part = [&](std::size_t offset, runner::DType type, std::size_t rows, std::size_t cols) {
+            return runner::slab_matrix(slab.data() + offset, runner::stored_type(type), type, rows, cols);
+        };
+        const auto gpu_part = mlp(part(split.layout.offset[w_gate], runner::DType::q4_k, g, e),
+                                  part(split.layout.offset[w_up], runner::DType::q4_k, g, e),
+                                  part(split.layout.offset[w_down], runner::DType::q6_k, e, g), x, pool);
+        const auto host_down = part(split.host_down, runner::DType::q6_k, e, h);
+        const auto host_part = mlp(part(split.host_gate, runner::DType::q4_k, h, e),
+                                   part(split.host_up, runner::DType::q4_k, h, e), host_down, x, pool);
+        CHECK(split.host_down + host_down.bytes() <= split.layout.bytes);
+        float worst = 0, scale = 1e-6f;
+        for (std::size_t i = 0; i < e; ++i) {
+            worst = std::max(worst, std::abs(gpu_part[i] + host_part[i] - want[i]));
+            scale = std::max(scale, std::abs(want[i]));
+        }
+        CHECK(worst / scale < 1e-5f);
+        // down's rows, split at the block boundary, hold exactly the whole rows' blocks
+        std::vector<float> whole_row(n_ff), piece(n_ff);
+        const runner::cpu::Matrix full_down(down);
+        std::size_t mismatched = 0;
+        for (std::size_t r = 0; r < e; ++r) {
+            full_down.convert(r, whole_row.data());
+            if (h > 0) {
+                host_down.convert(r, piece.data());
+                mismatched += !std::equal(piece.begin(), piece.begin() + static_cast<std::ptrdiff_t>(h),
+                                          whole_row.begin() + static_cast<std::ptrdiff_t>(g));
+            }
+        }
+        CHECK(mismatched == 0);
+    }
 }
 
 TEST_CASE("layer cache: without HOME the cache goes to the user's home from the password database, not /tmp") {
