@@ -117,6 +117,8 @@ void q6_k_block(const std::byte* b, float* out) {
 // row's accumulators there, with no pass through memory. Scales and minimums are applied per 8 weights.
 
 #define OAR_AVX2 __attribute__((target("avx2,fma,f16c")))
+// The block and sink functions inline into each row loop, so that the accumulator stays in a register.
+#define OAR_AVX2_INLINE __attribute__((target("avx2,fma,f16c"), always_inline)) inline
 
 OAR_AVX2 inline __m256i bytes8(const std::uint8_t* p) {  // 8 unsigned bytes as int32 lanes
     return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
@@ -142,41 +144,64 @@ OAR_AVX2 inline void k4_scales(const std::uint8_t* s, float d, float dmin, float
     }
 }
 
-OAR_AVX2 __m256 q8_0_dot(const std::byte* b, const float* x, __m256 acc) {
-    const __m256 d = _mm256_set1_ps(half_avx(b));
-    const auto* q = reinterpret_cast<const __m128i*>(b + 2);
-    __m256 sum = _mm256_setzero_ps();
-    for (int k = 0; k < 4; ++k) {
-        const __m256 w = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
-            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(reinterpret_cast<const char*>(q) + 8 * k))));
-        sum = _mm256_fmadd_ps(w, load_x(x + 8 * k), sum);
+// Each block's weights go, 8 at a time, to a sink: a dot product's accumulator, or a row being widened (a
+// prompt's tiles). `block` is where the current block starts in the row. Weights arrive scaled
+// (operator()), or, for the 32-weight blocks of one scale, as quants and then the block's scale, which a
+// dot product applies once to the block's sum.
+struct DotSink {
+    const float* x;
+    __m256 acc = _mm256_setzero_ps(), block_acc = _mm256_setzero_ps();
+    std::size_t block = 0;
+    OAR_AVX2_INLINE void operator()(int i, __m256 w) { acc = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + block + i), acc); }
+    OAR_AVX2_INLINE void quants(int i, __m256 q) {
+        block_acc = _mm256_fmadd_ps(q, _mm256_loadu_ps(x + block + i), block_acc);
     }
-    return _mm256_fmadd_ps(d, sum, acc);
+    OAR_AVX2_INLINE void scale_block(__m256 d) {
+        acc = _mm256_fmadd_ps(d, block_acc, acc);
+        block_acc = _mm256_setzero_ps();
+    }
+};
+
+struct StoreSink {
+    float* out;
+    std::size_t block = 0;
+    OAR_AVX2_INLINE void operator()(int i, __m256 w) { _mm256_storeu_ps(out + block + i, w); }
+    OAR_AVX2_INLINE void quants(int i, __m256 q) { _mm256_storeu_ps(out + block + i, q); }
+    OAR_AVX2_INLINE void scale_block(__m256 d) {
+        for (int k = 0; k < 32; k += 8)
+            _mm256_storeu_ps(out + block + k, _mm256_mul_ps(d, _mm256_loadu_ps(out + block + k)));
+    }
+};
+
+template <class Sink>
+OAR_AVX2_INLINE void q8_0_weights(const std::byte* b, Sink& sink) {
+    for (int k = 0; k < 4; ++k)
+        sink.quants(8 * k, _mm256_cvtepi32_ps(
+                               _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + 2 + 8 * k)))));
+    sink.scale_block(_mm256_set1_ps(half_avx(b)));
 }
 
-OAR_AVX2 __m256 q4_0_dot(const std::byte* b, const float* x, __m256 acc) {
-    const __m256 d = _mm256_set1_ps(half_avx(b));
+template <class Sink>
+OAR_AVX2_INLINE void q4_0_weights(const std::byte* b, Sink& sink) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2));
     const __m128i mask = _mm_set1_epi8(0xF), eight = _mm_set1_epi8(8);
     const __m128i lo = _mm_sub_epi8(_mm_and_si128(v, mask), eight);
     const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), mask), eight);
     const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
-    __m256 sum = _mm256_setzero_ps();
-    for (int k = 0; k < 4; ++k)
-        sum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(parts[k])), load_x(x + 8 * k), sum);
-    return _mm256_fmadd_ps(d, sum, acc);
+    for (int k = 0; k < 4; ++k) sink.quants(8 * k, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(parts[k])));
+    sink.scale_block(_mm256_set1_ps(half_avx(b)));
 }
 
 // Q4_K and Q5_K: a sub-block's 32 weights are scale * q - min, q from the low or high nibbles of 32
-// bytes (plus Q5_K's fifth bit); computed per 8 as an FMA, then multiplied into the accumulator.
-template <bool five_bits>
-OAR_AVX2 __m256 k4_dot(const std::byte* b, const float* x, __m256 acc) {
+// bytes (plus Q5_K's fifth bit), computed per 8 as an FMA.
+template <bool five_bits, class Sink>
+OAR_AVX2_INLINE void k4_weights(const std::byte* b, Sink& sink) {
     float scales[8], mins[8];
     k4_scales(bytes_at(b + 4), half_avx(b), half_avx(b + 2), scales, mins);
     const std::uint8_t* qh = bytes_at(b + 16);
     const std::uint8_t* q = bytes_at(b + (five_bits ? 48 : 16));
     const __m256i low4 = _mm256_set1_epi32(0xF), one = _mm256_set1_epi32(1);
-    for (int sub = 0; sub < 8; ++sub, x += 32) {
+    for (int sub = 0; sub < 8; ++sub) {
         const __m256 scale = _mm256_set1_ps(scales[sub]), min = _mm256_set1_ps(mins[sub]);
         const std::uint8_t* bytes = q + 32 * (sub / 2);
         const int shift = sub % 2 == 0 ? 0 : 4;
@@ -186,19 +211,18 @@ OAR_AVX2 __m256 k4_dot(const std::byte* b, const float* x, __m256 acc) {
                 const __m256i h = bytes8(qh + 8 * k);
                 v = _mm256_add_epi32(v, _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h, sub), one), 4));
             }
-            const __m256 w = _mm256_fmsub_ps(scale, _mm256_cvtepi32_ps(v), min);
-            acc = _mm256_fmadd_ps(w, load_x(x + 8 * k), acc);
+            sink(32 * sub + 8 * k, _mm256_fmsub_ps(scale, _mm256_cvtepi32_ps(v), min));
         }
     }
-    return acc;
 }
 
 // Q6_K: per half of 128 weights, four groups of 32 read from the same 64 low-nibble and 32 high-bit
 // bytes; 8 weights of a group share one int8 scale.
-OAR_AVX2 __m256 q6_k_dot(const std::byte* b, const float* x, __m256 acc) {
+template <class Sink>
+OAR_AVX2_INLINE void q6_k_weights(const std::byte* b, Sink& sink) {
     const float d = half_avx(b + 208);
     const __m256i low4 = _mm256_set1_epi32(0xF), three = _mm256_set1_epi32(3), bias = _mm256_set1_epi32(32);
-    for (int half = 0; half < 2; ++half, x += 128) {
+    for (int half = 0; half < 2; ++half) {
         const std::uint8_t* ql = bytes_at(b) + 64 * half;
         const std::uint8_t* qh = bytes_at(b + 128) + 32 * half;
         const auto* sc = reinterpret_cast<const std::int8_t*>(b + 192) + 8 * half;
@@ -210,28 +234,40 @@ OAR_AVX2 __m256 q6_k_dot(const std::byte* b, const float* x, __m256 acc) {
                 const __m256i high = _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h, 2 * g), three), 4);
                 const __m256i v = _mm256_sub_epi32(_mm256_or_si256(lows[g], high), bias);
                 const __m256 scale = _mm256_set1_ps(d * static_cast<float>(sc[l / 16 + 2 * g]));
-                acc = _mm256_fmadd_ps(_mm256_mul_ps(scale, _mm256_cvtepi32_ps(v)), load_x(x + 32 * g + l), acc);
+                sink(128 * half + 32 * g + l, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(v)));
             }
         }
     }
-    return acc;
+}
+
+// A row's blocks through a sink.
+template <DType D, class Sink>
+OAR_AVX2_INLINE void row_weights(const std::byte* row, std::size_t n, Sink& sink) {
+    const std::size_t elements = block_elements(D), bytes = block_bytes(D);
+    for (sink.block = 0; sink.block < n; sink.block += elements, row += bytes) {
+        _mm_prefetch(reinterpret_cast<const char*>(row) + 1024, _MM_HINT_T0);
+        if constexpr (D == DType::q8_0) q8_0_weights(row, sink);
+        if constexpr (D == DType::q4_0) q4_0_weights(row, sink);
+        if constexpr (D == DType::q4_k) k4_weights<false>(row, sink);
+        if constexpr (D == DType::q5_k) k4_weights<true>(row, sink);
+        if constexpr (D == DType::q6_k) q6_k_weights(row, sink);
+    }
 }
 
 template <DType D>
 OAR_AVX2 float dot_blocks_avx2(const std::byte* row, const float* x, std::size_t n) {
-    const std::size_t elements = block_elements(D), bytes = block_bytes(D);
-    __m256 acc = _mm256_setzero_ps();
-    for (std::size_t i = 0; i < n; i += elements, row += bytes) {
-        _mm_prefetch(reinterpret_cast<const char*>(row) + 1024, _MM_HINT_T0);
-        if constexpr (D == DType::q8_0) acc = q8_0_dot(row, x + i, acc);
-        if constexpr (D == DType::q4_0) acc = q4_0_dot(row, x + i, acc);
-        if constexpr (D == DType::q4_k) acc = k4_dot<false>(row, x + i, acc);
-        if constexpr (D == DType::q5_k) acc = k4_dot<true>(row, x + i, acc);
-        if constexpr (D == DType::q6_k) acc = q6_k_dot(row, x + i, acc);
-    }
+    DotSink sink{x};
+    row_weights<D>(row, n, sink);
+    const __m256 acc = sink.acc;
     const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
     const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
     return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
+}
+
+template <DType D>
+OAR_AVX2 void convert_blocks_avx2(const std::byte* row, float* out, std::size_t n) {
+    StoreSink sink{out};
+    row_weights<D>(row, n, sink);
 }
 
 float dot_blocks_avx2(DType dtype, const std::byte* row, const float* x, std::size_t n) {
@@ -242,6 +278,17 @@ float dot_blocks_avx2(DType dtype, const std::byte* row, const float* x, std::si
         case DType::q5_k: return dot_blocks_avx2<DType::q5_k>(row, x, n);
         case DType::q6_k: return dot_blocks_avx2<DType::q6_k>(row, x, n);
         default: return 0;
+    }
+}
+
+void convert_blocks_avx2(DType dtype, const std::byte* row, float* out, std::size_t n) {
+    switch (dtype) {
+        case DType::q8_0: return convert_blocks_avx2<DType::q8_0>(row, out, n);
+        case DType::q4_0: return convert_blocks_avx2<DType::q4_0>(row, out, n);
+        case DType::q4_k: return convert_blocks_avx2<DType::q4_k>(row, out, n);
+        case DType::q5_k: return convert_blocks_avx2<DType::q5_k>(row, out, n);
+        case DType::q6_k: return convert_blocks_avx2<DType::q6_k>(row, out, n);
+        default: return;
     }
 }
 #endif
@@ -262,6 +309,9 @@ BlockFn block_fn(DType dtype) {
 }  // namespace
 
 void convert_blocks(DType dtype, const std::byte* row, float* out, std::size_t n) {
+#if defined(__x86_64__)
+    if (using_avx2()) return convert_blocks_avx2(dtype, row, out, n);
+#endif
     const BlockFn widen = block_fn(dtype);
     const std::size_t elements = block_elements(dtype), bytes = block_bytes(dtype);
     for (std::size_t i = 0; i < n; i += elements, row += bytes) widen(row, out + i);
