@@ -10,6 +10,8 @@ ggml's order, byte length and SHA-256, so that the C++ reader is checked against
   set to sane values, and f.<type>, the same rows as F32 from gguf's own dequantize (numpy, written
   apart from llama.cpp's C): what the runner's block kernels must give.
 - aligned64.gguf: general.alignment 64, two tensors.
+- q5_0-tensor.gguf: Llama 3.1 8B's settings with blk.0.attn_q.weight in Q5_0, a type the runner does
+  not run; short-rope-freqs.gguf: the same settings with a rope_freqs.weight of 3 values.
 - llama3-config.gguf, qwen3-config.gguf: model settings as llama.cpp's converter writes them for
   Llama 3.1 8B and Qwen3 8B (their shapes; a 16-token vocabulary), through the writer's own helpers, so
   that the key names are llama.cpp's; qwen3's has an output.weight tensor (an untied head).
@@ -49,6 +51,11 @@ def random_blocks(rng, name, rows, cols):
         scales = rng.uniform(0.001, 0.05, size=blocks.shape[0]).astype(np.float16)
         blocks[:, offset:offset + 2] = scales.view(np.uint8).reshape(-1, 2)
     return blocks.reshape(rows, cols // block * size)
+
+
+def random_blocks_q5_0(rng):
+    block, size = GGML_QUANT_SIZES[GGMLQuantizationType.Q5_0]
+    return rng.integers(0, 256, size=(2, 256 // block * size), dtype=np.uint8)
 
 
 def write(path, alignment, tensors, metadata, arch="llama"):
@@ -128,6 +135,10 @@ def main(out):
         f = quants.dequantize(q, GGMLQuantizationType[name]).astype(np.float32)
         blocks.append((f"f.{name.lower()}", f, GGMLQuantizationType.F32))
     write(out / "blocks.gguf", 32, blocks, [])
+    q5 = random_blocks_q5_0(rng)
+    write_arch(out / "q5_0-tensor.gguf", "llama", [("blk.0.attn_q.weight", q5, GGMLQuantizationType.Q5_0)], llama3)
+    write_arch(out / "short-rope-freqs.gguf", "llama",
+               [("rope_freqs.weight", np.ones(3, dtype=np.float32), GGMLQuantizationType.F32)], llama3)
     expected = {"types.gguf": describe(out / "types.gguf"), "aligned64.gguf": describe(out / "aligned64.gguf")}
     (out / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
 
