@@ -4,6 +4,8 @@
 
 #include <array>
 
+#include "runner/tokenizer/utf8.h"
+
 namespace tokenizer {
 
 namespace {
@@ -62,6 +64,13 @@ common::Result<std::string> gguf_tokenizer_json(const runner::GgufHeader& h, con
     const auto* types = h.find("tokenizer.ggml.token_type");
     if (types && (!types->is_array || types->integers.size() != tokens->strings.size()))
         return bad("tokenizer.ggml.token_type does not give one type per token");
+    // A vocabulary is text (byte-level BPE spells bytes as printable characters): bytes that are not UTF-8
+    // are a broken file, not something to pass on.
+    for (const auto* list : {tokens, merges})
+        for (std::size_t i = 0; i < list->strings.size(); ++i)
+            if (!utf8_is_valid(list->strings[i]))
+                return bad(std::string(list == tokens ? "tokenizer.ggml.tokens" : "tokenizer.ggml.merges") + "[" +
+                           std::to_string(i) + "] is not valid UTF-8");
 
     nlohmann::json vocab = nlohmann::json::object(), added = nlohmann::json::array();
     for (std::size_t id = 0; id < tokens->strings.size(); ++id) {

@@ -5,6 +5,8 @@
 // also NFC-normalizes, which llama.cpp does not: those cases are checked on their NFC form.
 #include <doctest/doctest.h>
 
+#include <filesystem>
+
 #include "runner/tokenizer/gguf_vocab.h"
 #include "runner/tokenizer/normalizer.h"
 #include "support/temp_tree.h"
@@ -148,4 +150,33 @@ TEST_CASE("GGUF vocabulary: what it cannot tokenize is an error naming the file 
     bos.metadata["tokenizer.ggml.add_bos_token"] = integers({1}, false);
     CHECK(error_of(bos) ==
           "m.gguf: tokenizer.ggml.add_bos_token is set but tokenizer.ggml.bos_token_id names no token");
+    auto bytes = h;
+    bytes.metadata["tokenizer.ggml.tokens"].strings[7] = "\xff\xfe";
+    CHECK(error_of(bytes) == "m.gguf: tokenizer.ggml.tokens[7] is not valid UTF-8");
+    auto merge = h;
+    merge.metadata["tokenizer.ggml.merges"].strings[2] = "a \xc3";
+    CHECK(error_of(merge) == "m.gguf: tokenizer.ggml.merges[2] is not valid UTF-8");
+}
+
+TEST_CASE("GGUF vocabulary: the fuzzing corpus gives a tokenizer or an error naming the file, never a throw") {
+    // tests/fuzz/gguf_corpus, grown by fuzz_gguf and fuzz_gguf_model (one input once made json's dump throw
+    // on a token that is not UTF-8).
+    std::size_t tokenizers = 0, refused = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(OAR_GGUF_CORPUS)) {
+        CAPTURE(entry.path().string());
+        const std::string data = test_support::read_file(entry.path());
+        const auto header =
+            runner::parse_gguf({reinterpret_cast<const std::byte*>(data.data()), data.size()}, "c.gguf");
+        if (!header) continue;
+        const auto tok = tokenizer::load_gguf_tokenizer(*header, "c.gguf");
+        if (tok) {
+            ++tokenizers;
+            CHECK(tok->decode(tok->encode("Hello, world! 123")).ok());
+        } else {
+            ++refused;
+            CHECK(tok.error().message.rfind("c.gguf", 0) == 0);
+        }
+    }
+    CHECK(tokenizers >= 3);  // the three vocabulary seeds
+    CHECK(refused > 0);
 }
