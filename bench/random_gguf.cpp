@@ -1,5 +1,7 @@
 #include "random_gguf.h"
 
+#include "random_model.h"
+
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -183,12 +185,7 @@ void write_gguf(const fs::path& file, const Shape& s) {
 
 }  // namespace
 
-fs::path default_gguf_path(GgufShape shape) {
-    const char* cache = std::getenv("XDG_CACHE_HOME");
-    const char* home = std::getenv("HOME");
-    const fs::path base = cache ? fs::path(cache) : fs::path(home ? home : "/tmp") / ".cache";
-    return base / "ollama-airllm-rocm" / shape_of(shape).name;
-}
+fs::path default_gguf_path(GgufShape shape) { return bench_cache_dir() / shape_of(shape).name; }
 
 void ensure_random_gguf(const fs::path& file, GgufShape shape) {
     if (fs::exists(file)) return;

@@ -104,12 +104,14 @@ void write_model(const fs::path& dir, const Shape& s) {
 
 }  // namespace
 
-fs::path default_model_dir(ModelShape shape) {
+fs::path bench_cache_dir() {
     const char* cache = std::getenv("XDG_CACHE_HOME");
     const char* home = std::getenv("HOME");
     const fs::path base = cache ? fs::path(cache) : fs::path(home ? home : "/tmp") / ".cache";
-    return base / "ollama-airllm-rocm" / shape_of(shape).name;
+    return base / "ollama-airllm-rocm";
 }
+
+fs::path default_model_dir(ModelShape shape) { return bench_cache_dir() / shape_of(shape).name; }
 
 void ensure_random_model(const fs::path& dir, ModelShape shape) {
     if (fs::exists(dir / "model.safetensors")) return;

@@ -9,6 +9,9 @@ namespace bench {
 
 enum class ModelShape { llama_1b, llama_8b };
 
+// Where the benchmarks keep the models they write: ${XDG_CACHE_HOME:-$HOME/.cache}/ollama-airllm-rocm.
+std::filesystem::path bench_cache_dir();
+
 std::filesystem::path default_model_dir(
     ModelShape shape = ModelShape::llama_1b);  // ~/.cache/ollama-airllm-rocm/bench-...
 void ensure_random_model(const std::filesystem::path& dir, ModelShape shape = ModelShape::llama_1b);

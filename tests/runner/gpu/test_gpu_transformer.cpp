@@ -44,6 +44,22 @@ float max_abs_diff(std::span<const float> ours, const nlohmann::json& ref) {
     return worst;
 }
 
+// The reference's prompt logits, then each decode step's, feeding the reference's own greedy tokens.
+void check_reference_logits(runner::GpuTransformer& model, const nlohmann::json& ref) {
+    const auto prompt = ref["prompt_ids"].get<std::vector<std::int32_t>>();
+    auto logits = model.forward(prompt, 0);
+    REQUIRE_MESSAGE(logits.ok(), (logits.ok() ? "" : logits.error().message));
+    CHECK(max_abs_diff(*logits, ref["logits"][0]) < tolerance);
+    const auto greedy = ref["greedy_ids"].get<std::vector<std::int32_t>>();
+    for (std::size_t step = 1; step < ref["logits"].size(); ++step) {
+        CAPTURE(step);
+        const std::int32_t token[] = {greedy[step - 1]};
+        logits = model.forward(token, static_cast<int>(prompt.size() + step - 1));
+        REQUIRE(logits.ok());
+        CHECK(max_abs_diff(*logits, ref["logits"][step]) < tolerance);
+    }
+}
+
 struct Loaded {
     runner::WeightSourcePtr source;
     std::unique_ptr<runner::GpuTransformer> model;
@@ -130,18 +146,7 @@ void check_logits(const std::string& name, bool stream_all, int max_batch, std::
         CHECK(plan.disk_bytes == plan.streamed_bytes);
     }
 
-    const auto prompt = ref["prompt_ids"].get<std::vector<std::int32_t>>();
-    auto logits = m.model->forward(prompt, 0);
-    REQUIRE_MESSAGE(logits.ok(), (logits.ok() ? "" : logits.error().message));
-    CHECK(max_abs_diff(*logits, ref["logits"][0]) < tolerance);
-    const auto greedy = ref["greedy_ids"].get<std::vector<std::int32_t>>();
-    for (std::size_t step = 1; step < ref["logits"].size(); ++step) {
-        CAPTURE(step);
-        const std::int32_t token[] = {greedy[step - 1]};
-        logits = m.model->forward(token, static_cast<int>(prompt.size() + step - 1));
-        REQUIRE(logits.ok());
-        CHECK(max_abs_diff(*logits, ref["logits"][step]) < tolerance);
-    }
+    check_reference_logits(*m.model, ref);
     const auto passes = m.model->stats().passes;
     CHECK(passes == ref["logits"].size());
     // Every streamed layer crossed the link or was computed on the host, once per pass: exactly its slab
@@ -413,18 +418,7 @@ TEST_CASE("gpu engine: GGUF models in every block type, resident and streamed, m
             if (host_share > 0)
                 CHECK(std::count(m.model->split().split.begin(), m.model->split().split.end(), true) == 2);
             CHECK(m.model->plan().widens_weights == (name != "llama-f16" && name != "llama-bf16"));
-            const auto prompt = ref["prompt_ids"].get<std::vector<std::int32_t>>();
-            auto logits = m.model->forward(prompt, 0);
-            REQUIRE_MESSAGE(logits.ok(), (logits.ok() ? "" : logits.error().message));
-            CHECK(max_abs_diff(*logits, ref["logits"][0]) < tolerance);
-            const auto greedy = ref["greedy_ids"].get<std::vector<std::int32_t>>();
-            for (std::size_t step = 1; step < ref["logits"].size(); ++step) {
-                CAPTURE(step);
-                const std::int32_t token[] = {greedy[step - 1]};
-                logits = m.model->forward(token, static_cast<int>(prompt.size() + step - 1));
-                REQUIRE(logits.ok());
-                CHECK(max_abs_diff(*logits, ref["logits"][step]) < tolerance);
-            }
+            check_reference_logits(*m.model, ref);
         }
     }
 }
