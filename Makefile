@@ -38,16 +38,19 @@ recipe-check: all
 	$(BUILD_DIR)/src/pkg/ollama-pkg generate --check
 
 # The GPU sources through hipcc (Debian 12's is ROCm 5.2, whose CMake files CMake's HIP language cannot
-# find): compiled and linked for gfx1030, and device code compiled for gfx1100, the reference card.
+# find): compiled and linked for gfx1030 with the plain C++ they call (every symbol resolved), and device
+# code compiled for gfx1100, the reference card.
 # The CUDA side is built by `make` itself whenever nvcc is found.
 HIPCC        ?= hipcc
 HIP_FLAGS     = -x hip -std=c++20 -I src -Wall -Wextra -Werror -Wno-unused-command-line-argument
 GPU_SOURCES   = $(sort $(wildcard src/runner/backend/gpu/*.cu))
+GPU_HOST_CXX  = src/runner/backend/gpu/rocblas_choice.cpp src/common/rocblas_library.cpp
 HIP_OUT       = $(BUILD_DIR)/hip-check
 
 hip-check:
 	mkdir -p $(HIP_OUT)
-	$(HIPCC) $(HIP_FLAGS) --offload-arch=gfx1030 -fPIC -shared $(GPU_SOURCES) -o $(HIP_OUT)/librunner_gpu_gfx1030.so
+	$(HIPCC) $(HIP_FLAGS) --offload-arch=gfx1030 -fPIC -shared $(GPU_SOURCES) -x none $(GPU_HOST_CXX) \
+		-Wl,--no-undefined -ldl -o $(HIP_OUT)/librunner_gpu_gfx1030.so
 	nm -C --defined-only $(HIP_OUT)/librunner_gpu_gfx1030.so | grep -q 'runner::gpu::attention('
 	for f in $(GPU_SOURCES); do \
 		$(HIPCC) $(HIP_FLAGS) --offload-arch=gfx1100 -nogpulib --offload-device-only -S $$f \

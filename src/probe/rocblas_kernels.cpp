@@ -2,11 +2,11 @@
 
 #include <algorithm>
 
+#include "common/rocblas_library.h"
+
 namespace probe {
 
 namespace {
-
-bool is_hex_lower(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
 
 std::optional<RocblasKernels> read_dir(const SysfsTree& tree, const std::filesystem::path& dir) {
     const auto names = tree.list(dir);
@@ -16,26 +16,13 @@ std::optional<RocblasKernels> read_dir(const SysfsTree& tree, const std::filesys
     for (const auto& name : names) {
         if (name.rfind("TensileLibrary", 0) != 0) continue;
         any_library = true;
-        for (auto& target : targets_in_file_name(name)) kernels.targets.insert(std::move(target));
+        for (auto& target : common::targets_in_file_name(name)) kernels.targets.insert(std::move(target));
     }
     if (!any_library) return std::nullopt;
     return kernels;
 }
 
 }  // namespace
-
-std::vector<std::string> targets_in_file_name(const std::string& name) {
-    std::vector<std::string> targets;
-    for (std::size_t pos = name.find("gfx"); pos != std::string::npos; pos = name.find("gfx", pos + 3)) {
-        std::size_t end = pos + 3;
-        while (end < name.size() && is_hex_lower(name[end])) ++end;
-        // A real target has 3 or more characters after "gfx" and ends at a separator, not in a word.
-        if (end - pos < 6) continue;
-        if (end < name.size() && name[end] != '.' && name[end] != '_' && name[end] != '-' && name[end] != ':') continue;
-        targets.push_back(name.substr(pos, end - pos));
-    }
-    return targets;
-}
 
 std::optional<RocblasKernels> find_rocblas_kernels(const SysfsTree& tree, const std::string& explicit_dir,
                                                    const std::string& rocm_path) {

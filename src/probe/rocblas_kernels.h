@@ -24,7 +24,4 @@ struct RocblasKernels {
 std::optional<RocblasKernels> find_rocblas_kernels(const SysfsTree& tree, const std::string& explicit_dir,
                                                    const std::string& rocm_path);
 
-// The gfx targets named by one file name: "TensileLibrary_lazy_gfx1100.dat" -> {gfx1100}.
-std::vector<std::string> targets_in_file_name(const std::string& name);
-
 }  // namespace probe

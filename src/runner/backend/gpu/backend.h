@@ -25,6 +25,10 @@ struct DeviceInfo {
     std::string name;
     std::size_t free_bytes = 0;
     std::size_t total_bytes = 0;
+    std::string uuid;     // 32 hex digits: what a check's result is cached under
+    std::string arch;     // "gfx1100" (ROCm's name, features included) or "sm_90"
+    std::string runtime;  // "CUDA driver 13.0, runtime 13.0" or "HIP 6.4.43482"
+    int warp_size = 0;    // 32, or 64 on CDNA
 };
 
 int device_count();  // 0 without a driver or a GPU, never throws
@@ -109,11 +113,13 @@ class Event {
 };
 
 // Dense products on the vendor's BLAS, on tensor cores: its handle, bound to one stream, and the scratch
-// that activations are converted into (16-bit, the weights' type). Built with cuBLAS on CUDA; a build
-// without a BLAS (ROCm for now) has available() false and matmul uses its own kernels.
+// that activations are converted into (16-bit, the weights' type). cuBLAS on CUDA, linked; rocBLAS on
+// ROCm, loaded at run time where it has kernels for the device. Without one (or after disable_blas)
+// available() is false and matmul uses its own kernels.
 class Blas {
   public:
     static bool available();
+    static std::string description();  // for the load log and selftest: which library, or why none
     // `max_elements`: the largest activation matrix a product will read ([n_tokens, d_in]);
     // `max_weight_elements`: the largest quantized matrix, widened to bf16 for the GEMM (0: none).
     Blas(const Stream& stream, std::size_t max_elements, std::size_t max_weight_elements = 0);
@@ -129,6 +135,9 @@ class Blas {
     DeviceBuffer scratch_;
     DeviceBuffer weight_scratch_;
 };
+
+// After a failed known-answer check of the BLAS's products: matmul runs its own kernels from now on.
+void disable_blas();
 
 void copy_to_device(void* dst, const void* src, std::size_t bytes, const Stream& stream);
 void copy_to_host(void* dst, const void* src, std::size_t bytes, const Stream& stream);

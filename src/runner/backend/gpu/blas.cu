@@ -1,38 +1,54 @@
 // The BLAS path of matmul: activations converted to the weights' 16-bit type, one GEMM with f32
-// accumulation, then the bias. Compiled to nothing but the fallbacks when the build has no BLAS.
-#include "runner/backend/gpu/blas.h"
+// accumulation (gemm.h's arguments, the same for both libraries), then the bias. cuBLAS where the CUDA
+// build links it; on ROCm the rocBLAS that rocblas_choice finds at run time; otherwise nothing but the
+// fallbacks, and matmul runs its own kernels.
+#include <atomic>
 
-#if defined(OAR_GPU_BLAS) && defined(OAR_GPU_CUDA)
+#include "runner/backend/gpu/blas.h"
+#include "runner/backend/gpu/gemm.h"
+
+#if defined(OAR_GPU_HIP)
+#include "runner/backend/gpu/rocblas_choice.h"
+#define OAR_HAVE_BLAS 1
+#elif defined(OAR_GPU_BLAS)
 #include <cublas_v2.h>
-#include <cuda_bf16.h>
+#define OAR_HAVE_BLAS 1
 #endif
 
 namespace runner::gpu {
 
-#if defined(OAR_GPU_BLAS) && defined(OAR_GPU_CUDA)
+namespace {
+
+// Set when a known-answer check of the BLAS failed on this device: matmul then runs its own kernels.
+std::atomic<bool> blas_disabled{false};
+
+}  // namespace
+
+void disable_blas() { blas_disabled = true; }
+
+#if defined(OAR_HAVE_BLAS)
 
 namespace {
 
-#define BLAS_CHECK(call)                                                                                        \
-    do {                                                                                                        \
-        const cublasStatus_t blas_status_ = (call);                                                             \
-        if (blas_status_ != CUBLAS_STATUS_SUCCESS)                                                              \
-            throw Error(std::string(#call) + " failed at " + __FILE__ + ":" + std::to_string(__LINE__) + ": " + \
-                        cublasGetStatusString(blas_status_));                                                   \
-    } while (0)
+// f32 to bf16 bits, rounded to nearest even; a NaN stays a (quiet) NaN.
+__device__ inline unsigned short f32_to_bf16(float v) {
+    const unsigned bits = __float_as_uint(v);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<unsigned short>((bits >> 16) | 0x40u);
+    return static_cast<unsigned short>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
 
-__global__ void to_bf16_kernel(__nv_bfloat16* out, const float* x, std::size_t n) {
+__global__ void to_bf16_kernel(unsigned short* out, const float* x, std::size_t n) {
     const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i < n) out[i] = __float2bfloat16_rn(x[i]);
+    if (i < n) out[i] = f32_to_bf16(x[i]);
 }
 
 // A quantized matrix widened to bf16 for the GEMM (a prompt's products reuse each weight across
 // the micro-batch, so this one pass over the weights is cheap next to them).
-__global__ void widen_kernel(__nv_bfloat16* out, const void* w, WeightType type, std::size_t d_out, std::size_t d_in) {
+__global__ void widen_kernel(unsigned short* out, const void* w, WeightType type, std::size_t d_out, std::size_t d_in) {
     const std::size_t at = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (at >= d_out * d_in) return;
     const float* scales = quant_scales(w, type, d_out, d_in);
-    out[at] = __float2bfloat16_rn(weight_at(w, type, at / d_in, at % d_in, d_in, scales));
+    out[at] = f32_to_bf16(weight_at(w, type, at / d_in, at % d_in, d_in, scales));
 }
 
 __global__ void add_bias_kernel(float* out, const void* bias, WeightType type, int d_out) {
@@ -40,31 +56,105 @@ __global__ void add_bias_kernel(float* out, const void* bias, WeightType type, i
     for (int j = threadIdx.x; j < d_out; j += blockDim.x) row[j] += load_weight(bias, type, j);
 }
 
+#if defined(OAR_GPU_HIP)
+
+const RocblasChoice& rocblas() {
+    int index = 0;
+    GPU_CHECK(hipGetDevice(&index));
+    hipDeviceProp_t props{};
+    GPU_CHECK(hipGetDeviceProperties(&props, index));
+    return rocblas_for(props.gcnArchName);
+}
+
+void check_blas(int status, const char* what) {
+    if (status != common::rocblas_abi::status_success)
+        throw Error(std::string(what) + " failed: " + rocblas().library->status_text(status));
+}
+
+#else
+
+void check_blas(cublasStatus_t status, const char* what) {
+    if (status != CUBLAS_STATUS_SUCCESS) throw Error(std::string(what) + " failed: " + cublasGetStatusString(status));
+}
+
+#endif
+
+// out = W x16 (+ out), as gemm.h lays it out.
+void issue(const Blas& blas, const MatmulGemm& g, const void* w, const void* x16, float* out) {
+#if defined(OAR_GPU_HIP)
+    check_blas(rocblas().library->gemm(blas.handle(), to_rocblas(g), w, x16, out), "rocblas_gemm_ex");
+#else
+    const cudaDataType_t t = g.input == GemmInput::bf16 ? CUDA_R_16BF : CUDA_R_16F;
+    const float alpha = 1.f;
+    check_blas(cublasGemmEx(static_cast<cublasHandle_t>(blas.handle()), g.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+                            g.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N, g.m, g.n, g.k, &alpha, w, t, g.lda, x16, t,
+                            g.ldb, &g.beta, out, CUDA_R_32F, g.ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+               "cublasGemmEx");
+#endif
+}
+
 }  // namespace
 
-bool Blas::available() { return true; }
+bool Blas::available() {
+    if (blas_disabled) return false;
+#if defined(OAR_GPU_HIP)
+    return rocblas().library != nullptr;
+#else
+    return true;
+#endif
+}
+
+std::string Blas::description() {
+    std::string text;
+#if defined(OAR_GPU_HIP)
+    text = rocblas().status;
+#else
+    int version = 0;
+    cublasHandle_t h = nullptr;
+    if (cublasCreate(&h) == CUBLAS_STATUS_SUCCESS) {
+        (void)cublasGetVersion(h, &version);
+        (void)cublasDestroy(h);
+    }
+    text = "cuBLAS " + std::to_string(version);
+#endif
+    if (blas_disabled) text += " (off: it failed its check on this device)";
+    return text;
+}
 
 Blas::Blas(const Stream& stream, std::size_t max_elements, std::size_t max_weight_elements)
     : scratch_(max_elements * 2), weight_scratch_(max_weight_elements * 2) {
-    cublasHandle_t h = nullptr;
-    BLAS_CHECK(cublasCreate(&h));
+#if defined(OAR_GPU_HIP)
+    void* h = nullptr;
+    check_blas(rocblas().library->create_handle(&h), "rocblas_create_handle");
     handle_.reset(h);
-    BLAS_CHECK(cublasSetStream(h, native(stream)));
+    check_blas(rocblas().library->set_stream(h, native(stream)), "rocblas_set_stream");
+#else
+    cublasHandle_t h = nullptr;
+    check_blas(cublasCreate(&h), "cublasCreate");
+    handle_.reset(h);
+    check_blas(cublasSetStream(h, native(stream)), "cublasSetStream");
+#endif
 }
 
-void BlasDestroy::operator()(void* h) const noexcept { (void)cublasDestroy(static_cast<cublasHandle_t>(h)); }
+void BlasDestroy::operator()(void* h) const noexcept {
+#if defined(OAR_GPU_HIP)
+    (void)rocblas().library->destroy_handle(h);
+#else
+    (void)cublasDestroy(static_cast<cublasHandle_t>(h));
+#endif
+}
 
 bool blas_matmul(float* out, const float* x, const void* w, WeightType type, const void* bias, WeightType bias_type,
                  int n_tokens, int d_in, int d_out, bool accumulate, const Stream& stream, const Blas& blas) {
     const std::size_t n = static_cast<std::size_t>(n_tokens) * d_in;
     const std::size_t weights = static_cast<std::size_t>(d_out) * d_in;
-    if (type == WeightType::f32 || n > blas.max_elements()) return false;
+    if (type == WeightType::f32 || n > blas.max_elements() || blas_disabled) return false;
     const bool widened = is_quantized(type) || is_ggml_block(type);
     if (widened && weights > blas.max_weight_elements()) return false;
     const cudaStream_t s = native(stream);
     if (widened) {
         widen_kernel<<<static_cast<unsigned>((weights + 255) / 256), 256, 0, s>>>(
-            static_cast<__nv_bfloat16*>(blas.weight_scratch()), w, type, static_cast<std::size_t>(d_out),
+            static_cast<unsigned short*>(blas.weight_scratch()), w, type, static_cast<std::size_t>(d_out),
             static_cast<std::size_t>(d_in));
         GPU_CHECK_LAUNCH();
         w = blas.weight_scratch();
@@ -72,17 +162,13 @@ bool blas_matmul(float* out, const float* x, const void* w, WeightType type, con
     }
     if (type == WeightType::bf16) {
         to_bf16_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, s>>>(
-            static_cast<__nv_bfloat16*>(blas.scratch()), x, n);
+            static_cast<unsigned short*>(blas.scratch()), x, n);
         GPU_CHECK_LAUNCH();
     } else {
         to_f16(static_cast<unsigned short*>(blas.scratch()), x, n, s);
     }
-    // Row-major out[n_tokens, d_out] is column-major out^T[d_out, n_tokens] = W[d_out, d_in] x^T.
-    const float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
-    const cudaDataType_t t = type == WeightType::bf16 ? CUDA_R_16BF : CUDA_R_16F;
-    BLAS_CHECK(cublasGemmEx(static_cast<cublasHandle_t>(blas.handle()), CUBLAS_OP_T, CUBLAS_OP_N, d_out, n_tokens, d_in,
-                            &alpha, w, t, d_in, blas.scratch(), t, d_in, &beta, out, CUDA_R_32F, d_out,
-                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    const auto input = type == WeightType::bf16 ? GemmInput::bf16 : GemmInput::f16;
+    issue(blas, matmul_gemm(n_tokens, d_in, d_out, input, accumulate), w, blas.scratch(), out);
     if (bias) {
         add_bias_kernel<<<n_tokens, 256, 0, s>>>(out, bias, bias_type, d_out);
         GPU_CHECK_LAUNCH();
@@ -93,6 +179,8 @@ bool blas_matmul(float* out, const float* x, const void* w, WeightType type, con
 #else
 
 bool Blas::available() { return false; }
+
+std::string Blas::description() { return "none (this build has no BLAS)"; }
 
 Blas::Blas(const Stream&, std::size_t, std::size_t) {}
 

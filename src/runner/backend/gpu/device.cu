@@ -32,7 +32,33 @@ DeviceInfo device_info() {
     cudaDeviceProp props{};
     GPU_CHECK(cudaGetDeviceProperties(&props, index));
     info.name = props.name;
+    info.warp_size = props.warpSize;
     GPU_CHECK(cudaMemGetInfo(&info.free_bytes, &info.total_bytes));
+    int driver = 0, runtime = 0;
+    GPU_CHECK(cudaDriverGetVersion(&driver));
+    GPU_CHECK(cudaRuntimeGetVersion(&runtime));
+#if defined(OAR_GPU_HIP)
+    hipDevice_t device = 0;
+    GPU_CHECK(hipDeviceGet(&device, index));
+    hipUUID id{};
+    GPU_CHECK(hipDeviceGetUuid(&id, device));
+    info.arch = props.gcnArchName;
+    // HIP's versions are major * 10000000 + minor * 100000 + patch.
+    const auto hip_version = [](int v) {
+        return std::to_string(v / 10000000) + "." + std::to_string(v / 100000 % 100) + "." + std::to_string(v % 100000);
+    };
+    info.runtime = "HIP driver " + hip_version(driver) + ", runtime " + hip_version(runtime);
+#else
+    const cudaUUID_t id = props.uuid;
+    info.arch = "sm_" + std::to_string(props.major) + std::to_string(props.minor);
+    const auto cuda_version = [](int v) { return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10); };
+    info.runtime = "CUDA driver " + cuda_version(driver) + ", runtime " + cuda_version(runtime);
+#endif
+    static constexpr char hex[] = "0123456789abcdef";
+    for (const char byte : id.bytes) {
+        info.uuid += hex[static_cast<unsigned char>(byte) >> 4];
+        info.uuid += hex[static_cast<unsigned char>(byte) & 0xf];
+    }
     return info;
 }
 
