@@ -25,5 +25,6 @@ int run_generate(const std::vector<std::string>& args, CommandIo io);
 int run_runner(const std::vector<std::string>& args, CommandIo io);
 int run_prepare(const std::vector<std::string>& args, CommandIo io);
 int run_verify(const std::vector<std::string>& args, CommandIo io);
+int run_selftest(const std::vector<std::string>& args, CommandIo io);
 
 }  // namespace runner_cli

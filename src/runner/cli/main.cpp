@@ -24,6 +24,7 @@ constexpr Subcommand subcommands[] = {
     {"runner", runner_cli::run_runner, "serve a model over HTTP as Ollama's runner (MLX protocol)"},
     {"prepare", runner_cli::run_prepare, "compress a model's layers once into the layer cache (8bit, 4bit)"},
     {"verify", runner_cli::run_verify, "check every blob of a model in Ollama's store against its digest"},
+    {"selftest", runner_cli::run_selftest, "check every kernel against a reference, measure the rates, report"},
 };
 
 void usage(std::ostream& out) {

@@ -10,6 +10,8 @@
 #ifdef OAR_HAVE_GPU
 #include "runner/backend/gpu/backend.h"
 #include "runner/engine/gpu_transformer.h"
+#include "runner/selftest/first_load.h"
+#include "runner/selftest/gpu_checks.h"
 #endif
 
 namespace runner {
@@ -74,6 +76,11 @@ common::Result<Engine> make_engine(const WeightSource& source, ModelWeights weig
     try {
         gpu::use_device(index);
         const auto info = gpu::device_info();
+        const auto checked = selftest::check_at_first_load(
+            selftest::kernel_checks_dir(default_cache_root()),
+            {info.uuid, info.runtime, info.name + " (GPU " + std::to_string(index) + ")"}, selftest::check_gpu_kernels);
+        if (!checked) return checked.error();
+        if (!checked->blas_failure.empty()) gpu::disable_blas();
         std::uint64_t budget = 0;
         if (o.vram_budget)
             budget = *o.vram_budget;
@@ -121,7 +128,9 @@ common::Result<Engine> make_engine(const WeightSource& source, ModelWeights weig
             (o.compression != Compression::none ? std::string(", ") + compression_name(o.compression) + " compression" +
                                                       (cache.empty() ? "" : " from the layer cache")
                                                 : std::string()) +
-            ")";
+            "), kernels checked" + (checked->remembered ? " at an earlier load" : "") +
+            (checked->blas_failure.empty() ? std::string()
+                                           : "; BLAS off, our own kernels run the prompts: " + checked->blas_failure);
         auto model = GpuTransformer::create(source, std::move(weights), n_ctx, std::move(plan).value());
         if (!model) return model.error();
         e.model = std::move(model).value();

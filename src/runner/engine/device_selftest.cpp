@@ -1,0 +1,82 @@
+#include "runner/engine/device_selftest.h"
+
+#include <cstdio>
+#include <fstream>
+
+#include "runner/backend/cpu/simd.h"
+#include "runner/selftest/cpu_checks.h"
+#include "runner/selftest/host_rates.h"
+#ifdef OAR_HAVE_GPU
+#include "runner/backend/gpu/backend.h"
+#include "runner/selftest/gpu_checks.h"
+#endif
+
+namespace runner {
+
+namespace {
+
+std::string rate(double value, const char* unit) {
+    char text[64];
+    std::snprintf(text, sizeof text, "%.1f %s", value, unit);
+    return text;
+}
+
+// "model name" from /proc/cpuinfo: what the CPU is, for the report.
+std::string cpu_model() {
+    std::ifstream cpuinfo("/proc/cpuinfo");
+    for (std::string line; std::getline(cpuinfo, line);)
+        if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos)
+            return line.substr(line.find(':') + 2);
+    return "unknown CPU";
+}
+
+DeviceSelftest cpu_selftest() {
+    DeviceSelftest t;
+    t.facts.emplace_back("device", "CPU: " + cpu_model());
+    t.facts.emplace_back("kernels", cpu::using_avx2() ? "AVX2+FMA, checked against the portable kernels"
+                                                      : "portable only (no AVX2): nothing to compare them with");
+    t.checks = selftest::check_cpu_kernels();
+    t.rates.emplace_back("host RAM read", rate(selftest::host_read_gbps(), "GB/s"));
+    t.rates.emplace_back("prompt products (bf16)", rate(selftest::cpu_matrix_gflops(), "GFLOP/s"));
+    return t;
+}
+
+}  // namespace
+
+common::Result<DeviceSelftest> selftest_device(const Device& device) {
+    if (device.kind == Device::Kind::cpu) return cpu_selftest();
+#ifndef OAR_HAVE_GPU
+    if (device.kind == Device::Kind::automatic) return cpu_selftest();
+    return common::make_error(device.named_as + ": this ollama-airllm was built without a GPU backend; use cpu");
+#else
+    const int count = gpu::device_count();
+    if (device.kind == Device::Kind::automatic && count == 0) return cpu_selftest();
+    const int index = device.kind == Device::Kind::automatic ? 0 : device.index;
+    if (index >= count)
+        return common::make_error(device.named_as + ": " +
+                                  (count == 0 ? std::string("no GPU is visible (check the driver, and "
+                                                            "ROCR_VISIBLE_DEVICES or CUDA_VISIBLE_DEVICES)")
+                                              : "there are only " + std::to_string(count) + " GPUs"));
+    try {
+        gpu::use_device(index);
+        const auto info = gpu::device_info();
+        DeviceSelftest t;
+        t.facts.emplace_back("device", info.name + " (GPU " + std::to_string(index) + "), " + info.arch + ", " +
+                                           std::to_string(info.total_bytes >> 20) + " MiB");
+        t.facts.emplace_back("runtime", info.runtime);
+        t.facts.emplace_back("wave size", std::to_string(info.warp_size));
+        t.facts.emplace_back("uuid", info.uuid);
+        t.facts.emplace_back("blas", gpu::Blas::description());
+        t.checks = selftest::check_gpu_kernels();
+        const auto rates = selftest::measure_gpu_rates();
+        t.rates.emplace_back("host RAM read", rate(selftest::host_read_gbps(), "GB/s"));
+        t.rates.emplace_back("pinned upload", rate(rates.upload_gbps, "GB/s"));
+        t.rates.emplace_back("prompt products (bf16)", rate(rates.matrix_tflops, "TFLOP/s on ") + rates.matrix_on);
+        return t;
+    } catch (const gpu::Error& err) {
+        return common::make_error(std::string("GPU: ") + err.what());
+    }
+#endif
+}
+
+}  // namespace runner

@@ -1,0 +1,85 @@
+#include "runner/selftest/first_load.h"
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "common/atomic_write.h"
+
+namespace runner::selftest {
+
+namespace {
+
+// This binary as installed: a new package is a new file (inode, size, time), so its kernels are checked again.
+std::string binary_identity() {
+    struct stat st {};
+    if (::stat("/proc/self/exe", &st) != 0) return "unknown";
+    return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+           std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+}
+
+std::string read_all(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+bool is_blas(const KernelCheck& c) { return c.kernel.rfind("blas.", 0) == 0; }
+
+}  // namespace
+
+std::filesystem::path kernel_checks_dir(const std::filesystem::path& cache_root) {
+    return cache_root / "kernel-checks";
+}
+
+std::string describe_failure(const KernelCheck& c) {
+    if (!c.failure.empty()) return c.kernel + " failed: " + c.failure;
+    char numbers[96];
+    std::snprintf(numbers, sizeof numbers, "largest error %.3g, allowed %.3g", static_cast<double>(c.error),
+                  static_cast<double>(c.tolerance));
+    return c.kernel + " gives wrong results (" + numbers + ")";
+}
+
+common::Result<FirstLoad> check_at_first_load(const std::filesystem::path& dir, const CheckedDevice& device,
+                                              const std::function<std::vector<KernelCheck>()>& checks) {
+    const bool breaking = std::getenv("AIRLLM_SELFTEST_BREAK") != nullptr;
+    const auto record = dir / (device.uuid + ".pass");
+    const std::string key = "runtime " + device.runtime + "\nbinary " + binary_identity() + "\n";
+    FirstLoad result;
+    if (!breaking) {
+        const auto text = read_all(record);
+        if (text.rfind(key, 0) == 0) {
+            result.remembered = true;
+            const auto blas = text.find("blas off: ");
+            if (blas != std::string::npos)
+                result.blas_failure = text.substr(blas + 10, text.find('\n', blas) - blas - 10);
+            return result;
+        }
+    }
+    const auto all = checks();
+    for (const auto& c : all) {
+        if (c.passed()) continue;
+        if (is_blas(c)) {
+            if (result.blas_failure.empty()) result.blas_failure = describe_failure(c);
+            continue;
+        }
+        return common::make_error("GPU kernel " + describe_failure(c) + " on " + device.name +
+                                  "; ollama-airllm will not run a model on it. Set AIRLLM_DEVICE=cpu to use the CPU, "
+                                  "and report this with the output of `ollama-airllm selftest` and `rocm-probe "
+                                  "--json`");
+    }
+    if (!breaking) {
+        std::error_code ec;
+        std::filesystem::create_directories(dir, ec);
+        // Not remembering costs the next load a few seconds, never a wrong answer: a failed write is ignored.
+        (void)common::write_file_atomically(
+            record, key + (result.blas_failure.empty() ? "" : "blas off: " + result.blas_failure + "\n"));
+    }
+    return result;
+}
+
+}  // namespace runner::selftest

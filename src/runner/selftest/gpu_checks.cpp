@@ -1,0 +1,349 @@
+#include "runner/selftest/gpu_checks.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "runner/backend/cpu/ops.h"
+#include "runner/backend/gpu/backend.h"
+#include "runner/offload/layer_slab.h"
+#include "runner/offload/quantize.h"
+#include "runner/selftest/test_data.h"
+
+namespace runner::selftest {
+
+namespace {
+
+// Exact to f32 rounding; the BLAS rounds activations to 16 bits; the tensor-core attention rounds
+// queries and probabilities to f16.
+constexpr float f32_tolerance = 2e-5f, blas_tolerance = 1e-2f, f16_attention_tolerance = 5e-3f;
+
+gpu::DeviceBuffer upload(const void* data, std::size_t bytes, const gpu::Stream& s) {
+    gpu::DeviceBuffer b(bytes);
+    gpu::copy_to_device(b.data(), data, bytes, s);
+    return b;
+}
+
+gpu::DeviceBuffer upload(const std::vector<float>& v, const gpu::Stream& s) {
+    return upload(v.data(), v.size() * sizeof(float), s);
+}
+
+std::vector<float> download(const gpu::DeviceBuffer& b, std::size_t n, const gpu::Stream& s) {
+    std::vector<float> v(n);
+    gpu::copy_to_host(v.data(), b.data(), n * sizeof(float), s);
+    s.synchronize();
+    return v;
+}
+
+// A weight matrix in host memory (the CPU reference reads it) and on the device (the kernel reads it).
+struct Weights {
+    std::string name;  // "bf16", "q4_k", "q8"
+    std::vector<std::byte> host;
+    cpu::Matrix matrix;
+    WeightType type;
+    gpu::DeviceBuffer device;
+};
+
+Weights make_weights(std::mt19937& rng, DType dtype, std::size_t rows, std::size_t cols, const gpu::Stream& s) {
+    Weights w{format_name(dtype), random_weights(rng, dtype, rows, cols), {}, stored_type(dtype), {}};
+    w.matrix = cpu::Matrix(view_of(w.host, dtype, rows, cols));
+    w.device = upload(w.host.data(), w.host.size(), s);
+    return w;
+}
+
+Weights make_quantized(std::mt19937& rng, WeightType type, std::size_t rows, std::size_t cols, const gpu::Stream& s) {
+    const auto bf16 = random_weights(rng, DType::bf16, rows, cols);
+    Weights w{
+        type == WeightType::q8 ? "q8" : "q4", std::vector<std::byte>(quant_bytes(type, rows, cols)), {}, type, {}};
+    quantize_matrix(view_of(bf16, DType::bf16, rows, cols), type, w.host.data(), 1);
+    w.matrix = cpu::Matrix(w.host.data(), type, rows, cols);
+    w.device = upload(w.host.data(), w.host.size(), s);
+    return w;
+}
+
+// Runs one check; a kernel that throws fails with what it said.
+template <class Fn>
+void run_check(std::vector<KernelCheck>& checks, const std::string& kernel, Fn&& fn) {
+    try {
+        checks.push_back(fn());
+    } catch (const std::exception& e) {
+        KernelCheck failed;
+        failed.kernel = kernel;
+        failed.failure = e.what();
+        checks.push_back(std::move(failed));
+    }
+}
+
+// Decode (the matrix-vector kernel), a short prompt (the tiled kernel) and a long one on the BLAS.
+void check_products(std::vector<KernelCheck>& checks, const Weights& w, int d_in, int d_out, const gpu::Blas& blas,
+                    std::mt19937& rng, cpu::ThreadPool& pool, const gpu::Stream& s) {
+    struct Case {
+        const char* name;
+        int n_tokens;
+        bool on_blas;
+    };
+    for (const auto& [name, n_tokens, on_blas] :
+         {Case{"decode", 1, false}, Case{"prompt", 7, false}, Case{"blas", 48, true}}) {
+        if (on_blas && (!gpu::Blas::available() || w.type == WeightType::f32)) continue;
+        const std::string kernel = on_blas ? "blas." + w.name : "matmul." + w.name + "." + name;
+        run_check(checks, kernel, [&] {
+            const auto n = static_cast<std::size_t>(n_tokens);
+            const auto x = random_floats(rng, n * d_in);
+            std::vector<float> want(n * d_out);
+            cpu::matmul(want.data(), x.data(), w.matrix, nullptr, n, pool);
+            const auto dx = upload(x, s);
+            gpu::DeviceBuffer out(want.size() * sizeof(float));
+            gpu::matmul(out.as<float>(), dx.as<float>(), w.device.data(), w.type, nullptr, WeightType::f32, n_tokens,
+                        d_in, d_out, s, on_blas ? &blas : nullptr);
+            auto got = download(out, want.size(), s);
+            return compare(kernel, got, want, on_blas ? blas_tolerance : f32_tolerance);
+        });
+    }
+}
+
+// The fused forms a layer runs: q, k and v from one normalization; the MLP's gate and up with SwiGLU;
+// the residual add of the output projection. Against the CPU's separate steps.
+void check_fused(std::vector<KernelCheck>& checks, const Weights& a, const Weights& b, int d_in, int d_out,
+                 std::mt19937& rng, cpu::ThreadPool& pool, const gpu::Stream& s) {
+    const auto norm_bytes = random_weights(rng, DType::bf16, 1, static_cast<std::size_t>(d_in));
+    auto norm_view = view_of(norm_bytes, DType::bf16, 1, static_cast<std::size_t>(d_in));
+    norm_view.shape = {d_in};
+    const auto dnorm = upload(norm_bytes.data(), norm_bytes.size(), s);
+    const gpu::Norm norm{dnorm.data(), WeightType::bf16, 1e-5f};
+    for (const int n_tokens : {1, 7}) {
+        const std::string suffix = "." + a.name + (n_tokens == 1 ? ".decode" : ".prompt");
+        const auto n = static_cast<std::size_t>(n_tokens);
+        const auto x = random_floats(rng, n * d_in, 3.f);
+        std::vector<float> normed(x.size()), want_a(n * d_out), want_b(n * d_out);
+        cpu::rmsnorm(normed.data(), x.data(), norm_view, n, static_cast<std::size_t>(d_in), 1e-5f);
+        cpu::matmul(want_a.data(), normed.data(), a.matrix, nullptr, n, pool);
+        cpu::matmul(want_b.data(), normed.data(), b.matrix, nullptr, n, pool);
+        const auto dx = upload(x, s);
+        gpu::DeviceBuffer out_a(want_a.size() * 4), out_b(want_b.size() * 4), scratch(x.size() * 4);
+        run_check(checks, "norm_matmul" + suffix, [&] {
+            const gpu::Product products[] = {{out_a.as<float>(), a.device.data(), a.type, d_out},
+                                             {out_b.as<float>(), b.device.data(), b.type, d_out}};
+            gpu::norm_matmul(products, dx.as<float>(), norm, scratch.as<float>(), n_tokens, d_in, s);
+            auto got = download(out_a, want_a.size(), s);
+            const auto got_b = download(out_b, want_b.size(), s);
+            got.insert(got.end(), got_b.begin(), got_b.end());
+            auto want = want_a;
+            want.insert(want.end(), want_b.begin(), want_b.end());
+            return compare("norm_matmul" + suffix, got, want, f32_tolerance);
+        });
+        run_check(checks, "norm_matmul_swiglu" + suffix, [&] {
+            auto want = want_a;
+            cpu::swiglu(want.data(), want_b.data(), want.size());
+            gpu::norm_matmul_swiglu(out_a.as<float>(), out_b.as<float>(), scratch.as<float>(), dx.as<float>(), norm,
+                                    a.device.data(), b.device.data(), a.type, n_tokens, d_in, d_out, s);
+            auto got = download(out_a, want.size(), s);
+            return compare("norm_matmul_swiglu" + suffix, got, want, f32_tolerance);
+        });
+        run_check(checks, "matmul_add" + suffix, [&] {
+            auto want = random_floats(rng, n * d_out);
+            auto residual = upload(want, s);
+            const auto dn = upload(normed, s);
+            for (std::size_t i = 0; i < want.size(); ++i) want[i] += want_a[i];
+            gpu::matmul_add(residual.as<float>(), dn.as<float>(), a.device.data(), a.type, n_tokens, d_in, d_out, s);
+            auto got = download(residual, want.size(), s);
+            return compare("matmul_add" + suffix, got, want, f32_tolerance);
+        });
+    }
+}
+
+void check_elementwise(std::vector<KernelCheck>& checks, std::mt19937& rng, const gpu::Stream& s) {
+    run_check(checks, "rmsnorm", [&] {
+        const int rows = 5, n = 300;
+        const auto w = random_weights(rng, DType::bf16, 1, n);
+        auto view = view_of(w, DType::bf16, 1, n);
+        view.shape = {n};
+        const auto x = random_floats(rng, rows * n, 3.f);
+        std::vector<float> want(x.size());
+        cpu::rmsnorm(want.data(), x.data(), view, rows, n, 1e-6f);
+        const auto dx = upload(x, s), dw = upload(w.data(), w.size(), s);
+        gpu::DeviceBuffer out(x.size() * sizeof(float));
+        gpu::rmsnorm(out.as<float>(), dx.as<float>(), dw.data(), WeightType::bf16, rows, n, 1e-6f, s);
+        auto got = download(out, x.size(), s);
+        return compare("rmsnorm", got, want, f32_tolerance);
+    });
+    run_check(checks, "swiglu", [&] {
+        const auto gate = random_floats(rng, 1000, 2.f), up = random_floats(rng, 1000);
+        auto want = gate;
+        cpu::swiglu(want.data(), up.data(), want.size());
+        auto dg = upload(gate, s);
+        const auto du = upload(up, s);
+        gpu::swiglu(dg.as<float>(), du.as<float>(), gate.size(), s);
+        auto got = download(dg, gate.size(), s);
+        return compare("swiglu", got, want, f32_tolerance);
+    });
+    run_check(checks, "add", [&] {
+        const auto x = random_floats(rng, 1000), y = random_floats(rng, 1000);
+        auto want = x;
+        for (std::size_t i = 0; i < want.size(); ++i) want[i] += y[i];
+        auto dx = upload(x, s);
+        const auto dy = upload(y, s);
+        gpu::add(dx.as<float>(), dy.as<float>(), x.size(), s);
+        auto got = download(dx, x.size(), s);
+        return compare("add", got, want, f32_tolerance);
+    });
+}
+
+std::vector<float> round_to_f16(std::vector<float> v) {
+    for (auto& e : v) e = static_cast<float>(static_cast<_Float16>(e));
+    return v;
+}
+
+gpu::DeviceBuffer upload_f16(const std::vector<float>& v, const gpu::Stream& s) {
+    std::vector<std::uint16_t> bits(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        const auto h = static_cast<_Float16>(v[i]);
+        std::memcpy(&bits[i], &h, 2);
+    }
+    auto b = upload(bits.data(), bits.size() * 2, s);
+    s.synchronize();
+    return b;
+}
+
+// RoPE with both pairings, the keys and values stored into an f32 cache, then attention for a prompt
+// (positions 0..19) and a decode step (position 300, keys split across blocks), on f32 and f16 caches.
+void check_attention(std::vector<KernelCheck>& checks, std::mt19937& rng, cpu::ThreadPool& pool, const gpu::Stream& s) {
+    const int n_head = 4, n_head_kv = 2, head_dim = 128, n_ctx = 512, kv = n_head_kv * head_dim;
+    std::vector<float> inv_freq(head_dim / 2);
+    for (std::size_t i = 0; i < inv_freq.size(); ++i)
+        inv_freq[i] = std::pow(10000.f, -2.f * static_cast<float>(i) / head_dim);
+    const auto dfreq = upload(inv_freq, s);
+    for (const auto pairs : {RopePairs::half, RopePairs::adjacent}) {
+        const std::string kernel = pairs == RopePairs::half ? "rope_store_kv.half" : "rope_store_kv.adjacent";
+        run_check(checks, kernel, [&] {
+            const int n = 6;
+            std::vector<int> positions(n);
+            for (int t = 0; t < n; ++t) positions[static_cast<std::size_t>(t)] = 40 + 7 * t;
+            const auto q = random_floats(rng, static_cast<std::size_t>(n) * n_head * head_dim);
+            const auto k = random_floats(rng, static_cast<std::size_t>(n) * kv), v = random_floats(rng, n * kv);
+            auto want = q, want_k = k;
+            cpu::rope(want.data(), n, n_head, head_dim, inv_freq.data(), positions.data(), pairs);
+            cpu::rope(want_k.data(), n, n_head_kv, head_dim, inv_freq.data(), positions.data(), pairs);
+            auto dq = upload(q, s), dk = upload(k, s);
+            const auto dv = upload(v, s), dpos = upload(positions.data(), positions.size() * sizeof(int), s);
+            gpu::DeviceBuffer k_cache(static_cast<std::size_t>(n_ctx) * kv * 4), v_cache(k_cache.bytes());
+            gpu::rope_store_kv(dq.as<float>(), dk.as<float>(), dv.as<float>(), k_cache.data(), v_cache.data(),
+                               KvType::f32, n, n_head, n_head_kv, head_dim, dfreq.as<float>(), dpos.as<int>(), pairs,
+                               s);
+            // The rotated queries, then each token's key and value as the cache holds them at its position.
+            auto got = download(dq, q.size(), s);
+            want.insert(want.end(), want_k.begin(), want_k.end());
+            want.insert(want.end(), v.begin(), v.end());
+            const auto cache_k = download(k_cache, static_cast<std::size_t>(n_ctx) * kv, s);
+            const auto cache_v = download(v_cache, cache_k.size(), s);
+            for (const auto* cache : {&cache_k, &cache_v})
+                for (const int p : positions) {
+                    const auto row = cache->begin() + static_cast<long>(p) * kv;
+                    got.insert(got.end(), row, row + kv);
+                }
+            return compare(kernel, got, want, f32_tolerance);
+        });
+    }
+    const auto k_cache = random_floats(rng, static_cast<std::size_t>(n_ctx) * kv);
+    const auto v_cache = random_floats(rng, static_cast<std::size_t>(n_ctx) * kv);
+    const auto k16 = round_to_f16(k_cache), v16 = round_to_f16(v_cache);
+    struct Case {
+        const char* name;
+        int start, n;
+    };
+    for (const auto& [name, start, n] : {Case{"prompt", 0, 20}, Case{"decode", 300, 1}})
+        for (const auto kv_type : {KvType::f32, KvType::f16}) {
+            const std::string kernel =
+                std::string("attention.") + name + (kv_type == KvType::f16 ? ".f16_cache" : ".f32_cache");
+            run_check(checks, kernel, [&] {
+                const bool f16 = kv_type == KvType::f16;
+                std::vector<int> positions(static_cast<std::size_t>(n));
+                for (int t = 0; t < n; ++t) positions[static_cast<std::size_t>(t)] = start + t;
+                const auto q = random_floats(rng, static_cast<std::size_t>(n) * n_head * head_dim);
+                std::vector<float> want(q.size());
+                cpu::attention(want.data(), q.data(), (f16 ? k16 : k_cache).data(), (f16 ? v16 : v_cache).data(),
+                               static_cast<std::size_t>(n), positions.data(), n_head, n_head_kv, head_dim, pool);
+                const auto dq = upload(q, s), dpos = upload(positions.data(), positions.size() * sizeof(int), s);
+                const auto dk = f16 ? upload_f16(k_cache, s) : upload(k_cache, s);
+                const auto dv = f16 ? upload_f16(v_cache, s) : upload(v_cache, s);
+                gpu::DeviceBuffer scratch(gpu::attention_scratch_bytes(n, n_head, head_dim, n_ctx));
+                gpu::DeviceBuffer out(q.size() * sizeof(float));
+                gpu::attention(out.as<float>(), dq.as<float>(), dk.data(), dv.data(), kv_type, n, dpos.as<int>(),
+                               n_head, n_head_kv, head_dim, start + n, scratch.as<float>(), s);
+                auto got = download(out, q.size(), s);
+                const bool tensor = f16 && n >= 16 && gpu::attention_on_tensor_cores(kv_type, head_dim);
+                return compare(kernel, got, want, tensor ? f16_attention_tolerance : f32_tolerance);
+            });
+        }
+}
+
+}  // namespace
+
+std::vector<KernelCheck> check_gpu_kernels() {
+    std::mt19937 rng(20261205);
+    cpu::ThreadPool pool(0);
+    const gpu::Stream s;
+    // d_in: whole 256-weight K-quant blocks; d_out: not a multiple of any kernel's rows per block.
+    const int d_in = 512, d_out = 70;
+    const gpu::Blas blas(s, 48 * d_in, static_cast<std::size_t>(d_out) * d_in);
+    std::vector<KernelCheck> checks;
+    std::vector<Weights> formats;
+    for (const auto dtype :
+         {DType::f32, DType::bf16, DType::f16, DType::q8_0, DType::q4_0, DType::q4_k, DType::q5_k, DType::q6_k})
+        formats.push_back(make_weights(rng, dtype, d_out, d_in, s));
+    for (const auto type : {WeightType::q8, WeightType::q4})
+        formats.push_back(make_quantized(rng, type, d_out, d_in, s));
+    for (const auto& w : formats) check_products(checks, w, d_in, d_out, blas, rng, pool, s);
+    // The fused kernels of a BF16 model and of a Q4_K_M GGUF's gate and up.
+    for (const auto dtype : {DType::bf16, DType::q4_k}) {
+        const auto a = make_weights(rng, dtype, d_out, d_in, s), b = make_weights(rng, dtype, d_out, d_in, s);
+        check_fused(checks, a, b, d_in, d_out, rng, pool, s);
+    }
+    check_elementwise(checks, rng, s);
+    check_attention(checks, rng, pool, s);
+    return checks;
+}
+
+GpuRates measure_gpu_rates() {
+    GpuRates rates;
+    const gpu::Stream s;
+    {
+        constexpr std::size_t bytes = std::size_t{256} << 20;
+        const gpu::PinnedBuffer host(bytes);
+        std::memset(host.data(), 1, bytes);
+        gpu::DeviceBuffer device(bytes);
+        const gpu::Event start(true), stop(true);
+        for (int pass = 0; pass < 3; ++pass) {
+            start.record(s);
+            gpu::copy_to_device(device.data(), host.data(), bytes, s);
+            stop.record(s);
+            stop.synchronize();
+            const double seconds = stop.elapsed_ms_since(start) / 1e3;
+            rates.upload_gbps = std::max(rates.upload_gbps, static_cast<double>(bytes) / seconds / 1e9);
+        }
+    }
+    {
+        const int d = 4096, n_tokens = 512;
+        std::mt19937 rng(3);
+        const auto w = random_weights(rng, DType::bf16, d, d);
+        const auto dw = upload(w.data(), w.size(), s);
+        const auto dx = upload(random_floats(rng, static_cast<std::size_t>(n_tokens) * d), s);
+        gpu::DeviceBuffer out(static_cast<std::size_t>(n_tokens) * d * 4);
+        const gpu::Blas blas(s, static_cast<std::size_t>(n_tokens) * d);
+        const gpu::Blas* with = gpu::Blas::available() ? &blas : nullptr;
+        const gpu::Event start(true), stop(true);
+        for (int pass = 0; pass < 3; ++pass) {
+            start.record(s);
+            gpu::matmul(out.as<float>(), dx.as<float>(), dw.data(), WeightType::bf16, nullptr, WeightType::f32,
+                        n_tokens, d, d, s, with);
+            stop.record(s);
+            stop.synchronize();
+            const double seconds = stop.elapsed_ms_since(start) / 1e3;
+            rates.matrix_tflops = std::max(rates.matrix_tflops, 2.0 * d * d * n_tokens / seconds / 1e12);
+        }
+        rates.matrix_on = with ? gpu::Blas::description() : "ollama-airllm's own kernels";
+    }
+    return rates;
+}
+
+}  // namespace runner::selftest

@@ -1,0 +1,13 @@
+// What the host gives the engine, measured: RAM read bandwidth (streamed layers and host rows are bound
+// by it) and the CPU's rate on a prompt's products.
+#pragma once
+
+namespace runner::selftest {
+
+// GB/s reading a buffer far larger than the caches with every thread, best of a few passes.
+double host_read_gbps();
+
+// GFLOP/s of cpu::matmul on bf16 weights for a 64-token prompt.
+double cpu_matrix_gflops();
+
+}  // namespace runner::selftest

@@ -1,0 +1,25 @@
+// Known inputs for the kernel checks: seeded random activations, and weight rows of any stored dtype,
+// ggml's blocks included (random quants with scales in a realistic range, never NaN or infinite).
+#pragma once
+
+#include <cstddef>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "runner/model/safetensors.h"
+
+namespace runner::selftest {
+
+std::vector<float> random_floats(std::mt19937& rng, std::size_t n, float scale = 1.f);
+
+// rows x cols weights of `dtype`, row-major, each row row_bytes(dtype, cols) long.
+std::vector<std::byte> random_weights(std::mt19937& rng, DType dtype, std::size_t rows, std::size_t cols);
+
+// "bf16", "q4_k": a format as the checks' names spell it.
+std::string format_name(DType dtype);
+
+// A view of `bytes` as a [rows, cols] tensor of `dtype`.
+TensorView view_of(const std::vector<std::byte>& bytes, DType dtype, std::size_t rows, std::size_t cols);
+
+}  // namespace runner::selftest
