@@ -80,7 +80,7 @@ common::Result<Engine> make_engine(const WeightSource& source, ModelWeights weig
             selftest::kernel_checks_dir(default_cache_root()),
             {info.uuid, info.runtime, info.name + " (GPU " + std::to_string(index) + ")"}, selftest::check_gpu_kernels);
         if (!checked) return checked.error();
-        if (!checked->blas_failure.empty()) gpu::disable_blas();
+        gpu::set_blas_checked(checked->blas_failure.empty());
         std::uint64_t budget = 0;
         if (o.vram_budget)
             budget = *o.vram_budget;

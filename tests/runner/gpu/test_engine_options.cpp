@@ -8,9 +8,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "runner/backend/gpu/backend.h"
 #include "runner/cli/engine_flags.h"
 #include "runner/cli/model_options.h"
 #include "runner/engine/transformer.h"
+#include "runner/selftest/gpu_checks.h"
 
 namespace fs = std::filesystem;
 
@@ -40,6 +42,15 @@ void set_device(runner_cli::EngineFlags& flags, const std::string& spec) {
     REQUIRE(taken);
     REQUIRE(taken->ok());
 }
+
+// AIRLLM_SELFTEST_BREAK for one block.
+class ScopedBreak {
+  public:
+    explicit ScopedBreak(const char* kernels) { ::setenv("AIRLLM_SELFTEST_BREAK", kernels, 1); }
+    ~ScopedBreak() { ::unsetenv("AIRLLM_SELFTEST_BREAK"); }
+    ScopedBreak(const ScopedBreak&) = delete;
+    ScopedBreak& operator=(const ScopedBreak&) = delete;
+};
 
 }  // namespace
 
@@ -100,4 +111,42 @@ TEST_CASE("engine options: AIRLLM_VRAM_BUDGET is read, and a budget beyond free 
     auto huge = make_engine(m2, flags);
     REQUIRE_FALSE(huge.ok());
     CHECK(huge.error().message.find("is more than the") != std::string::npos);
+}
+
+// What `ollama-airllm selftest` and a first load run on this GPU: every kernel against the CPU's.
+TEST_CASE("engine options: the selftest's GPU kernel checks all pass on this GPU") {
+    const auto checks = runner::selftest::check_gpu_kernels();
+    CHECK(checks.size() > 40);
+    for (const auto& c : checks) {
+        CAPTURE(c.kernel);
+        CAPTURE(c.failure);
+        CHECK(c.passed());
+    }
+}
+
+TEST_CASE("engine options: a broken kernel fails the GPU's first load by name; a broken BLAS only turns it off") {
+    runner_cli::EngineFlags flags;
+    set_device(flags, "cuda:0");
+    {
+        const ScopedBreak broken("matmul.q4_k.decode");
+        auto m = open();
+        auto refused = make_engine(m, flags);
+        REQUIRE_FALSE(refused.ok());
+        CHECK(refused.error().message.find("GPU kernel matmul.q4_k.decode gives wrong results") != std::string::npos);
+        CHECK(refused.error().message.find("AIRLLM_DEVICE=cpu") != std::string::npos);
+    }
+    if (runner::gpu::Blas::available()) {
+        const ScopedBreak broken("blas.bf16");
+        auto m = open();
+        auto engine = make_engine(m, flags);
+        REQUIRE(engine.ok());
+        CHECK(engine->description.find("BLAS off") != std::string::npos);
+        CHECK_FALSE(runner::gpu::Blas::available());
+    }
+    // The next load checks again (the switch bypasses the record) and turns the BLAS back on.
+    auto m = open();
+    auto engine = make_engine(m, flags);
+    REQUIRE(engine.ok());
+    CHECK(engine->description.find("kernels checked") != std::string::npos);
+    CHECK(engine->description.find("BLAS off") == std::string::npos);
 }

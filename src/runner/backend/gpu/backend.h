@@ -114,7 +114,7 @@ class Event {
 
 // Dense products on the vendor's BLAS, on tensor cores: its handle, bound to one stream, and the scratch
 // that activations are converted into (16-bit, the weights' type). cuBLAS on CUDA, linked; rocBLAS on
-// ROCm, loaded at run time where it has kernels for the device. Without one (or after disable_blas)
+// ROCm, loaded at run time where it has kernels for the device. Without one (or after a failed check)
 // available() is false and matmul uses its own kernels.
 class Blas {
   public:
@@ -136,8 +136,9 @@ class Blas {
     DeviceBuffer weight_scratch_;
 };
 
-// After a failed known-answer check of the BLAS's products: matmul runs its own kernels from now on.
-void disable_blas();
+// What the latest known-answer check of the BLAS's products on this device found: after a failure,
+// matmul runs its own kernels until a check passes.
+void set_blas_checked(bool passed);
 
 void copy_to_device(void* dst, const void* src, std::size_t bytes, const Stream& stream);
 void copy_to_host(void* dst, const void* src, std::size_t bytes, const Stream& stream);

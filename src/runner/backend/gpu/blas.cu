@@ -24,7 +24,7 @@ std::atomic<bool> blas_disabled{false};
 
 }  // namespace
 
-void disable_blas() { blas_disabled = true; }
+void set_blas_checked(bool passed) { blas_disabled = !passed; }
 
 #if defined(OAR_HAVE_BLAS)
 
