@@ -60,6 +60,7 @@ struct GpuInfo {
 
     std::optional<std::uint64_t> unique_id;
     std::optional<unsigned> compute_units;
+    std::optional<unsigned> wave_size;  // 32 or 64: the runner's kernels are built for either
 
     // Whether the installed rocBLAS ships kernels for this target; empty when no library was found.
     std::optional<bool> rocblas_kernels;
@@ -94,7 +95,14 @@ struct ProbeReport {
     std::vector<SourceReport> sources;
     std::vector<std::string> notes;  // skipped nodes, disagreements between sources
     std::vector<OverrideSetting> overrides_in_env;
-    std::string rocblas_dir;        // where kernels were looked for; empty if none found
+    std::string rocblas_dir;  // where kernels were looked for; empty if none found
+    // Whether the rocBLAS ollama-airllm would load for its prompts loads here; not tried for a replayed tree.
+    struct RocblasLibrary {
+        bool tried = false;
+        bool loads = false;
+        std::string path, version;
+        std::string detail;  // why it did not load
+    } rocblas_library;
     bool input_error = false;       // some input was present but unreadable or malformed
     std::string none_found_reason;  // one line when gpus is empty
 };

@@ -30,6 +30,9 @@ Ollama ROCm build and service need.
   --rocblas-dir DIR   rocBLAS library folder to check for TensileLibrary kernels
   --amdgpu-ids FILE   libdrm amdgpu.ids to take marketing names from
   --smi-library PATH  librocm_smi64 to load (default: loader path, $ROCM_PATH/lib, /opt/rocm/lib)
+  --rocblas-library PATH
+                      librocblas to try loading, as ollama-airllm does for its prompts
+                      (default: librocblas.so.5 and .4 on the loader path, $ROCM_PATH/lib, /opt/rocm/lib)
   --no-smi            do not load rocm-smi-lib
   -v, --verbose       name the sources used and how each fact was decided
   -h, --help          this text
@@ -41,6 +44,7 @@ struct Cli {
     Format format = Format::table;
     bool verbose = false;
     bool smi_forced = false;
+    bool rocblas_forced = false;
     probe::ProbeOptions options;
 };
 
@@ -86,6 +90,9 @@ int parse_args(int argc, char** argv, Cli& cli) {
         } else if (arg == "--smi-library") {
             if (!value(cli.options.smi_library)) return usage_error("--smi-library needs a path");
             cli.smi_forced = true;
+        } else if (arg == "--rocblas-library") {
+            if (!value(cli.options.rocblas_library)) return usage_error("--rocblas-library needs a path");
+            cli.rocblas_forced = true;
         } else if (arg == "--no-smi") {
             cli.options.use_smi = false;
             cli.options.smi_off_reason = "turned off by --no-smi";
@@ -106,6 +113,7 @@ int parse_args(int argc, char** argv, Cli& cli) {
     }
     // A replayed tree is not this machine: rocm-smi would describe the live GPUs instead.
     if (cli.options.root != "/" && !cli.smi_forced) cli.options.use_smi = false;
+    if (cli.options.root != "/" && !cli.rocblas_forced) cli.options.load_rocblas = false;
     return -1;
 }
 

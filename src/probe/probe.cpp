@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/rocblas_library.h"
 #include "probe/override_rules.h"
 #include "probe/pci_ids.h"
 #include "probe/rocblas_kernels.h"
@@ -197,6 +198,7 @@ GpuInfo assemble(const Candidate& c, int index, const std::optional<AmdgpuIds>& 
         gpu.pci_address = c.kfd->address;
         gpu.unique_id = c.kfd->unique_id;
         gpu.compute_units = c.kfd->compute_units;
+        gpu.wave_size = c.kfd->wave_size;
     }
     if (c.drm) {
         if (!gpu.render_minor) gpu.render_minor = c.drm->render_minor;
@@ -358,6 +360,27 @@ ProbeReport run_probe(const ProbeOptions& options) {
     report.sources.push_back({"rocblas", kernels ? SourceState::used : SourceState::absent,
                               kernels ? kernels->dir + ": " + std::to_string(kernels->targets.size()) + " target(s)"
                                       : "no rocBLAS TensileLibrary files found"});
+
+    if (options.load_rocblas) {
+        auto& r = report.rocblas_library;
+        r.tried = true;
+        const auto lib =
+            common::RocblasLibrary::open(common::RocblasLibrary::candidates(options.rocblas_library, rocm_path));
+        if (lib) {
+            r.loads = true;
+            r.path = lib->path();
+            r.version = lib->version();
+        } else {
+            r.detail = lib.error().message;
+            for (auto at = r.detail.find("\n  "); at != std::string::npos; at = r.detail.find("\n  "))
+                r.detail.replace(at, 3, at == r.detail.find(':') + 1 ? " " : "; ");
+        }
+        report.sources.push_back({"rocblas library", r.loads ? SourceState::used : SourceState::absent,
+                                  r.loads ? r.path + ": rocBLAS " + r.version : r.detail});
+    } else {
+        report.sources.push_back(
+            {"rocblas library", SourceState::skipped, "not loaded when replaying a captured tree"});
+    }
 
     report.overrides_in_env = read_override_settings(options);
     if (report.gpus.empty()) report.none_found_reason = none_found_reason(kfd, drm_any_amd, smi.report);

@@ -16,6 +16,8 @@ struct ProbeOptions {
     std::string smi_off_reason = "not used when replaying a captured tree";
     std::string smi_library;                         // explicit librocm_smi64 path
     std::string rocblas_dir;                         // explicit rocBLAS library folder on this machine
+    bool load_rocblas = true;                        // whether to try loading rocBLAS (not for replays)
+    std::string rocblas_library;                     // explicit librocblas path
     std::string amdgpu_ids;                          // explicit amdgpu.ids on this machine
     std::map<std::string, std::string> environment;  // ROCM_PATH and HSA_OVERRIDE_GFX_VERSION[_N]
 };

@@ -57,9 +57,18 @@ json gpu_json(const GpuInfo& g) {
         {"integrated_basis", g.integrated_basis},
         {"unique_id", g.unique_id ? json(g.uuid()) : json(nullptr)},
         {"compute_units", or_null(g.compute_units)},
+        {"wave_size", or_null(g.wave_size)},
         {"rocblas_kernels", or_null(g.rocblas_kernels)},
         {"hsa_override", advice},
     };
+}
+
+json rocblas_library_json(const ProbeReport::RocblasLibrary& r) {
+    if (!r.tried) return nullptr;
+    return {{"loads", r.loads},
+            {"path", r.loads ? json(r.path) : json(nullptr)},
+            {"version", r.loads ? json(r.version) : json(nullptr)},
+            {"problem", r.loads ? json(nullptr) : json(r.detail)}};
 }
 
 }  // namespace
@@ -89,6 +98,7 @@ std::string render_json(const ProbeReport& report) {
         {"service_env", service},
         {"environment", env_settings},
         {"rocblas_dir", report.rocblas_dir.empty() ? json(nullptr) : json(report.rocblas_dir)},
+        {"rocblas_library", rocblas_library_json(report.rocblas_library)},
         {"sources", sources},
         {"notes", report.notes},
         {"none_found_reason", report.none_found_reason.empty() ? json(nullptr) : json(report.none_found_reason)},

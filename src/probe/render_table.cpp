@@ -93,11 +93,19 @@ std::string render_table(const ProbeReport& report, bool verbose) {
             if (g.unique_id) out += " uuid " + g.uuid() + ";";
             if (g.render_minor) out += " renderD" + std::to_string(*g.render_minor) + ";";
             if (g.compute_units) out += " " + std::to_string(*g.compute_units) + " CUs;";
+            if (g.wave_size) out += " wave" + std::to_string(*g.wave_size) + ";";
             out += " memory from " + (g.memory_source.empty() ? std::string("nowhere") : g.memory_source) + ";";
             out += " name from " + (g.name_source.empty() ? std::string("nowhere") : g.name_source) + ";";
             out += " " + std::string(g.integrated ? "integrated" : "discrete") + ": " + g.integrated_basis + "\n";
         }
     }
+
+    if (report.rocblas_library.tried && !report.gpus.empty())
+        out += report.rocblas_library.loads
+                   ? "\nrocBLAS " + report.rocblas_library.version + " loads (" + report.rocblas_library.path +
+                         "): ollama-airllm runs prompts on it where it has the GPU's kernels\n"
+                   : "\nrocBLAS does not load, so ollama-airllm runs prompts on its own kernels: " +
+                         report.rocblas_library.detail + "\n";
 
     if (!report.gpus.empty()) {
         out += "\nbuild   (rocm-probe --format targets): CMAKE_HIP_ARCHITECTURES=" + render_targets(report);

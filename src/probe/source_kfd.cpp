@@ -138,6 +138,8 @@ KfdScan scan_kfd(const SysfsTree& tree) {
         if (const auto minor = props->get("drm_render_minor"); minor && *minor != 0)
             gpu.render_minor = static_cast<int>(*minor);
         if (const auto uid = props->get("unique_id"); uid && *uid != 0) gpu.unique_id = *uid;
+        if (const auto wave = props->get_or("wave_front_size", 0); wave != 0)
+            gpu.wave_size = static_cast<unsigned>(wave);
         if (const auto per_cu = props->get_or("simd_per_cu", 0); per_cu != 0)
             gpu.compute_units = static_cast<unsigned>(*simd_count / per_cu);
 

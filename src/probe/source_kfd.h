@@ -23,6 +23,7 @@ struct KfdGpu {
     std::optional<int> render_minor;
     std::optional<std::uint64_t> unique_id;
     std::optional<unsigned> compute_units;
+    std::optional<unsigned> wave_size;        // 32 (RDNA) or 64 (GCN, CDNA)
     std::optional<std::uint64_t> vram_total;  // sum of FB_PUBLIC and FB_PRIVATE banks
     std::optional<std::uint64_t> vram_used;   // sum of mem_banks used_memory, newer kernels only
 };

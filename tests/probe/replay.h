@@ -17,6 +17,7 @@ inline probe::ProbeOptions replay_options(const std::filesystem::path& root) {
     probe::ProbeOptions options;
     options.root = root;
     options.use_smi = false;
+    options.load_rocblas = false;
     options.amdgpu_ids = (fixtures() / "amdgpu.ids").string();
     return options;
 }

@@ -304,3 +304,30 @@ TEST_CASE("cli: tools/capture-sysfs copies what the probe needs, and the capture
     CHECK(again.exit_code == 2);
     CHECK(again.err.find("not empty") != std::string::npos);
 }
+
+// What ollama-airllm's ROCm build does for its prompts, tried the same way: the stand-in librocblas loads,
+// a missing one says why, and a replayed tree does not try unless asked.
+TEST_CASE("cli: --rocblas-library reports whether rocBLAS loads, with its version, or why not") {
+    const auto tree = machine("rx7900xtx").string();
+    const auto loads = run_process({probe_bin, "--sysfs-root", tree, "--json", "--rocblas-library", OAR_FAKE_ROCBLAS});
+    REQUIRE(loads.exit_code == 0);
+    const auto doc = nlohmann::json::parse(loads.out);
+    CHECK(doc["rocblas_library"]["loads"] == true);
+    CHECK(doc["rocblas_library"]["version"] == "9.9.9.stand-in");
+    CHECK(doc["rocblas_library"]["problem"].is_null());
+    CHECK(doc["gpus"][0]["wave_size"] == 32);
+
+    const auto missing =
+        run_process({probe_bin, "--sysfs-root", tree, "--json", "--rocblas-library", "/nonexistent/librocblas.so.5"});
+    const auto none = nlohmann::json::parse(missing.out);
+    CHECK(none["rocblas_library"]["loads"] == false);
+    CHECK(none["rocblas_library"]["problem"].get<std::string>().find("/nonexistent/librocblas.so.5") !=
+          std::string::npos);
+    const auto table =
+        run_process({probe_bin, "--sysfs-root", tree, "--rocblas-library", "/nonexistent/librocblas.so.5"});
+    CHECK(table.out.find("rocBLAS does not load, so ollama-airllm runs prompts on its own kernels") !=
+          std::string::npos);
+
+    const auto replay = run_process({probe_bin, "--sysfs-root", tree, "--json"});
+    CHECK(nlohmann::json::parse(replay.out)["rocblas_library"].is_null());
+}

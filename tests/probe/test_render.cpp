@@ -38,7 +38,11 @@ TEST_CASE("JSON follows the documented schema") {
     REQUIRE(doc["service_env"].size() == 1);
     CHECK(doc["service_env"][0]["variable"] == "ROCR_VISIBLE_DEVICES");
     CHECK(doc["none_found_reason"].is_null());
-    CHECK(doc["sources"].size() == 6);
+    CHECK(doc["sources"].size() == 7);
+    CHECK(doc["sources"][6]["name"] == "rocblas library");
+    CHECK(doc["sources"][6]["state"] == "skipped");  // a replayed tree is not this machine
+    CHECK(doc["rocblas_library"].is_null());
+    CHECK(igpu["wave_size"] == 32);
     for (const auto& s : doc["sources"]) {
         CHECK(s.contains("name"));
         CHECK(s.contains("state"));

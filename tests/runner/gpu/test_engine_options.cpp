@@ -124,7 +124,7 @@ TEST_CASE("engine options: the selftest's GPU kernel checks all pass on this GPU
     }
 }
 
-TEST_CASE("engine options: a broken kernel fails the GPU's first load by name; a broken BLAS only turns it off") {
+TEST_CASE("engine options: a broken kernel fails the GPU's first load by name, a broken BLAS only turns it off") {
     runner_cli::EngineFlags flags;
     set_device(flags, "cuda:0");
     {
