@@ -45,6 +45,13 @@ HIPCC        ?= hipcc
 HIP_FLAGS     = -x hip -std=c++20 -I src -Wall -Wextra -Werror -Wno-unused-command-line-argument
 GPU_SOURCES   = $(sort $(wildcard src/runner/backend/gpu/*.cu))
 GPU_HOST_CXX  = src/runner/backend/gpu/rocblas_choice.cpp src/common/rocblas_library.cpp
+# The GPU engine's plain C++, the GPU tests and benchmarks, which only a GPU build compiles: checked here with the
+# project's warnings, so that CI catches what the GPU host would refuse to build.
+GPU_ENGINE_CXX = $(sort $(wildcard src/runner/engine/gpu_*.cpp)) src/runner/engine/engine_factory.cpp \
+                 src/runner/engine/device_selftest.cpp src/runner/selftest/gpu_checks.cpp \
+                 $(sort $(wildcard tests/runner/gpu/*.cpp)) bench/bench_conversation.cpp \
+                 bench/bench_decode_kernels.cpp bench/bench_offload.cpp bench/gpu_bandwidth.cpp
+CXX_WARNINGS   = -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Werror
 HIP_OUT       = $(BUILD_DIR)/hip-check
 
 hip-check:
@@ -56,7 +63,11 @@ hip-check:
 		$(HIPCC) $(HIP_FLAGS) --offload-arch=gfx1100 -nogpulib --offload-device-only -S $$f \
 			-o $(HIP_OUT)/$$(basename $$f .cu).gfx1100.s || exit 1; \
 	done
-	@echo "hip-check: $(words $(GPU_SOURCES)) GPU sources linked for gfx1030 and compiled for gfx1100"
+	for f in $(GPU_ENGINE_CXX); do \
+		$(CXX) -std=c++20 -fsyntax-only $(CXX_WARNINGS) -I src -I tests -I bench -DOAR_HAVE_GPU=1 -DOAR_FIXTURES='""' $$f || exit 1; \
+	done
+	@echo "hip-check: $(words $(GPU_SOURCES)) GPU sources linked for gfx1030 and compiled for gfx1100;" \
+		"$(words $(GPU_ENGINE_CXX)) files of GPU engine and tests compiled with the project's warnings"
 
 # Everything the README's test command promises: the tests, the recipe check, the HIP compile check,
 # the patched Ollama end to end, the tests under sanitizers.

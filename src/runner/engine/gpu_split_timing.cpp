@@ -34,8 +34,8 @@ common::Result<SplitRates> time_split(const SplitTiming& t, const std::vector<in
         const auto layout = layout_of(l, t.compression);
         mlp.slab.resize(layout.bytes);
         if (auto error = t.slab(mlp.slab.data(), layer, layout)) return *error;
-        const auto matrix = [&](Slot s, const TensorView& t, std::size_t rows, std::size_t cols) {
-            return slab_matrix(mlp.slab.data() + layout.offset[s], layout.type[s], t.dtype, rows, cols);
+        const auto matrix = [&](Slot s, const TensorView& w, std::size_t rows, std::size_t cols) {
+            return slab_matrix(mlp.slab.data() + layout.offset[s], layout.type[s], w.dtype, rows, cols);
         };
         mlp.gate = matrix(w_gate, *l.w_gate, n_ff, e);
         mlp.up = matrix(w_up, *l.w_up, n_ff, e);
