@@ -3,7 +3,8 @@
 // pre-tokenizer's name (tokenizer.ggml.pre) and the special ids. It is turned back into the tokenizer.json
 // it came from and loaded through the same pipeline, so GGUF and safetensors models tokenize alike.
 // Byte-level BPE vocabularies (tokenizer.ggml.model "gpt2": Llama 3, Qwen2/2.5/3, ...) with the
-// pre-tokenizers in the table; SentencePiece ones ("llama": Llama 2, Mistral 7B) are refused by name.
+// pre-tokenizers in the table, and SentencePiece BPE ones ("llama": Llama 2, Mistral 7B), whose merges
+// come from the pieces' scores.
 #pragma once
 
 #include <string>

@@ -9,6 +9,7 @@
 
 #include "runner/tokenizer/gguf_vocab.h"
 #include "runner/tokenizer/normalizer.h"
+#include "runner/tokenizer/spm_merges.h"
 #include "support/temp_tree.h"
 #include "tokenizer/corpus.h"
 
@@ -121,6 +122,52 @@ TEST_CASE("GGUF vocabulary: Qwen3 (qwen2) tokenizes the corpus as Hugging Face d
     check_corpus("qwen3", "qwen2", false, true);
 }
 
+// tests/fixtures/gguf/spm-vocab.gguf: a SentencePiece BPE model trained in Llama's settings by the
+// sentencepiece package and written as llama.cpp's converter writes one (tools/reference/make_spm_vocab.py);
+// spm-vocab.json: SentencePiece's own ids and decodings for the corpus.
+TEST_CASE("GGUF vocabulary: a SentencePiece vocabulary tokenizes the corpus as SentencePiece does") {
+    const auto dir = std::filesystem::path(OAR_FIXTURES) / "gguf";
+    const std::string data = test_support::read_file(dir / "spm-vocab.gguf");
+    const auto header = runner::parse_gguf({reinterpret_cast<const std::byte*>(data.data()), data.size()}, "spm.gguf");
+    REQUIRE(header.ok());
+    auto tok = tokenizer::load_gguf_tokenizer(*header, "spm.gguf");
+    REQUIRE_MESSAGE(tok.ok(), (tok.ok() ? "" : tok.error().message));
+    const auto golden = read_json(dir / "spm-vocab.json");
+    const auto cases = read_corpus();
+    REQUIRE(golden.at("cases").size() == cases.size());
+    std::size_t checked = 0;
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+        CAPTURE(i);
+        const auto& g = golden.at("cases")[i];
+        if (g.is_null()) continue;  // not UTF-8: SentencePiece takes only text
+        // SentencePiece reads "<s>" in text as characters; llama.cpp and Hugging Face as the control token.
+        if (cases[i].find("<s>") != std::string::npos || cases[i].find("</s>") != std::string::npos) continue;
+        ++checked;
+        const auto ids = ids_of(g.at("ids"));
+        CHECK(tok->encode(cases[i], false) == ids);
+        auto with_bos = ids;
+        with_bos.insert(with_bos.begin(), 1);  // tokenizer.ggml.add_bos_token, <s>
+        CHECK(tok->encode(cases[i], true) == with_bos);
+        const auto decoded = tok->decode(ids);
+        REQUIRE(decoded.ok());
+        CHECK(*decoded == g.at("decoded").get<std::string>());
+    }
+    CHECK(checked + 5 >= cases.size());
+}
+
+TEST_CASE("GGUF vocabulary: SentencePiece merges rank a piece's splits by its score, then by id") {
+    // "bc" scores above "ab" although its id is higher: the score decides. "abc" splits two ways, tied on
+    // score with "xy": the joined id, then the left piece's, order them. Control, unknown and byte pieces
+    // are never joined into.
+    const std::vector<std::string> pieces = {"<unk>", "a", "b", "c",  "ab",     "bc",
+                                             "abc",   "x", "y", "xy", "<0x41>", "<s>"};
+    const std::vector<double> scores = {0, -10, -10, -10, -2, -1, -3, -10, -10, -3, 0, 0};
+    const std::vector<std::int64_t> types = {2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 6, 3};
+    const std::vector<std::pair<std::string, std::string>> expected = {
+        {"b", "c"}, {"a", "b"}, {"a", "bc"}, {"ab", "c"}, {"x", "y"}};
+    CHECK(tokenizer::spm_merges(pieces, scores, types) == expected);
+}
+
 TEST_CASE("GGUF vocabulary: what it cannot tokenize is an error naming the file and the key") {
     auto h = converted("qwen3", "qwen2", false);
     const auto error_of = [](const runner::GgufHeader& header) {
@@ -129,10 +176,15 @@ TEST_CASE("GGUF vocabulary: what it cannot tokenize is an error naming the file 
         return r.error().message;
     };
     auto spm = h;
-    spm.metadata["tokenizer.ggml.model"] = string("llama");
+    spm.metadata["tokenizer.ggml.model"] = string("llama");  // SentencePiece, without scores
     CHECK(error_of(spm) ==
-          "m.gguf: tokenizer.ggml.model is \"llama\": only byte-level BPE vocabularies (\"gpt2\": Llama 3, Qwen) are "
-          "supported, not SentencePiece's");
+          "m.gguf: tokenizer.ggml.scores does not give one score per token (a SentencePiece "
+          "vocabulary needs them)");
+    auto t5 = h;
+    t5.metadata["tokenizer.ggml.model"] = string("t5");
+    CHECK(error_of(t5) ==
+          "m.gguf: tokenizer.ggml.model is \"t5\": only byte-level BPE (\"gpt2\": Llama 3, Qwen) and "
+          "SentencePiece BPE (\"llama\": Llama 2, Mistral) vocabularies are supported");
     auto pre = h;
     pre.metadata["tokenizer.ggml.pre"] = string("tekken");
     CHECK(error_of(pre).find(
