@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <functional>
 
 #include "runner/tokenizer/spm_merges.h"
@@ -129,6 +130,10 @@ common::Result<nlohmann::json> sentencepiece_json(const runner::GgufHeader& h, V
     const auto* scores = h.find("tokenizer.ggml.scores");
     if (!scores || !scores->is_array || scores->reals.size() != pieces.size())
         return bad("tokenizer.ggml.scores does not give one score per token (a SentencePiece vocabulary needs them)");
+    // A NaN would leave the ranking of the merges without an order (and std::sort without a defined result).
+    for (std::size_t i = 0; i < scores->reals.size(); ++i)
+        if (!std::isfinite(scores->reals[i]))
+            return bad("tokenizer.ggml.scores[" + std::to_string(i) + "] is not a finite number");
     std::string unk;
     if (const auto id = h.integer("tokenizer.ggml.unknown_token_id")) {
         if (*id < 0 || static_cast<std::size_t>(*id) >= pieces.size())

@@ -5,6 +5,7 @@
 // also NFC-normalizes, which llama.cpp does not: those cases are checked on their NFC form.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "runner/tokenizer/gguf_vocab.h"
@@ -180,6 +181,14 @@ TEST_CASE("GGUF vocabulary: what it cannot tokenize is an error naming the file 
     CHECK(error_of(spm) ==
           "m.gguf: tokenizer.ggml.scores does not give one score per token (a SentencePiece "
           "vocabulary needs them)");
+    auto nan = spm;
+    runner::GgufValue scores;
+    scores.type = runner::GgufType::float32;
+    scores.is_array = true;
+    scores.reals.assign(h.metadata["tokenizer.ggml.tokens"].strings.size(), -1.0);
+    scores.reals[9] = std::nan("");
+    nan.metadata["tokenizer.ggml.scores"] = scores;
+    CHECK(error_of(nan) == "m.gguf: tokenizer.ggml.scores[9] is not a finite number");
     auto t5 = h;
     t5.metadata["tokenizer.ggml.model"] = string("t5");
     CHECK(error_of(t5) ==
