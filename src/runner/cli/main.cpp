@@ -17,6 +17,7 @@ struct Subcommand {
 };
 
 constexpr Subcommand subcommands[] = {
+#ifndef OAR_ENGINE_ONLY  // the engine-only build (cmake -DOAR_ENGINE_ONLY=ON) has no tokenizer or server
     {"tokenize", runner_cli::run_tokenize, "print the token ids of a text as a JSON array"},
     {"detokenize", runner_cli::run_detokenize, "print the text of a JSON array of token ids"},
     {"info", runner_cli::run_info, "architecture, parameters, bytes per layer and the plan for a RAM budget"},
@@ -24,6 +25,7 @@ constexpr Subcommand subcommands[] = {
     {"runner", runner_cli::run_runner, "serve a model over HTTP as Ollama's runner (MLX protocol)"},
     {"prepare", runner_cli::run_prepare, "compress a model's layers once into the layer cache (8bit, 4bit)"},
     {"verify", runner_cli::run_verify, "check every blob of a model in Ollama's store against its digest"},
+#endif
     {"selftest", runner_cli::run_selftest, "check every kernel against a reference, measure the rates, report"},
 };
 
