@@ -65,9 +65,9 @@ common::Result<DeviceSelftest> selftest_device(const Device& device) {
                                            std::to_string(info.total_bytes >> 20) + " MiB");
         t.facts.emplace_back("runtime", info.runtime);
         t.facts.emplace_back("wave size", std::to_string(info.warp_size));
-        t.facts.emplace_back("uuid", info.uuid);
-        t.facts.emplace_back("blas", gpu::Blas::description());
+        t.facts.emplace_back("uuid", info.uuid + " at " + info.pci);
         t.checks = selftest::check_gpu_kernels();
+        t.facts.emplace_back("blas", gpu::Blas::description());  // after the checks, which may turn it off
         const auto rates = selftest::measure_gpu_rates();
         t.rates.emplace_back("host RAM read", rate(selftest::host_read_gbps(), "GB/s"));
         t.rates.emplace_back("pinned upload", rate(rates.upload_gbps, "GB/s"));

@@ -78,7 +78,9 @@ common::Result<Engine> make_engine(const WeightSource& source, ModelWeights weig
         const auto info = gpu::device_info();
         const auto checked = selftest::check_at_first_load(
             selftest::kernel_checks_dir(default_cache_root()),
-            {info.uuid, info.runtime, info.name + " (GPU " + std::to_string(index) + ")"}, selftest::check_gpu_kernels);
+            {info.uuid, info.pci, info.name + ", " + info.arch + ", " + info.runtime + ", " + gpu::Blas::library(),
+             info.name + " (GPU " + std::to_string(index) + ")"},
+            selftest::check_gpu_kernels);
         if (!checked) return checked.error();
         gpu::set_blas_checked(checked->blas_failure.empty());
         std::uint64_t budget = 0;

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -47,8 +48,11 @@ std::string describe_failure(const KernelCheck& c) {
 common::Result<FirstLoad> check_at_first_load(const std::filesystem::path& dir, const CheckedDevice& device,
                                               const std::function<std::vector<KernelCheck>()>& checks) {
     const bool breaking = std::getenv("AIRLLM_SELFTEST_BREAK") != nullptr;
-    const auto record = dir / (device.uuid + ".pass");
-    const std::string key = "runtime " + device.runtime + "\nbinary " + binary_identity() + "\n";
+    std::string file = device.uuid + "-" + device.pci;
+    for (auto& c : file)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') c = '_';
+    const auto record = dir / (file + ".pass");
+    const std::string key = "device " + device.identity + "\nbinary " + binary_identity() + "\n";
     FirstLoad result;
     if (!breaking) {
         const auto text = read_all(record);

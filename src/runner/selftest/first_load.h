@@ -15,9 +15,12 @@
 namespace runner::selftest {
 
 struct CheckedDevice {
-    std::string uuid;     // the GPU's
-    std::string runtime;  // driver and runtime versions: an update can change what the kernels do
-    std::string name;     // for messages
+    std::string uuid;  // the GPU's
+    std::string pci;   // its slot: GPUs without a unique id share ROCm's uuid "GPU-XX"
+    // What a pass holds for: the GPU's name and target, the driver and runtime versions, the BLAS library
+    // and its version (a change to any of them can change what the kernels give).
+    std::string identity;
+    std::string name;  // for messages
 };
 
 struct FirstLoad {
@@ -27,7 +30,7 @@ struct FirstLoad {
     std::string blas_failure;
 };
 
-// Where passes are remembered: <cache root>/kernel-checks, one file per GPU.
+// Where passes are remembered: <cache root>/kernel-checks, one file per GPU (uuid and slot).
 std::filesystem::path kernel_checks_dir(const std::filesystem::path& cache_root);
 
 // Runs `checks` unless a pass for this device, runtime and binary is remembered in `dir`. An error names

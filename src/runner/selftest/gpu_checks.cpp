@@ -17,11 +17,15 @@ namespace {
 
 // Exact to f32 rounding; the BLAS rounds activations to 16 bits; the tensor-core attention rounds
 // queries and probabilities to f16.
-constexpr float f32_tolerance = 2e-5f, blas_tolerance = 1e-2f, f16_attention_tolerance = 5e-3f;
+constexpr float f32_tolerance = 2e-5f, blas_tolerance = 1e-2f, f16_attention_tolerance = 5e-3f,
+                f16_rounding_tolerance = 1e-3f;
 
+// Synchronized: the source is pageable and often a temporary, which HIP does not promise to have read
+// when an asynchronous copy returns.
 gpu::DeviceBuffer upload(const void* data, std::size_t bytes, const gpu::Stream& s) {
     gpu::DeviceBuffer b(bytes);
     gpu::copy_to_device(b.data(), data, bytes, s);
+    s.synchronize();
     return b;
 }
 
@@ -75,7 +79,9 @@ void run_check(std::vector<KernelCheck>& checks, const std::string& kernel, Fn&&
     }
 }
 
-// Decode (the matrix-vector kernel), a short prompt (the tiled kernel) and a long one on the BLAS.
+// Decode (the matrix-vector kernel, up to 8 tokens), a prompt (the tiled kernel, up to 31 tokens, and
+// every prompt when there is no BLAS), and where a BLAS loads a long prompt on it: plain, accumulating
+// into the residual (the in-place GEMM the output and down projections take) and with a bias.
 void check_products(std::vector<KernelCheck>& checks, const Weights& w, int d_in, int d_out, const gpu::Blas& blas,
                     std::mt19937& rng, cpu::ThreadPool& pool, const gpu::Stream& s) {
     struct Case {
@@ -83,27 +89,57 @@ void check_products(std::vector<KernelCheck>& checks, const Weights& w, int d_in
         int n_tokens;
         bool on_blas;
     };
+    const auto bias_bytes = random_weights(rng, DType::bf16, 1, static_cast<std::size_t>(d_out));
+    auto bias_view = view_of(bias_bytes, DType::bf16, 1, static_cast<std::size_t>(d_out));
+    bias_view.shape = {d_out};
     for (const auto& [name, n_tokens, on_blas] :
-         {Case{"decode", 1, false}, Case{"prompt", 7, false}, Case{"blas", 48, true}}) {
-        if (on_blas && (!gpu::Blas::available() || w.type == WeightType::f32)) continue;
+         {Case{"decode", 1, false}, Case{"prompt", 20, false}, Case{"blas", 48, true}}) {
+        if (on_blas && (!gpu::Blas::loaded() || w.type == WeightType::f32)) continue;
         const std::string kernel = on_blas ? "blas." + w.name : "matmul." + w.name + "." + name;
+        const auto n = static_cast<std::size_t>(n_tokens);
+        const gpu::Blas* with = on_blas ? &blas : nullptr;
         run_check(checks, kernel, [&] {
-            const auto n = static_cast<std::size_t>(n_tokens);
             const auto x = random_floats(rng, n * d_in);
             std::vector<float> want(n * d_out);
             cpu::matmul(want.data(), x.data(), w.matrix, nullptr, n, pool);
             const auto dx = upload(x, s);
             gpu::DeviceBuffer out(want.size() * sizeof(float));
             gpu::matmul(out.as<float>(), dx.as<float>(), w.device.data(), w.type, nullptr, WeightType::f32, n_tokens,
-                        d_in, d_out, s, on_blas ? &blas : nullptr);
+                        d_in, d_out, s, with);
             auto got = download(out, want.size(), s);
             return compare(kernel, got, want, on_blas ? blas_tolerance : f32_tolerance);
+        });
+        if (!on_blas) continue;
+        run_check(checks, kernel + ".add", [&] {
+            const auto x = random_floats(rng, n * d_in);
+            auto want = random_floats(rng, n * d_out);
+            auto residual = upload(want, s);
+            std::vector<float> product(want.size());
+            cpu::matmul(product.data(), x.data(), w.matrix, nullptr, n, pool);
+            for (std::size_t i = 0; i < want.size(); ++i) want[i] += product[i];
+            const auto dx = upload(x, s);
+            gpu::matmul_add(residual.as<float>(), dx.as<float>(), w.device.data(), w.type, n_tokens, d_in, d_out, s,
+                            with);
+            auto got = download(residual, want.size(), s);
+            return compare(kernel + ".add", got, want, blas_tolerance);
+        });
+        run_check(checks, kernel + ".bias", [&] {
+            const auto x = random_floats(rng, n * d_in);
+            std::vector<float> want(n * d_out);
+            cpu::matmul(want.data(), x.data(), w.matrix, &bias_view, n, pool);
+            const auto dx = upload(x, s), dbias = upload(bias_bytes.data(), bias_bytes.size(), s);
+            gpu::DeviceBuffer out(want.size() * sizeof(float));
+            gpu::matmul(out.as<float>(), dx.as<float>(), w.device.data(), w.type, dbias.data(), WeightType::bf16,
+                        n_tokens, d_in, d_out, s, with);
+            auto got = download(out, want.size(), s);
+            return compare(kernel + ".bias", got, want, blas_tolerance);
         });
     }
 }
 
 // The fused forms a layer runs: q, k and v from one normalization; the MLP's gate and up with SwiGLU;
-// the residual add of the output projection. Against the CPU's separate steps.
+// the residual add of the output projection. Against the CPU's separate steps. Decode fuses them into
+// one launch; a prompt normalizes into the scratch and runs each product and the gate apart.
 void check_fused(std::vector<KernelCheck>& checks, const Weights& a, const Weights& b, int d_in, int d_out,
                  std::mt19937& rng, cpu::ThreadPool& pool, const gpu::Stream& s) {
     const auto norm_bytes = random_weights(rng, DType::bf16, 1, static_cast<std::size_t>(d_in));
@@ -111,7 +147,7 @@ void check_fused(std::vector<KernelCheck>& checks, const Weights& a, const Weigh
     norm_view.shape = {d_in};
     const auto dnorm = upload(norm_bytes.data(), norm_bytes.size(), s);
     const gpu::Norm norm{dnorm.data(), WeightType::bf16, 1e-5f};
-    for (const int n_tokens : {1, 7}) {
+    for (const int n_tokens : {1, 20}) {
         const std::string suffix = "." + a.name + (n_tokens == 1 ? ".decode" : ".prompt");
         const auto n = static_cast<std::size_t>(n_tokens);
         const auto x = random_floats(rng, n * d_in, 3.f);
@@ -205,7 +241,20 @@ gpu::DeviceBuffer upload_f16(const std::vector<float>& v, const gpu::Stream& s) 
     return b;
 }
 
-// RoPE with both pairings, the keys and values stored into an f32 cache, then attention for a prompt
+std::vector<float> download_f16(const gpu::DeviceBuffer& b, std::size_t n, const gpu::Stream& s) {
+    std::vector<std::uint16_t> bits(n);
+    gpu::copy_to_host(bits.data(), b.data(), n * 2, s);
+    s.synchronize();
+    std::vector<float> v(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        _Float16 h;
+        std::memcpy(&h, &bits[i], 2);
+        v[i] = static_cast<float>(h);
+    }
+    return v;
+}
+
+// RoPE with both pairings, the keys and values stored into an f32 cache (and an f16 one), then attention for a prompt
 // (positions 0..19) and a decode step (position 300, keys split across blocks), on f32 and f16 caches.
 void check_attention(std::vector<KernelCheck>& checks, std::mt19937& rng, cpu::ThreadPool& pool, const gpu::Stream& s) {
     const int n_head = 4, n_head_kv = 2, head_dim = 128, n_ctx = 512, kv = n_head_kv * head_dim;
@@ -213,8 +262,17 @@ void check_attention(std::vector<KernelCheck>& checks, std::mt19937& rng, cpu::T
     for (std::size_t i = 0; i < inv_freq.size(); ++i)
         inv_freq[i] = std::pow(10000.f, -2.f * static_cast<float>(i) / head_dim);
     const auto dfreq = upload(inv_freq, s);
-    for (const auto pairs : {RopePairs::half, RopePairs::adjacent}) {
-        const std::string kernel = pairs == RopePairs::half ? "rope_store_kv.half" : "rope_store_kv.adjacent";
+    struct RopeCase {
+        RopePairs pairs;
+        KvType cache;
+        const char* name;
+    };
+    for (const auto& [pairs, cache_type, name] :
+         {RopeCase{RopePairs::half, KvType::f32, "rope_store_kv.half"},
+          RopeCase{RopePairs::adjacent, KvType::f32, "rope_store_kv.adjacent"},
+          RopeCase{RopePairs::half, KvType::f16, "rope_store_kv.half.f16_cache"}}) {
+        const std::string kernel = name;
+        const bool f16 = cache_type == KvType::f16;
         run_check(checks, kernel, [&] {
             const int n = 6;
             std::vector<int> positions(n);
@@ -226,22 +284,30 @@ void check_attention(std::vector<KernelCheck>& checks, std::mt19937& rng, cpu::T
             cpu::rope(want_k.data(), n, n_head_kv, head_dim, inv_freq.data(), positions.data(), pairs);
             auto dq = upload(q, s), dk = upload(k, s);
             const auto dv = upload(v, s), dpos = upload(positions.data(), positions.size() * sizeof(int), s);
-            gpu::DeviceBuffer k_cache(static_cast<std::size_t>(n_ctx) * kv * 4), v_cache(k_cache.bytes());
+            const std::size_t cache_elements = static_cast<std::size_t>(n_ctx) * kv;
+            gpu::DeviceBuffer k_cache(cache_elements * kv_element_bytes(cache_type)), v_cache(k_cache.bytes());
             gpu::rope_store_kv(dq.as<float>(), dk.as<float>(), dv.as<float>(), k_cache.data(), v_cache.data(),
-                               KvType::f32, n, n_head, n_head_kv, head_dim, dfreq.as<float>(), dpos.as<int>(), pairs,
-                               s);
-            // The rotated queries, then each token's key and value as the cache holds them at its position.
+                               cache_type, n, n_head, n_head_kv, head_dim, dfreq.as<float>(), dpos.as<int>(), pairs, s);
+            // The rotated queries, then each token's key and value as the cache holds them at its position
+            // (an f16 cache: rounded to nearest even, as the host rounds them).
             auto got = download(dq, q.size(), s);
             want.insert(want.end(), want_k.begin(), want_k.end());
             want.insert(want.end(), v.begin(), v.end());
-            const auto cache_k = download(k_cache, static_cast<std::size_t>(n_ctx) * kv, s);
-            const auto cache_v = download(v_cache, cache_k.size(), s);
+            if (f16) want = round_to_f16(std::move(want));
+            const auto cache_k = f16 ? download_f16(k_cache, cache_elements, s) : download(k_cache, cache_elements, s);
+            const auto cache_v = f16 ? download_f16(v_cache, cache_elements, s) : download(v_cache, cache_elements, s);
             for (const auto* cache : {&cache_k, &cache_v})
                 for (const int p : positions) {
                     const auto row = cache->begin() + static_cast<long>(p) * kv;
                     got.insert(got.end(), row, row + kv);
                 }
-            return compare(kernel, got, want, f32_tolerance);
+            if (f16) {
+                // The queries stay f32: rounded here only to be compared as the keys are.
+                const auto queries = round_to_f16({got.begin(), got.begin() + static_cast<long>(q.size())});
+                std::copy(queries.begin(), queries.end(), got.begin());
+            }
+            // A rotation computed in another order may round to the neighbouring f16.
+            return compare(kernel, got, want, f16 ? f16_rounding_tolerance : f32_tolerance);
         });
     }
     const auto k_cache = random_floats(rng, static_cast<std::size_t>(n_ctx) * kv);
@@ -277,16 +343,13 @@ void check_attention(std::vector<KernelCheck>& checks, std::mt19937& rng, cpu::T
         }
 }
 
-}  // namespace
-
-std::vector<KernelCheck> check_gpu_kernels() {
+void check_all(std::vector<KernelCheck>& checks) {
     std::mt19937 rng(20261205);
     cpu::ThreadPool pool(0);
     const gpu::Stream s;
     // d_in: whole 256-weight K-quant blocks; d_out: not a multiple of any kernel's rows per block.
     const int d_in = 512, d_out = 70;
     const gpu::Blas blas(s, 48 * d_in, static_cast<std::size_t>(d_out) * d_in);
-    std::vector<KernelCheck> checks;
     std::vector<Weights> formats;
     for (const auto dtype :
          {DType::f32, DType::bf16, DType::f16, DType::q8_0, DType::q4_0, DType::q4_k, DType::q5_k, DType::q6_k})
@@ -301,6 +364,27 @@ std::vector<KernelCheck> check_gpu_kernels() {
     }
     check_elementwise(checks, rng, s);
     check_attention(checks, rng, pool, s);
+}
+
+}  // namespace
+
+std::vector<KernelCheck> check_gpu_kernels() {
+    std::vector<KernelCheck> checks;
+    // The BLAS is checked whether or not an earlier check turned it off: what it gives now decides.
+    gpu::set_blas_checked(true);
+    try {
+        check_all(checks);
+    } catch (const std::exception& e) {
+        // Setup between checks failed, most likely on an error a kernel left behind: the check before it
+        // names the kernel, and this says what the runtime said.
+        KernelCheck failed;
+        failed.kernel = "gpu setup after " + (checks.empty() ? std::string("nothing") : checks.back().kernel);
+        failed.failure = e.what();
+        checks.push_back(std::move(failed));
+    }
+    gpu::set_blas_checked(std::none_of(checks.begin(), checks.end(), [](const KernelCheck& c) {
+        return c.kernel.rfind("blas.", 0) == 0 && !c.passed();
+    }));
     return checks;
 }
 

@@ -143,10 +143,18 @@ TEST_CASE("engine options: a broken kernel fails the GPU's first load by name, a
         CHECK(engine->description.find("BLAS off") != std::string::npos);
         CHECK_FALSE(runner::gpu::Blas::available());
     }
-    // The next load checks again (the switch bypasses the record) and turns the BLAS back on.
+    // A load with no record (a fresh cache) checks again, and the BLAS that passes is back on.
+    char cache[] = "/tmp/test_runner_gpu_cache.XXXXXX";
+    REQUIRE(::mkdtemp(cache) != nullptr);
+    const char* old_cache = std::getenv("AIRLLM_CACHE_DIR");
+    const std::string saved = old_cache ? old_cache : "";
+    ::setenv("AIRLLM_CACHE_DIR", cache, 1);
     auto m = open();
     auto engine = make_engine(m, flags);
+    ::setenv("AIRLLM_CACHE_DIR", saved.c_str(), 1);
     REQUIRE(engine.ok());
     CHECK(engine->description.find("kernels checked") != std::string::npos);
+    CHECK(engine->description.find("at an earlier load") == std::string::npos);
     CHECK(engine->description.find("BLAS off") == std::string::npos);
+    CHECK(runner::gpu::Blas::available() == runner::gpu::Blas::loaded());
 }

@@ -33,8 +33,13 @@ selftest::KernelCheck check(const char* kernel, float error) {
     return c;
 }
 
-const selftest::CheckedDevice h200{"0123456789abcdef0123456789abcdef", "CUDA driver 13.0, runtime 13.0",
+const selftest::CheckedDevice h200{"0123456789abcdef0123456789abcdef", "0000:19:00.0",
+                                   "NVIDIA H200, sm_90, CUDA driver 13.0, runtime 13.0, cuBLAS 130000",
                                    "NVIDIA H200 (GPU 0)"};
+
+std::filesystem::path record_of(const std::filesystem::path& dir, const selftest::CheckedDevice& d) {
+    return dir / (d.uuid + "-0000_19_00_0.pass");
+}
 
 }  // namespace
 
@@ -84,7 +89,7 @@ TEST_CASE("first load: the checks run once per device, runtime and binary, and a
     REQUIRE(first.ok());
     CHECK_FALSE(first->remembered);
     CHECK(runs == 1);
-    CHECK(std::filesystem::exists(dir / (h200.uuid + ".pass")));
+    CHECK(std::filesystem::exists(record_of(dir, h200)));
 
     auto second = selftest::check_at_first_load(dir, h200, passing);
     REQUIRE(second.ok());
@@ -92,7 +97,7 @@ TEST_CASE("first load: the checks run once per device, runtime and binary, and a
     CHECK(runs == 1);
 
     auto updated = h200;
-    updated.runtime = "CUDA driver 13.1, runtime 13.0";
+    updated.identity = "NVIDIA H200, sm_90, CUDA driver 13.1, runtime 13.0, cuBLAS 130000";
     REQUIRE(selftest::check_at_first_load(dir, updated, passing).ok());
     CHECK(runs == 2);
 
@@ -100,6 +105,17 @@ TEST_CASE("first load: the checks run once per device, runtime and binary, and a
     other.uuid = "fedcba9876543210fedcba9876543210";
     REQUIRE(selftest::check_at_first_load(dir, other, passing).ok());
     CHECK(runs == 3);
+
+    // Two GPUs that ROCm gives the same uuid ("GPU-XX") are told apart by their slot.
+    auto twin = h200;
+    twin.pci = "0000:c4:00.0";
+    twin.identity = "AMD Radeon 780M, gfx1103, HIP driver 6.4.43482, runtime 6.4.43482, rocBLAS absent";
+    REQUIRE(selftest::check_at_first_load(dir, twin, passing).ok());
+    CHECK(runs == 4);
+    auto again = selftest::check_at_first_load(dir, updated, passing);  // its slot's record is intact
+    REQUIRE(again.ok());
+    CHECK(again->remembered);
+    CHECK(runs == 4);
 }
 
 TEST_CASE("first load: a wrong kernel refuses the GPU by name, with the way out, and is checked again next time") {
@@ -122,7 +138,7 @@ TEST_CASE("first load: a wrong kernel refuses the GPU by name, with the way out,
         CHECK(message.find("ollama-airllm selftest") != std::string::npos);
         CHECK(message.find('\n') == std::string::npos);  // one line in the service's log
     }
-    CHECK_FALSE(std::filesystem::exists(dir / (h200.uuid + ".pass")));
+    CHECK_FALSE(std::filesystem::exists(record_of(dir, h200)));
 }
 
 TEST_CASE("first load: a failed BLAS turns the BLAS off and keeps the GPU, and that is remembered too") {

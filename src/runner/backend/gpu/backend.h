@@ -27,7 +27,8 @@ struct DeviceInfo {
     std::size_t total_bytes = 0;
     std::string uuid;     // 32 hex digits: what a check's result is cached under
     std::string arch;     // "gfx1100" (ROCm's name, features included) or "sm_90"
-    std::string runtime;  // "CUDA driver 13.0, runtime 13.0" or "HIP 6.4.43482"
+    std::string runtime;  // "CUDA driver 13.0, runtime 13.0" or "HIP driver 6.4.43482, runtime 6.4.43482"
+    std::string pci;      // "0000:03:00.0": tells apart GPUs whose uuid is not unique (ROCm's "GPU-XX")
     int warp_size = 0;    // 32, or 64 on CDNA
 };
 
@@ -118,8 +119,10 @@ class Event {
 // available() is false and matmul uses its own kernels.
 class Blas {
   public:
-    static bool available();
-    static std::string description();  // for the load log and selftest: which library, or why none
+    static bool available();           // loaded, and not turned off by a failed check
+    static bool loaded();              // the library loads for the current device, whatever its checks said
+    static std::string library();      // which library, or why none: what a check's result is valid for
+    static std::string description();  // library(), and whether a failed check turned it off
     // `max_elements`: the largest activation matrix a product will read ([n_tokens, d_in]);
     // `max_weight_elements`: the largest quantized matrix, widened to bf16 for the GEMM (0: none).
     Blas(const Stream& stream, std::size_t max_elements, std::size_t max_weight_elements = 0);

@@ -3,6 +3,7 @@
 // build links it; on ROCm the rocBLAS that rocblas_choice finds at run time; otherwise nothing but the
 // fallbacks, and matmul runs its own kernels.
 #include <atomic>
+#include <memory>
 
 #include "runner/backend/gpu/blas.h"
 #include "runner/backend/gpu/gemm.h"
@@ -19,7 +20,8 @@ namespace runner::gpu {
 
 namespace {
 
-// Set when a known-answer check of the BLAS failed on this device: matmul then runs its own kernels.
+// Set when a known-answer check of the BLAS failed: matmul then runs its own kernels. One flag for the
+// process, which runs its model on one GPU.
 std::atomic<bool> blas_disabled{false};
 
 }  // namespace
@@ -66,9 +68,16 @@ const RocblasChoice& rocblas() {
     return rocblas_for(props.gcnArchName);
 }
 
-void check_blas(int status, const char* what) {
+// A rocBLAS handle with the library that made it, which destroys it: not the current device's choice,
+// which may have changed by then.
+struct RocblasHandle {
+    std::shared_ptr<const common::RocblasLibrary> library;
+    void* handle = nullptr;
+};
+
+void check_blas(const common::RocblasLibrary& library, int status, const char* what) {
     if (status != common::rocblas_abi::status_success)
-        throw Error(std::string(what) + " failed: " + rocblas().library->status_text(status));
+        throw Error(std::string(what) + " failed: " + library.status_text(status));
 }
 
 #else
@@ -82,7 +91,8 @@ void check_blas(cublasStatus_t status, const char* what) {
 // out = W x16 (+ out), as gemm.h lays it out.
 void issue(const Blas& blas, const MatmulGemm& g, const void* w, const void* x16, float* out) {
 #if defined(OAR_GPU_HIP)
-    check_blas(rocblas().library->gemm(blas.handle(), to_rocblas(g), w, x16, out), "rocblas_gemm_ex");
+    const auto& h = *static_cast<const RocblasHandle*>(blas.handle());
+    check_blas(*h.library, h.library->gemm(h.handle, to_rocblas(g), w, x16, out), "rocblas_gemm_ex");
 #else
     const cudaDataType_t t = g.input == GemmInput::bf16 ? CUDA_R_16BF : CUDA_R_16F;
     const float alpha = 1.f;
@@ -104,10 +114,17 @@ bool Blas::available() {
 #endif
 }
 
-std::string Blas::description() {
-    std::string text;
+bool Blas::loaded() {
 #if defined(OAR_GPU_HIP)
-    text = rocblas().status;
+    return rocblas().library != nullptr;
+#else
+    return true;
+#endif
+}
+
+std::string Blas::library() {
+#if defined(OAR_GPU_HIP)
+    return rocblas().status;
 #else
     int version = 0;
     cublasHandle_t h = nullptr;
@@ -115,19 +132,26 @@ std::string Blas::description() {
         (void)cublasGetVersion(h, &version);
         (void)cublasDestroy(h);
     }
-    text = "cuBLAS " + std::to_string(version);
+    return "cuBLAS " + std::to_string(version);
 #endif
-    if (blas_disabled) text += " (off: it failed its check on this device)";
-    return text;
+}
+
+std::string Blas::description() {
+    return library() + (blas_disabled ? " (off: it failed its check on this device)" : "");
 }
 
 Blas::Blas(const Stream& stream, std::size_t max_elements, std::size_t max_weight_elements)
     : scratch_(max_elements * 2), weight_scratch_(max_weight_elements * 2) {
 #if defined(OAR_GPU_HIP)
-    void* h = nullptr;
-    check_blas(rocblas().library->create_handle(&h), "rocblas_create_handle");
-    handle_.reset(h);
-    check_blas(rocblas().library->set_stream(h, native(stream)), "rocblas_set_stream");
+    // Without a rocBLAS for this device the handle stays empty and blas_matmul declines every product.
+    auto library = rocblas().library;
+    if (!library) return;
+    auto h = std::make_unique<RocblasHandle>(RocblasHandle{library, nullptr});
+    check_blas(*library, library->create_handle(&h->handle), "rocblas_create_handle");
+    void* raw = h.release();
+    handle_.reset(raw);
+    check_blas(*library, library->set_stream(static_cast<RocblasHandle*>(raw)->handle, native(stream)),
+               "rocblas_set_stream");
 #else
     cublasHandle_t h = nullptr;
     check_blas(cublasCreate(&h), "cublasCreate");
@@ -138,7 +162,9 @@ Blas::Blas(const Stream& stream, std::size_t max_elements, std::size_t max_weigh
 
 void BlasDestroy::operator()(void* h) const noexcept {
 #if defined(OAR_GPU_HIP)
-    (void)rocblas().library->destroy_handle(h);
+    const auto* owned = static_cast<RocblasHandle*>(h);
+    if (owned->handle) (void)owned->library->destroy_handle(owned->handle);
+    delete owned;
 #else
     (void)cublasDestroy(static_cast<cublasHandle_t>(h));
 #endif
@@ -148,7 +174,7 @@ bool blas_matmul(float* out, const float* x, const void* w, WeightType type, con
                  int n_tokens, int d_in, int d_out, bool accumulate, const Stream& stream, const Blas& blas) {
     const std::size_t n = static_cast<std::size_t>(n_tokens) * d_in;
     const std::size_t weights = static_cast<std::size_t>(d_out) * d_in;
-    if (type == WeightType::f32 || n > blas.max_elements() || blas_disabled) return false;
+    if (!blas.handle() || type == WeightType::f32 || n > blas.max_elements() || blas_disabled) return false;
     const bool widened = is_quantized(type) || is_ggml_block(type);
     if (widened && weights > blas.max_weight_elements()) return false;
     const cudaStream_t s = native(stream);
@@ -180,7 +206,11 @@ bool blas_matmul(float* out, const float* x, const void* w, WeightType type, con
 
 bool Blas::available() { return false; }
 
-std::string Blas::description() { return "none (this build has no BLAS)"; }
+bool Blas::loaded() { return false; }
+
+std::string Blas::library() { return "none (this build has no BLAS)"; }
+
+std::string Blas::description() { return library(); }
 
 Blas::Blas(const Stream&, std::size_t, std::size_t) {}
 

@@ -54,6 +54,9 @@ DeviceInfo device_info() {
     const auto cuda_version = [](int v) { return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10); };
     info.runtime = "CUDA driver " + cuda_version(driver) + ", runtime " + cuda_version(runtime);
 #endif
+    char pci[32] = {};
+    GPU_CHECK(cudaDeviceGetPCIBusId(pci, sizeof pci, index));
+    info.pci = pci;
     static constexpr char hex[] = "0123456789abcdef";
     for (const char byte : id.bytes) {
         info.uuid += hex[static_cast<unsigned char>(byte) >> 4];

@@ -43,6 +43,7 @@
 #define cudaGetDeviceProperties hipGetDeviceProperties
 #define cudaDeviceProp hipDeviceProp_t
 #define cudaDriverGetVersion hipDriverGetVersion
+#define cudaDeviceGetPCIBusId hipDeviceGetPCIBusId
 #define cudaRuntimeGetVersion hipRuntimeGetVersion
 #else
 #include <cuda_fp16.h>
