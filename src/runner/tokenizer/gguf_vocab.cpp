@@ -71,11 +71,13 @@ common::Result<Vocabulary> read_vocabulary(const runner::GgufHeader& h, const Ba
             return bad("tokenizer.ggml.tokens holds \"" + token + "\" twice (ids " +
                        std::to_string(v.vocab[token].get<std::size_t>()) + " and " + std::to_string(id) + ")");
         v.vocab[token] = id;
+        // llama.cpp matches CONTROL, UNKNOWN and USER_DEFINED tokens in text as they are, the first two as
+        // special tokens (SentencePiece's <unk> is one).
         const std::int64_t type = v.types[id];
-        if (type == type_control || type == type_user_defined)
+        if (type == type_control || type == type_unknown || type == type_user_defined)
             v.added.push_back({{"id", id},
                                {"content", token},
-                               {"special", type == type_control},
+                               {"special", type != type_user_defined},
                                {"normalized", false},
                                {"lstrip", false},
                                {"rstrip", false},
