@@ -23,7 +23,6 @@
 #include <thread>
 #include <vector>
 
-#include "host_bandwidth.h"
 #include "host_flops.h"
 #include "random_gguf.h"
 #include "random_model.h"
@@ -34,6 +33,7 @@
 #include "runner/model/gguf_model.h"
 #include "runner/model/hf_folder.h"
 #include "runner/offload/layer_slab.h"
+#include "runner/selftest/host_read.h"
 #include "weight_count.h"
 #ifdef OAR_HAVE_GPU
 #include "gpu_bandwidth.h"
@@ -174,7 +174,7 @@ int main(int argc, char** argv) {
     Rates rates;
     {
         const std::vector<std::byte> buffer(std::size_t{1} << 30, std::byte{1});
-        rates.host = bench::best_read(pool, buffer).gbs * 1e9;
+        rates.host = runner::selftest::best_read(pool, buffer).gbs * 1e9;
     }
     auto engine = runner::make_engine(**source, std::move(weights).value(), n_ctx, *options);
     if (!engine) {

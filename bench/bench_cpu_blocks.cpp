@@ -13,9 +13,9 @@
 #include <thread>
 #include <vector>
 
-#include "host_bandwidth.h"
 #include "runner/backend/cpu/ops.h"
 #include "runner/backend/cpu/simd.h"
+#include "runner/selftest/host_read.h"
 
 namespace {
 
@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
     const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
     runner::cpu::ThreadPool pool(threads);
     const std::vector<std::byte> buffer(std::size_t{1} << 30, std::byte{1});
-    const double bound = bench::best_read(pool, buffer).gbs;
+    const double bound = runner::selftest::best_read(pool, buffer).gbs;
     std::printf("host RAM read, %u threads: %.1f GB/s (the bound: every byte of the matrix read once)\n\n", threads,
                 bound);
     std::printf("%-6s %-9s %8s %10s %9s %10s\n", "type", "path", "MiB", "GB/s", "bound", "achieved");

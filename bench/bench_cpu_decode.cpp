@@ -14,7 +14,6 @@
 #include <thread>
 #include <vector>
 
-#include "host_bandwidth.h"
 #include "host_flops.h"
 #include "random_model.h"
 #include "runner/backend/cpu/simd.h"
@@ -22,6 +21,7 @@
 #include "runner/engine/generate.h"
 #include "runner/engine/transformer.h"
 #include "runner/model/hf_folder.h"
+#include "runner/selftest/host_read.h"
 
 namespace fs = std::filesystem;
 
@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
     // Measured before and after the decode, the better of the two: a virtual machine's memory bus can
     // change pace within a minute, and a bound measured in a slow moment would be no bound.
     const std::vector<std::byte> buffer(std::size_t{1} << 30, std::byte{1});
-    double bandwidth = bench::best_read(pool, buffer).gbs;
+    double bandwidth = runner::selftest::best_read(pool, buffer).gbs;
 
     runner::Transformer model(**source, std::move(weights).value(), 512, threads);
     std::vector<std::int32_t> prompt = {1, 450, 4996, 17354, 1701, 29916, 432, 17204};
@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "bench_cpu_decode: %s\n", result.error().message.c_str());
         return 1;
     }
-    bandwidth = std::max(bandwidth, bench::best_read(pool, buffer).gbs);
+    bandwidth = std::max(bandwidth, runner::selftest::best_read(pool, buffer).gbs);
 
     constexpr int long_prompt = 256;
     std::vector<std::int32_t> long_ids;

@@ -39,7 +39,6 @@
 
 #include "disk_bandwidth.h"
 #include "gpu_bandwidth.h"
-#include "host_bandwidth.h"
 #include "random_gguf.h"
 #include "random_model.h"
 #include "runner/backend/gpu/backend.h"
@@ -47,6 +46,7 @@
 #include "runner/model/gguf_model.h"
 #include "runner/model/hf_folder.h"
 #include "runner/offload/layer_slab.h"
+#include "runner/selftest/host_read.h"
 #include "weight_count.h"
 
 namespace fs = std::filesystem;
@@ -65,7 +65,7 @@ std::vector<double> parse_list(const std::string& text) {
     return out;
 }
 
-// Host RAM read GB/s alone (bench::best_read over 2 GiB), and then both rates while pinned host->device
+// Host RAM read GB/s alone (runner::selftest::best_read over 2 GiB), and then both rates while pinned host->device
 // copies run at the same time (the best of three rounds, by their sum): the DMA and the cores share the
 // memory bus, so what the two reach together, not their sum alone, bounds a decode step split between
 // them. A bound is what the machine can reach, hence the best rounds.
@@ -75,7 +75,7 @@ struct HostRates {
 HostRates host_read_gbs() {
     const std::vector<std::byte> data(std::size_t{2} << 30, std::byte{1});
     runner::cpu::ThreadPool pool(0);
-    const auto best = bench::best_read(pool, data);
+    const auto best = runner::selftest::best_read(pool, data);
     HostRates r;
     r.alone = best.gbs;
     gpu::PinnedBuffer host(bench::copy_bytes);
@@ -87,7 +87,8 @@ HostRates host_read_gbs() {
         double reads = 0;
         std::thread reader([&] {
             double seconds_per_gb = 0;  // four passes' bytes over their time together
-            for (int pass = 0; pass < 4; ++pass) seconds_per_gb += 1 / bench::read_pass_gbs(pool, data, best.pattern);
+            for (int pass = 0; pass < 4; ++pass)
+                seconds_per_gb += 1 / runner::selftest::read_pass_gbs(pool, data, best.pattern);
             reads = 4 / seconds_per_gb;
             reading = false;
         });

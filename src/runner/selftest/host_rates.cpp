@@ -1,7 +1,6 @@
 #include "runner/selftest/host_rates.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -9,6 +8,7 @@
 #include <vector>
 
 #include "runner/backend/cpu/ops.h"
+#include "runner/selftest/host_read.h"
 #include "runner/selftest/test_data.h"
 
 namespace runner::selftest {
@@ -22,24 +22,9 @@ double seconds_since(Clock::time_point start) { return std::chrono::duration<dou
 }  // namespace
 
 double host_read_gbps() {
-    constexpr std::size_t bytes = std::size_t{512} << 20;
-    std::vector<std::uint64_t> buffer(bytes / 8);
-    for (std::size_t i = 0; i < buffer.size(); ++i) buffer[i] = i;  // touched: real pages, not the zero page
+    std::vector<std::byte> buffer(std::size_t{512} << 20, std::byte{1});  // written: real pages, not the zero page
     cpu::ThreadPool pool(0);
-    std::atomic<std::uint64_t> sink{0};
-    double best = 0;
-    for (int pass = 0; pass < 3; ++pass) {
-        const auto start = Clock::now();
-        pool.parallel_for(buffer.size(), [&](std::size_t begin, std::size_t end) {
-            std::uint64_t a = 0, b = 0, c = 0, d = 0;
-            std::size_t i = begin;
-            for (; i + 4 <= end; i += 4) a += buffer[i], b ^= buffer[i + 1], c += buffer[i + 2], d ^= buffer[i + 3];
-            for (; i < end; ++i) a += buffer[i];
-            sink += a + b + c + d;
-        });
-        best = std::max(best, static_cast<double>(bytes) / seconds_since(start) / 1e9);
-    }
-    return sink.load() == 0 ? 0 : best;  // the sums are used, so the reads are not optimized away
+    return best_read(pool, buffer).gbs;
 }
 
 double cpu_matrix_gflops() {

@@ -4,7 +4,8 @@
 
 namespace runner::selftest {
 
-// GB/s reading a buffer far larger than the caches with every thread, best of a few passes.
+// GB/s reading a buffer far larger than the caches with every thread: host_read's best_read, the
+// benchmarks' bound.
 double host_read_gbps();
 
 // GFLOP/s of cpu::matmul on bf16 weights for a 64-token prompt.

@@ -7,7 +7,7 @@
 
 #include "runner/backend/cpu/thread_pool.h"
 
-namespace bench {
+namespace runner::selftest {
 
 // How a pass reads: each 1 MiB block as `streams` interleaved sequential streams, each prefetched
 // `ahead` bytes in advance.
@@ -29,4 +29,4 @@ struct HostRead {
 };
 HostRead best_read(runner::cpu::ThreadPool& pool, std::span<const std::byte> data);
 
-}  // namespace bench
+}  // namespace runner::selftest

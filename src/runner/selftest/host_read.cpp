@@ -1,4 +1,4 @@
-#include "host_bandwidth.h"
+#include "runner/selftest/host_read.h"
 
 #include <algorithm>
 #include <atomic>
@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <cstring>
 
-namespace bench {
+namespace runner::selftest {
 
 namespace {
 
@@ -57,4 +57,4 @@ HostRead best_read(runner::cpu::ThreadPool& pool, std::span<const std::byte> dat
     return best;
 }
 
-}  // namespace bench
+}  // namespace runner::selftest
