@@ -50,7 +50,7 @@ GPU_HOST_CXX  = src/runner/backend/gpu/rocblas_choice.cpp src/common/rocblas_lib
 GPU_ENGINE_CXX = $(sort $(wildcard src/runner/engine/gpu_*.cpp)) src/runner/engine/engine_factory.cpp \
                  src/runner/engine/device_selftest.cpp src/runner/selftest/gpu_checks.cpp \
                  $(sort $(wildcard tests/runner/gpu/*.cpp)) bench/bench_conversation.cpp \
-                 bench/bench_decode_kernels.cpp bench/bench_offload.cpp bench/gpu_bandwidth.cpp
+                 bench/bench_decode_kernels.cpp bench/bench_offload.cpp src/runner/selftest/gpu_bandwidth.cpp
 CXX_WARNINGS   = -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Werror
 HIP_OUT       = $(BUILD_DIR)/hip-check
 

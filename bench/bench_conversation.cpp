@@ -36,7 +36,7 @@
 #include "runner/selftest/host_read.h"
 #include "weight_count.h"
 #ifdef OAR_HAVE_GPU
-#include "gpu_bandwidth.h"
+#include "runner/selftest/gpu_bandwidth.h"
 #endif
 
 namespace fs = std::filesystem;
@@ -184,8 +184,8 @@ int main(int argc, char** argv) {
     const bool gpu = engine->device_bytes > 0;
 #ifdef OAR_HAVE_GPU
     if (gpu) {
-        rates.link = bench::pinned_h2d_gbs() * 1e9;
-        rates.hbm = bench::device_copy_gbs() * 1e9;
+        rates.link = runner::selftest::pinned_h2d_gbs() * 1e9;
+        rates.hbm = runner::selftest::device_copy_gbs() * 1e9;
     }
 #endif
     rates.flops = gpu ? peak_tflops * 1e12 : bench::peak_f32_gflops(pool) * 1e9;

@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "gpu_bandwidth.h"
 #include "runner/backend/gpu/backend.h"
+#include "runner/selftest/gpu_bandwidth.h"
 
 namespace gpu = runner::gpu;
 
@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
     }
     try {
         gpu::use_device(0);
-        const double hbm = bench::device_copy_gbs();
+        const double hbm = runner::selftest::device_copy_gbs();
         std::printf("device: %s; device copy %.0f GB/s (read and write counted)\n\n", gpu::device_info().name.c_str(),
                     hbm);
         std::printf("%-34s %10s %10s %10s %10s\n", "kernel (one token)", "us", "bound us", "GB/s", "achieved");

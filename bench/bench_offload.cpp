@@ -38,7 +38,6 @@
 #include <vector>
 
 #include "disk_bandwidth.h"
-#include "gpu_bandwidth.h"
 #include "random_gguf.h"
 #include "random_model.h"
 #include "runner/backend/gpu/backend.h"
@@ -46,6 +45,7 @@
 #include "runner/model/gguf_model.h"
 #include "runner/model/hf_folder.h"
 #include "runner/offload/layer_slab.h"
+#include "runner/selftest/gpu_bandwidth.h"
 #include "runner/selftest/host_read.h"
 #include "weight_count.h"
 
@@ -78,9 +78,9 @@ HostRates host_read_gbs() {
     const auto best = runner::selftest::best_read(pool, data);
     HostRates r;
     r.alone = best.gbs;
-    gpu::PinnedBuffer host(bench::copy_bytes);
-    std::memset(host.data(), 1, bench::copy_bytes);
-    gpu::DeviceBuffer device(bench::copy_bytes);
+    gpu::PinnedBuffer host(runner::selftest::copy_bytes);
+    std::memset(host.data(), 1, runner::selftest::copy_bytes);
+    gpu::DeviceBuffer device(runner::selftest::copy_bytes);
     gpu::Stream s;
     for (int round = 0; round < 3; ++round) {
         std::atomic<bool> reading = true;
@@ -95,9 +95,9 @@ HostRates host_read_gbs() {
         double copied = 0;
         const auto t0 = clock_type::now();
         while (reading) {
-            gpu::copy_to_device(device.data(), host.data(), bench::copy_bytes, s);
+            gpu::copy_to_device(device.data(), host.data(), runner::selftest::copy_bytes, s);
             s.synchronize();
-            copied += static_cast<double>(bench::copy_bytes);
+            copied += static_cast<double>(runner::selftest::copy_bytes);
         }
         const double copy_s = seconds_since(t0);
         reader.join();
@@ -182,7 +182,7 @@ int main(int argc, char** argv) {
         bench::ensure_random_model(model_dir, bench::ModelShape::llama_8b);
     }
     const auto device = gpu::device_info();
-    const double link = bench::pinned_h2d_gbs(), hbm = bench::device_copy_gbs();
+    const double link = runner::selftest::pinned_h2d_gbs(), hbm = runner::selftest::device_copy_gbs();
     const bool gguf = fs::is_regular_file(model_dir);
     const fs::path model_file = gguf ? model_dir : model_dir / "model.safetensors";
     const double disk =

@@ -9,6 +9,7 @@
 #include "runner/backend/gpu/backend.h"
 #include "runner/offload/layer_slab.h"
 #include "runner/offload/quantize.h"
+#include "runner/selftest/gpu_bandwidth.h"
 #include "runner/selftest/test_data.h"
 
 namespace runner::selftest {
@@ -390,43 +391,27 @@ std::vector<KernelCheck> check_gpu_kernels() {
 
 GpuRates measure_gpu_rates() {
     GpuRates rates;
+    rates.upload_gbps = pinned_h2d_gbs();
     const gpu::Stream s;
-    {
-        constexpr std::size_t bytes = std::size_t{256} << 20;
-        const gpu::PinnedBuffer host(bytes);
-        std::memset(host.data(), 1, bytes);
-        gpu::DeviceBuffer device(bytes);
-        const gpu::Event start(true), stop(true);
-        for (int pass = 0; pass < 3; ++pass) {
-            start.record(s);
-            gpu::copy_to_device(device.data(), host.data(), bytes, s);
-            stop.record(s);
-            stop.synchronize();
-            const double seconds = stop.elapsed_ms_since(start) / 1e3;
-            rates.upload_gbps = std::max(rates.upload_gbps, static_cast<double>(bytes) / seconds / 1e9);
-        }
+    const int d = 4096, n_tokens = 512;
+    std::mt19937 rng(3);
+    const auto w = random_weights(rng, DType::bf16, d, d);
+    const auto dw = upload(w.data(), w.size(), s);
+    const auto dx = upload(random_floats(rng, static_cast<std::size_t>(n_tokens) * d), s);
+    gpu::DeviceBuffer out(static_cast<std::size_t>(n_tokens) * d * 4);
+    const gpu::Blas blas(s, static_cast<std::size_t>(n_tokens) * d);
+    const gpu::Blas* with = gpu::Blas::available() ? &blas : nullptr;
+    const gpu::Event start(true), stop(true);
+    for (int pass = 0; pass < 3; ++pass) {
+        start.record(s);
+        gpu::matmul(out.as<float>(), dx.as<float>(), dw.data(), WeightType::bf16, nullptr, WeightType::f32, n_tokens, d,
+                    d, s, with);
+        stop.record(s);
+        stop.synchronize();
+        const double seconds = stop.elapsed_ms_since(start) / 1e3;
+        rates.matrix_tflops = std::max(rates.matrix_tflops, 2.0 * d * d * n_tokens / seconds / 1e12);
     }
-    {
-        const int d = 4096, n_tokens = 512;
-        std::mt19937 rng(3);
-        const auto w = random_weights(rng, DType::bf16, d, d);
-        const auto dw = upload(w.data(), w.size(), s);
-        const auto dx = upload(random_floats(rng, static_cast<std::size_t>(n_tokens) * d), s);
-        gpu::DeviceBuffer out(static_cast<std::size_t>(n_tokens) * d * 4);
-        const gpu::Blas blas(s, static_cast<std::size_t>(n_tokens) * d);
-        const gpu::Blas* with = gpu::Blas::available() ? &blas : nullptr;
-        const gpu::Event start(true), stop(true);
-        for (int pass = 0; pass < 3; ++pass) {
-            start.record(s);
-            gpu::matmul(out.as<float>(), dx.as<float>(), dw.data(), WeightType::bf16, nullptr, WeightType::f32,
-                        n_tokens, d, d, s, with);
-            stop.record(s);
-            stop.synchronize();
-            const double seconds = stop.elapsed_ms_since(start) / 1e3;
-            rates.matrix_tflops = std::max(rates.matrix_tflops, 2.0 * d * d * n_tokens / seconds / 1e12);
-        }
-        rates.matrix_on = with ? gpu::Blas::description() : "ollama-airllm's own kernels";
-    }
+    rates.matrix_on = with ? gpu::Blas::description() : "ollama-airllm's own kernels";
     return rates;
 }
 

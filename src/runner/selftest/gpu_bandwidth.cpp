@@ -1,4 +1,4 @@
-#include "gpu_bandwidth.h"
+#include "runner/selftest/gpu_bandwidth.h"
 
 #include <algorithm>
 #include <cstring>
@@ -6,7 +6,7 @@
 
 #include "runner/backend/gpu/backend.h"
 
-namespace bench {
+namespace runner::selftest {
 
 namespace gpu = runner::gpu;
 
@@ -43,4 +43,4 @@ double device_copy_gbs() {
                          2.0 * copy_bytes);
 }
 
-}  // namespace bench
+}  // namespace runner::selftest

@@ -1,9 +1,10 @@
-// The GPU bandwidths the benches' bounds are made of, measured with events on the machine at hand.
+// The GPU bandwidths the benchmarks' bounds are made of and selftest reports, measured with events on the
+// machine at hand.
 #pragma once
 
 #include <cstddef>
 
-namespace bench {
+namespace runner::selftest {
 
 constexpr std::size_t copy_bytes = std::size_t{1} << 30;
 
@@ -14,4 +15,4 @@ double pinned_h2d_gbs();
 // which decode's kernels (reads only) can reach too.
 double device_copy_gbs();
 
-}  // namespace bench
+}  // namespace runner::selftest
