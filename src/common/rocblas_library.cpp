@@ -24,17 +24,9 @@ struct RocblasLibrary::Api {
 
 namespace {
 
-template <class Fn>
-bool bind(void* handle, const char* symbol, Fn& out) {
-    out = reinterpret_cast<Fn>(::dlsym(handle, symbol));
-    return out != nullptr;
-}
-
 bool is_hex_lower(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
 
 }  // namespace
-
-void RocblasLibrary::Closer::operator()(void* handle) const { ::dlclose(handle); }
 
 std::vector<std::string> RocblasLibrary::candidates(const std::string& explicit_path, const std::string& rocm_path) {
     if (!explicit_path.empty()) return {explicit_path};
@@ -50,23 +42,24 @@ std::vector<std::string> RocblasLibrary::candidates(const std::string& explicit_
 Result<RocblasLibrary> RocblasLibrary::open(const std::vector<std::string>& candidates) {
     std::string tried;
     for (const auto& candidate : candidates) {
-        RocblasLibrary lib;
-        lib.handle_.reset(::dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL));
-        if (!lib.handle_) {
-            const char* why = ::dlerror();
-            tried += "\n  " + (why ? std::string(why) : candidate + ": cannot be loaded");
+        auto opened = SharedLibrary::open(candidate);
+        if (!opened) {
+            tried += (tried.empty() ? "" : "; ") + opened.error().message;
             continue;
         }
+        RocblasLibrary lib;
+        lib.library_ = std::make_shared<const SharedLibrary>(std::move(opened).value());
         auto api = std::make_shared<Api>();
-        void* h = lib.handle_.get();
+        const SharedLibrary& l = *lib.library_;
         const bool complete =
-            bind(h, "rocblas_create_handle", api->create_handle) &&
-            bind(h, "rocblas_destroy_handle", api->destroy_handle) && bind(h, "rocblas_set_stream", api->set_stream) &&
-            bind(h, "rocblas_get_version_string_size", api->get_version_string_size) &&
-            bind(h, "rocblas_get_version_string", api->get_version_string) && bind(h, "rocblas_gemm_ex", api->gemm_ex);
-        bind(h, "rocblas_status_to_string", api->status_to_string);
+            l.bind("rocblas_create_handle", api->create_handle) &&
+            l.bind("rocblas_destroy_handle", api->destroy_handle) && l.bind("rocblas_set_stream", api->set_stream) &&
+            l.bind("rocblas_get_version_string_size", api->get_version_string_size) &&
+            l.bind("rocblas_get_version_string", api->get_version_string) && l.bind("rocblas_gemm_ex", api->gemm_ex);
+        l.bind("rocblas_status_to_string", api->status_to_string);
         if (!complete) {
-            tried += "\n  " + candidate + ": loads, but lacks a rocblas_* entry point we call; not a rocBLAS";
+            tried += (tried.empty() ? "" : "; ") + candidate +
+                     ": loads, but lacks a rocblas_* entry point we call; not a rocBLAS";
             continue;
         }
         std::size_t size = 0;
@@ -81,7 +74,7 @@ Result<RocblasLibrary> RocblasLibrary::open(const std::vector<std::string>& cand
         lib.api_ = std::move(api);
         return lib;
     }
-    return make_error("rocBLAS did not load:" + tried);
+    return make_error("rocBLAS did not load: " + tried);
 }
 
 std::filesystem::path RocblasLibrary::kernel_dir() const {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "common/shared_library.h"
 
 namespace common {
 
@@ -37,8 +38,8 @@ struct RocblasGemm {
 
 class RocblasLibrary {
   public:
-    // The first of `candidates` that loads and has every entry point we call; the error names each
-    // candidate and why it was not used.
+    // The first of `candidates` that loads and has every entry point we call; the error, one line, names
+    // each candidate and why it was not used.
     static Result<RocblasLibrary> open(const std::vector<std::string>& candidates);
     // `explicit_path` alone when given; else the sonames of ROCm 7 and 6, bare and under $ROCM_PATH and
     // /opt/rocm (Arch's prefix).
@@ -58,10 +59,7 @@ class RocblasLibrary {
 
   private:
     struct Api;
-    struct Closer {
-        void operator()(void* handle) const;
-    };
-    std::unique_ptr<void, Closer> handle_;
+    std::shared_ptr<const SharedLibrary> library_;  // shared: a copy keeps the entry points loaded
     std::shared_ptr<const Api> api_;
     std::string path_;
     std::string version_;

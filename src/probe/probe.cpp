@@ -372,8 +372,6 @@ ProbeReport run_probe(const ProbeOptions& options) {
             r.version = lib->version();
         } else {
             r.detail = lib.error().message;
-            for (auto at = r.detail.find("\n  "); at != std::string::npos; at = r.detail.find("\n  "))
-                r.detail.replace(at, 3, at == r.detail.find(':') + 1 ? " " : "; ");
         }
         report.sources.push_back({"rocblas library", r.loads ? SourceState::used : SourceState::absent,
                                   r.loads ? r.path + ": rocBLAS " + r.version : r.detail});

@@ -1,22 +1,18 @@
 #include "probe/source_smi.h"
 
-#include <dlfcn.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <cstdio>
 #include <iostream>
-#include <memory>
+#include <optional>
 
 #include <rocm_smi/rocm_smi.h>
+
+#include "common/shared_library.h"
 
 namespace probe {
 
 namespace {
-
-struct DlCloser {
-    void operator()(void* handle) const { ::dlclose(handle); }
-};
-using LibraryHandle = std::unique_ptr<void, DlCloser>;
 
 // Points stdout and stderr at /dev/null while alive. rocm-smi-lib writes "Failed to open drm root
 // directory" and "Exception caught: rsmi_init." straight to the process's streams.
@@ -68,12 +64,6 @@ struct SmiApi {
     decltype(&::rsmi_status_string) status_string = nullptr;
 };
 
-template <class Fn>
-bool bind(void* handle, const char* symbol, Fn& out) {
-    out = reinterpret_cast<Fn>(::dlsym(handle, symbol));
-    return out != nullptr;
-}
-
 std::string status_text(const SmiApi& api, rsmi_status_t status) {
     const char* text = nullptr;
     if (api.status_string && api.status_string(status, &text) == RSMI_STATUS_SUCCESS && text) return text;
@@ -121,11 +111,11 @@ SmiScan scan_smi(const std::string& library, const std::string& rocm_path) {
         if (!rocm_path.empty()) candidates.push_back(rocm_path + "/lib/librocm_smi64.so.1");
         candidates.push_back("/opt/rocm/lib/librocm_smi64.so.1");
     }
-    LibraryHandle handle;
+    std::optional<common::SharedLibrary> handle;
     std::string loaded;
     for (const auto& candidate : candidates) {
-        handle.reset(::dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL));
-        if (handle) {
+        if (auto opened = common::SharedLibrary::open(candidate)) {
+            handle = std::move(opened).value();
             loaded = candidate;
             break;
         }
@@ -138,15 +128,15 @@ SmiScan scan_smi(const std::string& library, const std::string& rocm_path) {
     }
 
     SmiApi api;
-    const bool complete =
-        bind(handle.get(), "rsmi_init", api.init) && bind(handle.get(), "rsmi_shut_down", api.shut_down) &&
-        bind(handle.get(), "rsmi_num_monitor_devices", api.num_devices) &&
-        bind(handle.get(), "rsmi_dev_drm_render_minor_get", api.render_minor) &&
-        bind(handle.get(), "rsmi_dev_pci_id_get", api.pci_id) && bind(handle.get(), "rsmi_dev_name_get", api.name) &&
-        bind(handle.get(), "rsmi_dev_unique_id_get", api.unique_id) &&
-        bind(handle.get(), "rsmi_dev_memory_total_get", api.memory_total) &&
-        bind(handle.get(), "rsmi_dev_memory_usage_get", api.memory_usage);
-    bind(handle.get(), "rsmi_status_string", api.status_string);
+    const bool complete = handle->bind("rsmi_init", api.init) && handle->bind("rsmi_shut_down", api.shut_down) &&
+                          handle->bind("rsmi_num_monitor_devices", api.num_devices) &&
+                          handle->bind("rsmi_dev_drm_render_minor_get", api.render_minor) &&
+                          handle->bind("rsmi_dev_pci_id_get", api.pci_id) &&
+                          handle->bind("rsmi_dev_name_get", api.name) &&
+                          handle->bind("rsmi_dev_unique_id_get", api.unique_id) &&
+                          handle->bind("rsmi_dev_memory_total_get", api.memory_total) &&
+                          handle->bind("rsmi_dev_memory_usage_get", api.memory_usage);
+    handle->bind("rsmi_status_string", api.status_string);
     if (!complete) {
         scan.report.state = SourceState::error;
         scan.report.detail = loaded + ": missing an rsmi_* symbol; not a rocm-smi-lib";

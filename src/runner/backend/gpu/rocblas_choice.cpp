@@ -16,7 +16,7 @@ RocblasChoice choose_rocblas(const std::string& setting, const std::string& rocm
     auto lib = common::RocblasLibrary::open(common::RocblasLibrary::candidates(setting, rocm_path));
     if (!lib) {
         choice.status = lib.error().message +
-                        "\nprompts run on ollama-airllm's own kernels (slower); install rocblas, or set "
+                        "; prompts run on ollama-airllm's own kernels (slower): install rocblas, or set "
                         "AIRLLM_ROCBLAS to the library's path";
         return choice;
     }
