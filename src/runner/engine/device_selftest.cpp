@@ -44,19 +44,13 @@ DeviceSelftest cpu_selftest() {
 }  // namespace
 
 common::Result<DeviceSelftest> selftest_device(const Device& device) {
-    if (device.kind == Device::Kind::cpu) return cpu_selftest();
+    const auto chosen = gpu_index(device);
+    if (!chosen) return chosen.error();
 #ifndef OAR_HAVE_GPU
-    if (device.kind == Device::Kind::automatic) return cpu_selftest();
-    return common::make_error(device.named_as + ": this ollama-airllm was built without a GPU backend; use cpu");
+    return cpu_selftest();  // gpu_index names no GPU in this build
 #else
-    const int count = gpu::device_count();
-    if (device.kind == Device::Kind::automatic && count == 0) return cpu_selftest();
-    const int index = device.kind == Device::Kind::automatic ? 0 : device.index;
-    if (index >= count)
-        return common::make_error(device.named_as + ": " +
-                                  (count == 0 ? std::string("no GPU is visible (check the driver, and "
-                                                            "ROCR_VISIBLE_DEVICES or CUDA_VISIBLE_DEVICES)")
-                                              : "there are only " + std::to_string(count) + " GPUs"));
+    if (*chosen < 0) return cpu_selftest();
+    const int index = *chosen;
     try {
         gpu::use_device(index);
         const auto info = gpu::device_info();

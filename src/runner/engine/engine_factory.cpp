@@ -53,26 +53,32 @@ Engine cpu_engine(const WeightSource& source, ModelWeights weights, int n_ctx, c
 
 }  // namespace
 
-common::Result<Engine> make_engine(const WeightSource& source, ModelWeights weights, int n_ctx,
-                                   const EngineOptions& o) {
-    if (o.device.kind == Device::Kind::cpu) return cpu_engine(source, std::move(weights), n_ctx, o);
+common::Result<int> gpu_index(const Device& device) {
+    if (device.kind == Device::Kind::cpu) return -1;
 #ifndef OAR_HAVE_GPU
-    if (o.device.kind == Device::Kind::automatic) return cpu_engine(source, std::move(weights), n_ctx, o);
-    return common::make_error(o.device.named_as + ": this ollama-airllm was built without a GPU backend; use cpu");
+    if (device.kind == Device::Kind::automatic) return -1;
+    return common::make_error(device.named_as + ": this ollama-airllm was built without a GPU backend; use cpu");
 #else
     const int count = gpu::device_count();
-    int index = o.device.index;
-    if (o.device.kind == Device::Kind::automatic) {
-        if (count == 0) return cpu_engine(source, std::move(weights), n_ctx, o);
-        index = 0;
-    }
-    if (index >= count)
-        return common::make_error(o.device.named_as + ": " +
-                                  (count == 0
-                                       ? std::string("no GPU is visible (check the driver, and ROCR_VISIBLE_DEVICES "
-                                                     "or CUDA_VISIBLE_DEVICES)")
-                                       : "there are only " + std::to_string(count) + " GPUs") +
-                                  "; use cpu to run on the CPU");
+    if (device.kind == Device::Kind::automatic) return count == 0 ? -1 : 0;
+    if (device.index < count) return device.index;
+    return common::make_error(device.named_as + ": " +
+                              (count == 0 ? std::string("no GPU is visible (check the driver, and ROCR_VISIBLE_DEVICES "
+                                                        "or CUDA_VISIBLE_DEVICES)")
+                                          : "there are only " + std::to_string(count) + " GPUs") +
+                              "; use cpu to run on the CPU");
+#endif
+}
+
+common::Result<Engine> make_engine(const WeightSource& source, ModelWeights weights, int n_ctx,
+                                   const EngineOptions& o) {
+    const auto chosen = gpu_index(o.device);
+    if (!chosen) return chosen.error();
+#ifndef OAR_HAVE_GPU
+    return cpu_engine(source, std::move(weights), n_ctx, o);  // gpu_index names no GPU in this build
+#else
+    if (*chosen < 0) return cpu_engine(source, std::move(weights), n_ctx, o);
+    const int index = *chosen;
     try {
         gpu::use_device(index);
         const auto info = gpu::device_info();

@@ -44,6 +44,10 @@ struct Engine {
     std::uint64_t streamed_bytes = 0;  // weights read or copied again on every forward pass
 };
 
+// The GPU `device` names on this machine, or -1 for the CPU (cpu, or automatic where this build has no GPU
+// backend or sees no GPU); an error naming what is missing when it names a GPU that is not there.
+common::Result<int> gpu_index(const Device& device);
+
 // `source` must outlive the engine.
 common::Result<Engine> make_engine(const WeightSource& source, ModelWeights weights, int n_ctx,
                                    const EngineOptions& options);
