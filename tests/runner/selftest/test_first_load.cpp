@@ -34,7 +34,7 @@ selftest::KernelCheck check(const char* kernel, float error) {
 }
 
 const selftest::CheckedDevice h200{"0123456789abcdef0123456789abcdef", "0000:19:00.0",
-                                   "NVIDIA H200, sm_90, CUDA driver 13.0, runtime 13.0, cuBLAS 130000",
+                                   "NVIDIA H200, sm_90, CUDA driver 13.0, runtime 13.0, cuBLAS 13.0.0",
                                    "NVIDIA H200 (GPU 0)"};
 
 std::filesystem::path record_of(const std::filesystem::path& dir, const selftest::CheckedDevice& d) {
@@ -97,7 +97,7 @@ TEST_CASE("first load: the checks run once per device, runtime and binary, and a
     CHECK(runs == 1);
 
     auto updated = h200;
-    updated.identity = "NVIDIA H200, sm_90, CUDA driver 13.1, runtime 13.0, cuBLAS 130000";
+    updated.identity = "NVIDIA H200, sm_90, CUDA driver 13.1, runtime 13.0, cuBLAS 13.0.0";
     REQUIRE(selftest::check_at_first_load(dir, updated, passing).ok());
     CHECK(runs == 2);
 

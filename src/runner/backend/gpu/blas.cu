@@ -105,14 +105,7 @@ void issue(const Blas& blas, const MatmulGemm& g, const void* w, const void* x16
 
 }  // namespace
 
-bool Blas::available() {
-    if (blas_disabled) return false;
-#if defined(OAR_GPU_HIP)
-    return rocblas().library != nullptr;
-#else
-    return true;
-#endif
-}
+bool Blas::available() { return !blas_disabled && loaded(); }
 
 bool Blas::loaded() {
 #if defined(OAR_GPU_HIP)
@@ -126,13 +119,12 @@ std::string Blas::library() {
 #if defined(OAR_GPU_HIP)
     return rocblas().status;
 #else
-    int version = 0;
-    cublasHandle_t h = nullptr;
-    if (cublasCreate(&h) == CUBLAS_STATUS_SUCCESS) {
-        (void)cublasGetVersion(h, &version);
-        (void)cublasDestroy(h);
-    }
-    return "cuBLAS " + std::to_string(version);
+    // The linked library's version, without creating a handle (this runs at every load).
+    int major = 0, minor = 0, patch = 0;
+    (void)cublasGetProperty(MAJOR_VERSION, &major);
+    (void)cublasGetProperty(MINOR_VERSION, &minor);
+    (void)cublasGetProperty(PATCH_LEVEL, &patch);
+    return "cuBLAS " + std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch);
 #endif
 }
 
