@@ -7,6 +7,7 @@
 #include <cmath>
 #include <functional>
 
+#include "runner/tokenizer/gguf_token_type.h"
 #include "runner/tokenizer/spm_merges.h"
 #include "runner/tokenizer/utf8.h"
 
@@ -37,10 +38,6 @@ constexpr std::array pre_tokenizers = {
     PreTokenizer{"gpt-2", "", false},
 };
 
-// llama.cpp's token types (llama_token_type): CONTROL tokens are special; USER_DEFINED ones are matched in
-// text as they are but are not special; UNKNOWN is SentencePiece's <unk>.
-constexpr std::int64_t type_normal = 1, type_unknown = 2, type_control = 3, type_user_defined = 4;
-
 using Bad = std::function<common::Error(const std::string&)>;
 
 // The vocabulary and added tokens of tokenizer.json from tokenizer.ggml.tokens and token_type, checked.
@@ -59,7 +56,7 @@ common::Result<Vocabulary> read_vocabulary(const runner::GgufHeader& h, const Ba
     const auto* types = h.find("tokenizer.ggml.token_type");
     if (types && (!types->is_array || types->integers.size() != strings.size()))
         return bad("tokenizer.ggml.token_type does not give one type per token");
-    v.types = types ? types->integers : std::vector<std::int64_t>(strings.size(), type_normal);
+    v.types = types ? types->integers : std::vector<std::int64_t>(strings.size(), gguf_token_type::normal);
     // A vocabulary is text (byte-level BPE spells bytes as printable characters, SentencePiece as <0xNN>):
     // bytes that are not UTF-8 are a broken file, not something to pass on.
     for (std::size_t i = 0; i < strings.size(); ++i)
@@ -74,10 +71,11 @@ common::Result<Vocabulary> read_vocabulary(const runner::GgufHeader& h, const Ba
         // llama.cpp matches CONTROL, UNKNOWN and USER_DEFINED tokens in text as they are, the first two as
         // special tokens (SentencePiece's <unk> is one).
         const std::int64_t type = v.types[id];
-        if (type == type_control || type == type_unknown || type == type_user_defined)
+        if (type == gguf_token_type::control || type == gguf_token_type::unknown ||
+            type == gguf_token_type::user_defined)
             v.added.push_back({{"id", id},
                                {"content", token},
-                               {"special", type != type_user_defined},
+                               {"special", type != gguf_token_type::user_defined},
                                {"normalized", false},
                                {"lstrip", false},
                                {"rstrip", false},
@@ -141,7 +139,8 @@ common::Result<nlohmann::json> sentencepiece_json(const runner::GgufHeader& h, V
         if (*id < 0 || static_cast<std::size_t>(*id) >= pieces.size())
             return bad("tokenizer.ggml.unknown_token_id names no token");
         unk = pieces[static_cast<std::size_t>(*id)];
-    } else if (const auto it = std::find(v.types.begin(), v.types.end(), type_unknown); it != v.types.end()) {
+    } else if (const auto it = std::find(v.types.begin(), v.types.end(), gguf_token_type::unknown);
+               it != v.types.end()) {
         unk = pieces[static_cast<std::size_t>(it - v.types.begin())];
     }
     const bool space_prefix = h.integer("tokenizer.ggml.add_space_prefix").value_or(1) != 0;

@@ -4,13 +4,10 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "runner/tokenizer/gguf_token_type.h"
+#include "runner/tokenizer/utf8.h"
+
 namespace tokenizer {
-
-namespace {
-
-constexpr std::int64_t type_normal = 1, type_user_defined = 4;
-
-}  // namespace
 
 std::vector<std::pair<std::string, std::string>> spm_merges(const std::vector<std::string>& pieces,
                                                             const std::vector<double>& scores,
@@ -24,10 +21,11 @@ std::vector<std::pair<std::string, std::string>> spm_merges(const std::vector<st
     };
     std::vector<Candidate> candidates;
     for (std::size_t id = 0; id < pieces.size(); ++id) {
-        if (types[id] != type_normal && types[id] != type_user_defined) continue;
+        if (types[id] != gguf_token_type::normal && types[id] != gguf_token_type::user_defined) continue;
         const std::string& piece = pieces[id];
-        for (std::size_t at = 1; at < piece.size(); ++at) {
-            if ((static_cast<unsigned char>(piece[at]) & 0xC0) == 0x80) continue;  // inside a character
+        // Every character boundary inside the piece (a vocabulary's pieces are valid UTF-8).
+        for (std::size_t at = utf8_length(static_cast<unsigned char>(piece[0])); at < piece.size();
+             at += utf8_length(static_cast<unsigned char>(piece[at]))) {
             const auto left = id_of.find(piece.substr(0, at));
             const auto right = id_of.find(piece.substr(at));
             if (left != id_of.end() && right != id_of.end())

@@ -14,7 +14,7 @@ namespace tokenizer {
 
 // Every split, at a character boundary, of a NORMAL or USER_DEFINED piece into two pieces of the
 // vocabulary, ordered by the joined piece's score (highest first), then its id, then the left and right
-// pieces' ids. `types` holds llama.cpp's token types (1 NORMAL, 4 USER_DEFINED, ...).
+// pieces' ids. `types` holds llama.cpp's token types (gguf_token_type.h).
 std::vector<std::pair<std::string, std::string>> spm_merges(const std::vector<std::string>& pieces,
                                                             const std::vector<double>& scores,
                                                             const std::vector<std::int64_t>& types);
