@@ -5,10 +5,11 @@
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
+#include <optional>
+#include <string_view>
 
 #include "common/atomic_write.h"
+#include "common/regular_file.h"
 
 namespace runner::selftest {
 
@@ -22,11 +23,18 @@ std::string binary_identity() {
            std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
 }
 
-std::string read_all(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
+// How a record says the BLAS failed its check: the line after the key, then the failure.
+constexpr std::string_view blas_off = "blas off: ";
+
+// The pass `record` holds for `key`, or nullopt when there is none (no file, another key).
+std::optional<FirstLoad> remembered(const std::filesystem::path& record, const std::string& key) {
+    const auto text = common::read_regular_file(record);
+    if (!text || text->rfind(key, 0) != 0) return std::nullopt;
+    FirstLoad pass;
+    pass.remembered = true;
+    if (const auto rest = std::string_view(*text).substr(key.size()); rest.starts_with(blas_off))
+        pass.blas_failure = rest.substr(blas_off.size(), rest.find('\n') - blas_off.size());
+    return pass;
 }
 
 bool is_blas(const KernelCheck& c) { return c.kernel.rfind("blas.", 0) == 0; }
@@ -54,16 +62,8 @@ common::Result<FirstLoad> check_at_first_load(const std::filesystem::path& dir, 
     const auto record = dir / (file + ".pass");
     const std::string key = "device " + device.identity + "\nbinary " + binary_identity() + "\n";
     FirstLoad result;
-    if (!breaking) {
-        const auto text = read_all(record);
-        if (text.rfind(key, 0) == 0) {
-            result.remembered = true;
-            const auto blas = text.find("blas off: ");
-            if (blas != std::string::npos)
-                result.blas_failure = text.substr(blas + 10, text.find('\n', blas) - blas - 10);
-            return result;
-        }
-    }
+    if (!breaking)
+        if (auto earlier = remembered(record, key)) return *earlier;
     const auto all = checks();
     for (const auto& c : all) {
         if (c.passed()) continue;
@@ -81,7 +81,7 @@ common::Result<FirstLoad> check_at_first_load(const std::filesystem::path& dir, 
         std::filesystem::create_directories(dir, ec);
         // Not remembering costs the next load a few seconds, never a wrong answer: a failed write is ignored.
         (void)common::write_file_atomically(
-            record, key + (result.blas_failure.empty() ? "" : "blas off: " + result.blas_failure + "\n"));
+            record, key + (result.blas_failure.empty() ? "" : std::string(blas_off) + result.blas_failure + "\n"));
     }
     return result;
 }
