@@ -4,7 +4,6 @@
 
 #include "runner/backend/cpu/ops.h"
 #include "runner/backend/cpu/simd.h"
-#include "runner/offload/quantize.h"
 #include "runner/selftest/test_data.h"
 
 namespace runner::selftest {
@@ -64,10 +63,8 @@ std::vector<KernelCheck> check_cpu_kernels() {
     }
     // Our own q8 and q4, as offload/quantize writes a split layer's host rows.
     const std::size_t cols = 2048;
-    const auto bf16 = random_weights(rng, DType::bf16, rows, cols);
     for (const auto& [type, name] : {std::pair{WeightType::q8, "q8"}, std::pair{WeightType::q4, "q4"}}) {
-        std::vector<std::byte> q(quant_bytes(type, rows, cols));
-        quantize_matrix(view_of(bf16, DType::bf16, rows, cols), type, q.data(), 1);
+        const auto q = random_quantized(rng, type, rows, cols);
         const auto x = random_floats(rng, n_tokens * cols);
         check_matrix(checks, name, cpu::Matrix(q.data(), type, rows, cols), x, pool);
     }

@@ -8,7 +8,6 @@
 #include "runner/backend/cpu/ops.h"
 #include "runner/backend/gpu/backend.h"
 #include "runner/offload/layer_slab.h"
-#include "runner/offload/quantize.h"
 #include "runner/selftest/gpu_bandwidth.h"
 #include "runner/selftest/test_data.h"
 
@@ -58,10 +57,7 @@ Weights make_weights(std::mt19937& rng, DType dtype, std::size_t rows, std::size
 }
 
 Weights make_quantized(std::mt19937& rng, WeightType type, std::size_t rows, std::size_t cols, const gpu::Stream& s) {
-    const auto bf16 = random_weights(rng, DType::bf16, rows, cols);
-    Weights w{
-        type == WeightType::q8 ? "q8" : "q4", std::vector<std::byte>(quant_bytes(type, rows, cols)), {}, type, {}};
-    quantize_matrix(view_of(bf16, DType::bf16, rows, cols), type, w.host.data(), 1);
+    Weights w{type == WeightType::q8 ? "q8" : "q4", random_quantized(rng, type, rows, cols), {}, type, {}};
     w.matrix = cpu::Matrix(w.host.data(), type, rows, cols);
     w.device = upload(w.host.data(), w.host.size(), s);
     return w;
@@ -91,8 +87,7 @@ void check_products(std::vector<KernelCheck>& checks, const Weights& w, int d_in
         bool on_blas;
     };
     const auto bias_bytes = random_weights(rng, DType::bf16, 1, static_cast<std::size_t>(d_out));
-    auto bias_view = view_of(bias_bytes, DType::bf16, 1, static_cast<std::size_t>(d_out));
-    bias_view.shape = {d_out};
+    const auto bias_view = vector_view(bias_bytes, DType::bf16, static_cast<std::size_t>(d_out));
     for (const auto& [name, n_tokens, on_blas] :
          {Case{"decode", 1, false}, Case{"prompt", 20, false}, Case{"blas", 48, true}}) {
         if (on_blas && (!gpu::Blas::loaded() || w.type == WeightType::f32)) continue;
@@ -144,8 +139,7 @@ void check_products(std::vector<KernelCheck>& checks, const Weights& w, int d_in
 void check_fused(std::vector<KernelCheck>& checks, const Weights& a, const Weights& b, int d_in, int d_out,
                  std::mt19937& rng, cpu::ThreadPool& pool, const gpu::Stream& s) {
     const auto norm_bytes = random_weights(rng, DType::bf16, 1, static_cast<std::size_t>(d_in));
-    auto norm_view = view_of(norm_bytes, DType::bf16, 1, static_cast<std::size_t>(d_in));
-    norm_view.shape = {d_in};
+    const auto norm_view = vector_view(norm_bytes, DType::bf16, static_cast<std::size_t>(d_in));
     const auto dnorm = upload(norm_bytes.data(), norm_bytes.size(), s);
     const gpu::Norm norm{dnorm.data(), WeightType::bf16, 1e-5f};
     for (const int n_tokens : {1, 20}) {
@@ -193,8 +187,7 @@ void check_elementwise(std::vector<KernelCheck>& checks, std::mt19937& rng, cons
     run_check(checks, "rmsnorm", [&] {
         const int rows = 5, n = 300;
         const auto w = random_weights(rng, DType::bf16, 1, n);
-        auto view = view_of(w, DType::bf16, 1, n);
-        view.shape = {n};
+        const auto view = vector_view(w, DType::bf16, n);
         const auto x = random_floats(rng, rows * n, 3.f);
         std::vector<float> want(x.size());
         cpu::rmsnorm(want.data(), x.data(), view, rows, n, 1e-6f);

@@ -1,5 +1,7 @@
 #include "runner/selftest/test_data.h"
 
+#include "runner/offload/quantize.h"
+
 #include <cctype>
 #include <cstring>
 
@@ -67,6 +69,13 @@ std::vector<std::byte> random_weights(std::mt19937& rng, DType dtype, std::size_
     return bytes;
 }
 
+std::vector<std::byte> random_quantized(std::mt19937& rng, WeightType type, std::size_t rows, std::size_t cols) {
+    const auto bf16 = random_weights(rng, DType::bf16, rows, cols);
+    std::vector<std::byte> q(quant_bytes(type, rows, cols));
+    quantize_matrix(view_of(bf16, DType::bf16, rows, cols), type, q.data(), 1);
+    return q;
+}
+
 std::string format_name(DType dtype) {
     std::string name = dtype_name(dtype);
     for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -80,6 +89,12 @@ TensorView view_of(const std::vector<std::byte>& bytes, DType dtype, std::size_t
     v.shape = {static_cast<std::int64_t>(rows), static_cast<std::int64_t>(cols)};
     v.data = bytes.data();
     v.bytes = bytes.size();
+    return v;
+}
+
+TensorView vector_view(const std::vector<std::byte>& bytes, DType dtype, std::size_t n) {
+    auto v = view_of(bytes, dtype, 1, n);
+    v.shape = {static_cast<std::int64_t>(n)};
     return v;
 }
 
