@@ -15,6 +15,7 @@
 #include "runner/model/gguf_model.h"
 #include "runner/offload/layer_slab.h"
 #include "runner/offload/quantize.h"
+#include "runner/selftest/test_data.h"
 
 namespace gpu = runner::gpu;
 
@@ -23,50 +24,25 @@ namespace {
 std::mt19937 rng(1234);
 
 std::vector<float> random_floats(std::size_t n, float scale = 1.f) {
-    std::normal_distribution<float> d(0.f, scale);
-    std::vector<float> v(n);
-    for (auto& x : v) x = d(rng);
-    return v;
+    return runner::selftest::random_floats(rng, n, scale);
 }
 
-// A weight tensor in host memory in one of the stored dtypes, with its device copy.
+// A weight tensor in host memory in one of the stored dtypes (selftest's random weights: finite 16-bit
+// floats of both signs, f16 denormals among them), with its device copy.
 struct Weight {
     runner::DType dtype;
-    std::vector<std::uint16_t> half;  // bf16 / f16 bits
-    std::vector<float> f32;
+    std::vector<std::byte> bytes;
     gpu::DeviceBuffer device;
     runner::TensorView view;
 
     Weight(runner::DType type, std::vector<std::int64_t> shape, const gpu::Stream& s) : dtype(type) {
-        std::size_t n = 1;
-        for (auto d : shape) n *= static_cast<std::size_t>(d);
-        const void* data = nullptr;
-        std::size_t bytes = 0;
-        if (type == runner::DType::f32) {
-            f32 = random_floats(n, 0.5f);
-            data = f32.data(), bytes = n * 4;
-        } else {
-            half.resize(n);
-            std::uniform_int_distribution<int> mant(0, 127), sign(0, 1), exp(-6, 1);
-            for (auto& h : half) {
-                if (type == runner::DType::bf16) {
-                    // sign | exponent 127+e | 7 mantissa bits
-                    h = static_cast<std::uint16_t>((sign(rng) << 15) | ((127 + exp(rng)) << 7) | mant(rng));
-                } else {
-                    // sign | exponent 15+e | 10 mantissa bits; some denormals too
-                    const int e = exp(rng) - (mant(rng) < 4 ? 30 : 0);
-                    h = static_cast<std::uint16_t>((sign(rng) << 15) | (std::max(0, 15 + e) << 10) | (mant(rng) << 3));
-                }
-            }
-            data = half.data(), bytes = n * 2;
-        }
-        device = gpu::DeviceBuffer(bytes);
-        gpu::copy_to_device(device.data(), data, bytes, s);
-        view.name = std::string("weight");
-        view.dtype = type;
+        const auto rows = static_cast<std::size_t>(shape.size() < 2 ? 1 : shape[0]);
+        const auto cols = static_cast<std::size_t>(shape.back());
+        bytes = runner::selftest::random_weights(rng, type, rows, cols);
+        device = gpu::DeviceBuffer(bytes.size());
+        gpu::copy_to_device(device.data(), bytes.data(), bytes.size(), s);
+        view = runner::selftest::view_of(bytes, type, rows, cols);
         view.shape = std::move(shape);
-        view.data = static_cast<const std::byte*>(data);
-        view.bytes = bytes;
     }
     runner::WeightType type() const {
         return dtype == runner::DType::bf16  ? runner::WeightType::bf16
