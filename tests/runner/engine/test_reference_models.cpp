@@ -20,6 +20,7 @@
 #include "runner/engine/transformer.h"
 #include "runner/model/gguf_model.h"
 #include "runner/model/hf_folder.h"
+#include "runner/support/reference_logits.h"
 #include "support/temp_tree.h"
 
 namespace fs = std::filesystem;
@@ -33,13 +34,6 @@ const fs::path gguf_models = fs::path(OAR_FIXTURES) / "gguf-models";
 // order is all that differs from PyTorch, so 1e-4 leaves room for other CPUs and thread counts.
 constexpr float tolerance = 1e-4f;
 
-float max_abs_diff(std::span<const float> ours, const nlohmann::json& ref) {
-    REQUIRE(ours.size() == ref.size());
-    float worst = 0;
-    for (std::size_t i = 0; i < ours.size(); ++i) worst = std::max(worst, std::abs(ours[i] - ref[i].get<float>()));
-    return worst;
-}
-
 using Opener = std::function<common::Result<runner::WeightSourcePtr>()>;
 
 // The reference's prefill and decode logits, then its greedy tokens from a fresh start. The GGUF models'
@@ -52,21 +46,11 @@ void check_source(const std::string& name, const nlohmann::json& ref, const Open
     REQUIRE_MESSAGE(weights.ok(), (weights.ok() ? "" : weights.error().message));
     runner::Transformer model(**source, std::move(weights).value(), 128, 2);
 
-    const auto prompt = ref["prompt_ids"].get<std::vector<std::int32_t>>();
-    auto logits = model.forward(prompt, 0);
-    REQUIRE(logits.ok());
-    CHECK(max_abs_diff(*logits, ref["logits"][0]) < tolerance);
-    // Decode steps: feed the reference's own greedy tokens so that every step is compared.
-    const auto greedy = ref["greedy_ids"].get<std::vector<std::int32_t>>();
-    for (std::size_t step = 1; step < ref["logits"].size(); ++step) {
-        CAPTURE(step);
-        const std::int32_t token[] = {greedy[step - 1]};
-        logits = model.forward(token, static_cast<int>(prompt.size() + step - 1));
-        REQUIRE(logits.ok());
-        CHECK(max_abs_diff(*logits, ref["logits"][step]) < tolerance);
-    }
+    test_support::check_reference_logits(model, ref, tolerance);
 
     // 32 greedy tokens from a fresh start.
+    const auto prompt = ref["prompt_ids"].get<std::vector<std::int32_t>>();
+    const auto greedy = ref["greedy_ids"].get<std::vector<std::int32_t>>();
     runner::Transformer fresh(**source, std::move(runner::bind_weights(**source)).value(), 128, 2);
     runner::SamplingParams params;
     params.temperature = 0;

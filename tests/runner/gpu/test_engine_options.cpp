@@ -13,6 +13,7 @@
 #include "runner/cli/model_options.h"
 #include "runner/engine/transformer.h"
 #include "runner/selftest/gpu_checks.h"
+#include "support/scoped_env.h"
 
 namespace fs = std::filesystem;
 
@@ -42,15 +43,6 @@ void set_device(runner_cli::EngineFlags& flags, const std::string& spec) {
     REQUIRE(taken);
     REQUIRE(taken->ok());
 }
-
-// AIRLLM_SELFTEST_BREAK for one block.
-class ScopedBreak {
-  public:
-    explicit ScopedBreak(const char* kernels) { ::setenv("AIRLLM_SELFTEST_BREAK", kernels, 1); }
-    ~ScopedBreak() { ::unsetenv("AIRLLM_SELFTEST_BREAK"); }
-    ScopedBreak(const ScopedBreak&) = delete;
-    ScopedBreak& operator=(const ScopedBreak&) = delete;
-};
 
 }  // namespace
 
@@ -128,7 +120,7 @@ TEST_CASE("engine options: a broken kernel fails the GPU's first load by name, a
     runner_cli::EngineFlags flags;
     set_device(flags, "cuda:0");
     {
-        const ScopedBreak broken("matmul.q4_k.decode");
+        const test_support::ScopedEnv broken("AIRLLM_SELFTEST_BREAK", "matmul.q4_k.decode");
         auto m = open();
         auto refused = make_engine(m, flags);
         REQUIRE_FALSE(refused.ok());
@@ -136,7 +128,7 @@ TEST_CASE("engine options: a broken kernel fails the GPU's first load by name, a
         CHECK(refused.error().message.find("AIRLLM_DEVICE=cpu") != std::string::npos);
     }
     if (runner::gpu::Blas::available()) {
-        const ScopedBreak broken("blas.bf16");
+        const test_support::ScopedEnv broken("AIRLLM_SELFTEST_BREAK", "blas.bf16");
         auto m = open();
         auto engine = make_engine(m, flags);
         REQUIRE(engine.ok());
@@ -146,12 +138,11 @@ TEST_CASE("engine options: a broken kernel fails the GPU's first load by name, a
     // A load with no record (a fresh cache) checks again, and the BLAS that passes is back on.
     char cache[] = "/tmp/test_runner_gpu_cache.XXXXXX";
     REQUIRE(::mkdtemp(cache) != nullptr);
-    const char* old_cache = std::getenv("AIRLLM_CACHE_DIR");
-    const std::string saved = old_cache ? old_cache : "";
-    ::setenv("AIRLLM_CACHE_DIR", cache, 1);
     auto m = open();
-    auto engine = make_engine(m, flags);
-    ::setenv("AIRLLM_CACHE_DIR", saved.c_str(), 1);
+    const auto engine = [&] {
+        const test_support::ScopedEnv fresh("AIRLLM_CACHE_DIR", std::string(cache));
+        return make_engine(m, flags);
+    }();
     REQUIRE(engine.ok());
     CHECK(engine->description.find("kernels checked") != std::string::npos);
     CHECK(engine->description.find("at an earlier load") == std::string::npos);

@@ -18,6 +18,7 @@
 #include "runner/model/hf_folder.h"
 #include "runner/offload/layer_cache.h"
 #include "runner/support/prefix_reuse.h"
+#include "runner/support/reference_logits.h"
 
 #include <unistd.h>
 
@@ -37,28 +38,7 @@ nlohmann::json reference(const std::string& name) {
     return nlohmann::json::parse(text.str());
 }
 
-float max_abs_diff(std::span<const float> ours, const nlohmann::json& ref) {
-    REQUIRE(ours.size() == ref.size());
-    float worst = 0;
-    for (std::size_t i = 0; i < ours.size(); ++i) worst = std::max(worst, std::abs(ours[i] - ref[i].get<float>()));
-    return worst;
-}
-
-// The reference's prompt logits, then each decode step's, feeding the reference's own greedy tokens.
-void check_reference_logits(runner::GpuTransformer& model, const nlohmann::json& ref) {
-    const auto prompt = ref["prompt_ids"].get<std::vector<std::int32_t>>();
-    auto logits = model.forward(prompt, 0);
-    REQUIRE_MESSAGE(logits.ok(), (logits.ok() ? "" : logits.error().message));
-    CHECK(max_abs_diff(*logits, ref["logits"][0]) < tolerance);
-    const auto greedy = ref["greedy_ids"].get<std::vector<std::int32_t>>();
-    for (std::size_t step = 1; step < ref["logits"].size(); ++step) {
-        CAPTURE(step);
-        const std::int32_t token[] = {greedy[step - 1]};
-        logits = model.forward(token, static_cast<int>(prompt.size() + step - 1));
-        REQUIRE(logits.ok());
-        CHECK(max_abs_diff(*logits, ref["logits"][step]) < tolerance);
-    }
-}
+using test_support::max_abs_diff;
 
 struct Loaded {
     runner::WeightSourcePtr source;
@@ -146,7 +126,7 @@ void check_logits(const std::string& name, bool stream_all, int max_batch, std::
         CHECK(plan.disk_bytes == plan.streamed_bytes);
     }
 
-    check_reference_logits(*m.model, ref);
+    test_support::check_reference_logits(*m.model, ref, tolerance);
     const auto passes = m.model->stats().passes;
     CHECK(passes == ref["logits"].size());
     // Every streamed layer crossed the link or was computed on the host, once per pass: exactly its slab
@@ -418,7 +398,7 @@ TEST_CASE("gpu engine: GGUF models in every block type, resident and streamed, m
             if (host_share > 0)
                 CHECK(std::count(m.model->split().split.begin(), m.model->split().split.end(), true) == 2);
             CHECK(m.model->plan().widens_weights == (name != "llama-f16" && name != "llama-bf16"));
-            check_reference_logits(*m.model, ref);
+            test_support::check_reference_logits(*m.model, ref, tolerance);
         }
     }
 }

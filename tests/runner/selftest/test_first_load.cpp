@@ -6,24 +6,18 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 #include <limits>
 
 #include "runner/selftest/cpu_checks.h"
 #include "runner/selftest/first_load.h"
 #include "runner/selftest/kernel_check.h"
+#include "support/scoped_env.h"
 #include "support/temp_tree.h"
 
 namespace selftest = runner::selftest;
 
 namespace {
-
-class BreakSwitch {
-  public:
-    explicit BreakSwitch(const char* kernels) { ::setenv("AIRLLM_SELFTEST_BREAK", kernels, 1); }
-    ~BreakSwitch() { ::unsetenv("AIRLLM_SELFTEST_BREAK"); }
-    BreakSwitch(const BreakSwitch&) = delete;
-    BreakSwitch& operator=(const BreakSwitch&) = delete;
-};
 
 selftest::KernelCheck check(const char* kernel, float error) {
     selftest::KernelCheck c;
@@ -36,6 +30,14 @@ selftest::KernelCheck check(const char* kernel, float error) {
 const selftest::CheckedDevice h200{"0123456789abcdef0123456789abcdef", "0000:19:00.0",
                                    "NVIDIA H200, sm_90, CUDA driver 13.0, runtime 13.0, cuBLAS 13.0.0",
                                    "NVIDIA H200 (GPU 0)"};
+
+// A run of the checks that gives `checks` and counts itself in `runs`.
+std::function<std::vector<selftest::KernelCheck>()> counted(int& runs, std::vector<selftest::KernelCheck> checks) {
+    return [&runs, checks = std::move(checks)] {
+        ++runs;
+        return checks;
+    };
+}
 
 std::filesystem::path record_of(const std::filesystem::path& dir, const selftest::CheckedDevice& d) {
     return dir / (d.uuid + "-0000_19_00_0.pass");
@@ -56,7 +58,7 @@ TEST_CASE("selftest: the relative error, and a NaN or a size mismatch fails") {
 
 TEST_CASE("selftest: AIRLLM_SELFTEST_BREAK breaks the kernels it names and no other") {
     const std::vector<float> ref{1.f, 2.f, 3.f};
-    const BreakSwitch broken("cpu.dot.q4_k,matmul.bf16.decode");
+    const test_support::ScopedEnv broken("AIRLLM_SELFTEST_BREAK", "cpu.dot.q4_k,matmul.bf16.decode");
     std::vector<float> a = ref, b = ref, c = ref;
     CHECK_FALSE(selftest::compare("cpu.dot.q4_k", a, ref, 1e-3f).passed());
     CHECK_FALSE(selftest::compare("matmul.bf16.decode", b, ref, 1e-3f).passed());
@@ -70,7 +72,7 @@ TEST_CASE("selftest: the CPU's vector kernels agree with its portable ones on ev
         CAPTURE(c.kernel);
         CHECK(c.passed());
     }
-    const BreakSwitch broken("cpu.matmul.q6_k");
+    const test_support::ScopedEnv broken("AIRLLM_SELFTEST_BREAK", "cpu.matmul.q6_k");
     const auto again = selftest::check_cpu_kernels();
     const auto* failed = selftest::first_failure(again);
     REQUIRE(failed != nullptr);
@@ -81,10 +83,7 @@ TEST_CASE("first load: the checks run once per device, runtime and binary, and a
     test_support::TempTree tree;
     const auto dir = selftest::kernel_checks_dir(tree.root());
     int runs = 0;
-    const auto passing = [&] {
-        ++runs;
-        return std::vector<selftest::KernelCheck>{check("matmul.bf16.decode", 1e-6f), check("blas.bf16", 1e-4f)};
-    };
+    const auto passing = counted(runs, {check("matmul.bf16.decode", 1e-6f), check("blas.bf16", 1e-4f)});
     auto first = selftest::check_at_first_load(dir, h200, passing);
     REQUIRE(first.ok());
     CHECK_FALSE(first->remembered);
@@ -122,11 +121,7 @@ TEST_CASE("first load: a wrong kernel refuses the GPU by name, with the way out,
     test_support::TempTree tree;
     const auto dir = selftest::kernel_checks_dir(tree.root());
     int runs = 0;
-    const auto failing = [&] {
-        ++runs;
-        return std::vector<selftest::KernelCheck>{check("matmul.bf16.decode", 1e-6f),
-                                                  check("attention.decode.f16_cache", 0.5f)};
-    };
+    const auto failing = counted(runs, {check("matmul.bf16.decode", 1e-6f), check("attention.decode.f16_cache", 0.5f)});
     for (int attempt = 1; attempt <= 2; ++attempt) {
         auto r = selftest::check_at_first_load(dir, h200, failing);
         REQUIRE_FALSE(r.ok());
@@ -145,10 +140,7 @@ TEST_CASE("first load: a failed BLAS turns the BLAS off and keeps the GPU, and t
     test_support::TempTree tree;
     const auto dir = selftest::kernel_checks_dir(tree.root());
     int runs = 0;
-    const auto blas_wrong = [&] {
-        ++runs;
-        return std::vector<selftest::KernelCheck>{check("matmul.bf16.decode", 1e-6f), check("blas.bf16", 0.3f)};
-    };
+    const auto blas_wrong = counted(runs, {check("matmul.bf16.decode", 1e-6f), check("blas.bf16", 0.3f)});
     auto first = selftest::check_at_first_load(dir, h200, blas_wrong);
     REQUIRE(first.ok());
     CHECK(first->blas_failure.find("blas.bf16 gives wrong results") != std::string::npos);
@@ -175,12 +167,9 @@ TEST_CASE("first load: with the break switch set, nothing is read from or writte
     test_support::TempTree tree;
     const auto dir = selftest::kernel_checks_dir(tree.root());
     int runs = 0;
-    const auto passing = [&] {
-        ++runs;
-        return std::vector<selftest::KernelCheck>{check("matmul.bf16.decode", 1e-6f)};
-    };
+    const auto passing = counted(runs, {check("matmul.bf16.decode", 1e-6f)});
     REQUIRE(selftest::check_at_first_load(dir, h200, passing).ok());
-    const BreakSwitch broken("nothing.in.particular");
+    const test_support::ScopedEnv broken("AIRLLM_SELFTEST_BREAK", "nothing.in.particular");
     auto r = selftest::check_at_first_load(dir, h200, passing);
     REQUIRE(r.ok());
     CHECK_FALSE(r->remembered);

@@ -15,33 +15,14 @@
 #include "common/rocblas_library.h"
 #include "runner/backend/gpu/gemm.h"
 #include "runner/backend/gpu/rocblas_choice.h"
+#include "support/scoped_env.h"
 #include "support/temp_tree.h"
 
 namespace gpu = runner::gpu;
 
 namespace {
 
-// An environment variable set for one test.
-class ScopedEnv {
-  public:
-    ScopedEnv(const char* name, const std::string& value) : name_(name) {
-        if (const char* old = std::getenv(name)) old_ = old, had_ = true;
-        ::setenv(name, value.c_str(), 1);
-    }
-    ~ScopedEnv() {
-        if (had_)
-            ::setenv(name_, old_.c_str(), 1);
-        else
-            ::unsetenv(name_);
-    }
-    ScopedEnv(const ScopedEnv&) = delete;
-    ScopedEnv& operator=(const ScopedEnv&) = delete;
-
-  private:
-    const char* name_;
-    std::string old_;
-    bool had_ = false;
-};
+using test_support::ScopedEnv;
 
 std::uint16_t bf16_bits(float v) {
     std::uint32_t w = 0;
@@ -54,6 +35,20 @@ float from_bf16(std::uint16_t b) {
     float v = 0;
     std::memcpy(&v, &w, 4);
     return v;
+}
+
+// v's elements as the GEMM's 16-bit input type reads them.
+std::vector<std::uint16_t> to_16bit(const std::vector<float>& v, gpu::GemmInput input) {
+    std::vector<std::uint16_t> bits(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        if (input == gpu::GemmInput::bf16) {
+            bits[i] = bf16_bits(v[i]);
+        } else {
+            const auto h = static_cast<_Float16>(v[i]);
+            std::memcpy(&bits[i], &h, 2);
+        }
+    }
+    return bits;
 }
 
 common::RocblasLibrary open_stand_in() {
@@ -100,23 +95,7 @@ TEST_CASE("gemm.h's arguments through rocBLAS give out = x W^T, with and without
         std::vector<float> w(d_out * d_in), x(n_tokens * d_in);
         for (auto& v : w) v = static_cast<float>(small(rng)) / 4;
         for (auto& v : x) v = static_cast<float>(small(rng)) / 2;
-        std::vector<std::uint16_t> w16(w.size()), x16(x.size());
-        for (std::size_t i = 0; i < w.size(); ++i) {
-            if (input == gpu::GemmInput::bf16) {
-                w16[i] = bf16_bits(w[i]);
-            } else {
-                const auto h = static_cast<_Float16>(w[i]);
-                std::memcpy(&w16[i], &h, 2);
-            }
-        }
-        for (std::size_t i = 0; i < x.size(); ++i) {
-            if (input == gpu::GemmInput::bf16) {
-                x16[i] = bf16_bits(x[i]);
-            } else {
-                const auto h = static_cast<_Float16>(x[i]);
-                std::memcpy(&x16[i], &h, 2);
-            }
-        }
+        const auto w16 = to_16bit(w, input), x16 = to_16bit(x, input);
         REQUIRE(from_bf16(bf16_bits(w[3])) == w[3]);
         for (const bool accumulate : {false, true}) {
             CAPTURE(accumulate);
@@ -205,7 +184,7 @@ TEST_CASE("rocBLAS's kernel folder is ROCBLAS_TENSILE_LIBPATH, else rocblas/libr
         const ScopedEnv env("ROCBLAS_TENSILE_LIBPATH", "/somewhere/library");
         CHECK(lib.kernel_dir() == "/somewhere/library");
     }
-    ::unsetenv("ROCBLAS_TENSILE_LIBPATH");
+    const ScopedEnv unset("ROCBLAS_TENSILE_LIBPATH", std::nullopt);
     CHECK(lib.kernel_dir().filename() == "library");
     CHECK(lib.kernel_dir().parent_path().filename() == "rocblas");
 }
