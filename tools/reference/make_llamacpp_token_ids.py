@@ -21,20 +21,10 @@ from pathlib import Path
 
 import llama_cpp
 from gguf import GGUFWriter
+from make_spm_vocab import read_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
 NORMAL, CONTROL, USER_DEFINED, UNUSED = 1, 3, 4, 5
-
-
-def read_corpus():
-    cases = []
-    for raw in (ROOT / "tests/fixtures/tokenizer/corpus.txt").read_bytes().split(b"\n~~~~\n"):
-        try:
-            raw.decode("utf-8")
-            cases.append(raw)
-        except UnicodeDecodeError:
-            cases.append(None)
-    return cases
 
 
 def write_bpe_gguf(tokenizer_json, pre, bos, path):
@@ -70,12 +60,12 @@ def write_bpe_gguf(tokenizer_json, pre, bos, path):
 
 def tokenize_all(path, cases):
     model = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
-    return [None if c is None else model.tokenize(c, add_bos=False, special=True) for c in cases]
+    return [None if c is None else model.tokenize(c.encode("utf-8"), add_bos=False, special=True) for c in cases]
 
 
 def main():
     npm, out = Path(sys.argv[1]), Path(sys.argv[2])
-    cases = read_corpus()
+    cases = read_corpus(ROOT / "tests/fixtures/tokenizer/corpus.txt")
     result = {"llama_cpp_python": llama_cpp.__version__, "models": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for name, pre, bos in [("llama3", "llama-bpe", "<|begin_of_text|>"), ("qwen3", "qwen2", None)]:
