@@ -8,8 +8,10 @@
 
 namespace common {
 
-// rocBLAS's entry points, typed as its header declares them (handles and streams are pointers, enums int).
+// rocBLAS's entry points, typed as its header declares them (handles and streams are pointers, enums int),
+// and the library that holds them open.
 struct RocblasLibrary::Api {
+    SharedLibrary library;
     int (*create_handle)(void**) = nullptr;
     int (*destroy_handle)(void*) = nullptr;
     int (*set_stream)(void*, void*) = nullptr;
@@ -48,9 +50,8 @@ Result<RocblasLibrary> RocblasLibrary::open(const std::vector<std::string>& cand
             continue;
         }
         RocblasLibrary lib;
-        lib.library_ = std::make_shared<const SharedLibrary>(std::move(opened).value());
-        auto api = std::make_shared<Api>();
-        const SharedLibrary& l = *lib.library_;
+        auto api = std::make_shared<Api>(Api{std::move(opened).value()});
+        const SharedLibrary& l = api->library;
         const bool complete =
             l.bind("rocblas_create_handle", api->create_handle) &&
             l.bind("rocblas_destroy_handle", api->destroy_handle) && l.bind("rocblas_set_stream", api->set_stream) &&

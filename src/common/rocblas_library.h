@@ -58,9 +58,8 @@ class RocblasLibrary {
     std::string status_text(int status) const;
 
   private:
-    struct Api;
-    std::shared_ptr<const SharedLibrary> library_;  // shared: a copy keeps the entry points loaded
-    std::shared_ptr<const Api> api_;
+    struct Api;                       // the entry points, with the library they live in
+    std::shared_ptr<const Api> api_;  // shared: a copy keeps them loaded
     std::string path_;
     std::string version_;
 };
