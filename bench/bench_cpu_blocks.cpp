@@ -10,7 +10,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "runner/backend/cpu/ops.h"
@@ -52,6 +54,31 @@ std::vector<std::byte> random_matrix(runner::DType type, std::size_t bytes, std:
     return m;
 }
 
+// One token's product with m on each path, best of five, against the RAM bound.
+void measure(const char* name, const runner::cpu::Matrix& m, bool quantized, runner::cpu::ThreadPool& pool,
+             double bound) {
+    std::vector<float> x(m.cols(), 0.01f), out(m.rows());
+    // (int8 activations, portable kernels)
+    for (const auto& [int8, portable] : {std::pair{true, false}, std::pair{false, false}, std::pair{true, true}}) {
+        if (int8 && !quantized) continue;
+        runner::cpu::use_int8_products(int8);
+        runner::cpu::force_portable(portable);
+        double best = 1e30;
+        for (int rep = 0; rep < 5; ++rep) {
+            const auto t0 = std::chrono::steady_clock::now();
+            runner::cpu::matmul(out.data(), x.data(), m, nullptr, 1, pool);
+            best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        }
+        const double gbs = static_cast<double>(m.bytes()) / best / 1e9;
+        const std::string path =
+            std::string(int8 ? "int8 " : "f32 ") + (portable || !runner::cpu::using_avx2() ? "portable" : "AVX2");
+        std::printf("%-6s %-19s %8zu %10.1f %9.1f %9.0f%%\n", name, path.c_str(), m.bytes() >> 20, gbs, bound,
+                    100 * gbs / bound);
+    }
+    runner::cpu::force_portable(false);
+    runner::cpu::use_int8_products(true);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -62,7 +89,7 @@ int main(int argc, char** argv) {
     const double bound = runner::selftest::best_read(pool, buffer).gbs;
     std::printf("host RAM read, %u threads: %.1f GB/s (the bound: every byte of the matrix read once)\n\n", threads,
                 bound);
-    std::printf("%-6s %-9s %8s %10s %9s %10s\n", "type", "path", "MiB", "GB/s", "bound", "achieved");
+    std::printf("%-6s %-19s %8s %10s %9s %10s\n", "type", "path (activations)", "MiB", "GB/s", "bound", "achieved");
     std::mt19937_64 rng(42);
     const std::size_t cols = 4096;
     for (const auto type : {runner::DType::bf16, runner::DType::q8_0, runner::DType::q4_0, runner::DType::q4_k,
@@ -74,21 +101,16 @@ int main(int argc, char** argv) {
         view.shape = {static_cast<std::int64_t>(rows), static_cast<std::int64_t>(cols)};
         view.data = data.data();
         view.bytes = data.size();
-        std::vector<float> x(cols, 0.01f), out(rows);
-        for (const bool portable : {false, true}) {
-            runner::cpu::force_portable(portable);
-            double best = 1e30;
-            for (int rep = 0; rep < 5; ++rep) {
-                const auto t0 = std::chrono::steady_clock::now();
-                runner::cpu::matmul(out.data(), x.data(), view, nullptr, 1, pool);
-                best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-            }
-            const double gbs = static_cast<double>(data.size()) / best / 1e9;
-            std::printf("%-6s %-9s %8zu %10.1f %9.1f %9.0f%%\n", runner::dtype_name(type),
-                        portable ? "portable" : (runner::cpu::using_avx2() ? "AVX2" : "portable"), data.size() >> 20,
-                        gbs, bound, 100 * gbs / bound);
-        }
-        runner::cpu::force_portable(false);
+        measure(runner::dtype_name(type), view, runner::is_block_type(type), pool, bound);
+    }
+    // Our q8 and q4, as a compressed split layer's host rows hold them: random quants, small scales.
+    for (const auto& [type, name] :
+         {std::pair{runner::WeightType::q8, "q8"}, std::pair{runner::WeightType::q4, "q4"}}) {
+        const std::size_t rows = (mib << 20) / runner::quant_bytes(type, 1, cols);
+        auto data = random_matrix(runner::DType::f32, runner::quant_bytes(type, rows, cols), rng);
+        auto* scales = reinterpret_cast<float*>(data.data() + runner::quant_scales_offset(type, rows, cols));
+        std::fill_n(scales, rows * cols / runner::quant_block, 1e-3f);
+        measure(name, runner::cpu::Matrix(data.data(), type, rows, cols), true, pool, bound);
     }
     return 0;
 }

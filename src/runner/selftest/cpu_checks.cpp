@@ -20,8 +20,8 @@ struct Outputs {
 
 Outputs run(const cpu::Matrix& m, const std::vector<float>& x, cpu::ThreadPool& pool) {
     Outputs o;
-    std::vector<float> scratch;
-    const float* a = m.activations(x.data(), scratch);
+    cpu::TokenActivations a;
+    m.activations(x.data(), a);
     for (std::size_t r = 0; r < rows; ++r) o.dot.push_back(m.dot(r, a));
     o.dot2.resize(rows);
     for (std::size_t r = 0; r < rows; r += 2) cpu::dot2(m, r, m, r + 1, a, o.dot2.data() + r);

@@ -51,14 +51,15 @@ struct Weights {
 
 Weights make_weights(std::mt19937& rng, DType dtype, std::size_t rows, std::size_t cols, const gpu::Stream& s) {
     Weights w{format_name(dtype), random_weights(rng, dtype, rows, cols), {}, stored_type(dtype), {}};
-    w.matrix = cpu::Matrix(view_of(w.host, dtype, rows, cols));
+    // The GPU's products take f32 activations; so does their reference.
+    w.matrix = cpu::Matrix(view_of(w.host, dtype, rows, cols)).with_f32_activations();
     w.device = upload(w.host.data(), w.host.size(), s);
     return w;
 }
 
 Weights make_quantized(std::mt19937& rng, WeightType type, std::size_t rows, std::size_t cols, const gpu::Stream& s) {
     Weights w{type == WeightType::q8 ? "q8" : "q4", random_quantized(rng, type, rows, cols), {}, type, {}};
-    w.matrix = cpu::Matrix(w.host.data(), type, rows, cols);
+    w.matrix = cpu::Matrix(w.host.data(), type, rows, cols).with_f32_activations();
     w.device = upload(w.host.data(), w.host.size(), s);
     return w;
 }

@@ -20,6 +20,7 @@
 #include "runner/engine/transformer.h"
 #include "runner/model/gguf_model.h"
 #include "runner/model/hf_folder.h"
+#include "runner/support/f32_products.h"
 #include "runner/support/reference_logits.h"
 #include "support/temp_tree.h"
 
@@ -67,7 +68,9 @@ void check_model(const std::string& name) {
     check_source(name, ref, [&] { return runner::open_hf_folder(models / name); });
 }
 
+// With f32 activations the products are exact up to summation order: the reference's tolerance holds.
 void check_gguf(const std::string& name) {
+    const test_support::F32Products f32_products;
     const auto refs = nlohmann::json::parse(test_support::read_file(gguf_models / "reference.json"));
     check_source(name, refs.at(name), [&] { return runner::open_gguf_model(gguf_models / (name + ".gguf")); });
 }
@@ -113,6 +116,40 @@ TEST_CASE("reference GGUF: Llama in F16, tied embeddings") { check_gguf("llama-f
 TEST_CASE("reference GGUF: Llama in BF16") { check_gguf("llama-bf16"); }
 TEST_CASE("reference GGUF: Qwen2 in Q8_0 with q/k/v biases") { check_gguf("qwen2-q8_0"); }
 TEST_CASE("reference GGUF: Qwen3 in Q6_K with q/k norms") { check_gguf("qwen3-q6_k"); }
+
+TEST_CASE("reference GGUF: one-token products on 8-bit activations (the default) stay near the reference") {
+    // A prompt's layers run on f32 activations; every step's output head and a decode step's layers take
+    // 8-bit activations where the rows are quantized. On these tiny random models that moves the logits
+    // by 1-4% (RMS, relative), measured when the integer products came; a wrong block layout or scale
+    // moves them by 100%. F16 and BF16 rows never take 8-bit activations.
+    const auto refs = nlohmann::json::parse(test_support::read_file(gguf_models / "reference.json"));
+    for (const auto& [name, ref] : refs.items()) {
+        CAPTURE(name);
+        const bool quantized = name != "llama-f16" && name != "llama-bf16";
+        auto source = runner::open_gguf_model(gguf_models / (name + ".gguf"));
+        REQUIRE(source.ok());
+        runner::Transformer model(**source, std::move(runner::bind_weights(**source)).value(), 128, 2);
+        const auto prompt = ref["prompt_ids"].get<std::vector<std::int32_t>>();
+        const auto greedy = ref["greedy_ids"].get<std::vector<std::int32_t>>();
+        for (std::size_t step = 0; step < ref["logits"].size(); ++step) {
+            CAPTURE(step);
+            const std::int32_t token[] = {step == 0 ? 0 : greedy[step - 1]};
+            const auto logits =
+                step == 0 ? model.forward(prompt, 0) : model.forward(token, static_cast<int>(prompt.size() + step - 1));
+            REQUIRE(logits.ok());
+            const auto want = ref["logits"][step].get<std::vector<float>>();
+            double error = 0, norm = 0;
+            for (std::size_t i = 0; i < want.size(); ++i) {
+                error += std::pow(double((*logits)[i]) - want[i], 2);
+                norm += double(want[i]) * want[i];
+            }
+            const double relative = std::sqrt(error / norm);
+            CHECK(relative < 0.06);
+            if (quantized) CHECK(relative > 1e-4);  // the 8-bit path ran
+            if (!quantized) CHECK(test_support::max_abs_diff(*logits, ref["logits"][step]) < tolerance);
+        }
+    }
+}
 
 TEST_CASE("reference GGUF: the portable kernels give the same answers as the AVX2 ones") {
     runner::cpu::force_portable(true);

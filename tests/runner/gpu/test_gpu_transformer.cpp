@@ -17,6 +17,7 @@
 #include "runner/model/gguf_model.h"
 #include "runner/model/hf_folder.h"
 #include "runner/offload/layer_cache.h"
+#include "runner/support/f32_products.h"
 #include "runner/support/prefix_reuse.h"
 #include "runner/support/reference_logits.h"
 
@@ -166,7 +167,9 @@ TEST_CASE("gpu engine: split decode steps agree with GPU-only ones across prompt
     // The same conversation with and without split layers: a prompt (both MLP blocks on the GPU), decode
     // steps (split), a 6-token chunk, a step, then a rewind to position 5 with a 2-token step. Only the
     // order of the MLP's sums differs; compressed, both read the same quantized weights (the host's rows
-    // on the CPU's quantized products). Micro-batches of 1 split a 2-token decode step into two.
+    // on the CPU's quantized products, here with f32 activations; the 8-bit default is the next test's).
+    // Micro-batches of 1 split a 2-token decode step into two.
+    const test_support::F32Products f32_products;
     const std::string name = "llama-gqa4-llama3rope";
     for (const auto& [kv_type, max_batch, compression] :
          {std::tuple{runner::KvType::f32, 64, runner::Compression::none},
@@ -205,7 +208,41 @@ TEST_CASE("gpu engine: split decode steps agree with GPU-only ones across prompt
     }
 }
 
+TEST_CASE("gpu engine: compressed host rows on 8-bit activations (the default) stay near the GPU-only steps") {
+    // The host's quantized rows take integer products with 8-bit activations, the GPU's rows f32 ones: a
+    // decode step's logits move by about a percent (RMS, relative); a wrong row or scale would move them
+    // by far more.
+    const std::string name = "llama-gqa4-llama3rope";
+    for (const auto compression : {runner::Compression::q8, runner::Compression::q4}) {
+        CAPTURE(runner::compression_name(compression));
+        auto gpu_only = load(name, true, 64, compression, 0, {}, runner::KvType::f32, 0);
+        auto split = load(name, true, 64, compression, 0, {}, runner::KvType::f32, 60);
+        REQUIRE(split.model->split().host_rows > 0);
+        const std::vector<std::int32_t> prompt = {5, 9, 13, 2, 77, 31, 8, 64, 3, 11};
+        REQUIRE(gpu_only.model->forward(prompt, 0).ok());
+        REQUIRE(split.model->forward(prompt, 0).ok());
+        for (int step = 0; step < 4; ++step) {
+            CAPTURE(step);
+            const std::int32_t token[] = {17 + step};
+            auto want = gpu_only.model->forward(token, 10 + step);
+            REQUIRE(want.ok());
+            const std::vector<float> expected(want->begin(), want->end());
+            auto got = split.model->forward(token, 10 + step);
+            REQUIRE(got.ok());
+            double error = 0, norm = 0;
+            for (std::size_t i = 0; i < expected.size(); ++i) {
+                error += std::pow(double((*got)[i]) - expected[i], 2);
+                norm += double(expected[i]) * expected[i];
+            }
+            MESSAGE("step " << step << ": RMS difference " << std::sqrt(error / norm));
+            CHECK(std::sqrt(error / norm) < 0.06);
+            CHECK(std::sqrt(error / norm) > 0);  // the host's rows did run on 8-bit activations
+        }
+    }
+}
+
 TEST_CASE("gpu engine: the split decided at load from measured rates, uncompressed and compressed") {
+    const test_support::F32Products f32_products;  // the reference's bound, for the compressed host rows too
     const std::string name = "llama-gqa4-llama3rope";
     const auto ref = reference(name);
     const auto prompt = ref["prompt_ids"].get<std::vector<std::int32_t>>();
@@ -385,6 +422,8 @@ TEST_CASE("gpu engine: GGUF models in every block type, resident and streamed, m
     // The 12-token prompt runs the tiled kernel and decode the matrix-vector kernel, both widening ggml's
     // blocks in registers; the output head is Q6_K in llama-q4_k_m. Streamed, decode steps also run with
     // each layer's MLP on the host (host_share 100: a 256-row MLP splits only at 0 or 256 rows).
+    // The host's products run on f32 activations here, to hold the reference's tolerance.
+    const test_support::F32Products f32_products;
     const fs::path dir = fs::path(OAR_FIXTURES) / "gguf-models";
     std::ifstream in(dir / "reference.json");
     const auto refs = nlohmann::json::parse(in);
@@ -404,6 +443,7 @@ TEST_CASE("gpu engine: GGUF models in every block type, resident and streamed, m
 }
 
 TEST_CASE("gpu engine: a GGUF prompt long enough for the BLAS (blocks widened to bf16) agrees with the CPU engine") {
+    const test_support::F32Products f32_products;  // the CPU's output head on f32 activations, as the GPU's
     const fs::path file = fs::path(OAR_FIXTURES) / "gguf-models/llama-q4_k_m.gguf";
     auto m = load_source(runner::open_gguf_model(file), true, 64);
     auto source = runner::open_gguf_model(file);

@@ -30,27 +30,64 @@ QuantRow Matrix::quant_row(std::size_t row) const {
     return {data_ + row * row_bytes_, scales_ + row * (cols_ / quant_block)};
 }
 
-const float* Matrix::activations(const float* x, std::vector<float>& scratch) const {
-    if (!scales_ || type_ != WeightType::q4) return x;
-    scratch.resize(cols_ / quant_block * q4_block_activations);
-    q4_activations(x, cols_, scratch.data());
-    return scratch.data();
+namespace {
+bool int8_on = true;  // changed only by tests and benchmarks, before any product runs
+}  // namespace
+
+void use_int8_products(bool on) { int8_on = on; }
+bool int8_products() { return int8_on; }
+
+bool Matrix::takes_int8() const { return int8_on && int8_ && (scales_ || is_block_type(dtype_)); }
+
+Matrix Matrix::with_f32_activations() const {
+    Matrix m = *this;
+    m.int8_ = false;
+    return m;
 }
 
-float Matrix::dot(std::size_t row, const float* activations) const {
-    if (scales_) return dot_qrow(type_, quant_row(row), activations, cols_);
-    return dot_row(dtype_, data_ + row * row_bytes_, activations, cols_);
+WeightType Matrix::int8_type() const {
+    if (scales_) return type_;
+    switch (dtype_) {
+        case DType::q8_0: return WeightType::q8_0;
+        case DType::q4_0: return WeightType::q4_0;
+        case DType::q4_k: return WeightType::q4_k;
+        case DType::q5_k: return WeightType::q5_k;
+        default: return WeightType::q6_k;
+    }
+}
+
+Int8Row Matrix::int8_row(std::size_t row) const {
+    if (scales_) return {data_ + row * row_bytes_, scales_ + row * (cols_ / quant_block)};
+    return {data_ + row * row_bytes_};
+}
+
+void Matrix::activations(const float* x, TokenActivations& out) const {
+    out.x = x;
+    if (takes_int8()) return quantize_activations(x, cols_, out.int8);
+    if (!scales_ || type_ != WeightType::q4) return;
+    out.arranged.resize(cols_ / quant_block * q4_block_activations);
+    q4_activations(x, cols_, out.arranged.data());
+    out.x = out.arranged.data();
+}
+
+float Matrix::dot(std::size_t row, const TokenActivations& activations) const {
+    if (takes_int8()) return dot_int8(int8_type(), int8_row(row), activations.int8, cols_);
+    if (scales_) return dot_qrow(type_, quant_row(row), activations.x, cols_);
+    return dot_row(dtype_, data_ + row * row_bytes_, activations.x, cols_);
 }
 
 bool Matrix::same_format(const Matrix& other) const {
     return (scales_ != nullptr) == (other.scales_ != nullptr) &&
-           (scales_ ? type_ == other.type_ : dtype_ == other.dtype_) && cols_ == other.cols_;
+           (scales_ ? type_ == other.type_ : dtype_ == other.dtype_) && cols_ == other.cols_ && int8_ == other.int8_;
 }
 
-void dot2(const Matrix& a, std::size_t j, const Matrix& b, std::size_t k, const float* activations, float* out) {
+void dot2(const Matrix& a, std::size_t j, const Matrix& b, std::size_t k, const TokenActivations& activations,
+          float* out) {
     if (!a.same_format(b)) throw std::invalid_argument("dot2: the two matrices differ in format");
-    if (a.scales_) return dot_qrows2(a.type_, a.quant_row(j), b.quant_row(k), activations, a.cols_, out);
-    dot_rows2(a.dtype_, a.data_ + j * a.row_bytes_, b.data_ + k * b.row_bytes_, activations, a.cols_, out);
+    if (a.takes_int8())
+        return dot_int8_rows2(a.int8_type(), a.int8_row(j), b.int8_row(k), activations.int8, a.cols_, out);
+    if (a.scales_) return dot_qrows2(a.type_, a.quant_row(j), b.quant_row(k), activations.x, a.cols_, out);
+    dot_rows2(a.dtype_, a.data_ + j * a.row_bytes_, b.data_ + k * b.row_bytes_, activations.x, a.cols_, out);
 }
 
 void Matrix::convert(std::size_t row, float* out) const {
@@ -110,12 +147,12 @@ void matmul(std::span<const Projection> parts, const float* x, std::size_t n_tok
     if (parts.empty()) return;
     // Rows of all parts end to end: first[p] is part p's first row in that numbering.
     std::vector<std::size_t> first{0};
-    std::vector<std::vector<float>> biases(parts.size()), scratch(parts.size());
-    std::vector<const float*> xs(parts.size());  // each part's one-token activations
+    std::vector<std::vector<float>> biases(parts.size());
+    std::vector<TokenActivations> xs(parts.size());  // each part's one-token activations
     for (std::size_t p = 0; p < parts.size(); ++p) {
         const std::size_t d_out = parts[p].w.rows();
         first.push_back(first.back() + d_out);
-        if (n_tokens == 1) xs[p] = parts[p].w.activations(x, scratch[p]);
+        if (n_tokens == 1) parts[p].w.activations(x, xs[p]);
         if (const TensorView* bias = parts[p].bias) {
             biases[p].resize(d_out);
             convert_row(bias->dtype, bias->data, biases[p].data(), d_out);
@@ -270,9 +307,11 @@ void swiglu(float* gate, const float* up, std::size_t n) {
 void swiglu_matmul(float* out, const Matrix& gate, const Matrix& up, const float* x, std::size_t n_tokens,
                    ThreadPool& pool) {
     const std::size_t d_ff = gate.rows();
-    std::vector<float> gate_scratch, up_scratch;
-    const float* gate_x = n_tokens == 1 ? gate.activations(x, gate_scratch) : x;
-    const float* up_x = n_tokens == 1 ? up.activations(x, up_scratch) : x;
+    TokenActivations gate_x, up_x;
+    if (n_tokens == 1) {
+        gate.activations(x, gate_x);
+        up.activations(x, up_x);
+    }
     const bool paired = gate.same_format(up);
     pool.parallel_for(d_ff, [&](std::size_t begin, std::size_t end) {
         // Gate results go straight to this chunk's columns of `out`; the up results wait beside them.

@@ -6,12 +6,26 @@
 #include <span>
 #include <vector>
 
+#include "runner/backend/cpu/int8_dot.h"
 #include "runner/backend/cpu/simd.h"
 #include "runner/backend/cpu/thread_pool.h"
 #include "runner/model/model_config.h"
 #include "runner/model/safetensors.h"
 
 namespace runner::cpu {
+
+// One token's activations as a matrix's rows read them: the f32 values (q4's float rows: rearranged by
+// simd's q4_activations), or for the rows the integer products take, quantized to 8 bits (int8_dot.h).
+struct TokenActivations {
+    const float* x = nullptr;
+    std::vector<float> arranged;
+    Int8Activations int8;
+};
+
+// Whether one token's products with quantized rows (ours and GGUF's blocks) use 8-bit activations and
+// integer dot products (the default), or f32 activations: tests and benchmarks compare both.
+void use_int8_products(bool on);
+bool int8_products();
 
 // A weight matrix [rows, cols] as the products read it: a tensor in its stored dtype, or block-quantized
 // in the GPU kernels' layout (a split layer's host rows under compression). One token's products widen
@@ -25,27 +39,34 @@ class Matrix {
     std::size_t rows() const { return rows_; }
     std::size_t cols() const { return cols_; }
     std::size_t bytes() const { return bytes_; }
-    // One token's activations as dot() and dot2() read them: x itself, or for q4 arranged into `scratch`
-    // (simd's q4_activations), once per product.
-    const float* activations(const float* x, std::vector<float>& scratch) const;
-    float dot(std::size_t row, const float* activations) const;
+    // One token's activations as dot() and dot2() read them, prepared once per product.
+    void activations(const float* x, TokenActivations& out) const;
+    float dot(std::size_t row, const TokenActivations& activations) const;
     void convert(std::size_t row, float* out) const;
     bool same_format(const Matrix& other) const;
+    // The same matrix, its one-token products on f32 activations whatever use_int8_products says: the
+    // exact reference the GPU kernel checks compare with.
+    Matrix with_f32_activations() const;
     // Row j of a and row k of b, two matrices of the same format, each summed as dot() sums it and read
     // together: each load of the activations serves both, two weight streams are in flight.
-    friend void dot2(const Matrix& a, std::size_t j, const Matrix& b, std::size_t k, const float* activations,
-                     float* out);
+    friend void dot2(const Matrix& a, std::size_t j, const Matrix& b, std::size_t k,
+                     const TokenActivations& activations, float* out);
 
   private:
     QuantRow quant_row(std::size_t row) const;
+    bool takes_int8() const;
+    WeightType int8_type() const;
+    Int8Row int8_row(std::size_t row) const;
 
     const std::byte* data_ = nullptr;
     const float* scales_ = nullptr;  // quantized only
     DType dtype_ = DType::f32;
     WeightType type_ = WeightType::q8;  // quantized only
+    bool int8_ = true;
     std::size_t rows_ = 0, cols_ = 0, row_bytes_ = 0, bytes_ = 0;
 };
-void dot2(const Matrix& a, std::size_t j, const Matrix& b, std::size_t k, const float* activations, float* out);
+void dot2(const Matrix& a, std::size_t j, const Matrix& b, std::size_t k, const TokenActivations& activations,
+          float* out);
 
 // out[t, :] = x[t, :] / rms(x[t, :]) * weight        x, out: [n_tokens, n]; weight: [n]
 void rmsnorm(float* out, const float* x, const TensorView& weight, std::size_t n_tokens, std::size_t n, float eps);

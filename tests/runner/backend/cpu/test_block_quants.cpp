@@ -15,6 +15,7 @@
 #include "runner/backend/cpu/simd.h"
 #include "runner/model/gguf.h"
 #include "runner/model/gguf_model.h"
+#include "runner/support/f32_products.h"
 
 namespace {
 
@@ -48,8 +49,10 @@ Pair load(const runner::GgufFile& file, const std::string& type) {
     return p;
 }
 
+// The f32 products; the default 8-bit ones are test_int8_dot's.
 void check_type(const std::string& type) {
     CAPTURE(type);
+    const test_support::F32Products f32_products;
     auto file = runner::GgufFile::open(std::string(OAR_FIXTURES) + "/gguf/blocks.gguf");
     REQUIRE(file.ok());
     const Pair p = load(*file, type);
@@ -87,11 +90,13 @@ void check_type(const std::string& type) {
                 exact += double(want[i]) * x[i];
                 norm += std::abs(double(want[i]) * x[i]);
             }
-            CHECK(std::abs(m.dot(r, x.data()) - exact) / norm < 1e-5);
+            runner::cpu::TokenActivations a;
+            m.activations(x.data(), a);
+            CHECK(std::abs(m.dot(r, a) - exact) / norm < 1e-5);
             float two[2];
-            runner::cpu::dot2(m, r, m, (r + 1) % rows, x.data(), two);
-            CHECK(two[0] == m.dot(r, x.data()));
-            CHECK(two[1] == m.dot((r + 1) % rows, x.data()));
+            runner::cpu::dot2(m, r, m, (r + 1) % rows, a, two);
+            CHECK(two[0] == m.dot(r, a));
+            CHECK(two[1] == m.dot((r + 1) % rows, a));
         }
         // a prompt's product (tiles of converted rows) against the exact sums
         runner::cpu::ThreadPool pool(2);

@@ -1,5 +1,6 @@
 // The CPU's products over block-quantized matrices (the host's rows of a compressed split layer), in the
-// GPU kernels' layout as offload/quantize writes it, against dequantized() on both paths.
+// GPU kernels' layout as offload/quantize writes it, against dequantized() on both paths, with f32
+// activations (the default 8-bit ones are test_int8_dot's).
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -9,6 +10,7 @@
 #include "runner/backend/cpu/ops.h"
 #include "runner/backend/cpu/simd.h"
 #include "runner/offload/quantize.h"
+#include "runner/support/f32_products.h"
 
 namespace {
 
@@ -57,6 +59,7 @@ double relative_error(float got, const float* w, const float* x, std::size_t n) 
 }  // namespace
 
 TEST_CASE("quantized rows: widened as dequantized() gives them, dotted near the exact sum, pairs bit for bit") {
+    const test_support::F32Products f32_products;
     std::mt19937 rng(61);
     for (const bool portable : {false, true})
         for (const auto type : {runner::WeightType::q8, runner::WeightType::q4})
@@ -68,9 +71,9 @@ TEST_CASE("quantized rows: widened as dequantized() gives them, dotted near the 
                 const std::size_t rows = 5;
                 const auto q = quantized(type, rows, cols, rng);
                 const auto x = random_x(cols, rng);
-                std::vector<float> scratch;
-                const float* activations = q.matrix.activations(x.data(), scratch);
-                CHECK((activations == x.data()) == (type == runner::WeightType::q8));
+                runner::cpu::TokenActivations activations;
+                q.matrix.activations(x.data(), activations);
+                CHECK((activations.x == x.data()) == (type == runner::WeightType::q8));
                 std::vector<float> row(cols);
                 for (std::size_t r = 0; r < rows; ++r) {
                     CAPTURE(r);
@@ -91,6 +94,7 @@ TEST_CASE("quantized rows: widened as dequantized() gives them, dotted near the 
 }
 
 TEST_CASE("quantized matrices in matmul and swiglu_matmul: near the dequantized products, fused pass bit for bit") {
+    const test_support::F32Products f32_products;
     std::mt19937 rng(67);
     for (const bool portable : {false, true})
         for (const auto type : {runner::WeightType::q8, runner::WeightType::q4})

@@ -1,0 +1,505 @@
+#include "runner/backend/cpu/int8_dot.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "runner/backend/cpu/simd.h"
+
+namespace runner::cpu {
+
+namespace {
+
+// A row is taken 8 blocks of 32 at a time (a group): a K-quant's super-block, or 8 of Q8_0's, Q4_0's
+// or our blocks. Each block's exact integer product goes into one lane of an 8-lane accumulator,
+// scaled by its weights' and activations' scales, so every path sums lane j over blocks j, j + 8, ...
+// and adds the lanes in one order at the end.
+constexpr std::size_t group_blocks = 8, group_weights = group_blocks * int8_block;
+
+// A group's f32 factors: block j's integer product times scale[j], minus min[j] times the activations'
+// d_sum (for Q4_K and Q5_K, whose weights are scale * q - min).
+struct GroupScales {
+    float scale[group_blocks] = {}, min[group_blocks] = {};
+    bool has_min = false;
+};
+
+float f16_at(const std::byte* p) {
+    std::uint16_t v;
+    std::memcpy(&v, p, 2);
+    return f16_to_f32(v);
+}
+
+const std::uint8_t* u8(const std::byte* p) { return reinterpret_cast<const std::uint8_t*>(p); }
+
+constexpr std::size_t q8_0_bytes = 34, q4_0_bytes = 18, q4_k_bytes = 144, q5_k_bytes = 176, q6_k_bytes = 210;
+
+// A Q4_K or Q5_K block's 8 sub-block scales and 8 minimums (6 bits each, packed into 12 bytes), as
+// two 8-byte words: sub-blocks 0-3 keep the low 6 bits of bytes 0-3 (scales) and 4-7 (minimums); 4-7
+// take a nibble of bytes 8-11 and the top 2 bits of those bytes.
+struct K4Scales {
+    std::uint64_t scales, mins;
+};
+K4Scales k4_scales(const std::byte* packed) {
+    std::uint32_t w[3];
+    std::memcpy(w, packed, 12);
+    const std::uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, low2 = 0x03030303;
+    const std::uint32_t scales_hi = (w[2] & low4) | (((w[0] >> 6) & low2) << 4);
+    const std::uint32_t mins_hi = ((w[2] >> 4) & low4) | (((w[1] >> 6) & low2) << 4);
+    return {(w[0] & low6) | std::uint64_t{scales_hi} << 32, (w[1] & low6) | std::uint64_t{mins_hi} << 32};
+}
+
+// Group g's first byte of the quants, for the formats laid out block after block.
+constexpr const std::byte* group_at(WeightType type, Int8Row row, std::size_t g) {
+    switch (type) {
+        case WeightType::q8: return row.quants + g * group_weights;
+        case WeightType::q4: return row.quants + g * group_weights / 2;
+        case WeightType::q8_0: return row.quants + g * group_blocks * q8_0_bytes;
+        case WeightType::q4_0: return row.quants + g * group_blocks * q4_0_bytes;
+        case WeightType::q4_k: return row.quants + g * q4_k_bytes;
+        case WeightType::q5_k: return row.quants + g * q5_k_bytes;
+        case WeightType::q6_k: return row.quants + g * q6_k_bytes;
+        default: return row.quants;
+    }
+}
+
+constexpr std::size_t group_bytes(WeightType type) {
+    switch (type) {
+        case WeightType::q8: return group_weights;
+        case WeightType::q4: return group_weights / 2;
+        case WeightType::q8_0: return group_blocks * q8_0_bytes;
+        case WeightType::q4_0: return group_blocks * q4_0_bytes;
+        case WeightType::q4_k: return q4_k_bytes;
+        case WeightType::q5_k: return q5_k_bytes;
+        default: return q6_k_bytes;
+    }
+}
+
+// The f32 factors of group g's first `blocks` blocks, decoded the same way for every path.
+GroupScales group_scales(WeightType type, Int8Row row, std::size_t g, std::size_t blocks) {
+    GroupScales s;
+    const std::byte* at = group_at(type, row, g);
+    switch (type) {
+        case WeightType::q8:
+        case WeightType::q4:
+            for (std::size_t j = 0; j < blocks; ++j) s.scale[j] = row.scales[g * group_blocks + j];
+            break;
+        case WeightType::q8_0:
+            for (std::size_t j = 0; j < blocks; ++j) s.scale[j] = f16_at(at + j * q8_0_bytes);
+            break;
+        case WeightType::q4_0:
+            for (std::size_t j = 0; j < blocks; ++j) s.scale[j] = f16_at(at + j * q4_0_bytes);
+            break;
+        case WeightType::q4_k:
+        case WeightType::q5_k: {
+            const float d = f16_at(at), dmin = f16_at(at + 2);
+            const K4Scales k = k4_scales(at + 4);
+            for (std::size_t j = 0; j < group_blocks; ++j) {
+                s.scale[j] = d * static_cast<float>((k.scales >> (8 * j)) & 0xFF);
+                s.min[j] = dmin * static_cast<float>((k.mins >> (8 * j)) & 0xFF);
+            }
+            s.has_min = true;
+            break;
+        }
+        case WeightType::q6_k: std::fill_n(s.scale, group_blocks, f16_at(at + 208)); break;
+        default: break;
+    }
+    return s;
+}
+
+// The portable integer products: block j of group g (at `at`) with its 32 activations q.
+int block_product(WeightType type, const std::byte* at, std::size_t j, const std::int8_t* q) {
+    int sum = 0;
+    switch (type) {
+        case WeightType::q8:
+            for (std::size_t l = 0; l < 32; ++l)
+                sum += static_cast<std::int8_t>(at[32 * j + l]) * q[l];
+            break;
+        case WeightType::q4:  // element 2k in byte k's low nibble, 2k + 1 in its high one, stored + 8
+            for (std::size_t l = 0; l < 32; ++l) {
+                const unsigned byte = u8(at)[16 * j + l / 2];
+                sum += (static_cast<int>(l % 2 == 0 ? byte & 0xF : byte >> 4) - 8) * q[l];
+            }
+            break;
+        case WeightType::q8_0: {
+            const auto* w = reinterpret_cast<const std::int8_t*>(at + j * q8_0_bytes + 2);
+            for (std::size_t l = 0; l < 32; ++l) sum += w[l] * q[l];
+            break;
+        }
+        case WeightType::q4_0: {  // the low nibbles are the first 16 weights, stored + 8
+            const std::uint8_t* w = u8(at + j * q4_0_bytes + 2);
+            for (std::size_t l = 0; l < 16; ++l)
+                sum += ((w[l] & 0xF) - 8) * q[l] + ((w[l] >> 4) - 8) * q[l + 16];
+            break;
+        }
+        case WeightType::q4_k: {  // sub-blocks 2k and 2k + 1: the low and high nibbles of 32 bytes
+            const std::uint8_t* w = u8(at + 16) + 32 * (j / 2);
+            for (std::size_t l = 0; l < 32; ++l) sum += (j % 2 == 0 ? w[l] & 0xF : w[l] >> 4) * q[l];
+            break;
+        }
+        case WeightType::q5_k: {  // Q4_K's nibbles, and bit j of 32 high-bit bytes as the fifth
+            const std::uint8_t* qh = u8(at + 16);
+            const std::uint8_t* w = u8(at + 48) + 32 * (j / 2);
+            for (std::size_t l = 0; l < 32; ++l)
+                sum += ((j % 2 == 0 ? w[l] & 0xF : w[l] >> 4) | (((qh[l] >> j) & 1) << 4)) * q[l];
+            break;
+        }
+        case WeightType::q6_k: {
+            // Half j / 4 of 128 weights, group j % 4 of its 32: low nibbles from 64 bytes, two high bits
+            // from 32, stored + 32; an int8 scale per 16.
+            const std::size_t half = j / 4, part = j % 4;
+            const std::uint8_t* ql = u8(at) + 64 * half + (part % 2 == 1 ? 32 : 0);
+            const std::uint8_t* qh = u8(at + 128) + 32 * half;
+            const auto* sc = reinterpret_cast<const std::int8_t*>(at + 192) + 8 * half + 2 * part;
+            for (std::size_t l = 0; l < 32; ++l) {
+                const int low = part < 2 ? ql[l] & 0xF : ql[l] >> 4;
+                const int w = (low | (((qh[l] >> (2 * part)) & 3) << 4)) - 32;
+                sum += sc[l / 16] * w * q[l];
+            }
+            break;
+        }
+        default: break;
+    }
+    return sum;
+}
+
+// Group g's activation scales, zero past the row's end (a tail group of fewer than 8 blocks).
+struct GroupActivations {
+    float d[group_blocks] = {}, d_sum[group_blocks] = {};
+};
+GroupActivations group_activations(const Int8Activations& x, std::size_t first, std::size_t blocks) {
+    GroupActivations a;
+    std::copy_n(x.d.data() + first, blocks, a.d);
+    std::copy_n(x.d_sum.data() + first, blocks, a.d_sum);
+    return a;
+}
+
+// Lane j += block j's product * scale[j] * d[j] (- min[j] * d_sum[j]) for all 8 lanes, as the AVX2 path
+// computes them: the one f32 step of every path.
+void accumulate_lanes(const int* products, const GroupScales& s, const GroupActivations& a, float* lanes) {
+    for (std::size_t j = 0; j < group_blocks; ++j) {
+        lanes[j] = std::fma(static_cast<float>(products[j]), s.scale[j] * a.d[j], lanes[j]);
+        if (s.has_min) lanes[j] = std::fma(-s.min[j], a.d_sum[j], lanes[j]);
+    }
+}
+
+// The lanes' sum in the order of the AVX2 path's horizontal sum.
+float sum_lanes(const float* l) {
+    const float a0 = l[0] + l[4], a1 = l[1] + l[5], a2 = l[2] + l[6], a3 = l[3] + l[7];
+    const float b0 = a0 + a2, b1 = a1 + a3;
+    return b0 + b1;
+}
+
+void dot_int8_portable(WeightType type, const Int8Row* rows, std::size_t n_rows, const Int8Activations& x,
+                       std::size_t n, float* out) {
+    float lanes[2][group_blocks] = {};
+    for (std::size_t g = 0; g * group_weights < n; ++g) {
+        const std::size_t blocks = std::min(group_blocks, (n - g * group_weights) / int8_block);
+        const std::size_t first = g * group_blocks;
+        for (std::size_t r = 0; r < n_rows; ++r) {
+            const std::byte* at = group_at(type, rows[r], g);
+            int products[group_blocks] = {};
+            for (std::size_t j = 0; j < blocks; ++j)
+                products[j] = block_product(type, at, j, x.q.data() + (first + j) * int8_block);
+            accumulate_lanes(products, group_scales(type, rows[r], g, blocks), group_activations(x, first, blocks),
+                             lanes[r]);
+        }
+    }
+    for (std::size_t r = 0; r < n_rows; ++r) out[r] = sum_lanes(lanes[r]);
+}
+
+#if defined(__x86_64__)
+#define OAR_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define OAR_AVX2_INLINE __attribute__((target("avx2,fma,f16c"), always_inline)) inline
+
+// 32 signed weights times 32 int8 activations as 8 int32 partial sums. maddubs multiplies unsigned by
+// signed bytes, so the weights' signs move onto the activations; |w| <= 128 and |q| <= 127 keep each
+// pair's sum (at most 32,512) inside maddubs' int16.
+OAR_AVX2_INLINE __m256i signed_product(__m256i w, __m256i q) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(q, w)),
+                             _mm256_set1_epi16(1));
+}
+
+// The same for unsigned weights of at most 6 bits.
+OAR_AVX2_INLINE __m256i unsigned_product(__m256i u, __m256i q) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, q), _mm256_set1_epi16(1));
+}
+
+OAR_AVX2_INLINE __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+OAR_AVX2_INLINE __m128i load16(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
+
+// Eight vectors' lane sums as one vector, in block order.
+OAR_AVX2_INLINE __m256i block_sums(const __m256i* p) {
+    const __m256i a = _mm256_hadd_epi32(p[0], p[1]), b = _mm256_hadd_epi32(p[2], p[3]);
+    const __m256i c = _mm256_hadd_epi32(p[4], p[5]), d = _mm256_hadd_epi32(p[6], p[7]);
+    const __m256i ab = _mm256_hadd_epi32(a, b), cd = _mm256_hadd_epi32(c, d);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(ab, cd, 0x20), _mm256_permute2x128_si256(ab, cd, 0x31));
+}
+
+// 16 bytes of nibbles as 32 bytes of 0-15: the low nibbles, then the high ones.
+OAR_AVX2_INLINE __m256i nibbles(__m128i v) {
+    const __m128i mask = _mm_set1_epi8(0xF);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), mask), _mm_and_si128(v, mask));
+}
+
+// Group g's block products (the first `blocks`; the rest zero), one int32 vector per block. Inlined into a
+// loop over whole groups, `blocks` is the constant 8 and the products stay in registers.
+template <WeightType T>
+OAR_AVX2_INLINE void group_products(const std::byte* at, const std::int8_t* q, std::size_t blocks, __m256i* p) {
+    const __m256i mask = _mm256_set1_epi8(0xF);
+#pragma GCC unroll 8
+    for (std::size_t j = 0; j < group_blocks; ++j) p[j] = _mm256_setzero_si256();
+    if constexpr (T == WeightType::q8) {
+#pragma GCC unroll 8
+        for (std::size_t j = 0; j < blocks; ++j) p[j] = signed_product(load32(at + 32 * j), load32(q + 32 * j));
+    } else if constexpr (T == WeightType::q4) {
+#pragma GCC unroll 8
+        for (std::size_t j = 0; j < blocks; ++j) {
+            const __m128i v = load16(at + 16 * j), m = _mm_set1_epi8(0xF);
+            const __m128i lo = _mm_and_si128(v, m), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m);
+            const __m256i w = _mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi));
+            p[j] = signed_product(_mm256_sub_epi8(w, _mm256_set1_epi8(8)), load32(q + 32 * j));
+        }
+    } else if constexpr (T == WeightType::q8_0) {
+#pragma GCC unroll 8
+        for (std::size_t j = 0; j < blocks; ++j)
+            p[j] = signed_product(load32(at + j * q8_0_bytes + 2), load32(q + 32 * j));
+    } else if constexpr (T == WeightType::q4_0) {
+#pragma GCC unroll 8
+        for (std::size_t j = 0; j < blocks; ++j) {
+            const __m256i w = _mm256_sub_epi8(nibbles(load16(at + j * q4_0_bytes + 2)), _mm256_set1_epi8(8));
+            p[j] = signed_product(w, load32(q + 32 * j));
+        }
+    } else if constexpr (T == WeightType::q4_k) {
+#pragma GCC unroll 4
+        for (std::size_t k = 0; k < 4; ++k) {
+            const __m256i w = load32(at + 16 + 32 * k);
+            p[2 * k] = unsigned_product(_mm256_and_si256(w, mask), load32(q + 64 * k));
+            p[2 * k + 1] = unsigned_product(_mm256_and_si256(_mm256_srli_epi16(w, 4), mask), load32(q + 64 * k + 32));
+        }
+    } else if constexpr (T == WeightType::q5_k) {
+        // Each step takes bits 0 and 1 of every high-bit byte to bit 4, then shifts the next two down;
+        // the 16-bit shifts' carries across bytes fall outside the bits read.
+        __m256i h = load32(at + 16);
+        const __m256i bit4 = _mm256_set1_epi8(0x10);
+#pragma GCC unroll 4
+        for (std::size_t k = 0; k < 4; ++k, h = _mm256_srli_epi16(h, 2)) {
+            const __m256i w = load32(at + 48 + 32 * k);
+            const __m256i lo =
+                _mm256_or_si256(_mm256_and_si256(w, mask), _mm256_and_si256(_mm256_slli_epi16(h, 4), bit4));
+            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(w, 4), mask),
+                                               _mm256_and_si256(_mm256_slli_epi16(h, 3), bit4));
+            p[2 * k] = unsigned_product(lo, load32(q + 64 * k));
+            p[2 * k + 1] = unsigned_product(hi, load32(q + 64 * k + 32));
+        }
+    } else if constexpr (T == WeightType::q6_k) {
+        const __m256i bits45 = _mm256_set1_epi8(0x30), offset = _mm256_set1_epi8(32);
+        const auto* sc = reinterpret_cast<const std::int8_t*>(at + 192);
+#pragma GCC unroll 2
+        for (std::size_t half = 0; half < 2; ++half) {
+            const __m256i a = load32(at + 64 * half), c = load32(at + 64 * half + 32);
+            const __m256i h = load32(at + 128 + 32 * half);
+            const __m256i parts[4] = {
+                _mm256_or_si256(_mm256_and_si256(a, mask), _mm256_and_si256(_mm256_slli_epi16(h, 4), bits45)),
+                _mm256_or_si256(_mm256_and_si256(c, mask), _mm256_and_si256(_mm256_slli_epi16(h, 2), bits45)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), mask), _mm256_and_si256(h, bits45)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), mask),
+                                _mm256_and_si256(_mm256_srli_epi16(h, 2), bits45)),
+            };
+#pragma GCC unroll 4
+            for (std::size_t part = 0; part < 4; ++part) {
+                const std::size_t j = 4 * half + part;
+                const __m256i w = _mm256_sub_epi8(parts[part], offset);
+                const __m256i pairs =
+                    _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(load32(q + 32 * j), w));
+                // Each half of 16 products (8 int16 pairs) times its own int8 scale.
+                const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(sc[8 * half + 2 * part + 1]),
+                                                        _mm_set1_epi16(sc[8 * half + 2 * part]));
+                p[j] = _mm256_madd_epi16(pairs, scales);
+            }
+        }
+    }
+}
+
+// A whole group's f32 factors in registers, the same values group_scales() decodes.
+struct Factors {
+    __m256 scale, min;
+};
+template <WeightType T>
+OAR_AVX2_INLINE Factors group_factors(const std::byte* at, Int8Row row, std::size_t g) {
+    if constexpr (T == WeightType::q8 || T == WeightType::q4) {
+        return {_mm256_loadu_ps(row.scales + g * group_blocks), _mm256_setzero_ps()};
+    } else if constexpr (T == WeightType::q8_0 || T == WeightType::q4_0) {
+        constexpr std::size_t bytes = T == WeightType::q8_0 ? q8_0_bytes : q4_0_bytes;
+        std::uint16_t h[group_blocks];
+        for (std::size_t j = 0; j < group_blocks; ++j) std::memcpy(h + j, at + j * bytes, 2);
+        return {_mm256_cvtph_ps(load16(h)), _mm256_setzero_ps()};
+    } else if constexpr (T == WeightType::q4_k || T == WeightType::q5_k) {
+        const K4Scales k = k4_scales(at + 4);
+        const __m256 scales = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(k.scales))));
+        const __m256 mins = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(k.mins))));
+        std::int32_t d_dmin;  // two f16
+        std::memcpy(&d_dmin, at, 4);
+        const __m128 d = _mm_cvtph_ps(_mm_cvtsi32_si128(d_dmin));
+        return {_mm256_mul_ps(_mm256_set1_ps(_mm_cvtss_f32(d)), scales),
+                _mm256_mul_ps(_mm256_set1_ps(_mm_cvtss_f32(_mm_shuffle_ps(d, d, 1))), mins)};
+    } else {
+        std::uint16_t h;
+        std::memcpy(&h, at + 208, 2);
+        return {_mm256_set1_ps(_cvtsh_ss(h)), _mm256_setzero_ps()};
+    }
+}
+
+OAR_AVX2_INLINE float hsum(__m256 v) {
+    const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
+}
+
+// How far ahead of a group the rows are prefetched, as simd.cpp's float rows are.
+constexpr std::size_t prefetch_ahead = 2048;
+
+// One group of every row into its accumulator: factors and activations in registers for a whole group,
+// from zero-padded copies for the tail.
+template <WeightType T, std::size_t R>
+OAR_AVX2_INLINE void add_group(const Int8Row* rows, const Int8Activations& x, std::size_t g, std::size_t blocks,
+                               __m256* acc) {
+    constexpr bool has_min = T == WeightType::q4_k || T == WeightType::q5_k;
+    const std::size_t first = g * group_blocks;
+    const std::int8_t* q = x.q.data() + first * int8_block;
+    const bool whole = blocks == group_blocks;
+    GroupActivations tail;
+    if (!whole) tail = group_activations(x, first, blocks);
+    const __m256 d = whole ? _mm256_loadu_ps(x.d.data() + first) : _mm256_loadu_ps(tail.d);
+    const __m256 d_sum = whole ? _mm256_loadu_ps(x.d_sum.data() + first) : _mm256_loadu_ps(tail.d_sum);
+#pragma GCC unroll 2
+    for (std::size_t r = 0; r < R; ++r) {
+        const std::byte* at = group_at(T, rows[r], g);
+        for (std::size_t line = 0; line < group_bytes(T); line += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(at) + prefetch_ahead + line, _MM_HINT_T0);
+        __m256i p[group_blocks];
+        group_products<T>(at, q, blocks, p);
+        Factors f;
+        if (whole) {
+            f = group_factors<T>(at, rows[r], g);
+        } else {
+            const GroupScales s = group_scales(T, rows[r], g, blocks);
+            f = {_mm256_loadu_ps(s.scale), _mm256_loadu_ps(s.min)};
+        }
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(block_sums(p)), _mm256_mul_ps(f.scale, d), acc[r]);
+        if constexpr (has_min) acc[r] = _mm256_fnmadd_ps(f.min, d_sum, acc[r]);
+    }
+}
+
+template <WeightType T, std::size_t R>
+OAR_AVX2 void dot_int8_avx2(const Int8Row* rows, const Int8Activations& x, std::size_t n, float* out) {
+    __m256 acc[R];
+    for (std::size_t r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+    const std::size_t whole = n / group_weights;
+    for (std::size_t g = 0; g < whole; ++g) add_group<T, R>(rows, x, g, group_blocks, acc);
+    if (n % group_weights != 0) add_group<T, R>(rows, x, whole, n % group_weights / int8_block, acc);
+    for (std::size_t r = 0; r < R; ++r) out[r] = hsum(acc[r]);
+}
+
+template <std::size_t R>
+void dot_int8_avx2(WeightType type, const Int8Row* rows, const Int8Activations& x, std::size_t n, float* out) {
+    switch (type) {
+        case WeightType::q8: return dot_int8_avx2<WeightType::q8, R>(rows, x, n, out);
+        case WeightType::q4: return dot_int8_avx2<WeightType::q4, R>(rows, x, n, out);
+        case WeightType::q8_0: return dot_int8_avx2<WeightType::q8_0, R>(rows, x, n, out);
+        case WeightType::q4_0: return dot_int8_avx2<WeightType::q4_0, R>(rows, x, n, out);
+        case WeightType::q4_k: return dot_int8_avx2<WeightType::q4_k, R>(rows, x, n, out);
+        case WeightType::q5_k: return dot_int8_avx2<WeightType::q5_k, R>(rows, x, n, out);
+        case WeightType::q6_k: return dot_int8_avx2<WeightType::q6_k, R>(rows, x, n, out);
+        default: return;
+    }
+}
+
+OAR_AVX2 void quantize_avx2(const float* x, std::size_t n, Int8Activations& out) {
+    const __m256 sign = _mm256_set1_ps(-0.f);
+    for (std::size_t b = 0; b < n / int8_block; ++b) {
+        const float* xb = x + b * int8_block;
+        __m256 v[4], amax = _mm256_setzero_ps();
+        for (int k = 0; k < 4; ++k) {
+            v[k] = _mm256_loadu_ps(xb + 8 * k);
+            amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[k]));
+        }
+        __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+        const float d = _mm_cvtss_f32(m) / 127.f, id = d != 0.f ? 1.f / d : 0.f;
+        __m256i ints[4];
+        for (int k = 0; k < 4; ++k) ints[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], _mm256_set1_ps(id)));
+        // int32 to int8 in element order: the packs interleave 128-bit halves, the permute undoes it.
+        const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(ints[0], ints[1]), _mm256_packs_epi32(ints[2], ints[3]));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.q.data() + b * int8_block),
+                            _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+        const __m256i s = _mm256_add_epi32(_mm256_add_epi32(ints[0], ints[1]), _mm256_add_epi32(ints[2], ints[3]));
+        const __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        const __m128i s2 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+        const int sum = _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32(s2, 0xb1)));
+        out.d[b] = d;
+        out.d_sum[b] = d * static_cast<float>(sum);
+    }
+}
+#endif
+
+}  // namespace
+
+void quantize_activations(const float* x, std::size_t n, Int8Activations& out) {
+    const std::size_t blocks = n / int8_block;
+    out.q.resize(n);
+    out.d.resize(blocks);
+    out.d_sum.resize(blocks);
+#if defined(__x86_64__)
+    if (using_avx2()) return quantize_avx2(x, n, out);
+#endif
+    for (std::size_t b = 0; b < blocks; ++b) {
+        const float* xb = x + b * int8_block;
+        float amax = 0;
+        for (std::size_t l = 0; l < int8_block; ++l) amax = std::max(amax, std::fabs(xb[l]));
+        const float d = amax / 127.f, id = d != 0.f ? 1.f / d : 0.f;
+        int sum = 0;
+        for (std::size_t l = 0; l < int8_block; ++l) {
+            const auto q = static_cast<std::int8_t>(std::nearbyint(xb[l] * id));
+            out.q[b * int8_block + l] = q;
+            sum += q;
+        }
+        out.d[b] = d;
+        out.d_sum[b] = d * static_cast<float>(sum);
+    }
+}
+
+std::vector<float> dequantized(const Int8Activations& a) {
+    std::vector<float> x(a.q.size());
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = a.d[i / int8_block] * static_cast<float>(a.q[i]);
+    return x;
+}
+
+float dot_int8(WeightType type, Int8Row row, const Int8Activations& x, std::size_t n) {
+    float out = 0;
+#if defined(__x86_64__)
+    if (using_avx2()) {
+        dot_int8_avx2<1>(type, &row, x, n, &out);
+        return out;
+    }
+#endif
+    dot_int8_portable(type, &row, 1, x, n, &out);
+    return out;
+}
+
+void dot_int8_rows2(WeightType type, Int8Row row0, Int8Row row1, const Int8Activations& x, std::size_t n,
+                    float* out) {
+    const Int8Row rows[2] = {row0, row1};
+#if defined(__x86_64__)
+    if (using_avx2()) return dot_int8_avx2<2>(type, rows, x, n, out);
+#endif
+    dot_int8_portable(type, rows, 2, x, n, out);
+}
+
+const char* int8_dot_path() { return using_avx2() ? "AVX2" : "portable"; }
+
+}  // namespace runner::cpu

@@ -1,0 +1,54 @@
+// One token's products with quantized rows as integer dot products, the way llama.cpp's CPU backend
+// computes them: the activations are quantized to 8 bits per 32 elements, each 32-weight block's
+// product with them is an exact integer sum (AVX2's maddubs, or VNNI's dpbusd), and only that sum is
+// scaled in f32. Widening every 4-6 bit weight to f32 for an FMA is what held the float path to the
+// cores' arithmetic instead of the memory bus. The price is the activations' rounding: each is within
+// half a step of its block's largest magnitude / 127 (see the tests for what that does to a product).
+//
+// Every path (AVX2, VNNI, portable) computes the same integer sums and combines them with the same f32
+// operations in the same order, so they agree bit for bit.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "runner/model/weight_format.h"
+
+namespace runner::cpu {
+
+constexpr std::size_t int8_block = 32;
+
+// x[i] ~ d[i / 32] * q[i], d = the block's largest magnitude / 127; d_sum[b] = d[b] * (sum of block b's
+// q), for the formats whose weights subtract a minimum.
+struct Int8Activations {
+    std::vector<std::int8_t> q;
+    std::vector<float> d, d_sum;
+};
+// n: a multiple of int8_block.
+void quantize_activations(const float* x, std::size_t n, Int8Activations& out);
+// The activations as the products see them: d * q.
+std::vector<float> dequantized(const Int8Activations& a);
+
+// Whether the integer products take rows of this format: our q8 and q4, and ggml's Q8_0, Q4_0, Q4_K,
+// Q5_K and Q6_K blocks.
+constexpr bool takes_int8(WeightType type) { return is_quantized(type) || is_ggml_block(type); }
+
+// A row in one of those formats: ggml's blocks in `quants` (scales inside), or ours with its f32 scales
+// one per 32 weights.
+struct Int8Row {
+    const std::byte* quants;
+    const float* scales = nullptr;
+};
+
+// dot(row, activations) over n weights (a whole number of the format's blocks).
+float dot_int8(WeightType type, Int8Row row, const Int8Activations& x, std::size_t n);
+// Two rows of one format at once, each summed exactly as dot_int8 sums it.
+void dot_int8_rows2(WeightType type, Int8Row row0, Int8Row row1, const Int8Activations& x, std::size_t n,
+                    float* out);
+
+// Which integer instructions the products use on this CPU: "AVX-VNNI", "AVX2" or "portable" (for
+// `info`, selftest and benchmarks).
+const char* int8_dot_path();
+
+}  // namespace runner::cpu
