@@ -1,7 +1,8 @@
-// One token's product over GGUF's block types on the CPU (the decode step's matrix-vector work), against
-// the bound of reading the matrix from RAM once: each type's matrix is 512 MiB of random blocks with sane
-// scales (far beyond the caches), multiplied by one activation vector on every thread, best of five. BF16
-// beside them, read by the kernels the safetensors models use. Both the AVX2 path and the portable one.
+// One token's product over GGUF's block types and our q8/q4 on the CPU (the decode step's matrix-vector
+// work), against the bound of reading the matrix from RAM once: each type's matrix is 512 MiB of random
+// blocks with sane scales (far beyond the caches), multiplied by one activation vector on every thread,
+// best of five. BF16 beside them, read by the kernels the safetensors models use. Quantized rows on
+// 8-bit activations (the default; AVX2 and portable) and on f32 ones (the exact path).
 //
 // usage: bench_cpu_blocks [MiB]
 #include <algorithm>

@@ -500,6 +500,4 @@ void dot_int8_rows2(WeightType type, Int8Row row0, Int8Row row1, const Int8Activ
     dot_int8_portable(type, rows, 2, x, n, out);
 }
 
-const char* int8_dot_path() { return using_avx2() ? "AVX2" : "portable"; }
-
 }  // namespace runner::cpu

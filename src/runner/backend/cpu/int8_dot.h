@@ -47,8 +47,4 @@ float dot_int8(WeightType type, Int8Row row, const Int8Activations& x, std::size
 void dot_int8_rows2(WeightType type, Int8Row row0, Int8Row row1, const Int8Activations& x, std::size_t n,
                     float* out);
 
-// Which integer instructions the products use on this CPU: "AVX-VNNI", "AVX2" or "portable" (for
-// `info`, selftest and benchmarks).
-const char* int8_dot_path();
-
 }  // namespace runner::cpu
