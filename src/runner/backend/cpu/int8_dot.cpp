@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -192,6 +193,17 @@ float sum_lanes(const float* l) {
     const float b0 = a0 + a2, b1 = a1 + a3;
     return b0 + b1;
 }
+
+// A block holding an infinity or a NaN: its products are NaN, as an f32 product's would be (at least
+// not finite), and no quant is computed from a non-finite value.
+void non_finite_block(Int8Activations& out, std::size_t b) {
+    std::fill_n(out.q.data() + b * int8_block, int8_block, std::int8_t{0});
+    out.d[b] = out.d_sum[b] = std::numeric_limits<float>::quiet_NaN();
+}
+
+// 1 / d, or 0 for a block too small for its inverse to be finite (d below the smallest normal float):
+// such a block's activations count as zeros.
+float inverse_step(float d) { return d >= std::numeric_limits<float>::min() ? 1.f / d : 0.f; }
 
 void dot_int8_portable(WeightType type, const Int8Row* rows, std::size_t n_rows, const Int8Activations& x,
                        std::size_t n, float* out) {
@@ -419,22 +431,29 @@ void dot_int8_avx2(WeightType type, const Int8Row* rows, const Int8Activations& 
 }
 
 OAR_AVX2 void quantize_avx2(const float* x, std::size_t n, Int8Activations& out) {
-    const __m256 sign = _mm256_set1_ps(-0.f);
+    const __m256 sign = _mm256_set1_ps(-0.f), largest = _mm256_set1_ps(std::numeric_limits<float>::max());
     for (std::size_t b = 0; b < n / int8_block; ++b) {
         const float* xb = x + b * int8_block;
-        __m256 v[4], amax = _mm256_setzero_ps();
+        __m256 v[4], amax = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
         for (int k = 0; k < 4; ++k) {
             v[k] = _mm256_loadu_ps(xb + 8 * k);
-            amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[k]));
+            const __m256 magnitude = _mm256_andnot_ps(sign, v[k]);
+            amax = _mm256_max_ps(amax, magnitude);
+            bad = _mm256_or_ps(bad, _mm256_cmp_ps(magnitude, largest, _CMP_NLE_UQ));  // infinite or NaN
+        }
+        if (_mm256_movemask_ps(bad) != 0) {
+            non_finite_block(out, b);
+            continue;
         }
         __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
         m = _mm_max_ps(m, _mm_movehl_ps(m, m));
         m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
-        const float d = _mm_cvtss_f32(m) / 127.f, id = d != 0.f ? 1.f / d : 0.f;
+        const float d = _mm_cvtss_f32(m) / 127.f, id = inverse_step(d);
         __m256i ints[4];
         for (int k = 0; k < 4; ++k) ints[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], _mm256_set1_ps(id)));
         // int32 to int8 in element order: the packs interleave 128-bit halves, the permute undoes it.
-        const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(ints[0], ints[1]), _mm256_packs_epi32(ints[2], ints[3]));
+        const __m256i packed =
+            _mm256_packs_epi16(_mm256_packs_epi32(ints[0], ints[1]), _mm256_packs_epi32(ints[2], ints[3]));
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.q.data() + b * int8_block),
                             _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
         const __m256i s = _mm256_add_epi32(_mm256_add_epi32(ints[0], ints[1]), _mm256_add_epi32(ints[2], ints[3]));
@@ -460,8 +479,16 @@ void quantize_activations(const float* x, std::size_t n, Int8Activations& out) {
     for (std::size_t b = 0; b < blocks; ++b) {
         const float* xb = x + b * int8_block;
         float amax = 0;
-        for (std::size_t l = 0; l < int8_block; ++l) amax = std::max(amax, std::fabs(xb[l]));
-        const float d = amax / 127.f, id = d != 0.f ? 1.f / d : 0.f;
+        bool bad = false;
+        for (std::size_t l = 0; l < int8_block; ++l) {
+            amax = std::max(amax, std::fabs(xb[l]));
+            bad = bad || !(std::fabs(xb[l]) <= std::numeric_limits<float>::max());
+        }
+        if (bad) {
+            non_finite_block(out, b);
+            continue;
+        }
+        const float d = amax / 127.f, id = inverse_step(d);
         int sum = 0;
         for (std::size_t l = 0; l < int8_block; ++l) {
             const auto q = static_cast<std::int8_t>(std::nearbyint(xb[l] * id));

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -268,4 +269,29 @@ TEST_CASE("int8 products: one token's matmul and swiglu_matmul take them, prompt
                 CHECK(std::abs(two[t * 45 + r] - exact) <= 1e-5 * norm);
             }
     }
+}
+
+TEST_CASE("int8 activations: a block with an infinity or a NaN gives NaN products, a vanishing one zeros") {
+    std::mt19937 rng(9);
+    const Rows m = our_rows(WeightType::q8, 2, 128, rng);
+    for (const bool portable : {false, true}) {
+        CAPTURE(portable);
+        runner::cpu::force_portable(portable);
+        for (const float poison : {std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()}) {
+            auto x = random_x(128, rng);
+            x[70] = poison;
+            runner::cpu::Int8Activations a;
+            runner::cpu::quantize_activations(x.data(), 128, a);
+            CHECK(std::isnan(a.d[2]));
+            CHECK(a.q[70] == 0);
+            CHECK(std::isfinite(a.d[1]));
+            CHECK(std::isnan(runner::cpu::dot_int8(m.type, m.row(0), a, 128)));
+        }
+        std::vector<float> tiny(128, 1e-39f);  // below the smallest normal float: 127 / amax is infinite
+        runner::cpu::Int8Activations a;
+        runner::cpu::quantize_activations(tiny.data(), 128, a);
+        for (const auto q : a.q) CHECK(q == 0);
+        CHECK(runner::cpu::dot_int8(m.type, m.row(0), a, 128) == 0.f);
+    }
+    runner::cpu::force_portable(false);
 }
