@@ -116,8 +116,7 @@ int block_product(WeightType type, const std::byte* at, std::size_t j, const std
     int sum = 0;
     switch (type) {
         case WeightType::q8:
-            for (std::size_t l = 0; l < 32; ++l)
-                sum += static_cast<std::int8_t>(at[32 * j + l]) * q[l];
+            for (std::size_t l = 0; l < 32; ++l) sum += static_cast<std::int8_t>(at[32 * j + l]) * q[l];
             break;
         case WeightType::q4:  // element 2k in byte k's low nibble, 2k + 1 in its high one, stored + 8
             for (std::size_t l = 0; l < 32; ++l) {
@@ -132,8 +131,7 @@ int block_product(WeightType type, const std::byte* at, std::size_t j, const std
         }
         case WeightType::q4_0: {  // the low nibbles are the first 16 weights, stored + 8
             const std::uint8_t* w = u8(at + j * q4_0_bytes + 2);
-            for (std::size_t l = 0; l < 16; ++l)
-                sum += ((w[l] & 0xF) - 8) * q[l] + ((w[l] >> 4) - 8) * q[l + 16];
+            for (std::size_t l = 0; l < 16; ++l) sum += ((w[l] & 0xF) - 8) * q[l] + ((w[l] >> 4) - 8) * q[l + 16];
             break;
         }
         case WeightType::q4_k: {  // sub-blocks 2k and 2k + 1: the low and high nibbles of 32 bytes
@@ -351,7 +349,8 @@ OAR_AVX2_INLINE Factors group_factors(const std::byte* at, Int8Row row, std::siz
         return {_mm256_cvtph_ps(load16(h)), _mm256_setzero_ps()};
     } else if constexpr (T == WeightType::q4_k || T == WeightType::q5_k) {
         const K4Scales k = k4_scales(at + 4);
-        const __m256 scales = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(k.scales))));
+        const __m256 scales =
+            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(k.scales))));
         const __m256 mins = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(k.mins))));
         std::int32_t d_dmin;  // two f16
         std::memcpy(&d_dmin, at, 4);
@@ -518,8 +517,7 @@ float dot_int8(WeightType type, Int8Row row, const Int8Activations& x, std::size
     return out;
 }
 
-void dot_int8_rows2(WeightType type, Int8Row row0, Int8Row row1, const Int8Activations& x, std::size_t n,
-                    float* out) {
+void dot_int8_rows2(WeightType type, Int8Row row0, Int8Row row1, const Int8Activations& x, std::size_t n, float* out) {
     const Int8Row rows[2] = {row0, row1};
 #if defined(__x86_64__)
     if (using_avx2()) return dot_int8_avx2<2>(type, rows, x, n, out);

@@ -44,7 +44,6 @@ struct Int8Row {
 // dot(row, activations) over n weights (a whole number of the format's blocks).
 float dot_int8(WeightType type, Int8Row row, const Int8Activations& x, std::size_t n);
 // Two rows of one format at once, each summed exactly as dot_int8 sums it.
-void dot_int8_rows2(WeightType type, Int8Row row0, Int8Row row1, const Int8Activations& x, std::size_t n,
-                    float* out);
+void dot_int8_rows2(WeightType type, Int8Row row0, Int8Row row1, const Int8Activations& x, std::size_t n, float* out);
 
 }  // namespace runner::cpu

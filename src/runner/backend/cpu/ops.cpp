@@ -148,11 +148,20 @@ void matmul(std::span<const Projection> parts, const float* x, std::size_t n_tok
     // Rows of all parts end to end: first[p] is part p's first row in that numbering.
     std::vector<std::size_t> first{0};
     std::vector<std::vector<float>> biases(parts.size());
-    std::vector<TokenActivations> xs(parts.size());  // each part's one-token activations
+    // Each part's one-token activations, prepared once for all the parts of one format (q, k and v).
+    std::vector<TokenActivations> prepared(parts.size());
+    std::vector<const TokenActivations*> xs(parts.size());
     for (std::size_t p = 0; p < parts.size(); ++p) {
         const std::size_t d_out = parts[p].w.rows();
         first.push_back(first.back() + d_out);
-        if (n_tokens == 1) parts[p].w.activations(x, xs[p]);
+        if (n_tokens == 1) {
+            if (p > 0 && parts[p].w.same_format(parts[p - 1].w)) {
+                xs[p] = xs[p - 1];
+            } else {
+                parts[p].w.activations(x, prepared[p]);
+                xs[p] = &prepared[p];
+            }
+        }
         if (const TensorView* bias = parts[p].bias) {
             biases[p].resize(d_out);
             convert_row(bias->dtype, bias->data, biases[p].data(), d_out);
@@ -171,11 +180,11 @@ void matmul(std::span<const Projection> parts, const float* x, std::size_t n_tok
                 // Rows in pairs: more weight reads in flight per core, each load of x serving two rows.
                 float pair[2];
                 for (; j + 2 <= j_end; j += 2) {
-                    dot2(w, j, w, j + 1, xs[p], pair);
+                    dot2(w, j, w, j + 1, *xs[p], pair);
                     parts[p].out[j] = pair[0] + bias(j);
                     parts[p].out[j + 1] = pair[1] + bias(j + 1);
                 }
-                if (j < j_end) parts[p].out[j] = w.dot(j, xs[p]) + bias(j);
+                if (j < j_end) parts[p].out[j] = w.dot(j, *xs[p]) + bias(j);
                 continue;
             }
             prompt_rows(w, j, j_end, x, n_tokens, [&](std::size_t t, std::size_t row, float v) {
@@ -307,12 +316,13 @@ void swiglu(float* gate, const float* up, std::size_t n) {
 void swiglu_matmul(float* out, const Matrix& gate, const Matrix& up, const float* x, std::size_t n_tokens,
                    ThreadPool& pool) {
     const std::size_t d_ff = gate.rows();
+    // Paired rows read the gate's activations; up needs its own only in another format.
+    const bool paired = gate.same_format(up);
     TokenActivations gate_x, up_x;
     if (n_tokens == 1) {
         gate.activations(x, gate_x);
-        up.activations(x, up_x);
+        if (!paired) up.activations(x, up_x);
     }
-    const bool paired = gate.same_format(up);
     pool.parallel_for(d_ff, [&](std::size_t begin, std::size_t end) {
         // Gate results go straight to this chunk's columns of `out`; the up results wait beside them.
         const std::size_t rows = end - begin;

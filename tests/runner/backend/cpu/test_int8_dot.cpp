@@ -159,7 +159,7 @@ void check_format(const Rows& m, std::initializer_list<std::size_t> lengths) {
 TEST_CASE("int8 activations: each within half a step of its block's scale, the sums what d_sum says") {
     std::mt19937 rng(3);
     auto x = random_x(4096, rng);
-    x[40] = 0;  // a block with one large value and the rest small
+    x[40] = 0;                                       // a block with one large value and the rest small
     for (std::size_t i = 64; i < 96; ++i) x[i] = 0;  // an all-zero block: scale 0, quants 0
     x[70] = 1e3f;
     for (std::size_t i = 96; i < 128; ++i) x[i] = 0;
@@ -244,14 +244,19 @@ TEST_CASE("int8 products: one token's matmul and swiglu_matmul take them, prompt
         const auto x = random_x(2 * 96, rng);
         runner::cpu::Int8Activations a;
         runner::cpu::quantize_activations(x.data(), 96, a);
-        std::vector<float> out(45), fused(45);
+        std::vector<float> out(45), fused(45), both(2 * 45);
         runner::cpu::matmul(out.data(), x.data(), g, nullptr, 1, pool);
         runner::cpu::swiglu_matmul(fused.data(), g, u, x.data(), 1, pool);
+        // two products of one format in one pass share one quantization of x
+        const runner::cpu::Projection parts[] = {{both.data(), g}, {both.data() + 45, u}};
+        runner::cpu::matmul(parts, x.data(), 1, pool);
         for (std::size_t r = 0; r < 45; ++r) {
             CAPTURE(r);
             const float gr = runner::cpu::dot_int8(type, gate.row(r), a, 96);
             const float ur = runner::cpu::dot_int8(type, up.row(r), a, 96);
             CHECK(out[r] == gr);
+            CHECK(both[r] == gr);
+            CHECK(both[45 + r] == ur);
             float want = gr;
             runner::cpu::swiglu(&want, &ur, 1);
             CHECK(fused[r] == want);
