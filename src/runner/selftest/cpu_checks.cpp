@@ -21,7 +21,7 @@ struct Outputs {
 Outputs run(const cpu::Matrix& m, const std::vector<float>& x, cpu::ThreadPool& pool) {
     Outputs o;
     cpu::TokenActivations a;
-    m.activations(x.data(), a);
+    m.activations(x.data(), 1, a);
     for (std::size_t r = 0; r < rows; ++r) o.dot.push_back(m.dot(r, a));
     o.dot2.resize(rows);
     for (std::size_t r = 0; r < rows; r += 2) cpu::dot2(m, r, m, r + 1, a, o.dot2.data() + r);

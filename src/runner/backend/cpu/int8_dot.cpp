@@ -36,11 +36,13 @@ float f16_at(const std::byte* p) {
 
 const std::uint8_t* u8(const std::byte* p) { return reinterpret_cast<const std::uint8_t*>(p); }
 
+// ggml's block sizes (model/safetensors.h's block_bytes, as constants for the kernels' address arithmetic).
 constexpr std::size_t q8_0_bytes = 34, q4_0_bytes = 18, q4_k_bytes = 144, q5_k_bytes = 176, q6_k_bytes = 210;
 
 // A Q4_K or Q5_K block's 8 sub-block scales and 8 minimums (6 bits each, packed into 12 bytes), as
-// two 8-byte words: sub-blocks 0-3 keep the low 6 bits of bytes 0-3 (scales) and 4-7 (minimums); 4-7
-// take a nibble of bytes 8-11 and the top 2 bits of those bytes.
+// two 8-byte words. Sub-blocks 0-3 keep the low 6 bits of bytes 0-3 (scales) and 4-7 (minimums);
+// sub-blocks 4-7 take the low (scales) or high (minimums) nibble of bytes 8-11 as their low 4 bits and
+// the top 2 bits of bytes 0-3 (scales) or 4-7 (minimums) as their high 2.
 struct K4Scales {
     std::uint64_t scales, mins;
 };
@@ -165,14 +167,23 @@ int block_product(WeightType type, const std::byte* at, std::size_t j, const std
     return sum;
 }
 
+// One token's activations inside an Int8Activations that holds several tokens' of n elements each.
+struct TokenInt8 {
+    const std::int8_t* q;
+    const float *d, *d_sum;
+};
+TokenInt8 token_at(const Int8Activations& x, std::size_t t, std::size_t n) {
+    return {x.q.data() + t * n, x.d.data() + t * n / int8_block, x.d_sum.data() + t * n / int8_block};
+}
+
 // Group g's activation scales, zero past the row's end (a tail group of fewer than 8 blocks).
 struct GroupActivations {
     float d[group_blocks] = {}, d_sum[group_blocks] = {};
 };
-GroupActivations group_activations(const Int8Activations& x, std::size_t first, std::size_t blocks) {
+GroupActivations group_activations(TokenInt8 x, std::size_t first, std::size_t blocks) {
     GroupActivations a;
-    std::copy_n(x.d.data() + first, blocks, a.d);
-    std::copy_n(x.d_sum.data() + first, blocks, a.d_sum);
+    std::copy_n(x.d + first, blocks, a.d);
+    std::copy_n(x.d_sum + first, blocks, a.d_sum);
     return a;
 }
 
@@ -203,40 +214,29 @@ void non_finite_block(Int8Activations& out, std::size_t b) {
 // such a block's activations count as zeros.
 float inverse_step(float d) { return d >= std::numeric_limits<float>::min() ? 1.f / d : 0.f; }
 
-void dot_int8_portable(WeightType type, const Int8Row* rows, std::size_t n_rows, const Int8Activations& x,
-                       std::size_t n, float* out) {
-    float lanes[2][group_blocks] = {};
-    for (std::size_t g = 0; g * group_weights < n; ++g) {
-        const std::size_t blocks = std::min(group_blocks, (n - g * group_weights) / int8_block);
-        const std::size_t first = g * group_blocks;
-        for (std::size_t r = 0; r < n_rows; ++r) {
-            const std::byte* at = group_at(type, rows[r], g);
-            int products[group_blocks] = {};
-            for (std::size_t j = 0; j < blocks; ++j)
-                products[j] = block_product(type, at, j, x.q.data() + (first + j) * int8_block);
-            accumulate_lanes(products, group_scales(type, rows[r], g, blocks), group_activations(x, first, blocks),
-                             lanes[r]);
+// Row r's product with token t for r < n_rows, t < n_tokens, into out[r * out_stride + t].
+void dot_int8_portable(WeightType type, const Int8Row* rows, std::size_t n_rows, const TokenInt8* tokens,
+                       std::size_t n_tokens, std::size_t n, float* out, std::size_t out_stride) {
+    for (std::size_t r = 0; r < n_rows; ++r)
+        for (std::size_t t = 0; t < n_tokens; ++t) {
+            float lanes[group_blocks] = {};
+            for (std::size_t g = 0; g * group_weights < n; ++g) {
+                const std::size_t blocks = std::min(group_blocks, (n - g * group_weights) / int8_block);
+                const std::size_t first = g * group_blocks;
+                const std::byte* at = group_at(type, rows[r], g);
+                int products[group_blocks] = {};
+                for (std::size_t j = 0; j < blocks; ++j)
+                    products[j] = block_product(type, at, j, tokens[t].q + (first + j) * int8_block);
+                accumulate_lanes(products, group_scales(type, rows[r], g, blocks),
+                                 group_activations(tokens[t], first, blocks), lanes);
+            }
+            out[r * out_stride + t] = sum_lanes(lanes);
         }
-    }
-    for (std::size_t r = 0; r < n_rows; ++r) out[r] = sum_lanes(lanes[r]);
 }
 
 #if defined(__x86_64__)
 #define OAR_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define OAR_AVX2_INLINE __attribute__((target("avx2,fma,f16c"), always_inline)) inline
-
-// 32 signed weights times 32 int8 activations as 8 int32 partial sums. maddubs multiplies unsigned by
-// signed bytes, so the weights' signs move onto the activations; |w| <= 128 and |q| <= 127 keep each
-// pair's sum (at most 32,512) inside maddubs' int16.
-OAR_AVX2_INLINE __m256i signed_product(__m256i w, __m256i q) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(q, w)),
-                             _mm256_set1_epi16(1));
-}
-
-// The same for unsigned weights of at most 6 bits.
-OAR_AVX2_INLINE __m256i unsigned_product(__m256i u, __m256i q) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, q), _mm256_set1_epi16(1));
-}
 
 OAR_AVX2_INLINE __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 OAR_AVX2_INLINE __m128i load16(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
@@ -255,40 +255,41 @@ OAR_AVX2_INLINE __m256i nibbles(__m128i v) {
     return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), mask), _mm_and_si128(v, mask));
 }
 
-// Group g's block products (the first `blocks`; the rest zero), one int32 vector per block. Inlined into a
-// loop over whole groups, `blocks` is the constant 8 and the products stay in registers.
+// A group's weights as the products take them, decoded once for all the tokens of a prompt's tile: 32
+// bytes per block, signed (our q8 and q4, Q8_0, Q4_0 and Q6_K less their offsets) or unsigned (Q4_K's and
+// Q5_K's quants, whose minimum is subtracted apart), and Q6_K's int8 scale of each 16 as int16 pairs.
+struct DecodedGroup {
+    __m256i w[group_blocks], scales[group_blocks];
+};
+
+// The group's first `blocks` blocks (the rest are never read). Inlined into a loop over whole groups,
+// `blocks` is the constant 8 and the group stays in registers.
 template <WeightType T>
-OAR_AVX2_INLINE void group_products(const std::byte* at, const std::int8_t* q, std::size_t blocks, __m256i* p) {
-    const __m256i mask = _mm256_set1_epi8(0xF);
-#pragma GCC unroll 8
-    for (std::size_t j = 0; j < group_blocks; ++j) p[j] = _mm256_setzero_si256();
+OAR_AVX2_INLINE void decode_group(const std::byte* at, std::size_t blocks, DecodedGroup& g) {
+    const __m256i mask = _mm256_set1_epi8(0xF), eight = _mm256_set1_epi8(8);
     if constexpr (T == WeightType::q8) {
 #pragma GCC unroll 8
-        for (std::size_t j = 0; j < blocks; ++j) p[j] = signed_product(load32(at + 32 * j), load32(q + 32 * j));
+        for (std::size_t j = 0; j < blocks; ++j) g.w[j] = load32(at + 32 * j);
     } else if constexpr (T == WeightType::q4) {
 #pragma GCC unroll 8
         for (std::size_t j = 0; j < blocks; ++j) {
             const __m128i v = load16(at + 16 * j), m = _mm_set1_epi8(0xF);
             const __m128i lo = _mm_and_si128(v, m), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m);
-            const __m256i w = _mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi));
-            p[j] = signed_product(_mm256_sub_epi8(w, _mm256_set1_epi8(8)), load32(q + 32 * j));
+            g.w[j] = _mm256_sub_epi8(_mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi)), eight);
         }
     } else if constexpr (T == WeightType::q8_0) {
 #pragma GCC unroll 8
-        for (std::size_t j = 0; j < blocks; ++j)
-            p[j] = signed_product(load32(at + j * q8_0_bytes + 2), load32(q + 32 * j));
+        for (std::size_t j = 0; j < blocks; ++j) g.w[j] = load32(at + j * q8_0_bytes + 2);
     } else if constexpr (T == WeightType::q4_0) {
 #pragma GCC unroll 8
-        for (std::size_t j = 0; j < blocks; ++j) {
-            const __m256i w = _mm256_sub_epi8(nibbles(load16(at + j * q4_0_bytes + 2)), _mm256_set1_epi8(8));
-            p[j] = signed_product(w, load32(q + 32 * j));
-        }
+        for (std::size_t j = 0; j < blocks; ++j)
+            g.w[j] = _mm256_sub_epi8(nibbles(load16(at + j * q4_0_bytes + 2)), eight);
     } else if constexpr (T == WeightType::q4_k) {
 #pragma GCC unroll 4
         for (std::size_t k = 0; k < 4; ++k) {
             const __m256i w = load32(at + 16 + 32 * k);
-            p[2 * k] = unsigned_product(_mm256_and_si256(w, mask), load32(q + 64 * k));
-            p[2 * k + 1] = unsigned_product(_mm256_and_si256(_mm256_srli_epi16(w, 4), mask), load32(q + 64 * k + 32));
+            g.w[2 * k] = _mm256_and_si256(w, mask);
+            g.w[2 * k + 1] = _mm256_and_si256(_mm256_srli_epi16(w, 4), mask);
         }
     } else if constexpr (T == WeightType::q5_k) {
         // Each step takes bits 0 and 1 of every high-bit byte to bit 4, then shifts the next two down;
@@ -298,12 +299,9 @@ OAR_AVX2_INLINE void group_products(const std::byte* at, const std::int8_t* q, s
 #pragma GCC unroll 4
         for (std::size_t k = 0; k < 4; ++k, h = _mm256_srli_epi16(h, 2)) {
             const __m256i w = load32(at + 48 + 32 * k);
-            const __m256i lo =
-                _mm256_or_si256(_mm256_and_si256(w, mask), _mm256_and_si256(_mm256_slli_epi16(h, 4), bit4));
-            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(w, 4), mask),
-                                               _mm256_and_si256(_mm256_slli_epi16(h, 3), bit4));
-            p[2 * k] = unsigned_product(lo, load32(q + 64 * k));
-            p[2 * k + 1] = unsigned_product(hi, load32(q + 64 * k + 32));
+            g.w[2 * k] = _mm256_or_si256(_mm256_and_si256(w, mask), _mm256_and_si256(_mm256_slli_epi16(h, 4), bit4));
+            g.w[2 * k + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(w, 4), mask),
+                                             _mm256_and_si256(_mm256_slli_epi16(h, 3), bit4));
         }
     } else if constexpr (T == WeightType::q6_k) {
         const __m256i bits45 = _mm256_set1_epi8(0x30), offset = _mm256_set1_epi8(32);
@@ -322,16 +320,34 @@ OAR_AVX2_INLINE void group_products(const std::byte* at, const std::int8_t* q, s
 #pragma GCC unroll 4
             for (std::size_t part = 0; part < 4; ++part) {
                 const std::size_t j = 4 * half + part;
-                const __m256i w = _mm256_sub_epi8(parts[part], offset);
-                const __m256i pairs =
-                    _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(load32(q + 32 * j), w));
-                // Each half of 16 products (8 int16 pairs) times its own int8 scale.
-                const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(sc[8 * half + 2 * part + 1]),
-                                                        _mm_set1_epi16(sc[8 * half + 2 * part]));
-                p[j] = _mm256_madd_epi16(pairs, scales);
+                g.w[j] = _mm256_sub_epi8(parts[part], offset);
+                g.scales[j] = _mm256_set_m128i(_mm_set1_epi16(sc[8 * half + 2 * part + 1]),
+                                               _mm_set1_epi16(sc[8 * half + 2 * part]));
             }
         }
     }
+}
+
+// Block j's product with its 32 activations q, as 8 int32 partial sums. maddubs multiplies unsigned by
+// signed bytes, so signed weights lend their signs to the activations: |w| <= 128 and |q| <= 127 keep
+// each pair's sum (at most 32,512) inside maddubs' int16, as do unsigned weights of at most 6 bits.
+// Q6_K's pairs are weighted by their scales (each half of 16 products its own) as they widen.
+template <WeightType T>
+OAR_AVX2_INLINE __m256i block_product(const DecodedGroup& g, std::size_t j, const std::int8_t* q) {
+    const __m256i x = load32(q), w = g.w[j];
+    if constexpr (T == WeightType::q4_k || T == WeightType::q5_k)
+        return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
+    const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    if constexpr (T == WeightType::q6_k) return _mm256_madd_epi16(pairs, g.scales[j]);
+    return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+}
+
+// The group's block products with one token's activations (the first `blocks`; the rest zero).
+template <WeightType T>
+OAR_AVX2_INLINE void group_products(const DecodedGroup& g, const std::int8_t* q, std::size_t blocks, __m256i* p) {
+#pragma GCC unroll 8
+    for (std::size_t j = 0; j < group_blocks; ++j)
+        p[j] = j < blocks ? block_product<T>(g, j, q + 32 * j) : _mm256_setzero_si256();
 }
 
 // A whole group's f32 factors in registers, the same values group_scales() decodes.
@@ -373,40 +389,56 @@ OAR_AVX2_INLINE float hsum(__m256 v) {
 // How far ahead of a group the rows are prefetched, as simd.cpp's float rows are.
 constexpr std::size_t prefetch_ahead = 2048;
 
-// One group of every row into its accumulator: factors and activations in registers for a whole group,
-// from zero-padded copies for the tail.
-template <WeightType T, std::size_t R>
-OAR_AVX2_INLINE void add_group(const Int8Row* rows, const Int8Activations& x, std::size_t g, std::size_t blocks,
-                               __m256* acc) {
-    constexpr bool has_min = T == WeightType::q4_k || T == WeightType::q5_k;
+// Token t's activation scales for group g, in registers: loaded for a whole group, from zero-padded
+// copies for the tail.
+struct GroupInputs {
+    __m256 d, d_sum;
+};
+OAR_AVX2_INLINE GroupInputs group_inputs(TokenInt8 x, std::size_t g, std::size_t blocks) {
     const std::size_t first = g * group_blocks;
-    const std::int8_t* q = x.q.data() + first * int8_block;
-    const bool whole = blocks == group_blocks;
-    GroupActivations tail;
-    if (!whole) tail = group_activations(x, first, blocks);
-    const __m256 d = whole ? _mm256_loadu_ps(x.d.data() + first) : _mm256_loadu_ps(tail.d);
-    const __m256 d_sum = whole ? _mm256_loadu_ps(x.d_sum.data() + first) : _mm256_loadu_ps(tail.d_sum);
+    if (blocks == group_blocks) return {_mm256_loadu_ps(x.d + first), _mm256_loadu_ps(x.d_sum + first)};
+    const GroupActivations tail = group_activations(x, first, blocks);
+    return {_mm256_loadu_ps(tail.d), _mm256_loadu_ps(tail.d_sum)};
+}
+
+template <WeightType T>
+OAR_AVX2_INLINE Factors factors(const std::byte* at, Int8Row row, std::size_t g, std::size_t blocks) {
+    if (blocks == group_blocks) return group_factors<T>(at, row, g);
+    const GroupScales s = group_scales(T, row, g, blocks);
+    return {_mm256_loadu_ps(s.scale), _mm256_loadu_ps(s.min)};
+}
+
+// acc += the group's block sums * scale * d (- min * d_sum): the one f32 step, as accumulate_lanes.
+template <WeightType T>
+OAR_AVX2_INLINE __m256 accumulate(__m256 acc, const __m256i* p, const Factors& f, const GroupInputs& x) {
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(block_sums(p)), _mm256_mul_ps(f.scale, x.d), acc);
+    if constexpr (T == WeightType::q4_k || T == WeightType::q5_k) acc = _mm256_fnmadd_ps(f.min, x.d_sum, acc);
+    return acc;
+}
+
+OAR_AVX2_INLINE void prefetch_group(WeightType type, const std::byte* at) {
+    for (std::size_t line = 0; line < group_bytes(type); line += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(at) + prefetch_ahead + line, _MM_HINT_T0);
+}
+
+// One group of R rows (one token's decode) into their accumulators.
+template <WeightType T, std::size_t R>
+OAR_AVX2_INLINE void add_group(const Int8Row* rows, TokenInt8 x, std::size_t g, std::size_t blocks, __m256* acc) {
+    const GroupInputs in = group_inputs(x, g, blocks);
 #pragma GCC unroll 2
     for (std::size_t r = 0; r < R; ++r) {
         const std::byte* at = group_at(T, rows[r], g);
-        for (std::size_t line = 0; line < group_bytes(T); line += 64)
-            _mm_prefetch(reinterpret_cast<const char*>(at) + prefetch_ahead + line, _MM_HINT_T0);
+        prefetch_group(T, at);
+        DecodedGroup decoded{};
+        decode_group<T>(at, blocks, decoded);
         __m256i p[group_blocks];
-        group_products<T>(at, q, blocks, p);
-        Factors f;
-        if (whole) {
-            f = group_factors<T>(at, rows[r], g);
-        } else {
-            const GroupScales s = group_scales(T, rows[r], g, blocks);
-            f = {_mm256_loadu_ps(s.scale), _mm256_loadu_ps(s.min)};
-        }
-        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(block_sums(p)), _mm256_mul_ps(f.scale, d), acc[r]);
-        if constexpr (has_min) acc[r] = _mm256_fnmadd_ps(f.min, d_sum, acc[r]);
+        group_products<T>(decoded, x.q + g * group_weights, blocks, p);
+        acc[r] = accumulate<T>(acc[r], p, factors<T>(at, rows[r], g, blocks), in);
     }
 }
 
 template <WeightType T, std::size_t R>
-OAR_AVX2 void dot_int8_avx2(const Int8Row* rows, const Int8Activations& x, std::size_t n, float* out) {
+OAR_AVX2 void dot_int8_avx2(const Int8Row* rows, TokenInt8 x, std::size_t n, float* out) {
     __m256 acc[R];
     for (std::size_t r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
     const std::size_t whole = n / group_weights;
@@ -415,8 +447,34 @@ OAR_AVX2 void dot_int8_avx2(const Int8Row* rows, const Int8Activations& x, std::
     for (std::size_t r = 0; r < R; ++r) out[r] = hsum(acc[r]);
 }
 
+// A prompt's tile: each row's group decoded once, then multiplied with every token's activations. Each
+// (row, token) accumulator takes the same steps in the same order as dot_int8_avx2's.
+template <WeightType T>
+OAR_AVX2 void dot_int8_tile_avx2(const Int8Row* rows, std::size_t n_rows, const TokenInt8* tokens, std::size_t n_tokens,
+                                 std::size_t n, float* out, std::size_t out_stride) {
+    __m256 acc[tile_rows][tile_tokens];
+    for (auto& row : acc)
+        for (auto& a : row) a = _mm256_setzero_ps();
+    for (std::size_t g = 0; g * group_weights < n; ++g) {
+        const std::size_t blocks = std::min(group_blocks, (n - g * group_weights) / int8_block);
+        for (std::size_t r = 0; r < n_rows; ++r) {
+            const std::byte* at = group_at(T, rows[r], g);
+            DecodedGroup decoded{};
+            decode_group<T>(at, blocks, decoded);
+            const Factors f = factors<T>(at, rows[r], g, blocks);
+            for (std::size_t t = 0; t < n_tokens; ++t) {
+                __m256i p[group_blocks];
+                group_products<T>(decoded, tokens[t].q + g * group_weights, blocks, p);
+                acc[r][t] = accumulate<T>(acc[r][t], p, f, group_inputs(tokens[t], g, blocks));
+            }
+        }
+    }
+    for (std::size_t r = 0; r < n_rows; ++r)
+        for (std::size_t t = 0; t < n_tokens; ++t) out[r * out_stride + t] = hsum(acc[r][t]);
+}
+
 template <std::size_t R>
-void dot_int8_avx2(WeightType type, const Int8Row* rows, const Int8Activations& x, std::size_t n, float* out) {
+void dot_int8_avx2(WeightType type, const Int8Row* rows, TokenInt8 x, std::size_t n, float* out) {
     switch (type) {
         case WeightType::q8: return dot_int8_avx2<WeightType::q8, R>(rows, x, n, out);
         case WeightType::q4: return dot_int8_avx2<WeightType::q4, R>(rows, x, n, out);
@@ -425,6 +483,21 @@ void dot_int8_avx2(WeightType type, const Int8Row* rows, const Int8Activations& 
         case WeightType::q4_k: return dot_int8_avx2<WeightType::q4_k, R>(rows, x, n, out);
         case WeightType::q5_k: return dot_int8_avx2<WeightType::q5_k, R>(rows, x, n, out);
         case WeightType::q6_k: return dot_int8_avx2<WeightType::q6_k, R>(rows, x, n, out);
+        default: return;
+    }
+}
+
+void dot_int8_tile_avx2(WeightType type, const Int8Row* rows, std::size_t n_rows, const TokenInt8* tokens,
+                        std::size_t n_tokens, std::size_t n, float* out, std::size_t out_stride) {
+    const auto run = [&](auto kernel) { kernel(rows, n_rows, tokens, n_tokens, n, out, out_stride); };
+    switch (type) {
+        case WeightType::q8: return run(dot_int8_tile_avx2<WeightType::q8>);
+        case WeightType::q4: return run(dot_int8_tile_avx2<WeightType::q4>);
+        case WeightType::q8_0: return run(dot_int8_tile_avx2<WeightType::q8_0>);
+        case WeightType::q4_0: return run(dot_int8_tile_avx2<WeightType::q4_0>);
+        case WeightType::q4_k: return run(dot_int8_tile_avx2<WeightType::q4_k>);
+        case WeightType::q5_k: return run(dot_int8_tile_avx2<WeightType::q5_k>);
+        case WeightType::q6_k: return run(dot_int8_tile_avx2<WeightType::q6_k>);
         default: return;
     }
 }
@@ -507,22 +580,35 @@ std::vector<float> dequantized(const Int8Activations& a) {
 
 float dot_int8(WeightType type, Int8Row row, const Int8Activations& x, std::size_t n) {
     float out = 0;
+    const TokenInt8 token = token_at(x, 0, n);
 #if defined(__x86_64__)
     if (using_avx2()) {
-        dot_int8_avx2<1>(type, &row, x, n, &out);
+        dot_int8_avx2<1>(type, &row, token, n, &out);
         return out;
     }
 #endif
-    dot_int8_portable(type, &row, 1, x, n, &out);
+    dot_int8_portable(type, &row, 1, &token, 1, n, &out, 1);
     return out;
 }
 
 void dot_int8_rows2(WeightType type, Int8Row row0, Int8Row row1, const Int8Activations& x, std::size_t n, float* out) {
     const Int8Row rows[2] = {row0, row1};
+    const TokenInt8 token = token_at(x, 0, n);
 #if defined(__x86_64__)
-    if (using_avx2()) return dot_int8_avx2<2>(type, rows, x, n, out);
+    if (using_avx2()) return dot_int8_avx2<2>(type, rows, token, n, out);
 #endif
-    dot_int8_portable(type, rows, 2, x, n, out);
+    dot_int8_portable(type, rows, 2, &token, 1, n, out, 1);
+}
+
+void dot_int8_tile(WeightType type, const Int8Row* rows, std::size_t n_rows, const Int8Activations& x,
+                   std::size_t first_token, std::size_t n_tokens, std::size_t n, float* out) {
+    if (n_rows == 0 || n_tokens == 0) return;
+    TokenInt8 tokens[tile_tokens];
+    for (std::size_t t = 0; t < n_tokens; ++t) tokens[t] = token_at(x, first_token + t, n);
+#if defined(__x86_64__)
+    if (using_avx2()) return dot_int8_tile_avx2(type, rows, n_rows, tokens, n_tokens, n, out, tile_tokens);
+#endif
+    dot_int8_portable(type, rows, n_rows, tokens, n_tokens, n, out, tile_tokens);
 }
 
 }  // namespace runner::cpu

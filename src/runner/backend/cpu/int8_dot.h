@@ -25,7 +25,7 @@ struct Int8Activations {
     std::vector<std::int8_t> q;
     std::vector<float> d, d_sum;
 };
-// n: a multiple of int8_block.
+// n: a multiple of int8_block; for several tokens, their activations end to end.
 void quantize_activations(const float* x, std::size_t n, Int8Activations& out);
 // The activations as the products see them: d * q.
 std::vector<float> dequantized(const Int8Activations& a);
@@ -45,5 +45,12 @@ struct Int8Row {
 float dot_int8(WeightType type, Int8Row row, const Int8Activations& x, std::size_t n);
 // Two rows of one format at once, each summed exactly as dot_int8 sums it.
 void dot_int8_rows2(WeightType type, Int8Row row0, Int8Row row1, const Int8Activations& x, std::size_t n, float* out);
+
+// A prompt's tile: out[r * tile_tokens + t] = the product of rows[r] with token first_token + t, for
+// r < n_rows <= tile_rows and t < n_tokens <= tile_tokens (simd.h), x holding consecutive tokens of n
+// activations each (quantize_activations over [tokens, n]). Each row's blocks are decoded once for all
+// the tile's tokens, and every result equals the one-token product bit for bit.
+void dot_int8_tile(WeightType type, const Int8Row* rows, std::size_t n_rows, const Int8Activations& x,
+                   std::size_t first_token, std::size_t n_tokens, std::size_t n, float* out);
 
 }  // namespace runner::cpu

@@ -61,10 +61,10 @@ Int8Row Matrix::int8_row(std::size_t row) const {
     return {data_ + row * row_bytes_};
 }
 
-void Matrix::activations(const float* x, TokenActivations& out) const {
+void Matrix::activations(const float* x, std::size_t n_tokens, TokenActivations& out) const {
     out.x = x;
-    if (takes_int8()) return quantize_activations(x, cols_, out.int8);
-    if (!scales_ || type_ != WeightType::q4) return;
+    if (takes_int8()) return quantize_activations(x, n_tokens * cols_, out.int8);
+    if (n_tokens != 1 || !scales_ || type_ != WeightType::q4) return;
     out.arranged.resize(cols_ / quant_block * q4_block_activations);
     q4_activations(x, cols_, out.arranged.data());
     out.x = out.arranged.data();
@@ -74,6 +74,13 @@ float Matrix::dot(std::size_t row, const TokenActivations& activations) const {
     if (takes_int8()) return dot_int8(int8_type(), int8_row(row), activations.int8, cols_);
     if (scales_) return dot_qrow(type_, quant_row(row), activations.x, cols_);
     return dot_row(dtype_, data_ + row * row_bytes_, activations.x, cols_);
+}
+
+void Matrix::int8_tile(std::size_t row, std::size_t n_rows, const TokenActivations& activations,
+                       std::size_t first_token, std::size_t n_tokens, float* out) const {
+    Int8Row rows[tile_rows];
+    for (std::size_t r = 0; r < n_rows; ++r) rows[r] = int8_row(row + r);
+    dot_int8_tile(int8_type(), rows, n_rows, activations.int8, first_token, n_tokens, cols_, out);
 }
 
 bool Matrix::same_format(const Matrix& other) const {
@@ -118,22 +125,27 @@ std::size_t token_group(std::size_t d_in) {
 }
 
 // Rows [begin, end) of w dotted with each of the n_tokens activations x [n_tokens, d_in], as a prompt
-// needs them: rows converted to f32 a tile at a time, then tiles of rows by tokens (dot_tile_f32), so
-// that loads serve several products. store(t, j, value) takes each result.
+// needs them, in tiles of rows by tokens so that loads serve several products: quantized rows on 8-bit
+// activations (int8_tile, each row's blocks decoded once per tile), the others converted to f32 a tile
+// of rows at a time (dot_tile_f32). store(t, j, value) takes each result.
 template <typename Store>
-void prompt_rows(const Matrix& w, std::size_t begin, std::size_t end, const float* x, std::size_t n_tokens,
+void prompt_rows(const Matrix& w, std::size_t begin, std::size_t end, const TokenActivations& x, std::size_t n_tokens,
                  Store store) {
     const std::size_t d_in = w.cols(), group = token_group(d_in);
-    std::vector<float> rows(tile_rows * d_in);
+    std::vector<float> rows(w.takes_int8() ? 0 : tile_rows * d_in);
     float tile[tile_rows * tile_tokens];
     for (std::size_t t0 = 0; t0 < n_tokens; t0 += group) {
         const std::size_t t_end = std::min(n_tokens, t0 + group);
         for (std::size_t j = begin; j < end; j += tile_rows) {
             const std::size_t n_rows = std::min(tile_rows, end - j);
-            for (std::size_t r = 0; r < n_rows; ++r) w.convert(j + r, rows.data() + r * d_in);
+            if (!w.takes_int8())
+                for (std::size_t r = 0; r < n_rows; ++r) w.convert(j + r, rows.data() + r * d_in);
             for (std::size_t t = t0; t < t_end; t += tile_tokens) {
                 const std::size_t n_tile = std::min(tile_tokens, t_end - t);
-                dot_tile_f32(rows.data(), n_rows, x + t * d_in, d_in, n_tile, d_in, tile);
+                if (w.takes_int8())
+                    w.int8_tile(j, n_rows, x, t, n_tile, tile);
+                else
+                    dot_tile_f32(rows.data(), n_rows, x.x + t * d_in, d_in, n_tile, d_in, tile);
                 for (std::size_t r = 0; r < n_rows; ++r)
                     for (std::size_t k = 0; k < n_tile; ++k) store(t + k, j + r, tile[r * tile_tokens + k]);
             }
@@ -154,13 +166,11 @@ void matmul(std::span<const Projection> parts, const float* x, std::size_t n_tok
     for (std::size_t p = 0; p < parts.size(); ++p) {
         const std::size_t d_out = parts[p].w.rows();
         first.push_back(first.back() + d_out);
-        if (n_tokens == 1) {
-            if (p > 0 && parts[p].w.same_format(parts[p - 1].w)) {
-                xs[p] = xs[p - 1];
-            } else {
-                parts[p].w.activations(x, prepared[p]);
-                xs[p] = &prepared[p];
-            }
+        if (p > 0 && parts[p].w.same_format(parts[p - 1].w)) {
+            xs[p] = xs[p - 1];
+        } else {
+            parts[p].w.activations(x, n_tokens, prepared[p]);
+            xs[p] = &prepared[p];
         }
         if (const TensorView* bias = parts[p].bias) {
             biases[p].resize(d_out);
@@ -187,7 +197,7 @@ void matmul(std::span<const Projection> parts, const float* x, std::size_t n_tok
                 if (j < j_end) parts[p].out[j] = w.dot(j, *xs[p]) + bias(j);
                 continue;
             }
-            prompt_rows(w, j, j_end, x, n_tokens, [&](std::size_t t, std::size_t row, float v) {
+            prompt_rows(w, j, j_end, *xs[p], n_tokens, [&](std::size_t t, std::size_t row, float v) {
                 parts[p].out[t * d_out + row] = v + bias(row);
             });
         }
@@ -316,21 +326,20 @@ void swiglu(float* gate, const float* up, std::size_t n) {
 void swiglu_matmul(float* out, const Matrix& gate, const Matrix& up, const float* x, std::size_t n_tokens,
                    ThreadPool& pool) {
     const std::size_t d_ff = gate.rows();
-    // Paired rows read the gate's activations; up needs its own only in another format.
+    // Up reads the gate's activations unless its rows are in another format.
     const bool paired = gate.same_format(up);
-    TokenActivations gate_x, up_x;
-    if (n_tokens == 1) {
-        gate.activations(x, gate_x);
-        if (!paired) up.activations(x, up_x);
-    }
+    TokenActivations gate_x, own_up_x;
+    gate.activations(x, n_tokens, gate_x);
+    if (!paired) up.activations(x, n_tokens, own_up_x);
+    const TokenActivations& up_x = paired ? gate_x : own_up_x;
     pool.parallel_for(d_ff, [&](std::size_t begin, std::size_t end) {
         // Gate results go straight to this chunk's columns of `out`; the up results wait beside them.
         const std::size_t rows = end - begin;
         std::vector<float> ups(n_tokens * rows);
         if (n_tokens > 1) {
-            prompt_rows(gate, begin, end, x, n_tokens,
+            prompt_rows(gate, begin, end, gate_x, n_tokens,
                         [&](std::size_t t, std::size_t j, float v) { out[t * d_ff + j] = v; });
-            prompt_rows(up, begin, end, x, n_tokens,
+            prompt_rows(up, begin, end, up_x, n_tokens,
                         [&](std::size_t t, std::size_t j, float v) { ups[t * rows + j - begin] = v; });
         } else {
             for (std::size_t j = begin; j < end; ++j) {

@@ -14,16 +14,17 @@
 
 namespace runner::cpu {
 
-// One token's activations as a matrix's rows read them: the f32 values (q4's float rows: rearranged by
-// simd's q4_activations), or for the rows the integer products take, quantized to 8 bits (int8_dot.h).
+// A product's activations as a matrix's rows read them: the f32 values (one token's for q4's float rows:
+// rearranged by simd's q4_activations), or for the rows the integer products take, every token's
+// quantized to 8 bits (int8_dot.h).
 struct TokenActivations {
     const float* x = nullptr;
     std::vector<float> arranged;
     Int8Activations int8;
 };
 
-// Whether one token's products with quantized rows (ours and GGUF's blocks) use 8-bit activations and
-// integer dot products (the default), or f32 activations: tests and benchmarks compare both.
+// Whether products with quantized rows (ours and GGUF's blocks) use 8-bit activations and integer dot
+// products (the default), or f32 activations: tests and benchmarks compare both.
 void use_int8_products(bool on);
 bool int8_products();
 
@@ -39,9 +40,16 @@ class Matrix {
     std::size_t rows() const { return rows_; }
     std::size_t cols() const { return cols_; }
     std::size_t bytes() const { return bytes_; }
-    // One token's activations as dot() and dot2() read them, prepared once per product.
-    void activations(const float* x, TokenActivations& out) const;
+    // The activations x [n_tokens, cols] as dot(), dot2() and int8_tile() read them, prepared once per
+    // product.
+    void activations(const float* x, std::size_t n_tokens, TokenActivations& out) const;
     float dot(std::size_t row, const TokenActivations& activations) const;
+    // Whether the products take 8-bit activations; then a prompt's tiles are int8_tile()'s.
+    bool takes_int8() const;
+    // out[r * tile_tokens + t] for rows [row, row + n_rows) and tokens [first_token, first_token + n_tokens)
+    // (int8_dot.h's dot_int8_tile).
+    void int8_tile(std::size_t row, std::size_t n_rows, const TokenActivations& activations, std::size_t first_token,
+                   std::size_t n_tokens, float* out) const;
     void convert(std::size_t row, float* out) const;
     bool same_format(const Matrix& other) const;
     // The same matrix, its one-token products on f32 activations whatever use_int8_products says: the
@@ -54,7 +62,6 @@ class Matrix {
 
   private:
     QuantRow quant_row(std::size_t row) const;
-    bool takes_int8() const;
     WeightType int8_type() const;
     Int8Row int8_row(std::size_t row) const;
 

@@ -91,7 +91,7 @@ void check_type(const std::string& type) {
                 norm += std::abs(double(want[i]) * x[i]);
             }
             runner::cpu::TokenActivations a;
-            m.activations(x.data(), a);
+            m.activations(x.data(), 1, a);
             CHECK(std::abs(m.dot(r, a) - exact) / norm < 1e-5);
             float two[2];
             runner::cpu::dot2(m, r, m, (r + 1) % rows, a, two);

@@ -5,6 +5,7 @@
 // for bit equal, and the distance to the f32 product inside what the activations' rounding allows.
 #include <doctest/doctest.h>
 
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -17,6 +18,7 @@
 #include "runner/backend/cpu/simd.h"
 #include "runner/model/gguf.h"
 #include "runner/model/gguf_model.h"
+#include "runner/model/safetensors.h"
 #include "runner/offload/quantize.h"
 
 namespace {
@@ -233,47 +235,87 @@ TEST_CASE("int8 products: a weight of -128 in a Q8_0 row, the extreme maddubs mu
     runner::cpu::force_portable(false);
 }
 
-TEST_CASE("int8 products: one token's matmul and swiglu_matmul take them, prompts do not") {
+// Token t's product with every row of m on its own, quantized alone: what matmul must give for it.
+std::vector<float> one_token(const Rows& m, const float* x) {
+    runner::cpu::Int8Activations a;
+    runner::cpu::quantize_activations(x, m.cols, a);
+    std::vector<float> out;
+    for (std::size_t r = 0; r < m.rows; ++r) out.push_back(runner::cpu::dot_int8(m.type, m.row(r), a, m.cols));
+    return out;
+}
+
+TEST_CASE("int8 products: matmul and swiglu_matmul take them for a token and a prompt's tiles alike") {
+    // 45 rows (tiles of 3), 1 to 9 tokens (tiles of 4 and a remainder), 1 and 3 threads, both paths: every
+    // token's results are its one-token products bit for bit, so a prompt and its decode agree.
     std::mt19937 rng(41);
-    runner::cpu::ThreadPool pool(3);
-    for (const auto type : {WeightType::q8, WeightType::q4}) {
-        CAPTURE(static_cast<int>(type));
-        const Rows gate = our_rows(type, 45, 96, rng), up = our_rows(type, 45, 96, rng);
-        const runner::cpu::Matrix g(gate.bytes.data(), type, gate.rows, gate.cols),
-            u(up.bytes.data(), type, up.rows, up.cols);
-        const auto x = random_x(2 * 96, rng);
-        runner::cpu::Int8Activations a;
-        runner::cpu::quantize_activations(x.data(), 96, a);
-        std::vector<float> out(45), fused(45), both(2 * 45);
-        runner::cpu::matmul(out.data(), x.data(), g, nullptr, 1, pool);
-        runner::cpu::swiglu_matmul(fused.data(), g, u, x.data(), 1, pool);
-        // two products of one format in one pass share one quantization of x
-        const runner::cpu::Projection parts[] = {{both.data(), g}, {both.data() + 45, u}};
-        runner::cpu::matmul(parts, x.data(), 1, pool);
-        for (std::size_t r = 0; r < 45; ++r) {
-            CAPTURE(r);
-            const float gr = runner::cpu::dot_int8(type, gate.row(r), a, 96);
-            const float ur = runner::cpu::dot_int8(type, up.row(r), a, 96);
-            CHECK(out[r] == gr);
-            CHECK(both[r] == gr);
-            CHECK(both[45 + r] == ur);
-            float want = gr;
-            runner::cpu::swiglu(&want, &ur, 1);
-            CHECK(fused[r] == want);
-        }
-        // two tokens: the f32 tiles, within f32 rounding of the exact product
-        std::vector<float> two(2 * 45);
-        runner::cpu::matmul(two.data(), x.data(), g, nullptr, 2, pool);
-        for (std::size_t t = 0; t < 2; ++t)
-            for (std::size_t r = 0; r < 45; ++r) {
-                double exact = 0, norm = 0;
-                for (std::size_t i = 0; i < 96; ++i) {
-                    exact += double(gate.values[r * 96 + i]) * x[t * 96 + i];
-                    norm += std::abs(double(gate.values[r * 96 + i]) * x[t * 96 + i]);
+    for (const bool portable : {false, true})
+        for (const auto type : {WeightType::q8, WeightType::q4})
+            for (const unsigned threads : {1u, 3u})
+                for (const std::size_t n_tokens : {1u, 2u, 5u, 9u}) {
+                    CAPTURE(portable);
+                    CAPTURE(static_cast<int>(type));
+                    CAPTURE(threads);
+                    CAPTURE(n_tokens);
+                    runner::cpu::force_portable(portable);
+                    runner::cpu::ThreadPool pool(threads);
+                    const Rows gate = our_rows(type, 45, 96, rng), up = our_rows(type, 45, 96, rng);
+                    const runner::cpu::Matrix g(gate.bytes.data(), type, gate.rows, gate.cols),
+                        u(up.bytes.data(), type, up.rows, up.cols);
+                    const auto x = random_x(n_tokens * 96, rng);
+                    std::vector<float> out(n_tokens * 45), fused(out.size()), both(2 * out.size());
+                    runner::cpu::matmul(out.data(), x.data(), g, nullptr, n_tokens, pool);
+                    runner::cpu::swiglu_matmul(fused.data(), g, u, x.data(), n_tokens, pool);
+                    // two products of one format in one pass share one quantization of x
+                    const runner::cpu::Projection parts[] = {{both.data(), g}, {both.data() + out.size(), u}};
+                    runner::cpu::matmul(parts, x.data(), n_tokens, pool);
+                    for (std::size_t t = 0; t < n_tokens; ++t) {
+                        CAPTURE(t);
+                        const auto gt = one_token(gate, x.data() + t * 96), ut = one_token(up, x.data() + t * 96);
+                        for (std::size_t r = 0; r < 45; ++r) {
+                            CAPTURE(r);
+                            CHECK(out[t * 45 + r] == gt[r]);
+                            CHECK(both[t * 45 + r] == gt[r]);
+                            CHECK(both[out.size() + t * 45 + r] == ut[r]);
+                            float want = gt[r];
+                            runner::cpu::swiglu(&want, &ut[r], 1);
+                            CHECK(fused[t * 45 + r] == want);
+                        }
+                    }
                 }
-                CHECK(std::abs(two[t * 45 + r] - exact) <= 1e-5 * norm);
+    runner::cpu::force_portable(false);
+}
+
+TEST_CASE("int8 products: a prompt's tiles over GGUF's blocks equal each token's product") {
+    std::mt19937 rng(43);
+    runner::cpu::ThreadPool pool(2);
+    for (const char* name : {"q8_0", "q4_0", "q4_k", "q5_k", "q6_k"}) {
+        CAPTURE(name);
+        const Rows m = gguf_rows(name);
+        runner::TensorView view;
+        const std::string wanted = name;
+        for (const auto d : {runner::DType::q8_0, runner::DType::q4_0, runner::DType::q4_k, runner::DType::q5_k,
+                             runner::DType::q6_k}) {
+            std::string d_name = runner::dtype_name(d);
+            for (auto& ch : d_name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+            if (d_name == wanted) view.dtype = d;
+        }
+        REQUIRE(runner::is_block_type(view.dtype));
+        view.shape = {static_cast<std::int64_t>(m.rows), static_cast<std::int64_t>(m.cols)};
+        view.data = m.bytes.data();
+        view.bytes = m.bytes.size();
+        for (const bool portable : {false, true}) {
+            CAPTURE(portable);
+            runner::cpu::force_portable(portable);
+            const auto x = random_x(6 * m.cols, rng);
+            std::vector<float> out(6 * m.rows);
+            runner::cpu::matmul(out.data(), x.data(), view, nullptr, 6, pool);
+            for (std::size_t t = 0; t < 6; ++t) {
+                const auto want = one_token(m, x.data() + t * m.cols);
+                for (std::size_t r = 0; r < m.rows; ++r) CHECK(out[t * m.rows + r] == want[r]);
             }
+        }
     }
+    runner::cpu::force_portable(false);
 }
 
 TEST_CASE("int8 activations: a block with an infinity or a NaN gives NaN products, a vanishing one zeros") {

@@ -72,7 +72,7 @@ TEST_CASE("quantized rows: widened as dequantized() gives them, dotted near the 
                 const auto q = quantized(type, rows, cols, rng);
                 const auto x = random_x(cols, rng);
                 runner::cpu::TokenActivations activations;
-                q.matrix.activations(x.data(), activations);
+                q.matrix.activations(x.data(), 1, activations);
                 CHECK((activations.x == x.data()) == (type == runner::WeightType::q8));
                 std::vector<float> row(cols);
                 for (std::size_t r = 0; r < rows; ++r) {
