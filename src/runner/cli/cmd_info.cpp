@@ -60,7 +60,7 @@ int run_info(const std::vector<std::string>& args, CommandIo io) {
            << (c.rope_scaling.type.empty() ? "" : ", scaling " + c.rope_scaling.type) << '\n'
            << "embeddings    " << (c.tie_embeddings ? "tied" : "separate output head") << '\n'
            << "cpu kernels   " << (runner::cpu::using_avx2() ? "AVX2+FMA" : "portable")
-           << "; one token's quantized rows on 8-bit activations\n";
+           << "; quantized rows on 8-bit activations\n";
     int resident = 0;
     for (const bool r : plan.resident) resident += r;
     io.out << "plan          " << (ram_budget ? "RAM budget " + format_size(ram_budget) : std::string("no RAM budget"))

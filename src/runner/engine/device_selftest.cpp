@@ -36,7 +36,7 @@ DeviceSelftest cpu_selftest() {
     t.facts.emplace_back("kernels",
                          std::string(cpu::using_avx2() ? "AVX2+FMA, checked against the portable kernels"
                                                        : "portable only (no AVX2): nothing to compare them with") +
-                             "; one token's quantized rows on 8-bit activations");
+                             "; quantized rows on 8-bit activations");
     t.checks = selftest::check_cpu_kernels();
     t.rates.emplace_back("host RAM read", rate(selftest::host_read_gbps(), "GB/s"));
     t.rates.emplace_back("prompt products (bf16)", rate(selftest::cpu_matrix_gflops(), "GFLOP/s"));

@@ -1,4 +1,4 @@
-// A scope whose one-token products with quantized rows take f32 activations, the exact path: for tests
+// A scope whose products with quantized rows take f32 activations, the exact path: for tests
 // that compare the engine's wiring with a reference at 1e-4. The default, 8-bit activations
 // (backend/cpu/int8_dot.h), is checked against its own bounds.
 #pragma once

@@ -447,28 +447,37 @@ OAR_AVX2 void dot_int8_avx2(const Int8Row* rows, TokenInt8 x, std::size_t n, flo
     for (std::size_t r = 0; r < R; ++r) out[r] = hsum(acc[r]);
 }
 
-// A prompt's tile: each row's group decoded once, then multiplied with every token's activations. Each
-// (row, token) accumulator takes the same steps in the same order as dot_int8_avx2's.
+// One group of a prompt's tile: each row's blocks decoded once, then multiplied with every token's
+// activations. Each (row, token) accumulator takes the same steps as dot_int8_avx2's.
+template <WeightType T>
+OAR_AVX2_INLINE void add_tile_group(const Int8Row* rows, std::size_t n_rows, const TokenInt8* tokens,
+                                    std::size_t n_tokens, std::size_t g, std::size_t blocks,
+                                    __m256 (*acc)[tile_tokens]) {
+    GroupInputs in[tile_tokens];
+    for (std::size_t t = 0; t < n_tokens; ++t) in[t] = group_inputs(tokens[t], g, blocks);
+    for (std::size_t r = 0; r < n_rows; ++r) {
+        const std::byte* at = group_at(T, rows[r], g);
+        DecodedGroup decoded{};
+        decode_group<T>(at, blocks, decoded);
+        const Factors f = factors<T>(at, rows[r], g, blocks);
+        for (std::size_t t = 0; t < n_tokens; ++t) {
+            __m256i p[group_blocks];
+            group_products<T>(decoded, tokens[t].q + g * group_weights, blocks, p);
+            acc[r][t] = accumulate<T>(acc[r][t], p, f, in[t]);
+        }
+    }
+}
+
 template <WeightType T>
 OAR_AVX2 void dot_int8_tile_avx2(const Int8Row* rows, std::size_t n_rows, const TokenInt8* tokens, std::size_t n_tokens,
                                  std::size_t n, float* out, std::size_t out_stride) {
     __m256 acc[tile_rows][tile_tokens];
     for (auto& row : acc)
         for (auto& a : row) a = _mm256_setzero_ps();
-    for (std::size_t g = 0; g * group_weights < n; ++g) {
-        const std::size_t blocks = std::min(group_blocks, (n - g * group_weights) / int8_block);
-        for (std::size_t r = 0; r < n_rows; ++r) {
-            const std::byte* at = group_at(T, rows[r], g);
-            DecodedGroup decoded{};
-            decode_group<T>(at, blocks, decoded);
-            const Factors f = factors<T>(at, rows[r], g, blocks);
-            for (std::size_t t = 0; t < n_tokens; ++t) {
-                __m256i p[group_blocks];
-                group_products<T>(decoded, tokens[t].q + g * group_weights, blocks, p);
-                acc[r][t] = accumulate<T>(acc[r][t], p, f, group_inputs(tokens[t], g, blocks));
-            }
-        }
-    }
+    const std::size_t whole = n / group_weights;
+    for (std::size_t g = 0; g < whole; ++g) add_tile_group<T>(rows, n_rows, tokens, n_tokens, g, group_blocks, acc);
+    if (n % group_weights != 0)
+        add_tile_group<T>(rows, n_rows, tokens, n_tokens, whole, n % group_weights / int8_block, acc);
     for (std::size_t r = 0; r < n_rows; ++r)
         for (std::size_t t = 0; t < n_tokens; ++t) out[r * out_stride + t] = hsum(acc[r][t]);
 }

@@ -1,4 +1,4 @@
-// One token's products with quantized rows as integer dot products, the way llama.cpp's CPU backend
+// Products with quantized rows as integer dot products, the way llama.cpp's CPU backend
 // computes them: the activations are quantized to 8 bits per 32 elements, each 32-weight block's
 // product with them is an exact integer sum (AVX2's maddubs, or VNNI's dpbusd), and only that sum is
 // scaled in f32. Widening every 4-6 bit weight to f32 for an FMA is what held the float path to the

@@ -160,7 +160,7 @@ void matmul(std::span<const Projection> parts, const float* x, std::size_t n_tok
     // Rows of all parts end to end: first[p] is part p's first row in that numbering.
     std::vector<std::size_t> first{0};
     std::vector<std::vector<float>> biases(parts.size());
-    // Each part's one-token activations, prepared once for all the parts of one format (q, k and v).
+    // Each part's activations, prepared once for all the parts of one format (q, k and v).
     std::vector<TokenActivations> prepared(parts.size());
     std::vector<const TokenActivations*> xs(parts.size());
     for (std::size_t p = 0; p < parts.size(); ++p) {

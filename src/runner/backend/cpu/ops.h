@@ -29,8 +29,9 @@ void use_int8_products(bool on);
 bool int8_products();
 
 // A weight matrix [rows, cols] as the products read it: a tensor in its stored dtype, or block-quantized
-// in the GPU kernels' layout (a split layer's host rows under compression). One token's products widen
-// the rows in registers; a prompt's convert a tile of rows at a time.
+// in the GPU kernels' layout (a split layer's host rows under compression). Quantized rows take 8-bit
+// activations (int8_dot.h); the others are widened in registers for one token, a tile of rows at a time
+// for a prompt.
 class Matrix {
   public:
     Matrix() = default;
@@ -52,7 +53,7 @@ class Matrix {
                    std::size_t n_tokens, float* out) const;
     void convert(std::size_t row, float* out) const;
     bool same_format(const Matrix& other) const;
-    // The same matrix, its one-token products on f32 activations whatever use_int8_products says: the
+    // The same matrix, its products on f32 activations whatever use_int8_products says: the
     // exact reference the GPU kernel checks compare with.
     Matrix with_f32_activations() const;
     // Row j of a and row k of b, two matrices of the same format, each summed as dot() sums it and read
