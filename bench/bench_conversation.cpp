@@ -3,8 +3,9 @@
 // 100-token answer, as opencode sends them. Each turn's time to first token and decode speed, with the
 // prompt cache (one KvSequence across turns, as the runner keeps it) and without (every turn from
 // position 0, as before the cache), beside their bounds:
-//   time to first token: the tokens run, at the device's peak multiply-add rate, or the streamed
-//     weights crossing the link once, whichever is slower;
+//   time to first token: the tokens run, at the device's peak multiply-add rate (on the CPU the 8-bit
+//     integer one for quantized projections), or the streamed weights crossing the link once,
+//     whichever is slower;
 //   decode: every weight read once per token, streamed ones over the link and from host RAM together
 //     at their measured rates, resident ones from device memory (CPU: all from RAM).
 // The engine is built from the same flags as `ollama-airllm generate` (--device, --vram-budget,
@@ -166,6 +167,9 @@ int main(int argc, char** argv) {
         return 1;
     }
     const double n_weights = bench::weights_per_token(*weights);
+    // On the CPU, quantized projections (GGUF's blocks, compression) multiply on 8-bit integers.
+    const bool int8_rows =
+        options->compression != runner::Compression::none || runner::is_block_type(weights->layers.at(0).wq->dtype);
     double weight_bytes = static_cast<double>(weights->output->bytes);
     for (const auto& l : weights->layers)
         weight_bytes += static_cast<double>(runner::layout_of(l, options->compression).bytes);
@@ -188,7 +192,9 @@ int main(int argc, char** argv) {
         rates.hbm = runner::selftest::device_copy_gbs() * 1e9;
     }
 #endif
-    rates.flops = gpu ? peak_tflops * 1e12 : bench::peak_f32_gflops(pool) * 1e9;
+    rates.flops = gpu         ? peak_tflops * 1e12
+                  : int8_rows ? bench::peak_int8_gops(pool) * 1e9
+                              : bench::peak_f32_gflops(pool) * 1e9;
     if (auto loaded = engine->model->load([](std::size_t, std::size_t) { return true; }); !loaded) {
         std::fprintf(stderr, "bench_conversation: %s\n", loaded.error().message.c_str());
         return 1;
@@ -199,7 +205,8 @@ int main(int argc, char** argv) {
     std::printf("model: %s, context %d; %s\n", model_dir.c_str(), n_ctx, engine->description.c_str());
     std::printf("session: %d-token system prompt, %d turns of %d tokens, %d-token answers\n", system, turns,
                 turn_tokens, answer);
-    std::printf("rates: peak %.0f GFLOP/s, host RAM %.1f GB/s", rates.flops / 1e9, rates.host / 1e9);
+    std::printf("rates: peak %.0f G%s/s, host RAM %.1f GB/s", rates.flops / 1e9,
+                !gpu && int8_rows ? "OP (8-bit)" : "FLOP", rates.host / 1e9);
     if (gpu) std::printf(", link %.1f GB/s, device memory %.0f GB/s", rates.link / 1e9, rates.hbm / 1e9);
     std::printf("; decode bound %.4f s/token\n\n", decode_bound);
 

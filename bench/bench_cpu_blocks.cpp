@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "host_flops.h"
 #include "runner/backend/cpu/ops.h"
 #include "runner/backend/cpu/simd.h"
 #include "runner/selftest/host_read.h"
@@ -80,6 +81,29 @@ void measure(const char* name, const runner::cpu::Matrix& m, bool quantized, run
     runner::cpu::use_int8_products(true);
 }
 
+// A 64-token prompt's product with m on the vector paths, best of three, against the peak multiply-add
+// rate of its arithmetic: 8-bit for quantized rows' integer products, f32 for the float tiles.
+void measure_prompt(const char* name, const runner::cpu::Matrix& m, bool quantized, runner::cpu::ThreadPool& pool,
+                    double f32_peak, double int8_peak) {
+    constexpr std::size_t tokens = 64;
+    std::vector<float> x(tokens * m.cols(), 0.01f), out(tokens * m.rows());
+    for (const bool int8 : {true, false}) {
+        if (int8 && !quantized) continue;
+        runner::cpu::use_int8_products(int8);
+        double best = 1e30;
+        for (int rep = 0; rep < 3; ++rep) {
+            const auto t0 = std::chrono::steady_clock::now();
+            runner::cpu::matmul(out.data(), x.data(), m, nullptr, tokens, pool);
+            best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        }
+        const double gops = 2.0 * tokens * static_cast<double>(m.rows() * m.cols()) / best / 1e9;
+        const double bound = int8 ? int8_peak : f32_peak;
+        std::printf("%-6s %-19s %10.1f %10.1f %9.0f%%\n", name, int8 ? "int8 AVX2" : "f32 AVX2", gops, bound,
+                    100 * gops / bound);
+    }
+    runner::cpu::use_int8_products(true);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -112,6 +136,24 @@ int main(int argc, char** argv) {
         auto* scales = reinterpret_cast<float*>(data.data() + runner::quant_scales_offset(type, rows, cols));
         std::fill_n(scales, rows * cols / runner::quant_block, 1e-3f);
         measure(name, runner::cpu::Matrix(data.data(), type, rows, cols), true, pool, bound);
+    }
+    if (!runner::cpu::using_avx2()) return 0;
+    const double f32_peak = bench::peak_f32_gflops(pool), int8_peak = bench::peak_int8_gops(pool);
+    std::printf(
+        "\nprompt products, 64 tokens by 4096 x 4096 (GOP/s: a multiply-add is two), against the peak\n"
+        "multiply-add rate of the arithmetic each path uses (f32 %.0f, 8-bit integer %.0f GOP/s)\n\n",
+        f32_peak, int8_peak);
+    std::printf("%-6s %-19s %10s %10s %10s\n", "type", "path (activations)", "GOP/s", "bound", "achieved");
+    for (const auto type : {runner::DType::bf16, runner::DType::q8_0, runner::DType::q4_0, runner::DType::q4_k,
+                            runner::DType::q5_k, runner::DType::q6_k}) {
+        const std::size_t rows = 4096;
+        const auto data = random_matrix(type, rows * runner::row_bytes(type, cols), rng);
+        runner::TensorView view;
+        view.dtype = type;
+        view.shape = {static_cast<std::int64_t>(rows), static_cast<std::int64_t>(cols)};
+        view.data = data.data();
+        view.bytes = data.size();
+        measure_prompt(runner::dtype_name(type), view, runner::is_block_type(type), pool, f32_peak, int8_peak);
     }
     return 0;
 }

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "runner/engine/transformer.h"
+#include "runner/model/gguf_model.h"
 #include "runner/model/hf_folder.h"
 #include "runner/support/prefix_reuse.h"
 
@@ -20,10 +21,9 @@ runner::LayerPlan streaming_plan(const runner::ModelWeights& w) {
     return runner::plan_layers(w, everything.resident_bytes - w.layers.back().bytes() - w.layers[1].bytes());
 }
 
-void check_cpu(const std::string& name, bool streamed) {
+void check_cpu_source(const std::string& name, common::Result<runner::WeightSourcePtr> source, bool streamed) {
     CAPTURE(name);
     CAPTURE(streamed);
-    auto source = runner::open_hf_folder(models / name);
     REQUIRE(source.ok());
     auto weights = [&] { return std::move(runner::bind_weights(**source)).value(); };
     auto a = weights(), b = weights();
@@ -35,6 +35,10 @@ void check_cpu(const std::string& name, bool streamed) {
     // Both run the same kernels on the same rows; a suffix batch and a whole-prompt batch may tile the
     // products differently, which moves the last bits only.
     test_support::check_prefix_reuse(reused, fresh, 1e-5f);
+}
+
+void check_cpu(const std::string& name, bool streamed) {
+    check_cpu_source(name, runner::open_hf_folder(models / name), streamed);
 }
 
 }  // namespace
@@ -52,4 +56,11 @@ TEST_CASE("prompt cache, CPU engine: qwen2 with biases and a tied head") { check
 
 TEST_CASE("prompt cache, CPU engine: qwen3 with per-head norms, layers streamed") {
     check_cpu("qwen3-qknorm-headdim", true);
+}
+
+// Quantized rows take 8-bit activations in prompts and decode steps alike, each token's products equal
+// whatever pass it came in: a reused prefix (written by decode steps) still equals a run from scratch.
+TEST_CASE("prompt cache, CPU engine: a GGUF model in Q4_K_M on 8-bit activations") {
+    const auto file = fs::path(OAR_FIXTURES) / "gguf-models" / "llama-q4_k_m.gguf";
+    check_cpu_source("llama-q4_k_m", runner::open_gguf_model(file), false);
 }
