@@ -259,8 +259,10 @@ OAR_AVX2_INLINE __m256i nibbles(__m128i v) {
 // bytes per block, signed (our q8 and q4, Q8_0, Q4_0 and Q6_K less their offsets) or unsigned (Q4_K's and
 // Q5_K's quants, whose minimum is subtracted apart), and Q6_K's int8 scale of each 16 as int16 pairs.
 struct DecodedGroup {
-    __m256i w[group_blocks], scales[group_blocks];
+    __m256i w[group_blocks], magnitude[group_blocks], scales[group_blocks];  // magnitude: |w|, signed formats
 };
+
+constexpr bool unsigned_quants(WeightType type) { return type == WeightType::q4_k || type == WeightType::q5_k; }
 
 // The group's first `blocks` blocks (the rest are never read). Inlined into a loop over whole groups,
 // `blocks` is the constant 8 and the group stays in registers.
@@ -326,6 +328,10 @@ OAR_AVX2_INLINE void decode_group(const std::byte* at, std::size_t blocks, Decod
             }
         }
     }
+    if constexpr (!unsigned_quants(T)) {
+#pragma GCC unroll 8
+        for (std::size_t j = 0; j < blocks; ++j) g.magnitude[j] = _mm256_sign_epi8(g.w[j], g.w[j]);
+    }
 }
 
 // Block j's product with its 32 activations q, as 8 int32 partial sums. maddubs multiplies unsigned by
@@ -335,9 +341,8 @@ OAR_AVX2_INLINE void decode_group(const std::byte* at, std::size_t blocks, Decod
 template <WeightType T>
 OAR_AVX2_INLINE __m256i block_product(const DecodedGroup& g, std::size_t j, const std::int8_t* q) {
     const __m256i x = load32(q), w = g.w[j];
-    if constexpr (T == WeightType::q4_k || T == WeightType::q5_k)
-        return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
-    const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    if constexpr (unsigned_quants(T)) return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
+    const __m256i pairs = _mm256_maddubs_epi16(g.magnitude[j], _mm256_sign_epi8(x, w));
     if constexpr (T == WeightType::q6_k) return _mm256_madd_epi16(pairs, g.scales[j]);
     return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
 }
@@ -412,7 +417,7 @@ OAR_AVX2_INLINE Factors factors(const std::byte* at, Int8Row row, std::size_t g,
 template <WeightType T>
 OAR_AVX2_INLINE __m256 accumulate(__m256 acc, const __m256i* p, const Factors& f, const GroupInputs& x) {
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(block_sums(p)), _mm256_mul_ps(f.scale, x.d), acc);
-    if constexpr (T == WeightType::q4_k || T == WeightType::q5_k) acc = _mm256_fnmadd_ps(f.min, x.d_sum, acc);
+    if constexpr (unsigned_quants(T)) acc = _mm256_fnmadd_ps(f.min, x.d_sum, acc);
     return acc;
 }
 
@@ -452,8 +457,8 @@ OAR_AVX2 void dot_int8_avx2(const Int8Row* rows, TokenInt8 x, std::size_t n, flo
 template <WeightType T>
 OAR_AVX2_INLINE void add_tile_group(const Int8Row* rows, std::size_t n_rows, const TokenInt8* tokens,
                                     std::size_t n_tokens, std::size_t g, std::size_t blocks,
-                                    __m256 (*acc)[tile_tokens]) {
-    GroupInputs in[tile_tokens];
+                                    __m256 (*acc)[int8_tile_tokens]) {
+    GroupInputs in[int8_tile_tokens];
     for (std::size_t t = 0; t < n_tokens; ++t) in[t] = group_inputs(tokens[t], g, blocks);
     for (std::size_t r = 0; r < n_rows; ++r) {
         const std::byte* at = group_at(T, rows[r], g);
@@ -471,7 +476,7 @@ OAR_AVX2_INLINE void add_tile_group(const Int8Row* rows, std::size_t n_rows, con
 template <WeightType T>
 OAR_AVX2 void dot_int8_tile_avx2(const Int8Row* rows, std::size_t n_rows, const TokenInt8* tokens, std::size_t n_tokens,
                                  std::size_t n, float* out, std::size_t out_stride) {
-    __m256 acc[tile_rows][tile_tokens];
+    __m256 acc[int8_tile_rows][int8_tile_tokens];
     for (auto& row : acc)
         for (auto& a : row) a = _mm256_setzero_ps();
     const std::size_t whole = n / group_weights;
@@ -612,12 +617,12 @@ void dot_int8_rows2(WeightType type, Int8Row row0, Int8Row row1, const Int8Activ
 void dot_int8_tile(WeightType type, const Int8Row* rows, std::size_t n_rows, const Int8Activations& x,
                    std::size_t first_token, std::size_t n_tokens, std::size_t n, float* out) {
     if (n_rows == 0 || n_tokens == 0) return;
-    TokenInt8 tokens[tile_tokens];
+    TokenInt8 tokens[int8_tile_tokens];
     for (std::size_t t = 0; t < n_tokens; ++t) tokens[t] = token_at(x, first_token + t, n);
 #if defined(__x86_64__)
-    if (using_avx2()) return dot_int8_tile_avx2(type, rows, n_rows, tokens, n_tokens, n, out, tile_tokens);
+    if (using_avx2()) return dot_int8_tile_avx2(type, rows, n_rows, tokens, n_tokens, n, out, int8_tile_tokens);
 #endif
-    dot_int8_portable(type, rows, n_rows, tokens, n_tokens, n, out, tile_tokens);
+    dot_int8_portable(type, rows, n_rows, tokens, n_tokens, n, out, int8_tile_tokens);
 }
 
 }  // namespace runner::cpu

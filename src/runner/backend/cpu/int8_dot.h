@@ -46,10 +46,11 @@ float dot_int8(WeightType type, Int8Row row, const Int8Activations& x, std::size
 // Two rows of one format at once, each summed exactly as dot_int8 sums it.
 void dot_int8_rows2(WeightType type, Int8Row row0, Int8Row row1, const Int8Activations& x, std::size_t n, float* out);
 
-// A prompt's tile: out[r * tile_tokens + t] = the product of rows[r] with token first_token + t, for
-// r < n_rows <= tile_rows and t < n_tokens <= tile_tokens (simd.h), x holding consecutive tokens of n
+// A prompt's tile: out[r * int8_tile_tokens + t] = the product of rows[r] with token first_token + t, for
+// r < n_rows <= int8_tile_rows and t < n_tokens <= int8_tile_tokens, x holding consecutive tokens of n
 // activations each (quantize_activations over [tokens, n]). Each row's blocks are decoded once for all
 // the tile's tokens, and every result equals the one-token product bit for bit.
+constexpr std::size_t int8_tile_rows = 4, int8_tile_tokens = 8;
 void dot_int8_tile(WeightType type, const Int8Row* rows, std::size_t n_rows, const Int8Activations& x,
                    std::size_t first_token, std::size_t n_tokens, std::size_t n, float* out);
 

@@ -78,7 +78,7 @@ float Matrix::dot(std::size_t row, const TokenActivations& activations) const {
 
 void Matrix::int8_tile(std::size_t row, std::size_t n_rows, const TokenActivations& activations,
                        std::size_t first_token, std::size_t n_tokens, float* out) const {
-    Int8Row rows[tile_rows];
+    Int8Row rows[int8_tile_rows];
     for (std::size_t r = 0; r < n_rows; ++r) rows[r] = int8_row(row + r);
     dot_int8_tile(int8_type(), rows, n_rows, activations.int8, first_token, n_tokens, cols_, out);
 }
@@ -131,23 +131,26 @@ std::size_t token_group(std::size_t d_in) {
 template <typename Store>
 void prompt_rows(const Matrix& w, std::size_t begin, std::size_t end, const TokenActivations& x, std::size_t n_tokens,
                  Store store) {
+    const bool int8 = w.takes_int8();
     const std::size_t d_in = w.cols(), group = token_group(d_in);
-    std::vector<float> rows(w.takes_int8() ? 0 : tile_rows * d_in);
-    float tile[tile_rows * tile_tokens];
+    const std::size_t rows_per_tile = int8 ? int8_tile_rows : tile_rows;
+    const std::size_t tokens_per_tile = int8 ? int8_tile_tokens : tile_tokens;
+    std::vector<float> rows(int8 ? 0 : tile_rows * d_in);
+    float tile[std::max(tile_rows * tile_tokens, int8_tile_rows * int8_tile_tokens)];
     for (std::size_t t0 = 0; t0 < n_tokens; t0 += group) {
         const std::size_t t_end = std::min(n_tokens, t0 + group);
-        for (std::size_t j = begin; j < end; j += tile_rows) {
-            const std::size_t n_rows = std::min(tile_rows, end - j);
-            if (!w.takes_int8())
+        for (std::size_t j = begin; j < end; j += rows_per_tile) {
+            const std::size_t n_rows = std::min(rows_per_tile, end - j);
+            if (!int8)
                 for (std::size_t r = 0; r < n_rows; ++r) w.convert(j + r, rows.data() + r * d_in);
-            for (std::size_t t = t0; t < t_end; t += tile_tokens) {
-                const std::size_t n_tile = std::min(tile_tokens, t_end - t);
-                if (w.takes_int8())
+            for (std::size_t t = t0; t < t_end; t += tokens_per_tile) {
+                const std::size_t n_tile = std::min(tokens_per_tile, t_end - t);
+                if (int8)
                     w.int8_tile(j, n_rows, x, t, n_tile, tile);
                 else
                     dot_tile_f32(rows.data(), n_rows, x.x + t * d_in, d_in, n_tile, d_in, tile);
                 for (std::size_t r = 0; r < n_rows; ++r)
-                    for (std::size_t k = 0; k < n_tile; ++k) store(t + k, j + r, tile[r * tile_tokens + k]);
+                    for (std::size_t k = 0; k < n_tile; ++k) store(t + k, j + r, tile[r * tokens_per_tile + k]);
             }
         }
     }

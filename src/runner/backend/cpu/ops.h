@@ -47,7 +47,7 @@ class Matrix {
     float dot(std::size_t row, const TokenActivations& activations) const;
     // Whether the products take 8-bit activations; then a prompt's tiles are int8_tile()'s.
     bool takes_int8() const;
-    // out[r * tile_tokens + t] for rows [row, row + n_rows) and tokens [first_token, first_token + n_tokens)
+    // out[r * int8_tile_tokens + t] for rows [row, row + n_rows) and tokens [first_token, first_token + n_tokens)
     // (int8_dot.h's dot_int8_tile).
     void int8_tile(std::size_t row, std::size_t n_rows, const TokenActivations& activations, std::size_t first_token,
                    std::size_t n_tokens, float* out) const;

@@ -245,7 +245,7 @@ std::vector<float> one_token(const Rows& m, const float* x) {
 }
 
 TEST_CASE("int8 products: matmul and swiglu_matmul take them for a token and a prompt's tiles alike") {
-    // 45 rows (tiles of 3), 1 to 9 tokens (tiles of 4 and a remainder), 1 and 3 threads, both paths: every
+    // 45 rows (tiles of 4 and one), 1 to 9 tokens (a tile of 8 and one), 1 and 3 threads, both paths: every
     // token's results are its one-token products bit for bit, so a prompt and its decode agree.
     std::mt19937 rng(41);
     for (const bool portable : {false, true})
