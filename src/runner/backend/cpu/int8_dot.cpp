@@ -394,7 +394,7 @@ OAR_AVX2_INLINE float hsum(__m256 v) {
 // How far ahead of a group the rows are prefetched, as simd.cpp's float rows are.
 constexpr std::size_t prefetch_ahead = 2048;
 
-// Token t's activation scales for group g, in registers: loaded for a whole group, from zero-padded
+// A token's activation scales for group g, in registers: loaded for a whole group, from zero-padded
 // copies for the tail.
 struct GroupInputs {
     __m256 d, d_sum;
