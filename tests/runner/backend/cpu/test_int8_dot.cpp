@@ -161,10 +161,9 @@ void check_format(const Rows& m, std::initializer_list<std::size_t> lengths) {
 TEST_CASE("int8 activations: each within half a step of its block's scale, the sums what d_sum says") {
     std::mt19937 rng(3);
     auto x = random_x(4096, rng);
-    x[40] = 0;                                       // a block with one large value and the rest small
-    for (std::size_t i = 64; i < 96; ++i) x[i] = 0;  // an all-zero block: scale 0, quants 0
+    for (std::size_t i = 64; i < 96; ++i) x[i] = 0;  // block 2: one large value, the rest zero
     x[70] = 1e3f;
-    for (std::size_t i = 96; i < 128; ++i) x[i] = 0;
+    for (std::size_t i = 96; i < 128; ++i) x[i] = 0;  // block 3: all zero, so scale 0 and quants 0
     for (const bool portable : {false, true}) {
         CAPTURE(portable);
         runner::cpu::force_portable(portable);
