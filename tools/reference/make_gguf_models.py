@@ -181,8 +181,9 @@ def rope(x, inv_freq, positions):
     return np.concatenate([a * cos - b * sin, b * cos + a * sin], axis=-1)
 
 
-def forward(w, arch, ids, inv_freq, eps):
-    """Logits of every position, float64, from the dequantized weights."""
+def forward(w, arch, ids, inv_freq, eps, inputs=lambda h, name: h):
+    """Logits of every position, float64, from the dequantized weights. inputs(h, name) gives the
+    activations that multiply weight `name` (make_gguf_int8_reference.py rounds them to 8 bits)."""
     x = w["token_embd.weight"][ids]
     n = len(ids)
     positions = np.arange(n, dtype=np.float64)
@@ -190,7 +191,7 @@ def forward(w, arch, ids, inv_freq, eps):
     for i in range(N_LAYER):
         p = f"blk.{i}."
         h = rmsnorm(x, w[p + "attn_norm.weight"], eps)
-        q, k, v = (h @ w[p + f"attn_{t}.weight"].T for t in "qkv")
+        q, k, v = (inputs(h, p + f"attn_{t}.weight") @ w[p + f"attn_{t}.weight"].T for t in "qkv")
         if arch == "qwen2":
             q, k, v = q + w[p + "attn_q.bias"], k + w[p + "attn_k.bias"], v + w[p + "attn_v.bias"]
         q = q.reshape(n, N_HEAD, HEAD_DIM)
@@ -207,12 +208,14 @@ def forward(w, arch, ids, inv_freq, eps):
             probs = np.exp(scores - scores.max(axis=-1, keepdims=True))
             probs /= probs.sum(axis=-1, keepdims=True)
             out[:, hd, :] = probs @ v[:, hd // group, :]
-        x = x + out.reshape(n, -1) @ w[p + "attn_output.weight"].T
+        x = x + inputs(out.reshape(n, -1), p + "attn_output.weight") @ w[p + "attn_output.weight"].T
         h = rmsnorm(x, w[p + "ffn_norm.weight"], eps)
-        gate, up = h @ w[p + "ffn_gate.weight"].T, h @ w[p + "ffn_up.weight"].T
-        x = x + (gate / (1 + np.exp(-gate)) * up) @ w[p + "ffn_down.weight"].T
+        gate = inputs(h, p + "ffn_gate.weight") @ w[p + "ffn_gate.weight"].T
+        up = inputs(h, p + "ffn_up.weight") @ w[p + "ffn_up.weight"].T
+        x = x + inputs(gate / (1 + np.exp(-gate)) * up, p + "ffn_down.weight") @ w[p + "ffn_down.weight"].T
     x = rmsnorm(x, w["output_norm.weight"], eps)
-    return x @ w.get("output.weight", w["token_embd.weight"]).T
+    head = "output.weight" if "output.weight" in w else "token_embd.weight"
+    return inputs(x, head) @ w[head].T
 
 
 def make(out, name, rng, tokens, merges):
