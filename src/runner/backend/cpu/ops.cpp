@@ -35,7 +35,6 @@ bool int8_on = true;  // changed only by tests and benchmarks, before any produc
 }  // namespace
 
 void use_int8_products(bool on) { int8_on = on; }
-bool int8_products() { return int8_on; }
 
 bool Matrix::takes_int8() const { return int8_on && int8_ && (scales_ || is_block_type(dtype_)); }
 

@@ -26,7 +26,6 @@ struct TokenActivations {
 // Whether products with quantized rows (ours and GGUF's blocks) use 8-bit activations and integer dot
 // products (the default), or f32 activations: tests and benchmarks compare both.
 void use_int8_products(bool on);
-bool int8_products();
 
 // A weight matrix [rows, cols] as the products read it: a tensor in its stored dtype, or block-quantized
 // in the GPU kernels' layout (a split layer's host rows under compression). Quantized rows take 8-bit
