@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "common/result.h"
 
@@ -18,7 +19,7 @@ class SharedLibrary {
     static Result<SharedLibrary> open(const std::string& path) {
         SharedLibrary lib;
         lib.handle_.reset(::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL));
-        if (lib.handle_) return lib;
+        if (lib.handle_) return Result<SharedLibrary>(std::move(lib));  // nvcc does not move into a Result implicitly
         const char* why = ::dlerror();
         return make_error(why ? std::string(why) : path + ": cannot be loaded");
     }
