@@ -130,25 +130,18 @@ TEST_CASE("reference GGUF: products on 8-bit activations (the default) stay near
         auto source = runner::open_gguf_model(gguf_models / (name + ".gguf"));
         REQUIRE(source.ok());
         runner::Transformer model(**source, std::move(runner::bind_weights(**source)).value(), 128, 2);
-        const auto prompt = ref["prompt_ids"].get<std::vector<std::int32_t>>();
-        const auto greedy = ref["greedy_ids"].get<std::vector<std::int32_t>>();
-        for (std::size_t step = 0; step < ref["logits"].size(); ++step) {
-            CAPTURE(step);
-            const std::int32_t token[] = {step == 0 ? 0 : greedy[step - 1]};
-            const auto logits =
-                step == 0 ? model.forward(prompt, 0) : model.forward(token, static_cast<int>(prompt.size() + step - 1));
-            REQUIRE(logits.ok());
+        test_support::for_each_reference_step(model, ref, [&](std::size_t step, std::span<const float> logits) {
             const auto want = ref["logits"][step].get<std::vector<float>>();
             double error = 0, norm = 0;
             for (std::size_t i = 0; i < want.size(); ++i) {
-                error += std::pow(double((*logits)[i]) - want[i], 2);
+                error += std::pow(double(logits[i]) - want[i], 2);
                 norm += double(want[i]) * want[i];
             }
             const double relative = std::sqrt(error / norm);
             CHECK(relative < 0.06);
             if (quantized) CHECK(relative > 1e-4);  // the 8-bit path ran
-            if (!quantized) CHECK(test_support::max_abs_diff(*logits, ref["logits"][step]) < tolerance);
-        }
+            if (!quantized) CHECK(test_support::max_abs_diff(logits, ref["logits"][step]) < tolerance);
+        });
     }
 }
 
