@@ -11,7 +11,9 @@ Rounding decisions use float32 activations computed here in float64: an element 
 half step may round the other way than in the engine, which moves a product by one step of one element.
 
 reference-int8.json, per quantized model: prompt_ids, logits (after the prompt, then after each of 4
-greedy tokens) and 8 greedy_ids, as reference.json.
+greedy tokens) and 8 greedy_ids, as reference.json, and greedy_margins: at each greedy step, how far the
+chosen token's logit lies above the next one's. Where that is within the 8-bit path's tolerance, float32
+and float64 may choose differently, and the tokens after it are no longer comparable.
 
 usage: make_gguf_int8_reference.py GGUF_MODELS_DIR   (pip install gguf==0.17.1 numpy)
 """
@@ -65,13 +67,15 @@ def reference(path, name):
 
     # Each position's rounding depends only on its own activations, which depend only on earlier
     # positions: running every position again per step equals the engine's incremental decode.
-    ids, logits = list(m.PROMPT), []
+    ids, logits, margins = list(m.PROMPT), [], []
     for step in range(m.GREEDY):
         last = m.forward(weights, arch, ids, inv_freq, eps, inputs)[-1]
         if step <= m.DECODE_STEPS:
             logits.append([round(float(v), 6) for v in last])
+        top = np.sort(last)[::-1]
+        margins.append(round(float(top[0] - top[1]), 6))
         ids.append(int(np.argmax(last)))
-    return {"prompt_ids": m.PROMPT, "logits": logits, "greedy_ids": ids[len(m.PROMPT):]}
+    return {"prompt_ids": m.PROMPT, "logits": logits, "greedy_ids": ids[len(m.PROMPT):], "greedy_margins": margins}
 
 
 def main(folder):

@@ -3,7 +3,7 @@
 own writer and its numpy dequantization), and the logits they must give, from a float64 numpy forward
 pass written here with Hugging Face's conventions: independent of llama.cpp's C and of our engine.
 
-Each model: 2 layers, 256 wide, 4 query heads over 2 KV heads of 64, an MLP of 256, a 320-token
+Each model: 3 layers (so that a GPU budget of two streaming slots cannot hold them all), 256 wide, 4 query heads over 2 KV heads of 64, an MLP of 256, a 320-token
 byte-level BPE vocabulary (trained below on a few sentences; tokenizer.ggml.* as llama.cpp's converter
 writes them), in one of the block layouts the runner reads:
 
@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as Q, GGUFWriter, TokenType, quants
 
-N_EMBD, N_LAYER, N_HEAD, N_HEAD_KV, HEAD_DIM, N_FF = 256, 2, 4, 2, 64, 256
+N_EMBD, N_LAYER, N_HEAD, N_HEAD_KV, HEAD_DIM, N_FF = 256, 3, 4, 2, 64, 256
 VOCAB = 320
 SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"]
 PROMPT = [317, 40, 101, 7, 256, 31, 200, 5, 77, 150, 63, 12]

@@ -38,6 +38,17 @@ constexpr float tolerance = 1e-4f;
 
 using Opener = std::function<common::Result<runner::WeightSourcePtr>()>;
 
+// How many greedy tokens must equal the reference's: all of them, unless the reference records its
+// margins (the 8-bit one), where a step whose two best logits lie within 1e-3 is a tie that float32 and
+// float64 may break either way (qwen2-q8_0's fourth, 6e-4 apart), and the tokens after it diverge.
+std::ptrdiff_t comparable_steps(const nlohmann::json& ref) {
+    const auto n = static_cast<std::ptrdiff_t>(ref["greedy_ids"].size());
+    if (!ref.contains("greedy_margins")) return n;
+    const auto margins = ref["greedy_margins"].get<std::vector<double>>();
+    const auto tie = std::find_if(margins.begin(), margins.end(), [](double m) { return m < 1e-3; });
+    return std::min(n, tie - margins.begin());
+}
+
 // The reference's prefill and decode logits, then its greedy tokens from a fresh start. The GGUF models'
 // weights are exactly what gguf dequantizes, so the same tolerance holds for every block layout.
 void check_source(const std::string& name, const nlohmann::json& ref, const Opener& open,
@@ -61,7 +72,9 @@ void check_source(const std::string& name, const nlohmann::json& ref, const Open
     runner::KvSequence sequence(fresh);
     const auto result = runner::generate(sequence, prompt, static_cast<int>(greedy.size()), sampler, {}, nullptr);
     REQUIRE(result.ok());
-    CHECK(result->ids == greedy);
+    CHECK(result->ids.size() == greedy.size());
+    CHECK(std::vector(result->ids.begin(), result->ids.begin() + comparable_steps(ref)) ==
+          std::vector(greedy.begin(), greedy.begin() + comparable_steps(ref)));
     CHECK(result->reason == runner::StopReason::length);
 }
 

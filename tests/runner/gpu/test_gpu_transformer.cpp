@@ -436,8 +436,11 @@ TEST_CASE("gpu engine: GGUF models in every block type, resident and streamed, m
             CAPTURE(host_share);
             auto m = load_source(runner::open_gguf_model(dir / (name + ".gguf")), stream_all, 64,
                                  runner::Compression::none, 0, {}, runner::KvType::f32, host_share);
+            const auto& plan = m.model->plan();
+            const auto n_layer = m.model->config().n_layer;
+            CHECK(std::count(plan.resident.begin(), plan.resident.end(), false) == (stream_all ? n_layer : 0));
             if (host_share > 0)
-                CHECK(std::count(m.model->split().split.begin(), m.model->split().split.end(), true) == 2);
+                CHECK(std::count(m.model->split().split.begin(), m.model->split().split.end(), true) == n_layer);
             CHECK(m.model->plan().widens_weights == (name != "llama-f16" && name != "llama-bf16"));
             test_support::check_reference_logits(*m.model, ref, tolerance);
         }
