@@ -1,6 +1,7 @@
 // Decode's GPU kernels one at a time at Llama-3.1-8B's shapes, one token, BF16 weights: the fused
 // q/k/v product with its rmsnorm, the output projection into the residual, gate/up with SwiGLU, the
-// down projection (these two also 8- and 4-bit quantized), the output head, then RoPE with the cache writes and
+// down projection (these two also 8- and 4-bit quantized and in GGUF's Q8_0, Q4_0, Q4_K, Q5_K and Q6_K
+// blocks), the output head, then RoPE with the cache writes and
 // attention over an f16 cache at several context lengths. A decode step is these kernels in a row, so each row shows
 // where the step's time goes: microseconds per call, the bytes it must read (weights or cache) as GB/s, and the bound,
 // those bytes at the device-copy rate (read and write counted), with achieved/bound. Weights rotate among copies that
@@ -14,9 +15,11 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runner/backend/gpu/backend.h"
+#include "runner/offload/layer_slab.h"
 #include "runner/selftest/gpu_bandwidth.h"
 
 namespace gpu = runner::gpu;
@@ -121,13 +124,16 @@ int main(int argc, char** argv) {
                     iterations, s),
                 bytes, hbm);
         }
-        for (const auto type : {bf16, runner::WeightType::q8, runner::WeightType::q4}) {
-            const std::string bits = type == bf16 ? "" : type == runner::WeightType::q8 ? ", 8bit" : ", 4bit";
-            // down's [n_embd, n_ff] takes as many bytes as gate's [n_ff, n_embd]
-            const std::size_t bytes =
-                type == bf16 ? std::size_t{2} * n_embd * n_ff : runner::quant_bytes(type, n_ff, n_embd);
+        using WT = runner::WeightType;
+        const std::pair<WT, const char*> formats[] = {{bf16, ""},           {WT::q8, ", 8bit"},   {WT::q4, ", 4bit"},
+                                                      {WT::q8_0, ", Q8_0"}, {WT::q4_0, ", Q4_0"}, {WT::q4_k, ", Q4_K"},
+                                                      {WT::q5_k, ", Q5_K"}, {WT::q6_k, ", Q6_K"}};
+        for (const auto& [type, bits] : formats) {
+            // down's [n_embd, n_ff] takes as many bytes as gate's [n_ff, n_embd]; a ggml block's scale is the
+            // f16 0x3b80 like every other pair of bytes here
+            const std::size_t bytes = runner::matrix_bytes(type, n_ff, n_embd);
             const auto wg = bf16_copies(bytes, copies_for(2 * bytes), s), wu = bf16_copies(bytes, wg.size(), s);
-            row(("rmsnorm + gate/up + SwiGLU" + bits).c_str(),
+            row((std::string("rmsnorm + gate/up + SwiGLU") + bits).c_str(),
                 time_us(
                     [&](int i) {
                         const auto c = static_cast<std::size_t>(i) % wg.size();
@@ -137,7 +143,7 @@ int main(int argc, char** argv) {
                     iterations, s),
                 2 * bytes, hbm);
             const auto wd = bf16_copies(bytes, copies_for(bytes), s);
-            row(("down projection + residual" + bits).c_str(),
+            row((std::string("down projection + residual") + bits).c_str(),
                 time_us(
                     [&](int i) {
                         gpu::matmul_add(x.as<float>(), gate.as<float>(),

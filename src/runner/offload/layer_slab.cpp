@@ -91,12 +91,6 @@ DType stored_dtype(WeightType type) {
     }
 }
 
-// What `rows` x `cols` weights of `type` take as a matrix of their own.
-std::size_t matrix_bytes(WeightType type, std::size_t rows, std::size_t cols) {
-    if (is_quantized(type)) return quant_bytes(type, rows, cols);
-    return rows * row_bytes(stored_dtype(type), cols);
-}
-
 // Rows [r0, r1) and columns [c0, c1) of the [rows, cols] matrix at src as a matrix of their own at dst;
 // quantized or in ggml's blocks, the columns on block boundaries (ours: each row's quants, then its
 // scales).
@@ -121,6 +115,11 @@ void copy_block(std::byte* dst, const std::byte* src, WeightType type, std::size
 }
 
 }  // namespace
+
+std::size_t matrix_bytes(WeightType type, std::size_t rows, std::size_t cols) {
+    if (is_quantized(type)) return quant_bytes(type, rows, cols);
+    return rows * row_bytes(stored_dtype(type), cols);
+}
 
 bool splittable(const LayerWeights& layer, Compression compression) {
     const TensorView *gate = layer.w_gate, *up = layer.w_up, *down = layer.w_down;

@@ -26,6 +26,9 @@ struct LayerLayout {
 
 WeightType stored_type(DType dtype);
 
+// What `rows` x `cols` weights of `type` take as a matrix of their own.
+std::size_t matrix_bytes(WeightType type, std::size_t rows, std::size_t cols);
+
 LayerLayout layout_of(const LayerWeights& layer, Compression compression);
 
 // A matrix of `rows` x `cols` inside a slab, stored as `type` (quantized, or else the layer's `dtype`),

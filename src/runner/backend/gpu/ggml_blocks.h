@@ -136,4 +136,123 @@ OAR_HOST_DEVICE inline float ggml_weight(const void* w, WeightType type, std::si
     return c.scale * ggml_chunk_quant(type, c, static_cast<int>(at % 8)) - c.min;
 }
 
+// The K-quants' decode path reads a super-block of 256 weights as 16 pieces of 16, one per thread. A
+// piece is two runs of 8 consecutive weights whose quants share bytes: in Q4_K and Q5_K 8 bytes of qs
+// hold run A's low nibbles (sub-block 2g) and run B's high ones (sub-block 2g + 1, 32 weights on); in Q6_K
+// 8 bytes of ql hold the low nibbles of A (group c) and B (group c + 2, 64 weights on), 8 of qh their
+// top bits. So each quant byte is loaded once, in words, where a chunk of 8 loaded its bytes one by one
+// and half of each: the kernel loads every piece of a row first (KQuantRaw, a few registers each) and
+// widens them after, so that many loads are in flight.
+constexpr bool is_kquant(WeightType type) {
+    return type == WeightType::q4_k || type == WeightType::q5_k || type == WeightType::q6_k;
+}
+constexpr int kquant_piece = 16, kquant_pieces = 16;  // weights per piece, pieces per super-block
+
+OAR_HOST_DEVICE constexpr std::size_t kquant_block_bytes(WeightType type) {
+    return type == WeightType::q4_k ? 144 : type == WeightType::q5_k ? 176 : 210;
+}
+
+// Little-endian words from a block: Q4_K's and Q5_K's blocks (144 and 176 bytes) keep a 16-byte aligned
+// matrix's words aligned; Q6_K's (210) only 2 bytes, so its words are read as halves.
+OAR_HOST_DEVICE inline unsigned word_at(const unsigned char* p) {
+#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
+    return *reinterpret_cast<const unsigned*>(p);
+#else
+    unsigned v;
+    memcpy(&v, p, sizeof v);
+    return v;
+#endif
+}
+OAR_HOST_DEVICE inline unsigned word_at_2(const unsigned char* p) {
+#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
+    const auto* h = reinterpret_cast<const unsigned short*>(p);
+    return h[0] | (static_cast<unsigned>(h[1]) << 16);
+#else
+    return word_at(p);
+#endif
+}
+
+// A piece's bytes as loaded: quants (q), Q5_K's and Q6_K's high bits (h), and the scales (head).
+struct KQuantRaw {
+    unsigned q[2] = {0, 0}, h[2] = {0, 0}, head[4] = {0, 0, 0, 0};
+};
+
+// Piece t (0..15) of the super-block at `b`.
+OAR_HOST_DEVICE inline KQuantRaw kquant_load(WeightType type, const unsigned char* b, int t) {
+    KQuantRaw r;
+    const int l0 = 8 * (t % 4);
+    if (type == WeightType::q6_k) {
+        const int half = t / 8, c = (t % 8) / 4;
+        const unsigned char* ql = b + 64 * half + 32 * c + l0;
+        const unsigned char* qh = b + 128 + 32 * half + l0;
+        r.q[0] = word_at_2(ql), r.q[1] = word_at_2(ql + 4);
+        r.h[0] = word_at_2(qh), r.h[1] = word_at_2(qh + 4);
+        const unsigned char* sc = b + 192 + 8 * half + l0 / 16 + 2 * c;
+        r.head[0] = sc[0] | (static_cast<unsigned>(sc[4]) << 8);
+        r.head[1] = b[208] | (static_cast<unsigned>(b[209]) << 8);
+        return r;
+    }
+    const bool five = type == WeightType::q5_k;
+    const unsigned char* qs = b + (five ? 48 : 16) + 32 * (t / 4) + l0;
+    r.q[0] = word_at(qs), r.q[1] = word_at(qs + 4);
+    if (five) r.h[0] = word_at(b + 16 + l0), r.h[1] = word_at(b + 20 + l0);
+    for (int k = 0; k < 4; ++k) r.head[k] = word_at(b + 4 * k);
+    return r;
+}
+
+// A quant (at most 8 bits) less the format's offset as a float; on the GPU without an integer conversion
+// (see the kernel's widen): 2^23 + v less 2^23 + offset, exact.
+template <int offset>
+OAR_HOST_DEVICE inline float quant_value(unsigned v) {
+#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
+    return __uint_as_float(0x4b000000u | v) - (8388608.f + offset);
+#else
+    return static_cast<float>(static_cast<int>(v) - offset);
+#endif
+}
+
+// A piece widened: run r's weight k is scale[r] * q[r][k] - min[r], at offset[r] + k in the super-block.
+struct KQuantRuns {
+    float q[2][8];
+    float scale[2], min[2];
+    int offset[2];
+};
+
+OAR_HOST_DEVICE inline KQuantRuns kquant_runs(WeightType type, const KQuantRaw& r, int t) {
+    KQuantRuns out;
+    const int l0 = 8 * (t % 4);
+    const unsigned char* head = reinterpret_cast<const unsigned char*>(r.head);
+    if (type == WeightType::q6_k) {
+        const int half = t / 8, c = (t % 8) / 4;
+        out.offset[0] = 128 * half + 32 * c + l0, out.offset[1] = out.offset[0] + 64;
+        const unsigned char d[2] = {static_cast<unsigned char>(r.head[1]), static_cast<unsigned char>(r.head[1] >> 8)};
+        const float scale = half_at(d);
+        for (int run = 0; run < 2; ++run) {
+            out.scale[run] = scale * static_cast<float>(static_cast<signed char>(head[run]));
+            out.min[run] = 0.f;
+            const int shift = 2 * c + 4 * run;
+            for (int k = 0; k < 8; ++k) {
+                const unsigned low = (r.q[k / 4] >> (8 * (k % 4) + 4 * run)) & 0xfu;
+                const unsigned high = (r.h[k / 4] >> (8 * (k % 4) + shift)) & 3u;
+                out.q[run][k] = quant_value<32>(low | (high << 4));  // stored + 32
+            }
+        }
+        return out;
+    }
+    const int g = t / 4;
+    out.offset[0] = 64 * g + l0, out.offset[1] = out.offset[0] + 32;
+    const float d = half_at(head), dmin = half_at(head + 2);
+    for (int run = 0; run < 2; ++run) {
+        float s, m;
+        scale_min_k4(2 * g + run, head + 4, s, m);
+        out.scale[run] = d * s, out.min[run] = dmin * m;
+        for (int k = 0; k < 8; ++k) {
+            unsigned v = (r.q[k / 4] >> (8 * (k % 4) + 4 * run)) & 0xfu;
+            if (type == WeightType::q5_k) v |= ((r.h[k / 4] >> (8 * (k % 4) + 2 * g + run)) & 1u) << 4;
+            out.q[run][k] = quant_value<0>(v);
+        }
+    }
+    return out;
+}
+
 }  // namespace runner::gpu

@@ -23,15 +23,16 @@ constexpr int matvec_threads = 128;
 // Chunks of 8 weights a thread loads before it uses any: with one in flight each waits a whole memory
 // latency per 16 bytes and decode reaches under half of HBM's bandwidth.
 constexpr int matvec_loads = 4;
+// K-quant pieces (16 weights, 8 bytes of quants) a thread loads before it uses any: all of a 4096-wide
+// row's at 128 threads, 4 of each 8 of down's 14,336.
+constexpr int kquant_loads = 4;
 
 // 8 consecutive weights of a row as loaded: 16 bytes of 16-bit weights, 8 of q8 or 4 of q4 (in `lo`,
-// with their block's scale), 32 of f32. GGUF's blocks arrive in the same forms: 8 signed bytes (Q8_0,
-// and Q6_K less its 32), 8 nibbles (Q4_0 stored + 8 like q4, Q4_K's without offset) or 8 unsigned bytes
-// (Q5_K), with the scale and, for the K-quants, the minimum that each weight subtracts.
+// with their block's scale), 32 of f32. GGUF's Q8_0 and Q4_0 arrive in the same forms (8 signed bytes; 8
+// nibbles stored + 8, like q4); the K-quants are read in pieces of 16 instead (ggml_blocks.h).
 struct Chunk {
     uint4 lo{}, hi{};
     float scale = 0.f;
-    float min = 0.f;
 };
 
 // The chunk of ggml blocks at flat index `at`, in the matrix-vector kernel's form.
@@ -41,7 +42,6 @@ __device__ inline Chunk load_ggml_chunk(const void* w, std::size_t at) {
     Chunk c;
     c.lo.x = g.words[0], c.lo.y = g.words[1];
     c.scale = g.scale;
-    c.min = g.min;
     return c;
 }
 
@@ -69,7 +69,7 @@ __device__ inline Chunk load_chunk(const void* w, std::size_t at, const float* s
 
 template <WeightType type>
 constexpr bool quantized = type == WeightType::q8 || type == WeightType::q4 || is_ggml_block(type);
-// The K-quants' weights subtract a minimum: the chunk's sum then subtracts min times the inputs' sum.
+// Q4_K's and Q5_K's weights subtract a minimum: the chunk's sum then subtracts min times the inputs' sum.
 template <WeightType type>
 constexpr bool has_min = type == WeightType::q4_k || type == WeightType::q5_k;
 
@@ -84,17 +84,13 @@ __device__ inline void widen(const Chunk& c, float* out) {
     for (int k = 0; k < 8; ++k) {
         if constexpr (type == WeightType::f32) {
             out[k] = __uint_as_float(words[k]);
-        } else if constexpr (type == WeightType::q8 || type == WeightType::q8_0 || type == WeightType::q6_k) {
+        } else if constexpr (type == WeightType::q8 || type == WeightType::q8_0) {
             // int8 + 128 (its sign bit flipped) is 0..255
             const unsigned biased = ((words[k / 4] ^ 0x80808080u) >> (8 * (k % 4))) & 0xffu;
             out[k] = __uint_as_float(two_23 | biased) - 8388736.f;  // 2^23 + 128
         } else if constexpr (type == WeightType::q4 || type == WeightType::q4_0) {
             out[k] =
                 __uint_as_float(two_23 | ((words[0] >> (4 * k)) & 0xfu)) - 8388616.f;  // 2^23 + 8, the stored offset
-        } else if constexpr (type == WeightType::q4_k) {
-            out[k] = __uint_as_float(two_23 | ((words[0] >> (4 * k)) & 0xfu)) - 8388608.f;
-        } else if constexpr (type == WeightType::q5_k) {
-            out[k] = __uint_as_float(two_23 | ((words[k / 4] >> (8 * (k % 4))) & 0xffu)) - 8388608.f;
         } else {
             const auto half = static_cast<unsigned short>((words[k / 2] >> (16 * (k % 2))) & 0xffffu);
             out[k] = type == WeightType::bf16 ? bf16_to_f32(half) : f16_to_f32(half);
@@ -148,54 +144,89 @@ __global__ void matvec_kernel(const MatvecArgs a) {
     }
     const int d_in = a.d_in, n_tokens = a.n_tokens;
     const bool normed = a.norm.weight != nullptr;
-    const auto rows = static_cast<std::size_t>(part.d_out), cols = static_cast<std::size_t>(d_in);
-    const float* scales = quant_scales(part.w, type, rows, cols);
-    const float* up_scales = gated ? quant_scales(a.w_up, type, rows, cols) : nullptr;
     float acc[max_tokens] = {}, acc_up[max_tokens] = {}, squares[max_tokens] = {};
-    const std::size_t row = static_cast<std::size_t>(j) * d_in;
-    constexpr int stride = matvec_threads * 8;
-    for (int i0 = tid * 8; i0 < d_in; i0 += stride * matvec_loads) {
-        Chunk c[matvec_loads], u[gated ? matvec_loads : 1];
-        for (int k = 0; k < matvec_loads; ++k) {
-            const int i = i0 + k * stride;
-            if (i < d_in) {
-                c[k] = load_chunk<type>(part.w, row + i, scales);
-                if constexpr (gated) u[k] = load_chunk<type>(a.w_up, row + i, up_scales);
+    // 8 weights from input i on (unscaled quants, or values), with their scale and minimum where quantized.
+    const auto accumulate = [&](int i, const float* wv, float scale, float min, const float* uv, float up_scale,
+                                float up_min) {
+        float g[8];
+        if (normed) load_norm8(a.norm, i, g);
+        for (int t = 0; t < max_tokens; ++t) {
+            if (t >= n_tokens) continue;
+            const float* xt = a.x + static_cast<std::size_t>(t) * d_in + i;
+            const float4 lo = *reinterpret_cast<const float4*>(xt), hi = *reinterpret_cast<const float4*>(xt + 4);
+            float xv[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+            if (normed)
+                for (int e = 0; e < 8; ++e) squares[t] += xv[e] * xv[e], xv[e] *= g[e];
+            if constexpr (quantized<type>) {
+                float dot = 0.f, dot_up = 0.f, sum_x = 0.f;
+                for (int e = 0; e < 8; ++e) {
+                    dot += wv[e] * xv[e];
+                    if constexpr (gated) dot_up += uv[e] * xv[e];
+                    if constexpr (has_min<type>) sum_x += xv[e];
+                }
+                acc[t] += dot * scale;
+                if constexpr (gated) acc_up[t] += dot_up * up_scale;
+                if constexpr (has_min<type>) {
+                    acc[t] -= sum_x * min;
+                    if constexpr (gated) acc_up[t] -= sum_x * up_min;
+                }
+            } else {
+                for (int e = 0; e < 8; ++e) {
+                    acc[t] += wv[e] * xv[e];
+                    if constexpr (gated) acc_up[t] += uv[e] * xv[e];
+                }
             }
         }
-        for (int k = 0; k < matvec_loads; ++k) {
-            const int i = i0 + k * stride;
-            if (i >= d_in) continue;
-            float wv[8], uv[8], g[8];
-            widen<type>(c[k], wv);
-            if constexpr (gated) widen<type>(u[k], uv);
-            if (normed) load_norm8(a.norm, i, g);
-            for (int t = 0; t < max_tokens; ++t) {
-                if (t >= n_tokens) continue;
-                const float* xt = a.x + static_cast<std::size_t>(t) * d_in + i;
-                const float4 lo = *reinterpret_cast<const float4*>(xt), hi = *reinterpret_cast<const float4*>(xt + 4);
-                float xv[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
-                if (normed)
-                    for (int e = 0; e < 8; ++e) squares[t] += xv[e] * xv[e], xv[e] *= g[e];
-                if constexpr (quantized<type>) {
-                    float dot = 0.f, dot_up = 0.f, sum_x = 0.f;
-                    for (int e = 0; e < 8; ++e) {
-                        dot += wv[e] * xv[e];
-                        if constexpr (gated) dot_up += uv[e] * xv[e];
-                        if constexpr (has_min<type>) sum_x += xv[e];
-                    }
-                    acc[t] += dot * c[k].scale;
-                    if constexpr (gated) acc_up[t] += dot_up * u[k].scale;
-                    if constexpr (has_min<type>) {
-                        acc[t] -= sum_x * c[k].min;
-                        if constexpr (gated) acc_up[t] -= sum_x * u[k].min;
-                    }
-                } else {
-                    for (int e = 0; e < 8; ++e) {
-                        acc[t] += wv[e] * xv[e];
-                        if constexpr (gated) acc_up[t] += uv[e] * xv[e];
-                    }
+    };
+    if constexpr (is_kquant(type)) {
+        // Pieces of 16 weights (two runs of 8), every piece of the thread's share loaded before any is used.
+        const int n_pieces = d_in / kquant_piece;
+        const std::size_t row_bytes = static_cast<std::size_t>(d_in / 256) * kquant_block_bytes(type);
+        const auto* w_row = static_cast<const unsigned char*>(part.w) + static_cast<std::size_t>(j) * row_bytes;
+        const auto* up_row =
+            gated ? static_cast<const unsigned char*>(a.w_up) + static_cast<std::size_t>(j) * row_bytes : nullptr;
+        for (int p0 = tid; p0 < n_pieces; p0 += matvec_threads * kquant_loads) {
+            KQuantRaw c[kquant_loads], u[gated ? kquant_loads : 1];
+            for (int k = 0; k < kquant_loads; ++k) {
+                const int p = p0 + k * matvec_threads;
+                if (p >= n_pieces) continue;
+                const std::size_t block = static_cast<std::size_t>(p / kquant_pieces) * kquant_block_bytes(type);
+                c[k] = kquant_load(type, w_row + block, p % kquant_pieces);
+                if constexpr (gated) u[k] = kquant_load(type, up_row + block, p % kquant_pieces);
+            }
+            for (int k = 0; k < kquant_loads; ++k) {
+                const int p = p0 + k * matvec_threads;
+                if (p >= n_pieces) continue;
+                const KQuantRuns w = kquant_runs(type, c[k], p % kquant_pieces);
+                KQuantRuns up{};
+                if constexpr (gated) up = kquant_runs(type, u[k], p % kquant_pieces);
+                for (int r = 0; r < 2; ++r)
+                    accumulate((p / kquant_pieces) * 256 + w.offset[r], w.q[r], w.scale[r], w.min[r], up.q[r],
+                               up.scale[r], up.min[r]);
+            }
+        }
+    } else {
+        const auto rows = static_cast<std::size_t>(part.d_out), cols = static_cast<std::size_t>(d_in);
+        const float* scales = quant_scales(part.w, type, rows, cols);
+        const float* up_scales = gated ? quant_scales(a.w_up, type, rows, cols) : nullptr;
+        const std::size_t row = static_cast<std::size_t>(j) * d_in;
+        constexpr int stride = matvec_threads * 8;
+        for (int i0 = tid * 8; i0 < d_in; i0 += stride * matvec_loads) {
+            Chunk c[matvec_loads], u[gated ? matvec_loads : 1];
+            for (int k = 0; k < matvec_loads; ++k) {
+                const int i = i0 + k * stride;
+                if (i < d_in) {
+                    c[k] = load_chunk<type>(part.w, row + i, scales);
+                    if constexpr (gated) u[k] = load_chunk<type>(a.w_up, row + i, up_scales);
                 }
+            }
+            for (int k = 0; k < matvec_loads; ++k) {
+                const int i = i0 + k * stride;
+                if (i >= d_in) continue;
+                float wv[8], uv[8];
+                widen<type>(c[k], wv);
+                if constexpr (gated) widen<type>(u[k], uv);
+                accumulate(i, wv, c[k].scale, 0.f, uv, gated ? u[k].scale : 0.f, 0.f);
             }
         }
     }

@@ -1,9 +1,10 @@
 // The GPU kernels' reading of GGUF's blocks (backend/gpu/ggml_blocks.h, plain C++ that compiles for the
 // host too) against gguf's own numpy dequantization of the same random blocks
 // (tests/fixtures/gguf/blocks.gguf): every element, and every chunk of 8 as the matrix-vector kernel
-// widens it. Runs in CI without a GPU.
+// widens it, and every piece of 16 as the K-quants' decode kernel reads it. Runs in CI without a GPU.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -46,6 +47,26 @@ void check_type(const std::string& name) {
     }
     CHECK(wrong_elements == 0);
     CHECK(wrong_chunks == 0);
+    if (!runner::gpu::is_kquant(type)) return;
+    // The decode kernel's pieces: every weight of every super-block once, from the piece that holds it.
+    const std::size_t n_blocks = want.size() / 256;
+    std::vector<int> seen(want.size(), 0);
+    std::size_t wrong_pieces = 0;
+    for (std::size_t b = 0; b < n_blocks; ++b) {
+        const auto* block = static_cast<const unsigned char*>(blocks) + b * runner::gpu::kquant_block_bytes(type);
+        for (int t = 0; t < runner::gpu::kquant_pieces; ++t) {
+            const auto runs = runner::gpu::kquant_runs(type, runner::gpu::kquant_load(type, block, t), t);
+            for (int r = 0; r < 2; ++r)
+                for (int k = 0; k < 8; ++k) {
+                    const std::size_t at = b * 256 + static_cast<std::size_t>(runs.offset[r] + k);
+                    ++seen[at];
+                    wrong_pieces += !close(runs.scale[r] * runs.q[r][k] - runs.min[r], want[at]);
+                }
+        }
+    }
+    CHECK(n_blocks > 0);
+    CHECK(wrong_pieces == 0);
+    CHECK(std::count(seen.begin(), seen.end(), 1) == static_cast<std::ptrdiff_t>(want.size()));
 }
 
 }  // namespace
