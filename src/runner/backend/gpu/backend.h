@@ -183,7 +183,7 @@ struct Norm {
 };
 
 // out_p[t, :] = w_p . rmsnorm(x[t, :]) (+ bias_p) for each product (the q, k and v projections). Decode
-// normalizes while it multiplies, and runs up to three products of one weight type as one launch;
+// normalizes while it multiplies, and runs up to three products as one launch per weight type;
 // longer passes normalize into `scratch` ([n_tokens, d_in]) and then run each product.
 void norm_matmul(std::span<const Product> products, const float* x, const Norm& norm, float* scratch, int n_tokens,
                  int d_in, const Stream& stream, const Blas* blas = nullptr);

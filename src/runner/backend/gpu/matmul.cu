@@ -6,7 +6,6 @@
 // row reads the weights once with 16-byte loads and serves every token from registers; for a prompt a
 // shared-memory tiled product reuses each loaded weight across 64 tokens (the BLAS, where there is
 // one, first), after a separate normalization.
-#include <algorithm>
 
 #include "runner/backend/gpu/blas.h"
 #include "runner/backend/gpu/launch.h"
@@ -362,14 +361,19 @@ void matmul_add(float* x, const float* in, const void* w, WeightType type, int n
 void norm_matmul(std::span<const Product> products, const float* x, const Norm& norm, float* scratch, int n_tokens,
                  int d_in, const Stream& stream, const Blas* blas) {
     if (n_tokens == 0 || products.empty()) return;
-    const bool one_type = std::all_of(products.begin(), products.end(),
-                                      [&](const Product& p) { return p.type == products.front().type; });
-    if (on_matvec(n_tokens, d_in) && one_type && products.size() <= 3) {
-        MatvecArgs a;
-        a.x = x, a.n_tokens = n_tokens, a.d_in = d_in, a.norm = norm;
-        for (const auto& p : products) a.parts[a.n_parts++] = p;
-        launch_matvec<false>(a, native(stream));
-        GPU_CHECK_LAUNCH();
+    if (on_matvec(n_tokens, d_in) && products.size() <= 3) {
+        // A launch per weight format (a Q4_K_M layer's v is Q6_K beside Q4_K's q and k), each normalizing
+        // the input as it reads it: no pass of its own for the norm either way.
+        bool launched[3] = {};
+        for (std::size_t first = 0; first < products.size(); ++first) {
+            if (launched[first]) continue;
+            MatvecArgs a;
+            a.x = x, a.n_tokens = n_tokens, a.d_in = d_in, a.norm = norm;
+            for (std::size_t i = first; i < products.size(); ++i)
+                if (products[i].type == products[first].type) a.parts[a.n_parts++] = products[i], launched[i] = true;
+            launch_matvec<false>(a, native(stream));
+            GPU_CHECK_LAUNCH();
+        }
         return;
     }
     rmsnorm(scratch, x, norm.weight, norm.type, n_tokens, d_in, norm.eps, stream);
