@@ -90,7 +90,8 @@ void check_products(std::vector<KernelCheck>& checks, const Weights& w, int d_in
     const auto bias_bytes = random_weights(rng, DType::bf16, 1, static_cast<std::size_t>(d_out));
     const auto bias_view = vector_view(bias_bytes, DType::bf16, static_cast<std::size_t>(d_out));
     for (const auto& [name, n_tokens, on_blas] :
-         {Case{"decode", 1, false}, Case{"prompt", 20, false}, Case{"blas", 48, true}}) {
+         {Case{"decode", 1, false}, Case{"decode3", 3, false}, Case{"decode7", 7, false}, Case{"prompt", 20, false},
+          Case{"blas", 48, true}}) {
         if (on_blas && (!gpu::Blas::loaded() || w.type == WeightType::f32)) continue;
         const std::string kernel = on_blas ? "blas." + w.name : "matmul." + w.name + "." + name;
         const auto n = static_cast<std::size_t>(n_tokens);
@@ -342,8 +343,9 @@ void check_all(std::vector<KernelCheck>& checks) {
     std::mt19937 rng(20261205);
     cpu::ThreadPool pool(0);
     const gpu::Stream s;
-    // d_in: whole 256-weight K-quant blocks; d_out: not a multiple of any kernel's rows per block.
-    const int d_in = 512, d_out = 70;
+    // d_in: whole 256-weight K-quant blocks. d_out: a multiple of the matrix-vector kernel's rows per block
+    // (4 rows for 1 token, 2 for 3, 1 for 7), not of the tiled kernel's 64.
+    const int d_in = 512, d_out = 68;
     const gpu::Blas blas(s, 48 * d_in, static_cast<std::size_t>(d_out) * d_in);
     std::vector<Weights> formats;
     for (const auto dtype :

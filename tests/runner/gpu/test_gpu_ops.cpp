@@ -198,8 +198,9 @@ TEST_CASE("gpu matmul_add, norm_matmul and norm_matmul_swiglu equal the CPU's se
 }
 
 // Products of different weight types (a Q4_K_M layer's q and k in Q4_K, v in Q6_K): a decode token takes
-// a fused launch per type, each normalizing as it reads, the first and third product in one; a prompt
-// takes the separate path (rmsnorm into the scratch, then each product).
+// a fused launch per type, each normalizing as it reads, the first and third product in one (18 rows: not
+// whole blocks of several rows, so a row per block); a prompt takes the separate path (rmsnorm into the
+// scratch, then each product).
 TEST_CASE("gpu norm_matmul with products of different weight types runs each, normalized") {
     gpu::Stream s;
     runner::cpu::ThreadPool pool(2);
@@ -208,10 +209,10 @@ TEST_CASE("gpu norm_matmul with products of different weight types runs each, no
         CAPTURE(n_tokens);
         const auto n = static_cast<std::size_t>(n_tokens);
         Weight a(runner::DType::bf16, {d_out, d_in}, s), b(runner::DType::f32, {d_out, d_in}, s),
-            c(runner::DType::bf16, {d_out / 2, d_in}, s);
+            c(runner::DType::bf16, {18, d_in}, s);
         Weight norm(runner::DType::bf16, {d_in}, s);
         const auto x = random_floats(n * d_in, 2.f);
-        std::vector<float> normed(x.size()), want_a(n * d_out), want_b(n * d_out), want_c(n * d_out / 2);
+        std::vector<float> normed(x.size()), want_a(n * d_out), want_b(n * d_out), want_c(n * 18);
         runner::cpu::rmsnorm(normed.data(), x.data(), norm.view, n, d_in, 1e-6f);
         runner::cpu::matmul(want_a.data(), normed.data(), a.view, nullptr, n, pool);
         runner::cpu::matmul(want_b.data(), normed.data(), b.view, nullptr, n, pool);
@@ -221,7 +222,7 @@ TEST_CASE("gpu norm_matmul with products of different weight types runs each, no
             scratch(x.size() * 4);
         const gpu::Product products[] = {{out_a.as<float>(), a.device.data(), a.type(), d_out},
                                          {out_b.as<float>(), b.device.data(), b.type(), d_out},
-                                         {out_c.as<float>(), c.device.data(), c.type(), d_out / 2}};
+                                         {out_c.as<float>(), c.device.data(), c.type(), 18}};
         gpu::norm_matmul(products, dx.as<float>(), {norm.device.data(), norm.type(), 1e-6f}, scratch.as<float>(),
                          n_tokens, d_in, s);
         CHECK(relative_error(download(out_a, want_a.size(), s), want_a) < tolerance);

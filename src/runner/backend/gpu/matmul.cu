@@ -119,34 +119,47 @@ __device__ inline void load_norm8(const Norm& norm, int i, float* out) {
     }
 }
 
-// One block per output row, rows numbered across the parts; n_tokens <= max_tokens and d_in % 8 == 0
-// (checked by the caller). Each weight is read once and serves every token from registers, so the
-// kernel is bound by memory bandwidth; the warps' partial sums are added in a fixed order. With a
-// norm, the threads also sum the squares of the inputs they read anyway and multiply them by the
-// norm's weights: the normalization costs no pass of its own. `gated` (SwiGLU): the block reads row j
-// of w_up as well and writes silu(gate) * up, so the two products share the activations and
-// neither is written out.
+// Rows a matrix-vector block computes: each block reads the activations (and the norm's weights) once
+// for all of them from L2. A 4096-wide row of 4-bit blocks is 2.3 KB against 16 KB of f32 activations
+// and 8 KB of norm weights, so with a block per row that traffic, not the weights, bounded the kernel
+// (Q4_K's gate/up at 11-15% of HBM on the H100; BF16's 8 KB rows reached 97%). Fewer with more tokens,
+// whose sums take registers per row.
+template <WeightType type, int max_tokens>
+constexpr int matvec_rows = type == WeightType::f32 || type == WeightType::f16 || type == WeightType::bf16 ? 1
+                            : max_tokens <= 2                                                              ? 4
+                            : max_tokens <= 4                                                              ? 2
+                                                                                                           : 1;
+
+// A block per `rows` consecutive output rows, rows numbered across the parts (each part's d_out a
+// multiple of `rows`, checked by the caller, so a block stays in one part); n_tokens <= max_tokens and
+// d_in % 8 == 0. Each weight is read once and serves every token from registers, so the kernel is
+// bound by memory bandwidth; the warps' partial sums are added in a fixed order. With a norm, the
+// threads also sum the squares of the inputs they read anyway and multiply them by the norm's weights:
+// the normalization costs no pass of its own. `gated` (SwiGLU): the block reads the same rows of w_up as
+// well and writes silu(gate) * up, so the two products share the activations and neither is written.
 template <WeightType type, int max_tokens, bool gated>
 __global__ void matvec_kernel(const MatvecArgs a) {
+    constexpr int rows = matvec_rows<type, max_tokens>;
     constexpr int n_warps = matvec_threads / warp_size, n_sums = gated ? 3 : 2;
-    __shared__ float partial[n_warps][max_tokens][n_sums];
-    int j = static_cast<int>(blockIdx.x);
+    __shared__ float partial[n_warps][rows][max_tokens][n_sums];
+    int j0 = static_cast<int>(blockIdx.x) * rows;
     const int tid = static_cast<int>(threadIdx.x), warp = tid / warp_size, lane = tid % warp_size;
     Product part = a.parts[0];
-    if (j >= part.d_out && a.n_parts > 1) {
-        j -= part.d_out;
+    if (j0 >= part.d_out && a.n_parts > 1) {
+        j0 -= part.d_out;
         part = a.parts[1];
-        if (j >= part.d_out && a.n_parts > 2) {
-            j -= part.d_out;
+        if (j0 >= part.d_out && a.n_parts > 2) {
+            j0 -= part.d_out;
             part = a.parts[2];
         }
     }
     const int d_in = a.d_in, n_tokens = a.n_tokens;
     const bool normed = a.norm.weight != nullptr;
-    float acc[max_tokens] = {}, acc_up[max_tokens] = {}, squares[max_tokens] = {};
-    // 8 weights from input i on (unscaled quants, or values), with their scale and minimum where quantized.
-    const auto accumulate = [&](int i, const float* wv, float scale, float min, const float* uv, float up_scale,
-                                float up_min) {
+    float acc[rows][max_tokens] = {}, acc_up[rows][max_tokens] = {}, squares[max_tokens] = {};
+    // 8 weights of each row from input i on (unscaled quants, or values), with their scales and minimums
+    // where quantized: the activations and norm weights are read once for the rows.
+    const auto accumulate = [&](int i, const float(&wv)[rows][8], const float(&scale)[rows], const float(&min)[rows],
+                                const float(&uv)[rows][8], const float(&up_scale)[rows], const float(&up_min)[rows]) {
         float g[8];
         if (normed) load_norm8(a.norm, i, g);
         for (int t = 0; t < max_tokens; ++t) {
@@ -154,94 +167,120 @@ __global__ void matvec_kernel(const MatvecArgs a) {
             const float* xt = a.x + static_cast<std::size_t>(t) * d_in + i;
             const float4 lo = *reinterpret_cast<const float4*>(xt), hi = *reinterpret_cast<const float4*>(xt + 4);
             float xv[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+            float sum_x = 0.f;
             if (normed)
                 for (int e = 0; e < 8; ++e) squares[t] += xv[e] * xv[e], xv[e] *= g[e];
-            if constexpr (quantized<type>) {
-                float dot = 0.f, dot_up = 0.f, sum_x = 0.f;
+            if constexpr (has_min<type>)
+                for (int e = 0; e < 8; ++e) sum_x += xv[e];
+            for (int r = 0; r < rows; ++r) {
+                float dot = 0.f, dot_up = 0.f;
                 for (int e = 0; e < 8; ++e) {
-                    dot += wv[e] * xv[e];
-                    if constexpr (gated) dot_up += uv[e] * xv[e];
-                    if constexpr (has_min<type>) sum_x += xv[e];
+                    dot += wv[r][e] * xv[e];
+                    if constexpr (gated) dot_up += uv[r][e] * xv[e];
                 }
-                acc[t] += dot * scale;
-                if constexpr (gated) acc_up[t] += dot_up * up_scale;
-                if constexpr (has_min<type>) {
-                    acc[t] -= sum_x * min;
-                    if constexpr (gated) acc_up[t] -= sum_x * up_min;
-                }
-            } else {
-                for (int e = 0; e < 8; ++e) {
-                    acc[t] += wv[e] * xv[e];
-                    if constexpr (gated) acc_up[t] += uv[e] * xv[e];
+                if constexpr (quantized<type>) {
+                    acc[r][t] += dot * scale[r];
+                    if constexpr (gated) acc_up[r][t] += dot_up * up_scale[r];
+                    if constexpr (has_min<type>) {
+                        acc[r][t] -= sum_x * min[r];
+                        if constexpr (gated) acc_up[r][t] -= sum_x * up_min[r];
+                    }
+                } else {
+                    acc[r][t] += dot;
+                    if constexpr (gated) acc_up[r][t] += dot_up;
                 }
             }
         }
     };
     if constexpr (is_kquant(type)) {
-        // Pieces of 16 weights (two runs of 8), every piece of the thread's share loaded before any is used.
+        // Pieces of 16 weights (two runs of 8), the pieces of the thread's share loaded before any is used.
+        constexpr int loads = kquant_loads / rows > 0 ? kquant_loads / rows : 1;
         const int n_pieces = d_in / kquant_piece;
         const std::size_t row_bytes = static_cast<std::size_t>(d_in / 256) * kquant_block_bytes(type);
-        const auto* w_row = static_cast<const unsigned char*>(part.w) + static_cast<std::size_t>(j) * row_bytes;
-        const auto* up_row =
-            gated ? static_cast<const unsigned char*>(a.w_up) + static_cast<std::size_t>(j) * row_bytes : nullptr;
-        for (int p0 = tid; p0 < n_pieces; p0 += matvec_threads * kquant_loads) {
-            KQuantRaw c[kquant_loads], u[gated ? kquant_loads : 1];
-            for (int k = 0; k < kquant_loads; ++k) {
+        const auto* w_rows = static_cast<const unsigned char*>(part.w) + static_cast<std::size_t>(j0) * row_bytes;
+        const auto* up_rows =
+            gated ? static_cast<const unsigned char*>(a.w_up) + static_cast<std::size_t>(j0) * row_bytes : nullptr;
+        for (int p0 = tid; p0 < n_pieces; p0 += matvec_threads * loads) {
+            KQuantRaw c[loads][rows], u[gated ? loads : 1][gated ? rows : 1];
+            for (int k = 0; k < loads; ++k) {
                 const int p = p0 + k * matvec_threads;
                 if (p >= n_pieces) continue;
                 const std::size_t block = static_cast<std::size_t>(p / kquant_pieces) * kquant_block_bytes(type);
-                c[k] = kquant_load(type, w_row + block, p % kquant_pieces);
-                if constexpr (gated) u[k] = kquant_load(type, up_row + block, p % kquant_pieces);
+                for (int r = 0; r < rows; ++r) {
+                    c[k][r] = kquant_load(type, w_rows + r * row_bytes + block, p % kquant_pieces);
+                    if constexpr (gated)
+                        u[k][r] = kquant_load(type, up_rows + r * row_bytes + block, p % kquant_pieces);
+                }
             }
-            for (int k = 0; k < kquant_loads; ++k) {
+            for (int k = 0; k < loads; ++k) {
                 const int p = p0 + k * matvec_threads;
                 if (p >= n_pieces) continue;
-                const KQuantRuns w = kquant_runs(type, c[k], p % kquant_pieces);
-                KQuantRuns up{};
-                if constexpr (gated) up = kquant_runs(type, u[k], p % kquant_pieces);
-                for (int r = 0; r < 2; ++r)
-                    accumulate((p / kquant_pieces) * 256 + w.offset[r], w.q[r], w.scale[r], w.min[r], up.q[r],
-                               up.scale[r], up.min[r]);
+                KQuantRuns w[rows], up[gated ? rows : 1];
+                for (int r = 0; r < rows; ++r) {
+                    w[r] = kquant_runs(type, c[k][r], p % kquant_pieces);
+                    if constexpr (gated) up[r] = kquant_runs(type, u[k][r], p % kquant_pieces);
+                }
+                for (int run = 0; run < 2; ++run) {
+                    float wv[rows][8], scale[rows], min[rows], uv[rows][8], up_scale[rows], up_min[rows];
+                    for (int r = 0; r < rows; ++r) {
+                        for (int e = 0; e < 8; ++e) wv[r][e] = w[r].q[run][e];
+                        scale[r] = w[r].scale[run], min[r] = w[r].min[run];
+                        if constexpr (gated) {
+                            for (int e = 0; e < 8; ++e) uv[r][e] = up[r].q[run][e];
+                            up_scale[r] = up[r].scale[run], up_min[r] = up[r].min[run];
+                        }
+                    }
+                    accumulate((p / kquant_pieces) * 256 + w[0].offset[run], wv, scale, min, uv, up_scale, up_min);
+                }
             }
         }
     } else {
-        const auto rows = static_cast<std::size_t>(part.d_out), cols = static_cast<std::size_t>(d_in);
-        const float* scales = quant_scales(part.w, type, rows, cols);
-        const float* up_scales = gated ? quant_scales(a.w_up, type, rows, cols) : nullptr;
-        const std::size_t row = static_cast<std::size_t>(j) * d_in;
+        constexpr int loads = matvec_loads / rows > 0 ? matvec_loads / rows : 1;
+        const auto n_rows = static_cast<std::size_t>(part.d_out), cols = static_cast<std::size_t>(d_in);
+        const float* scales = quant_scales(part.w, type, n_rows, cols);
+        const float* up_scales = gated ? quant_scales(a.w_up, type, n_rows, cols) : nullptr;
+        const std::size_t first = static_cast<std::size_t>(j0) * d_in;
         constexpr int stride = matvec_threads * 8;
-        for (int i0 = tid * 8; i0 < d_in; i0 += stride * matvec_loads) {
-            Chunk c[matvec_loads], u[gated ? matvec_loads : 1];
-            for (int k = 0; k < matvec_loads; ++k) {
-                const int i = i0 + k * stride;
-                if (i < d_in) {
-                    c[k] = load_chunk<type>(part.w, row + i, scales);
-                    if constexpr (gated) u[k] = load_chunk<type>(a.w_up, row + i, up_scales);
-                }
-            }
-            for (int k = 0; k < matvec_loads; ++k) {
+        for (int i0 = tid * 8; i0 < d_in; i0 += stride * loads) {
+            Chunk c[loads][rows], u[gated ? loads : 1][gated ? rows : 1];
+            for (int k = 0; k < loads; ++k) {
                 const int i = i0 + k * stride;
                 if (i >= d_in) continue;
-                float wv[8], uv[8];
-                widen<type>(c[k], wv);
-                if constexpr (gated) widen<type>(u[k], uv);
-                accumulate(i, wv, c[k].scale, 0.f, uv, gated ? u[k].scale : 0.f, 0.f);
+                for (int r = 0; r < rows; ++r) {
+                    c[k][r] = load_chunk<type>(part.w, first + r * cols + i, scales);
+                    if constexpr (gated) u[k][r] = load_chunk<type>(a.w_up, first + r * cols + i, up_scales);
+                }
+            }
+            for (int k = 0; k < loads; ++k) {
+                const int i = i0 + k * stride;
+                if (i >= d_in) continue;
+                float wv[rows][8], scale[rows], uv[rows][8], up_scale[rows];
+                const float none[rows] = {};
+                for (int r = 0; r < rows; ++r) {
+                    widen<type>(c[k][r], wv[r]);
+                    scale[r] = c[k][r].scale;
+                    if constexpr (gated) widen<type>(u[k][r], uv[r]), up_scale[r] = u[k][r].scale;
+                }
+                accumulate(i, wv, scale, none, uv, up_scale, none);
             }
         }
     }
     for (int t = 0; t < max_tokens; ++t) {
         if (t >= n_tokens) continue;
-        const float sums[3] = {warp_sum(acc[t]), warp_sum(squares[t]), gated ? warp_sum(acc_up[t]) : 0.f};
-        if (lane == 0)
-            for (int k = 0; k < n_sums; ++k) partial[warp][t][k] = sums[k];
+        const float sum_squares = warp_sum(squares[t]);
+        for (int r = 0; r < rows; ++r) {
+            const float sums[3] = {warp_sum(acc[r][t]), sum_squares, gated ? warp_sum(acc_up[r][t]) : 0.f};
+            if (lane == 0)
+                for (int k = 0; k < n_sums; ++k) partial[warp][r][t][k] = sums[k];
+        }
     }
     __syncthreads();
-    if (tid >= n_tokens) return;
-    const int t = tid;
+    if (tid >= rows * n_tokens) return;
+    const int r = tid / n_tokens, t = tid % n_tokens, j = j0 + r;
     float sum = 0.f, sum_squares = 0.f, sum_up = 0.f;
     for (int w = 0; w < n_warps; ++w) {
-        sum += partial[w][t][0], sum_squares += partial[w][t][1];
-        if constexpr (gated) sum_up += partial[w][t][2];
+        sum += partial[w][r][t][0], sum_squares += partial[w][r][t][1];
+        if constexpr (gated) sum_up += partial[w][r][t][2];
     }
     const float scale = normed ? rsqrtf(sum_squares / static_cast<float>(d_in) + a.norm.eps) : 1.f;
     sum = sum * scale + (part.bias ? load_weight(part.bias, part.bias_type, j) : 0.f);
@@ -295,16 +334,25 @@ __global__ void gemm_kernel(float* out, const float* x, const void* w, WeightTyp
     }
 }
 
+template <WeightType type, int max_tokens, bool gated>
+void launch_matvec_rows(const MatvecArgs& a, cudaStream_t s) {
+    constexpr int rows = matvec_rows<type, max_tokens>;
+    int total = 0;
+    bool whole = true;  // every part's rows fill whole blocks
+    for (int p = 0; p < a.n_parts; ++p) total += a.parts[p].d_out, whole = whole && a.parts[p].d_out % rows == 0;
+    if (!whole) {  // the kernel for the most tokens takes a row per block
+        matvec_kernel<type, matvec_max_tokens, gated><<<static_cast<unsigned>(total), matvec_threads, 0, s>>>(a);
+        return;
+    }
+    matvec_kernel<type, max_tokens, gated><<<static_cast<unsigned>(total / rows), matvec_threads, 0, s>>>(a);
+}
+
 template <WeightType type, bool gated>
 void launch_matvec(const MatvecArgs& a, cudaStream_t s) {
-    int rows = 0;
-    for (int p = 0; p < a.n_parts; ++p) rows += a.parts[p].d_out;
-    const auto blocks = static_cast<unsigned>(rows);
-    const auto kernel = a.n_tokens == 1   ? matvec_kernel<type, 1, gated>
-                        : a.n_tokens == 2 ? matvec_kernel<type, 2, gated>
-                        : a.n_tokens <= 4 ? matvec_kernel<type, 4, gated>
-                                          : matvec_kernel<type, matvec_max_tokens, gated>;
-    kernel<<<blocks, matvec_threads, 0, s>>>(a);
+    if (a.n_tokens == 1) return launch_matvec_rows<type, 1, gated>(a, s);
+    if (a.n_tokens == 2) return launch_matvec_rows<type, 2, gated>(a, s);
+    if (a.n_tokens <= 4) return launch_matvec_rows<type, 4, gated>(a, s);
+    launch_matvec_rows<type, matvec_max_tokens, gated>(a, s);
 }
 
 template <bool gated>
