@@ -12,6 +12,10 @@
 #include "runner/model/weight_format.h"
 
 #if defined(__CUDACC__) || defined(__HIPCC__)
+#include "runner/backend/gpu/vendor.h"
+#endif
+
+#if defined(__CUDACC__) || defined(__HIPCC__)
 #define OAR_HOST_DEVICE __host__ __device__
 #else
 #define OAR_HOST_DEVICE
@@ -21,6 +25,9 @@ namespace runner::gpu {
 
 OAR_HOST_DEVICE inline float half_at(const unsigned char* p) {
     const unsigned h = p[0] | (static_cast<unsigned>(p[1]) << 8);
+#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
+    return __half2float(__ushort_as_half(static_cast<unsigned short>(h)));  // one conversion instruction
+#else
     const unsigned sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
     if (exp == 0) {
         const float f = static_cast<float>(mant) * (1.f / 16777216.f);  // subnormal: mant * 2^-24
@@ -30,6 +37,7 @@ OAR_HOST_DEVICE inline float half_at(const unsigned char* p) {
     float f;
     memcpy(&f, &bits, sizeof f);
     return f;
+#endif
 }
 
 // A K-quant's 6-bit scale and minimum of sub-block j (of 8), packed into 12 bytes.

@@ -122,13 +122,16 @@ __device__ inline void load_norm8(const Norm& norm, int i, float* out) {
 // Rows a matrix-vector block computes: each block reads the activations (and the norm's weights) once
 // for all of them from L2. A 4096-wide row of 4-bit blocks is 2.3 KB against 16 KB of f32 activations
 // and 8 KB of norm weights, so with a block per row that traffic, not the weights, bounded the kernel
-// (Q4_K's gate/up at 11-15% of HBM on the H100; BF16's 8 KB rows reached 97%). Fewer with more tokens,
-// whose sums take registers per row.
-template <WeightType type, int max_tokens>
-constexpr int matvec_rows = type == WeightType::f32 || type == WeightType::f16 || type == WeightType::bf16 ? 1
-                            : max_tokens <= 2                                                              ? 4
-                            : max_tokens <= 4                                                              ? 2
-                                                                                                           : 1;
+// (on the H100 4 rows took Q4_K's gate/up from 15% to 26% of HBM, our q4's from 45% to 61%). Fewer with
+// more tokens, whose sums take registers per row; one for 16-bit weights (8 KB rows, 97% already) and
+// for Q8_0 and Q4_0, whose chunks load byte by byte (4 rows slowed them by 10-25%); two for Q5_K's and
+// Q6_K's gate/up, which with 4 rows took 160 registers and ran at half their speed.
+template <WeightType type, int max_tokens, bool gated>
+constexpr int matvec_rows = type == WeightType::f32 || type == WeightType::f16 || type == WeightType::bf16 ||
+                                    type == WeightType::q8_0 || type == WeightType::q4_0 || max_tokens > 4
+                                ? 1
+                            : max_tokens > 2 || (gated && (type == WeightType::q5_k || type == WeightType::q6_k)) ? 2
+                                                                                                                : 4;
 
 // A block per `rows` consecutive output rows, rows numbered across the parts (each part's d_out a
 // multiple of `rows`, checked by the caller, so a block stays in one part); n_tokens <= max_tokens and
@@ -139,7 +142,7 @@ constexpr int matvec_rows = type == WeightType::f32 || type == WeightType::f16 |
 // well and writes silu(gate) * up, so the two products share the activations and neither is written.
 template <WeightType type, int max_tokens, bool gated>
 __global__ void matvec_kernel(const MatvecArgs a) {
-    constexpr int rows = matvec_rows<type, max_tokens>;
+    constexpr int rows = matvec_rows<type, max_tokens, gated>;
     constexpr int n_warps = matvec_threads / warp_size, n_sums = gated ? 3 : 2;
     __shared__ float partial[n_warps][rows][max_tokens][n_sums];
     int j0 = static_cast<int>(blockIdx.x) * rows;
@@ -336,7 +339,7 @@ __global__ void gemm_kernel(float* out, const float* x, const void* w, WeightTyp
 
 template <WeightType type, int max_tokens, bool gated>
 void launch_matvec_rows(const MatvecArgs& a, cudaStream_t s) {
-    constexpr int rows = matvec_rows<type, max_tokens>;
+    constexpr int rows = matvec_rows<type, max_tokens, gated>;
     int total = 0;
     bool whole = true;  // every part's rows fill whole blocks
     for (int p = 0; p < a.n_parts; ++p) total += a.parts[p].d_out, whole = whole && a.parts[p].d_out % rows == 0;
