@@ -31,7 +31,7 @@ struct RunnerConfig {
     bool force = false;
     // GGUF models that do not fit in VRAM: "auto" runs them in ollama-airllm, "off" leaves every GGUF
     // model to llama-server (off until the runner's GGUF kernels are measured on a GPU).
-    std::string gguf = "off";
+    std::string gguf = "auto";
 };
 
 struct Config {

@@ -28,7 +28,7 @@ runner:
   vram_budget: 20GiB
   device: hip:0
   force: true
-  gguf: auto
+  gguf: off
 )";
 
 std::string with(const std::string& from, const std::string& to) {
@@ -58,7 +58,7 @@ TEST_CASE("a complete configuration parses into every field") {
     CHECK(c->runner.compression == "4bit");
     CHECK(c->runner.vram_budget == "20GiB");
     CHECK(c->runner.force);
-    CHECK(c->runner.gguf == "auto");
+    CHECK(c->runner.gguf == "off");
 }
 
 TEST_CASE("upstream.module_sum, the Go module's h1: sum that tools/build-ollama checks, is read") {
@@ -83,7 +83,7 @@ llama_cpp: {repository: "https://github.com/ggml-org/llama.cpp.git", tag: b10488
     CHECK(c->service.models_dir == "/var/lib/ollama");
     CHECK(c->runner.compression == "none");
     CHECK_FALSE(c->runner.force);
-    CHECK(c->runner.gguf == "off");
+    CHECK(c->runner.gguf == "auto");
 }
 
 TEST_CASE("bad configurations name file, line, column and the problem") {
@@ -138,7 +138,7 @@ TEST_CASE("bad configurations name file, line, column and the problem") {
         {with("vram_budget: 20GiB", "vram_budget: lots"), "runner.vram_budget 'lots' is not 'auto' or a size"},
         {with("device: hip:0", "device: gpu0"), "runner.device 'gpu0' is not cpu, hip:N or cuda:N"},
         {with("force: true", "force: maybe"), "runner.force must be true or false"},
-        {with("gguf: auto", "gguf: always"), "runner.gguf 'always' is not off or auto"},
+        {with("gguf: off", "gguf: always"), "runner.gguf 'always' is not off or auto"},
         {with("service:\n", "service: on\n"), "c.yaml:12:9: not valid YAML: illegal map value"},
         {"upstream: x\nllama_cpp: []\n", "c.yaml:1:11: 'upstream' must be a mapping"},
         {"upstream: [", "c.yaml:1:1: not valid YAML: end of sequence flow not found"},

@@ -131,7 +131,7 @@ constexpr int matvec_rows = type == WeightType::f32 || type == WeightType::f16 |
                                     type == WeightType::q8_0 || type == WeightType::q4_0 || max_tokens > 4
                                 ? 1
                             : max_tokens > 2 || (gated && (type == WeightType::q5_k || type == WeightType::q6_k)) ? 2
-                                                                                                                : 4;
+                                                                                                                  : 4;
 
 // A block per `rows` consecutive output rows, rows numbered across the parts (each part's d_out a
 // multiple of `rows`, checked by the caller, so a block stays in one part); n_tokens <= max_tokens and
