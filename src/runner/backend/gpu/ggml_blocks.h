@@ -208,15 +208,19 @@ OAR_HOST_DEVICE inline KQuantRaw kquant_load(WeightType type, const unsigned cha
     return r;
 }
 
-// A quant (at most 8 bits) less the format's offset as a float; on the GPU without an integer conversion
-// (see the kernel's widen): 2^23 + v less 2^23 + offset, exact.
+// Four quants, one per byte of `word`, less the format's offset as floats. On the GPU without an integer
+// conversion: a byte permute places each byte under 2^23's exponent (the float 2^23 + v) and one
+// subtraction of 2^23 + offset leaves v - offset exactly: two instructions a weight.
 template <int offset>
-OAR_HOST_DEVICE inline float quant_value(unsigned v) {
+OAR_HOST_DEVICE inline void quant_values(unsigned word, float* out) {
+    for (int k = 0; k < 4; ++k) {
 #if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
-    return __uint_as_float(0x4b000000u | v) - (8388608.f + offset);
+        out[k] = __uint_as_float(__byte_perm(word, 0x4b000000u, 0x7540u | static_cast<unsigned>(k))) -
+                 (8388608.f + offset);
 #else
-    return static_cast<float>(static_cast<int>(v) - offset);
+        out[k] = static_cast<float>(static_cast<int>((word >> (8 * k)) & 0xffu) - offset);
 #endif
+    }
 }
 
 // A piece widened: run r's weight k is scale[r] * q[r][k] - min[r], at offset[r] + k in the super-block.
@@ -230,6 +234,7 @@ OAR_HOST_DEVICE inline KQuantRuns kquant_runs(WeightType type, const KQuantRaw& 
     KQuantRuns out;
     const int l0 = 8 * (t % 4);
     const unsigned char* head = reinterpret_cast<const unsigned char*>(r.head);
+    constexpr unsigned nibbles = 0x0f0f0f0fu;
     if (type == WeightType::q6_k) {
         const int half = t / 8, c = (t % 8) / 4;
         out.offset[0] = 128 * half + 32 * c + l0, out.offset[1] = out.offset[0] + 64;
@@ -239,11 +244,9 @@ OAR_HOST_DEVICE inline KQuantRuns kquant_runs(WeightType type, const KQuantRaw& 
             out.scale[run] = scale * static_cast<float>(static_cast<signed char>(head[run]));
             out.min[run] = 0.f;
             const int shift = 2 * c + 4 * run;
-            for (int k = 0; k < 8; ++k) {
-                const unsigned low = (r.q[k / 4] >> (8 * (k % 4) + 4 * run)) & 0xfu;
-                const unsigned high = (r.h[k / 4] >> (8 * (k % 4) + shift)) & 3u;
-                out.q[run][k] = quant_value<32>(low | (high << 4));  // stored + 32
-            }
+            for (int w = 0; w < 2; ++w)  // stored + 32
+                quant_values<32>(((r.q[w] >> (4 * run)) & nibbles) | (((r.h[w] >> shift) & 0x03030303u) << 4),
+                                 out.q[run] + 4 * w);
         }
         return out;
     }
@@ -254,10 +257,10 @@ OAR_HOST_DEVICE inline KQuantRuns kquant_runs(WeightType type, const KQuantRaw& 
         float s, m;
         scale_min_k4(2 * g + run, head + 4, s, m);
         out.scale[run] = d * s, out.min[run] = dmin * m;
-        for (int k = 0; k < 8; ++k) {
-            unsigned v = (r.q[k / 4] >> (8 * (k % 4) + 4 * run)) & 0xfu;
-            if (type == WeightType::q5_k) v |= ((r.h[k / 4] >> (8 * (k % 4) + 2 * g + run)) & 1u) << 4;
-            out.q[run][k] = quant_value<0>(v);
+        for (int w = 0; w < 2; ++w) {
+            unsigned v = (r.q[w] >> (4 * run)) & nibbles;
+            if (type == WeightType::q5_k) v |= ((r.h[w] >> (2 * g + run)) & 0x01010101u) << 4;
+            quant_values<0>(v, out.q[run] + 4 * w);
         }
     }
     return out;
