@@ -215,8 +215,8 @@ template <int offset>
 OAR_HOST_DEVICE inline void quant_values(unsigned word, float* out) {
     for (int k = 0; k < 4; ++k) {
 #if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
-        out[k] = __uint_as_float(__byte_perm(word, 0x4b000000u, 0x7540u | static_cast<unsigned>(k))) -
-                 (8388608.f + offset);
+        out[k] =
+            __uint_as_float(__byte_perm(word, 0x4b000000u, 0x7540u | static_cast<unsigned>(k))) - (8388608.f + offset);
 #else
         out[k] = static_cast<float>(static_cast<int>((word >> (8 * k)) & 0xffu) - offset);
 #endif
