@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "host_flops.h"
+#include "runner/backend/cpu/int8_dot.h"
 #include "runner/backend/cpu/ops.h"
 #include "runner/backend/cpu/simd.h"
 #include "runner/selftest/host_read.h"
@@ -81,15 +82,17 @@ void measure(const char* name, const runner::cpu::Matrix& m, bool quantized, run
     runner::cpu::use_int8_products(true);
 }
 
-// A 64-token prompt's product with m on the vector paths, best of three, against the peak multiply-add
-// rate of its arithmetic: 8-bit for quantized rows' integer products, f32 for the float tiles.
+// A 64-token prompt's product with m on the vector paths (the integer tiles with AVX512-VNNI where the CPU
+// has it, and without), best of three, against the peak multiply-add rate of its arithmetic: 8-bit for
+// quantized rows' integer products, f32 for the float tiles.
 void measure_prompt(const char* name, const runner::cpu::Matrix& m, bool quantized, runner::cpu::ThreadPool& pool,
                     double f32_peak, double int8_peak) {
     constexpr std::size_t tokens = 64;
     std::vector<float> x(tokens * m.cols(), 0.01f), out(tokens * m.rows());
-    for (const bool int8 : {true, false}) {
-        if (int8 && !quantized) continue;
+    for (const auto& [int8, vnni] : {std::pair{true, true}, std::pair{true, false}, std::pair{false, false}}) {
+        if ((int8 && !quantized) || (vnni && !runner::cpu::using_vnni())) continue;
         runner::cpu::use_int8_products(int8);
+        runner::cpu::force_no_vnni(!vnni);
         double best = 1e30;
         for (int rep = 0; rep < 3; ++rep) {
             const auto t0 = std::chrono::steady_clock::now();
@@ -98,9 +101,10 @@ void measure_prompt(const char* name, const runner::cpu::Matrix& m, bool quantiz
         }
         const double gops = 2.0 * tokens * static_cast<double>(m.rows() * m.cols()) / best / 1e9;
         const double bound = int8 ? int8_peak : f32_peak;
-        std::printf("%-6s %-19s %10.1f %10.1f %9.0f%%\n", name, int8 ? "int8 AVX2" : "f32 AVX2", gops, bound,
-                    100 * gops / bound);
+        const char* path = !int8 ? "f32 AVX2" : vnni ? "int8 AVX2+VNNI" : "int8 AVX2";
+        std::printf("%-6s %-19s %10.1f %10.1f %9.0f%%\n", name, path, gops, bound, 100 * gops / bound);
     }
+    runner::cpu::force_no_vnni(false);
     runner::cpu::use_int8_products(true);
 }
 

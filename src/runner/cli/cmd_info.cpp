@@ -1,6 +1,7 @@
 // ollama-airllm info MODEL [--ram-budget SIZE]
 #include <cstdio>
 
+#include "runner/backend/cpu/int8_dot.h"
 #include "runner/backend/cpu/simd.h"
 #include "runner/cli/commands.h"
 #include "runner/cli/model_options.h"
@@ -60,7 +61,8 @@ int run_info(const std::vector<std::string>& args, CommandIo io) {
            << (c.rope_scaling.type.empty() ? "" : ", scaling " + c.rope_scaling.type) << '\n'
            << "embeddings    " << (c.tie_embeddings ? "tied" : "separate output head") << '\n'
            << "cpu kernels   " << (runner::cpu::using_avx2() ? "AVX2+FMA" : "portable")
-           << "; quantized rows on 8-bit activations\n";
+           << "; quantized rows on 8-bit activations"
+           << (runner::cpu::using_vnni() ? " (prompts through AVX512-VNNI)" : "") << '\n';
     int resident = 0;
     for (const bool r : plan.resident) resident += r;
     io.out << "plan          " << (ram_budget ? "RAM budget " + format_size(ram_budget) : std::string("no RAM budget"))

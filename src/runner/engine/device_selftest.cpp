@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "runner/backend/cpu/int8_dot.h"
 #include "runner/backend/cpu/simd.h"
 #include "runner/selftest/cpu_checks.h"
 #include "runner/selftest/host_rates.h"
@@ -36,7 +37,8 @@ DeviceSelftest cpu_selftest() {
     t.facts.emplace_back("kernels",
                          std::string(cpu::using_avx2() ? "AVX2+FMA, checked against the portable kernels"
                                                        : "portable only (no AVX2): nothing to compare them with") +
-                             "; quantized rows on 8-bit activations");
+                             "; quantized rows on 8-bit activations" +
+                             (cpu::using_vnni() ? " (prompts through AVX512-VNNI)" : ""));
     t.checks = selftest::check_cpu_kernels();
     t.rates.emplace_back("host RAM read", rate(selftest::host_read_gbps(), "GB/s"));
     t.rates.emplace_back("prompt products (bf16)", rate(selftest::cpu_matrix_gflops(), "GFLOP/s"));

@@ -54,4 +54,12 @@ constexpr std::size_t int8_tile_rows = 4, int8_tile_tokens = 8;
 void dot_int8_tile(WeightType type, const Int8Row* rows, std::size_t n_rows, const Int8Activations& x,
                    std::size_t first_token, std::size_t n_tokens, std::size_t n, float* out);
 
+// Whether a prompt's AVX2 tiles multiply their bytes with AVX512-VNNI's vpdpbusd (one instruction where
+// maddubs and madd take two; the same integers), chosen at run time where the CPU has it (for `info`
+// and benchmarks).
+bool using_vnni();
+
+// Keeps the tiles off VNNI (tests and benchmarks compare both).
+void force_no_vnni(bool off);
+
 }  // namespace runner::cpu

@@ -284,7 +284,7 @@ TEST_CASE("int8 products: matmul and swiglu_matmul take them for a token and a p
     runner::cpu::force_portable(false);
 }
 
-TEST_CASE("int8 products: a prompt's tiles over GGUF's blocks equal each token's product") {
+TEST_CASE("int8 products: a prompt's tiles over GGUF's blocks equal each token's product, with VNNI too") {
     std::mt19937 rng(43);
     runner::cpu::ThreadPool pool(2);
     for (const char* name : {"q8_0", "q4_0", "q4_k", "q5_k", "q6_k"}) {
@@ -302,9 +302,13 @@ TEST_CASE("int8 products: a prompt's tiles over GGUF's blocks equal each token's
         view.shape = {static_cast<std::int64_t>(m.rows), static_cast<std::int64_t>(m.cols)};
         view.data = m.bytes.data();
         view.bytes = m.bytes.size();
-        for (const bool portable : {false, true}) {
+        // AVX2's tiles with VNNI (where the CPU has it) and without, and the portable ones
+        for (const auto& [portable, no_vnni] :
+             {std::pair{false, false}, std::pair{false, true}, std::pair{true, true}}) {
             CAPTURE(portable);
+            CAPTURE(no_vnni);
             runner::cpu::force_portable(portable);
+            runner::cpu::force_no_vnni(no_vnni);
             const auto x = random_x(6 * m.cols, rng);
             std::vector<float> out(6 * m.rows);
             runner::cpu::matmul(out.data(), x.data(), view, nullptr, 6, pool);
@@ -315,6 +319,9 @@ TEST_CASE("int8 products: a prompt's tiles over GGUF's blocks equal each token's
         }
     }
     runner::cpu::force_portable(false);
+    runner::cpu::force_no_vnni(false);
+    const std::string paths = runner::cpu::using_vnni() ? "with VNNI and without" : "without VNNI (this CPU has none)";
+    MESSAGE("AVX2 tiles ran " << paths);
 }
 
 TEST_CASE("int8 activations: a block with an infinity or a NaN gives NaN products, a vanishing one zeros") {
