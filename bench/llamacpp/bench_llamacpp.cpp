@@ -11,8 +11,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <sys/wait.h>
@@ -78,29 +80,27 @@ Options parse_options(int argc, char** argv) {
             std::fprintf(stderr, "bench_llamacpp: %s needs a value\n", a.c_str());
             std::exit(2);
         }
-        if (a == "--ngl")
-            o.gpu_layers = parse_list("--ngl", argv[++i]);
-        else if (a == "--ubatch")
-            o.ubatches = parse_list("--ubatch", argv[++i]);
-        else if (a == "--op-offload")
-            o.op_offload = parse_list("--op-offload", argv[++i]);
-        else if (a == "--prompts")
-            o.prompts = parse_list("--prompts", argv[++i]);
-        else if (a == "--decode")
-            o.decode = parse_list("--decode", argv[++i]).at(0);
-        else if (a == "--ctx")
-            o.ctx = parse_list("--ctx", argv[++i]).at(0);
-        else if (a == "--threads")
-            o.threads = parse_list("--threads", argv[++i]).at(0);
-        else if (a == "--system")
-            o.system = parse_list("--system", argv[++i]).at(0);
-        else if (a == "--turns")
-            o.turns = parse_list("--turns", argv[++i]).at(0);
-        else if (a == "--turn-tokens")
-            o.turn_tokens = parse_list("--turn-tokens", argv[++i]).at(0);
-        else if (a == "--answer")
-            o.answer = parse_list("--answer", argv[++i]).at(0);
-        else if (a.rfind("--", 0) == 0) {
+        const std::pair<const char*, std::vector<int>*> lists[] = {{"--ngl", &o.gpu_layers},
+                                                                   {"--ubatch", &o.ubatches},
+                                                                   {"--op-offload", &o.op_offload},
+                                                                   {"--prompts", &o.prompts}};
+        const std::pair<const char*, int*> counts[] = {{"--decode", &o.decode},   {"--ctx", &o.ctx},
+                                                       {"--threads", &o.threads}, {"--system", &o.system},
+                                                       {"--turns", &o.turns},     {"--turn-tokens", &o.turn_tokens},
+                                                       {"--answer", &o.answer}};
+        const auto list = std::find_if(std::begin(lists), std::end(lists), [&](const auto& f) { return a == f.first; });
+        const auto count =
+            std::find_if(std::begin(counts), std::end(counts), [&](const auto& f) { return a == f.first; });
+        if (list != std::end(lists)) {
+            *list->second = parse_list(list->first, argv[++i]);
+        } else if (count != std::end(counts)) {
+            const auto values = parse_list(count->first, argv[++i]);
+            if (values.size() != 1) {
+                std::fprintf(stderr, "bench_llamacpp: %s takes one count, got '%s'\n", count->first, argv[i]);
+                std::exit(2);
+            }
+            *count->second = values.front();
+        } else if (a.rfind("--", 0) == 0) {
             std::fprintf(stderr, "bench_llamacpp: unknown option %s (see --help)\n", a.c_str());
             std::exit(2);
         } else

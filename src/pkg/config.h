@@ -29,8 +29,8 @@ struct RunnerConfig {
     std::string vram_budget = "auto";  // auto or a size such as 20GiB
     std::string device = "hip:0";
     bool force = false;
-    // GGUF models that do not fit in VRAM: "auto" runs them in ollama-airllm, "off" leaves every GGUF
-    // model to llama-server (off until the runner's GGUF kernels are measured on a GPU).
+    // GGUF models that do not fit in VRAM: "auto" runs them in ollama-airllm (measured ahead of
+    // llama.cpp's partial offload, docs/benchmarks.md), "off" leaves every GGUF model to llama-server.
     std::string gguf = "auto";
 };
 

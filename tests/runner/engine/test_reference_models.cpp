@@ -162,7 +162,7 @@ TEST_CASE("reference GGUF: products on 8-bit activations (the default) stay near
 // each quantized product's input rounded to 8 bits as the engine rounds it. Five of the six models agree
 // to 1e-6; in llama-q5_k one activation lies 5e-5 of a step from a rounding boundary in the last
 // decode step, where the reference's float64 and the engine's float32 fall on either side, and the
-// logits move by 0.016. The greedy tokens are equal.
+// logits move by 0.016. The greedy tokens are equal up to the first tie (comparable_steps).
 void check_gguf_int8(const std::string& name) {
     const auto refs = nlohmann::json::parse(test_support::read_file(gguf_models / "reference-int8.json"));
     check_source(

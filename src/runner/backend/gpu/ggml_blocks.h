@@ -13,9 +13,6 @@
 
 #if defined(__CUDACC__) || defined(__HIPCC__)
 #include "runner/backend/gpu/vendor.h"
-#endif
-
-#if defined(__CUDACC__) || defined(__HIPCC__)
 #define OAR_HOST_DEVICE __host__ __device__
 #else
 #define OAR_HOST_DEVICE
@@ -49,6 +46,14 @@ OAR_HOST_DEVICE inline void scale_min_k4(int j, const unsigned char* s, float& s
         scale = static_cast<float>((s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4));
         min = static_cast<float>((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
     }
+}
+
+// The K-quants (256 weights a super-block), and a super-block's bytes.
+constexpr bool is_kquant(WeightType type) {
+    return type == WeightType::q4_k || type == WeightType::q5_k || type == WeightType::q6_k;
+}
+OAR_HOST_DEVICE constexpr std::size_t kquant_block_bytes(WeightType type) {
+    return type == WeightType::q4_k ? 144 : type == WeightType::q5_k ? 176 : 210;
 }
 
 // 8 consecutive weights of a block, as the matrix-vector kernel widens them: weight k is
@@ -87,7 +92,7 @@ OAR_HOST_DEVICE inline GgmlChunk ggml_chunk(WeightType type, const void* w, std:
         case WeightType::q4_k:
         case WeightType::q5_k: {
             const bool five = type == WeightType::q5_k;
-            const unsigned char* b = base + at / 256 * (five ? 176 : 144);
+            const unsigned char* b = base + at / 256 * kquant_block_bytes(type);
             const int p = static_cast<int>(at % 256), sub = p / 32, l = p % 32, shift = sub % 2 ? 4 : 0;
             float s, m;
             scale_min_k4(sub, b + 4, s, m);
@@ -106,7 +111,7 @@ OAR_HOST_DEVICE inline GgmlChunk ggml_chunk(WeightType type, const void* w, std:
             break;
         }
         case WeightType::q6_k: {
-            const unsigned char* b = base + at / 256 * 210;
+            const unsigned char* b = base + at / 256 * kquant_block_bytes(type);
             const int p = static_cast<int>(at % 256), half = p / 128, g = (p % 128) / 32, l = p % 32;
             const unsigned char* ql = b + 64 * half + (g % 2 ? 32 : 0) + l;
             const unsigned char* qh = b + 128 + 32 * half + l;
@@ -151,14 +156,7 @@ OAR_HOST_DEVICE inline float ggml_weight(const void* w, WeightType type, std::si
 // top bits. So each quant byte is loaded once, in words, where a chunk of 8 loaded its bytes one by one
 // and half of each: the kernel loads every piece of a row first (KQuantRaw, a few registers each) and
 // widens them after, so that many loads are in flight.
-constexpr bool is_kquant(WeightType type) {
-    return type == WeightType::q4_k || type == WeightType::q5_k || type == WeightType::q6_k;
-}
 constexpr int kquant_piece = 16, kquant_pieces = 16;  // weights per piece, pieces per super-block
-
-OAR_HOST_DEVICE constexpr std::size_t kquant_block_bytes(WeightType type) {
-    return type == WeightType::q4_k ? 144 : type == WeightType::q5_k ? 176 : 210;
-}
 
 // Little-endian words from a block: Q4_K's and Q5_K's blocks (144 and 176 bytes) keep a 16-byte aligned
 // matrix's words aligned; Q6_K's (210) only 2 bytes, so its words are read as halves.
@@ -238,8 +236,7 @@ OAR_HOST_DEVICE inline KQuantRuns kquant_runs(WeightType type, const KQuantRaw& 
     if (type == WeightType::q6_k) {
         const int half = t / 8, c = (t % 8) / 4;
         out.offset[0] = 128 * half + 32 * c + l0, out.offset[1] = out.offset[0] + 64;
-        const unsigned char d[2] = {static_cast<unsigned char>(r.head[1]), static_cast<unsigned char>(r.head[1] >> 8)};
-        const float scale = half_at(d);
+        const float scale = half_at(head + 4);  // d, in head[1]
         for (int run = 0; run < 2; ++run) {
             out.scale[run] = scale * static_cast<float>(static_cast<signed char>(head[run]));
             out.min[run] = 0.f;

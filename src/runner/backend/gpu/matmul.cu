@@ -143,6 +143,7 @@ constexpr int matvec_rows = type == WeightType::f32 || type == WeightType::f16 |
 template <WeightType type, int max_tokens, bool gated>
 __global__ void matvec_kernel(const MatvecArgs a) {
     constexpr int rows = matvec_rows<type, max_tokens, gated>;
+    static_assert(matvec_loads % rows == 0 && kquant_loads % rows == 0, "each row of a block takes its share of loads");
     constexpr int n_warps = matvec_threads / warp_size, n_sums = gated ? 3 : 2;
     __shared__ float partial[n_warps][rows][max_tokens][n_sums];
     int j0 = static_cast<int>(blockIdx.x) * rows;
@@ -197,7 +198,7 @@ __global__ void matvec_kernel(const MatvecArgs a) {
     };
     if constexpr (is_kquant(type)) {
         // Pieces of 16 weights (two runs of 8), the pieces of the thread's share loaded before any is used.
-        constexpr int loads = kquant_loads / rows > 0 ? kquant_loads / rows : 1;
+        constexpr int loads = kquant_loads / rows;
         const int n_pieces = d_in / kquant_piece;
         const std::size_t row_bytes = static_cast<std::size_t>(d_in / 256) * kquant_block_bytes(type);
         const auto* w_rows = static_cast<const unsigned char*>(part.w) + static_cast<std::size_t>(j0) * row_bytes;
@@ -238,7 +239,7 @@ __global__ void matvec_kernel(const MatvecArgs a) {
             }
         }
     } else {
-        constexpr int loads = matvec_loads / rows > 0 ? matvec_loads / rows : 1;
+        constexpr int loads = matvec_loads / rows;
         const auto n_rows = static_cast<std::size_t>(part.d_out), cols = static_cast<std::size_t>(d_in);
         const float* scales = quant_scales(part.w, type, n_rows, cols);
         const float* up_scales = gated ? quant_scales(a.w_up, type, n_rows, cols) : nullptr;
