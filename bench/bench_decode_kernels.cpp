@@ -118,8 +118,8 @@ int main(int argc, char** argv) {
                 time_us(
                     [&](int i) {
                         gpu::matmul_add(x.as<float>(), q.as<float>(),
-                                        wo[static_cast<std::size_t>(i) % wo.size()].data(), bf16, 1, q_width, n_embd,
-                                        s);
+                                        wo[static_cast<std::size_t>(i) % wo.size()].data(), bf16, xb.as<float>(), 1,
+                                        q_width, n_embd, s);
                     },
                     iterations, s),
                 bytes, hbm);
@@ -147,7 +147,8 @@ int main(int argc, char** argv) {
                 time_us(
                     [&](int i) {
                         gpu::matmul_add(x.as<float>(), gate.as<float>(),
-                                        wd[static_cast<std::size_t>(i) % wd.size()].data(), type, 1, n_ff, n_embd, s);
+                                        wd[static_cast<std::size_t>(i) % wd.size()].data(), type, up.as<float>(), 1,
+                                        n_ff, n_embd, s);
                     },
                     iterations, s),
                 bytes, hbm);

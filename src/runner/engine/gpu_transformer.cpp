@@ -150,7 +150,7 @@ common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const Wei
         m->allocate_kv_cache(c, plan);
         const auto pass = static_cast<std::size_t>(plan.max_pass);
         m->x = gpu::DeviceBuffer(pass * e * sizeof(float));
-        m->xb = gpu::DeviceBuffer(nb * e * sizeof(float));
+        m->xb = gpu::DeviceBuffer(nb * std::max(e, qw) * sizeof(float));  // the output projection's scratch too
         m->q = gpu::DeviceBuffer(nb * qw * sizeof(float));
         m->att = gpu::DeviceBuffer(nb * qw * sizeof(float));
         m->k = gpu::DeviceBuffer(nb * kvw * sizeof(float));
@@ -455,7 +455,8 @@ struct GpuTransformer::LayerPass {
                        c().n_head, c().n_head_kv, c().head_dim, n_keys, m.attention_scratch.as<float>(), m.compute);
     }
     void output_add() {
-        gpu::matmul_add(x(), m.att.as<float>(), at(wo), type(wo), mb, q_width(), c().n_embd, m.compute, blas());
+        gpu::matmul_add(x(), m.att.as<float>(), at(wo), type(wo), m.xb.as<float>(), mb, q_width(), c().n_embd,
+                        m.compute, blas());
     }
     // With host_mlp the MLP's input first goes to the host, which computes the split layer's other rows
     // (mlp_on_host). Every block's activations come before any down product, since each block reads the
@@ -476,7 +477,8 @@ struct GpuTransformer::LayerPass {
         }
         offset = 0;
         for (const auto& b : blocks) {
-            gpu::matmul_add(x(), m.gate.as<float>() + offset, b.down, type(w_down), mb, b.rows, e, m.compute, blas());
+            gpu::matmul_add(x(), m.gate.as<float>() + offset, b.down, type(w_down), m.up.as<float>(), mb, b.rows, e,
+                            m.compute, blas());
             offset += static_cast<std::size_t>(mb) * b.rows;
         }
     }

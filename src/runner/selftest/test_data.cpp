@@ -1,5 +1,6 @@
 #include "runner/selftest/test_data.h"
 
+#include "runner/backend/cpu/int8_dot.h"
 #include "runner/offload/quantize.h"
 
 #include <cctype>
@@ -34,6 +35,12 @@ std::vector<float> random_floats(std::mt19937& rng, std::size_t n, float scale) 
     std::vector<float> v(n);
     for (auto& x : v) x = d(rng);
     return v;
+}
+
+std::vector<float> int8_rounded(const std::vector<float>& x) {
+    cpu::Int8Activations a;
+    cpu::quantize_activations(x.data(), x.size(), a);
+    return cpu::dequantized(a);
 }
 
 std::vector<std::byte> random_weights(std::mt19937& rng, DType dtype, std::size_t rows, std::size_t cols) {

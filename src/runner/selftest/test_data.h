@@ -21,6 +21,11 @@ std::vector<std::byte> random_weights(std::mt19937& rng, DType dtype, std::size_
 // rows), quant_bytes(type, rows, cols) long.
 std::vector<std::byte> random_quantized(std::mt19937& rng, WeightType type, std::size_t rows, std::size_t cols);
 
+// x as decode's products with quantized weights see it, on either engine: quantized to 8 bits per 32
+// (cpu::quantize_activations, whose steps the GPU's quantization repeats) and widened back. x.size()
+// is a multiple of 32.
+std::vector<float> int8_rounded(const std::vector<float>& x);
+
 // "bf16", "q4_k": a format as the checks' names spell it.
 std::string format_name(DType dtype);
 

@@ -132,7 +132,8 @@ TEST_CASE("gpu matmul: bf16, f16 and f32 weights, decode and prompt shapes, with
                     const auto dx = upload(x, s);
                     gpu::DeviceBuffer out(want.size() * sizeof(float));
                     gpu::matmul(out.as<float>(), dx.as<float>(), w.device.data(), w.type(),
-                                with_bias ? bias.device.data() : nullptr, bias.type(), n_tokens, d_in, d_out, s);
+                                with_bias ? bias.device.data() : nullptr, bias.type(), nullptr, n_tokens, d_in, d_out,
+                                s);
                     CHECK(relative_error(download(out, want.size(), s), want) < tolerance);
                 }
 }
@@ -185,8 +186,8 @@ TEST_CASE("gpu matmul_add, norm_matmul and norm_matmul_swiglu equal the CPU's se
                     auto dr = upload(want, s);
                     for (std::size_t i = 0; i < want.size(); ++i) want[i] += want_gate[i];
                     const auto dn = upload(normed, s);
-                    gpu::matmul_add(dr.as<float>(), dn.as<float>(), gate.device.data(), gate.type(), n_tokens, d_in,
-                                    d_out, s, with);
+                    gpu::matmul_add(dr.as<float>(), dn.as<float>(), gate.device.data(), gate.type(),
+                                    scratch.as<float>(), n_tokens, d_in, d_out, s, with);
                     CHECK(relative_error(download(dr, want.size(), s), want) < allowed);
 
                     runner::cpu::swiglu(want_gate.data(), want_up.data(), want_gate.size());
@@ -441,7 +442,7 @@ TEST_CASE("gpu matmul on the BLAS: prompt-sized products with activations rounde
             const auto dx = upload(x, s);
             gpu::DeviceBuffer out(want.size() * sizeof(float));
             gpu::matmul(out.as<float>(), dx.as<float>(), w.device.data(), w.type(), bias.device.data(), bias.type(),
-                        n_tokens, d_in, d_out, s, &blas);
+                        nullptr, n_tokens, d_in, d_out, s, &blas);
             const float error = relative_error(download(out, want.size(), s), want);
             // Below blas_min_tokens, and for f32 weights, the f32 kernels run: exact to rounding.
             const bool on_blas = n_tokens >= gpu::blas_min_tokens && dtype != runner::DType::f32;
@@ -449,6 +450,21 @@ TEST_CASE("gpu matmul on the BLAS: prompt-sized products with activations rounde
             if (on_blas) CHECK(error > 0);  // it did round: the BLAS path ran
         }
 }
+
+namespace {
+
+// Decode (up to 8 tokens) multiplies quantized weights with int8 activations: its reference rounds the
+// activations as the CPU's int8 products do, and the GPU's rounding is the same, so the products agree
+// to f32 rounding. After an RMS norm the GPU's rsqrt may put an activation at a step's edge on the other
+// side (one step of 1/127 of its block's largest): int8_norm_tolerance.
+constexpr int decode_tokens = 8;
+constexpr float int8_norm_tolerance = 1e-3f;
+
+std::vector<float> as_decode_sees(const std::vector<float>& x, int n_tokens) {
+    return n_tokens <= decode_tokens ? runner::selftest::int8_rounded(x) : x;
+}
+
+}  // namespace
 
 TEST_CASE("gpu matmul on quantized weights: the kernels read what the quantizer wrote") {
     gpu::Stream s;
@@ -474,14 +490,15 @@ TEST_CASE("gpu matmul on quantized weights: the kernels read what the quantizer 
             wide.bytes = widened.size() * sizeof(float);
             const auto x = random_floats(static_cast<std::size_t>(n_tokens) * d_in);
             std::vector<float> want(static_cast<std::size_t>(n_tokens) * d_out);
-            runner::cpu::matmul(want.data(), x.data(), wide, nullptr, static_cast<std::size_t>(n_tokens), pool);
+            runner::cpu::matmul(want.data(), as_decode_sees(x, n_tokens).data(), wide, nullptr,
+                                static_cast<std::size_t>(n_tokens), pool);
 
             gpu::DeviceBuffer dq(q.size());
             gpu::copy_to_device(dq.data(), q.data(), q.size(), s);
             const auto dx = upload(x, s);
-            gpu::DeviceBuffer out(want.size() * sizeof(float));
-            gpu::matmul(out.as<float>(), dx.as<float>(), dq.data(), type, nullptr, runner::WeightType::f32, n_tokens,
-                        d_in, d_out, s);
+            gpu::DeviceBuffer out(want.size() * sizeof(float)), scratch(x.size() * sizeof(float));
+            gpu::matmul(out.as<float>(), dx.as<float>(), dq.data(), type, nullptr, runner::WeightType::f32,
+                        scratch.as<float>(), n_tokens, d_in, d_out, s);
             CHECK(relative_error(download(out, want.size(), s), want) < tolerance);
             // The fused forms read quantized weights alike: with a norm of ones, the same matrix as gate and
             // up gives silu(y) * y for y the product of the normalized input.
@@ -493,67 +510,128 @@ TEST_CASE("gpu matmul on quantized weights: the kernels read what the quantizer 
             runner::cpu::rmsnorm(normed.data(), x.data(), ones_view, static_cast<std::size_t>(n_tokens),
                                  static_cast<std::size_t>(d_in), 1e-5f);
             std::vector<float> gated(want.size());
-            runner::cpu::matmul(gated.data(), normed.data(), wide, nullptr, static_cast<std::size_t>(n_tokens), pool);
+            runner::cpu::matmul(gated.data(), as_decode_sees(normed, n_tokens).data(), wide, nullptr,
+                                static_cast<std::size_t>(n_tokens), pool);
             const auto plain = gated;
             runner::cpu::swiglu(gated.data(), plain.data(), gated.size());
             const auto dones = upload(ones, s);
-            gpu::DeviceBuffer scratch(x.size() * sizeof(float)), up(want.size() * sizeof(float));
+            gpu::DeviceBuffer up(want.size() * sizeof(float));
             gpu::norm_matmul_swiglu(out.as<float>(), up.as<float>(), scratch.as<float>(), dx.as<float>(),
                                     {dones.data(), runner::WeightType::f32, 1e-5f}, dq.data(), dq.data(), type,
                                     n_tokens, d_in, d_out, s);
-            CHECK(relative_error(download(out, want.size(), s), gated) < tolerance);
-            gpu::matmul_add(out.as<float>(), dx.as<float>(), dq.data(), type, n_tokens, d_in, d_out, s);
-            for (std::size_t i = 0; i < gated.size(); ++i) gated[i] += want[i];
-            CHECK(relative_error(download(out, want.size(), s), gated) < tolerance);
+            CHECK(relative_error(download(out, want.size(), s), gated) < int8_norm_tolerance);
+            auto added = download(out, want.size(), s);
+            gpu::matmul_add(out.as<float>(), dx.as<float>(), dq.data(), type, scratch.as<float>(), n_tokens, d_in,
+                            d_out, s);
+            for (std::size_t i = 0; i < added.size(); ++i) added[i] += want[i];
+            CHECK(relative_error(download(out, want.size(), s), added) < tolerance);
+            // Without a scratch, decode takes the tiled kernel, in f32.
+            if (n_tokens <= decode_tokens) {
+                std::vector<float> exact(want.size());
+                runner::cpu::matmul(exact.data(), x.data(), wide, nullptr, static_cast<std::size_t>(n_tokens), pool);
+                gpu::matmul(out.as<float>(), dx.as<float>(), dq.data(), type, nullptr, runner::WeightType::f32, nullptr,
+                            n_tokens, d_in, d_out, s);
+                const float error = relative_error(download(out, want.size(), s), exact);
+                CHECK(error < tolerance);
+                CHECK(relative_error(want, exact) > 10 * tolerance);  // the int8 reference did round
+            }
             if (gpu::Blas::available() && n_tokens >= gpu::blas_min_tokens) {
-                gpu::matmul(out.as<float>(), dx.as<float>(), dq.data(), type, nullptr, runner::WeightType::f32,
+                gpu::matmul(out.as<float>(), dx.as<float>(), dq.data(), type, nullptr, runner::WeightType::f32, nullptr,
                             n_tokens, d_in, d_out, s, &blas);
                 CHECK(relative_error(download(out, want.size(), s), want) < 1e-2f);
             }
         }
 }
 
+namespace {
+
+// tests/fixtures/gguf/blocks.gguf: 4 rows of 512 weights of each type beside gguf's F32 of them.
+struct GgufBlocks {
+    runner::WeightType type;
+    runner::TensorView wide;  // gguf's dequantization, f32
+    gpu::DeviceBuffer device;
+};
+
+GgufBlocks gguf_blocks(const runner::GgufFile& file, const std::string& name, const gpu::Stream& s) {
+    const runner::GgufTensor *q = nullptr, *f = nullptr;
+    for (const auto& t : file.header().tensors) {
+        if (t.name == "q." + name) q = &t;
+        if (t.name == "f." + name) f = &t;
+    }
+    REQUIRE(q);
+    REQUIRE(f);
+    GgufBlocks b{runner::stored_type(*runner::engine_dtype(*q->type)), {}, gpu::DeviceBuffer(q->bytes)};
+    b.wide.dtype = runner::DType::f32;
+    b.wide.shape = {4, 512};
+    b.wide.data = file.data(*f).data();
+    b.wide.bytes = f->bytes;
+    gpu::copy_to_device(b.device.data(), file.data(*q).data(), q->bytes, s);
+    s.synchronize();
+    return b;
+}
+
+}  // namespace
+
 TEST_CASE("gpu matmul on GGUF's blocks: what gguf dequantizes, decode, tiled and BLAS prompts") {
-    // tests/fixtures/gguf/blocks.gguf: 4 rows of 512 weights of each type beside gguf's F32 of them.
     auto file = runner::GgufFile::open(std::string(OAR_FIXTURES) + "/gguf/blocks.gguf");
     REQUIRE(file.ok());
     gpu::Stream s;
     runner::cpu::ThreadPool pool(2);
     const gpu::Blas blas(s, 40 * 512, 4 * 512);
+    const int d_out = 4, d_in = 512;
     for (const char* name : {"q8_0", "q4_0", "q4_k", "q5_k", "q6_k"}) {
-        const runner::GgufTensor *q = nullptr, *f = nullptr;
-        for (const auto& t : file->header().tensors) {
-            if (t.name == std::string("q.") + name) q = &t;
-            if (t.name == std::string("f.") + name) f = &t;
-        }
-        REQUIRE(q);
-        REQUIRE(f);
-        const int d_out = 4, d_in = 512;
-        runner::TensorView wide;
-        wide.dtype = runner::DType::f32;
-        wide.shape = {d_out, d_in};
-        wide.data = file->data(*f).data();
-        wide.bytes = f->bytes;
-        const auto type = runner::stored_type(*runner::engine_dtype(*q->type));
-        gpu::DeviceBuffer dq(q->bytes);
-        gpu::copy_to_device(dq.data(), file->data(*q).data(), q->bytes, s);
+        const auto w = gguf_blocks(*file, name, s);
         for (const int n_tokens : {1, 3, 20, 40}) {
             CAPTURE(name);
             CAPTURE(n_tokens);
             const auto x = random_floats(static_cast<std::size_t>(n_tokens) * d_in);
             std::vector<float> want(static_cast<std::size_t>(n_tokens) * d_out);
-            runner::cpu::matmul(want.data(), x.data(), wide, nullptr, static_cast<std::size_t>(n_tokens), pool);
+            runner::cpu::matmul(want.data(), as_decode_sees(x, n_tokens).data(), w.wide, nullptr,
+                                static_cast<std::size_t>(n_tokens), pool);
             const auto dx = upload(x, s);
-            gpu::DeviceBuffer out(want.size() * sizeof(float));
-            gpu::matmul(out.as<float>(), dx.as<float>(), dq.data(), type, nullptr, runner::WeightType::f32, n_tokens,
-                        d_in, d_out, s);
+            gpu::DeviceBuffer out(want.size() * sizeof(float)), scratch(x.size() * sizeof(float));
+            gpu::matmul(out.as<float>(), dx.as<float>(), w.device.data(), w.type, nullptr, runner::WeightType::f32,
+                        scratch.as<float>(), n_tokens, d_in, d_out, s);
             CHECK(relative_error(download(out, want.size(), s), want) < tolerance);
             if (gpu::Blas::available() && n_tokens >= gpu::blas_min_tokens) {
-                gpu::matmul(out.as<float>(), dx.as<float>(), dq.data(), type, nullptr, runner::WeightType::f32,
-                            n_tokens, d_in, d_out, s, &blas);
+                gpu::matmul(out.as<float>(), dx.as<float>(), w.device.data(), w.type, nullptr, runner::WeightType::f32,
+                            nullptr, n_tokens, d_in, d_out, s, &blas);
                 CHECK(relative_error(download(out, want.size(), s), want) < 1e-2f);
             }
         }
+    }
+}
+
+// A Q4_K_M layer's q, k and v: Q4_K, Q4_K and Q6_K. Decode quantizes the normalized input once and runs a
+// launch per type on it; the residual adds of the output and down projections quantize theirs.
+TEST_CASE("gpu norm_matmul on a Q4_K_M layer's q, k and v shares one int8 input across the types") {
+    auto file = runner::GgufFile::open(std::string(OAR_FIXTURES) + "/gguf/blocks.gguf");
+    REQUIRE(file.ok());
+    gpu::Stream s;
+    runner::cpu::ThreadPool pool(2);
+    const int d_out = 4, d_in = 512;
+    const auto q4 = gguf_blocks(*file, "q4_k", s), q6 = gguf_blocks(*file, "q6_k", s);
+    Weight norm(runner::DType::bf16, {d_in}, s);
+    for (const int n_tokens : {1, 2, 5}) {
+        CAPTURE(n_tokens);
+        const auto n = static_cast<std::size_t>(n_tokens);
+        const auto x = random_floats(n * d_in, 3.f);
+        std::vector<float> normed(x.size()), want_q4(n * d_out), want_q6(n * d_out);
+        runner::cpu::rmsnorm(normed.data(), x.data(), norm.view, n, d_in, 1e-5f);
+        const auto seen = runner::selftest::int8_rounded(normed);
+        runner::cpu::matmul(want_q4.data(), seen.data(), q4.wide, nullptr, n, pool);
+        runner::cpu::matmul(want_q6.data(), seen.data(), q6.wide, nullptr, n, pool);
+        const auto dx = upload(x, s);
+        gpu::DeviceBuffer out_q(want_q4.size() * 4), out_k(want_q4.size() * 4), out_v(want_q6.size() * 4),
+            scratch(x.size() * 4);
+        const gpu::Product products[] = {{out_q.as<float>(), q4.device.data(), q4.type, d_out},
+                                         {out_v.as<float>(), q6.device.data(), q6.type, d_out},
+                                         {out_k.as<float>(), q4.device.data(), q4.type, d_out}};
+        gpu::norm_matmul(products, dx.as<float>(), {norm.device.data(), norm.type(), 1e-5f}, scratch.as<float>(),
+                         n_tokens, d_in, s);
+        CHECK(relative_error(download(out_q, want_q4.size(), s), want_q4) < int8_norm_tolerance);
+        CHECK(relative_error(download(out_k, want_q4.size(), s), want_q4) < int8_norm_tolerance);
+        CHECK(relative_error(download(out_v, want_q6.size(), s), want_q6) < int8_norm_tolerance);
     }
 }
 

@@ -156,14 +156,16 @@ void rmsnorm(float* out, const float* x, const void* weight, WeightType type, in
 // out[t, j] = sum_i w[j, i] * x[t, i] (+ bias[j])    x: [n_tokens, d_in]; w: [d_out, d_in]; out: [n_tokens, d_out]
 // w may be quantized (q8, q4, or ggml's blocks; bias never is). With `blas`, products of blas_min_tokens tokens or
 // more with 16-bit weights run on the BLAS (quantized ones widened to bf16 first), the activations rounded to the
-// weights' type (as llama.cpp's cuBLAS path does); otherwise in f32.
+// weights' type (as llama.cpp's cuBLAS path does); otherwise in f32. Decode (up to 8 tokens) with quantized
+// weights quantizes x to 8 bits per 32 into `scratch` ([n_tokens, d_in] floats of room) and multiplies
+// integers, as the CPU's products do; without a scratch it takes the f32 tiled product.
 constexpr int blas_min_tokens = 32;
 void matmul(float* out, const float* x, const void* w, WeightType type, const void* bias, WeightType bias_type,
-            int n_tokens, int d_in, int d_out, const Stream& stream, const Blas* blas = nullptr);
+            float* scratch, int n_tokens, int d_in, int d_out, const Stream& stream, const Blas* blas = nullptr);
 
-// x[t, :] += w . in[t, :]   (the residual add, fused into the output and down projections)
-void matmul_add(float* x, const float* in, const void* w, WeightType type, int n_tokens, int d_in, int d_out,
-                const Stream& stream, const Blas* blas = nullptr);
+// x[t, :] += w . in[t, :]   (the residual add, fused into the output and down projections); scratch as matmul's
+void matmul_add(float* x, const float* in, const void* w, WeightType type, float* scratch, int n_tokens, int d_in,
+                int d_out, const Stream& stream, const Blas* blas = nullptr);
 
 // One product of a fused launch: where it goes ([n_tokens, d_out]), its weights [d_out, d_in], its bias.
 struct Product {
@@ -183,8 +185,9 @@ struct Norm {
 };
 
 // out_p[t, :] = w_p . rmsnorm(x[t, :]) (+ bias_p) for each product (the q, k and v projections). Decode
-// normalizes while it multiplies, and runs up to three products as one launch per weight type;
-// longer passes normalize into `scratch` ([n_tokens, d_in]) and then run each product.
+// normalizes while it multiplies (or while it quantizes the input into `scratch`, for quantized weights),
+// and runs up to three products as one launch per weight type; longer passes normalize into `scratch`
+// ([n_tokens, d_in]) and then run each product.
 void norm_matmul(std::span<const Product> products, const float* x, const Norm& norm, float* scratch, int n_tokens,
                  int d_in, const Stream& stream, const Blas* blas = nullptr);
 

@@ -1,9 +1,9 @@
 // ggml's block-quantized weights (GGUF's Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) read in place by the GPU kernels:
-// an element (the tiled prompt kernel, the BLAS's bf16 widening) or a chunk of 8 consecutive weights that
-// share one scale (the matrix-vector kernel), from a matrix whose rows are runs of blocks. Plain C++ that
+// an element (the tiled prompt kernel, the BLAS's bf16 widening) or a piece of 16 as signed bytes (the
+// int8 matrix-vector kernel of decode), from a matrix whose rows are runs of blocks. Plain C++ that
 // compiles for the host too, so that CI checks it against gguf's dequantization without a GPU
 // (tests/runner/backend/gpu/test_ggml_blocks.cpp). Blocks are only 2-byte aligned (34 and 210 bytes), so
-// scales and quants are read in bytes.
+// scales are read in bytes and quants in bytes or halves.
 #pragma once
 
 #include <cstddef>
@@ -56,7 +56,7 @@ OAR_HOST_DEVICE constexpr std::size_t kquant_block_bytes(WeightType type) {
     return type == WeightType::q4_k ? 144 : type == WeightType::q5_k ? 176 : 210;
 }
 
-// 8 consecutive weights of a block, as the matrix-vector kernel widens them: weight k is
+// 8 consecutive weights of a block, for reading one element: weight k is
 // scale * q_k - min, q_k being, by type, a signed byte of `words` (Q8_0; Q6_K less its 32), a nibble
 // less 8 (Q4_0, as our q4), a nibble (Q4_K) or an unsigned byte (Q5_K).
 struct GgmlChunk {
@@ -149,17 +149,18 @@ OAR_HOST_DEVICE inline float ggml_weight(const void* w, WeightType type, std::si
     return c.scale * ggml_chunk_quant(type, c, static_cast<int>(at % 8)) - c.min;
 }
 
-// The K-quants' decode path reads a super-block of 256 weights as 16 pieces of 16, one per thread. A
-// piece is two runs of 8 consecutive weights whose quants share bytes: in Q4_K and Q5_K 8 bytes of qs
-// hold run A's low nibbles (sub-block 2g) and run B's high ones (sub-block 2g + 1, 32 weights on); in Q6_K
-// 8 bytes of ql hold the low nibbles of A (group c) and B (group c + 2, 64 weights on), 8 of qh their
-// top bits. So each quant byte is loaded once, in words, where a chunk of 8 loaded its bytes one by one
-// and half of each: the kernel loads every piece of a row first (KQuantRaw, a few registers each) and
-// widens them after, so that many loads are in flight.
-constexpr int kquant_piece = 16, kquant_pieces = 16;  // weights per piece, pieces per super-block
+// The decode kernel reads a row in pieces of 16 weights: two runs of 8 consecutive weights whose quants
+// share the bytes loaded. In Q4_K and Q5_K 8 bytes of qs hold run A's low nibbles (sub-block 2g) and run
+// B's high ones (sub-block 2g + 1, 32 weights on); in Q6_K 8 bytes of ql hold the low nibbles of A (group
+// c) and B (group c + 2, 64 weights on), 8 of qh their top bits; in Q4_0 8 bytes hold weights l.. (low
+// nibbles) and l + 16.. (high); in Q8_0 16 bytes are the two runs. So each quant byte is loaded once, in
+// words: the kernel loads several pieces of a row first (PieceRaw, a few registers each) and unpacks them
+// after, so that many loads are in flight. Unpacked, a run's quants are 8 signed bytes (the format's offset
+// taken off), ready for 4-way byte dot products with int8 activations.
+constexpr int piece_weights = 16;
 
 // Little-endian words from a block: Q4_K's and Q5_K's blocks (144 and 176 bytes) keep a 16-byte aligned
-// matrix's words aligned; Q6_K's (210) only 2 bytes, so its words are read as halves.
+// matrix's words aligned; Q6_K's (210), Q8_0's (34) and Q4_0's (18) only 2 bytes, so theirs are read as halves.
 OAR_HOST_DEVICE inline unsigned word_at(const unsigned char* p) {
 #if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
     return *reinterpret_cast<const unsigned*>(p);
@@ -178,21 +179,37 @@ OAR_HOST_DEVICE inline unsigned word_at_2(const unsigned char* p) {
 #endif
 }
 
-// A piece's bytes as loaded: quants (q), Q5_K's and Q6_K's high bits (h), and the scales (head).
-struct KQuantRaw {
-    unsigned q[2] = {0, 0}, h[2] = {0, 0}, head[4] = {0, 0, 0, 0};
+// A row's bytes, in the format's blocks: the row of a [d_out, d_in] matrix starts at row * this.
+OAR_HOST_DEVICE constexpr std::size_t ggml_row_bytes(WeightType type, std::size_t d_in) {
+    return type == WeightType::q8_0   ? d_in / 32 * 34
+           : type == WeightType::q4_0 ? d_in / 32 * 18
+                                      : d_in / 256 * kquant_block_bytes(type);
+}
+
+// A piece's bytes as loaded: quants (q; the K-quants' high bits in q[2], q[3]) and the scales (head).
+struct PieceRaw {
+    unsigned q[4] = {0, 0, 0, 0}, head[4] = {0, 0, 0, 0};
 };
 
-// Piece t (0..15) of the super-block at `b`.
-OAR_HOST_DEVICE inline KQuantRaw kquant_load(WeightType type, const unsigned char* b, int t) {
-    KQuantRaw r;
-    const int l0 = 8 * (t % 4);
+// Piece p (weights 16p.. in the row's order of pieces, not its columns) of the row at `row`.
+OAR_HOST_DEVICE inline PieceRaw piece_load(WeightType type, const unsigned char* row, int p) {
+    PieceRaw r;
+    if (type == WeightType::q8_0 || type == WeightType::q4_0) {
+        const bool eight = type == WeightType::q8_0;
+        const unsigned char* b = row + static_cast<std::size_t>(p / 2) * (eight ? 34 : 18);
+        const unsigned char* qs = b + 2 + (p % 2) * (eight ? 16 : 8);
+        for (int w = 0; w < (eight ? 4 : 2); ++w) r.q[w] = word_at_2(qs + 4 * w);
+        r.head[0] = b[0] | (static_cast<unsigned>(b[1]) << 8);
+        return r;
+    }
+    const unsigned char* b = row + static_cast<std::size_t>(p / 16) * kquant_block_bytes(type);
+    const int t = p % 16, l0 = 8 * (t % 4);
     if (type == WeightType::q6_k) {
         const int half = t / 8, c = (t % 8) / 4;
         const unsigned char* ql = b + 64 * half + 32 * c + l0;
         const unsigned char* qh = b + 128 + 32 * half + l0;
         r.q[0] = word_at_2(ql), r.q[1] = word_at_2(ql + 4);
-        r.h[0] = word_at_2(qh), r.h[1] = word_at_2(qh + 4);
+        r.q[2] = word_at_2(qh), r.q[3] = word_at_2(qh + 4);
         const unsigned char* sc = b + 192 + 8 * half + l0 / 16 + 2 * c;
         r.head[0] = sc[0] | (static_cast<unsigned>(sc[4]) << 8);
         r.head[1] = b[208] | (static_cast<unsigned>(b[209]) << 8);
@@ -201,54 +218,59 @@ OAR_HOST_DEVICE inline KQuantRaw kquant_load(WeightType type, const unsigned cha
     const bool five = type == WeightType::q5_k;
     const unsigned char* qs = b + (five ? 48 : 16) + 32 * (t / 4) + l0;
     r.q[0] = word_at(qs), r.q[1] = word_at(qs + 4);
-    if (five) r.h[0] = word_at(b + 16 + l0), r.h[1] = word_at(b + 20 + l0);
+    if (five) r.q[2] = word_at(b + 16 + l0), r.q[3] = word_at(b + 20 + l0);
     for (int k = 0; k < 4; ++k) r.head[k] = word_at(b + 4 * k);
     return r;
 }
 
-// Four quants, one per byte of `word`, less the format's offset as floats. On the GPU without an integer
-// conversion: a byte permute places each byte under 2^23's exponent (the float 2^23 + v) and one
-// subtraction of 2^23 + offset leaves v - offset exactly: two instructions a weight.
-template <int offset>
-OAR_HOST_DEVICE inline void quant_values(unsigned word, float* out) {
-    for (int k = 0; k < 4; ++k) {
-#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
-        out[k] =
-            __uint_as_float(__byte_perm(word, 0x4b000000u, 0x7540u | static_cast<unsigned>(k))) - (8388608.f + offset);
-#else
-        out[k] = static_cast<float>(static_cast<int>((word >> (8 * k)) & 0xffu) - offset);
-#endif
-    }
+// Four bytes less `offset` each (bytes of 0..63, offset at most 32): the high bit set first keeps the
+// subtraction from borrowing across bytes, and flipping it back leaves v - offset as a signed byte.
+OAR_HOST_DEVICE constexpr unsigned bytes_less(unsigned v, unsigned offset) {
+    return ((v | 0x80808080u) - offset * 0x01010101u) ^ 0x80808080u;
 }
 
-// A piece widened: run r's weight k is scale[r] * q[r][k] - min[r], at offset[r] + k in the super-block.
-struct KQuantRuns {
-    float q[2][8];
+// A piece unpacked: run r's weight k (k < 8) is scale[r] * q_k - min[r], q_k the signed byte k of
+// q[r][k / 4], at column offset[r] + k of the row.
+struct PieceInts {
+    int q[2][2];
     float scale[2], min[2];
     int offset[2];
 };
 
-OAR_HOST_DEVICE inline KQuantRuns kquant_runs(WeightType type, const KQuantRaw& r, int t) {
-    KQuantRuns out;
-    const int l0 = 8 * (t % 4);
+OAR_HOST_DEVICE inline PieceInts piece_ints(WeightType type, const PieceRaw& r, int p) {
+    PieceInts out;
     const unsigned char* head = reinterpret_cast<const unsigned char*>(r.head);
     constexpr unsigned nibbles = 0x0f0f0f0fu;
+    out.min[0] = out.min[1] = 0.f;
+    if (type == WeightType::q8_0 || type == WeightType::q4_0) {
+        out.scale[0] = out.scale[1] = half_at(head);
+        if (type == WeightType::q8_0) {
+            out.offset[0] = 16 * p, out.offset[1] = 16 * p + 8;
+            for (int w = 0; w < 4; ++w) out.q[w / 2][w % 2] = static_cast<int>(r.q[w]);
+            return out;
+        }
+        out.offset[0] = 32 * (p / 2) + 8 * (p % 2), out.offset[1] = out.offset[0] + 16;
+        for (int run = 0; run < 2; ++run)
+            for (int w = 0; w < 2; ++w)
+                out.q[run][w] = static_cast<int>(bytes_less((r.q[w] >> (4 * run)) & nibbles, 8));
+        return out;
+    }
+    const int block = 256 * (p / 16), t = p % 16, l0 = 8 * (t % 4);
     if (type == WeightType::q6_k) {
         const int half = t / 8, c = (t % 8) / 4;
-        out.offset[0] = 128 * half + 32 * c + l0, out.offset[1] = out.offset[0] + 64;
-        const float scale = half_at(head + 4);  // d, in head[1]
+        out.offset[0] = block + 128 * half + 32 * c + l0, out.offset[1] = out.offset[0] + 64;
+        const float d = half_at(head + 4);  // in head[1]
         for (int run = 0; run < 2; ++run) {
-            out.scale[run] = scale * static_cast<float>(static_cast<signed char>(head[run]));
-            out.min[run] = 0.f;
+            out.scale[run] = d * static_cast<float>(static_cast<signed char>(head[run]));
             const int shift = 2 * c + 4 * run;
             for (int w = 0; w < 2; ++w)  // stored + 32
-                quant_values<32>(((r.q[w] >> (4 * run)) & nibbles) | (((r.h[w] >> shift) & 0x03030303u) << 4),
-                                 out.q[run] + 4 * w);
+                out.q[run][w] = static_cast<int>(
+                    bytes_less(((r.q[w] >> (4 * run)) & nibbles) | (((r.q[2 + w] >> shift) & 0x03030303u) << 4), 32));
         }
         return out;
     }
     const int g = t / 4;
-    out.offset[0] = 64 * g + l0, out.offset[1] = out.offset[0] + 32;
+    out.offset[0] = block + 64 * g + l0, out.offset[1] = out.offset[0] + 32;
     const float d = half_at(head), dmin = half_at(head + 2);
     for (int run = 0; run < 2; ++run) {
         float s, m;
@@ -256,8 +278,8 @@ OAR_HOST_DEVICE inline KQuantRuns kquant_runs(WeightType type, const KQuantRaw& 
         out.scale[run] = d * s, out.min[run] = dmin * m;
         for (int w = 0; w < 2; ++w) {
             unsigned v = (r.q[w] >> (4 * run)) & nibbles;
-            if (type == WeightType::q5_k) v |= ((r.h[w] >> (2 * g + run)) & 0x01010101u) << 4;
-            quant_values<0>(v, out.q[run] + 4 * w);
+            if (type == WeightType::q5_k) v |= ((r.q[2 + w] >> (2 * g + run)) & 0x01010101u) << 4;
+            out.q[run][w] = static_cast<int>(v);
         }
     }
     return out;

@@ -1,7 +1,7 @@
 // The GPU kernels' reading of GGUF's blocks (backend/gpu/ggml_blocks.h, plain C++ that compiles for the
 // host too) against gguf's own numpy dequantization of the same random blocks
-// (tests/fixtures/gguf/blocks.gguf): every element, and every chunk of 8 as the matrix-vector kernel
-// widens it, and every piece of 16 as the K-quants' decode kernel reads it. Runs in CI without a GPU.
+// (tests/fixtures/gguf/blocks.gguf): every element, and every piece of 16 as the int8 decode kernel
+// reads it. Runs in CI without a GPU.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -47,26 +47,28 @@ void check_type(const std::string& name) {
     }
     CHECK(wrong_elements == 0);
     CHECK(wrong_chunks == 0);
-    if (!runner::gpu::is_kquant(type)) return;
-    // The decode kernel's pieces: every weight of every super-block once, from the piece that holds it.
-    const std::size_t n_blocks = want.size() / 256;
+    // The decode kernel's pieces, the whole tensor read as one row: every weight once, from the piece that
+    // holds it, its quant a signed byte.
+    const std::size_t n_pieces = want.size() / runner::gpu::piece_weights;
     std::vector<int> seen(want.size(), 0);
     std::size_t wrong_pieces = 0;
-    for (std::size_t b = 0; b < n_blocks; ++b) {
-        const auto* block = static_cast<const unsigned char*>(blocks) + b * runner::gpu::kquant_block_bytes(type);
-        for (int t = 0; t < runner::gpu::kquant_pieces; ++t) {
-            const auto runs = runner::gpu::kquant_runs(type, runner::gpu::kquant_load(type, block, t), t);
-            for (int r = 0; r < 2; ++r)
-                for (int k = 0; k < 8; ++k) {
-                    const std::size_t at = b * 256 + static_cast<std::size_t>(runs.offset[r] + k);
-                    ++seen[at];
-                    wrong_pieces += !close(runs.scale[r] * runs.q[r][k] - runs.min[r], want[at]);
-                }
-        }
+    for (std::size_t p = 0; p < n_pieces; ++p) {
+        const auto* row = static_cast<const unsigned char*>(blocks);
+        const auto piece =
+            runner::gpu::piece_ints(type, runner::gpu::piece_load(type, row, static_cast<int>(p)), static_cast<int>(p));
+        for (int r = 0; r < 2; ++r)
+            for (int k = 0; k < 8; ++k) {
+                const auto at = static_cast<std::size_t>(piece.offset[r] + k);
+                REQUIRE(at < want.size());
+                ++seen[at];
+                const auto quant = static_cast<signed char>(static_cast<unsigned>(piece.q[r][k / 4]) >> (8 * (k % 4)));
+                wrong_pieces += !close(piece.scale[r] * static_cast<float>(quant) - piece.min[r], want[at]);
+            }
     }
-    CHECK(n_blocks > 0);
+    CHECK(n_pieces > 0);
     CHECK(wrong_pieces == 0);
     CHECK(std::count(seen.begin(), seen.end(), 1) == static_cast<std::ptrdiff_t>(want.size()));
+    CHECK(runner::gpu::ggml_row_bytes(type, want.size()) == q->bytes);
 }
 
 }  // namespace

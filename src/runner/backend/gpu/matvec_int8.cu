@@ -1,0 +1,272 @@
+// Decode's products with quantized weights as integer dot products, the way llama.cpp's mmvq kernels
+// compute them: the input is quantized to 8 bits per 32 once (normalized first where the launch
+// normalizes), and each run of 8 weights meets its 8 activations in two 4-way byte dot products (dp4a on
+// NVIDIA, v_dot4 on AMD), scaled once in f32. Widening each 4-6 bit weight to f32 for an FMA took 3-4
+// instructions a weight and held Q4_K's gate/up to 27% of HBM on the H100; the f32 activations each
+// block re-read from L2 (16 KB a row of 4096) cost as much as the weights. The activations round as the
+// CPU's int8 products round theirs (cpu::quantize_activations, the same steps), so both engines see the
+// same inputs.
+
+#include "runner/backend/gpu/block_reduce.h"
+#include "runner/backend/gpu/matvec.h"
+
+namespace runner::gpu {
+
+namespace {
+
+constexpr int act_block = 32;  // activations per int8 scale
+
+// The quantized input in the launch's scratch (room for [n_tokens, d_in] floats, of which it takes 1.125
+// bytes an element): the quants [n_tokens, d_in], then the scales [n_tokens, d_in / 32].
+struct Int8Input {
+    signed char* q;
+    float* d;
+};
+
+Int8Input int8_input(float* scratch, int n_tokens, int d_in) {
+    auto* q = reinterpret_cast<signed char*>(scratch);
+    return {q, reinterpret_cast<float*>(q + static_cast<std::size_t>(n_tokens) * d_in)};
+}
+
+constexpr int quantize_threads = 64;  // each quantizes one block of 32
+
+// x[t, :] (times the norm's weights over x's RMS, with a norm) into `in`: d = the block's largest
+// magnitude / 127, q = round(x / d) to nearest even; a block of zeros (or too small for 1 / d) is all
+// zeros, a block with an infinity or NaN has zeros and a NaN scale, which its products carry. Several
+// thread blocks per token keep the quantization off the critical path's latency; each sums the row's
+// squares itself (16-56 KB from L2) rather than waiting for another's.
+__global__ void quantize_kernel(Int8Input in, const float* x, Norm norm, int d_in) {
+    const int t = static_cast<int>(blockIdx.y), tid = static_cast<int>(threadIdx.x);
+    const float* xt = x + static_cast<std::size_t>(t) * d_in;
+    float inv_rms = 1.f;
+    if (norm.weight) {
+        float squares = 0.f;
+        for (int i = tid * 4; i < d_in; i += quantize_threads * 4) {
+            const float4 v = *reinterpret_cast<const float4*>(xt + i);
+            squares += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+        }
+        inv_rms = rsqrtf(block_reduce<false>(squares) / static_cast<float>(d_in) + norm.eps);
+    }
+    const int b = static_cast<int>(blockIdx.x) * quantize_threads + tid;
+    if (b >= d_in / act_block) return;
+    float v[act_block];
+    float amax = 0.f;
+    bool finite = true;
+    for (int l = 0; l < act_block; l += 4) {
+        const float4 f = *reinterpret_cast<const float4*>(xt + b * act_block + l);
+        v[l] = f.x, v[l + 1] = f.y, v[l + 2] = f.z, v[l + 3] = f.w;
+    }
+    for (int l = 0; l < act_block; ++l) {
+        if (norm.weight) v[l] = v[l] * inv_rms * load_weight(norm.weight, norm.type, b * act_block + l);
+        amax = fmaxf(amax, fabsf(v[l]));
+        finite = finite && fabsf(v[l]) <= 3.402823466e38f;
+    }
+    const float d = finite ? amax / 127.f : __uint_as_float(0x7fc00000u);
+    const float inverse = finite && d >= 1.175494351e-38f ? 1.f / d : 0.f;
+    unsigned words[act_block / 4] = {};
+    for (int l = 0; l < act_block; ++l)
+        words[l / 4] |= (static_cast<unsigned>(__float2int_rn(v[l] * inverse)) & 0xffu) << (8 * (l % 4));
+    auto* q = reinterpret_cast<uint4*>(in.q + static_cast<std::size_t>(t) * d_in + b * act_block);
+    q[0] = make_uint4(words[0], words[1], words[2], words[3]);
+    q[1] = make_uint4(words[4], words[5], words[6], words[7]);
+    in.d[static_cast<std::size_t>(t) * (d_in / act_block) + b] = d;
+}
+
+constexpr int int8_threads = 128;
+// Pieces of 16 weights a thread loads before it unpacks any, shared among the block's rows: with one in
+// flight each waits out a whole memory latency.
+constexpr int piece_loads = 4;
+
+// Rows a block computes: each block reads the activations once for all of them from L2. Fewer with more
+// tokens, whose sums take registers per row.
+template <int max_tokens>
+constexpr int int8_rows = max_tokens <= 2 ? 4 : max_tokens <= 4 ? 2 : 1;
+
+// Q4_K's and Q5_K's weights subtract a minimum: a run's product then subtracts min times the activations'
+// sum, itself a byte dot product (with ones).
+template <WeightType type>
+constexpr bool subtracts_min = type == WeightType::q4_k || type == WeightType::q5_k;
+
+// A row's bytes: our q8 and q4 keep their scales apart (quant_scales_offset).
+constexpr std::size_t row_bytes(WeightType type, int d_in) {
+    const auto n = static_cast<std::size_t>(d_in);
+    return type == WeightType::q8 ? n : type == WeightType::q4 ? n / 2 : ggml_row_bytes(type, n);
+}
+
+// Piece p of a row: ggml's blocks by ggml_blocks.h; our q8 (16 bytes) and q4 (8 bytes, weights 2i and
+// 2i + 1 in byte i's low and high nibbles) are weights 16p.. in order, with their block's f32 scale.
+template <WeightType type>
+__device__ inline PieceRaw load_piece(const unsigned char* row, const float* row_scales, int p) {
+    PieceRaw r;
+    if constexpr (type == WeightType::q8) {
+        const uint4 v = *reinterpret_cast<const uint4*>(row + 16 * p);
+        r.q[0] = v.x, r.q[1] = v.y, r.q[2] = v.z, r.q[3] = v.w;
+        r.head[0] = __float_as_uint(row_scales[p / 2]);
+    } else if constexpr (type == WeightType::q4) {
+        const uint2 v = *reinterpret_cast<const uint2*>(row + 8 * p);
+        r.q[0] = v.x, r.q[1] = v.y;
+        r.head[0] = __float_as_uint(row_scales[p / 2]);
+    } else {
+        r = piece_load(type, row, p);
+    }
+    return r;
+}
+
+template <WeightType type>
+__device__ inline PieceInts unpack_piece(const PieceRaw& r, int p) {
+    if constexpr (type == WeightType::q8 || type == WeightType::q4) {
+        PieceInts out;
+        out.offset[0] = piece_weights * p, out.offset[1] = out.offset[0] + 8;
+        out.scale[0] = out.scale[1] = __uint_as_float(r.head[0]);
+        out.min[0] = out.min[1] = 0.f;
+        for (int run = 0; run < 2; ++run) {
+            if constexpr (type == WeightType::q8) {
+                out.q[run][0] = static_cast<int>(r.q[2 * run]), out.q[run][1] = static_cast<int>(r.q[2 * run + 1]);
+            } else {  // even weights' and odd weights' nibbles interleaved back into order, less the stored 8
+                const unsigned even = r.q[run] & 0x0f0f0f0fu, odd = (r.q[run] >> 4) & 0x0f0f0f0fu;
+                out.q[run][0] = static_cast<int>(bytes_less(__byte_perm(even, odd, 0x5140), 8));
+                out.q[run][1] = static_cast<int>(bytes_less(__byte_perm(even, odd, 0x7362), 8));
+            }
+        }
+        return out;
+    } else {
+        return piece_ints(type, r, p);
+    }
+}
+
+// A block per `rows` consecutive output rows, rows numbered across the parts (each part's d_out a multiple
+// of `rows`, checked by the caller); n_tokens <= max_tokens. Each weight is read once and serves every
+// token; the warps' partial sums are added in a fixed order. `gated` (SwiGLU): the block reads the same
+// rows of w_up as well and writes silu(gate) * up.
+template <WeightType type, int max_tokens, bool gated>
+__global__ void __launch_bounds__(int8_threads) matvec_int8_kernel(const MatvecArgs a, const Int8Input in) {
+    constexpr int rows = int8_rows<max_tokens>, loads = piece_loads / rows, n_sums = gated ? 2 : 1;
+    static_assert(piece_loads % rows == 0, "each row of a block takes its share of loads");
+    constexpr int n_warps = int8_threads / warp_size;
+    __shared__ float partial[n_warps][rows][max_tokens][n_sums];
+    int j0 = static_cast<int>(blockIdx.x) * rows;
+    const Product part = block_part(a, j0);
+    const int tid = static_cast<int>(threadIdx.x), warp = tid / warp_size, lane = tid % warp_size;
+    const int d_in = a.d_in, n_tokens = a.n_tokens, n_pieces = d_in / piece_weights, n_blocks = d_in / act_block;
+    const std::size_t bytes = row_bytes(type, d_in);
+    const auto* w_rows = static_cast<const unsigned char*>(part.w) + static_cast<std::size_t>(j0) * bytes;
+    const auto* up_rows = gated ? static_cast<const unsigned char*>(a.w_up) + static_cast<std::size_t>(j0) * bytes
+                                : nullptr;
+    const auto n_out = static_cast<std::size_t>(part.d_out), cols = static_cast<std::size_t>(d_in);
+    const float* scales = quant_scales(part.w, type, n_out, cols);
+    const float* up_scales = gated ? quant_scales(a.w_up, type, n_out, cols) : nullptr;
+    const auto scales_of = [&](const float* s, int r) {
+        return s ? s + static_cast<std::size_t>(j0 + r) * n_blocks : nullptr;
+    };
+    float acc[rows][max_tokens] = {}, acc_up[rows][max_tokens] = {};
+    for (int p0 = tid; p0 < n_pieces; p0 += int8_threads * loads) {
+        PieceRaw c[loads][rows], u[gated ? loads : 1][gated ? rows : 1];
+        for (int k = 0; k < loads; ++k) {
+            const int p = p0 + k * int8_threads;
+            if (p >= n_pieces) continue;
+            for (int r = 0; r < rows; ++r) {
+                c[k][r] = load_piece<type>(w_rows + r * bytes, scales_of(scales, r), p);
+                if constexpr (gated) u[k][r] = load_piece<type>(up_rows + r * bytes, scales_of(up_scales, r), p);
+            }
+        }
+        for (int k = 0; k < loads; ++k) {
+            const int p = p0 + k * int8_threads;
+            if (p >= n_pieces) continue;
+            PieceInts w[rows], up[gated ? rows : 1];
+            for (int r = 0; r < rows; ++r) {
+                w[r] = unpack_piece<type>(c[k][r], p);
+                if constexpr (gated) up[r] = unpack_piece<type>(u[k][r], p);
+            }
+            for (int run = 0; run < 2; ++run) {
+                const int i = w[0].offset[run];
+                for (int t = 0; t < max_tokens; ++t) {
+                    if (t >= n_tokens) continue;
+                    const int2 x = *reinterpret_cast<const int2*>(in.q + static_cast<std::size_t>(t) * d_in + i);
+                    const float xd = in.d[static_cast<std::size_t>(t) * n_blocks + i / act_block];
+                    const float x_sum = subtracts_min<type> ? static_cast<float>(dot4(x.x, 0x01010101, dot4(x.y, 0x01010101, 0)))
+                                                            : 0.f;
+                    for (int r = 0; r < rows; ++r) {
+                        const int dot = dot4(w[r].q[run][0], x.x, dot4(w[r].q[run][1], x.y, 0));
+                        acc[r][t] += xd * (w[r].scale[run] * static_cast<float>(dot) - w[r].min[run] * x_sum);
+                        if constexpr (gated) {
+                            const int dot_up = dot4(up[r].q[run][0], x.x, dot4(up[r].q[run][1], x.y, 0));
+                            acc_up[r][t] +=
+                                xd * (up[r].scale[run] * static_cast<float>(dot_up) - up[r].min[run] * x_sum);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (int t = 0; t < max_tokens; ++t) {
+        if (t >= n_tokens) continue;
+        for (int r = 0; r < rows; ++r) {
+            const float sums[2] = {warp_sum(acc[r][t]), gated ? warp_sum(acc_up[r][t]) : 0.f};
+            if (lane == 0)
+                for (int k = 0; k < n_sums; ++k) partial[warp][r][t][k] = sums[k];
+        }
+    }
+    __syncthreads();
+    if (tid >= rows * n_tokens) return;
+    const int r = tid / n_tokens, t = tid % n_tokens;
+    float sum = 0.f, sum_up = 0.f;
+    for (int w = 0; w < n_warps; ++w) {
+        sum += partial[w][r][t][0];
+        if constexpr (gated) sum_up += partial[w][r][t][n_sums - 1];
+    }
+    store_row<gated>(a, part, t, j0 + r, sum, sum_up);
+}
+
+template <WeightType type, int max_tokens, bool gated>
+void launch_rows(const MatvecArgs& a, Int8Input in, cudaStream_t s) {
+    constexpr int rows = int8_rows<max_tokens>;
+    int total = 0;
+    bool whole = true;  // every part's rows fill whole blocks
+    for (int p = 0; p < a.n_parts; ++p) total += a.parts[p].d_out, whole = whole && a.parts[p].d_out % rows == 0;
+    if (!whole) {  // the kernel for the most tokens takes a row per block
+        matvec_int8_kernel<type, matvec_max_tokens, gated><<<static_cast<unsigned>(total), int8_threads, 0, s>>>(a, in);
+        return;
+    }
+    matvec_int8_kernel<type, max_tokens, gated><<<static_cast<unsigned>(total / rows), int8_threads, 0, s>>>(a, in);
+}
+
+template <WeightType type, bool gated>
+void launch(const MatvecArgs& a, Int8Input in, cudaStream_t s) {
+    if (a.n_tokens == 1) return launch_rows<type, 1, gated>(a, in, s);
+    if (a.n_tokens == 2) return launch_rows<type, 2, gated>(a, in, s);
+    if (a.n_tokens <= 4) return launch_rows<type, 4, gated>(a, in, s);
+    launch_rows<type, matvec_max_tokens, gated>(a, in, s);
+}
+
+template <bool gated>
+void launch(const MatvecArgs& a, Int8Input in, cudaStream_t s) {
+    switch (a.parts[0].type) {
+        case WeightType::q8: return launch<WeightType::q8, gated>(a, in, s);
+        case WeightType::q4: return launch<WeightType::q4, gated>(a, in, s);
+        case WeightType::q8_0: return launch<WeightType::q8_0, gated>(a, in, s);
+        case WeightType::q4_0: return launch<WeightType::q4_0, gated>(a, in, s);
+        case WeightType::q4_k: return launch<WeightType::q4_k, gated>(a, in, s);
+        case WeightType::q5_k: return launch<WeightType::q5_k, gated>(a, in, s);
+        case WeightType::q6_k: return launch<WeightType::q6_k, gated>(a, in, s);
+        default: return;
+    }
+}
+
+}  // namespace
+
+void quantize_input(const MatvecArgs& a, cudaStream_t s) {
+    const int n_blocks = a.d_in / act_block;
+    const dim3 grid(static_cast<unsigned>((n_blocks + quantize_threads - 1) / quantize_threads),
+                    static_cast<unsigned>(a.n_tokens));
+    quantize_kernel<<<grid, quantize_threads, 0, s>>>(int8_input(a.scratch, a.n_tokens, a.d_in), a.x, a.norm, a.d_in);
+}
+
+void matvec_int8(const MatvecArgs& a, cudaStream_t s) {
+    const Int8Input in = int8_input(a.scratch, a.n_tokens, a.d_in);
+    if (a.w_up)
+        launch<true>(a, in, s);
+    else
+        launch<false>(a, in, s);
+}
+
+}  // namespace runner::gpu
