@@ -163,6 +163,10 @@ constexpr int blas_min_tokens = 32;
 void matmul(float* out, const float* x, const void* w, WeightType type, const void* bias, WeightType bias_type,
             float* scratch, int n_tokens, int d_in, int d_out, const Stream& stream, const Blas* blas = nullptr);
 
+// Tests: decode's quantized products on f32 activations (the tiled kernel), as cpu::use_int8_products(false)
+// makes the CPU's, to compare the engine with a reference exactly.
+void use_int8_activations(bool on);
+
 // x[t, :] += w . in[t, :]   (the residual add, fused into the output and down projections); scratch as matmul's
 void matmul_add(float* x, const float* in, const void* w, WeightType type, float* scratch, int n_tokens, int d_in,
                 int d_out, const Stream& stream, const Blas* blas = nullptr);

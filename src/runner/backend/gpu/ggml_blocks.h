@@ -186,9 +186,12 @@ OAR_HOST_DEVICE constexpr std::size_t ggml_row_bytes(WeightType type, std::size_
                                       : d_in / 256 * kquant_block_bytes(type);
 }
 
-// A piece's bytes as loaded: quants (q; the K-quants' high bits in q[2], q[3]) and the scales (head).
+// A piece's quants as loaded (the K-quants' high bits in q[2], q[3]), and its block, whose scales are
+// read when the piece is unpacked: they share the quants' cache lines by then, and a thread that held
+// 16 bytes of them per piece in flight ran out of registers (Q4_K's kernel at a quarter of HBM's rate).
 struct PieceRaw {
-    unsigned q[4] = {0, 0, 0, 0}, head[4] = {0, 0, 0, 0};
+    unsigned q[4] = {0, 0, 0, 0};
+    const unsigned char* block = nullptr;
 };
 
 // Piece p (weights 16p.. in the row's order of pieces, not its columns) of the row at `row`.
@@ -196,30 +199,25 @@ OAR_HOST_DEVICE inline PieceRaw piece_load(WeightType type, const unsigned char*
     PieceRaw r;
     if (type == WeightType::q8_0 || type == WeightType::q4_0) {
         const bool eight = type == WeightType::q8_0;
-        const unsigned char* b = row + static_cast<std::size_t>(p / 2) * (eight ? 34 : 18);
-        const unsigned char* qs = b + 2 + (p % 2) * (eight ? 16 : 8);
+        r.block = row + static_cast<std::size_t>(p / 2) * (eight ? 34 : 18);
+        const unsigned char* qs = r.block + 2 + (p % 2) * (eight ? 16 : 8);
         for (int w = 0; w < (eight ? 4 : 2); ++w) r.q[w] = word_at_2(qs + 4 * w);
-        r.head[0] = b[0] | (static_cast<unsigned>(b[1]) << 8);
         return r;
     }
-    const unsigned char* b = row + static_cast<std::size_t>(p / 16) * kquant_block_bytes(type);
+    r.block = row + static_cast<std::size_t>(p / 16) * kquant_block_bytes(type);
     const int t = p % 16, l0 = 8 * (t % 4);
     if (type == WeightType::q6_k) {
         const int half = t / 8, c = (t % 8) / 4;
-        const unsigned char* ql = b + 64 * half + 32 * c + l0;
-        const unsigned char* qh = b + 128 + 32 * half + l0;
+        const unsigned char* ql = r.block + 64 * half + 32 * c + l0;
+        const unsigned char* qh = r.block + 128 + 32 * half + l0;
         r.q[0] = word_at_2(ql), r.q[1] = word_at_2(ql + 4);
         r.q[2] = word_at_2(qh), r.q[3] = word_at_2(qh + 4);
-        const unsigned char* sc = b + 192 + 8 * half + l0 / 16 + 2 * c;
-        r.head[0] = sc[0] | (static_cast<unsigned>(sc[4]) << 8);
-        r.head[1] = b[208] | (static_cast<unsigned>(b[209]) << 8);
         return r;
     }
     const bool five = type == WeightType::q5_k;
-    const unsigned char* qs = b + (five ? 48 : 16) + 32 * (t / 4) + l0;
+    const unsigned char* qs = r.block + (five ? 48 : 16) + 32 * (t / 4) + l0;
     r.q[0] = word_at(qs), r.q[1] = word_at(qs + 4);
-    if (five) r.q[2] = word_at(b + 16 + l0), r.q[3] = word_at(b + 20 + l0);
-    for (int k = 0; k < 4; ++k) r.head[k] = word_at(b + 4 * k);
+    if (five) r.q[2] = word_at(r.block + 16 + l0), r.q[3] = word_at(r.block + 20 + l0);
     return r;
 }
 
@@ -239,11 +237,11 @@ struct PieceInts {
 
 OAR_HOST_DEVICE inline PieceInts piece_ints(WeightType type, const PieceRaw& r, int p) {
     PieceInts out;
-    const unsigned char* head = reinterpret_cast<const unsigned char*>(r.head);
+    const unsigned char* b = r.block;
     constexpr unsigned nibbles = 0x0f0f0f0fu;
     out.min[0] = out.min[1] = 0.f;
     if (type == WeightType::q8_0 || type == WeightType::q4_0) {
-        out.scale[0] = out.scale[1] = half_at(head);
+        out.scale[0] = out.scale[1] = half_at(b);
         if (type == WeightType::q8_0) {
             out.offset[0] = 16 * p, out.offset[1] = 16 * p + 8;
             for (int w = 0; w < 4; ++w) out.q[w / 2][w % 2] = static_cast<int>(r.q[w]);
@@ -259,9 +257,10 @@ OAR_HOST_DEVICE inline PieceInts piece_ints(WeightType type, const PieceRaw& r, 
     if (type == WeightType::q6_k) {
         const int half = t / 8, c = (t % 8) / 4;
         out.offset[0] = block + 128 * half + 32 * c + l0, out.offset[1] = out.offset[0] + 64;
-        const float d = half_at(head + 4);  // in head[1]
+        const float d = half_at(b + 208);
+        const unsigned char* scales = b + 192 + 8 * half + l0 / 16 + 2 * c;
         for (int run = 0; run < 2; ++run) {
-            out.scale[run] = d * static_cast<float>(static_cast<signed char>(head[run]));
+            out.scale[run] = d * static_cast<float>(static_cast<signed char>(scales[4 * run]));
             const int shift = 2 * c + 4 * run;
             for (int w = 0; w < 2; ++w)  // stored + 32
                 out.q[run][w] = static_cast<int>(
@@ -271,10 +270,10 @@ OAR_HOST_DEVICE inline PieceInts piece_ints(WeightType type, const PieceRaw& r, 
     }
     const int g = t / 4;
     out.offset[0] = block + 64 * g + l0, out.offset[1] = out.offset[0] + 32;
-    const float d = half_at(head), dmin = half_at(head + 2);
+    const float d = half_at(b), dmin = half_at(b + 2);
     for (int run = 0; run < 2; ++run) {
         float s, m;
-        scale_min_k4(2 * g + run, head + 4, s, m);
+        scale_min_k4(2 * g + run, b + 4, s, m);
         out.scale[run] = d * s, out.min[run] = dmin * m;
         for (int w = 0; w < 2; ++w) {
             unsigned v = (r.q[w] >> (4 * run)) & nibbles;

@@ -205,12 +205,14 @@ void launch_matvec(const MatvecArgs& a, bool quantized, cudaStream_t s) {
     }
 }
 
+bool int8_on = true;  // changed only by tests, before any product runs
+
 // Whether decode's kernels take the product: a few tokens, and for quantized weights whole blocks of 32
 // activations (256 for the K-quants, whose rows are whole super-blocks anyway) and a scratch to hold them.
 bool on_matvec(WeightType type, int n_tokens, int d_in, const float* scratch) {
     if (n_tokens > matvec_max_tokens || d_in % 8 != 0) return false;
     if (f32_matvec(type)) return true;
-    return scratch != nullptr && d_in % (is_kquant(type) ? 256 : 32) == 0;
+    return int8_on && scratch != nullptr && d_in % (is_kquant(type) ? 256 : 32) == 0;
 }
 
 void product(const Product& p, const float* x, float* scratch, int n_tokens, int d_in, bool accumulate,
@@ -234,6 +236,8 @@ void product(const Product& p, const float* x, float* scratch, int n_tokens, int
 }
 
 }  // namespace
+
+void use_int8_activations(bool on) { int8_on = on; }
 
 void matmul(float* out, const float* x, const void* w, WeightType type, const void* bias, WeightType bias_type,
             float* scratch, int n_tokens, int d_in, int d_out, const Stream& stream, const Blas* blas) {

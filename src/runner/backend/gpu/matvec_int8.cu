@@ -80,7 +80,9 @@ constexpr int piece_loads = 4;
 // Rows a block computes: each block reads the activations once for all of them from L2. Fewer with more
 // tokens, whose sums take registers per row.
 template <int max_tokens>
-constexpr int int8_rows = max_tokens <= 2 ? 4 : max_tokens <= 4 ? 2 : 1;
+constexpr int int8_rows = max_tokens <= 2   ? 4
+                          : max_tokens <= 4 ? 2
+                                            : 1;
 
 // Q4_K's and Q5_K's weights subtract a minimum: a run's product then subtracts min times the activations'
 // sum, itself a byte dot product (with ones).
@@ -94,18 +96,18 @@ constexpr std::size_t row_bytes(WeightType type, int d_in) {
 }
 
 // Piece p of a row: ggml's blocks by ggml_blocks.h; our q8 (16 bytes) and q4 (8 bytes, weights 2i and
-// 2i + 1 in byte i's low and high nibbles) are weights 16p.. in order, with their block's f32 scale.
+// 2i + 1 in byte i's low and high nibbles) are weights 16p.. in order, `block` at their f32 scale.
 template <WeightType type>
 __device__ inline PieceRaw load_piece(const unsigned char* row, const float* row_scales, int p) {
     PieceRaw r;
     if constexpr (type == WeightType::q8) {
         const uint4 v = *reinterpret_cast<const uint4*>(row + 16 * p);
         r.q[0] = v.x, r.q[1] = v.y, r.q[2] = v.z, r.q[3] = v.w;
-        r.head[0] = __float_as_uint(row_scales[p / 2]);
+        r.block = reinterpret_cast<const unsigned char*>(row_scales + p / 2);
     } else if constexpr (type == WeightType::q4) {
         const uint2 v = *reinterpret_cast<const uint2*>(row + 8 * p);
         r.q[0] = v.x, r.q[1] = v.y;
-        r.head[0] = __float_as_uint(row_scales[p / 2]);
+        r.block = reinterpret_cast<const unsigned char*>(row_scales + p / 2);
     } else {
         r = piece_load(type, row, p);
     }
@@ -117,7 +119,7 @@ __device__ inline PieceInts unpack_piece(const PieceRaw& r, int p) {
     if constexpr (type == WeightType::q8 || type == WeightType::q4) {
         PieceInts out;
         out.offset[0] = piece_weights * p, out.offset[1] = out.offset[0] + 8;
-        out.scale[0] = out.scale[1] = __uint_as_float(r.head[0]);
+        out.scale[0] = out.scale[1] = *reinterpret_cast<const float*>(r.block);
         out.min[0] = out.min[1] = 0.f;
         for (int run = 0; run < 2; ++run) {
             if constexpr (type == WeightType::q8) {
@@ -150,8 +152,8 @@ __global__ void __launch_bounds__(int8_threads) matvec_int8_kernel(const MatvecA
     const int d_in = a.d_in, n_tokens = a.n_tokens, n_pieces = d_in / piece_weights, n_blocks = d_in / act_block;
     const std::size_t bytes = row_bytes(type, d_in);
     const auto* w_rows = static_cast<const unsigned char*>(part.w) + static_cast<std::size_t>(j0) * bytes;
-    const auto* up_rows = gated ? static_cast<const unsigned char*>(a.w_up) + static_cast<std::size_t>(j0) * bytes
-                                : nullptr;
+    const auto* up_rows =
+        gated ? static_cast<const unsigned char*>(a.w_up) + static_cast<std::size_t>(j0) * bytes : nullptr;
     const auto n_out = static_cast<std::size_t>(part.d_out), cols = static_cast<std::size_t>(d_in);
     const float* scales = quant_scales(part.w, type, n_out, cols);
     const float* up_scales = gated ? quant_scales(a.w_up, type, n_out, cols) : nullptr;
@@ -183,8 +185,8 @@ __global__ void __launch_bounds__(int8_threads) matvec_int8_kernel(const MatvecA
                     if (t >= n_tokens) continue;
                     const int2 x = *reinterpret_cast<const int2*>(in.q + static_cast<std::size_t>(t) * d_in + i);
                     const float xd = in.d[static_cast<std::size_t>(t) * n_blocks + i / act_block];
-                    const float x_sum = subtracts_min<type> ? static_cast<float>(dot4(x.x, 0x01010101, dot4(x.y, 0x01010101, 0)))
-                                                            : 0.f;
+                    const float x_sum =
+                        subtracts_min<type> ? static_cast<float>(dot4(x.x, 0x01010101, dot4(x.y, 0x01010101, 0))) : 0.f;
                     for (int r = 0; r < rows; ++r) {
                         const int dot = dot4(w[r].q[run][0], x.x, dot4(w[r].q[run][1], x.y, 0));
                         acc[r][t] += xd * (w[r].scale[run] * static_cast<float>(dot) - w[r].min[run] * x_sum);
