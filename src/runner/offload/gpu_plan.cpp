@@ -13,14 +13,14 @@ namespace {
 
 using namespace layer_slot;
 
-// Activations of one micro-batch of `n` tokens: xb, q, k, v, att, gate, up, and the BLAS scratch.
+// Activations of one micro-batch of `n` tokens: xb (also the output projection's int8 input, so as wide
+// as q), q, k, v, att, gate, up, and the BLAS scratch.
 std::size_t activation_bytes(const ModelConfig& c, std::size_t n, bool blas) {
     const std::size_t q = static_cast<std::size_t>(c.n_head) * c.head_dim;
     const std::size_t kv = static_cast<std::size_t>(c.n_head_kv) * c.head_dim;
+    const std::size_t xb = std::max(static_cast<std::size_t>(c.n_embd), q);
     const std::size_t blas_scratch = blas ? n * widest_input(c) * 2 : 0;
-    return n * (static_cast<std::size_t>(c.n_embd) + 2 * q + 2 * kv + 2 * static_cast<std::size_t>(c.n_ff)) *
-               sizeof(float) +
-           blas_scratch;
+    return n * (xb + 2 * q + 2 * kv + 2 * static_cast<std::size_t>(c.n_ff)) * sizeof(float) + blas_scratch;
 }
 
 // A ring slot holds any streamed layer in either layout.
