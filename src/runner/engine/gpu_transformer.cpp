@@ -475,6 +475,7 @@ struct GpuTransformer::LayerPass {
                                     b.gate, b.up, type(w_gate), mb, e, b.rows, m.compute, blas());
             offset += static_cast<std::size_t>(mb) * b.rows;
         }
+        // down's int8 input goes to `up`, which the gate/up products no longer need
         offset = 0;
         for (const auto& b : blocks) {
             gpu::matmul_add(x(), m.gate.as<float>() + offset, b.down, type(w_down), m.up.as<float>(), mb, b.rows, e,

@@ -49,12 +49,18 @@ OAR_HOST_DEVICE inline void scale_min_k4(int j, const unsigned char* s, float& s
 }
 
 // The K-quants (256 weights a super-block), and a super-block's bytes.
-constexpr bool is_kquant(WeightType type) {
+OAR_HOST_DEVICE constexpr bool is_kquant(WeightType type) {
     return type == WeightType::q4_k || type == WeightType::q5_k || type == WeightType::q6_k;
 }
 OAR_HOST_DEVICE constexpr std::size_t kquant_block_bytes(WeightType type) {
     return type == WeightType::q4_k ? 144 : type == WeightType::q5_k ? 176 : 210;
 }
+
+// A block's bytes and weights, any of ggml's types: Q8_0's and Q4_0's 32 weights after their f16 scale.
+OAR_HOST_DEVICE constexpr std::size_t ggml_block_bytes(WeightType type) {
+    return type == WeightType::q8_0 ? 34 : type == WeightType::q4_0 ? 18 : kquant_block_bytes(type);
+}
+OAR_HOST_DEVICE constexpr std::size_t ggml_block_weights(WeightType type) { return is_kquant(type) ? 256 : 32; }
 
 // 8 consecutive weights of a block, for reading one element: weight k is
 // scale * q_k - min, q_k being, by type, a signed byte of `words` (Q8_0; Q6_K less its 32), a nibble
@@ -76,14 +82,14 @@ OAR_HOST_DEVICE inline GgmlChunk ggml_chunk(WeightType type, const void* w, std:
     GgmlChunk c;
     switch (type) {
         case WeightType::q8_0: {
-            const unsigned char* b = base + at / 32 * 34;
+            const unsigned char* b = base + at / 32 * ggml_block_bytes(type);
             const unsigned char* q = b + 2 + at % 32;
             c.scale = half_at(b);
             for (int k = 0; k < 8; ++k) c.words[k / 4] |= static_cast<unsigned>(q[k]) << (8 * (k % 4));
             break;
         }
         case WeightType::q4_0: {
-            const unsigned char* b = base + at / 32 * 18;
+            const unsigned char* b = base + at / 32 * ggml_block_bytes(type);
             const int within = static_cast<int>(at % 32);
             c.scale = half_at(b);
             c.words[0] = nibbles8(b + 2 + within % 16, within < 16 ? 0 : 4);
@@ -181,9 +187,7 @@ OAR_HOST_DEVICE inline unsigned word_at_2(const unsigned char* p) {
 
 // A row's bytes, in the format's blocks: the row of a [d_out, d_in] matrix starts at row * this.
 OAR_HOST_DEVICE constexpr std::size_t ggml_row_bytes(WeightType type, std::size_t d_in) {
-    return type == WeightType::q8_0   ? d_in / 32 * 34
-           : type == WeightType::q4_0 ? d_in / 32 * 18
-                                      : d_in / 256 * kquant_block_bytes(type);
+    return d_in / ggml_block_weights(type) * ggml_block_bytes(type);
 }
 
 // A piece's quants as loaded (the K-quants' high bits in q[2], q[3]), and its block, whose scales are
@@ -199,12 +203,12 @@ OAR_HOST_DEVICE inline PieceRaw piece_load(WeightType type, const unsigned char*
     PieceRaw r;
     if (type == WeightType::q8_0 || type == WeightType::q4_0) {
         const bool eight = type == WeightType::q8_0;
-        r.block = row + static_cast<std::size_t>(p / 2) * (eight ? 34 : 18);
+        r.block = row + static_cast<std::size_t>(p / 2) * ggml_block_bytes(type);
         const unsigned char* qs = r.block + 2 + (p % 2) * (eight ? 16 : 8);
         for (int w = 0; w < (eight ? 4 : 2); ++w) r.q[w] = word_at_2(qs + 4 * w);
         return r;
     }
-    r.block = row + static_cast<std::size_t>(p / 16) * kquant_block_bytes(type);
+    r.block = row + static_cast<std::size_t>(p / 16) * ggml_block_bytes(type);
     const int t = p % 16, l0 = 8 * (t % 4);
     if (type == WeightType::q6_k) {
         const int half = t / 8, c = (t % 8) / 4;

@@ -106,28 +106,20 @@ __device__ inline unsigned short f32_to_f16(float v) { return __half_as_ushort(_
 __device__ inline int dot4(int a, int b, int c) {
 #if defined(OAR_GPU_CUDA)
     return __dp4a(a, b, c);
-#else
-#if defined(__gfx1100__) || defined(__gfx1101__) || defined(__gfx1102__) || defined(__gfx1103__) || \
-    defined(__gfx1150__) || defined(__gfx1151__) || defined(__gfx1200__) || defined(__gfx1201__)
-#if __has_builtin(__builtin_amdgcn_sudot4)
-#define OAR_DOT4(a, b, c) __builtin_amdgcn_sudot4(true, a, true, b, c, false)
-#endif
-#elif defined(__gfx906__) || defined(__gfx908__) || defined(__gfx90a__) || defined(__gfx942__) ||   \
-    defined(__gfx1030__) || defined(__gfx1031__) || defined(__gfx1032__) || defined(__gfx1034__) || \
-    defined(__gfx1035__)
-#if __has_builtin(__builtin_amdgcn_sdot4)
-#define OAR_DOT4(a, b, c) __builtin_amdgcn_sdot4(a, b, c, false)
-#endif
-#endif
-#if defined(OAR_DOT4)
-    return OAR_DOT4(a, b, c);
-#undef OAR_DOT4
+#elif (defined(__gfx1100__) || defined(__gfx1101__) || defined(__gfx1102__) || defined(__gfx1103__) ||  \
+       defined(__gfx1150__) || defined(__gfx1151__) || defined(__gfx1200__) || defined(__gfx1201__)) && \
+    __has_builtin(__builtin_amdgcn_sudot4)
+    return __builtin_amdgcn_sudot4(true, a, true, b, c, false);
+#elif (defined(__gfx906__) || defined(__gfx908__) || defined(__gfx90a__) || defined(__gfx942__) ||     \
+       defined(__gfx1030__) || defined(__gfx1031__) || defined(__gfx1032__) || defined(__gfx1034__) || \
+       defined(__gfx1035__)) &&                                                                        \
+    __has_builtin(__builtin_amdgcn_sdot4)
+    return __builtin_amdgcn_sdot4(a, b, c, false);
 #else
     for (int k = 0; k < 4; ++k)
         c += static_cast<signed char>(static_cast<unsigned>(a) >> (8 * k)) *
              static_cast<signed char>(static_cast<unsigned>(b) >> (8 * k));
     return c;
-#endif
 #endif
 }
 #endif
