@@ -182,10 +182,10 @@ int main(int argc, char** argv) {
                 time_us(
                     [&](int i) {
                         const auto c = static_cast<std::size_t>(i) % kc.size();
-                        gpu::rope_store_kv(q.as<float>(), k.as<float>(), v.as<float>(), kc[c].data(), vc[c].data(),
+                        gpu::rope_store_kv(q.as<float>(), k.as<float>(), v.as<float>(), {kc[c].data(), vc[c].data()},
                                            runner::KvType::f16, 1, n_head, n_head_kv, head_dim, freq.as<float>(),
                                            position.as<int>(), runner::RopePairs::half, s);
-                        gpu::attention(xb.as<float>(), q.as<float>(), kc[c].data(), vc[c].data(), runner::KvType::f16,
+                        gpu::attention(xb.as<float>(), q.as<float>(), {kc[c].data(), vc[c].data()}, runner::KvType::f16,
                                        1, position.as<int>(), n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(),
                                        s);
                     },

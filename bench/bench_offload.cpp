@@ -10,15 +10,16 @@
 // usage: bench_offload [--model DIR|FILE.gguf] [--gguf 8b|70b] [--budgets 4,8,0] [--prompts 32,4096] [--decode N]
 // [--ctx N]
 //                      [--max-batch N] [--compression none,8bit,4bit] [--ram-budget GiB]
-//                      [--kv-cache f16|f32] [--host-share P] [--peak-tflops T] [--reference FILE]
+//                      [--kv-cache f16|f32] [--kv-near N] [--host-share P] [--peak-tflops T] [--reference FILE]
 // --host-share: percent of each streamed layer's MLP rows computed on the host while decoding (default
 // -1: the engine measures and decides); the split layers' bound is then the rate the link and the host's
 // RAM reads reach together, measured with both running at once.
 // --ram-budget pins streamed layers up to that much RAM and reads the rest from the model file on
 // every pass (dropping its pages after each read, so they come from the disk); 0 pins them all.
 // --ctx: the KV cache's capacity (default: the longest prompt and the decode steps); Ollama asks for
-// 32768. A cache that does not fit beside the ring keeps its last layers in host memory, whose reads
-// over the link the decode bound then counts.
+// 32768. A cache that would take VRAM from layers keeps the positions past --kv-near (default the
+// engine's, 8192; 0: the whole cache in VRAM first) in host memory, as does a cache whose near rows do not
+// fit beside the ring for its last layers; the decode bound counts their reads over the link.
 // Budgets are GiB, 0 meaning no limit. The model defaults to a random-weight one shaped like Llama 3.1 8B
 // (about 16 GB of BF16 safetensors, written on first use); --gguf 8b or 70b writes and runs a random
 // Q4_K_M-style GGUF of Llama 3.1 8B's or Llama 3.3 70B's shape instead (bench/random_gguf.h), the file
@@ -129,6 +130,7 @@ int main(int argc, char** argv) {
     auto kv_type = runner::KvType::f16;
     int host_share = -1;
     int ctx = 0;
+    int kv_near = runner::gpu_kv_near_tokens;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i], v = argv[i + 1];
         if (a == "--model")
@@ -145,6 +147,8 @@ int main(int argc, char** argv) {
             decode_tokens = std::stoi(v);
         else if (a == "--ctx")
             ctx = std::stoi(v);
+        else if (a == "--kv-near")
+            kv_near = std::stoi(v);
         else if (a == "--max-batch")
             max_batch = std::stoi(v);
         else if (a == "--peak-tflops")
@@ -229,6 +233,7 @@ int main(int argc, char** argv) {
                 options.ram_budget = static_cast<std::size_t>(ram_budget_gib * (1ull << 30));
                 options.compression = compression;
                 options.kv_type = kv_type;
+                options.kv_near_tokens = kv_near;
                 options.host_share = host_share;
                 auto plan = runner::plan_gpu(*weights, c, options, runner::gpu_kernel_needs());
                 if (!plan) {
@@ -241,8 +246,14 @@ int main(int argc, char** argv) {
                 const std::size_t streamed = plan->streamed_bytes,
                                   resident = plan->resident_bytes + weights->output->bytes;
                 const std::size_t disk_bytes = plan->disk_bytes;
-                const auto kv_host_layers = std::count(plan->kv_on_host.begin(), plan->kv_on_host.end(), true);
                 const std::size_t kv_host = plan->kv_host_bytes;
+                const int near_rows = *std::min_element(plan->kv_near_rows.begin(), plan->kv_near_rows.end());
+                // Host-memory KV rows: attention reads those in use over the link, halfway through the decode
+                // steps on average.
+                double kv_host_read = 0;
+                const double row_kv = static_cast<double>(runner::kv_cache_bytes(c, 1, kv_type)) / c.n_layer;
+                for (const int near : plan->kv_near_rows)
+                    kv_host_read += std::max(0.0, prompt_len + decode_tokens / 2.0 - near) * row_kv;
                 const int n_streamed =
                     static_cast<int>(std::count(plan->resident.begin(), plan->resident.end(), false));
                 std::vector<std::size_t> layer_bytes;
@@ -293,9 +304,6 @@ int main(int argc, char** argv) {
                 std::size_t split_bytes = 0;
                 for (std::size_t i = 0; i < chosen.split.size(); ++i)
                     if (chosen.split[i] && host_rows > 0) split_bytes += layer_bytes[i];
-                // Host-memory KV caches: attention reads the positions in use over the link, halfway through
-                // the decode steps on average.
-                const double kv_host_read = static_cast<double>(kv_host) / n_ctx * (prompt_len + decode_tokens / 2.0);
                 const double decode_bound =
                     std::max(static_cast<double>(split_bytes) / (both_links * 1e9) +
                                  (static_cast<double>(streamed - split_bytes) + kv_host_read) / (link * 1e9),
@@ -312,8 +320,9 @@ int main(int argc, char** argv) {
                     100 * decode_bound / decode_s, static_cast<double>(streamed) / 1e9,
                     static_cast<double>(disk_bytes) / 1e9, c.n_layer - n_streamed, n_streamed, host_pct);
                 if (kv_host > 0)
-                    std::printf("       KV cache: %.2f GiB of it, %ld layers', in pinned host memory\n",
-                                static_cast<double>(kv_host) / (1ull << 30), static_cast<long>(kv_host_layers));
+                    std::printf(
+                        "       KV cache: %.2f GiB of it in pinned host memory (at least the positions from %d on)\n",
+                        static_cast<double>(kv_host) / (1ull << 30), near_rows);
                 if (host_rows > 0)
                     std::printf(
                         "       load measured, both at once, %.1f GB/s over the link and a layer's MLP at %.1f GB/s "

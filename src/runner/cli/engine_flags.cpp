@@ -21,6 +21,9 @@ const char* const engine_options_usage =
                             stream, some quality lost); default: $AIRLLM_COMPRESSION, else none
   --kv-cache T              GPU engine: f16 (half the VRAM, tensor-core prompt attention) or f32 (exact)
                             key/value cache; default: $AIRLLM_KV_CACHE, else f16
+  --kv-near-tokens N        GPU engine: where the whole KV cache in VRAM would push layers out, keep
+                            each layer's first N positions in VRAM and the rest in pinned RAM (default
+                            8192); 0 keeps the whole cache in VRAM first
   --host-share P            GPU engine: while decoding, the CPU computes P percent of the MLP rows of
                             each layer that streams from pinned RAM and the GPU the rest, so RAM
                             and the link both carry weights; auto (default) times both at load and
@@ -63,7 +66,7 @@ std::optional<common::Result<bool>> parse_engine_option(const std::vector<std::s
                                                         EngineFlags& o) {
     const auto& a = args[i];
     if (a != "--device" && a != "--vram-budget" && a != "--ram-budget" && a != "--threads" && a != "--max-batch" &&
-        a != "--compression" && a != "--kv-cache" && a != "--host-share")
+        a != "--compression" && a != "--kv-cache" && a != "--kv-near-tokens" && a != "--host-share")
         return std::nullopt;
     if (i + 1 >= args.size()) return common::Result<bool>(common::make_error(a + " needs a value"));
     const std::string& v = args[++i];
@@ -94,10 +97,12 @@ std::optional<common::Result<bool>> parse_engine_option(const std::vector<std::s
             o.ram_budget = *size;
     } else {
         int n = 0;
-        if (!parse_int(v, n) || n < (a == "--threads" ? 0 : 1))
+        if (!parse_int(v, n) || n < (a == "--max-batch" ? 1 : 0))
             return common::Result<bool>(common::make_error(a + " '" + v + "' is not a count"));
         if (a == "--threads")
             o.threads = static_cast<unsigned>(n);
+        else if (a == "--kv-near-tokens")
+            o.kv_near_tokens = n;
         else
             o.max_batch = n;
     }
@@ -138,6 +143,7 @@ common::Result<runner::EngineOptions> resolve_engine_options(const EngineFlags& 
     o.threads = flags.threads;
     o.max_batch = flags.max_batch;
     o.host_share = flags.host_share;
+    o.kv_near_tokens = flags.kv_near_tokens;
     return o;
 }
 

@@ -23,6 +23,7 @@ struct EngineFlags {
     int max_batch = 512;
     std::optional<runner::Compression> compression;
     std::optional<runner::KvType> kv_type;
+    std::optional<int> kv_near_tokens;
     int host_share = -1;
 };
 

@@ -114,6 +114,7 @@ common::Result<Engine> make_engine(const WeightSource& source, ModelWeights weig
         gpu_options.compression = o.compression;
         gpu_options.cache = cache;
         gpu_options.kv_type = o.kv_type;
+        if (o.kv_near_tokens) gpu_options.kv_near_tokens = *o.kv_near_tokens;
         gpu_options.host_share = o.host_share;
         gpu_options.threads = o.threads;
         auto plan = plan_gpu(weights, source.config(), gpu_options, gpu_kernel_needs());
@@ -126,9 +127,9 @@ common::Result<Engine> make_engine(const WeightSource& source, ModelWeights weig
             info.name + " (GPU " + std::to_string(index) + "), " + format_size(plan->total_bytes()) + " of a " +
             format_size(budget) + " budget, " + (o.kv_type == KvType::f32 ? "f32" : "f16") + " KV cache" +
             (plan->kv_host_bytes > 0
-                 ? " (" + format_size(plan->kv_host_bytes) + " of it, " +
-                       std::to_string(std::count(plan->kv_on_host.begin(), plan->kv_on_host.end(), true)) +
-                       " layers', in host memory)"
+                 ? " (" + format_size(plan->kv_host_bytes) + " of it in host memory: each layer's positions from " +
+                       std::to_string(*std::min_element(plan->kv_near_rows.begin(), plan->kv_near_rows.end())) +
+                       " on, or all of them for the last layers)"
                  : std::string()) +
             ", " + std::to_string(streamed) + " of " + std::to_string(plan->resident.size()) + " layers streamed (" +
             format_size(plan->streamed_bytes) + " per pass, " + format_size(plan->pinned_bytes) + " pinned in RAM, " +

@@ -34,6 +34,7 @@ struct EngineOptions {
     int max_batch = 512;                          // GPU: prompt tokens per micro-batch
     Compression compression = Compression::none;  // GPU: of the projection matrices
     KvType kv_type = KvType::f16;                 // GPU
+    std::optional<int> kv_near_tokens;            // GPU: positions of a split KV cache in VRAM; empty: the default
     int host_share = -1;                          // GPU: percent of streamed MLP rows the CPU computes; -1 auto
 };
 

@@ -55,10 +55,10 @@ struct GpuTransformer::Impl {
     LayerRing ring;
     std::size_t decode_slot_bytes = 0;  // what one split layer's GPU part takes in the ring (0: no split)
     gpu::DeviceBuffer head, head_norm, device_inv_freq;
-    gpu::DeviceBuffer kv_device;                   // the keys, then the values, of layers whose cache is in VRAM
-    gpu::PinnedBuffer kv_host;                     // and of those the plan put in host memory (kv_on_host)
-    std::vector<std::byte*> k_cache, v_cache;      // [n_layer]: each layer's [n_ctx, n_head_kv * head_dim]
-    gpu::DeviceBuffer kv_stage;                    // a host layer's keys, then values, during a longer pass
+    gpu::DeviceBuffer kv_device;                   // each layer's near rows of keys, then of values
+    gpu::PinnedBuffer kv_host;                     // and its far rows, where the plan splits its cache
+    std::vector<gpu::KvRows> kv;                   // [n_layer]: each layer's [n_ctx, n_head_kv * head_dim]
+    gpu::DeviceBuffer kv_stage;                    // a split layer's keys, then values, during a longer pass
     gpu::DeviceBuffer x;                           // [max_pass, n_embd]  residual stream of a forward pass
     gpu::DeviceBuffer xb, q, k, v, att, gate, up;  // one micro-batch
     gpu::DeviceBuffer logits, positions;
@@ -89,23 +89,33 @@ struct GpuTransformer::Impl {
     void allocate_kv_cache(const ModelConfig& c, const GpuPlan& plan);
 };
 
-// Each layer's keys and values: in one device buffer for the layers whose cache the plan keeps in VRAM,
-// in one pinned host buffer for the others (the kernels write and read it over the link, as they read a
-// split layer's host sums).
+// Each layer's keys and values: the rows the plan keeps in VRAM in one device buffer, the rows beyond them
+// in one pinned host buffer (the kernels write and read them over the link, as they read a split layer's
+// host sums).
 void GpuTransformer::Impl::allocate_kv_cache(const ModelConfig& c, const GpuPlan& plan) {
-    const auto n_layer = static_cast<std::size_t>(c.n_layer);
-    const std::size_t layer_bytes = kv_cache_bytes(c, plan.n_ctx, plan.kv_type) / n_layer / 2;
-    const auto on_host = static_cast<std::size_t>(std::count(plan.kv_on_host.begin(), plan.kv_on_host.end(), true));
-    kv_device = gpu::DeviceBuffer(2 * (n_layer - on_host) * layer_bytes);
-    if (on_host > 0) kv_host = gpu::PinnedBuffer(2 * on_host * layer_bytes);
+    const std::size_t row = kv_cache_bytes(c, 1, plan.kv_type) / static_cast<std::size_t>(c.n_layer) / 2;
+    std::size_t near = 0, far = 0;
+    for (const int rows : plan.kv_near_rows) {
+        near += static_cast<std::size_t>(rows);
+        far += static_cast<std::size_t>(plan.n_ctx - rows);
+    }
+    kv_device = gpu::DeviceBuffer(2 * near * row);
+    if (far > 0) kv_host = gpu::PinnedBuffer(2 * far * row);
     if (plan.kv_stage_bytes > 0) kv_stage = gpu::DeviceBuffer(plan.kv_stage_bytes);
     std::byte* device = kv_device.as<std::byte>();
     std::byte* host = kv_host.data();
-    for (std::size_t i = 0; i < n_layer; ++i) {
-        std::byte*& next = plan.kv_on_host[i] ? host : device;
-        k_cache.push_back(next);
-        v_cache.push_back(next + layer_bytes);
-        next += 2 * layer_bytes;
+    for (const int rows : plan.kv_near_rows) {
+        const std::size_t near_bytes = static_cast<std::size_t>(rows) * row;
+        const std::size_t far_bytes = static_cast<std::size_t>(plan.n_ctx - rows) * row;
+        gpu::KvRows layer{device, device + near_bytes};
+        if (far_bytes > 0) {
+            layer.near_rows = rows;
+            layer.k_far = host;
+            layer.v_far = host + far_bytes;
+            host += 2 * far_bytes;
+        }
+        device += 2 * near_bytes;
+        kv.push_back(layer);
     }
 }
 
@@ -420,7 +430,7 @@ struct GpuTransformer::LayerPass {
     int n_keys;  // the keys this micro-batch's last token attends to: the cache in use, not its capacity
     bool host_mlp;
     const std::vector<MlpBlock>& blocks;
-    std::byte *k_cache, *v_cache;  // this layer's rows
+    gpu::KvRows cache;  // this layer's
 
     const ModelConfig& c() const { return t.config_; }
     const void* at(Slot slot) const { return m.tensor(base, layer, slot); }
@@ -446,13 +456,13 @@ struct GpuTransformer::LayerPass {
                      m.compute);
     }
     void rope_store_kv() {
-        gpu::rope_store_kv(m.q.as<float>(), m.k.as<float>(), m.v.as<float>(), k_cache, v_cache, t.plan_.kv_type, mb,
-                           c().n_head, c().n_head_kv, c().head_dim, m.device_inv_freq.as<float>(), positions(),
-                           c().rope_pairs, m.compute);
+        gpu::rope_store_kv(m.q.as<float>(), m.k.as<float>(), m.v.as<float>(), cache, t.plan_.kv_type, mb, c().n_head,
+                           c().n_head_kv, c().head_dim, m.device_inv_freq.as<float>(), positions(), c().rope_pairs,
+                           m.compute);
     }
     void attention() {
-        gpu::attention(m.att.as<float>(), m.q.as<float>(), k_cache, v_cache, t.plan_.kv_type, mb, positions(),
-                       c().n_head, c().n_head_kv, c().head_dim, n_keys, m.attention_scratch.as<float>(), m.compute);
+        gpu::attention(m.att.as<float>(), m.q.as<float>(), cache, t.plan_.kv_type, mb, positions(), c().n_head,
+                       c().n_head_kv, c().head_dim, n_keys, m.attention_scratch.as<float>(), m.compute);
     }
     void output_add() {
         gpu::matmul_add(x(), m.att.as<float>(), at(wo), type(wo), m.xb.as<float>(), mb, q_width(), c().n_embd,
@@ -503,17 +513,15 @@ void GpuTransformer::forward_on_gpu(int layer, const std::byte* base, int n, int
     } else {
         blocks.push_back({at(w_gate), at(w_up), at(w_down), config_.n_ff});
     }
-    // A pass of several tokens attends to a host layer's cache from VRAM: each of its query tiles reads
-    // every key, which over the link would cost the keys in use once per tile instead of once.
-    std::byte *k_cache = m.k_cache[li], *v_cache = m.v_cache[li];
-    const std::size_t row =
-        static_cast<std::size_t>(config_.n_head_kv) * config_.head_dim * kv_element_bytes(plan_.kv_type);
-    const bool staged = plan_.kv_on_host[li] && n > 1;
+    // A pass of several tokens whose keys reach past a layer's near rows attends to a whole copy of its cache
+    // in VRAM: each of its query tiles reads every key, which over the link would cost the far keys in use
+    // once per tile instead of once.
+    const gpu::KvRows& cache = m.kv[li];
+    const bool staged = n > 1 && n_past + n > cache.near_rows;
+    gpu::KvRows rows = cache;
     if (staged) {
-        k_cache = m.kv_stage.as<std::byte>();
-        v_cache = k_cache + m.kv_stage.bytes() / 2;
-        gpu::copy_to_device(k_cache, m.k_cache[li], static_cast<std::size_t>(n_past) * row, m.compute);
-        gpu::copy_to_device(v_cache, m.v_cache[li], static_cast<std::size_t>(n_past) * row, m.compute);
+        rows = {m.kv_stage.data(), m.kv_stage.as<std::byte>() + m.kv_stage.bytes() / 2};
+        copy_kv_rows(rows, cache, 0, n_past);
     }
     for (int c0 = 0; c0 < n; c0 += plan_.max_batch) {
         LayerPass pass{*this,
@@ -525,14 +533,42 @@ void GpuTransformer::forward_on_gpu(int layer, const std::byte* base, int n, int
                        n_past + std::min(n, c0 + plan_.max_batch),
                        host_mlp,
                        blocks,
-                       k_cache,
-                       v_cache};
+                       rows};
         decoder_layer(pass, m.w.layers[li]);
     }
-    if (staged) {
-        const std::size_t from = static_cast<std::size_t>(n_past) * row, bytes = static_cast<std::size_t>(n) * row;
-        gpu::copy_to_host(m.k_cache[li] + from, k_cache + from, bytes, m.compute);
-        gpu::copy_to_host(m.v_cache[li] + from, v_cache + from, bytes, m.compute);
+    if (staged) copy_kv_rows(cache, rows, n_past, n_past + n);
+}
+
+// Rows [from, to) of a layer's keys and values from one cache into another, each a whole cache or a split
+// one (near rows in VRAM, far rows in pinned host memory), on the compute stream.
+void GpuTransformer::copy_kv_rows(const gpu::KvRows& dst, const gpu::KvRows& src, int from, int to) {
+    auto& m = *impl_;
+    const std::size_t row = kv_cache_bytes(config_, 1, plan_.kv_type) / static_cast<std::size_t>(config_.n_layer) / 2;
+    // [from, to) cut where either side's near rows end
+    std::vector<int> cuts = {from, to};
+    for (const int near : {dst.near_rows, src.near_rows})
+        if (near > from && near < to) cuts.push_back(near);
+    std::sort(cuts.begin(), cuts.end());
+    const auto at = [row](const gpu::KvRows& c, bool keys, int r) {
+        const bool near = r < c.near_rows;
+        void* base = near ? (keys ? c.k : c.v) : (keys ? c.k_far : c.v_far);
+        return static_cast<std::byte*>(base) + static_cast<std::size_t>(near ? r : r - c.near_rows) * row;
+    };
+    for (std::size_t i = 0; i + 1 < cuts.size(); ++i) {
+        const int r = cuts[i];
+        const std::size_t bytes = static_cast<std::size_t>(cuts[i + 1] - r) * row;
+        if (bytes == 0) continue;
+        const bool dst_near = r < dst.near_rows, src_near = r < src.near_rows;
+        for (const bool keys : {true, false}) {
+            void* d = at(dst, keys, r);
+            const void* s = at(src, keys, r);
+            if (dst_near && src_near)
+                gpu::copy_on_device(d, s, bytes, m.compute);
+            else if (dst_near)
+                gpu::copy_to_device(d, s, bytes, m.compute);
+            else
+                gpu::copy_to_host(d, s, bytes, m.compute);
+        }
     }
 }
 

@@ -3,9 +3,9 @@
 // or from disk while the compute stream works on the layer before. A prompt goes through each layer once
 // for all its tokens, in micro-batches that share the layer's weights, so a streamed layer crosses the
 // link once per forward pass, not once per micro-batch. Decode steps split each split layer's MLP
-// between the GPU and the host (gpu_host_max_tokens in offload/gpu_plan.h). The KV cache is in VRAM,
-// or for the last layers in pinned host memory where the plan says so; prompts longer than a pass
-// (gpu_max_pass_tokens) run in several passes.
+// between the GPU and the host (gpu_host_max_tokens in offload/gpu_plan.h). The KV cache is in VRAM, or
+// where the plan splits it, each layer's rows past its near ones in pinned host memory; prompts longer
+// than a pass (gpu_max_pass_tokens) run in several passes.
 #pragma once
 
 #include <memory>
@@ -61,6 +61,7 @@ class GpuTransformer : public LanguageModel {
     std::optional<common::Error> run_pass(std::span<const std::int32_t> tokens, int n_past);
     void embed(std::span<const std::int32_t> tokens, int n_past);
     void forward_on_gpu(int layer, const std::byte* base, int n, int n_past, bool host_mlp);
+    void copy_kv_rows(const gpu::KvRows& dst, const gpu::KvRows& src, int from, int to);
     void mlp_on_host(int layer, int n);
     void logits_of_last(int n);
     void settle() noexcept;

@@ -110,7 +110,7 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, co
                               static_cast<std::size_t>(c.head_dim) * sizeof(float) + plan.attention_scratch_bytes +
                               (plan.widens_weights && plan.blas ? largest_projection(c) * 2 : 0);
     plan.fixed_bytes = kv + residual + activations + head + small;
-    plan.kv_on_host.assign(w.layers.size(), false);
+    plan.kv_near_rows.assign(w.layers.size(), n_ctx);
 
     std::vector<std::size_t> layer_bytes;
     std::size_t all_layers = 0, largest = 0;
@@ -134,21 +134,34 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, co
             " for passes of " + std::to_string(plan.max_pass) + " tokens in micro-batches of " +
             std::to_string(plan.max_batch) + "), the output head (" + mib(head) + ") and two streaming slots (" +
             mib(plan.ring_slots * plan.slot_bytes) + "): raise the budget, or lower the micro-batch (--max-batch)");
-    if (plan.fixed_bytes > vram_budget) {
-        // One layer's worth of the VRAM left stages a host layer's keys and values for a pass of several
-        // tokens, whose attention reads each key once per tile of queries.
-        const std::size_t layer_kv = kv / w.layers.size();
-        const std::size_t room = vram_budget - (plan.fixed_bytes - kv);
-        if (room < layer_kv)
+    const std::size_t n_layer = w.layers.size(), layer_kv = kv / n_layer, row_kv = layer_kv / n_ctx;
+    int near = options.kv_near_tokens > 0 ? std::min(n_ctx, options.kv_near_tokens) : n_ctx;
+    // One layer's worth of VRAM stages a split layer's keys and values for a pass of several tokens, whose
+    // attention reads each key once per tile of queries. Where every layer fits beside the near rows and
+    // that, nothing streams: no ring, and the cache keeps as many rows near as the budget holds.
+    const std::size_t ring = plan.ring_slots * plan.slot_bytes, unringed = plan.fixed_bytes - kv + layer_kv - ring;
+    if (near < n_ctx && unringed + all_layers + n_layer * near * row_kv <= vram_budget) {
+        near = static_cast<int>((vram_budget - unringed - all_layers) / (n_layer * row_kv));
+        plan.ring_slots = 0;
+        plan.fixed_bytes -= ring;
+    }
+    const std::size_t beside = plan.fixed_bytes - kv + layer_kv;
+    if (near < n_ctx || plan.fixed_bytes > vram_budget) {
+        const std::size_t near_kv = near * row_kv;
+        if (beside > vram_budget)
             return common::make_error("a VRAM budget of " + mib(vram_budget) +
                                       " leaves no room to stage one layer's KV cache (" + mib(layer_kv) +
                                       " for a context of " + std::to_string(n_ctx) +
                                       "): raise the budget, or lower the context or the micro-batch (--max-batch)");
-        const std::size_t in_vram = room / layer_kv - 1;
-        for (std::size_t i = in_vram; i < w.layers.size(); ++i) plan.kv_on_host[i] = true;
-        plan.kv_host_bytes = (w.layers.size() - in_vram) * layer_kv;
+        const std::size_t near_layers = std::min(n_layer, (vram_budget - beside) / near_kv);
+        std::size_t near_rows = 0;
+        for (std::size_t i = 0; i < n_layer; ++i) {
+            plan.kv_near_rows[i] = i < near_layers ? near : 0;
+            near_rows += static_cast<std::size_t>(plan.kv_near_rows[i]);
+        }
+        plan.kv_host_bytes = kv - near_rows * row_kv;
         plan.kv_stage_bytes = layer_kv;
-        plan.fixed_bytes = plan.fixed_bytes - plan.kv_host_bytes + plan.kv_stage_bytes;
+        plan.fixed_bytes = beside + near_rows * row_kv;
     }
     for (const auto bytes : layer_bytes) {
         const bool fits = plan.fixed_bytes + plan.resident_bytes + bytes <= vram_budget;

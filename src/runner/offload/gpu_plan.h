@@ -18,6 +18,12 @@
 
 namespace runner {
 
+// A long context's KV cache keeps this many positions of each layer in VRAM, and the rest in pinned
+// host memory, where the whole cache would take VRAM from weights: each step reads every weight byte of
+// a streamed layer, but only the positions in use of the cache, so a conversation's first positions
+// earn their VRAM at once, a 32k context's last ones only once it is that long (docs/gpu-engine.md).
+constexpr int gpu_kv_near_tokens = 8192;
+
 // What the GPU engine is asked for.
 struct GpuOptions {
     int n_ctx = 0;
@@ -27,6 +33,9 @@ struct GpuOptions {
     Compression compression = Compression::none;  // of the projection matrices
     std::filesystem::path cache;                  // a complete `prepare` cache for `compression`, if there is one
     KvType kv_type = KvType::f16;
+    // Where the whole KV cache in VRAM would leave layers streaming: the positions of each layer's cache
+    // kept in VRAM, the rest in pinned host memory; 0 keeps the whole cache in VRAM first.
+    int kv_near_tokens = gpu_kv_near_tokens;
     int host_share = -1;   // percent of each pinned streamed layer's MLP rows the host computes
                            // while decoding: -1 measures both paths at load and splits so that they finish
                            // together; 0 none
@@ -64,12 +73,14 @@ struct GpuPlan {
     std::size_t disk_bytes = 0;                   // read from the model's files on every forward pass
     std::filesystem::path cache;                  // `prepare`'s layer cache for this compression, if used
     KvType kv_type = KvType::f16;
-    // [n_layer]: the layer's keys and values live in pinned host memory, which the kernels write and read
-    // over the link: the last layers' caches, where the budget holds no more of it beside the ring.
-    std::vector<bool> kv_on_host;
-    std::size_t kv_host_bytes = 0;  // pinned host memory they take, before the RAM budget's streamed layers
-    // VRAM into which a pass of several tokens copies a host layer's cache in use, attends there and
-    // copies its new rows back: one layer's keys and values, when any layer's cache is on the host.
+    // [n_layer]: the rows (positions) of the layer's keys and values in VRAM; the rest live in pinned host
+    // memory, which decode's kernels write and read over the link. n_ctx, unless the whole cache would
+    // take VRAM from weights (then kv_near_tokens), or the budget holds no more of it beside the ring
+    // (then 0 for the last layers).
+    std::vector<int> kv_near_rows;
+    std::size_t kv_host_bytes = 0;  // pinned host memory the other rows take, before the RAM budget's layers
+    // VRAM into which a pass of several tokens copies a split layer's cache in use, attends there and
+    // copies its new rows back: one layer's keys and values, when any layer's cache is split.
     std::size_t kv_stage_bytes = 0;
     int host_share = -1;   // as asked (GpuOptions)
     unsigned threads = 0;  // as asked
@@ -81,14 +92,14 @@ struct GpuPlan {
     std::size_t total_bytes() const { return fixed_bytes + resident_bytes; }
 };
 
-// The KV cache goes to VRAM first: attention reads it at HBM speed, and a context that fits costs
-// no more than before. Layers then go resident in order while they fit beside it; the rest stream
-// through two slots, pinned in RAM while the RAM budget lasts, the rest from disk. A context whose
-// cache does not fit beside the slots keeps the last layers' caches in pinned host memory instead of
-// failing the load: a decode step's attention reads the positions in use over the link, a longer pass
-// copies them into a staging layer in VRAM first. Compressed layers come
-// from the cache when given, else they are compressed at load and must then fit in RAM. An error says
-// what did not fit.
+// Everything in VRAM when it fits. Otherwise the KV cache's first kv_near_tokens positions of every
+// layer go to VRAM first (attention reads them at HBM speed), its other positions to pinned host memory;
+// layers then go resident in order while they fit beside it; the rest stream through two slots, pinned
+// in RAM while the RAM budget lasts, the rest from disk. A context whose near rows do not fit beside the
+// slots keeps the last layers' whole caches in pinned host memory instead of failing the load. A decode
+// step's attention reads the host's positions in use over the link, a longer pass copies the layer's
+// cache into a staging layer in VRAM first. Compressed layers come from the cache when given, else they
+// are compressed at load and must then fit in RAM. An error says what did not fit.
 common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, const GpuOptions& options,
                                  const KernelNeeds& kernels);
 

@@ -295,7 +295,7 @@ void check_attention(std::vector<KernelCheck>& checks, std::mt19937& rng, cpu::T
             const auto dv = upload(v, s), dpos = upload(positions.data(), positions.size() * sizeof(int), s);
             const std::size_t cache_elements = static_cast<std::size_t>(n_ctx) * kv;
             gpu::DeviceBuffer k_cache(cache_elements * kv_element_bytes(cache_type)), v_cache(k_cache.bytes());
-            gpu::rope_store_kv(dq.as<float>(), dk.as<float>(), dv.as<float>(), k_cache.data(), v_cache.data(),
+            gpu::rope_store_kv(dq.as<float>(), dk.as<float>(), dv.as<float>(), {k_cache.data(), v_cache.data()},
                                cache_type, n, n_head, n_head_kv, head_dim, dfreq.as<float>(), dpos.as<int>(), pairs, s);
             // The rotated queries, then each token's key and value as the cache holds them at its position
             // (an f16 cache: rounded to nearest even, as the host rounds them).
@@ -343,7 +343,7 @@ void check_attention(std::vector<KernelCheck>& checks, std::mt19937& rng, cpu::T
                 const auto dv = f16 ? upload_f16(v_cache, s) : upload(v_cache, s);
                 gpu::DeviceBuffer scratch(gpu::attention_scratch_bytes(n, n_head, head_dim, n_ctx));
                 gpu::DeviceBuffer out(q.size() * sizeof(float));
-                gpu::attention(out.as<float>(), dq.as<float>(), dk.data(), dv.data(), kv_type, n, dpos.as<int>(),
+                gpu::attention(out.as<float>(), dq.as<float>(), {dk.data(), dv.data()}, kv_type, n, dpos.as<int>(),
                                n_head, n_head_kv, head_dim, start + n, scratch.as<float>(), s);
                 auto got = download(out, q.size(), s);
                 const bool tensor = f16 && n >= 16 && gpu::attention_on_tensor_cores(kv_type, head_dim);

@@ -50,6 +50,7 @@ TEST_CASE("engine flags: without flags or variables, the defaults") {
     CHECK(o->kv_type == runner::KvType::f16);
     CHECK(o->host_share == -1);
     CHECK(o->max_batch == 512);
+    CHECK_FALSE(o->kv_near_tokens);  // the engine's default
 }
 
 TEST_CASE("engine flags: the service's variables are read, and flags win over them") {
@@ -68,7 +69,8 @@ TEST_CASE("engine flags: the service's variables are read, and flags win over th
 
     runner_cli::EngineFlags flags;
     REQUIRE(parse(flags, {"--device", "cuda:0", "--vram-budget", "512MiB", "--compression", "8bit", "--kv-cache", "f16",
-                          "--host-share", "auto", "--threads", "3", "--max-batch", "64", "--ram-budget", "2GiB"})
+                          "--host-share", "auto", "--threads", "3", "--max-batch", "64", "--ram-budget", "2GiB",
+                          "--kv-near-tokens", "0"})
                 .empty());
     const auto o = runner_cli::resolve_engine_options(flags);
     REQUIRE(o.ok());
@@ -81,6 +83,7 @@ TEST_CASE("engine flags: the service's variables are read, and flags win over th
     CHECK(o->threads == 3);
     CHECK(o->max_batch == 64);
     CHECK(o->ram_budget == 2ull << 30);
+    CHECK(o->kv_near_tokens == std::optional<int>(0));
 }
 
 TEST_CASE("engine flags: a bad variable is an error naming it and its value") {
@@ -105,6 +108,7 @@ TEST_CASE("engine flags: a bad flag value is refused as it is read") {
                     "--host-share '101' is not a percentage (0 to 100) or auto"},
           std::pair{std::vector<std::string>{"--threads", "-1"}, "--threads '-1' is not a count"},
           std::pair{std::vector<std::string>{"--max-batch", "0"}, "--max-batch '0' is not a count"},
+          std::pair{std::vector<std::string>{"--kv-near-tokens", "-8"}, "--kv-near-tokens '-8' is not a count"},
           std::pair{std::vector<std::string>{"--kv-cache", "bf16"}, "--kv-cache 'bf16' is not f16 or f32"},
           std::pair{std::vector<std::string>{"--ram-budget", "1XB"}, "--ram-budget '1XB' is not a size such as 8GiB"},
           std::pair{std::vector<std::string>{"--compression"}, "--compression needs a value"}}) {

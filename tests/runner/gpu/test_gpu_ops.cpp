@@ -304,7 +304,7 @@ TEST_CASE("gpu rope_store_kv and attention match the CPU for a prompt and for de
             auto dq = upload(q, s), dkn = upload(k_new, s);
             const auto dvn = upload(v_new, s);
             auto dk = upload(k_cache, s), dv = upload(v_cache, s);
-            gpu::rope_store_kv(dq.as<float>(), dkn.as<float>(), dvn.as<float>(), dk.data(), dv.data(),
+            gpu::rope_store_kv(dq.as<float>(), dkn.as<float>(), dvn.as<float>(), {dk.data(), dv.data()},
                                runner::KvType::f32, n, n_head, n_head_kv, head_dim, dfreq.as<float>(), dpos.as<int>(),
                                pairs, s);
             CHECK(relative_error(download(dq, q.size(), s), want_q) < tolerance);
@@ -317,14 +317,14 @@ TEST_CASE("gpu rope_store_kv and attention match the CPU for a prompt and for de
                                    positions.data(), n_head, n_head_kv, static_cast<std::size_t>(head_dim), pool);
             // One block per (token, KV group), and the keys split across blocks with their partials merged.
             gpu::DeviceBuffer out(q.size() * sizeof(float));
-            gpu::attention(out.as<float>(), dq.as<float>(), dk.data(), dv.data(), runner::KvType::f32, n,
+            gpu::attention(out.as<float>(), dq.as<float>(), {dk.data(), dv.data()}, runner::KvType::f32, n,
                            dpos.as<int>(), n_head, n_head_kv, head_dim, n_ctx, nullptr, s);
             CHECK(relative_error(download(out, q.size(), s), want) < tolerance);
             const auto scratch_bytes = gpu::attention_scratch_bytes(n, n_head, head_dim, n_ctx);
             if (n < 16) CHECK(scratch_bytes > 0);  // few (token, head) pairs: split
             gpu::DeviceBuffer scratch(scratch_bytes);
             gpu::DeviceBuffer split_out(q.size() * sizeof(float));
-            gpu::attention(split_out.as<float>(), dq.as<float>(), dk.data(), dv.data(), runner::KvType::f32, n,
+            gpu::attention(split_out.as<float>(), dq.as<float>(), {dk.data(), dv.data()}, runner::KvType::f32, n,
                            dpos.as<int>(), n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(), s);
             CHECK(relative_error(download(split_out, q.size(), s), want) < tolerance);
 
@@ -333,7 +333,7 @@ TEST_CASE("gpu rope_store_kv and attention match the CPU for a prompt and for de
             // cache holds. The tensor-core prompt kernel also rounds queries and probabilities to f16.
             auto hk = upload_f16(k_cache, s), hv = upload_f16(v_cache, s);
             auto dq2 = upload(q, s), dkn2 = upload(k_new, s);
-            gpu::rope_store_kv(dq2.as<float>(), dkn2.as<float>(), dvn.as<float>(), hk.data(), hv.data(),
+            gpu::rope_store_kv(dq2.as<float>(), dkn2.as<float>(), dvn.as<float>(), {hk.data(), hv.data()},
                                runner::KvType::f16, n, n_head, n_head_kv, head_dim, dfreq.as<float>(), dpos.as<int>(),
                                pairs, s);
             const auto rotated_k = download(dkn2, k_new.size(), s);
@@ -359,7 +359,7 @@ TEST_CASE("gpu rope_store_kv and attention match the CPU for a prompt and for de
                                    positions.data(), n_head, n_head_kv, static_cast<std::size_t>(head_dim), pool);
             const bool tensor = n >= 16 && gpu::attention_on_tensor_cores(runner::KvType::f16, head_dim);
             CAPTURE(tensor);
-            gpu::attention(split_out.as<float>(), dq2.as<float>(), hk.data(), hv.data(), runner::KvType::f16, n,
+            gpu::attention(split_out.as<float>(), dq2.as<float>(), {hk.data(), hv.data()}, runner::KvType::f16, n,
                            dpos.as<int>(), n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(), s);
             CHECK(relative_error(download(split_out, q.size(), s), want_f16) < (tensor ? 5e-3f : tolerance));
         }
@@ -397,17 +397,29 @@ TEST_CASE("gpu decode attention over a long context reads every key for every he
             for (const int n_keys : {n_ctx, 19992}) {
                 CAPTURE(partials != nullptr);
                 CAPTURE(n_keys);
-                gpu::attention(out.as<float>(), dq.as<float>(), dk.data(), dv.data(), runner::KvType::f32, n,
+                gpu::attention(out.as<float>(), dq.as<float>(), {dk.data(), dv.data()}, runner::KvType::f32, n,
                                dpos.as<int>(), n_head, n_head_kv, head_dim, n_keys, partials, s);
                 CHECK(relative_error(download(out, q.size(), s), want) < tolerance);
             }
+        // The same cache split by position: the rows from `near` on in pinned host memory, read over the link.
+        for (const int near : {0, 12, 5000, 19991}) {
+            CAPTURE(near);
+            const std::size_t far_bytes = static_cast<std::size_t>(n_ctx - near) * kv * sizeof(float);
+            const gpu::PinnedBuffer k_far(far_bytes), v_far(far_bytes);
+            std::memcpy(k_far.data(), k_cache.data() + static_cast<std::size_t>(near) * kv, far_bytes);
+            std::memcpy(v_far.data(), v_cache.data() + static_cast<std::size_t>(near) * kv, far_bytes);
+            gpu::attention(out.as<float>(), dq.as<float>(), {dk.data(), dv.data(), near, k_far.data(), v_far.data()},
+                           runner::KvType::f32, n, dpos.as<int>(), n_head, n_head_kv, head_dim, 19992,
+                           scratch.as<float>(), s);
+            CHECK(relative_error(download(out, q.size(), s), want) < tolerance);
+        }
         // The f16 cache against the CPU on the rounded keys and values.
         for (auto* v : {&k_cache, &v_cache})
             for (auto& e : *v) e = static_cast<float>(static_cast<_Float16>(e));
         runner::cpu::attention(want.data(), q.data(), k_cache.data(), v_cache.data(), static_cast<std::size_t>(n),
                                positions.data(), n_head, n_head_kv, static_cast<std::size_t>(head_dim), pool);
         const auto hk = upload_f16(k_cache, s), hv = upload_f16(v_cache, s);
-        gpu::attention(out.as<float>(), dq.as<float>(), hk.data(), hv.data(), runner::KvType::f16, n, dpos.as<int>(),
+        gpu::attention(out.as<float>(), dq.as<float>(), {hk.data(), hv.data()}, runner::KvType::f16, n, dpos.as<int>(),
                        n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(), s);
         CHECK(relative_error(download(out, q.size(), s), want) < tolerance);
     }

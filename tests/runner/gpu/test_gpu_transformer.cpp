@@ -385,6 +385,7 @@ TEST_CASE("gpu engine: half the layers' KV caches in host memory, and prompts in
     REQUIRE(weights.ok());
     const auto& c = (*source)->config();
     auto o = options(5);
+    o.kv_near_tokens = 0;
     const auto everything = runner::plan_gpu(*weights, c, o, runner::gpu_kernel_needs());
     REQUIRE(everything.ok());
     // Room for the ring, half the cache and the layer's worth that stages a host layer's keys and values
@@ -396,8 +397,8 @@ TEST_CASE("gpu engine: half the layers' KV caches in host memory, and prompts in
     REQUIRE_MESSAGE(plan.ok(), (plan.ok() ? "" : plan.error().message));
     CHECK(plan->kv_host_bytes > 0);
     CHECK(plan->kv_host_bytes < kv);
-    CHECK_FALSE(plan->kv_on_host.front());
-    CHECK(plan->kv_on_host.back());
+    CHECK(plan->kv_near_rows.front() == o.n_ctx);
+    CHECK(plan->kv_near_rows.back() == 0);
     // A pass's residual stream sized for 7 tokens: the prompt runs in several passes of micro-batches of 5.
     plan->max_pass = 7;
     auto model = runner::GpuTransformer::create(**source, std::move(weights).value(), o.n_ctx, std::move(plan).value());
@@ -416,6 +417,49 @@ TEST_CASE("gpu engine: half the layers' KV caches in host memory, and prompts in
         logits = (*model)->forward(token, static_cast<int>(prompt.size() + step - 1));
         REQUIRE(logits.ok());
         CHECK(max_abs_diff(*logits, ref["logits"][step]) < tolerance);
+    }
+}
+
+TEST_CASE("gpu engine: each layer's cache split between VRAM and host memory by position") {
+    // Every layer keeps its first `near` positions in VRAM and the rest in pinned host memory: the prompt
+    // crosses the boundary (its passes attend to a staged copy), or the decode steps do (their kernels
+    // write and read the far rows over the link); both give the reference's logits.
+    const std::string name = "llama-gqa4-llama3rope";
+    const auto ref = reference(name);
+    const auto prompt = ref["prompt_ids"].get<std::vector<std::int32_t>>();
+    const auto greedy = ref["greedy_ids"].get<std::vector<std::int32_t>>();
+    REQUIRE(prompt.size() > 4);
+    for (const int near : {static_cast<int>(prompt.size()) - 3, static_cast<int>(prompt.size()) + 1}) {
+        CAPTURE(near);
+        auto source = runner::open_hf_folder(models / name);
+        REQUIRE(source.ok());
+        auto weights = runner::bind_weights(**source);
+        REQUIRE(weights.ok());
+        const auto& c = (*source)->config();
+        auto o = options(4);
+        o.kv_near_tokens = 0;
+        const auto everything = runner::plan_gpu(*weights, c, o, runner::gpu_kernel_needs());
+        REQUIRE(everything.ok());
+        o.vram_budget = stream_all_budget(*everything, c.n_layer);
+        o.kv_near_tokens = near;
+        auto plan = runner::plan_gpu(*weights, c, o, runner::gpu_kernel_needs());
+        REQUIRE_MESSAGE(plan.ok(), (plan.ok() ? "" : plan.error().message));
+        for (const int rows : plan->kv_near_rows) CHECK(rows == near);
+        CHECK(plan->kv_host_bytes == runner::kv_cache_bytes(c, o.n_ctx - near, o.kv_type));
+        auto model =
+            runner::GpuTransformer::create(**source, std::move(weights).value(), o.n_ctx, std::move(plan).value());
+        REQUIRE_MESSAGE(model.ok(), (model.ok() ? "" : model.error().message));
+        REQUIRE((*model)->load([](std::size_t, std::size_t) { return true; }).ok());
+        auto logits = (*model)->forward(prompt, 0);
+        REQUIRE_MESSAGE(logits.ok(), (logits.ok() ? "" : logits.error().message));
+        CHECK(max_abs_diff(*logits, ref["logits"][0]) < tolerance);
+        for (std::size_t step = 1; step < ref["logits"].size(); ++step) {
+            CAPTURE(step);
+            const std::int32_t token[] = {greedy[step - 1]};
+            logits = (*model)->forward(token, static_cast<int>(prompt.size() + step - 1));
+            REQUIRE(logits.ok());
+            CHECK(max_abs_diff(*logits, ref["logits"][step]) < tolerance);
+        }
     }
 }
 

@@ -131,15 +131,20 @@ void check_plan_rules(const ShapeModel& m, const runner::GpuOptions& o, const ru
     CHECK(std::is_sorted(p.resident.begin(), p.resident.end(), std::greater<>()));  // uniform layers: a prefix
     CHECK(p.max_batch == std::min(o.max_batch, o.n_ctx));
     CHECK(p.n_ctx == o.n_ctx);
-    // The KV cache: in VRAM first; only the last layers' caches in host memory, and only when one more
-    // would not fit beside the fixed part (VRAM goes to the cache before the weights).
-    REQUIRE(p.kv_on_host.size() == n);
-    CHECK(std::is_sorted(p.kv_on_host.begin(), p.kv_on_host.end()));
-    const auto host_caches = static_cast<std::size_t>(std::count(p.kv_on_host.begin(), p.kv_on_host.end(), true));
-    CHECK(p.kv_host_bytes == host_caches * (runner::kv_cache_bytes(m.config, o.n_ctx, o.kv_type) / n));
-    if (host_caches > 0) CHECK(p.fixed_bytes + p.kv_host_bytes / host_caches > o.vram_budget);
-    // and then one layer's worth of VRAM stages a host layer's cache
-    CHECK(p.kv_stage_bytes == (host_caches > 0 ? p.kv_host_bytes / host_caches : 0));
+    // The KV cache: each layer's first rows in VRAM, the same number for every layer that keeps any (VRAM
+    // goes to those before the weights); the last layers keep none only when one more layer's would not
+    // fit beside the fixed part. The other rows are in host memory.
+    REQUIRE(p.kv_near_rows.size() == n);
+    CHECK(std::is_sorted(p.kv_near_rows.begin(), p.kv_near_rows.end(), std::greater<>()));
+    const int near = p.kv_near_rows.front();
+    for (const int rows : p.kv_near_rows) CHECK((rows == near || rows == 0));
+    const std::size_t row_kv = runner::kv_cache_bytes(m.config, 1, o.kv_type) / n;
+    std::size_t host_rows = 0;
+    for (const int rows : p.kv_near_rows) host_rows += static_cast<std::size_t>(o.n_ctx - rows);
+    CHECK(p.kv_host_bytes == host_rows * row_kv);
+    if (near > 0 && p.kv_near_rows.back() == 0) CHECK(p.fixed_bytes + near * row_kv > o.vram_budget);
+    // and then one layer's worth of VRAM stages a split layer's cache
+    CHECK(p.kv_stage_bytes == (host_rows > 0 ? static_cast<std::size_t>(o.n_ctx) * row_kv : 0));
 }
 
 }  // namespace
@@ -181,8 +186,10 @@ TEST_CASE("gpu plan: a table of budgets and compressions keeps its rules, and co
             const auto p = plan(m, o);
             check_plan_rules(m, o, p);
             if (compression == runner::Compression::none) CHECK(p.streamed_bytes > 0);
-            // The fixed part holds the whole KV cache, f16 by default.
-            CHECK(p.fixed_bytes > runner::kv_cache_bytes(m.config, row.n_ctx, runner::KvType::f16));
+            // The fixed part holds the KV cache's near rows, f16 by default: all of them, or at least the
+            // first gpu_kv_near_tokens of each layer.
+            CHECK(p.kv_near_rows.front() >= std::min(row.n_ctx, runner::gpu_kv_near_tokens));
+            CHECK(p.fixed_bytes > runner::kv_cache_bytes(m.config, p.kv_near_rows.front(), runner::KvType::f16));
             resident.push_back(std::count(p.resident.begin(), p.resident.end(), true));
         }
         CHECK(resident[0] <= resident[1]);
@@ -237,17 +244,20 @@ TEST_CASE("gpu plan: a context whose cache does not fit beside the ring keeps th
         CAPTURE(std::string(row.shape->name));
         CAPTURE(row.n_ctx);
         const ShapeModel m(*row.shape);
-        const auto o = options(row.budget, row.compression, row.n_ctx);
+        auto o = options(row.budget, row.compression, row.n_ctx);
+        o.kv_near_tokens = 0;
         const auto p = plan(m, o);
         check_plan_rules(m, o, p);
         CHECK(p.kv_host_bytes > 0);
-        CHECK(p.kv_on_host.front() == false);  // the budget still holds the first layers' caches
+        CHECK(p.kv_near_rows.front() == row.n_ctx);  // the budget still holds the first layers' caches
     }
     // The 8B shape at 4 GiB: a 4 GiB cache, 128 MiB a layer, of which the VRAM left beside the head, the
     // activations and the ring takes 14 layers: 13 layers' caches and the staging for a host layer's.
     const ShapeModel m(llama8b);
-    const auto p = plan(m, options(4 * GiB, runner::Compression::none, 32768));
-    CHECK(std::count(p.kv_on_host.begin(), p.kv_on_host.end(), false) == 13);
+    auto whole = options(4 * GiB, runner::Compression::none, 32768);
+    whole.kv_near_tokens = 0;
+    const auto p = plan(m, whole);
+    CHECK(std::count(p.kv_near_rows.begin(), p.kv_near_rows.end(), 32768) == 13);
     CHECK(p.kv_host_bytes == 19 * (std::size_t{128} << 20));
     CHECK(p.kv_stage_bytes == (std::size_t{128} << 20));
     CHECK(std::count(p.resident.begin(), p.resident.end(), true) == 0);
@@ -256,7 +266,7 @@ TEST_CASE("gpu plan: a context whose cache does not fit beside the ring keeps th
     CHECK(short_ctx.kv_host_bytes == 0);
     CHECK(std::count(short_ctx.resident.begin(), short_ctx.resident.end(), true) > 0);
     // The host's part of the cache comes out of the RAM budget before any streamed layer is pinned.
-    auto tight = options(4 * GiB, runner::Compression::none, 32768);
+    auto tight = whole;
     tight.ram_budget = 6 * GiB;
     const auto pinned_less = plan(m, tight);
     CHECK(pinned_less.pinned_bytes + pinned_less.kv_host_bytes <= tight.ram_budget);
@@ -268,11 +278,54 @@ TEST_CASE("gpu plan: a context whose cache does not fit beside the ring keeps th
           "MiB: lower the context, or raise the VRAM or the RAM budget");
     // Room for the ring but not for one layer's cache beside it: nowhere to stage a host layer's cache.
     const std::size_t beside_cache = p.fixed_bytes - 14 * p.kv_stage_bytes;
-    const auto no_room = runner::plan_gpu(
-        m.weights, m.config, options(beside_cache + p.kv_stage_bytes / 2, runner::Compression::none, 32768), kernels());
+    auto no_room_options = whole;
+    no_room_options.vram_budget = beside_cache + p.kv_stage_bytes / 2;
+    const auto no_room = runner::plan_gpu(m.weights, m.config, no_room_options, kernels());
     REQUIRE_FALSE(no_room.ok());
     CHECK(no_room.error().message.find(
               "leaves no room to stage one layer's KV cache (128 MiB for a context of 32768)") != std::string::npos);
+}
+
+TEST_CASE("gpu plan: a long context that would push layers out of VRAM keeps its first positions there") {
+    // The 70B shape at 22 GiB with Ollama's 32k context: the whole f16 cache takes 10 GiB; its first 8192
+    // positions take 2.5 GiB, and staging a split layer's cache 128 MiB, so the rest goes to layers.
+    const ShapeModel m(llama70b);
+    const std::size_t layer_kv = std::size_t{128} << 20, row_kv = layer_kv / 32768;
+    const auto split = options(22 * GiB, runner::Compression::none, 32768);
+    const auto p = plan(m, split);
+    check_plan_rules(m, split, p);
+    CHECK(std::count(p.kv_near_rows.begin(), p.kv_near_rows.end(), runner::gpu_kv_near_tokens) == 80);
+    CHECK(p.kv_host_bytes == 80 * (32768 - 8192) * row_kv);
+    CHECK(p.kv_stage_bytes == layer_kv);
+    auto whole_options = split;
+    whole_options.kv_near_tokens = 0;
+    const auto whole = plan(m, whole_options);
+    check_plan_rules(m, whole_options, whole);
+    CHECK(whole.kv_host_bytes == 0);
+    const auto resident = [](const runner::GpuPlan& plan) {
+        return std::count(plan.resident.begin(), plan.resident.end(), true);
+    };
+    const auto layer = m.layer_bytes(0, runner::Compression::none);
+    const auto freed = static_cast<long>((80 * (32768 - 8192) * row_kv - layer_kv) / layer);
+    CHECK(resident(p) - resident(whole) >= freed);
+    CHECK(resident(p) - resident(whole) <= freed + 1);
+    // A context no longer than the near positions is not split: the same plan as before this existed.
+    const auto short_ctx = plan(m, options(22 * GiB, runner::Compression::none, 8192));
+    CHECK(short_ctx.kv_host_bytes == 0);
+    CHECK(short_ctx.kv_stage_bytes == 0);
+    // Where the whole cache and every layer fit, nothing is split.
+    const ShapeModel small(llama8b);
+    const auto roomy = plan(small, options(40 * GiB, runner::Compression::none, 32768));
+    CHECK(roomy.kv_host_bytes == 0);
+    CHECK(roomy.ring_slots == 0);
+    // Where the layers all fit beside more than the near positions, the cache keeps as many near as the
+    // budget holds: the 8B's 15 GiB of layers and 4 GiB of cache in 18 GiB.
+    const auto tight = options(18 * GiB, runner::Compression::none, 32768);
+    const auto most = plan(small, tight);
+    check_plan_rules(small, tight, most);
+    CHECK(most.kv_near_rows.front() > runner::gpu_kv_near_tokens);
+    CHECK(most.kv_near_rows.front() < 32768);
+    CHECK(resident(most) == 32);
 }
 
 TEST_CASE("gpu plan: streamed layers are pinned while the RAM budget lasts, the rest come from disk") {

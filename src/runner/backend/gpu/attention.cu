@@ -21,31 +21,46 @@ constexpr int max_head_dim = 256;  // what any kernel here serves
 
 // Decode: each block serves up to decode_heads query heads of one KV group (Llama-3-8B's 4), so a
 // key or value row read from the cache serves all of them. A block takes decode_keys keys at a
-// time, four threads to a key while scoring, and the keys are split across blocks in slices of
-// whole tiles until about decode_blocks blocks keep the GPU busy: each block's work is a short
-// chain of dependent steps, so the GPU needs many of them at once.
+// time, four threads to a key while scoring, and the keys are split across blocks in slices of at
+// least min_split_tiles tiles until about decode_blocks blocks share the GPU. A block loads the next
+// tile's keys and values while it computes the current one: with a tile a block, its chain of
+// dependent loads (query, keys, values, partial) took longer than its bytes, and 1024 such blocks per
+// layer made attention over 4096 keys 7x slower than its cache's bytes at HBM speed.
 constexpr int decode_heads = 4;
 constexpr int decode_threads = 128;
 constexpr int decode_keys = decode_threads / 4;  // per tile
-constexpr int decode_blocks = 1024;
+constexpr int decode_blocks = 512;
+constexpr int min_split_tiles = 4;
 constexpr int max_splits = 128;
 
 __device__ inline float kv_at(const float* cache, std::size_t i) { return cache[i]; }
 __device__ inline float kv_at(const unsigned short* cache, std::size_t i) { return f16_to_f32(cache[i]); }
 
-// N consecutive elements of a row from `at`, in one load where they are whole and aligned
-// (`aligned`: the row's length is a multiple of N), else one by one up to `n`.
+// N consecutive elements of a cache row as stored, converted only when used, so that a tile's loads
+// can be in flight while the tile before is computed.
 template <class T, int N>
-__device__ inline void load_run(const T* row, int at, int n, bool aligned, float* out) {
-    struct alignas(N * sizeof(T)) Pack {
-        T v[N];
-    };
-    if (aligned && at + N <= n) {
-        const Pack p = *reinterpret_cast<const Pack*>(row + at);
-        for (int k = 0; k < N; ++k) out[k] = kv_at(p.v, static_cast<std::size_t>(k));
-    } else {
-        for (int k = 0; k < N; ++k) out[k] = at + k < n ? kv_at(row, static_cast<std::size_t>(at + k)) : 0.f;
-    }
+struct alignas(N * sizeof(T)) Run {
+    T v[N];
+    __device__ float operator[](int k) const { return kv_at(v, static_cast<std::size_t>(k)); }
+};
+
+// The run at `at` of a row: one load where it is whole and aligned (`aligned`: the row's length is a
+// multiple of N), else element by element, zeros past `n`; all zeros without a load when `!in`.
+template <class T, int N>
+__device__ inline Run<T, N> load_run(const T* row, int at, int n, bool aligned, bool in) {
+    Run<T, N> r{};
+    if (!in) return r;
+    if (aligned && at + N <= n) return *reinterpret_cast<const Run<T, N>*>(row + at);
+    for (int k = 0; k < N; ++k)
+        if (at + k < n) r.v[k] = row[at + k];
+    return r;
+}
+
+// Row `key` of a cache's keys or values: near in VRAM, or past near_rows in its far part.
+template <class T>
+__device__ inline const T* cache_row(const void* near, const void* far, int near_rows, int key, std::size_t stride) {
+    return key < near_rows ? static_cast<const T*>(near) + static_cast<std::size_t>(key) * stride
+                           : static_cast<const T*>(far) + static_cast<std::size_t>(key - near_rows) * stride;
 }
 
 // One block per (token, KV head, group of up to decode_heads query heads of it, split of the keys),
@@ -53,16 +68,14 @@ __device__ inline void load_run(const T* row, int at, int n, bool aligned, float
 // runs of its row (the quad's four runs adjacent, so a quad reads 64 contiguous bytes at a time),
 // dotted with each head's query from shared memory and summed over the quad. A warp per head then
 // turns the tile's scores into weights (online softmax: running maximum and sum per head). Values:
-// each warp takes a quarter of the tile's keys with lanes across head_dim (coalesced rows, all in
-// flight at once) and adds each row, weighted, for every head; the warps' sums are added in a fixed
-// order. Writes the normalized output when there is one split, else the partial (max, sum,
-// unnormalized output) for attention_merge_kernel. HD: the largest head_dim the instance serves, a
-// multiple of 32.
+// each warp takes a quarter of the tile's keys with lanes across head_dim (coalesced rows) and adds
+// each row, weighted, for every head; the warps' sums are added in a fixed order. Writes the
+// normalized output when there is one split, else the partial (max, sum, unnormalized output) for
+// attention_merge_kernel. HD: the largest head_dim the instance serves, a multiple of 32.
 template <class T, int HD>
 __global__ void __launch_bounds__(decode_threads, 4)
-    attention_decode_kernel(float* out, float* partial, const float* q, const T* k_cache, const T* v_cache,
-                            const int* positions, int n_head, int n_head_kv, int head_dim, float scale,
-                            int keys_per_split, int n_splits) {
+    attention_decode_kernel(float* out, float* partial, const float* q, KvRows cache, const int* positions, int n_head,
+                            int n_head_kv, int head_dim, float scale, int keys_per_split, int n_splits) {
     constexpr int H = decode_heads, KT = decode_keys, DPL = HD / 32, n_warps = decode_threads / warp_size;
     constexpr int runs = HD / 32;  // 8-element runs per thread of a quad
     constexpr int keys_per_warp = KT / n_warps;
@@ -76,11 +89,31 @@ __global__ void __launch_bounds__(decode_threads, 4)
     const int t = static_cast<int>(blockIdx.x) / chunks / n_head_kv, split = static_cast<int>(blockIdx.y);
     const int h0 = kv_head * group + chunk * H, n_h = min(H, group - chunk * H);
     const int tid = static_cast<int>(threadIdx.x), warp = tid / warp_size, lane = tid % warp_size;
-    const int quad_key = tid / 4, sub = tid % 4;
+    const int quad_key = tid / 4, sub = tid % 4, j0 = warp * keys_per_warp;
     const std::size_t kv_stride = static_cast<std::size_t>(n_head_kv) * head_dim;
-    const T* k_head = k_cache + static_cast<std::size_t>(kv_head) * head_dim;
-    const T* v_head = v_cache + static_cast<std::size_t>(kv_head) * head_dim;
-    const bool aligned = head_dim % 8 == 0;
+    const std::size_t head_at = static_cast<std::size_t>(kv_head) * head_dim;
+    const bool aligned = head_dim % 8 == 0, v_aligned = head_dim % DPL == 0;
+    const int n_keys = positions[t] + 1;
+    const int begin = split * keys_per_split, end = min(n_keys, begin + keys_per_split);
+
+    // This thread's share of the tile at k0: its quad's key's runs and its warp's value rows.
+    struct Tile {
+        Run<T, 8> k[runs];
+        Run<T, DPL> v[keys_per_warp];
+    };
+    const auto load_tile = [&](int k0) {
+        Tile tile;
+        const int key = k0 + quad_key;
+        const T* kr = cache_row<T>(cache.k, cache.k_far, cache.near_rows, key, kv_stride) + head_at;
+        for (int r = 0; r < runs; ++r) tile.k[r] = load_run<T, 8>(kr, (r * 4 + sub) * 8, head_dim, aligned, key < end);
+        for (int u = 0; u < keys_per_warp; ++u) {
+            const int value = k0 + j0 + u;
+            const T* vr = cache_row<T>(cache.v, cache.v_far, cache.near_rows, value, kv_stride) + head_at;
+            tile.v[u] = load_run<T, DPL>(vr, lane * DPL, head_dim, v_aligned, value < end);
+        }
+        return tile;
+    };
+    Tile next = load_tile(begin);
 
     for (int e = tid; e < H * HD; e += decode_threads) {
         const int h = e / HD, d = e % HD;
@@ -91,19 +124,15 @@ __global__ void __launch_bounds__(decode_threads, 4)
     float acc[H][DPL] = {};
     __syncthreads();
 
-    const int n_keys = positions[t] + 1;
-    const int begin = split * keys_per_split, end = min(n_keys, begin + keys_per_split);
     for (int k0 = begin; k0 < end; k0 += KT) {
         const int tile_keys = min(KT, end - k0);
+        const Tile tile = next;
+        next = load_tile(k0 + KT);
         float dot[H] = {};
-        if (quad_key < tile_keys) {
-            const T* kr = k_head + static_cast<std::size_t>(k0 + quad_key) * kv_stride;
-            float kv[runs][8];
-            for (int r = 0; r < runs; ++r) load_run<T, 8>(kr, (r * 4 + sub) * 8, head_dim, aligned, kv[r]);
+        if (quad_key < tile_keys)
             for (int r = 0; r < runs; ++r)
                 for (int h = 0; h < H; ++h)
-                    for (int e = 0; e < 8; ++e) dot[h] += qs[h][(r * 4 + sub) * 8 + e] * kv[r][e];
-        }
+                    for (int e = 0; e < 8; ++e) dot[h] += qs[h][(r * 4 + sub) * 8 + e] * tile.k[r][e];
         for (int h = 0; h < H; ++h) {
             const float score = quad_sum(dot[h]);
             if (sub == 0 && quad_key < tile_keys) weights[h][quad_key] = score;
@@ -125,16 +154,10 @@ __global__ void __launch_bounds__(decode_threads, 4)
         __syncthreads();
         for (int h = 0; h < H; ++h)
             for (int k = 0; k < DPL; ++k) acc[h][k] *= rescale[h];
-        const int j0 = warp * keys_per_warp;
-        float vr[keys_per_warp][DPL];
-        for (int u = 0; u < keys_per_warp; ++u)
-            if (j0 + u < tile_keys)
-                load_run<T, DPL>(v_head + static_cast<std::size_t>(k0 + j0 + u) * kv_stride, lane * DPL, head_dim,
-                                 head_dim % DPL == 0, vr[u]);
         for (int u = 0; u < keys_per_warp; ++u) {
             if (j0 + u >= tile_keys) break;
             for (int h = 0; h < H; ++h)
-                for (int k = 0; k < DPL; ++k) acc[h][k] += weights[h][j0 + u] * vr[u][k];
+                for (int k = 0; k < DPL; ++k) acc[h][k] += weights[h][j0 + u] * tile.v[u][k];
         }
         __syncthreads();  // weights and rescale are rewritten by the next tile
     }
@@ -306,36 +329,36 @@ void launch_prompt(float* out, const float* q, const void* k_cache, const void* 
 }
 
 template <class T, int HD>
-void launch_decode(float* out, float* partial, const float* q, const void* k_cache, const void* v_cache,
-                   const int* positions, int n_tokens, int n_head, int n_head_kv, int head_dim, float scale,
-                   int keys_per_split, int n_splits, cudaStream_t s) {
+void launch_decode(float* out, float* partial, const float* q, const KvRows& cache, const int* positions, int n_tokens,
+                   int n_head, int n_head_kv, int head_dim, float scale, int keys_per_split, int n_splits,
+                   cudaStream_t s) {
     const int chunks = (n_head / n_head_kv + decode_heads - 1) / decode_heads;
     const dim3 grid(static_cast<unsigned>(n_tokens * n_head_kv * chunks), static_cast<unsigned>(n_splits));
-    attention_decode_kernel<T, HD><<<grid, decode_threads, 0, s>>>(
-        out, partial, q, static_cast<const T*>(k_cache), static_cast<const T*>(v_cache), positions, n_head, n_head_kv,
-        head_dim, scale, keys_per_split, n_splits);
+    attention_decode_kernel<T, HD><<<grid, decode_threads, 0, s>>>(out, partial, q, cache, positions, n_head, n_head_kv,
+                                                                   head_dim, scale, keys_per_split, n_splits);
 }
 
 template <class T>
-void launch_decode(float* out, float* partial, const float* q, const void* k_cache, const void* v_cache,
-                   const int* positions, int n_tokens, int n_head, int n_head_kv, int head_dim, float scale,
-                   int keys_per_split, int n_splits, cudaStream_t s) {
+void launch_decode(float* out, float* partial, const float* q, const KvRows& cache, const int* positions, int n_tokens,
+                   int n_head, int n_head_kv, int head_dim, float scale, int keys_per_split, int n_splits,
+                   cudaStream_t s) {
     const auto launch = head_dim <= 64    ? launch_decode<T, 64>
                         : head_dim <= 128 ? launch_decode<T, 128>
                                           : launch_decode<T, 256>;
-    launch(out, partial, q, k_cache, v_cache, positions, n_tokens, n_head, n_head_kv, head_dim, scale, keys_per_split,
-           n_splits, s);
+    launch(out, partial, q, cache, positions, n_tokens, n_head, n_head_kv, head_dim, scale, keys_per_split, n_splits,
+           s);
 }
 
 // How decode divides the keys among blocks: enough splits for about decode_blocks blocks (each
-// serving decode_heads of the `n_pairs` (token, query head) pairs), each a whole number of tiles,
-// together covering the whole context.
+// serving decode_heads of the `n_pairs` (token, query head) pairs), each a whole number of tiles and
+// at least min_split_tiles of them, together covering the whole context.
 struct Splits {
     int count, keys;
 };
 Splits decode_splits(int n_pairs, int n_ctx) {
     const int wanted = (decode_blocks * decode_heads + n_pairs - 1) / n_pairs;
-    const int count = std::max(1, std::min({wanted, max_splits, (n_ctx + decode_keys - 1) / decode_keys}));
+    const int tiles = (n_ctx + decode_keys - 1) / decode_keys;
+    const int count = std::max(1, std::min({wanted, max_splits, tiles / min_split_tiles}));
     const int keys = (n_ctx + count - 1) / count;
     return {count, (keys + decode_keys - 1) / decode_keys * decode_keys};
 }
@@ -353,9 +376,8 @@ bool attention_on_tensor_cores(KvType kv_type, int head_dim) {
     return kv_type == KvType::f16 && tensor_attention_supported(head_dim);
 }
 
-void attention(float* out, const float* q, const void* k_cache, const void* v_cache, KvType kv_type, int n_tokens,
-               const int* positions, int n_head, int n_head_kv, int head_dim, int n_keys, float* scratch,
-               const Stream& stream) {
+void attention(float* out, const float* q, const KvRows& cache, KvType kv_type, int n_tokens, const int* positions,
+               int n_head, int n_head_kv, int head_dim, int n_keys, float* scratch, const Stream& stream) {
     if (n_tokens == 0) return;
     if (head_dim > max_head_dim || n_head % n_head_kv != 0)
         throw Error("attention: head_dim " + std::to_string(head_dim) + " with " + std::to_string(n_head) + "/" +
@@ -364,6 +386,11 @@ void attention(float* out, const float* q, const void* k_cache, const void* v_ca
     const float scale = 1.f / std::sqrt(static_cast<float>(head_dim));
     const bool f16 = kv_type == KvType::f16;
     if (n_tokens >= prompt_min_tokens) {
+        if (n_keys > cache.near_rows)
+            throw Error("attention: a prompt of " + std::to_string(n_tokens) + " tokens over " +
+                        std::to_string(n_keys) + " keys of a cache with " + std::to_string(cache.near_rows) +
+                        " rows in VRAM: stage the cache into VRAM first");
+        const void *k_cache = cache.k, *v_cache = cache.v;
         if (attention_on_tensor_cores(kv_type, head_dim))
             attention_prompt_tensor(out, q, static_cast<const unsigned short*>(k_cache),
                                     static_cast<const unsigned short*>(v_cache), positions, n_tokens, n_head, n_head_kv,
@@ -378,9 +405,9 @@ void attention(float* out, const float* q, const void* k_cache, const void* v_ca
     const int n_pairs = n_tokens * n_head;
     const Splits splits = scratch ? decode_splits(n_pairs, n_keys) : Splits{1, n_keys};
     const int n_splits = splits.count;
-    (f16 ? launch_decode<unsigned short> : launch_decode<float>)(out, scratch, q, k_cache, v_cache, positions, n_tokens,
-                                                                 n_head, n_head_kv, head_dim, scale, splits.keys,
-                                                                 n_splits, native(stream));
+    (f16 ? launch_decode<unsigned short> : launch_decode<float>)(out, scratch, q, cache, positions, n_tokens, n_head,
+                                                                 n_head_kv, head_dim, scale, splits.keys, n_splits,
+                                                                 native(stream));
     GPU_CHECK_LAUNCH();
     if (n_splits > 1) {
         attention_merge_kernel<<<n_pairs, threads, 0, native(stream)>>>(out, scratch, head_dim, n_splits);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <limits>
 #include <memory>
 #include <span>
 #include <stdexcept>
@@ -202,25 +203,35 @@ void norm_matmul_swiglu(float* out, float* up, float* scratch, const float* x, c
                         const void* w_up, WeightType type, int n_tokens, int d_in, int d_out, const Stream& stream,
                         const Blas* blas = nullptr);
 
+// One layer's KV cache, [n_ctx, n_head_kv * head_dim] of a KvType for the keys and again for the values:
+// rows [0, near_rows) at k and v, and where a long context's cache is split, the rows from near_rows on
+// at k_far and v_far, in pinned host memory that decode's kernels write and read over the link.
+struct KvRows {
+    void* k = nullptr;
+    void* v = nullptr;
+    int near_rows = std::numeric_limits<int>::max();
+    void* k_far = nullptr;
+    void* v_far = nullptr;
+};
+
 // Rotary embedding of q and k in place (frequency i turning the pair of dimensions `pairs` says), then
 // k and v into the cache rows positions[t].   q: [n_tokens, n_head * head_dim]; k, v: [n_tokens, n_head_kv * head_dim];
-// k_cache, v_cache: one layer's [n_ctx, n_head_kv * head_dim] of `kv_type`; inv_freq: [head_dim / 2];
-// positions: [n_tokens] on the device
-void rope_store_kv(float* q, float* k, const float* v, void* k_cache, void* v_cache, KvType kv_type, int n_tokens,
-                   int n_head, int n_head_kv, int head_dim, const float* inv_freq, const int* positions,
-                   RopePairs pairs, const Stream& stream);
+// cache: one layer's, of `kv_type`; inv_freq: [head_dim / 2]; positions: [n_tokens] on the device
+void rope_store_kv(float* q, float* k, const float* v, const KvRows& cache, KvType kv_type, int n_tokens, int n_head,
+                   int n_head_kv, int head_dim, const float* inv_freq, const int* positions, RopePairs pairs,
+                   const Stream& stream);
 
 // Causal grouped-query attention over cache positions 0..positions[t], with an online softmax over
-// key tiles (no [n_tokens, n_ctx] score buffer).   q, out: [n_tokens, n_head * head_dim];
-// k_cache, v_cache: [n_ctx, n_head_kv * head_dim] of `kv_type`. With `scratch` (attention_scratch_bytes
-// for the cache's n_ctx), decode splits the keys across blocks; without, each (token, head) is one block.
-// n_keys: at least every positions[t] + 1, at most n_ctx. Decode divides these keys among its blocks, so
-// it is the keys in use, not the cache's capacity: a short conversation in a 32k cache must not leave
-// one block to walk all its keys while the others find none.
+// key tiles (no [n_tokens, n_ctx] score buffer).   q, out: [n_tokens, n_head * head_dim]; cache: one
+// layer's, of `kv_type`; a prompt's (16 tokens or more) must hold its n_keys rows near, where each query
+// tile reads every key: split caches are staged into VRAM for prompts. With `scratch`
+// (attention_scratch_bytes for the cache's n_ctx), decode splits the keys across blocks; without, each
+// (token, head) is one block. n_keys: at least every positions[t] + 1, at most n_ctx. Decode divides these
+// keys among its blocks, so it is the keys in use, not the cache's capacity: a short conversation in a
+// 32k cache must not leave one block to walk all its keys while the others find none.
 std::size_t attention_scratch_bytes(int n_tokens, int n_head, int head_dim, int n_ctx);
-void attention(float* out, const float* q, const void* k_cache, const void* v_cache, KvType kv_type, int n_tokens,
-               const int* positions, int n_head, int n_head_kv, int head_dim, int n_keys, float* scratch,
-               const Stream& stream);
+void attention(float* out, const float* q, const KvRows& cache, KvType kv_type, int n_tokens, const int* positions,
+               int n_head, int n_head_kv, int head_dim, int n_keys, float* scratch, const Stream& stream);
 // Whether prompts on the current device take the tensor-core kernel (f16 cache, this head_dim).
 bool attention_on_tensor_cores(KvType kv_type, int head_dim);
 

@@ -13,7 +13,7 @@ __device__ inline void store(unsigned short* cache, std::size_t i, float v) { ca
 // One block per (token, head), the q heads first, then the KV heads; thread i rotates frequency i's pair
 // (i, i + head_dim / 2), or (2i, 2i + 1) with `adjacent`. A KV head's block also writes its k and v rows.
 template <class T>
-__global__ void rope_store_kernel(float* q, float* k, const float* v, T* k_cache, T* v_cache, int n_head, int n_head_kv,
+__global__ void rope_store_kernel(float* q, float* k, const float* v, KvRows cache, int n_head, int n_head_kv,
                                   int head_dim, const float* inv_freq, const int* positions, bool adjacent) {
     const int heads = n_head + n_head_kv;
     const int t = static_cast<int>(blockIdx.x) / heads, h = static_cast<int>(blockIdx.x) % heads;
@@ -22,8 +22,12 @@ __global__ void rope_store_kernel(float* q, float* k, const float* v, T* k_cache
     const std::size_t at =
         static_cast<std::size_t>(t) * width + static_cast<std::size_t>(is_q ? h : h - n_head) * head_dim;
     float* x = (is_q ? q : k) + at;
-    // the KV head's cache row: its place in the token's row, at the token's position
-    const std::size_t row = static_cast<std::size_t>(positions[t]) * width + (at - static_cast<std::size_t>(t) * width);
+    // the KV head's cache row: its place in the token's row, at the token's position, near or far
+    const bool near = positions[t] < cache.near_rows;
+    T* k_cache = static_cast<T*>(near ? cache.k : cache.k_far);
+    T* v_cache = static_cast<T*>(near ? cache.v : cache.v_far);
+    const std::size_t row = static_cast<std::size_t>(near ? positions[t] : positions[t] - cache.near_rows) * width +
+                            (at - static_cast<std::size_t>(t) * width);
     const int half = head_dim / 2;
     for (int i = static_cast<int>(threadIdx.x); i < half; i += static_cast<int>(blockDim.x)) {
         float s, c;
@@ -43,20 +47,15 @@ __global__ void rope_store_kernel(float* q, float* k, const float* v, T* k_cache
 
 }  // namespace
 
-void rope_store_kv(float* q, float* k, const float* v, void* k_cache, void* v_cache, KvType kv_type, int n_tokens,
-                   int n_head, int n_head_kv, int head_dim, const float* inv_freq, const int* positions,
-                   RopePairs pairs, const Stream& stream) {
+void rope_store_kv(float* q, float* k, const float* v, const KvRows& cache, KvType kv_type, int n_tokens, int n_head,
+                   int n_head_kv, int head_dim, const float* inv_freq, const int* positions, RopePairs pairs,
+                   const Stream& stream) {
     const bool adjacent = pairs == RopePairs::adjacent;
     if (n_tokens == 0) return;
     const unsigned blocks = static_cast<unsigned>(n_tokens * (n_head + n_head_kv));
-    if (kv_type == KvType::f16)
-        rope_store_kernel<<<blocks, 64, 0, native(stream)>>>(q, k, v, static_cast<unsigned short*>(k_cache),
-                                                             static_cast<unsigned short*>(v_cache), n_head, n_head_kv,
-                                                             head_dim, inv_freq, positions, adjacent);
-    else
-        rope_store_kernel<<<blocks, 64, 0, native(stream)>>>(q, k, v, static_cast<float*>(k_cache),
-                                                             static_cast<float*>(v_cache), n_head, n_head_kv, head_dim,
-                                                             inv_freq, positions, adjacent);
+    const auto launch = kv_type == KvType::f16 ? rope_store_kernel<unsigned short> : rope_store_kernel<float>;
+    launch<<<blocks, 64, 0, native(stream)>>>(q, k, v, cache, n_head, n_head_kv, head_dim, inv_freq, positions,
+                                              adjacent);
     GPU_CHECK_LAUNCH();
 }
 
