@@ -21,46 +21,39 @@ constexpr int max_head_dim = 256;  // what any kernel here serves
 
 // Decode: each block serves up to decode_heads query heads of one KV group (Llama-3-8B's 4), so a
 // key or value row read from the cache serves all of them. A block takes decode_keys keys at a
-// time, four threads to a key while scoring, and the keys are split across blocks in slices of at
-// least min_split_tiles tiles until about decode_blocks blocks share the GPU. A block loads the next
-// tile's keys and values while it computes the current one: with a tile a block, its chain of
-// dependent loads (query, keys, values, partial) took longer than its bytes, and 1024 such blocks per
-// layer made attention over 4096 keys 7x slower than its cache's bytes at HBM speed.
+// time, four threads to a key while scoring, and the keys are split across blocks in slices of
+// whole tiles until about decode_blocks blocks keep the GPU busy: each block's work is a short
+// chain of dependent steps, so the GPU needs many of them at once.
 constexpr int decode_heads = 4;
 constexpr int decode_threads = 128;
 constexpr int decode_keys = decode_threads / 4;  // per tile
-constexpr int decode_blocks = 512;
-constexpr int min_split_tiles = 4;
+constexpr int decode_blocks = 1024;
 constexpr int max_splits = 128;
 
 __device__ inline float kv_at(const float* cache, std::size_t i) { return cache[i]; }
 __device__ inline float kv_at(const unsigned short* cache, std::size_t i) { return f16_to_f32(cache[i]); }
 
-// N consecutive elements of a cache row as stored, converted only when used, so that a tile's loads
-// can be in flight while the tile before is computed.
+// N consecutive elements of a row from `at`, in one load where they are whole and aligned
+// (`aligned`: the row's length is a multiple of N), else one by one up to `n`.
 template <class T, int N>
-struct alignas(N * sizeof(T)) Run {
-    T v[N];
-    __device__ float operator[](int k) const { return kv_at(v, static_cast<std::size_t>(k)); }
-};
-
-// The run at `at` of a row: one load where it is whole and aligned (`aligned`: the row's length is a
-// multiple of N), else element by element, zeros past `n`; all zeros without a load when `!in`.
-template <class T, int N>
-__device__ inline Run<T, N> load_run(const T* row, int at, int n, bool aligned, bool in) {
-    Run<T, N> r{};
-    if (!in) return r;
-    if (aligned && at + N <= n) return *reinterpret_cast<const Run<T, N>*>(row + at);
-    for (int k = 0; k < N; ++k)
-        if (at + k < n) r.v[k] = row[at + k];
-    return r;
+__device__ inline void load_run(const T* row, int at, int n, bool aligned, float* out) {
+    struct alignas(N * sizeof(T)) Pack {
+        T v[N];
+    };
+    if (aligned && at + N <= n) {
+        const Pack p = *reinterpret_cast<const Pack*>(row + at);
+        for (int k = 0; k < N; ++k) out[k] = kv_at(p.v, static_cast<std::size_t>(k));
+    } else {
+        for (int k = 0; k < N; ++k) out[k] = at + k < n ? kv_at(row, static_cast<std::size_t>(at + k)) : 0.f;
+    }
 }
 
-// Row `key` of a cache's keys or values: near in VRAM, or past near_rows in its far part.
-template <class T>
+// Row `key` of a cache's keys or values: near in VRAM, or with `reaches_far` past near_rows in its far part.
+template <class T, bool reaches_far>
 __device__ inline const T* cache_row(const void* near, const void* far, int near_rows, int key, std::size_t stride) {
-    return key < near_rows ? static_cast<const T*>(near) + static_cast<std::size_t>(key) * stride
-                           : static_cast<const T*>(far) + static_cast<std::size_t>(key - near_rows) * stride;
+    if (reaches_far && key >= near_rows)
+        return static_cast<const T*>(far) + static_cast<std::size_t>(key - near_rows) * stride;
+    return static_cast<const T*>(near) + static_cast<std::size_t>(key) * stride;
 }
 
 // One block per (token, KV head, group of up to decode_heads query heads of it, split of the keys),
@@ -68,11 +61,13 @@ __device__ inline const T* cache_row(const void* near, const void* far, int near
 // runs of its row (the quad's four runs adjacent, so a quad reads 64 contiguous bytes at a time),
 // dotted with each head's query from shared memory and summed over the quad. A warp per head then
 // turns the tile's scores into weights (online softmax: running maximum and sum per head). Values:
-// each warp takes a quarter of the tile's keys with lanes across head_dim (coalesced rows) and adds
-// each row, weighted, for every head; the warps' sums are added in a fixed order. Writes the
-// normalized output when there is one split, else the partial (max, sum, unnormalized output) for
-// attention_merge_kernel. HD: the largest head_dim the instance serves, a multiple of 32.
-template <class T, int HD>
+// each warp takes a quarter of the tile's keys with lanes across head_dim (coalesced rows, all in
+// flight at once) and adds each row, weighted, for every head; the warps' sums are added in a fixed
+// order. Writes the normalized output when there is one split, else the partial (max, sum,
+// unnormalized output) for attention_merge_kernel. HD: the largest head_dim the instance serves, a
+// multiple of 32. `reaches_far`: the keys reach the cache's far rows (a test per row, which made attention over
+// a whole cache's 4096 keys 3% slower).
+template <class T, int HD, bool reaches_far>
 __global__ void __launch_bounds__(decode_threads, 4)
     attention_decode_kernel(float* out, float* partial, const float* q, KvRows cache, const int* positions, int n_head,
                             int n_head_kv, int head_dim, float scale, int keys_per_split, int n_splits) {
@@ -89,31 +84,10 @@ __global__ void __launch_bounds__(decode_threads, 4)
     const int t = static_cast<int>(blockIdx.x) / chunks / n_head_kv, split = static_cast<int>(blockIdx.y);
     const int h0 = kv_head * group + chunk * H, n_h = min(H, group - chunk * H);
     const int tid = static_cast<int>(threadIdx.x), warp = tid / warp_size, lane = tid % warp_size;
-    const int quad_key = tid / 4, sub = tid % 4, j0 = warp * keys_per_warp;
+    const int quad_key = tid / 4, sub = tid % 4;
     const std::size_t kv_stride = static_cast<std::size_t>(n_head_kv) * head_dim;
     const std::size_t head_at = static_cast<std::size_t>(kv_head) * head_dim;
-    const bool aligned = head_dim % 8 == 0, v_aligned = head_dim % DPL == 0;
-    const int n_keys = positions[t] + 1;
-    const int begin = split * keys_per_split, end = min(n_keys, begin + keys_per_split);
-
-    // This thread's share of the tile at k0: its quad's key's runs and its warp's value rows.
-    struct Tile {
-        Run<T, 8> k[runs];
-        Run<T, DPL> v[keys_per_warp];
-    };
-    const auto load_tile = [&](int k0) {
-        Tile tile;
-        const int key = k0 + quad_key;
-        const T* kr = cache_row<T>(cache.k, cache.k_far, cache.near_rows, key, kv_stride) + head_at;
-        for (int r = 0; r < runs; ++r) tile.k[r] = load_run<T, 8>(kr, (r * 4 + sub) * 8, head_dim, aligned, key < end);
-        for (int u = 0; u < keys_per_warp; ++u) {
-            const int value = k0 + j0 + u;
-            const T* vr = cache_row<T>(cache.v, cache.v_far, cache.near_rows, value, kv_stride) + head_at;
-            tile.v[u] = load_run<T, DPL>(vr, lane * DPL, head_dim, v_aligned, value < end);
-        }
-        return tile;
-    };
-    Tile next = load_tile(begin);
+    const bool aligned = head_dim % 8 == 0;
 
     for (int e = tid; e < H * HD; e += decode_threads) {
         const int h = e / HD, d = e % HD;
@@ -124,15 +98,20 @@ __global__ void __launch_bounds__(decode_threads, 4)
     float acc[H][DPL] = {};
     __syncthreads();
 
+    const int n_keys = positions[t] + 1;
+    const int begin = split * keys_per_split, end = min(n_keys, begin + keys_per_split);
     for (int k0 = begin; k0 < end; k0 += KT) {
         const int tile_keys = min(KT, end - k0);
-        const Tile tile = next;
-        next = load_tile(k0 + KT);
         float dot[H] = {};
-        if (quad_key < tile_keys)
+        if (quad_key < tile_keys) {
+            const T* kr =
+                cache_row<T, reaches_far>(cache.k, cache.k_far, cache.near_rows, k0 + quad_key, kv_stride) + head_at;
+            float kv[runs][8];
+            for (int r = 0; r < runs; ++r) load_run<T, 8>(kr, (r * 4 + sub) * 8, head_dim, aligned, kv[r]);
             for (int r = 0; r < runs; ++r)
                 for (int h = 0; h < H; ++h)
-                    for (int e = 0; e < 8; ++e) dot[h] += qs[h][(r * 4 + sub) * 8 + e] * tile.k[r][e];
+                    for (int e = 0; e < 8; ++e) dot[h] += qs[h][(r * 4 + sub) * 8 + e] * kv[r][e];
+        }
         for (int h = 0; h < H; ++h) {
             const float score = quad_sum(dot[h]);
             if (sub == 0 && quad_key < tile_keys) weights[h][quad_key] = score;
@@ -154,10 +133,17 @@ __global__ void __launch_bounds__(decode_threads, 4)
         __syncthreads();
         for (int h = 0; h < H; ++h)
             for (int k = 0; k < DPL; ++k) acc[h][k] *= rescale[h];
+        const int j0 = warp * keys_per_warp;
+        float vr[keys_per_warp][DPL];
+        for (int u = 0; u < keys_per_warp; ++u)
+            if (j0 + u < tile_keys)
+                load_run<T, DPL>(
+                    cache_row<T, reaches_far>(cache.v, cache.v_far, cache.near_rows, k0 + j0 + u, kv_stride) + head_at,
+                    lane * DPL, head_dim, head_dim % DPL == 0, vr[u]);
         for (int u = 0; u < keys_per_warp; ++u) {
             if (j0 + u >= tile_keys) break;
             for (int h = 0; h < H; ++h)
-                for (int k = 0; k < DPL; ++k) acc[h][k] += weights[h][j0 + u] * tile.v[u][k];
+                for (int k = 0; k < DPL; ++k) acc[h][k] += weights[h][j0 + u] * vr[u][k];
         }
         __syncthreads();  // weights and rescale are rewritten by the next tile
     }
@@ -328,37 +314,36 @@ void launch_prompt(float* out, const float* q, const void* k_cache, const void* 
                                            scale, s);
 }
 
-template <class T, int HD>
+template <class T, int HD, bool reaches_far>
 void launch_decode(float* out, float* partial, const float* q, const KvRows& cache, const int* positions, int n_tokens,
                    int n_head, int n_head_kv, int head_dim, float scale, int keys_per_split, int n_splits,
                    cudaStream_t s) {
     const int chunks = (n_head / n_head_kv + decode_heads - 1) / decode_heads;
     const dim3 grid(static_cast<unsigned>(n_tokens * n_head_kv * chunks), static_cast<unsigned>(n_splits));
-    attention_decode_kernel<T, HD><<<grid, decode_threads, 0, s>>>(out, partial, q, cache, positions, n_head, n_head_kv,
-                                                                   head_dim, scale, keys_per_split, n_splits);
+    attention_decode_kernel<T, HD, reaches_far><<<grid, decode_threads, 0, s>>>(
+        out, partial, q, cache, positions, n_head, n_head_kv, head_dim, scale, keys_per_split, n_splits);
 }
 
-template <class T>
+template <class T, bool reaches_far>
 void launch_decode(float* out, float* partial, const float* q, const KvRows& cache, const int* positions, int n_tokens,
                    int n_head, int n_head_kv, int head_dim, float scale, int keys_per_split, int n_splits,
                    cudaStream_t s) {
-    const auto launch = head_dim <= 64    ? launch_decode<T, 64>
-                        : head_dim <= 128 ? launch_decode<T, 128>
-                                          : launch_decode<T, 256>;
+    const auto launch = head_dim <= 64    ? launch_decode<T, 64, reaches_far>
+                        : head_dim <= 128 ? launch_decode<T, 128, reaches_far>
+                                          : launch_decode<T, 256, reaches_far>;
     launch(out, partial, q, cache, positions, n_tokens, n_head, n_head_kv, head_dim, scale, keys_per_split, n_splits,
            s);
 }
 
 // How decode divides the keys among blocks: enough splits for about decode_blocks blocks (each
-// serving decode_heads of the `n_pairs` (token, query head) pairs), each a whole number of tiles and
-// at least min_split_tiles of them, together covering the whole context.
+// serving decode_heads of the `n_pairs` (token, query head) pairs), each a whole number of tiles,
+// together covering the whole context.
 struct Splits {
     int count, keys;
 };
 Splits decode_splits(int n_pairs, int n_ctx) {
     const int wanted = (decode_blocks * decode_heads + n_pairs - 1) / n_pairs;
-    const int tiles = (n_ctx + decode_keys - 1) / decode_keys;
-    const int count = std::max(1, std::min({wanted, max_splits, tiles / min_split_tiles}));
+    const int count = std::max(1, std::min({wanted, max_splits, (n_ctx + decode_keys - 1) / decode_keys}));
     const int keys = (n_ctx + count - 1) / count;
     return {count, (keys + decode_keys - 1) / decode_keys * decode_keys};
 }
@@ -405,9 +390,11 @@ void attention(float* out, const float* q, const KvRows& cache, KvType kv_type, 
     const int n_pairs = n_tokens * n_head;
     const Splits splits = scratch ? decode_splits(n_pairs, n_keys) : Splits{1, n_keys};
     const int n_splits = splits.count;
-    (f16 ? launch_decode<unsigned short> : launch_decode<float>)(out, scratch, q, cache, positions, n_tokens, n_head,
-                                                                 n_head_kv, head_dim, scale, splits.keys, n_splits,
-                                                                 native(stream));
+    const bool far = n_keys > cache.near_rows;
+    const auto launch = f16 ? (far ? launch_decode<unsigned short, true> : launch_decode<unsigned short, false>)
+                            : (far ? launch_decode<float, true> : launch_decode<float, false>);
+    launch(out, scratch, q, cache, positions, n_tokens, n_head, n_head_kv, head_dim, scale, splits.keys, n_splits,
+           native(stream));
     GPU_CHECK_LAUNCH();
     if (n_splits > 1) {
         attention_merge_kernel<<<n_pairs, threads, 0, native(stream)>>>(out, scratch, head_dim, n_splits);
