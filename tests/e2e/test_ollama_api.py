@@ -147,6 +147,8 @@ class OllamaApi(unittest.TestCase):
         self.assertEqual(ps[0]["size_vram"], status["Memory"])
         self.assertEqual(ps[0]["context_length"], status["ContextLength"])
         self.assertEqual(status["ContextLength"], 4096)
+        # where the engine put the model, as the load log says it (the e2e runs the CPU engine)
+        self.assertTrue(status["Engine"].startswith("CPU"), status["Engine"])
         listed = o.cli("ps").stdout
         self.assertIn("chat:latest", listed)
         self.assertIn("4096", listed)

@@ -134,7 +134,7 @@ int run_runner(const std::vector<std::string>& args, CommandIo io) {
         if (!*loaded) return finish(exit_ok);
 
         // Ollama counts this as GPU memory on every GPU: the VRAM the GPU engine holds, 0 on the CPU.
-        server.set_ready(*engine->model, *tok, engine->device_bytes);
+        server.set_ready(*engine->model, *tok, engine->device_bytes, engine->description);
         io.err << "ollama-airllm runner: " << described << " on http://" << host << ":" << port << " (context " << n_ctx
                << ")\n"
                << std::flush;

@@ -48,12 +48,13 @@ long long ns(double seconds) { return static_cast<long long>(seconds * 1e9); }
 
 RunnerServer::RunnerServer() : http_(std::make_unique<httplib::Server>()) { install_routes(); }
 
-void RunnerServer::set_ready(runner::LanguageModel& model, const tokenizer::Tokenizer& tok,
-                             std::uint64_t memory_bytes) {
+void RunnerServer::set_ready(runner::LanguageModel& model, const tokenizer::Tokenizer& tok, std::uint64_t memory_bytes,
+                             std::string engine) {
     model_ = &model;
     sequence_.emplace(model);
     tok_ = &tok;
     memory_bytes_ = memory_bytes;
+    engine_ = std::move(engine);
     ready_.store(true, std::memory_order_release);
 }
 
@@ -133,10 +134,13 @@ void RunnerServer::install_routes() {
                 "application/json");
             return;
         }
-        res.set_content(
-            json{{"Status", 0}, {"Progress", 100}, {"ContextLength", model_->n_ctx()}, {"Memory", memory_bytes_}}
-                .dump(),
-            "application/json");
+        res.set_content(json{{"Status", 0},
+                             {"Progress", 100},
+                             {"ContextLength", model_->n_ctx()},
+                             {"Memory", memory_bytes_},
+                             {"Engine", engine_}}
+                            .dump(),
+                        "application/json");
     });
     // Everything that needs the model answers 503 until it is loaded.
     const auto when_ready = [this](httplib::Server::Handler handler) {

@@ -41,8 +41,10 @@ class RunnerServer {
     // While loading: the percentage /v1/status reports.
     void set_progress(int percent) { progress_ = percent; }
     // Loading is done: requests are served from now on. `memory_bytes` is what /v1/status reports as
-    // the model's footprint (Ollama counts it as GPU memory). Both must outlive the server.
-    void set_ready(runner::LanguageModel& model, const tokenizer::Tokenizer& tok, std::uint64_t memory_bytes);
+    // the model's footprint (Ollama counts it as GPU memory), `engine` where the engine put the weights and
+    // the KV cache (the load log's line; Ollama ignores the field). Both references must outlive the server.
+    void set_ready(runner::LanguageModel& model, const tokenizer::Tokenizer& tok, std::uint64_t memory_bytes,
+                   std::string engine);
 
   private:
     void install_routes();
@@ -54,6 +56,7 @@ class RunnerServer {
     std::optional<runner::KvSequence> sequence_;
     const tokenizer::Tokenizer* tok_ = nullptr;
     std::uint64_t memory_bytes_ = 0;
+    std::string engine_;
     std::atomic<bool> ready_{false};
     std::atomic<int> progress_{0};
     std::mutex generation_;  // the model and its KV cache serve one request at a time

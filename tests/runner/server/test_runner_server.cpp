@@ -652,12 +652,14 @@ TEST_CASE("runner server: while the model loads, status is 503 with the progress
     REQUIRE(files.ok());
     auto tok = tokenizer::Tokenizer::load(files->tokenizer_json, files->tokenizer_config);
     REQUIRE(tok.ok());
-    server.set_ready(engine, *tok, 1234);
+    server.set_ready(engine, *tok, 1234, "CPU, 2 threads");
 
     const auto ready = c.Get("/v1/status");
     REQUIRE(ready);
     CHECK(ready->status == 200);
-    CHECK(json::parse(ready->body) == json{{"Status", 0}, {"Progress", 100}, {"ContextLength", 64}, {"Memory", 1234}});
+    CHECK(
+        json::parse(ready->body) ==
+        json{{"Status", 0}, {"Progress", 100}, {"ContextLength", 64}, {"Memory", 1234}, {"Engine", "CPU, 2 threads"}});
     const auto ids = c.Post("/v1/tokenize", "hello", "text/plain");
     REQUIRE(ids);
     CHECK(ids->status == 200);
