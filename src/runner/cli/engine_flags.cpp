@@ -22,8 +22,8 @@ const char* const engine_options_usage =
   --kv-cache T              GPU engine: f16 (half the VRAM, tensor-core prompt attention) or f32 (exact)
                             key/value cache; default: $AIRLLM_KV_CACHE, else f16
   --kv-near-tokens N        GPU engine: where the whole KV cache in VRAM would push layers out, keep
-                            each layer's first N positions in VRAM and the rest in pinned RAM (default
-                            8192); 0 keeps the whole cache in VRAM first
+                            each layer's first N positions in VRAM and the rest in pinned RAM; 0 keeps
+                            the whole cache in VRAM first (default: $AIRLLM_KV_NEAR_TOKENS, else 8192)
   --host-share P            GPU engine: while decoding, the CPU computes P percent of the MLP rows of
                             each layer that streams from pinned RAM and the GPU the rest, so RAM
                             and the link both carry weights; auto (default) times both at load and
@@ -143,7 +143,14 @@ common::Result<runner::EngineOptions> resolve_engine_options(const EngineFlags& 
     o.threads = flags.threads;
     o.max_batch = flags.max_batch;
     o.host_share = flags.host_share;
-    o.kv_near_tokens = flags.kv_near_tokens;
+    if (flags.kv_near_tokens) {
+        o.kv_near_tokens = flags.kv_near_tokens;
+    } else if (const std::string env = env_or("AIRLLM_KV_NEAR_TOKENS", ""); !env.empty()) {
+        int n = 0;
+        if (!parse_int(env, n) || n < 0)
+            return common::make_error("AIRLLM_KV_NEAR_TOKENS '" + env + "' is not a count of positions");
+        o.kv_near_tokens = n;
+    }
     return o;
 }
 

@@ -32,7 +32,8 @@ class EnvScope {
 
   private:
     static void clear() {
-        for (const char* name : {"AIRLLM_DEVICE", "AIRLLM_VRAM_BUDGET", "AIRLLM_COMPRESSION", "AIRLLM_KV_CACHE"})
+        for (const char* name :
+             {"AIRLLM_DEVICE", "AIRLLM_VRAM_BUDGET", "AIRLLM_COMPRESSION", "AIRLLM_KV_CACHE", "AIRLLM_KV_NEAR_TOKENS"})
             ::unsetenv(name);
     }
 };
@@ -57,7 +58,8 @@ TEST_CASE("engine flags: the service's variables are read, and flags win over th
     const EnvScope env({{"AIRLLM_DEVICE", "hip:1"},
                         {"AIRLLM_VRAM_BUDGET", "8GiB"},
                         {"AIRLLM_COMPRESSION", "4bit"},
-                        {"AIRLLM_KV_CACHE", "f32"}});
+                        {"AIRLLM_KV_CACHE", "f32"},
+                        {"AIRLLM_KV_NEAR_TOKENS", "16384"}});
     const auto from_env = runner_cli::resolve_engine_options({});
     REQUIRE(from_env.ok());
     CHECK(from_env->device.kind == runner::Device::Kind::gpu);
@@ -66,6 +68,7 @@ TEST_CASE("engine flags: the service's variables are read, and flags win over th
     CHECK(from_env->vram_budget == std::optional<std::uint64_t>(8ull << 30));
     CHECK(from_env->compression == runner::Compression::q4);
     CHECK(from_env->kv_type == runner::KvType::f32);
+    CHECK(from_env->kv_near_tokens == std::optional<int>(16384));
 
     runner_cli::EngineFlags flags;
     REQUIRE(parse(flags, {"--device", "cuda:0", "--vram-budget", "512MiB", "--compression", "8bit", "--kv-cache", "f16",
@@ -91,7 +94,8 @@ TEST_CASE("engine flags: a bad variable is an error naming it and its value") {
          {std::tuple{"AIRLLM_DEVICE", "tpu:0", "AIRLLM_DEVICE 'tpu:0' is not a device: use cpu, cuda:N, hip:N or auto"},
           std::tuple{"AIRLLM_VRAM_BUDGET", "lots", "AIRLLM_VRAM_BUDGET 'lots' is not a size such as 8GiB"},
           std::tuple{"AIRLLM_COMPRESSION", "2bit", "AIRLLM_COMPRESSION '2bit' is not none, 8bit or 4bit"},
-          std::tuple{"AIRLLM_KV_CACHE", "f8", "AIRLLM_KV_CACHE 'f8' is not f16 or f32"}}) {
+          std::tuple{"AIRLLM_KV_CACHE", "f8", "AIRLLM_KV_CACHE 'f8' is not f16 or f32"},
+          std::tuple{"AIRLLM_KV_NEAR_TOKENS", "8k", "AIRLLM_KV_NEAR_TOKENS '8k' is not a count of positions"}}) {
         CAPTURE(name);
         const EnvScope env({std::pair{name, value}});
         const auto o = runner_cli::resolve_engine_options({});
