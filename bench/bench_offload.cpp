@@ -251,7 +251,7 @@ int main(int argc, char** argv) {
                 // Host-memory KV rows: attention reads those in use over the link, halfway through the decode
                 // steps on average.
                 double kv_host_read = 0;
-                const double row_kv = static_cast<double>(runner::kv_cache_bytes(c, 1, kv_type)) / c.n_layer;
+                const double row_kv = 2.0 * static_cast<double>(runner::kv_row_bytes(c, kv_type));
                 for (const int near : plan->kv_near_rows)
                     kv_host_read += std::max(0.0, prompt_len + decode_tokens / 2.0 - near) * row_kv;
                 const int n_streamed =

@@ -93,7 +93,7 @@ struct GpuTransformer::Impl {
 // in one pinned host buffer (the kernels write and read them over the link, as they read a split layer's
 // host sums).
 void GpuTransformer::Impl::allocate_kv_cache(const ModelConfig& c, const GpuPlan& plan) {
-    const std::size_t row = kv_cache_bytes(c, 1, plan.kv_type) / static_cast<std::size_t>(c.n_layer) / 2;
+    const std::size_t row = kv_row_bytes(c, plan.kv_type);
     std::size_t near = 0, far = 0;
     for (const int rows : plan.kv_near_rows) {
         near += static_cast<std::size_t>(rows);
@@ -543,7 +543,7 @@ void GpuTransformer::forward_on_gpu(int layer, const std::byte* base, int n, int
 // one (near rows in VRAM, far rows in pinned host memory), on the compute stream.
 void GpuTransformer::copy_kv_rows(const gpu::KvRows& dst, const gpu::KvRows& src, int from, int to) {
     auto& m = *impl_;
-    const std::size_t row = kv_cache_bytes(config_, 1, plan_.kv_type) / static_cast<std::size_t>(config_.n_layer) / 2;
+    const std::size_t row = kv_row_bytes(config_, plan_.kv_type);
     // [from, to) cut where either side's near rows end
     std::vector<int> cuts = {from, to};
     for (const int near : {dst.near_rows, src.near_rows})

@@ -65,8 +65,12 @@ std::size_t attention_scratch_bytes(const ModelConfig& c, int n_ctx, int max_bat
     return most;
 }
 
+std::size_t kv_row_bytes(const ModelConfig& c, KvType type) {
+    return static_cast<std::size_t>(c.n_head_kv) * c.head_dim * kv_element_bytes(type);
+}
+
 std::size_t kv_cache_bytes(const ModelConfig& c, int n_ctx, KvType type) {
-    return 2 * static_cast<std::size_t>(c.n_layer) * n_ctx * c.n_head_kv * c.head_dim * kv_element_bytes(type);
+    return 2 * static_cast<std::size_t>(c.n_layer) * n_ctx * kv_row_bytes(c, type);
 }
 
 std::size_t largest_projection(const ModelConfig& c) {
@@ -134,7 +138,7 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, co
             " for passes of " + std::to_string(plan.max_pass) + " tokens in micro-batches of " +
             std::to_string(plan.max_batch) + "), the output head (" + mib(head) + ") and two streaming slots (" +
             mib(plan.ring_slots * plan.slot_bytes) + "): raise the budget, or lower the micro-batch (--max-batch)");
-    const std::size_t n_layer = w.layers.size(), layer_kv = kv / n_layer, row_kv = layer_kv / n_ctx;
+    const std::size_t n_layer = w.layers.size(), layer_kv = kv / n_layer, row_kv = 2 * kv_row_bytes(c, plan.kv_type);
     int near = options.kv_near_tokens > 0 ? std::min(n_ctx, options.kv_near_tokens) : n_ctx;
     // One layer's worth of VRAM stages a split layer's keys and values for a pass of several tokens, whose
     // attention reads each key once per tile of queries. Where every layer fits beside the near rows and

@@ -107,6 +107,8 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, co
 std::size_t attention_scratch_bytes(const ModelConfig& c, int n_ctx, int max_batch, const KernelNeeds& kernels);
 // The KV cache of every layer, keys and values.
 std::size_t kv_cache_bytes(const ModelConfig& c, int n_ctx, KvType type);
+// One position of one layer's keys (or of its values).
+std::size_t kv_row_bytes(const ModelConfig& c, KvType type);
 // The largest projection, in weights: what the BLAS widens a quantized matrix into.
 std::size_t largest_projection(const ModelConfig& c);
 // Whether any layer holds ggml's blocks (a GGUF model's Q4_K ...).

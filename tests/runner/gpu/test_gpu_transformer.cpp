@@ -376,24 +376,52 @@ TEST_CASE("gpu engine: a budget too small for the KV cache and the ring says wha
     CHECK(plan.error().message.find("raise the budget, or lower the micro-batch") != std::string::npos);
 }
 
-TEST_CASE("gpu engine: half the layers' KV caches in host memory, and prompts in passes of 7 tokens") {
-    const std::string name = "llama-gqa4-llama3rope";
-    const auto ref = reference(name);
+namespace {
+
+// A test model bound to its weights, with the budget that streams every layer under `o` with the whole KV
+// cache in VRAM first; the source outlives the engine made from it.
+struct Bound {
+    runner::WeightSourcePtr source;
+    runner::ModelWeights weights;
+    std::size_t stream_all = 0;
+    const runner::ModelConfig& config() const { return source->config(); }
+};
+
+Bound bind_streamed(const std::string& name, runner::GpuOptions o) {
     auto source = runner::open_hf_folder(models / name);
     REQUIRE(source.ok());
     auto weights = runner::bind_weights(**source);
     REQUIRE(weights.ok());
-    const auto& c = (*source)->config();
+    o.kv_near_tokens = 0;
+    const auto everything = runner::plan_gpu(*weights, (*source)->config(), o, runner::gpu_kernel_needs());
+    REQUIRE(everything.ok());
+    const std::size_t budget = stream_all_budget(*everything, (*source)->config().n_layer);
+    return {std::move(source).value(), std::move(weights).value(), budget};
+}
+
+// The engine for `plan` over b's weights, loaded.
+std::unique_ptr<runner::GpuTransformer> create_loaded(Bound& b, int n_ctx, runner::GpuPlan plan) {
+    auto model = runner::GpuTransformer::create(*b.source, std::move(b.weights), n_ctx, std::move(plan));
+    REQUIRE_MESSAGE(model.ok(), (model.ok() ? "" : model.error().message));
+    REQUIRE((*model)->load([](std::size_t, std::size_t) { return true; }).ok());
+    return std::move(model).value();
+}
+
+}  // namespace
+
+TEST_CASE("gpu engine: half the layers' KV caches in host memory, and prompts in passes of 7 tokens") {
+    const std::string name = "llama-gqa4-llama3rope";
+    const auto ref = reference(name);
     auto o = options(5);
     o.kv_near_tokens = 0;
-    const auto everything = runner::plan_gpu(*weights, c, o, runner::gpu_kernel_needs());
-    REQUIRE(everything.ok());
+    auto b = bind_streamed(name, o);
+    const auto& c = b.config();
     // Room for the ring, half the cache and the layer's worth that stages a host layer's keys and values
     // for a pass of several tokens: the other half goes to pinned host memory. (Without the staging
     // layer's room, as before it came, the two-layer model kept no cache in VRAM: measured on an H200.)
     const std::size_t kv = runner::kv_cache_bytes(c, o.n_ctx, o.kv_type);
-    o.vram_budget = stream_all_budget(*everything, c.n_layer) - kv / 2 + kv / static_cast<std::size_t>(c.n_layer);
-    auto plan = runner::plan_gpu(*weights, c, o, runner::gpu_kernel_needs());
+    o.vram_budget = b.stream_all - kv / 2 + kv / static_cast<std::size_t>(c.n_layer);
+    auto plan = runner::plan_gpu(b.weights, c, o, runner::gpu_kernel_needs());
     REQUIRE_MESSAGE(plan.ok(), (plan.ok() ? "" : plan.error().message));
     CHECK(plan->kv_host_bytes > 0);
     CHECK(plan->kv_host_bytes < kv);
@@ -401,23 +429,13 @@ TEST_CASE("gpu engine: half the layers' KV caches in host memory, and prompts in
     CHECK(plan->kv_near_rows.back() == 0);
     // A pass's residual stream sized for 7 tokens: the prompt runs in several passes of micro-batches of 5.
     plan->max_pass = 7;
-    auto model = runner::GpuTransformer::create(**source, std::move(weights).value(), o.n_ctx, std::move(plan).value());
-    REQUIRE_MESSAGE(model.ok(), (model.ok() ? "" : model.error().message));
-    REQUIRE((*model)->load([](std::size_t, std::size_t) { return true; }).ok());
-    const auto prompt = ref["prompt_ids"].get<std::vector<std::int32_t>>();
-    REQUIRE(prompt.size() > 7);
-    auto logits = (*model)->forward(prompt, 0);
-    REQUIRE_MESSAGE(logits.ok(), (logits.ok() ? "" : logits.error().message));
-    CHECK(max_abs_diff(*logits, ref["logits"][0]) < tolerance);
-    CHECK((*model)->stats().passes == (prompt.size() + 6) / 7);
-    const auto greedy = ref["greedy_ids"].get<std::vector<std::int32_t>>();
-    for (std::size_t step = 1; step < ref["logits"].size(); ++step) {
-        CAPTURE(step);
-        const std::int32_t token[] = {greedy[step - 1]};
-        logits = (*model)->forward(token, static_cast<int>(prompt.size() + step - 1));
-        REQUIRE(logits.ok());
-        CHECK(max_abs_diff(*logits, ref["logits"][step]) < tolerance);
-    }
+    const auto model = create_loaded(b, o.n_ctx, std::move(plan).value());
+    const auto prompt_size = ref["prompt_ids"].size();
+    REQUIRE(prompt_size > 7);
+    test_support::for_each_reference_step(*model, ref, [&](std::size_t step, std::span<const float> logits) {
+        CHECK(max_abs_diff(logits, ref["logits"][step]) < tolerance);
+        if (step == 0) CHECK(model->stats().passes == (prompt_size + 6) / 7);
+    });
 }
 
 TEST_CASE("gpu engine: each layer's cache split between VRAM and host memory by position") {
@@ -426,40 +444,21 @@ TEST_CASE("gpu engine: each layer's cache split between VRAM and host memory by 
     // write and read the far rows over the link); both give the reference's logits.
     const std::string name = "llama-gqa4-llama3rope";
     const auto ref = reference(name);
-    const auto prompt = ref["prompt_ids"].get<std::vector<std::int32_t>>();
-    const auto greedy = ref["greedy_ids"].get<std::vector<std::int32_t>>();
-    REQUIRE(prompt.size() > 4);
-    for (const int near : {static_cast<int>(prompt.size()) - 3, static_cast<int>(prompt.size()) + 1}) {
+    const auto prompt_size = static_cast<int>(ref["prompt_ids"].size());
+    REQUIRE(prompt_size > 4);
+    for (const int near : {prompt_size - 3, prompt_size + 1}) {
         CAPTURE(near);
-        auto source = runner::open_hf_folder(models / name);
-        REQUIRE(source.ok());
-        auto weights = runner::bind_weights(**source);
-        REQUIRE(weights.ok());
-        const auto& c = (*source)->config();
         auto o = options(4);
-        o.kv_near_tokens = 0;
-        const auto everything = runner::plan_gpu(*weights, c, o, runner::gpu_kernel_needs());
-        REQUIRE(everything.ok());
-        o.vram_budget = stream_all_budget(*everything, c.n_layer);
+        auto b = bind_streamed(name, o);
+        const auto& c = b.config();
+        o.vram_budget = b.stream_all;
         o.kv_near_tokens = near;
-        auto plan = runner::plan_gpu(*weights, c, o, runner::gpu_kernel_needs());
+        auto plan = runner::plan_gpu(b.weights, c, o, runner::gpu_kernel_needs());
         REQUIRE_MESSAGE(plan.ok(), (plan.ok() ? "" : plan.error().message));
         for (const int rows : plan->kv_near_rows) CHECK(rows == near);
         CHECK(plan->kv_host_bytes == runner::kv_cache_bytes(c, o.n_ctx - near, o.kv_type));
-        auto model =
-            runner::GpuTransformer::create(**source, std::move(weights).value(), o.n_ctx, std::move(plan).value());
-        REQUIRE_MESSAGE(model.ok(), (model.ok() ? "" : model.error().message));
-        REQUIRE((*model)->load([](std::size_t, std::size_t) { return true; }).ok());
-        auto logits = (*model)->forward(prompt, 0);
-        REQUIRE_MESSAGE(logits.ok(), (logits.ok() ? "" : logits.error().message));
-        CHECK(max_abs_diff(*logits, ref["logits"][0]) < tolerance);
-        for (std::size_t step = 1; step < ref["logits"].size(); ++step) {
-            CAPTURE(step);
-            const std::int32_t token[] = {greedy[step - 1]};
-            logits = (*model)->forward(token, static_cast<int>(prompt.size() + step - 1));
-            REQUIRE(logits.ok());
-            CHECK(max_abs_diff(*logits, ref["logits"][step]) < tolerance);
-        }
+        const auto model = create_loaded(b, o.n_ctx, std::move(plan).value());
+        test_support::check_reference_logits(*model, ref, tolerance);
     }
 }
 

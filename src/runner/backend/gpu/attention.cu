@@ -48,14 +48,6 @@ __device__ inline void load_run(const T* row, int at, int n, bool aligned, float
     }
 }
 
-// Row `key` of a cache's keys or values: near in VRAM, or with `reaches_far` past near_rows in its far part.
-template <class T, bool reaches_far>
-__device__ inline const T* cache_row(const void* near, const void* far, int near_rows, int key, std::size_t stride) {
-    if (reaches_far && key >= near_rows)
-        return static_cast<const T*>(far) + static_cast<std::size_t>(key - near_rows) * stride;
-    return static_cast<const T*>(near) + static_cast<std::size_t>(key) * stride;
-}
-
 // One block per (token, KV head, group of up to decode_heads query heads of it, split of the keys),
 // the keys in tiles of decode_keys. Scoring: a quad of threads takes a key, each thread 8-element
 // runs of its row (the quad's four runs adjacent, so a quad reads 64 contiguous bytes at a time),
@@ -104,8 +96,7 @@ __global__ void __launch_bounds__(decode_threads, 4)
         const int tile_keys = min(KT, end - k0);
         float dot[H] = {};
         if (quad_key < tile_keys) {
-            const T* kr =
-                cache_row<T, reaches_far>(cache.k, cache.k_far, cache.near_rows, k0 + quad_key, kv_stride) + head_at;
+            const T* kr = cache_row<const T, reaches_far>(cache, true, k0 + quad_key, kv_stride) + head_at;
             float kv[runs][8];
             for (int r = 0; r < runs; ++r) load_run<T, 8>(kr, (r * 4 + sub) * 8, head_dim, aligned, kv[r]);
             for (int r = 0; r < runs; ++r)
@@ -137,9 +128,8 @@ __global__ void __launch_bounds__(decode_threads, 4)
         float vr[keys_per_warp][DPL];
         for (int u = 0; u < keys_per_warp; ++u)
             if (j0 + u < tile_keys)
-                load_run<T, DPL>(
-                    cache_row<T, reaches_far>(cache.v, cache.v_far, cache.near_rows, k0 + j0 + u, kv_stride) + head_at,
-                    lane * DPL, head_dim, head_dim % DPL == 0, vr[u]);
+                load_run<T, DPL>(cache_row<const T, reaches_far>(cache, false, k0 + j0 + u, kv_stride) + head_at,
+                                 lane * DPL, head_dim, head_dim % DPL == 0, vr[u]);
         for (int u = 0; u < keys_per_warp; ++u) {
             if (j0 + u >= tile_keys) break;
             for (int h = 0; h < H; ++h)

@@ -23,6 +23,16 @@ __device__ inline float load_weight(const void* w, WeightType type, std::size_t 
     }
 }
 
+// Row `key` of a layer's keys (`keys`) or values, of element type T (const for reading): near in VRAM, or
+// with `reaches_far` past near_rows in the cache's far part. `stride`: elements per row.
+template <class T, bool reaches_far = true>
+__device__ inline T* cache_row(const KvRows& cache, bool keys, int key, std::size_t stride) {
+    if (reaches_far && key >= cache.near_rows)
+        return static_cast<T*>(keys ? cache.k_far : cache.v_far) +
+               static_cast<std::size_t>(key - cache.near_rows) * stride;
+    return static_cast<T*>(keys ? cache.k : cache.v) + static_cast<std::size_t>(key) * stride;
+}
+
 // The scales of a quantized matrix (see quant_scales_offset); nullptr for other types.
 __device__ inline const float* quant_scales(const void* w, WeightType type, std::size_t d_out, std::size_t d_in) {
     return is_quantized(type)

@@ -22,12 +22,10 @@ __global__ void rope_store_kernel(float* q, float* k, const float* v, KvRows cac
     const std::size_t at =
         static_cast<std::size_t>(t) * width + static_cast<std::size_t>(is_q ? h : h - n_head) * head_dim;
     float* x = (is_q ? q : k) + at;
-    // the KV head's cache row: its place in the token's row, at the token's position, near or far
-    const bool near = positions[t] < cache.near_rows;
-    T* k_cache = static_cast<T*>(near ? cache.k : cache.k_far);
-    T* v_cache = static_cast<T*>(near ? cache.v : cache.v_far);
-    const std::size_t row = static_cast<std::size_t>(near ? positions[t] : positions[t] - cache.near_rows) * width +
-                            (at - static_cast<std::size_t>(t) * width);
+    // the KV head's cache rows at the token's position, near or far, and its place in them
+    T* k_cache = cache_row<T>(cache, true, positions[t], width);
+    T* v_cache = cache_row<T>(cache, false, positions[t], width);
+    const std::size_t row = at - static_cast<std::size_t>(t) * width;
     const int half = head_dim / 2;
     for (int i = static_cast<int>(threadIdx.x); i < half; i += static_cast<int>(blockDim.x)) {
         float s, c;
