@@ -10,7 +10,8 @@
 // usage: bench_offload [--model DIR|FILE.gguf] [--gguf 8b|70b] [--budgets 4,8,0] [--prompts 32,4096] [--decode N]
 // [--ctx N]
 //                      [--max-batch N] [--compression none,8bit,4bit] [--ram-budget GiB]
-//                      [--kv-cache f16|f32] [--kv-near N] [--host-share P] [--peak-tflops T] [--reference FILE]
+//                      [--kv-cache f16|f32] [--kv-near N] [--host-share P] [--graphs on|off] [--peak-tflops T]
+//                      [--reference FILE]
 // --host-share: percent of each streamed layer's MLP rows computed on the host while decoding (default
 // -1: the engine measures and decides); the split layers' bound is then the rate the link and the host's
 // RAM reads reach together, measured with both running at once.
@@ -20,6 +21,7 @@
 // 32768. A cache that would take VRAM from layers keeps the positions past --kv-near (default the
 // engine's, 8192; 0: the whole cache in VRAM first) in host memory, as does a cache whose near rows do not
 // fit beside the ring for its last layers; the decode bound counts their reads over the link.
+// --graphs: decode steps of a model wholly in VRAM replayed as recorded graphs (default: the backend's).
 // Budgets are GiB, 0 meaning no limit. The model defaults to a random-weight one shaped like Llama 3.1 8B
 // (about 16 GB of BF16 safetensors, written on first use); --gguf 8b or 70b writes and runs a random
 // Q4_K_M-style GGUF of Llama 3.1 8B's or Llama 3.3 70B's shape instead (bench/random_gguf.h), the file
@@ -33,6 +35,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -131,6 +134,7 @@ int main(int argc, char** argv) {
     int host_share = -1;
     int ctx = 0;
     int kv_near = runner::gpu_kv_near_tokens;
+    std::optional<bool> graphs;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i], v = argv[i + 1];
         if (a == "--model")
@@ -159,6 +163,8 @@ int main(int argc, char** argv) {
             ram_budget_gib = std::stod(v);
         else if (a == "--host-share")
             host_share = std::stoi(v);
+        else if (a == "--graphs" && (v == "on" || v == "off"))
+            graphs = v == "on";
         else if (a == "--kv-cache" && (v == "f16" || v == "f32"))
             kv_type = v == "f16" ? runner::KvType::f16 : runner::KvType::f32;
         else if (a == "--compression") {
@@ -235,6 +241,7 @@ int main(int argc, char** argv) {
                 options.kv_type = kv_type;
                 options.kv_near_tokens = kv_near;
                 options.host_share = host_share;
+                options.graphs = graphs;
                 auto plan = runner::plan_gpu(*weights, c, options, runner::gpu_kernel_needs());
                 if (!plan) {
                     std::printf("%-6s %-8s %-7d %s\n", runner::compression_name(compression),
@@ -333,6 +340,12 @@ int main(int argc, char** argv) {
                         static_cast<double>(after.host_bytes - before.host_bytes) / decode_tokens / 1e9,
                         (after.host_mlp_s - before.host_mlp_s) / decode_tokens * 1e3,
                         (after.host_wait_s - before.host_wait_s) / decode_tokens * 1e3);
+                if (after.graph_steps > before.graph_steps || !after.graph_error.empty())
+                    std::printf(
+                        "       decode steps replayed as graphs: %zu of %d, recorded %zu times (in the time)%s%s\n",
+                        after.graph_steps - before.graph_steps, decode_tokens,
+                        after.graph_records - before.graph_records,
+                        after.graph_error.empty() ? "" : "; recording failed: ", after.graph_error.c_str());
                 std::fflush(stdout);
             }
         }

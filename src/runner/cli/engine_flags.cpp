@@ -28,6 +28,9 @@ const char* const engine_options_usage =
                             each layer that streams from pinned RAM and the GPU the rest, so RAM
                             and the link both carry weights; auto (default) times both at load and
                             splits so that they finish together; 0: none
+  --gpu-graphs on|off       GPU engine: replay each decode step of a model wholly in VRAM as one
+                            recorded graph (default: $AIRLLM_GPU_GRAPHS, else on with CUDA, off with
+                            ROCm)
 )";
 
 namespace {
@@ -41,6 +44,13 @@ std::string env_or(const char* name, const std::string& fallback) {
 std::optional<runner::KvType> parse_kv_type(const std::string& v) {
     if (v == "f16") return runner::KvType::f16;
     if (v == "f32") return runner::KvType::f32;
+    return std::nullopt;
+}
+
+// "on"/"1" or "off"/"0".
+std::optional<bool> parse_switch(const std::string& v) {
+    if (v == "on" || v == "1") return true;
+    if (v == "off" || v == "0") return false;
     return std::nullopt;
 }
 
@@ -66,7 +76,8 @@ std::optional<common::Result<bool>> parse_engine_option(const std::vector<std::s
                                                         EngineFlags& o) {
     const auto& a = args[i];
     if (a != "--device" && a != "--vram-budget" && a != "--ram-budget" && a != "--threads" && a != "--max-batch" &&
-        a != "--compression" && a != "--kv-cache" && a != "--kv-near-tokens" && a != "--host-share")
+        a != "--compression" && a != "--kv-cache" && a != "--kv-near-tokens" && a != "--host-share" &&
+        a != "--gpu-graphs")
         return std::nullopt;
     if (i + 1 >= args.size()) return common::Result<bool>(common::make_error(a + " needs a value"));
     const std::string& v = args[++i];
@@ -82,6 +93,9 @@ std::optional<common::Result<bool>> parse_engine_option(const std::vector<std::s
     } else if (a == "--kv-cache") {
         o.kv_type = parse_kv_type(v);
         if (!o.kv_type) return common::Result<bool>(common::make_error("--kv-cache '" + v + "' is not f16 or f32"));
+    } else if (a == "--gpu-graphs") {
+        o.gpu_graphs = parse_switch(v);
+        if (!o.gpu_graphs) return common::Result<bool>(common::make_error("--gpu-graphs '" + v + "' is not on or off"));
     } else if (a == "--host-share") {
         int n = 0;
         if (v != "auto" && (!parse_int(v, n) || n < 0 || n > 100))
@@ -150,6 +164,12 @@ common::Result<runner::EngineOptions> resolve_engine_options(const EngineFlags& 
         if (!parse_int(env, n) || n < 0)
             return common::make_error("AIRLLM_KV_NEAR_TOKENS '" + env + "' is not a count of positions");
         o.kv_near_tokens = n;
+    }
+    if (flags.gpu_graphs) {
+        o.gpu_graphs = flags.gpu_graphs;
+    } else if (const std::string env = env_or("AIRLLM_GPU_GRAPHS", ""); !env.empty()) {
+        o.gpu_graphs = parse_switch(env);
+        if (!o.gpu_graphs) return common::make_error("AIRLLM_GPU_GRAPHS '" + env + "' is not 1 or 0 (on or off)");
     }
     return o;
 }

@@ -1,6 +1,7 @@
 // The engine options the commands share (--device, --vram-budget, --ram-budget, --threads, --max-batch,
-// --compression, --kv-cache, --host-share), each checked as it is read, and resolved once against
-// AIRLLM_DEVICE, AIRLLM_VRAM_BUDGET, AIRLLM_COMPRESSION and AIRLLM_KV_CACHE (what the service's
+// --compression, --kv-cache, --kv-near-tokens, --host-share, --gpu-graphs), each checked as it is read, and
+// resolved once against AIRLLM_DEVICE, AIRLLM_VRAM_BUDGET, AIRLLM_COMPRESSION, AIRLLM_KV_CACHE,
+// AIRLLM_KV_NEAR_TOKENS and AIRLLM_GPU_GRAPHS (what the service's
 // /etc/default/ollama sets) into the engine's typed options.
 #pragma once
 
@@ -25,6 +26,7 @@ struct EngineFlags {
     std::optional<runner::KvType> kv_type;
     std::optional<int> kv_near_tokens;
     int host_share = -1;
+    std::optional<bool> gpu_graphs;
 };
 
 // The usage lines of the options below, for each command's --help.

@@ -117,6 +117,7 @@ common::Result<Engine> make_engine(const WeightSource& source, ModelWeights weig
         if (o.kv_near_tokens) gpu_options.kv_near_tokens = *o.kv_near_tokens;
         gpu_options.host_share = o.host_share;
         gpu_options.threads = o.threads;
+        gpu_options.graphs = o.gpu_graphs;
         auto plan = plan_gpu(weights, source.config(), gpu_options, gpu_kernel_needs());
         if (!plan) return plan.error();
         Engine e;
@@ -137,7 +138,10 @@ common::Result<Engine> make_engine(const WeightSource& source, ModelWeights weig
             (o.compression != Compression::none ? std::string(", ") + compression_name(o.compression) + " compression" +
                                                       (cache.empty() ? "" : " from the layer cache")
                                                 : std::string()) +
-            "), kernels checked" + (checked->remembered ? " at an earlier load" : "") +
+            ")" +
+            (streamed == 0 && o.gpu_graphs.value_or(gpu::graphs_by_default()) ? ", decode steps replayed as graphs"
+                                                                              : "") +
+            ", kernels checked" + (checked->remembered ? " at an earlier load" : "") +
             (checked->blas_failure.empty() ? std::string()
                                            : "; BLAS off, our own kernels run the prompts: " + checked->blas_failure);
         auto model = GpuTransformer::create(source, std::move(weights), n_ctx, std::move(plan).value());

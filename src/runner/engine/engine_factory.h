@@ -36,6 +36,7 @@ struct EngineOptions {
     KvType kv_type = KvType::f16;                 // GPU
     std::optional<int> kv_near_tokens;            // GPU: positions of a split KV cache in VRAM; empty: the default
     int host_share = -1;                          // GPU: percent of streamed MLP rows the CPU computes; -1 auto
+    std::optional<bool> gpu_graphs;               // GPU: decode steps as recorded graphs; empty: the backend's default
 };
 
 struct Engine {

@@ -81,6 +81,12 @@ struct GpuTransformer::Impl {
     gpu::PinnedBuffer host_partial;  // [gpu_host_max_tokens, n_embd], read by the GPU's add in place
     gpu::Event x_ready;
 
+    // Decode steps as one launch: whether they may be (asked for, every layer resident, recording has not
+    // failed), the last one recorded, and each layer's attention_variant it was recorded for.
+    bool graphs = false;
+    gpu::Graph decode_graph;
+    std::vector<int> decode_graph_key;
+
     const void* tensor(const std::byte* base, int layer, Slot s) const {
         const auto& layout = layouts[static_cast<std::size_t>(layer)];
         return layout.size[s] ? base + layout.offset[s] : nullptr;
@@ -176,6 +182,7 @@ common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const Wei
         m->logits_out.resize(static_cast<std::size_t>(c.n_vocab));
         if (plan.blas)
             m->blas.emplace(m->compute, nb * widest_input(c), plan.widens_weights ? largest_projection(c) : 0);
+        m->graphs = plan.graphs.value_or(gpu::graphs_by_default()) && m->streamed.empty();
         m->compute.synchronize();
         return std::unique_ptr<GpuTransformer>(new GpuTransformer(c, n_ctx, std::move(plan), std::move(m)));
     } catch (const gpu::Error& err) {
@@ -351,6 +358,8 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
         return error;
     };
     try {
+        if (tokens.size() == 1 && m.graphs && decode_on_graph(tokens, n_past))
+            return std::span<const float>(m.logits_out);
         // A prompt longer than a pass's residual stream runs in passes of max_pass tokens.
         const auto max_pass = static_cast<std::size_t>(plan_.max_pass);
         for (std::size_t done = 0; done < tokens.size(); done += max_pass) {
@@ -358,7 +367,10 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
             if (done > 0) m.compute.synchronize();
             const auto part = tokens.subspan(done, std::min(max_pass, tokens.size() - done));
             if (auto error = run_pass(part, n_past + static_cast<int>(done))) return fail(*error);
-            if (done + part.size() == tokens.size()) logits_of_last(static_cast<int>(part.size()));
+            if (done + part.size() == tokens.size()) {
+                enqueue_logits(static_cast<int>(part.size()));
+                read_logits();
+            }
         }
         stats_.bytes_copied = m.ring.bytes_copied();
         return std::span<const float>(m.logits_out);
@@ -375,7 +387,8 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
 std::optional<common::Error> GpuTransformer::run_pass(std::span<const std::int32_t> tokens, int n_past) {
     auto& m = *impl_;
     const int n = static_cast<int>(tokens.size());
-    embed(tokens, n_past);
+    embed_on_host(tokens, n_past);
+    upload_embedded(n);
     if (auto error = m.ring.begin(n <= gpu_host_max_tokens)) return error;
     std::size_t next_streamed = 0;
     for (int layer = 0; layer < config_.n_layer; ++layer) {
@@ -394,9 +407,44 @@ std::optional<common::Error> GpuTransformer::run_pass(std::span<const std::int32
     return std::nullopt;
 }
 
+// A decode step of a model wholly in VRAM as one launch: recorded at the first step and again where
+// attention's launches change (attention_variant: a power of two of key tiles, or the far rows reached),
+// replayed otherwise; the recording copies its token's row and position from the pinned buffers that
+// embed_on_host fills. false: recording failed, graphs are off for this engine, and the step is still to
+// run launch by launch.
+bool GpuTransformer::decode_on_graph(std::span<const std::int32_t> token, int n_past) {
+    auto& m = *impl_;
+    std::vector<int> key;
+    for (const auto& cache : m.kv) key.push_back(gpu::attention_variant(1, config_.n_head, n_past + 1, cache));
+    embed_on_host(token, n_past);
+    if (!m.decode_graph || key != m.decode_graph_key) {
+        m.decode_graph = gpu::Graph();
+        try {
+            m.decode_graph = gpu::Graph(m.compute, [&] {
+                upload_embedded(1);
+                for (int layer = 0; layer < config_.n_layer; ++layer)
+                    forward_on_gpu(layer, m.resident[static_cast<std::size_t>(layer)].as<std::byte>(), 1, n_past,
+                                   false);
+                enqueue_logits(1);
+            });
+        } catch (const gpu::Error& err) {
+            m.graphs = false;
+            stats_.graph_error = err.what();
+            return false;
+        }
+        m.decode_graph_key = std::move(key);
+        ++stats_.graph_records;
+    }
+    m.decode_graph.launch(m.compute);
+    read_logits();
+    ++stats_.passes;
+    ++stats_.graph_steps;
+    return true;
+}
+
 // The tokens' embedding rows, looked up on the host (the table stays out of VRAM), and their positions,
-// uploaded into the residual stream.
-void GpuTransformer::embed(std::span<const std::int32_t> tokens, int n_past) {
+// into the pinned buffers that upload_embedded copies into the residual stream.
+void GpuTransformer::embed_on_host(std::span<const std::int32_t> tokens, int n_past) {
     auto& m = *impl_;
     const int n = static_cast<int>(tokens.size()), e = config_.n_embd;
     const auto& table = *m.w.token_embd;
@@ -409,8 +457,14 @@ void GpuTransformer::embed(std::span<const std::int32_t> tokens, int n_past) {
                          host_x + static_cast<std::size_t>(t) * e, static_cast<std::size_t>(e));
         host_pos[t] = n_past + t;
     }
-    gpu::copy_to_device(m.x.data(), host_x, static_cast<std::size_t>(n) * e * sizeof(float), m.compute);
-    gpu::copy_to_device(m.positions.data(), host_pos, static_cast<std::size_t>(n) * sizeof(int), m.compute);
+}
+
+void GpuTransformer::upload_embedded(int n) {
+    auto& m = *impl_;
+    const auto rows = static_cast<std::size_t>(n);
+    gpu::copy_to_device(m.x.data(), m.host_x.data(), rows * static_cast<std::size_t>(config_.n_embd) * sizeof(float),
+                        m.compute);
+    gpu::copy_to_device(m.positions.data(), m.host_positions.data(), rows * sizeof(int), m.compute);
 }
 
 // The MLP's rows as a block of a slab: gate and up rows, the matching down columns, and how many.
@@ -592,8 +646,8 @@ void GpuTransformer::mlp_on_host(int layer, int n) {
     stats_.host_bytes += mlp.gate.bytes() + mlp.up.bytes() + mlp.down.bytes();
 }
 
-// The final rmsnorm of the last token, then the classifier, into logits_out.
-void GpuTransformer::logits_of_last(int n) {
+// The final rmsnorm of the last of n tokens, then the classifier, into the pinned logits.
+void GpuTransformer::enqueue_logits(int n) {
     auto& m = *impl_;
     const auto& c = config_;
     const gpu::Blas* blas = m.blas ? &*m.blas : nullptr;
@@ -602,6 +656,11 @@ void GpuTransformer::logits_of_last(int n) {
     gpu::norm_matmul(head, last, {m.head_norm.data(), stored_type(m.w.output_norm->dtype), c.rms_eps}, m.xb.as<float>(),
                      1, c.n_embd, m.compute, blas);
     gpu::copy_to_host(m.host_logits.data(), m.logits.data(), m.logits_out.size() * sizeof(float), m.compute);
+}
+
+// Once the stream is done: the logits into logits_out.
+void GpuTransformer::read_logits() {
+    auto& m = *impl_;
     m.compute.synchronize();
     std::memcpy(m.logits_out.data(), m.host_logits.data(), m.logits_out.size() * sizeof(float));
 }

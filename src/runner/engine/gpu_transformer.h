@@ -5,10 +5,12 @@
 // link once per forward pass, not once per micro-batch. Decode steps split each split layer's MLP
 // between the GPU and the host (gpu_host_max_tokens in offload/gpu_plan.h). The KV cache is in VRAM, or
 // where the plan splits it, each layer's rows past its near ones in pinned host memory; prompts longer
-// than a pass (gpu_max_pass_tokens) run in several passes.
+// than a pass (gpu_max_pass_tokens) run in several passes. With every layer resident, a decode step is
+// replayed as one recorded graph where the plan asks for graphs.
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "runner/backend/gpu/backend.h"
@@ -25,10 +27,13 @@ KernelNeeds gpu_kernel_needs();
 
 struct GpuStats {
     std::size_t passes = 0;
-    std::size_t bytes_copied = 0;  // weights host->device that passes used, summed over them
-    std::size_t host_bytes = 0;    // weights the host computed with, summed over passes
-    double host_wait_s = 0;        // split layers: the host waiting for the GPU's MLP input, summed over passes
-    double host_mlp_s = 0;         // and computing its rows from it
+    std::size_t bytes_copied = 0;   // weights host->device that passes used, summed over them
+    std::size_t host_bytes = 0;     // weights the host computed with, summed over passes
+    double host_wait_s = 0;         // split layers: the host waiting for the GPU's MLP input, summed over passes
+    double host_mlp_s = 0;          // and computing its rows from it
+    std::size_t graph_steps = 0;    // decode steps replayed from a recorded graph
+    std::size_t graph_records = 0;  // and the recordings they replayed
+    std::string graph_error;        // why recording failed, after which steps run launch by launch
 };
 
 class GpuTransformer : public LanguageModel {
@@ -59,11 +64,14 @@ class GpuTransformer : public LanguageModel {
     std::optional<common::Error> choose_split();
     std::optional<common::Error> load_layer(std::size_t layer);
     std::optional<common::Error> run_pass(std::span<const std::int32_t> tokens, int n_past);
-    void embed(std::span<const std::int32_t> tokens, int n_past);
+    bool decode_on_graph(std::span<const std::int32_t> token, int n_past);
+    void embed_on_host(std::span<const std::int32_t> tokens, int n_past);
+    void upload_embedded(int n);
     void forward_on_gpu(int layer, const std::byte* base, int n, int n_past, bool host_mlp);
     void copy_kv_rows(const gpu::KvRows& dst, const gpu::KvRows& src, int from, int to);
     void mlp_on_host(int layer, int n);
-    void logits_of_last(int n);
+    void enqueue_logits(int n);
+    void read_logits();
     void settle() noexcept;
 
     ModelConfig config_;

@@ -102,6 +102,7 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, co
     plan.kv_type = options.kv_type;
     plan.host_share = options.host_share;
     plan.threads = options.threads;
+    plan.graphs = options.graphs;
     plan.blas = kernels.blas;
     if (compression != Compression::none) plan.cache = options.cache;
     plan.widens_weights = compression != Compression::none || has_ggml_blocks(w);

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "common/result.h"
@@ -40,6 +41,9 @@ struct GpuOptions {
                            // while decoding: -1 measures both paths at load and splits so that they finish
                            // together; 0 none
     unsigned threads = 0;  // host threads for them; 0: all
+    // Decode steps of a model wholly in VRAM recorded once and replayed as one launch (gpu::Graph); empty:
+    // the backend's default.
+    std::optional<bool> graphs;
 };
 
 // What the GPU kernels need beside the weights, which only the backend knows: the engine passes
@@ -82,9 +86,10 @@ struct GpuPlan {
     // VRAM into which a pass of several tokens copies a split layer's cache in use, attends there and
     // copies its new rows back: one layer's keys and values, when any layer's cache is split.
     std::size_t kv_stage_bytes = 0;
-    int host_share = -1;   // as asked (GpuOptions)
-    unsigned threads = 0;  // as asked
-    bool blas = false;     // as KernelNeeds said
+    int host_share = -1;         // as asked (GpuOptions)
+    unsigned threads = 0;        // as asked
+    std::optional<bool> graphs;  // as asked
+    bool blas = false;           // as KernelNeeds said
     // Prompt products widen quantized matrices (compressed, or a GGUF's blocks) to bf16 for the BLAS, in
     // VRAM scratch of the largest projection.
     bool widens_weights = false;

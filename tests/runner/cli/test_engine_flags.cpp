@@ -32,8 +32,8 @@ class EnvScope {
 
   private:
     static void clear() {
-        for (const char* name :
-             {"AIRLLM_DEVICE", "AIRLLM_VRAM_BUDGET", "AIRLLM_COMPRESSION", "AIRLLM_KV_CACHE", "AIRLLM_KV_NEAR_TOKENS"})
+        for (const char* name : {"AIRLLM_DEVICE", "AIRLLM_VRAM_BUDGET", "AIRLLM_COMPRESSION", "AIRLLM_KV_CACHE",
+                                 "AIRLLM_KV_NEAR_TOKENS", "AIRLLM_GPU_GRAPHS"})
             ::unsetenv(name);
     }
 };
@@ -52,6 +52,7 @@ TEST_CASE("engine flags: without flags or variables, the defaults") {
     CHECK(o->host_share == -1);
     CHECK(o->max_batch == 512);
     CHECK_FALSE(o->kv_near_tokens);  // the engine's default
+    CHECK_FALSE(o->gpu_graphs);      // the backend's
 }
 
 TEST_CASE("engine flags: the service's variables are read, and flags win over them") {
@@ -59,7 +60,8 @@ TEST_CASE("engine flags: the service's variables are read, and flags win over th
                         {"AIRLLM_VRAM_BUDGET", "8GiB"},
                         {"AIRLLM_COMPRESSION", "4bit"},
                         {"AIRLLM_KV_CACHE", "f32"},
-                        {"AIRLLM_KV_NEAR_TOKENS", "16384"}});
+                        {"AIRLLM_KV_NEAR_TOKENS", "16384"},
+                        {"AIRLLM_GPU_GRAPHS", "1"}});
     const auto from_env = runner_cli::resolve_engine_options({});
     REQUIRE(from_env.ok());
     CHECK(from_env->device.kind == runner::Device::Kind::gpu);
@@ -69,11 +71,13 @@ TEST_CASE("engine flags: the service's variables are read, and flags win over th
     CHECK(from_env->compression == runner::Compression::q4);
     CHECK(from_env->kv_type == runner::KvType::f32);
     CHECK(from_env->kv_near_tokens == std::optional<int>(16384));
+    CHECK(from_env->gpu_graphs == std::optional<bool>(true));
 
     runner_cli::EngineFlags flags;
-    REQUIRE(parse(flags, {"--device", "cuda:0", "--vram-budget", "512MiB", "--compression", "8bit", "--kv-cache", "f16",
-                          "--host-share", "auto", "--threads", "3", "--max-batch", "64", "--ram-budget", "2GiB",
-                          "--kv-near-tokens", "0"})
+    REQUIRE(parse(flags, {"--device",     "cuda:0", "--vram-budget", "512MiB", "--compression",    "8bit",
+                          "--kv-cache",   "f16",    "--host-share",  "auto",   "--threads",        "3",
+                          "--max-batch",  "64",     "--ram-budget",  "2GiB",   "--kv-near-tokens", "0",
+                          "--gpu-graphs", "off"})
                 .empty());
     const auto o = runner_cli::resolve_engine_options(flags);
     REQUIRE(o.ok());
@@ -87,6 +91,7 @@ TEST_CASE("engine flags: the service's variables are read, and flags win over th
     CHECK(o->max_batch == 64);
     CHECK(o->ram_budget == 2ull << 30);
     CHECK(o->kv_near_tokens == std::optional<int>(0));
+    CHECK(o->gpu_graphs == std::optional<bool>(false));
 }
 
 TEST_CASE("engine flags: a bad variable is an error naming it and its value") {
@@ -95,7 +100,8 @@ TEST_CASE("engine flags: a bad variable is an error naming it and its value") {
           std::tuple{"AIRLLM_VRAM_BUDGET", "lots", "AIRLLM_VRAM_BUDGET 'lots' is not a size such as 8GiB"},
           std::tuple{"AIRLLM_COMPRESSION", "2bit", "AIRLLM_COMPRESSION '2bit' is not none, 8bit or 4bit"},
           std::tuple{"AIRLLM_KV_CACHE", "f8", "AIRLLM_KV_CACHE 'f8' is not f16 or f32"},
-          std::tuple{"AIRLLM_KV_NEAR_TOKENS", "8k", "AIRLLM_KV_NEAR_TOKENS '8k' is not a count of positions"}}) {
+          std::tuple{"AIRLLM_KV_NEAR_TOKENS", "8k", "AIRLLM_KV_NEAR_TOKENS '8k' is not a count of positions"},
+          std::tuple{"AIRLLM_GPU_GRAPHS", "yes", "AIRLLM_GPU_GRAPHS 'yes' is not 1 or 0 (on or off)"}}) {
         CAPTURE(name);
         const EnvScope env({std::pair{name, value}});
         const auto o = runner_cli::resolve_engine_options({});
@@ -114,6 +120,7 @@ TEST_CASE("engine flags: a bad flag value is refused as it is read") {
           std::pair{std::vector<std::string>{"--max-batch", "0"}, "--max-batch '0' is not a count"},
           std::pair{std::vector<std::string>{"--kv-near-tokens", "-8"}, "--kv-near-tokens '-8' is not a count"},
           std::pair{std::vector<std::string>{"--kv-cache", "bf16"}, "--kv-cache 'bf16' is not f16 or f32"},
+          std::pair{std::vector<std::string>{"--gpu-graphs", "auto"}, "--gpu-graphs 'auto' is not on or off"},
           std::pair{std::vector<std::string>{"--ram-budget", "1XB"}, "--ram-budget '1XB' is not a size such as 8GiB"},
           std::pair{std::vector<std::string>{"--compression"}, "--compression needs a value"}}) {
         CAPTURE(args[0]);

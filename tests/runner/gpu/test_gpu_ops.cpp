@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <stdexcept>
 #include <vector>
 
 #include "runner/backend/cpu/ops.h"
@@ -423,6 +424,75 @@ TEST_CASE("gpu decode attention over a long context reads every key for every he
                        n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(), s);
         CHECK(relative_error(download(out, q.size(), s), want) < tolerance);
     }
+}
+
+// A recorded decode step replays for the next positions: attention's launches for keys of one variant are
+// the same, each block finding its token's keys from the position on the device. So a Graph recorded at
+// position 99 and replayed after the position moved to 120 gives what launching for 121 keys gives, to the
+// bit, and the CPU's attention at 120.
+TEST_CASE("gpu decode attention recorded as a Graph replays for later positions of the same variant") {
+    gpu::Stream s;
+    runner::cpu::ThreadPool pool(2);
+    const int n_head = 32, n_head_kv = 8, head_dim = 128, n_ctx = 2000, kv = n_head_kv * head_dim;
+    const gpu::KvRows whole;
+    CHECK(gpu::attention_variant(1, n_head, 100, whole) == gpu::attention_variant(1, n_head, 121, whole));
+    CHECK(gpu::attention_variant(1, n_head, 128, whole) != gpu::attention_variant(1, n_head, 129, whole));
+    CHECK(gpu::attention_variant(1, n_head, 33, whole) != gpu::attention_variant(1, n_head, 32, whole));
+    CHECK(gpu::attention_variant(1, n_head, 50, {nullptr, nullptr, 60}) !=
+          gpu::attention_variant(1, n_head, 61, {nullptr, nullptr, 60}));
+    // A long context's variant stays put once the keys fill the most splits.
+    CHECK(gpu::attention_variant(1, n_head, 5000, whole) == gpu::attention_variant(1, n_head, 19000, whole));
+
+    const auto k_cache = random_floats(static_cast<std::size_t>(n_ctx) * kv);
+    const auto v_cache = random_floats(static_cast<std::size_t>(n_ctx) * kv);
+    const auto dk = upload(k_cache, s), dv = upload(v_cache, s);
+    const auto q = random_floats(static_cast<std::size_t>(n_head) * head_dim);
+    const auto dq = upload(q, s);
+    const gpu::PinnedBuffer position(sizeof(int));
+    gpu::DeviceBuffer dpos(sizeof(int)), scratch(gpu::attention_scratch_bytes(1, n_head, head_dim, n_ctx));
+    gpu::DeviceBuffer replayed(q.size() * sizeof(float)), launched(q.size() * sizeof(float));
+    const gpu::KvRows cache{dk.data(), dv.data()};
+    const auto set_position = [&](int p) {
+        s.synchronize();  // the last replay has read the position
+        std::memcpy(position.data(), &p, sizeof p);
+    };
+    set_position(99);
+    const gpu::Graph graph(s, [&] {
+        gpu::copy_to_device(dpos.data(), position.data(), sizeof(int), s);
+        gpu::attention(replayed.as<float>(), dq.as<float>(), cache, runner::KvType::f32, 1, dpos.as<int>(), n_head,
+                       n_head_kv, head_dim, 100, scratch.as<float>(), s);
+    });
+    REQUIRE(graph);
+    for (const int p : {99, 120}) {
+        CAPTURE(p);
+        set_position(p);
+        graph.launch(s);
+        const auto got = download(replayed, q.size(), s);
+        gpu::attention(launched.as<float>(), dq.as<float>(), cache, runner::KvType::f32, 1, dpos.as<int>(), n_head,
+                       n_head_kv, head_dim, p + 1, scratch.as<float>(), s);
+        CHECK(got == download(launched, q.size(), s));
+        std::vector<float> want(q.size());
+        runner::cpu::attention(want.data(), q.data(), k_cache.data(), v_cache.data(), 1, &p, n_head, n_head_kv,
+                               static_cast<std::size_t>(head_dim), pool);
+        CHECK(relative_error(got, want) < tolerance);
+    }
+}
+
+TEST_CASE("gpu Graph: a recording that fails rethrows and leaves the stream running work as it comes") {
+    gpu::Stream s;
+    const std::vector<float> values = {1.f, 2.f, 3.f};
+    gpu::DeviceBuffer x = upload(values, s);
+    const gpu::DeviceBuffer y = upload(values, s);
+    CHECK_THROWS_WITH_AS(gpu::Graph(s,
+                                    [&] {
+                                        gpu::add(x.as<float>(), y.as<float>(), values.size(), s);
+                                        throw std::runtime_error("a step that cannot be recorded");
+                                    }),
+                         "a step that cannot be recorded", std::runtime_error);
+    // Nothing recorded ran, and the stream runs the next add at once.
+    CHECK(download(x, values.size(), s) == values);
+    gpu::add(x.as<float>(), y.as<float>(), values.size(), s);
+    CHECK(download(x, values.size(), s) == std::vector<float>{2.f, 4.f, 6.f});
 }
 
 TEST_CASE("gpu: a failed runtime call is an error naming the call, and the next call is not blamed for it") {

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <sstream>
 #include <tuple>
@@ -460,6 +461,88 @@ TEST_CASE("gpu engine: each layer's cache split between VRAM and host memory by 
         const auto model = create_loaded(b, o.n_ctx, std::move(plan).value());
         test_support::check_reference_logits(*model, ref, tolerance);
     }
+}
+
+TEST_CASE("gpu engine: decode steps replayed as graphs equal launching each kernel, across re-recordings") {
+    // One conversation on two engines with every layer resident, graphs on and off: a prompt, one-token steps
+    // to the end of the context, a rewind to position 3 and steps again. Attention's launches change at 2, 3
+    // and 5 key tiles and, in a cache split by position, where the keys reach the far rows: a step records
+    // again there and replays otherwise, reading its token and position from memory. Each step's logits
+    // must equal those of the engine that launches every kernel, to the bit.
+    const std::string name = "llama-gqa4-llama3rope";
+    for (const bool split : {false, true}) {
+        CAPTURE(split);
+        std::vector<std::unique_ptr<runner::GpuTransformer>> engines;
+        std::vector<gpu::KvRows> layers;  // the near rows of each layer's cache, for the expected recordings
+        for (const bool graphs : {true, false}) {
+            auto o = options(64);
+            o.graphs = graphs;
+            auto b = bind_streamed(name, o);
+            if (split) {
+                // Just short of everything in VRAM: the cache splits, and its near rows grow to fill the budget
+                // beside every layer.
+                const auto everything = runner::plan_gpu(b.weights, b.config(), o, runner::gpu_kernel_needs());
+                REQUIRE(everything.ok());
+                o.vram_budget = everything->total_bytes() - 1;
+                o.kv_near_tokens = 16;
+            }
+            auto plan = runner::plan_gpu(b.weights, b.config(), o, runner::gpu_kernel_needs());
+            REQUIRE_MESSAGE(plan.ok(), (plan.ok() ? "" : plan.error().message));
+            CHECK(std::count(plan->resident.begin(), plan->resident.end(), false) == 0);
+            CHECK((plan->kv_host_bytes > 0) == split);
+            layers.clear();
+            for (const int near : plan->kv_near_rows)
+                layers.push_back({nullptr, nullptr, near < o.n_ctx ? near : std::numeric_limits<int>::max()});
+            if (split) CHECK(layers.front().near_rows < o.n_ctx - 1);
+            engines.push_back(create_loaded(b, o.n_ctx, std::move(plan).value()));
+        }
+        const auto& c = engines.front()->config();
+        std::size_t steps = 0, records = 0;
+        std::vector<int> last_key;
+        const auto step_both = [&](std::span<const std::int32_t> tokens, int n_past) {
+            CAPTURE(n_past);
+            auto replayed = engines[0]->forward(tokens, n_past);
+            REQUIRE(replayed.ok());
+            const std::vector<float> with_graphs(replayed->begin(), replayed->end());
+            auto launched = engines[1]->forward(tokens, n_past);
+            REQUIRE(launched.ok());
+            CHECK(std::equal(with_graphs.begin(), with_graphs.end(), launched->begin(), launched->end()));
+            if (tokens.size() != 1) return;
+            ++steps;
+            std::vector<int> key;
+            for (const auto& rows : layers) key.push_back(gpu::attention_variant(1, c.n_head, n_past + 1, rows));
+            if (key != last_key) ++records;
+            last_key = key;
+        };
+        const std::int32_t prompt[] = {1, 5, 9, 13, 17};
+        step_both(prompt, 0);
+        for (const auto& [from, to] : {std::pair{5, 128}, std::pair{3, 40}})
+            for (int p = from; p < to; ++p) {
+                const std::int32_t token[] = {(p * 37 + 11) % c.n_vocab};
+                step_both(token, p);
+            }
+        const auto& stats = engines[0]->stats();
+        CHECK(stats.graph_error.empty());
+        CHECK(stats.graph_steps == steps);
+        CHECK(stats.graph_records == records);
+        CHECK(records >= (split ? 6u : 5u));
+        CHECK(engines[1]->stats().graph_steps == 0);
+    }
+}
+
+TEST_CASE("gpu engine: no graphs for a model whose layers stream") {
+    auto o = options(64);
+    o.graphs = true;
+    auto b = bind_streamed("llama-gqa4-llama3rope", o);
+    o.vram_budget = b.stream_all;
+    auto plan = runner::plan_gpu(b.weights, b.config(), o, runner::gpu_kernel_needs());
+    REQUIRE(plan.ok());
+    const auto model = create_loaded(b, o.n_ctx, std::move(plan).value());
+    const std::int32_t prompt[] = {1, 5, 9}, token[] = {2};
+    REQUIRE(model->forward(prompt, 0).ok());
+    REQUIRE(model->forward(token, 3).ok());
+    CHECK(model->stats().passes == 2);
+    CHECK(model->stats().graph_steps == 0);
 }
 
 TEST_CASE("gpu engine: a prompt long enough for the BLAS agrees with the CPU engine") {

@@ -6,6 +6,7 @@
 // keeps the whole GPU busy. Prompts on GPUs with tensor cores and an f16 cache take
 // attention_tensor.cu. The kernels here read either cache type and compute in f32.
 #include <algorithm>
+#include <bit>
 #include <cmath>
 
 #include "runner/backend/gpu/attention_tensor.h"
@@ -23,7 +24,8 @@ constexpr int max_head_dim = 256;  // what any kernel here serves
 // key or value row read from the cache serves all of them. A block takes decode_keys keys at a
 // time, four threads to a key while scoring, and the keys are split across blocks in slices of
 // whole tiles until about decode_blocks blocks keep the GPU busy: each block's work is a short
-// chain of dependent steps, so the GPU needs many of them at once.
+// chain of dependent steps, so the GPU needs many of them at once. A block finds its keys from its
+// token's position on the device, so that a recorded decode step replays for the next positions.
 constexpr int decode_heads = 4;
 constexpr int decode_threads = 128;
 constexpr int decode_keys = decode_threads / 4;  // per tile
@@ -56,13 +58,13 @@ __device__ inline void load_run(const T* row, int at, int n, bool aligned, float
 // each warp takes a quarter of the tile's keys with lanes across head_dim (coalesced rows, all in
 // flight at once) and adds each row, weighted, for every head; the warps' sums are added in a fixed
 // order. Writes the normalized output when there is one split, else the partial (max, sum,
-// unnormalized output) for attention_merge_kernel. HD: the largest head_dim the instance serves, a
-// multiple of 32. `reaches_far`: the keys reach the cache's far rows (a test per row, which made attention over
-// a whole cache's 4096 keys 3% slower).
+// unnormalized output) for attention_merge_kernel; a split past the token's keys is an empty partial.
+// HD: the largest head_dim the instance serves, a multiple of 32. `reaches_far`: the keys reach the cache's far rows (a
+// test per row, which made attention over a whole cache's 4096 keys 3% slower).
 template <class T, int HD, bool reaches_far>
 __global__ void __launch_bounds__(decode_threads, 4)
     attention_decode_kernel(float* out, float* partial, const float* q, KvRows cache, const int* positions, int n_head,
-                            int n_head_kv, int head_dim, float scale, int keys_per_split, int n_splits) {
+                            int n_head_kv, int head_dim, float scale, int n_splits) {
     constexpr int H = decode_heads, KT = decode_keys, DPL = HD / 32, n_warps = decode_threads / warp_size;
     constexpr int runs = HD / 32;  // 8-element runs per thread of a quad
     constexpr int keys_per_warp = KT / n_warps;
@@ -90,7 +92,7 @@ __global__ void __launch_bounds__(decode_threads, 4)
     float acc[H][DPL] = {};
     __syncthreads();
 
-    const int n_keys = positions[t] + 1;
+    const int n_keys = positions[t] + 1, keys_per_split = ((n_keys + KT - 1) / KT + n_splits - 1) / n_splits * KT;
     const int begin = split * keys_per_split, end = min(n_keys, begin + keys_per_split);
     for (int k0 = begin; k0 < end; k0 += KT) {
         const int tile_keys = min(KT, end - k0);
@@ -306,45 +308,43 @@ void launch_prompt(float* out, const float* q, const void* k_cache, const void* 
 
 template <class T, int HD, bool reaches_far>
 void launch_decode(float* out, float* partial, const float* q, const KvRows& cache, const int* positions, int n_tokens,
-                   int n_head, int n_head_kv, int head_dim, float scale, int keys_per_split, int n_splits,
-                   cudaStream_t s) {
+                   int n_head, int n_head_kv, int head_dim, float scale, int n_splits, cudaStream_t s) {
     const int chunks = (n_head / n_head_kv + decode_heads - 1) / decode_heads;
     const dim3 grid(static_cast<unsigned>(n_tokens * n_head_kv * chunks), static_cast<unsigned>(n_splits));
     attention_decode_kernel<T, HD, reaches_far><<<grid, decode_threads, 0, s>>>(
-        out, partial, q, cache, positions, n_head, n_head_kv, head_dim, scale, keys_per_split, n_splits);
+        out, partial, q, cache, positions, n_head, n_head_kv, head_dim, scale, n_splits);
 }
 
 template <class T, bool reaches_far>
 void launch_decode(float* out, float* partial, const float* q, const KvRows& cache, const int* positions, int n_tokens,
-                   int n_head, int n_head_kv, int head_dim, float scale, int keys_per_split, int n_splits,
-                   cudaStream_t s) {
+                   int n_head, int n_head_kv, int head_dim, float scale, int n_splits, cudaStream_t s) {
     const auto launch = head_dim <= 64    ? launch_decode<T, 64, reaches_far>
                         : head_dim <= 128 ? launch_decode<T, 128, reaches_far>
                                           : launch_decode<T, 256, reaches_far>;
-    launch(out, partial, q, cache, positions, n_tokens, n_head, n_head_kv, head_dim, scale, keys_per_split, n_splits,
-           s);
+    launch(out, partial, q, cache, positions, n_tokens, n_head, n_head_kv, head_dim, scale, n_splits, s);
 }
 
-// How decode divides the keys among blocks: enough splits for about decode_blocks blocks (each
-// serving decode_heads of the `n_pairs` (token, query head) pairs), each a whole number of tiles,
-// together covering the whole context.
-struct Splits {
-    int count, keys;
-};
-Splits decode_splits(int n_pairs, int n_ctx) {
+// How many blocks decode divides the keys among: enough splits for about decode_blocks blocks (each
+// serving decode_heads of the `n_pairs` (token, query head) pairs), and no more than a power of two of
+// the key tiles, so that the count stays the same from one step to the next but at a power of two (the
+// blocks divide each token's tiles among themselves on the device).
+int decode_splits(int n_pairs, int n_keys) {
     const int wanted = (decode_blocks * decode_heads + n_pairs - 1) / n_pairs;
-    const int count = std::max(1, std::min({wanted, max_splits, (n_ctx + decode_keys - 1) / decode_keys}));
-    const int keys = (n_ctx + count - 1) / count;
-    return {count, (keys + decode_keys - 1) / decode_keys * decode_keys};
+    const int tiles = (n_keys + decode_keys - 1) / decode_keys;
+    return std::max(1, std::min({wanted, max_splits, static_cast<int>(std::bit_ceil(static_cast<unsigned>(tiles)))}));
 }
 
 }  // namespace
 
 std::size_t attention_scratch_bytes(int n_tokens, int n_head, int head_dim, int n_ctx) {
     if (n_tokens >= prompt_min_tokens) return 0;
-    const int n_splits = decode_splits(n_tokens * n_head, n_ctx).count;
+    const int n_splits = decode_splits(n_tokens * n_head, n_ctx);
     if (n_splits == 1) return 0;
     return static_cast<std::size_t>(n_tokens) * n_head * n_splits * (head_dim + 2) * sizeof(float);
+}
+
+int attention_variant(int n_tokens, int n_head, int n_keys, const KvRows& cache) {
+    return 2 * decode_splits(n_tokens * n_head, n_keys) + (n_keys > cache.near_rows ? 1 : 0);
 }
 
 bool attention_on_tensor_cores(KvType kv_type, int head_dim) {
@@ -378,13 +378,11 @@ void attention(float* out, const float* q, const KvRows& cache, KvType kv_type, 
         return;
     }
     const int n_pairs = n_tokens * n_head;
-    const Splits splits = scratch ? decode_splits(n_pairs, n_keys) : Splits{1, n_keys};
-    const int n_splits = splits.count;
+    const int n_splits = scratch ? decode_splits(n_pairs, n_keys) : 1;
     const bool far = n_keys > cache.near_rows;
     const auto launch = f16 ? (far ? launch_decode<unsigned short, true> : launch_decode<unsigned short, false>)
                             : (far ? launch_decode<float, true> : launch_decode<float, false>);
-    launch(out, scratch, q, cache, positions, n_tokens, n_head, n_head_kv, head_dim, scale, splits.keys, n_splits,
-           native(stream));
+    launch(out, scratch, q, cache, positions, n_tokens, n_head, n_head_kv, head_dim, scale, n_splits, native(stream));
     GPU_CHECK_LAUNCH();
     if (n_splits > 1) {
         attention_merge_kernel<<<n_pairs, threads, 0, native(stream)>>>(out, scratch, head_dim, n_splits);

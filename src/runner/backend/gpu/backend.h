@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <span>
@@ -53,6 +54,9 @@ struct EventDestroy {
 };
 struct BlasDestroy {
     void operator()(void* h) const noexcept;
+};
+struct GraphExecDestroy {
+    void operator()(void* g) const noexcept;
 };
 
 // Device memory, owned.
@@ -113,6 +117,31 @@ class Event {
   private:
     std::unique_ptr<void, EventDestroy> handle_;
 };
+
+// Work on a stream recorded once and replayed as one launch (CUDA graphs; hipGraph on ROCm): a decode step
+// is hundreds of kernels of a few microseconds, and launched one by one the GPU idles between them. A
+// replay runs the same kernels on the same buffers with the same arguments, so what changes between
+// replays must be read from memory (positions on the device, rows in pinned host memory), and a step
+// whose launches would differ needs a new recording (attention_variant says when attention's do).
+class Graph {
+  public:
+    Graph() = default;
+    // Records what `enqueue` puts on `stream` without running it, and instantiates it. If recording
+    // fails (a runtime without graphs, a call that cannot be recorded) this throws, and the stream runs
+    // work as it comes again.
+    Graph(const Stream& stream, const std::function<void()>& enqueue);
+
+    void launch(const Stream& stream) const;
+    explicit operator bool() const { return exec_ != nullptr; }
+
+  private:
+    std::unique_ptr<void, GraphExecDestroy> exec_;
+};
+
+// Whether the engine replays decode steps as graphs unless told otherwise: on CUDA, where llama.cpp does
+// too; not yet on ROCm, whose hipGraph replays llama.cpp also leaves off by default (GGML_HIP_GRAPHS) and
+// which we have not measured on an AMD GPU.
+bool graphs_by_default();
 
 // Dense products on the vendor's BLAS, on tensor cores: its handle, bound to one stream, and the scratch
 // that activations are converted into (16-bit, the weights' type). cuBLAS on CUDA, linked; rocBLAS on
@@ -232,6 +261,11 @@ void rope_store_kv(float* q, float* k, const float* v, const KvRows& cache, KvTy
 std::size_t attention_scratch_bytes(int n_tokens, int n_head, int head_dim, int n_ctx);
 void attention(float* out, const float* q, const KvRows& cache, KvType kv_type, int n_tokens, const int* positions,
                int n_head, int n_head_kv, int head_dim, int n_keys, float* scratch, const Stream& stream);
+// Decode's launches for n_keys keys of `cache`: calls whose variants are equal enqueue the same kernels with
+// the same arguments (each token's keys are read from its position on the device), so a recorded Graph
+// serves all of them. It changes only where the keys reach the cache's far rows, and where they pass a
+// power of two of key tiles below the most splits.
+int attention_variant(int n_tokens, int n_head, int n_keys, const KvRows& cache);
 // Whether prompts on the current device take the tensor-core kernel (f16 cache, this head_dim).
 bool attention_on_tensor_cores(KvType kv_type, int head_dim);
 

@@ -45,6 +45,15 @@
 #define cudaDriverGetVersion hipDriverGetVersion
 #define cudaDeviceGetPCIBusId hipDeviceGetPCIBusId
 #define cudaRuntimeGetVersion hipRuntimeGetVersion
+#define cudaGraph_t hipGraph_t
+#define cudaGraphExec_t hipGraphExec_t
+#define cudaStreamBeginCapture hipStreamBeginCapture
+#define cudaStreamCaptureModeThreadLocal hipStreamCaptureModeThreadLocal
+#define cudaStreamEndCapture hipStreamEndCapture
+#define cudaGraphInstantiateWithFlags hipGraphInstantiateWithFlags
+#define cudaGraphLaunch hipGraphLaunch
+#define cudaGraphDestroy hipGraphDestroy
+#define cudaGraphExecDestroy hipGraphExecDestroy
 #else
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
