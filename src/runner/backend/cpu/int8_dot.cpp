@@ -318,7 +318,10 @@ OAR_AVX2_INLINE void decode_group(const std::byte* at, std::size_t blocks, Decod
         }
     } else if constexpr (T == WeightType::q6_k) {
         const __m256i bits45 = _mm256_set1_epi8(0x30), offset = _mm256_set1_epi8(32);
-        const auto* sc = reinterpret_cast<const std::int8_t*>(at + 192);
+        // The 16 int8 scales as int16, each doubled into an int32 (lanes 0-3 and 8-11 of the scales in
+        // `low`, 4-7 and 12-15 in `high`); a block's pair of them is one permute away.
+        const __m256i wide = _mm256_cvtepi8_epi16(load16(at + 192));
+        const __m256i doubled[2] = {_mm256_unpacklo_epi16(wide, wide), _mm256_unpackhi_epi16(wide, wide)};
 #pragma GCC unroll 2
         for (std::size_t half = 0; half < 2; ++half) {
             const __m256i a = load32(at + 64 * half), c = load32(at + 64 * half + 32);
@@ -334,8 +337,10 @@ OAR_AVX2_INLINE void decode_group(const std::byte* at, std::size_t blocks, Decod
             for (std::size_t part = 0; part < 4; ++part) {
                 const std::size_t j = 4 * half + part;
                 g.w[j] = _mm256_sub_epi8(parts[part], offset);
-                g.scales[j] = _mm256_set_m128i(_mm_set1_epi16(sc[8 * half + 2 * part + 1]),
-                                               _mm_set1_epi16(sc[8 * half + 2 * part]));
+                const int first = static_cast<int>(4 * half + 2 * (part % 2));
+                g.scales[j] = _mm256_permutevar8x32_epi32(
+                    doubled[part / 2],
+                    _mm256_setr_epi32(first, first, first, first, first + 1, first + 1, first + 1, first + 1));
             }
         }
     }
