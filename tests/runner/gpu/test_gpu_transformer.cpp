@@ -472,12 +472,13 @@ TEST_CASE("gpu engine: decode steps replayed as graphs equal launching each kern
     const std::string name = "llama-gqa4-llama3rope";
     for (const bool split : {false, true}) {
         CAPTURE(split);
+        std::vector<Bound> bound;  // each engine's source, which must outlive it
         std::vector<std::unique_ptr<runner::GpuTransformer>> engines;
         std::vector<gpu::KvRows> layers;  // the near rows of each layer's cache, for the expected recordings
         for (const bool graphs : {true, false}) {
             auto o = options(64);
             o.graphs = graphs;
-            auto b = bind_streamed(name, o);
+            auto& b = bound.emplace_back(bind_streamed(name, o));
             if (split) {
                 // Just short of everything in VRAM: the cache splits, and its near rows grow to fill the budget
                 // beside every layer.
