@@ -95,7 +95,8 @@ std::optional<common::Result<bool>> parse_engine_option(const std::vector<std::s
         if (!o.kv_type) return common::Result<bool>(common::make_error("--kv-cache '" + v + "' is not f16 or f32"));
     } else if (a == "--gpu-graphs") {
         o.gpu_graphs = parse_switch(v);
-        if (!o.gpu_graphs) return common::Result<bool>(common::make_error("--gpu-graphs '" + v + "' is not on or off"));
+        if (!o.gpu_graphs)
+            return common::Result<bool>(common::make_error("--gpu-graphs '" + v + "' is not on or off (1 or 0)"));
     } else if (a == "--host-share") {
         int n = 0;
         if (v != "auto" && (!parse_int(v, n) || n < 0 || n > 100))

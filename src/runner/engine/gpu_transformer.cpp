@@ -427,7 +427,7 @@ bool GpuTransformer::decode_on_graph(std::span<const std::int32_t> token, int n_
                                    false);
                 enqueue_logits(1);
             });
-        } catch (const gpu::Error& err) {
+        } catch (const std::exception& err) {
             m.graphs = false;
             stats_.graph_error = err.what();
             return false;

@@ -120,7 +120,7 @@ TEST_CASE("engine flags: a bad flag value is refused as it is read") {
           std::pair{std::vector<std::string>{"--max-batch", "0"}, "--max-batch '0' is not a count"},
           std::pair{std::vector<std::string>{"--kv-near-tokens", "-8"}, "--kv-near-tokens '-8' is not a count"},
           std::pair{std::vector<std::string>{"--kv-cache", "bf16"}, "--kv-cache 'bf16' is not f16 or f32"},
-          std::pair{std::vector<std::string>{"--gpu-graphs", "auto"}, "--gpu-graphs 'auto' is not on or off"},
+          std::pair{std::vector<std::string>{"--gpu-graphs", "auto"}, "--gpu-graphs 'auto' is not on or off (1 or 0)"},
           std::pair{std::vector<std::string>{"--ram-budget", "1XB"}, "--ram-budget '1XB' is not a size such as 8GiB"},
           std::pair{std::vector<std::string>{"--compression"}, "--compression needs a value"}}) {
         CAPTURE(args[0]);

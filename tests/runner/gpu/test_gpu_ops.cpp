@@ -427,21 +427,22 @@ TEST_CASE("gpu decode attention over a long context reads every key for every he
 }
 
 // A recorded decode step replays for the next positions: attention's launches for keys of one variant are
-// the same, each block finding its token's keys from the position on the device. So a Graph recorded at
-// position 99 and replayed after the position moved to 120 gives what launching for 121 keys gives, to the
-// bit, and the CPU's attention at 120.
+// the same, each block finding its token's keys from the position on the device. A shape with 128 query heads
+// wants 32 splits, so past 32 tiles each split takes more than one and the tiles per split grow within a
+// variant: a graph recorded at 1,100 keys (2 tiles a split) replays at 2,100 (3 a split), and one recorded
+// at 71 keys (3 tiles, 4 splits: one empty) at 90. Each replay gives what launching for its keys gives, to
+// the bit, and the CPU's attention.
 TEST_CASE("gpu decode attention recorded as a Graph replays for later positions of the same variant") {
     gpu::Stream s;
     runner::cpu::ThreadPool pool(2);
-    const int n_head = 32, n_head_kv = 8, head_dim = 128, n_ctx = 2000, kv = n_head_kv * head_dim;
+    const int n_head = 128, n_head_kv = 8, head_dim = 128, n_ctx = 2200, kv = n_head_kv * head_dim;
     const gpu::KvRows whole;
-    CHECK(gpu::attention_variant(1, n_head, 100, whole) == gpu::attention_variant(1, n_head, 121, whole));
-    CHECK(gpu::attention_variant(1, n_head, 128, whole) != gpu::attention_variant(1, n_head, 129, whole));
-    CHECK(gpu::attention_variant(1, n_head, 33, whole) != gpu::attention_variant(1, n_head, 32, whole));
+    CHECK(gpu::attention_variant(1, n_head, 1100, whole) == gpu::attention_variant(1, n_head, 2101, whole));
+    CHECK(gpu::attention_variant(1, n_head, 71, whole) == gpu::attention_variant(1, n_head, 91, whole));
+    CHECK(gpu::attention_variant(1, n_head, 64, whole) != gpu::attention_variant(1, n_head, 65, whole));
+    CHECK(gpu::attention_variant(1, n_head, 32, whole) != gpu::attention_variant(1, n_head, 33, whole));
     CHECK(gpu::attention_variant(1, n_head, 50, {nullptr, nullptr, 60}) !=
           gpu::attention_variant(1, n_head, 61, {nullptr, nullptr, 60}));
-    // A long context's variant stays put once the keys fill the most splits.
-    CHECK(gpu::attention_variant(1, n_head, 5000, whole) == gpu::attention_variant(1, n_head, 19000, whole));
 
     const auto k_cache = random_floats(static_cast<std::size_t>(n_ctx) * kv);
     const auto v_cache = random_floats(static_cast<std::size_t>(n_ctx) * kv);
@@ -456,25 +457,28 @@ TEST_CASE("gpu decode attention recorded as a Graph replays for later positions 
         s.synchronize();  // the last replay has read the position
         std::memcpy(position.data(), &p, sizeof p);
     };
-    set_position(99);
-    const gpu::Graph graph(s, [&] {
-        gpu::copy_to_device(dpos.data(), position.data(), sizeof(int), s);
-        gpu::attention(replayed.as<float>(), dq.as<float>(), cache, runner::KvType::f32, 1, dpos.as<int>(), n_head,
-                       n_head_kv, head_dim, 100, scratch.as<float>(), s);
-    });
-    REQUIRE(graph);
-    for (const int p : {99, 120}) {
-        CAPTURE(p);
-        set_position(p);
-        graph.launch(s);
-        const auto got = download(replayed, q.size(), s);
-        gpu::attention(launched.as<float>(), dq.as<float>(), cache, runner::KvType::f32, 1, dpos.as<int>(), n_head,
-                       n_head_kv, head_dim, p + 1, scratch.as<float>(), s);
-        CHECK(got == download(launched, q.size(), s));
-        std::vector<float> want(q.size());
-        runner::cpu::attention(want.data(), q.data(), k_cache.data(), v_cache.data(), 1, &p, n_head, n_head_kv,
-                               static_cast<std::size_t>(head_dim), pool);
-        CHECK(relative_error(got, want) < tolerance);
+    for (const auto& [recorded_at, replayed_at] : {std::pair{1099, 2100}, std::pair{70, 89}}) {
+        CAPTURE(recorded_at);
+        set_position(recorded_at);
+        const gpu::Graph graph(s, [&, n_keys = recorded_at + 1] {
+            gpu::copy_to_device(dpos.data(), position.data(), sizeof(int), s);
+            gpu::attention(replayed.as<float>(), dq.as<float>(), cache, runner::KvType::f32, 1, dpos.as<int>(), n_head,
+                           n_head_kv, head_dim, n_keys, scratch.as<float>(), s);
+        });
+        REQUIRE(graph);
+        for (const int p : {recorded_at, replayed_at}) {
+            CAPTURE(p);
+            set_position(p);
+            graph.launch(s);
+            const auto got = download(replayed, q.size(), s);
+            gpu::attention(launched.as<float>(), dq.as<float>(), cache, runner::KvType::f32, 1, dpos.as<int>(), n_head,
+                           n_head_kv, head_dim, p + 1, scratch.as<float>(), s);
+            CHECK(got == download(launched, q.size(), s));
+            std::vector<float> want(q.size());
+            runner::cpu::attention(want.data(), q.data(), k_cache.data(), v_cache.data(), 1, &p, n_head, n_head_kv,
+                                   static_cast<std::size_t>(head_dim), pool);
+            CHECK(relative_error(got, want) < tolerance);
+        }
     }
 }
 

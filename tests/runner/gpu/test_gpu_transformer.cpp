@@ -465,10 +465,10 @@ TEST_CASE("gpu engine: each layer's cache split between VRAM and host memory by 
 
 TEST_CASE("gpu engine: decode steps replayed as graphs equal launching each kernel, across re-recordings") {
     // One conversation on two engines with every layer resident, graphs on and off: a prompt, one-token steps
-    // to the end of the context, a rewind to position 3 and steps again. Attention's launches change at 2, 3
-    // and 5 key tiles and, in a cache split by position, where the keys reach the far rows: a step records
-    // again there and replays otherwise, reading its token and position from memory. Each step's logits
-    // must equal those of the engine that launches every kernel, to the bit.
+    // to the end of the context, a rewind to position 3 and steps again. Attention's launches change at 33 and
+    // 65 keys (2 and 3 key tiles: 2, then 4 splits) and, in a cache split by position, where the keys reach
+    // the far rows: a step records again there and replays otherwise, reading its token and position from
+    // memory. Each step's logits must equal those of the engine that launches every kernel, to the bit.
     const std::string name = "llama-gqa4-llama3rope";
     for (const bool split : {false, true}) {
         CAPTURE(split);
@@ -529,6 +529,43 @@ TEST_CASE("gpu engine: decode steps replayed as graphs equal launching each kern
         CHECK(records >= (split ? 6u : 5u));
         CHECK(engines[1]->stats().graph_steps == 0);
     }
+}
+
+TEST_CASE("gpu engine: where graphs cannot be recorded, decode steps launch kernel by kernel") {
+    // Every recording fails after its work was enqueued, as on a runtime without graphs: the engine says why,
+    // stops recording, and its steps give the logits of an engine with graphs off.
+    struct Refused {
+        Refused() { gpu::refuse_graphs(true); }
+        ~Refused() { gpu::refuse_graphs(false); }
+    } const refused;
+    std::vector<Bound> bound;
+    std::vector<std::unique_ptr<runner::GpuTransformer>> engines;
+    for (const bool graphs : {true, false}) {
+        auto o = options(64);
+        o.graphs = graphs;
+        auto& b = bound.emplace_back(bind_streamed("llama-gqa4-llama3rope", o));
+        auto plan = runner::plan_gpu(b.weights, b.config(), o, runner::gpu_kernel_needs());
+        REQUIRE(plan.ok());
+        engines.push_back(create_loaded(b, o.n_ctx, std::move(plan).value()));
+    }
+    const std::int32_t prompt[] = {1, 5, 9};
+    for (int p = 0; p < 8; ++p) {
+        CAPTURE(p);
+        const std::int32_t token[] = {(p * 37 + 11) % engines[0]->config().n_vocab};
+        const auto tokens = p == 0 ? std::span<const std::int32_t>(prompt) : std::span<const std::int32_t>(token);
+        const int n_past = p == 0 ? 0 : 2 + p;
+        auto tried = engines[0]->forward(tokens, n_past);
+        REQUIRE(tried.ok());
+        const std::vector<float> first(tried->begin(), tried->end());
+        auto launched = engines[1]->forward(tokens, n_past);
+        REQUIRE(launched.ok());
+        CHECK(std::equal(first.begin(), first.end(), launched->begin(), launched->end()));
+    }
+    const auto& stats = engines[0]->stats();
+    CHECK(stats.graph_error.find("graph recording refused") != std::string::npos);
+    CHECK(stats.graph_steps == 0);
+    CHECK(stats.graph_records == 0);
+    CHECK(stats.passes == 8);
 }
 
 TEST_CASE("gpu engine: no graphs for a model whose layers stream") {

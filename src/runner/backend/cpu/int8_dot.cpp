@@ -318,8 +318,8 @@ OAR_AVX2_INLINE void decode_group(const std::byte* at, std::size_t blocks, Decod
         }
     } else if constexpr (T == WeightType::q6_k) {
         const __m256i bits45 = _mm256_set1_epi8(0x30), offset = _mm256_set1_epi8(32);
-        // The 16 int8 scales as int16, each doubled into an int32 (lanes 0-3 and 8-11 of the scales in
-        // `low`, 4-7 and 12-15 in `high`); a block's pair of them is one permute away.
+        // The 16 int8 scales as int16, each doubled into an int32 (scales 0-3 and 8-11 in doubled[0],
+        // 4-7 and 12-15 in doubled[1]); a block's pair of them is one permute away.
         const __m256i wide = _mm256_cvtepi8_epi16(load16(at + 192));
         const __m256i doubled[2] = {_mm256_unpacklo_epi16(wide, wide), _mm256_unpackhi_epi16(wide, wide)};
 #pragma GCC unroll 2

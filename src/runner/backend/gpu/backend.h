@@ -138,6 +138,9 @@ class Graph {
     std::unique_ptr<void, GraphExecDestroy> exec_;
 };
 
+// Tests: every recording fails after its work was enqueued, as on a runtime without graphs.
+void refuse_graphs(bool on);
+
 // Whether the engine replays decode steps as graphs unless told otherwise: on CUDA, where llama.cpp does
 // too; not yet on ROCm, whose hipGraph replays llama.cpp also leaves off by default (GGML_HIP_GRAPHS) and
 // which we have not measured on an AMD GPU.
@@ -194,7 +197,8 @@ void matmul(float* out, const float* x, const void* w, WeightType type, const vo
             float* scratch, int n_tokens, int d_in, int d_out, const Stream& stream, const Blas* blas = nullptr);
 
 // Tests: decode's quantized products on f32 activations (the tiled kernel), as cpu::use_int8_products(false)
-// makes the CPU's, to compare the engine with a reference exactly.
+// makes the CPU's, to compare the engine with a reference exactly. Read as work is enqueued: a recorded Graph
+// keeps the products it was recorded with.
 void use_int8_activations(bool on);
 
 // x[t, :] += w . in[t, :]   (the residual add, fused into the output and down projections); scratch as matmul's

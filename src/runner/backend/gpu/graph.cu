@@ -8,6 +8,8 @@ namespace runner::gpu {
 
 namespace {
 
+bool refused = false;  // set only by tests
+
 struct GraphDestroy {
     void operator()(void* g) const noexcept { (void)cudaGraphDestroy(static_cast<cudaGraph_t>(g)); }
 };
@@ -20,11 +22,12 @@ void GraphExecDestroy::operator()(void* g) const noexcept {
 
 Graph::Graph(const Stream& stream, const std::function<void()>& enqueue) {
     const auto s = static_cast<cudaStream_t>(stream.handle());
-    // Thread-local: the host threads of split layers and the ring's copies may call the runtime meanwhile.
+    // Thread-local: other threads of the process (another engine, a selftest) may call the runtime meanwhile.
     GPU_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
     cudaGraph_t recorded = nullptr;
     try {
         enqueue();
+        if (refused) throw Error("graph recording refused (tests: refuse_graphs)");
     } catch (...) {
         // The stream leaves capture mode whatever was recorded.
         if (cudaStreamEndCapture(s, &recorded) == cudaSuccess) (void)cudaGraphDestroy(recorded);
@@ -41,6 +44,8 @@ Graph::Graph(const Stream& stream, const std::function<void()>& enqueue) {
 void Graph::launch(const Stream& stream) const {
     GPU_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(exec_.get()), static_cast<cudaStream_t>(stream.handle())));
 }
+
+void refuse_graphs(bool on) { refused = on; }
 
 bool graphs_by_default() {
 #if defined(OAR_GPU_HIP)
