@@ -171,9 +171,11 @@ int block_product(WeightType type, const std::byte* at, std::size_t j, const std
 struct TokenInt8 {
     const std::int8_t* q;
     const float *d, *d_sum;
+    const std::int16_t* sum16;
 };
 TokenInt8 token_at(const Int8Activations& x, std::size_t t, std::size_t n) {
-    return {x.q.data() + t * n, x.d.data() + t * n / int8_block, x.d_sum.data() + t * n / int8_block};
+    return {x.q.data() + t * n, x.d.data() + t * n / int8_block, x.d_sum.data() + t * n / int8_block,
+            x.sum16.data() + t * n / (int8_block / 2)};
 }
 
 // Group g's activation scales, zero past the row's end (a tail group of fewer than 8 blocks).
@@ -208,6 +210,7 @@ float sum_lanes(const float* l) {
 void non_finite_block(Int8Activations& out, std::size_t b) {
     std::fill_n(out.q.data() + b * int8_block, int8_block, std::int8_t{0});
     out.d[b] = out.d_sum[b] = std::numeric_limits<float>::quiet_NaN();
+    out.sum16[2 * b] = out.sum16[2 * b + 1] = 0;
 }
 
 // 1 / d, or 0 for a block too small for its inverse to be finite (d below the smallest normal float):
@@ -267,13 +270,15 @@ OAR_AVX2_INLINE __m256i nibbles(__m128i v) {
 }
 
 // A group's weights as the products take them, decoded once for all the tokens of a prompt's tile: 32
-// bytes per block, signed (our q8 and q4, Q8_0, Q4_0 and Q6_K less their offsets) or unsigned (Q4_K's and
-// Q5_K's quants, whose minimum is subtracted apart), and Q6_K's int8 scale of each 16 as int16 pairs.
+// bytes per block, signed (our q8 and q4, Q8_0 and Q4_0 less their offsets) or unsigned (Q4_K's and
+// Q5_K's quants, whose minimum is subtracted apart, and Q6_K's, whose offset of 32 is), and Q6_K's int8
+// scale of each 16 as int16 pairs.
 struct DecodedGroup {
     __m256i w[group_blocks], magnitude[group_blocks], scales[group_blocks];  // magnitude: |w|, signed formats
 };
 
 constexpr bool unsigned_quants(WeightType type) { return type == WeightType::q4_k || type == WeightType::q5_k; }
+constexpr bool signed_quants(WeightType type) { return !unsigned_quants(type) && type != WeightType::q6_k; }
 
 // The group's first `blocks` blocks (the rest are never read). Inlined into a loop over whole groups,
 // `blocks` is the constant 8 and the group stays in registers.
@@ -317,7 +322,7 @@ OAR_AVX2_INLINE void decode_group(const std::byte* at, std::size_t blocks, Decod
                                              _mm256_and_si256(_mm256_slli_epi16(h, 3), bit4));
         }
     } else if constexpr (T == WeightType::q6_k) {
-        const __m256i bits45 = _mm256_set1_epi8(0x30), offset = _mm256_set1_epi8(32);
+        const __m256i bits45 = _mm256_set1_epi8(0x30);
         // The 16 int8 scales as int16, each doubled into an int32 (scales 0-3 and 8-11 in doubled[0],
         // 4-7 and 12-15 in doubled[1]); a block's pair of them is one permute away.
         const __m256i wide = _mm256_cvtepi8_epi16(load16(at + 192));
@@ -336,7 +341,7 @@ OAR_AVX2_INLINE void decode_group(const std::byte* at, std::size_t blocks, Decod
 #pragma GCC unroll 4
             for (std::size_t part = 0; part < 4; ++part) {
                 const std::size_t j = 4 * half + part;
-                g.w[j] = _mm256_sub_epi8(parts[part], offset);
+                g.w[j] = parts[part];
                 const int first = static_cast<int>(4 * half + 2 * (part % 2));
                 g.scales[j] = _mm256_permutevar8x32_epi32(
                     doubled[part / 2],
@@ -344,7 +349,7 @@ OAR_AVX2_INLINE void decode_group(const std::byte* at, std::size_t blocks, Decod
             }
         }
     }
-    if constexpr (!unsigned_quants(T)) {
+    if constexpr (signed_quants(T)) {
 #pragma GCC unroll 8
         for (std::size_t j = 0; j < blocks; ++j) g.magnitude[j] = _mm256_sign_epi8(g.w[j], g.w[j]);
     }
@@ -369,13 +374,13 @@ OAR_AVX2_INLINE __m256i dot_u8_s8(__m256i u, __m256i s) {
 // Block j's product with its 32 activations q, as 8 int32 partial sums. maddubs multiplies unsigned by
 // signed bytes, so signed weights lend their signs to the activations: |w| <= 128 and |q| <= 127 keep
 // each pair's sum (at most 32,512) inside maddubs' int16, as do unsigned weights of at most 6 bits.
-// Q6_K's pairs are weighted by their scales (each half of 16 products its own) as they widen.
+// Q6_K's pairs are weighted by their scales (each half of 16 products its own) as they widen; its
+// weights' offset of 32 comes off the block's sum in accumulate().
 template <WeightType T, bool vnni>
 OAR_AVX2_INLINE __m256i block_product(const DecodedGroup& g, std::size_t j, const std::int8_t* q) {
     const __m256i x = load32(q), w = g.w[j];
     if constexpr (unsigned_quants(T)) return dot_u8_s8<vnni>(w, x);
-    if constexpr (T == WeightType::q6_k)
-        return _mm256_madd_epi16(_mm256_maddubs_epi16(g.magnitude[j], _mm256_sign_epi8(x, w)), g.scales[j]);
+    if constexpr (T == WeightType::q6_k) return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), g.scales[j]);
     return dot_u8_s8<vnni>(g.magnitude[j], _mm256_sign_epi8(x, w));
 }
 
@@ -387,9 +392,11 @@ OAR_AVX2_INLINE void group_products(const DecodedGroup& g, const std::int8_t* q,
         p[j] = j < blocks ? block_product<T, vnni>(g, j, q + 32 * j) : _mm256_setzero_si256();
 }
 
-// A whole group's f32 factors in registers, the same values group_scales() decodes.
+// A whole group's f32 factors in registers, the same values group_scales() decodes; for Q6_K also its 16
+// int8 scales as int16, which weigh the activations' sums of 16 in the offset that accumulate() removes.
 struct Factors {
     __m256 scale, min;
+    __m256i scales16 = _mm256_setzero_si256();
 };
 template <WeightType T>
 OAR_AVX2_INLINE Factors group_factors(const std::byte* at, Int8Row row, std::size_t g) {
@@ -413,7 +420,7 @@ OAR_AVX2_INLINE Factors group_factors(const std::byte* at, Int8Row row, std::siz
     } else {
         std::uint16_t h;
         std::memcpy(&h, at + 208, 2);
-        return {_mm256_set1_ps(_cvtsh_ss(h)), _mm256_setzero_ps()};
+        return {_mm256_set1_ps(_cvtsh_ss(h)), _mm256_setzero_ps(), _mm256_cvtepi8_epi16(load16(at + 192))};
     }
 }
 
@@ -430,25 +437,32 @@ constexpr std::size_t prefetch_ahead = 2048;
 // copies for the tail.
 struct GroupInputs {
     __m256 d, d_sum;
+    const std::int16_t* sum16;  // the group's 16 sums of 16 quants (whole groups only: Q6_K has no tails)
 };
 OAR_AVX2_INLINE GroupInputs group_inputs(TokenInt8 x, std::size_t g, std::size_t blocks) {
     const std::size_t first = g * group_blocks;
-    if (blocks == group_blocks) return {_mm256_loadu_ps(x.d + first), _mm256_loadu_ps(x.d_sum + first)};
+    const std::int16_t* sum16 = x.sum16 + 2 * first;
+    if (blocks == group_blocks) return {_mm256_loadu_ps(x.d + first), _mm256_loadu_ps(x.d_sum + first), sum16};
     const GroupActivations tail = group_activations(x, first, blocks);
-    return {_mm256_loadu_ps(tail.d), _mm256_loadu_ps(tail.d_sum)};
+    return {_mm256_loadu_ps(tail.d), _mm256_loadu_ps(tail.d_sum), sum16};
 }
 
 template <WeightType T>
 OAR_AVX2_INLINE Factors factors(const std::byte* at, Int8Row row, std::size_t g, std::size_t blocks) {
-    if (blocks == group_blocks) return group_factors<T>(at, row, g);
+    if (blocks == group_blocks || T == WeightType::q6_k) return group_factors<T>(at, row, g);
     const GroupScales s = group_scales(T, row, g, blocks);
     return {_mm256_loadu_ps(s.scale), _mm256_loadu_ps(s.min)};
 }
 
-// acc += the group's block sums * scale * d (- min * d_sum): the one f32 step, as accumulate_lanes.
+// acc += the group's block sums * scale * d (- min * d_sum): the one f32 step, as accumulate_lanes. A Q6_K
+// block's sum first loses its weights' offset: 32 times its two scales' products with the sums of 16 quants,
+// exact integers, so the block sums are block_product()'s.
 template <WeightType T>
 OAR_AVX2_INLINE __m256 accumulate(__m256 acc, const __m256i* p, const Factors& f, const GroupInputs& x) {
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(block_sums(p)), _mm256_mul_ps(f.scale, x.d), acc);
+    __m256i sums = block_sums(p);
+    if constexpr (T == WeightType::q6_k)
+        sums = _mm256_sub_epi32(sums, _mm256_slli_epi32(_mm256_madd_epi16(f.scales16, load32(x.sum16)), 5));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_mul_ps(f.scale, x.d), acc);
     if constexpr (unsigned_quants(T)) acc = _mm256_fnmadd_ps(f.min, x.d_sum, acc);
     return acc;
 }
@@ -556,6 +570,12 @@ void dot_int8_tile_x86(WeightType type, const Int8Row* rows, std::size_t n_rows,
     dot_int8_tile_avx2<false>(type, rows, n_rows, tokens, n_tokens, n, out, out_stride);
 }
 
+OAR_AVX2_INLINE int hsum_epi32(__m256i s) {
+    const __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    const __m128i s2 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+    return _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32(s2, 0xb1)));
+}
+
 OAR_AVX2 void quantize_avx2(const float* x, std::size_t n, Int8Activations& out) {
     const __m256 sign = _mm256_set1_ps(-0.f), largest = _mm256_set1_ps(std::numeric_limits<float>::max());
     for (std::size_t b = 0; b < n / int8_block; ++b) {
@@ -582,12 +602,12 @@ OAR_AVX2 void quantize_avx2(const float* x, std::size_t n, Int8Activations& out)
             _mm256_packs_epi16(_mm256_packs_epi32(ints[0], ints[1]), _mm256_packs_epi32(ints[2], ints[3]));
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.q.data() + b * int8_block),
                             _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
-        const __m256i s = _mm256_add_epi32(_mm256_add_epi32(ints[0], ints[1]), _mm256_add_epi32(ints[2], ints[3]));
-        const __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-        const __m128i s2 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
-        const int sum = _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32(s2, 0xb1)));
+        const int first = hsum_epi32(_mm256_add_epi32(ints[0], ints[1]));
+        const int second = hsum_epi32(_mm256_add_epi32(ints[2], ints[3]));
         out.d[b] = d;
-        out.d_sum[b] = d * static_cast<float>(sum);
+        out.d_sum[b] = d * static_cast<float>(first + second);
+        out.sum16[2 * b] = static_cast<std::int16_t>(first);
+        out.sum16[2 * b + 1] = static_cast<std::int16_t>(second);
     }
 }
 #endif
@@ -599,6 +619,7 @@ void quantize_activations(const float* x, std::size_t n, Int8Activations& out) {
     out.q.resize(n);
     out.d.resize(blocks);
     out.d_sum.resize(blocks);
+    out.sum16.resize(2 * blocks);
 #if defined(__x86_64__)
     if (using_avx2()) return quantize_avx2(x, n, out);
 #endif
@@ -615,14 +636,16 @@ void quantize_activations(const float* x, std::size_t n, Int8Activations& out) {
             continue;
         }
         const float d = amax / 127.f, id = inverse_step(d);
-        int sum = 0;
+        int half_sums[2] = {};
         for (std::size_t l = 0; l < int8_block; ++l) {
             const auto q = static_cast<std::int8_t>(std::nearbyint(xb[l] * id));
             out.q[b * int8_block + l] = q;
-            sum += q;
+            half_sums[l / (int8_block / 2)] += q;
         }
         out.d[b] = d;
-        out.d_sum[b] = d * static_cast<float>(sum);
+        out.d_sum[b] = d * static_cast<float>(half_sums[0] + half_sums[1]);
+        out.sum16[2 * b] = static_cast<std::int16_t>(half_sums[0]);
+        out.sum16[2 * b + 1] = static_cast<std::int16_t>(half_sums[1]);
     }
 }
 

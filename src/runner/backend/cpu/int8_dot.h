@@ -20,10 +20,12 @@ namespace runner::cpu {
 constexpr std::size_t int8_block = 32;
 
 // x[i] ~ d[i / 32] * q[i], d = the block's largest magnitude / 127; d_sum[b] = d[b] * (sum of block b's
-// q), for the formats whose weights subtract a minimum.
+// q), for the formats whose weights subtract a minimum; sum16[h] = the sum of the q of half h (16 each),
+// for Q6_K, whose weights are stored plus 32 with a scale per 16.
 struct Int8Activations {
     std::vector<std::int8_t> q;
     std::vector<float> d, d_sum;
+    std::vector<std::int16_t> sum16;
 };
 // n: a multiple of int8_block; for several tokens, their activations end to end.
 void quantize_activations(const float* x, std::size_t n, Int8Activations& out);

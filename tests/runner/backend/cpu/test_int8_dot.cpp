@@ -139,6 +139,7 @@ void check_paths_agree(const Rows& m, std::size_t n, std::mt19937& rng) {
     CHECK(portable.q == a.q);
     CHECK(portable.d == a.d);
     CHECK(portable.d_sum == a.d_sum);
+    CHECK(portable.sum16 == a.sum16);
     for (std::size_t r = 0; r < m.rows; ++r) CHECK(runner::cpu::dot_int8(m.type, m.row(r), a, n) == fast[r]);
     runner::cpu::force_portable(false);
 }
@@ -158,7 +159,7 @@ void check_format(const Rows& m, std::initializer_list<std::size_t> lengths) {
 
 }  // namespace
 
-TEST_CASE("int8 activations: each within half a step of its block's scale, the sums what d_sum says") {
+TEST_CASE("int8 activations: each within half a step of its block's scale, the sums what d_sum and sum16 say") {
     std::mt19937 rng(3);
     auto x = random_x(4096, rng);
     for (std::size_t i = 64; i < 96; ++i) x[i] = 0;  // block 2: one large value, the rest zero
@@ -175,15 +176,18 @@ TEST_CASE("int8 activations: each within half a step of its block's scale, the s
         for (std::size_t b = 0; b < a.d.size(); ++b) {
             CAPTURE(b);
             float amax = 0;
-            int sum = 0;
+            int sum = 0, halves[2] = {};
             for (std::size_t l = 0; l < 32; ++l) {
                 amax = std::max(amax, std::abs(x[32 * b + l]));
                 sum += a.q[32 * b + l];
+                halves[l / 16] += a.q[32 * b + l];
                 CHECK(std::abs(back[32 * b + l] - x[32 * b + l]) <= a.d[b] * 0.5f * (1 + 1e-5f));
                 CHECK(std::abs(int(a.q[32 * b + l])) <= 127);
             }
             CHECK(a.d[b] == amax / 127.f);
             CHECK(a.d_sum[b] == a.d[b] * static_cast<float>(sum));
+            CHECK(a.sum16[2 * b] == halves[0]);
+            CHECK(a.sum16[2 * b + 1] == halves[1]);
         }
         CHECK(a.d[3] == 0.f);
         CHECK(a.q[100] == 0);
