@@ -120,32 +120,31 @@ common::Result<Engine> make_engine(const WeightSource& source, ModelWeights weig
         gpu_options.graphs = o.gpu_graphs;
         auto plan = plan_gpu(weights, source.config(), gpu_options, gpu_kernel_needs());
         if (!plan) return plan.error();
+        auto model = GpuTransformer::create(source, std::move(weights), n_ctx, std::move(plan).value());
+        if (!model) return model.error();
+        const GpuPlan& p = (*model)->plan();
         Engine e;
-        e.device_bytes = plan->total_bytes();
-        e.streamed_bytes = plan->streamed_bytes;
-        const auto streamed = std::count(plan->resident.begin(), plan->resident.end(), false);
+        e.device_bytes = p.total_bytes();
+        e.streamed_bytes = p.streamed_bytes;
+        const auto streamed = std::count(p.resident.begin(), p.resident.end(), false);
         e.description =
-            info.name + " (GPU " + std::to_string(index) + "), " + format_size(plan->total_bytes()) + " of a " +
+            info.name + " (GPU " + std::to_string(index) + "), " + format_size(p.total_bytes()) + " of a " +
             format_size(budget) + " budget, " + (o.kv_type == KvType::f32 ? "f32" : "f16") + " KV cache" +
-            (plan->kv_host_bytes > 0
-                 ? " (" + format_size(plan->kv_host_bytes) + " of it in host memory: each layer's positions from " +
-                       std::to_string(*std::min_element(plan->kv_near_rows.begin(), plan->kv_near_rows.end())) +
+            (p.kv_host_bytes > 0
+                 ? " (" + format_size(p.kv_host_bytes) + " of it in host memory: each layer's positions from " +
+                       std::to_string(*std::min_element(p.kv_near_rows.begin(), p.kv_near_rows.end())) +
                        " on, or all of them for the last layers)"
                  : std::string()) +
-            ", " + std::to_string(streamed) + " of " + std::to_string(plan->resident.size()) + " layers streamed (" +
-            format_size(plan->streamed_bytes) + " per pass, " + format_size(plan->pinned_bytes) + " pinned in RAM, " +
-            format_size(plan->disk_bytes) + " from disk" +
+            ", " + std::to_string(streamed) + " of " + std::to_string(p.resident.size()) + " layers streamed (" +
+            format_size(p.streamed_bytes) + " per pass, " + format_size(p.pinned_bytes) + " pinned in RAM, " +
+            format_size(p.disk_bytes) + " from disk" +
             (o.compression != Compression::none ? std::string(", ") + compression_name(o.compression) + " compression" +
                                                       (cache.empty() ? "" : " from the layer cache")
                                                 : std::string()) +
-            ")" +
-            (streamed == 0 && o.gpu_graphs.value_or(gpu::graphs_by_default()) ? ", decode steps replayed as graphs"
-                                                                              : "") +
-            ", kernels checked" + (checked->remembered ? " at an earlier load" : "") +
+            ")" + ((*model)->replays_graphs() ? ", decode steps replayed as graphs" : "") + ", kernels checked" +
+            (checked->remembered ? " at an earlier load" : "") +
             (checked->blas_failure.empty() ? std::string()
                                            : "; BLAS off, our own kernels run the prompts: " + checked->blas_failure);
-        auto model = GpuTransformer::create(source, std::move(weights), n_ctx, std::move(plan).value());
-        if (!model) return model.error();
         e.model = std::move(model).value();
         return e;
     } catch (const gpu::Error& err) {

@@ -193,6 +193,8 @@ common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const Wei
 GpuTransformer::GpuTransformer(const ModelConfig& config, int n_ctx, GpuPlan plan, std::unique_ptr<Impl> impl)
     : config_(config), n_ctx_(n_ctx), plan_(std::move(plan)), impl_(std::move(impl)) {}
 
+bool GpuTransformer::replays_graphs() const { return impl_->graphs; }
+
 GpuTransformer::~GpuTransformer() {
     // A decode step returns with the next step's first layers still being copied into the ring.
     if (impl_) settle();

@@ -54,6 +54,9 @@ class GpuTransformer : public LanguageModel {
     // Decided by load(); empty until then.
     const SplitDecision& split() const { return split_; }
     const GpuStats& stats() const { return stats_; }
+    // Whether decode steps replay a recorded graph: asked for (or the backend's default), every layer
+    // resident, and no recording has failed.
+    bool replays_graphs() const;
 
   private:
     struct Impl;

@@ -463,6 +463,22 @@ TEST_CASE("gpu engine: each layer's cache split between VRAM and host memory by 
     }
 }
 
+namespace {
+
+// The same forward pass on the engine with graphs and on the one without: their logits, to the bit.
+void check_same_logits(runner::GpuTransformer& with_graphs, runner::GpuTransformer& without,
+                       std::span<const std::int32_t> tokens, int n_past) {
+    CAPTURE(n_past);
+    auto replayed = with_graphs.forward(tokens, n_past);
+    REQUIRE(replayed.ok());
+    const std::vector<float> first(replayed->begin(), replayed->end());
+    auto launched = without.forward(tokens, n_past);
+    REQUIRE(launched.ok());
+    CHECK(std::equal(first.begin(), first.end(), launched->begin(), launched->end()));
+}
+
+}  // namespace
+
 TEST_CASE("gpu engine: decode steps replayed as graphs equal launching each kernel, across re-recordings") {
     // One conversation on two engines with every layer resident, graphs on and off: a prompt, one-token steps
     // to the end of the context, a rewind to position 3 and steps again. Attention's launches change at 33 and
@@ -501,13 +517,7 @@ TEST_CASE("gpu engine: decode steps replayed as graphs equal launching each kern
         std::size_t steps = 0, records = 0;
         std::vector<int> last_key;
         const auto step_both = [&](std::span<const std::int32_t> tokens, int n_past) {
-            CAPTURE(n_past);
-            auto replayed = engines[0]->forward(tokens, n_past);
-            REQUIRE(replayed.ok());
-            const std::vector<float> with_graphs(replayed->begin(), replayed->end());
-            auto launched = engines[1]->forward(tokens, n_past);
-            REQUIRE(launched.ok());
-            CHECK(std::equal(with_graphs.begin(), with_graphs.end(), launched->begin(), launched->end()));
+            check_same_logits(*engines[0], *engines[1], tokens, n_past);
             if (tokens.size() != 1) return;
             ++steps;
             std::vector<int> key;
@@ -553,13 +563,7 @@ TEST_CASE("gpu engine: where graphs cannot be recorded, decode steps launch kern
         CAPTURE(p);
         const std::int32_t token[] = {(p * 37 + 11) % engines[0]->config().n_vocab};
         const auto tokens = p == 0 ? std::span<const std::int32_t>(prompt) : std::span<const std::int32_t>(token);
-        const int n_past = p == 0 ? 0 : 2 + p;
-        auto tried = engines[0]->forward(tokens, n_past);
-        REQUIRE(tried.ok());
-        const std::vector<float> first(tried->begin(), tried->end());
-        auto launched = engines[1]->forward(tokens, n_past);
-        REQUIRE(launched.ok());
-        CHECK(std::equal(first.begin(), first.end(), launched->begin(), launched->end()));
+        check_same_logits(*engines[0], *engines[1], tokens, p == 0 ? 0 : 2 + p);
     }
     const auto& stats = engines[0]->stats();
     CHECK(stats.graph_error.find("graph recording refused") != std::string::npos);
