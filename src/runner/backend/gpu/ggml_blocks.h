@@ -21,10 +21,11 @@
 namespace runner::gpu {
 
 OAR_HOST_DEVICE inline float half_at(const unsigned char* p) {
-    const unsigned h = p[0] | (static_cast<unsigned>(p[1]) << 8);
 #if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
-    return __half2float(__ushort_as_half(static_cast<unsigned short>(h)));  // one conversion instruction
+    // one load and one conversion: every scale sits at an even offset of a 2-byte aligned block
+    return __half2float(__ushort_as_half(*reinterpret_cast<const unsigned short*>(p)));
 #else
+    const unsigned h = p[0] | (static_cast<unsigned>(p[1]) << 8);
     const unsigned sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
     if (exp == 0) {
         const float f = static_cast<float>(mant) * (1.f / 16777216.f);  // subnormal: mant * 2^-24
@@ -155,133 +156,149 @@ OAR_HOST_DEVICE inline float ggml_weight(const void* w, WeightType type, std::si
     return c.scale * ggml_chunk_quant(type, c, static_cast<int>(at % 8)) - c.min;
 }
 
-// The decode kernel reads a row in pieces of 16 weights: two runs of 8 consecutive weights whose quants
-// share the bytes loaded. In Q4_K and Q5_K 8 bytes of qs hold run A's low nibbles (sub-block 2g) and run
-// B's high ones (sub-block 2g + 1, 32 weights on); in Q6_K 8 bytes of ql hold the low nibbles of A (group
-// c) and B (group c + 2, 64 weights on), 8 of qh their top bits; in Q4_0 8 bytes hold weights l.. (low
-// nibbles) and l + 16.. (high); in Q8_0 16 bytes are the two runs. So each quant byte is loaded once, in
+// The decode kernel reads a row in pieces of 32 weights: 16 bytes of quants (32 with Q8_0's, and the
+// K-quants' high bits beside them) that hold two halves of 16 consecutive columns, each half at one scale.
+// In Q4_K and Q5_K 16 bytes of qs hold half A's low nibbles (sub-block 2g) and half B's high ones
+// (sub-block 2g + 1, 32 columns on); in Q6_K 16 bytes of ql hold the low nibbles of A (group c) and B
+// (group c + 2, 64 columns on), 16 of qh their top bits; Q4_0's block holds columns 0.. in its low nibbles
+// and 16.. in its high ones; Q8_0's is the two halves in order. So each quant byte is loaded once, in
 // words: the kernel loads several pieces of a row first (PieceRaw, a few registers each) and unpacks them
-// after, so that many loads are in flight. Unpacked, a run's quants are 8 signed bytes (the format's offset
-// taken off), ready for 4-way byte dot products with int8 activations.
-constexpr int piece_weights = 16;
-
-// Little-endian words from a block: Q4_K's and Q5_K's blocks (144 and 176 bytes) keep a 16-byte aligned
-// matrix's words aligned; Q6_K's (210), Q8_0's (34) and Q4_0's (18) only 2 bytes, so theirs are read as halves.
-OAR_HOST_DEVICE inline unsigned word_at(const unsigned char* p) {
-#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
-    return *reinterpret_cast<const unsigned*>(p);
-#else
-    unsigned v;
-    memcpy(&v, p, sizeof v);
-    return v;
-#endif
-}
-OAR_HOST_DEVICE inline unsigned word_at_2(const unsigned char* p) {
-#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
-    const auto* h = reinterpret_cast<const unsigned short*>(p);
-    return h[0] | (static_cast<unsigned>(h[1]) << 16);
-#else
-    return word_at(p);
-#endif
-}
+// after, so that many loads are in flight. Scales are read once per half, where 16-weight pieces each
+// read and decoded theirs (Q4_K's kernel at under half of HBM's rate, bound by its instructions).
+constexpr int piece_weights = 32;
 
 // A row's bytes, in the format's blocks: the row of a [d_out, d_in] matrix starts at row * this.
 OAR_HOST_DEVICE constexpr std::size_t ggml_row_bytes(WeightType type, std::size_t d_in) {
     return d_in / ggml_block_weights(type) * ggml_block_bytes(type);
 }
 
-// A piece's quants as loaded (the K-quants' high bits in q[2], q[3]), and its block, whose scales are
-// read when the piece is unpacked: they share the quants' cache lines by then, and a thread that held
-// 16 bytes of them per piece in flight ran out of registers (Q4_K's kernel at a quarter of HBM's rate).
+// A piece's quant words as loaded, and its block, whose scales are read when the piece is unpacked: they
+// share the quants' cache lines by then, and holding them in flight too ran out of registers. Q4_K's and
+// Q5_K's blocks (144 and 176 bytes) keep a 16-byte aligned matrix's quants aligned for vector loads;
+// Q6_K's (210), Q8_0's (34) and Q4_0's (18) only 2 bytes, so on the GPU their words come from the word
+// boundary below, one more than needed, and are shifted into place by `shift` bits when unpacked.
 struct PieceRaw {
-    unsigned q[4] = {0, 0, 0, 0};
+    unsigned q[10] = {};
     const unsigned char* block = nullptr;
+    unsigned shift = 0;
 };
 
-// Piece p (weights 16p.. in the row's order of pieces, not its columns) of the row at `row`.
+#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
+OAR_HOST_DEVICE inline void load_aligned_words(const unsigned char* p, unsigned* q, int n) {
+    for (int k = 0; k < n; k += 4) {
+        const uint4 v = *reinterpret_cast<const uint4*>(p + 4 * k);
+        q[k] = v.x, q[k + 1] = v.y, q[k + 2] = v.z, q[k + 3] = v.w;
+    }
+}
+// n words from 2-byte aligned p into q[0..n] (q[n] read only where p is not 4-byte aligned, so that
+// nothing past the last quant is read); returns the shift.
+OAR_HOST_DEVICE inline unsigned load_words_2(const unsigned char* p, unsigned* q, int n) {
+    const auto misaligned = static_cast<unsigned>(reinterpret_cast<std::size_t>(p) & 2u);
+    const auto* w = reinterpret_cast<const unsigned*>(p - misaligned);
+    for (int k = 0; k < n; ++k) q[k] = w[k];
+    q[n] = misaligned ? w[n] : 0u;
+    return 8 * misaligned;
+}
+OAR_HOST_DEVICE inline unsigned funnel(unsigned lo, unsigned hi, unsigned shift) {
+    return __funnelshift_r(lo, hi, shift);
+}
+#else
+OAR_HOST_DEVICE inline void load_aligned_words(const unsigned char* p, unsigned* q, int n) {
+    memcpy(q, p, 4 * static_cast<std::size_t>(n));
+}
+OAR_HOST_DEVICE inline unsigned load_words_2(const unsigned char* p, unsigned* q, int n) {
+    memcpy(q, p, 4 * static_cast<std::size_t>(n));
+    return 0;
+}
+OAR_HOST_DEVICE inline unsigned funnel(unsigned lo, unsigned hi, unsigned shift) {
+    return shift ? (lo >> shift) | (hi << (32 - shift)) : lo;
+}
+#endif
+
+OAR_HOST_DEVICE inline unsigned short u16_at(const unsigned char* p) {
+#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
+    return *reinterpret_cast<const unsigned short*>(p);
+#else
+    return static_cast<unsigned short>(p[0] | (p[1] << 8));
+#endif
+}
+
+// Piece p of the row at `row`: p's block and, within it, the piece's place.
 OAR_HOST_DEVICE inline PieceRaw piece_load(WeightType type, const unsigned char* row, int p) {
     PieceRaw r;
     if (type == WeightType::q8_0 || type == WeightType::q4_0) {
-        const bool eight = type == WeightType::q8_0;
-        r.block = row + static_cast<std::size_t>(p / 2) * ggml_block_bytes(type);
-        const unsigned char* qs = r.block + 2 + (p % 2) * (eight ? 16 : 8);
-        for (int w = 0; w < (eight ? 4 : 2); ++w) r.q[w] = word_at_2(qs + 4 * w);
+        r.block = row + static_cast<std::size_t>(p) * ggml_block_bytes(type);
+        r.shift = load_words_2(r.block + 2, r.q, type == WeightType::q8_0 ? 8 : 4);
         return r;
     }
-    r.block = row + static_cast<std::size_t>(p / 16) * ggml_block_bytes(type);
-    const int t = p % 16, l0 = 8 * (t % 4);
+    r.block = row + static_cast<std::size_t>(p / 8) * ggml_block_bytes(type);
+    const int t = p % 8;
     if (type == WeightType::q6_k) {
-        const int half = t / 8, c = (t % 8) / 4;
-        const unsigned char* ql = r.block + 64 * half + 32 * c + l0;
-        const unsigned char* qh = r.block + 128 + 32 * half + l0;
-        r.q[0] = word_at_2(ql), r.q[1] = word_at_2(ql + 4);
-        r.q[2] = word_at_2(qh), r.q[3] = word_at_2(qh + 4);
+        const int half = t / 4, c = (t % 4) / 2, h = t % 2;
+        r.shift = load_words_2(r.block + 64 * half + 32 * c + 16 * h, r.q, 4);
+        load_words_2(r.block + 128 + 32 * half + 16 * h, r.q + 5, 4);  // at the same shift: 128 + 32k apart
         return r;
     }
     const bool five = type == WeightType::q5_k;
-    const unsigned char* qs = r.block + (five ? 48 : 16) + 32 * (t / 4) + l0;
-    r.q[0] = word_at(qs), r.q[1] = word_at(qs + 4);
-    if (five) r.q[2] = word_at(r.block + 16 + l0), r.q[3] = word_at(r.block + 20 + l0);
+    load_aligned_words(r.block + (five ? 48 : 16) + 16 * t, r.q, 4);  // g = t / 2, h = t % 2: 32g + 16h
+    if (five) load_aligned_words(r.block + 16 + 16 * (t % 2), r.q + 4, 4);
     return r;
 }
 
-// Four bytes less `offset` each (bytes of 0..63, offset at most 32): the high bit set first keeps the
-// subtraction from borrowing across bytes, and flipping it back leaves v - offset as a signed byte.
-OAR_HOST_DEVICE constexpr unsigned bytes_less(unsigned v, unsigned offset) {
-    return ((v | 0x80808080u) - offset * 0x01010101u) ^ 0x80808080u;
-}
-
-// A piece unpacked: run r's weight k (k < 8) is scale[r] * q_k - min[r], q_k the signed byte k of
-// q[r][k / 4], at column offset[r] + k of the row.
+// A piece unpacked: half h's weight k (k < 16) is scale[h] * q_k - min[h], q_k the signed byte k % 4 of
+// q[h][k / 4], at column column[h] + k of the row. Offsets (Q4_0's 8, Q6_K's 32) are in min, so that
+// the kernel takes them off once per half, with the activations' sum, instead of from every byte.
 struct PieceInts {
-    int q[2][2];
+    int q[2][4];
     float scale[2], min[2];
-    int offset[2];
+    int column[2];
 };
 
 OAR_HOST_DEVICE inline PieceInts piece_ints(WeightType type, const PieceRaw& r, int p) {
     PieceInts out;
     const unsigned char* b = r.block;
     constexpr unsigned nibbles = 0x0f0f0f0fu;
-    out.min[0] = out.min[1] = 0.f;
+    const auto word = [&](int k) { return funnel(r.q[k], r.q[k + 1], r.shift); };
     if (type == WeightType::q8_0 || type == WeightType::q4_0) {
-        out.scale[0] = out.scale[1] = half_at(b);
-        if (type == WeightType::q8_0) {
-            out.offset[0] = 16 * p, out.offset[1] = 16 * p + 8;
-            for (int w = 0; w < 4; ++w) out.q[w / 2][w % 2] = static_cast<int>(r.q[w]);
-            return out;
+        out.column[0] = 32 * p, out.column[1] = 32 * p + 16;
+        const float d = half_at(b);
+        const bool eight = type == WeightType::q8_0;
+        for (int h = 0; h < 2; ++h) {
+            out.scale[h] = d, out.min[h] = eight ? 0.f : 8.f * d;
+            for (int w = 0; w < 4; ++w)
+                out.q[h][w] = static_cast<int>(eight ? word(4 * h + w) : (word(w) >> (4 * h)) & nibbles);
         }
-        out.offset[0] = 32 * (p / 2) + 8 * (p % 2), out.offset[1] = out.offset[0] + 16;
-        for (int run = 0; run < 2; ++run)
-            for (int w = 0; w < 2; ++w)
-                out.q[run][w] = static_cast<int>(bytes_less((r.q[w] >> (4 * run)) & nibbles, 8));
         return out;
     }
-    const int block = 256 * (p / 16), t = p % 16, l0 = 8 * (t % 4);
+    const int block = 256 * (p / 8), t = p % 8;
     if (type == WeightType::q6_k) {
-        const int half = t / 8, c = (t % 8) / 4;
-        out.offset[0] = block + 128 * half + 32 * c + l0, out.offset[1] = out.offset[0] + 64;
+        const int half = t / 4, c = (t % 4) / 2, h = t % 2;
+        out.column[0] = block + 128 * half + 32 * c + 16 * h, out.column[1] = out.column[0] + 64;
         const float d = half_at(b + 208);
-        const unsigned char* scales = b + 192 + 8 * half + l0 / 16 + 2 * c;
+        const unsigned char* scales = b + 192 + 8 * half + h + 2 * c;
         for (int run = 0; run < 2; ++run) {
             out.scale[run] = d * static_cast<float>(static_cast<signed char>(scales[4 * run]));
+            out.min[run] = 32.f * out.scale[run];
             const int shift = 2 * c + 4 * run;
-            for (int w = 0; w < 2; ++w)  // stored + 32
-                out.q[run][w] = static_cast<int>(
-                    bytes_less(((r.q[w] >> (4 * run)) & nibbles) | (((r.q[2 + w] >> shift) & 0x03030303u) << 4), 32));
+            for (int w = 0; w < 4; ++w)
+                out.q[run][w] = static_cast<int>(((word(w) >> (4 * run)) & nibbles) |
+                                                 (((word(5 + w) >> shift) & 0x03030303u) << 4));
         }
         return out;
     }
-    const int g = t / 4;
-    out.offset[0] = block + 64 * g + l0, out.offset[1] = out.offset[0] + 32;
+    const int g = t / 2, h = t % 2;
+    out.column[0] = block + 64 * g + 16 * h, out.column[1] = out.column[0] + 32;
     const float d = half_at(b), dmin = half_at(b + 2);
+    // sub-blocks 2g and 2g + 1's 6-bit scales and minimums as byte pairs, from the 12 bytes at b + 4
+    const unsigned lo = u16_at(b + 4 + 2 * g), hi = u16_at(b + 4 + 2 * (g + 2)), top = u16_at(b + 4 + 2 * (g ^ 2));
+    const unsigned scale2 = g < 2 ? lo & 0x3f3fu : (hi & 0x0f0fu) | ((top & 0xc0c0u) >> 2);
+    const unsigned min2 = g < 2 ? hi & 0x3f3fu : ((hi >> 4) & 0x0f0fu) | ((lo & 0xc0c0u) >> 2);
     for (int run = 0; run < 2; ++run) {
-        float s, m;
-        scale_min_k4(2 * g + run, b + 4, s, m);
-        out.scale[run] = d * s, out.min[run] = dmin * m;
-        for (int w = 0; w < 2; ++w) {
+        out.scale[run] = d * static_cast<float>((scale2 >> (8 * run)) & 0xffu);
+        out.min[run] = dmin * static_cast<float>((min2 >> (8 * run)) & 0xffu);
+        for (int w = 0; w < 4; ++w) {
             unsigned v = (r.q[w] >> (4 * run)) & nibbles;
-            if (type == WeightType::q5_k) v |= ((r.q[2 + w] >> (2 * g + run)) & 0x01010101u) << 4;
+            if (type == WeightType::q5_k) v |= ((r.q[4 + w] >> (2 * g + run)) & 0x01010101u) << 4;
             out.q[run][w] = static_cast<int>(v);
         }
     }

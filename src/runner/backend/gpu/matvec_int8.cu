@@ -1,11 +1,13 @@
 // Decode's products with quantized weights as integer dot products, the way llama.cpp's mmvq kernels
 // compute them: the input is quantized to 8 bits per 32 once (normalized first where the launch
-// normalizes), and each run of 8 weights meets its 8 activations in two 4-way byte dot products (dp4a on
-// NVIDIA, v_dot4 on AMD), scaled once in f32. Widening each 4-6 bit weight to f32 for an FMA took 3-4
-// instructions a weight and held Q4_K's gate/up to 27% of HBM on the H100; the f32 activations each
-// block re-read from L2 (16 KB a row of 4096) cost as much as the weights. The activations round as the
-// CPU's int8 products round theirs (cpu::quantize_activations, the same steps), so both engines see the
-// same inputs.
+// normalizes), and each half piece of 16 weights meets its 16 activations in four 4-way byte dot products
+// (dp4a on NVIDIA, v_dot4 on AMD), scaled once in f32; a format's minimum or offset comes off once per
+// half, times the activations' sum of 16, which the quantization keeps. Widening each 4-6 bit weight to f32 for an FMA
+// took 3-4 instructions a weight and held Q4_K's gate/up to 27% of HBM on the H100; the f32 activations each block
+// re-read from L2 (16 KB a row of 4096) cost as much as the weights. The activations round as the CPU's int8 products
+// round theirs (cpu::quantize_activations, the same steps), so both engines see the same inputs.
+
+#include <cstdint>
 
 #include "runner/backend/gpu/block_reduce.h"
 #include "runner/backend/gpu/matvec.h"
@@ -15,17 +17,19 @@ namespace runner::gpu {
 namespace {
 
 constexpr int act_block = 32;  // activations per int8 scale
+constexpr int act_half = 16;   // activations per sum
 
-// The quantized input in the launch's scratch (room for [n_tokens, d_in] floats, of which it takes 1.125
-// bytes an element): the quants [n_tokens, d_in], then the scales [n_tokens, d_in / 32].
+// The quantized input in the launch's scratch (room for [n_tokens, d_in] floats, of which it takes 1.5
+// bytes an element): the quants [n_tokens, d_in], then per 16 of them their block's scale d and d times
+// their sum [n_tokens, d_in / 16], which a half piece loads as one pair.
 struct Int8Input {
     signed char* q;
-    float* d;
+    float2* ds;
 };
 
 Int8Input int8_input(float* scratch, int n_tokens, int d_in) {
     auto* q = reinterpret_cast<signed char*>(scratch);
-    return {q, reinterpret_cast<float*>(q + static_cast<std::size_t>(n_tokens) * d_in)};
+    return {q, reinterpret_cast<float2*>(q + static_cast<std::size_t>(n_tokens) * d_in)};
 }
 
 constexpr int quantize_threads = 64;  // each quantizes one block of 32
@@ -64,16 +68,27 @@ __global__ void quantize_kernel(Int8Input in, const float* x, Norm norm, int d_i
     const float d = finite ? amax / 127.f : __uint_as_float(0x7fc00000u);
     const float inverse = finite && d >= 1.175494351e-38f ? 1.f / d : 0.f;
     unsigned words[act_block / 4] = {};
-    for (int l = 0; l < act_block; ++l)
-        words[l / 4] |= (static_cast<unsigned>(__float2int_rn(v[l] * inverse)) & 0xffu) << (8 * (l % 4));
+    int sums[2] = {0, 0};
+    for (int l = 0; l < act_block; ++l) {
+        const int q = __float2int_rn(v[l] * inverse);
+        words[l / 4] |= (static_cast<unsigned>(q) & 0xffu) << (8 * (l % 4));
+        sums[l / act_half] += q;
+    }
     auto* q = reinterpret_cast<uint4*>(in.q + static_cast<std::size_t>(t) * d_in + b * act_block);
     q[0] = make_uint4(words[0], words[1], words[2], words[3]);
     q[1] = make_uint4(words[4], words[5], words[6], words[7]);
-    in.d[static_cast<std::size_t>(t) * (d_in / act_block) + b] = d;
+    float2* ds = in.ds + static_cast<std::size_t>(t) * (d_in / act_half) + 2 * b;
+    ds[0] = make_float2(d, d * static_cast<float>(sums[0]));
+    ds[1] = make_float2(d, d * static_cast<float>(sums[1]));
+}
+
+// The 16 signed bytes of q against x's: four 4-way byte dot products.
+__device__ inline int dot16(const int (&q)[4], int4 x) {
+    return dot4(q[3], x.w, dot4(q[2], x.z, dot4(q[1], x.y, dot4(q[0], x.x, 0))));
 }
 
 constexpr int int8_threads = 128;
-// Pieces of 16 weights a thread loads before it unpacks any, shared among the block's rows: with one in
+// Pieces of 32 weights a thread loads before it unpacks any, shared among the block's rows: with one in
 // flight each waits out a whole memory latency.
 constexpr int piece_loads = 4;
 
@@ -84,50 +99,43 @@ constexpr int int8_rows = max_tokens <= 2   ? 4
                           : max_tokens <= 4 ? 2
                                             : 1;
 
-// Q4_K's and Q5_K's weights subtract a minimum: a run's product then subtracts min times the activations'
-// sum, itself a byte dot product (with ones).
-template <WeightType type>
-constexpr bool subtracts_min = type == WeightType::q4_k || type == WeightType::q5_k;
-
 // A row's bytes: our q8 and q4 keep their scales apart (quant_scales_offset).
 constexpr std::size_t row_bytes(WeightType type, int d_in) {
     const auto n = static_cast<std::size_t>(d_in);
     return type == WeightType::q8 ? n : type == WeightType::q4 ? n / 2 : ggml_row_bytes(type, n);
 }
 
-// Piece p of a row: ggml's blocks by ggml_blocks.h; our q8 (16 bytes) and q4 (8 bytes, weights 2i and
-// 2i + 1 in byte i's low and high nibbles) are weights 16p.. in order, `block` at their f32 scale.
+// Piece p of a row: ggml's blocks by ggml_blocks.h; our q8 (32 bytes) and q4 (16 bytes, weights 2i and
+// 2i + 1 in byte i's low and high nibbles) are weights 32p.. in order, `block` at their f32 scale.
 template <WeightType type>
 __device__ inline PieceRaw load_piece(const unsigned char* row, const float* row_scales, int p) {
-    PieceRaw r;
-    if constexpr (type == WeightType::q8) {
-        const uint4 v = *reinterpret_cast<const uint4*>(row + 16 * p);
-        r.q[0] = v.x, r.q[1] = v.y, r.q[2] = v.z, r.q[3] = v.w;
-        r.block = reinterpret_cast<const unsigned char*>(row_scales + p / 2);
-    } else if constexpr (type == WeightType::q4) {
-        const uint2 v = *reinterpret_cast<const uint2*>(row + 8 * p);
-        r.q[0] = v.x, r.q[1] = v.y;
-        r.block = reinterpret_cast<const unsigned char*>(row_scales + p / 2);
+    if constexpr (type == WeightType::q8 || type == WeightType::q4) {
+        PieceRaw r;
+        const int n = type == WeightType::q8 ? 8 : 4;
+        load_aligned_words(row + 4 * n * p, r.q, n);
+        r.block = reinterpret_cast<const unsigned char*>(row_scales + p);
+        return r;
     } else {
-        r = piece_load(type, row, p);
+        return piece_load(type, row, p);
     }
-    return r;
 }
 
 template <WeightType type>
 __device__ inline PieceInts unpack_piece(const PieceRaw& r, int p) {
     if constexpr (type == WeightType::q8 || type == WeightType::q4) {
         PieceInts out;
-        out.offset[0] = piece_weights * p, out.offset[1] = out.offset[0] + 8;
-        out.scale[0] = out.scale[1] = *reinterpret_cast<const float*>(r.block);
-        out.min[0] = out.min[1] = 0.f;
-        for (int run = 0; run < 2; ++run) {
-            if constexpr (type == WeightType::q8) {
-                out.q[run][0] = static_cast<int>(r.q[2 * run]), out.q[run][1] = static_cast<int>(r.q[2 * run + 1]);
-            } else {  // even weights' and odd weights' nibbles interleaved back into order, less the stored 8
-                const unsigned even = r.q[run] & 0x0f0f0f0fu, odd = (r.q[run] >> 4) & 0x0f0f0f0fu;
-                out.q[run][0] = static_cast<int>(bytes_less(__byte_perm(even, odd, 0x5140), 8));
-                out.q[run][1] = static_cast<int>(bytes_less(__byte_perm(even, odd, 0x7362), 8));
+        const float d = *reinterpret_cast<const float*>(r.block);
+        for (int h = 0; h < 2; ++h) {
+            out.column[h] = piece_weights * p + 16 * h;
+            out.scale[h] = d, out.min[h] = type == WeightType::q4 ? 8.f * d : 0.f;
+            for (int w = 0; w < 4; ++w) {
+                if constexpr (type == WeightType::q8) {
+                    out.q[h][w] = static_cast<int>(r.q[4 * h + w]);
+                } else {  // even weights' and odd weights' nibbles interleaved back into order
+                    const unsigned word = r.q[2 * h + w / 2], even = word & 0x0f0f0f0fu,
+                                   odd = (word >> 4) & 0x0f0f0f0fu;
+                    out.q[h][w] = static_cast<int>(__byte_perm(even, odd, w % 2 ? 0x7362 : 0x5140));
+                }
             }
         }
         return out;
@@ -149,7 +157,7 @@ __global__ void __launch_bounds__(int8_threads) matvec_int8_kernel(const MatvecA
     int j0 = static_cast<int>(blockIdx.x) * rows;
     const Product part = block_part(a, j0);
     const int tid = static_cast<int>(threadIdx.x), warp = tid / warp_size, lane = tid % warp_size;
-    const int d_in = a.d_in, n_tokens = a.n_tokens, n_pieces = d_in / piece_weights, n_blocks = d_in / act_block;
+    const int d_in = a.d_in, n_tokens = a.n_tokens, n_pieces = d_in / piece_weights, n_halves = d_in / act_half;
     const std::size_t bytes = row_bytes(type, d_in);
     const auto* w_rows = static_cast<const unsigned char*>(part.w) + static_cast<std::size_t>(j0) * bytes;
     const auto* up_rows =
@@ -158,7 +166,7 @@ __global__ void __launch_bounds__(int8_threads) matvec_int8_kernel(const MatvecA
     const float* scales = quant_scales(part.w, type, n_out, cols);
     const float* up_scales = gated ? quant_scales(a.w_up, type, n_out, cols) : nullptr;
     const auto scales_of = [&](const float* s, int r) {
-        return s ? s + static_cast<std::size_t>(j0 + r) * n_blocks : nullptr;
+        return s ? s + static_cast<std::size_t>(j0 + r) * (d_in / quant_block) : nullptr;
     };
     float acc[rows][max_tokens] = {}, acc_up[rows][max_tokens] = {};
     for (int p0 = tid; p0 < n_pieces; p0 += int8_threads * loads) {
@@ -179,22 +187,18 @@ __global__ void __launch_bounds__(int8_threads) matvec_int8_kernel(const MatvecA
                 w[r] = unpack_piece<type>(c[k][r], p);
                 if constexpr (gated) up[r] = unpack_piece<type>(u[k][r], p);
             }
-            for (int run = 0; run < 2; ++run) {
-                const int i = w[0].offset[run];
+            for (int h = 0; h < 2; ++h) {
+                const int i = w[0].column[h];
                 for (int t = 0; t < max_tokens; ++t) {
                     if (t >= n_tokens) continue;
-                    const int2 x = *reinterpret_cast<const int2*>(in.q + static_cast<std::size_t>(t) * d_in + i);
-                    const float xd = in.d[static_cast<std::size_t>(t) * n_blocks + i / act_block];
-                    const float x_sum =
-                        subtracts_min<type> ? static_cast<float>(dot4(x.x, 0x01010101, dot4(x.y, 0x01010101, 0))) : 0.f;
+                    const int4 x = *reinterpret_cast<const int4*>(in.q + static_cast<std::size_t>(t) * d_in + i);
+                    const float2 ds = in.ds[static_cast<std::size_t>(t) * n_halves + i / act_half];
                     for (int r = 0; r < rows; ++r) {
-                        const int dot = dot4(w[r].q[run][0], x.x, dot4(w[r].q[run][1], x.y, 0));
-                        acc[r][t] += xd * (w[r].scale[run] * static_cast<float>(dot) - w[r].min[run] * x_sum);
-                        if constexpr (gated) {
-                            const int dot_up = dot4(up[r].q[run][0], x.x, dot4(up[r].q[run][1], x.y, 0));
+                        acc[r][t] +=
+                            ds.x * w[r].scale[h] * static_cast<float>(dot16(w[r].q[h], x)) - w[r].min[h] * ds.y;
+                        if constexpr (gated)
                             acc_up[r][t] +=
-                                xd * (up[r].scale[run] * static_cast<float>(dot_up) - up[r].min[run] * x_sum);
-                        }
+                                ds.x * up[r].scale[h] * static_cast<float>(dot16(up[r].q[h], x)) - up[r].min[h] * ds.y;
                     }
                 }
             }
@@ -264,6 +268,12 @@ void quantize_input(const MatvecArgs& a, cudaStream_t s) {
 }
 
 void matvec_int8(const MatvecArgs& a, cudaStream_t s) {
+    // Our q8 and q4 and ggml's Q4_K and Q5_K are read 16 bytes at a time: every slab and allocation that
+    // holds weights is aligned to far more, so a misaligned matrix is a caller's bug, not a case to serve.
+    const auto aligned = [](const void* w) { return reinterpret_cast<std::uintptr_t>(w) % 16 == 0; };
+    bool ok = !a.w_up || aligned(a.w_up);
+    for (int p = 0; p < a.n_parts; ++p) ok = ok && aligned(a.parts[p].w);
+    if (!ok) throw Error("matvec_int8: a quantized weight matrix is not 16-byte aligned");
     const Int8Input in = int8_input(a.scratch, a.n_tokens, a.d_in);
     if (a.w_up)
         launch<true>(a, in, s);

@@ -1,6 +1,6 @@
 // The GPU kernels' reading of GGUF's blocks (backend/gpu/ggml_blocks.h, plain C++ that compiles for the
 // host too) against gguf's own numpy dequantization of the same random blocks
-// (tests/fixtures/gguf/blocks.gguf): every element, and every piece of 16 as the int8 decode kernel
+// (tests/fixtures/gguf/blocks.gguf): every element, and every piece of 32 as the int8 decode kernel
 // reads it. Runs in CI without a GPU.
 #include <doctest/doctest.h>
 
@@ -56,13 +56,13 @@ void check_type(const std::string& name) {
         const auto* row = static_cast<const unsigned char*>(blocks);
         const auto piece =
             runner::gpu::piece_ints(type, runner::gpu::piece_load(type, row, static_cast<int>(p)), static_cast<int>(p));
-        for (int r = 0; r < 2; ++r)
-            for (int k = 0; k < 8; ++k) {
-                const auto at = static_cast<std::size_t>(piece.offset[r] + k);
+        for (int h = 0; h < 2; ++h)
+            for (int k = 0; k < 16; ++k) {
+                const auto at = static_cast<std::size_t>(piece.column[h] + k);
                 REQUIRE(at < want.size());
                 ++seen[at];
-                const auto quant = static_cast<signed char>(static_cast<unsigned>(piece.q[r][k / 4]) >> (8 * (k % 4)));
-                wrong_pieces += !close(piece.scale[r] * static_cast<float>(quant) - piece.min[r], want[at]);
+                const auto quant = static_cast<signed char>(static_cast<unsigned>(piece.q[h][k / 4]) >> (8 * (k % 4)));
+                wrong_pieces += !close(piece.scale[h] * static_cast<float>(quant) - piece.min[h], want[at]);
             }
     }
     CHECK(n_pieces > 0);
