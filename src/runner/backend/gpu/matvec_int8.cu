@@ -32,13 +32,17 @@ Int8Input int8_input(float* scratch, int n_tokens, int d_in) {
     return {q, reinterpret_cast<float2*>(q + static_cast<std::size_t>(n_tokens) * d_in)};
 }
 
-constexpr int quantize_threads = 64;  // each quantizes one block of 32
+constexpr int quantize_threads = 64;
+constexpr int quantize_run = 8;  // activations per thread: a quad of threads quantizes a block
+static_assert(4 * quantize_run == act_block && 2 * quantize_run == act_half, "quads and pairs of threads");
 
 // x[t, :] (times the norm's weights over x's RMS, with a norm) into `in`: d = the block's largest
 // magnitude / 127, q = round(x / d) to nearest even; a block of zeros (or too small for 1 / d) is all
-// zeros, a block with an infinity or NaN has zeros and a NaN scale, which its products carry. Several
-// thread blocks per token keep the quantization off the critical path's latency; each sums the row's
-// squares itself (16-56 KB from L2) rather than waiting for another's.
+// zeros, a block with an infinity or NaN has zeros and a NaN scale, which its products carry. It sits
+// on the critical path of every product, so its latency counts, not its bandwidth: several thread
+// blocks per token, each summing the row's squares itself (16-56 KB from L2) rather than waiting for
+// another's, and 8 values a thread, the block's maximum and sums of 16 taken across its quad (a thread
+// per block of 32 took 32 dependent steps each, and 2 thread blocks of a 4096-wide row).
 __global__ void quantize_kernel(Int8Input in, const float* x, Norm norm, int d_in) {
     const int t = static_cast<int>(blockIdx.y), tid = static_cast<int>(threadIdx.x);
     const float* xt = x + static_cast<std::size_t>(t) * d_in;
@@ -51,35 +55,36 @@ __global__ void quantize_kernel(Int8Input in, const float* x, Norm norm, int d_i
         }
         inv_rms = rsqrtf(block_reduce<false>(squares) / static_cast<float>(d_in) + norm.eps);
     }
-    const int b = static_cast<int>(blockIdx.x) * quantize_threads + tid;
-    if (b >= d_in / act_block) return;
-    float v[act_block];
-    float amax = 0.f;
-    bool finite = true;
-    for (int l = 0; l < act_block; l += 4) {
-        const float4 f = *reinterpret_cast<const float4*>(xt + b * act_block + l);
-        v[l] = f.x, v[l + 1] = f.y, v[l + 2] = f.z, v[l + 3] = f.w;
-    }
-    for (int l = 0; l < act_block; ++l) {
-        if (norm.weight) v[l] = v[l] * inv_rms * load_weight(norm.weight, norm.type, b * act_block + l);
+    // Threads past the row still take part in their quad's shuffles (whole quads: d_in % 32 == 0).
+    const int at = (static_cast<int>(blockIdx.x) * quantize_threads + tid) * quantize_run;
+    const bool inside = at < d_in;
+    float v[quantize_run] = {};
+    if (inside)
+        for (int l = 0; l < quantize_run; l += 4) {
+            const float4 f = *reinterpret_cast<const float4*>(xt + at + l);
+            v[l] = f.x, v[l + 1] = f.y, v[l + 2] = f.z, v[l + 3] = f.w;
+        }
+    float amax = 0.f, infinite = 0.f;
+    for (int l = 0; l < quantize_run; ++l) {
+        if (norm.weight && inside) v[l] = v[l] * inv_rms * load_weight(norm.weight, norm.type, at + l);
         amax = fmaxf(amax, fabsf(v[l]));
-        finite = finite && fabsf(v[l]) <= 3.402823466e38f;
+        infinite = fabsf(v[l]) <= 3.402823466e38f ? infinite : 1.f;
     }
+    amax = quad_max(amax);
+    const bool finite = quad_max(infinite) == 0.f;
     const float d = finite ? amax / 127.f : __uint_as_float(0x7fc00000u);
     const float inverse = finite && d >= 1.175494351e-38f ? 1.f / d : 0.f;
-    unsigned words[act_block / 4] = {};
-    int sums[2] = {0, 0};
-    for (int l = 0; l < act_block; ++l) {
+    unsigned words[quantize_run / 4] = {};
+    int sum = 0;
+    for (int l = 0; l < quantize_run; ++l) {
         const int q = __float2int_rn(v[l] * inverse);
         words[l / 4] |= (static_cast<unsigned>(q) & 0xffu) << (8 * (l % 4));
-        sums[l / act_half] += q;
+        sum += q;
     }
-    auto* q = reinterpret_cast<uint4*>(in.q + static_cast<std::size_t>(t) * d_in + b * act_block);
-    q[0] = make_uint4(words[0], words[1], words[2], words[3]);
-    q[1] = make_uint4(words[4], words[5], words[6], words[7]);
-    float2* ds = in.ds + static_cast<std::size_t>(t) * (d_in / act_half) + 2 * b;
-    ds[0] = make_float2(d, d * static_cast<float>(sums[0]));
-    ds[1] = make_float2(d, d * static_cast<float>(sums[1]));
+    const float sum16 = static_cast<float>(sum) + shfl_xor(static_cast<float>(sum), 1);  // exact: |sum| < 2^11
+    if (!inside) return;
+    *reinterpret_cast<uint2*>(in.q + static_cast<std::size_t>(t) * d_in + at) = make_uint2(words[0], words[1]);
+    if (tid % 2 == 0) in.ds[(static_cast<std::size_t>(t) * d_in + at) / act_half] = make_float2(d, d * sum16);
 }
 
 // The 16 signed bytes of q against x's: four 4-way byte dot products.
@@ -261,9 +266,8 @@ void launch(const MatvecArgs& a, Int8Input in, cudaStream_t s) {
 }  // namespace
 
 void quantize_input(const MatvecArgs& a, cudaStream_t s) {
-    const int n_blocks = a.d_in / act_block;
-    const dim3 grid(static_cast<unsigned>((n_blocks + quantize_threads - 1) / quantize_threads),
-                    static_cast<unsigned>(a.n_tokens));
+    const int per_block = quantize_threads * quantize_run;
+    const dim3 grid(static_cast<unsigned>((a.d_in + per_block - 1) / per_block), static_cast<unsigned>(a.n_tokens));
     quantize_kernel<<<grid, quantize_threads, 0, s>>>(int8_input(a.scratch, a.n_tokens, a.d_in), a.x, a.norm, a.d_in);
 }
 
