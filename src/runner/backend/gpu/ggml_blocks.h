@@ -190,8 +190,9 @@ OAR_HOST_DEVICE inline void load_aligned_words(const unsigned char* p, unsigned*
         q[k] = v.x, q[k + 1] = v.y, q[k + 2] = v.z, q[k + 3] = v.w;
     }
 }
-// n words from 2-byte aligned p into q[0..n] (q[n] read only where p is not 4-byte aligned, so that
-// nothing past the last quant is read); returns the shift.
+// n words from 2-byte aligned p into q[0..n]; returns the shift. q[n] is read only where p is not 4-byte
+// aligned, and is then the aligned word that holds the run's last two bytes: no load leaves the words
+// the run touches.
 OAR_HOST_DEVICE inline unsigned load_words_2(const unsigned char* p, unsigned* q, int n) {
     const auto misaligned = static_cast<unsigned>(reinterpret_cast<std::size_t>(p) & 2u);
     const auto* w = reinterpret_cast<const unsigned*>(p - misaligned);
