@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "runner/backend/cpu/ops.h"
@@ -638,7 +640,9 @@ struct GgufBlocks {
     gpu::DeviceBuffer device;
 };
 
-GgufBlocks gguf_blocks(const runner::GgufFile& file, const std::string& name, const gpu::Stream& s) {
+// The fixture's blocks of `name` ("q4_k", ...) and gguf's f32 of them.
+std::pair<const runner::GgufTensor*, const runner::GgufTensor*> fixture_tensors(const runner::GgufFile& file,
+                                                                                const std::string& name) {
     const runner::GgufTensor *q = nullptr, *f = nullptr;
     for (const auto& t : file.header().tensors) {
         if (t.name == "q." + name) q = &t;
@@ -646,6 +650,11 @@ GgufBlocks gguf_blocks(const runner::GgufFile& file, const std::string& name, co
     }
     REQUIRE(q);
     REQUIRE(f);
+    return {q, f};
+}
+
+GgufBlocks gguf_blocks(const runner::GgufFile& file, const std::string& name, const gpu::Stream& s) {
+    const auto [q, f] = fixture_tensors(file, name);
     GgufBlocks b{runner::stored_type(*runner::engine_dtype(*q->type)), {}, gpu::DeviceBuffer(q->bytes)};
     b.wide.dtype = runner::DType::f32;
     b.wide.shape = {4, 512};
@@ -718,6 +727,111 @@ TEST_CASE("gpu norm_matmul on a Q4_K_M layer's q, k and v shares one int8 input 
         CHECK(relative_error(download(out_q, want_q4.size(), s), want_q4) < int8_norm_tolerance);
         CHECK(relative_error(download(out_k, want_q4.size(), s), want_q4) < int8_norm_tolerance);
         CHECK(relative_error(download(out_v, want_q6.size(), s), want_q6) < int8_norm_tolerance);
+    }
+}
+
+namespace {
+
+// Decode's plain, residual-adding and gated products of the [d_out, d_in] matrix w (device) against the
+// CPU's with `wide`, its f32 values, for 1, 3 and 8 tokens; then two tokens, the first with a NaN among
+// its activations: its products are not finite, the second token's are still right.
+void check_decode_products(runner::WeightType type, const void* w, const runner::TensorView& wide, int d_out, int d_in,
+                           const gpu::Stream& s, runner::cpu::ThreadPool& pool) {
+    const std::vector<float> ones(static_cast<std::size_t>(d_in), 1.f);
+    runner::TensorView ones_view = wide;
+    ones_view.shape = {d_in};
+    ones_view.data = reinterpret_cast<const std::byte*>(ones.data());
+    ones_view.bytes = ones.size() * sizeof(float);
+    const auto dones = upload(ones, s);
+    for (const int n_tokens : {1, 3, 8}) {
+        CAPTURE(n_tokens);
+        const auto n = static_cast<std::size_t>(n_tokens);
+        const auto x = random_floats(n * d_in);
+        std::vector<float> want(n * d_out), normed(x.size()), gated(want.size());
+        runner::cpu::matmul(want.data(), as_decode_sees(x, n_tokens).data(), wide, nullptr, n, pool);
+        runner::cpu::rmsnorm(normed.data(), x.data(), ones_view, n, static_cast<std::size_t>(d_in), 1e-5f);
+        runner::cpu::matmul(gated.data(), as_decode_sees(normed, n_tokens).data(), wide, nullptr, n, pool);
+        const auto plain = gated;
+        runner::cpu::swiglu(gated.data(), plain.data(), gated.size());
+        const auto dx = upload(x, s);
+        gpu::DeviceBuffer out(want.size() * 4), up(want.size() * 4), scratch(x.size() * 4);
+        gpu::matmul(out.as<float>(), dx.as<float>(), w, type, nullptr, runner::WeightType::f32, scratch.as<float>(),
+                    n_tokens, d_in, d_out, s);
+        CHECK(relative_error(download(out, want.size(), s), want) < tolerance);
+        gpu::matmul_add(out.as<float>(), dx.as<float>(), w, type, scratch.as<float>(), n_tokens, d_in, d_out, s);
+        auto twice = want;
+        for (auto& v : twice) v *= 2.f;
+        CHECK(relative_error(download(out, want.size(), s), twice) < tolerance);
+        gpu::norm_matmul_swiglu(out.as<float>(), up.as<float>(), scratch.as<float>(), dx.as<float>(),
+                                {dones.data(), runner::WeightType::f32, 1e-5f}, w, w, type, n_tokens, d_in, d_out, s);
+        CHECK(relative_error(download(out, want.size(), s), gated) < int8_norm_tolerance);
+    }
+    auto x = random_floats(2 * static_cast<std::size_t>(d_in));
+    x[static_cast<std::size_t>(d_in) / 2 + 3] = std::numeric_limits<float>::quiet_NaN();
+    const std::vector<float> second(x.begin() + d_in, x.end());
+    std::vector<float> want(static_cast<std::size_t>(d_out));
+    runner::cpu::matmul(want.data(), as_decode_sees(second, 1).data(), wide, nullptr, 1, pool);
+    const auto dx = upload(x, s);
+    gpu::DeviceBuffer out(2 * want.size() * 4), scratch(x.size() * 4);
+    gpu::matmul(out.as<float>(), dx.as<float>(), w, type, nullptr, runner::WeightType::f32, scratch.as<float>(), 2,
+                d_in, d_out, s);
+    const auto got = download(out, 2 * want.size(), s);
+    for (std::size_t j = 0; j < want.size(); ++j) CHECK_FALSE(std::isfinite(got[j]));
+    CHECK(relative_error(std::vector<float>(got.begin() + d_out, got.end()), want) < tolerance);
+}
+
+}  // namespace
+
+// Rows as wide as a model's: 4608 weights are 144 pieces of 32, so a block's 128 threads take a second,
+// partial round of each row, and the quantization of the input takes 9 thread blocks. GGUF's rows are the
+// fixture's repeated along the row (blocks carry their own scales); ours are quantized from random BF16.
+TEST_CASE("gpu decode products over rows of a model's width, every quantized format, and a NaN kept to its token") {
+    auto file = runner::GgufFile::open(std::string(OAR_FIXTURES) + "/gguf/blocks.gguf");
+    REQUIRE(file.ok());
+    gpu::Stream s;
+    runner::cpu::ThreadPool pool(2);
+    constexpr int repeats = 9, d_in = 512 * repeats, d_out = 4;
+    for (const char* name : {"q8_0", "q4_0", "q4_k", "q5_k", "q6_k"}) {
+        CAPTURE(name);
+        const auto [q, f] = fixture_tensors(*file, name);
+        const auto blocks = file->data(*q);
+        const auto* floats = reinterpret_cast<const float*>(file->data(*f).data());
+        const std::size_t row_bytes = q->bytes / d_out;
+        std::vector<std::byte> bytes;
+        std::vector<float> values;
+        for (std::size_t r = 0; r < d_out; ++r)
+            for (int k = 0; k < repeats; ++k) {
+                bytes.insert(bytes.end(), blocks.begin() + static_cast<std::ptrdiff_t>(r * row_bytes),
+                             blocks.begin() + static_cast<std::ptrdiff_t>((r + 1) * row_bytes));
+                values.insert(values.end(), floats + r * 512, floats + (r + 1) * 512);
+            }
+        gpu::DeviceBuffer device(bytes.size());
+        gpu::copy_to_device(device.data(), bytes.data(), bytes.size(), s);
+        runner::TensorView wide;
+        wide.dtype = runner::DType::f32;
+        wide.shape = {d_out, d_in};
+        wide.data = reinterpret_cast<const std::byte*>(values.data());
+        wide.bytes = values.size() * sizeof(float);
+        check_decode_products(runner::stored_type(*runner::engine_dtype(*q->type)), device.data(), wide, d_out, d_in, s,
+                              pool);
+    }
+    for (const auto type : {runner::WeightType::q8, runner::WeightType::q4}) {
+        CAPTURE(static_cast<int>(type));
+        Weight source(runner::DType::bf16, {d_out, d_in}, s);
+        std::vector<std::byte> q(runner::quant_bytes(type, d_out, d_in));
+        runner::quantize_matrix(source.view, type, q.data(), 2);
+        std::vector<float> values(static_cast<std::size_t>(d_out) * d_in);
+        for (int j = 0; j < d_out; ++j)
+            for (int i = 0; i < d_in; ++i)
+                values[static_cast<std::size_t>(j) * d_in + static_cast<std::size_t>(i)] = runner::dequantized(
+                    q.data(), type, d_out, d_in, static_cast<std::size_t>(j), static_cast<std::size_t>(i));
+        runner::TensorView wide = source.view;
+        wide.dtype = runner::DType::f32;
+        wide.data = reinterpret_cast<const std::byte*>(values.data());
+        wide.bytes = values.size() * sizeof(float);
+        gpu::DeviceBuffer device(q.size());
+        gpu::copy_to_device(device.data(), q.data(), q.size(), s);
+        check_decode_products(type, device.data(), wide, d_out, d_in, s, pool);
     }
 }
 

@@ -1,9 +1,9 @@
 // ggml's block-quantized weights (GGUF's Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) read in place by the GPU kernels:
-// an element (the tiled prompt kernel, the BLAS's bf16 widening) or a piece of 16 as signed bytes (the
-// int8 matrix-vector kernel of decode), from a matrix whose rows are runs of blocks. Plain C++ that
-// compiles for the host too, so that CI checks it against gguf's dequantization without a GPU
-// (tests/runner/backend/gpu/test_ggml_blocks.cpp). Blocks are only 2-byte aligned (34 and 210 bytes), so
-// scales are read in bytes and quants in bytes or halves.
+// an element (the tiled prompt kernel, the BLAS's bf16 widening) or a piece of 32 as bytes with their
+// scales (the int8 matrix-vector kernel of decode), from a matrix whose rows are runs of blocks. Plain C++
+// that compiles for the host too, so that CI checks it against gguf's dequantization without a GPU
+// (tests/runner/backend/gpu/test_ggml_blocks.cpp). Q8_0's, Q4_0's and Q6_K's blocks (34, 18 and 210
+// bytes) are only 2-byte aligned: their scales are read as halves or bytes, their quants as words.
 #pragma once
 
 #include <cstddef>
@@ -207,9 +207,12 @@ OAR_HOST_DEVICE inline unsigned funnel(unsigned lo, unsigned hi, unsigned shift)
 OAR_HOST_DEVICE inline void load_aligned_words(const unsigned char* p, unsigned* q, int n) {
     memcpy(q, p, 4 * static_cast<std::size_t>(n));
 }
+// As the GPU reads them, so that the host test covers the shifts; only the bytes the GPU uses are read.
 OAR_HOST_DEVICE inline unsigned load_words_2(const unsigned char* p, unsigned* q, int n) {
-    memcpy(q, p, 4 * static_cast<std::size_t>(n));
-    return 0;
+    const auto misaligned = static_cast<unsigned>(reinterpret_cast<std::size_t>(p) & 2u);
+    memset(q, 0, 4 * static_cast<std::size_t>(n + 1));
+    memcpy(q, p - misaligned, 4 * static_cast<std::size_t>(n) + misaligned);
+    return 8 * misaligned;
 }
 OAR_HOST_DEVICE inline unsigned funnel(unsigned lo, unsigned hi, unsigned shift) {
     return shift ? (lo >> shift) | (hi << (32 - shift)) : lo;

@@ -8,6 +8,7 @@
 // round theirs (cpu::quantize_activations, the same steps), so both engines see the same inputs.
 
 #include <cstdint>
+#include <string>
 
 #include "runner/backend/gpu/block_reduce.h"
 #include "runner/backend/gpu/matvec.h"
@@ -90,6 +91,16 @@ __global__ void quantize_kernel(Int8Input in, const float* x, Norm norm, int d_i
 // The 16 signed bytes of q against x's: four 4-way byte dot products.
 __device__ inline int dot16(const int (&q)[4], int4 x) {
     return dot4(q[3], x.w, dot4(q[2], x.z, dot4(q[1], x.y, dot4(q[0], x.x, 0))));
+}
+
+// Half h of a piece against its 16 activations x (ds: their block's scale, and it times their sum):
+// the scaled integer product, less the minimum or offset where the format has one (a constant 0 times
+// ds.y would still cost a multiply, the compiler keeping it for a NaN's sake).
+template <WeightType type>
+__device__ inline float half_sum(const PieceInts& w, int h, int4 x, float2 ds) {
+    const float product = ds.x * w.scale[h] * static_cast<float>(dot16(w.q[h], x));
+    if constexpr (type == WeightType::q8 || type == WeightType::q8_0) return product;
+    return product - w.min[h] * ds.y;
 }
 
 constexpr int int8_threads = 128;
@@ -199,11 +210,8 @@ __global__ void __launch_bounds__(int8_threads) matvec_int8_kernel(const MatvecA
                     const int4 x = *reinterpret_cast<const int4*>(in.q + static_cast<std::size_t>(t) * d_in + i);
                     const float2 ds = in.ds[static_cast<std::size_t>(t) * n_halves + i / act_half];
                     for (int r = 0; r < rows; ++r) {
-                        acc[r][t] +=
-                            ds.x * w[r].scale[h] * static_cast<float>(dot16(w[r].q[h], x)) - w[r].min[h] * ds.y;
-                        if constexpr (gated)
-                            acc_up[r][t] +=
-                                ds.x * up[r].scale[h] * static_cast<float>(dot16(up[r].q[h], x)) - up[r].min[h] * ds.y;
+                        acc[r][t] += half_sum<type>(w[r], h, x, ds);
+                        if constexpr (gated) acc_up[r][t] += half_sum<type>(up[r], h, x, ds);
                     }
                 }
             }
@@ -272,12 +280,16 @@ void quantize_input(const MatvecArgs& a, cudaStream_t s) {
 }
 
 void matvec_int8(const MatvecArgs& a, cudaStream_t s) {
-    // Our q8 and q4 and ggml's Q4_K and Q5_K are read 16 bytes at a time: every slab and allocation that
-    // holds weights is aligned to far more, so a misaligned matrix is a caller's bug, not a case to serve.
-    const auto aligned = [](const void* w) { return reinterpret_cast<std::uintptr_t>(w) % 16 == 0; };
-    bool ok = !a.w_up || aligned(a.w_up);
-    for (int p = 0; p < a.n_parts; ++p) ok = ok && aligned(a.parts[p].w);
-    if (!ok) throw Error("matvec_int8: a quantized weight matrix is not 16-byte aligned");
+    // Our q8 and q4 and ggml's Q4_K and Q5_K are read 16 bytes at a time, the other formats in 4-byte
+    // words; every slab and allocation that holds weights is 256-byte aligned, so one rule for all, and
+    // a matrix that breaks it is a caller's bug, not a case to serve.
+    const auto check_aligned = [](const void* w) {
+        if (const auto past = reinterpret_cast<std::uintptr_t>(w) % 16; past != 0)
+            throw Error("matvec_int8: a quantized weight matrix starts " + std::to_string(past) +
+                        " bytes past a 16-byte boundary; weights must sit in 16-byte aligned buffers");
+    };
+    if (a.w_up) check_aligned(a.w_up);
+    for (int p = 0; p < a.n_parts; ++p) check_aligned(a.parts[p].w);
     const Int8Input in = int8_input(a.scratch, a.n_tokens, a.d_in);
     if (a.w_up)
         launch<true>(a, in, s);
