@@ -60,6 +60,24 @@ gpu::DeviceBuffer upload(const std::vector<float>& v, const gpu::Stream& s) {
     return b;
 }
 
+// v as an f32 tensor of `shape`: the CPU reference's weights or norm.
+runner::TensorView f32_view(const std::vector<float>& v, std::vector<std::int64_t> shape) {
+    runner::TensorView view;
+    view.dtype = runner::DType::f32;
+    view.shape = std::move(shape);
+    view.data = reinterpret_cast<const std::byte*>(v.data());
+    view.bytes = v.size() * sizeof(float);
+    return view;
+}
+
+// Random BF16 weights [d_out, d_in] in our q8 or q4, on the device, beside the f32 values they dequantize
+// to (`wide` views them): the CPU reference multiplies those.
+struct QuantizedWeight {
+    std::vector<float> values;
+    runner::TensorView wide;
+    gpu::DeviceBuffer device;
+};
+
 gpu::DeviceBuffer upload_ints(const std::vector<int>& v, const gpu::Stream& s) {
     gpu::DeviceBuffer b(v.size() * sizeof(int));
     gpu::copy_to_device(b.data(), v.data(), v.size() * sizeof(int), s);
@@ -97,6 +115,23 @@ std::vector<float> download(const gpu::DeviceBuffer& b, std::size_t n, const gpu
     gpu::copy_to_host(v.data(), b.data(), n * sizeof(float), s);
     s.synchronize();
     return v;
+}
+
+QuantizedWeight quantized_weight(runner::WeightType type, int d_out, int d_in, const gpu::Stream& s) {
+    Weight source(runner::DType::bf16, {d_out, d_in}, s);
+    std::vector<std::byte> q(runner::quant_bytes(type, d_out, d_in));
+    runner::quantize_matrix(source.view, type, q.data(), 2);
+    QuantizedWeight w;
+    w.values.resize(static_cast<std::size_t>(d_out) * d_in);
+    for (int j = 0; j < d_out; ++j)
+        for (int i = 0; i < d_in; ++i)
+            w.values[static_cast<std::size_t>(j) * d_in + static_cast<std::size_t>(i)] = runner::dequantized(
+                q.data(), type, d_out, d_in, static_cast<std::size_t>(j), static_cast<std::size_t>(i));
+    w.wide = f32_view(w.values, {d_out, d_in});
+    w.device = gpu::DeviceBuffer(q.size());
+    gpu::copy_to_device(w.device.data(), q.data(), q.size(), s);
+    s.synchronize();
+    return w;
 }
 
 // max |a - b| relative to max |reference|.
@@ -563,26 +598,15 @@ TEST_CASE("gpu matmul on quantized weights: the kernels read what the quantizer 
             CAPTURE(static_cast<int>(type));
             CAPTURE(n_tokens);
             const int d_in = 256, d_out = 130;
-            Weight source(runner::DType::bf16, {d_out, d_in}, s);
-            std::vector<std::byte> q(runner::quant_bytes(type, d_out, d_in));
-            runner::quantize_matrix(source.view, type, q.data(), 2);
             // The reference: the CPU product with the dequantized weights in f32.
-            std::vector<float> widened(static_cast<std::size_t>(d_out) * d_in);
-            for (int j = 0; j < d_out; ++j)
-                for (int i = 0; i < d_in; ++i)
-                    widened[static_cast<std::size_t>(j) * d_in + static_cast<std::size_t>(i)] = runner::dequantized(
-                        q.data(), type, d_out, d_in, static_cast<std::size_t>(j), static_cast<std::size_t>(i));
-            runner::TensorView wide = source.view;
-            wide.dtype = runner::DType::f32;
-            wide.data = reinterpret_cast<const std::byte*>(widened.data());
-            wide.bytes = widened.size() * sizeof(float);
+            const auto quantized = quantized_weight(type, d_out, d_in, s);
+            const runner::TensorView& wide = quantized.wide;
+            const auto& dq = quantized.device;
             const auto x = random_floats(static_cast<std::size_t>(n_tokens) * d_in);
             std::vector<float> want(static_cast<std::size_t>(n_tokens) * d_out);
             runner::cpu::matmul(want.data(), as_decode_sees(x, n_tokens).data(), wide, nullptr,
                                 static_cast<std::size_t>(n_tokens), pool);
 
-            gpu::DeviceBuffer dq(q.size());
-            gpu::copy_to_device(dq.data(), q.data(), q.size(), s);
             const auto dx = upload(x, s);
             gpu::DeviceBuffer out(want.size() * sizeof(float)), scratch(x.size() * sizeof(float));
             gpu::matmul(out.as<float>(), dx.as<float>(), dq.data(), type, nullptr, runner::WeightType::f32,
@@ -591,10 +615,7 @@ TEST_CASE("gpu matmul on quantized weights: the kernels read what the quantizer 
             // The fused forms read quantized weights alike: with a norm of ones, the same matrix as gate and
             // up gives silu(y) * y for y the product of the normalized input.
             std::vector<float> ones(static_cast<std::size_t>(d_in), 1.f), normed(x.size());
-            runner::TensorView ones_view = wide;
-            ones_view.shape = {d_in};
-            ones_view.data = reinterpret_cast<const std::byte*>(ones.data());
-            ones_view.bytes = ones.size() * sizeof(float);
+            const auto ones_view = f32_view(ones, {d_in});
             runner::cpu::rmsnorm(normed.data(), x.data(), ones_view, static_cast<std::size_t>(n_tokens),
                                  static_cast<std::size_t>(d_in), 1e-5f);
             std::vector<float> gated(want.size());
@@ -738,10 +759,7 @@ namespace {
 void check_decode_products(runner::WeightType type, const void* w, const runner::TensorView& wide, int d_out, int d_in,
                            const gpu::Stream& s, runner::cpu::ThreadPool& pool) {
     const std::vector<float> ones(static_cast<std::size_t>(d_in), 1.f);
-    runner::TensorView ones_view = wide;
-    ones_view.shape = {d_in};
-    ones_view.data = reinterpret_cast<const std::byte*>(ones.data());
-    ones_view.bytes = ones.size() * sizeof(float);
+    const auto ones_view = f32_view(ones, {d_in});
     const auto dones = upload(ones, s);
     for (const int n_tokens : {1, 3, 8}) {
         CAPTURE(n_tokens);
@@ -807,31 +825,13 @@ TEST_CASE("gpu decode products over rows of a model's width, every quantized for
             }
         gpu::DeviceBuffer device(bytes.size());
         gpu::copy_to_device(device.data(), bytes.data(), bytes.size(), s);
-        runner::TensorView wide;
-        wide.dtype = runner::DType::f32;
-        wide.shape = {d_out, d_in};
-        wide.data = reinterpret_cast<const std::byte*>(values.data());
-        wide.bytes = values.size() * sizeof(float);
-        check_decode_products(runner::stored_type(*runner::engine_dtype(*q->type)), device.data(), wide, d_out, d_in, s,
-                              pool);
+        check_decode_products(runner::stored_type(*runner::engine_dtype(*q->type)), device.data(),
+                              f32_view(values, {d_out, d_in}), d_out, d_in, s, pool);
     }
     for (const auto type : {runner::WeightType::q8, runner::WeightType::q4}) {
         CAPTURE(static_cast<int>(type));
-        Weight source(runner::DType::bf16, {d_out, d_in}, s);
-        std::vector<std::byte> q(runner::quant_bytes(type, d_out, d_in));
-        runner::quantize_matrix(source.view, type, q.data(), 2);
-        std::vector<float> values(static_cast<std::size_t>(d_out) * d_in);
-        for (int j = 0; j < d_out; ++j)
-            for (int i = 0; i < d_in; ++i)
-                values[static_cast<std::size_t>(j) * d_in + static_cast<std::size_t>(i)] = runner::dequantized(
-                    q.data(), type, d_out, d_in, static_cast<std::size_t>(j), static_cast<std::size_t>(i));
-        runner::TensorView wide = source.view;
-        wide.dtype = runner::DType::f32;
-        wide.data = reinterpret_cast<const std::byte*>(values.data());
-        wide.bytes = values.size() * sizeof(float);
-        gpu::DeviceBuffer device(q.size());
-        gpu::copy_to_device(device.data(), q.data(), q.size(), s);
-        check_decode_products(type, device.data(), wide, d_out, d_in, s, pool);
+        const auto quantized = quantized_weight(type, d_out, d_in, s);
+        check_decode_products(type, quantized.device.data(), quantized.wide, d_out, d_in, s, pool);
     }
 }
 

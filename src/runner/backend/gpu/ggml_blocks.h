@@ -20,12 +20,20 @@
 
 namespace runner::gpu {
 
-OAR_HOST_DEVICE inline float half_at(const unsigned char* p) {
+// A little-endian 16-bit word at an even offset of a 2-byte aligned block: one load on the GPU.
+OAR_HOST_DEVICE inline unsigned short u16_at(const unsigned char* p) {
 #if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
-    // one load and one conversion: every scale sits at an even offset of a 2-byte aligned block
-    return __half2float(__ushort_as_half(*reinterpret_cast<const unsigned short*>(p)));
+    return *reinterpret_cast<const unsigned short*>(p);
 #else
-    const unsigned h = p[0] | (static_cast<unsigned>(p[1]) << 8);
+    return static_cast<unsigned short>(p[0] | (p[1] << 8));
+#endif
+}
+
+OAR_HOST_DEVICE inline float half_at(const unsigned char* p) {
+    const unsigned h = u16_at(p);
+#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
+    return __half2float(__ushort_as_half(static_cast<unsigned short>(h)));  // one conversion instruction
+#else
     const unsigned sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
     if (exp == 0) {
         const float f = static_cast<float>(mant) * (1.f / 16777216.f);  // subnormal: mant * 2^-24
@@ -218,14 +226,6 @@ OAR_HOST_DEVICE inline unsigned funnel(unsigned lo, unsigned hi, unsigned shift)
     return shift ? (lo >> shift) | (hi << (32 - shift)) : lo;
 }
 #endif
-
-OAR_HOST_DEVICE inline unsigned short u16_at(const unsigned char* p) {
-#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
-    return *reinterpret_cast<const unsigned short*>(p);
-#else
-    return static_cast<unsigned short>(p[0] | (p[1] << 8));
-#endif
-}
 
 // Piece p of the row at `row`: p's block and, within it, the piece's place.
 OAR_HOST_DEVICE inline PieceRaw piece_load(WeightType type, const unsigned char* row, int p) {

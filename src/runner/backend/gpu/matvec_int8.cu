@@ -1,11 +1,12 @@
 // Decode's products with quantized weights as integer dot products, the way llama.cpp's mmvq kernels
 // compute them: the input is quantized to 8 bits per 32 once (normalized first where the launch
-// normalizes), and each half piece of 16 weights meets its 16 activations in four 4-way byte dot products
-// (dp4a on NVIDIA, v_dot4 on AMD), scaled once in f32; a format's minimum or offset comes off once per
-// half, times the activations' sum of 16, which the quantization keeps. Widening each 4-6 bit weight to f32 for an FMA
-// took 3-4 instructions a weight and held Q4_K's gate/up to 27% of HBM on the H100; the f32 activations each block
-// re-read from L2 (16 KB a row of 4096) cost as much as the weights. The activations round as the CPU's int8 products
-// round theirs (cpu::quantize_activations, the same steps), so both engines see the same inputs.
+// normalizes), and each half piece of 16 weights meets its 16 activations in four 4-way byte dot
+// products (dp4a on NVIDIA, v_dot4 on AMD), scaled once in f32; a format's minimum or offset comes off
+// once per half, times the activations' sum of 16, which the quantization keeps. Widening each 4-6 bit
+// weight to f32 for an FMA took 3-4 instructions a weight and held Q4_K's gate/up to 27% of HBM on the
+// H100; the f32 activations each block re-read from L2 (16 KB a row of 4096) cost as much as the
+// weights. The activations round as the CPU's int8 products round theirs (cpu::quantize_activations, the
+// same steps), so both engines see the same inputs.
 
 #include <cstdint>
 #include <string>
