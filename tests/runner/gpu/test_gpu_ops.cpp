@@ -360,7 +360,7 @@ TEST_CASE("gpu rope_store_kv and attention match the CPU for a prompt and for de
             CHECK(relative_error(download(out, q.size(), s), want) < tolerance);
             const auto scratch_bytes = gpu::attention_scratch_bytes(n, n_head, head_dim, n_ctx);
             if (n < 16) CHECK(scratch_bytes > 0);  // few (token, head) pairs: split
-            gpu::DeviceBuffer scratch(scratch_bytes);
+            const auto scratch = gpu::DeviceBuffer::zeroed(scratch_bytes);
             gpu::DeviceBuffer split_out(q.size() * sizeof(float));
             gpu::attention(split_out.as<float>(), dq.as<float>(), {dk.data(), dv.data()}, runner::KvType::f32, n,
                            dpos.as<int>(), n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(), s);
@@ -428,7 +428,7 @@ TEST_CASE("gpu decode attention over a long context reads every key for every he
         std::vector<float> want(q.size());
         runner::cpu::attention(want.data(), q.data(), k_cache.data(), v_cache.data(), static_cast<std::size_t>(n),
                                positions.data(), n_head, n_head_kv, static_cast<std::size_t>(head_dim), pool);
-        gpu::DeviceBuffer scratch(gpu::attention_scratch_bytes(n, n_head, head_dim, n_ctx));
+        const auto scratch = gpu::DeviceBuffer::zeroed(gpu::attention_scratch_bytes(n, n_head, head_dim, n_ctx));
         gpu::DeviceBuffer out(q.size() * sizeof(float));
         // The keys in use (the last position + 1) divided among the blocks, or the cache's whole capacity.
         for (float* partials : {static_cast<float*>(nullptr), scratch.as<float>()})
@@ -465,10 +465,11 @@ TEST_CASE("gpu decode attention over a long context reads every key for every he
 
 // A recorded decode step replays for the next positions: attention's launches for keys of one variant are
 // the same, each block finding its token's keys from the position on the device. A shape with 128 query heads
-// wants 32 splits, so past 32 tiles each split takes more than one and the tiles per split grow within a
-// variant: a graph recorded at 1,100 keys (2 tiles a split) replays at 2,100 (3 a split), and one recorded
-// at 71 keys (3 tiles, 4 splits: one empty) at 90. Each replay gives what launching for its keys gives, to
-// the bit, and the CPU's attention.
+// wants 16 splits, so past 16 tiles each split takes more than one and the tiles per split grow within a
+// variant: a graph recorded at 1,100 keys (3 tiles a split) replays at 2,100 (5 a split), and one recorded
+// at 71 keys (3 tiles, 2 splits: one of 64 keys, one of 7) at 90. Up to 64 keys one block walks them all
+// (a split takes at least two tiles). Each replay gives what launching for its keys gives, to the bit, and
+// the CPU's attention.
 TEST_CASE("gpu decode attention recorded as a Graph replays for later positions of the same variant") {
     gpu::Stream s;
     runner::cpu::ThreadPool pool(2);
@@ -477,7 +478,8 @@ TEST_CASE("gpu decode attention recorded as a Graph replays for later positions 
     CHECK(gpu::attention_variant(1, n_head, 1100, whole) == gpu::attention_variant(1, n_head, 2101, whole));
     CHECK(gpu::attention_variant(1, n_head, 71, whole) == gpu::attention_variant(1, n_head, 91, whole));
     CHECK(gpu::attention_variant(1, n_head, 64, whole) != gpu::attention_variant(1, n_head, 65, whole));
-    CHECK(gpu::attention_variant(1, n_head, 32, whole) != gpu::attention_variant(1, n_head, 33, whole));
+    CHECK(gpu::attention_variant(1, n_head, 128, whole) != gpu::attention_variant(1, n_head, 129, whole));
+    CHECK(gpu::attention_variant(1, n_head, 1, whole) == gpu::attention_variant(1, n_head, 64, whole));
     CHECK(gpu::attention_variant(1, n_head, 50, {nullptr, nullptr, 60}) !=
           gpu::attention_variant(1, n_head, 61, {nullptr, nullptr, 60}));
 
@@ -487,7 +489,8 @@ TEST_CASE("gpu decode attention recorded as a Graph replays for later positions 
     const auto q = random_floats(static_cast<std::size_t>(n_head) * head_dim);
     const auto dq = upload(q, s);
     const gpu::PinnedBuffer position(sizeof(int));
-    gpu::DeviceBuffer dpos(sizeof(int)), scratch(gpu::attention_scratch_bytes(1, n_head, head_dim, n_ctx));
+    gpu::DeviceBuffer dpos(sizeof(int));
+    const auto scratch = gpu::DeviceBuffer::zeroed(gpu::attention_scratch_bytes(1, n_head, head_dim, n_ctx));
     gpu::DeviceBuffer replayed(q.size() * sizeof(float)), launched(q.size() * sizeof(float));
     const gpu::KvRows cache{dk.data(), dv.data()};
     const auto set_position = [&](int p) {

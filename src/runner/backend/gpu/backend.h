@@ -64,6 +64,8 @@ class DeviceBuffer {
   public:
     DeviceBuffer() = default;
     explicit DeviceBuffer(std::size_t bytes);
+    // Filled with zero bytes before it is returned.
+    static DeviceBuffer zeroed(std::size_t bytes);
 
     void* data() const { return ptr_.get(); }
     template <class T>
@@ -258,10 +260,11 @@ void rope_store_kv(float* q, float* k, const float* v, const KvRows& cache, KvTy
 // key tiles (no [n_tokens, n_ctx] score buffer).   q, out: [n_tokens, n_head * head_dim]; cache: one
 // layer's, of `kv_type`; a prompt's (16 tokens or more) must hold its n_keys rows near, where each query
 // tile reads every key: split caches are staged into VRAM for prompts. With `scratch`
-// (attention_scratch_bytes for the cache's n_ctx), decode splits the keys across blocks; without, each
-// (token, head) is one block. n_keys: at least every positions[t] + 1, at most n_ctx. Decode divides these
-// keys among its blocks, so it is the keys in use, not the cache's capacity: a short conversation in a
-// 32k cache must not leave one block to walk all its keys while the others find none.
+// (attention_scratch_bytes for the cache's n_ctx, zeroed when allocated: it holds counters that each
+// launch leaves at zero), decode splits the keys across blocks; without, each (token, head) is one block. n_keys: at
+// least every positions[t] + 1, at most n_ctx. Decode divides these keys among its blocks, so it is the keys in use,
+// not the cache's capacity: a short conversation in a 32k cache must not leave one block to walk all its keys while the
+// others find none.
 std::size_t attention_scratch_bytes(int n_tokens, int n_head, int head_dim, int n_ctx);
 void attention(float* out, const float* q, const KvRows& cache, KvType kv_type, int n_tokens, const int* positions,
                int n_head, int n_head_kv, int head_dim, int n_keys, float* scratch, const Stream& stream);

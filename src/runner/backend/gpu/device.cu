@@ -77,6 +77,12 @@ DeviceBuffer::DeviceBuffer(std::size_t bytes) : bytes_(bytes) {
     ptr_.reset(p);
 }
 
+DeviceBuffer DeviceBuffer::zeroed(std::size_t bytes) {
+    DeviceBuffer b(bytes);
+    if (bytes > 0) GPU_CHECK(cudaMemset(b.data(), 0, bytes));
+    return b;
+}
+
 PinnedBuffer::PinnedBuffer(std::size_t bytes) : bytes_(bytes) {
     if (bytes == 0) return;
     void* p = nullptr;
