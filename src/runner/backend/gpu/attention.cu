@@ -34,7 +34,7 @@ constexpr int decode_blocks = 512;
 constexpr int split_most_tiles = 8;  // the most a split takes while more splits are allowed (256 keys)
 constexpr int max_splits = 128;
 constexpr int row_elements = 16;  // of a key or value row, per lane
-constexpr int key_steps = 2;      // rows of keys and of values a warp loads before it uses them
+constexpr int key_steps = 2;      // keys per lane a warp loads at once
 
 // The scratch holds an arrival counter per group of blocks (at most one per (token, query head)), zero
 // between launches, then the partials 256-byte aligned.
@@ -43,39 +43,44 @@ __host__ __device__ inline std::size_t arrival_slots(std::size_t groups) { retur
 __device__ inline float kv_at(const float* cache, std::size_t i) { return cache[i]; }
 __device__ inline float kv_at(const unsigned short* cache, std::size_t i) { return f16_to_f32(cache[i]); }
 
-// 8 consecutive elements of a cache row as stored: one load where the row's length is a multiple of 8
+// N consecutive elements of a cache row as stored: one load where the row's length is a multiple of N
 // (`aligned`), else element by element up to `n`, zeros past it.
-template <class T>
-struct alignas(8 * sizeof(T)) Run8 {
-    T v[8];
+template <class T, int N>
+struct alignas(N * sizeof(T)) Run {
+    T v[N];
 };
 
-template <class T>
-__device__ inline Run8<T> load_run8(const T* row, int at, int n, bool aligned) {
-    if (aligned && at + 8 <= n) return *reinterpret_cast<const Run8<T>*>(row + at);
-    Run8<T> r;
-    for (int k = 0; k < 8; ++k) r.v[k] = at + k < n ? row[at + k] : T{};
+template <class T, int N>
+__device__ inline Run<T, N> load_run(const T* row, int at, int n, bool aligned) {
+    if (aligned && at + N <= n) return *reinterpret_cast<const Run<T, N>*>(row + at);
+    Run<T, N> r;
+    for (int k = 0; k < N; ++k) r.v[k] = at + k < n ? row[at + k] : T{};
     return r;
 }
 
 // One block per (token, KV head, group of up to decode_heads query heads of it, split of the keys). A warp
-// takes chunks of its split's keys in turn with the other warps: lanes_per_key lanes to a key row, each
-// holding row_elements of it in two runs of 8 (the lanes' runs adjacent, so a key's lanes read contiguous
-// bytes), key_steps keys per lane at once. Scores: the lanes' dot products with each head's query (from
-// shared memory) summed over a key's lanes. Softmax: the chunk's maximum over the warp, the running sum and
-// the weighted values kept per lane for its keys, rescaled only when the maximum grows. After the keys,
-// each warp's lanes sum their keys' shares, the block combines its warps, and writes the normalized output
-// when there is one split; else the partial (max, sum, unnormalized output), and the group's last block to
-// arrive merges every split's. HD: the largest head_dim the instance serves, 64, 128 or 256. `reaches_far`:
-// the keys reach the cache's far rows (a test per row, which made attention over a whole cache's 4096 keys
-// 3% slower).
+// takes chunks of its split's keys in turn with the other warps, loading a chunk's key and value rows at
+// once. Keys: lanes_per_key lanes to a row, each holding row_elements of it in two runs of 8 (the lanes'
+// runs adjacent, so a key's lanes read contiguous bytes), key_steps keys per lane; the lanes' dot products
+// with each head's query (from shared memory) summed over a key's lanes. Softmax: the chunk's maximum over
+// the warp, the sums kept per key slot, rescaled only when the maximum grows. Values: every row across the
+// warp (HD / warp_size elements a lane), each key's weight shuffled from its lanes, so a lane's sums cover
+// the warp's keys and need no reduction. The block then combines its warps and writes the normalized
+// output when there is one split; else the partial (max, sum, unnormalized output), and the group's last
+// block to arrive merges every split's. Four blocks an SM (128 registers): at 4096 keys and more the
+// blocks in flight set the pace, and this layout took 30 us at 4096 keys on an H100 where values laid out as
+// the keys (64 registers of sums a lane, three blocks an SM) took 42, and where loading the next chunk before
+// computing this one (159 registers) took 49. HD: the largest head_dim the instance serves, 64, 128 or 256.
+// `reaches_far`: the keys reach the cache's far rows (a test per row, which made attention over a whole
+// cache's 4096 keys 3% slower).
 template <class T, int HD, bool reaches_far>
-__global__ void __launch_bounds__(decode_threads, 3)
+__global__ void __launch_bounds__(decode_threads, 4)
     attention_decode_kernel(float* out, float* scratch, const float* q, KvRows cache, const int* positions, int n_head,
                             int n_head_kv, int head_dim, float scale, int n_splits) {
-    constexpr int H = decode_heads, E = row_elements, U = key_steps, n_warps = decode_threads / warp_size;
-    constexpr int lanes_per_key = HD / E, keys_per_step = warp_size / lanes_per_key, chunk = keys_per_step * U;
-    static_assert(HD % E == 0 && warp_size % lanes_per_key == 0 && E == 16);
+    constexpr int H = decode_heads, U = key_steps, n_warps = decode_threads / warp_size;
+    constexpr int lanes_per_key = HD / row_elements, keys_per_step = warp_size / lanes_per_key;
+    constexpr int chunk = keys_per_step * U, DV = HD / warp_size;
+    static_assert(HD % row_elements == 0 && warp_size % lanes_per_key == 0 && row_elements == 16 && DV >= 1);
     __shared__ float qs[H][HD];
     __shared__ float warp_acc[n_warps][H][HD];
     __shared__ float warp_m[n_warps][H], warp_l[n_warps][H];
@@ -91,8 +96,8 @@ __global__ void __launch_bounds__(decode_threads, 3)
     const int part = lane % lanes_per_key, slot = lane / lanes_per_key;
     const std::size_t kv_stride = static_cast<std::size_t>(n_head_kv) * head_dim;
     const std::size_t head_at = static_cast<std::size_t>(kv_head) * head_dim;
-    const bool aligned = head_dim % 8 == 0;
-    // The lane's two runs of a row start at these elements.
+    const bool k_aligned = head_dim % 8 == 0, v_aligned = head_dim % DV == 0;
+    // The lane's two runs of a key row start at these elements.
     const int run_at[2] = {part * 8, (lanes_per_key + part) * 8};
 
     for (int e = tid; e < H * HD; e += decode_threads) {
@@ -100,34 +105,44 @@ __global__ void __launch_bounds__(decode_threads, 3)
         qs[h][d] =
             h < n_h && d < head_dim ? q[(static_cast<std::size_t>(t) * n_head + h0 + h) * head_dim + d] * scale : 0.f;
     }
-    float m[H], l[H], acc[H][E];
+    float m[H], l[H], acc[H][DV];
     for (int h = 0; h < H; ++h) {
         m[h] = -INFINITY, l[h] = 0.f;
-        for (int e = 0; e < E; ++e) acc[h][e] = 0.f;
+        for (int i = 0; i < DV; ++i) acc[h][i] = 0.f;
     }
     __syncthreads();
 
     const int n_keys = positions[t] + 1;
     const int keys_per_split = ((n_keys + decode_keys - 1) / decode_keys + n_splits - 1) / n_splits * decode_keys;
     const int begin = split * keys_per_split, end = min(n_keys, begin + keys_per_split);
-    for (int c0 = begin + warp * chunk; c0 < end; c0 += n_warps * chunk) {
-        // Keys past the split's end read its last key, whose scores are then masked: loads without branches.
-        Run8<T> kr[U][2], vr[U][2];
+    // A chunk's rows as stored: key j = u * keys_per_step + slot in the scoring layout, every value row
+    // across the warp. Keys past the split's end read its last key, whose scores are then masked: loads
+    // without branches.
+    struct Rows {
+        Run<T, 8> k[U][2];
+        Run<T, DV> v[chunk];
+    };
+    const auto load_chunk = [&](int c0) {
+        Rows rows;
         for (int u = 0; u < U; ++u) {
-            const int key = min(c0 + u * keys_per_step + slot, end - 1);
-            const T* k_row = cache_row<const T, reaches_far>(cache, true, key, kv_stride) + head_at;
-            const T* v_row = cache_row<const T, reaches_far>(cache, false, key, kv_stride) + head_at;
-            for (int r = 0; r < 2; ++r) {
-                kr[u][r] = load_run8(k_row, run_at[r], head_dim, aligned);
-                vr[u][r] = load_run8(v_row, run_at[r], head_dim, aligned);
-            }
+            const T* k_row =
+                cache_row<const T, reaches_far>(cache, true, min(c0 + u * keys_per_step + slot, end - 1), kv_stride);
+            for (int r = 0; r < 2; ++r) rows.k[u][r] = load_run<T, 8>(k_row + head_at, run_at[r], head_dim, k_aligned);
         }
+        for (int j = 0; j < chunk; ++j)
+            rows.v[j] = load_run<T, DV>(
+                cache_row<const T, reaches_far>(cache, false, min(c0 + j, end - 1), kv_stride) + head_at, lane * DV,
+                head_dim, v_aligned);
+        return rows;
+    };
+    for (int c0 = begin + warp * chunk; c0 < end; c0 += n_warps * chunk) {
+        const Rows rows = load_chunk(c0);
         float s[U][H] = {};
         for (int r = 0; r < 2; ++r)
             for (int e = 0; e < 8; ++e)
                 for (int h = 0; h < H; ++h) {
                     const float qe = qs[h][run_at[r] + e];
-                    for (int u = 0; u < U; ++u) s[u][h] += qe * kv_at(kr[u][r].v, static_cast<std::size_t>(e));
+                    for (int u = 0; u < U; ++u) s[u][h] += qe * kv_at(rows.k[u][r].v, static_cast<std::size_t>(e));
                 }
         for (int u = 0; u < U; ++u)
             for (int h = 0; h < H; ++h) {
@@ -141,28 +156,26 @@ __global__ void __launch_bounds__(decode_threads, 3)
             if (top > m[h]) {  // the same in every lane: the chunk's first key is in range
                 const float correction = expf(m[h] - top);
                 l[h] *= correction;
-                for (int e = 0; e < E; ++e) acc[h][e] *= correction;
+                for (int i = 0; i < DV; ++i) acc[h][i] *= correction;
                 m[h] = top;
             }
             for (int u = 0; u < U; ++u) {
-                const float p = expf(s[u][h] - m[h]);
-                l[h] += p;
-                for (int r = 0; r < 2; ++r)
-                    for (int e = 0; e < 8; ++e) acc[h][r * 8 + e] += p * kv_at(vr[u][r].v, static_cast<std::size_t>(e));
+                s[u][h] = expf(s[u][h] - m[h]);  // the key's weight, in its lanes
+                l[h] += s[u][h];
             }
         }
+        for (int j = 0; j < chunk; ++j)
+            for (int h = 0; h < H; ++h) {
+                const float p = shfl_from(s[j / keys_per_step][h], j % keys_per_step * lanes_per_key);
+                for (int i = 0; i < DV; ++i) acc[h][i] += p * kv_at(rows.v[j].v, static_cast<std::size_t>(i));
+            }
     }
 
-    // The warp's keys: every slot's share summed into the first lanes_per_key lanes, then the warps combined.
+    // The warp's keys: the slots' sums added, each lane's values written, then the warps combined.
     for (int h = 0; h < H; ++h)
-        for (int o = lanes_per_key; o < warp_size; o *= 2) {
-            l[h] += shfl_xor(l[h], o);
-            for (int e = 0; e < E; ++e) acc[h][e] += shfl_xor(acc[h][e], o);
-        }
-    if (slot == 0)
-        for (int h = 0; h < H; ++h)
-            for (int r = 0; r < 2; ++r)
-                for (int e = 0; e < 8; ++e) warp_acc[warp][h][run_at[r] + e] = acc[h][r * 8 + e];
+        for (int o = lanes_per_key; o < warp_size; o *= 2) l[h] += shfl_xor(l[h], o);
+    for (int h = 0; h < H; ++h)
+        for (int i = 0; i < DV; ++i) warp_acc[warp][h][lane * DV + i] = acc[h][i];
     if (lane == 0)
         for (int h = 0; h < H; ++h) warp_m[warp][h] = m[h], warp_l[warp][h] = l[h];
     __syncthreads();
@@ -296,11 +309,7 @@ __global__ void attention_prompt_kernel(float* out, const float* q, const T* k_c
             l[i] = l[i] * correction + warp_sum(p);
             for (int k = 0; k < dims_per_lane; ++k) acc[i][k] *= correction;
             for (int j = 0; j < KT; ++j) {
-#if defined(OAR_GPU_HIP)
-                const float pj = __shfl(p, j, warp_size);
-#else
-                const float pj = __shfl_sync(0xffffffffu, p, j, warp_size);
-#endif
+                const float pj = shfl_from(p, j);
                 for (int k = 0; k < dims_per_lane; ++k) {
                     const int d = lane + k * warp_size;
                     if (d < head_dim) acc[i][k] += pj * vs[j][d];

@@ -82,6 +82,15 @@ __device__ inline float shfl_xor(float v, int mask) {
 #endif
 }
 
+// v from lane `src` of the warp.
+__device__ inline float shfl_from(float v, int src) {
+#if defined(OAR_GPU_HIP)
+    return __shfl(v, src, warp_size);
+#else
+    return __shfl_sync(0xffffffffu, v, src, warp_size);
+#endif
+}
+
 __device__ inline float warp_sum(float v) {
     for (int offset = warp_size / 2; offset > 0; offset /= 2) v += shfl_xor(v, offset);
     return v;
