@@ -169,7 +169,7 @@ int main(int argc, char** argv) {
         for (std::size_t i = 0; i < inv_freq.size(); ++i)
             inv_freq[i] = 1.f / std::pow(500000.f, 2.f * static_cast<float>(i) / head_dim);
         gpu::DeviceBuffer freq(inv_freq.size() * 4), position(4);
-        const auto scratch = gpu::DeviceBuffer::zeroed(gpu::attention_scratch_bytes(1, n_head, head_dim, 32768));
+        const auto scratch = gpu::DeviceBuffer::zeroed(gpu::attention_scratch_bytes(1, n_head, head_dim, 32768), s);
         gpu::copy_to_device(freq.data(), inv_freq.data(), inv_freq.size() * 4, s);
         for (const int n_ctx : {64, 1024, 4096, 32768}) {
             const std::size_t cache_bytes = std::size_t{2} * n_ctx * kv_width;

@@ -175,7 +175,7 @@ common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const Wei
         m->up = gpu::DeviceBuffer(nb * c.n_ff * sizeof(float));
         m->logits = gpu::DeviceBuffer(static_cast<std::size_t>(c.n_vocab) * sizeof(float));
         m->positions = gpu::DeviceBuffer(pass * sizeof(int));
-        m->attention_scratch = gpu::DeviceBuffer::zeroed(plan.attention_scratch_bytes);
+        m->attention_scratch = gpu::DeviceBuffer::zeroed(plan.attention_scratch_bytes, m->compute);
         m->host_x = gpu::PinnedBuffer(pass * e * sizeof(float));
         m->host_positions = gpu::PinnedBuffer(pass * sizeof(int));
         m->host_logits = gpu::PinnedBuffer(static_cast<std::size_t>(c.n_vocab) * sizeof(float));

@@ -342,7 +342,7 @@ void check_attention(std::vector<KernelCheck>& checks, std::mt19937& rng, cpu::T
                 const auto dk = f16 ? upload_f16(k_cache, s) : upload(k_cache, s);
                 const auto dv = f16 ? upload_f16(v_cache, s) : upload(v_cache, s);
                 const auto scratch =
-                    gpu::DeviceBuffer::zeroed(gpu::attention_scratch_bytes(n, n_head, head_dim, n_ctx));
+                    gpu::DeviceBuffer::zeroed(gpu::attention_scratch_bytes(n, n_head, head_dim, n_ctx), s);
                 gpu::DeviceBuffer out(q.size() * sizeof(float));
                 gpu::attention(out.as<float>(), dq.as<float>(), {dk.data(), dv.data()}, kv_type, n, dpos.as<int>(),
                                n_head, n_head_kv, head_dim, start + n, scratch.as<float>(), s);

@@ -360,7 +360,7 @@ TEST_CASE("gpu rope_store_kv and attention match the CPU for a prompt and for de
             CHECK(relative_error(download(out, q.size(), s), want) < tolerance);
             const auto scratch_bytes = gpu::attention_scratch_bytes(n, n_head, head_dim, n_ctx);
             if (n < 16) CHECK(scratch_bytes > 0);  // few (token, head) pairs: split
-            const auto scratch = gpu::DeviceBuffer::zeroed(scratch_bytes);
+            const auto scratch = gpu::DeviceBuffer::zeroed(scratch_bytes, s);
             gpu::DeviceBuffer split_out(q.size() * sizeof(float));
             gpu::attention(split_out.as<float>(), dq.as<float>(), {dk.data(), dv.data()}, runner::KvType::f32, n,
                            dpos.as<int>(), n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(), s);
@@ -428,7 +428,7 @@ TEST_CASE("gpu decode attention over a long context reads every key for every he
         std::vector<float> want(q.size());
         runner::cpu::attention(want.data(), q.data(), k_cache.data(), v_cache.data(), static_cast<std::size_t>(n),
                                positions.data(), n_head, n_head_kv, static_cast<std::size_t>(head_dim), pool);
-        const auto scratch = gpu::DeviceBuffer::zeroed(gpu::attention_scratch_bytes(n, n_head, head_dim, n_ctx));
+        const auto scratch = gpu::DeviceBuffer::zeroed(gpu::attention_scratch_bytes(n, n_head, head_dim, n_ctx), s);
         gpu::DeviceBuffer out(q.size() * sizeof(float));
         // The keys in use (the last position + 1) divided among the blocks, or the cache's whole capacity.
         for (float* partials : {static_cast<float*>(nullptr), scratch.as<float>()})
@@ -463,6 +463,35 @@ TEST_CASE("gpu decode attention over a long context reads every key for every he
     }
 }
 
+// One scratch serves decode passes of every length, as the engine's does, so its arrival counters must be
+// where every pass looks for them and left at zero: passes of 1 and 12 tokens on Llama-3-8B's heads (8 and
+// 96 groups of blocks, 64 and 16 splits) alternate, each against the CPU.
+TEST_CASE("gpu decode attention: one scratch serves passes of different lengths") {
+    gpu::Stream s;
+    runner::cpu::ThreadPool pool(2);
+    const int n_head = 32, n_head_kv = 8, head_dim = 128, n_ctx = 3000, kv = n_head_kv * head_dim;
+    const auto k_cache = random_floats(static_cast<std::size_t>(n_ctx) * kv);
+    const auto v_cache = random_floats(static_cast<std::size_t>(n_ctx) * kv);
+    const auto dk = upload(k_cache, s), dv = upload(v_cache, s);
+    std::size_t most = 0;
+    for (int n = 1; n < 16; ++n) most = std::max(most, gpu::attention_scratch_bytes(n, n_head, head_dim, n_ctx));
+    const auto scratch = gpu::DeviceBuffer::zeroed(most, s);
+    for (const int n : {1, 12, 1, 12, 3}) {
+        CAPTURE(n);
+        std::vector<int> positions(static_cast<std::size_t>(n));
+        for (int t = 0; t < n; ++t) positions[static_cast<std::size_t>(t)] = 2000 + 50 * t + n;
+        const auto q = random_floats(static_cast<std::size_t>(n) * n_head * head_dim);
+        std::vector<float> want(q.size());
+        runner::cpu::attention(want.data(), q.data(), k_cache.data(), v_cache.data(), static_cast<std::size_t>(n),
+                               positions.data(), n_head, n_head_kv, static_cast<std::size_t>(head_dim), pool);
+        const auto dq = upload(q, s), dpos = upload_ints(positions, s);
+        gpu::DeviceBuffer out(q.size() * sizeof(float));
+        gpu::attention(out.as<float>(), dq.as<float>(), {dk.data(), dv.data()}, runner::KvType::f32, n, dpos.as<int>(),
+                       n_head, n_head_kv, head_dim, positions.back() + 1, scratch.as<float>(), s);
+        CHECK(relative_error(download(out, q.size(), s), want) < tolerance);
+    }
+}
+
 // A recorded decode step replays for the next positions: attention's launches for keys of one variant are
 // the same, each block finding its token's keys from the position on the device. A shape with 128 query heads
 // wants 16 splits, so past 16 tiles each split takes more than one and the tiles per split grow within a
@@ -490,7 +519,7 @@ TEST_CASE("gpu decode attention recorded as a Graph replays for later positions 
     const auto dq = upload(q, s);
     const gpu::PinnedBuffer position(sizeof(int));
     gpu::DeviceBuffer dpos(sizeof(int));
-    const auto scratch = gpu::DeviceBuffer::zeroed(gpu::attention_scratch_bytes(1, n_head, head_dim, n_ctx));
+    const auto scratch = gpu::DeviceBuffer::zeroed(gpu::attention_scratch_bytes(1, n_head, head_dim, n_ctx), s);
     gpu::DeviceBuffer replayed(q.size() * sizeof(float)), launched(q.size() * sizeof(float));
     const gpu::KvRows cache{dk.data(), dv.data()};
     const auto set_position = [&](int p) {

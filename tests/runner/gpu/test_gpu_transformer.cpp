@@ -482,7 +482,7 @@ void check_same_logits(runner::GpuTransformer& with_graphs, runner::GpuTransform
 TEST_CASE("gpu engine: decode steps replayed as graphs equal launching each kernel, across re-recordings") {
     // One conversation on two engines with every layer resident, graphs on and off: a prompt, one-token steps
     // to the end of the context (the model's 256 positions), a rewind to position 3 and steps again. Attention's
-    // launches change at 65 and 129 keys (3 and 5 key tiles: 2, then 4 splits of at least two tiles) and, in a
+    // launches change at 65 and 129 keys (3 and 5 key tiles: 2, then 4 splits in slices of two tiles) and, in a
     // cache split by position, where the keys reach the far rows: a step records again there and replays
     // otherwise, reading its token and position from memory. Each step's logits must equal those of the engine
     // that launches every kernel, to the bit.

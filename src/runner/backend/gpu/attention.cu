@@ -10,7 +10,6 @@
 #include <cmath>
 
 #include "runner/backend/gpu/attention_tensor.h"
-#include "runner/backend/gpu/block_reduce.h"
 #include "runner/backend/gpu/launch.h"
 
 namespace runner::gpu {
@@ -21,7 +20,7 @@ constexpr int max_head_dim = 256;  // what any kernel here serves
 
 // Decode: each block serves up to decode_heads query heads of one KV group (Llama-3-8B's 4), so a
 // key or value row read from the cache serves all of them, and the keys are split across blocks in
-// slices of whole tiles (decode_keys) until about decode_blocks blocks keep the GPU busy. Within a block
+// slices of whole tiles (decode_keys), as many as decode_splits says keep the GPU busy. Within a block
 // each warp walks its own keys with its own online softmax, so the loop has no barrier: a decode step's
 // attention is a chain of dependent steps whose length, not the bytes, sets its time below a few
 // thousand keys. The last block of a group to finish merges the splits' partials (its arrival counted in
@@ -35,10 +34,19 @@ constexpr int split_most_tiles = 8;  // the most a split takes while more splits
 constexpr int max_splits = 128;
 constexpr int row_elements = 16;  // of a key or value row, per lane
 constexpr int key_steps = 2;      // keys per lane a warp loads at once
+// Blocks of the kernel an SM holds at once (NVIDIA), or waves a SIMD holds (HIP), which bounds the
+// registers: CDNA's waves of 64 need twice a wave32 lane's, so they get half as many blocks.
+constexpr int decode_min_blocks = warp_size == 64 ? 2 : 4;
 
-// The scratch holds an arrival counter per group of blocks (at most one per (token, query head)), zero
-// between launches, then the partials 256-byte aligned.
-__host__ __device__ inline std::size_t arrival_slots(std::size_t groups) { return (groups + 63) / 64 * 64; }
+// Decode's passes are shorter than this; prompts of at least this many tokens take the tiled kernels.
+constexpr int prompt_min_tokens = 16;
+
+// The scratch holds an arrival counter per group of blocks, zero between launches, then the partials
+// 256-byte aligned. The counters' place is the same for every pass of a model (room for a group per
+// (token, query head) of the longest decode pass), as one scratch serves passes of any length.
+__host__ __device__ inline std::size_t arrival_slots(int n_head) {
+    return (static_cast<std::size_t>(prompt_min_tokens - 1) * n_head + 63) / 64 * 64;
+}
 
 __device__ inline float kv_at(const float* cache, std::size_t i) { return cache[i]; }
 __device__ inline float kv_at(const unsigned short* cache, std::size_t i) { return f16_to_f32(cache[i]); }
@@ -67,14 +75,14 @@ __device__ inline Run<T, N> load_run(const T* row, int at, int n, bool aligned) 
 // warp (HD / warp_size elements a lane), each key's weight shuffled from its lanes, so a lane's sums cover
 // the warp's keys and need no reduction. The block then combines its warps and writes the normalized
 // output when there is one split; else the partial (max, sum, unnormalized output), and the group's last
-// block to arrive merges every split's. Four blocks an SM (128 registers): at 4096 keys and more the
-// blocks in flight set the pace, and this layout took 30 us at 4096 keys on an H100 where values laid out as
-// the keys (64 registers of sums a lane, three blocks an SM) took 42, and where loading the next chunk before
-// computing this one (159 registers) took 49. HD: the largest head_dim the instance serves, 64, 128 or 256.
-// `reaches_far`: the keys reach the cache's far rows (a test per row, which made attention over a whole
+// block to arrive merges every split's. Four blocks an SM (128 registers on NVIDIA): at 4096 keys and more
+// the blocks in flight set the pace, and this layout took 30 us at 4096 keys on an H100 where values laid
+// out as the keys (64 registers of sums a lane, three blocks an SM) took 42, and where loading the next
+// chunk before computing this one (159 registers) took 49. HD: the largest head_dim the instance serves,
+// 64, 128 or 256. `reaches_far`: the keys reach the cache's far rows (a test per row, which made attention over a whole
 // cache's 4096 keys 3% slower).
 template <class T, int HD, bool reaches_far>
-__global__ void __launch_bounds__(decode_threads, 4)
+__global__ void __launch_bounds__(decode_threads, decode_min_blocks)
     attention_decode_kernel(float* out, float* scratch, const float* q, KvRows cache, const int* positions, int n_head,
                             int n_head_kv, int head_dim, float scale, int n_splits) {
     constexpr int H = decode_heads, U = key_steps, n_warps = decode_threads / warp_size;
@@ -179,7 +187,7 @@ __global__ void __launch_bounds__(decode_threads, 4)
     if (lane == 0)
         for (int h = 0; h < H; ++h) warp_m[warp][h] = m[h], warp_l[warp][h] = l[h];
     __syncthreads();
-    float* const partial = scratch + arrival_slots(gridDim.x);
+    float* const partial = scratch + arrival_slots(n_head);
     for (int e = tid; e < H * HD; e += decode_threads) {
         const int h = e / HD, d = e % HD;
         if (h >= n_h || d >= head_dim) continue;
@@ -203,17 +211,18 @@ __global__ void __launch_bounds__(decode_threads, 4)
     }
     if (n_splits == 1) return;
 
-    // The group's last block to arrive merges: its fence orders the others' partials before their arrivals.
+    // The group's last block to arrive merges. Each block's fence makes its partials visible before its
+    // arrival counts; the last one's, after it has counted every arrival, orders its reads after them.
     __threadfence();
     __syncthreads();
     if (tid == 0) {
         auto* arrivals = reinterpret_cast<unsigned*>(scratch);
         last = atomicInc(&arrivals[blockIdx.x], static_cast<unsigned>(n_splits - 1)) ==
                static_cast<unsigned>(n_splits - 1);  // and wraps to 0 for the next launch
+        if (last) __threadfence();
     }
     __syncthreads();
     if (!last) return;
-    __threadfence();
     for (int e = tid; e < n_h * n_splits; e += decode_threads) {
         const int h = e / n_splits, sp = e % n_splits;
         split_w[h][sp] =
@@ -329,9 +338,6 @@ __global__ void attention_prompt_kernel(float* out, const float* q, const T* k_c
     }
 }
 
-// Prompts of at least this many tokens take the tiled kernel.
-constexpr int prompt_min_tokens = 16;
-
 template <class T, int HD, int QB, int KT>
 void launch_prompt_tiles(float* out, const float* q, const void* k_cache, const void* v_cache, const int* positions,
                          int n_tokens, int n_head, int n_head_kv, int head_dim, float scale, cudaStream_t s) {
@@ -375,11 +381,12 @@ void launch_decode(float* out, float* scratch, const float* q, const KvRows& cac
 
 // How many blocks decode divides the keys among: enough splits for about decode_blocks blocks (each
 // serving decode_heads of the `n_pairs` (token, query head) pairs), or where that leaves a split more than
-// split_most_tiles tiles, as many as keep it to those (up to max_splits); and at least two tiles a split,
-// as a split of one spends more merging than it saves. Counted in the tiles' power of two, so that the
-// count stays the same from one step to the next but at a power of two (the blocks divide each token's
-// tiles among themselves on the device). Measured on an H100 (3 blocks resident per SM): at 32k keys 64
-// splits of 512 keys (512 blocks, 396 at once) took 187 us against 159 for 128 splits, and after 4096
+// split_most_tiles tiles, as many as keep it to those (up to max_splits); and slices of at least two
+// tiles, as a slice of one spends more merging than it saves. Counted in the tiles' power of two, so that
+// the count stays the same from one step to the next but at a power of two (the blocks divide each
+// token's tiles among themselves on the device, the last splits taking what is left, or nothing).
+// Measured on an H100 with this kernel's first layout (values as the keys, 3 blocks an SM): at 32k keys
+// 64 splits of 512 keys (512 blocks, 396 at once) took 187 us against 159 for 128 splits, and after 4096
 // tokens decode took 0.0041 s a token with 128 splits of one tile against 0.0037 with 64 of two.
 int decode_splits(int n_pairs, int n_keys) {
     const int wanted = (decode_blocks * decode_heads + n_pairs - 1) / n_pairs;
@@ -394,7 +401,7 @@ std::size_t attention_scratch_bytes(int n_tokens, int n_head, int head_dim, int 
     const int n_splits = decode_splits(n_tokens * n_head, n_ctx);
     if (n_splits == 1) return 0;
     const auto pairs = static_cast<std::size_t>(n_tokens) * n_head;
-    return (arrival_slots(pairs) + pairs * n_splits * (head_dim + 2)) * sizeof(float);
+    return (arrival_slots(n_head) + pairs * n_splits * (head_dim + 2)) * sizeof(float);
 }
 
 int attention_variant(int n_tokens, int n_head, int n_keys, const KvRows& cache) {

@@ -59,13 +59,15 @@ struct GraphExecDestroy {
     void operator()(void* g) const noexcept;
 };
 
+class Stream;
+
 // Device memory, owned.
 class DeviceBuffer {
   public:
     DeviceBuffer() = default;
     explicit DeviceBuffer(std::size_t bytes);
-    // Filled with zero bytes before it is returned.
-    static DeviceBuffer zeroed(std::size_t bytes);
+    // Filled with zero bytes by `stream` before the work it runs next.
+    static DeviceBuffer zeroed(std::size_t bytes, const Stream& stream);
 
     void* data() const { return ptr_.get(); }
     template <class T>
@@ -260,8 +262,9 @@ void rope_store_kv(float* q, float* k, const float* v, const KvRows& cache, KvTy
 // key tiles (no [n_tokens, n_ctx] score buffer).   q, out: [n_tokens, n_head * head_dim]; cache: one
 // layer's, of `kv_type`; a prompt's (16 tokens or more) must hold its n_keys rows near, where each query
 // tile reads every key: split caches are staged into VRAM for prompts. With `scratch`
-// (attention_scratch_bytes for the cache's n_ctx, zeroed when allocated: it holds counters that each
-// launch leaves at zero), decode splits the keys across blocks; without, each (token, head) is one block. n_keys: at
+// (the most attention_scratch_bytes for the cache's n_ctx over the passes it serves, zeroed when
+// allocated: it holds counters at a place that depends only on n_head, which each launch leaves at zero),
+// decode splits the keys across blocks; without, each (token, head) is one block. n_keys: at
 // least every positions[t] + 1, at most n_ctx. Decode divides these keys among its blocks, so it is the keys in use,
 // not the cache's capacity: a short conversation in a 32k cache must not leave one block to walk all its keys while the
 // others find none.

@@ -77,9 +77,9 @@ DeviceBuffer::DeviceBuffer(std::size_t bytes) : bytes_(bytes) {
     ptr_.reset(p);
 }
 
-DeviceBuffer DeviceBuffer::zeroed(std::size_t bytes) {
+DeviceBuffer DeviceBuffer::zeroed(std::size_t bytes, const Stream& stream) {
     DeviceBuffer b(bytes);
-    if (bytes > 0) GPU_CHECK(cudaMemset(b.data(), 0, bytes));
+    if (bytes > 0) GPU_CHECK(cudaMemsetAsync(b.data(), 0, bytes, as_stream(stream)));
     return b;
 }
 

@@ -31,7 +31,7 @@
 #define cudaEventDestroy hipEventDestroy
 #define cudaMalloc hipMalloc
 #define cudaFree hipFree
-#define cudaMemset hipMemset
+#define cudaMemsetAsync hipMemsetAsync
 #define cudaMallocHost(p, n) hipHostMalloc(p, n, hipHostMallocDefault)
 #define cudaFreeHost hipHostFree
 #define cudaMemcpyAsync hipMemcpyAsync
