@@ -464,8 +464,8 @@ TEST_CASE("gpu decode attention over a long context reads every key for every he
 }
 
 // One scratch serves decode passes of every length, as the engine's does, so its arrival counters must be
-// where every pass looks for them and left at zero: passes of 1 and 12 tokens on Llama-3-8B's heads (8 and
-// 96 groups of blocks, 64 and 16 splits) alternate, each against the CPU.
+// where every pass looks for them and left at zero: passes of 1, 12 and 3 tokens on Llama-3-8B's heads (8, 96
+// and 24 groups of blocks; 32, 16 and 22 splits) alternate, each against the CPU.
 TEST_CASE("gpu decode attention: one scratch serves passes of different lengths") {
     gpu::Stream s;
     runner::cpu::ThreadPool pool(2);

@@ -34,8 +34,9 @@ constexpr int split_most_tiles = 8;  // the most a split takes while more splits
 constexpr int max_splits = 128;
 constexpr int row_elements = 16;  // of a key or value row, per lane
 constexpr int key_steps = 2;      // keys per lane a warp loads at once
-// Blocks of the kernel an SM holds at once (NVIDIA), or waves a SIMD holds (HIP), which bounds the
-// registers: CDNA's waves of 64 need twice a wave32 lane's, so they get half as many blocks.
+// The kernel's second launch bound, which sets its registers: blocks an SM on NVIDIA (4: 128 registers a
+// thread), waves a SIMD under HIP, where 2 still make 4 blocks a CU for CDNA's waves of 64 and leave them
+// 256 VGPRs (gfx90a takes 208 without spills, against 128 and spills at 4).
 constexpr int decode_min_blocks = warp_size == 64 ? 2 : 4;
 
 // Decode's passes are shorter than this; prompts of at least this many tokens take the tiled kernels.
@@ -187,7 +188,7 @@ __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
     if (lane == 0)
         for (int h = 0; h < H; ++h) warp_m[warp][h] = m[h], warp_l[warp][h] = l[h];
     __syncthreads();
-    float* const partial = scratch + arrival_slots(n_head);
+    float* const partial = n_splits > 1 ? scratch + arrival_slots(n_head) : nullptr;
     for (int e = tid; e < H * HD; e += decode_threads) {
         const int h = e / HD, d = e % HD;
         if (h >= n_h || d >= head_dim) continue;
