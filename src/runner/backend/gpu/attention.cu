@@ -67,6 +67,52 @@ __device__ inline Run<T, N> load_run(const T* row, int at, int n, bool aligned) 
     return r;
 }
 
+// The weight of a part of the keys whose maximum score is m, against the common maximum `top`: none for a
+// part without keys.
+__device__ inline float part_weight(float m, float top) { return m == -INFINITY ? 0.f : expf(m - top); }
+
+// A group's splits merged by its last block. partials: the group's first head's [n_h, n_splits,
+// head_dim + 2] (unnormalized output, max, sum), the heads' consecutive; out: that head's output row, the
+// others' following. Each split's weight once per (head, split), a warp per head, then each output element
+// summed over the splits with eight loads in flight.
+__device__ void merge_splits(float* out, const float* partials, int n_h, int head_dim, int n_splits) {
+    constexpr int H = decode_heads, n_warps = decode_threads / warp_size;
+    __shared__ float split_w[H][max_splits];
+    __shared__ float merged_l[H];
+    const int tid = static_cast<int>(threadIdx.x), warp = tid / warp_size, lane = tid % warp_size;
+    const std::size_t stride = static_cast<std::size_t>(head_dim) + 2;
+    const auto head_partials = [&](int h) { return partials + static_cast<std::size_t>(h) * n_splits * stride; };
+    for (int e = tid; e < n_h * n_splits; e += decode_threads)
+        split_w[e / n_splits][e % n_splits] = head_partials(e / n_splits)[(e % n_splits) * stride + head_dim];
+    __syncthreads();
+    for (int h = warp; h < n_h; h += n_warps) {
+        const float* ph = head_partials(h);
+        float top = -INFINITY;
+        for (int sp = lane; sp < n_splits; sp += warp_size) top = fmaxf(top, split_w[h][sp]);
+        top = warp_max(top);
+        float sum = 0.f;
+        for (int sp = lane; sp < n_splits; sp += warp_size) {
+            split_w[h][sp] = part_weight(split_w[h][sp], top);
+            sum += split_w[h][sp] * ph[sp * stride + head_dim + 1];
+        }
+        sum = warp_sum(sum);
+        if (lane == 0) merged_l[h] = sum;
+    }
+    __syncthreads();
+    for (int e = tid; e < n_h * head_dim; e += decode_threads) {
+        const int h = e / head_dim, d = e % head_dim;
+        const float* ph = head_partials(h) + d;
+        float a[8] = {};
+        int sp = 0;
+        for (; sp + 8 <= n_splits; sp += 8)
+            for (int k = 0; k < 8; ++k) a[k] += split_w[h][sp + k] * ph[(sp + k) * stride];
+        for (; sp < n_splits; ++sp) a[0] += split_w[h][sp] * ph[sp * stride];
+        float total = 0.f;
+        for (int k = 0; k < 8; ++k) total += a[k];
+        out[e] = total / merged_l[h];
+    }
+}
+
 // One block per (token, KV head, group of up to decode_heads query heads of it, split of the keys). A warp
 // takes chunks of its split's keys in turn with the other warps, loading a chunk's key and value rows at
 // once. Keys: lanes_per_key lanes to a row, each holding row_elements of it in two runs of 8 (the lanes'
@@ -93,8 +139,6 @@ __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
     __shared__ float qs[H][HD];
     __shared__ float warp_acc[n_warps][H][HD];
     __shared__ float warp_m[n_warps][H], warp_l[n_warps][H];
-    __shared__ float split_w[H][max_splits];
-    __shared__ float merged_l[H];
     __shared__ bool last;
     const int group = n_head / n_head_kv, chunks = (group + H - 1) / H;
     const int chunk_of_group = static_cast<int>(blockIdx.x) % chunks;
@@ -188,7 +232,12 @@ __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
     if (lane == 0)
         for (int h = 0; h < H; ++h) warp_m[warp][h] = m[h], warp_l[warp][h] = l[h];
     __syncthreads();
-    float* const partial = n_splits > 1 ? scratch + arrival_slots(n_head) : nullptr;
+    // The group's heads are consecutive (token, head) pairs: their output rows, and their partials
+    // [pairs, n_splits, head_dim + 2] = unnormalized output, max, sum (empty splits: -inf, 0).
+    const std::size_t first_pair = static_cast<std::size_t>(t) * n_head + h0;
+    float* const group_out = out + first_pair * head_dim;
+    float* const group_partials =
+        n_splits > 1 ? scratch + arrival_slots(n_head) + first_pair * n_splits * (head_dim + 2) : nullptr;
     for (int e = tid; e < H * HD; e += decode_threads) {
         const int h = e / HD, d = e % HD;
         if (h >= n_h || d >= head_dim) continue;
@@ -196,17 +245,15 @@ __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
         for (int w = 0; w < n_warps; ++w) top = fmaxf(top, warp_m[w][h]);
         float a = 0.f, sum = 0.f;
         for (int w = 0; w < n_warps; ++w) {
-            const float weight = warp_m[w][h] == -INFINITY ? 0.f : expf(warp_m[w][h] - top);
+            const float weight = part_weight(warp_m[w][h], top);
             a += weight * warp_acc[w][h][d];
             sum += weight * warp_l[w][h];
         }
-        const std::size_t pair = static_cast<std::size_t>(t) * n_head + h0 + h;
         if (n_splits == 1) {
-            out[pair * head_dim + d] = a / sum;
+            group_out[h * head_dim + d] = a / sum;
             continue;
         }
-        // partial: [pairs, n_splits, head_dim + 2] = unnormalized output, max, sum (empty splits: -inf, 0)
-        float* ph = partial + (pair * n_splits + split) * (head_dim + 2);
+        float* ph = group_partials + (static_cast<std::size_t>(h) * n_splits + split) * (head_dim + 2);
         ph[d] = a;
         if (d == 0) ph[head_dim] = top, ph[head_dim + 1] = sum;
     }
@@ -223,42 +270,7 @@ __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
         if (last) __threadfence();
     }
     __syncthreads();
-    if (!last) return;
-    for (int e = tid; e < n_h * n_splits; e += decode_threads) {
-        const int h = e / n_splits, sp = e % n_splits;
-        split_w[h][sp] =
-            partial[((static_cast<std::size_t>(t) * n_head + h0 + h) * n_splits + sp) * (head_dim + 2) + head_dim];
-    }
-    __syncthreads();
-    for (int h = warp; h < n_h; h += n_warps) {
-        const float* ph = partial + (static_cast<std::size_t>(t) * n_head + h0 + h) * n_splits * (head_dim + 2);
-        float top = -INFINITY;
-        for (int sp = lane; sp < n_splits; sp += warp_size) top = fmaxf(top, split_w[h][sp]);
-        top = warp_max(top);
-        float sum = 0.f;
-        for (int sp = lane; sp < n_splits; sp += warp_size) {
-            const float weight = split_w[h][sp] == -INFINITY ? 0.f : expf(split_w[h][sp] - top);
-            split_w[h][sp] = weight;
-            sum += weight * ph[sp * (head_dim + 2) + head_dim + 1];
-        }
-        sum = warp_sum(sum);
-        if (lane == 0) merged_l[h] = sum;
-    }
-    __syncthreads();
-    for (int e = tid; e < H * HD; e += decode_threads) {
-        const int h = e / HD, d = e % HD;
-        if (h >= n_h || d >= head_dim) continue;
-        const std::size_t pair = static_cast<std::size_t>(t) * n_head + h0 + h;
-        const float* ph = partial + pair * n_splits * (head_dim + 2) + d;
-        float a[8] = {};
-        int sp = 0;
-        for (; sp + 8 <= n_splits; sp += 8)
-            for (int k = 0; k < 8; ++k) a[k] += split_w[h][sp + k] * ph[(sp + k) * (head_dim + 2)];
-        for (; sp < n_splits; ++sp) a[0] += split_w[h][sp] * ph[sp * (head_dim + 2)];
-        float total = 0.f;
-        for (int k = 0; k < 8; ++k) total += a[k];
-        out[pair * head_dim + d] = total / merged_l[h];
-    }
+    if (last) merge_splits(group_out, group_partials, n_h, head_dim, n_splits);
 }
 
 // A prompt: a block per (head, QB consecutive query tokens); K and V tiles of KT keys are loaded
