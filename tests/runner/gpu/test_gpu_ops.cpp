@@ -405,14 +405,16 @@ TEST_CASE("gpu rope_store_kv and attention match the CPU for a prompt and for de
 }
 
 // Decode splits the keys across blocks; each block serves every query head of a group (up to 4 at a
-// time), so shapes with 1, 4 and 7 heads per group and a context far past the split sizes are checked.
+// time), so shapes with 1, 3, 4 and 7 heads per group and a context far past the split sizes are checked;
+// head_dim 10 makes rows that are not whole 16-byte pieces, which decode copies element by element.
 TEST_CASE("gpu decode attention over a long context reads every key for every head of a group") {
     gpu::Stream s;
     runner::cpu::ThreadPool pool(2);
     struct Shape {
         int n_head, n_head_kv, head_dim;
     };
-    for (const auto& [n_head, n_head_kv, head_dim] : {Shape{32, 8, 128}, Shape{28, 4, 96}, Shape{8, 8, 64}}) {
+    for (const auto& [n_head, n_head_kv, head_dim] :
+         {Shape{32, 8, 128}, Shape{28, 4, 96}, Shape{8, 8, 64}, Shape{6, 2, 10}}) {
         CAPTURE(n_head);
         CAPTURE(head_dim);
         const int n_ctx = 20000, n = 3, kv = n_head_kv * head_dim;

@@ -21,19 +21,20 @@ constexpr int max_head_dim = 256;  // what any kernel here serves
 // Decode: each block serves up to decode_heads query heads of one KV group (Llama-3-8B's 4), so a
 // key or value row read from the cache serves all of them, and the keys are split across blocks in
 // slices of whole tiles (decode_keys), as many as decode_splits says keep the GPU busy. Within a block
-// each warp walks its own keys with its own online softmax, so the loop has no barrier: a decode step's
-// attention is a chain of dependent steps whose length, not the bytes, sets its time below a few
-// thousand keys. The last block of a group to finish merges the splits' partials (its arrival counted in
-// the scratch), which saves a second launch. A block finds its keys from its token's position on the
-// device, so that a recorded decode step replays for the next positions.
+// each warp walks its own keys with its own online softmax, so the loop has no barrier, and copies the
+// next chunk of rows into shared memory while it computes this one, so the loads stay in flight (the
+// time went to waiting on them: 9 of each instruction's 14 cycles under ncu at 32,768 keys). The last block of a group
+// to finish merges the splits' partials (its arrival counted in the scratch), which saves a second launch. A block
+// finds its keys from its token's position on the device, so that a recorded decode step replays for the next
+// positions.
 constexpr int decode_heads = 4;
 constexpr int decode_threads = 128;
 constexpr int decode_keys = 32;  // per tile: the unit the keys are split in
 constexpr int decode_blocks = 512;
 constexpr int split_most_tiles = 8;  // the most a split takes while more splits are allowed (256 keys)
-constexpr int max_splits = 128;
+constexpr int max_splits = 64;
 constexpr int row_elements = 16;  // of a key or value row, per lane
-constexpr int key_steps = 2;      // keys per lane a warp loads at once
+constexpr int key_steps = 2;      // keys per lane in a chunk
 // The kernel's second launch bound, which sets its registers: blocks an SM on NVIDIA (4: 128 registers a
 // thread), waves a SIMD under HIP, where 2 still make 4 blocks a CU for CDNA's waves of 64 and leave them
 // 256 VGPRs (gfx90a takes 208 without spills, against 128 and spills at 4).
@@ -52,38 +53,35 @@ __host__ __device__ inline std::size_t arrival_slots(int n_head) {
 __device__ inline float kv_at(const float* cache, std::size_t i) { return cache[i]; }
 __device__ inline float kv_at(const unsigned short* cache, std::size_t i) { return f16_to_f32(cache[i]); }
 
-// N consecutive elements of a cache row as stored: one load where the row's length is a multiple of N
-// (`aligned`), else element by element up to `n`, zeros past it.
+// N consecutive elements of a cache row, as the lanes read them from a warp's ring.
 template <class T, int N>
 struct alignas(N * sizeof(T)) Run {
     T v[N];
 };
 
-template <class T, int N>
-__device__ inline Run<T, N> load_run(const T* row, int at, int n, bool aligned) {
-    if (aligned && at + N <= n) return *reinterpret_cast<const Run<T, N>*>(row + at);
-    Run<T, N> r;
-    for (int k = 0; k < N; ++k) r.v[k] = at + k < n ? row[at + k] : T{};
-    return r;
-}
-
 // The weight of a part of the keys whose maximum score is m, against the common maximum `top`: none for a
 // part without keys.
 __device__ inline float part_weight(float m, float top) { return m == -INFINITY ? 0.f : expf(m - top); }
 
+// A split's partial for a (token, query head): its unnormalized output, then its maximum score and sum
+// at partial_stats, in a row of partial_stride floats, whole float4s so that the merge reads them four at once.
+__host__ __device__ inline int partial_stats(int head_dim) { return (head_dim + 3) / 4 * 4; }
+__host__ __device__ inline int partial_stride(int head_dim) { return partial_stats(head_dim) + 4; }
+
 // A group's splits merged by its last block. partials: the group's first head's [n_h, n_splits,
-// head_dim + 2] (unnormalized output, max, sum), the heads' consecutive; out: that head's output row, the
-// others' following. Each split's weight once per (head, split), a warp per head, then each output element
-// summed over the splits with eight loads in flight.
+// partial_stride] (empty splits: max -inf, sum 0), the heads' consecutive; out: that head's output row, the
+// others' following. Each split's weight once per (head, split), a warp per head; then a thread per four
+// output elements sums them over the splits, eight float4 loads in flight (at head_dim 128 each thread has one
+// such group, so the merge is 16 rounds of loads at 128 splits).
 __device__ void merge_splits(float* out, const float* partials, int n_h, int head_dim, int n_splits) {
     constexpr int H = decode_heads, n_warps = decode_threads / warp_size;
     __shared__ float split_w[H][max_splits];
     __shared__ float merged_l[H];
     const int tid = static_cast<int>(threadIdx.x), warp = tid / warp_size, lane = tid % warp_size;
-    const std::size_t stride = static_cast<std::size_t>(head_dim) + 2;
+    const int stats = partial_stats(head_dim), stride = partial_stride(head_dim), quads = stats / 4;
     const auto head_partials = [&](int h) { return partials + static_cast<std::size_t>(h) * n_splits * stride; };
     for (int e = tid; e < n_h * n_splits; e += decode_threads)
-        split_w[e / n_splits][e % n_splits] = head_partials(e / n_splits)[(e % n_splits) * stride + head_dim];
+        split_w[e / n_splits][e % n_splits] = head_partials(e / n_splits)[(e % n_splits) * stride + stats];
     __syncthreads();
     for (int h = warp; h < n_h; h += n_warps) {
         const float* ph = head_partials(h);
@@ -93,41 +91,48 @@ __device__ void merge_splits(float* out, const float* partials, int n_h, int hea
         float sum = 0.f;
         for (int sp = lane; sp < n_splits; sp += warp_size) {
             split_w[h][sp] = part_weight(split_w[h][sp], top);
-            sum += split_w[h][sp] * ph[sp * stride + head_dim + 1];
+            sum += split_w[h][sp] * ph[sp * stride + stats + 1];
         }
         sum = warp_sum(sum);
         if (lane == 0) merged_l[h] = sum;
     }
     __syncthreads();
-    for (int e = tid; e < n_h * head_dim; e += decode_threads) {
-        const int h = e / head_dim, d = e % head_dim;
+    for (int e = tid; e < n_h * quads; e += decode_threads) {
+        const int h = e / quads, d = e % quads * 4;
         const float* ph = head_partials(h) + d;
-        float a[8] = {};
+        const auto at = [&](int sp) {
+            return *reinterpret_cast<const float4*>(ph + static_cast<std::size_t>(sp) * stride);
+        };
+        float4 a[8] = {};
+        const auto add = [&](float4& to, int sp) {
+            const float w = split_w[h][sp];
+            const float4 v = at(sp);
+            to.x += w * v.x, to.y += w * v.y, to.z += w * v.z, to.w += w * v.w;
+        };
         int sp = 0;
         for (; sp + 8 <= n_splits; sp += 8)
-            for (int k = 0; k < 8; ++k) a[k] += split_w[h][sp + k] * ph[(sp + k) * stride];
-        for (; sp < n_splits; ++sp) a[0] += split_w[h][sp] * ph[sp * stride];
-        float total = 0.f;
-        for (int k = 0; k < 8; ++k) total += a[k];
-        out[e] = total / merged_l[h];
+            for (int k = 0; k < 8; ++k) add(a[k], sp + k);
+        for (; sp < n_splits; ++sp) add(a[0], sp);
+        float total[4] = {};
+        for (int k = 0; k < 8; ++k) total[0] += a[k].x, total[1] += a[k].y, total[2] += a[k].z, total[3] += a[k].w;
+        for (int i = 0; i < 4 && d + i < head_dim; ++i) out[h * head_dim + d + i] = total[i] / merged_l[h];
     }
 }
 
 // One block per (token, KV head, group of up to decode_heads query heads of it, split of the keys). A warp
-// takes chunks of its split's keys in turn with the other warps, loading a chunk's key and value rows at
-// once. Keys: lanes_per_key lanes to a row, each holding row_elements of it in two runs of 8 (the lanes'
-// runs adjacent, so a key's lanes read contiguous bytes), key_steps keys per lane; the lanes' dot products
-// with each head's query (from shared memory) summed over a key's lanes. Softmax: the chunk's maximum over
-// the warp, the sums kept per key slot, rescaled only when the maximum grows. Values: every row across the
-// warp (HD / warp_size elements a lane), each key's weight shuffled from its lanes, so a lane's sums cover
-// the warp's keys and need no reduction. The block then combines its warps and writes the normalized
-// output when there is one split; else the partial (max, sum, unnormalized output), and the group's last
-// block to arrive merges every split's. Four blocks an SM (128 registers on NVIDIA): at 4096 keys and more
-// the blocks in flight set the pace, and this layout took 30 us at 4096 keys on an H100 where values laid
-// out as the keys (64 registers of sums a lane, three blocks an SM) took 42, and where loading the next
-// chunk before computing this one (159 registers) took 49. HD: the largest head_dim the instance serves,
-// 64, 128 or 256. `reaches_far`: the keys reach the cache's far rows (a test per row, which made attention over a whole
-// cache's 4096 keys 3% slower).
+// takes chunks of its split's keys in turn with the other warps, each chunk's key and value rows copied
+// into the warp's ring in shared memory a chunk ahead of the one it computes. Keys: lanes_per_key lanes to
+// a row, each holding row_elements of it in two runs of 8 (the lanes' runs adjacent), key_steps keys per
+// lane; the lanes' dot products with each head's query (from shared memory) summed over a key's lanes.
+// Softmax: the chunk's maximum over the warp, the sums kept per key slot, rescaled only when the maximum
+// grows. Values: every row across the warp (HD / warp_size elements a lane), each key's weight shuffled
+// from its lanes, so a lane's sums cover the warp's keys and need no reduction. The block then combines
+// its warps and writes the normalized output when there is one split; else the partial (max, sum,
+// unnormalized output), and the group's last block to arrive merges every split's. Four blocks an SM (128
+// registers on NVIDIA). On an H100, at 64 / 4096 / 32,768 keys: 19 / 30 / 140 us with the rows loaded
+// into registers, 11 / 23 / 74 through the ring (docs/benchmarks.md). HD: the largest head_dim the
+// instance serves, 64, 128 or 256. `reaches_far`: the keys reach the cache's far rows (a test per row,
+// which made attention over a whole cache's 4096 keys 3% slower).
 template <class T, int HD, bool reaches_far>
 __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
     attention_decode_kernel(float* out, float* scratch, const float* q, KvRows cache, const int* positions, int n_head,
@@ -136,8 +141,14 @@ __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
     constexpr int lanes_per_key = HD / row_elements, keys_per_step = warp_size / lanes_per_key;
     constexpr int chunk = keys_per_step * U, DV = HD / warp_size;
     static_assert(HD % row_elements == 0 && warp_size % lanes_per_key == 0 && row_elements == 16 && DV >= 1);
+    // Each warp's ring of chunks while it walks its keys, then the warps' sums while they are combined.
+    constexpr int stages = 4 / sizeof(T);  // f16: the next chunk in flight; 32 KB of rings either way
+    union alignas(32) Pool {
+        T ring[n_warps][stages][2][chunk * HD];
+        float warp_acc[n_warps][H][HD];
+    };
     __shared__ float qs[H][HD];
-    __shared__ float warp_acc[n_warps][H][HD];
+    __shared__ Pool pool;
     __shared__ float warp_m[n_warps][H], warp_l[n_warps][H];
     __shared__ bool last;
     const int group = n_head / n_head_kv, chunks = (group + H - 1) / H;
@@ -149,7 +160,6 @@ __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
     const int part = lane % lanes_per_key, slot = lane / lanes_per_key;
     const std::size_t kv_stride = static_cast<std::size_t>(n_head_kv) * head_dim;
     const std::size_t head_at = static_cast<std::size_t>(kv_head) * head_dim;
-    const bool k_aligned = head_dim % 8 == 0, v_aligned = head_dim % DV == 0;
     // The lane's two runs of a key row start at these elements.
     const int run_at[2] = {part * 8, (lanes_per_key + part) * 8};
 
@@ -168,28 +178,62 @@ __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
     const int n_keys = positions[t] + 1;
     const int keys_per_split = ((n_keys + decode_keys - 1) / decode_keys + n_splits - 1) / n_splits * decode_keys;
     const int begin = split * keys_per_split, end = min(n_keys, begin + keys_per_split);
-    // A chunk's rows as stored: key j = u * keys_per_step + slot in the scoring layout, every value row
-    // across the warp. Keys past the split's end read its last key, whose scores are then masked: loads
-    // without branches.
+    // A chunk's rows as the lanes compute them: key j = u * keys_per_step + slot in the scoring layout,
+    // every value row across the warp.
     struct Rows {
         Run<T, 8> k[U][2];
         Run<T, DV> v[chunk];
     };
-    const auto load_chunk = [&](int c0) {
-        Rows rows;
-        for (int u = 0; u < U; ++u) {
-            const T* k_row =
-                cache_row<const T, reaches_far>(cache, true, min(c0 + u * keys_per_step + slot, end - 1), kv_stride);
-            for (int r = 0; r < 2; ++r) rows.k[u][r] = load_run<T, 8>(k_row + head_at, run_at[r], head_dim, k_aligned);
+    // The warp's ring of chunks in shared memory, key rows then value rows of HD elements (zeros past
+    // head_dim), copied in stages - 1 chunks ahead of the one computed, so that on NVIDIA a chunk's loads
+    // stay in flight while the last one is computed without holding registers. Keys past the split's end
+    // copy its last key, whose scores are then masked: copies without branches.
+    T(&own_ring)[stages][2][chunk * HD] = pool.ring[warp];
+    const bool whole_pieces = head_dim * sizeof(T) % 16 == 0;  // then rows start and end on 16 bytes
+    if (head_dim < HD) {
+        for (int e = lane; e < stages * 2 * chunk * HD; e += warp_size) (&own_ring[0][0][0])[e] = T{};
+        warp_sync();
+    }
+    const auto copy_chunk = [&](int c0, int stage) {
+        constexpr int per_piece = 16 / sizeof(T), pieces = HD / per_piece;
+        for (int kv = 0; kv < 2; ++kv) {
+            T* to = own_ring[stage][kv];
+            const auto row = [&](int j) {
+                return cache_row<const T, reaches_far>(cache, kv == 0, min(c0 + j, end - 1), kv_stride) + head_at;
+            };
+            if (whole_pieces)
+                for (int f = lane; f < chunk * pieces; f += warp_size) {
+                    const int j = f / pieces, at = f % pieces * per_piece;
+                    if (at < head_dim) copy_async_16(to + j * HD + at, row(j) + at);
+                }
+            else
+                for (int e = lane; e < chunk * HD; e += warp_size)
+                    if (e % HD < head_dim) to[e] = row(e / HD)[e % HD];
         }
+    };
+    const auto read_chunk = [&](int stage) {
+        Rows rows;
+        for (int u = 0; u < U; ++u)
+            for (int r = 0; r < 2; ++r)
+                rows.k[u][r] = *reinterpret_cast<const Run<T, 8>*>(
+                    &own_ring[stage][0][(u * keys_per_step + slot) * HD + run_at[r]]);
         for (int j = 0; j < chunk; ++j)
-            rows.v[j] = load_run<T, DV>(
-                cache_row<const T, reaches_far>(cache, false, min(c0 + j, end - 1), kv_stride) + head_at, lane * DV,
-                head_dim, v_aligned);
+            rows.v[j] = *reinterpret_cast<const Run<T, DV>*>(&own_ring[stage][1][j * HD + lane * DV]);
         return rows;
     };
-    for (int c0 = begin + warp * chunk; c0 < end; c0 += n_warps * chunk) {
-        const Rows rows = load_chunk(c0);
+    const int first = begin + warp * chunk, step = n_warps * chunk;
+    for (int i = 0; i + 1 < stages; ++i) {
+        if (first + i * step < end) copy_chunk(first + i * step, i);
+        copy_commit();
+    }
+    for (int c0 = first, stage = 0; c0 < end; c0 += step, stage = (stage + 1) % stages) {
+        const int ahead = c0 + (stages - 1) * step;
+        if (ahead < end) copy_chunk(ahead, (stage + stages - 1) % stages);
+        copy_commit();
+        copy_wait<stages - 1>();  // this chunk's copies, committed stages - 1 groups ago
+        warp_sync();
+        const Rows rows = read_chunk(stage);
+        warp_sync();  // the stage is free for a later chunk's copies
         float s[U][H] = {};
         for (int r = 0; r < 2; ++r)
             for (int e = 0; e < 8; ++e)
@@ -224,20 +268,23 @@ __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
             }
     }
 
-    // The warp's keys: the slots' sums added, each lane's values written, then the warps combined.
+    // The warp's keys: the slots' sums added, each lane's values written once every warp is done with its
+    // ring, then the warps combined.
     for (int h = 0; h < H; ++h)
         for (int o = lanes_per_key; o < warp_size; o *= 2) l[h] += shfl_xor(l[h], o);
+    __syncthreads();
     for (int h = 0; h < H; ++h)
-        for (int i = 0; i < DV; ++i) warp_acc[warp][h][lane * DV + i] = acc[h][i];
+        for (int i = 0; i < DV; ++i) pool.warp_acc[warp][h][lane * DV + i] = acc[h][i];
     if (lane == 0)
         for (int h = 0; h < H; ++h) warp_m[warp][h] = m[h], warp_l[warp][h] = l[h];
     __syncthreads();
     // The group's heads are consecutive (token, head) pairs: their output rows, and their partials
-    // [pairs, n_splits, head_dim + 2] = unnormalized output, max, sum (empty splits: -inf, 0).
+    // [pairs, n_splits, partial_stride] (empty splits: max -inf, sum 0).
     const std::size_t first_pair = static_cast<std::size_t>(t) * n_head + h0;
     float* const group_out = out + first_pair * head_dim;
+    const int stats = partial_stats(head_dim);
     float* const group_partials =
-        n_splits > 1 ? scratch + arrival_slots(n_head) + first_pair * n_splits * (head_dim + 2) : nullptr;
+        n_splits > 1 ? scratch + arrival_slots(n_head) + first_pair * n_splits * partial_stride(head_dim) : nullptr;
     for (int e = tid; e < H * HD; e += decode_threads) {
         const int h = e / HD, d = e % HD;
         if (h >= n_h || d >= head_dim) continue;
@@ -246,16 +293,16 @@ __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
         float a = 0.f, sum = 0.f;
         for (int w = 0; w < n_warps; ++w) {
             const float weight = part_weight(warp_m[w][h], top);
-            a += weight * warp_acc[w][h][d];
+            a += weight * pool.warp_acc[w][h][d];
             sum += weight * warp_l[w][h];
         }
         if (n_splits == 1) {
             group_out[h * head_dim + d] = a / sum;
             continue;
         }
-        float* ph = group_partials + (static_cast<std::size_t>(h) * n_splits + split) * (head_dim + 2);
+        float* ph = group_partials + (static_cast<std::size_t>(h) * n_splits + split) * partial_stride(head_dim);
         ph[d] = a;
-        if (d == 0) ph[head_dim] = top, ph[head_dim + 1] = sum;
+        if (d == 0) ph[stats] = top, ph[stats + 1] = sum;
     }
     if (n_splits == 1) return;
 
@@ -398,9 +445,10 @@ void launch_decode(float* out, float* scratch, const float* q, const KvRows& cac
 // tiles, as a slice of one spends more merging than it saves. Counted in the tiles' power of two, so that
 // the count stays the same from one step to the next but at a power of two (the blocks divide each
 // token's tiles among themselves on the device, the last splits taking what is left, or nothing).
-// Measured on an H100 with this kernel's first layout (values as the keys, 3 blocks an SM): at 32k keys
-// 64 splits of 512 keys (512 blocks, 396 at once) took 187 us against 159 for 128 splits, and after 4096
-// tokens decode took 0.0041 s a token with 128 splits of one tile against 0.0037 with 64 of two.
+// Measured on an H100: with the ring, 32,768 keys took 66 us in 64 splits of 512 keys (512 blocks, all
+// at once) against 74 in 128; with rows loaded into registers 129 against 140 (so fewer, longer splits
+// once the blocks fit the GPU at once); and after 4096 tokens decode took 0.0041 s a token with 128
+// splits of one tile against 0.0037 with 64 of two (slices of one tile merge more than they save).
 int decode_splits(int n_pairs, int n_keys) {
     const int wanted = (decode_blocks * decode_heads + n_pairs - 1) / n_pairs;
     const int tiles = static_cast<int>(std::bit_ceil(static_cast<unsigned>((n_keys + decode_keys - 1) / decode_keys)));
@@ -414,7 +462,7 @@ std::size_t attention_scratch_bytes(int n_tokens, int n_head, int head_dim, int 
     const int n_splits = decode_splits(n_tokens * n_head, n_ctx);
     if (n_splits == 1) return 0;
     const auto pairs = static_cast<std::size_t>(n_tokens) * n_head;
-    return (arrival_slots(n_head) + pairs * n_splits * (head_dim + 2)) * sizeof(float);
+    return (arrival_slots(n_head) + pairs * n_splits * partial_stride(head_dim)) * sizeof(float);
 }
 
 int attention_variant(int n_tokens, int n_head, int n_keys, const KvRows& cache) {
