@@ -130,7 +130,7 @@ __device__ void merge_splits(float* out, const float* partials, int n_h, int hea
 // its warps and writes the normalized output when there is one split; else the partial (max, sum,
 // unnormalized output), and the group's last block to arrive merges every split's. Four blocks an SM (128
 // registers on NVIDIA). On an H100, at 64 / 4096 / 32,768 keys: 19 / 30 / 140 us with the rows loaded
-// into registers, 11 / 23 / 74 through the ring (docs/benchmarks.md). HD: the largest head_dim the
+// into registers, 11 / 23 / 67 through the ring (docs/benchmarks.md). HD: the largest head_dim the
 // instance serves, 64, 128 or 256. `reaches_far`: the keys reach the cache's far rows (a test per row,
 // which made attention over a whole cache's 4096 keys 3% slower).
 template <class T, int HD, bool reaches_far>
