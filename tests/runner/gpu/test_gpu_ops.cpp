@@ -462,6 +462,20 @@ TEST_CASE("gpu decode attention over a long context reads every key for every he
         gpu::attention(out.as<float>(), dq.as<float>(), {hk.data(), hv.data()}, runner::KvType::f16, n, dpos.as<int>(),
                        n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(), s);
         CHECK(relative_error(download(out, q.size(), s), want) < tolerance);
+        // An f16 cache split by position too (on NVIDIA since sm_80 its far rows are copied asynchronously).
+        const auto k_bits = f16_bits(k_cache), v_bits = f16_bits(v_cache);
+        for (const int near : {0, 5000}) {
+            CAPTURE(near);
+            const auto skip = static_cast<std::size_t>(near) * kv;
+            const std::size_t far_bytes = (k_bits.size() - skip) * 2;
+            const gpu::PinnedBuffer k_far(far_bytes), v_far(far_bytes);
+            std::memcpy(k_far.data(), k_bits.data() + skip, far_bytes);
+            std::memcpy(v_far.data(), v_bits.data() + skip, far_bytes);
+            gpu::attention(out.as<float>(), dq.as<float>(), {hk.data(), hv.data(), near, k_far.data(), v_far.data()},
+                           runner::KvType::f16, n, dpos.as<int>(), n_head, n_head_kv, head_dim, 19992,
+                           scratch.as<float>(), s);
+            CHECK(relative_error(download(out, q.size(), s), want) < tolerance);
+        }
     }
 }
 

@@ -21,11 +21,12 @@ constexpr int max_head_dim = 256;  // what any kernel here serves
 // Decode: each block serves up to decode_heads query heads of one KV group (Llama-3-8B's 4), so a
 // key or value row read from the cache serves all of them, and the keys are split across blocks in
 // slices of whole tiles (decode_keys), as many as decode_splits says keep the GPU busy. Within a block
-// each warp walks its own keys with its own online softmax, so the loop has no barrier, and copies the
-// next chunk of rows into shared memory while it computes this one, so the loads stay in flight (the
-// time went to waiting on them: 9 of each instruction's 14 cycles under ncu at 32,768 keys). The last block of a group
-// to finish merges the splits' partials (its arrival counted in the scratch), which saves a second launch. A block
-// finds its keys from its token's position on the device, so that a recorded decode step replays for the next
+// each warp walks its own keys with its own online softmax, so the loop has no barrier, and where it can
+// copy asynchronously it copies the next chunk of rows into shared memory while it computes this one, so
+// the loads stay in flight (loaded into registers, the time went to waiting on them: 9 of each
+// instruction's 14 cycles under ncu at 32,768 keys). The last block of a group to finish merges the
+// splits' partials (its arrival counted in the scratch), which saves a second launch. A block finds its
+// keys from its token's position on the device, so that a recorded decode step replays for the next
 // positions.
 constexpr int decode_heads = 4;
 constexpr int decode_threads = 128;
@@ -53,11 +54,20 @@ __host__ __device__ inline std::size_t arrival_slots(int n_head) {
 __device__ inline float kv_at(const float* cache, std::size_t i) { return cache[i]; }
 __device__ inline float kv_at(const unsigned short* cache, std::size_t i) { return f16_to_f32(cache[i]); }
 
-// N consecutive elements of a cache row, as the lanes read them from a warp's ring.
+// N consecutive elements of a cache row as stored: one load where the row's length is a multiple of N
+// (`aligned`), else element by element up to `n`, zeros past it.
 template <class T, int N>
 struct alignas(N * sizeof(T)) Run {
     T v[N];
 };
+
+template <class T, int N>
+__device__ inline Run<T, N> load_run(const T* row, int at, int n, bool aligned) {
+    if (aligned && at + N <= n) return *reinterpret_cast<const Run<T, N>*>(row + at);
+    Run<T, N> r;
+    for (int k = 0; k < N; ++k) r.v[k] = at + k < n ? row[at + k] : T{};
+    return r;
+}
 
 // The weight of a part of the keys whose maximum score is m, against the common maximum `top`: none for a
 // part without keys.
@@ -72,7 +82,7 @@ __host__ __device__ inline int partial_stride(int head_dim) { return partial_sta
 // partial_stride] (empty splits: max -inf, sum 0), the heads' consecutive; out: that head's output row, the
 // others' following. Each split's weight once per (head, split), a warp per head; then a thread per four
 // output elements sums them over the splits, eight float4 loads in flight (at head_dim 128 each thread has one
-// such group, so the merge is 16 rounds of loads at 128 splits).
+// such group, so the merge is 8 rounds of loads at 64 splits).
 __device__ void merge_splits(float* out, const float* partials, int n_h, int head_dim, int n_splits) {
     constexpr int H = decode_heads, n_warps = decode_threads / warp_size;
     __shared__ float split_w[H][max_splits];
@@ -120,8 +130,9 @@ __device__ void merge_splits(float* out, const float* partials, int n_h, int hea
 }
 
 // One block per (token, KV head, group of up to decode_heads query heads of it, split of the keys). A warp
-// takes chunks of its split's keys in turn with the other warps, each chunk's key and value rows copied
-// into the warp's ring in shared memory a chunk ahead of the one it computes. Keys: lanes_per_key lanes to
+// takes chunks of its split's keys in turn with the other warps; with an f16 cache on NVIDIA sm_80 and later
+// each chunk's key and value rows are copied into the warp's ring in shared memory a chunk ahead of the one
+// it computes, elsewhere loaded into registers as it comes to them. Keys: lanes_per_key lanes to
 // a row, each holding row_elements of it in two runs of 8 (the lanes' runs adjacent), key_steps keys per
 // lane; the lanes' dot products with each head's query (from shared memory) summed over a key's lanes.
 // Softmax: the chunk's maximum over the warp, the sums kept per key slot, rescaled only when the maximum
@@ -129,7 +140,8 @@ __device__ void merge_splits(float* out, const float* partials, int n_h, int hea
 // from its lanes, so a lane's sums cover the warp's keys and need no reduction. The block then combines
 // its warps and writes the normalized output when there is one split; else the partial (max, sum,
 // unnormalized output), and the group's last block to arrive merges every split's. Four blocks an SM (128
-// registers on NVIDIA). On an H100, at 64 / 4096 / 32,768 keys: 19 / 30 / 140 us with the rows loaded
+// registers on NVIDIA; with the ring 36 KB of shared memory a block, which sm_80 and sm_90 hold four times
+// over, sm_86 and sm_89 twice). On an H100, at 64 / 4096 / 32,768 keys: 19 / 30 / 140 us with the rows loaded
 // into registers, 11 / 23 / 67 through the ring (docs/benchmarks.md). HD: the largest head_dim the
 // instance serves, 64, 128 or 256. `reaches_far`: the keys reach the cache's far rows (a test per row,
 // which made attention over a whole cache's 4096 keys 3% slower).
@@ -141,10 +153,13 @@ __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
     constexpr int lanes_per_key = HD / row_elements, keys_per_step = warp_size / lanes_per_key;
     constexpr int chunk = keys_per_step * U, DV = HD / warp_size;
     static_assert(HD % row_elements == 0 && warp_size % lanes_per_key == 0 && row_elements == 16 && DV >= 1);
-    // Each warp's ring of chunks while it walks its keys, then the warps' sums while they are combined.
-    constexpr int stages = 4 / sizeof(T);  // f16: the next chunk in flight; 32 KB of rings either way
+    // Rows pass through a ring of two chunks a warp in shared memory (32 KB a block) where copies into it
+    // are asynchronous and the cache is f16. Elsewhere they load straight into registers: there a ring
+    // would overlap nothing and only cost shared memory, blocks an SM (CDNA: one a CU), and for an f32
+    // cache a second 32 KB. The pool holds the rings while the warps walk their keys, then their sums.
+    constexpr bool use_ring = async_copies && sizeof(T) == 2;
     union alignas(32) Pool {
-        T ring[n_warps][stages][2][chunk * HD];
+        T ring[n_warps][2][2][use_ring ? chunk * HD : 1];
         float warp_acc[n_warps][H][HD];
     };
     __shared__ float qs[H][HD];
@@ -179,36 +194,41 @@ __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
     const int keys_per_split = ((n_keys + decode_keys - 1) / decode_keys + n_splits - 1) / n_splits * decode_keys;
     const int begin = split * keys_per_split, end = min(n_keys, begin + keys_per_split);
     // A chunk's rows as the lanes compute them: key j = u * keys_per_step + slot in the scoring layout,
-    // every value row across the warp.
+    // every value row across the warp. Keys past the split's end repeat its last key, whose scores are then
+    // masked: loads without branches.
     struct Rows {
         Run<T, 8> k[U][2];
         Run<T, DV> v[chunk];
     };
-    // The warp's ring of chunks in shared memory, key rows then value rows of HD elements (zeros past
-    // head_dim), copied in stages - 1 chunks ahead of the one computed, so that on NVIDIA a chunk's loads
-    // stay in flight while the last one is computed without holding registers. Keys past the split's end
-    // copy its last key, whose scores are then masked: copies without branches.
-    T(&own_ring)[stages][2][chunk * HD] = pool.ring[warp];
-    const bool whole_pieces = head_dim * sizeof(T) % 16 == 0;  // then rows start and end on 16 bytes
-    if (head_dim < HD) {
-        for (int e = lane; e < stages * 2 * chunk * HD; e += warp_size) (&own_ring[0][0][0])[e] = T{};
-        warp_sync();
-    }
+    const auto row_of = [&](bool keys, int key) {
+        return cache_row<const T, reaches_far>(cache, keys, min(key, end - 1), kv_stride) + head_at;
+    };
+    const auto load_chunk = [&](int c0) {
+        const bool k_aligned = head_dim % 8 == 0, v_aligned = head_dim % DV == 0;
+        Rows rows;
+        for (int u = 0; u < U; ++u)
+            for (int r = 0; r < 2; ++r)
+                rows.k[u][r] =
+                    load_run<T, 8>(row_of(true, c0 + u * keys_per_step + slot), run_at[r], head_dim, k_aligned);
+        for (int j = 0; j < chunk; ++j)
+            rows.v[j] = load_run<T, DV>(row_of(false, c0 + j), lane * DV, head_dim, v_aligned);
+        return rows;
+    };
+    // The ring: a stage holds a chunk's key rows then its value rows, HD elements each (zeros past
+    // head_dim, which the scores read), copied in whole 16-byte pieces where rows are made of them.
+    T(&own_ring)[2][2][use_ring ? chunk * HD : 1] = pool.ring[warp];
     const auto copy_chunk = [&](int c0, int stage) {
         constexpr int per_piece = 16 / sizeof(T), pieces = HD / per_piece;
         for (int kv = 0; kv < 2; ++kv) {
             T* to = own_ring[stage][kv];
-            const auto row = [&](int j) {
-                return cache_row<const T, reaches_far>(cache, kv == 0, min(c0 + j, end - 1), kv_stride) + head_at;
-            };
-            if (whole_pieces)
+            if (head_dim * sizeof(T) % 16 == 0)
                 for (int f = lane; f < chunk * pieces; f += warp_size) {
                     const int j = f / pieces, at = f % pieces * per_piece;
-                    if (at < head_dim) copy_async_16(to + j * HD + at, row(j) + at);
+                    if (at < head_dim) copy_async_16(to + j * HD + at, row_of(kv == 0, c0 + j) + at);
                 }
             else
                 for (int e = lane; e < chunk * HD; e += warp_size)
-                    if (e % HD < head_dim) to[e] = row(e / HD)[e % HD];
+                    if (e % HD < head_dim) to[e] = row_of(kv == 0, c0 + e / HD)[e % HD];
         }
     };
     const auto read_chunk = [&](int stage) {
@@ -222,18 +242,26 @@ __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
         return rows;
     };
     const int first = begin + warp * chunk, step = n_warps * chunk;
-    for (int i = 0; i + 1 < stages; ++i) {
-        if (first + i * step < end) copy_chunk(first + i * step, i);
+    if constexpr (use_ring) {
+        if (head_dim < HD) {
+            for (int e = lane; e < 2 * 2 * chunk * HD; e += warp_size) (&own_ring[0][0][0])[e] = T{};
+            warp_sync();
+        }
+        if (first < end) copy_chunk(first, 0);
         copy_commit();
     }
-    for (int c0 = first, stage = 0; c0 < end; c0 += step, stage = (stage + 1) % stages) {
-        const int ahead = c0 + (stages - 1) * step;
-        if (ahead < end) copy_chunk(ahead, (stage + stages - 1) % stages);
-        copy_commit();
-        copy_wait<stages - 1>();  // this chunk's copies, committed stages - 1 groups ago
-        warp_sync();
-        const Rows rows = read_chunk(stage);
-        warp_sync();  // the stage is free for a later chunk's copies
+    for (int c0 = first, stage = 0; c0 < end; c0 += step, stage ^= 1) {
+        Rows rows;
+        if constexpr (use_ring) {
+            if (c0 + step < end) copy_chunk(c0 + step, stage ^ 1);
+            copy_commit();
+            copy_wait<1>();  // this chunk's copies, committed one group ago
+            warp_sync();
+            rows = read_chunk(stage);
+            warp_sync();  // the stage is free for the next chunk's copies
+        } else {
+            rows = load_chunk(c0);
+        }
         float s[U][H] = {};
         for (int r = 0; r < 2; ++r)
             for (int e = 0; e < 8; ++e)
@@ -269,9 +297,11 @@ __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
     }
 
     // The warp's keys: the slots' sums added, each lane's values written once every warp is done with its
-    // ring, then the warps combined.
+    // ring (every chunk copied was computed, so none is in flight: the wait only guards later edits), then
+    // the warps combined.
     for (int h = 0; h < H; ++h)
         for (int o = lanes_per_key; o < warp_size; o *= 2) l[h] += shfl_xor(l[h], o);
+    copy_wait<0>();
     __syncthreads();
     for (int h = 0; h < H; ++h)
         for (int i = 0; i < DV; ++i) pool.warp_acc[warp][h][lane * DV + i] = acc[h][i];
@@ -445,10 +475,11 @@ void launch_decode(float* out, float* scratch, const float* q, const KvRows& cac
 // tiles, as a slice of one spends more merging than it saves. Counted in the tiles' power of two, so that
 // the count stays the same from one step to the next but at a power of two (the blocks divide each
 // token's tiles among themselves on the device, the last splits taking what is left, or nothing).
-// Measured on an H100: with the ring, 32,768 keys took 66 us in 64 splits of 512 keys (512 blocks, all
-// at once) against 74 in 128; with rows loaded into registers 129 against 140 (so fewer, longer splits
-// once the blocks fit the GPU at once); and after 4096 tokens decode took 0.0041 s a token with 128
-// splits of one tile against 0.0037 with 64 of two (slices of one tile merge more than they save).
+// Measured on an H100: with the ring, 32,768 keys took 66-67 us in 64 splits of 512 keys (512 blocks, all
+// at once) against 74-75 in 128; with rows loaded into registers 128-129 against 138-140 (so fewer, longer
+// splits once the blocks fit the GPU at once). With an earlier layout of this kernel (values laid out as
+// the keys, three blocks an SM), decode after 4096 tokens took 0.0041 s a token with 128 splits of one
+// tile against 0.0037 with 64 of two: slices of one tile merge more than they save.
 int decode_splits(int n_pairs, int n_keys) {
     const int wanted = (decode_blocks * decode_heads + n_pairs - 1) / n_pairs;
     const int tiles = static_cast<int>(std::bit_ceil(static_cast<unsigned>((n_keys + decode_keys - 1) / decode_keys)));

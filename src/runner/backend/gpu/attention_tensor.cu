@@ -21,6 +21,9 @@ namespace {
 
 constexpr int n_warps = 4;
 constexpr int block_queries = 16 * n_warps;
+
+// The kernel body's tile and helpers, which only builds for sm_80 and later compile (mma, ldmatrix).
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
 constexpr int block_keys = 64;
 
 __device__ inline unsigned pack_f16x2(float lo, float hi) {
@@ -45,6 +48,7 @@ __device__ inline void load_transposed_x4(unsigned (&r)[4], const unsigned short
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(address));
 }
+#endif
 
 // Lane roles follow the mma fragment layout: g = lane / 4 is the row (and g + 8), c = lane % 4 the column pair.
 template <int D>

@@ -112,31 +112,39 @@ __device__ inline float quad_max(float v) {
     return fmaxf(v, shfl_xor(v, 2));
 }
 
-// 16 bytes from global into shared memory. On NVIDIA since sm_80 (cp.async) they are not held in registers
-// on the way, so a warp can keep a chunk's copies in flight while it computes the last one: they count in
-// the group that copy_commit closes, and copy_wait<N> returns once at most the N newest groups are pending.
-// Elsewhere a plain copy, done when it returns. Either way another lane reads the data only after
-// copy_wait and warp_sync.
-__device__ inline void copy_async_16(void* to_shared, const void* from_global) {
+// 16 bytes from global into shared memory. Where `async_copies` (NVIDIA sm_80 and later: cp.async) they
+// are not held in registers on the way, so a warp can keep a chunk's copies in flight while it computes
+// the last one: they count in the group that copy_commit closes, and copy_wait<N> returns once at most the
+// N newest groups are pending. Elsewhere a plain copy, done when it returns. Either way another lane reads
+// the data only after copy_wait and warp_sync.
 #if defined(OAR_GPU_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#define OAR_ASYNC_COPIES 1
+constexpr bool async_copies = true;
+#else
+constexpr bool async_copies = false;
+#endif
+
+__device__ inline void copy_async_16(void* to_shared, const void* from_global) {
+#if defined(OAR_ASYNC_COPIES)
     asm volatile(
         "cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(static_cast<unsigned>(__cvta_generic_to_shared(to_shared))),
-        "l"(from_global));
+        "l"(from_global)
+        : "memory");
 #else
     *static_cast<int4*>(to_shared) = *static_cast<const int4*>(from_global);
 #endif
 }
 
 __device__ inline void copy_commit() {
-#if defined(OAR_GPU_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.commit_group;\n" ::);
+#if defined(OAR_ASYNC_COPIES)
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
 #endif
 }
 
 template <int N>
 __device__ inline void copy_wait() {
-#if defined(OAR_GPU_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#if defined(OAR_ASYNC_COPIES)
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 #endif
 }
 
