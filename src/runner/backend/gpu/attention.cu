@@ -158,8 +158,9 @@ __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
     // would overlap nothing and only cost shared memory, blocks an SM (CDNA: one a CU), and for an f32
     // cache a second 32 KB. The pool holds the rings while the warps walk their keys, then their sums.
     constexpr bool use_ring = async_copies && sizeof(T) == 2;
+    constexpr int ring_row = use_ring ? chunk * HD : 1;  // a stage's key (or value) rows
     union alignas(32) Pool {
-        T ring[n_warps][2][2][use_ring ? chunk * HD : 1];
+        T ring[n_warps][2][2][ring_row];
         float warp_acc[n_warps][H][HD];
     };
     __shared__ float qs[H][HD];
@@ -216,7 +217,7 @@ __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
     };
     // The ring: a stage holds a chunk's key rows then its value rows, HD elements each (zeros past
     // head_dim, which the scores read), copied in whole 16-byte pieces where rows are made of them.
-    T(&own_ring)[2][2][use_ring ? chunk * HD : 1] = pool.ring[warp];
+    T(&own_ring)[2][2][ring_row] = pool.ring[warp];
     const auto copy_chunk = [&](int c0, int stage) {
         constexpr int per_piece = 16 / sizeof(T), pieces = HD / per_piece;
         for (int kv = 0; kv < 2; ++kv) {
@@ -244,7 +245,7 @@ __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
     const int first = begin + warp * chunk, step = n_warps * chunk;
     if constexpr (use_ring) {
         if (head_dim < HD) {
-            for (int e = lane; e < 2 * 2 * chunk * HD; e += warp_size) (&own_ring[0][0][0])[e] = T{};
+            for (int e = lane; e < 2 * 2 * ring_row; e += warp_size) (&own_ring[0][0][0])[e] = T{};
             warp_sync();
         }
         if (first < end) copy_chunk(first, 0);
