@@ -9,9 +9,9 @@
 #include "runner/backend/gpu/attention_tensor.h"
 
 #include <cmath>
-#include <vector>
 
 #include "runner/backend/gpu/check.h"
+#include "runner/backend/gpu/launch.h"
 
 namespace runner::gpu {
 
@@ -180,26 +180,8 @@ void launch(float* out, const float* q, const unsigned short* k_cache, const uns
 }  // namespace
 
 bool tensor_attention_supported(int head_dim) {
-    if (head_dim != 64 && head_dim != 128) return false;
-    // Asked on every prompt layer: each device's answer is looked up once.
-    static const std::vector<bool> capable = [] {
-        int count = 0;
-        if (cudaGetDeviceCount(&count) != cudaSuccess) count = 0;
-        std::vector<bool> v(static_cast<std::size_t>(count));
-        for (int d = 0; d < count; ++d) {
-            int major = 0;
-            v[static_cast<std::size_t>(d)] =
-                cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, d) == cudaSuccess && major >= 8;
-        }
-        cudaGetLastError();
-        return v;
-    }();
-    int device = 0;
-    if (cudaGetDevice(&device) != cudaSuccess) {
-        cudaGetLastError();
-        return false;
-    }
-    return static_cast<std::size_t>(device) < capable.size() && capable[static_cast<std::size_t>(device)];
+    return (head_dim == 64 || head_dim == 128) &&
+           runs_compiled_for(reinterpret_cast<const void*>(attention_tensor_kernel<64>), 8);
 }
 
 void attention_prompt_tensor(float* out, const float* q, const unsigned short* k_cache, const unsigned short* v_cache,
