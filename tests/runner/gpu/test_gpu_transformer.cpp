@@ -544,53 +544,6 @@ TEST_CASE("gpu engine: decode steps replayed as graphs equal launching each kern
     }
 }
 
-TEST_CASE("gpu engine: kernels launched early give the logits of kernels launched in order") {
-    // On NVIDIA sm_90 and later decode's kernels may start before the previous one ends (launch.h) and await it
-    // before touching anything it writes: one that read too soon would see the previous layer's or step's
-    // values. The same conversation on two engines, one launching its kernels early and one in order: every
-    // layer resident (steps replayed as graphs), every layer streamed, and streamed with the host taking part
-    // of each MLP; uncompressed and 4bit (the int8 kernels); an f16 cache. Each pass's logits, to the bit.
-    const char* path = gpu::early_launches() ? "this GPU launches kernels early"
-                                             : "this GPU or build launches every kernel in order: one path twice";
-    MESSAGE(path);
-    struct Order {
-        explicit Order(bool early) { gpu::use_early_launches(early); }
-        ~Order() { gpu::use_early_launches(true); }
-    };
-    const std::string name = "llama-gqa4-llama3rope";
-    using runner::Compression;
-    for (const auto& [stream_all, host_share, compression] :
-         {std::tuple{false, 0, Compression::none}, std::tuple{false, 0, Compression::q4},
-          std::tuple{true, 0, Compression::none}, std::tuple{true, 60, Compression::q4}}) {
-        CAPTURE(stream_all);
-        CAPTURE(host_share);
-        CAPTURE(runner::compression_name(compression));
-        std::vector<Loaded> engines;
-        for (const bool early : {true, false}) {
-            const Order order(early);
-            engines.push_back(load(name, stream_all, 64, compression, 0, {}, runner::KvType::f16, host_share));
-        }
-        const auto step = [&](std::span<const std::int32_t> tokens, int n_past) {
-            CAPTURE(n_past);
-            std::vector<float> logits[2];
-            for (std::size_t e = 0; e < 2; ++e) {
-                const Order order(e == 0);
-                auto out = engines[e].model->forward(tokens, n_past);
-                REQUIRE(out.ok());
-                logits[e].assign(out->begin(), out->end());
-            }
-            CHECK(logits[0] == logits[1]);
-        };
-        const std::int32_t prompt[] = {5, 9, 13, 2, 77, 31, 8, 64, 3, 11};
-        step(prompt, 0);
-        for (const auto& [from, to] : {std::pair{10, 60}, std::pair{4, 12}})
-            for (int p = from; p < to; ++p) {
-                const std::int32_t token[] = {(p * 37 + 11) % engines[0].model->config().n_vocab};
-                step(token, p);
-            }
-    }
-}
-
 TEST_CASE("gpu engine: where graphs cannot be recorded, decode steps launch kernel by kernel") {
     // Every recording fails after its work was enqueued, as on a runtime without graphs: the engine says why,
     // stops recording, and its steps give the logits of an engine with graphs off.

@@ -173,7 +173,6 @@ __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
     const int t = static_cast<int>(blockIdx.x) / chunks / n_head_kv, split = static_cast<int>(blockIdx.y);
     const int h0 = kv_head * group + chunk_of_group * H, n_h = min(H, group - chunk_of_group * H);
     const int tid = static_cast<int>(threadIdx.x), warp = tid / warp_size, lane = tid % warp_size;
-    await_previous_kernel();
     const int part = lane % lanes_per_key, slot = lane / lanes_per_key;
     const std::size_t kv_stride = static_cast<std::size_t>(n_head_kv) * head_dim;
     const std::size_t head_at = static_cast<std::size_t>(kv_head) * head_dim;
@@ -458,8 +457,8 @@ void launch_decode(float* out, float* scratch, const float* q, const KvRows& cac
                    int n_head, int n_head_kv, int head_dim, float scale, int n_splits, cudaStream_t s) {
     const int chunks = (n_head / n_head_kv + decode_heads - 1) / decode_heads;
     const dim3 grid(static_cast<unsigned>(n_tokens * n_head_kv * chunks), static_cast<unsigned>(n_splits));
-    launch_early(attention_decode_kernel<T, HD, reaches_far>, grid, dim3(decode_threads), s, out, scratch, q, cache,
-                 positions, n_head, n_head_kv, head_dim, scale, n_splits);
+    attention_decode_kernel<T, HD, reaches_far><<<grid, decode_threads, 0, s>>>(
+        out, scratch, q, cache, positions, n_head, n_head_kv, head_dim, scale, n_splits);
 }
 
 template <class T, bool reaches_far>

@@ -205,12 +205,6 @@ void matmul(float* out, const float* x, const void* w, WeightType type, const vo
 // keeps the products it was recorded with.
 void use_int8_activations(bool on);
 
-// Tests: whether decode's kernels may start before the stream's previous kernel ends where the GPU allows it
-// (NVIDIA sm_90 and later, launch.h; on by default), to compare both. Read as work is enqueued, as above.
-void use_early_launches(bool on);
-// Whether kernels are launched early on the calling thread's GPU.
-bool early_launches();
-
 // x[t, :] += w . in[t, :]   (the residual add, fused into the output and down projections); scratch as matmul's
 void matmul_add(float* x, const float* in, const void* w, WeightType type, float* scratch, int n_tokens, int d_in,
                 int d_out, const Stream& stream, const Blas* blas = nullptr);

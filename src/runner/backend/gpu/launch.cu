@@ -1,5 +1,5 @@
 // Which kernels a GPU runs as compiled for its own generation, asked before taking a path that needs it
-// (tensor-core attention, launches that overlap the previous kernel).
+// (tensor-core attention).
 #include "runner/backend/gpu/launch.h"
 
 #include <map>
@@ -8,19 +8,9 @@
 
 namespace runner::gpu {
 
-namespace {
-
-bool early_on = true;  // changed only by tests, before the launches they compare
-
-}  // namespace
-
-void use_early_launches(bool on) { early_on = on; }
-
 #if defined(OAR_GPU_CUDA)
 
 namespace {
-
-__global__ void probe_kernel() {}
 
 bool ask(const void* kernel, int device, int major) {
     int capability = 0;
@@ -49,15 +39,9 @@ bool runs_compiled_for(const void* kernel, int major) {
     return at->second;
 }
 
-bool launches_early(const void* kernel) { return early_on && runs_compiled_for(kernel, 9); }
-
-bool early_launches() { return launches_early(reinterpret_cast<const void*>(probe_kernel)); }
-
 #else
 
 bool runs_compiled_for(const void*, int) { return false; }
-bool launches_early(const void*) { return false; }
-bool early_launches() { return false; }
 
 #endif
 

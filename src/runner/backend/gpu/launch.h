@@ -1,5 +1,5 @@
-// What the kernel files share: the stream handle, launches that may overlap the previous kernel, f32 ->
-// f16 conversion, and reading a weight element of any stored dtype.
+// What the kernel files share: the stream handle, whether a kernel runs as compiled for the GPU's
+// generation, f32 -> f16 conversion, and reading a weight element of any stored dtype.
 #pragma once
 
 #include "runner/backend/gpu/backend.h"
@@ -19,31 +19,7 @@ void to_f16(unsigned short* dst, const float* src, std::size_t n, cudaStream_t s
 // without what it guards with __CUDA_ARCH__. Looked up once per kernel and GPU; false under HIP.
 bool runs_compiled_for(const void* kernel, int major);
 
-// Whether launch_early lets `kernel` start early here: runs_compiled_for(kernel, 9), unless a test turned it off.
-bool launches_early(const void* kernel);
-
 #if defined(__CUDACC__) || defined(__HIPCC__)
-// Launches `kernel` so that on NVIDIA sm_90 and later it may start while the stream's previous kernel still
-// runs (programmatic dependent launch): its blocks take the slots that kernel's last blocks leave free, and
-// what the kernel does before await_previous_kernel() (vendor.h) overlaps that kernel's tail and the
-// launch itself, which a decode step of a dozen kernels a layer otherwise spends idle. Before that call
-// the kernel may only read weights, which no kernel writes. Elsewhere, an ordinary launch.
-template <class... Params, class... Args>
-void launch_early(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t s, const Args&... args) {
-#if defined(OAR_GPU_CUDA)
-    if (launches_early(reinterpret_cast<const void*>(kernel))) {
-        cudaLaunchAttribute early{};
-        early.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        early.val.programmaticStreamSerializationAllowed = 1;
-        cudaLaunchConfig_t config{};
-        config.gridDim = grid, config.blockDim = block, config.stream = s, config.attrs = &early, config.numAttrs = 1;
-        cudaLaunchKernelEx(&config, kernel, args...);  // errors surface in the caller's GPU_CHECK_LAUNCH
-        return;
-    }
-#endif
-    kernel<<<grid, block, 0, s>>>(args...);
-}
-
 __device__ inline float load_weight(const void* w, WeightType type, std::size_t i) {
     switch (type) {
         case WeightType::bf16: return bf16_to_f32(static_cast<const unsigned short*>(w)[i]);

@@ -84,10 +84,6 @@ __global__ void matvec_kernel(const MatvecArgs a) {
     float acc[max_tokens] = {}, acc_up[max_tokens] = {}, squares[max_tokens] = {};
     const std::size_t first = static_cast<std::size_t>(j) * d_in;
     constexpr int stride = matvec_threads * 8;
-    constexpr std::size_t width = type == WeightType::f32 ? 4 : 2;  // bytes a weight
-    prefetch_to_l2(static_cast<const char*>(part.w) + first * width, d_in * width);
-    if constexpr (gated) prefetch_to_l2(static_cast<const char*>(a.w_up) + first * width, d_in * width);
-    await_previous_kernel();
     for (int i0 = tid * 8; i0 < d_in; i0 += stride * matvec_loads) {
         Chunk c[matvec_loads], u[gated ? matvec_loads : 1];
         for (int k = 0; k < matvec_loads; ++k) {
@@ -184,11 +180,11 @@ template <WeightType type, bool gated>
 void launch_matvec(const MatvecArgs& a, cudaStream_t s) {
     int total = 0;
     for (int p = 0; p < a.n_parts; ++p) total += a.parts[p].d_out;
-    const auto kernel = a.n_tokens == 1   ? matvec_kernel<type, 1, gated>
-                        : a.n_tokens == 2 ? matvec_kernel<type, 2, gated>
-                        : a.n_tokens <= 4 ? matvec_kernel<type, 4, gated>
-                                          : matvec_kernel<type, matvec_max_tokens, gated>;
-    launch_early(kernel, dim3(static_cast<unsigned>(total)), dim3(matvec_threads), s, a);
+    const auto grid = static_cast<unsigned>(total);
+    if (a.n_tokens == 1) return matvec_kernel<type, 1, gated><<<grid, matvec_threads, 0, s>>>(a);
+    if (a.n_tokens == 2) return matvec_kernel<type, 2, gated><<<grid, matvec_threads, 0, s>>>(a);
+    if (a.n_tokens <= 4) return matvec_kernel<type, 4, gated><<<grid, matvec_threads, 0, s>>>(a);
+    matvec_kernel<type, matvec_max_tokens, gated><<<grid, matvec_threads, 0, s>>>(a);
 }
 
 bool f32_matvec(WeightType type) {

@@ -46,7 +46,6 @@ static_assert(4 * quantize_run == act_block && 2 * quantize_run == act_half, "qu
 // another's, and 8 values a thread, the block's maximum and sums of 16 taken across its quad (a thread
 // per block of 32 took 32 dependent steps each, and 2 thread blocks of a 4096-wide row).
 __global__ void quantize_kernel(Int8Input in, const float* x, Norm norm, int d_in) {
-    await_previous_kernel();
     const int t = static_cast<int>(blockIdx.y), tid = static_cast<int>(threadIdx.x);
     const float* xt = x + static_cast<std::size_t>(t) * d_in;
     float inv_rms = 1.f;
@@ -183,9 +182,6 @@ __global__ void __launch_bounds__(int8_threads) matvec_int8_kernel(const MatvecA
     const auto n_out = static_cast<std::size_t>(part.d_out), cols = static_cast<std::size_t>(d_in);
     const float* scales = quant_scales(part.w, type, n_out, cols);
     const float* up_scales = gated ? quant_scales(a.w_up, type, n_out, cols) : nullptr;
-    prefetch_to_l2(w_rows, rows * bytes);
-    if constexpr (gated) prefetch_to_l2(up_rows, rows * bytes);
-    await_previous_kernel();
     const auto scales_of = [&](const float* s, int r) {
         return s ? s + static_cast<std::size_t>(j0 + r) * (d_in / quant_block) : nullptr;
     };
@@ -248,12 +244,10 @@ void launch_rows(const MatvecArgs& a, Int8Input in, cudaStream_t s) {
     bool whole = true;  // every part's rows fill whole blocks
     for (int p = 0; p < a.n_parts; ++p) total += a.parts[p].d_out, whole = whole && a.parts[p].d_out % rows == 0;
     if (!whole) {  // the kernel for the most tokens takes a row per block
-        launch_early(matvec_int8_kernel<type, matvec_max_tokens, gated>, dim3(static_cast<unsigned>(total)),
-                     dim3(int8_threads), s, a, in);
+        matvec_int8_kernel<type, matvec_max_tokens, gated><<<static_cast<unsigned>(total), int8_threads, 0, s>>>(a, in);
         return;
     }
-    launch_early(matvec_int8_kernel<type, max_tokens, gated>, dim3(static_cast<unsigned>(total / rows)),
-                 dim3(int8_threads), s, a, in);
+    matvec_int8_kernel<type, max_tokens, gated><<<static_cast<unsigned>(total / rows), int8_threads, 0, s>>>(a, in);
 }
 
 template <WeightType type, bool gated>
@@ -283,8 +277,7 @@ void launch(const MatvecArgs& a, Int8Input in, cudaStream_t s) {
 void quantize_input(const MatvecArgs& a, cudaStream_t s) {
     const int per_block = quantize_threads * quantize_run;
     const dim3 grid(static_cast<unsigned>((a.d_in + per_block - 1) / per_block), static_cast<unsigned>(a.n_tokens));
-    launch_early(quantize_kernel, grid, dim3(quantize_threads), s, int8_input(a.scratch, a.n_tokens, a.d_in), a.x,
-                 a.norm, a.d_in);
+    quantize_kernel<<<grid, quantize_threads, 0, s>>>(int8_input(a.scratch, a.n_tokens, a.d_in), a.x, a.norm, a.d_in);
 }
 
 void matvec_int8(const MatvecArgs& a, cudaStream_t s) {

@@ -159,28 +159,6 @@ __device__ inline void warp_sync() {
 #endif
 }
 
-// The device half of launch_early (launch.h): waits until the stream's previous kernel has finished and
-// its writes are visible, then lets the next kernel launch, so that at most one kernel's prologue overlaps
-// a running kernel. A no-op where kernels are not launched early (also when this kernel was not).
-__device__ inline void await_previous_kernel() {
-#if defined(OAR_GPU_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.wait;\n" ::: "memory");
-    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
-}
-
-// The block's threads bring [p, p + bytes) into L2, a 128-byte line each: a prologue's weights, read from
-// L2 once the kernel has awaited the previous one. Only where kernels are launched early.
-__device__ inline void prefetch_to_l2(const void* p, std::size_t bytes) {
-#if defined(OAR_GPU_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    const auto* first = static_cast<const char*>(p);
-    for (std::size_t at = 128 * threadIdx.x; at < bytes; at += 128 * std::size_t{blockDim.x})
-        asm volatile("prefetch.global.L2 [%0];\n" ::"l"(first + at));
-#else
-    (void)p, (void)bytes;
-#endif
-}
-
 // BF16 is the top half of an f32.
 __device__ inline float bf16_to_f32(unsigned short h) { return __uint_as_float(static_cast<unsigned>(h) << 16); }
 
