@@ -516,13 +516,19 @@ struct GpuTransformer::LayerPass {
                            c().n_head_kv, c().head_dim, m.device_inv_freq.as<float>(), positions(), c().rope_pairs,
                            m.compute);
     }
+    // Decode attention writes its output as the output projection's int8 input too, where that product takes
+    // one: a launch less a layer.
+    bool attention_quantizes() const {
+        return gpu::takes_int8_input(type(wo), mb, q_width()) && gpu::attention_writes_int8(mb, c().head_dim);
+    }
     void attention() {
         gpu::attention(m.att.as<float>(), m.q.as<float>(), cache, t.plan_.kv_type, mb, positions(), c().n_head,
-                       c().n_head_kv, c().head_dim, n_keys, m.attention_scratch.as<float>(), m.compute);
+                       c().n_head_kv, c().head_dim, n_keys, m.attention_scratch.as<float>(), m.compute,
+                       attention_quantizes() ? m.xb.as<float>() : nullptr);
     }
     void output_add() {
         gpu::matmul_add(x(), m.att.as<float>(), at(wo), type(wo), m.xb.as<float>(), mb, q_width(), c().n_embd,
-                        m.compute, blas());
+                        m.compute, blas(), attention_quantizes());
     }
     // With host_mlp the MLP's input first goes to the host, which computes the split layer's other rows
     // (mlp_on_host). Every block's activations come before any down product, since each block reads the

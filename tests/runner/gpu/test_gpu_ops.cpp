@@ -474,6 +474,85 @@ TEST_CASE("gpu decode attention over a long context reads every key for every he
     }
 }
 
+TEST_CASE("gpu decode attention writes the output projection's int8 input as that product would quantize it") {
+    // Decode attention also writes its output quantized, sparing the output projection its quantizing launch:
+    // whether a block writes a head's output or a group's last split merges it, the int8 input must be the
+    // one the product makes of attention's f32 output, byte for byte, and so the products equal to the bit.
+    gpu::Stream s;
+    struct Shape {
+        int n_head, n_head_kv, head_dim;
+    };
+    const auto type = runner::WeightType::q4;
+    for (const auto& [n_head, n_head_kv, head_dim] : {Shape{32, 8, 128}, Shape{8, 2, 64}, Shape{4, 4, 256}})
+        for (const int n : {1, 3})
+            for (const int n_keys : {40, 9000}) {
+                CAPTURE(n_head);
+                CAPTURE(head_dim);
+                CAPTURE(n);
+                CAPTURE(n_keys);
+                const int n_ctx = 9000, kv = n_head_kv * head_dim, width = n_head * head_dim, d_out = 64;
+                REQUIRE(gpu::attention_writes_int8(n, head_dim));
+                REQUIRE(gpu::takes_int8_input(type, n, width));
+                const auto hk = upload_f16(random_floats(static_cast<std::size_t>(n_ctx) * kv), s);
+                const auto hv = upload_f16(random_floats(static_cast<std::size_t>(n_ctx) * kv), s);
+                std::vector<int> positions;
+                for (int t = 0; t < n; ++t) positions.push_back(n_keys - n + t);
+                const auto dpos = upload_ints(positions, s);
+                const auto rows = static_cast<std::size_t>(n) * width;
+                const auto dq = upload(random_floats(rows), s);
+                const auto scratch =
+                    gpu::DeviceBuffer::zeroed(gpu::attention_scratch_bytes(n, n_head, head_dim, n_ctx), s);
+                const auto w = quantized_weight(type, d_out, width, s);
+                const auto x = random_floats(static_cast<std::size_t>(n) * d_out);
+                const auto fused_x = upload(x, s), plain_x = upload(x, s);
+                gpu::DeviceBuffer out(rows * sizeof(float)), fused_in(rows * sizeof(float)),
+                    plain_in(rows * sizeof(float));
+                const auto attend = [&](float* int8_out) {
+                    gpu::attention(out.as<float>(), dq.as<float>(), {hk.data(), hv.data()}, runner::KvType::f16, n,
+                                   dpos.as<int>(), n_head, n_head_kv, head_dim, n_keys, scratch.as<float>(), s,
+                                   int8_out);
+                    return download(out, rows, s);
+                };
+                const auto fused_out = attend(fused_in.as<float>());
+                gpu::matmul_add(fused_x.as<float>(), out.as<float>(), w.device.data(), type, fused_in.as<float>(), n,
+                                width, d_out, s, nullptr, true);
+                CHECK(attend(nullptr) == fused_out);
+                gpu::matmul_add(plain_x.as<float>(), out.as<float>(), w.device.data(), type, plain_in.as<float>(), n,
+                                width, d_out, s);
+                const std::size_t int8_halves = rows * 3 / 4;  // 1.5 bytes an activation
+                CHECK(download_bits(fused_in, int8_halves, s) == download_bits(plain_in, int8_halves, s));
+                const auto fused = download(fused_x, x.size(), s), plain = download(plain_x, x.size(), s);
+                CHECK(fused == plain);
+                CHECK(fused != x);
+            }
+    // Where attention cannot write them (a prompt's pass, a head_dim that is not whole blocks of 32), or a
+    // product would not read them (16-bit weights), asking is an error that says so.
+    CHECK_FALSE(gpu::attention_writes_int8(16, 128));
+    CHECK_FALSE(gpu::attention_writes_int8(1, 80));
+    CHECK_FALSE(gpu::takes_int8_input(runner::WeightType::bf16, 1, 4096));
+    gpu::DeviceBuffer buffer(4096 * sizeof(float));
+    const auto refused = [](const auto& call, const std::string& says) {
+        try {
+            call();
+            FAIL("no error");
+        } catch (const gpu::Error& e) {
+            CHECK(std::string(e.what()).find(says) != std::string::npos);
+        }
+    };
+    refused(
+        [&] {
+            gpu::attention(buffer.as<float>(), buffer.as<float>(), {buffer.data(), buffer.data()}, runner::KvType::f16,
+                           1, nullptr, 1, 1, 80, 1, nullptr, s, buffer.as<float>());
+        },
+        "head_dim 80 cannot be written as int8 activations");
+    refused(
+        [&] {
+            gpu::matmul_add(buffer.as<float>(), buffer.as<float>(), buffer.data(), runner::WeightType::bf16,
+                            buffer.as<float>(), 1, 64, 64, s, nullptr, true);
+        },
+        "int8 activations given for a product that does not take them");
+}
+
 // One scratch serves decode passes of every length, as the engine's does, so its arrival counters must be
 // where every pass looks for them and left at zero: passes of 1, 12 and 3 tokens on Llama-3-8B's heads (8, 96
 // and 24 groups of blocks; 32, 16 and 22 splits) alternate, each against the CPU.

@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "runner/backend/gpu/attention_tensor.h"
+#include "runner/backend/gpu/int8_input.h"
 #include "runner/backend/gpu/launch.h"
 
 namespace runner::gpu {
@@ -80,10 +81,12 @@ __host__ __device__ inline int partial_stride(int head_dim) { return partial_sta
 
 // A group's splits merged by its last block. partials: the group's first head's [n_h, n_splits,
 // partial_stride] (empty splits: max -inf, sum 0), the heads' consecutive; out: that head's output row, the
-// others' following. Each split's weight once per (head, split), a warp per head; then a thread per four
-// output elements sums them over the splits, eight float4 loads in flight (at head_dim 128 each thread has one
-// such group, so the merge is 8 rounds of loads at 64 splits).
-__device__ void merge_splits(float* out, const float* partials, int n_h, int head_dim, int n_splits) {
+// others' following, at flat index `first` of the output (and of q8, where the output is quantized too).
+// Each split's weight once per (head, split), a warp per head; then a thread per four output elements sums
+// them over the splits, eight float4 loads in flight (at head_dim 128 each thread has one such group, so the
+// merge is 8 rounds of loads at 64 splits); eight adjacent threads hold a block of 32 to quantize.
+__device__ void merge_splits(float* out, const float* partials, int n_h, int head_dim, int n_splits, Int8Input q8,
+                             std::size_t first) {
     constexpr int H = decode_heads, n_warps = decode_threads / warp_size;
     __shared__ float split_w[H][max_splits];
     __shared__ float merged_l[H];
@@ -107,8 +110,12 @@ __device__ void merge_splits(float* out, const float* partials, int n_h, int hea
         if (lane == 0) merged_l[h] = sum;
     }
     __syncthreads();
-    for (int e = tid; e < n_h * quads; e += decode_threads) {
-        const int h = e / quads, d = e % quads * 4;
+    // Every thread takes every round (the quantization shuffles), and a round's eight-thread groups are
+    // wholly inside or outside, as quads is a multiple of 8 where the output is quantized.
+    for (int e0 = 0; e0 < n_h * quads; e0 += decode_threads) {
+        const int e = e0 + tid;
+        const bool inside = e < n_h * quads;
+        const int h = inside ? e / quads : 0, d = e % quads * 4;
         const float* ph = head_partials(h) + d;
         const auto at = [&](int sp) {
             return *reinterpret_cast<const float4*>(ph + static_cast<std::size_t>(sp) * stride);
@@ -120,12 +127,14 @@ __device__ void merge_splits(float* out, const float* partials, int n_h, int hea
             to.x += w * v.x, to.y += w * v.y, to.z += w * v.z, to.w += w * v.w;
         };
         int sp = 0;
-        for (; sp + 8 <= n_splits; sp += 8)
+        for (; inside && sp + 8 <= n_splits; sp += 8)
             for (int k = 0; k < 8; ++k) add(a[k], sp + k);
-        for (; sp < n_splits; ++sp) add(a[0], sp);
+        for (; inside && sp < n_splits; ++sp) add(a[0], sp);
         float total[4] = {};
         for (int k = 0; k < 8; ++k) total[0] += a[k].x, total[1] += a[k].y, total[2] += a[k].z, total[3] += a[k].w;
-        for (int i = 0; i < 4 && d + i < head_dim; ++i) out[h * head_dim + d + i] = total[i] / merged_l[h];
+        for (int i = 0; i < 4; ++i) total[i] /= merged_l[h];
+        for (int i = 0; i < 4 && inside && d + i < head_dim; ++i) out[h * head_dim + d + i] = total[i];
+        if (q8.q) quantize_block(q8, first + static_cast<std::size_t>(h) * head_dim + d, total, inside);
     }
 }
 
@@ -148,7 +157,7 @@ __device__ void merge_splits(float* out, const float* partials, int n_h, int hea
 template <class T, int HD, bool reaches_far>
 __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
     attention_decode_kernel(float* out, float* scratch, const float* q, KvRows cache, const int* positions, int n_head,
-                            int n_head_kv, int head_dim, float scale, int n_splits) {
+                            int n_head_kv, int head_dim, float scale, int n_splits, Int8Input q8) {
     constexpr int H = decode_heads, U = key_steps, n_warps = decode_threads / warp_size;
     constexpr int lanes_per_key = HD / row_elements, keys_per_step = warp_size / lanes_per_key;
     constexpr int chunk = keys_per_step * U, DV = HD / warp_size;
@@ -316,21 +325,26 @@ __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
     const int stats = partial_stats(head_dim);
     float* const group_partials =
         n_splits > 1 ? scratch + arrival_slots(n_head) + first_pair * n_splits * partial_stride(head_dim) : nullptr;
+    // Every thread takes every round (H * HD is a multiple of the block), as a warp's 32 elements, a block of
+    // one head's output, are quantized together.
     for (int e = tid; e < H * HD; e += decode_threads) {
         const int h = e / HD, d = e % HD;
-        if (h >= n_h || d >= head_dim) continue;
-        float top = -INFINITY;
-        for (int w = 0; w < n_warps; ++w) top = fmaxf(top, warp_m[w][h]);
-        float a = 0.f, sum = 0.f;
-        for (int w = 0; w < n_warps; ++w) {
+        const bool inside = h < n_h && d < head_dim;
+        float top = -INFINITY, a = 0.f, sum = 0.f;
+        for (int w = 0; inside && w < n_warps; ++w) top = fmaxf(top, warp_m[w][h]);
+        for (int w = 0; inside && w < n_warps; ++w) {
             const float weight = part_weight(warp_m[w][h], top);
             a += weight * pool.warp_acc[w][h][d];
             sum += weight * warp_l[w][h];
         }
         if (n_splits == 1) {
-            group_out[h * head_dim + d] = a / sum;
+            const float value[1] = {inside ? a / sum : 0.f};
+            if (inside) group_out[h * head_dim + d] = value[0];
+            if (q8.q)
+                quantize_block(q8, first_pair * head_dim + static_cast<std::size_t>(h) * head_dim + d, value, inside);
             continue;
         }
+        if (!inside) continue;
         float* ph = group_partials + (static_cast<std::size_t>(h) * n_splits + split) * partial_stride(head_dim);
         ph[d] = a;
         if (d == 0) ph[stats] = top, ph[stats + 1] = sum;
@@ -348,7 +362,7 @@ __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
         if (last) __threadfence();
     }
     __syncthreads();
-    if (last) merge_splits(group_out, group_partials, n_h, head_dim, n_splits);
+    if (last) merge_splits(group_out, group_partials, n_h, head_dim, n_splits, q8, first_pair * head_dim);
 }
 
 // A prompt: a block per (head, QB consecutive query tokens); K and V tiles of KT keys are loaded
@@ -454,20 +468,20 @@ void launch_prompt(float* out, const float* q, const void* k_cache, const void* 
 
 template <class T, int HD, bool reaches_far>
 void launch_decode(float* out, float* scratch, const float* q, const KvRows& cache, const int* positions, int n_tokens,
-                   int n_head, int n_head_kv, int head_dim, float scale, int n_splits, cudaStream_t s) {
+                   int n_head, int n_head_kv, int head_dim, float scale, int n_splits, Int8Input q8, cudaStream_t s) {
     const int chunks = (n_head / n_head_kv + decode_heads - 1) / decode_heads;
     const dim3 grid(static_cast<unsigned>(n_tokens * n_head_kv * chunks), static_cast<unsigned>(n_splits));
     attention_decode_kernel<T, HD, reaches_far><<<grid, decode_threads, 0, s>>>(
-        out, scratch, q, cache, positions, n_head, n_head_kv, head_dim, scale, n_splits);
+        out, scratch, q, cache, positions, n_head, n_head_kv, head_dim, scale, n_splits, q8);
 }
 
 template <class T, bool reaches_far>
 void launch_decode(float* out, float* scratch, const float* q, const KvRows& cache, const int* positions, int n_tokens,
-                   int n_head, int n_head_kv, int head_dim, float scale, int n_splits, cudaStream_t s) {
+                   int n_head, int n_head_kv, int head_dim, float scale, int n_splits, Int8Input q8, cudaStream_t s) {
     const auto launch = head_dim <= 64    ? launch_decode<T, 64, reaches_far>
                         : head_dim <= 128 ? launch_decode<T, 128, reaches_far>
                                           : launch_decode<T, 256, reaches_far>;
-    launch(out, scratch, q, cache, positions, n_tokens, n_head, n_head_kv, head_dim, scale, n_splits, s);
+    launch(out, scratch, q, cache, positions, n_tokens, n_head, n_head_kv, head_dim, scale, n_splits, q8, s);
 }
 
 // How many blocks decode divides the keys among: enough splits for about decode_blocks blocks (each
@@ -505,9 +519,17 @@ bool attention_on_tensor_cores(KvType kv_type, int head_dim) {
     return kv_type == KvType::f16 && tensor_attention_supported(head_dim);
 }
 
+bool attention_writes_int8(int n_tokens, int head_dim) {
+    return n_tokens < prompt_min_tokens && head_dim % act_block == 0;
+}
+
 void attention(float* out, const float* q, const KvRows& cache, KvType kv_type, int n_tokens, const int* positions,
-               int n_head, int n_head_kv, int head_dim, int n_keys, float* scratch, const Stream& stream) {
+               int n_head, int n_head_kv, int head_dim, int n_keys, float* scratch, const Stream& stream,
+               float* int8_out) {
     if (n_tokens == 0) return;
+    if (int8_out && !attention_writes_int8(n_tokens, head_dim))
+        throw Error("attention: " + std::to_string(n_tokens) + " tokens of head_dim " + std::to_string(head_dim) +
+                    " cannot be written as int8 activations (decode only, head_dim a multiple of 32)");
     if (head_dim > max_head_dim || n_head % n_head_kv != 0)
         throw Error("attention: head_dim " + std::to_string(head_dim) + " with " + std::to_string(n_head) + "/" +
                     std::to_string(n_head_kv) +
@@ -536,7 +558,9 @@ void attention(float* out, const float* q, const KvRows& cache, KvType kv_type, 
     const bool far = n_keys > cache.near_rows;
     const auto launch = f16 ? (far ? launch_decode<unsigned short, true> : launch_decode<unsigned short, false>)
                             : (far ? launch_decode<float, true> : launch_decode<float, false>);
-    launch(out, scratch, q, cache, positions, n_tokens, n_head, n_head_kv, head_dim, scale, n_splits, native(stream));
+    const Int8Input q8 = int8_out ? int8_input(int8_out, n_tokens, n_head * head_dim) : Int8Input{};
+    launch(out, scratch, q, cache, positions, n_tokens, n_head, n_head_kv, head_dim, scale, n_splits, q8,
+           native(stream));
     GPU_CHECK_LAUNCH();
 }
 

@@ -205,9 +205,14 @@ void matmul(float* out, const float* x, const void* w, WeightType type, const vo
 // keeps the products it was recorded with.
 void use_int8_activations(bool on);
 
-// x[t, :] += w . in[t, :]   (the residual add, fused into the output and down projections); scratch as matmul's
+// x[t, :] += w . in[t, :]   (the residual add, fused into the output and down projections); scratch as matmul's.
+// `quantized`: the scratch already holds `in` as int8 activations (attention's int8_out), where
+// takes_int8_input says the product reads them.
 void matmul_add(float* x, const float* in, const void* w, WeightType type, float* scratch, int n_tokens, int d_in,
-                int d_out, const Stream& stream, const Blas* blas = nullptr);
+                int d_out, const Stream& stream, const Blas* blas = nullptr, bool quantized = false);
+// Whether a product of these weights, with a scratch, multiplies n_tokens' int8 activations (decode's
+// quantized products).
+bool takes_int8_input(WeightType type, int n_tokens, int d_in);
 
 // One product of a fused launch: where it goes ([n_tokens, d_out]), its weights [d_out, d_in], its bias.
 struct Product {
@@ -269,8 +274,12 @@ void rope_store_kv(float* q, float* k, const float* v, const KvRows& cache, KvTy
 // not the cache's capacity: a short conversation in a 32k cache must not leave one block to walk all its keys while the
 // others find none.
 std::size_t attention_scratch_bytes(int n_tokens, int n_head, int head_dim, int n_ctx);
+// int8_out (decode, where attention_writes_int8): the output is also written there quantized, as the next
+// product's int8 input (matmul_add's `quantized`), which saves that product its quantizing launch.
 void attention(float* out, const float* q, const KvRows& cache, KvType kv_type, int n_tokens, const int* positions,
-               int n_head, int n_head_kv, int head_dim, int n_keys, float* scratch, const Stream& stream);
+               int n_head, int n_head_kv, int head_dim, int n_keys, float* scratch, const Stream& stream,
+               float* int8_out = nullptr);
+bool attention_writes_int8(int n_tokens, int head_dim);
 // Decode's launches for n_keys keys of `cache`: calls whose variants are equal enqueue the same kernels with
 // the same arguments (each token's keys are read from its position on the device), so a recorded Graph
 // serves all of them. It changes only where the keys reach the cache's far rows, and where they pass a

@@ -207,16 +207,24 @@ void launch_matvec(const MatvecArgs& a, bool quantized, cudaStream_t s) {
 
 bool int8_on = true;  // changed only by tests, before any product runs
 
-// Whether decode's kernels take the product: a few tokens, and for quantized weights whole blocks of 32
-// activations (256 for the K-quants, whose rows are whole super-blocks anyway) and a scratch to hold them.
-bool on_matvec(WeightType type, int n_tokens, int d_in, const float* scratch) {
-    if (n_tokens > matvec_max_tokens || d_in % 8 != 0) return false;
-    if (f32_matvec(type)) return true;
-    return int8_on && scratch != nullptr && d_in % (is_kquant(type) ? 256 : 32) == 0;
+// Quantized weights whose product decode's int8 kernel takes: a few tokens in whole blocks of 32 activations
+// (256 for the K-quants, whose rows are whole super-blocks anyway).
+bool int8_matvec(WeightType type, int n_tokens, int d_in) {
+    return int8_on && !f32_matvec(type) && n_tokens <= matvec_max_tokens && d_in % (is_kquant(type) ? 256 : 32) == 0;
 }
 
+// Whether decode's kernels take the product: a few tokens, and for quantized weights a scratch to hold
+// their int8 activations.
+bool on_matvec(WeightType type, int n_tokens, int d_in, const float* scratch) {
+    if (n_tokens > matvec_max_tokens || d_in % 8 != 0) return false;
+    return f32_matvec(type) || (scratch != nullptr && int8_matvec(type, n_tokens, d_in));
+}
+
+// `quantized`: the scratch already holds x's int8 activations.
 void product(const Product& p, const float* x, float* scratch, int n_tokens, int d_in, bool accumulate,
-             const Stream& stream, const Blas* blas) {
+             const Stream& stream, const Blas* blas, bool quantized = false) {
+    if (quantized && !(scratch && int8_matvec(p.type, n_tokens, d_in)))
+        throw Error("matmul: int8 activations given for a product that does not take them");
     if (blas && n_tokens >= blas_min_tokens &&
         blas_matmul(p.out, x, p.w, p.type, p.bias, p.bias_type, n_tokens, d_in, p.d_out, accumulate, stream, *blas))
         return;
@@ -225,7 +233,7 @@ void product(const Product& p, const float* x, float* scratch, int n_tokens, int
         MatvecArgs a;
         a.x = x, a.n_tokens = n_tokens, a.d_in = d_in, a.parts[0] = p, a.n_parts = 1, a.accumulate = accumulate;
         a.scratch = scratch;
-        launch_matvec<false>(a, false, s);
+        launch_matvec<false>(a, quantized, s);
     } else {
         const dim3 grid(static_cast<unsigned>((p.d_out + tile - 1) / tile),
                         static_cast<unsigned>((n_tokens + tile - 1) / tile));
@@ -239,6 +247,8 @@ void product(const Product& p, const float* x, float* scratch, int n_tokens, int
 
 void use_int8_activations(bool on) { int8_on = on; }
 
+bool takes_int8_input(WeightType type, int n_tokens, int d_in) { return int8_matvec(type, n_tokens, d_in); }
+
 void matmul(float* out, const float* x, const void* w, WeightType type, const void* bias, WeightType bias_type,
             float* scratch, int n_tokens, int d_in, int d_out, const Stream& stream, const Blas* blas) {
     if (n_tokens == 0) return;
@@ -246,9 +256,9 @@ void matmul(float* out, const float* x, const void* w, WeightType type, const vo
 }
 
 void matmul_add(float* x, const float* in, const void* w, WeightType type, float* scratch, int n_tokens, int d_in,
-                int d_out, const Stream& stream, const Blas* blas) {
+                int d_out, const Stream& stream, const Blas* blas, bool quantized) {
     if (n_tokens == 0) return;
-    product(Product{x, w, type, d_out}, in, scratch, n_tokens, d_in, true, stream, blas);
+    product(Product{x, w, type, d_out}, in, scratch, n_tokens, d_in, true, stream, blas, quantized);
 }
 
 void norm_matmul(std::span<const Product> products, const float* x, const Norm& norm, float* scratch, int n_tokens,

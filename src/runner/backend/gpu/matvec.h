@@ -2,7 +2,7 @@
 // matvec_int8.cu's for quantized ones): one launch's products and how its blocks find theirs.
 #pragma once
 
-#include "runner/backend/gpu/launch.h"
+#include "runner/backend/gpu/int8_input.h"
 
 namespace runner::gpu {
 

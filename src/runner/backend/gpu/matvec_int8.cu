@@ -18,29 +18,11 @@ namespace runner::gpu {
 
 namespace {
 
-constexpr int act_block = 32;  // activations per int8 scale
-constexpr int act_half = 16;   // activations per sum
-
-// The quantized input in the launch's scratch (room for [n_tokens, d_in] floats, of which it takes 1.5
-// bytes an element): the quants [n_tokens, d_in], then per 16 of them their block's scale d and d times
-// their sum [n_tokens, d_in / 16], which a half piece loads as one pair.
-struct Int8Input {
-    signed char* q;
-    float2* ds;
-};
-
-Int8Input int8_input(float* scratch, int n_tokens, int d_in) {
-    auto* q = reinterpret_cast<signed char*>(scratch);
-    return {q, reinterpret_cast<float2*>(q + static_cast<std::size_t>(n_tokens) * d_in)};
-}
-
 constexpr int quantize_threads = 64;
 constexpr int quantize_run = 8;  // activations per thread: a quad of threads quantizes a block
 static_assert(4 * quantize_run == act_block && 2 * quantize_run == act_half, "quads and pairs of threads");
 
-// x[t, :] (times the norm's weights over x's RMS, with a norm) into `in`: d = the block's largest
-// magnitude / 127, q = round(x / d) to nearest even; a block of zeros (or too small for 1 / d) is all
-// zeros, a block with an infinity or NaN has zeros and a NaN scale, which its products carry. It sits
+// x[t, :] (times the norm's weights over x's RMS, with a norm) into `in` (int8_input.h). It sits
 // on the critical path of every product, so its latency counts, not its bandwidth: several thread
 // blocks per token, each summing the row's squares itself (16-56 KB from L2) rather than waiting for
 // another's, and 8 values a thread, the block's maximum and sums of 16 taken across its quad (a thread
@@ -66,27 +48,9 @@ __global__ void quantize_kernel(Int8Input in, const float* x, Norm norm, int d_i
             const float4 f = *reinterpret_cast<const float4*>(xt + at + l);
             v[l] = f.x, v[l + 1] = f.y, v[l + 2] = f.z, v[l + 3] = f.w;
         }
-    float amax = 0.f, infinite = 0.f;
-    for (int l = 0; l < quantize_run; ++l) {
-        if (norm.weight && inside) v[l] = v[l] * inv_rms * load_weight(norm.weight, norm.type, at + l);
-        amax = fmaxf(amax, fabsf(v[l]));
-        infinite = fabsf(v[l]) <= 3.402823466e38f ? infinite : 1.f;
-    }
-    amax = quad_max(amax);
-    const bool finite = quad_max(infinite) == 0.f;
-    const float d = finite ? amax / 127.f : __uint_as_float(0x7fc00000u);
-    const float inverse = finite && d >= 1.175494351e-38f ? 1.f / d : 0.f;
-    unsigned words[quantize_run / 4] = {};
-    int sum = 0;
-    for (int l = 0; l < quantize_run; ++l) {
-        const int q = __float2int_rn(v[l] * inverse);
-        words[l / 4] |= (static_cast<unsigned>(q) & 0xffu) << (8 * (l % 4));
-        sum += q;
-    }
-    const float sum16 = static_cast<float>(sum) + shfl_xor(static_cast<float>(sum), 1);  // exact: |sum| < 2^11
-    if (!inside) return;
-    *reinterpret_cast<uint2*>(in.q + static_cast<std::size_t>(t) * d_in + at) = make_uint2(words[0], words[1]);
-    if (tid % 2 == 0) in.ds[(static_cast<std::size_t>(t) * d_in + at) / act_half] = make_float2(d, d * sum16);
+    if (norm.weight && inside)
+        for (int l = 0; l < quantize_run; ++l) v[l] = v[l] * inv_rms * load_weight(norm.weight, norm.type, at + l);
+    quantize_block(in, static_cast<std::size_t>(t) * d_in + at, v, inside);
 }
 
 // The 16 signed bytes of q against x's: four 4-way byte dot products.
