@@ -483,7 +483,10 @@ TEST_CASE("gpu decode attention writes the output projection's int8 input as tha
         int n_head, n_head_kv, head_dim;
     };
     const auto type = runner::WeightType::q4;
-    for (const auto& [n_head, n_head_kv, head_dim] : {Shape{32, 8, 128}, Shape{8, 2, 64}, Shape{4, 4, 256}})
+    // Llama 3's heads; groups of 4 heads of 64; a group of 6 (blocks of 4 and 2 heads) with head_dim 96, below
+    // the kernel's 128 (whole warps past the head); one head a group; 4 heads of 256, merged in two rounds.
+    for (const auto& [n_head, n_head_kv, head_dim] :
+         {Shape{32, 8, 128}, Shape{8, 2, 64}, Shape{12, 2, 96}, Shape{4, 4, 256}, Shape{16, 4, 256}})
         for (const int n : {1, 3})
             for (const int n_keys : {40, 9000}) {
                 CAPTURE(n_head);
@@ -544,7 +547,7 @@ TEST_CASE("gpu decode attention writes the output projection's int8 input as tha
             gpu::attention(buffer.as<float>(), buffer.as<float>(), {buffer.data(), buffer.data()}, runner::KvType::f16,
                            1, nullptr, 1, 1, 80, 1, nullptr, s, buffer.as<float>());
         },
-        "head_dim 80 cannot be written as int8 activations");
+        "with head_dim 80 cannot be written as int8 activations");
     refused(
         [&] {
             gpu::matmul_add(buffer.as<float>(), buffer.as<float>(), buffer.data(), runner::WeightType::bf16,

@@ -325,8 +325,8 @@ __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
     const int stats = partial_stats(head_dim);
     float* const group_partials =
         n_splits > 1 ? scratch + arrival_slots(n_head) + first_pair * n_splits * partial_stride(head_dim) : nullptr;
-    // Every thread takes every round (H * HD is a multiple of the block), as a warp's 32 elements, a block of
-    // one head's output, are quantized together.
+    // Every thread takes every round (H * HD is a multiple of the block), as each 32 consecutive elements (a
+    // warp's, or half a 64-wide wave's), a block of one head's output, are quantized together.
     for (int e = tid; e < H * HD; e += decode_threads) {
         const int h = e / HD, d = e % HD;
         const bool inside = h < n_h && d < head_dim;
@@ -528,7 +528,8 @@ void attention(float* out, const float* q, const KvRows& cache, KvType kv_type, 
                float* int8_out) {
     if (n_tokens == 0) return;
     if (int8_out && !attention_writes_int8(n_tokens, head_dim))
-        throw Error("attention: " + std::to_string(n_tokens) + " tokens of head_dim " + std::to_string(head_dim) +
+        throw Error("attention: a pass of " + std::to_string(n_tokens) + " tokens with head_dim " +
+                    std::to_string(head_dim) +
                     " cannot be written as int8 activations (decode only, head_dim a multiple of 32)");
     if (head_dim > max_head_dim || n_head % n_head_kv != 0)
         throw Error("attention: head_dim " + std::to_string(head_dim) + " with " + std::to_string(n_head) + "/" +

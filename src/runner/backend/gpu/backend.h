@@ -275,10 +275,14 @@ void rope_store_kv(float* q, float* k, const float* v, const KvRows& cache, KvTy
 // others find none.
 std::size_t attention_scratch_bytes(int n_tokens, int n_head, int head_dim, int n_ctx);
 // int8_out (decode, where attention_writes_int8): the output is also written there quantized, as the next
-// product's int8 input (matmul_add's `quantized`), which saves that product its quantizing launch.
+// product's int8 input (matmul_add's `quantized`), which saves that product its quantizing launch; room for
+// n_tokens * n_head * head_dim floats, as that product's scratch. A recorded Graph keeps the int8_out it was
+// recorded with, so replays must pass the same.
 void attention(float* out, const float* q, const KvRows& cache, KvType kv_type, int n_tokens, const int* positions,
                int n_head, int n_head_kv, int head_dim, int n_keys, float* scratch, const Stream& stream,
                float* int8_out = nullptr);
+// Whether attention can write int8_out: a decode pass (fewer tokens than a prompt's kernel takes; the product
+// must take them too, takes_int8_input) whose head_dim is whole blocks of 32.
 bool attention_writes_int8(int n_tokens, int head_dim);
 // Decode's launches for n_keys keys of `cache`: calls whose variants are equal enqueue the same kernels with
 // the same arguments (each token's keys are read from its position on the device), so a recorded Graph
