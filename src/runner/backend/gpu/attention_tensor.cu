@@ -9,9 +9,10 @@
 #include "runner/backend/gpu/attention_tensor.h"
 
 #include <cmath>
+#include <mutex>
+#include <vector>
 
 #include "runner/backend/gpu/check.h"
-#include "runner/backend/gpu/launch.h"
 
 namespace runner::gpu {
 
@@ -177,11 +178,35 @@ void launch(float* out, const float* q, const unsigned short* k_cache, const uns
                                                                   n_head_kv, scale * 1.4426950408889634f);
 }
 
+// Whether `device` runs the kernel: sm_80 or later, from an image compiled for sm_80 or later too (a build
+// whose only image is PTX for an older arch JIT-compiles the kernel with an empty body).
+bool runs_kernel(int device) {
+    int major = 0;
+    cudaFuncAttributes attributes{};
+    const bool runs = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
+                      major >= 8 && cudaFuncGetAttributes(&attributes, attention_tensor_kernel<64>) == cudaSuccess &&
+                      attributes.ptxVersion >= 80;
+    (void)cudaGetLastError();
+    return runs;
+}
+
 }  // namespace
 
 bool tensor_attention_supported(int head_dim) {
-    return (head_dim == 64 || head_dim == 128) &&
-           runs_compiled_for(reinterpret_cast<const void*>(attention_tensor_kernel<64>), 8);
+    if (head_dim != 64 && head_dim != 128) return false;
+    int device = 0;
+    if (cudaGetDevice(&device) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    // Asked on every prompt layer: each device's answer is looked up once, for the image loaded for it.
+    static std::mutex mutex;
+    static std::vector<signed char> known;  // per device: -1 until asked
+    const std::lock_guard lock(mutex);
+    const auto at = static_cast<std::size_t>(device);
+    if (known.size() <= at) known.resize(at + 1, -1);
+    if (known[at] < 0) known[at] = runs_kernel(device) ? 1 : 0;
+    return known[at] == 1;
 }
 
 void attention_prompt_tensor(float* out, const float* q, const unsigned short* k_cache, const unsigned short* v_cache,

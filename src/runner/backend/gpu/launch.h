@@ -1,5 +1,5 @@
-// What the kernel files share: the stream handle, whether a kernel runs as compiled for the GPU's
-// generation, f32 -> f16 conversion, and reading a weight element of any stored dtype.
+// What the kernel files share: the stream handle, f32 -> f16 conversion, and reading a weight element of
+// any stored dtype.
 #pragma once
 
 #include "runner/backend/gpu/backend.h"
@@ -13,11 +13,6 @@ inline cudaStream_t native(const Stream& s) { return static_cast<cudaStream_t>(s
 
 // dst[i] = src[i] rounded to IEEE half (elementwise.cu): the f16 KV cache's rows and the BLAS's f16 inputs.
 void to_f16(unsigned short* dst, const float* src, std::size_t n, cudaStream_t stream);
-
-// Whether the calling thread's GPU has compute capability `major` or later and runs `kernel` from an image
-// compiled for at least that: a build whose only image is PTX for an older arch JIT-compiles the kernel
-// without what it guards with __CUDA_ARCH__. Looked up once per kernel and GPU; false under HIP.
-bool runs_compiled_for(const void* kernel, int major);
 
 #if defined(__CUDACC__) || defined(__HIPCC__)
 __device__ inline float load_weight(const void* w, WeightType type, std::size_t i) {
