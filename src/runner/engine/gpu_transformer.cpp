@@ -469,12 +469,6 @@ void GpuTransformer::upload_embedded(int n) {
     gpu::copy_to_device(m.positions.data(), m.host_positions.data(), rows * sizeof(int), m.compute);
 }
 
-// The MLP's rows as a block of a slab: gate and up rows, the matching down columns, and how many.
-struct MlpBlock {
-    const void *gate, *up, *down;
-    int rows;
-};
-
 // decoder_layer's steps on the GPU for one micro-batch: its mb tokens from c0 on, the layer's weights at
 // `base`, the residual stream and the KV cache in VRAM. `blocks`: the MLP rows the GPU computes.
 struct GpuTransformer::LayerPass {
@@ -485,7 +479,7 @@ struct GpuTransformer::LayerPass {
     int c0, mb;
     int n_keys;  // the keys this micro-batch's last token attends to: the cache in use, not its capacity
     bool host_mlp;
-    const std::vector<MlpBlock>& blocks;
+    const std::vector<gpu::MlpBlock>& blocks;
     gpu::KvRows cache;  // this layer's
 
     const ModelConfig& c() const { return t.config_; }
@@ -531,8 +525,7 @@ struct GpuTransformer::LayerPass {
                         m.compute, blas(), attention_quantizes());
     }
     // With host_mlp the MLP's input first goes to the host, which computes the split layer's other rows
-    // (mlp_on_host). Every block's activations come before any down product, since each block reads the
-    // residual that the down products add to.
+    // (mlp_on_host).
     void mlp() {
         const int e = c().n_embd;
         if (host_mlp) {
@@ -540,20 +533,8 @@ struct GpuTransformer::LayerPass {
             gpu::copy_to_host(to, x(), static_cast<std::size_t>(mb) * e * sizeof(float), m.compute);
             m.x_ready.record(m.compute);  // the last micro-batch's: the stream has copied the earlier ones by then
         }
-        const gpu::Norm norm{at(ffn_norm), type(ffn_norm), c().rms_eps};
-        std::size_t offset = 0;
-        for (const auto& b : blocks) {
-            gpu::norm_matmul_swiglu(m.gate.as<float>() + offset, m.up.as<float>() + offset, m.xb.as<float>(), x(), norm,
-                                    b.gate, b.up, type(w_gate), mb, e, b.rows, m.compute, blas());
-            offset += static_cast<std::size_t>(mb) * b.rows;
-        }
-        // down's int8 input goes to `up`, which the gate/up products no longer need
-        offset = 0;
-        for (const auto& b : blocks) {
-            gpu::matmul_add(x(), m.gate.as<float>() + offset, b.down, type(w_down), m.up.as<float>(), mb, b.rows, e,
-                            m.compute, blas());
-            offset += static_cast<std::size_t>(mb) * b.rows;
-        }
+        gpu::norm_mlp(x(), {at(ffn_norm), type(ffn_norm), c().rms_eps}, blocks, type(w_gate), type(w_down),
+                      m.gate.as<float>(), m.up.as<float>(), m.xb.as<float>(), mb, e, m.compute, blas());
     }
 };
 
@@ -566,7 +547,7 @@ void GpuTransformer::forward_on_gpu(int layer, const std::byte* base, int n, int
     const auto at = [&](Slot slot) { return m.tensor(base, layer, slot); };
     // The MLP's blocks: all of it, or a split layer's GPU rows and then, unless the host takes them, its
     // host rows.
-    std::vector<MlpBlock> blocks;
+    std::vector<gpu::MlpBlock> blocks;
     if (split_.split[li]) {
         const auto& split = m.split[li];
         if (split.gpu_rows > 0) blocks.push_back({at(w_gate), at(w_up), at(w_down), split.gpu_rows});

@@ -180,7 +180,7 @@ TEST_CASE("gpu matmul: bf16, f16 and f32 weights, decode and prompt shapes, with
 // The fused forms against the CPU's separate steps: rmsnorm, each product (with biases), the gate,
 // the residual add. Decode shapes take the fused kernel, longer passes the separate launches (and the
 // BLAS where there is one); d_in 2056 leaves a partial last round of loads.
-TEST_CASE("gpu matmul_add, norm_matmul and norm_matmul_swiglu equal the CPU's separate steps") {
+TEST_CASE("gpu matmul_add, norm_matmul, norm_matmul_swiglu and norm_mlp equal the CPU's separate steps") {
     gpu::Stream s;
     runner::cpu::ThreadPool pool(2);
     const gpu::Blas blas(s, 70 * 256);
@@ -220,6 +220,16 @@ TEST_CASE("gpu matmul_add, norm_matmul and norm_matmul_swiglu equal the CPU's se
                     CHECK(relative_error(download(out, want_gate.size(), s), want_gate) < allowed);
                     CHECK(relative_error(download(out_up, want_up.size(), s), want_up) < allowed);
                     CHECK(relative_error(download(out_third, want_third.size(), s), want_third) < allowed);
+                    if (rounded) {
+                        // The BLAS reads the norm written once in 16 bits: the bits of the f32 norm rounded for
+                        // each product, as matmul rounds it.
+                        gpu::DeviceBuffer normed32(x.size() * sizeof(float)), two_step(out_third.bytes());
+                        gpu::rmsnorm(normed32.as<float>(), dx.as<float>(), norm.device.data(), norm.type(), n_tokens,
+                                     d_in, 1e-5f, s);
+                        gpu::matmul(two_step.as<float>(), normed32.as<float>(), third.device.data(), third.type(),
+                                    bias.device.data(), bias.type(), nullptr, n_tokens, d_in, d_out + 5, s, with);
+                        CHECK(download(two_step, want_third.size(), s) == download(out_third, want_third.size(), s));
+                    }
 
                     auto want = random_floats(n * d_out, 4.f);
                     auto dr = upload(want, s);
@@ -234,6 +244,46 @@ TEST_CASE("gpu matmul_add, norm_matmul and norm_matmul_swiglu equal the CPU's se
                                             gpu_norm, gate.device.data(), up.device.data(), gate.type(), n_tokens, d_in,
                                             d_out, s, with);
                     CHECK(relative_error(download(out, want_gate.size(), s), want_gate) < allowed);
+
+                    // norm_mlp over two blocks of rows (a split layer's MLP) adds both blocks' down products to x,
+                    // as the CPU's steps do; and gives the bits of the steps it stands for, norm_matmul_swiglu and
+                    // matmul_add per block (on the BLAS: SwiGLU rounded once to 16 bits as matmul_add rounds it).
+                    const int rows_b = 9;
+                    Weight down(dtype, {d_in, d_out}, s), gate_b(dtype, {rows_b, d_in}, s),
+                        up_b(dtype, {rows_b, d_in}, s), down_b(dtype, {d_in, rows_b}, s);
+                    std::vector<float> act_b(n * rows_b), up_rows_b(n * rows_b), added(x.size());
+                    runner::cpu::matmul(act_b.data(), normed.data(), gate_b.view, nullptr, n, pool);
+                    runner::cpu::matmul(up_rows_b.data(), normed.data(), up_b.view, nullptr, n, pool);
+                    runner::cpu::swiglu(act_b.data(), up_rows_b.data(), act_b.size());
+                    auto want_x = x;
+                    runner::cpu::matmul(added.data(), want_gate.data(), down.view, nullptr, n, pool);
+                    for (std::size_t i = 0; i < x.size(); ++i) want_x[i] += added[i];
+                    runner::cpu::matmul(added.data(), act_b.data(), down_b.view, nullptr, n, pool);
+                    for (std::size_t i = 0; i < x.size(); ++i) want_x[i] += added[i];
+                    const gpu::MlpBlock blocks[] = {
+                        {gate.device.data(), up.device.data(), down.device.data(), d_out},
+                        {gate_b.device.data(), up_b.device.data(), down_b.device.data(), rows_b}};
+                    const auto all_rows = n * static_cast<std::size_t>(d_out + rows_b);
+                    gpu::DeviceBuffer mlp_gate(all_rows * sizeof(float)), mlp_up(all_rows * sizeof(float));
+                    auto fused_x = upload(x, s), steps_x = upload(x, s);
+                    gpu::norm_mlp(fused_x.as<float>(), gpu_norm, blocks, gate.type(), down.type(), mlp_gate.as<float>(),
+                                  mlp_up.as<float>(), scratch.as<float>(), n_tokens, d_in, s, with);
+                    const auto got_x = download(fused_x, x.size(), s);
+                    CHECK(relative_error(got_x, want_x) < allowed);
+                    std::size_t offset = 0;
+                    for (const auto& b : blocks) {
+                        gpu::norm_matmul_swiglu(mlp_gate.as<float>() + offset, mlp_up.as<float>() + offset,
+                                                scratch.as<float>(), steps_x.as<float>(), gpu_norm, b.gate, b.up,
+                                                gate.type(), n_tokens, d_in, b.rows, s, with);
+                        offset += n * static_cast<std::size_t>(b.rows);
+                    }
+                    offset = 0;
+                    for (const auto& b : blocks) {
+                        gpu::matmul_add(steps_x.as<float>(), mlp_gate.as<float>() + offset, b.down, down.type(),
+                                        mlp_up.as<float>(), n_tokens, b.rows, d_in, s, with);
+                        offset += n * static_cast<std::size_t>(b.rows);
+                    }
+                    CHECK(download(steps_x, x.size(), s) == got_x);
                 }
 }
 
@@ -313,9 +363,11 @@ TEST_CASE("gpu rope_store_kv and attention match the CPU for a prompt and for de
         const auto dfreq = upload(inv_freq, s);
         const auto k_cache = random_floats(static_cast<std::size_t>(n_ctx) * kv);
         const auto v_cache = random_floats(static_cast<std::size_t>(n_ctx) * kv);
-        // A 70-token prompt from 0, a 20-token chunk of a prompt at 1100 (the tiled prompt kernel), and
-        // 3 decode tokens past the first key tile and split.
-        for (const auto& [start, n] : {std::pair{0, 70}, std::pair{1100, 20}, std::pair{1200, 3}}) {
+        // A 70-token prompt from 0, a 20-token chunk of a prompt at 1100 (the tiled prompt kernel), a 200-token
+        // chunk at 300 (two blocks of queries, each over tiles of keys copied while the last is used), and 3
+        // decode tokens past the first key tile and split.
+        for (const auto& [start, n] :
+             {std::pair{0, 70}, std::pair{1100, 20}, std::pair{300, 200}, std::pair{1200, 3}}) {
             CAPTURE(start);
             // GGUF llama models' RoPE pairs on the prompt chunk, Hugging Face's on the others
             const auto pairs = start == 1100 ? runner::RopePairs::adjacent : runner::RopePairs::half;

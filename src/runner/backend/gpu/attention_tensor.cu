@@ -1,11 +1,12 @@
 // Prompt attention on NVIDIA tensor cores (sm_80 and later), flash-attention-2 style: a block takes
-// 64 queries of one head, a warp 16 of them; per tile of 64 keys, scores S = Q K^T come out of
+// 128 queries of one head, a warp 16 of them; per tile of 64 keys, scores S = Q K^T come out of
 // 16x8x16 f16 products with f32 accumulation straight into registers, the online softmax runs on
 // those registers (a row lives in the 4 lanes of a quad), and the probabilities are re-packed in
 // registers as the A operand of O += P V, V read transposed by ldmatrix. Nothing n_tokens x n_ctx
-// is ever stored; K and V tiles go through shared memory once per 64 queries. Scores are kept in
-// log2 units (the scale folded into Q) so the exponentials are exp2. ROCm builds have no such
-// kernel yet and use attention.cu's.
+// is ever stored; K and V tiles go through shared memory once per 128 queries, the next tile copied
+// (cp.async) while the warps compute on this one (copied before use, a tile per 64 queries ran at 130
+// TFLOP/s on an H100, a tenth of its tensor rate). Scores are kept in log2 units (the scale folded into
+// Q) so the exponentials are exp2. ROCm builds have no such kernel yet and use attention.cu's.
 #include "runner/backend/gpu/attention_tensor.h"
 
 #include <cmath>
@@ -20,19 +21,25 @@ namespace runner::gpu {
 
 namespace {
 
-constexpr int n_warps = 4;
+constexpr int n_warps = 8;
 constexpr int block_queries = 16 * n_warps;
-
-// The kernel body's tile and helpers, which only builds for sm_80 and later compile (mma, ldmatrix).
-#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
 constexpr int block_keys = 64;
 
+// Halves per shared row: 16-byte aligned, and 8 rows' fragments fall in distinct banks.
+template <int D>
+constexpr int row_stride = D + 8;
+
+// Two stages of a K tile and a V tile; the queries are staged in the first one.
+template <int D>
+constexpr std::size_t shared_bytes = 4 * block_keys* row_stride<D> * sizeof(unsigned short);
+static_assert(block_queries <= 2 * block_keys, "the queries are staged in the first stage's K and V tiles");
+
+// The kernel body's helpers, which only builds for sm_80 and later compile (mma, ldmatrix, cp.async).
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
 __device__ inline unsigned pack_f16x2(float lo, float hi) {
     const __half2 h = __floats2half2_rn(lo, hi);
     return *reinterpret_cast<const unsigned*>(&h);
 }
-
-__device__ inline unsigned shared_word(const unsigned short* p) { return *reinterpret_cast<const unsigned*>(p); }
 
 // c += a * b for a 16x16 A (row major), a 16x8 B (column major), f32 accumulators.
 __device__ inline void mma_16x8x16(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
@@ -42,12 +49,45 @@ __device__ inline void mma_16x8x16(float (&c)[4], const unsigned (&a)[4], unsign
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// Four 8x8 f16 matrices from shared memory, transposed; lane L gives the address of row L % 8 of matrix L / 8.
+// Four 8x8 f16 matrices from shared memory; lane L gives the address of row L % 8 of matrix L / 8.
+__device__ inline void load_x4(unsigned (&r)[4], const unsigned short* row) {
+    const auto address = static_cast<unsigned>(__cvta_generic_to_shared(row));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(address));
+}
+
+// The same, each matrix transposed.
 __device__ inline void load_transposed_x4(unsigned (&r)[4], const unsigned short* row) {
     const auto address = static_cast<unsigned>(__cvta_generic_to_shared(row));
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(address));
+}
+
+// 16 bytes into shared memory without passing through registers, or zeros where `valid` is false: cache
+// rows past the block's last position may hold anything, NaN included.
+__device__ inline void copy_or_zero_16(unsigned short* to_shared, const unsigned short* from_global, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(
+                     static_cast<unsigned>(__cvta_generic_to_shared(to_shared))),
+                 "l"(from_global), "r"(valid ? 16 : 0)
+                 : "memory");
+}
+
+// Keys k0 .. k0 + block_keys - 1 of one KV head into a stage, as a group of copies of their own.
+template <int D>
+__device__ inline void copy_tile(unsigned short* ks, unsigned short* vs, const unsigned short* k_cache,
+                                 const unsigned short* v_cache, int k0, int last_key, std::size_t kv_stride,
+                                 int kv_head) {
+    constexpr int chunks = D / 8;  // 16-byte pieces of a row
+    for (int e = static_cast<int>(threadIdx.x); e < block_keys * chunks; e += n_warps * 32) {
+        const int j = e / chunks, piece = e % chunks, key = k0 + j;
+        const bool valid = key <= last_key;
+        const std::size_t at = valid ? static_cast<std::size_t>(key) * kv_stride + kv_head * D + piece * 8 : 0;
+        copy_or_zero_16(ks + j * row_stride<D> + piece * 8, k_cache + at, valid);
+        copy_or_zero_16(vs + j * row_stride<D> + piece * 8, v_cache + at, valid);
+    }
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
 }
 #endif
 
@@ -57,114 +97,118 @@ __global__ void __launch_bounds__(n_warps * 32)
     attention_tensor_kernel(float* out, const float* q, const unsigned short* k_cache, const unsigned short* v_cache,
                             const int* positions, int n_tokens, int n_head, int n_head_kv, float scale_log2) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    constexpr int stride = D + 8;  // halves per shared row: 16-byte aligned, fragment reads conflict-free
-    constexpr int chunks = D / 8;  // 16-byte pieces of a row
-    __shared__ alignas(16) unsigned short ks[block_keys * stride];  // Q first, then each K tile
-    __shared__ alignas(16) unsigned short vs[block_keys * stride];
+    constexpr int stride = row_stride<D>;
+    constexpr int tile = block_keys * stride;
+    extern __shared__ __align__(16) unsigned short shared[];  // stage s: K at 2s tiles in, V at 2s + 1
+    __shared__ int block_last;  // the block's largest position: keys beyond it are masked for every query
     const int tid = static_cast<int>(threadIdx.x), warp = tid / 32, lane = tid % 32, g = lane / 4, c = lane % 4;
     const int h = static_cast<int>(blockIdx.y);
     const int t0 = static_cast<int>(gridDim.x - 1 - blockIdx.x) * block_queries;  // latest queries (most keys) first
     const int kv_head = h / (n_head / n_head_kv);
     const std::size_t kv_stride = static_cast<std::size_t>(n_head_kv) * D;
 
-    for (int e = tid; e < block_queries * D; e += blockDim.x) {
-        const int i = e / D, d = e % D, t = t0 + i;
-        const float v = t < n_tokens ? q[(static_cast<std::size_t>(t) * n_head + h) * D + d] * scale_log2 : 0.f;
-        ks[i * stride + d] = __half_as_ushort(__float2half_rn(v));
+    if (tid == 0) block_last = 0;
+    for (int e = tid; e < block_queries * D / 4; e += blockDim.x) {
+        const int i = e / (D / 4), d = e % (D / 4) * 4, t = t0 + i;
+        float4 v = {0.f, 0.f, 0.f, 0.f};
+        if (t < n_tokens) v = *reinterpret_cast<const float4*>(q + (static_cast<std::size_t>(t) * n_head + h) * D + d);
+        *reinterpret_cast<uint2*>(shared + i * stride + d) =
+            uint2{pack_f16x2(v.x * scale_log2, v.y * scale_log2), pack_f16x2(v.z * scale_log2, v.w * scale_log2)};
     }
-    int last_key = 0;  // the block's largest position: keys beyond it are masked for every query
-    for (int i = 0; i < block_queries && t0 + i < n_tokens; ++i) last_key = max(last_key, positions[t0 + i]);
     __syncthreads();
+    if (tid < block_queries && t0 + tid < n_tokens) atomicMax(&block_last, positions[t0 + tid]);
 
     const int row = warp * 16 + g;
     unsigned qf[D / 16][4];
     for (int kk = 0; kk < D / 16; ++kk) {
-        const unsigned short* at = ks + row * stride + kk * 16 + 2 * c;
-        qf[kk][0] = shared_word(at);
-        qf[kk][1] = shared_word(at + 8 * stride);
-        qf[kk][2] = shared_word(at + 8);
-        qf[kk][3] = shared_word(at + 8 * stride + 8);
+        const unsigned short* at = shared + row * stride + kk * 16 + 2 * c;
+        qf[kk][0] = *reinterpret_cast<const unsigned*>(at);
+        qf[kk][1] = *reinterpret_cast<const unsigned*>(at + 8 * stride);
+        qf[kk][2] = *reinterpret_cast<const unsigned*>(at + 8);
+        qf[kk][3] = *reinterpret_cast<const unsigned*>(at + 8 * stride + 8);
     }
     const int pos[2] = {t0 + row < n_tokens ? positions[t0 + row] : -1,
                         t0 + row + 8 < n_tokens ? positions[t0 + row + 8] : -1};
     int warp_last = max(pos[0], pos[1]);
     for (int offset = 16; offset > 0; offset /= 2)
         warp_last = max(warp_last, __shfl_xor_sync(0xffffffffu, warp_last, offset));
+    __syncthreads();  // the queries are in registers and block_last is final: the first stage takes keys
+    const int last_key = block_last;
+    copy_tile<D>(shared, shared + tile, k_cache, v_cache, 0, last_key, kv_stride, kv_head);
 
     float o[D / 8][4] = {};
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};  // l: this lane's share of the row sums
-    for (int k0 = 0; k0 <= last_key; k0 += block_keys) {
-        __syncthreads();  // Q fragments, or the previous tile, are read
-        for (int e = tid; e < block_keys * chunks; e += blockDim.x) {
-            const int j = e / chunks, piece = e % chunks, key = k0 + j;
-            uint4 kv = {0, 0, 0, 0}, vv = {0, 0, 0, 0};
-            if (key <= last_key) {  // unwritten cache rows may hold anything, NaN included
-                const std::size_t at = static_cast<std::size_t>(key) * kv_stride + kv_head * D + piece * 8;
-                kv = *reinterpret_cast<const uint4*>(k_cache + at);
-                vv = *reinterpret_cast<const uint4*>(v_cache + at);
-            }
-            *reinterpret_cast<uint4*>(ks + j * stride + piece * 8) = kv;
-            *reinterpret_cast<uint4*>(vs + j * stride + piece * 8) = vv;
-        }
+    for (int k0 = 0, stage = 0; k0 <= last_key; k0 += block_keys, stage ^= 1) {
+        // The next tile into the other stage, whose last readers finished at the end of the previous tile.
+        unsigned short* next = shared + (stage ^ 1) * 2 * tile;
+        if (k0 + block_keys <= last_key)
+            copy_tile<D>(next, next + tile, k_cache, v_cache, k0 + block_keys, last_key, kv_stride, kv_head);
+        else
+            asm volatile("cp.async.commit_group;\n" ::: "memory");  // an empty group: this tile is the newest but one
+        asm volatile("cp.async.wait_group 1;\n" ::: "memory");
         __syncthreads();
-        if (warp_last < k0) continue;  // the whole tile is in the future of this warp's queries
-
-        float s[block_keys / 8][4];
-        for (int nt = 0; nt < block_keys / 8; ++nt) {
-            s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
-            for (int kk = 0; kk < D / 16; ++kk) {
-                const unsigned short* at = ks + (nt * 8 + g) * stride + kk * 16 + 2 * c;
-                mma_16x8x16(s[nt], qf[kk], shared_word(at), shared_word(at + 8));
+        const unsigned short* ks = shared + stage * 2 * tile;
+        const unsigned short* vs = ks + tile;
+        if (warp_last >= k0) {  // else the whole tile is in the future of this warp's queries
+            float s[block_keys / 8][4];
+            for (int nt = 0; nt < block_keys / 8; ++nt) {
+                s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+                for (int kk = 0; kk < D / 16; kk += 2) {
+                    unsigned b[4];
+                    load_x4(b, ks + (nt * 8 + lane % 8) * stride + kk * 16 + lane / 8 * 8);
+                    mma_16x8x16(s[nt], qf[kk], b[0], b[1]);
+                    mma_16x8x16(s[nt], qf[kk + 1], b[2], b[3]);
+                }
             }
+            float tile_max[2] = {-INFINITY, -INFINITY};
+            for (int nt = 0; nt < block_keys / 8; ++nt)
+                for (int i = 0; i < 4; ++i) {
+                    const int key = k0 + nt * 8 + 2 * c + (i & 1);
+                    if (key > pos[i / 2]) s[nt][i] = -INFINITY;
+                    tile_max[i / 2] = fmaxf(tile_max[i / 2], s[nt][i]);
+                }
+            float base[2];
+            for (int r = 0; r < 2; ++r) {
+                const float m_new = fmaxf(m[r], quad_max(tile_max[r]));
+                base[r] = m_new == -INFINITY ? 0.f : m_new;  // a row with no key yet: keep everything 0, not NaN
+                const float correction = exp2f(m[r] - base[r]);
+                m[r] = m_new;
+                l[r] *= correction;
+                for (int nd = 0; nd < D / 8; ++nd) {
+                    o[nd][2 * r] *= correction;
+                    o[nd][2 * r + 1] *= correction;
+                }
+            }
+            // P in registers: the accumulator layout of two adjacent 8-key tiles is the A layout of 16 keys.
+            unsigned pf[block_keys / 16][4];
+            for (int nt = 0; nt < block_keys / 8; ++nt) {
+                float p[4];
+                for (int i = 0; i < 4; ++i) {
+                    p[i] = exp2f(s[nt][i] - base[i / 2]);
+                    l[i / 2] += p[i];
+                }
+                pf[nt / 2][(nt % 2) * 2] = pack_f16x2(p[0], p[1]);
+                pf[nt / 2][(nt % 2) * 2 + 1] = pack_f16x2(p[2], p[3]);
+            }
+            const int matrix = lane / 8, matrix_row = lane % 8;
+            for (int kt = 0; kt < block_keys / 16; ++kt)
+                for (int nd = 0; nd < D / 8; nd += 2) {
+                    unsigned b[4];
+                    load_transposed_x4(b,
+                                       vs + (kt * 16 + matrix_row + (matrix & 1) * 8) * stride + (nd + matrix / 2) * 8);
+                    mma_16x8x16(o[nd], pf[kt], b[0], b[1]);
+                    mma_16x8x16(o[nd + 1], pf[kt], b[2], b[3]);
+                }
         }
-        float tile_max[2] = {-INFINITY, -INFINITY};
-        for (int nt = 0; nt < block_keys / 8; ++nt)
-            for (int i = 0; i < 4; ++i) {
-                const int key = k0 + nt * 8 + 2 * c + (i & 1);
-                if (key > pos[i / 2]) s[nt][i] = -INFINITY;
-                tile_max[i / 2] = fmaxf(tile_max[i / 2], s[nt][i]);
-            }
-        float base[2];
-        for (int r = 0; r < 2; ++r) {
-            const float m_new = fmaxf(m[r], quad_max(tile_max[r]));
-            base[r] = m_new == -INFINITY ? 0.f : m_new;  // a row with no key yet: keep everything 0, not NaN
-            const float correction = exp2f(m[r] - base[r]);
-            m[r] = m_new;
-            l[r] *= correction;
-            for (int nd = 0; nd < D / 8; ++nd) {
-                o[nd][2 * r] *= correction;
-                o[nd][2 * r + 1] *= correction;
-            }
-        }
-        // P in registers: the accumulator layout of two adjacent 8-key tiles is the A layout of 16 keys.
-        unsigned pf[block_keys / 16][4];
-        for (int nt = 0; nt < block_keys / 8; ++nt) {
-            float p[4];
-            for (int i = 0; i < 4; ++i) {
-                p[i] = exp2f(s[nt][i] - base[i / 2]);
-                l[i / 2] += p[i];
-            }
-            pf[nt / 2][(nt % 2) * 2] = pack_f16x2(p[0], p[1]);
-            pf[nt / 2][(nt % 2) * 2 + 1] = pack_f16x2(p[2], p[3]);
-        }
-        const int matrix = lane / 8, matrix_row = lane % 8;
-        for (int kt = 0; kt < block_keys / 16; ++kt)
-            for (int nd = 0; nd < D / 8; nd += 2) {
-                unsigned b[4];
-                load_transposed_x4(b, vs + (kt * 16 + matrix_row + (matrix & 1) * 8) * stride + (nd + matrix / 2) * 8);
-                mma_16x8x16(o[nd], pf[kt], b[0], b[1]);
-                mma_16x8x16(o[nd + 1], pf[kt], b[2], b[3]);
-            }
+        __syncthreads();  // this stage is read: the next tile's copies may refill it
     }
     for (int r = 0; r < 2; ++r) {
         const float sum = quad_sum(l[r]);
         const int t = t0 + row + 8 * r;
         if (t >= n_tokens) continue;
         float* oh = out + (static_cast<std::size_t>(t) * n_head + h) * D;
-        for (int nd = 0; nd < D / 8; ++nd) {
-            oh[nd * 8 + 2 * c] = o[nd][2 * r] / sum;
-            oh[nd * 8 + 2 * c + 1] = o[nd][2 * r + 1] / sum;
-        }
+        for (int nd = 0; nd < D / 8; ++nd)
+            *reinterpret_cast<float2*>(oh + nd * 8 + 2 * c) = float2{o[nd][2 * r] / sum, o[nd][2 * r + 1] / sum};
     }
 #endif
 }
@@ -174,18 +218,26 @@ void launch(float* out, const float* q, const unsigned short* k_cache, const uns
             const int* positions, int n_tokens, int n_head, int n_head_kv, float scale, cudaStream_t stream) {
     const dim3 grid(static_cast<unsigned>((n_tokens + block_queries - 1) / block_queries),
                     static_cast<unsigned>(n_head));
-    attention_tensor_kernel<D><<<grid, n_warps * 32, 0, stream>>>(out, q, k_cache, v_cache, positions, n_tokens, n_head,
-                                                                  n_head_kv, scale * 1.4426950408889634f);
+    attention_tensor_kernel<D><<<grid, n_warps * 32, shared_bytes<D>, stream>>>(
+        out, q, k_cache, v_cache, positions, n_tokens, n_head, n_head_kv, scale * 1.4426950408889634f);
 }
 
-// Whether `device` runs the kernel: sm_80 or later, from an image compiled for sm_80 or later too (a build
-// whose only image is PTX for an older arch JIT-compiles the kernel with an empty body).
+// Lets the kernel for D take its two stages of shared memory, beyond the 48 KiB a launch gets unasked.
+template <int D>
+bool allow_shared_memory() {
+    return cudaFuncSetAttribute(attention_tensor_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                static_cast<int>(shared_bytes<D>)) == cudaSuccess;
+}
+
+// Whether `device` (the current one) runs the kernel: sm_80 or later, from an image compiled for sm_80 or
+// later too (a build whose only image is PTX for an older arch JIT-compiles the kernel with an empty body),
+// with its shared memory allowed.
 bool runs_kernel(int device) {
     int major = 0;
     cudaFuncAttributes attributes{};
     const bool runs = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
                       major >= 8 && cudaFuncGetAttributes(&attributes, attention_tensor_kernel<64>) == cudaSuccess &&
-                      attributes.ptxVersion >= 80;
+                      attributes.ptxVersion >= 80 && allow_shared_memory<64>() && allow_shared_memory<128>();
     (void)cudaGetLastError();
     return runs;
 }

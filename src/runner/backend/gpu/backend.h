@@ -234,7 +234,8 @@ struct Norm {
 // out_p[t, :] = w_p . rmsnorm(x[t, :]) (+ bias_p) for each product (the q, k and v projections). Decode
 // normalizes while it multiplies (or while it quantizes the input into `scratch`, for quantized weights),
 // and runs up to three products as one launch per weight type; longer passes normalize into `scratch`
-// ([n_tokens, d_in]) and then run each product.
+// ([n_tokens, d_in]) and then run each product, or on the BLAS write the norm once as the products' 16-bit
+// input.
 void norm_matmul(std::span<const Product> products, const float* x, const Norm& norm, float* scratch, int n_tokens,
                  int d_in, const Stream& stream, const Blas* blas = nullptr);
 
@@ -244,6 +245,21 @@ void norm_matmul(std::span<const Product> products, const float* x, const Norm& 
 void norm_matmul_swiglu(float* out, float* up, float* scratch, const float* x, const Norm& norm, const void* w_gate,
                         const void* w_up, WeightType type, int n_tokens, int d_in, int d_out, const Stream& stream,
                         const Blas* blas = nullptr);
+
+// Rows of an MLP as one block of a slab: `rows` rows of gate and up ([rows, d_in]) and the matching columns of
+// down ([d_in, rows]).
+struct MlpBlock {
+    const void *gate, *up, *down;
+    int rows;
+};
+
+// x[t, :] += the MLP of rmsnorm(x[t, :]) over every block's rows (a split layer's two blocks are the MLP's rows
+// in two places). gate, up: [n_tokens, all blocks' rows] floats; scratch as matmul's. Each block's gate and up
+// are computed before any down product adds to x. On the BLAS the norm is written once as every gate and up
+// product's 16-bit input, and SwiGLU writes down's 16-bit input, where down takes the same type.
+void norm_mlp(float* x, const Norm& norm, std::span<const MlpBlock> blocks, WeightType gate_up_type,
+              WeightType down_type, float* gate, float* up, float* scratch, int n_tokens, int d_in,
+              const Stream& stream, const Blas* blas = nullptr);
 
 // One layer's KV cache, [n_ctx, n_head_kv * head_dim] of a KvType for the keys and again for the values:
 // rows [0, near_rows) at k and v, and where a long context's cache is split, the rows from near_rows on

@@ -32,13 +32,6 @@ void set_blas_checked(bool passed) { blas_disabled = !passed; }
 
 namespace {
 
-// f32 to bf16 bits, rounded to nearest even; a NaN stays a (quiet) NaN.
-__device__ inline unsigned short f32_to_bf16(float v) {
-    const unsigned bits = __float_as_uint(v);
-    if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<unsigned short>((bits >> 16) | 0x40u);
-    return static_cast<unsigned short>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-}
-
 __global__ void to_bf16_kernel(unsigned short* out, const float* x, std::size_t n) {
     const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < n) out[i] = f32_to_bf16(x[i]);
@@ -162,34 +155,101 @@ void BlasDestroy::operator()(void* h) const noexcept {
 #endif
 }
 
-bool blas_matmul(float* out, const float* x, const void* w, WeightType type, const void* bias, WeightType bias_type,
-                 int n_tokens, int d_in, int d_out, bool accumulate, const Stream& stream, const Blas& blas) {
-    const std::size_t n = static_cast<std::size_t>(n_tokens) * d_in;
+namespace {
+
+// The BLAS input's type for weights of `type`: f16 weights take f16 activations, every other type bf16 (quantized
+// weights are widened to bf16).
+GemmInput input_for(WeightType type) { return type == WeightType::f16 ? GemmInput::f16 : GemmInput::bf16; }
+
+// Whether a product of these weights over n_tokens x d_in activations is one for the BLAS: not f32 weights, its
+// activations (and widened weights) within the scratches, the BLAS loaded and not failed.
+bool takes(const Blas& blas, WeightType type, int n_tokens, int d_in, int d_out) {
     const std::size_t weights = static_cast<std::size_t>(d_out) * d_in;
-    if (!blas.handle() || type == WeightType::f32 || n > blas.max_elements() || blas_disabled) return false;
     const bool widened = is_quantized(type) || is_ggml_block(type);
-    if (widened && weights > blas.max_weight_elements()) return false;
-    const cudaStream_t s = native(stream);
-    if (widened) {
+    return blas.handle() && type != WeightType::f32 && !blas_disabled &&
+           static_cast<std::size_t>(n_tokens) * d_in <= blas.max_elements() &&
+           (!widened || weights <= blas.max_weight_elements());
+}
+
+// out = W . x16, 16-bit activations already in the BLAS's scratch (+ bias; + out with `accumulate`), quantized
+// weights widened to bf16 first.
+void gemm_16(const Product& p, const unsigned short* x16, int n_tokens, int d_in, bool accumulate, cudaStream_t s,
+             const Blas& blas) {
+    const void* w = p.w;
+    if (is_quantized(p.type) || is_ggml_block(p.type)) {
+        const std::size_t weights = static_cast<std::size_t>(p.d_out) * d_in;
         widen_kernel<<<static_cast<unsigned>((weights + 255) / 256), 256, 0, s>>>(
-            static_cast<unsigned short*>(blas.weight_scratch()), w, type, static_cast<std::size_t>(d_out),
+            static_cast<unsigned short*>(blas.weight_scratch()), p.w, p.type, static_cast<std::size_t>(p.d_out),
             static_cast<std::size_t>(d_in));
         GPU_CHECK_LAUNCH();
         w = blas.weight_scratch();
-        type = WeightType::bf16;
     }
-    if (type == WeightType::bf16) {
-        to_bf16_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, s>>>(
-            static_cast<unsigned short*>(blas.scratch()), x, n);
+    issue(blas, matmul_gemm(n_tokens, d_in, p.d_out, input_for(p.type), accumulate), w, x16, p.out);
+    if (p.bias) {
+        add_bias_kernel<<<n_tokens, 256, 0, s>>>(p.out, p.bias, p.bias_type, p.d_out);
+        GPU_CHECK_LAUNCH();
+    }
+}
+
+}  // namespace
+
+bool blas_matmul(float* out, const float* x, const void* w, WeightType type, const void* bias, WeightType bias_type,
+                 int n_tokens, int d_in, int d_out, bool accumulate, const Stream& stream, const Blas& blas) {
+    if (!takes(blas, type, n_tokens, d_in, d_out)) return false;
+    const std::size_t n = static_cast<std::size_t>(n_tokens) * d_in;
+    const cudaStream_t s = native(stream);
+    auto* x16 = static_cast<unsigned short*>(blas.scratch());
+    if (input_for(type) == GemmInput::bf16) {
+        to_bf16_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, s>>>(x16, x, n);
         GPU_CHECK_LAUNCH();
     } else {
-        to_f16(static_cast<unsigned short*>(blas.scratch()), x, n, s);
+        to_f16(x16, x, n, s);
     }
-    const auto input = type == WeightType::bf16 ? GemmInput::bf16 : GemmInput::f16;
-    issue(blas, matmul_gemm(n_tokens, d_in, d_out, input, accumulate), w, blas.scratch(), out);
-    if (bias) {
-        add_bias_kernel<<<n_tokens, 256, 0, s>>>(out, bias, bias_type, d_out);
-        GPU_CHECK_LAUNCH();
+    gemm_16(Product{out, w, type, d_out, bias, bias_type}, x16, n_tokens, d_in, accumulate, s, blas);
+    return true;
+}
+
+bool blas_norm_matmul(std::span<const Product> products, const float* x, const Norm& norm, int n_tokens, int d_in,
+                      const Stream& stream, const Blas& blas) {
+    if (products.empty()) return false;
+    const GemmInput input = input_for(products[0].type);
+    for (const auto& p : products)
+        if (!takes(blas, p.type, n_tokens, d_in, p.d_out) || input_for(p.type) != input) return false;
+    const cudaStream_t s = native(stream);
+    auto* x16 = static_cast<unsigned short*>(blas.scratch());
+    rmsnorm_16(x16, x, norm.weight, norm.type, n_tokens, d_in, norm.eps, input == GemmInput::bf16, s);
+    for (const auto& p : products) gemm_16(p, x16, n_tokens, d_in, false, s, blas);
+    return true;
+}
+
+bool blas_norm_mlp(float* x, const Norm& norm, std::span<const MlpBlock> blocks, WeightType gate_up_type,
+                   WeightType down_type, float* gate, float* up, int n_tokens, int d_in, const Stream& stream,
+                   const Blas& blas) {
+    const GemmInput input = input_for(gate_up_type);
+    std::size_t rows = 0;
+    for (const auto& b : blocks) {
+        if (!takes(blas, gate_up_type, n_tokens, d_in, b.rows) || !takes(blas, down_type, n_tokens, b.rows, d_in))
+            return false;
+        rows += static_cast<std::size_t>(b.rows);
+    }
+    if (input_for(down_type) != input || static_cast<std::size_t>(n_tokens) * rows > blas.max_elements()) return false;
+    const cudaStream_t s = native(stream);
+    auto* x16 = static_cast<unsigned short*>(blas.scratch());
+    const bool bf16 = input == GemmInput::bf16;
+    rmsnorm_16(x16, x, norm.weight, norm.type, n_tokens, d_in, norm.eps, bf16, s);
+    std::size_t offset = 0;
+    for (const auto& b : blocks) {
+        gemm_16({gate + offset, b.gate, gate_up_type, b.rows}, x16, n_tokens, d_in, false, s, blas);
+        gemm_16({up + offset, b.up, gate_up_type, b.rows}, x16, n_tokens, d_in, false, s, blas);
+        offset += static_cast<std::size_t>(n_tokens) * b.rows;
+    }
+    // Every gate and up product has read the norm: the scratch takes down's inputs, block after block.
+    offset = 0;
+    for (const auto& b : blocks) {
+        const std::size_t n = static_cast<std::size_t>(n_tokens) * b.rows;
+        swiglu_16(x16 + offset, gate + offset, up + offset, n, bf16, s);
+        gemm_16({x, b.down, down_type, d_in}, x16 + offset, n_tokens, b.rows, true, s, blas);
+        offset += n;
     }
     return true;
 }
@@ -210,6 +270,15 @@ void BlasDestroy::operator()(void*) const noexcept {}
 
 bool blas_matmul(float*, const float*, const void*, WeightType, const void*, WeightType, int, int, int, bool,
                  const Stream&, const Blas&) {
+    return false;
+}
+
+bool blas_norm_matmul(std::span<const Product>, const float*, const Norm&, int, int, const Stream&, const Blas&) {
+    return false;
+}
+
+bool blas_norm_mlp(float*, const Norm&, std::span<const MlpBlock>, WeightType, WeightType, float*, float*, int, int,
+                   const Stream&, const Blas&) {
     return false;
 }
 

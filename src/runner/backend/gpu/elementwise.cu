@@ -1,4 +1,5 @@
-// Steps that touch each element once: SwiGLU for passes too long for norm_matmul_swiglu's fused kernel,
+// Steps that touch each element once: SwiGLU for passes too long for norm_matmul_swiglu's fused kernel (in
+// f32, or as the BLAS's 16-bit input to down),
 // the host's share of a split layer added into the residual, and the f32 -> f16 conversion the KV
 // cache and the BLAS share.
 #include "runner/backend/gpu/launch.h"
@@ -11,11 +12,19 @@ constexpr int threads = 256;
 
 unsigned blocks_for(std::size_t n) { return static_cast<unsigned>((n + threads - 1) / threads); }
 
+__device__ inline float silu_times(float g, float u) { return g / (1.f + expf(-g)) * u; }
+
 __global__ void swiglu_kernel(float* gate, const float* up, std::size_t n) {
     const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) gate[i] = silu_times(gate[i], up[i]);
+}
+
+template <bool bf16>
+__global__ void swiglu_16_kernel(unsigned short* out, const float* gate, const float* up, std::size_t n) {
+    const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < n) {
-        const float g = gate[i];
-        gate[i] = g / (1.f + expf(-g)) * up[i];
+        const float v = silu_times(gate[i], up[i]);
+        out[i] = bf16 ? f32_to_bf16(v) : f32_to_f16(v);
     }
 }
 
@@ -40,6 +49,12 @@ void to_f16(unsigned short* dst, const float* src, std::size_t n, cudaStream_t s
 void swiglu(float* gate, const float* up, std::size_t n, const Stream& stream) {
     if (n == 0) return;
     swiglu_kernel<<<blocks_for(n), threads, 0, native(stream)>>>(gate, up, n);
+    GPU_CHECK_LAUNCH();
+}
+
+void swiglu_16(unsigned short* out, const float* gate, const float* up, std::size_t n, bool bf16, cudaStream_t stream) {
+    if (n == 0) return;
+    (bf16 ? swiglu_16_kernel<true> : swiglu_16_kernel<false>)<<<blocks_for(n), threads, 0, stream>>>(out, gate, up, n);
     GPU_CHECK_LAUNCH();
 }
 

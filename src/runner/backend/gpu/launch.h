@@ -14,6 +14,13 @@ inline cudaStream_t native(const Stream& s) { return static_cast<cudaStream_t>(s
 // dst[i] = src[i] rounded to IEEE half (elementwise.cu): the f16 KV cache's rows and the BLAS's f16 inputs.
 void to_f16(unsigned short* dst, const float* src, std::size_t n, cudaStream_t stream);
 
+// rmsnorm (rmsnorm.cu) written as the BLAS's 16-bit input: bf16, or f16 where `bf16` is false.
+void rmsnorm_16(unsigned short* out, const float* x, const void* weight, WeightType type, int n_rows, int n, float eps,
+                bool bf16, cudaStream_t stream);
+
+// out[i] = silu(gate[i]) * up[i] (elementwise.cu) as the BLAS's 16-bit input: bf16, or f16 where `bf16` is false.
+void swiglu_16(unsigned short* out, const float* gate, const float* up, std::size_t n, bool bf16, cudaStream_t stream);
+
 #if defined(__CUDACC__) || defined(__HIPCC__)
 __device__ inline float load_weight(const void* w, WeightType type, std::size_t i) {
     switch (type) {

@@ -284,6 +284,8 @@ void norm_matmul(std::span<const Product> products, const float* x, const Norm& 
         }
         return;
     }
+    if (blas && n_tokens >= blas_min_tokens && blas_norm_matmul(products, x, norm, n_tokens, d_in, stream, *blas))
+        return;
     rmsnorm(scratch, x, norm.weight, norm.type, n_tokens, d_in, norm.eps, stream);
     for (const auto& p : products) product(p, scratch, nullptr, n_tokens, d_in, false, stream, blas);
 }
@@ -300,10 +302,30 @@ void norm_matmul_swiglu(float* out, float* up, float* scratch, const float* x, c
         GPU_CHECK_LAUNCH();
         return;
     }
-    rmsnorm(scratch, x, norm.weight, norm.type, n_tokens, d_in, norm.eps, stream);
-    product(Product{out, w_gate, type, d_out}, scratch, nullptr, n_tokens, d_in, false, stream, blas);
-    product(Product{up, w_up, type, d_out}, scratch, nullptr, n_tokens, d_in, false, stream, blas);
+    const Product gate_up[] = {{out, w_gate, type, d_out}, {up, w_up, type, d_out}};
+    norm_matmul(gate_up, x, norm, scratch, n_tokens, d_in, stream, blas);
     swiglu(out, up, static_cast<std::size_t>(n_tokens) * d_out, stream);
+}
+
+void norm_mlp(float* x, const Norm& norm, std::span<const MlpBlock> blocks, WeightType gate_up_type,
+              WeightType down_type, float* gate, float* up, float* scratch, int n_tokens, int d_in,
+              const Stream& stream, const Blas* blas) {
+    if (n_tokens == 0) return;
+    if (blas && n_tokens >= blas_min_tokens &&
+        blas_norm_mlp(x, norm, blocks, gate_up_type, down_type, gate, up, n_tokens, d_in, stream, *blas))
+        return;
+    std::size_t offset = 0;
+    for (const auto& b : blocks) {
+        norm_matmul_swiglu(gate + offset, up + offset, scratch, x, norm, b.gate, b.up, gate_up_type, n_tokens, d_in,
+                           b.rows, stream, blas);
+        offset += static_cast<std::size_t>(n_tokens) * b.rows;
+    }
+    // down's int8 input goes to `up`, which the gate and up products no longer need
+    offset = 0;
+    for (const auto& b : blocks) {
+        matmul_add(x, gate + offset, b.down, down_type, up, n_tokens, b.rows, d_in, stream, blas);
+        offset += static_cast<std::size_t>(n_tokens) * b.rows;
+    }
 }
 
 }  // namespace runner::gpu

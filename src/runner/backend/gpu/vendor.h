@@ -162,6 +162,13 @@ __device__ inline void warp_sync() {
 // BF16 is the top half of an f32.
 __device__ inline float bf16_to_f32(unsigned short h) { return __uint_as_float(static_cast<unsigned>(h) << 16); }
 
+// f32 to bf16 bits, rounded to nearest even; a NaN stays a (quiet) NaN.
+__device__ inline unsigned short f32_to_bf16(float v) {
+    const unsigned bits = __float_as_uint(v);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<unsigned short>((bits >> 16) | 0x40u);
+    return static_cast<unsigned short>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
 // IEEE half as its 16 bits: both vendors' fp16 headers spell these conversions alike.
 __device__ inline float f16_to_f32(unsigned short h) { return __half2float(__ushort_as_half(h)); }
 __device__ inline unsigned short f32_to_f16(float v) { return __half_as_ushort(__float2half_rn(v)); }
