@@ -254,9 +254,10 @@ struct MlpBlock {
 };
 
 // x[t, :] += the MLP of rmsnorm(x[t, :]) over every block's rows (a split layer's two blocks are the MLP's rows
-// in two places). gate, up: [n_tokens, all blocks' rows] floats; scratch as matmul's. Each block's gate and up
-// are computed before any down product adds to x. On the BLAS the norm is written once as every gate and up
-// product's 16-bit input, and SwiGLU writes down's 16-bit input, where down takes the same type.
+// in two places). gate, up: each block's [n_tokens, rows] floats one after another (decode then reuses `up` as
+// down's int8 input); scratch as matmul's. Each block's gate and up are computed before any down product adds
+// to x. On the BLAS the norm is written once as every gate and up product's 16-bit input, and SwiGLU writes
+// down's 16-bit input, where down takes the same type.
 void norm_mlp(float* x, const Norm& norm, std::span<const MlpBlock> blocks, WeightType gate_up_type,
               WeightType down_type, float* gate, float* up, float* scratch, int n_tokens, int d_in,
               const Stream& stream, const Blas* blas = nullptr);

@@ -225,6 +225,7 @@ bool blas_norm_matmul(std::span<const Product> products, const float* x, const N
 bool blas_norm_mlp(float* x, const Norm& norm, std::span<const MlpBlock> blocks, WeightType gate_up_type,
                    WeightType down_type, float* gate, float* up, int n_tokens, int d_in, const Stream& stream,
                    const Blas& blas) {
+    if (blocks.empty()) return false;
     const GemmInput input = input_for(gate_up_type);
     std::size_t rows = 0;
     for (const auto& b : blocks) {
