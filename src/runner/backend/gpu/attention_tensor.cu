@@ -75,7 +75,7 @@ __device__ inline void copy_or_zero_16(unsigned short* to_shared, const unsigned
                  : "memory");
 }
 
-// Keys k0 .. k0 + block_keys - 1 of one KV head into a stage, as a group of copies of their own.
+// Keys k0 .. k0 + block_keys - 1 of one KV head into a stage (copies that the caller's copy_commit closes).
 template <int D>
 __device__ inline void copy_tile(unsigned short* ks, unsigned short* vs, const unsigned short* k_cache,
                                  const unsigned short* v_cache, int k0, int last_key, std::size_t kv_stride,
@@ -88,7 +88,6 @@ __device__ inline void copy_tile(unsigned short* ks, unsigned short* vs, const u
         copy_or_zero_16(ks + j * row_stride<D> + piece * 8, k_cache + at, valid);
         copy_or_zero_16(vs + j * row_stride<D> + piece * 8, v_cache + at, valid);
     }
-    asm volatile("cp.async.commit_group;\n" ::: "memory");
 }
 #endif
 
@@ -136,6 +135,7 @@ __global__ void __launch_bounds__(n_warps * 32)
     __syncthreads();  // the queries are in registers and block_last is final: the first stage takes keys
     const int last_key = block_last;
     copy_tile<D>(shared, shared + tile, k_cache, v_cache, 0, last_key, kv_stride, kv_head);
+    copy_commit();
 
     float o[D / 8][4] = {};
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};  // l: this lane's share of the row sums
@@ -144,9 +144,8 @@ __global__ void __launch_bounds__(n_warps * 32)
         unsigned short* next = shared + (stage ^ 1) * 2 * tile;
         if (k0 + block_keys <= last_key)
             copy_tile<D>(next, next + tile, k_cache, v_cache, k0 + block_keys, last_key, kv_stride, kv_head);
-        else
-            asm volatile("cp.async.commit_group;\n" ::: "memory");  // an empty group: this tile is the newest but one
-        asm volatile("cp.async.wait_group 1;\n" ::: "memory");
+        copy_commit();  // a group every tile, empty after the last, so that this tile's is the newest but one
+        copy_wait<1>();
         __syncthreads();
         const unsigned short* ks = shared + stage * 2 * tile;
         const unsigned short* vs = ks + tile;

@@ -4,6 +4,7 @@
 // fallbacks, and matmul runs its own kernels.
 #include <atomic>
 #include <memory>
+#include <vector>
 
 #include "runner/backend/gpu/blas.h"
 #include "runner/backend/gpu/gemm.h"
@@ -225,30 +226,25 @@ bool blas_norm_matmul(std::span<const Product> products, const float* x, const N
 bool blas_norm_mlp(float* x, const Norm& norm, std::span<const MlpBlock> blocks, WeightType gate_up_type,
                    WeightType down_type, float* gate, float* up, int n_tokens, int d_in, const Stream& stream,
                    const Blas& blas) {
-    if (blocks.empty()) return false;
-    const GemmInput input = input_for(gate_up_type);
-    std::size_t rows = 0;
-    for (const auto& b : blocks) {
-        if (!takes(blas, gate_up_type, n_tokens, d_in, b.rows) || !takes(blas, down_type, n_tokens, b.rows, d_in))
-            return false;
-        rows += static_cast<std::size_t>(b.rows);
-    }
-    if (input_for(down_type) != input || static_cast<std::size_t>(n_tokens) * rows > blas.max_elements()) return false;
-    const cudaStream_t s = native(stream);
-    auto* x16 = static_cast<unsigned short*>(blas.scratch());
-    const bool bf16 = input == GemmInput::bf16;
-    rmsnorm_16(x16, x, norm.weight, norm.type, n_tokens, d_in, norm.eps, bf16, s);
+    std::vector<Product> gate_up;
     std::size_t offset = 0;
     for (const auto& b : blocks) {
-        gemm_16({gate + offset, b.gate, gate_up_type, b.rows}, x16, n_tokens, d_in, false, s, blas);
-        gemm_16({up + offset, b.up, gate_up_type, b.rows}, x16, n_tokens, d_in, false, s, blas);
+        if (!takes(blas, down_type, n_tokens, b.rows, d_in)) return false;
+        gate_up.push_back({gate + offset, b.gate, gate_up_type, b.rows});
+        gate_up.push_back({up + offset, b.up, gate_up_type, b.rows});
         offset += static_cast<std::size_t>(n_tokens) * b.rows;
     }
+    const GemmInput input = input_for(gate_up_type);
+    if (input_for(down_type) != input || offset > blas.max_elements() ||
+        !blas_norm_matmul(gate_up, x, norm, n_tokens, d_in, stream, blas))
+        return false;
     // Every gate and up product has read the norm: the scratch takes down's inputs, block after block.
+    const cudaStream_t s = native(stream);
+    auto* x16 = static_cast<unsigned short*>(blas.scratch());
     offset = 0;
     for (const auto& b : blocks) {
         const std::size_t n = static_cast<std::size_t>(n_tokens) * b.rows;
-        swiglu_16(x16 + offset, gate + offset, up + offset, n, bf16, s);
+        swiglu_16(x16 + offset, gate + offset, up + offset, n, input == GemmInput::bf16, s);
         gemm_16({x, b.down, down_type, d_in}, x16 + offset, n_tokens, b.rows, true, s, blas);
         offset += n;
     }
