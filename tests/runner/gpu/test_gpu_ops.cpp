@@ -421,8 +421,15 @@ TEST_CASE("gpu rope_store_kv and attention match the CPU for a prompt and for de
 
             // An f16 cache: the old rows rounded on the host, the new ones written by rope_store_kv, which must
             // round to nearest even as the host does; then attention against the CPU on the keys and values the
-            // cache holds. The tensor-core prompt kernel also rounds queries and probabilities to f16.
-            auto hk = upload_f16(k_cache, s), hv = upload_f16(v_cache, s);
+            // cache holds. The tensor-core prompt kernel also rounds queries and probabilities to f16. The rows
+            // past the chunk's last position hold NaN, as rows no pass has written may: the kernels must neither
+            // read them nor let a masked score times such a value into the sums.
+            const auto written = static_cast<std::size_t>(start + n) * kv;
+            const auto unwritten_nan = [written](std::vector<float> v) {
+                std::fill(v.begin() + static_cast<long>(written), v.end(), std::numeric_limits<float>::quiet_NaN());
+                return v;
+            };
+            auto hk = upload_f16(unwritten_nan(k_cache), s), hv = upload_f16(unwritten_nan(v_cache), s);
             auto dq2 = upload(q, s), dkn2 = upload(k_new, s);
             gpu::rope_store_kv(dq2.as<float>(), dkn2.as<float>(), dvn.as<float>(), {hk.data(), hv.data()},
                                runner::KvType::f16, n, n_head, n_head_kv, head_dim, dfreq.as<float>(), dpos.as<int>(),
@@ -437,9 +444,11 @@ TEST_CASE("gpu rope_store_kv and attention match the CPU for a prompt and for de
                 CHECK(std::equal(host_v.begin() + static_cast<long>(t * kv),
                                  host_v.begin() + static_cast<long>((t + 1) * kv), v_bits.begin() + at));
             }
-            const auto rounded_k = round_f16(want_k_cache), rounded_v = round_f16(want_v_cache);
-            std::vector<float> got_k(bits.size());
-            for (std::size_t i = 0; i < bits.size(); ++i) {
+            auto rounded_k = round_f16(want_k_cache), rounded_v = round_f16(want_v_cache);
+            rounded_k.resize(written);
+            rounded_v.resize(written);
+            std::vector<float> got_k(written);
+            for (std::size_t i = 0; i < written; ++i) {
                 _Float16 h;
                 std::memcpy(&h, &bits[i], 2);
                 got_k[i] = static_cast<float>(h);

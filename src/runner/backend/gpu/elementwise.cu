@@ -20,12 +20,25 @@ __global__ void swiglu_kernel(float* gate, const float* up, std::size_t n) {
 }
 
 template <bool bf16>
+__device__ inline unsigned short to_16(float v) {
+    return bf16 ? f32_to_bf16(v) : f32_to_f16(v);
+}
+
+// Four elements a thread, with 16-byte loads where the pointers allow: a 4-byte load a thread kept under
+// half of HBM's bandwidth in flight (2.2 TB/s on an H200) over a prompt's 4096 x 14336 activations.
+template <bool bf16>
 __global__ void swiglu_16_kernel(unsigned short* out, const float* gate, const float* up, std::size_t n) {
-    const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i < n) {
-        const float v = silu_times(gate[i], up[i]);
-        out[i] = bf16 ? f32_to_bf16(v) : f32_to_f16(v);
+    const std::size_t i = 4 * (static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x);
+    const bool wide = (reinterpret_cast<std::uintptr_t>(gate) | reinterpret_cast<std::uintptr_t>(up)) % 16 == 0 &&
+                      reinterpret_cast<std::uintptr_t>(out) % 8 == 0;
+    if (wide && i + 4 <= n) {
+        const float4 g = *reinterpret_cast<const float4*>(gate + i), u = *reinterpret_cast<const float4*>(up + i);
+        *reinterpret_cast<ushort4*>(out + i) =
+            ushort4{to_16<bf16>(silu_times(g.x, u.x)), to_16<bf16>(silu_times(g.y, u.y)),
+                    to_16<bf16>(silu_times(g.z, u.z)), to_16<bf16>(silu_times(g.w, u.w))};
+        return;
     }
+    for (std::size_t k = i; k < n && k < i + 4; ++k) out[k] = to_16<bf16>(silu_times(gate[k], up[k]));
 }
 
 __global__ void add_kernel(float* x, const float* y, std::size_t n) {
@@ -54,7 +67,8 @@ void swiglu(float* gate, const float* up, std::size_t n, const Stream& stream) {
 
 void swiglu_16(unsigned short* out, const float* gate, const float* up, std::size_t n, bool bf16, cudaStream_t stream) {
     if (n == 0) return;
-    (bf16 ? swiglu_16_kernel<true> : swiglu_16_kernel<false>)<<<blocks_for(n), threads, 0, stream>>>(out, gate, up, n);
+    (bf16 ? swiglu_16_kernel<true> : swiglu_16_kernel<false>)<<<blocks_for((n + 3) / 4), threads, 0, stream>>>(
+        out, gate, up, n);
     GPU_CHECK_LAUNCH();
 }
 
