@@ -33,11 +33,6 @@ void set_blas_checked(bool passed) { blas_disabled = !passed; }
 
 namespace {
 
-__global__ void to_bf16_kernel(unsigned short* out, const float* x, std::size_t n) {
-    const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i < n) out[i] = f32_to_bf16(x[i]);
-}
-
 // A quantized matrix widened to bf16 for the GEMM (a prompt's products reuse each weight across
 // the micro-batch, so this one pass over the weights is cheap next to them).
 __global__ void widen_kernel(unsigned short* out, const void* w, WeightType type, std::size_t d_out, std::size_t d_in) {
@@ -197,15 +192,9 @@ void gemm_16(const Product& p, const unsigned short* x16, int n_tokens, int d_in
 bool blas_matmul(float* out, const float* x, const void* w, WeightType type, const void* bias, WeightType bias_type,
                  int n_tokens, int d_in, int d_out, bool accumulate, const Stream& stream, const Blas& blas) {
     if (!takes(blas, type, n_tokens, d_in, d_out)) return false;
-    const std::size_t n = static_cast<std::size_t>(n_tokens) * d_in;
     const cudaStream_t s = native(stream);
     auto* x16 = static_cast<unsigned short*>(blas.scratch());
-    if (input_for(type) == GemmInput::bf16) {
-        to_bf16_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, s>>>(x16, x, n);
-        GPU_CHECK_LAUNCH();
-    } else {
-        to_f16(x16, x, n, s);
-    }
+    to_16(x16, x, static_cast<std::size_t>(n_tokens) * d_in, input_for(type) == GemmInput::bf16, s);
     gemm_16(Product{out, w, type, d_out, bias, bias_type}, x16, n_tokens, d_in, accumulate, s, blas);
     return true;
 }

@@ -11,8 +11,8 @@ namespace runner::gpu {
 
 inline cudaStream_t native(const Stream& s) { return static_cast<cudaStream_t>(s.handle()); }
 
-// dst[i] = src[i] rounded to IEEE half (elementwise.cu): the f16 KV cache's rows and the BLAS's f16 inputs.
-void to_f16(unsigned short* dst, const float* src, std::size_t n, cudaStream_t stream);
+// dst[i] = src[i] rounded to the BLAS's 16-bit input (elementwise.cu): bf16, or f16 where `bf16` is false.
+void to_16(unsigned short* dst, const float* src, std::size_t n, bool bf16, cudaStream_t stream);
 
 // rmsnorm (rmsnorm.cu) written as the BLAS's 16-bit input: bf16, or f16 where `bf16` is false.
 void rmsnorm_16(unsigned short* out, const float* x, const void* weight, WeightType type, int n_rows, int n, float eps,

@@ -13,7 +13,7 @@ __device__ inline void store(void* out, std::size_t i, float v) {
     if constexpr (out_type == Out::f32)
         static_cast<float*>(out)[i] = v;
     else
-        static_cast<unsigned short*>(out)[i] = out_type == Out::bf16 ? f32_to_bf16(v) : f32_to_f16(v);
+        static_cast<unsigned short*>(out)[i] = f32_to_16<out_type == Out::bf16>(v);
 }
 
 // One block per row.

@@ -173,6 +173,12 @@ __device__ inline unsigned short f32_to_bf16(float v) {
 __device__ inline float f16_to_f32(unsigned short h) { return __half2float(__ushort_as_half(h)); }
 __device__ inline unsigned short f32_to_f16(float v) { return __half_as_ushort(__float2half_rn(v)); }
 
+// f32 as a BLAS product's 16-bit input: bf16, or IEEE half where `bf16` is false.
+template <bool bf16>
+__device__ inline unsigned short f32_to_16(float v) {
+    return bf16 ? f32_to_bf16(v) : f32_to_f16(v);
+}
+
 // c + the sum of the products of a's and b's four signed bytes: the int8 decode kernels' inner product,
 // one instruction where the GPU has it. RDNA3 dropped RDNA2's and CDNA's v_dot4_i32_i8 for
 // v_dot4_i32_iu8, whose flags say both operands are signed; compilers older than the GPU get the bytes.
