@@ -430,9 +430,6 @@ OAR_AVX2_INLINE float hsum(__m256 v) {
     return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
 }
 
-// How far ahead of a group the rows are prefetched, as simd.cpp's float rows are.
-constexpr std::size_t prefetch_ahead = 2048;
-
 // A token's activation scales for group g, in registers: loaded for a whole group, from zero-padded
 // copies for the tail.
 struct GroupInputs {
@@ -469,7 +466,7 @@ OAR_AVX2_INLINE __m256 accumulate(__m256 acc, const __m256i* p, const Factors& f
 
 OAR_AVX2_INLINE void prefetch_group(WeightType type, const std::byte* at) {
     for (std::size_t line = 0; line < group_bytes(type); line += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(at) + prefetch_ahead + line, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(at) + row_prefetch_bytes + line, _MM_HINT_T0);
 }
 
 // One group of R rows (one token's decode) into their accumulators.

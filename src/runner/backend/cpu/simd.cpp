@@ -49,18 +49,12 @@ __attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-// How far ahead of each weight row the loops below prefetch. A decode row is 8-28 KB, a few 4 KiB pages,
-// and the hardware prefetcher stops at every page's end, so on its own it leaves the memory bus idle at
-// each page's start. On a 16-core H200 host, pairs of bf16 rows read 80-86 GB/s from pinned RAM
-// without this and 96-105 GB/s with it (scratch measurement, 2 GiB of rows, best of three).
-constexpr std::size_t prefetch_ahead = 2048;
-
-// Prefetches the cache line (two for f32) that starts prefetch_ahead bytes past element i of a row, for
+// Prefetches the cache line (two for f32) that starts row_prefetch_bytes past element i of a row, for
 // a loop that takes 32 elements a step. A prefetch never faults, so reaching past the row's end is
 // harmless.
 template <DType D>
 __attribute__((always_inline)) inline void prefetch_row(const std::byte* row, std::size_t i) {
-    const auto* at = reinterpret_cast<const char*>(row + i * (D == DType::f32 ? 4 : 2) + prefetch_ahead);
+    const auto* at = reinterpret_cast<const char*>(row + i * (D == DType::f32 ? 4 : 2) + row_prefetch_bytes);
     _mm_prefetch(at, _MM_HINT_T0);
     if constexpr (D == DType::f32) _mm_prefetch(at + 64, _MM_HINT_T0);
 }
@@ -243,7 +237,7 @@ static_assert(quant_step == 32, "the block loads below take 32 weights");
 
 template <WeightType T>
 __attribute__((always_inline)) inline void prefetch_qrow(const std::byte* quants, std::size_t i) {
-    _mm_prefetch(reinterpret_cast<const char*>(quants + (T == WeightType::q8 ? i : i / 2) + prefetch_ahead),
+    _mm_prefetch(reinterpret_cast<const char*>(quants + (T == WeightType::q8 ? i : i / 2) + row_prefetch_bytes),
                  _MM_HINT_T0);
 }
 
