@@ -270,21 +270,25 @@ OAR_AVX2_INLINE __m256i nibbles(__m128i v) {
 }
 
 // A group's weights as the products take them, decoded once for all the tokens of a prompt's tile: 32
-// bytes per block, signed (our q8 and q4, Q8_0 and Q4_0 less their offsets) or unsigned (Q4_K's and
-// Q5_K's quants, whose minimum is subtracted apart, and Q6_K's, whose offset of 32 is), and Q6_K's int8
-// scale of each 16 as int16 pairs.
+// bytes per block, signed (our q8, Q8_0) or unsigned (Q4_K's and Q5_K's quants, whose minimum is
+// subtracted apart; our q4's and Q4_0's nibbles and Q6_K's quants, whose offsets of 8 and 32 are), and
+// Q6_K's int8 scale of each 16 as int16 pairs.
 struct DecodedGroup {
     __m256i w[group_blocks], magnitude[group_blocks], scales[group_blocks];  // magnitude: |w|, signed formats
 };
 
-constexpr bool unsigned_quants(WeightType type) { return type == WeightType::q4_k || type == WeightType::q5_k; }
+constexpr bool has_min(WeightType type) { return type == WeightType::q4_k || type == WeightType::q5_k; }
+// Nibbles stored 8 higher, multiplied as stored: 8 times the block's sum of activations comes off its
+// product, which spares subtracting the 8 from every weight and the two sign operations signed weights take.
+constexpr bool plus_8(WeightType type) { return type == WeightType::q4 || type == WeightType::q4_0; }
+constexpr bool unsigned_quants(WeightType type) { return has_min(type) || plus_8(type); }
 constexpr bool signed_quants(WeightType type) { return !unsigned_quants(type) && type != WeightType::q6_k; }
 
 // The group's first `blocks` blocks (the rest are never read). Inlined into a loop over whole groups,
 // `blocks` is the constant 8 and the group stays in registers.
 template <WeightType T>
 OAR_AVX2_INLINE void decode_group(const std::byte* at, std::size_t blocks, DecodedGroup& g) {
-    const __m256i mask = _mm256_set1_epi8(0xF), eight = _mm256_set1_epi8(8);
+    const __m256i mask = _mm256_set1_epi8(0xF);
     if constexpr (T == WeightType::q8) {
 #pragma GCC unroll 8
         for (std::size_t j = 0; j < blocks; ++j) g.w[j] = load32(at + 32 * j);
@@ -293,15 +297,14 @@ OAR_AVX2_INLINE void decode_group(const std::byte* at, std::size_t blocks, Decod
         for (std::size_t j = 0; j < blocks; ++j) {
             const __m128i v = load16(at + 16 * j), m = _mm_set1_epi8(0xF);
             const __m128i lo = _mm_and_si128(v, m), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m);
-            g.w[j] = _mm256_sub_epi8(_mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi)), eight);
+            g.w[j] = _mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi));
         }
     } else if constexpr (T == WeightType::q8_0) {
 #pragma GCC unroll 8
         for (std::size_t j = 0; j < blocks; ++j) g.w[j] = load32(at + j * q8_0_bytes + 2);
     } else if constexpr (T == WeightType::q4_0) {
 #pragma GCC unroll 8
-        for (std::size_t j = 0; j < blocks; ++j)
-            g.w[j] = _mm256_sub_epi8(nibbles(load16(at + j * q4_0_bytes + 2)), eight);
+        for (std::size_t j = 0; j < blocks; ++j) g.w[j] = nibbles(load16(at + j * q4_0_bytes + 2));
     } else if constexpr (T == WeightType::q4_k) {
 #pragma GCC unroll 4
         for (std::size_t k = 0; k < 4; ++k) {
@@ -430,18 +433,23 @@ OAR_AVX2_INLINE float hsum(__m256 v) {
     return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
 }
 
-// A token's activation scales for group g, in registers: loaded for a whole group, from zero-padded
-// copies for the tail.
+// A token's activation scales for group g, and each block's sum of quants, in registers: loaded for a
+// whole group, from zero-padded copies for the tail.
 struct GroupInputs {
     __m256 d, d_sum;
+    __m256i block_sums;
     const std::int16_t* sum16;  // the group's 16 sums of 16 quants (whole groups only: Q6_K has no tails)
 };
 OAR_AVX2_INLINE GroupInputs group_inputs(TokenInt8 x, std::size_t g, std::size_t blocks) {
     const std::size_t first = g * group_blocks;
     const std::int16_t* sum16 = x.sum16 + 2 * first;
-    if (blocks == group_blocks) return {_mm256_loadu_ps(x.d + first), _mm256_loadu_ps(x.d_sum + first), sum16};
+    if (blocks == group_blocks)
+        return {_mm256_loadu_ps(x.d + first), _mm256_loadu_ps(x.d_sum + first),
+                _mm256_madd_epi16(load32(sum16), _mm256_set1_epi16(1)), sum16};
     const GroupActivations tail = group_activations(x, first, blocks);
-    return {_mm256_loadu_ps(tail.d), _mm256_loadu_ps(tail.d_sum), sum16};
+    std::int32_t sums[group_blocks] = {};
+    for (std::size_t j = 0; j < blocks; ++j) sums[j] = sum16[2 * j] + sum16[2 * j + 1];
+    return {_mm256_loadu_ps(tail.d), _mm256_loadu_ps(tail.d_sum), load32(sums), sum16};
 }
 
 template <WeightType T>
@@ -451,16 +459,17 @@ OAR_AVX2_INLINE Factors factors(const std::byte* at, Int8Row row, std::size_t g,
     return {_mm256_loadu_ps(s.scale), _mm256_loadu_ps(s.min)};
 }
 
-// acc += the group's block sums * scale * d (- min * d_sum): the one f32 step, as accumulate_lanes. A Q6_K
-// block's sum first loses its weights' offset: 32 times its two scales' products with the sums of 16 quants,
-// exact integers, so the block sums are block_product()'s.
+// acc += the group's block sums * scale * d (- min * d_sum): the one f32 step, as accumulate_lanes. A block's
+// sum first loses its weights' offset, exact integers, so that the block sums are block_product()'s: a Q6_K
+// block 32 times its two scales' products with the sums of 16 quants, a nibble format's 8 times its sum.
 template <WeightType T>
 OAR_AVX2_INLINE __m256 accumulate(__m256 acc, const __m256i* p, const Factors& f, const GroupInputs& x) {
     __m256i sums = block_sums(p);
     if constexpr (T == WeightType::q6_k)
         sums = _mm256_sub_epi32(sums, _mm256_slli_epi32(_mm256_madd_epi16(f.scales16, load32(x.sum16)), 5));
+    if constexpr (plus_8(T)) sums = _mm256_sub_epi32(sums, _mm256_slli_epi32(x.block_sums, 3));
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_mul_ps(f.scale, x.d), acc);
-    if constexpr (unsigned_quants(T)) acc = _mm256_fnmadd_ps(f.min, x.d_sum, acc);
+    if constexpr (has_min(T)) acc = _mm256_fnmadd_ps(f.min, x.d_sum, acc);
     return acc;
 }
 
