@@ -22,18 +22,21 @@ namespace runner::gpu {
 
 namespace {
 
-constexpr int n_warps = 8;
-constexpr int block_queries = 16 * n_warps;
+constexpr int n_warps = 4;
+// 16-row groups of queries a warp takes: each K and V fragment read from shared memory serves both, so a
+// warp reads a tile once for 32 queries instead of 16 (flash-attention 2's layout for these head sizes).
+constexpr int warp_groups = 2;
+constexpr int warp_queries = 16 * warp_groups;
+constexpr int block_queries = warp_queries * n_warps;
 constexpr int block_keys = 64;
 
 // Halves per shared row: 16-byte aligned, and 8 rows' fragments fall in distinct banks.
 template <int D>
 constexpr int row_stride = D + 8;
 
-// Two stages of a K tile and a V tile; the queries are staged in the first one.
+// The block's queries, then two stages of a K tile and a V tile.
 template <int D>
-constexpr std::size_t shared_bytes = 4 * block_keys* row_stride<D> * sizeof(unsigned short);
-static_assert(block_queries <= 2 * block_keys, "the queries are staged in the first stage's K and V tiles");
+constexpr std::size_t shared_bytes = (block_queries + 4 * block_keys) * row_stride<D> * sizeof(unsigned short);
 
 // The kernel body's helpers, which only builds for sm_80 and later compile (mma, ldmatrix, cp.async).
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
@@ -99,8 +102,10 @@ __global__ void __launch_bounds__(n_warps * 32)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
     constexpr int stride = row_stride<D>;
     constexpr int tile = block_keys * stride;
-    extern __shared__ __align__(16) unsigned short shared[];  // stage s: K at 2s tiles in, V at 2s + 1
+    extern __shared__ __align__(16) unsigned short shared[];  // the queries, then stage s: K at 2s tiles, V at 2s + 1
     __shared__ int block_last;  // the block's largest position: keys beyond it are masked for every query
+    unsigned short* qs = shared;
+    unsigned short* stages = shared + block_queries * stride;
     const int tid = static_cast<int>(threadIdx.x), warp = tid / 32, lane = tid % 32, g = lane / 4, c = lane % 4;
     const int h = static_cast<int>(blockIdx.y);
     const int t0 = static_cast<int>(gridDim.x - 1 - blockIdx.x) * block_queries;  // latest queries (most keys) first
@@ -112,83 +117,94 @@ __global__ void __launch_bounds__(n_warps * 32)
         const int i = e / (D / 4), d = e % (D / 4) * 4, t = t0 + i;
         float4 v = {0.f, 0.f, 0.f, 0.f};
         if (t < n_tokens) v = *reinterpret_cast<const float4*>(q + (static_cast<std::size_t>(t) * n_head + h) * D + d);
-        *reinterpret_cast<uint2*>(shared + i * stride + d) =
+        *reinterpret_cast<uint2*>(qs + i * stride + d) =
             uint2{pack_f16x2(v.x * scale_log2, v.y * scale_log2), pack_f16x2(v.z * scale_log2, v.w * scale_log2)};
     }
     __syncthreads();
     if (tid < block_queries && t0 + tid < n_tokens) atomicMax(&block_last, positions[t0 + tid]);
 
-    const int row = warp * 16 + g;
-    unsigned qf[D / 16][4];
-    for (int kk = 0; kk < D / 16; ++kk) {
-        const unsigned short* at = shared + row * stride + kk * 16 + 2 * c;
-        qf[kk][0] = *reinterpret_cast<const unsigned*>(at);
-        qf[kk][1] = *reinterpret_cast<const unsigned*>(at + 8 * stride);
-        qf[kk][2] = *reinterpret_cast<const unsigned*>(at + 8);
-        qf[kk][3] = *reinterpret_cast<const unsigned*>(at + 8 * stride + 8);
-    }
-    const int pos[2] = {t0 + row < n_tokens ? positions[t0 + row] : -1,
-                        t0 + row + 8 < n_tokens ? positions[t0 + row + 8] : -1};
-    int warp_last = max(pos[0], pos[1]);
+    // Group r's rows are first_row + 16 r + g and + 8; the A fragments come from qs by ldmatrix, lane L
+    // addressing row L % 16 at column (L / 16) * 8 of each 16x16 piece.
+    const int first_row = warp * warp_queries;
+    int pos[warp_groups][2], warp_last = -1;
+    for (int r = 0; r < warp_groups; ++r)
+        for (int half = 0; half < 2; ++half) {
+            const int t = t0 + first_row + 16 * r + g + 8 * half;
+            pos[r][half] = t < n_tokens ? positions[t] : -1;
+            warp_last = max(warp_last, pos[r][half]);
+        }
     for (int offset = 16; offset > 0; offset /= 2)
         warp_last = max(warp_last, __shfl_xor_sync(0xffffffffu, warp_last, offset));
-    __syncthreads();  // the queries are in registers and block_last is final: the first stage takes keys
+    __syncthreads();  // block_last is final
     const int last_key = block_last;
-    copy_tile<D>(shared, shared + tile, k_cache, v_cache, 0, last_key, kv_stride, kv_head);
+    copy_tile<D>(stages, stages + tile, k_cache, v_cache, 0, last_key, kv_stride, kv_head);
     copy_commit();
 
-    float o[D / 8][4] = {};
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};  // l: this lane's share of the row sums
+    float o[warp_groups][D / 8][4] = {};
+    float m[warp_groups][2], l[warp_groups][2] = {};  // l: this lane's share of the row sums
+    for (int r = 0; r < warp_groups; ++r) m[r][0] = m[r][1] = -INFINITY;
     for (int k0 = 0, stage = 0; k0 <= last_key; k0 += block_keys, stage ^= 1) {
         // The next tile into the other stage, whose last readers finished at the end of the previous tile.
-        unsigned short* next = shared + (stage ^ 1) * 2 * tile;
+        unsigned short* next = stages + (stage ^ 1) * 2 * tile;
         if (k0 + block_keys <= last_key)
             copy_tile<D>(next, next + tile, k_cache, v_cache, k0 + block_keys, last_key, kv_stride, kv_head);
         copy_commit();  // a group every tile, empty after the last, so that this tile's is the newest but one
         copy_wait<1>();
         __syncthreads();
-        const unsigned short* ks = shared + stage * 2 * tile;
+        const unsigned short* ks = stages + stage * 2 * tile;
         const unsigned short* vs = ks + tile;
         if (warp_last >= k0) {  // else the whole tile is in the future of this warp's queries
-            float s[block_keys / 8][4];
-            for (int nt = 0; nt < block_keys / 8; ++nt) {
-                s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
-                for (int kk = 0; kk < D / 16; kk += 2) {
+            float s[warp_groups][block_keys / 8][4] = {};
+            // Not unrolled: the registers hold o and s; every slice's fragments loaded up front would spill.
+#pragma unroll 1
+            for (int kk = 0; kk < D / 16; kk += 2) {
+                unsigned a[warp_groups][2][4];
+                for (int r = 0; r < warp_groups; ++r)
+                    for (int k = 0; k < 2; ++k)
+                        load_x4(a[r][k],
+                                qs + (first_row + 16 * r + lane % 16) * stride + (kk + k) * 16 + lane / 16 * 8);
+                for (int nt = 0; nt < block_keys / 8; ++nt) {
                     unsigned b[4];
                     load_x4(b, ks + (nt * 8 + lane % 8) * stride + kk * 16 + lane / 8 * 8);
-                    mma_16x8x16(s[nt], qf[kk], b[0], b[1]);
-                    mma_16x8x16(s[nt], qf[kk + 1], b[2], b[3]);
-                }
-            }
-            float tile_max[2] = {-INFINITY, -INFINITY};
-            for (int nt = 0; nt < block_keys / 8; ++nt)
-                for (int i = 0; i < 4; ++i) {
-                    const int key = k0 + nt * 8 + 2 * c + (i & 1);
-                    if (key > pos[i / 2]) s[nt][i] = -INFINITY;
-                    tile_max[i / 2] = fmaxf(tile_max[i / 2], s[nt][i]);
-                }
-            float base[2];
-            for (int r = 0; r < 2; ++r) {
-                const float m_new = fmaxf(m[r], quad_max(tile_max[r]));
-                base[r] = m_new == -INFINITY ? 0.f : m_new;  // a row with no key yet: keep everything 0, not NaN
-                const float correction = exp2f(m[r] - base[r]);
-                m[r] = m_new;
-                l[r] *= correction;
-                for (int nd = 0; nd < D / 8; ++nd) {
-                    o[nd][2 * r] *= correction;
-                    o[nd][2 * r + 1] *= correction;
+                    for (int r = 0; r < warp_groups; ++r) {
+                        mma_16x8x16(s[r][nt], a[r][0], b[0], b[1]);
+                        mma_16x8x16(s[r][nt], a[r][1], b[2], b[3]);
+                    }
                 }
             }
             // P in registers: the accumulator layout of two adjacent 8-key tiles is the A layout of 16 keys.
-            unsigned pf[block_keys / 16][4];
-            for (int nt = 0; nt < block_keys / 8; ++nt) {
-                float p[4];
-                for (int i = 0; i < 4; ++i) {
-                    p[i] = exp2f(s[nt][i] - base[i / 2]);
-                    l[i / 2] += p[i];
+            unsigned pf[warp_groups][block_keys / 16][4];
+            // Unrolled, as the loops over o below: indexed by anything but constants, o and s leave the registers.
+#pragma unroll
+            for (int r = 0; r < warp_groups; ++r) {
+                float tile_max[2] = {-INFINITY, -INFINITY};
+                for (int nt = 0; nt < block_keys / 8; ++nt)
+                    for (int i = 0; i < 4; ++i) {
+                        const int key = k0 + nt * 8 + 2 * c + (i & 1);
+                        if (key > pos[r][i / 2]) s[r][nt][i] = -INFINITY;
+                        tile_max[i / 2] = fmaxf(tile_max[i / 2], s[r][nt][i]);
+                    }
+                float base[2];
+                for (int half = 0; half < 2; ++half) {
+                    const float m_new = fmaxf(m[r][half], quad_max(tile_max[half]));
+                    base[half] = m_new == -INFINITY ? 0.f : m_new;  // a row with no key yet: keep 0s, not NaN
+                    const float correction = exp2f(m[r][half] - base[half]);
+                    m[r][half] = m_new;
+                    l[r][half] *= correction;
+                    for (int nd = 0; nd < D / 8; ++nd) {
+                        o[r][nd][2 * half] *= correction;
+                        o[r][nd][2 * half + 1] *= correction;
+                    }
                 }
-                pf[nt / 2][(nt % 2) * 2] = pack_f16x2(p[0], p[1]);
-                pf[nt / 2][(nt % 2) * 2 + 1] = pack_f16x2(p[2], p[3]);
+                for (int nt = 0; nt < block_keys / 8; ++nt) {
+                    float p[4];
+                    for (int i = 0; i < 4; ++i) {
+                        p[i] = exp2f(s[r][nt][i] - base[i / 2]);
+                        l[r][i / 2] += p[i];
+                    }
+                    pf[r][nt / 2][(nt % 2) * 2] = pack_f16x2(p[0], p[1]);
+                    pf[r][nt / 2][(nt % 2) * 2 + 1] = pack_f16x2(p[2], p[3]);
+                }
             }
             const int matrix = lane / 8, matrix_row = lane % 8;
             for (int kt = 0; kt < block_keys / 16; ++kt)
@@ -196,20 +212,25 @@ __global__ void __launch_bounds__(n_warps * 32)
                     unsigned b[4];
                     load_transposed_x4(b,
                                        vs + (kt * 16 + matrix_row + (matrix & 1) * 8) * stride + (nd + matrix / 2) * 8);
-                    mma_16x8x16(o[nd], pf[kt], b[0], b[1]);
-                    mma_16x8x16(o[nd + 1], pf[kt], b[2], b[3]);
+                    for (int r = 0; r < warp_groups; ++r) {
+                        mma_16x8x16(o[r][nd], pf[r][kt], b[0], b[1]);
+                        mma_16x8x16(o[r][nd + 1], pf[r][kt], b[2], b[3]);
+                    }
                 }
         }
         __syncthreads();  // this stage is read: the next tile's copies may refill it
     }
-    for (int r = 0; r < 2; ++r) {
-        const float sum = quad_sum(l[r]);
-        const int t = t0 + row + 8 * r;
-        if (t >= n_tokens) continue;
-        float* oh = out + (static_cast<std::size_t>(t) * n_head + h) * D;
-        for (int nd = 0; nd < D / 8; ++nd)
-            *reinterpret_cast<float2*>(oh + nd * 8 + 2 * c) = float2{o[nd][2 * r] / sum, o[nd][2 * r + 1] / sum};
-    }
+#pragma unroll
+    for (int r = 0; r < warp_groups; ++r)
+        for (int half = 0; half < 2; ++half) {
+            const float sum = quad_sum(l[r][half]);
+            const int t = t0 + first_row + 16 * r + g + 8 * half;
+            if (t >= n_tokens) continue;
+            float* oh = out + (static_cast<std::size_t>(t) * n_head + h) * D;
+            for (int nd = 0; nd < D / 8; ++nd)
+                *reinterpret_cast<float2*>(oh + nd * 8 + 2 * c) =
+                    float2{o[r][nd][2 * half] / sum, o[r][nd][2 * half + 1] / sum};
+        }
 #endif
 }
 
