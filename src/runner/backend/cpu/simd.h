@@ -12,11 +12,11 @@ namespace runner::cpu {
 // How far ahead of the weights it is reading a decode loop prefetches (the float rows here, the quantized
 // ones in int8_dot.cpp). A decode row is 2-28 KB, a few 4 KiB pages, and the hardware prefetcher stops at
 // every page's end, so on its own it leaves the memory bus idle at each page's start (a 16-core H200 host
-// read pairs of bf16 rows at 80-86 GB/s without prefetching, 96-105 with 2 KiB). The rows go in pairs
-// read side by side, so a distance under a row mostly lands in the pair's other row, already being read:
-// on the 2-core Xeon VM, 8 KiB read one token's rows 20-40% faster than 2 KiB for every quantized format
-// and 15-20% faster for BF16 (bench_cpu_blocks, alternated, 2026-12-07).
-constexpr std::size_t row_prefetch_bytes = 8192;
+// read pairs of bf16 rows at 80-86 GB/s without prefetching, 96-105 with 2 KiB). 8 KiB read a 512 MiB
+// matrix's neighbouring row pairs 30% faster on a 16-core H100 host, but slowed the decode steps that
+// wait on the host's rows (a Q4_K_M 8B split at 4 GiB: 0.0119-0.0127 s/token against 0.0113-0.0121)
+// and left BF16's within their noise (docs/benchmarks.md, 2026-12-07).
+constexpr std::size_t row_prefetch_bytes = 2048;
 
 float bf16_to_f32(std::uint16_t v);
 float f16_to_f32(std::uint16_t v);
