@@ -126,10 +126,11 @@ __global__ void __launch_bounds__(n_warps * 32)
     // Group r's rows are first_row + 16 r + g and + 8; the A fragments come from qs by ldmatrix, lane L
     // addressing row L % 16 at column (L / 16) * 8 of each 16x16 piece.
     const int first_row = warp * warp_queries;
+    const auto token_of = [&](int r, int half) { return t0 + first_row + 16 * r + g + 8 * half; };
     int pos[warp_groups][2], warp_last = -1;
     for (int r = 0; r < warp_groups; ++r)
         for (int half = 0; half < 2; ++half) {
-            const int t = t0 + first_row + 16 * r + g + 8 * half;
+            const int t = token_of(r, half);
             pos[r][half] = t < n_tokens ? positions[t] : -1;
             warp_last = max(warp_last, pos[r][half]);
         }
@@ -224,7 +225,7 @@ __global__ void __launch_bounds__(n_warps * 32)
     for (int r = 0; r < warp_groups; ++r)
         for (int half = 0; half < 2; ++half) {
             const float sum = quad_sum(l[r][half]);
-            const int t = t0 + first_row + 16 * r + g + 8 * half;
+            const int t = token_of(r, half);
             if (t >= n_tokens) continue;
             float* oh = out + (static_cast<std::size_t>(t) * n_head + h) * D;
             for (int nd = 0; nd < D / 8; ++nd)
