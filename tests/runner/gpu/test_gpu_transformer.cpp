@@ -485,16 +485,20 @@ TEST_CASE("gpu engine: decode steps replayed as graphs equal launching each kern
     // launches change at 65 and 129 keys (3 and 5 key tiles: 2, then 4 splits in slices of two tiles) and, in a
     // cache split by position, where the keys reach the far rows: a step records again there and replays
     // otherwise, reading its token and position from memory. Each step's logits must equal those of the engine
-    // that launches every kernel, to the bit.
+    // that launches every kernel, to the bit. On sm_90 the recorded kernels overlap (launch_overlapped): 4bit
+    // layers bring the int8 products and the activations' quantization into it.
     const std::string name = "llama-gqa4-llama3rope";
     const int n_ctx = 256;
-    for (const bool split : {false, true}) {
+    using runner::Compression;
+    for (const auto& [split, compression] :
+         {std::pair{false, Compression::none}, std::pair{true, Compression::none}, std::pair{false, Compression::q4}}) {
         CAPTURE(split);
+        CAPTURE(runner::compression_name(compression));
         std::vector<Bound> bound;  // each engine's source, which must outlive it
         std::vector<std::unique_ptr<runner::GpuTransformer>> engines;
         std::vector<gpu::KvRows> layers;  // the near rows of each layer's cache, for the expected recordings
         for (const bool graphs : {true, false}) {
-            auto o = options(64);
+            auto o = options(64, compression);
             o.n_ctx = n_ctx;
             o.graphs = graphs;
             auto& b = bound.emplace_back(bind_streamed(name, o));

@@ -187,6 +187,8 @@ __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
     const std::size_t head_at = static_cast<std::size_t>(kv_head) * head_dim;
     // The lane's two runs of a key row start at these elements.
     const int run_at[2] = {part * 8, (lanes_per_key + part) * 8};
+    let_next_kernel_start();
+    wait_for_previous_kernel();
 
     for (int e = tid; e < H * HD; e += decode_threads) {
         const int h = e / HD, d = e % HD;
@@ -471,8 +473,8 @@ void launch_decode(float* out, float* scratch, const float* q, const KvRows& cac
                    int n_head, int n_head_kv, int head_dim, float scale, int n_splits, Int8Input q8, cudaStream_t s) {
     const int chunks = (n_head / n_head_kv + decode_heads - 1) / decode_heads;
     const dim3 grid(static_cast<unsigned>(n_tokens * n_head_kv * chunks), static_cast<unsigned>(n_splits));
-    attention_decode_kernel<T, HD, reaches_far><<<grid, decode_threads, 0, s>>>(
-        out, scratch, q, cache, positions, n_head, n_head_kv, head_dim, scale, n_splits, q8);
+    launch_overlapped(attention_decode_kernel<T, HD, reaches_far>, grid, decode_threads, s, out, scratch, q, cache,
+                      positions, n_head, n_head_kv, head_dim, scale, n_splits, q8);
 }
 
 template <class T, bool reaches_far>

@@ -11,6 +11,38 @@ namespace runner::gpu {
 
 inline cudaStream_t native(const Stream& s) { return static_cast<cudaStream_t>(s.handle()); }
 
+// Whether a kernel launched now with launch_overlapped may start while the stream's previous kernel
+// finishes (graph.cu): while a Graph records on this thread, on a GPU with programmatic dependent launch.
+// Only there: a recorded step's weights stay in place for the engine's life, where a streamed layer's
+// arrive by copies that a read ahead of wait_for_previous_kernel need not wait for.
+bool overlap_launches();
+
+#if defined(__CUDACC__) || defined(__HIPCC__)
+// kernel<<<grid, block, 0, s>>>(args...), where overlap_launches() as a programmatic dependent launch:
+// the kernel's blocks take the SMs the previous kernel's last wave leaves idle and start reading their
+// weights, instead of the GPU draining between two launches. The kernel follows vendor.h's
+// wait_for_previous_kernel rule.
+template <class... Params, class... Args>
+void launch_overlapped(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t s, const Args&... args) {
+#if defined(OAR_GPU_CUDA)
+    if (overlap_launches()) {
+        cudaLaunchAttribute overlap{};
+        overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        overlap.val.programmaticStreamSerializationAllowed = 1;
+        cudaLaunchConfig_t config{};
+        config.gridDim = grid;
+        config.blockDim = block;
+        config.stream = s;
+        config.attrs = &overlap;
+        config.numAttrs = 1;
+        GPU_CHECK(cudaLaunchKernelEx(&config, kernel, args...));
+        return;
+    }
+#endif
+    kernel<<<grid, block, 0, s>>>(args...);
+}
+#endif
+
 // dst[i] = src[i] rounded to the BLAS's 16-bit input (elementwise.cu): bf16, or f16 where `bf16` is false.
 void to_16(unsigned short* dst, const float* src, std::size_t n, bool bf16, cudaStream_t stream);
 

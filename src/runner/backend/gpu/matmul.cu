@@ -84,6 +84,7 @@ __global__ void matvec_kernel(const MatvecArgs a) {
     float acc[max_tokens] = {}, acc_up[max_tokens] = {}, squares[max_tokens] = {};
     const std::size_t first = static_cast<std::size_t>(j) * d_in;
     constexpr int stride = matvec_threads * 8;
+    let_next_kernel_start();
     for (int i0 = tid * 8; i0 < d_in; i0 += stride * matvec_loads) {
         Chunk c[matvec_loads], u[gated ? matvec_loads : 1];
         for (int k = 0; k < matvec_loads; ++k) {
@@ -92,6 +93,8 @@ __global__ void matvec_kernel(const MatvecArgs a) {
             c[k] = load_chunk<type>(part.w, first + i);
             if constexpr (gated) u[k] = load_chunk<type>(a.w_up, first + i);
         }
+        // The first weights are on their way before the input is ready (launch_overlapped).
+        wait_for_previous_kernel();
         for (int k = 0; k < matvec_loads; ++k) {
             const int i = i0 + k * stride;
             if (i >= d_in) continue;
@@ -113,6 +116,7 @@ __global__ void matvec_kernel(const MatvecArgs a) {
             }
         }
     }
+    wait_for_previous_kernel();  // a thread past the row's end
     for (int t = 0; t < max_tokens; ++t) {
         if (t >= n_tokens) continue;
         const float sums[3] = {warp_sum(acc[t]), warp_sum(squares[t]), gated ? warp_sum(acc_up[t]) : 0.f};
@@ -181,10 +185,11 @@ void launch_matvec(const MatvecArgs& a, cudaStream_t s) {
     int total = 0;
     for (int p = 0; p < a.n_parts; ++p) total += a.parts[p].d_out;
     const auto grid = static_cast<unsigned>(total);
-    if (a.n_tokens == 1) return matvec_kernel<type, 1, gated><<<grid, matvec_threads, 0, s>>>(a);
-    if (a.n_tokens == 2) return matvec_kernel<type, 2, gated><<<grid, matvec_threads, 0, s>>>(a);
-    if (a.n_tokens <= 4) return matvec_kernel<type, 4, gated><<<grid, matvec_threads, 0, s>>>(a);
-    matvec_kernel<type, matvec_max_tokens, gated><<<grid, matvec_threads, 0, s>>>(a);
+    const auto kernel = a.n_tokens == 1   ? matvec_kernel<type, 1, gated>
+                        : a.n_tokens == 2 ? matvec_kernel<type, 2, gated>
+                        : a.n_tokens <= 4 ? matvec_kernel<type, 4, gated>
+                                          : matvec_kernel<type, matvec_max_tokens, gated>;
+    launch_overlapped(kernel, grid, matvec_threads, s, a);
 }
 
 bool f32_matvec(WeightType type) {

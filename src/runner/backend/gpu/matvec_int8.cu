@@ -30,6 +30,8 @@ static_assert(4 * quantize_run == act_block && 2 * quantize_run == act_half, "qu
 __global__ void quantize_kernel(Int8Input in, const float* x, Norm norm, int d_in) {
     const int t = static_cast<int>(blockIdx.y), tid = static_cast<int>(threadIdx.x);
     const float* xt = x + static_cast<std::size_t>(t) * d_in;
+    let_next_kernel_start();
+    wait_for_previous_kernel();
     float inv_rms = 1.f;
     if (norm.weight) {
         float squares = 0.f;
@@ -150,6 +152,7 @@ __global__ void __launch_bounds__(int8_threads) matvec_int8_kernel(const MatvecA
         return s ? s + static_cast<std::size_t>(j0 + r) * (d_in / quant_block) : nullptr;
     };
     float acc[rows][max_tokens] = {}, acc_up[rows][max_tokens] = {};
+    let_next_kernel_start();
     for (int p0 = tid; p0 < n_pieces; p0 += int8_threads * loads) {
         PieceRaw c[loads][rows], u[gated ? loads : 1][gated ? rows : 1];
         for (int k = 0; k < loads; ++k) {
@@ -160,6 +163,8 @@ __global__ void __launch_bounds__(int8_threads) matvec_int8_kernel(const MatvecA
                 if constexpr (gated) u[k][r] = load_piece<type>(up_rows + r * bytes, scales_of(up_scales, r), p);
             }
         }
+        // The first weights are on their way before the input is ready (launch_overlapped).
+        wait_for_previous_kernel();
         for (int k = 0; k < loads; ++k) {
             const int p = p0 + k * int8_threads;
             if (p >= n_pieces) continue;
@@ -182,6 +187,7 @@ __global__ void __launch_bounds__(int8_threads) matvec_int8_kernel(const MatvecA
             }
         }
     }
+    wait_for_previous_kernel();  // a thread past the row's end
     for (int t = 0; t < max_tokens; ++t) {
         if (t >= n_tokens) continue;
         for (int r = 0; r < rows; ++r) {
@@ -208,10 +214,12 @@ void launch_rows(const MatvecArgs& a, Int8Input in, cudaStream_t s) {
     bool whole = true;  // every part's rows fill whole blocks
     for (int p = 0; p < a.n_parts; ++p) total += a.parts[p].d_out, whole = whole && a.parts[p].d_out % rows == 0;
     if (!whole) {  // the kernel for the most tokens takes a row per block
-        matvec_int8_kernel<type, matvec_max_tokens, gated><<<static_cast<unsigned>(total), int8_threads, 0, s>>>(a, in);
+        launch_overlapped(matvec_int8_kernel<type, matvec_max_tokens, gated>, static_cast<unsigned>(total),
+                          int8_threads, s, a, in);
         return;
     }
-    matvec_int8_kernel<type, max_tokens, gated><<<static_cast<unsigned>(total / rows), int8_threads, 0, s>>>(a, in);
+    launch_overlapped(matvec_int8_kernel<type, max_tokens, gated>, static_cast<unsigned>(total / rows), int8_threads, s,
+                      a, in);
 }
 
 template <WeightType type, bool gated>
@@ -241,7 +249,8 @@ void launch(const MatvecArgs& a, Int8Input in, cudaStream_t s) {
 void quantize_input(const MatvecArgs& a, cudaStream_t s) {
     const int per_block = quantize_threads * quantize_run;
     const dim3 grid(static_cast<unsigned>((a.d_in + per_block - 1) / per_block), static_cast<unsigned>(a.n_tokens));
-    quantize_kernel<<<grid, quantize_threads, 0, s>>>(int8_input(a.scratch, a.n_tokens, a.d_in), a.x, a.norm, a.d_in);
+    launch_overlapped(quantize_kernel, grid, quantize_threads, s, int8_input(a.scratch, a.n_tokens, a.d_in), a.x,
+                      a.norm, a.d_in);
 }
 
 void matvec_int8(const MatvecArgs& a, cudaStream_t s) {

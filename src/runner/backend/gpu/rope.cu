@@ -15,6 +15,8 @@ __device__ inline void store(unsigned short* cache, std::size_t i, float v) { ca
 template <class T>
 __global__ void rope_store_kernel(float* q, float* k, const float* v, KvRows cache, int n_head, int n_head_kv,
                                   int head_dim, const float* inv_freq, const int* positions, bool adjacent) {
+    let_next_kernel_start();
+    wait_for_previous_kernel();
     const int heads = n_head + n_head_kv;
     const int t = static_cast<int>(blockIdx.x) / heads, h = static_cast<int>(blockIdx.x) % heads;
     const bool is_q = h < n_head;
@@ -51,9 +53,9 @@ void rope_store_kv(float* q, float* k, const float* v, const KvRows& cache, KvTy
     const bool adjacent = pairs == RopePairs::adjacent;
     if (n_tokens == 0) return;
     const unsigned blocks = static_cast<unsigned>(n_tokens * (n_head + n_head_kv));
-    const auto launch = kv_type == KvType::f16 ? rope_store_kernel<unsigned short> : rope_store_kernel<float>;
-    launch<<<blocks, 64, 0, native(stream)>>>(q, k, v, cache, n_head, n_head_kv, head_dim, inv_freq, positions,
-                                              adjacent);
+    const auto kernel = kv_type == KvType::f16 ? rope_store_kernel<unsigned short> : rope_store_kernel<float>;
+    launch_overlapped(kernel, blocks, 64, native(stream), q, k, v, cache, n_head, n_head_kv, head_dim, inv_freq,
+                      positions, adjacent);
     GPU_CHECK_LAUNCH();
 }
 

@@ -148,6 +148,23 @@ __device__ inline void copy_wait() {
 #endif
 }
 
+// Programmatic dependent launch (NVIDIA sm_90 and later; launch.h's launch_overlapped): a kernel launched
+// that way may start while the stream's previous kernel is still running, once every block of that one has
+// called let_next_kernel_start. It must call wait_for_previous_kernel before it reads what an earlier kernel
+// wrote or writes anything; what no kernel writes (weights) it may read before. Elsewhere kernels run one
+// after the other and both are no-ops.
+__device__ inline void wait_for_previous_kernel() {
+#if defined(OAR_GPU_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+__device__ inline void let_next_kernel_start() {
+#if defined(OAR_GPU_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
 // The warp's shared-memory writes so far visible to its other lanes.
 __device__ inline void warp_sync() {
 #if defined(OAR_GPU_HIP)
