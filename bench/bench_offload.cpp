@@ -342,8 +342,9 @@ int main(int argc, char** argv) {
                         (after.host_wait_s - before.host_wait_s) / decode_tokens * 1e3);
                 if (after.graph_steps > before.graph_steps || !after.graph_error.empty())
                     std::printf(
-                        "       decode steps replayed as graphs: %zu of %d, recorded %zu times (in the time)%s%s\n",
-                        after.graph_steps - before.graph_steps, decode_tokens,
+                        "       decode steps replayed as graphs (their first %d layers): %zu of %d, recorded "
+                        "%zu times (in the time)%s%s\n",
+                        (*model)->graph_layers(), after.graph_steps - before.graph_steps, decode_tokens,
                         after.graph_records - before.graph_records,
                         after.graph_error.empty() ? "" : "; recording failed: ", after.graph_error.c_str());
                 std::fflush(stdout);

@@ -35,6 +35,13 @@ std::uint64_t available_ram_for_pinning() {
     }
     return 0;
 }
+
+// What the load line says of decode steps' graphs.
+std::string graphs_said(int graph_layers, int n_layer) {
+    if (graph_layers == 0) return "";
+    if (graph_layers == n_layer) return ", decode steps replayed as graphs";
+    return ", decode steps' first " + std::to_string(graph_layers) + " layers replayed as graphs";
+}
 #endif
 
 Engine cpu_engine(const WeightSource& source, ModelWeights weights, int n_ctx, const EngineOptions& o) {
@@ -141,7 +148,7 @@ common::Result<Engine> make_engine(const WeightSource& source, ModelWeights weig
             (o.compression != Compression::none ? std::string(", ") + compression_name(o.compression) + " compression" +
                                                       (cache.empty() ? "" : " from the layer cache")
                                                 : std::string()) +
-            ")" + ((*model)->replays_graphs() ? ", decode steps replayed as graphs" : "") + ", kernels checked" +
+            ")" + graphs_said((*model)->graph_layers(), static_cast<int>(p.resident.size())) + ", kernels checked" +
             (checked->remembered ? " at an earlier load" : "") +
             (checked->blas_failure.empty() ? std::string()
                                            : "; BLAS off, our own kernels run the prompts: " + checked->blas_failure);

@@ -81,9 +81,11 @@ struct GpuTransformer::Impl {
     gpu::PinnedBuffer host_partial;  // [gpu_host_max_tokens, n_embd], read by the GPU's add in place
     gpu::Event x_ready;
 
-    // Decode steps as one launch: whether they may be (asked for, every layer resident, recording has not
-    // failed), the last one recorded, and each layer's attention_variant it was recorded for.
+    // A decode step's first graph_layers layers (every layer when all are resident, else the resident ones
+    // before the first streamed layer) as one launch: whether they may be (asked for, some such layer, recording
+    // has not failed), the last one recorded, and each of those layers' attention_variant it was recorded for.
     bool graphs = false;
+    int graph_layers = 0;
     gpu::Graph decode_graph;
     std::vector<int> decode_graph_key;
 
@@ -182,7 +184,9 @@ common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const Wei
         m->logits_out.resize(static_cast<std::size_t>(c.n_vocab));
         if (plan.blas)
             m->blas.emplace(m->compute, nb * widest_input(c), plan.widens_weights ? largest_projection(c) : 0);
-        m->graphs = plan.graphs.value_or(gpu::graphs_by_default()) && m->streamed.empty();
+        m->graph_layers =
+            static_cast<int>(std::find(plan.resident.begin(), plan.resident.end(), false) - plan.resident.begin());
+        m->graphs = plan.graphs.value_or(gpu::graphs_by_default()) && m->graph_layers > 0;
         m->compute.synchronize();
         return std::unique_ptr<GpuTransformer>(new GpuTransformer(c, n_ctx, std::move(plan), std::move(m)));
     } catch (const gpu::Error& err) {
@@ -193,7 +197,7 @@ common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const Wei
 GpuTransformer::GpuTransformer(const ModelConfig& config, int n_ctx, GpuPlan plan, std::unique_ptr<Impl> impl)
     : config_(config), n_ctx_(n_ctx), plan_(std::move(plan)), impl_(std::move(impl)) {}
 
-bool GpuTransformer::replays_graphs() const { return impl_->graphs; }
+int GpuTransformer::graph_layers() const { return impl_->graphs ? impl_->graph_layers : 0; }
 
 GpuTransformer::~GpuTransformer() {
     // A decode step returns with the next step's first layers still being copied into the ring.
@@ -360,8 +364,14 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
         return error;
     };
     try {
-        if (tokens.size() == 1 && m.graphs && decode_on_graph(tokens, n_past))
-            return std::span<const float>(m.logits_out);
+        if (tokens.size() == 1 && m.graphs && m.graph_layers == config_.n_layer) {
+            embed_on_host(tokens, n_past);
+            if (replay_first_layers(n_past)) {
+                read_logits();
+                ++stats_.passes;
+                return std::span<const float>(m.logits_out);
+            }
+        }
         // A prompt longer than a pass's residual stream runs in passes of max_pass tokens.
         const auto max_pass = static_cast<std::size_t>(plan_.max_pass);
         for (std::size_t done = 0; done < tokens.size(); done += max_pass) {
@@ -385,15 +395,17 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
 }
 
 // One pass of up to max_pass tokens through every layer: resident ones from VRAM, streamed ones as the
-// ring brings them. A decoding step's split layers leave their MLP's host rows to the host.
+// ring brings them. A decoding step's split layers leave their MLP's host rows to the host, and its
+// resident layers before the first streamed one replay from a recorded graph where graphs are on.
 std::optional<common::Error> GpuTransformer::run_pass(std::span<const std::int32_t> tokens, int n_past) {
     auto& m = *impl_;
     const int n = static_cast<int>(tokens.size());
     embed_on_host(tokens, n_past);
-    upload_embedded(n);
+    const bool replayed = n == 1 && m.graphs && replay_first_layers(n_past);
+    if (!replayed) upload_embedded(n);
     if (auto error = m.ring.begin(n <= gpu_host_max_tokens)) return error;
     std::size_t next_streamed = 0;
-    for (int layer = 0; layer < config_.n_layer; ++layer) {
+    for (int layer = replayed ? m.graph_layers : 0; layer < config_.n_layer; ++layer) {
         const auto li = static_cast<std::size_t>(layer);
         const bool host_mlp = m.ring.copies_decode_parts() && split_.split[li];
         if (plan_.resident[li]) {
@@ -409,25 +421,25 @@ std::optional<common::Error> GpuTransformer::run_pass(std::span<const std::int32
     return std::nullopt;
 }
 
-// A decode step of a model wholly in VRAM as one launch: recorded at the first step and again where
-// attention's launches change (attention_variant: a power of two of key tiles, or the far rows reached),
-// replayed otherwise; the recording copies its token's row and position from the pinned buffers that
-// embed_on_host fills. false: recording failed, graphs are off for this engine, and the step is still to
-// run launch by launch.
-bool GpuTransformer::decode_on_graph(std::span<const std::int32_t> token, int n_past) {
+// A decode step's first graph_layers layers as one launch, with the upload of the token that embed_on_host
+// put in the pinned buffers and, when they are all the layers, the logits: recorded at the first step and
+// again where attention's launches change (attention_variant: a power of two of key tiles, or the far rows
+// reached), replayed otherwise. false: recording failed, graphs are off for this engine, and the step is
+// still to run launch by launch.
+bool GpuTransformer::replay_first_layers(int n_past) {
     auto& m = *impl_;
     std::vector<int> key;
-    for (const auto& cache : m.kv) key.push_back(gpu::attention_variant(1, config_.n_head, n_past + 1, cache));
-    embed_on_host(token, n_past);
+    for (int layer = 0; layer < m.graph_layers; ++layer)
+        key.push_back(gpu::attention_variant(1, config_.n_head, n_past + 1, m.kv[static_cast<std::size_t>(layer)]));
     if (!m.decode_graph || key != m.decode_graph_key) {
         m.decode_graph = gpu::Graph();
         try {
             m.decode_graph = gpu::Graph(m.compute, [&] {
                 upload_embedded(1);
-                for (int layer = 0; layer < config_.n_layer; ++layer)
+                for (int layer = 0; layer < m.graph_layers; ++layer)
                     forward_on_gpu(layer, m.resident[static_cast<std::size_t>(layer)].as<std::byte>(), 1, n_past,
                                    false);
-                enqueue_logits(1);
+                if (m.graph_layers == config_.n_layer) enqueue_logits(1);
             });
         } catch (const std::exception& err) {
             m.graphs = false;
@@ -438,8 +450,6 @@ bool GpuTransformer::decode_on_graph(std::span<const std::int32_t> token, int n_
         ++stats_.graph_records;
     }
     m.decode_graph.launch(m.compute);
-    read_logits();
-    ++stats_.passes;
     ++stats_.graph_steps;
     return true;
 }

@@ -5,8 +5,9 @@
 // link once per forward pass, not once per micro-batch. Decode steps split each split layer's MLP
 // between the GPU and the host (gpu_host_max_tokens in offload/gpu_plan.h). The KV cache is in VRAM, or
 // where the plan splits it, each layer's rows past its near ones in pinned host memory; prompts longer
-// than a pass (gpu_max_pass_tokens) run in several passes. With every layer resident, a decode step is
-// replayed as one recorded graph where the plan asks for graphs.
+// than a pass (gpu_max_pass_tokens) run in several passes. Where the plan asks for graphs, a decode step
+// replays its resident layers before the first streamed one (with every layer resident, the whole step)
+// as one recorded graph.
 #pragma once
 
 #include <memory>
@@ -31,7 +32,7 @@ struct GpuStats {
     std::size_t host_bytes = 0;     // weights the host computed with, summed over passes
     double host_wait_s = 0;         // split layers: the host waiting for the GPU's MLP input, summed over passes
     double host_mlp_s = 0;          // and computing its rows from it
-    std::size_t graph_steps = 0;    // decode steps replayed from a recorded graph
+    std::size_t graph_steps = 0;    // decode steps whose first layers (or all) replayed from a recorded graph
     std::size_t graph_records = 0;  // and the recordings they replayed
     std::string graph_error;        // why recording failed, after which steps run launch by launch
 };
@@ -54,9 +55,10 @@ class GpuTransformer : public LanguageModel {
     // Decided by load(); empty until then.
     const SplitDecision& split() const { return split_; }
     const GpuStats& stats() const { return stats_; }
-    // Whether decode steps replay a recorded graph: asked for (or the backend's default), every layer
-    // resident, and no recording has failed.
-    bool replays_graphs() const;
+    // How many of a decode step's first layers replay from a recorded graph: 0 unless asked for (or the
+    // backend's default) and no recording has failed; then the resident layers before the first streamed
+    // one, every layer when all are resident.
+    int graph_layers() const;
 
   private:
     struct Impl;
@@ -67,7 +69,7 @@ class GpuTransformer : public LanguageModel {
     std::optional<common::Error> choose_split();
     std::optional<common::Error> load_layer(std::size_t layer);
     std::optional<common::Error> run_pass(std::span<const std::int32_t> tokens, int n_past);
-    bool decode_on_graph(std::span<const std::int32_t> token, int n_past);
+    bool replay_first_layers(int n_past);
     void embed_on_host(std::span<const std::int32_t> tokens, int n_past);
     void upload_embedded(int n);
     void forward_on_gpu(int layer, const std::byte* base, int n, int n_past, bool host_mlp);

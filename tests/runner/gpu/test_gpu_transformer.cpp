@@ -480,46 +480,67 @@ void check_same_logits(runner::GpuTransformer& with_graphs, runner::GpuTransform
 }  // namespace
 
 TEST_CASE("gpu engine: decode steps replayed as graphs equal launching each kernel, across re-recordings") {
-    // One conversation on two engines with every layer resident, graphs on and off: a prompt, one-token steps
-    // to the end of the context (the model's 256 positions), a rewind to position 3 and steps again. Attention's
-    // launches change at 65 and 129 keys (3 and 5 key tiles: 2, then 4 splits in slices of two tiles) and, in a
-    // cache split by position, where the keys reach the far rows: a step records again there and replays
-    // otherwise, reading its token and position from memory. Each step's logits must equal those of the engine
-    // that launches every kernel, to the bit. On sm_90 the recorded kernels overlap (launch_overlapped): 4bit
-    // layers bring the int8 products and the activations' quantization into it.
+    // One conversation on two engines, graphs on and off: a prompt, one-token steps to the end of the context
+    // (the model's 256 positions), a rewind to position 3 and steps again. Attention's launches change at 65 and
+    // 129 keys (3 and 5 key tiles: 2, then 4 splits in slices of two tiles) and, in a cache split by position,
+    // where the keys reach the far rows: a step records again there and replays otherwise, reading its token
+    // and position from memory. Each step's logits must equal those of the engine that launches every kernel,
+    // to the bit. On sm_90 the recorded kernels overlap (launch_overlapped): 4bit layers bring the int8
+    // products and the activations' quantization into it. Where the last layers stream, the graph holds the
+    // first, resident one and the step goes on through the ring, with the host's rows where they split.
     const std::string name = "llama-gqa4-llama3rope";
     const int n_ctx = 256;
     using runner::Compression;
-    for (const auto& [split, compression] :
-         {std::pair{false, Compression::none}, std::pair{true, Compression::none}, std::pair{false, Compression::q4}}) {
-        CAPTURE(split);
+    struct Case {
+        bool kv_split;
+        Compression compression;
+        bool streamed;
+        int host_share;
+    };
+    for (const auto& [kv_split, compression, streamed, host_share] :
+         {Case{false, Compression::none, false, 0}, Case{true, Compression::none, false, 0},
+          Case{false, Compression::q4, false, 0}, Case{false, Compression::none, true, 0},
+          Case{false, Compression::q4, true, 50}}) {
+        CAPTURE(kv_split);
         CAPTURE(runner::compression_name(compression));
+        CAPTURE(streamed);
+        CAPTURE(host_share);
         std::vector<Bound> bound;  // each engine's source, which must outlive it
         std::vector<std::unique_ptr<runner::GpuTransformer>> engines;
-        std::vector<gpu::KvRows> layers;  // the near rows of each layer's cache, for the expected recordings
+        std::vector<gpu::KvRows> layers;  // the near rows of each recorded layer's cache, for the recordings
         for (const bool graphs : {true, false}) {
-            auto o = options(64, compression);
+            auto o = options(64, compression, runner::KvType::f32, host_share);
             o.n_ctx = n_ctx;
             o.graphs = graphs;
             auto& b = bound.emplace_back(bind_streamed(name, o));
-            if (split) {
+            const auto everything = runner::plan_gpu(b.weights, b.config(), o, runner::gpu_kernel_needs());
+            REQUIRE(everything.ok());
+            if (kv_split) {
                 // Just short of everything in VRAM: the cache splits, and its near rows grow to fill the budget
                 // beside every layer.
-                const auto everything = runner::plan_gpu(b.weights, b.config(), o, runner::gpu_kernel_needs());
-                REQUIRE(everything.ok());
                 o.vram_budget = everything->total_bytes() - 1;
                 o.kv_near_tokens = 16;
             }
+            // The ring and one layer: the first layer resident, the others streamed.
+            if (streamed)
+                o.vram_budget =
+                    b.stream_all + everything->resident_bytes / static_cast<std::size_t>(b.config().n_layer);
             auto plan = runner::plan_gpu(b.weights, b.config(), o, runner::gpu_kernel_needs());
             REQUIRE_MESSAGE(plan.ok(), (plan.ok() ? "" : plan.error().message));
-            CHECK(std::count(plan->resident.begin(), plan->resident.end(), false) == 0);
-            CHECK((plan->kv_host_bytes > 0) == split);
+            const auto on_ring = std::count(plan->resident.begin(), plan->resident.end(), false);
+            CHECK(on_ring == (streamed ? b.config().n_layer - 1 : 0));
+            CHECK((plan->kv_host_bytes > 0) == kv_split);
             layers.clear();
-            for (const int near : plan->kv_near_rows)
+            for (std::size_t i = 0; i < plan->kv_near_rows.size() && plan->resident[i]; ++i) {
+                const int near = plan->kv_near_rows[i];
                 layers.push_back({nullptr, nullptr, near < o.n_ctx ? near : std::numeric_limits<int>::max()});
-            if (split) CHECK(layers.front().near_rows < o.n_ctx - 1);
+            }
+            if (kv_split) CHECK(layers.front().near_rows < o.n_ctx - 1);
             engines.push_back(create_loaded(b, o.n_ctx, std::move(plan).value()));
         }
+        CHECK(engines[0]->graph_layers() == static_cast<int>(layers.size()));
+        CHECK(engines[1]->graph_layers() == 0);
+        if (host_share > 0) CHECK(engines[0]->split().host_rows > 0);
         const auto& c = engines.front()->config();
         std::size_t steps = 0, records = 0;
         std::vector<int> last_key;
@@ -543,8 +564,9 @@ TEST_CASE("gpu engine: decode steps replayed as graphs equal launching each kern
         CHECK(stats.graph_error.empty());
         CHECK(stats.graph_steps == steps);
         CHECK(stats.graph_records == records);
-        CHECK(records >= (split ? 5u : 4u));
+        CHECK(records >= (kv_split ? 5u : 4u));
         CHECK(engines[1]->stats().graph_steps == 0);
+        if (host_share > 0) CHECK(stats.host_bytes > 0);
     }
 }
 
@@ -579,7 +601,7 @@ TEST_CASE("gpu engine: where graphs cannot be recorded, decode steps launch kern
     CHECK(stats.passes == 8);
 }
 
-TEST_CASE("gpu engine: no graphs for a model whose layers stream") {
+TEST_CASE("gpu engine: no graphs for a model whose every layer streams") {
     auto o = options(64);
     o.graphs = true;
     auto b = bind_streamed("llama-gqa4-llama3rope", o);
@@ -590,6 +612,7 @@ TEST_CASE("gpu engine: no graphs for a model whose layers stream") {
     const std::int32_t prompt[] = {1, 5, 9}, token[] = {2};
     REQUIRE(model->forward(prompt, 0).ok());
     REQUIRE(model->forward(token, 3).ok());
+    CHECK(model->graph_layers() == 0);
     CHECK(model->stats().passes == 2);
     CHECK(model->stats().graph_steps == 0);
 }
