@@ -21,7 +21,8 @@
 // 32768. A cache that would take VRAM from layers keeps the positions past --kv-near (default the
 // engine's, 8192; 0: the whole cache in VRAM first) in host memory, as does a cache whose near rows do not
 // fit beside the ring for its last layers; the decode bound counts their reads over the link.
-// --graphs: decode steps of a model wholly in VRAM replayed as recorded graphs (default: the backend's).
+// --graphs: decode steps (their resident layers before the first streamed one) replayed as recorded graphs
+//   (default: the backend's).
 // Budgets are GiB, 0 meaning no limit. The model defaults to a random-weight one shaped like Llama 3.1 8B
 // (about 16 GB of BF16 safetensors, written on first use); --gguf 8b or 70b writes and runs a random
 // Q4_K_M-style GGUF of Llama 3.1 8B's or Llama 3.3 70B's shape instead (bench/random_gguf.h), the file

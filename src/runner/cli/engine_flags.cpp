@@ -28,9 +28,10 @@ const char* const engine_options_usage =
                             each layer that streams from pinned RAM and the GPU the rest, so RAM
                             and the link both carry weights; auto (default) times both at load and
                             splits so that they finish together; 0: none
-  --gpu-graphs on|off       GPU engine: replay each decode step of a model wholly in VRAM as one
-                            recorded graph (default: $AIRLLM_GPU_GRAPHS, else on with CUDA, off with
-                            ROCm)
+  --gpu-graphs on|off       GPU engine: replay each decode step of a model wholly in VRAM (where
+                            layers stream, its resident layers before the first streamed one) as
+                            one recorded graph (default: $AIRLLM_GPU_GRAPHS, else on with CUDA, off
+                            with ROCm)
 )";
 
 namespace {

@@ -41,8 +41,8 @@ struct GpuOptions {
                            // while decoding: -1 measures both paths at load and splits so that they finish
                            // together; 0 none
     unsigned threads = 0;  // host threads for them; 0: all
-    // Decode steps of a model wholly in VRAM recorded once and replayed as one launch (gpu::Graph); empty:
-    // the backend's default.
+    // Decode steps (their resident layers before the first streamed one) recorded once and replayed as one
+    // launch (gpu::Graph); empty: the backend's default.
     std::optional<bool> graphs;
 };
 
