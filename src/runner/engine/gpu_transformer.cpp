@@ -364,14 +364,6 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
         return error;
     };
     try {
-        if (tokens.size() == 1 && m.graphs && m.graph_layers == config_.n_layer) {
-            embed_on_host(tokens, n_past);
-            if (replay_first_layers(n_past)) {
-                read_logits();
-                ++stats_.passes;
-                return std::span<const float>(m.logits_out);
-            }
-        }
         // A prompt longer than a pass's residual stream runs in passes of max_pass tokens.
         const auto max_pass = static_cast<std::size_t>(plan_.max_pass);
         for (std::size_t done = 0; done < tokens.size(); done += max_pass) {
@@ -380,7 +372,8 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
             const auto part = tokens.subspan(done, std::min(max_pass, tokens.size() - done));
             if (auto error = run_pass(part, n_past + static_cast<int>(done))) return fail(*error);
             if (done + part.size() == tokens.size()) {
-                enqueue_logits(static_cast<int>(part.size()));
+                // A decode step that replayed every layer from its graph enqueued the logits with them.
+                if (part.size() > 1 || graph_layers() < config_.n_layer) enqueue_logits(static_cast<int>(part.size()));
                 read_logits();
             }
         }
