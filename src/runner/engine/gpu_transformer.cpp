@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <thread>
 
@@ -207,19 +208,25 @@ GpuTransformer::~GpuTransformer() {
 common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
     auto& m = *impl_;
     try {
-        // the output head first, then the split decided (a split layer's slab puts the host's rows last)
+        // the output head and the resident layers first, then the split decided (timing the GPU's steps
+        // without the host needs them; a split layer's slab puts the host's rows last), then every other
+        // layer into pinned RAM or left in its file
         gpu::copy_to_device(m.head.data(), m.w.output->data, m.w.output->bytes, m.compute);
         gpu::copy_to_device(m.head_norm.data(), m.w.output_norm->data, m.w.output_norm->bytes, m.compute);
         std::size_t done = m.w.output->bytes + m.w.output_norm->bytes, total = done;
         for (const auto& layout : m.layouts) total += layout.bytes;
         if (!progress(done, total)) return false;
-        if (auto error = choose_split()) return *error;
-
-        // every layer into VRAM, pinned RAM, or left in its file
-        for (std::size_t i = 0; i < m.w.layers.size(); ++i) {
-            if (auto error = load_layer(i)) return *error;
-            done += m.layouts[i].bytes;
-            if (!progress(done, total)) return false;
+        split_.split.assign(m.w.layers.size(), false);  // until decided: the resident layers never split
+        for (const bool resident : {true, false}) {
+            if (!resident) {
+                if (auto error = choose_split()) return *error;
+            }
+            for (std::size_t i = 0; i < m.w.layers.size(); ++i) {
+                if (plan_.resident[i] != resident) continue;
+                if (auto error = load_layer(i)) return *error;
+                done += m.layouts[i].bytes;
+                if (!progress(done, total)) return false;
+            }
         }
 
         // the ring streams the others, pinned or from disk
@@ -280,6 +287,7 @@ std::optional<common::Error> GpuTransformer::choose_split() {
                            candidates);
             if (!measured) return measured.error();
             rates = *measured;
+            rates.gpu_alone = time_gpu_alone();
         }
     }
     split_ = decide_split(plan_, m.w, config_, candidates, rates);
@@ -300,6 +308,34 @@ std::optional<common::Error> GpuTransformer::choose_split() {
     m.host_gate.resize(gpu_host_max_tokens * static_cast<std::size_t>(split_.host_rows));
     m.host_partial = gpu::PinnedBuffer(gpu_host_max_tokens * e * sizeof(float));
     return std::nullopt;
+}
+
+// How long a decode step keeps the GPU busy without the host: its resident layers (loaded by now) and the
+// logits, run as a decode step runs them, the first layers from their graph where graphs are on. The
+// fastest of three such steps, at the cache's first position (which a first pass writes again). Nothing of
+// them is kept: decode steps record their own graph, and stats() counts only theirs.
+double GpuTransformer::time_gpu_alone() {
+    auto& m = *impl_;
+    const std::int32_t token[] = {0};
+    double fastest = std::numeric_limits<double>::infinity();
+    for (int round = 0; round < 3; ++round) {
+        const auto start = std::chrono::steady_clock::now();
+        embed_on_host(token, 0);
+        const int first = m.graphs && replay_first_layers(0) ? m.graph_layers : 0;
+        if (first == 0) upload_embedded(1);
+        for (int layer = first; layer < config_.n_layer; ++layer) {
+            const auto li = static_cast<std::size_t>(layer);
+            if (plan_.resident[li]) forward_on_gpu(layer, m.resident[li].as<std::byte>(), 1, 0, false);
+        }
+        enqueue_logits(1);
+        read_logits();
+        fastest = std::min(fastest, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    m.decode_graph = gpu::Graph();
+    m.decode_graph_key.clear();
+    stats_.graph_steps = 0;
+    stats_.graph_records = 0;
+    return fastest;
 }
 
 // A layer into VRAM (resident), into pinned RAM (streamed, held), or left in its file (read every pass).

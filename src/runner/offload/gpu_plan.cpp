@@ -204,7 +204,14 @@ SplitDecision decide_split(const GpuPlan& plan, const ModelWeights& w, const Mod
     double host_rows = n_ff * std::min(plan.host_share, 100) / 100.0;
     if (plan.host_share < 0) {
         decision.rates = rates;
-        host_rows = static_cast<double>(layout.bytes) / row_bytes * rates.host / (rates.host + rates.copy);
+        const double n = static_cast<double>(candidates.size()), layer = static_cast<double>(layout.bytes);
+        const double ring = static_cast<double>(plan.ring_slots) * static_cast<double>(plan.slot_bytes);
+        const double window = rates.gpu_alone * rates.copy, f = rates.host / (rates.host + rates.copy);
+        // the host's bytes of each split layer with ahead = window, or, where the ring holds less beside the
+        // GPU part, with ahead = ring - (layer - host bytes)
+        double host_bytes = (layer - window / n) * f;
+        if (ring - (layer - host_bytes) < window) host_bytes = (layer - (ring - layer) / n) * f / (1 + f / n);
+        host_rows = std::max(0.0, host_bytes) / row_bytes;
     }
     const double granule = split_granule(w.layers[static_cast<std::size_t>(candidates.front())], plan.compression);
     const double gpu_rows = std::clamp<double>(std::round((n_ff - host_rows) / granule) * granule, 0, n_ff);

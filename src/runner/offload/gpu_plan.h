@@ -128,10 +128,13 @@ std::size_t widest_input(const ModelConfig& c);
 // that part crosses the link. Longer passes (prompts) run every layer on the GPU.
 constexpr int gpu_host_max_tokens = 4;
 
-// The link's and the host's rates, in bytes per second, as measured at load.
+// The link's and the host's rates, in bytes per second, and the GPU's time alone, as measured at load.
 struct SplitRates {
     double copy = 0;  // pinned host memory to a device slot
     double host = 0;  // an MLP computed on the host, in weight bytes per second
+    // Seconds of a decode step in which the GPU runs without the host's rows: the layers that do not split
+    // and the logits. The link copies the next split layers' GPU parts ahead meanwhile; the host waits.
+    double gpu_alone = 0;
 };
 
 // Which streamed layers decode split between the GPU and the host, and how many MLP rows the host takes.
@@ -149,9 +152,12 @@ struct SplitDecision {
 // none when host_share is 0.
 std::vector<int> split_candidates(const GpuPlan& plan, const ModelWeights& w);
 
-// The host's rows: plan.host_share percent of them, or with host_share -1 as many as make the GPU's part
-// over the link and the host's rows take equal time,
-//   (layer_bytes - host_rows * row_bytes) / rates.copy == host_rows * row_bytes / rates.host,
+// The host's rows: plan.host_share percent of them, or with host_share -1 as many as make the link and
+// the host finish a decode step together. The link copies the split layers' GPU parts through the whole
+// step, also while the GPU runs alone (as far ahead as the ring's slots hold); the host computes only in
+// the split layers. Over the step's n split layers, with ahead = min(gpu_alone * copy, ring bytes less a
+// GPU part),
+//   (n * (layer_bytes - host_rows * row_bytes) - ahead) / rates.copy == n * host_rows * row_bytes / rates.host,
 // rounded so that the GPU's rows are a multiple of split_granule. No split when that leaves the host none.
 SplitDecision decide_split(const GpuPlan& plan, const ModelWeights& w, const ModelConfig& c,
                            const std::vector<int>& candidates, const SplitRates& rates);

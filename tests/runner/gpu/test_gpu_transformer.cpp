@@ -271,6 +271,7 @@ TEST_CASE("gpu engine: the split decided at load from measured rates, uncompress
         const auto& split = m.model->split();
         CHECK(split.rates.copy > 0);
         CHECK(split.rates.host > 0);
+        CHECK(split.rates.gpu_alone > 0);  // the logits, every layer streaming
         MESSAGE(runner::compression_name(compression) << ": a layer over the link " << split.rates.copy / 1e9
                                                       << " GB/s, on the host " << split.rates.host / 1e9 << " GB/s");
         const auto& plan = m.model->plan();
@@ -408,7 +409,53 @@ std::unique_ptr<runner::GpuTransformer> create_loaded(Bound& b, int n_ctx, runne
     return std::move(model).value();
 }
 
+// The first layer resident, the others streamed. No budget gives that with three layers: one beside the
+// ring's two slots takes room for all three, which the planner then keeps resident. So the
+// every-layer-streamed `plan` takes its first layer into VRAM.
+void take_first_layer(runner::GpuPlan& plan, const runner::GpuPlan& everything, int n_layer) {
+    const std::size_t first = everything.resident_bytes / static_cast<std::size_t>(n_layer);
+    plan.resident[0] = true;
+    plan.pinned[0] = false;
+    plan.resident_bytes += first;
+    plan.streamed_bytes -= first;
+    plan.pinned_bytes -= first;
+}
+
 }  // namespace
+
+TEST_CASE("gpu engine: the split's timing of the resident layers at load leaves no trace in the steps") {
+    // It runs them at the cache's first position, from their graph where graphs are on: a first pass then
+    // gives the reference's logits, and the steps record and count their own graph.
+    const std::string name = "llama-gqa4-llama3rope";
+    const auto ref = reference(name);
+    const auto prompt = ref["prompt_ids"].get<std::vector<std::int32_t>>();
+    for (const bool graphs : {true, false}) {
+        CAPTURE(graphs);
+        auto o = options(64, runner::Compression::none, runner::KvType::f32, -1);
+        o.graphs = graphs;
+        auto b = bind_streamed(name, o);
+        const auto everything = runner::plan_gpu(b.weights, b.config(), o, runner::gpu_kernel_needs());
+        REQUIRE(everything.ok());
+        o.vram_budget = b.stream_all;
+        auto plan = runner::plan_gpu(b.weights, b.config(), o, runner::gpu_kernel_needs());
+        REQUIRE(plan.ok());
+        take_first_layer(*plan, *everything, b.config().n_layer);
+        const auto model = create_loaded(b, o.n_ctx, std::move(plan).value());
+        const auto& split = model->split();
+        CHECK(split.rates.gpu_alone > 0);
+        CHECK(split.rates.gpu_alone < 1);
+        CHECK(model->graph_layers() == (graphs ? 1 : 0));
+        CHECK(model->stats().graph_records == 0);
+        CHECK(model->stats().graph_steps == 0);
+        REQUIRE(model->forward(prompt, 0).ok());
+        const std::int32_t next[] = {ref["greedy_ids"][0].get<std::int32_t>()};
+        auto logits = model->forward(next, static_cast<int>(prompt.size()));
+        REQUIRE(logits.ok());
+        CHECK(max_abs_diff(*logits, ref["logits"][1]) < tolerance);
+        CHECK(model->stats().graph_records == (graphs ? 1u : 0u));
+        CHECK(model->stats().graph_steps == (graphs ? 1u : 0u));
+    }
+}
 
 TEST_CASE("gpu engine: half the layers' KV caches in host memory, and prompts in passes of 7 tokens") {
     const std::string name = "llama-gqa4-llama3rope";
@@ -524,17 +571,7 @@ TEST_CASE("gpu engine: decode steps replayed as graphs equal launching each kern
             if (streamed) o.vram_budget = b.stream_all;
             auto plan = runner::plan_gpu(b.weights, b.config(), o, runner::gpu_kernel_needs());
             REQUIRE_MESSAGE(plan.ok(), (plan.ok() ? "" : plan.error().message));
-            if (streamed) {
-                // The first layer resident, the others streamed. No budget gives that with three layers: one
-                // beside the ring's two slots takes room for all three, which the planner then keeps resident.
-                // So the every-layer-streamed plan takes its first layer into VRAM.
-                const std::size_t first = everything->resident_bytes / static_cast<std::size_t>(b.config().n_layer);
-                plan->resident[0] = true;
-                plan->pinned[0] = false;
-                plan->resident_bytes += first;
-                plan->streamed_bytes -= first;
-                plan->pinned_bytes -= first;
-            }
+            if (streamed) take_first_layer(*plan, *everything, b.config().n_layer);
             const auto on_ring = std::count(plan->resident.begin(), plan->resident.end(), false);
             CHECK(on_ring == (streamed ? b.config().n_layer - 1 : 0));
             CHECK((plan->kv_host_bytes > 0) == kv_split);

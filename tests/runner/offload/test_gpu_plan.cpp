@@ -429,8 +429,23 @@ TEST_CASE("gpu split: measured rates give the rows that make the link and the ho
             const double gpu_s = (static_cast<double>(layout.bytes) - d.host_rows * row_bytes) / copy;
             const double host_s = d.host_rows * row_bytes / host;
             // Within one granule of rows of the balance.
-            CHECK(std::abs(gpu_s - host_s) <=
-                  runner::split_granule(m.weights.layers.front(), compression) * row_bytes * (1 / copy + 1 / host));
+            const double granule = runner::split_granule(m.weights.layers.front(), compression);
+            CHECK(std::abs(gpu_s - host_s) <= granule * row_bytes * (1 / copy + 1 / host));
+            // While the GPU runs alone the link copies ahead, up to what the ring holds beside a GPU part: the
+            // host gets fewer rows, and over the step's split layers the two still finish together.
+            const double n = static_cast<double>(candidates.size());
+            const double ring = static_cast<double>(p.ring_slots) * static_cast<double>(p.slot_bytes);
+            for (const double alone : {0.002, 0.03, 10.0}) {
+                CAPTURE(alone);
+                const auto w = runner::decide_split(p, m.weights, m.config, candidates, {copy, host, alone});
+                CHECK(w.rates.gpu_alone == alone);
+                CHECK(w.host_rows < d.host_rows);
+                const double gpu_part = static_cast<double>(layout.bytes) - w.host_rows * row_bytes;
+                const double ahead = std::min(alone * copy, ring - gpu_part);
+                CHECK(ahead > 0);
+                CHECK(std::abs((n * gpu_part - ahead) / copy - n * w.host_rows * row_bytes / host) <=
+                      n * granule * row_bytes * (1 / copy + 1 / host));
+            }
         }
         // A host far slower than the link gets no rows, and nothing splits.
         const auto slow = runner::decide_split(p, m.weights, m.config, candidates, {50e9, 1e6});
