@@ -334,7 +334,7 @@ int main(int argc, char** argv) {
                 if (host_rows > 0)
                     std::printf(
                         "       load measured, both at once, %.1f GB/s over the link and a layer's MLP at %.1f GB/s "
-                        "on the host, and %.1f ms of a step on the GPU alone; a decode step moved %.2f GB over the "
+                        "on the host, and %.1f ms a step without the host's rows; a decode step moved %.2f GB over the "
                         "link and %.2f GB from host RAM, its host computed for %.1f ms and waited %.1f ms for the "
                         "GPU\n",
                         chosen.rates.copy / 1e9, chosen.rates.host / 1e9, chosen.rates.gpu_alone * 1e3,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <optional>
@@ -287,7 +288,7 @@ std::optional<common::Error> GpuTransformer::choose_split() {
                            candidates);
             if (!measured) return measured.error();
             rates = *measured;
-            rates.gpu_alone = time_gpu_alone();
+            rates.gpu_alone = time_gpu_alone(candidates.size());
         }
     }
     split_ = decide_split(plan_, m.w, config_, candidates, rates);
@@ -310,16 +311,22 @@ std::optional<common::Error> GpuTransformer::choose_split() {
     return std::nullopt;
 }
 
-// How long a decode step keeps the GPU busy without the host: its resident layers (loaded by now) and the
-// logits, run as a decode step runs them, the first layers from their graph where graphs are on. The
-// fastest of three such steps, at the cache's first position (which a first pass writes again). Nothing of
-// them is kept: decode steps record their own graph, and stats() counts only theirs.
-double GpuTransformer::time_gpu_alone() {
+// How long a decode step keeps the host from its rows of n_split split layers: the resident layers (loaded
+// by now) and the logits, and in each split layer the time from enqueueing it to its MLP input reaching the
+// host (its attention), timed on the last resident layer. Run as a decode step runs them, the first layers
+// from their graph where graphs are on; the fastest of three rounds, at the cache's first position (which a
+// first pass writes again). Nothing of them is kept: decode steps record their own graph, and stats() counts
+// only theirs.
+double GpuTransformer::time_gpu_alone(std::size_t n_split) {
     auto& m = *impl_;
+    const auto seconds_since = [](std::chrono::steady_clock::time_point start) {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    };
+    const auto last_resident = std::find(plan_.resident.rbegin(), plan_.resident.rend(), true);
     const std::int32_t token[] = {0};
-    double fastest = std::numeric_limits<double>::infinity();
+    double resident = std::numeric_limits<double>::infinity(), attention = resident;
     for (int round = 0; round < 3; ++round) {
-        const auto start = std::chrono::steady_clock::now();
+        auto start = std::chrono::steady_clock::now();
         embed_on_host(token, 0);
         const int first = m.graphs && replay_first_layers(0) ? m.graph_layers : 0;
         if (first == 0) upload_embedded(1);
@@ -329,13 +336,20 @@ double GpuTransformer::time_gpu_alone() {
         }
         enqueue_logits(1);
         read_logits();
-        fastest = std::min(fastest, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        resident = std::min(resident, seconds_since(start));
+        if (last_resident == plan_.resident.rend()) continue;
+        const auto layer = static_cast<int>(plan_.resident.rend() - last_resident) - 1;
+        start = std::chrono::steady_clock::now();
+        forward_on_gpu(layer, m.resident[static_cast<std::size_t>(layer)].as<std::byte>(), 1, 0, true);
+        m.x_ready.synchronize();
+        attention = std::min(attention, seconds_since(start));
+        m.compute.synchronize();
     }
     m.decode_graph = gpu::Graph();
     m.decode_graph_key.clear();
     stats_.graph_steps = 0;
     stats_.graph_records = 0;
-    return fastest;
+    return resident + (std::isfinite(attention) ? static_cast<double>(n_split) * attention : 0);
 }
 
 // A layer into VRAM (resident), into pinned RAM (streamed, held), or left in its file (read every pass).

@@ -67,7 +67,7 @@ class GpuTransformer : public LanguageModel {
 
     std::optional<common::Error> whole_slab(std::byte* dst, std::size_t layer, const LayerLayout& layout) const;
     std::optional<common::Error> choose_split();
-    double time_gpu_alone();
+    double time_gpu_alone(std::size_t n_split);
     std::optional<common::Error> load_layer(std::size_t layer);
     std::optional<common::Error> run_pass(std::span<const std::int32_t> tokens, int n_past);
     bool replay_first_layers(int n_past);

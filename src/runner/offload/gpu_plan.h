@@ -132,8 +132,9 @@ constexpr int gpu_host_max_tokens = 4;
 struct SplitRates {
     double copy = 0;  // pinned host memory to a device slot
     double host = 0;  // an MLP computed on the host, in weight bytes per second
-    // Seconds of a decode step in which the GPU runs without the host's rows: the layers that do not split
-    // and the logits. The link copies the next split layers' GPU parts ahead meanwhile; the host waits.
+    // Seconds of a decode step in which the host computes none of its rows: the GPU runs the layers that do
+    // not split, each split layer's attention and the logits. The link copies the next split layers' GPU
+    // parts ahead meanwhile.
     double gpu_alone = 0;
 };
 
