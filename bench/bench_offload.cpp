@@ -334,10 +334,11 @@ int main(int argc, char** argv) {
                 if (host_rows > 0)
                     std::printf(
                         "       load measured, both at once, %.1f GB/s over the link and a layer's MLP at %.1f GB/s "
-                        "on the host, and %.1f ms a step without the host's rows; a decode step moved %.2f GB over the "
-                        "link and %.2f GB from host RAM, its host computed for %.1f ms and waited %.1f ms for the "
-                        "GPU\n",
+                        "on the host, and the host kept from its rows %.1f ms a step and %.0f us a split layer; a "
+                        "decode step moved %.2f GB over the link and %.2f GB from host RAM, its host computed for "
+                        "%.1f ms and waited %.1f ms for the GPU\n",
                         chosen.rates.copy / 1e9, chosen.rates.host / 1e9, chosen.rates.gpu_alone * 1e3,
+                        chosen.rates.split_wait * 1e6,
                         static_cast<double>(after.bytes_copied - before.bytes_copied) / decode_tokens / 1e9,
                         static_cast<double>(after.host_bytes - before.host_bytes) / decode_tokens / 1e9,
                         (after.host_mlp_s - before.host_mlp_s) / decode_tokens * 1e3,

@@ -7,6 +7,7 @@
 #include <limits>
 #include <optional>
 #include <thread>
+#include <tuple>
 
 #include "runner/backend/cpu/ops.h"
 #include "runner/backend/cpu/thread_pool.h"
@@ -288,7 +289,7 @@ std::optional<common::Error> GpuTransformer::choose_split() {
                            candidates);
             if (!measured) return measured.error();
             rates = *measured;
-            rates.gpu_alone = time_gpu_alone(candidates.size());
+            std::tie(rates.gpu_alone, rates.split_wait) = time_without_host();
         }
     }
     split_ = decide_split(plan_, m.w, config_, candidates, rates);
@@ -311,20 +312,20 @@ std::optional<common::Error> GpuTransformer::choose_split() {
     return std::nullopt;
 }
 
-// How long a decode step keeps the host from its rows of n_split split layers: the resident layers (loaded
-// by now) and the logits, and in each split layer the time from enqueueing it to its MLP input reaching the
-// host (its attention), timed on the last resident layer. Run as a decode step runs them, the first layers
-// from their graph where graphs are on; the fastest of three rounds, at the cache's first position (which a
-// first pass writes again). Nothing of them is kept: decode steps record their own graph, and stats() counts
-// only theirs.
-double GpuTransformer::time_gpu_alone(std::size_t n_split) {
+// How long a decode step keeps the host from its rows (SplitRates::gpu_alone and split_wait): the resident
+// layers (loaded by now) and the logits; and from enqueueing a layer to its MLP input reaching the host,
+// timed on the last resident layer (0 where none is: every layer streams). Run as a decode step runs them,
+// the first layers from their graph where graphs are on; the fastest of three rounds, at the cache's first
+// position (which a first pass writes again). Nothing of them is kept: decode steps record their own graph,
+// and stats() counts only theirs.
+std::pair<double, double> GpuTransformer::time_without_host() {
     auto& m = *impl_;
     const auto seconds_since = [](std::chrono::steady_clock::time_point start) {
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     };
     const auto last_resident = std::find(plan_.resident.rbegin(), plan_.resident.rend(), true);
     const std::int32_t token[] = {0};
-    double resident = std::numeric_limits<double>::infinity(), attention = resident;
+    double alone = std::numeric_limits<double>::infinity(), wait = alone;
     for (int round = 0; round < 3; ++round) {
         auto start = std::chrono::steady_clock::now();
         embed_on_host(token, 0);
@@ -336,20 +337,20 @@ double GpuTransformer::time_gpu_alone(std::size_t n_split) {
         }
         enqueue_logits(1);
         read_logits();
-        resident = std::min(resident, seconds_since(start));
+        alone = std::min(alone, seconds_since(start));
         if (last_resident == plan_.resident.rend()) continue;
         const auto layer = static_cast<int>(plan_.resident.rend() - last_resident) - 1;
         start = std::chrono::steady_clock::now();
         forward_on_gpu(layer, m.resident[static_cast<std::size_t>(layer)].as<std::byte>(), 1, 0, true);
         m.x_ready.synchronize();
-        attention = std::min(attention, seconds_since(start));
+        wait = std::min(wait, seconds_since(start));
         m.compute.synchronize();
     }
     m.decode_graph = gpu::Graph();
     m.decode_graph_key.clear();
     stats_.graph_steps = 0;
     stats_.graph_records = 0;
-    return resident + (std::isfinite(attention) ? static_cast<double>(n_split) * attention : 0);
+    return {alone, std::isfinite(wait) ? wait : 0};
 }
 
 // A layer into VRAM (resident), into pinned RAM (streamed, held), or left in its file (read every pass).

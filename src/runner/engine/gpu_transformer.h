@@ -12,6 +12,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runner/backend/gpu/backend.h"
@@ -40,8 +41,8 @@ struct GpuStats {
 class GpuTransformer : public LanguageModel {
   public:
     // Allocates what the plan needs on the device (so a budget that does not hold fails here, at
-    // once); load() then decides the split, and uploads and pins the weights. Errors (a GPU call) as
-    // Results.
+    // once); load() then uploads the resident layers, decides the split (timing them), and pins or
+    // leaves in their files the others. Errors (a GPU call) as Results.
     static common::Result<std::unique_ptr<GpuTransformer>> create(const WeightSource& source, ModelWeights weights,
                                                                   int n_ctx, GpuPlan plan);
     ~GpuTransformer() override;
@@ -67,7 +68,7 @@ class GpuTransformer : public LanguageModel {
 
     std::optional<common::Error> whole_slab(std::byte* dst, std::size_t layer, const LayerLayout& layout) const;
     std::optional<common::Error> choose_split();
-    double time_gpu_alone(std::size_t n_split);
+    std::pair<double, double> time_without_host();
     std::optional<common::Error> load_layer(std::size_t layer);
     std::optional<common::Error> run_pass(std::span<const std::int32_t> tokens, int n_past);
     bool replay_first_layers(int n_past);

@@ -201,16 +201,25 @@ SplitDecision decide_split(const GpuPlan& plan, const ModelWeights& w, const Mod
     const double n_ff = c.n_ff;
     // a row of gate and up and a column of down, in the slab's format
     const double row_bytes = static_cast<double>(layout.size[w_gate] + layout.size[w_up] + layout.size[w_down]) / n_ff;
+    const auto streamed = static_cast<std::size_t>(std::count(plan.resident.begin(), plan.resident.end(), false));
+    const bool cut_ring = plan.disk_bytes == 0 && candidates.size() == streamed;
     double host_rows = n_ff * std::min(plan.host_share, 100) / 100.0;
     if (plan.host_share < 0) {
         decision.rates = rates;
         const double n = static_cast<double>(candidates.size()), layer = static_cast<double>(layout.bytes);
+        const double copy = rates.copy, host = rates.host, alone = rates.gpu_alone, wait = rates.split_wait;
+        // the host's bytes of each split layer with ahead = alone * copy
+        double host_bytes = (layer - alone * copy / n - wait * copy) * host / (host + copy);
+        // The GPU parts the ring holds: as many as fit where decode steps cut it, else one a slot. Where they
+        // hold less than the link copies while the GPU runs alone, ahead = parts * gpu_part; the parts counted
+        // at the uncapped share, a few less than at the share this gives.
+        const double gpu_part = layer - std::max(0.0, host_bytes);
         const double ring = static_cast<double>(plan.ring_slots) * static_cast<double>(plan.slot_bytes);
-        const double window = rates.gpu_alone * rates.copy, f = rates.host / (rates.host + rates.copy);
-        // the host's bytes of each split layer with ahead = window, or, where the ring holds less beside the
-        // GPU part, with ahead = ring - (layer - host bytes)
-        double host_bytes = (layer - window / n) * f;
-        if (ring - (layer - host_bytes) < window) host_bytes = (layer - (ring - layer) / n) * f / (1 + f / n);
+        const double parts = std::min(
+            n, cut_ring ? std::floor(ring / static_cast<double>(slab_aligned(static_cast<std::size_t>(gpu_part))))
+                        : static_cast<double>(plan.ring_slots));
+        if (parts * gpu_part < alone * copy)
+            host_bytes = ((n - parts) * layer - n * wait * copy) / (n - parts + n * copy / host);
         host_rows = std::max(0.0, host_bytes) / row_bytes;
     }
     const double granule = split_granule(w.layers[static_cast<std::size_t>(candidates.front())], plan.compression);
@@ -218,8 +227,7 @@ SplitDecision decide_split(const GpuPlan& plan, const ModelWeights& w, const Mod
     decision.host_rows = c.n_ff - static_cast<int>(gpu_rows);
     if (decision.host_rows == 0) return decision;
     for (const int layer : candidates) decision.split[static_cast<std::size_t>(layer)] = true;
-    const auto streamed = static_cast<std::size_t>(std::count(plan.resident.begin(), plan.resident.end(), false));
-    decision.cut_ring = plan.disk_bytes == 0 && candidates.size() == streamed;
+    decision.cut_ring = cut_ring;
     return decision;
 }
 

@@ -128,14 +128,17 @@ std::size_t widest_input(const ModelConfig& c);
 // that part crosses the link. Longer passes (prompts) run every layer on the GPU.
 constexpr int gpu_host_max_tokens = 4;
 
-// The link's and the host's rates, in bytes per second, and the GPU's time alone, as measured at load.
+// The link's and the host's rates, in bytes per second, and the time a decode step keeps the host from its
+// rows, in seconds, as measured at load. The link copies split layers' GPU parts meanwhile.
 struct SplitRates {
     double copy = 0;  // pinned host memory to a device slot
     double host = 0;  // an MLP computed on the host, in weight bytes per second
-    // Seconds of a decode step in which the host computes none of its rows: the GPU runs the layers that do
-    // not split, each split layer's attention and the logits. The link copies the next split layers' GPU
-    // parts ahead meanwhile.
+    // The resident layers and the logits, before the first split layer's MLP input reaches the host: the
+    // link copies the next split layers' GPU parts ahead, as many as the ring holds.
     double gpu_alone = 0;
+    // In each split layer, enqueueing it until its MLP input reaches the host (its attention): slots free
+    // layer by layer then, so the ring does not limit what the link copies meanwhile.
+    double split_wait = 0;
 };
 
 // Which streamed layers decode split between the GPU and the host, and how many MLP rows the host takes.
@@ -155,11 +158,11 @@ std::vector<int> split_candidates(const GpuPlan& plan, const ModelWeights& w);
 
 // The host's rows: plan.host_share percent of them, or with host_share -1 as many as make the link and
 // the host finish a decode step together. The link copies the split layers' GPU parts through the whole
-// step, also while the GPU runs alone (as far ahead as the ring's slots hold); the host computes only in
-// the split layers. Over the step's n split layers, with ahead = min(gpu_alone * copy, ring bytes less a
-// GPU part),
-//   (n * (layer_bytes - host_rows * row_bytes) - ahead) / rates.copy == n * host_rows * row_bytes / rates.host,
-// rounded so that the GPU's rows are a multiple of split_granule. No split when that leaves the host none.
+// step; the host computes only in the split layers, after each one's wait. Over the step's n split layers,
+// with ahead = min(gpu_alone * copy, the GPU parts the ring holds),
+//   (n * gpu_part - ahead) / rates.copy == n * (split_wait + host_part / rates.host),
+// where gpu_part + host_part = layer_bytes and host_part = host_rows * row_bytes, rounded so that the GPU's
+// rows are a multiple of split_granule. No split when that leaves the host none.
 SplitDecision decide_split(const GpuPlan& plan, const ModelWeights& w, const ModelConfig& c,
                            const std::vector<int>& candidates, const SplitRates& rates);
 

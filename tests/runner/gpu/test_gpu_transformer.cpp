@@ -271,7 +271,8 @@ TEST_CASE("gpu engine: the split decided at load from measured rates, uncompress
         const auto& split = m.model->split();
         CHECK(split.rates.copy > 0);
         CHECK(split.rates.host > 0);
-        CHECK(split.rates.gpu_alone > 0);  // the logits, every layer streaming
+        CHECK(split.rates.gpu_alone > 0);    // the logits
+        CHECK(split.rates.split_wait == 0);  // every layer streams: no resident one to time it on
         MESSAGE(runner::compression_name(compression) << ": a layer over the link " << split.rates.copy / 1e9
                                                       << " GB/s, on the host " << split.rates.host / 1e9 << " GB/s");
         const auto& plan = m.model->plan();
@@ -444,6 +445,8 @@ TEST_CASE("gpu engine: the split's timing of the resident layers at load leaves 
         const auto& split = model->split();
         CHECK(split.rates.gpu_alone > 0);
         CHECK(split.rates.gpu_alone < 1);
+        CHECK(split.rates.split_wait > 0);
+        CHECK(split.rates.split_wait < 1);
         CHECK(model->graph_layers() == (graphs ? 1 : 0));
         CHECK(model->stats().graph_records == 0);
         CHECK(model->stats().graph_steps == 0);

@@ -429,28 +429,69 @@ TEST_CASE("gpu split: measured rates give the rows that make the link and the ho
             const double gpu_s = (static_cast<double>(layout.bytes) - d.host_rows * row_bytes) / copy;
             const double host_s = d.host_rows * row_bytes / host;
             // Within one granule of rows of the balance.
-            const double granule = runner::split_granule(m.weights.layers.front(), compression);
-            CHECK(std::abs(gpu_s - host_s) <= granule * row_bytes * (1 / copy + 1 / host));
-            // While the GPU runs alone the link copies ahead, up to what the ring holds beside a GPU part: the
-            // host gets fewer rows, and over the step's split layers the two still finish together.
-            const double n = static_cast<double>(candidates.size());
-            const double ring = static_cast<double>(p.ring_slots) * static_cast<double>(p.slot_bytes);
-            for (const double alone : {0.002, 0.03, 10.0}) {
-                CAPTURE(alone);
-                const auto w = runner::decide_split(p, m.weights, m.config, candidates, {copy, host, alone});
-                CHECK(w.rates.gpu_alone == alone);
-                CHECK(w.host_rows < d.host_rows);
-                const double gpu_part = static_cast<double>(layout.bytes) - w.host_rows * row_bytes;
-                const double ahead = std::min(alone * copy, ring - gpu_part);
-                CHECK(ahead > 0);
-                CHECK(std::abs((n * gpu_part - ahead) / copy - n * w.host_rows * row_bytes / host) <=
-                      n * granule * row_bytes * (1 / copy + 1 / host));
-            }
+            CHECK(std::abs(gpu_s - host_s) <=
+                  runner::split_granule(m.weights.layers.front(), compression) * row_bytes * (1 / copy + 1 / host));
         }
         // A host far slower than the link gets no rows, and nothing splits.
         const auto slow = runner::decide_split(p, m.weights, m.config, candidates, {50e9, 1e6});
         CHECK(slow.host_rows == 0);
         CHECK(std::count(slow.split.begin(), slow.split.end(), true) == 0);
+    }
+}
+
+TEST_CASE("gpu split: what the link copies while the host waits takes rows from the host, as far as the ring holds") {
+    using namespace runner::layer_slot;
+    const ShapeModel m(qwen7b);
+    for (const bool disk : {false, true}) {
+        CAPTURE(disk);
+        auto o = options(4 * GiB);
+        o.host_share = -1;
+        if (disk) o.ram_budget = 8 * GiB;
+        const auto p = plan(m, o);
+        REQUIRE((p.disk_bytes > 0) == disk);
+        const auto candidates = runner::split_candidates(p, m.weights);
+        REQUIRE_FALSE(candidates.empty());
+        const auto& first = m.weights.layers[static_cast<std::size_t>(candidates.front())];
+        const auto layout = runner::layout_of(first, runner::Compression::none);
+        const double layer = static_cast<double>(layout.bytes), n = static_cast<double>(candidates.size());
+        const double row_bytes =
+            static_cast<double>(layout.size[w_gate] + layout.size[w_up] + layout.size[w_down]) / m.config.n_ff;
+        const double granule = runner::split_granule(first, runner::Compression::none);
+        const double copy = 50e9, host = 80e9;
+        const auto decide = [&](double alone, double wait) {
+            return runner::decide_split(p, m.weights, m.config, candidates, {copy, host, alone, wait});
+        };
+        const auto gpu_part = [&](const runner::SplitDecision& d) { return layer - d.host_rows * row_bytes; };
+        // What the link must have copied ahead for the step's n GPU parts to take as long as the host's n
+        // waits and rows.
+        const auto ahead = [&](const runner::SplitDecision& d) {
+            return n * gpu_part(d) - copy * n * (d.rates.split_wait + d.host_rows * row_bytes / host);
+        };
+        const double one_granule = copy * n * granule * row_bytes * (1 / copy + 1 / host);
+
+        const auto none = decide(0, 0);
+        CHECK(std::abs(ahead(none)) <= one_granule);
+        // A window the ring holds: all of it copied ahead, the host gets fewer rows.
+        const auto window = decide(0.002, 0);
+        CHECK(window.rates.gpu_alone == 0.002);
+        CHECK(window.host_rows < none.host_rows);
+        CHECK(std::abs(ahead(window) - 0.002 * copy) <= one_granule);
+        // Each split layer's wait takes rows from the host too.
+        const auto waits = decide(0.002, 50e-6);
+        CHECK(waits.host_rows < window.host_rows);
+        CHECK(std::abs(ahead(waits) - 0.002 * copy) <= one_granule);
+        // A window longer than the ring holds: more of it changes nothing, the waits still count, and the
+        // link is never counted on for more parts ahead than the ring holds.
+        const auto capped = decide(10, 0);
+        CHECK(capped.host_rows == decide(100, 0).host_rows);
+        CHECK(capped.host_rows < window.host_rows);
+        CHECK(decide(10, 50e-6).host_rows < capped.host_rows);
+        CHECK(capped.cut_ring == !disk);
+        const double ring = static_cast<double>(p.ring_slots) * static_cast<double>(p.slot_bytes);
+        const double parts = disk ? p.ring_slots : std::floor(ring / gpu_part(capped));
+        CHECK(ahead(capped) <= parts * gpu_part(capped) + one_granule);
+        // Whole slots, one part each, where the ring is not cut: that many exactly.
+        if (disk) CHECK(std::abs(ahead(capped) - parts * gpu_part(capped)) <= one_granule);
     }
 }
 
