@@ -198,7 +198,9 @@ common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const Wei
 }
 
 GpuTransformer::GpuTransformer(const ModelConfig& config, int n_ctx, GpuPlan plan, std::unique_ptr<Impl> impl)
-    : config_(config), n_ctx_(n_ctx), plan_(std::move(plan)), impl_(std::move(impl)) {}
+    : config_(config), n_ctx_(n_ctx), plan_(std::move(plan)), impl_(std::move(impl)) {
+    split_.split.assign(impl_->w.layers.size(), false);
+}
 
 int GpuTransformer::graph_layers() const { return impl_->graphs ? impl_->graph_layers : 0; }
 
@@ -218,18 +220,18 @@ common::Result<bool> GpuTransformer::load(const ProgressFn& progress) {
         std::size_t done = m.w.output->bytes + m.w.output_norm->bytes, total = done;
         for (const auto& layout : m.layouts) total += layout.bytes;
         if (!progress(done, total)) return false;
-        split_.split.assign(m.w.layers.size(), false);  // until decided: the resident layers never split
-        for (const bool resident : {true, false}) {
-            if (!resident) {
-                if (auto error = choose_split()) return *error;
-            }
+        const auto load_layers = [&](bool resident) -> common::Result<bool> {
             for (std::size_t i = 0; i < m.w.layers.size(); ++i) {
                 if (plan_.resident[i] != resident) continue;
                 if (auto error = load_layer(i)) return *error;
                 done += m.layouts[i].bytes;
                 if (!progress(done, total)) return false;
             }
-        }
+            return true;
+        };
+        if (auto loaded = load_layers(true); !loaded || !*loaded) return loaded;
+        if (auto error = choose_split()) return *error;
+        if (auto loaded = load_layers(false); !loaded || !*loaded) return loaded;
 
         // the ring streams the others, pinned or from disk
         std::vector<RingLayer> ring_layers;
@@ -328,10 +330,7 @@ std::pair<double, double> GpuTransformer::time_without_host() {
     double alone = std::numeric_limits<double>::infinity(), wait = alone;
     for (int round = 0; round < 3; ++round) {
         auto start = std::chrono::steady_clock::now();
-        embed_on_host(token, 0);
-        const int first = m.graphs && replay_first_layers(0) ? m.graph_layers : 0;
-        if (first == 0) upload_embedded(1);
-        for (int layer = first; layer < config_.n_layer; ++layer) {
+        for (int layer = begin_pass(token, 0); layer < config_.n_layer; ++layer) {
             const auto li = static_cast<std::size_t>(layer);
             if (plan_.resident[li]) forward_on_gpu(layer, m.resident[li].as<std::byte>(), 1, 0, false);
         }
@@ -444,12 +443,10 @@ common::Result<std::span<const float>> GpuTransformer::forward(std::span<const s
 std::optional<common::Error> GpuTransformer::run_pass(std::span<const std::int32_t> tokens, int n_past) {
     auto& m = *impl_;
     const int n = static_cast<int>(tokens.size());
-    embed_on_host(tokens, n_past);
-    const bool replayed = n == 1 && m.graphs && replay_first_layers(n_past);
-    if (!replayed) upload_embedded(n);
+    const int first = begin_pass(tokens, n_past);
     if (auto error = m.ring.begin(n <= gpu_host_max_tokens)) return error;
     std::size_t next_streamed = 0;
-    for (int layer = replayed ? m.graph_layers : 0; layer < config_.n_layer; ++layer) {
+    for (int layer = first; layer < config_.n_layer; ++layer) {
         const auto li = static_cast<std::size_t>(layer);
         const bool host_mlp = m.ring.copies_decode_parts() && split_.split[li];
         if (plan_.resident[li]) {
@@ -463,6 +460,16 @@ std::optional<common::Error> GpuTransformer::run_pass(std::span<const std::int32
     m.ring.end();
     ++stats_.passes;
     return std::nullopt;
+}
+
+// The pass's tokens embedded into the residual stream, or for a decode step where graphs are on, its first
+// graph_layers layers replayed with them: the first layer still to run.
+int GpuTransformer::begin_pass(std::span<const std::int32_t> tokens, int n_past) {
+    auto& m = *impl_;
+    embed_on_host(tokens, n_past);
+    if (tokens.size() == 1 && m.graphs && replay_first_layers(n_past)) return m.graph_layers;
+    upload_embedded(static_cast<int>(tokens.size()));
+    return 0;
 }
 
 // A decode step's first graph_layers layers as one launch, with the upload of the token that embed_on_host

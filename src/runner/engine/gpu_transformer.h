@@ -53,7 +53,7 @@ class GpuTransformer : public LanguageModel {
     common::Result<std::span<const float>> forward(std::span<const std::int32_t> tokens, int n_past) override;
 
     const GpuPlan& plan() const { return plan_; }
-    // Decided by load(); empty until then.
+    // Decided by load(); no layer splits until then.
     const SplitDecision& split() const { return split_; }
     const GpuStats& stats() const { return stats_; }
     // How many of a decode step's first layers replay from a recorded graph: 0 unless asked for (or the
@@ -71,6 +71,7 @@ class GpuTransformer : public LanguageModel {
     std::pair<double, double> time_without_host();
     std::optional<common::Error> load_layer(std::size_t layer);
     std::optional<common::Error> run_pass(std::span<const std::int32_t> tokens, int n_past);
+    int begin_pass(std::span<const std::int32_t> tokens, int n_past);
     bool replay_first_layers(int n_past);
     void embed_on_host(std::span<const std::int32_t> tokens, int n_past);
     void upload_embedded(int n);
