@@ -183,6 +183,7 @@ int run_generate(const std::vector<std::string>& args, CommandIo io) {
                   "\n\nprompt: %zu tokens, %.1f tokens/s; decode: %zu tokens, %.1f tokens/s; stopped: %s\n",
                   prompt_ids.size(), prompt_tps, done->ids.size(), decode_tps, reason.c_str());
     io.err << line << "on " << engine->description << '\n';
+    if (const auto summary = engine->model->load_summary(); !summary.empty()) io.err << summary << '\n';
     return exit_ok;
 }
 

@@ -132,6 +132,8 @@ int run_runner(const std::vector<std::string>& args, CommandIo io) {
             return finish(exit_failed);
         }
         if (!*loaded) return finish(exit_ok);
+        if (const auto summary = engine->model->load_summary(); !summary.empty())
+            io.err << "ollama-airllm runner: " << summary << '\n';
 
         // Ollama counts this as GPU memory on every GPU: the VRAM the GPU engine holds, 0 on the CPU.
         server.set_ready(*engine->model, *tok, engine->device_bytes, engine->description);

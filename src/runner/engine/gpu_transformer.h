@@ -50,6 +50,7 @@ class GpuTransformer : public LanguageModel {
     const ModelConfig& config() const override { return config_; }
     int n_ctx() const override { return n_ctx_; }
     common::Result<bool> load(const ProgressFn& progress) override;
+    std::string load_summary() const override { return describe_split(split_, config_.n_ff); }
     common::Result<std::span<const float>> forward(std::span<const std::int32_t> tokens, int n_past) override;
 
     const GpuPlan& plan() const { return plan_; }

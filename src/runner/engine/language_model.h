@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <span>
+#include <string>
 
 #include "common/result.h"
 #include "runner/model/model_config.h"
@@ -22,6 +23,8 @@ class LanguageModel {
     // Puts the weights where the plan says, ahead of the first request: resident layers read into
     // memory or uploaded to the GPU, streamed ones pinned. false when `progress` stopped it.
     virtual common::Result<bool> load(const ProgressFn& progress) = 0;
+    // What load() decided that the plan could not say before it, for the log; empty when nothing.
+    virtual std::string load_summary() const { return {}; }
     virtual const ModelConfig& config() const = 0;
     virtual int n_ctx() const = 0;
     // Runs `tokens` at positions n_past .. n_past + size - 1 and returns the logits of the last one

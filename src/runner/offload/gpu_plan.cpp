@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <optional>
 #include <string>
 
@@ -229,6 +230,24 @@ SplitDecision decide_split(const GpuPlan& plan, const ModelWeights& w, const Mod
     for (const int layer : candidates) decision.split[static_cast<std::size_t>(layer)] = true;
     decision.cut_ring = cut_ring;
     return decision;
+}
+
+std::string describe_split(const SplitDecision& d, int n_ff) {
+    const auto layers = std::count(d.split.begin(), d.split.end(), true);
+    const SplitRates& r = d.rates;
+    const bool measured = r.copy > 0;
+    char rates[200] = "";
+    if (measured)
+        std::snprintf(rates, sizeof rates,
+                      " (load measured, both at once, %.1f GB/s over the link and %.1f GB/s for an MLP on the host; "
+                      "the GPU alone %.2f ms a step and %.0f us a split layer)",
+                      r.copy / 1e9, r.host / 1e9, r.gpu_alone * 1e3, r.split_wait * 1e6);
+    if (layers == 0) return measured ? "decode steps split no layer" + std::string(rates) : std::string();
+    char said[120];
+    std::snprintf(said, sizeof said,
+                  "decode steps split %lld streamed layers: the host computes %d of %d MLP rows (%.0f%%)",
+                  static_cast<long long>(layers), d.host_rows, n_ff, 100.0 * d.host_rows / n_ff);
+    return said + std::string(measured ? rates : ", as --host-share asks");
 }
 
 }  // namespace runner

@@ -166,4 +166,8 @@ std::vector<int> split_candidates(const GpuPlan& plan, const ModelWeights& w);
 SplitDecision decide_split(const GpuPlan& plan, const ModelWeights& w, const ModelConfig& c,
                            const std::vector<int>& candidates, const SplitRates& rates);
 
+// The decision in a sentence for the load log, with the rates it came from, so that a slow decode can be traced to
+// what load measured; empty where no layer could split.
+std::string describe_split(const SplitDecision& decision, int n_ff);
+
 }  // namespace runner

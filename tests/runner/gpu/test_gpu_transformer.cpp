@@ -202,6 +202,10 @@ TEST_CASE("gpu engine: split decode steps agree with GPU-only ones across prompt
         auto split = load(name, true, max_batch, compression, 0, {}, kv_type, 60);
         const auto& decision = split.model->split();
         CHECK(std::count(decision.split.begin(), decision.split.end(), true) == split.model->config().n_layer);
+        // The load log says so; a model that splits nothing says nothing.
+        CHECK(split.model->load_summary() == runner::describe_split(decision, split.model->config().n_ff));
+        CHECK(split.model->load_summary().find(", as --host-share asks") != std::string::npos);
+        CHECK(gpu_only.model->load_summary().empty());
         CHECK((split.model->config().n_ff - decision.host_rows) %
                   (compression == runner::Compression::none ? 8 : runner::quant_block) ==
               0);

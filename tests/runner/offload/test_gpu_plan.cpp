@@ -495,6 +495,37 @@ TEST_CASE("gpu split: what the link copies while the host waits takes rows from 
     }
 }
 
+TEST_CASE("gpu split: the load log says what was decided and from which rates") {
+    const ShapeModel m(llama8b);
+    auto o = options(4 * GiB);
+    o.host_share = -1;
+    const auto p = plan(m, o);
+    const auto candidates = runner::split_candidates(p, m.weights);
+    REQUIRE_FALSE(candidates.empty());
+    const auto d = runner::decide_split(p, m.weights, m.config, candidates, {52.1e9, 81.3e9, 0.0021, 45e-6});
+    REQUIRE(d.host_rows > 0);
+    const auto said = runner::describe_split(d, m.config.n_ff);
+    CAPTURE(said);
+    const auto percent = static_cast<int>(std::lround(100.0 * d.host_rows / m.config.n_ff));
+    CHECK(said.find("split " + std::to_string(candidates.size()) + " streamed layers") != std::string::npos);
+    CHECK(said.find("computes " + std::to_string(d.host_rows) + " of 14336 MLP rows (" + std::to_string(percent) +
+                    "%)") != std::string::npos);
+    CHECK(said.find("52.1 GB/s over the link and 81.3 GB/s for an MLP on the host") != std::string::npos);
+    CHECK(said.find("2.10 ms a step and 45 us a split layer") != std::string::npos);
+    // Too slow a host: nothing splits, and the log says why with the rates.
+    const auto slow =
+        runner::describe_split(runner::decide_split(p, m.weights, m.config, candidates, {50e9, 1e6}), m.config.n_ff);
+    CHECK(slow.rfind("decode steps split no layer (load measured", 0) == 0);
+    auto fixed = p;
+    fixed.host_share = 25;
+    const auto asked =
+        runner::describe_split(runner::decide_split(fixed, m.weights, m.config, candidates, {}), m.config.n_ff);
+    CHECK(asked.find("(25%), as --host-share asks") != std::string::npos);
+    CHECK(asked.find("GB/s") == std::string::npos);
+    // Nothing could split (every layer resident): nothing to say.
+    CHECK(runner::describe_split(runner::decide_split(p, m.weights, m.config, {}, {}), m.config.n_ff).empty());
+}
+
 TEST_CASE("gpu plan: a GGUF model's blocks are widened for the BLAS in scratch the plan counts") {
     ShapeModel m(llama8b);
     const auto bf16 = plan(m, options(4 * GiB));
