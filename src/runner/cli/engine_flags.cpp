@@ -26,8 +26,8 @@ const char* const engine_options_usage =
                             the whole cache in VRAM first (default: $AIRLLM_KV_NEAR_TOKENS, else 8192)
   --host-share P            GPU engine: while decoding, the CPU computes P percent of the MLP rows of
                             each layer that streams from pinned RAM and the GPU the rest, so RAM
-                            and the link both carry weights; auto (default) times both at load and
-                            splits so that they finish together; 0: none
+                            and the link both carry weights; auto times both at load and splits so
+                            that they finish together; 0: none (default: $AIRLLM_HOST_SHARE, else auto)
   --gpu-graphs on|off       GPU engine: replay each decode step of a model wholly in VRAM (where
                             layers stream, its resident layers before the first streamed one) as
                             one recorded graph (default: $AIRLLM_GPU_GRAPHS, else on with CUDA, off
@@ -46,6 +46,14 @@ std::optional<runner::KvType> parse_kv_type(const std::string& v) {
     if (v == "f16") return runner::KvType::f16;
     if (v == "f32") return runner::KvType::f32;
     return std::nullopt;
+}
+
+// "auto" (-1) or a percentage.
+std::optional<int> parse_host_share(const std::string& v) {
+    int n = 0;
+    if (v == "auto") return -1;
+    if (!parse_int(v, n) || n < 0 || n > 100) return std::nullopt;
+    return n;
 }
 
 // "on"/"1" or "off"/"0".
@@ -99,11 +107,10 @@ std::optional<common::Result<bool>> parse_engine_option(const std::vector<std::s
         if (!o.gpu_graphs)
             return common::Result<bool>(common::make_error("--gpu-graphs '" + v + "' is not on or off (1 or 0)"));
     } else if (a == "--host-share") {
-        int n = 0;
-        if (v != "auto" && (!parse_int(v, n) || n < 0 || n > 100))
+        o.host_share = parse_host_share(v);
+        if (!o.host_share)
             return common::Result<bool>(
                 common::make_error("--host-share '" + v + "' is not a percentage (0 to 100) or auto"));
-        o.host_share = v == "auto" ? -1 : n;
     } else if (a == "--vram-budget" || a == "--ram-budget") {
         const auto size = parse_size(v);
         if (!size) return common::Result<bool>(common::make_error(a + " '" + v + "' is not a size such as 8GiB"));
@@ -158,7 +165,14 @@ common::Result<runner::EngineOptions> resolve_engine_options(const EngineFlags& 
     o.ram_budget = flags.ram_budget;
     o.threads = flags.threads;
     o.max_batch = flags.max_batch;
-    o.host_share = flags.host_share;
+    if (flags.host_share) {
+        o.host_share = *flags.host_share;
+    } else {
+        const std::string env = env_or("AIRLLM_HOST_SHARE", "auto");
+        const auto share = parse_host_share(env);
+        if (!share) return common::make_error("AIRLLM_HOST_SHARE '" + env + "' is not a percentage (0 to 100) or auto");
+        o.host_share = *share;
+    }
     if (flags.kv_near_tokens) {
         o.kv_near_tokens = flags.kv_near_tokens;
     } else if (const std::string env = env_or("AIRLLM_KV_NEAR_TOKENS", ""); !env.empty()) {

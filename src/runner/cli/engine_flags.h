@@ -25,7 +25,7 @@ struct EngineFlags {
     std::optional<runner::Compression> compression;
     std::optional<runner::KvType> kv_type;
     std::optional<int> kv_near_tokens;
-    int host_share = -1;
+    std::optional<int> host_share;
     std::optional<bool> gpu_graphs;
 };
 

@@ -33,7 +33,7 @@ class EnvScope {
   private:
     static void clear() {
         for (const char* name : {"AIRLLM_DEVICE", "AIRLLM_VRAM_BUDGET", "AIRLLM_COMPRESSION", "AIRLLM_KV_CACHE",
-                                 "AIRLLM_KV_NEAR_TOKENS", "AIRLLM_GPU_GRAPHS"})
+                                 "AIRLLM_KV_NEAR_TOKENS", "AIRLLM_GPU_GRAPHS", "AIRLLM_HOST_SHARE"})
             ::unsetenv(name);
     }
 };
@@ -61,7 +61,8 @@ TEST_CASE("engine flags: the service's variables are read, and flags win over th
                         {"AIRLLM_COMPRESSION", "4bit"},
                         {"AIRLLM_KV_CACHE", "f32"},
                         {"AIRLLM_KV_NEAR_TOKENS", "16384"},
-                        {"AIRLLM_GPU_GRAPHS", "1"}});
+                        {"AIRLLM_GPU_GRAPHS", "1"},
+                        {"AIRLLM_HOST_SHARE", "65"}});
     const auto from_env = runner_cli::resolve_engine_options({});
     REQUIRE(from_env.ok());
     CHECK(from_env->device.kind == runner::Device::Kind::gpu);
@@ -72,6 +73,7 @@ TEST_CASE("engine flags: the service's variables are read, and flags win over th
     CHECK(from_env->kv_type == runner::KvType::f32);
     CHECK(from_env->kv_near_tokens == std::optional<int>(16384));
     CHECK(from_env->gpu_graphs == std::optional<bool>(true));
+    CHECK(from_env->host_share == 65);
 
     runner_cli::EngineFlags flags;
     REQUIRE(parse(flags, {"--device",     "cuda:0", "--vram-budget", "512MiB", "--compression",    "8bit",
@@ -101,7 +103,8 @@ TEST_CASE("engine flags: a bad variable is an error naming it and its value") {
           std::tuple{"AIRLLM_COMPRESSION", "2bit", "AIRLLM_COMPRESSION '2bit' is not none, 8bit or 4bit"},
           std::tuple{"AIRLLM_KV_CACHE", "f8", "AIRLLM_KV_CACHE 'f8' is not f16 or f32"},
           std::tuple{"AIRLLM_KV_NEAR_TOKENS", "8k", "AIRLLM_KV_NEAR_TOKENS '8k' is not a count of positions"},
-          std::tuple{"AIRLLM_GPU_GRAPHS", "yes", "AIRLLM_GPU_GRAPHS 'yes' is not 1 or 0 (on or off)"}}) {
+          std::tuple{"AIRLLM_GPU_GRAPHS", "yes", "AIRLLM_GPU_GRAPHS 'yes' is not 1 or 0 (on or off)"},
+          std::tuple{"AIRLLM_HOST_SHARE", "70%", "AIRLLM_HOST_SHARE '70%' is not a percentage (0 to 100) or auto"}}) {
         CAPTURE(name);
         const EnvScope env({std::pair{name, value}});
         const auto o = runner_cli::resolve_engine_options({});
