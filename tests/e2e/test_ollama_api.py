@@ -103,6 +103,31 @@ class OllamaApi(unittest.TestCase):
         self.assertEqual(timings["prompt_n"], 1)
         self.assertEqual(timings["cache_n"], whole["prompt_tokens"] - 1)
 
+    def test_structured_output_follows_the_schema_as_generate_does(self):
+        # A pydantic-style schema through /api/chat: Ollama hands the format to the runner, which samples
+        # only what the schema allows; greedy, the answer is `generate --format` on the rendered prompt.
+        schema = {"type": "object", "title": "Card",
+                  "properties": {"vendor": {"enum": ["AMD", "NVIDIA"]}, "vram_gb": {"type": "integer"},
+                                 "tags": {"type": "array", "items": {"type": "string", "maxLength": 4},
+                                          "maxItems": 2}},
+                  "required": ["vendor", "vram_gb", "tags"]}
+        messages = [{"role": "user", "content": "Describe a GPU as JSON."}]
+        body = {"model": "chat", "messages": messages, "stream": False, "format": schema,
+                "options": {"num_predict": 120}}
+        answer = self.server.post_json("/api/chat", body)["message"]["content"]
+        want = airllm_generate(self.folder, llama3_prompt(messages), 120, ("--format", json.dumps(schema)))["text"]
+        self.assertEqual(answer, want)
+        card = json.loads(answer)
+        self.assertEqual(list(card), ["vendor", "vram_gb", "tags"])
+        self.assertIn(card["vendor"], ["AMD", "NVIDIA"])
+        self.assertIsInstance(card["vram_gb"], int)
+        self.assertLessEqual(len(card["tags"]), 2)
+        # A keyword the runner cannot enforce is an error naming it, not an answer outside the schema.
+        bad = dict(body, format={"type": "string", "pattern": "^[A-Z]+$"})
+        status, text = self.server.request("POST", "/api/chat", bad, 300)
+        self.assertGreaterEqual(status, 400)
+        self.assertIn("pattern", text)
+
     def test_openai_chat_completions_streamed_and_not(self):
         messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}]
         want = self.expect(llama3_prompt(messages))

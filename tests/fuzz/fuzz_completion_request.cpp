@@ -1,5 +1,6 @@
 // libFuzzer target: any bytes as a completion request body (either dialect) must parse or fail with
-// a message, never crash, recurse out of stack or hang.
+// a message, never crash, recurse out of stack or hang; a format it carries must give a matcher that
+// follows the prompt's bytes as its next-byte sets say.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -12,5 +13,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!request.ok() && request.error().message.empty()) __builtin_trap();  // a failure must say why
     if (request.ok() && request->completion.sampling.top_p > 1)
         __builtin_trap();  // a range check that let a value past
+    // A format's grammar must build a matcher and follow any bytes: the prompt's, one at a time.
+    if (request.ok() && request->completion.format) {
+        runner::grammar::Matcher matcher(*request->completion.format);
+        for (const char c : request->prompt) {
+            const bool next = matcher.first_bytes()[static_cast<std::uint8_t>(c)];
+            if (matcher.accept({&c, 1}) != next) __builtin_trap();  // the next bytes and what is taken disagree
+        }
+        static_cast<void>(matcher.complete());
+    }
     return 0;
 }

@@ -1,15 +1,17 @@
 // ollama-airllm generate MODEL (-p TEXT | --prompt-ids 1,2,3) [-n N] [sampling flags] [--stop S]...
-//                     [--ctx N] [engine options] [--json]
+//                     [--format F] [--ctx N] [engine options] [--json]
 #include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "common/regular_file.h"
 #include "runner/cli/commands.h"
 #include "runner/cli/engine_flags.h"
 #include "runner/cli/model_options.h"
 #include "runner/cli/store_check.h"
 #include "runner/completion/completion.h"
+#include "runner/completion/json_schema_grammar.h"
 #include "runner/tokenizer/source.h"
 #include "runner/tokenizer/tokenizer.h"
 
@@ -29,6 +31,8 @@ object instead (ids, text, timings, device).
   --repeat-penalty R  --presence-penalty P  --frequency-penalty F  --repeat-last-n N
   --seed S                  same seed, same output
   --stop TEXT               stop when the output contains TEXT (repeatable)
+  --format FORMAT           structured output, as Ollama's format: json (any object) or a JSON Schema,
+                            inline or @FILE
   --ctx N                   context length (default 2048, at most the model's)
 )";
 
@@ -61,6 +65,28 @@ bool parse_ids(const std::string& text, std::vector<std::int32_t>& ids) {
     return !ids.empty();
 }
 
+// --format's value: "json", a schema's text, or @FILE holding either.
+common::Result<std::optional<runner::grammar::Grammar>> read_format(const std::string& value) {
+    const bool from_file = !value.empty() && value.front() == '@';
+    std::string text = value;
+    if (from_file) {
+        auto file = common::read_regular_file(value.substr(1));
+        if (!file) return file.error();
+        text = std::move(*file);
+    }
+    const std::string where = from_file ? value.substr(1) : std::string("--format");
+    if (text == "json") return runner::format_grammar("json");
+    nlohmann::ordered_json parsed;
+    try {
+        parsed = nlohmann::ordered_json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+        return common::make_error(where + ": not json and not a JSON Schema (" + e.what() + ")");
+    }
+    auto grammar = runner::format_grammar(parsed);
+    if (!grammar) return common::make_error(where + ": " + grammar.error().message);
+    return grammar;
+}
+
 }  // namespace
 
 int run_generate(const std::vector<std::string>& args, CommandIo io) {
@@ -71,6 +97,7 @@ int run_generate(const std::vector<std::string>& args, CommandIo io) {
     EngineFlags engine_flags;
     bool json = false, have_prompt = false;
     runner::SamplingParams sp;
+    std::optional<runner::grammar::Grammar> format;
     const auto usage_error = [&](const std::string& why) {
         io.err << "ollama-airllm generate: " << why << "\n(ollama-airllm generate --help lists the options)\n";
         return exit_usage;
@@ -97,6 +124,10 @@ int run_generate(const std::vector<std::string>& args, CommandIo io) {
             have_prompt = true;
         } else if (a == "--stop" && has_value) {
             stops.push_back(args[++i]);
+        } else if (a == "--format" && has_value) {
+            auto read = read_format(args[++i]);
+            if (!read) return usage_error(read.error().message);
+            format = std::move(*read);
         } else if (a == "--json") {
             json = true;
         } else if (((a == "-n" || a == "--num-predict") && number(n_predict)) || (a == "--ctx" && number(n_ctx)) ||
@@ -148,7 +179,7 @@ int run_generate(const std::vector<std::string>& args, CommandIo io) {
         return exit_failed;
     }
     std::string text;
-    runner::CompletionParams params{sp, n_predict, stops};
+    runner::CompletionParams params{sp, n_predict, stops, std::move(format)};
     runner::KvSequence sequence(*engine->model);
     const auto done =
         runner::complete(sequence, tok ? &*tok : nullptr, prompt_ids, params, [&](const std::string& piece) {

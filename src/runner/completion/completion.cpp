@@ -3,6 +3,7 @@
 #include <limits>
 #include <optional>
 
+#include "runner/completion/format_constraint.h"
 #include "runner/completion/stop_matcher.h"
 #include "runner/engine/generate.h"
 #include "runner/tokenizer/stream_decoder.h"
@@ -35,7 +36,12 @@ common::Result<CompletionOutcome> complete(KvSequence& sequence, const tokenizer
         return false;
     };
 
-    Sampler sampler(params.sampling);
+    std::optional<FormatConstraint> format;
+    if (params.format) {
+        if (!tok) return common::make_error("a format needs the model's tokenizer to constrain its output");
+        format.emplace(*params.format, *tok, sequence.model().config().eos_ids);
+    }
+    Sampler sampler(params.sampling, format ? &*format : nullptr);
     const int n_predict = params.num_predict < 0 ? std::numeric_limits<int>::max() : params.num_predict;
     auto result =
         generate(sequence, prompt, n_predict, sampler, sequence.model().config().eos_ids, [&](std::int32_t id) {

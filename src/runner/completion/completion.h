@@ -5,11 +5,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "common/result.h"
+#include "runner/completion/grammar.h"
 #include "runner/engine/kv_sequence.h"
 #include "runner/engine/sampling.h"
 #include "runner/tokenizer/tokenizer.h"
@@ -20,6 +22,8 @@ struct CompletionParams {
     SamplingParams sampling;
     int num_predict = -1;  // tokens at most; negative: until the context is full
     std::vector<std::string> stop;
+    // Structured output (Ollama's `format`, json_schema_grammar): only tokens that continue it are sampled.
+    std::optional<grammar::Grammar> format;
 };
 
 enum class Finish {
@@ -48,7 +52,7 @@ using PieceFn = std::function<bool(const std::string&)>;
 
 // `tok` may be null (a model without tokenizer.json, prompt given as ids): then no text is made and
 // stop strings do not apply. The prompt's prefix that `sequence` already holds is not run again.
-// Errors: the model's, or a token the tokenizer cannot decode.
+// Errors: the model's, a token the tokenizer cannot decode, or a format without a tokenizer.
 common::Result<CompletionOutcome> complete(KvSequence& sequence, const tokenizer::Tokenizer* tok,
                                            std::span<const std::int32_t> prompt, const CompletionParams& params,
                                            const PieceFn& on_piece);

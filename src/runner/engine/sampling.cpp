@@ -64,9 +64,25 @@ void apply_min_p(std::vector<Candidate>& c, float min_p) {
     c.resize(keep);
 }
 
-Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
+Sampler::Sampler(const SamplingParams& params, TokenConstraint* constraint)
+    : params_(params), rng_(params.seed), constraint_(constraint) {}
 
+// As llama.cpp samples under a grammar: the unconstrained choice first, which the constraint usually allows
+// (checking one token is cheap, masking a vocabulary is not); only when it does not, the choice again
+// among the tokens the constraint allows.
 std::int32_t Sampler::sample(std::span<const float> logits, std::span<const std::int32_t> history) {
+    std::int32_t id = pick(logits, history);
+    if (!constraint_) return id;
+    if (!constraint_->allows(id)) {
+        std::vector<float> masked(logits.begin(), logits.end());
+        constraint_->mask(masked);
+        id = pick(masked, history);
+    }
+    constraint_->accept(id);
+    return id;
+}
+
+std::int32_t Sampler::pick(std::span<const float> logits, std::span<const std::int32_t> history) {
     std::vector<Candidate> c(logits.size());
     for (std::size_t i = 0; i < logits.size(); ++i) c[i] = {static_cast<std::int32_t>(i), logits[i]};
     apply_penalties(c, history, params_);

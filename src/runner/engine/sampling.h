@@ -27,15 +27,31 @@ struct Candidate {
     float p = 0;
 };
 
+// Which tokens may come next (structured output). The completion layer implements it over a grammar and
+// the tokenizer; the sampler only asks. It always allows some token: an end of text when nothing else fits.
+class TokenConstraint {
+  public:
+    virtual ~TokenConstraint() = default;
+    virtual bool allows(std::int32_t id) const = 0;
+    // Every token it does not allow to -infinity.
+    virtual void mask(std::span<float> logits) const = 0;
+    // `id` was generated (one it allows).
+    virtual void accept(std::int32_t id) = 0;
+};
+
 class Sampler {
   public:
-    explicit Sampler(const SamplingParams& params);
+    // `constraint`, when given, outlives the sampler.
+    explicit Sampler(const SamplingParams& params, TokenConstraint* constraint = nullptr);
     // `history`: the prompt and the tokens generated so far.
     std::int32_t sample(std::span<const float> logits, std::span<const std::int32_t> history);
 
   private:
+    std::int32_t pick(std::span<const float> logits, std::span<const std::int32_t> history);
+
     SamplingParams params_;
     std::mt19937_64 rng_;
+    TokenConstraint* constraint_;
 };
 
 // The steps, exposed for tests. Each keeps `c` sorted by logit, descending, where it sorts.

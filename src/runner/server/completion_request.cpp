@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runner/completion/json_schema_grammar.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -155,28 +157,54 @@ bool read_integer(const json& obj, const char* key, long long low, long long hig
     return true;
 }
 
-common::Result<json> parse_request_json(std::string_view body) {
+namespace {
+
+template <class Json>
+common::Result<Json> parse_limited(std::string_view body) {
     try {
-        return json::parse(body, [](int depth, json::parse_event_t, json&) {
+        return Json::parse(body, [](int depth, typename Json::parse_event_t, Json&) {
             if (depth > max_json_depth)
                 throw std::length_error("the request nests deeper than " + std::to_string(max_json_depth) + " levels");
             return true;
         });
     } catch (const std::length_error& e) {
         return common::make_error(e.what());
-    } catch (const json::exception& e) {
+    } catch (const nlohmann::json::exception& e) {
         return common::make_error(std::string("the request is not valid JSON: ") + e.what());
     }
 }
+
+// The request's structured-output field: Ollama's "Format" ("json" or a schema), llama-server's "json_schema"
+// (a schema). Read again in order, since a schema's property order is the order the model writes in.
+std::optional<std::string> read_format(std::string_view body, const json& j, CompletionRequest& r) {
+    const char* key = r.dialect == Dialect::mlx ? "Format" : "json_schema";
+    if (r.dialect == Dialect::llama && j.contains("grammar") && !j["grammar"].is_null() && j["grammar"] != "")
+        return "ollama-airllm takes no GBNF \"grammar\"; send the output's JSON Schema as \"json_schema\"";
+    if (!j.contains(key) || j[key].is_null()) return std::nullopt;
+    if (r.dialect == Dialect::llama && !j[key].is_object()) return std::string("\"json_schema\" must be an object");
+    auto ordered = parse_limited<nlohmann::ordered_json>(body);
+    if (!ordered) return ordered.error().message;
+    auto grammar = runner::format_grammar((*ordered)[key]);
+    if (!grammar) return grammar.error().message;
+    r.completion.format = std::move(*grammar);
+    return std::nullopt;
+}
+
+}  // namespace
+
+common::Result<json> parse_request_json(std::string_view body) { return parse_limited<json>(body); }
 
 common::Result<CompletionRequest> parse_completion_request(std::string_view body) {
     auto parsed = parse_request_json(body);
     if (!parsed) return parsed.error();
     const json& j = *parsed;
     if (!j.is_object()) return common::make_error("the request must be a JSON object");
-    if (j.contains("Prompt")) return parse_mlx(j);
-    if (j.contains("prompt")) return parse_llama(j);
-    return common::make_error("the request has no \"Prompt\" (Ollama) or \"prompt\" (llama-server)");
+    if (!j.contains("Prompt") && !j.contains("prompt"))
+        return common::make_error("the request has no \"Prompt\" (Ollama) or \"prompt\" (llama-server)");
+    auto r = j.contains("Prompt") ? parse_mlx(j) : parse_llama(j);
+    if (!r) return r;
+    if (auto problem = read_format(body, j, *r)) return common::make_error(*problem);
+    return r;
 }
 
 }  // namespace runner_server

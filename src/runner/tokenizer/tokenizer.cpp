@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <mutex>
+
 #include "common/regular_file.h"
 #include "runner/tokenizer/added_vocab.h"
 #include "runner/tokenizer/bpe.h"
@@ -21,6 +23,8 @@ struct Tokenizer::Impl {
     AddedVocabulary added;
     SpecialTokenFrame frame;
     DecoderPtr decoder;
+    mutable std::once_flag pieces_made;
+    mutable std::vector<std::optional<std::string>> pieces;
 
     Impl(Bpe m) : model(std::move(m)) {}
 
@@ -198,6 +202,25 @@ std::optional<std::string> Tokenizer::id_to_token(TokenId id) const {
     if (const auto* added = impl_->added.by_id(id)) return added->content;
     if (const auto* token = impl_->model.id_to_token(id)) return *token;
     return std::nullopt;
+}
+
+const std::vector<std::optional<std::string>>& Tokenizer::pieces() const {
+    std::call_once(impl_->pieces_made, [this] {
+        const auto anchor_ids = encode("a", false);
+        const std::vector<TokenId> anchor = {anchor_ids.empty() ? TokenId{0} : anchor_ids.front()};
+        const auto before = decode(anchor);
+        auto& pieces = impl_->pieces;
+        pieces.resize(vocab_size());
+        for (std::size_t id = 0; id < pieces.size() && before; ++id) {
+            const TokenId pair[2] = {anchor.front(), static_cast<TokenId>(id)};
+            if (is_special(pair[1])) continue;
+            const auto text = decode(pair);
+            if (!text || text->size() <= before->size() || text->compare(0, before->size(), *before) != 0) continue;
+            std::string piece = text->substr(before->size());
+            if (piece.find(replacement_character) == std::string::npos) pieces[id] = std::move(piece);
+        }
+    });
+    return impl_->pieces;
 }
 
 bool Tokenizer::is_special(TokenId id) const {

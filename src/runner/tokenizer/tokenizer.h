@@ -41,6 +41,11 @@ class Tokenizer {
     std::optional<TokenId> token_to_id(std::string_view token) const;
     std::optional<std::string> id_to_token(TokenId id) const;
     bool is_special(TokenId id) const;
+    // Each id's text as it continues text already written (a SentencePiece word's leading space kept): what
+    // decoding it after another token adds. nullopt for special tokens, for tokens that add nothing and for
+    // a token that is only part of a character (alone it decodes to U+FFFD). Made once, on first use, for
+    // constrained output, which checks candidate tokens' bytes against a grammar.
+    const std::vector<std::optional<std::string>>& pieces() const;
     std::size_t vocab_size() const;               // highest id + 1
     const std::vector<TokenId>& bos_ids() const;  // what add_special_tokens puts before the text
     const std::vector<TokenId>& eos_ids() const;  // and after it

@@ -80,6 +80,35 @@ TEST_CASE("cli: a stop string ends the streamed text and none of it is ever prin
     CHECK(nlohmann::json::parse(json.out)["text"] == r.out);
 }
 
+TEST_CASE("cli: generate --format gives an answer in the schema, inline or from a file, and refuses what it cannot") {
+    test_support::TempTree tree;
+    const std::string schema = R"({"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]})";
+    tree.write("schema.json", schema);
+    for (const std::string& format : {schema, "@" + (tree.root() / "schema.json").string()}) {
+        const auto r = run_process({airllm, "generate", (models / "llama-mha-tied-f16").string(), "-p", "Answer:", "-n",
+                                    "60", "--temperature", "0", "--json", "--format", format});
+        REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+        const auto doc = nlohmann::json::parse(r.out);
+        INFO(doc["text"]);
+        const auto answer = nlohmann::json::parse(doc["text"].get<std::string>());
+        CHECK(answer["ok"].is_boolean());
+        CHECK(doc["done_reason"] == "stop");
+    }
+    const struct {
+        std::string format, says;
+    } bad[] = {
+        {R"({"type": "string", "pattern": "a"})", "--format: format: /pattern: JSON Schema keyword \"pattern\""},
+        {"{not json", "--format: not json and not a JSON Schema"},
+        {"@" + (tree.root() / "missing.json").string(), "missing.json"},
+    };
+    for (const auto& b : bad) {
+        const auto r = run_process(
+            {airllm, "generate", (models / "llama-mha-tied-f16").string(), "-p", "x", "--format", b.format});
+        CHECK(r.exit_code == 2);
+        CHECK_MESSAGE(r.err.find(b.says) != std::string::npos, r.err);
+    }
+}
+
 TEST_CASE("cli: info describes the model and the plan under a budget") {
     const auto r = run_process({airllm, "info", (models / "llama-gqa4-llama3rope").string(), "--ram-budget", "300KiB"});
     REQUIRE(r.exit_code == 0);

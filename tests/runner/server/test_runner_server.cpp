@@ -248,6 +248,40 @@ TEST_CASE("runner: stop strings end the stream before them with DoneReason stop"
     CHECK(s.done["DoneReason"] == 0);
 }
 
+TEST_CASE("runner: Ollama's format shapes the answer to its JSON Schema, in both dialects") {
+    Runner runner;
+    auto client = runner.client();
+    // As client.go sends it: api.GenerateRequest's format, a json.RawMessage, as it came, properties in the
+    // user's order ("z" before "a", which a sorted object would swap).
+    const std::string schema = R"({"type": "object", "properties": {"z": {"type": "boolean"},
+        "a": {"enum": ["x", "y"]}, "n": {"type": "array", "items": {"type": "integer"}, "maxItems": 3}},
+        "required": ["z", "a", "n"]})";
+    const std::string body = R"({"Prompt": "The answer as JSON:", "Format": )" + schema +
+                             R"(, "Options": {"num_predict": 200, "temperature": 1, "seed": 3}})";
+    const auto res = client.Post("/v1/completions", body, "application/json");
+    REQUIRE(res);
+    REQUIRE(res->status == 200);
+    const auto s = parse_jsonl(res->body);
+    INFO(s.text);
+    CHECK(s.done["DoneReason"] == 0);
+    const auto answer = nlohmann::ordered_json::parse(s.text);
+    REQUIRE(answer.is_object());
+    CHECK(answer.begin().key() == "z");
+    CHECK(answer["z"].is_boolean());
+    CHECK((answer["a"] == "x" || answer["a"] == "y"));
+    REQUIRE(answer["n"].is_array());
+    CHECK(answer["n"].size() <= 3);
+    for (const auto& n : answer["n"]) CHECK(n.is_number_integer());
+
+    const std::string llama = R"({"prompt": "The answer as JSON:", "json_schema": {"enum": ["yes", "no"]},
+        "n_predict": 20, "temperature": 0.8, "seed": 1})";
+    const auto res2 = client.Post("/completion", llama, "application/json");
+    REQUIRE(res2);
+    REQUIRE(res2->status == 200);
+    const auto content = json::parse(res2->body)["content"].get<std::string>();
+    CHECK((content == R"("yes")" || content == R"("no")"));
+}
+
 TEST_CASE("runner: tokenize and detokenize round trip") {
     Runner runner;
     auto client = runner.client();
@@ -283,6 +317,9 @@ TEST_CASE("runner: malformed requests, empty prompts, logprobs and uncuttable lo
         {json{{"Prompt", std::string(200, 'a') + " layer streaming"}, {"Options", {{"num_keep", -1}}}}.dump(),
          "more than the context of 16 can hold with room to answer, and num_keep -1 keeps them all"},
         {json{{"Prompt", "x"}, {"Options", {{"num_keep", -2}}}}.dump(), "\"num_keep\" must be an integer from -1"},
+        {R"({"Prompt": "x", "Format": {"type": "string", "pattern": "^a"}})",
+         "format: /pattern: JSON Schema keyword \"pattern\" is not supported"},
+        {R"({"Prompt": "x", "Format": "yaml"})", "format: \"yaml\" is neither \"json\" nor a JSON Schema object"},
     };
     for (const auto& row : rows) {
         CAPTURE(row.body);
@@ -293,7 +330,9 @@ TEST_CASE("runner: malformed requests, empty prompts, logprobs and uncuttable lo
         CHECK(res->body.find(row.reason) != std::string::npos);
         CHECK(std::count(res->body.begin(), res->body.end(), '\n') == 1);
     }
-    for (const char* body : {R"({"prompt": 5})", R"({"prompt": ""})", R"({"prompt": "x", "stream": "yes"})"}) {
+    for (const char* body :
+         {R"({"prompt": 5})", R"({"prompt": ""})", R"({"prompt": "x", "stream": "yes"})",
+          R"({"prompt": "x", "grammar": "root ::= \"a\""})", R"({"prompt": "x", "json_schema": "json"})"}) {
         CAPTURE(body);
         const auto res = client.Post("/v1/completions", body, "application/json");
         REQUIRE(res);

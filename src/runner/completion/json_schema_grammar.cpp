@@ -1,0 +1,288 @@
+#include "runner/completion/json_schema_grammar.h"
+
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <string>
+
+namespace runner {
+
+namespace {
+
+using grammar::byte;
+using grammar::bytes;
+using grammar::literal;
+using grammar::ref;
+using grammar::Sequence;
+using json = nlohmann::ordered_json;
+
+struct SchemaError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// Beyond this many repetitions a length or item count is not spelled out as rules.
+constexpr long long most_repetitions = 1000;
+
+const std::set<std::string> ignored = {
+    "title",   "description", "default",          "examples",         "$schema",    "$id",        "$comment",
+    "$defs",   "definitions", "deprecated",       "readOnly",         "writeOnly",  "format",     "minimum",
+    "maximum", "multipleOf",  "exclusiveMinimum", "exclusiveMaximum", "uniqueItems"};
+const std::set<std::string> supported = {"type",     "properties", "required",  "additionalProperties",
+                                         "items",    "minItems",   "maxItems",  "minLength",
+                                         "maxLength", "enum",      "const",     "anyOf",
+                                         "oneOf",    "allOf",      "$ref"};
+
+class SchemaGrammar {
+  public:
+    explicit SchemaGrammar(const json& root) : root_(root) { build_common(); }
+
+    grammar::Grammar any_object() {
+        g_.set_root(object_any_);
+        return std::move(g_);
+    }
+    grammar::Grammar schema() {
+        g_.set_root(value_of(root_, ""));
+        if (g_.left_recursive())
+            throw SchemaError("a $ref leads back to where it started before any value is written (\"A\": {\"$ref\": "
+                              "\"#/$defs/A\"}): no value could ever end");
+        return std::move(g_);
+    }
+
+  private:
+    // `sequence` optional: ε | sequence.
+    int optional(Sequence sequence) { return g_.add_rule({{}, std::move(sequence)}); }
+
+    // `item` between min and max times (max < 0: no limit).
+    Sequence repeat(const Sequence& item, long long min, long long max, const std::string& where) {
+        if (min > most_repetitions || max > most_repetitions)
+            throw SchemaError(where + ": more than " + std::to_string(most_repetitions) + " repetitions to constrain");
+        Sequence out;
+        for (long long i = 0; i < min; ++i) out = out + item;
+        if (max < 0) {
+            const int tail = g_.add_rule();
+            g_.add_alternative(tail, {});
+            g_.add_alternative(tail, item + Sequence{ref(tail)});
+            out.push_back(ref(tail));
+            return out;
+        }
+        int rest = -1;  // up to (max - min) more, built from the innermost
+        for (long long i = min; i < max; ++i) rest = optional(rest < 0 ? item : item + Sequence{ref(rest)});
+        if (rest >= 0) out.push_back(ref(rest));
+        return out;
+    }
+
+    void build_common() {
+        const Sequence digit = {bytes({{'0', '9'}})};
+        ws_ = g_.add_rule({{}, literal(" "), literal("\n") + repeat({bytes({{' ', ' '}, {'\t', '\t'}})}, 0, 20, "")});
+        const Sequence hex = {bytes({{'0', '9'}, {'a', 'f'}, {'A', 'F'}})};
+        const Sequence cont = {bytes({{0x80, 0xBF}})};
+        char_ = g_.add_rule({
+            {bytes({{0x20, 0x21}, {0x23, 0x5B}, {0x5D, 0x7F}})},
+            Sequence{bytes({{0xC2, 0xDF}})} + cont,
+            Sequence{bytes({{0xE0, 0xEF}})} + cont + cont,
+            Sequence{bytes({{0xF0, 0xF4}})} + cont + cont + cont,
+            Sequence{byte('\\'), bytes({{'"', '"'}, {'\\', '\\'}, {'/', '/'}, {'b', 'b'}, {'f', 'f'}, {'n', 'n'},
+                                         {'r', 'r'}, {'t', 't'}})},
+            literal("\\u") + hex + hex + hex + hex,
+        });
+        string_ = g_.add_rule({literal("\"") + repeat({ref(char_)}, 0, -1, "") + literal("\"")});
+        const int integral = g_.add_rule({literal("0"), Sequence{bytes({{'1', '9'}})} + repeat(digit, 0, 15, "")});
+        integer_ = g_.add_rule({Sequence{ref(optional(literal("-"))), ref(integral)}});
+        const int fraction = optional(literal(".") + repeat(digit, 1, 16, ""));
+        const int exponent =
+            optional(Sequence{bytes({{'e', 'e'}, {'E', 'E'}}), ref(optional({bytes({{'-', '-'}, {'+', '+'}})}))} +
+                     repeat(digit, 1, 3, ""));
+        number_ = g_.add_rule({Sequence{ref(integer_), ref(fraction), ref(exponent)}});
+        boolean_ = g_.add_rule({literal("true"), literal("false")});
+        null_ = g_.add_rule({literal("null")});
+        value_ = g_.add_rule();
+        object_any_ = object_of_values(value_, "");
+        array_any_ = array_of(value_, 0, -1, "");
+        for (const int r : {object_any_, array_any_, string_, number_, boolean_, null_})
+            g_.add_alternative(value_, {ref(r)});
+    }
+
+    // "{" members with any names, each value matching `value` "}".
+    int object_of_values(int value, const std::string&) {
+        const Sequence member = Sequence{ref(string_), ref(ws_), byte(':'), ref(ws_), ref(value), ref(ws_)};
+        const Sequence more = repeat(literal(",") + Sequence{ref(ws_)} + member, 0, -1, "");
+        return g_.add_rule({literal("{") + Sequence{ref(ws_), ref(optional(member + more))} + literal("}")});
+    }
+
+    int array_of(int item_rule, long long min, long long max, const std::string& where) {
+        const Sequence item = {ref(item_rule), ref(ws_)};
+        if (max == 0) return g_.add_rule({literal("[") + Sequence{ref(ws_)} + literal("]")});
+        const Sequence more = literal(",") + Sequence{ref(ws_)} + item;
+        const Sequence list = item + repeat(more, std::max(0LL, min - 1), max < 0 ? -1 : max - 1, where);
+        const Sequence body = min == 0 ? Sequence{ref(optional(list))} : list;
+        return g_.add_rule({literal("[") + Sequence{ref(ws_)} + body + literal("]")});
+    }
+
+    static long long count(const json& schema, const char* key, long long fallback, const std::string& where) {
+        if (!schema.contains(key)) return fallback;
+        if (!schema[key].is_number_integer() || schema[key].get<long long>() < 0)
+            throw SchemaError(where + "/" + key + ": must be a non-negative integer");
+        return schema[key].get<long long>();
+    }
+
+    int value_of(const json& schema, const std::string& where) {
+        if (schema.is_boolean()) {
+            if (schema.get<bool>()) return value_;
+            throw SchemaError((where.empty() ? "/" : where) + ": the schema false admits no value");
+        }
+        if (!schema.is_object()) throw SchemaError((where.empty() ? "/" : where) + ": a schema must be an object");
+        for (const auto& [key, _] : schema.items())
+            if (!ignored.count(key) && !supported.count(key))
+                throw SchemaError(where + "/" + key + ": JSON Schema keyword \"" + key + "\" is not supported");
+        if (schema.contains("$ref")) return reference(schema, where);
+        if (schema.contains("const")) return g_.add_rule({literal(schema["const"].dump())});
+        if (schema.contains("enum")) {
+            if (!schema["enum"].is_array() || schema["enum"].empty())
+                throw SchemaError(where + "/enum: must be a non-empty array");
+            std::vector<Sequence> values;
+            for (const auto& v : schema["enum"]) values.push_back(literal(v.dump()));
+            return g_.add_rule(std::move(values));
+        }
+        for (const char* any : {"anyOf", "oneOf"})
+            if (schema.contains(any)) return alternatives(schema[any], where + "/" + any);
+        if (schema.contains("allOf")) {
+            if (!schema["allOf"].is_array() || schema["allOf"].size() != 1)
+                throw SchemaError(where + "/allOf: only an allOf of one schema is supported");
+            return value_of(schema["allOf"][0], where + "/allOf/0");
+        }
+        if (!schema.contains("type")) {
+            for (const char* key : {"properties", "required", "additionalProperties"})
+                if (schema.contains(key)) return typed("object", schema, where);
+            for (const char* key : {"items", "minItems", "maxItems"})
+                if (schema.contains(key)) return typed("array", schema, where);
+            for (const char* key : {"minLength", "maxLength"})
+                if (schema.contains(key)) return typed("string", schema, where);
+            return value_;
+        }
+        const json& type = schema["type"];
+        if (type.is_string()) return typed(type.get<std::string>(), schema, where);
+        if (!type.is_array() || type.empty())
+            throw SchemaError(where + "/type: must be a type name or a non-empty array of them");
+        const int rule = g_.add_rule();
+        for (const auto& t : type) {
+            if (!t.is_string()) throw SchemaError(where + "/type: must be a type name or a non-empty array of them");
+            g_.add_alternative(rule, {ref(typed(t.get<std::string>(), schema, where))});
+        }
+        return rule;
+    }
+
+    int alternatives(const json& list, const std::string& where) {
+        if (!list.is_array() || list.empty()) throw SchemaError(where + ": must be a non-empty array of schemas");
+        const int rule = g_.add_rule();
+        for (std::size_t i = 0; i < list.size(); ++i)
+            g_.add_alternative(rule, {ref(value_of(list[i], where + "/" + std::to_string(i)))});
+        return rule;
+    }
+
+    int reference(const json& schema, const std::string& where) {
+        const json& target = schema["$ref"];
+        if (!target.is_string() || target.get<std::string>().rfind('#', 0) != 0)
+            throw SchemaError(where + "/$ref: only references into the same schema (\"#/...\") are supported");
+        const std::string pointer = target.get<std::string>().substr(1);
+        if (const auto known = refs_.find(pointer); known != refs_.end()) return known->second;
+        const int rule = g_.add_rule();
+        refs_[pointer] = rule;  // before the target is built: it may refer to itself
+        const json* resolved = nullptr;
+        try {
+            resolved = &root_.at(json::json_pointer(pointer));
+        } catch (const json::exception&) {
+            throw SchemaError(where + "/$ref: \"" + target.get<std::string>() + "\" points at nothing in the schema");
+        }
+        g_.add_alternative(rule, {ref(value_of(*resolved, pointer))});
+        return rule;
+    }
+
+    int typed(const std::string& type, const json& schema, const std::string& where) {
+        if (type == "object") return object(schema, where);
+        if (type == "array") {
+            const int item = schema.contains("items") ? value_of(schema["items"], where + "/items") : value_;
+            return array_of(item, count(schema, "minItems", 0, where), count(schema, "maxItems", -1, where), where);
+        }
+        if (type == "string") {
+            if (!schema.contains("minLength") && !schema.contains("maxLength")) return string_;
+            const Sequence chars = repeat({ref(char_)}, count(schema, "minLength", 0, where),
+                                          count(schema, "maxLength", -1, where), where);
+            return g_.add_rule({literal("\"") + chars + literal("\"")});
+        }
+        if (type == "number") return number_;
+        if (type == "integer") return integer_;
+        if (type == "boolean") return boolean_;
+        if (type == "null") return null_;
+        throw SchemaError(where + "/type: unknown type \"" + type + "\"");
+    }
+
+    int object(const json& schema, const std::string& where) {
+        const json extra = schema.value("additionalProperties", json(true));
+        if (!schema.contains("properties")) {
+            if (extra.is_boolean() && !extra.get<bool>())
+                return g_.add_rule({literal("{") + Sequence{ref(ws_)} + literal("}")});
+            return extra.is_boolean() ? object_any_
+                                      : object_of_values(value_of(extra, where + "/additionalProperties"), where);
+        }
+        const json& properties = schema["properties"];
+        if (!properties.is_object()) throw SchemaError(where + "/properties: must be an object");
+        if (schema.contains("additionalProperties") && !(extra.is_boolean() && !extra.get<bool>()))
+            throw SchemaError(where + "/additionalProperties: only false is supported beside properties");
+        std::set<std::string> required;
+        if (schema.contains("required")) {
+            if (!schema["required"].is_array()) throw SchemaError(where + "/required: must be an array of names");
+            for (const auto& name : schema["required"]) {
+                if (!name.is_string() || !properties.contains(name.get<std::string>()))
+                    throw SchemaError(where + "/required: " + name.dump() + " is not one of the properties");
+                required.insert(name.get<std::string>());
+            }
+        }
+        // In the schema's order (an ordered_json keeps it): the order the model is asked to write in.
+        std::vector<std::pair<Sequence, bool>> members;  // a member's bytes, and whether it is required
+        for (const auto& [name, sub] : properties.items()) {
+            const int value = value_of(sub, where + "/properties/" + name);
+            members.emplace_back(literal(json(name).dump()) + Sequence{ref(ws_), byte(':'), ref(ws_), ref(value), ref(ws_)},
+                                 required.count(name) > 0);
+        }
+        std::map<std::pair<std::size_t, bool>, int> rest;
+        // The members from i on, `first`: none written yet (no comma before the next).
+        const auto members_from = [&](auto& self, std::size_t i, bool first) -> int {
+            if (const auto known = rest.find({i, first}); known != rest.end()) return known->second;
+            const int rule = g_.add_rule();
+            rest[{i, first}] = rule;
+            bool all_optional = true;
+            for (std::size_t j = i; j < members.size(); ++j) {
+                const Sequence comma = first ? Sequence{} : literal(",") + Sequence{ref(ws_)};
+                g_.add_alternative(rule, comma + members[j].first + Sequence{ref(self(self, j + 1, false))});
+                if (members[j].second) {
+                    all_optional = false;
+                    break;
+                }
+            }
+            if (all_optional) g_.add_alternative(rule, {});
+            return rule;
+        };
+        return g_.add_rule({literal("{") + Sequence{ref(ws_), ref(members_from(members_from, 0, true))} + literal("}")});
+    }
+
+    const json& root_;
+    grammar::Grammar g_;
+    std::map<std::string, int> refs_;
+    int ws_ = -1, char_ = -1, string_ = -1, integer_ = -1, number_ = -1, boolean_ = -1, null_ = -1, value_ = -1;
+    int object_any_ = -1, array_any_ = -1;
+};
+
+}  // namespace
+
+common::Result<std::optional<grammar::Grammar>> format_grammar(const nlohmann::ordered_json& format) {
+    if (format.is_null() || format == "") return std::optional<grammar::Grammar>{};
+    try {
+        if (format == "json") return std::optional<grammar::Grammar>{SchemaGrammar(format).any_object()};
+        if (format.is_object()) return std::optional<grammar::Grammar>{SchemaGrammar(format).schema()};
+    } catch (const SchemaError& e) {
+        return common::make_error(std::string("format: ") + e.what());
+    }
+    return common::make_error("format: " + format.dump() + " is neither \"json\" nor a JSON Schema object");
+}
+
+}  // namespace runner

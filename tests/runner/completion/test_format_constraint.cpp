@@ -1,0 +1,143 @@
+// Structured output on a real tiny model and its byte-level tokenizer (tests/fixtures/models/qwen2-bias-tied):
+// which tokens the constraint lets through, and complete()'s answers under a schema, greedy and sampled,
+// parsed back and checked against it.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "runner/completion/completion.h"
+#include "runner/completion/format_constraint.h"
+#include "runner/completion/json_schema_grammar.h"
+#include "runner/engine/transformer.h"
+#include "runner/model/hf_folder.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using nlohmann::ordered_json;
+
+namespace {
+
+const fs::path model_dir = fs::path(OAR_FIXTURES) / "models" / "qwen2-bias-tied";
+
+tokenizer::Tokenizer load_tokenizer() {
+    return std::move(tokenizer::Tokenizer::load(model_dir / "tokenizer.json", model_dir / "tokenizer_config.json"))
+        .value();
+}
+
+runner::grammar::Grammar grammar_of(const char* format) {
+    return std::move(runner::format_grammar(ordered_json::parse(format)).value()).value();
+}
+
+constexpr const char* person = R"({"type": "object", "properties": {
+    "name": {"type": "string", "maxLength": 6}, "age": {"type": "integer"},
+    "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "maxItems": 2}}, "required": ["name", "age", "tags"]})";
+
+// What the schema above asks, checked on the parsed answer.
+void check_person(const std::string& text) {
+    INFO(text);
+    const json j = json::parse(text);  // throws, failing the test, when it is not JSON
+    REQUIRE(j.is_object());
+    CHECK(j.size() == 3);
+    REQUIRE(j["name"].is_string());
+    CHECK(j["name"].get<std::string>().size() <= 6 * 4);
+    CHECK(j["age"].is_number_integer());
+    REQUIRE(j["tags"].is_array());
+    CHECK(j["tags"].size() <= 2);
+    for (const auto& t : j["tags"]) CHECK((t == "a" || t == "b"));
+    CHECK(text.find("\"name\"") < text.find("\"age\""));
+}
+
+}  // namespace
+
+TEST_CASE("format constraint: only tokens whose text continues the grammar, an end only once it is whole") {
+    const auto tok = load_tokenizer();
+    const std::int32_t eos = 7;
+    runner::FormatConstraint c(grammar_of(R"({"enum": ["ab", "abc"]})"), tok, {eos});
+    const auto& pieces = tok.pieces();
+    std::vector<float> logits(tok.vocab_size(), 1.0f);
+    c.mask(logits);
+    std::size_t allowed = 0;
+    for (std::size_t id = 0; id < logits.size(); ++id) {
+        if (std::isinf(logits[id])) continue;
+        ++allowed;
+        REQUIRE(pieces[id]);
+        CHECK(pieces[id]->front() == '"');
+        CHECK(c.allows(static_cast<std::int32_t>(id)));
+    }
+    CHECK(allowed > 0);
+    CHECK_FALSE(c.allows(eos));
+    const auto quote = tok.token_to_id("\"");
+    REQUIRE(quote);
+    c.accept(*quote);
+    for (const char* part : {"a", "b"}) {
+        const auto id = tok.token_to_id(part);
+        REQUIRE(id);
+        CHECK(c.allows(*id));
+        c.accept(*id);
+    }
+    CHECK_FALSE(c.complete());
+    c.accept(*quote);
+    CHECK(c.complete());
+    CHECK(c.allows(eos));
+    // "ab" closed: nothing but the end may follow, and the mask says so.
+    std::vector<float> after(tok.vocab_size(), 1.0f);
+    c.mask(after);
+    CHECK(std::count_if(after.begin(), after.end(), [](float l) { return !std::isinf(l); }) == 1);
+    CHECK(after[eos] == 1.0f);
+}
+
+// No piece holds the byte 0xFF: alone it is not UTF-8, and pieces are whole characters.
+TEST_CASE("format constraint: a grammar no token can continue leaves the end of text, never an empty choice") {
+    const auto tok = load_tokenizer();
+    runner::grammar::Grammar g;
+    g.set_root(g.add_rule({runner::grammar::Sequence{runner::grammar::bytes({{0xFF, 0xFF}})}}));
+    runner::FormatConstraint c(g, tok, {7});
+    std::vector<float> logits(tok.vocab_size(), 1.0f);
+    c.mask(logits);
+    CHECK(std::count_if(logits.begin(), logits.end(), [](float l) { return !std::isinf(l); }) == 1);
+    CHECK(logits[7] == 0.0f);
+    CHECK_FALSE(c.allows(7));  // the end is the mask's way out, not a choice beside others
+}
+
+TEST_CASE("format constraint: a tiny random model answers in the schema, greedy and sampled") {
+    auto source = std::move(runner::open_hf_folder(model_dir)).value();
+    runner::Transformer model{*source, std::move(runner::bind_weights(*source)).value(), 512, 2};
+    const auto tok = load_tokenizer();
+    std::vector<std::int32_t> prompt;
+    for (const auto id : tok.encode("A person as JSON:")) prompt.push_back(id);
+    for (const float temperature : {0.0f, 1.0f, 1.5f}) {
+        for (std::uint64_t seed = 1; seed <= (temperature > 0 ? 3u : 1u); ++seed) {
+            runner::CompletionParams params;
+            params.sampling.temperature = temperature;
+            params.sampling.top_k = 0;
+            params.sampling.top_p = 1;
+            params.sampling.seed = seed;
+            params.num_predict = 400;
+            params.format = grammar_of(person);
+            runner::KvSequence sequence(model);
+            std::string text;
+            auto done = runner::complete(sequence, &tok, prompt, params, [&](const std::string& piece) {
+                text += piece;
+                return true;
+            });
+            REQUIRE_MESSAGE(done.ok(), (done.ok() ? "" : done.error().message));
+            INFO("temperature " << temperature << ", seed " << seed);
+            CHECK(done->finish == runner::Finish::eos);
+            check_person(text);
+        }
+    }
+}
+
+TEST_CASE("format constraint: a format without the model's tokenizer is an error") {
+    auto source = std::move(runner::open_hf_folder(model_dir)).value();
+    runner::Transformer model{*source, std::move(runner::bind_weights(*source)).value(), 64, 2};
+    runner::CompletionParams params;
+    params.format = grammar_of(R"("json")");
+    runner::KvSequence sequence(model);
+    const std::vector<std::int32_t> prompt = {1, 2, 3};
+    auto done = runner::complete(sequence, nullptr, prompt, params, [](const std::string&) { return true; });
+    REQUIRE_FALSE(done.ok());
+    CHECK(done.error().message.find("tokenizer") != std::string::npos);
+}
