@@ -1,6 +1,7 @@
 #include "runner/completion/grammar.h"
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <stdexcept>
 

@@ -4,7 +4,6 @@
 // drops the others. The grammars come from json_schema_grammar, which writes no left recursion.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <memory>
 #include <string_view>
@@ -42,7 +41,7 @@ class Grammar {
 
     // Flattened for the matcher: every alternative's symbols followed by an end marker.
     struct Flat {
-        std::vector<Symbol> symbols;  // rule == -2 marks a sequence's end
+        std::vector<Symbol> symbols;           // rule == -2 marks a sequence's end
         std::vector<std::vector<int>> starts;  // [rule]: where each alternative begins in `symbols`
     };
     Flat flatten() const;

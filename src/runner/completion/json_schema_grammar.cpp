@@ -24,13 +24,13 @@ struct SchemaError : std::runtime_error {
 constexpr long long most_repetitions = 1000;
 
 const std::set<std::string> ignored = {
-    "title",   "description", "default",          "examples",         "$schema",    "$id",        "$comment",
-    "$defs",   "definitions", "deprecated",       "readOnly",         "writeOnly",  "format",     "minimum",
+    "title",   "description", "default",          "examples",         "$schema",    "$id",    "$comment",
+    "$defs",   "definitions", "deprecated",       "readOnly",         "writeOnly",  "format", "minimum",
     "maximum", "multipleOf",  "exclusiveMinimum", "exclusiveMaximum", "uniqueItems"};
-const std::set<std::string> supported = {"type",     "properties", "required",  "additionalProperties",
-                                         "items",    "minItems",   "maxItems",  "minLength",
-                                         "maxLength", "enum",      "const",     "anyOf",
-                                         "oneOf",    "allOf",      "$ref"};
+const std::set<std::string> supported = {"type",      "properties", "required", "additionalProperties",
+                                         "items",     "minItems",   "maxItems", "minLength",
+                                         "maxLength", "enum",       "const",    "anyOf",
+                                         "oneOf",     "allOf",      "$ref"};
 
 class SchemaGrammar {
   public:
@@ -43,8 +43,9 @@ class SchemaGrammar {
     grammar::Grammar schema() {
         g_.set_root(value_of(root_, ""));
         if (g_.left_recursive())
-            throw SchemaError("a $ref leads back to where it started before any value is written (\"A\": {\"$ref\": "
-                              "\"#/$defs/A\"}): no value could ever end");
+            throw SchemaError(
+                "a $ref leads back to where it started before any value is written (\"A\": {\"$ref\": "
+                "\"#/$defs/A\"}): no value could ever end");
         return std::move(g_);
     }
 
@@ -81,8 +82,14 @@ class SchemaGrammar {
             Sequence{bytes({{0xC2, 0xDF}})} + cont,
             Sequence{bytes({{0xE0, 0xEF}})} + cont + cont,
             Sequence{bytes({{0xF0, 0xF4}})} + cont + cont + cont,
-            Sequence{byte('\\'), bytes({{'"', '"'}, {'\\', '\\'}, {'/', '/'}, {'b', 'b'}, {'f', 'f'}, {'n', 'n'},
-                                         {'r', 'r'}, {'t', 't'}})},
+            Sequence{byte('\\'), bytes({{'"', '"'},
+                                        {'\\', '\\'},
+                                        {'/', '/'},
+                                        {'b', 'b'},
+                                        {'f', 'f'},
+                                        {'n', 'n'},
+                                        {'r', 'r'},
+                                        {'t', 't'}})},
             literal("\\u") + hex + hex + hex + hex,
         });
         string_ = g_.add_rule({literal("\"") + repeat({ref(char_)}, 0, -1, "") + literal("\"")});
@@ -96,14 +103,14 @@ class SchemaGrammar {
         boolean_ = g_.add_rule({literal("true"), literal("false")});
         null_ = g_.add_rule({literal("null")});
         value_ = g_.add_rule();
-        object_any_ = object_of_values(value_, "");
+        object_any_ = object_of_values(value_);
         array_any_ = array_of(value_, 0, -1, "");
         for (const int r : {object_any_, array_any_, string_, number_, boolean_, null_})
             g_.add_alternative(value_, {ref(r)});
     }
 
     // "{" members with any names, each value matching `value` "}".
-    int object_of_values(int value, const std::string&) {
+    int object_of_values(int value) {
         const Sequence member = Sequence{ref(string_), ref(ws_), byte(':'), ref(ws_), ref(value), ref(ws_)};
         const Sequence more = repeat(literal(",") + Sequence{ref(ws_)} + member, 0, -1, "");
         return g_.add_rule({literal("{") + Sequence{ref(ws_), ref(optional(member + more))} + literal("}")});
@@ -222,7 +229,7 @@ class SchemaGrammar {
             if (extra.is_boolean() && !extra.get<bool>())
                 return g_.add_rule({literal("{") + Sequence{ref(ws_)} + literal("}")});
             return extra.is_boolean() ? object_any_
-                                      : object_of_values(value_of(extra, where + "/additionalProperties"), where);
+                                      : object_of_values(value_of(extra, where + "/additionalProperties"));
         }
         const json& properties = schema["properties"];
         if (!properties.is_object()) throw SchemaError(where + "/properties: must be an object");
@@ -241,8 +248,9 @@ class SchemaGrammar {
         std::vector<std::pair<Sequence, bool>> members;  // a member's bytes, and whether it is required
         for (const auto& [name, sub] : properties.items()) {
             const int value = value_of(sub, where + "/properties/" + name);
-            members.emplace_back(literal(json(name).dump()) + Sequence{ref(ws_), byte(':'), ref(ws_), ref(value), ref(ws_)},
-                                 required.count(name) > 0);
+            members.emplace_back(
+                literal(json(name).dump()) + Sequence{ref(ws_), byte(':'), ref(ws_), ref(value), ref(ws_)},
+                required.count(name) > 0);
         }
         std::map<std::pair<std::size_t, bool>, int> rest;
         // The members from i on, `first`: none written yet (no comma before the next).
@@ -262,7 +270,8 @@ class SchemaGrammar {
             if (all_optional) g_.add_alternative(rule, {});
             return rule;
         };
-        return g_.add_rule({literal("{") + Sequence{ref(ws_), ref(members_from(members_from, 0, true))} + literal("}")});
+        return g_.add_rule(
+            {literal("{") + Sequence{ref(ws_), ref(members_from(members_from, 0, true))} + literal("}")});
     }
 
     const json& root_;

@@ -89,8 +89,8 @@ TEST_CASE("format schema: enum, const, anyOf, several types and pydantic's Optio
     CHECK(takes(nullable, R"("x")"));
     CHECK(takes(nullable, "null"));
     CHECK_FALSE(takes(nullable, "1"));
-    const auto optional = grammar_of(
-        R"({"anyOf": [{"type": "integer"}, {"type": "null"}], "default": null, "title": "Age"})");
+    const auto optional =
+        grammar_of(R"({"anyOf": [{"type": "integer"}, {"type": "null"}], "default": null, "title": "Age"})");
     CHECK(takes(optional, "42"));
     CHECK(takes(optional, "null"));
     CHECK_FALSE(takes(optional, "4.2"));
@@ -107,7 +107,7 @@ TEST_CASE("format schema: array and string lengths, counted in items and charact
     const auto code = grammar_of(R"({"type": "string", "minLength": 2, "maxLength": 3})");
     CHECK(takes(code, R"("ab")"));
     CHECK(takes(code, R"("abc")"));
-    CHECK(takes(code, R"("éa")"));      // two characters, three bytes
+    CHECK(takes(code, R"("éa")"));        // two characters, three bytes
     CHECK(takes(code, R"("\n\u00e9")"));  // escapes are one character each
     CHECK_FALSE(takes(code, R"("a")"));
     CHECK_FALSE(takes(code, R"("abcd")"));
@@ -139,8 +139,7 @@ TEST_CASE("format: what it cannot enforce is an error naming the keyword and whe
     CHECK(error_of(R"({"$ref": "https://example.com/s.json"})").find("same schema") != std::string::npos);
     CHECK(error_of("5") == "format: 5 is neither \"json\" nor a JSON Schema object");
     CHECK(error_of(R"("yaml")").find("neither") != std::string::npos);
-    CHECK(error_of(R"({"properties": {"a": false}})") ==
-          "format: /properties/a: the schema false admits no value");
+    CHECK(error_of(R"({"properties": {"a": false}})") == "format: /properties/a: the schema false admits no value");
     CHECK(error_of(R"({"properties": {"a": {}}, "additionalProperties": true})").find("only false") !=
           std::string::npos);
     CHECK(error_of(R"({"properties": {"a": {}}, "required": ["b"]})").find("\"b\" is not one of the properties") !=
@@ -149,9 +148,10 @@ TEST_CASE("format: what it cannot enforce is an error naming the keyword and whe
     CHECK(error_of(R"({"type": "string", "maxLength": 100000})").find("repetitions") != std::string::npos);
     CHECK(error_of(R"({"allOf": [{}, {}]})").find("one schema") != std::string::npos);
     CHECK(error_of(R"({"enum": []})").find("non-empty") != std::string::npos);
-    for (const char* loop : {R"({"$defs": {"A": {"$ref": "#/$defs/A"}}, "$ref": "#/$defs/A"})",
-                             R"({"anyOf": [{"type": "null"}, {"$ref": "#"}]})",
-                             R"({"$defs": {"A": {"anyOf": [{"$ref": "#/$defs/B"}]}, "B": {"allOf": [{"$ref": "#/$defs/A"}]}},
+    for (const char* loop :
+         {R"({"$defs": {"A": {"$ref": "#/$defs/A"}}, "$ref": "#/$defs/A"})",
+          R"({"anyOf": [{"type": "null"}, {"$ref": "#"}]})",
+          R"({"$defs": {"A": {"anyOf": [{"$ref": "#/$defs/B"}]}, "B": {"allOf": [{"$ref": "#/$defs/A"}]}},
                                  "$ref": "#/$defs/B"})"})
         CHECK_MESSAGE(error_of(loop).find("leads back") != std::string::npos, loop);
 }

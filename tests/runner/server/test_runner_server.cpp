@@ -460,13 +460,22 @@ TEST_CASE("runner: a chunked body is refused before it is read") {
 }
 
 TEST_CASE("runner: the completion request fuzzing corpus parses or fails with a reason") {
-    int ok = 0, failed = 0;
+    int ok = 0, failed = 0, formats = 0;
     for (const auto& entry : fs::directory_iterator(OAR_COMPLETION_CORPUS)) {
         CAPTURE(entry.path().filename().string());
         const auto request = runner_server::parse_completion_request(test_support::read_file(entry.path()));
         if (request.ok()) {
             ++ok;
             CHECK(request->completion.sampling.top_p <= 1);
+            if (!request->completion.format) continue;
+            // As the fuzzer drives it: the format's matcher follows the prompt's bytes as its next-byte
+            // sets say.
+            ++formats;
+            runner::grammar::Matcher matcher(*request->completion.format);
+            for (const char c : request->prompt) {
+                const bool next = matcher.first_bytes()[static_cast<std::uint8_t>(c)];
+                REQUIRE(matcher.accept({&c, 1}) == next);
+            }
         } else {
             ++failed;
             CHECK_FALSE(request.error().message.empty());
@@ -474,6 +483,7 @@ TEST_CASE("runner: the completion request fuzzing corpus parses or fails with a 
     }
     CHECK(ok > 0);
     CHECK(failed > 0);
+    CHECK(formats > 0);
 }
 
 TEST_CASE("runner: two clients at once both get their whole answer, and a client that leaves frees the model") {
