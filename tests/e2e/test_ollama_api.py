@@ -128,6 +128,23 @@ class OllamaApi(unittest.TestCase):
         self.assertGreaterEqual(status, 400)
         self.assertIn("pattern", text)
 
+    def test_logprobs_reach_the_user_one_per_token(self):
+        body = {"model": "chat", "prompt": "ROCm runs on", "raw": True, "stream": False, "logprobs": True,
+                "top_logprobs": 2}
+        whole = self.server.post_json("/api/generate", body)
+        self.assertEqual(whole["response"], self.expect("ROCm runs on"))
+        logprobs = whole["logprobs"]
+        self.assertEqual(len(logprobs), whole["eval_count"])
+        self.assertEqual("".join(l["token"] for l in logprobs), whole["response"])
+        for l in logprobs:
+            self.assertLessEqual(l["logprob"], 0)
+            self.assertEqual(len(l["top_logprobs"]), 2)
+            # Greedy: the token is the most likely one.
+            self.assertEqual(l["top_logprobs"][0]["token"], l["token"])
+        parts = self.server.post_lines("/api/generate", dict(body, stream=True))
+        self.assertEqual([l["token"] for p in parts for l in p.get("logprobs") or []],
+                         [l["token"] for l in logprobs])
+
     def test_openai_chat_completions_streamed_and_not(self):
         messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}]
         want = self.expect(llama3_prompt(messages))

@@ -182,9 +182,9 @@ int run_generate(const std::vector<std::string>& args, CommandIo io) {
     runner::CompletionParams params{sp, n_predict, stops, std::move(format)};
     runner::KvSequence sequence(*engine->model);
     const auto done =
-        runner::complete(sequence, tok ? &*tok : nullptr, prompt_ids, params, [&](const std::string& piece) {
-            text += piece;
-            if (!json) io.out << piece << std::flush;
+        runner::complete(sequence, tok ? &*tok : nullptr, prompt_ids, params, [&](const runner::Piece& piece) {
+            text += piece.text;
+            if (!json) io.out << piece.text << std::flush;
             return true;
         });
     if (!done) {

@@ -2,6 +2,7 @@
 
 #include <limits>
 #include <optional>
+#include <utility>
 
 #include "runner/completion/format_constraint.h"
 #include "runner/completion/stop_matcher.h"
@@ -29,9 +30,11 @@ common::Result<CompletionOutcome> complete(KvSequence& sequence, const tokenizer
     StopMatcher stops(tok ? params.stop : std::vector<std::string>{});
     std::optional<common::Error> failure;
     bool client_left = false;
-    // Text that is ready goes out; false when it cannot (the reader left).
+    std::vector<Logprob> logprobs;  // of the tokens whose text has not gone out yet
+    // Text that is ready goes out with the log-probabilities so far; false when it cannot (the reader left).
     const auto send = [&](const std::string& text) {
-        if (text.empty() || on_piece(text)) return true;
+        if (text.empty()) return true;
+        if (on_piece(Piece{text, std::exchange(logprobs, {})})) return true;
         client_left = true;
         return false;
     };
@@ -43,9 +46,18 @@ common::Result<CompletionOutcome> complete(KvSequence& sequence, const tokenizer
     }
     Sampler sampler(params.sampling, format ? &*format : nullptr);
     const int n_predict = params.num_predict < 0 ? std::numeric_limits<int>::max() : params.num_predict;
+    const auto text_of = [&](std::int32_t id) {
+        auto text = tok->decode(std::span<const std::int32_t>(&id, 1));
+        return TokenLogprob{text ? std::move(*text) : std::string(), 0};
+    };
     auto result =
         generate(sequence, prompt, n_predict, sampler, sequence.model().config().eos_ids, [&](std::int32_t id) {
             if (!decoder) return true;
+            if (const auto& step = sampler.last_logprobs()) {
+                Logprob& l = logprobs.emplace_back(Logprob{text_of(id), {}});
+                l.token.logprob = step->sampled.logprob;
+                for (const auto& t : step->top) l.top.push_back({text_of(t.id).token, t.logprob});
+            }
             auto piece = decoder->push(id);
             if (!piece) {
                 failure = piece.error();
@@ -77,6 +89,8 @@ common::Result<CompletionOutcome> complete(KvSequence& sequence, const tokenizer
             outcome.finish = Finish::client_left;
         else if (stops.stopped())
             outcome.finish = Finish::stop_string;
+        else if (!logprobs.empty() && !on_piece(Piece{{}, std::move(logprobs)}))
+            outcome.finish = Finish::client_left;
     }
     return outcome;
 }

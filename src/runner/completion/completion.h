@@ -47,8 +47,27 @@ struct CompletionOutcome {
     double decode_seconds = 0;
 };
 
+// A generated token's log-probability and those of the most likely tokens at its place (SamplingParams::logprobs),
+// each token's text decoded alone, as Ollama's runners report them.
+struct TokenLogprob {
+    std::string token;
+    double logprob = 0;
+};
+struct Logprob {
+    TokenLogprob token;
+    std::vector<TokenLogprob> top;
+};
+
+// Text ready to send, with the log-probabilities of the tokens generated since the last piece, when asked
+// for. The last piece may carry log-probabilities and no text; those still waiting when a stop string ends
+// the answer are dropped with the text held back.
+struct Piece {
+    std::string text;
+    std::vector<Logprob> logprobs;
+};
+
 // Returns false when whoever reads the text has gone; generation then ends.
-using PieceFn = std::function<bool(const std::string&)>;
+using PieceFn = std::function<bool(const Piece&)>;
 
 // `tok` may be null (a model without tokenizer.json, prompt given as ids): then no text is made and
 // stop strings do not apply. The prompt's prefix that `sequence` already holds is not run again.

@@ -72,14 +72,35 @@ Sampler::Sampler(const SamplingParams& params, TokenConstraint* constraint)
 // among the tokens the constraint allows.
 std::int32_t Sampler::sample(std::span<const float> logits, std::span<const std::int32_t> history) {
     std::int32_t id = pick(logits, history);
-    if (!constraint_) return id;
-    if (!constraint_->allows(id)) {
-        std::vector<float> masked(logits.begin(), logits.end());
-        constraint_->mask(masked);
-        id = pick(masked, history);
+    if (constraint_) {
+        if (!constraint_->allows(id)) {
+            std::vector<float> masked(logits.begin(), logits.end());
+            constraint_->mask(masked);
+            id = pick(masked, history);
+        }
+        constraint_->accept(id);
     }
-    constraint_->accept(id);
+    if (params_.logprobs >= 0) last_logprobs_ = logprobs_of(logits, id, params_.logprobs);
     return id;
+}
+
+StepLogprobs logprobs_of(std::span<const float> logits, std::int32_t sampled, int top) {
+    const float max_logit = *std::max_element(logits.begin(), logits.end());
+    double sum = 0;
+    for (const float l : logits) sum += std::exp(static_cast<double>(l - max_logit));
+    const float log_sum = max_logit + static_cast<float>(std::log(sum));
+    StepLogprobs out;
+    out.sampled = {sampled, logits[static_cast<std::size_t>(sampled)] - log_sum};
+    if (top <= 0) return out;
+    std::vector<IdLogprob> all(logits.size());
+    for (std::size_t i = 0; i < logits.size(); ++i) all[i] = {static_cast<std::int32_t>(i), logits[i] - log_sum};
+    const auto k = std::min(all.size(), static_cast<std::size_t>(top));
+    std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(k), all.end(),
+                      [](const IdLogprob& a, const IdLogprob& b) {
+                          return a.logprob > b.logprob || (a.logprob == b.logprob && a.id < b.id);
+                      });
+    out.top.assign(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(k));
+    return out;
 }
 
 std::int32_t Sampler::pick(std::span<const float> logits, std::span<const std::int32_t> history) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <span>
 #include <vector>
@@ -19,7 +20,21 @@ struct SamplingParams {
     float frequency_penalty = 0.0f;
     int penalty_last_n = 64;
     std::uint64_t seed = 0;
+    // >= 0: record each sampled token's log-probability and those of this many most likely tokens.
+    int logprobs = -1;
 };
+
+// Log-probabilities under the model's own distribution: the log-softmax of the raw logits, before
+// penalties, a format's mask or any other step (what Ollama's runners report).
+struct IdLogprob {
+    std::int32_t id = 0;
+    float logprob = 0;
+};
+struct StepLogprobs {
+    IdLogprob sampled;
+    std::vector<IdLogprob> top;  // most likely first; ties by id
+};
+StepLogprobs logprobs_of(std::span<const float> logits, std::int32_t sampled, int top);
 
 struct Candidate {
     std::int32_t id;
@@ -45,6 +60,8 @@ class Sampler {
     explicit Sampler(const SamplingParams& params, TokenConstraint* constraint = nullptr);
     // `history`: the prompt and the tokens generated so far.
     std::int32_t sample(std::span<const float> logits, std::span<const std::int32_t> history);
+    // The last sampled token's log-probabilities, when SamplingParams::logprobs asks for them.
+    const std::optional<StepLogprobs>& last_logprobs() const { return last_logprobs_; }
 
   private:
     std::int32_t pick(std::span<const float> logits, std::span<const std::int32_t> history);
@@ -52,6 +69,7 @@ class Sampler {
     SamplingParams params_;
     std::mt19937_64 rng_;
     TokenConstraint* constraint_;
+    std::optional<StepLogprobs> last_logprobs_;
 };
 
 // The steps, exposed for tests. Each keeps `c` sorted by logit, descending, where it sorts.

@@ -59,8 +59,6 @@ common::Result<CompletionRequest> parse_mlx(const json& body) {
     r.prompt = body["Prompt"].get<std::string>();
     if (body.contains("Media") && body["Media"].is_array() && !body["Media"].empty())
         return common::make_error("this model takes text only; the request carries images");
-    if (body.contains("Logprobs") && body["Logprobs"].is_boolean() && body["Logprobs"].get<bool>())
-        return common::make_error("ollama-airllm does not return log probabilities; ask without logprobs");
     static const json no_options = json::object();
     const json& options = body.contains("Options") && body["Options"].is_object() ? body["Options"] : no_options;
     if (body.contains("Options") && !body["Options"].is_null() && !body["Options"].is_object())
@@ -96,6 +94,14 @@ common::Result<CompletionRequest> parse_mlx(const json& body) {
         r.num_keep = static_cast<int>(num_keep);
     if (const auto why = read_stops(options, "stop", r.completion.stop); !why.empty()) problem = why;
     if (!problem.empty()) return common::make_error("Options: " + problem);
+    // Ollama's logprobs: the sampled token's, and TopLogprobs (0-20, as Ollama's API allows) most likely.
+    if (body.contains("Logprobs") && !body["Logprobs"].is_null() && !body["Logprobs"].is_boolean())
+        return common::make_error("\"Logprobs\" must be true or false");
+    long long top = 0;
+    read_integer(body, "TopLogprobs", 0, 20, top, problem);
+    if (!problem.empty()) return common::make_error(problem);
+    if (body.contains("Logprobs") && body["Logprobs"].is_boolean() && body["Logprobs"].get<bool>())
+        s.logprobs = static_cast<int>(top);
     return r;
 }
 

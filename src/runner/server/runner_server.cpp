@@ -25,6 +25,21 @@ using nlohmann::json;
 constexpr std::size_t max_request_bytes = 8u << 20;
 constexpr std::size_t worker_threads = 64;
 
+// Log-probabilities as Ollama's llm.Logprob marshals them; null when none were asked for.
+json logprobs_json(const std::vector<runner::Logprob>& logprobs) {
+    if (logprobs.empty()) return nullptr;
+    json out = json::array();
+    for (const auto& l : logprobs) {
+        json entry = {{"token", l.token.token}, {"logprob", l.token.logprob}};
+        if (!l.top.empty()) {
+            entry["top_logprobs"] = json::array();
+            for (const auto& t : l.top) entry["top_logprobs"].push_back({{"token", t.token}, {"logprob", t.logprob}});
+        }
+        out.push_back(std::move(entry));
+    }
+    return out;
+}
+
 void json_error(httplib::Response& res, int status, const std::string& message) {
     res.status = status;
     // A parse error quotes the bytes it stopped at, which need not be UTF-8.
@@ -243,7 +258,8 @@ void RunnerServer::install_routes() {
                   }
 
                   const bool mlx = request->dialect == Dialect::mlx;
-                  const auto line = [mlx](const std::string& content, bool done, const Outcome& o) {
+                  const auto line = [mlx](const runner::Piece& piece, bool done, const Outcome& o) {
+                      const std::string& content = piece.text;
                       if (mlx)
                           return json{{"Content", content},
                                       {"Done", done},
@@ -252,7 +268,7 @@ void RunnerServer::install_routes() {
                                       {"PromptEvalDuration", done ? ns(o.prompt_seconds) : 0},
                                       {"EvalCount", done ? o.generated : 0},
                                       {"EvalDuration", done ? ns(o.decode_seconds) : 0},
-                                      {"Logprobs", nullptr},
+                                      {"Logprobs", logprobs_json(piece.logprobs)},
                                       {"Error", o.error.empty() ? json(nullptr)
                                                                 : json{{"StatusCode", 500},
                                                                        {"Status", "500 Internal Server Error"},
@@ -282,7 +298,7 @@ void RunnerServer::install_routes() {
                       // serving ends only once every handler has returned.
                       const auto done = runner::complete(
                           *sequence_, tok_, *prompt, request->completion,
-                          [&](const std::string& piece) { return !stop_requested_.load() && emit(piece); });
+                          [&](const runner::Piece& piece) { return !stop_requested_.load() && emit(piece); });
                       if (!done) {
                           o.error = done.error().message;
                           return o;
@@ -298,12 +314,12 @@ void RunnerServer::install_routes() {
 
                   if (!mlx && !request->stream) {
                       std::string text;
-                      const auto o = run([&](const std::string& piece) {
-                          text += piece;
+                      const auto o = run([&](const runner::Piece& piece) {
+                          text += piece.text;
                           return true;
                       });
                       if (!o.error.empty()) return fail(500, o.error);
-                      res.set_content(line(text, true, o), "application/json");
+                      res.set_content(line(runner::Piece{text, {}}, true, o), "application/json");
                       return;
                   }
                   res.set_chunked_content_provider(
@@ -314,8 +330,8 @@ void RunnerServer::install_routes() {
                               return sink.is_writable() && sink.write(framed.data(), framed.size());
                           };
                           const auto o =
-                              run([&](const std::string& piece) { return send(line(piece, false, Outcome{})); });
-                          send(line("", true, o));
+                              run([&](const runner::Piece& piece) { return send(line(piece, false, Outcome{})); });
+                          send(line(runner::Piece{}, true, o));
                           sink.done();
                           return true;
                       });

@@ -43,8 +43,8 @@ struct Fixture {
         Run r;
         runner::KvSequence sequence(model);
         auto done =
-            runner::complete(sequence, with_tokenizer ? &tok : nullptr, prompt, params, [&](const std::string& p) {
-                r.pieces.push_back(p);
+            runner::complete(sequence, with_tokenizer ? &tok : nullptr, prompt, params, [&](const runner::Piece& p) {
+                r.pieces.push_back(p.text);
                 return r.pieces.size() < leave_after;
             });
         REQUIRE_MESSAGE(done.ok(), (done.ok() ? "" : done.error().message));
@@ -101,4 +101,46 @@ TEST_CASE("completion: with no limit the answer runs to the end of the context")
     const auto r = f.run(-1);
     CHECK(r.outcome.finish == runner::Finish::context);
     CHECK(r.outcome.ids.size() + f.prompt.size() == 64);
+}
+
+TEST_CASE("completion: logprobs come with the pieces, one per token, the greedy token the most likely") {
+    Fixture f;
+    runner::CompletionParams params;
+    params.sampling.temperature = 0;
+    params.sampling.logprobs = 3;
+    params.num_predict = 12;
+    runner::KvSequence sequence(f.model);
+    std::vector<runner::Logprob> all;
+    std::string text;
+    auto done = runner::complete(sequence, &f.tok, f.prompt, params, [&](const runner::Piece& p) {
+        text += p.text;
+        all.insert(all.end(), p.logprobs.begin(), p.logprobs.end());
+        return true;
+    });
+    REQUIRE(done.ok());
+    REQUIRE(all.size() == done->ids.size());
+    std::string joined;
+    for (std::size_t i = 0; i < all.size(); ++i) {
+        CAPTURE(i);
+        joined += all[i].token.token;
+        CHECK(all[i].token.logprob <= 0);
+        REQUIRE(all[i].top.size() == 3);
+        CHECK(all[i].top[0].token == all[i].token.token);
+        CHECK(all[i].top[0].logprob == doctest::Approx(all[i].token.logprob));
+        CHECK(all[i].top[0].logprob >= all[i].top[1].logprob);
+        CHECK(all[i].top[1].logprob >= all[i].top[2].logprob);
+    }
+    CHECK(joined == text);  // this vocabulary's tokens decode alone to what they add
+
+    runner::CompletionParams none = params;
+    none.sampling.logprobs = -1;
+    runner::KvSequence again(f.model);
+    bool any = false;
+    auto plain = runner::complete(again, &f.tok, f.prompt, none, [&](const runner::Piece& p) {
+        any = any || !p.logprobs.empty();
+        return true;
+    });
+    REQUIRE(plain.ok());
+    CHECK_FALSE(any);
+    CHECK(plain->ids == done->ids);
 }

@@ -118,8 +118,8 @@ TEST_CASE("format constraint: a tiny random model answers in the schema, greedy 
             params.format = grammar_of(person);
             runner::KvSequence sequence(model);
             std::string text;
-            auto done = runner::complete(sequence, &tok, prompt, params, [&](const std::string& piece) {
-                text += piece;
+            auto done = runner::complete(sequence, &tok, prompt, params, [&](const runner::Piece& piece) {
+                text += piece.text;
                 return true;
             });
             REQUIRE_MESSAGE(done.ok(), (done.ok() ? "" : done.error().message));
@@ -137,7 +137,7 @@ TEST_CASE("format constraint: a format without the model's tokenizer is an error
     params.format = grammar_of(R"("json")");
     runner::KvSequence sequence(model);
     const std::vector<std::int32_t> prompt = {1, 2, 3};
-    auto done = runner::complete(sequence, nullptr, prompt, params, [](const std::string&) { return true; });
+    auto done = runner::complete(sequence, nullptr, prompt, params, [](const runner::Piece&) { return true; });
     REQUIRE_FALSE(done.ok());
     CHECK(done.error().message.find("tokenizer") != std::string::npos);
 }

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <map>
 
 #include "runner/engine/sampling.h"
@@ -81,4 +82,37 @@ TEST_CASE("penalties lower tokens seen in the last N") {
     CHECK(c[1].logit == doctest::Approx(2.0f));  // token 1 is outside the window
     CHECK(c[2].logit == doctest::Approx(-1.0f * 2 - 0.5f - 0.5f));
     CHECK(c[3].logit == doctest::Approx(0.5f));
+}
+
+TEST_CASE("logprobs: the raw distribution's log-softmax, the most likely first, whatever the sampler did") {
+    const std::vector<float> logits = {1.0f, 3.0f, 2.0f, 3.0f, -50.0f};
+    double sum = 0;
+    for (const float l : logits) sum += std::exp(l);
+    const auto lp = runner::logprobs_of(logits, 2, 3);
+    CHECK(lp.sampled.id == 2);
+    CHECK(lp.sampled.logprob == doctest::Approx(2.0 - std::log(sum)).epsilon(1e-6));
+    REQUIRE(lp.top.size() == 3);
+    CHECK(lp.top[0].id == 1);  // ties by id
+    CHECK(lp.top[1].id == 3);
+    CHECK(lp.top[2].id == 2);
+    CHECK(lp.top[0].logprob == doctest::Approx(3.0 - std::log(sum)).epsilon(1e-6));
+    CHECK(runner::logprobs_of(logits, 4, 0).top.empty());
+    CHECK(runner::logprobs_of(logits, 4, 50).top.size() == logits.size());
+
+    // A sampler asked for them records the chosen token's, from the logits before its penalty.
+    runner::SamplingParams p;
+    p.temperature = 0;
+    p.repeat_penalty = 100;
+    p.penalty_last_n = 8;
+    p.logprobs = 2;
+    runner::Sampler sampler(p);
+    const std::vector<std::int32_t> history = {1, 3};
+    const auto id = sampler.sample(logits, history);
+    CHECK(id == 2);  // 1 and 3 penalized
+    REQUIRE(sampler.last_logprobs());
+    CHECK(sampler.last_logprobs()->sampled.logprob == doctest::Approx(lp.sampled.logprob));
+    CHECK(sampler.last_logprobs()->top[0].id == 1);
+    runner::Sampler quiet(runner::SamplingParams{});
+    static_cast<void>(quiet.sample(logits, history));
+    CHECK_FALSE(quiet.last_logprobs());
 }

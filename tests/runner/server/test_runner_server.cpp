@@ -282,6 +282,40 @@ TEST_CASE("runner: Ollama's format shapes the answer to its JSON Schema, in both
     CHECK((content == R"("yes")" || content == R"("no")"));
 }
 
+TEST_CASE("runner: logprobs come with the pieces as Ollama's llm.Logprob, one per generated token") {
+    Runner runner;
+    auto client = runner.client();
+    auto body = json::parse(mlx_request("The quick brown fox", 10));
+    body["Logprobs"] = true;
+    body["TopLogprobs"] = 2;
+    const auto res = client.Post("/v1/completions", body.dump(), "application/json");
+    REQUIRE(res);
+    REQUIRE(res->status == 200);
+    std::size_t entries = 0;
+    std::string tokens, text;
+    json done;
+    for (std::size_t start = 0; start < res->body.size();) {
+        const auto nl = res->body.find('\n', start);
+        const auto line = json::parse(res->body.substr(start, nl - start));
+        start = nl == std::string::npos ? res->body.size() : nl + 1;
+        text += line["Content"].get<std::string>();
+        if (line["Done"].get<bool>()) done = line;
+        if (line["Logprobs"].is_null()) continue;
+        for (const auto& l : line["Logprobs"]) {
+            ++entries;
+            tokens += l["token"].get<std::string>();
+            CHECK(l["logprob"].get<double>() <= 0);
+            REQUIRE(l["top_logprobs"].size() == 2);
+            CHECK(l["top_logprobs"][0]["logprob"].get<double>() >= l["logprob"].get<double>());
+        }
+    }
+    CHECK(entries == done["EvalCount"].get<std::size_t>());
+    CHECK(tokens == text);
+    const auto plain = client.Post("/v1/completions", mlx_request("The quick brown fox", 10), "application/json");
+    REQUIRE(plain);
+    CHECK(plain->body.find("\"Logprobs\":[") == std::string::npos);
+}
+
 TEST_CASE("runner: tokenize and detokenize round trip") {
     Runner runner;
     auto client = runner.client();
@@ -298,7 +332,7 @@ TEST_CASE("runner: tokenize and detokenize round trip") {
     CHECK(json::parse(llama->body)["tokens"] == rest);
 }
 
-TEST_CASE("runner: malformed requests, empty prompts, logprobs and uncuttable long prompts get 400") {
+TEST_CASE("runner: malformed requests, empty prompts, top logprobs past 20 and uncuttable long prompts get 400") {
     // Ollama's MLX client wraps a non-200 body verbatim in its own message, so that dialect gets the
     // reason as one plain line, as upstream's runner (http.Error) sends it; llama-server's gets JSON.
     Runner runner("16");
@@ -313,7 +347,9 @@ TEST_CASE("runner: malformed requests, empty prompts, logprobs and uncuttable lo
         {"[]", "the request must be a JSON object"},
         {R"({"text": "x"})", "the request has no \"Prompt\""},
         {mlx_request("", 4), "the prompt is empty"},
-        {json{{"Prompt", "x"}, {"Logprobs", true}, {"TopLogprobs", 2}}.dump(), "does not return log probabilities"},
+        {json{{"Prompt", "x"}, {"Logprobs", true}, {"TopLogprobs", 21}}.dump(),
+         "\"TopLogprobs\" must be an integer from 0 to 20"},
+        {json{{"Prompt", "x"}, {"Logprobs", "yes"}}.dump(), "\"Logprobs\" must be true or false"},
         {json{{"Prompt", std::string(200, 'a') + " layer streaming"}, {"Options", {{"num_keep", -1}}}}.dump(),
          "more than the context of 16 can hold with room to answer, and num_keep -1 keeps them all"},
         {json{{"Prompt", "x"}, {"Options", {{"num_keep", -2}}}}.dump(), "\"num_keep\" must be an integer from -1"},
