@@ -75,7 +75,9 @@ common::Result<std::optional<runner::grammar::Grammar>> read_format(const std::s
         text = std::move(*file);
     }
     const std::string where = from_file ? value.substr(1) : std::string("--format");
-    if (text == "json") return runner::format_grammar("json");
+    if (const auto word = text.find_first_not_of(" \t\r\n");
+        word != std::string::npos && text.compare(word, text.find_last_not_of(" \t\r\n") + 1 - word, "json") == 0)
+        return runner::format_grammar("json");
     nlohmann::ordered_json parsed;
     try {
         parsed = nlohmann::ordered_json::parse(text);

@@ -39,32 +39,48 @@ common::Result<CompletionOutcome> complete(KvSequence& sequence, const tokenizer
         return false;
     };
 
+    const auto& eos_ids = sequence.model().config().eos_ids;
     std::optional<FormatConstraint> format;
     if (params.format) {
         if (!tok) return common::make_error("a format needs the model's tokenizer to constrain its output");
-        format.emplace(*params.format, *tok, sequence.model().config().eos_ids);
+        if (eos_ids.empty()) return common::make_error("a format needs the model's end-of-text token, and it has none");
+        try {
+            format.emplace(*params.format, *tok, eos_ids);
+        } catch (const grammar::AmbiguityError& e) {
+            return common::make_error(e.what());
+        }
     }
     Sampler sampler(params.sampling, format ? &*format : nullptr);
     const int n_predict = params.num_predict < 0 ? std::numeric_limits<int>::max() : params.num_predict;
+    // A token's text beside its log-probability: as it continues the answer (a SentencePiece word keeps its
+    // space), else decoded alone.
     const auto text_of = [&](std::int32_t id) {
+        const auto& pieces = tok->pieces();
+        if (static_cast<std::size_t>(id) < pieces.size() && pieces[static_cast<std::size_t>(id)])
+            return *pieces[static_cast<std::size_t>(id)];
         auto text = tok->decode(std::span<const std::int32_t>(&id, 1));
-        return TokenLogprob{text ? std::move(*text) : std::string(), 0};
+        return text ? std::move(*text) : std::string();
     };
-    auto result =
-        generate(sequence, prompt, n_predict, sampler, sequence.model().config().eos_ids, [&](std::int32_t id) {
-            if (!decoder) return true;
-            if (const auto& step = sampler.last_logprobs()) {
-                Logprob& l = logprobs.emplace_back(Logprob{text_of(id), {}});
-                l.token.logprob = step->sampled.logprob;
-                for (const auto& t : step->top) l.top.push_back({text_of(t.id).token, t.logprob});
-            }
-            auto piece = decoder->push(id);
-            if (!piece) {
-                failure = piece.error();
-                return false;
-            }
-            return send(stops.push(*piece)) && !stops.stopped();
-        });
+    // A format's matcher can meet its grammar's ambiguity only as the answer goes on.
+    auto result = [&]() -> common::Result<GenerateResult> {
+        try {
+            return generate(sequence, prompt, n_predict, sampler, eos_ids, [&](std::int32_t id) {
+                if (!decoder) return true;
+                if (const auto& step = sampler.last_logprobs()) {
+                    Logprob& l = logprobs.emplace_back(Logprob{{text_of(id), step->sampled.logprob}, {}});
+                    for (const auto& t : step->top) l.top.push_back({text_of(t.id), t.logprob});
+                }
+                auto piece = decoder->push(id);
+                if (!piece) {
+                    failure = piece.error();
+                    return false;
+                }
+                return send(stops.push(*piece)) && !stops.stopped();
+            });
+        } catch (const grammar::AmbiguityError& e) {
+            return common::make_error(e.what());
+        }
+    }();
     if (!result) return result.error();
     if (failure) return *failure;
 

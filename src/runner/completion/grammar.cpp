@@ -10,6 +10,12 @@ namespace runner::grammar {
 namespace {
 
 constexpr int end_of_sequence = -2;
+// A parse's stack deeper than this ends it: JSON nested some hundreds of levels. Keeps a state's size, and so
+// the automaton's memory, bounded by what a model could write.
+constexpr std::size_t most_places = 1024;
+// More parses than this at once, or more stacks made for one byte, is a grammar whose alternatives multiply
+// with nesting: an error, not a matcher that runs out of memory or time.
+constexpr std::size_t most_parses = 4096, most_expansions = std::size_t{1} << 17;
 
 bool takes(const Symbol& s, std::uint8_t b) {
     return std::any_of(s.ranges.begin(), s.ranges.end(), [b](const auto& r) { return r.first <= b && b <= r.second; });
@@ -138,6 +144,7 @@ struct Matcher::Automaton {
     int number(std::vector<Stack> stacks) {
         std::sort(stacks.begin(), stacks.end());
         stacks.erase(std::unique(stacks.begin(), stacks.end()), stacks.end());
+        if (stacks.size() > most_parses) throw too_ambiguous();
         const auto [at, added] = numbers.try_emplace(stacks, static_cast<int>(states.size()));
         if (added) {
             states.push_back(std::move(stacks));
@@ -146,8 +153,17 @@ struct Matcher::Automaton {
         return at->second;
     }
 
+    static AmbiguityError too_ambiguous() {
+        return AmbiguityError(
+            "format: the schema's alternatives leave too many ways to read the answer at once "
+            "(anyOf branches that begin alike, nested); tell them apart early, or use "
+            "AIRLLM_GGUF=off for llama-server");
+    }
+
     // Follows references and finished sequences until the stack's top is a byte set or the stack is empty.
-    void expand(Stack stack, std::vector<Stack>& out) const {
+    // `work` counts the stacks made for one move, which alternatives that begin alike multiply.
+    void expand(Stack stack, std::vector<Stack>& out, std::size_t& work) const {
+        if (++work > most_expansions) throw too_ambiguous();
         while (!stack.empty() && flat.symbols[static_cast<std::size_t>(stack.back())].rule == end_of_sequence)
             stack.pop_back();
         if (stack.empty() || flat.symbols[static_cast<std::size_t>(stack.back())].rule < 0) {
@@ -156,11 +172,15 @@ struct Matcher::Automaton {
         }
         const int place = stack.back();
         const int rule = flat.symbols[static_cast<std::size_t>(place)].rule;
-        stack.back() = place + 1;  // where the sequence goes on once the rule is matched
+        // Where the sequence goes on once the rule is matched; nothing, when the rule ends it (a tail call),
+        // so that a repetition (ε | item tail) keeps its stack's height and meets the same states again.
+        stack.back() = place + 1;
+        if (flat.symbols[static_cast<std::size_t>(place + 1)].rule == end_of_sequence) stack.pop_back();
+        if (stack.size() >= most_places) return;  // nested deeper than a format follows: this parse ends
         for (const int start : flat.starts[static_cast<std::size_t>(rule)]) {
             Stack next = stack;
             next.push_back(start);
-            expand(std::move(next), out);
+            expand(std::move(next), out, work);
         }
     }
 
@@ -168,11 +188,12 @@ struct Matcher::Automaton {
         int& known = moves[static_cast<std::size_t>(state)][b];
         if (known != unknown) return known;
         std::vector<Stack> next;
+        std::size_t work = 0;
         for (const auto& stack : states[static_cast<std::size_t>(state)]) {
             if (stack.empty() || !takes(flat.symbols[static_cast<std::size_t>(stack.back())], b)) continue;
             Stack moved = stack;
             ++moved.back();
-            expand(std::move(moved), next);
+            expand(std::move(moved), next, work);
         }
         const int to = next.empty() ? dead : number(std::move(next));
         moves[static_cast<std::size_t>(state)][b] = to;  // `known` may dangle: number() can grow `moves`
@@ -182,8 +203,9 @@ struct Matcher::Automaton {
 
 Matcher::Matcher(const Grammar& grammar) : automaton_(std::make_shared<Automaton>(grammar.flatten())) {
     std::vector<Automaton::Stack> start;
+    std::size_t work = 0;
     for (const int place : automaton_->flat.starts.at(static_cast<std::size_t>(grammar.root())))
-        automaton_->expand({place}, start);
+        automaton_->expand({place}, start, work);
     state_ = automaton_->number(std::move(start));
 }
 
@@ -208,6 +230,8 @@ bool Matcher::complete() const {
     const auto& stacks = automaton_->states[static_cast<std::size_t>(state_)];
     return std::any_of(stacks.begin(), stacks.end(), [](const Automaton::Stack& s) { return s.empty(); });
 }
+
+std::size_t Matcher::states() const { return automaton_->states.size(); }
 
 std::vector<bool> Matcher::first_bytes() const {
     std::vector<bool> first(256, false);

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string_view>
 #include <vector>
 
@@ -56,6 +57,13 @@ class Grammar {
 // on each byte are kept as found (a lazily built automaton, shared by copies), so that checking a whole
 // vocabulary's pieces against the same set of parses costs a table lookup a byte after the first time.
 // Copies share the table: one matcher and its copies on one thread at a time.
+// A grammar whose alternatives multiply with nesting (more than 4096 parses at once, or 131,072 stacks made
+// for one byte): thrown by the matcher's constructor or by whichever call meets it.
+struct AmbiguityError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// A parse nested deeper than 1024 places in the rules ends there.
 class Matcher {
   public:
     explicit Matcher(const Grammar& grammar);
@@ -67,6 +75,8 @@ class Matcher {
     bool complete() const;
     // The bytes some parse takes next: first_bytes()[b] for byte b.
     std::vector<bool> first_bytes() const;
+    // How many sets of parses the automaton has met: its memory, which repetitions must not grow.
+    std::size_t states() const;
 
   private:
     struct Automaton;

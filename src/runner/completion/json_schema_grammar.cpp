@@ -1,5 +1,6 @@
 #include "runner/completion/json_schema_grammar.h"
 
+#include <array>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -20,8 +21,13 @@ struct SchemaError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-// Beyond this many repetitions a length or item count is not spelled out as rules.
-constexpr long long most_repetitions = 1000;
+// A length or item count is spelled out as rules, one a repetition: up to this many each, and this many
+// symbols in all, so that a schema cannot make a grammar thousands of times its size. Past them, and past
+// this many properties in one object or $ref and subschema levels, the schema is refused: a request's
+// schema must not exhaust the runner's memory or stack.
+constexpr long long most_repetitions = 10000;
+constexpr std::size_t most_spelled = std::size_t{1} << 20, most_properties = 1000;
+constexpr int most_levels = 256;
 
 const std::set<std::string> ignored = {
     "title",   "description", "default",          "examples",         "$schema",    "$id",    "$comment",
@@ -54,9 +60,11 @@ class SchemaGrammar {
     int optional(Sequence sequence) { return g_.add_rule({{}, std::move(sequence)}); }
 
     // `item` between min and max times (max < 0: no limit).
-    Sequence repeat(const Sequence& item, long long min, long long max, const std::string& where) {
-        if (min > most_repetitions || max > most_repetitions)
-            throw SchemaError(where + ": more than " + std::to_string(most_repetitions) + " repetitions to constrain");
+    Sequence repeat(const Sequence& item, long long min, long long max) {
+        spelled_ += static_cast<std::size_t>(std::max(min, max)) * item.size();
+        if (spelled_ > most_spelled)
+            throw SchemaError("/: its lengths and item counts spell out more than " + std::to_string(most_spelled) +
+                              " symbols to enforce");
         Sequence out;
         for (long long i = 0; i < min; ++i) out = out + item;
         if (max < 0) {
@@ -74,7 +82,7 @@ class SchemaGrammar {
 
     void build_common() {
         const Sequence digit = {bytes({{'0', '9'}})};
-        ws_ = g_.add_rule({{}, literal(" "), literal("\n") + repeat({bytes({{' ', ' '}, {'\t', '\t'}})}, 0, 20, "")});
+        ws_ = g_.add_rule({{}, literal(" "), literal("\n") + repeat({bytes({{' ', ' '}, {'\t', '\t'}})}, 0, 20)});
         const Sequence hex = {bytes({{'0', '9'}, {'a', 'f'}, {'A', 'F'}})};
         const Sequence cont = {bytes({{0x80, 0xBF}})};
         char_ = g_.add_rule({
@@ -92,19 +100,19 @@ class SchemaGrammar {
                                         {'t', 't'}})},
             literal("\\u") + hex + hex + hex + hex,
         });
-        string_ = g_.add_rule({literal("\"") + repeat({ref(char_)}, 0, -1, "") + literal("\"")});
-        const int integral = g_.add_rule({literal("0"), Sequence{bytes({{'1', '9'}})} + repeat(digit, 0, 15, "")});
+        string_ = g_.add_rule({literal("\"") + repeat({ref(char_)}, 0, -1) + literal("\"")});
+        const int integral = g_.add_rule({literal("0"), Sequence{bytes({{'1', '9'}})} + repeat(digit, 0, 15)});
         integer_ = g_.add_rule({Sequence{ref(optional(literal("-"))), ref(integral)}});
-        const int fraction = optional(literal(".") + repeat(digit, 1, 16, ""));
+        const int fraction = optional(literal(".") + repeat(digit, 1, 16));
         const int exponent =
             optional(Sequence{bytes({{'e', 'e'}, {'E', 'E'}}), ref(optional({bytes({{'-', '-'}, {'+', '+'}})}))} +
-                     repeat(digit, 1, 3, ""));
+                     repeat(digit, 1, 3));
         number_ = g_.add_rule({Sequence{ref(integer_), ref(fraction), ref(exponent)}});
         boolean_ = g_.add_rule({literal("true"), literal("false")});
         null_ = g_.add_rule({literal("null")});
         value_ = g_.add_rule();
         object_any_ = object_of_values(value_);
-        array_any_ = array_of(value_, 0, -1, "");
+        array_any_ = array_of(value_, 0, -1);
         for (const int r : {object_any_, array_any_, string_, number_, boolean_, null_})
             g_.add_alternative(value_, {ref(r)});
     }
@@ -112,27 +120,48 @@ class SchemaGrammar {
     // "{" members with any names, each value matching `value` "}".
     int object_of_values(int value) {
         const Sequence member = Sequence{ref(string_), ref(ws_), byte(':'), ref(ws_), ref(value), ref(ws_)};
-        const Sequence more = repeat(literal(",") + Sequence{ref(ws_)} + member, 0, -1, "");
+        const Sequence more = repeat(literal(",") + Sequence{ref(ws_)} + member, 0, -1);
         return g_.add_rule({literal("{") + Sequence{ref(ws_), ref(optional(member + more))} + literal("}")});
     }
 
-    int array_of(int item_rule, long long min, long long max, const std::string& where) {
+    int array_of(int item_rule, long long min, long long max) {
         const Sequence item = {ref(item_rule), ref(ws_)};
         if (max == 0) return g_.add_rule({literal("[") + Sequence{ref(ws_)} + literal("]")});
         const Sequence more = literal(",") + Sequence{ref(ws_)} + item;
-        const Sequence list = item + repeat(more, std::max(0LL, min - 1), max < 0 ? -1 : max - 1, where);
+        const Sequence list = item + repeat(more, std::max(0LL, min - 1), max < 0 ? -1 : max - 1);
         const Sequence body = min == 0 ? Sequence{ref(optional(list))} : list;
         return g_.add_rule({literal("[") + Sequence{ref(ws_)} + body + literal("]")});
     }
 
-    static long long count(const json& schema, const char* key, long long fallback, const std::string& where) {
-        if (!schema.contains(key)) return fallback;
-        if (!schema[key].is_number_integer() || schema[key].get<long long>() < 0)
-            throw SchemaError(where + "/" + key + ": must be a non-negative integer");
-        return schema[key].get<long long>();
+    // A schema's minimum and maximum count (minItems and maxItems, or the lengths); max -1 when absent.
+    static std::pair<long long, long long> counts(const json& schema, const char* min_key, const char* max_key,
+                                                  const std::string& where) {
+        const auto count = [&](const char* key, long long fallback) {
+            if (!schema.contains(key)) return fallback;
+            if (!schema[key].is_number_integer() || schema[key].get<long long>() < 0)
+                throw SchemaError(where + "/" + key + ": must be a non-negative integer");
+            const long long n = schema[key].get<long long>();
+            if (n > most_repetitions)
+                throw SchemaError(where + "/" + key + ": " + std::to_string(n) + " is more than the " +
+                                  std::to_string(most_repetitions) + " a format enforces");
+            return n;
+        };
+        const long long min = count(min_key, 0), max = count(max_key, -1);
+        if (max >= 0 && min > max)
+            throw SchemaError((where.empty() ? "/" : where) + ": " + min_key + " " + std::to_string(min) +
+                              " is more than " + max_key + " " + std::to_string(max));
+        return {min, max};
     }
 
     int value_of(const json& schema, const std::string& where) {
+        struct Level {
+            int& depth;
+            explicit Level(int& d) : depth(++d) {}
+            ~Level() { --depth; }
+        } level(depth_);
+        if (depth_ > most_levels)
+            throw SchemaError((where.empty() ? "/" : where) + ": subschemas and $refs nest more than " +
+                              std::to_string(most_levels) + " levels deep");
         if (schema.is_boolean()) {
             if (schema.get<bool>()) return value_;
             throw SchemaError((where.empty() ? "/" : where) + ": the schema false admits no value");
@@ -208,13 +237,13 @@ class SchemaGrammar {
         if (type == "object") return object(schema, where);
         if (type == "array") {
             const int item = schema.contains("items") ? value_of(schema["items"], where + "/items") : value_;
-            return array_of(item, count(schema, "minItems", 0, where), count(schema, "maxItems", -1, where), where);
+            const auto [min, max] = counts(schema, "minItems", "maxItems", where);
+            return array_of(item, min, max);
         }
         if (type == "string") {
             if (!schema.contains("minLength") && !schema.contains("maxLength")) return string_;
-            const Sequence chars = repeat({ref(char_)}, count(schema, "minLength", 0, where),
-                                          count(schema, "maxLength", -1, where), where);
-            return g_.add_rule({literal("\"") + chars + literal("\"")});
+            const auto [min, max] = counts(schema, "minLength", "maxLength", where);
+            return g_.add_rule({literal("\"") + repeat({ref(char_)}, min, max) + literal("\"")});
         }
         if (type == "number") return number_;
         if (type == "integer") return integer_;
@@ -225,25 +254,33 @@ class SchemaGrammar {
 
     int object(const json& schema, const std::string& where) {
         const json extra = schema.value("additionalProperties", json(true));
-        if (!schema.contains("properties")) {
+        if (!schema.contains("properties") && !schema.contains("required")) {
             if (extra.is_boolean() && !extra.get<bool>())
                 return g_.add_rule({literal("{") + Sequence{ref(ws_)} + literal("}")});
             return extra.is_boolean() ? object_any_
                                       : object_of_values(value_of(extra, where + "/additionalProperties"));
         }
-        const json& properties = schema["properties"];
-        if (!properties.is_object()) throw SchemaError(where + "/properties: must be an object");
+        // Only `required`: those names, with any value.
+        json properties = json::object();
+        if (schema.contains("properties")) {
+            properties = schema["properties"];
+            if (!properties.is_object()) throw SchemaError(where + "/properties: must be an object");
+        }
         if (schema.contains("additionalProperties") && !(extra.is_boolean() && !extra.get<bool>()))
             throw SchemaError(where + "/additionalProperties: only false is supported beside properties");
         std::set<std::string> required;
         if (schema.contains("required")) {
             if (!schema["required"].is_array()) throw SchemaError(where + "/required: must be an array of names");
             for (const auto& name : schema["required"]) {
-                if (!name.is_string() || !properties.contains(name.get<std::string>()))
+                if (!name.is_string()) throw SchemaError(where + "/required: " + name.dump() + " is not a name");
+                if (!schema.contains("properties")) properties[name.get<std::string>()] = true;
+                if (!properties.contains(name.get<std::string>()))
                     throw SchemaError(where + "/required: " + name.dump() + " is not one of the properties");
                 required.insert(name.get<std::string>());
             }
         }
+        if (properties.size() > most_properties)
+            throw SchemaError(where + "/properties: more than " + std::to_string(most_properties) + " properties");
         // In the schema's order (an ordered_json keeps it): the order the model is asked to write in.
         std::vector<std::pair<Sequence, bool>> members;  // a member's bytes, and whether it is required
         for (const auto& [name, sub] : properties.items()) {
@@ -252,26 +289,19 @@ class SchemaGrammar {
                 literal(json(name).dump()) + Sequence{ref(ws_), byte(':'), ref(ws_), ref(value), ref(ws_)},
                 required.count(name) > 0);
         }
-        std::map<std::pair<std::size_t, bool>, int> rest;
-        // The members from i on, `first`: none written yet (no comma before the next).
-        const auto members_from = [&](auto& self, std::size_t i, bool first) -> int {
-            if (const auto known = rest.find({i, first}); known != rest.end()) return known->second;
-            const int rule = g_.add_rule();
-            rest[{i, first}] = rule;
-            bool all_optional = true;
-            for (std::size_t j = i; j < members.size(); ++j) {
+        // rest[i][first]: the members from i on, `first` when none is written yet (no comma before the next).
+        // Built from the last: member i, then the rest; or, when it is optional, the rest without it.
+        std::vector<std::array<int, 2>> rest(members.size() + 1);
+        rest.back() = {g_.add_rule({{}}), g_.add_rule({{}})};
+        for (std::size_t i = members.size(); i-- > 0;) {
+            for (const bool first : {false, true}) {
                 const Sequence comma = first ? Sequence{} : literal(",") + Sequence{ref(ws_)};
-                g_.add_alternative(rule, comma + members[j].first + Sequence{ref(self(self, j + 1, false))});
-                if (members[j].second) {
-                    all_optional = false;
-                    break;
-                }
+                const int rule = g_.add_rule({comma + members[i].first + Sequence{ref(rest[i + 1][0])}});
+                if (!members[i].second) g_.add_alternative(rule, {ref(rest[i + 1][first])});
+                rest[i][first] = rule;
             }
-            if (all_optional) g_.add_alternative(rule, {});
-            return rule;
-        };
-        return g_.add_rule(
-            {literal("{") + Sequence{ref(ws_), ref(members_from(members_from, 0, true))} + literal("}")});
+        }
+        return g_.add_rule({literal("{") + Sequence{ref(ws_), ref(rest[0][1])} + literal("}")});
     }
 
     const json& root_;
@@ -279,6 +309,8 @@ class SchemaGrammar {
     std::map<std::string, int> refs_;
     int ws_ = -1, char_ = -1, string_ = -1, integer_ = -1, number_ = -1, boolean_ = -1, null_ = -1, value_ = -1;
     int object_any_ = -1, array_any_ = -1;
+    std::size_t spelled_ = 0;  // symbols that repeat() has spelled out
+    int depth_ = 0;            // value_of's nesting
 };
 
 }  // namespace

@@ -127,7 +127,9 @@ std::int32_t Sampler::pick(std::span<const float> logits, std::span<const std::i
         cumulative += cand.p;
         if (r < cumulative) return cand.id;
     }
-    return c.back().id;
+    // Rounding left r past the sum: the least likely token that has a chance (a masked one has none).
+    const auto last = std::find_if(c.rbegin(), c.rend(), [](const Candidate& cand) { return cand.p > 0; });
+    return last != c.rend() ? last->id : c.front().id;
 }
 
 }  // namespace runner

@@ -192,6 +192,13 @@ std::optional<std::string> read_format(std::string_view body, const json& j, Com
     if (!ordered) return ordered.error().message;
     auto grammar = runner::format_grammar((*ordered)[key]);
     if (!grammar) return grammar.error().message;
+    if (*grammar) {
+        try {
+            runner::grammar::Matcher check(**grammar);  // alternatives too ambiguous from the start: refused now
+        } catch (const runner::grammar::AmbiguityError& e) {
+            return std::string(e.what());
+        }
+    }
     r.completion.format = std::move(*grammar);
     return std::nullopt;
 }

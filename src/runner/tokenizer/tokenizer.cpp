@@ -2,11 +2,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
 #include <mutex>
 
 #include "common/regular_file.h"
 #include "runner/tokenizer/added_vocab.h"
 #include "runner/tokenizer/bpe.h"
+#include "runner/tokenizer/byte_level.h"
 #include "runner/tokenizer/decoder.h"
 #include "runner/tokenizer/json_view.h"
 #include "runner/tokenizer/normalizer.h"
@@ -217,7 +219,19 @@ const std::vector<std::optional<std::string>>& Tokenizer::pieces() const {
             const auto text = decode(pair);
             if (!text || text->size() <= before->size() || text->compare(0, before->size(), *before) != 0) continue;
             std::string piece = text->substr(before->size());
-            if (piece.find(replacement_character) == std::string::npos) pieces[id] = std::move(piece);
+            if (piece.find(replacement_character) == std::string::npos) {
+                pieces[id] = std::move(piece);
+                continue;
+            }
+            // Part of a character: its raw bytes, a <0xNN> byte token's or a byte-level token's, so that a
+            // character the vocabulary spells only in bytes can still be written byte by byte.
+            const std::string* token = impl_->model.id_to_token(pair[1]);
+            std::string bytes;
+            unsigned byte = 0;
+            if (token && token->size() == 6 && std::sscanf(token->c_str(), "<0x%2X>", &byte) == 1)
+                pieces[id] = std::string(1, static_cast<char>(byte));
+            else if (token && byte_level_decode(*token, bytes))
+                pieces[id] = std::move(bytes);
         }
     });
     return impl_->pieces;

@@ -42,9 +42,10 @@ class Tokenizer {
     std::optional<std::string> id_to_token(TokenId id) const;
     bool is_special(TokenId id) const;
     // Each id's text as it continues text already written (a SentencePiece word's leading space kept): what
-    // decoding it after another token adds. nullopt for special tokens, for tokens that add nothing and for
-    // a token that is only part of a character (alone it decodes to U+FFFD). Made once, on first use, for
-    // constrained output, which checks candidate tokens' bytes against a grammar.
+    // decoding it after another token adds; for a token that is only part of a character, its raw bytes
+    // (a byte-level token's, or a <0xNN> token's byte). nullopt for special tokens and for tokens that add
+    // nothing. Made once, on first use, for constrained output, which checks candidate tokens' bytes
+    // against a grammar, and for log-probabilities' token texts.
     const std::vector<std::optional<std::string>>& pieces() const;
     std::size_t vocab_size() const;               // highest id + 1
     const std::vector<TokenId>& bos_ids() const;  // what add_special_tokens puts before the text

@@ -12,6 +12,7 @@
 #include "runner/completion/json_schema_grammar.h"
 #include "runner/engine/transformer.h"
 #include "runner/model/hf_folder.h"
+#include "runner/tokenizer/tiny.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -88,17 +89,33 @@ TEST_CASE("format constraint: only tokens whose text continues the grammar, an e
     CHECK(after[eos] == 1.0f);
 }
 
-// No piece holds the byte 0xFF: alone it is not UTF-8, and pieces are whole characters.
 TEST_CASE("format constraint: a grammar no token can continue leaves the end of text, never an empty choice") {
-    const auto tok = load_tokenizer();
+    const auto tok = test_tokenizer::tiny(test_tokenizer::tiny_json());  // a..e and a few more: no "z"
     runner::grammar::Grammar g;
-    g.set_root(g.add_rule({runner::grammar::Sequence{runner::grammar::bytes({{0xFF, 0xFF}})}}));
-    runner::FormatConstraint c(g, tok, {7});
+    g.set_root(g.add_rule({runner::grammar::literal("z")}));
+    runner::FormatConstraint c(g, tok, {5});
     std::vector<float> logits(tok.vocab_size(), 1.0f);
     c.mask(logits);
     CHECK(std::count_if(logits.begin(), logits.end(), [](float l) { return !std::isinf(l); }) == 1);
-    CHECK(logits[7] == 0.0f);
-    CHECK_FALSE(c.allows(7));  // the end is the mask's way out, not a choice beside others
+    CHECK(logits[5] == 0.0f);
+    CHECK_FALSE(c.allows(5));  // the end is the mask's way out, not a choice beside others
+}
+
+TEST_CASE("format constraint: a character the vocabulary spells only in byte tokens is written byte by byte") {
+    // Byte-level vocabularies hold every byte; Llama 3's has no token for 龘, so its three bytes come one at
+    // a time, each piece the raw byte (alone it would decode to U+FFFD).
+    const auto tok = load_tokenizer();
+    runner::FormatConstraint c(grammar_of(R"({"enum": ["龘"]})"), tok, {7});
+    const std::string want = "\"龘\"";
+    for (const char b : want) {
+        const auto& pieces = tok.pieces();
+        const auto id = std::find(pieces.begin(), pieces.end(), std::optional<std::string>(std::string(1, b)));
+        REQUIRE(id != pieces.end());
+        const auto token = static_cast<std::int32_t>(id - pieces.begin());
+        CHECK(c.allows(token));
+        c.accept(token);
+    }
+    CHECK(c.complete());
 }
 
 TEST_CASE("format constraint: a tiny random model answers in the schema, greedy and sampled") {

@@ -145,7 +145,10 @@ TEST_CASE("format: what it cannot enforce is an error naming the keyword and whe
     CHECK(error_of(R"({"properties": {"a": {}}, "required": ["b"]})").find("\"b\" is not one of the properties") !=
           std::string::npos);
     CHECK(error_of(R"({"type": "array", "minItems": -1})") == "format: /minItems: must be a non-negative integer");
-    CHECK(error_of(R"({"type": "string", "maxLength": 100000})").find("repetitions") != std::string::npos);
+    CHECK(error_of(R"({"type": "string", "maxLength": 100000})") ==
+          "format: /maxLength: 100000 is more than the 10000 a format enforces");
+    CHECK(error_of(R"({"type": "array", "minItems": 3, "maxItems": 1})") ==
+          "format: /: minItems 3 is more than maxItems 1");
     CHECK(error_of(R"({"allOf": [{}, {}]})").find("one schema") != std::string::npos);
     CHECK(error_of(R"({"enum": []})").find("non-empty") != std::string::npos);
     for (const char* loop :
@@ -154,6 +157,67 @@ TEST_CASE("format: what it cannot enforce is an error naming the keyword and whe
           R"({"$defs": {"A": {"anyOf": [{"$ref": "#/$defs/B"}]}, "B": {"allOf": [{"$ref": "#/$defs/A"}]}},
                                  "$ref": "#/$defs/B"})"})
         CHECK_MESSAGE(error_of(loop).find("leads back") != std::string::npos, loop);
+}
+
+TEST_CASE("format schema: only required names, with any value") {
+    const auto g = grammar_of(R"({"type": "object", "required": ["a", "b"]})");
+    CHECK(takes(g, R"({"a": 1, "b": [true]})"));
+    CHECK_FALSE(takes(g, "{}"));
+    CHECK_FALSE(takes(g, R"({"a": 1})"));
+}
+
+TEST_CASE("format: a schema cannot make the grammar, the stack or the matcher grow without bound") {
+    // A chain of $refs deeper than the limit: an error, not a stack overflow while the request is read.
+    ordered_json chain = {{"$defs", ordered_json::object()}, {"$ref", "#/$defs/A0"}};
+    for (int i = 0; i < 2000; ++i)
+        chain["$defs"]["A" + std::to_string(i)] = {{"$ref", "#/$defs/A" + std::to_string(i + 1)}};
+    chain["$defs"]["A2000"] = {{"type", "string"}};
+    auto deep = runner::format_grammar(chain);
+    REQUIRE_FALSE(deep.ok());
+    CHECK(deep.error().message.find("nest more than 256 levels") != std::string::npos);
+    // Many optional properties: a grammar linear in them, and past 1000 an error.
+    ordered_json wide = {{"type", "object"}, {"properties", ordered_json::object()}};
+    for (int i = 0; i < 1000; ++i) wide["properties"]["p" + std::to_string(i)] = {{"type", "null"}};
+    auto g = runner::format_grammar(wide);
+    REQUIRE(g.ok());
+    CHECK(takes(**g, R"({"p3": null, "p999": null})"));
+    CHECK_FALSE(takes(**g, R"({"p999": null, "p3": null})"));
+    wide["properties"]["one_more"] = {{"type", "null"}};
+    CHECK(runner::format_grammar(wide).error().message.find("more than 1000 properties") != std::string::npos);
+    // Lengths that would spell out millions of symbols.
+    ordered_json lengths = {{"type", "object"}, {"properties", ordered_json::object()}};
+    for (int i = 0; i < 200; ++i)
+        lengths["properties"]["s" + std::to_string(i)] = {{"type", "string"}, {"maxLength", 10000}};
+    CHECK(runner::format_grammar(lengths).error().message.find("spell out more than") != std::string::npos);
+}
+
+TEST_CASE("format: alternatives that multiply with nesting are an error, not a matcher that runs out of memory") {
+    ordered_json twins = {{"$defs", ordered_json::object()}, {"$ref", "#/$defs/A0"}};
+    for (int i = 0; i < 20; ++i) {
+        const ordered_json next = {{"$ref", "#/$defs/A" + std::to_string(i + 1)}};
+        twins["$defs"]["A" + std::to_string(i)] = {{"anyOf", {next, next}}};
+    }
+    twins["$defs"]["A20"] = {{"type", "string"}};
+    auto g = runner::format_grammar(twins);
+    REQUIRE(g.ok());
+    CHECK_THROWS_AS(runner::grammar::Matcher{**g}, runner::grammar::AmbiguityError);
+}
+
+TEST_CASE("format: a long string or list meets the same few states, whatever its length") {
+    const auto g = grammar_of(R"("json")");
+    runner::grammar::Matcher m(g);
+    REQUIRE(m.accept(R"({"s": ")"));
+    for (int i = 0; i < 200; ++i) REQUIRE(m.accept("some text "));
+    const auto after_200 = m.states();
+    for (int i = 0; i < 2000; ++i) REQUIRE(m.accept("some text "));
+    CHECK(m.states() == after_200);
+    REQUIRE(m.accept(R"(", "l": [1)"));
+    for (int i = 0; i < 200; ++i) REQUIRE(m.accept(", 1"));
+    const auto list_200 = m.states();
+    for (int i = 0; i < 2000; ++i) REQUIRE(m.accept(", 1"));
+    CHECK(m.states() == list_200);
+    CHECK(m.accept("]}"));
+    CHECK(m.complete());
 }
 
 TEST_CASE("format: null and the empty string ask for none") {
