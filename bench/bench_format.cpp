@@ -114,8 +114,8 @@ int main(int argc, char** argv) {
             start = clock_type::now();
             for (int k = 0; k < checks; ++k) static_cast<void>(c.allows(any_token(rng)));
             const double check_us = ms_since(start) * 1e3 / checks;
-            std::printf("| %s (%zu) | %.1f | %s | %.2f | %.2f | %.3f | %zu |\n", model.c_str(), pieces.size(), pieces_ms,
-                        name, check_us, mask_ms, bound_ms, allowed);
+            std::printf("| %s (%zu) | %.1f | %s | %.2f | %.2f | %.3f | %zu |\n", model.c_str(), pieces.size(),
+                        pieces_ms, name, check_us, mask_ms, bound_ms, allowed);
         }
     }
     return 0;

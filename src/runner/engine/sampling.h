@@ -70,11 +70,15 @@ class Sampler {
     std::mt19937_64 rng_;
     TokenConstraint* constraint_;
     std::optional<StepLogprobs> last_logprobs_;
+    std::vector<float> adjusted_;  // the logits with penalties applied
 };
 
-// The steps, exposed for tests. Each keeps `c` sorted by logit, descending, where it sorts.
-void apply_penalties(std::vector<Candidate>& c, std::span<const std::int32_t> history, const SamplingParams& p);
-void apply_top_k(std::vector<Candidate>& c, int k);
+// The steps, exposed for tests. Penalties change the logits themselves (a copy the sampler makes), in the
+// window's few places; top-k selects in one pass and sorts only what it keeps, most likely first (ties by
+// id); k 0 (off) keeps every token in id order, which top-p sorts only as far as its nucleus reaches. The
+// others keep the order they find.
+void apply_penalties(std::span<float> logits, std::span<const std::int32_t> history, const SamplingParams& p);
+std::vector<Candidate> top_k(std::span<const float> logits, int k);
 void apply_softmax(std::vector<Candidate>& c);
 void apply_top_p(std::vector<Candidate>& c, float top_p);
 void apply_min_p(std::vector<Candidate>& c, float min_p);

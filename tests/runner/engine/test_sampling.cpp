@@ -21,6 +21,12 @@ TEST_CASE("temperature 0 is greedy, ties to the lowest id") {
     runner::Sampler s(p);
     const std::vector<float> logits = {0.1f, 3.0f, 3.0f, -1.0f};
     CHECK(s.sample(logits, {}) == 1);
+    // Over lanes of eight and a tail: the first of equal maxima, wherever they fall.
+    std::vector<float> wide(21, 0.0f);
+    wide[13] = wide[5] = wide[20] = 2.0f;
+    CHECK(s.sample(wide, {}) == 5);
+    wide[20] = 2.5f;
+    CHECK(s.sample(wide, {}) == 20);
 }
 
 TEST_CASE("the same seed gives the same tokens, another seed other tokens") {
@@ -54,11 +60,25 @@ TEST_CASE("sampling follows the distribution") {
 }
 
 TEST_CASE("top-k, top-p and min-p keep what they should") {
-    auto c = candidates({1, 5, 3, 4, 2});
-    runner::apply_top_k(c, 2);
-    REQUIRE(c.size() == 2);
-    CHECK(c[0].id == 1);
-    CHECK(c[1].id == 3);
+    auto c = runner::top_k(std::vector<float>{1, 5, 3, 4, 2, 5}, 3);
+    REQUIRE(c.size() == 3);
+    CHECK(c[0].id == 1);  // ties by id
+    CHECK(c[1].id == 5);
+    CHECK(c[2].id == 3);
+    CHECK(runner::top_k(std::vector<float>{1, 5, 3}, 0).size() == 3);  // off: every token, in id order
+    CHECK(runner::top_k(std::vector<float>{1, 5, 3}, 0)[1].id == 1);
+
+    // Top-p over a whole vocabulary in id order sorts as far as its nucleus: here the 3 most likely of 5,000.
+    std::vector<float> wide(5000, 0.0f);
+    wide[4000] = 20;
+    wide[17] = 19;
+    wide[2500] = 18;
+    c = runner::top_k(wide, 0);
+    runner::apply_top_p(c, 0.99f);
+    REQUIRE(c.size() == 3);
+    CHECK(c[0].id == 4000);
+    CHECK(c[1].id == 17);
+    CHECK(c[2].id == 2500);
 
     c = candidates({std::log(0.5f), std::log(0.3f), std::log(0.15f), std::log(0.05f)});
     runner::apply_top_p(c, 0.75f);
@@ -70,7 +90,7 @@ TEST_CASE("top-k, top-p and min-p keep what they should") {
 }
 
 TEST_CASE("penalties lower tokens seen in the last N") {
-    auto c = candidates({2.0f, 2.0f, -1.0f, 0.5f});
+    std::vector<float> c = {2.0f, 2.0f, -1.0f, 0.5f};
     runner::SamplingParams p;
     p.repeat_penalty = 2.0f;
     p.presence_penalty = 0.5f;
@@ -78,10 +98,10 @@ TEST_CASE("penalties lower tokens seen in the last N") {
     p.penalty_last_n = 3;
     const std::vector<std::int32_t> history = {1, 0, 2, 2};  // last 3: 0, 2, 2
     runner::apply_penalties(c, history, p);
-    CHECK(c[0].logit == doctest::Approx(2.0f / 2 - 0.25f - 0.5f));
-    CHECK(c[1].logit == doctest::Approx(2.0f));  // token 1 is outside the window
-    CHECK(c[2].logit == doctest::Approx(-1.0f * 2 - 0.5f - 0.5f));
-    CHECK(c[3].logit == doctest::Approx(0.5f));
+    CHECK(c[0] == doctest::Approx(2.0f / 2 - 0.25f - 0.5f));
+    CHECK(c[1] == doctest::Approx(2.0f));  // token 1 is outside the window
+    CHECK(c[2] == doctest::Approx(-1.0f * 2 - 0.5f - 0.5f));
+    CHECK(c[3] == doctest::Approx(0.5f));
 }
 
 TEST_CASE("logprobs: the raw distribution's log-softmax, the most likely first, whatever the sampler did") {
