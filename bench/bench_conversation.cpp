@@ -13,9 +13,12 @@
 // the 1B-shape one on the CPU (bench/random_model.h); --model also takes a GGUF file, and --gguf 8b or 70b
 // writes and runs a random Q4_K_M-style one (bench/random_gguf.h).
 //
+// --sampling ollama samples each answer token with Ollama's defaults (temperature 0.8, top_k 40, top_p 0.9,
+// repeat_penalty 1.1 over 64) instead of greedily, so that the decode figures include what `ollama run` pays.
+//
 // usage: bench_conversation [--model DIR|FILE.gguf] [--gguf 8b|70b] [--ctx N] [--system N] [--turns N] [--turn-tokens
 // N]
-//                           [--answer N] [--peak-tflops T] [engine flags]
+//                           [--answer N] [--peak-tflops T] [--sampling greedy|ollama] [engine flags]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -67,7 +70,8 @@ std::vector<std::int32_t> tokens(int n, int seed, int n_vocab) {
 
 // Runs the session; `cached`: one KvSequence for all turns, else a fresh one per turn.
 std::vector<Turn> replay(runner::LanguageModel& model, bool cached, int system, int turns, int turn_tokens, int answer,
-                         double n_weights, double streamed_bytes, const Rates& rates) {
+                         double n_weights, double streamed_bytes, const Rates& rates,
+                         const runner::SamplingParams& sampling) {
     const int n_vocab = model.config().n_vocab;
     auto conversation = tokens(system, 13, n_vocab);
     runner::KvSequence kept(model);
@@ -77,9 +81,7 @@ std::vector<Turn> replay(runner::LanguageModel& model, bool cached, int system, 
         conversation.insert(conversation.end(), message.begin(), message.end());
         runner::KvSequence fresh(model);
         auto& sequence = cached ? kept : fresh;
-        runner::SamplingParams params;
-        params.temperature = 0;
-        runner::Sampler sampler(params);
+        runner::Sampler sampler(sampling);
         // No end-of-sequence ids: a random model's answer runs to its full length, as a real one's may.
         auto result = runner::generate(sequence, conversation, answer, sampler, {}, nullptr);
         if (!result) {
@@ -106,6 +108,9 @@ int main(int argc, char** argv) {
     fs::path model_dir;
     int n_ctx = 32768, system = 8000, turns = 6, turn_tokens = 300, answer = 100;
     double peak_tflops = 989;
+    runner::SamplingParams sampling;  // greedy, no penalties: what the figures before --sampling measured
+    sampling.temperature = 0;
+    sampling.repeat_penalty = 1;
     runner_cli::EngineFlags flags;
     for (std::size_t i = 0; i < args.size(); ++i) {
         if (auto taken = runner_cli::parse_engine_option(args, i, flags)) {
@@ -139,7 +144,16 @@ int main(int argc, char** argv) {
             answer = std::stoi(v);
         else if (a == "--peak-tflops")
             peak_tflops = std::stod(v);
-        else {
+        else if (a == "--sampling" && (v == "greedy" || v == "ollama")) {
+            if (v == "ollama") {  // what `ollama run` and the API send unless a request sets its own
+                sampling.temperature = 0.8f;
+                sampling.top_k = 40;
+                sampling.top_p = 0.9f;
+                sampling.repeat_penalty = 1.1f;
+                sampling.penalty_last_n = 64;
+                sampling.seed = 1;
+            }
+        } else {
             std::fprintf(stderr, "bench_conversation: unknown argument %s\n", a.c_str());
             return 2;
         }
@@ -203,6 +217,9 @@ int main(int argc, char** argv) {
     const double decode_bound =
         gpu ? streamed / (rates.link + rates.host) + (weight_bytes - streamed) / rates.hbm : weight_bytes / rates.host;
     std::printf("model: %s, context %d; %s\n", model_dir.c_str(), n_ctx, engine->description.c_str());
+    std::printf("sampling: %s\n", sampling.temperature > 0 ? "Ollama's defaults (temperature 0.8, top_k 40, top_p 0.9, "
+                                                             "repeat_penalty 1.1 over 64)"
+                                                           : "greedy");
     std::printf("session: %d-token system prompt, %d turns of %d tokens, %d-token answers\n", system, turns,
                 turn_tokens, answer);
     std::printf("rates: peak %.0f G%s/s, host RAM %.1f GB/s", rates.flops / 1e9,
@@ -214,7 +231,7 @@ int main(int argc, char** argv) {
                 "bound s", "of turn 1", "decode s/tok", "achieved");
     for (const bool cached : {true, false}) {
         const auto session =
-            replay(*engine->model, cached, system, turns, turn_tokens, answer, n_weights, streamed, rates);
+            replay(*engine->model, cached, system, turns, turn_tokens, answer, n_weights, streamed, rates, sampling);
         for (std::size_t t = 0; t < session.size(); ++t) {
             const auto& turn = session[t];
             std::printf("%-9s %4zu %8zu %8zu %6zu %10.3f %10.3f %8.1f%% %12.4f %8.0f%%\n", cached ? "prefix" : "none",

@@ -1,8 +1,8 @@
 // A decode step's sampling on the host: one token from a vocabulary's logits with the settings Ollama sends
 // (its defaults: temperature 0.8, top_k 40, top_p 0.9, repeat_penalty 1.1 over the last 64), greedy, and the
 // truncations on their own, over Llama 3's and Qwen2's vocabulary sizes. Logits: a peaked distribution (one
-// token 15 above a normal background of sigma 2: p about 0.8, as a confident model's) and a flat one (normal, sigma 3). The bound:
-// reading the logits once at the host's single-thread RAM read rate, measured in the run. A GPU decode step
+// token 15 above a normal background of sigma 2: p about 0.8, as a confident model's) and a flat one (normal, sigma 3).
+// The bound: reading the logits once at the host's single-thread RAM read rate, measured in the run. A GPU decode step
 // of an 8B model takes 3-10 ms; sampling is meant to stay a small part of it.
 //
 //   bench_sampling [--samples N]
