@@ -92,11 +92,17 @@ void apply_top_p(std::vector<Candidate>& c, float top_p) {
     auto nucleus = c.end();
     if (c.size() > 1024) {
         constexpr std::size_t buckets = 4096;
-        const auto [low, high] = std::minmax_element(
-            c.begin(), c.end(), [](const Candidate& a, const Candidate& b) { return a.logit < b.logit; });
-        const float top = high->logit, scale = static_cast<float>(buckets - 1) / std::max(top - low->logit, 1e-6f);
+        // The range of the finite logits (a format's mask leaves -infinity, which goes to the last bucket).
+        float top = -std::numeric_limits<float>::infinity(), low = std::numeric_limits<float>::infinity();
+        for (const auto& cand : c)
+            if (std::isfinite(cand.logit)) {
+                top = std::max(top, cand.logit);
+                low = std::min(low, cand.logit);
+            }
+        const float scale = static_cast<float>(buckets - 1) / std::max(top - low, 1e-6f);
         const auto bucket = [&](const Candidate& cand) {
-            return std::min(buckets - 1, static_cast<std::size_t>((top - cand.logit) * scale));
+            const float at = (top - cand.logit) * scale;  // not below 0; infinite or NaN past the last bucket
+            return at < static_cast<float>(buckets - 1) ? static_cast<std::size_t>(at) : buckets - 1;
         };
         std::vector<double> mass(buckets, 0.0);
         for (const auto& cand : c) mass[bucket(cand)] += cand.p;

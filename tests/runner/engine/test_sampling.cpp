@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 #include <map>
 
 #include "runner/engine/sampling.h"
@@ -79,6 +80,14 @@ TEST_CASE("top-k, top-p and min-p keep what they should") {
     CHECK(c[0].id == 4000);
     CHECK(c[1].id == 17);
     CHECK(c[2].id == 2500);
+    // A format's mask leaves -infinity: those go last and out, as any token the nucleus does not reach.
+    for (std::size_t i = 0; i < wide.size(); i += 2) wide[i] = -std::numeric_limits<float>::infinity();
+    wide[4000] = 20;
+    c = runner::top_k(wide, 0);
+    runner::apply_top_p(c, 0.99f);
+    REQUIRE(c.size() == 2);
+    CHECK(c[0].id == 4000);
+    CHECK(c[1].id == 17);
 
     c = candidates({std::log(0.5f), std::log(0.3f), std::log(0.15f), std::log(0.05f)});
     runner::apply_top_p(c, 0.75f);
