@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "host_flops.h"
+#include "ollama_sampling.h"
 #include "random_gguf.h"
 #include "random_model.h"
 #include "runner/backend/cpu/thread_pool.h"
@@ -145,14 +146,7 @@ int main(int argc, char** argv) {
         else if (a == "--peak-tflops")
             peak_tflops = std::stod(v);
         else if (a == "--sampling" && (v == "greedy" || v == "ollama")) {
-            if (v == "ollama") {  // what `ollama run` and the API send unless a request sets its own
-                sampling.temperature = 0.8f;
-                sampling.top_k = 40;
-                sampling.top_p = 0.9f;
-                sampling.repeat_penalty = 1.1f;
-                sampling.penalty_last_n = 64;
-                sampling.seed = 1;
-            }
+            if (v == "ollama") sampling = bench::ollama_default_sampling();
         } else {
             std::fprintf(stderr, "bench_conversation: unknown argument %s\n", a.c_str());
             return 2;

@@ -14,10 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "runner/backend/cpu/thread_pool.h"
 #include "runner/completion/format_constraint.h"
 #include "runner/completion/json_schema_grammar.h"
-#include "runner/selftest/host_read.h"
+#include "runner/selftest/host_rates.h"
 
 namespace fs = std::filesystem;
 
@@ -73,10 +72,7 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
-    runner::cpu::ThreadPool one(1);
-    std::vector<std::byte> buffer(std::size_t{512} << 20, std::byte{1});
-    const double read_gbs = runner::selftest::best_read(one, buffer).gbs;
-    buffer = {};
+    const double read_gbs = runner::selftest::host_read_gbps(1);
     std::printf("host RAM read, 1 thread: %.1f GB/s\n\n", read_gbs);
     std::printf("| vocabulary | pieces, once (ms) | state | one check (us) | mask (ms) | bound (ms) | allowed |\n");
     std::printf("|---|---|---|---|---|---|---|\n");

@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "runner/backend/cpu/thread_pool.h"
+#include "ollama_sampling.h"
 #include "runner/engine/sampling.h"
-#include "runner/selftest/host_read.h"
+#include "runner/selftest/host_rates.h"
 
 namespace {
 
@@ -25,15 +25,13 @@ struct Setting {
     runner::SamplingParams params;
 };
 
-runner::SamplingParams params(float temperature, int top_k, float top_p, float repeat_penalty) {
-    runner::SamplingParams p;
+// Ollama's defaults with some of them changed.
+runner::SamplingParams ollama_but(float temperature, int top_k, float top_p, float repeat_penalty) {
+    runner::SamplingParams p = bench::ollama_default_sampling();
     p.temperature = temperature;
     p.top_k = top_k;
     p.top_p = top_p;
-    p.min_p = 0;
     p.repeat_penalty = repeat_penalty;
-    p.penalty_last_n = 64;
-    p.seed = 1;
     return p;
 }
 
@@ -47,16 +45,13 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: bench_sampling [--samples N]\n");
         return 2;
     }
-    runner::cpu::ThreadPool one(1);
-    std::vector<std::byte> buffer(std::size_t{512} << 20, std::byte{1});
-    const double read_gbs = runner::selftest::best_read(one, buffer).gbs;
-    buffer = {};
+    const double read_gbs = runner::selftest::host_read_gbps(1);
     std::printf("host RAM read, 1 thread: %.1f GB/s\n\n", read_gbs);
     const Setting settings[] = {
-        {"greedy", params(0, 40, 0.9f, 1.1f)},
-        {"Ollama's defaults", params(0.8f, 40, 0.9f, 1.1f)},
-        {"top_k off, top_p 0.9", params(0.8f, 0, 0.9f, 1.1f)},
-        {"temperature only", params(0.8f, 0, 1.0f, 1.0f)},
+        {"greedy", ollama_but(0, 40, 0.9f, 1.1f)},
+        {"Ollama's defaults", bench::ollama_default_sampling()},
+        {"top_k off, top_p 0.9", ollama_but(0.8f, 0, 0.9f, 1.1f)},
+        {"temperature only", ollama_but(0.8f, 0, 1.0f, 1.0f)},
     };
     std::printf("| vocabulary | logits | setting | ms a token | bound (ms) |\n|---|---|---|---|---|\n");
     for (const std::size_t vocab : {std::size_t{128256}, std::size_t{151936}}) {

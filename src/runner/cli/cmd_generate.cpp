@@ -75,8 +75,8 @@ common::Result<std::optional<runner::grammar::Grammar>> read_format(const std::s
         text = std::move(*file);
     }
     const std::string where = from_file ? value.substr(1) : std::string("--format");
-    if (const auto word = text.find_first_not_of(" \t\r\n");
-        word != std::string::npos && text.compare(word, text.find_last_not_of(" \t\r\n") + 1 - word, "json") == 0)
+    const auto first = text.find_first_not_of(" \t\r\n"), last = text.find_last_not_of(" \t\r\n");
+    if (first != std::string::npos && text.substr(first, last + 1 - first) == "json")  // a file's line ends too
         return runner::format_grammar("json");
     nlohmann::ordered_json parsed;
     try {

@@ -30,6 +30,7 @@ class FormatConstraint final : public TokenConstraint {
 
   private:
     bool is_eos(std::int32_t id) const;
+    const std::string* piece(std::int32_t id) const;  // null: no text a format can take
 
     grammar::Matcher matcher_;
     const std::vector<std::optional<std::string>>* pieces_;

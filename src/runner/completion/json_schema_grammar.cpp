@@ -21,6 +21,9 @@ struct SchemaError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// A place in the schema for a message: its JSON pointer, "/" for the root.
+std::string at(const std::string& where) { return where.empty() ? "/" : where; }
+
 // A length or item count is spelled out as rules, one a repetition: up to this many each, and this many
 // symbols in all, so that a schema cannot make a grammar thousands of times its size. Past them, and past
 // this many properties in one object or $ref and subschema levels, the schema is refused: a request's
@@ -148,8 +151,8 @@ class SchemaGrammar {
         };
         const long long min = count(min_key, 0), max = count(max_key, -1);
         if (max >= 0 && min > max)
-            throw SchemaError((where.empty() ? "/" : where) + ": " + min_key + " " + std::to_string(min) +
-                              " is more than " + max_key + " " + std::to_string(max));
+            throw SchemaError(at(where) + ": " + min_key + " " + std::to_string(min) + " is more than " + max_key +
+                              " " + std::to_string(max));
         return {min, max};
     }
 
@@ -160,13 +163,13 @@ class SchemaGrammar {
             ~Level() { --depth; }
         } level(depth_);
         if (depth_ > most_levels)
-            throw SchemaError((where.empty() ? "/" : where) + ": subschemas and $refs nest more than " +
-                              std::to_string(most_levels) + " levels deep");
+            throw SchemaError(at(where) + ": subschemas and $refs nest more than " + std::to_string(most_levels) +
+                              " levels deep");
         if (schema.is_boolean()) {
             if (schema.get<bool>()) return value_;
-            throw SchemaError((where.empty() ? "/" : where) + ": the schema false admits no value");
+            throw SchemaError(at(where) + ": the schema false admits no value");
         }
-        if (!schema.is_object()) throw SchemaError((where.empty() ? "/" : where) + ": a schema must be an object");
+        if (!schema.is_object()) throw SchemaError(at(where) + ": a schema must be an object");
         for (const auto& [key, _] : schema.items())
             if (!ignored.count(key) && !supported.count(key))
                 throw SchemaError(where + "/" + key + ": JSON Schema keyword \"" + key + "\" is not supported");

@@ -158,14 +158,7 @@ StepLogprobs logprobs_of(std::span<const float> logits, std::int32_t sampled, in
     StepLogprobs out;
     out.sampled = {sampled, logits[static_cast<std::size_t>(sampled)] - log_sum};
     if (top <= 0) return out;
-    std::vector<IdLogprob> all(logits.size());
-    for (std::size_t i = 0; i < logits.size(); ++i) all[i] = {static_cast<std::int32_t>(i), logits[i] - log_sum};
-    const auto k = std::min(all.size(), static_cast<std::size_t>(top));
-    std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(k), all.end(),
-                      [](const IdLogprob& a, const IdLogprob& b) {
-                          return a.logprob > b.logprob || (a.logprob == b.logprob && a.id < b.id);
-                      });
-    out.top.assign(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(k));
+    for (const Candidate& c : top_k(logits, top)) out.top.push_back({c.id, c.logit - log_sum});
     return out;
 }
 

@@ -21,9 +21,9 @@ double seconds_since(Clock::time_point start) { return std::chrono::duration<dou
 
 }  // namespace
 
-double host_read_gbps() {
+double host_read_gbps(unsigned threads) {
     std::vector<std::byte> buffer(std::size_t{512} << 20, std::byte{1});  // written: real pages, not the zero page
-    cpu::ThreadPool pool(0);
+    cpu::ThreadPool pool(threads);
     return best_read(pool, buffer).gbs;
 }
 

@@ -4,9 +4,9 @@
 
 namespace runner::selftest {
 
-// GB/s reading a buffer far larger than the caches with every thread: host_read's best_read, the
-// benchmarks' bound.
-double host_read_gbps();
+// GB/s reading a buffer far larger than the caches with `threads` threads (0: every one): host_read's
+// best_read, the benchmarks' bound. One thread is the bound of work the sampler does on the decode thread.
+double host_read_gbps(unsigned threads = 0);
 
 // GFLOP/s of cpu::matmul on bf16 weights for a 64-token prompt.
 double cpu_matrix_gflops();

@@ -47,6 +47,13 @@ class Metaspace final : public Decoder {
     bool strip_first_;
 };
 
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
 // Runs of <0xNN> tokens become their bytes; a run that is not valid UTF-8 becomes one U+FFFD per
 // byte (Hugging Face's rule; transformers.js replaces per maximal subpart instead).
 class ByteFallback final : public Decoder {
@@ -67,8 +74,7 @@ class ByteFallback final : public Decoder {
             run_tokens = 0;
         };
         for (auto& t : tokens) {
-            int byte = -1;
-            if (t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>') byte = hex_byte(t[3], t[4]);
+            const int byte = byte_fallback_byte(t);
             if (byte >= 0) {
                 run.push_back(static_cast<char>(byte));
                 ++run_tokens;
@@ -82,16 +88,6 @@ class ByteFallback final : public Decoder {
     }
 
   private:
-    static int hex_digit(char c) {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        return -1;
-    }
-    static int hex_byte(char hi, char lo) {
-        const int h = hex_digit(hi), l = hex_digit(lo);
-        return h < 0 || l < 0 ? -1 : h * 16 + l;
-    }
 };
 
 class Fuse final : public Decoder {
@@ -169,6 +165,12 @@ std::size_t parse_count(const JsonView& json, std::string_view key) {
 }
 
 }  // namespace
+
+int byte_fallback_byte(std::string_view token) {
+    if (token.size() != 6 || token.substr(0, 3) != "<0x" || token[5] != '>') return -1;
+    const int high = hex_digit(token[3]), low = hex_digit(token[4]);
+    return high < 0 || low < 0 ? -1 : high * 16 + low;
+}
 
 DecoderPtr parse_decoder(const JsonView& json) {
     if (json.is_null()) return nullptr;

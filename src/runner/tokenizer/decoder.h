@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runner/tokenizer/json_view.h"
@@ -21,5 +22,8 @@ using DecoderPtr = std::unique_ptr<const Decoder>;
 
 // Null JSON gives a null pointer (tokens joined with spaces, as Hugging Face does). Throws SchemaError.
 DecoderPtr parse_decoder(const JsonView& json);
+
+// The byte a SentencePiece byte-fallback token "<0xNN>" stands for; -1 for any other token.
+int byte_fallback_byte(std::string_view token);
 
 }  // namespace tokenizer

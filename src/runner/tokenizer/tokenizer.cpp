@@ -2,7 +2,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <cstdio>
 #include <mutex>
 
 #include "common/regular_file.h"
@@ -227,10 +226,10 @@ const std::vector<std::optional<std::string>>& Tokenizer::pieces() const {
             // character the vocabulary spells only in bytes can still be written byte by byte.
             const std::string* token = impl_->model.id_to_token(pair[1]);
             std::string bytes;
-            unsigned byte = 0;
-            if (token && token->size() == 6 && std::sscanf(token->c_str(), "<0x%2X>", &byte) == 1)
+            if (!token) continue;
+            if (const int byte = byte_fallback_byte(*token); byte >= 0)
                 pieces[id] = std::string(1, static_cast<char>(byte));
-            else if (token && byte_level_decode(*token, bytes))
+            else if (byte_level_decode(*token, bytes))
                 pieces[id] = std::move(bytes);
         }
     });
