@@ -77,6 +77,8 @@ class Matcher {
     std::vector<bool> first_bytes() const;
     // How many sets of parses the automaton has met: its memory, which repetitions must not grow.
     std::size_t states() const;
+    // The set of parses the matcher is in, numbered: a matcher in the same state takes the same texts.
+    int state() const { return state_; }
 
   private:
     struct Automaton;

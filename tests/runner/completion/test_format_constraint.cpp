@@ -89,6 +89,43 @@ TEST_CASE("format constraint: only tokens whose text continues the grammar, an e
     CHECK(after[eos] == 1.0f);
 }
 
+TEST_CASE("format constraint: a state met again masks as a fresh constraint does, each state with its own mask") {
+    // Byte by byte through an object with a string: inside the string every letter leads back to one state,
+    // whose mask comes from the constraint's memory; each mask must equal that of a constraint that has
+    // seen the same bytes and never masked before.
+    const auto tok = load_tokenizer();
+    const char* schema = R"({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]})";
+    const auto g = grammar_of(schema);
+    const std::int32_t eos = 7;
+    runner::FormatConstraint kept(g, tok, {eos});
+    runner::grammar::Matcher states(g);
+    std::vector<int> seen;
+    std::vector<std::int32_t> so_far;
+    const auto& pieces = tok.pieces();
+    const std::string text = R"({"name": "abab"})";
+    for (std::size_t at = 0; at <= text.size(); ++at) {
+        INFO("after " << text.substr(0, at));
+        runner::FormatConstraint fresh(g, tok, {eos});
+        for (const auto id : so_far) fresh.accept(id);
+        std::vector<float> a(tok.vocab_size(), 1.0f), b(tok.vocab_size(), 1.0f);
+        kept.mask(a);
+        fresh.mask(b);
+        CHECK(a == b);
+        seen.push_back(states.state());
+        if (at == text.size()) break;
+        const auto id = std::find(pieces.begin(), pieces.end(), std::optional<std::string>(text.substr(at, 1)));
+        REQUIRE(id != pieces.end());
+        const auto token = static_cast<std::int32_t>(id - pieces.begin());
+        kept.accept(token);
+        CHECK(states.accept(text.substr(at, 1)));
+        so_far.push_back(token);
+    }
+    CHECK(kept.complete());
+    // The string's letters came back to a state met before, so the memory served some of the masks above.
+    std::sort(seen.begin(), seen.end());
+    CHECK(std::adjacent_find(seen.begin(), seen.end()) != seen.end());
+}
+
 TEST_CASE("format constraint: a grammar no token can continue leaves the end of text, never an empty choice") {
     const auto tok = test_tokenizer::tiny(test_tokenizer::tiny_json());  // a..e and a few more: no "z"
     runner::grammar::Grammar g;
