@@ -136,13 +136,15 @@ Sampler::Sampler(const SamplingParams& params, TokenConstraint* constraint)
 // As llama.cpp samples under a grammar: the unconstrained choice first, which the constraint usually allows
 // (checking one token is cheap, masking a vocabulary is not); only when it does not, the choice again
 // among the tokens the constraint allows.
+// Penalties leave a masked -infinity as it is, so the mask goes onto the penalized logits, not a copy.
 std::int32_t Sampler::sample(std::span<const float> logits, std::span<const std::int32_t> history) {
-    std::int32_t id = pick(logits, history);
+    adjusted_.assign(logits.begin(), logits.end());  // kept between steps: a vocabulary's floats, not reallocated
+    apply_penalties(adjusted_, history, params_);
+    std::int32_t id = pick();
     if (constraint_) {
         if (!constraint_->allows(id)) {
-            std::vector<float> masked(logits.begin(), logits.end());
-            constraint_->mask(masked);
-            id = pick(masked, history);
+            constraint_->mask(adjusted_);
+            id = pick();
         }
         constraint_->accept(id);
     }
@@ -162,10 +164,8 @@ StepLogprobs logprobs_of(std::span<const float> logits, std::int32_t sampled, in
     return out;
 }
 
-std::int32_t Sampler::pick(std::span<const float> logits, std::span<const std::int32_t> history) {
-    std::vector<float>& adjusted = adjusted_;  // kept between steps: a vocabulary's floats, not reallocated
-    adjusted.assign(logits.begin(), logits.end());
-    apply_penalties(adjusted, history, params_);
+std::int32_t Sampler::pick() {
+    const std::vector<float>& adjusted = adjusted_;
     if (params_.temperature <= 0.0f) {
         // Greedy, as llama.cpp and Ollama treat temperature 0; ties go to the lowest id, as argmax does.
         return first_argmax(adjusted);

@@ -64,7 +64,8 @@ class Sampler {
     const std::optional<StepLogprobs>& last_logprobs() const { return last_logprobs_; }
 
   private:
-    std::int32_t pick(std::span<const float> logits, std::span<const std::int32_t> history);
+    // A token drawn from adjusted_: the step's logits with penalties applied (and masked, on a second draw).
+    std::int32_t pick();
 
     SamplingParams params_;
     std::mt19937_64 rng_;
