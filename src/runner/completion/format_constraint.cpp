@@ -24,7 +24,7 @@ bool FormatConstraint::allows(std::int32_t id) const {
 
 // Every token's verdict in the matcher's state.
 FormatConstraint::StateMask FormatConstraint::mask_now(std::size_t n_tokens) const {
-    StateMask m{matcher_.state(), std::vector<std::uint64_t>((n_tokens + 63) / 64), true};
+    StateMask m{matcher_.state(), n_tokens, std::vector<std::uint64_t>((n_tokens + 63) / 64), true};
     // Most tokens fail on their first byte, which a bit vector answers faster than the automaton's walk.
     const std::vector<bool> first = matcher_.first_bytes();
     for (std::size_t i = 0; i < n_tokens; ++i) {
@@ -40,9 +40,8 @@ FormatConstraint::StateMask FormatConstraint::mask_now(std::size_t n_tokens) con
 void FormatConstraint::mask(std::span<float> logits) const {
     constexpr std::size_t kept_states = 32;  // 19 KB each at a 152k vocabulary
     const int state = matcher_.state();
-    const std::size_t words = (logits.size() + 63) / 64;
     auto hit = std::find_if(masks_.begin(), masks_.end(),
-                            [&](const StateMask& m) { return m.state == state && m.allowed.size() == words; });
+                            [&](const StateMask& m) { return m.state == state && m.n_tokens == logits.size(); });
     if (hit == masks_.end()) {
         if (masks_.size() == kept_states) masks_.erase(masks_.begin());
         masks_.push_back(mask_now(logits.size()));
@@ -50,7 +49,7 @@ void FormatConstraint::mask(std::span<float> logits) const {
         std::rotate(hit, hit + 1, masks_.end());
     }
     const StateMask& m = masks_.back();
-    for (std::size_t w = 0; w < words; ++w) {
+    for (std::size_t w = 0; w < m.allowed.size(); ++w) {
         if (m.allowed[w] == ~std::uint64_t{0}) continue;
         const std::size_t end = std::min(logits.size(), 64 * w + 64);
         for (std::size_t i = 64 * w; i < end; ++i)

@@ -29,9 +29,10 @@ class FormatConstraint final : public TokenConstraint {
     bool complete() const { return matcher_.complete(); }
 
   private:
-    // The tokens a state allows, a bit each; `stuck`: none, so the ends of text get logit 0 instead.
+    // The tokens a state allows among n_tokens, a bit each; `stuck`: none, so the ends of text get logit 0.
     struct StateMask {
         int state;
+        std::size_t n_tokens;
         std::vector<std::uint64_t> allowed;
         bool stuck;
     };

@@ -136,7 +136,9 @@ Sampler::Sampler(const SamplingParams& params, TokenConstraint* constraint)
 // As llama.cpp samples under a grammar: the unconstrained choice first, which the constraint usually allows
 // (checking one token is cheap, masking a vocabulary is not); only when it does not, the choice again
 // among the tokens the constraint allows.
-// Penalties leave a masked -infinity as it is, so the mask goes onto the penalized logits, not a copy.
+// Penalties leave a masked -infinity as it is, so the mask goes onto the penalized logits, not a copy. (Where
+// no token can continue, the ends of text get logit 0 after the penalties, so a penalized end is drawn as
+// often as another.)
 std::int32_t Sampler::sample(std::span<const float> logits, std::span<const std::int32_t> history) {
     adjusted_.assign(logits.begin(), logits.end());  // kept between steps: a vocabulary's floats, not reallocated
     apply_penalties(adjusted_, history, params_);

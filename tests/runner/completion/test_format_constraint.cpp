@@ -90,40 +90,60 @@ TEST_CASE("format constraint: only tokens whose text continues the grammar, an e
 }
 
 TEST_CASE("format constraint: a state met again masks as a fresh constraint does, each state with its own mask") {
-    // Byte by byte through an object with a string: inside the string every letter leads back to one state,
-    // whose mask comes from the constraint's memory; each mask must equal that of a constraint that has
-    // seen the same bytes and never masked before.
+    // Byte by byte through answers that come back to states: every letter of a string, and the same place in
+    // a later item of a list (the second and third items' parses are alike), after a few other states or after
+    // more states than the constraint keeps masks of (a long property name between the items' "k" values). Each mask
+    // must equal that of a constraint that has seen the same bytes and never masked before.
     const auto tok = load_tokenizer();
-    const char* schema = R"({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]})";
-    const auto g = grammar_of(schema);
+    const std::string long_name = "abcdefghijklmnopqrstuvwxyz0123456789ABCD";
+    const std::pair<std::string, std::string> cases[] = {
+        {R"({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]})",
+         R"({"name": "abab"})"},
+        {R"({"type": "array", "items": {"type": "string"}})", R"(["ab", "cd", "ef"])"},
+        {R"({"type": "array", "items": {"type": "object", "properties": {"k": {"type": "string"}, ")" + long_name +
+             R"(": {"type": "string"}}, "required": ["k", ")" + long_name + R"("]}})",
+         R"([{"k": "a", ")" + long_name + R"(": "x"}, {"k": "b", ")" + long_name + R"(": "y"}, {"k": "c", ")" +
+             long_name + R"(": "z"}])"},
+    };
     const std::int32_t eos = 7;
-    runner::FormatConstraint kept(g, tok, {eos});
-    runner::grammar::Matcher states(g);
-    std::vector<int> seen;
-    std::vector<std::int32_t> so_far;
     const auto& pieces = tok.pieces();
-    const std::string text = R"({"name": "abab"})";
-    for (std::size_t at = 0; at <= text.size(); ++at) {
-        INFO("after " << text.substr(0, at));
-        runner::FormatConstraint fresh(g, tok, {eos});
-        for (const auto id : so_far) fresh.accept(id);
-        std::vector<float> a(tok.vocab_size(), 1.0f), b(tok.vocab_size(), 1.0f);
-        kept.mask(a);
-        fresh.mask(b);
-        CHECK(a == b);
-        seen.push_back(states.state());
-        if (at == text.size()) break;
-        const auto id = std::find(pieces.begin(), pieces.end(), std::optional<std::string>(text.substr(at, 1)));
-        REQUIRE(id != pieces.end());
-        const auto token = static_cast<std::int32_t>(id - pieces.begin());
-        kept.accept(token);
-        CHECK(states.accept(text.substr(at, 1)));
-        so_far.push_back(token);
+    bool came_back_in_memory = false, came_back_past_memory = false;
+    for (const auto& [schema, text] : cases) {
+        const auto g = grammar_of(schema.c_str());
+        runner::FormatConstraint kept(g, tok, {eos});
+        runner::grammar::Matcher states(g);
+        std::vector<int> seen;
+        std::vector<std::int32_t> so_far;
+        for (std::size_t at = 0; at <= text.size(); ++at) {
+            INFO("after " << text.substr(0, at));
+            runner::FormatConstraint fresh(g, tok, {eos});
+            for (const auto id : so_far) fresh.accept(id);
+            std::vector<float> a(tok.vocab_size(), 1.0f), b(tok.vocab_size(), 1.0f);
+            kept.mask(a);
+            fresh.mask(b);
+            CHECK(a == b);
+            // Where this state was last met, and how many other states came between.
+            const auto last = std::find(seen.rbegin(), seen.rend(), states.state());
+            if (last != seen.rend() && last != seen.rbegin()) {
+                std::vector<int> between(seen.rbegin(), last);
+                std::sort(between.begin(), between.end());
+                between.erase(std::unique(between.begin(), between.end()), between.end());
+                came_back_in_memory = came_back_in_memory || between.size() < 32;
+                came_back_past_memory = came_back_past_memory || between.size() > 32;
+            }
+            seen.push_back(states.state());
+            if (at == text.size()) break;
+            const auto id = std::find(pieces.begin(), pieces.end(), std::optional<std::string>(text.substr(at, 1)));
+            REQUIRE(id != pieces.end());
+            const auto token = static_cast<std::int32_t>(id - pieces.begin());
+            kept.accept(token);
+            CHECK(states.accept(text.substr(at, 1)));
+            so_far.push_back(token);
+        }
+        CHECK(kept.complete());
     }
-    CHECK(kept.complete());
-    // The string's letters came back to a state met before, so the memory served some of the masks above.
-    std::sort(seen.begin(), seen.end());
-    CHECK(std::adjacent_find(seen.begin(), seen.end()) != seen.end());
+    CHECK(came_back_in_memory);
+    CHECK(came_back_past_memory);
 }
 
 TEST_CASE("format constraint: a grammar no token can continue leaves the end of text, never an empty choice") {
