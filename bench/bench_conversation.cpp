@@ -211,9 +211,12 @@ int main(int argc, char** argv) {
     const double decode_bound =
         gpu ? streamed / (rates.link + rates.host) + (weight_bytes - streamed) / rates.hbm : weight_bytes / rates.host;
     std::printf("model: %s, context %d; %s\n", model_dir.c_str(), n_ctx, engine->description.c_str());
-    std::printf("sampling: %s\n", sampling.temperature > 0 ? "Ollama's defaults (temperature 0.8, top_k 40, top_p 0.9, "
-                                                             "repeat_penalty 1.1 over 64)"
-                                                           : "greedy");
+    if (sampling.temperature > 0)
+        std::printf("sampling: temperature %.2g, top_k %d, top_p %.2g, repeat_penalty %.2g over %d\n",
+                    sampling.temperature, sampling.top_k, sampling.top_p, sampling.repeat_penalty,
+                    sampling.penalty_last_n);
+    else
+        std::printf("sampling: greedy\n");
     std::printf("session: %d-token system prompt, %d turns of %d tokens, %d-token answers\n", system, turns,
                 turn_tokens, answer);
     std::printf("rates: peak %.0f G%s/s, host RAM %.1f GB/s", rates.flops / 1e9,

@@ -167,12 +167,11 @@ StepLogprobs logprobs_of(std::span<const float> logits, std::int32_t sampled, in
 }
 
 std::int32_t Sampler::pick() {
-    const std::vector<float>& adjusted = adjusted_;
     if (params_.temperature <= 0.0f) {
         // Greedy, as llama.cpp and Ollama treat temperature 0; ties go to the lowest id, as argmax does.
-        return first_argmax(adjusted);
+        return first_argmax(adjusted_);
     }
-    std::vector<Candidate> c = top_k(adjusted, params_.top_k);
+    std::vector<Candidate> c = top_k(adjusted_, params_.top_k);
     apply_top_p(c, params_.top_p);
     apply_min_p(c, params_.min_p);
     for (auto& cand : c) cand.logit /= params_.temperature;

@@ -86,8 +86,6 @@ class ByteFallback final : public Decoder {
         flush();
         tokens = std::move(out);
     }
-
-  private:
 };
 
 class Fuse final : public Decoder {
