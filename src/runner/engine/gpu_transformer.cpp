@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <optional>
@@ -14,6 +15,7 @@
 #include "runner/engine/decoder_layer.h"
 #include "runner/engine/gpu_layer_ring.h"
 #include "runner/engine/gpu_split_timing.h"
+#include "runner/engine/job_thread.h"
 #include "runner/engine/transformer.h"
 #include "runner/offload/layer_cache.h"
 #include "runner/offload/layer_slab.h"
@@ -42,6 +44,13 @@ void read_layer(std::byte* dst, const LayerWeights& l, const LayerLayout& layout
     }
     dont_need(l);
 }
+
+// Raises a flag to a turn when it goes out of scope, whatever happened: queued work waits for it.
+struct RaiseOnExit {
+    const gpu::HostFlag& flag;
+    std::uint64_t turn;
+    ~RaiseOnExit() { flag.raise(turn); }
+};
 
 }  // namespace
 
@@ -74,6 +83,8 @@ struct GpuTransformer::Impl {
 
     // The host's rows of split layers: the threads, the rows' views into the pinned slabs, the MLP's input
     // as the GPU leaves it (x_ready: copied into host_x), and the host's sum, which the GPU adds in place.
+    // Where the plan asks for it a thread of their own computes them (host_thread), while this one queues
+    // the step's kernels, and the GPU's add waits until host_done reaches the layer's turn.
     std::unique_ptr<cpu::ThreadPool> pool;
     struct HostMlp {
         TensorView norm;
@@ -81,8 +92,11 @@ struct GpuTransformer::Impl {
     };
     std::vector<HostMlp> host_mlp;  // [n_layer], for split layers
     std::vector<float> host_xb, host_gate;
-    gpu::PinnedBuffer host_partial;  // [gpu_host_max_tokens, n_embd], read by the GPU's add in place
-    gpu::Event x_ready;
+    gpu::PinnedBuffer host_partial;   // [gpu_host_max_tokens, n_embd], coherent
+    std::vector<gpu::Event> x_ready;  // [n_layer]: a step's later layers are queued before the host reads the first
+    gpu::HostFlag host_done;          // turns of host rows done, counted over the engine's life
+    std::uint64_t host_turns = 0;     // and given to host_thread
+    std::unique_ptr<JobThread> host_thread;
 
     // A decode step's first graph_layers layers (every layer when all are resident, else the resident ones
     // before the first streamed layer) as one launch: whether they may be (asked for, some such layer, recording
@@ -182,6 +196,7 @@ common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const Wei
         m->positions = gpu::DeviceBuffer(pass * sizeof(int));
         m->attention_scratch = gpu::DeviceBuffer::zeroed(plan.attention_scratch_bytes, m->compute);
         m->host_x = gpu::PinnedBuffer(pass * e * sizeof(float));
+        m->x_ready.resize(m->w.layers.size());
         m->host_positions = gpu::PinnedBuffer(pass * sizeof(int));
         m->host_logits = gpu::PinnedBuffer(static_cast<std::size_t>(c.n_vocab) * sizeof(float));
         m->logits_out.resize(static_cast<std::size_t>(c.n_vocab));
@@ -282,6 +297,7 @@ std::optional<common::Error> GpuTransformer::choose_split() {
     SplitRates rates;
     if (!candidates.empty()) {
         m.pool = std::make_unique<cpu::ThreadPool>(plan_.threads);
+        m.host_partial = gpu::PinnedBuffer(gpu_host_max_tokens * config_.n_embd * sizeof(float), true);
         if (plan_.host_share < 0) {
             const SlabMaker slab = [this](std::byte* dst, std::size_t layer, const LayerLayout& layout) {
                 return whole_slab(dst, layer, layout);
@@ -310,16 +326,17 @@ std::optional<common::Error> GpuTransformer::choose_split() {
     const std::size_t e = static_cast<std::size_t>(config_.n_embd);
     m.host_xb.resize(gpu_host_max_tokens * e);
     m.host_gate.resize(gpu_host_max_tokens * static_cast<std::size_t>(split_.host_rows));
-    m.host_partial = gpu::PinnedBuffer(gpu_host_max_tokens * e * sizeof(float));
+    if (plan_.host_thread) m.host_thread = std::make_unique<JobThread>();
     return std::nullopt;
 }
 
 // How long a decode step keeps the host from its rows (SplitRates::gpu_alone and split_wait): the resident
-// layers (loaded by now) and the logits; and from enqueueing a layer to its MLP input reaching the host,
-// timed on the last resident layer (0 where none is: every layer streams). Run as a decode step runs them,
-// the first layers from their graph where graphs are on; the fastest of three rounds, at the cache's first
-// position (which a first pass writes again). Nothing of them is kept: decode steps record their own graph,
-// and stats() counts only theirs.
+// layers (loaded by now) and the logits; and from the host's rows of the layer before to the layer's MLP
+// input reaching the host (enqueueing the layer, or with a host thread raising the turn it waits behind, as
+// mlp_on_host queues it), timed on the last resident layer (0 where none is: every layer streams). Run as
+// a decode step runs them, the first layers from their graph where graphs are on; the fastest of three
+// rounds, at the cache's first position (which a first pass writes again). Nothing of them is kept: decode
+// steps record their own graph, and stats() counts only theirs.
 std::pair<double, double> GpuTransformer::time_without_host() {
     auto& m = *impl_;
     const auto seconds_since = [](std::chrono::steady_clock::time_point start) {
@@ -339,9 +356,19 @@ std::pair<double, double> GpuTransformer::time_without_host() {
         alone = std::min(alone, seconds_since(start));
         if (last_resident == plan_.resident.rend()) continue;
         const auto layer = static_cast<int>(plan_.resident.rend() - last_resident) - 1;
-        start = std::chrono::steady_clock::now();
-        forward_on_gpu(layer, m.resident[static_cast<std::size_t>(layer)].as<std::byte>(), 1, 0, true);
-        m.x_ready.synchronize();
+        const auto li = static_cast<std::size_t>(layer);
+        if (plan_.host_thread) {
+            const RaiseOnExit raise{m.host_done, ++m.host_turns};  // the clock starts as it raises
+            std::memset(m.host_partial.data(), 0, config_.n_embd * sizeof(float));
+            gpu::add_when_raised(m.x.as<float>(), reinterpret_cast<const float*>(m.host_partial.data()),
+                                 static_cast<std::size_t>(config_.n_embd), m.host_done, raise.turn, m.compute);
+            forward_on_gpu(layer, m.resident[li].as<std::byte>(), 1, 0, true);
+            start = std::chrono::steady_clock::now();
+        } else {
+            start = std::chrono::steady_clock::now();
+            forward_on_gpu(layer, m.resident[li].as<std::byte>(), 1, 0, true);
+        }
+        m.x_ready[li].synchronize();
         wait = std::min(wait, seconds_since(start));
         m.compute.synchronize();
     }
@@ -592,7 +619,8 @@ struct GpuTransformer::LayerPass {
         if (host_mlp) {
             auto* to = m.host_x.data() + static_cast<std::size_t>(c0) * e * sizeof(float);
             gpu::copy_to_host(to, x(), static_cast<std::size_t>(mb) * e * sizeof(float), m.compute);
-            m.x_ready.record(m.compute);  // the last micro-batch's: the stream has copied the earlier ones by then
+            // the last micro-batch's: the stream has copied the earlier ones by then
+            m.x_ready[static_cast<std::size_t>(layer)].record(m.compute);
         }
         gpu::norm_mlp(x(), {at(ffn_norm), type(ffn_norm), c().rms_eps}, blocks, type(w_gate), type(w_down),
                       m.gate.as<float>(), m.up.as<float>(), m.xb.as<float>(), mb, e, m.compute, blas());
@@ -676,23 +704,45 @@ void GpuTransformer::copy_kv_rows(const gpu::KvRows& dst, const gpu::KvRows& src
     }
 }
 
-// A split layer's host rows for the n tokens of a decode step: their share of the MLP from the input
-// the GPU copied out, added into the residual on the GPU.
+// A split layer's host rows for the n tokens of a decode step: their share of the MLP from the input the
+// GPU copies out, added into the residual on the GPU. With a host thread (GpuPlan::host_thread) they are
+// given to it, and the GPU's add waits on the device until the thread raises host_done to the layer's
+// turn: the next layers' kernels are queued meanwhile, so the host goes from one layer's rows to the next
+// without launching any (58 us a split layer on an H100, docs/benchmarks.md). Otherwise this thread
+// computes them between the layers' launches.
 void GpuTransformer::mlp_on_host(int layer, int n) {
     auto& m = *impl_;
+    const auto* partial = reinterpret_cast<const float*>(m.host_partial.data());
+    const std::size_t elements = static_cast<std::size_t>(n) * static_cast<std::size_t>(config_.n_embd);
+    if (!m.host_thread) {
+        host_rows(layer, n);
+        gpu::add(m.x.as<float>(), partial, elements, m.compute);
+        return;
+    }
+    const std::uint64_t turn = ++m.host_turns;
+    m.host_thread->submit([this, layer, n, turn] {
+        const RaiseOnExit raise{impl_->host_done, turn};  // however the rows end: the stream waits for it
+        host_rows(layer, n);
+    });
+    gpu::add_when_raised(m.x.as<float>(), partial, elements, m.host_done, turn, m.compute);
+}
+
+// The rows themselves, into host_partial, once the GPU has copied their input.
+void GpuTransformer::host_rows(int layer, int n) {
+    auto& m = *impl_;
     const auto& c = config_;
-    const auto& mlp = m.host_mlp[static_cast<std::size_t>(layer)];
+    const auto li = static_cast<std::size_t>(layer);
+    const auto& mlp = m.host_mlp[li];
     const auto tokens = static_cast<std::size_t>(n), e = static_cast<std::size_t>(c.n_embd);
-    auto* partial = reinterpret_cast<float*>(m.host_partial.data());
     const auto t0 = std::chrono::steady_clock::now();
-    m.x_ready.synchronize();
+    m.x_ready[li].synchronize();
     const auto t1 = std::chrono::steady_clock::now();
     cpu::rmsnorm(m.host_xb.data(), reinterpret_cast<const float*>(m.host_x.data()), mlp.norm, tokens, e, c.rms_eps);
     cpu::swiglu_matmul(m.host_gate.data(), mlp.gate, mlp.up, m.host_xb.data(), tokens, *m.pool);
-    cpu::matmul(partial, m.host_gate.data(), mlp.down, nullptr, tokens, *m.pool);
+    cpu::matmul(reinterpret_cast<float*>(m.host_partial.data()), m.host_gate.data(), mlp.down, nullptr, tokens,
+                *m.pool);
     stats_.host_wait_s += std::chrono::duration<double>(t1 - t0).count();
     stats_.host_mlp_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
-    gpu::add(m.x.as<float>(), partial, tokens * e, m.compute);
     stats_.host_bytes += mlp.gate.bytes() + mlp.up.bytes() + mlp.down.bytes();
 }
 
@@ -711,6 +761,8 @@ void GpuTransformer::enqueue_logits(int n) {
 // Once the stream is done: the logits into logits_out.
 void GpuTransformer::read_logits() {
     auto& m = *impl_;
+    // The host's rows first, asleep: a spinning wait on the stream would take a core from them.
+    if (m.host_thread) m.host_thread->wait();
     m.compute.synchronize();
     std::memcpy(m.logits_out.data(), m.host_logits.data(), m.logits_out.size() * sizeof(float));
 }
@@ -719,6 +771,12 @@ void GpuTransformer::read_logits() {
 // and the next pass starts the ring afresh.
 void GpuTransformer::settle() noexcept {
     auto& m = *impl_;
+    try {
+        // every turn given is raised once its job has run, whatever became of it
+        if (m.host_thread) m.host_thread->wait();
+    } catch (const std::exception&) {
+        // the pass has failed already
+    }
     try {
         m.compute.synchronize();
     } catch (const gpu::Error&) {

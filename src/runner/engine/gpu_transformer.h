@@ -79,6 +79,7 @@ class GpuTransformer : public LanguageModel {
     void forward_on_gpu(int layer, const std::byte* base, int n, int n_past, bool host_mlp);
     void copy_kv_rows(const gpu::KvRows& dst, const gpu::KvRows& src, int from, int to);
     void mlp_on_host(int layer, int n);
+    void host_rows(int layer, int n);
     void enqueue_logits(int n);
     void read_logits();
     void settle() noexcept;

@@ -3,12 +3,14 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <initializer_list>
 #include <limits>
 #include <random>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -720,6 +722,34 @@ TEST_CASE("gpu Graph: a recording that fails rethrows and leaves the stream runn
     CHECK(download(x, values.size(), s) == values);
     gpu::add(x.as<float>(), y.as<float>(), values.size(), s);
     CHECK(download(x, values.size(), s) == std::vector<float>{2.f, 4.f, 6.f});
+}
+
+TEST_CASE("gpu add_when_raised waits on the device for the host's flag and adds what the host wrote before it") {
+    const gpu::Stream s;
+    const gpu::HostFlag flag;
+    constexpr std::size_t n = 1000;
+    const gpu::PinnedBuffer partial(n * sizeof(float), true);
+    auto* y = reinterpret_cast<float*>(partial.data());
+    std::fill(y, y + n, 0.f);
+    gpu::DeviceBuffer x = upload(std::vector<float>(n, 1.f), s);
+    const gpu::Event first, second;
+    // Both turns queued before the host has written either's values.
+    gpu::add_when_raised(x.as<float>(), y, n, flag, 1, s);
+    first.record(s);
+    gpu::add_when_raised(x.as<float>(), y, n, flag, 2, s);
+    second.record(s);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    CHECK_FALSE(first.done());
+    std::fill(y, y + n, 2.f);
+    flag.raise(1);
+    first.synchronize();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    CHECK_FALSE(second.done());
+    std::fill(y, y + n, 3.f);
+    flag.raise(2);
+    flag.raise(1);  // never lowers it
+    CHECK(flag.value() == 2);
+    CHECK(download(x, n, s) == std::vector<float>(n, 6.f));
 }
 
 TEST_CASE("gpu: a failed runtime call is an error naming the call, and the next call is not blamed for it") {

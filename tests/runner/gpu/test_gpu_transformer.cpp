@@ -430,14 +430,17 @@ void take_first_layer(runner::GpuPlan& plan, const runner::GpuPlan& everything, 
 
 TEST_CASE("gpu engine: the split's timing of the resident layers at load leaves no trace in the steps") {
     // It runs them at the cache's first position, from their graph where graphs are on: a first pass then
-    // gives the reference's logits, and the steps record and count their own graph.
+    // gives the reference's logits, and the steps record and count their own graph. With a host thread the
+    // timed layer waits behind a host turn, as a step queues it.
     const std::string name = "llama-gqa4-llama3rope";
     const auto ref = reference(name);
     const auto prompt = ref["prompt_ids"].get<std::vector<std::int32_t>>();
-    for (const bool graphs : {true, false}) {
+    for (const auto& [graphs, host_thread] : {std::pair{true, false}, std::pair{false, false}, std::pair{true, true}}) {
         CAPTURE(graphs);
+        CAPTURE(host_thread);
         auto o = options(64, runner::Compression::none, runner::KvType::f32, -1);
         o.graphs = graphs;
+        o.host_thread = host_thread;
         auto b = bind_streamed(name, o);
         const auto everything = runner::plan_gpu(b.weights, b.config(), o, runner::gpu_kernel_needs());
         REQUIRE(everything.ok());
@@ -462,6 +465,49 @@ TEST_CASE("gpu engine: the split's timing of the resident layers at load leaves 
         CHECK(model->stats().graph_records == (graphs ? 1u : 0u));
         CHECK(model->stats().graph_steps == (graphs ? 1u : 0u));
     }
+}
+
+TEST_CASE("gpu engine: split decode steps with the host's rows on a thread of their own equal those between launches") {
+    // The same rows on the same threads and the same kernels, only launched in another order: the logits are
+    // equal to the bit over steps of one to four tokens (split), longer ones (not), a rewind, and a resident
+    // first layer replayed from its graph. A layer's add that read the host's sum before the host wrote it, or
+    // another layer's sum, would move them by whole units; a turn never raised would leave forward waiting.
+    const std::string name = "llama-gqa4-llama3rope";
+    std::vector<std::unique_ptr<runner::GpuTransformer>> models;
+    for (const bool host_thread : {false, true}) {
+        auto o = options(64, runner::Compression::none, runner::KvType::f32, 60);
+        o.host_thread = host_thread;
+        auto b = bind_streamed(name, o);
+        const auto everything = runner::plan_gpu(b.weights, b.config(), o, runner::gpu_kernel_needs());
+        REQUIRE(everything.ok());
+        o.vram_budget = b.stream_all;
+        auto plan = runner::plan_gpu(b.weights, b.config(), o, runner::gpu_kernel_needs());
+        REQUIRE(plan.ok());
+        CHECK(plan->host_thread == host_thread);
+        take_first_layer(*plan, *everything, b.config().n_layer);
+        models.push_back(create_loaded(b, o.n_ctx, std::move(plan).value()));
+        const auto& split = models.back()->split();
+        REQUIRE(std::count(split.split.begin(), split.split.end(), true) == b.config().n_layer - 1);
+    }
+    const std::vector<std::pair<std::vector<std::int32_t>, int>> steps = {{{5, 9, 13, 2, 77, 31, 8, 64, 3, 11}, 0},
+                                                                          {{4}, 10},
+                                                                          {{19}, 11},
+                                                                          {{23, 24, 25, 26}, 12},
+                                                                          {{6, 7, 8, 9, 10, 11}, 16},
+                                                                          {{12}, 22},
+                                                                          {{40, 41}, 5},
+                                                                          {{42}, 7}};
+    for (const auto& [tokens, n_past] : steps) {
+        CAPTURE(n_past);
+        auto between = models[0]->forward(tokens, n_past);
+        REQUIRE(between.ok());
+        const std::vector<float> want(between->begin(), between->end());
+        auto threaded = models[1]->forward(tokens, n_past);
+        REQUIRE(threaded.ok());
+        CHECK(std::vector<float>(threaded->begin(), threaded->end()) == want);
+    }
+    CHECK(models[1]->stats().host_bytes > 0);
+    CHECK(models[1]->stats().host_bytes == models[0]->stats().host_bytes);
 }
 
 TEST_CASE("gpu engine: half the layers' KV caches in host memory, and prompts in passes of 7 tokens") {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -85,7 +86,10 @@ class DeviceBuffer {
 class PinnedBuffer {
   public:
     PinnedBuffer() = default;
-    explicit PinnedBuffer(std::size_t bytes);
+    // `coherent`: fine-grained on ROCm, where a kernel then sees the host's writes while it runs (a
+    // HostFlag's word and what it guards), which ROCm's default pinned memory does not promise; CUDA's
+    // pinned memory always is.
+    explicit PinnedBuffer(std::size_t bytes, bool coherent = false);
 
     std::byte* data() const { return ptr_.get(); }
     std::size_t bytes() const { return bytes_; }
@@ -93,6 +97,22 @@ class PinnedBuffer {
   private:
     std::unique_ptr<std::byte, PinnedFree> ptr_;
     std::size_t bytes_ = 0;
+};
+
+// A counter in coherent pinned memory that the host raises and kernels wait for on the device
+// (add_when_raised): work can be queued before the host has written what it reads, which must be
+// coherent pinned memory too. 64 bits: it never wraps, so it need never go back to 0 under queued work.
+class HostFlag {
+  public:
+    HostFlag();  // at 0
+
+    // To `value`, where that is higher. What this thread wrote before is visible to the work that waited for it.
+    void raise(std::uint64_t value) const;
+    std::uint64_t value() const;
+    const std::uint64_t* word() const { return reinterpret_cast<const std::uint64_t*>(word_.data()); }
+
+  private:
+    PinnedBuffer word_;
 };
 
 // An in-order queue of work on the device, owned.
@@ -315,5 +335,9 @@ void swiglu(float* gate, const float* up, std::size_t n, const Stream& stream);
 // x += y.   x: [n] on the device; y: [n] on the device or in pinned host memory, which the kernel reads
 // over the link itself (a few rows: no copy to queue behind the copy engines' big transfers)
 void add(float* x, const float* y, std::size_t n, const Stream& stream);
+// add, once `flag` has reached `value`: the stream waits for the host on the device (one thread spinning),
+// so the work queued after it needs no launch from the host once the host's y is ready.
+void add_when_raised(float* x, const float* y, std::size_t n, const HostFlag& flag, std::uint64_t value,
+                     const Stream& stream);
 
 }  // namespace runner::gpu

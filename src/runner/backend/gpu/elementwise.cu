@@ -1,6 +1,6 @@
 // Steps that touch each element once: SwiGLU for passes too long for norm_matmul_swiglu's fused kernel (in
-// f32, or as the BLAS's 16-bit input to down), the host's share of a split layer added into the residual,
-// and the f32 -> 16-bit rounding of the BLAS's inputs.
+// f32, or as the BLAS's 16-bit input to down), the host's share of a split layer added into the residual
+// (at once, or once the host raises a flag), and the f32 -> 16-bit rounding of the BLAS's inputs.
 #include "runner/backend/gpu/launch.h"
 
 namespace runner::gpu {
@@ -40,6 +40,13 @@ __global__ void add_kernel(float* x, const float* y, std::size_t n) {
     if (i < n) x[i] += y[i];
 }
 
+// One thread, so that the wait reads the host's word over the link once a microsecond, not once per block:
+// the link is busy copying layers meanwhile. The add after it is an ordinary kernel, which starts when this
+// one ends.
+__global__ void wait_for_host_kernel(const unsigned long long* flag, unsigned long long value) {
+    while (load_acquire_system(flag) < value) pause_briefly();
+}
+
 template <bool bf16>
 __global__ void to_16_kernel(unsigned short* dst, const float* src, std::size_t n) {
     const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -71,6 +78,14 @@ void add(float* x, const float* y, std::size_t n, const Stream& stream) {
     if (n == 0) return;
     add_kernel<<<blocks_for(n), threads, 0, native(stream)>>>(x, y, n);
     GPU_CHECK_LAUNCH();
+}
+
+void add_when_raised(float* x, const float* y, std::size_t n, const HostFlag& flag, std::uint64_t value,
+                     const Stream& stream) {
+    if (n == 0) return;
+    wait_for_host_kernel<<<1, 1, 0, native(stream)>>>(reinterpret_cast<const unsigned long long*>(flag.word()), value);
+    GPU_CHECK_LAUNCH();
+    add(x, y, n, stream);
 }
 
 }  // namespace runner::gpu

@@ -165,6 +165,28 @@ __device__ inline void let_next_kernel_start() {
 #endif
 }
 
+// A word the host writes while kernels run (a HostFlag's), loaded with acquire semantics at system scope:
+// what the host wrote before it is seen by the loads after it, and by the kernels after this one.
+__device__ inline unsigned long long load_acquire_system(const unsigned long long* p) {
+#if defined(OAR_GPU_HIP)
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+#else
+    unsigned long long v;
+    asm volatile("ld.acquire.sys.u64 %0, [%1];\n" : "=l"(v) : "l"(p) : "memory");
+    return v;
+#endif
+}
+
+// A spinning thread's pause between two loads of a host word (about a microsecond), so that its reads do
+// not crowd the link.
+__device__ inline void pause_briefly() {
+#if defined(OAR_GPU_HIP)
+    __builtin_amdgcn_s_sleep(32);  // 64 clocks a unit
+#else
+    __nanosleep(1000);
+#endif
+}
+
 // The warp's shared-memory writes so far visible to its other lanes.
 __device__ inline void warp_sync() {
 #if defined(OAR_GPU_HIP)
