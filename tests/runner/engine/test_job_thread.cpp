@@ -21,7 +21,8 @@ TEST_CASE("job thread: jobs run in order on another thread while the giver goes 
     std::thread::id ran_on;
     jobs.submit([&] {
         ran_on = std::this_thread::get_id();
-        // Blocks until the giver has given every job: a submit that ran its job in place would not return.
+        // Blocks until the giver has given every job: a submit that ran its job in place would wait out the
+        // 10 s here and fail.
         first_waited = given.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
         ran.push_back(0);
     });

@@ -752,6 +752,31 @@ TEST_CASE("gpu add_when_raised waits on the device for the host's flag and adds 
     CHECK(download(x, n, s) == std::vector<float>(n, 6.f));
 }
 
+TEST_CASE("gpu copy_out_raising writes into pinned memory and raises the flag the host waits on after it") {
+    const gpu::Stream s;
+    const gpu::HostFlag ready, go;
+    constexpr std::size_t n = 3000;  // more than the kernel's threads
+    std::vector<float> values(n);
+    for (std::size_t i = 0; i < n; ++i) values[i] = static_cast<float>(i) * 0.5f;
+    const gpu::DeviceBuffer x = upload(values, s);
+    const gpu::PinnedBuffer out(n * sizeof(float), true);
+    auto* host = reinterpret_cast<float*>(out.data());
+    std::fill(host, host + n, -1.f);
+    // Held behind `go`, so the host's wait below starts before the kernel runs.
+    const gpu::PinnedBuffer zeros(sizeof(float), true);
+    std::memset(zeros.data(), 0, sizeof(float));
+    gpu::DeviceBuffer scratch = upload(std::vector<float>{0.f}, s);
+    gpu::add_when_raised(scratch.as<float>(), reinterpret_cast<const float*>(zeros.data()), 1, go, 1, s);
+    gpu::copy_out_raising(host, x.as<float>(), n / 2, nullptr, 0, s);  // a first part, raising nothing
+    gpu::copy_out_raising(host + n / 2, x.as<float>() + n / 2, n - n / 2, &ready, 7, s);
+    CHECK_FALSE(ready.wait_for(7, std::chrono::milliseconds(30)));
+    go.raise(1);
+    REQUIRE(ready.wait_for(7, std::chrono::seconds(10)));
+    CHECK(ready.value() == 7);
+    CHECK(std::vector<float>(host, host + n) == values);
+    s.synchronize();
+}
+
 TEST_CASE("gpu: a failed runtime call is an error naming the call, and the next call is not blamed for it") {
     CHECK_THROWS_WITH_AS(gpu::DeviceBuffer(std::size_t{1} << 62), doctest::Contains("cudaMalloc"), gpu::Error);
     gpu::Stream s;

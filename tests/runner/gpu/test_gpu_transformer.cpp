@@ -508,6 +508,14 @@ TEST_CASE("gpu engine: split decode steps with the host's rows on a thread of th
     }
     CHECK(models[1]->stats().host_bytes > 0);
     CHECK(models[1]->stats().host_bytes == models[0]->stats().host_bytes);
+    CHECK(models[0]->stats().host_thread_layers == 0);
+    // the thread computed every split layer of every step short enough to split
+    const auto split_steps = std::count_if(steps.begin(), steps.end(), [](const auto& step) {
+        return step.first.size() <= static_cast<std::size_t>(runner::gpu_host_max_tokens);
+    });
+    CHECK(split_steps == 6);
+    CHECK(models[1]->stats().host_thread_layers ==
+          static_cast<std::size_t>(split_steps * (models[1]->config().n_layer - 1)));
 }
 
 TEST_CASE("gpu engine: half the layers' KV caches in host memory, and prompts in passes of 7 tokens") {

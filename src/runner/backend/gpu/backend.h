@@ -5,6 +5,7 @@
 // Every call that fails throws gpu::Error naming the runtime call, file and line.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -99,9 +100,9 @@ class PinnedBuffer {
     std::size_t bytes_ = 0;
 };
 
-// A counter in coherent pinned memory that the host raises and kernels wait for on the device
-// (add_when_raised): work can be queued before the host has written what it reads, which must be
-// coherent pinned memory too. 64 bits: it never wraps, so it need never go back to 0 under queued work.
+// A counter in coherent pinned memory by which a host thread and the stream wait for each other: the host
+// raises it for add_when_raised, a kernel raises it in copy_out_raising for the host. 64 bits, so it never
+// wraps and need never go back to 0 under queued work. Constructing one loads the kernels that use it.
 class HostFlag {
   public:
     HostFlag();  // at 0
@@ -109,6 +110,9 @@ class HostFlag {
     // To `value`, where that is higher. What this thread wrote before is visible to the work that waited for it.
     void raise(std::uint64_t value) const;
     std::uint64_t value() const;
+    // Spins (yielding now and then) until it reaches `value`: whether it did within `timeout`. A thread
+    // waiting so makes no GPU runtime call, which a kernel loading on another thread could hold up.
+    bool wait_for(std::uint64_t value, std::chrono::milliseconds timeout) const;
     const std::uint64_t* word() const { return reinterpret_cast<const std::uint64_t*>(word_.data()); }
 
   private:
@@ -339,5 +343,9 @@ void add(float* x, const float* y, std::size_t n, const Stream& stream);
 // so the work queued after it needs no launch from the host once the host's y is ready.
 void add_when_raised(float* x, const float* y, std::size_t n, const HostFlag& flag, std::uint64_t value,
                      const Stream& stream);
+// dst[i] = src[i] for n floats, dst in coherent pinned memory, written by a kernel; then, with a flag, that
+// kernel raises it to `value`, and a host thread that sees it (HostFlag::wait_for) sees dst.
+void copy_out_raising(float* dst, const float* src, std::size_t n, const HostFlag* flag, std::uint64_t value,
+                      const Stream& stream);
 
 }  // namespace runner::gpu

@@ -1,6 +1,4 @@
 // Devices, memory, streams and events: thin RAII over the vendor runtime.
-#include <atomic>
-
 #include "runner/backend/gpu/backend.h"
 #include "runner/backend/gpu/check.h"
 
@@ -96,24 +94,6 @@ PinnedBuffer::PinnedBuffer(std::size_t bytes, bool coherent) : bytes_(bytes) {
 #endif
     ptr_.reset(static_cast<std::byte*>(p));
 }
-
-namespace {
-
-std::atomic_ref<std::uint64_t> flag_word(const PinnedBuffer& word) {
-    return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(word.data()));
-}
-
-}  // namespace
-
-HostFlag::HostFlag() : word_(sizeof(std::uint64_t), true) { flag_word(word_).store(0, std::memory_order_release); }
-
-void HostFlag::raise(std::uint64_t value) const {
-    auto word = flag_word(word_);
-    std::uint64_t now = word.load(std::memory_order_relaxed);
-    while (now < value && !word.compare_exchange_weak(now, value, std::memory_order_release)) {
-    }
-}
-std::uint64_t HostFlag::value() const { return flag_word(word_).load(std::memory_order_acquire); }
 
 Stream::Stream() {
     cudaStream_t s = nullptr;

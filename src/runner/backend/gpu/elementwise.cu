@@ -1,6 +1,5 @@
 // Steps that touch each element once: SwiGLU for passes too long for norm_matmul_swiglu's fused kernel (in
-// f32, or as the BLAS's 16-bit input to down), the host's share of a split layer added into the residual
-// (at once, or once the host raises a flag), and the f32 -> 16-bit rounding of the BLAS's inputs.
+// f32, or as the BLAS's 16-bit input to down), and the f32 -> 16-bit rounding of the BLAS's inputs.
 #include "runner/backend/gpu/launch.h"
 
 namespace runner::gpu {
@@ -35,18 +34,6 @@ __global__ void swiglu_16_kernel(unsigned short* out, const float* gate, const f
     for (std::size_t k = i; k < n && k < i + 4; ++k) out[k] = f32_to_16<bf16>(silu_times(gate[k], up[k]));
 }
 
-__global__ void add_kernel(float* x, const float* y, std::size_t n) {
-    const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i < n) x[i] += y[i];
-}
-
-// One thread, so that the wait reads the host's word over the link once a microsecond, not once per block:
-// the link is busy copying layers meanwhile. The add after it is an ordinary kernel, which starts when this
-// one ends.
-__global__ void wait_for_host_kernel(const unsigned long long* flag, unsigned long long value) {
-    while (load_acquire_system(flag) < value) pause_briefly();
-}
-
 template <bool bf16>
 __global__ void to_16_kernel(unsigned short* dst, const float* src, std::size_t n) {
     const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -72,20 +59,6 @@ void swiglu_16(unsigned short* out, const float* gate, const float* up, std::siz
     (bf16 ? swiglu_16_kernel<true> : swiglu_16_kernel<false>)<<<blocks_for((n + 3) / 4), threads, 0, stream>>>(
         out, gate, up, n);
     GPU_CHECK_LAUNCH();
-}
-
-void add(float* x, const float* y, std::size_t n, const Stream& stream) {
-    if (n == 0) return;
-    add_kernel<<<blocks_for(n), threads, 0, native(stream)>>>(x, y, n);
-    GPU_CHECK_LAUNCH();
-}
-
-void add_when_raised(float* x, const float* y, std::size_t n, const HostFlag& flag, std::uint64_t value,
-                     const Stream& stream) {
-    if (n == 0) return;
-    wait_for_host_kernel<<<1, 1, 0, native(stream)>>>(reinterpret_cast<const unsigned long long*>(flag.word()), value);
-    GPU_CHECK_LAUNCH();
-    add(x, y, n, stream);
 }
 
 }  // namespace runner::gpu
