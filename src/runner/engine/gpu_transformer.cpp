@@ -8,6 +8,7 @@
 #include <cstring>
 #include <limits>
 #include <optional>
+#include <system_error>
 #include <thread>
 #include <tuple>
 
@@ -105,6 +106,7 @@ struct GpuTransformer::Impl {
     std::uint64_t host_turns = 0;                        // turns given
     std::uint64_t queued_turn = 0;                       // the split layer being queued: its turn
     std::atomic<bool> abandon_host = false;              // a failed pass: its rows still waiting are not computed
+    gpu::Event step_done;                                // how read_logits watches the stream while the rows run
     std::unique_ptr<JobThread> host_thread;
 
     // A decode step's first graph_layers layers (every layer when all are resident, else the resident ones
@@ -336,7 +338,13 @@ std::optional<common::Error> GpuTransformer::choose_split() {
     const std::size_t e = static_cast<std::size_t>(config_.n_embd);
     m.host_xb.resize(gpu_host_max_tokens * e);
     m.host_gate.resize(gpu_host_max_tokens * static_cast<std::size_t>(split_.host_rows));
-    if (plan_.host_thread) m.host_thread = std::make_unique<JobThread>();
+    if (plan_.host_thread) {
+        try {
+            m.host_thread = std::make_unique<JobThread>();
+        } catch (const std::system_error& err) {
+            return common::make_error(std::string("cannot start the thread for the host's rows: ") + err.what());
+        }
+    }
     return std::nullopt;
 }
 
@@ -345,8 +353,8 @@ std::optional<common::Error> GpuTransformer::choose_split() {
 // input reaching the host (enqueueing the layer, or with a host thread raising the turn it waits behind, as
 // mlp_on_host queues it), timed on the last resident layer (0 where none is: every layer streams). Run as
 // a decode step runs them, the first layers from their graph where graphs are on; the fastest of three
-// rounds, at the cache's first position (which a first pass writes again). Nothing of them is kept: decode
-// steps record their own graph, and stats() counts only theirs.
+// rounds (with a host thread, of the last two), at the cache's first position (which a first pass writes again).
+// Nothing of them is kept: decode steps record their own graph, and stats() counts only theirs.
 std::pair<double, double> GpuTransformer::time_without_host() {
     auto& m = *impl_;
     const auto seconds_since = [](std::chrono::steady_clock::time_point start) {
@@ -645,6 +653,8 @@ struct GpuTransformer::LayerPass {
         if (host_mlp) {
             const std::size_t n = static_cast<std::size_t>(mb) * e;
             auto* to = reinterpret_cast<float*>(m.host_x.data()) + static_cast<std::size_t>(c0) * e;
+            // host_ready exists where the plan asks for a host thread, as host_thread does once the split is
+            // decided (mlp_on_host)
             if (m.host_ready) {
                 // for a host thread, which waits on no event: the last micro-batch's kernel raises its turn
                 gpu::copy_out_raising(to, x(), n, last ? &*m.host_ready : nullptr, m.queued_turn, m.compute);
@@ -787,13 +797,15 @@ void GpuTransformer::host_rows(int layer, int n, std::uint64_t turn) {
 // Until the GPU has raised host_ready to a split layer's turn (copy_out_raising), with no runtime call:
 // given up when a failed pass abandons the host's rows, or after host_input_timeout (the GPU has failed).
 void GpuTransformer::await_host_input(int layer, std::uint64_t turn) const {
-    const auto& m = *impl_;
+    auto& m = *impl_;
     const auto give_up = std::chrono::steady_clock::now() + host_input_timeout;
     while (!m.host_ready->wait_for(turn, std::chrono::milliseconds(10))) {
         if (m.abandon_host.load(std::memory_order_relaxed)) throw gpu::Error("the pass was abandoned");
-        if (std::chrono::steady_clock::now() > give_up)
+        if (std::chrono::steady_clock::now() > give_up) {
+            m.abandon_host = true;  // the later rows of the pass wait no more
             throw gpu::Error("the GPU did not hand layer " + std::to_string(layer) +
                              "'s MLP input to the host within a minute");
+        }
     }
 }
 
@@ -812,12 +824,22 @@ void GpuTransformer::enqueue_logits(int n) {
 // Once the stream is done: the logits into logits_out.
 void GpuTransformer::read_logits() {
     auto& m = *impl_;
-    // The host's rows first, asleep: a spinning wait on the stream would take a core from them. Their
-    // failure leaves the stream to finish (every turn is raised) before the caller may reuse its buffers.
+    // The host's rows first, asleep a few milliseconds at a time (a spinning wait on the stream would take a
+    // core from them); between naps the stream's state, so that a GPU that failed abandons the rows waiting
+    // for its input at once. A failure leaves the stream to finish (every turn is raised) before the caller
+    // may reuse its buffers.
     if (m.host_thread) {
+        m.step_done.record(m.compute);
         try {
-            m.host_thread->wait();
+            while (!m.host_thread->wait_for(std::chrono::milliseconds(5))) (void)m.step_done.done();
         } catch (...) {
+            m.abandon_host = true;
+            try {
+                m.host_thread->wait();
+            } catch (const std::exception&) {
+                // the first failure is the one to report
+            }
+            m.abandon_host = false;
             m.compute.synchronize();
             throw;
         }

@@ -29,6 +29,13 @@ void JobThread::wait() {
     if (auto error = std::exchange(error_, nullptr)) std::rethrow_exception(error);
 }
 
+bool JobThread::wait_for(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex_);
+    if (!idle_.wait_for(lock, timeout, [this] { return jobs_.empty() && !running_; })) return false;
+    if (auto error = std::exchange(error_, nullptr)) std::rethrow_exception(error);
+    return true;
+}
+
 void JobThread::run() {
     std::unique_lock lock(mutex_);
     for (;;) {

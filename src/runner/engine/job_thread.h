@@ -3,6 +3,7 @@
 // (engine/gpu_transformer.cpp).
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <exception>
@@ -23,6 +24,8 @@ class JobThread {
     // Returns once every job given so far has run; rethrows the first exception a job threw since the last
     // wait. A job that throws does not keep the later ones from running.
     void wait();
+    // The same, giving up after `timeout`: whether every job given has run (and then rethrowing as wait()).
+    bool wait_for(std::chrono::milliseconds timeout);
 
   private:
     void run();

@@ -61,3 +61,19 @@ TEST_CASE("job thread: what was given runs before the thread ends") {
     }
     CHECK(ran == 20);
 }
+
+TEST_CASE("job thread: wait_for gives up while a job runs, and reports it once it has") {
+    JobThread jobs;
+    std::promise<void> release;
+    auto released = release.get_future();
+    jobs.submit([&] {
+        released.wait();
+        throw std::runtime_error("late");
+    });
+    CHECK_FALSE(jobs.wait_for(std::chrono::milliseconds(20)));
+    release.set_value();
+    bool idle = false;
+    CHECK_THROWS_WITH_AS(idle = jobs.wait_for(std::chrono::seconds(10)), "late", std::runtime_error);
+    CHECK_FALSE(idle);
+    CHECK(jobs.wait_for(std::chrono::milliseconds(1)));
+}

@@ -464,6 +464,7 @@ TEST_CASE("gpu engine: the split's timing of the resident layers at load leaves 
         CHECK(max_abs_diff(*logits, ref["logits"][1]) < tolerance);
         CHECK(model->stats().graph_records == (graphs ? 1u : 0u));
         CHECK(model->stats().graph_steps == (graphs ? 1u : 0u));
+        CHECK(model->stats().host_thread_layers == (host_thread && split.host_rows > 0 ? 2u : 0u));
     }
 }
 
@@ -473,49 +474,57 @@ TEST_CASE("gpu engine: split decode steps with the host's rows on a thread of th
     // first layer replayed from its graph. A layer's add that read the host's sum before the host wrote it, or
     // another layer's sum, would move them by whole units; a turn never raised would leave forward waiting.
     const std::string name = "llama-gqa4-llama3rope";
-    std::vector<std::unique_ptr<runner::GpuTransformer>> models;
-    for (const bool host_thread : {false, true}) {
-        auto o = options(64, runner::Compression::none, runner::KvType::f32, 60);
-        o.host_thread = host_thread;
-        auto b = bind_streamed(name, o);
-        const auto everything = runner::plan_gpu(b.weights, b.config(), o, runner::gpu_kernel_needs());
-        REQUIRE(everything.ok());
-        o.vram_budget = b.stream_all;
-        auto plan = runner::plan_gpu(b.weights, b.config(), o, runner::gpu_kernel_needs());
-        REQUIRE(plan.ok());
-        CHECK(plan->host_thread == host_thread);
-        take_first_layer(*plan, *everything, b.config().n_layer);
-        models.push_back(create_loaded(b, o.n_ctx, std::move(plan).value()));
-        const auto& split = models.back()->split();
-        REQUIRE(std::count(split.split.begin(), split.split.end(), true) == b.config().n_layer - 1);
+    // Micro-batches of 1 split the steps of 2 and 4 tokens: several kernels write the input out, the last
+    // raises the turn.
+    for (const auto& [max_batch, compression] :
+         {std::pair{64, runner::Compression::none}, std::pair{1, runner::Compression::none},
+          std::pair{1, runner::Compression::q4}}) {
+        CAPTURE(max_batch);
+        CAPTURE(runner::compression_name(compression));
+        std::vector<std::unique_ptr<runner::GpuTransformer>> models;
+        for (const bool host_thread : {false, true}) {
+            auto o = options(max_batch, compression, runner::KvType::f32, 60);
+            o.host_thread = host_thread;
+            auto b = bind_streamed(name, o);
+            const auto everything = runner::plan_gpu(b.weights, b.config(), o, runner::gpu_kernel_needs());
+            REQUIRE(everything.ok());
+            o.vram_budget = b.stream_all;
+            auto plan = runner::plan_gpu(b.weights, b.config(), o, runner::gpu_kernel_needs());
+            REQUIRE(plan.ok());
+            CHECK(plan->host_thread == host_thread);
+            take_first_layer(*plan, *everything, b.config().n_layer);
+            models.push_back(create_loaded(b, o.n_ctx, std::move(plan).value()));
+            const auto& split = models.back()->split();
+            REQUIRE(std::count(split.split.begin(), split.split.end(), true) == b.config().n_layer - 1);
+        }
+        const std::vector<std::pair<std::vector<std::int32_t>, int>> steps = {{{5, 9, 13, 2, 77, 31, 8, 64, 3, 11}, 0},
+                                                                              {{4}, 10},
+                                                                              {{19}, 11},
+                                                                              {{23, 24, 25, 26}, 12},
+                                                                              {{6, 7, 8, 9, 10, 11}, 16},
+                                                                              {{12}, 22},
+                                                                              {{40, 41}, 5},
+                                                                              {{42}, 7}};
+        for (const auto& [tokens, n_past] : steps) {
+            CAPTURE(n_past);
+            auto between = models[0]->forward(tokens, n_past);
+            REQUIRE(between.ok());
+            const std::vector<float> want(between->begin(), between->end());
+            auto threaded = models[1]->forward(tokens, n_past);
+            REQUIRE(threaded.ok());
+            CHECK(std::vector<float>(threaded->begin(), threaded->end()) == want);
+        }
+        CHECK(models[1]->stats().host_bytes > 0);
+        CHECK(models[1]->stats().host_bytes == models[0]->stats().host_bytes);
+        CHECK(models[0]->stats().host_thread_layers == 0);
+        // the thread computed every split layer of every step short enough to split
+        const auto split_steps = std::count_if(steps.begin(), steps.end(), [](const auto& step) {
+            return step.first.size() <= static_cast<std::size_t>(runner::gpu_host_max_tokens);
+        });
+        CHECK(split_steps == 6);
+        CHECK(models[1]->stats().host_thread_layers ==
+              static_cast<std::size_t>(split_steps * (models[1]->config().n_layer - 1)));
     }
-    const std::vector<std::pair<std::vector<std::int32_t>, int>> steps = {{{5, 9, 13, 2, 77, 31, 8, 64, 3, 11}, 0},
-                                                                          {{4}, 10},
-                                                                          {{19}, 11},
-                                                                          {{23, 24, 25, 26}, 12},
-                                                                          {{6, 7, 8, 9, 10, 11}, 16},
-                                                                          {{12}, 22},
-                                                                          {{40, 41}, 5},
-                                                                          {{42}, 7}};
-    for (const auto& [tokens, n_past] : steps) {
-        CAPTURE(n_past);
-        auto between = models[0]->forward(tokens, n_past);
-        REQUIRE(between.ok());
-        const std::vector<float> want(between->begin(), between->end());
-        auto threaded = models[1]->forward(tokens, n_past);
-        REQUIRE(threaded.ok());
-        CHECK(std::vector<float>(threaded->begin(), threaded->end()) == want);
-    }
-    CHECK(models[1]->stats().host_bytes > 0);
-    CHECK(models[1]->stats().host_bytes == models[0]->stats().host_bytes);
-    CHECK(models[0]->stats().host_thread_layers == 0);
-    // the thread computed every split layer of every step short enough to split
-    const auto split_steps = std::count_if(steps.begin(), steps.end(), [](const auto& step) {
-        return step.first.size() <= static_cast<std::size_t>(runner::gpu_host_max_tokens);
-    });
-    CHECK(split_steps == 6);
-    CHECK(models[1]->stats().host_thread_layers ==
-          static_cast<std::size_t>(split_steps * (models[1]->config().n_layer - 1)));
 }
 
 TEST_CASE("gpu engine: half the layers' KV caches in host memory, and prompts in passes of 7 tokens") {

@@ -20,8 +20,8 @@ __global__ void add_kernel(float* x, const float* y, std::size_t n) {
     if (i < n) x[i] += y[i];
 }
 
-// One thread, so that the wait reads the host's word over the link about once a microsecond, not once per
-// block: the link is busy copying layers meanwhile. The add after it starts when this kernel ends.
+// One thread, so that the wait reads the host's word over the link about every half microsecond, not once
+// per block: the link is busy copying layers meanwhile. The add after it starts when this kernel ends.
 __global__ void wait_for_host_kernel(const unsigned long long* flag, unsigned long long value) {
     while (load_acquire_system(flag) < value) pause_briefly();
 }
