@@ -426,6 +426,17 @@ void take_first_layer(runner::GpuPlan& plan, const runner::GpuPlan& everything, 
     plan.pinned_bytes -= first;
 }
 
+// The plan under `o` for b's weights with the first layer resident and the others streamed.
+runner::GpuPlan first_layer_resident(const Bound& b, runner::GpuOptions o) {
+    const auto everything = runner::plan_gpu(b.weights, b.config(), o, runner::gpu_kernel_needs());
+    REQUIRE(everything.ok());
+    o.vram_budget = b.stream_all;
+    auto plan = runner::plan_gpu(b.weights, b.config(), o, runner::gpu_kernel_needs());
+    REQUIRE(plan.ok());
+    take_first_layer(*plan, *everything, b.config().n_layer);
+    return std::move(plan).value();
+}
+
 }  // namespace
 
 TEST_CASE("gpu engine: the split's timing of the resident layers at load leaves no trace in the steps") {
@@ -442,13 +453,7 @@ TEST_CASE("gpu engine: the split's timing of the resident layers at load leaves 
         o.graphs = graphs;
         o.host_thread = host_thread;
         auto b = bind_streamed(name, o);
-        const auto everything = runner::plan_gpu(b.weights, b.config(), o, runner::gpu_kernel_needs());
-        REQUIRE(everything.ok());
-        o.vram_budget = b.stream_all;
-        auto plan = runner::plan_gpu(b.weights, b.config(), o, runner::gpu_kernel_needs());
-        REQUIRE(plan.ok());
-        take_first_layer(*plan, *everything, b.config().n_layer);
-        const auto model = create_loaded(b, o.n_ctx, std::move(plan).value());
+        const auto model = create_loaded(b, o.n_ctx, first_layer_resident(b, o));
         const auto& split = model->split();
         CHECK(split.rates.gpu_alone > 0);
         CHECK(split.rates.gpu_alone < 1);
@@ -486,14 +491,9 @@ TEST_CASE("gpu engine: split decode steps with the host's rows on a thread of th
             auto o = options(max_batch, compression, runner::KvType::f32, 60);
             o.host_thread = host_thread;
             auto b = bind_streamed(name, o);
-            const auto everything = runner::plan_gpu(b.weights, b.config(), o, runner::gpu_kernel_needs());
-            REQUIRE(everything.ok());
-            o.vram_budget = b.stream_all;
-            auto plan = runner::plan_gpu(b.weights, b.config(), o, runner::gpu_kernel_needs());
-            REQUIRE(plan.ok());
-            CHECK(plan->host_thread == host_thread);
-            take_first_layer(*plan, *everything, b.config().n_layer);
-            models.push_back(create_loaded(b, o.n_ctx, std::move(plan).value()));
+            auto plan = first_layer_resident(b, o);
+            CHECK(plan.host_thread == host_thread);
+            models.push_back(create_loaded(b, o.n_ctx, std::move(plan)));
             const auto& split = models.back()->split();
             REQUIRE(std::count(split.split.begin(), split.split.end(), true) == b.config().n_layer - 1);
         }
