@@ -5,9 +5,11 @@
 // attention over an f16 cache at several context lengths. A decode step is these kernels in a row, so each row shows
 // where the step's time goes: microseconds per call, the bytes it must read (weights or cache) as GB/s, and the bound,
 // those bytes at the device-copy rate (read and write counted), with achieved/bound. Weights rotate among copies that
-// together exceed the L2 cache, so every call reads from memory.
+// together exceed the L2 cache, so every call reads from memory. --tokens runs the products for a pass of 2-8
+// tokens instead (each weight read once for all of them: the same bound), as a short prompt's suffix does;
+// RoPE and attention stay at one token.
 //
-// usage: bench_decode_kernels [--iterations N]
+// usage: bench_decode_kernels [--iterations N] [--tokens N]
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -63,19 +65,24 @@ void row(const char* name, double us, std::size_t bytes, double hbm_gbs) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    int iterations = 50;
+    int iterations = 50, tokens = 1;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "--iterations" && i + 1 < argc) {
             iterations = std::atoi(argv[++i]);
+        } else if (arg == "--tokens" && i + 1 < argc) {
+            tokens = std::atoi(argv[++i]);
         } else {
-            std::fprintf(stderr, "usage: bench_decode_kernels [--iterations N]\n");
+            std::fprintf(stderr, "usage: bench_decode_kernels [--iterations N] [--tokens N]\n");
             return 2;
         }
     }
-    if (iterations < 1 || gpu::device_count() == 0) {
-        std::fprintf(stderr, "bench_decode_kernels: %s\n",
-                     iterations < 1 ? "--iterations must be at least 1" : "no GPU is visible");
+    const char* refused = iterations < 1             ? "--iterations must be at least 1"
+                          : tokens < 1 || tokens > 8 ? "--tokens must be 1 to 8, the passes decode's products take"
+                          : gpu::device_count() == 0 ? "no GPU is visible"
+                                                     : nullptr;
+    if (refused) {
+        std::fprintf(stderr, "bench_decode_kernels: %s\n", refused);
         return 2;
     }
     try {
@@ -83,13 +90,15 @@ int main(int argc, char** argv) {
         const double hbm = runner::selftest::device_copy_gbs();
         std::printf("device: %s; device copy %.0f GB/s (read and write counted)\n\n", gpu::device_info().name.c_str(),
                     hbm);
-        std::printf("%-34s %10s %10s %10s %10s\n", "kernel (one token)", "us", "bound us", "GB/s", "achieved");
+        const std::string title = tokens == 1 ? "kernel (one token)" : "kernel (" + std::to_string(tokens) + " tokens)";
+        std::printf("%-34s %10s %10s %10s %10s\n", title.c_str(), "us", "bound us", "GB/s", "achieved");
         gpu::Stream s;
         const auto bf16 = runner::WeightType::bf16;
         const int q_width = n_head * head_dim, kv_width = n_head_kv * head_dim;
-        gpu::DeviceBuffer x(n_ff * 4), xb(n_ff * 4), q(q_width * 4), k(kv_width * 4), v(kv_width * 4), gate(n_ff * 4),
-            up(n_ff * 4), logits(n_vocab * 4);
-        const std::vector<float> ones(n_ff, 0.01f);
+        const auto t = static_cast<std::size_t>(tokens);
+        gpu::DeviceBuffer x(t * n_ff * 4), xb(t * n_ff * 4), q(t * q_width * 4), k(t * kv_width * 4),
+            v(t * kv_width * 4), gate(t * n_ff * 4), up(t * n_ff * 4), logits(t * n_vocab * 4);
+        const std::vector<float> ones(t * n_ff, 0.01f);
         gpu::copy_to_device(x.data(), ones.data(), ones.size() * 4, s);
         const auto norm = bf16_copies(n_embd * 2, 1, s);
         const gpu::Norm rms{norm[0].data(), bf16, 1e-5f};
@@ -106,7 +115,7 @@ int main(int argc, char** argv) {
                         const gpu::Product p[] = {{q.as<float>(), wq[c].data(), bf16, q_width},
                                                   {k.as<float>(), wk[c].data(), bf16, kv_width},
                                                   {v.as<float>(), wv[c].data(), bf16, kv_width}};
-                        gpu::norm_matmul(p, x.as<float>(), rms, xb.as<float>(), 1, n_embd, s);
+                        gpu::norm_matmul(p, x.as<float>(), rms, xb.as<float>(), tokens, n_embd, s);
                     },
                     iterations, s),
                 qkv_bytes, hbm);
@@ -118,8 +127,8 @@ int main(int argc, char** argv) {
                 time_us(
                     [&](int i) {
                         gpu::matmul_add(x.as<float>(), q.as<float>(),
-                                        wo[static_cast<std::size_t>(i) % wo.size()].data(), bf16, xb.as<float>(), 1,
-                                        q_width, n_embd, s);
+                                        wo[static_cast<std::size_t>(i) % wo.size()].data(), bf16, xb.as<float>(),
+                                        tokens, q_width, n_embd, s);
                     },
                     iterations, s),
                 bytes, hbm);
@@ -138,7 +147,7 @@ int main(int argc, char** argv) {
                     [&](int i) {
                         const auto c = static_cast<std::size_t>(i) % wg.size();
                         gpu::norm_matmul_swiglu(gate.as<float>(), up.as<float>(), xb.as<float>(), x.as<float>(), rms,
-                                                wg[c].data(), wu[c].data(), type, 1, n_embd, n_ff, s);
+                                                wg[c].data(), wu[c].data(), type, tokens, n_embd, n_ff, s);
                     },
                     iterations, s),
                 2 * bytes, hbm);
@@ -147,8 +156,8 @@ int main(int argc, char** argv) {
                 time_us(
                     [&](int i) {
                         gpu::matmul_add(x.as<float>(), gate.as<float>(),
-                                        wd[static_cast<std::size_t>(i) % wd.size()].data(), type, up.as<float>(), 1,
-                                        n_ff, n_embd, s);
+                                        wd[static_cast<std::size_t>(i) % wd.size()].data(), type, up.as<float>(),
+                                        tokens, n_ff, n_embd, s);
                     },
                     iterations, s),
                 bytes, hbm);
@@ -160,7 +169,7 @@ int main(int argc, char** argv) {
                 time_us(
                     [&](int) {
                         const gpu::Product p[] = {{logits.as<float>(), head[0].data(), bf16, n_vocab}};
-                        gpu::norm_matmul(p, x.as<float>(), rms, xb.as<float>(), 1, n_embd, s);
+                        gpu::norm_matmul(p, x.as<float>(), rms, xb.as<float>(), tokens, n_embd, s);
                     },
                     iterations, s),
                 bytes, hbm);
