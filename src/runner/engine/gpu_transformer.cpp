@@ -833,13 +833,7 @@ void GpuTransformer::read_logits() {
         try {
             while (!m.host_thread->wait_for(std::chrono::milliseconds(5))) (void)m.step_done.done();
         } catch (...) {
-            m.abandon_host = true;
-            try {
-                m.host_thread->wait();
-            } catch (const std::exception&) {
-                // the first failure is the one to report
-            }
-            m.abandon_host = false;
+            abandon_host_rows();
             m.compute.synchronize();
             throw;
         }
@@ -848,21 +842,25 @@ void GpuTransformer::read_logits() {
     std::memcpy(m.logits_out.data(), m.host_logits.data(), m.logits_out.size() * sizeof(float));
 }
 
+// After a failure: the host's rows still waiting for their input give up (the GPU may have failed), and every
+// turn given is raised once its job has run, whatever became of it, so the stream can finish. The failure
+// already seen is the one to report.
+void GpuTransformer::abandon_host_rows() noexcept {
+    auto& m = *impl_;
+    m.abandon_host = true;
+    try {
+        m.host_thread->wait();
+    } catch (const std::exception&) {
+        // a consequence of the first failure
+    }
+    m.abandon_host = false;
+}
+
 // After a failed pass: the work it queued finishes before anything reuses the buffers it reads or writes,
 // and the next pass starts the ring afresh.
 void GpuTransformer::settle() noexcept {
     auto& m = *impl_;
-    if (m.host_thread) {
-        // Rows still waiting for their input give up (the GPU may have failed); every turn given is raised
-        // once its job has run, whatever became of it, so the stream can finish.
-        m.abandon_host = true;
-        try {
-            m.host_thread->wait();
-        } catch (const std::exception&) {
-            // the pass has failed already
-        }
-        m.abandon_host = false;
-    }
+    if (m.host_thread) abandon_host_rows();
     try {
         m.compute.synchronize();
     } catch (const gpu::Error&) {

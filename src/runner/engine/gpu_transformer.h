@@ -83,6 +83,7 @@ class GpuTransformer : public LanguageModel {
     void mlp_on_host(int layer, int n);
     void host_rows(int layer, int n, std::uint64_t turn);
     void await_host_input(int layer, std::uint64_t turn) const;
+    void abandon_host_rows() noexcept;
     void enqueue_logits(int n);
     void read_logits();
     void settle() noexcept;

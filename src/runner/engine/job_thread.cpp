@@ -24,9 +24,8 @@ void JobThread::submit(std::function<void()> job) {
 }
 
 void JobThread::wait() {
-    std::unique_lock lock(mutex_);
-    idle_.wait(lock, [this] { return jobs_.empty() && !running_; });
-    if (auto error = std::exchange(error_, nullptr)) std::rethrow_exception(error);
+    while (!wait_for(std::chrono::hours(1))) {
+    }
 }
 
 bool JobThread::wait_for(std::chrono::milliseconds timeout) {

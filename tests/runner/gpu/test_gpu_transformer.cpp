@@ -426,6 +426,18 @@ void take_first_layer(runner::GpuPlan& plan, const runner::GpuPlan& everything, 
     plan.pinned_bytes -= first;
 }
 
+// The same forward pass on two engines that differ only in how they launch it: their logits, to the bit.
+void check_same_logits(runner::GpuTransformer& a, runner::GpuTransformer& b, std::span<const std::int32_t> tokens,
+                       int n_past) {
+    CAPTURE(n_past);
+    auto from_a = a.forward(tokens, n_past);
+    REQUIRE(from_a.ok());
+    const std::vector<float> first(from_a->begin(), from_a->end());
+    auto from_b = b.forward(tokens, n_past);
+    REQUIRE(from_b.ok());
+    CHECK(std::equal(first.begin(), first.end(), from_b->begin(), from_b->end()));
+}
+
 // The plan under `o` for b's weights with the first layer resident and the others streamed.
 runner::GpuPlan first_layer_resident(const Bound& b, runner::GpuOptions o) {
     const auto everything = runner::plan_gpu(b.weights, b.config(), o, runner::gpu_kernel_needs());
@@ -505,15 +517,7 @@ TEST_CASE("gpu engine: split decode steps with the host's rows on a thread of th
                                                                               {{12}, 22},
                                                                               {{40, 41}, 5},
                                                                               {{42}, 7}};
-        for (const auto& [tokens, n_past] : steps) {
-            CAPTURE(n_past);
-            auto between = models[0]->forward(tokens, n_past);
-            REQUIRE(between.ok());
-            const std::vector<float> want(between->begin(), between->end());
-            auto threaded = models[1]->forward(tokens, n_past);
-            REQUIRE(threaded.ok());
-            CHECK(std::vector<float>(threaded->begin(), threaded->end()) == want);
-        }
+        for (const auto& [tokens, n_past] : steps) check_same_logits(*models[0], *models[1], tokens, n_past);
         CHECK(models[1]->stats().host_bytes > 0);
         CHECK(models[1]->stats().host_bytes == models[0]->stats().host_bytes);
         CHECK(models[0]->stats().host_thread_layers == 0);
@@ -579,22 +583,6 @@ TEST_CASE("gpu engine: each layer's cache split between VRAM and host memory by 
         test_support::check_reference_logits(*model, ref, tolerance);
     }
 }
-
-namespace {
-
-// The same forward pass on the engine with graphs and on the one without: their logits, to the bit.
-void check_same_logits(runner::GpuTransformer& with_graphs, runner::GpuTransformer& without,
-                       std::span<const std::int32_t> tokens, int n_past) {
-    CAPTURE(n_past);
-    auto replayed = with_graphs.forward(tokens, n_past);
-    REQUIRE(replayed.ok());
-    const std::vector<float> first(replayed->begin(), replayed->end());
-    auto launched = without.forward(tokens, n_past);
-    REQUIRE(launched.ok());
-    CHECK(std::equal(first.begin(), first.end(), launched->begin(), launched->end()));
-}
-
-}  // namespace
 
 TEST_CASE("gpu engine: decode steps replayed as graphs equal launching each kernel, across re-recordings") {
     // One conversation on two engines, graphs on and off: a prompt, one-token steps to the end of the context

@@ -8,8 +8,6 @@ namespace {
 
 constexpr int threads = 256;
 
-unsigned blocks_for(std::size_t n) { return static_cast<unsigned>((n + threads - 1) / threads); }
-
 __device__ inline float silu_times(float g, float u) { return g / (1.f + expf(-g)) * u; }
 
 __global__ void swiglu_kernel(float* gate, const float* up, std::size_t n) {
@@ -44,19 +42,19 @@ __global__ void to_16_kernel(unsigned short* dst, const float* src, std::size_t 
 
 void to_16(unsigned short* dst, const float* src, std::size_t n, bool bf16, cudaStream_t stream) {
     if (n == 0) return;
-    (bf16 ? to_16_kernel<true> : to_16_kernel<false>)<<<blocks_for(n), threads, 0, stream>>>(dst, src, n);
+    (bf16 ? to_16_kernel<true> : to_16_kernel<false>)<<<blocks_for(n, threads), threads, 0, stream>>>(dst, src, n);
     GPU_CHECK_LAUNCH();
 }
 
 void swiglu(float* gate, const float* up, std::size_t n, const Stream& stream) {
     if (n == 0) return;
-    swiglu_kernel<<<blocks_for(n), threads, 0, native(stream)>>>(gate, up, n);
+    swiglu_kernel<<<blocks_for(n, threads), threads, 0, native(stream)>>>(gate, up, n);
     GPU_CHECK_LAUNCH();
 }
 
 void swiglu_16(unsigned short* out, const float* gate, const float* up, std::size_t n, bool bf16, cudaStream_t stream) {
     if (n == 0) return;
-    (bf16 ? swiglu_16_kernel<true> : swiglu_16_kernel<false>)<<<blocks_for((n + 3) / 4), threads, 0, stream>>>(
+    (bf16 ? swiglu_16_kernel<true> : swiglu_16_kernel<false>)<<<blocks_for((n + 3) / 4, threads), threads, 0, stream>>>(
         out, gate, up, n);
     GPU_CHECK_LAUNCH();
 }

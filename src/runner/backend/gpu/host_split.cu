@@ -13,8 +13,6 @@ namespace {
 
 constexpr int threads = 256;
 
-unsigned blocks_for(std::size_t n) { return static_cast<unsigned>((n + threads - 1) / threads); }
-
 __global__ void add_kernel(float* x, const float* y, std::size_t n) {
     const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < n) x[i] += y[i];
@@ -80,7 +78,7 @@ bool HostFlag::wait_for(std::uint64_t value, std::chrono::milliseconds timeout) 
 
 void add(float* x, const float* y, std::size_t n, const Stream& stream) {
     if (n == 0) return;
-    add_kernel<<<blocks_for(n), threads, 0, native(stream)>>>(x, y, n);
+    add_kernel<<<blocks_for(n, threads), threads, 0, native(stream)>>>(x, y, n);
     GPU_CHECK_LAUNCH();
 }
 
