@@ -10,8 +10,8 @@
 // usage: bench_offload [--model DIR|FILE.gguf] [--gguf 8b|70b] [--budgets 4,8,0] [--prompts 32,4096] [--decode N]
 // [--ctx N]
 //                      [--max-batch N] [--compression none,8bit,4bit] [--ram-budget GiB]
-//                      [--kv-cache f16|f32] [--kv-near N] [--host-share P] [--graphs on|off]
-//                      [--host-thread on|off] [--peak-tflops T] [--reference FILE]
+//                      [--kv-cache f16|f32] [--kv-near N] [--host-share P] [--graphs on|off] [--peak-tflops T]
+//                      [--reference FILE]
 // --host-share: percent of each streamed layer's MLP rows computed on the host while decoding (default
 // -1: the engine measures and decides); the split layers' bound is then the rate the link and the host's
 // RAM reads reach together, measured with both running at once.
@@ -23,8 +23,6 @@
 // fit beside the ring for its last layers; the decode bound counts their reads over the link.
 // --graphs: decode steps (their resident layers before the first streamed one) replayed as recorded graphs
 //   (default: the backend's).
-// --host-thread: split layers' host rows on a thread of their own while the next layers are queued, the GPU
-//   waiting for each on the device (default off: the engine's).
 // Budgets are GiB, 0 meaning no limit. The model defaults to a random-weight one shaped like Llama 3.1 8B
 // (about 16 GB of BF16 safetensors, written on first use); --gguf 8b or 70b writes and runs a random
 // Q4_K_M-style GGUF of Llama 3.1 8B's or Llama 3.3 70B's shape instead (bench/random_gguf.h), the file
@@ -138,7 +136,6 @@ int main(int argc, char** argv) {
     int ctx = 0;
     int kv_near = runner::gpu_kv_near_tokens;
     std::optional<bool> graphs;
-    bool host_thread = false;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i], v = argv[i + 1];
         if (a == "--model")
@@ -169,8 +166,6 @@ int main(int argc, char** argv) {
             host_share = std::stoi(v);
         else if (a == "--graphs" && (v == "on" || v == "off"))
             graphs = v == "on";
-        else if (a == "--host-thread" && (v == "on" || v == "off"))
-            host_thread = v == "on";
         else if (a == "--kv-cache" && (v == "f16" || v == "f32"))
             kv_type = v == "f16" ? runner::KvType::f16 : runner::KvType::f32;
         else if (a == "--compression") {
@@ -248,7 +243,6 @@ int main(int argc, char** argv) {
                 options.kv_near_tokens = kv_near;
                 options.host_share = host_share;
                 options.graphs = graphs;
-                options.host_thread = host_thread;
                 auto plan = runner::plan_gpu(*weights, c, options, runner::gpu_kernel_needs());
                 if (!plan) {
                     std::printf("%-6s %-8s %-7d %s\n", runner::compression_name(compression),

@@ -1,14 +1,11 @@
 #include "runner/engine/gpu_transformer.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
-#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <optional>
-#include <system_error>
 #include <thread>
 #include <tuple>
 
@@ -17,7 +14,6 @@
 #include "runner/engine/decoder_layer.h"
 #include "runner/engine/gpu_layer_ring.h"
 #include "runner/engine/gpu_split_timing.h"
-#include "runner/engine/job_thread.h"
 #include "runner/engine/transformer.h"
 #include "runner/offload/layer_cache.h"
 #include "runner/offload/layer_slab.h"
@@ -46,17 +42,6 @@ void read_layer(std::byte* dst, const LayerWeights& l, const LayerLayout& layout
     }
     dont_need(l);
 }
-
-// How long a host thread waits for a split layer's MLP input before it calls the GPU failed (it makes no
-// runtime call that would tell): a layer read from disk takes seconds.
-constexpr std::chrono::milliseconds host_input_timeout{60000};
-
-// Raises a flag to a turn when it goes out of scope, whatever happened: queued work waits for it.
-struct RaiseOnExit {
-    const gpu::HostFlag& flag;
-    std::uint64_t turn;
-    ~RaiseOnExit() { flag.raise(turn); }
-};
 
 }  // namespace
 
@@ -89,10 +74,6 @@ struct GpuTransformer::Impl {
 
     // The host's rows of split layers: the threads, the rows' views into the pinned slabs, the MLP's input
     // as the GPU leaves it (x_ready: copied into host_x), and the host's sum, which the GPU adds in place.
-    // Where the plan asks for it a thread of their own computes them (host_thread) while this one queues
-    // the step's kernels: each split layer takes a turn, the GPU raises host_ready to it once the input is
-    // out, and its add waits until the thread raises host_done to it. host_x and host_partial are then
-    // coherent pinned memory, which kernels write and read while the host does.
     std::unique_ptr<cpu::ThreadPool> pool;
     struct HostMlp {
         TensorView norm;
@@ -100,14 +81,8 @@ struct GpuTransformer::Impl {
     };
     std::vector<HostMlp> host_mlp;  // [n_layer], for split layers
     std::vector<float> host_xb, host_gate;
-    gpu::PinnedBuffer host_partial;                      // [gpu_host_max_tokens, n_embd]
-    std::vector<gpu::Event> x_ready;                     // [n_layer]
-    std::optional<gpu::HostFlag> host_ready, host_done;  // turns counted over the engine's life
-    std::uint64_t host_turns = 0;                        // turns given
-    std::uint64_t queued_turn = 0;                       // the split layer being queued: its turn
-    std::atomic<bool> abandon_host = false;              // a failed pass: its rows still waiting are not computed
-    gpu::Event step_done;                                // how read_logits watches the stream while the rows run
-    std::unique_ptr<JobThread> host_thread;
+    gpu::PinnedBuffer host_partial;  // [gpu_host_max_tokens, n_embd], read by the GPU's add in place
+    gpu::Event x_ready;
 
     // A decode step's first graph_layers layers (every layer when all are resident, else the resident ones
     // before the first streamed layer) as one launch: whether they may be (asked for, some such layer, recording
@@ -206,8 +181,7 @@ common::Result<std::unique_ptr<GpuTransformer>> GpuTransformer::create(const Wei
         m->logits = gpu::DeviceBuffer(static_cast<std::size_t>(c.n_vocab) * sizeof(float));
         m->positions = gpu::DeviceBuffer(pass * sizeof(int));
         m->attention_scratch = gpu::DeviceBuffer::zeroed(plan.attention_scratch_bytes, m->compute);
-        m->host_x = gpu::PinnedBuffer(pass * e * sizeof(float), plan.host_thread);
-        m->x_ready.resize(m->w.layers.size());
+        m->host_x = gpu::PinnedBuffer(pass * e * sizeof(float));
         m->host_positions = gpu::PinnedBuffer(pass * sizeof(int));
         m->host_logits = gpu::PinnedBuffer(static_cast<std::size_t>(c.n_vocab) * sizeof(float));
         m->logits_out.resize(static_cast<std::size_t>(c.n_vocab));
@@ -308,8 +282,6 @@ std::optional<common::Error> GpuTransformer::choose_split() {
     SplitRates rates;
     if (!candidates.empty()) {
         m.pool = std::make_unique<cpu::ThreadPool>(plan_.threads);
-        m.host_partial = gpu::PinnedBuffer(gpu_host_max_tokens * config_.n_embd * sizeof(float), plan_.host_thread);
-        if (plan_.host_thread) m.host_ready.emplace(), m.host_done.emplace();
         if (plan_.host_share < 0) {
             const SlabMaker slab = [this](std::byte* dst, std::size_t layer, const LayerLayout& layout) {
                 return whole_slab(dst, layer, layout);
@@ -338,23 +310,16 @@ std::optional<common::Error> GpuTransformer::choose_split() {
     const std::size_t e = static_cast<std::size_t>(config_.n_embd);
     m.host_xb.resize(gpu_host_max_tokens * e);
     m.host_gate.resize(gpu_host_max_tokens * static_cast<std::size_t>(split_.host_rows));
-    if (plan_.host_thread) {
-        try {
-            m.host_thread = std::make_unique<JobThread>();
-        } catch (const std::system_error& err) {
-            return common::make_error(std::string("cannot start the thread for the host's rows: ") + err.what());
-        }
-    }
+    m.host_partial = gpu::PinnedBuffer(gpu_host_max_tokens * e * sizeof(float));
     return std::nullopt;
 }
 
 // How long a decode step keeps the host from its rows (SplitRates::gpu_alone and split_wait): the resident
-// layers (loaded by now) and the logits; and from the host's rows of the layer before to the layer's MLP
-// input reaching the host (enqueueing the layer, or with a host thread raising the turn it waits behind, as
-// mlp_on_host queues it), timed on the last resident layer (0 where none is: every layer streams). Run as
-// a decode step runs them, the first layers from their graph where graphs are on; the fastest of three
-// rounds (with a host thread, of the last two), at the cache's first position (which a first pass writes again).
-// Nothing of them is kept: decode steps record their own graph, and stats() counts only theirs.
+// layers (loaded by now) and the logits; and from enqueueing a layer to its MLP input reaching the host,
+// timed on the last resident layer (0 where none is: every layer streams). Run as a decode step runs them,
+// the first layers from their graph where graphs are on; the fastest of three rounds, at the cache's first
+// position (which a first pass writes again). Nothing of them is kept: decode steps record their own graph,
+// and stats() counts only theirs.
 std::pair<double, double> GpuTransformer::time_without_host() {
     auto& m = *impl_;
     const auto seconds_since = [](std::chrono::steady_clock::time_point start) {
@@ -374,33 +339,9 @@ std::pair<double, double> GpuTransformer::time_without_host() {
         alone = std::min(alone, seconds_since(start));
         if (last_resident == plan_.resident.rend()) continue;
         const auto layer = static_cast<int>(plan_.resident.rend() - last_resident) - 1;
-        const auto li = static_cast<std::size_t>(layer);
-        m.queued_turn = ++m.host_turns;
-        if (!plan_.host_thread) {
-            start = std::chrono::steady_clock::now();
-            forward_on_gpu(layer, m.resident[li].as<std::byte>(), 1, 0, true);
-            m.x_ready[li].synchronize();
-        } else if (round == 0) {
-            // Untimed: its launches load the layer's kernels, and a load may wait for the GPU to go idle,
-            // which a wait kernel queued before them would keep it from until this thread raised its turn.
-            forward_on_gpu(layer, m.resident[li].as<std::byte>(), 1, 0, true);
-            await_host_input(layer, m.queued_turn);
-            m.compute.synchronize();
-            continue;
-        } else {
-            // Queued behind the layer before's turn, as a step queues it: the clock starts as that is raised.
-            const std::uint64_t before = m.queued_turn;
-            m.queued_turn = ++m.host_turns;
-            {
-                const RaiseOnExit raise{*m.host_done, before};
-                std::memset(m.host_partial.data(), 0, config_.n_embd * sizeof(float));
-                gpu::add_when_raised(m.x.as<float>(), reinterpret_cast<const float*>(m.host_partial.data()),
-                                     static_cast<std::size_t>(config_.n_embd), *m.host_done, before, m.compute);
-                forward_on_gpu(layer, m.resident[li].as<std::byte>(), 1, 0, true);
-                start = std::chrono::steady_clock::now();
-            }
-            await_host_input(layer, m.queued_turn);
-        }
+        start = std::chrono::steady_clock::now();
+        forward_on_gpu(layer, m.resident[static_cast<std::size_t>(layer)].as<std::byte>(), 1, 0, true);
+        m.x_ready.synchronize();
         wait = std::min(wait, seconds_since(start));
         m.compute.synchronize();
     }
@@ -508,7 +449,6 @@ std::optional<common::Error> GpuTransformer::run_pass(std::span<const std::int32
     for (int layer = first; layer < config_.n_layer; ++layer) {
         const auto li = static_cast<std::size_t>(layer);
         const bool host_mlp = m.ring.copies_decode_parts() && split_.split[li];
-        if (host_mlp) m.queued_turn = ++m.host_turns;
         if (plan_.resident[li]) {
             forward_on_gpu(layer, m.resident[li].as<std::byte>(), n, n_past, host_mlp);
         } else {
@@ -598,7 +538,6 @@ struct GpuTransformer::LayerPass {
     int layer;
     const std::byte* base;
     int c0, mb;
-    bool last;   // the pass's last micro-batch
     int n_keys;  // the keys this micro-batch's last token attends to: the cache in use, not its capacity
     bool host_mlp;
     const std::vector<gpu::MlpBlock>& blocks;
@@ -651,18 +590,9 @@ struct GpuTransformer::LayerPass {
     void mlp() {
         const int e = c().n_embd;
         if (host_mlp) {
-            const std::size_t n = static_cast<std::size_t>(mb) * e;
-            auto* to = reinterpret_cast<float*>(m.host_x.data()) + static_cast<std::size_t>(c0) * e;
-            // host_ready exists where the plan asks for a host thread, as host_thread does once the split is
-            // decided (mlp_on_host)
-            if (m.host_ready) {
-                // for a host thread, which waits on no event: the last micro-batch's kernel raises its turn
-                gpu::copy_out_raising(to, x(), n, last ? &*m.host_ready : nullptr, m.queued_turn, m.compute);
-            } else {
-                gpu::copy_to_host(to, x(), n * sizeof(float), m.compute);
-                // the last micro-batch's: the stream has copied the earlier ones by then
-                m.x_ready[static_cast<std::size_t>(layer)].record(m.compute);
-            }
+            auto* to = m.host_x.data() + static_cast<std::size_t>(c0) * e * sizeof(float);
+            gpu::copy_to_host(to, x(), static_cast<std::size_t>(mb) * e * sizeof(float), m.compute);
+            m.x_ready.record(m.compute);  // the last micro-batch's: the stream has copied the earlier ones by then
         }
         gpu::norm_mlp(x(), {at(ffn_norm), type(ffn_norm), c().rms_eps}, blocks, type(w_gate), type(w_down),
                       m.gate.as<float>(), m.up.as<float>(), m.xb.as<float>(), mb, e, m.compute, blas());
@@ -704,7 +634,6 @@ void GpuTransformer::forward_on_gpu(int layer, const std::byte* base, int n, int
                        base,
                        c0,
                        std::min(plan_.max_batch, n - c0),
-                       c0 + plan_.max_batch >= n,
                        n_past + std::min(n, c0 + plan_.max_batch),
                        host_mlp,
                        blocks,
@@ -747,66 +676,24 @@ void GpuTransformer::copy_kv_rows(const gpu::KvRows& dst, const gpu::KvRows& src
     }
 }
 
-// A split layer's host rows for the n tokens of a decode step: their share of the MLP from the input the
-// GPU copies out, added into the residual on the GPU. With a host thread (GpuPlan::host_thread) they are
-// given to it, and the GPU's add waits on the device until the thread raises host_done to the layer's
-// turn: the next layers' kernels are queued meanwhile, so the host goes from one layer's rows to the next
-// without launching any (58 us a split layer on an H100, docs/benchmarks.md). Otherwise this thread
-// computes them between the layers' launches.
+// A split layer's host rows for the n tokens of a decode step: their share of the MLP from the input
+// the GPU copied out, added into the residual on the GPU.
 void GpuTransformer::mlp_on_host(int layer, int n) {
     auto& m = *impl_;
-    const auto* partial = reinterpret_cast<const float*>(m.host_partial.data());
-    const std::size_t elements = static_cast<std::size_t>(n) * static_cast<std::size_t>(config_.n_embd);
-    if (!m.host_thread) {
-        host_rows(layer, n, 0);
-        gpu::add(m.x.as<float>(), partial, elements, m.compute);
-        return;
-    }
-    const std::uint64_t turn = m.queued_turn;
-    m.host_thread->submit([this, layer, n, turn] {
-        const RaiseOnExit raise{*impl_->host_done, turn};  // however the rows end: the stream waits for it
-        host_rows(layer, n, turn);
-    });
-    gpu::add_when_raised(m.x.as<float>(), partial, elements, *m.host_done, turn, m.compute);
-}
-
-// The rows themselves, into host_partial, once the GPU has copied their input out: as x_ready says, or on
-// the host's thread as host_ready says when it reaches `turn`.
-void GpuTransformer::host_rows(int layer, int n, std::uint64_t turn) {
-    auto& m = *impl_;
     const auto& c = config_;
-    const auto li = static_cast<std::size_t>(layer);
-    const auto& mlp = m.host_mlp[li];
+    const auto& mlp = m.host_mlp[static_cast<std::size_t>(layer)];
     const auto tokens = static_cast<std::size_t>(n), e = static_cast<std::size_t>(c.n_embd);
+    auto* partial = reinterpret_cast<float*>(m.host_partial.data());
     const auto t0 = std::chrono::steady_clock::now();
-    if (turn == 0)
-        m.x_ready[li].synchronize();
-    else
-        await_host_input(layer, turn);
+    m.x_ready.synchronize();
     const auto t1 = std::chrono::steady_clock::now();
     cpu::rmsnorm(m.host_xb.data(), reinterpret_cast<const float*>(m.host_x.data()), mlp.norm, tokens, e, c.rms_eps);
     cpu::swiglu_matmul(m.host_gate.data(), mlp.gate, mlp.up, m.host_xb.data(), tokens, *m.pool);
-    cpu::matmul(reinterpret_cast<float*>(m.host_partial.data()), m.host_gate.data(), mlp.down, nullptr, tokens,
-                *m.pool);
+    cpu::matmul(partial, m.host_gate.data(), mlp.down, nullptr, tokens, *m.pool);
     stats_.host_wait_s += std::chrono::duration<double>(t1 - t0).count();
     stats_.host_mlp_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+    gpu::add(m.x.as<float>(), partial, tokens * e, m.compute);
     stats_.host_bytes += mlp.gate.bytes() + mlp.up.bytes() + mlp.down.bytes();
-    if (turn != 0) ++stats_.host_thread_layers;
-}
-
-// Until the GPU has raised host_ready to a split layer's turn (copy_out_raising), with no runtime call:
-// given up when a failed pass abandons the host's rows, or after host_input_timeout (the GPU has failed).
-void GpuTransformer::await_host_input(int layer, std::uint64_t turn) const {
-    auto& m = *impl_;
-    const auto give_up = std::chrono::steady_clock::now() + host_input_timeout;
-    while (!m.host_ready->wait_for(turn, std::chrono::milliseconds(10))) {
-        if (m.abandon_host.load(std::memory_order_relaxed)) throw gpu::Error("the pass was abandoned");
-        if (std::chrono::steady_clock::now() > give_up) {
-            m.abandon_host = true;  // the later rows of the pass wait no more
-            throw gpu::Error("the GPU did not hand layer " + std::to_string(layer) +
-                             "'s MLP input to the host within a minute");
-        }
-    }
 }
 
 // The final rmsnorm of the last of n tokens, then the classifier, into the pinned logits.
@@ -824,43 +711,14 @@ void GpuTransformer::enqueue_logits(int n) {
 // Once the stream is done: the logits into logits_out.
 void GpuTransformer::read_logits() {
     auto& m = *impl_;
-    // The host's rows first, asleep a few milliseconds at a time (a spinning wait on the stream would take a
-    // core from them); between naps the stream's state, so that a GPU that failed abandons the rows waiting
-    // for its input at once. A failure leaves the stream to finish (every turn is raised) before the caller
-    // may reuse its buffers.
-    if (m.host_thread) {
-        m.step_done.record(m.compute);
-        try {
-            while (!m.host_thread->wait_for(std::chrono::milliseconds(5))) (void)m.step_done.done();
-        } catch (...) {
-            abandon_host_rows();
-            m.compute.synchronize();
-            throw;
-        }
-    }
     m.compute.synchronize();
     std::memcpy(m.logits_out.data(), m.host_logits.data(), m.logits_out.size() * sizeof(float));
-}
-
-// After a failure: the host's rows still waiting for their input give up (the GPU may have failed), and every
-// turn given is raised once its job has run, whatever became of it, so the stream can finish. The failure
-// already seen is the one to report.
-void GpuTransformer::abandon_host_rows() noexcept {
-    auto& m = *impl_;
-    m.abandon_host = true;
-    try {
-        m.host_thread->wait();
-    } catch (const std::exception&) {
-        // a consequence of the first failure
-    }
-    m.abandon_host = false;
 }
 
 // After a failed pass: the work it queued finishes before anything reuses the buffers it reads or writes,
 // and the next pass starts the ring afresh.
 void GpuTransformer::settle() noexcept {
     auto& m = *impl_;
-    if (m.host_thread) abandon_host_rows();
     try {
         m.compute.synchronize();
     } catch (const gpu::Error&) {

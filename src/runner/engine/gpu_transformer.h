@@ -10,7 +10,6 @@
 // as one recorded graph.
 #pragma once
 
-#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -30,14 +29,13 @@ KernelNeeds gpu_kernel_needs();
 
 struct GpuStats {
     std::size_t passes = 0;
-    std::size_t bytes_copied = 0;        // weights host->device that passes used, summed over them
-    std::size_t host_bytes = 0;          // weights the host computed with, summed over passes
-    double host_wait_s = 0;              // split layers: the host waiting for the GPU's MLP input, summed over passes
-    double host_mlp_s = 0;               // and computing its rows from it
-    std::size_t host_thread_layers = 0;  // split layers whose rows a thread of their own computed (host_thread)
-    std::size_t graph_steps = 0;         // decode steps whose first layers (or all) replayed from a recorded graph
-    std::size_t graph_records = 0;       // and the recordings they replayed
-    std::string graph_error;             // why recording failed, after which steps run launch by launch
+    std::size_t bytes_copied = 0;   // weights host->device that passes used, summed over them
+    std::size_t host_bytes = 0;     // weights the host computed with, summed over passes
+    double host_wait_s = 0;         // split layers: the host waiting for the GPU's MLP input, summed over passes
+    double host_mlp_s = 0;          // and computing its rows from it
+    std::size_t graph_steps = 0;    // decode steps whose first layers (or all) replayed from a recorded graph
+    std::size_t graph_records = 0;  // and the recordings they replayed
+    std::string graph_error;        // why recording failed, after which steps run launch by launch
 };
 
 class GpuTransformer : public LanguageModel {
@@ -81,9 +79,6 @@ class GpuTransformer : public LanguageModel {
     void forward_on_gpu(int layer, const std::byte* base, int n, int n_past, bool host_mlp);
     void copy_kv_rows(const gpu::KvRows& dst, const gpu::KvRows& src, int from, int to);
     void mlp_on_host(int layer, int n);
-    void host_rows(int layer, int n, std::uint64_t turn);
-    void await_host_input(int layer, std::uint64_t turn) const;
-    void abandon_host_rows() noexcept;
     void enqueue_logits(int n);
     void read_logits();
     void settle() noexcept;

@@ -104,7 +104,6 @@ common::Result<GpuPlan> plan_gpu(const ModelWeights& w, const ModelConfig& c, co
     plan.host_share = options.host_share;
     plan.threads = options.threads;
     plan.graphs = options.graphs;
-    plan.host_thread = options.host_thread;
     plan.blas = kernels.blas;
     if (compression != Compression::none) plan.cache = options.cache;
     plan.widens_weights = compression != Compression::none || has_ggml_blocks(w);

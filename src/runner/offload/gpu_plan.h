@@ -44,10 +44,6 @@ struct GpuOptions {
     // Decode steps (their resident layers before the first streamed one) recorded once and replayed as one
     // launch (gpu::Graph); empty: the backend's default.
     std::optional<bool> graphs;
-    // Split layers' host rows on a thread of their own, each one's add on the GPU waiting for it on the
-    // device, so that the next layers are queued meanwhile (engine/gpu_transformer.cpp). Off until measured
-    // on a GPU host against rows computed between the launches.
-    bool host_thread = false;
 };
 
 // What the GPU kernels need beside the weights, which only the backend knows: the engine passes
@@ -93,7 +89,6 @@ struct GpuPlan {
     int host_share = -1;         // as asked (GpuOptions)
     unsigned threads = 0;        // as asked
     std::optional<bool> graphs;  // as asked
-    bool host_thread = false;    // as asked
     bool blas = false;           // as KernelNeeds said
     // Prompt products widen quantized matrices (compressed, or a GGUF's blocks) to bf16 for the BLAS, in
     // VRAM scratch of the largest projection.

@@ -3,14 +3,12 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <initializer_list>
 #include <limits>
 #include <random>
 #include <stdexcept>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -722,85 +720,6 @@ TEST_CASE("gpu Graph: a recording that fails rethrows and leaves the stream runn
     CHECK(download(x, values.size(), s) == values);
     gpu::add(x.as<float>(), y.as<float>(), values.size(), s);
     CHECK(download(x, values.size(), s) == std::vector<float>{2.f, 4.f, 6.f});
-}
-
-namespace {
-
-// Whether `e` completes within 10 s: a kernel that never sees the host's flag fails the test, not hangs it.
-bool done_soon(const gpu::Event& e) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!e.done())
-        if (std::chrono::steady_clock::now() > deadline) return false;
-    return true;
-}
-
-// Raises flags to the most at the end of a test, before the buffers go (declared after them): a kernel still
-// spinning after a failed check would otherwise keep their release waiting for ever.
-struct ReleaseOnExit {
-    std::vector<const gpu::HostFlag*> flags;
-    ~ReleaseOnExit() {
-        for (const auto* f : flags) f->raise(std::numeric_limits<std::uint64_t>::max());
-    }
-};
-
-}  // namespace
-
-TEST_CASE("gpu add_when_raised waits on the device for the host's flag and adds what the host wrote before it") {
-    const gpu::Stream s;
-    const gpu::HostFlag flag;
-    constexpr std::size_t n = 1000;
-    const gpu::PinnedBuffer partial(n * sizeof(float), true);
-    auto* y = reinterpret_cast<float*>(partial.data());
-    std::fill(y, y + n, 0.f);
-    gpu::DeviceBuffer x = upload(std::vector<float>(n, 1.f), s);
-    const gpu::Event first, second;
-    const ReleaseOnExit release{{&flag}};
-    // Both turns queued before the host has written either's values.
-    gpu::add_when_raised(x.as<float>(), y, n, flag, 1, s);
-    first.record(s);
-    gpu::add_when_raised(x.as<float>(), y, n, flag, 2, s);
-    second.record(s);
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    CHECK_FALSE(first.done());
-    std::fill(y, y + n, 2.f);
-    flag.raise(1);
-    REQUIRE(done_soon(first));
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    CHECK_FALSE(second.done());
-    std::fill(y, y + n, 3.f);
-    flag.raise(2);
-    flag.raise(1);  // never lowers it
-    CHECK(flag.value() == 2);
-    REQUIRE(done_soon(second));
-    CHECK(download(x, n, s) == std::vector<float>(n, 6.f));
-}
-
-TEST_CASE("gpu copy_out_raising writes into pinned memory and raises the flag the host waits on after it") {
-    const gpu::Stream s;
-    const gpu::HostFlag ready, go;
-    constexpr std::size_t n = 3000;  // more than the kernel's threads
-    std::vector<float> values(n);
-    for (std::size_t i = 0; i < n; ++i) values[i] = static_cast<float>(i) * 0.5f;
-    const gpu::DeviceBuffer x = upload(values, s);
-    const gpu::PinnedBuffer out(n * sizeof(float), true);
-    auto* host = reinterpret_cast<float*>(out.data());
-    std::fill(host, host + n, -1.f);
-    // Held behind `go`, so the host's wait below starts before the kernel runs.
-    const gpu::PinnedBuffer zeros(sizeof(float), true);
-    std::memset(zeros.data(), 0, sizeof(float));
-    gpu::DeviceBuffer scratch = upload(std::vector<float>{0.f}, s);
-    const ReleaseOnExit release{{&go}};
-    gpu::add_when_raised(scratch.as<float>(), reinterpret_cast<const float*>(zeros.data()), 1, go, 1, s);
-    gpu::copy_out_raising(host, x.as<float>(), n / 2, nullptr, 0, s);  // a first part, raising nothing
-    gpu::copy_out_raising(host + n / 2, x.as<float>() + n / 2, n - n / 2, &ready, 7, s);
-    CHECK_FALSE(ready.wait_for(7, std::chrono::milliseconds(30)));
-    go.raise(1);
-    REQUIRE(ready.wait_for(7, std::chrono::seconds(10)));
-    CHECK(ready.value() == 7);
-    // Read long after the kernel ended, so a missing fence would not show here: the engine's threaded split
-    // steps, which read at once, are the check of that.
-    CHECK(std::vector<float>(host, host + n) == values);
-    s.synchronize();
 }
 
 TEST_CASE("gpu: a failed runtime call is an error naming the call, and the next call is not blamed for it") {

@@ -453,17 +453,14 @@ runner::GpuPlan first_layer_resident(const Bound& b, runner::GpuOptions o) {
 
 TEST_CASE("gpu engine: the split's timing of the resident layers at load leaves no trace in the steps") {
     // It runs them at the cache's first position, from their graph where graphs are on: a first pass then
-    // gives the reference's logits, and the steps record and count their own graph. With a host thread the
-    // timed layer waits behind a host turn, as a step queues it.
+    // gives the reference's logits, and the steps record and count their own graph.
     const std::string name = "llama-gqa4-llama3rope";
     const auto ref = reference(name);
     const auto prompt = ref["prompt_ids"].get<std::vector<std::int32_t>>();
-    for (const auto& [graphs, host_thread] : {std::pair{true, false}, std::pair{false, false}, std::pair{true, true}}) {
+    for (const bool graphs : {true, false}) {
         CAPTURE(graphs);
-        CAPTURE(host_thread);
         auto o = options(64, runner::Compression::none, runner::KvType::f32, -1);
         o.graphs = graphs;
-        o.host_thread = host_thread;
         auto b = bind_streamed(name, o);
         const auto model = create_loaded(b, o.n_ctx, first_layer_resident(b, o));
         const auto& split = model->split();
@@ -481,53 +478,6 @@ TEST_CASE("gpu engine: the split's timing of the resident layers at load leaves 
         CHECK(max_abs_diff(*logits, ref["logits"][1]) < tolerance);
         CHECK(model->stats().graph_records == (graphs ? 1u : 0u));
         CHECK(model->stats().graph_steps == (graphs ? 1u : 0u));
-        CHECK(model->stats().host_thread_layers == (host_thread && split.host_rows > 0 ? 2u : 0u));
-    }
-}
-
-TEST_CASE("gpu engine: split decode steps with the host's rows on a thread of their own equal those between launches") {
-    // The same rows on the same threads and the same kernels, only launched in another order: the logits are
-    // equal to the bit over steps of one to four tokens (split), longer ones (not), a rewind, and a resident
-    // first layer replayed from its graph. A layer's add that read the host's sum before the host wrote it, or
-    // another layer's sum, would move them by whole units; a turn never raised would leave forward waiting.
-    const std::string name = "llama-gqa4-llama3rope";
-    // Micro-batches of 1 split the steps of 2 and 4 tokens: several kernels write the input out, the last
-    // raises the turn.
-    for (const auto& [max_batch, compression] :
-         {std::pair{64, runner::Compression::none}, std::pair{1, runner::Compression::none},
-          std::pair{1, runner::Compression::q4}}) {
-        CAPTURE(max_batch);
-        CAPTURE(runner::compression_name(compression));
-        std::vector<std::unique_ptr<runner::GpuTransformer>> models;
-        for (const bool host_thread : {false, true}) {
-            auto o = options(max_batch, compression, runner::KvType::f32, 60);
-            o.host_thread = host_thread;
-            auto b = bind_streamed(name, o);
-            auto plan = first_layer_resident(b, o);
-            CHECK(plan.host_thread == host_thread);
-            models.push_back(create_loaded(b, o.n_ctx, std::move(plan)));
-            const auto& split = models.back()->split();
-            REQUIRE(std::count(split.split.begin(), split.split.end(), true) == b.config().n_layer - 1);
-        }
-        const std::vector<std::pair<std::vector<std::int32_t>, int>> steps = {{{5, 9, 13, 2, 77, 31, 8, 64, 3, 11}, 0},
-                                                                              {{4}, 10},
-                                                                              {{19}, 11},
-                                                                              {{23, 24, 25, 26}, 12},
-                                                                              {{6, 7, 8, 9, 10, 11}, 16},
-                                                                              {{12}, 22},
-                                                                              {{40, 41}, 5},
-                                                                              {{42}, 7}};
-        for (const auto& [tokens, n_past] : steps) check_same_logits(*models[0], *models[1], tokens, n_past);
-        CHECK(models[1]->stats().host_bytes > 0);
-        CHECK(models[1]->stats().host_bytes == models[0]->stats().host_bytes);
-        CHECK(models[0]->stats().host_thread_layers == 0);
-        // the thread computed every split layer of every step short enough to split
-        const auto split_steps = std::count_if(steps.begin(), steps.end(), [](const auto& step) {
-            return step.first.size() <= static_cast<std::size_t>(runner::gpu_host_max_tokens);
-        });
-        CHECK(split_steps == 6);
-        CHECK(models[1]->stats().host_thread_layers ==
-              static_cast<std::size_t>(split_steps * (models[1]->config().n_layer - 1)));
     }
 }
 

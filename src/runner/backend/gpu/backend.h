@@ -5,9 +5,7 @@
 // Every call that fails throws gpu::Error naming the runtime call, file and line.
 #pragma once
 
-#include <chrono>
 #include <cstddef>
-#include <cstdint>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -87,10 +85,7 @@ class DeviceBuffer {
 class PinnedBuffer {
   public:
     PinnedBuffer() = default;
-    // `coherent`: fine-grained on ROCm, where a kernel then sees the host's writes while it runs (a
-    // HostFlag's word and what it guards), which ROCm's default pinned memory does not promise; CUDA's
-    // pinned memory always is.
-    explicit PinnedBuffer(std::size_t bytes, bool coherent = false);
+    explicit PinnedBuffer(std::size_t bytes);
 
     std::byte* data() const { return ptr_.get(); }
     std::size_t bytes() const { return bytes_; }
@@ -98,25 +93,6 @@ class PinnedBuffer {
   private:
     std::unique_ptr<std::byte, PinnedFree> ptr_;
     std::size_t bytes_ = 0;
-};
-
-// A counter in coherent pinned memory by which a host thread and the stream wait for each other: the host
-// raises it for add_when_raised, a kernel raises it in copy_out_raising for the host. 64 bits, so it never
-// wraps and need never go back to 0 under queued work. Constructing one loads the kernels that use it.
-class HostFlag {
-  public:
-    HostFlag();  // at 0
-
-    // To `value`, where that is higher. What this thread wrote before is visible to the work that waited for it.
-    void raise(std::uint64_t value) const;
-    std::uint64_t value() const;
-    // Spins (yielding now and then) until it reaches `value`: whether it did within `timeout`. A thread
-    // waiting so makes no GPU runtime call, which a kernel loading on another thread could hold up.
-    bool wait_for(std::uint64_t value, std::chrono::milliseconds timeout) const;
-    const std::uint64_t* word() const { return reinterpret_cast<const std::uint64_t*>(word_.data()); }
-
-  private:
-    PinnedBuffer word_;
 };
 
 // An in-order queue of work on the device, owned.
@@ -339,13 +315,5 @@ void swiglu(float* gate, const float* up, std::size_t n, const Stream& stream);
 // x += y.   x: [n] on the device; y: [n] on the device or in pinned host memory, which the kernel reads
 // over the link itself (a few rows: no copy to queue behind the copy engines' big transfers)
 void add(float* x, const float* y, std::size_t n, const Stream& stream);
-// add, once `flag` has reached `value`: the stream waits for the host on the device (one thread spinning),
-// so the work queued after it needs no launch from the host once the host's y is ready.
-void add_when_raised(float* x, const float* y, std::size_t n, const HostFlag& flag, std::uint64_t value,
-                     const Stream& stream);
-// dst[i] = src[i] for n floats, dst in coherent pinned memory, written by a kernel; then, with a flag, that
-// kernel raises it to `value`, and a host thread that sees it (HostFlag::wait_for) sees dst.
-void copy_out_raising(float* dst, const float* src, std::size_t n, const HostFlag* flag, std::uint64_t value,
-                      const Stream& stream);
 
 }  // namespace runner::gpu

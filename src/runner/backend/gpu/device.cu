@@ -83,15 +83,10 @@ DeviceBuffer DeviceBuffer::zeroed(std::size_t bytes, const Stream& stream) {
     return b;
 }
 
-PinnedBuffer::PinnedBuffer(std::size_t bytes, bool coherent) : bytes_(bytes) {
+PinnedBuffer::PinnedBuffer(std::size_t bytes) : bytes_(bytes) {
     if (bytes == 0) return;
     void* p = nullptr;
-#if defined(OAR_GPU_HIP)
-    GPU_CHECK(hipHostMalloc(&p, bytes, coherent ? hipHostMallocCoherent : hipHostMallocDefault));
-#else
-    (void)coherent;
     GPU_CHECK(cudaMallocHost(&p, bytes));
-#endif
     ptr_.reset(static_cast<std::byte*>(p));
 }
 

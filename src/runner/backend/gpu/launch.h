@@ -17,11 +17,6 @@ inline cudaStream_t native(const Stream& s) { return static_cast<cudaStream_t>(s
 // arrive by copies that a read ahead of wait_for_previous_kernel need not wait for.
 bool overlap_launches();
 
-// Blocks of `threads` for a thread an element of n.
-constexpr unsigned blocks_for(std::size_t n, int threads) {
-    return static_cast<unsigned>((n + static_cast<std::size_t>(threads) - 1) / static_cast<std::size_t>(threads));
-}
-
 #if defined(__CUDACC__) || defined(__HIPCC__)
 // kernel<<<grid, block, 0, s>>>(args...), where overlap_launches() as a programmatic dependent launch:
 // the kernel's blocks take the SMs the previous kernel's last wave leaves idle and start reading their

@@ -55,8 +55,6 @@
 #define cudaGraphLaunch hipGraphLaunch
 #define cudaGraphDestroy hipGraphDestroy
 #define cudaGraphExecDestroy hipGraphExecDestroy
-#define cudaFuncAttributes hipFuncAttributes
-#define cudaFuncGetAttributes hipFuncGetAttributes
 #else
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -164,39 +162,6 @@ __device__ inline void wait_for_previous_kernel() {
 __device__ inline void let_next_kernel_start() {
 #if defined(OAR_GPU_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
-}
-
-// A word the host writes while kernels run (a HostFlag's), loaded with acquire semantics at system scope
-// (sm_70 and later): what the host wrote before it is seen by the loads after it, and by the kernels after
-// this one.
-__device__ inline unsigned long long load_acquire_system(const unsigned long long* p) {
-#if defined(OAR_GPU_HIP)
-    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
-#else
-    unsigned long long v;
-    asm volatile("ld.acquire.sys.u64 %0, [%1];\n" : "=l"(v) : "l"(p) : "memory");
-    return v;
-#endif
-}
-
-// And stored with release semantics at system scope: what this thread wrote before (with a system-scope
-// fence, what its block wrote before a barrier) is seen by the host once it sees this.
-__device__ inline void store_release_system(unsigned long long* p, unsigned long long v) {
-#if defined(OAR_GPU_HIP)
-    __atomic_store_n(p, v, __ATOMIC_RELEASE);
-#else
-    asm volatile("st.release.sys.u64 [%0], %1;\n" ::"l"(p), "l"(v) : "memory");
-#endif
-}
-
-// A spinning thread's pause between two loads of a host word (half a microsecond), so that its reads do not
-// crowd the link.
-__device__ inline void pause_briefly() {
-#if defined(OAR_GPU_HIP)
-    __builtin_amdgcn_s_sleep(16);  // 64 clocks a unit
-#else
-    __nanosleep(500);
 #endif
 }
 
