@@ -326,7 +326,7 @@ int main(int argc, char** argv) {
                 const double prompt_bound_s =
                     std::max({static_cast<double>(streamed) / (link * 1e9), from_disk, flops / (peak_tflops * 1e12)});
                 std::printf(
-                    "%-6s %-8s %-7d %8.1f %8s %12.0f %10.0f %8.0f%% %12.4f %10.4f %8.0f%% %10.2f %9.2f %8d %8d %6d\n",
+                    "%-6s %-8s %-7d %8.1f %8s %12.0f %10.0f %8.0f%% %12.5f %10.5f %8.0f%% %10.2f %9.2f %8d %8d %6d\n",
                     runner::compression_name(compression), budget_gib == 0 ? "none" : (gib(budget) + "G").c_str(),
                     static_cast<int>(prompt_len), load_s, gib(used).c_str(), prompt_len / prompt_s,
                     prompt_len / prompt_bound_s, 100 * prompt_bound_s / prompt_s, decode_s, decode_bound,
@@ -334,7 +334,7 @@ int main(int argc, char** argv) {
                     static_cast<double>(disk_bytes) / 1e9, c.n_layer - n_streamed, n_streamed, host_pct);
                 if (streamed > 0)
                     std::printf(
-                        "       decode bound with the link, the host's RAM and HBM all busy at once: %.4f "
+                        "       decode bound with the link, the host's RAM and HBM all busy at once: %.5f "
                         "s/token (%.0f%% of it)\n",
                         overlapped_bound, 100 * overlapped_bound / decode_s);
                 if (kv_host > 0)
