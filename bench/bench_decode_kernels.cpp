@@ -1,8 +1,8 @@
 // Decode's GPU kernels one at a time at Llama-3.1-8B's shapes, one token, BF16 weights: the fused
-// q/k/v product with its rmsnorm, the output projection into the residual, gate/up with SwiGLU, the
-// down projection (these two also 8- and 4-bit quantized and in GGUF's Q8_0, Q4_0, Q4_K, Q5_K and Q6_K
-// blocks), the output head, then RoPE with the cache writes and
-// attention over an f16 cache at several context lengths. A decode step is these kernels in a row, so each row shows
+// q/k/v product with its rmsnorm (also as a Q4_K_M layer's, Q4_K with v in Q6_K), the output projection into
+// the residual, gate/up with SwiGLU, the down projection (these two also 8- and 4-bit quantized and in GGUF's
+// Q8_0, Q4_0, Q4_K, Q5_K and Q6_K blocks), the output head, then RoPE with the cache writes and attention over an
+// f16 cache at several context lengths. A decode step is these kernels in a row, so each row shows
 // where the step's time goes: microseconds per call, the bytes it must read (weights or cache) as GB/s, and the bound,
 // those bytes at the device-copy rate (read and write counted), with achieved/bound. Weights rotate among copies that
 // together exceed the L2 cache, so every call reads from memory. --tokens runs the products for a pass of 2-8
@@ -134,6 +134,26 @@ int main(int argc, char** argv) {
                 bytes, hbm);
         }
         using WT = runner::WeightType;
+        {
+            // A Q4_K_M layer's: q and k in Q4_K, v in Q6_K
+            const std::size_t q_bytes = runner::matrix_bytes(WT::q4_k, q_width, n_embd),
+                              k_bytes = runner::matrix_bytes(WT::q4_k, kv_width, n_embd),
+                              v_bytes = runner::matrix_bytes(WT::q6_k, kv_width, n_embd);
+            const std::size_t bytes = q_bytes + k_bytes + v_bytes;
+            const auto wq = bf16_copies(q_bytes, copies_for(bytes), s);
+            const auto wk = bf16_copies(k_bytes, wq.size(), s), wv = bf16_copies(v_bytes, wq.size(), s);
+            row("rmsnorm + q/k Q4_K, v Q6_K",
+                time_us(
+                    [&](int i) {
+                        const auto c = static_cast<std::size_t>(i) % wq.size();
+                        const gpu::Product p[] = {{q.as<float>(), wq[c].data(), WT::q4_k, q_width},
+                                                  {k.as<float>(), wk[c].data(), WT::q4_k, kv_width},
+                                                  {v.as<float>(), wv[c].data(), WT::q6_k, kv_width}};
+                        gpu::norm_matmul(p, x.as<float>(), rms, xb.as<float>(), tokens, n_embd, s);
+                    },
+                    iterations, s),
+                bytes, hbm);
+        }
         const std::pair<WT, const char*> formats[] = {{bf16, ""},           {WT::q8, ", 8bit"},   {WT::q4, ", 4bit"},
                                                       {WT::q8_0, ", Q8_0"}, {WT::q4_0, ", Q4_0"}, {WT::q4_k, ", Q4_K"},
                                                       {WT::q5_k, ", Q5_K"}, {WT::q6_k, ", Q6_K"}};

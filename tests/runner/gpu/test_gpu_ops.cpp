@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <initializer_list>
@@ -904,36 +905,49 @@ TEST_CASE("gpu matmul on GGUF's blocks: what gguf dequantizes, decode, tiled and
     }
 }
 
-// A Q4_K_M layer's q, k and v: Q4_K, Q4_K and Q6_K. Decode quantizes the normalized input once and runs a
-// launch per type on it; the residual adds of the output and down projections quantize theirs.
-TEST_CASE("gpu norm_matmul on a Q4_K_M layer's q, k and v shares one int8 input across the types") {
+// A Q4_K_M layer's q, k and v: Q4_K, Q4_K and Q6_K (Q5_K_M's: Q5_K and Q6_K; Q4_K_S's: Q4_K and Q5_K). Decode
+// quantizes the normalized input once and runs one launch for both formats (int8_pair), v's rows between the
+// others' here; three formats take two launches. The residual adds of the output and down projections quantize
+// theirs.
+TEST_CASE("gpu norm_matmul on a K-quant layer's q, k and v shares one int8 input across the types") {
     auto file = runner::GgufFile::open(std::string(OAR_FIXTURES) + "/gguf/blocks.gguf");
     REQUIRE(file.ok());
     gpu::Stream s;
     runner::cpu::ThreadPool pool(2);
     const int d_out = 4, d_in = 512;
-    const auto q4 = gguf_blocks(*file, "q4_k", s), q6 = gguf_blocks(*file, "q6_k", s);
     Weight norm(runner::DType::bf16, {d_in}, s);
-    for (const int n_tokens : {1, 2, 5}) {
-        CAPTURE(n_tokens);
-        const auto n = static_cast<std::size_t>(n_tokens);
-        const auto x = random_floats(n * d_in, 3.f);
-        std::vector<float> normed(x.size()), want_q4(n * d_out), want_q6(n * d_out);
-        runner::cpu::rmsnorm(normed.data(), x.data(), norm.view, n, d_in, 1e-5f);
-        const auto seen = runner::selftest::int8_rounded(normed);
-        runner::cpu::matmul(want_q4.data(), seen.data(), q4.wide, nullptr, n, pool);
-        runner::cpu::matmul(want_q6.data(), seen.data(), q6.wide, nullptr, n, pool);
-        const auto dx = upload(x, s);
-        gpu::DeviceBuffer out_q(want_q4.size() * 4), out_k(want_q4.size() * 4), out_v(want_q6.size() * 4),
-            scratch(x.size() * 4);
-        const gpu::Product products[] = {{out_q.as<float>(), q4.device.data(), q4.type, d_out},
-                                         {out_v.as<float>(), q6.device.data(), q6.type, d_out},
-                                         {out_k.as<float>(), q4.device.data(), q4.type, d_out}};
-        gpu::norm_matmul(products, dx.as<float>(), {norm.device.data(), norm.type(), 1e-5f}, scratch.as<float>(),
-                         n_tokens, d_in, s);
-        CHECK(relative_error(download(out_q, want_q4.size(), s), want_q4) < int8_norm_tolerance);
-        CHECK(relative_error(download(out_k, want_q4.size(), s), want_q4) < int8_norm_tolerance);
-        CHECK(relative_error(download(out_v, want_q6.size(), s), want_q6) < int8_norm_tolerance);
+    using Names = std::array<const char*, 3>;
+    for (const auto& names : {Names{"q4_k", "q6_k", "q4_k"}, Names{"q5_k", "q6_k", "q5_k"},
+                              Names{"q4_k", "q5_k", "q4_k"}, Names{"q4_k", "q5_k", "q6_k"}}) {
+        CAPTURE(names[0]);
+        CAPTURE(names[1]);
+        CAPTURE(names[2]);
+        const GgufBlocks w[] = {gguf_blocks(*file, names[0], s), gguf_blocks(*file, names[1], s),
+                                gguf_blocks(*file, names[2], s)};
+        for (const int n_tokens : {1, 2, 5}) {
+            CAPTURE(n_tokens);
+            const auto n = static_cast<std::size_t>(n_tokens);
+            const auto x = random_floats(n * d_in, 3.f);
+            std::vector<float> normed(x.size());
+            runner::cpu::rmsnorm(normed.data(), x.data(), norm.view, n, d_in, 1e-5f);
+            const auto seen = runner::selftest::int8_rounded(normed);
+            const auto dx = upload(x, s);
+            gpu::DeviceBuffer scratch(x.size() * 4);
+            std::vector<std::vector<float>> want;
+            std::vector<gpu::DeviceBuffer> out;
+            std::vector<gpu::Product> products;
+            for (const auto& weight : w) {
+                want.emplace_back(n * d_out);
+                runner::cpu::matmul(want.back().data(), seen.data(), weight.wide, nullptr, n, pool);
+                out.emplace_back(want.back().size() * 4);
+            }
+            for (std::size_t i = 0; i < 3; ++i)
+                products.push_back({out[i].as<float>(), w[i].device.data(), w[i].type, d_out});
+            gpu::norm_matmul(products, dx.as<float>(), {norm.device.data(), norm.type(), 1e-5f}, scratch.as<float>(),
+                             n_tokens, d_in, s);
+            for (std::size_t i = 0; i < 3; ++i)
+                CHECK(relative_error(download(out[i], want[i].size(), s), want[i]) < int8_norm_tolerance);
+        }
     }
 }
 

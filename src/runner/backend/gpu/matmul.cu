@@ -277,16 +277,22 @@ void norm_matmul(std::span<const Product> products, const float* x, const Norm& 
                             return on_matvec(p.type, n_tokens, d_in, scratch);
                         });
     if (decode) {
-        // A launch per weight format (a Q4_K_M layer's v is Q6_K beside Q4_K's q and k), each normalizing
-        // the input as it reads it or sharing one normalized quantization of it: no pass of its own for the
-        // norm either way.
+        // A launch per weight format, or per two where int8_pair allows (a Q4_K_M layer's v is Q6_K beside
+        // Q4_K's q and k), each normalizing the input as it reads it or sharing one normalized quantization of
+        // it: no pass of its own for the norm either way.
         bool launched[3] = {}, quantized = false;
         for (std::size_t first = 0; first < products.size(); ++first) {
             if (launched[first]) continue;
             MatvecArgs a;
             a.x = x, a.n_tokens = n_tokens, a.d_in = d_in, a.norm = norm, a.scratch = scratch;
-            for (std::size_t i = first; i < products.size(); ++i)
-                if (products[i].type == products[first].type) a.parts[a.n_parts++] = products[i], launched[i] = true;
+            const WeightType type = products[first].type;
+            WeightType other = type;
+            for (std::size_t i = first; i < products.size(); ++i) {
+                if (launched[i]) continue;
+                const WeightType t = products[i].type;
+                if (t != type && other == type && int8_pair(type, t)) other = t;
+                if (t == type || t == other) a.parts[a.n_parts++] = products[i], launched[i] = true;
+            }
             launch_matvec<false>(a, quantized, native(stream));
             GPU_CHECK_LAUNCH();
             quantized = quantized || !f32_matvec(a.parts[0].type);

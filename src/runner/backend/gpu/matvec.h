@@ -10,7 +10,7 @@ namespace runner::gpu {
 constexpr int matvec_max_tokens = 8;
 
 // What one matrix-vector launch computes: up to three products of the same input (decode's q, k and v
-// projections), the input optionally RMS-normalized on the way in.
+// projections; in one format, or two where int8_pair allows), the input optionally RMS-normalized on the way in.
 struct MatvecArgs {
     const float* x = nullptr;
     int n_tokens = 0, d_in = 0;
@@ -27,6 +27,9 @@ struct MatvecArgs {
 // quantization can serve several launches of. d_in % 256 == 0 for the K-quants, % 32 otherwise.
 void quantize_input(const MatvecArgs& a, cudaStream_t stream);
 void matvec_int8(const MatvecArgs& a, cudaStream_t stream);
+// Whether one matvec_int8 launch serves products in formats a and b (not gated): the K-quants, which a Q4_K_M
+// or Q5_K_M layer mixes in its q/k/v projections.
+bool int8_pair(WeightType a, WeightType b);
 
 #if defined(__CUDACC__) || defined(__HIPCC__)
 // The product that the rows from j0 on belong to, rows numbered across the parts; j0 becomes the row in it.

@@ -131,8 +131,24 @@ __device__ inline PieceInts unpack_piece(const PieceRaw& r, int p) {
 // of `rows`, checked by the caller); n_tokens <= max_tokens. Each weight is read once and serves every
 // token; the warps' partial sums are added in a fixed order. `gated` (SwiGLU): the block reads the same
 // rows of w_up as well and writes silu(gate) * up.
+// The kernel's second launch bound, blocks an SM, where measured faster than nvcc's own choice (0: none). One
+// token's down projections (H100, docs/benchmarks.md): 8-bit formats and Q5_K at 8 (64 registers, one wave of a
+// Llama-3-8B-shape layer's 1,024 blocks) ran 5-10% faster than at nvcc's 71-72 registers; Q6_K at 1, where nvcc
+// takes 110 registers against its 72, 5% faster. A bound of 1 on the others added registers and lost up to 15%.
+// Under HIP the bound counts waves a SIMD: left to its compiler.
 template <WeightType type, int max_tokens, bool gated>
-__global__ void __launch_bounds__(int8_threads) matvec_int8_kernel(const MatvecArgs a, const Int8Input in) {
+constexpr int int8_min_blocks() {
+#if defined(OAR_GPU_HIP)
+    return 0;
+#else
+    if (max_tokens != 1 || gated) return 0;
+    if (type == WeightType::q8 || type == WeightType::q8_0 || type == WeightType::q5_k) return 8;
+    return type == WeightType::q6_k ? 1 : 0;
+#endif
+}
+
+template <WeightType type, int max_tokens, bool gated>
+__device__ __forceinline__ void compute_rows(const MatvecArgs& a, const Int8Input& in) {
     constexpr int rows = int8_rows<max_tokens>, loads = piece_loads / rows, n_sums = gated ? 2 : 1;
     static_assert(piece_loads % rows == 0, "each row of a block takes its share of loads");
     constexpr int n_warps = int8_threads / warp_size;
@@ -212,43 +228,87 @@ __global__ void __launch_bounds__(int8_threads) matvec_int8_kernel(const MatvecA
 }
 
 template <WeightType type, int max_tokens, bool gated>
+__global__ void __launch_bounds__(int8_threads, (int8_min_blocks<type, max_tokens, gated>()))
+    matvec_int8_kernel(const MatvecArgs a, const Int8Input in) {
+    compute_rows<type, max_tokens, gated>(a, in);
+}
+
+// Products of one input in two formats, each block reading its own rows' (a Q4_K_M layer's v in Q6_K beside
+// q and k in Q4_K): one launch instead of two. The short projections' launches spend most of their time
+// starting and finishing (v's 3.4 MB took 5.0 us on an H100, 1.1 us of it its bytes at HBM's rate).
+template <WeightType first, WeightType second, int max_tokens>
+__global__ void __launch_bounds__(int8_threads) matvec_int8_pair_kernel(const MatvecArgs a, const Int8Input in) {
+    int j0 = static_cast<int>(blockIdx.x) * int8_rows<max_tokens>;
+    if (block_part(a, j0).type == first)
+        compute_rows<first, max_tokens, false>(a, in);
+    else
+        compute_rows<second, max_tokens, false>(a, in);
+}
+
+using Int8Kernel = void (*)(MatvecArgs, Int8Input);
+
+// The kernel for one launch's formats (first == second: products of one format).
+template <WeightType first, WeightType second, int max_tokens, bool gated>
+constexpr Int8Kernel int8_kernel() {
+    if constexpr (first == second)
+        return matvec_int8_kernel<first, max_tokens, gated>;
+    else
+        return matvec_int8_pair_kernel<first, second, max_tokens>;
+}
+
+template <WeightType first, WeightType second, int max_tokens, bool gated>
 void launch_rows(const MatvecArgs& a, Int8Input in, cudaStream_t s) {
     constexpr int rows = int8_rows<max_tokens>;
     int total = 0;
     bool whole = true;  // every part's rows fill whole blocks
     for (int p = 0; p < a.n_parts; ++p) total += a.parts[p].d_out, whole = whole && a.parts[p].d_out % rows == 0;
     if (!whole) {  // the kernel for the most tokens takes a row per block
-        launch_overlapped(matvec_int8_kernel<type, matvec_max_tokens, gated>, static_cast<unsigned>(total),
+        launch_overlapped(int8_kernel<first, second, matvec_max_tokens, gated>(), static_cast<unsigned>(total),
                           int8_threads, s, a, in);
         return;
     }
-    launch_overlapped(matvec_int8_kernel<type, max_tokens, gated>, static_cast<unsigned>(total / rows), int8_threads, s,
-                      a, in);
+    launch_overlapped(int8_kernel<first, second, max_tokens, gated>(), static_cast<unsigned>(total / rows),
+                      int8_threads, s, a, in);
 }
 
-template <WeightType type, bool gated>
+template <WeightType first, WeightType second, bool gated>
 void launch(const MatvecArgs& a, Int8Input in, cudaStream_t s) {
-    if (a.n_tokens == 1) return launch_rows<type, 1, gated>(a, in, s);
-    if (a.n_tokens == 2) return launch_rows<type, 2, gated>(a, in, s);
-    if (a.n_tokens <= 4) return launch_rows<type, 4, gated>(a, in, s);
-    launch_rows<type, matvec_max_tokens, gated>(a, in, s);
+    if (a.n_tokens == 1) return launch_rows<first, second, 1, gated>(a, in, s);
+    if (a.n_tokens == 2) return launch_rows<first, second, 2, gated>(a, in, s);
+    if (a.n_tokens <= 4) return launch_rows<first, second, 4, gated>(a, in, s);
+    launch_rows<first, second, matvec_max_tokens, gated>(a, in, s);
 }
 
 template <bool gated>
 void launch(const MatvecArgs& a, Int8Input in, cudaStream_t s) {
-    switch (a.parts[0].type) {
-        case WeightType::q8: return launch<WeightType::q8, gated>(a, in, s);
-        case WeightType::q4: return launch<WeightType::q4, gated>(a, in, s);
-        case WeightType::q8_0: return launch<WeightType::q8_0, gated>(a, in, s);
-        case WeightType::q4_0: return launch<WeightType::q4_0, gated>(a, in, s);
-        case WeightType::q4_k: return launch<WeightType::q4_k, gated>(a, in, s);
-        case WeightType::q5_k: return launch<WeightType::q5_k, gated>(a, in, s);
-        case WeightType::q6_k: return launch<WeightType::q6_k, gated>(a, in, s);
+    using enum WeightType;
+    WeightType first = a.parts[0].type, second = first;
+    for (int p = 1; p < a.n_parts; ++p) second = a.parts[p].type != first ? a.parts[p].type : second;
+    if (first != second) {
+        if (first > second) std::swap(first, second);
+        if (first == q4_k && second == q5_k) return launch<q4_k, q5_k, false>(a, in, s);
+        if (first == q4_k && second == q6_k) return launch<q4_k, q6_k, false>(a, in, s);
+        return launch<q5_k, q6_k, false>(a, in, s);
+    }
+    switch (first) {
+        case q8: return launch<q8, q8, gated>(a, in, s);
+        case q4: return launch<q4, q4, gated>(a, in, s);
+        case q8_0: return launch<q8_0, q8_0, gated>(a, in, s);
+        case q4_0: return launch<q4_0, q4_0, gated>(a, in, s);
+        case q4_k: return launch<q4_k, q4_k, gated>(a, in, s);
+        case q5_k: return launch<q5_k, q5_k, gated>(a, in, s);
+        case q6_k: return launch<q6_k, q6_k, gated>(a, in, s);
         default: return;
     }
 }
 
 }  // namespace
+
+bool int8_pair(WeightType a, WeightType b) {
+    using enum WeightType;
+    const auto k_quant = [](WeightType t) { return t == q4_k || t == q5_k || t == q6_k; };
+    return a != b && k_quant(a) && k_quant(b);
+}
 
 void quantize_input(const MatvecArgs& a, cudaStream_t s) {
     const int per_block = quantize_threads * quantize_run;
@@ -267,7 +327,17 @@ void matvec_int8(const MatvecArgs& a, cudaStream_t s) {
                         " bytes past a 16-byte boundary; weights must sit in 16-byte aligned buffers");
     };
     if (a.w_up) check_aligned(a.w_up);
-    for (int p = 0; p < a.n_parts; ++p) check_aligned(a.parts[p].w);
+    WeightType other = a.parts[0].type;
+    for (int p = 0; p < a.n_parts; ++p) {
+        check_aligned(a.parts[p].w);
+        const WeightType type = a.parts[p].type;
+        if (type == a.parts[0].type) continue;
+        if (other == a.parts[0].type && !a.w_up && int8_pair(other, type)) other = type;
+        if (type != other)
+            throw Error(
+                "matvec_int8: one launch takes products of one weight format, or of two that int8_pair "
+                "allows, not gated");
+    }
     const Int8Input in = int8_input(a.scratch, a.n_tokens, a.d_in);
     if (a.w_up)
         launch<true>(a, in, s);
