@@ -1,13 +1,13 @@
 // Decode's GPU kernels one at a time at Llama-3.1-8B's shapes, one token, BF16 weights: the fused
 // q/k/v product with its rmsnorm (also as a Q4_K_M layer's, Q4_K with v in Q6_K), the output projection into
 // the residual, gate/up with SwiGLU, the down projection (these two also 8- and 4-bit quantized and in GGUF's
-// Q8_0, Q4_0, Q4_K, Q5_K and Q6_K blocks), the output head, then RoPE with the cache writes and attention over an
-// f16 cache at several context lengths. A decode step is these kernels in a row, so each row shows
-// where the step's time goes: microseconds per call, the bytes it must read (weights or cache) as GB/s, and the bound,
-// those bytes at the device-copy rate (read and write counted), with achieved/bound. Weights rotate among copies that
-// together exceed the L2 cache, so every call reads from memory. --tokens runs the products for a pass of 2-8
-// tokens instead (each weight read once for all of them: the same bound), as a short prompt's suffix does;
-// RoPE and attention stay at one token.
+// Q8_0, Q4_0, Q4_K, Q5_K and Q6_K blocks), the output head, then attention with its RoPE and cache writes (one
+// launch, as a one-token step runs them) over an f16 cache at several context lengths. A decode step is these kernels
+// in a row, so each row shows where the step's time goes: microseconds per call, the bytes it must read (weights or
+// cache) as GB/s, and the bound, those bytes at the device-copy rate (read and write counted), with achieved/bound.
+// Weights rotate among copies that together exceed the L2 cache, so every call reads from memory. --tokens runs the
+// products for a pass of 2-8 tokens instead (each weight read once for all of them: the same bound), as a short
+// prompt's suffix does; RoPE and attention stay at one token.
 //
 // usage: bench_decode_kernels [--iterations N] [--tokens N]
 #include <algorithm>
@@ -206,17 +206,16 @@ int main(int argc, char** argv) {
                        vc = bf16_copies(cache_bytes, kc.size(), s);
             const int last = n_ctx - 1;
             gpu::copy_to_device(position.data(), &last, 4, s);
+            // one token's, as a decode step runs it: RoPE and the cache writes inside attention's launch
             const std::string name = "rope + cache write + attention " + std::to_string(n_ctx);
+            const gpu::RopeFirst rope{k.as<float>(), v.as<float>(), freq.as<float>(), runner::RopePairs::half};
             row(name.c_str(),
                 time_us(
                     [&](int i) {
                         const auto c = static_cast<std::size_t>(i) % kc.size();
-                        gpu::rope_store_kv(q.as<float>(), k.as<float>(), v.as<float>(), {kc[c].data(), vc[c].data()},
-                                           runner::KvType::f16, 1, n_head, n_head_kv, head_dim, freq.as<float>(),
-                                           position.as<int>(), runner::RopePairs::half, s);
                         gpu::attention(xb.as<float>(), q.as<float>(), {kc[c].data(), vc[c].data()}, runner::KvType::f16,
                                        1, position.as<int>(), n_head, n_head_kv, head_dim, n_ctx, scratch.as<float>(),
-                                       s);
+                                       s, nullptr, &rope);
                     },
                     iterations, s),
                 2 * cache_bytes, hbm);

@@ -566,7 +566,9 @@ struct GpuTransformer::LayerPass {
         gpu::rmsnorm(m.k.as<float>(), m.k.as<float>(), at(k_norm), type(k_norm), mb * c().n_head_kv, hd, c().rms_eps,
                      m.compute);
     }
+    // One token's attention turns q and k and stores k and v itself (RopeFirst): a launch less a layer.
     void rope_store_kv() {
+        if (gpu::attention_ropes(mb)) return;
         gpu::rope_store_kv(m.q.as<float>(), m.k.as<float>(), m.v.as<float>(), cache, t.plan_.kv_type, mb, c().n_head,
                            c().n_head_kv, c().head_dim, m.device_inv_freq.as<float>(), positions(), c().rope_pairs,
                            m.compute);
@@ -577,9 +579,10 @@ struct GpuTransformer::LayerPass {
         return gpu::takes_int8_input(type(wo), mb, q_width()) && gpu::attention_writes_int8(mb, c().head_dim);
     }
     void attention() {
+        const gpu::RopeFirst rope{m.k.as<float>(), m.v.as<float>(), m.device_inv_freq.as<float>(), c().rope_pairs};
         gpu::attention(m.att.as<float>(), m.q.as<float>(), cache, t.plan_.kv_type, mb, positions(), c().n_head,
                        c().n_head_kv, c().head_dim, n_keys, m.attention_scratch.as<float>(), m.compute,
-                       attention_quantizes() ? m.xb.as<float>() : nullptr);
+                       attention_quantizes() ? m.xb.as<float>() : nullptr, gpu::attention_ropes(mb) ? &rope : nullptr);
     }
     void output_add() {
         gpu::matmul_add(x(), m.att.as<float>(), at(wo), type(wo), m.xb.as<float>(), mb, q_width(), c().n_embd,

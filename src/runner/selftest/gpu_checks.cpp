@@ -264,7 +264,8 @@ std::vector<float> download_f16(const gpu::DeviceBuffer& b, std::size_t n, const
 }
 
 // RoPE with both pairings, the keys and values stored into an f32 cache (and an f16 one), then attention for a prompt
-// (positions 0..19) and a decode step (position 300, keys split across blocks), on f32 and f16 caches.
+// (positions 0..19) and a decode step (position 300, keys split across blocks), on f32 and f16 caches; then that
+// decode step with attention doing the RoPE and the stores itself.
 void check_attention(std::vector<KernelCheck>& checks, std::mt19937& rng, cpu::ThreadPool& pool, const gpu::Stream& s) {
     const int n_head = 4, n_head_kv = 2, head_dim = 128, n_ctx = 512, kv = n_head_kv * head_dim;
     std::vector<float> inv_freq(head_dim / 2);
@@ -351,6 +352,40 @@ void check_attention(std::vector<KernelCheck>& checks, std::mt19937& rng, cpu::T
                 return compare(kernel, got, want, tensor ? f16_attention_tolerance : f32_tolerance);
             });
         }
+    // One decode token as a step runs it: attention turns q and k and stores the token's key and value itself
+    // (RopeFirst), with GGUF llama's pairs.
+    for (const auto kv_type : {KvType::f32, KvType::f16}) {
+        const bool f16 = kv_type == KvType::f16;
+        const std::string kernel = std::string("attention.decode.rope_first") + (f16 ? ".f16_cache" : ".f32_cache");
+        run_check(checks, kernel, [&] {
+            const int position = 300;
+            const auto q = random_floats(rng, static_cast<std::size_t>(n_head) * head_dim);
+            const auto k = random_floats(rng, kv), v = random_floats(rng, kv);
+            auto turned_q = q, turned_k = k;
+            cpu::rope(turned_q.data(), 1, n_head, head_dim, inv_freq.data(), &position, RopePairs::adjacent);
+            cpu::rope(turned_k.data(), 1, n_head_kv, head_dim, inv_freq.data(), &position, RopePairs::adjacent);
+            auto want_k = k_cache, want_v = v_cache;
+            std::copy(turned_k.begin(), turned_k.end(), want_k.begin() + static_cast<long>(position) * kv);
+            std::copy(v.begin(), v.end(), want_v.begin() + static_cast<long>(position) * kv);
+            if (f16) want_k = round_to_f16(std::move(want_k)), want_v = round_to_f16(std::move(want_v));
+            std::vector<float> want(q.size());
+            cpu::attention(want.data(), turned_q.data(), want_k.data(), want_v.data(), 1, &position, n_head, n_head_kv,
+                           head_dim, pool);
+            const auto dq = upload(q, s), dk = upload(k, s), dv = upload(v, s);
+            const auto dpos = upload(&position, sizeof(int), s);
+            const auto cache_k = f16 ? upload_f16(k_cache, s) : upload(k_cache, s);
+            const auto cache_v = f16 ? upload_f16(v_cache, s) : upload(v_cache, s);
+            const auto scratch = gpu::DeviceBuffer::zeroed(gpu::attention_scratch_bytes(1, n_head, head_dim, n_ctx), s);
+            gpu::DeviceBuffer out(q.size() * sizeof(float));
+            const gpu::RopeFirst rope{dk.as<float>(), dv.as<float>(), dfreq.as<float>(), RopePairs::adjacent};
+            gpu::attention(out.as<float>(), dq.as<float>(), {cache_k.data(), cache_v.data()}, kv_type, 1,
+                           dpos.as<int>(), n_head, n_head_kv, head_dim, position + 1, scratch.as<float>(), s, nullptr,
+                           &rope);
+            auto got = download(out, q.size(), s);
+            // A rotation computed in another order may round the key to the neighbouring f16.
+            return compare(kernel, got, want, f16 ? f16_rounding_tolerance : f32_tolerance);
+        });
+    }
 }
 
 void check_all(std::vector<KernelCheck>& checks) {

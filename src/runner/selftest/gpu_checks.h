@@ -11,9 +11,9 @@
 namespace runner::selftest {
 
 // On the current device. Named "matmul.<format>.decode|prompt", "blas.<format>[.add|.bias]",
-// "norm_matmul...", "rope_store_kv.half|adjacent", "attention.prompt|decode.f32_cache|f16_cache", ...
-// The BLAS is checked wherever it loads, even if an earlier check turned it off, and is left on or off
-// as its checks say (gpu::set_blas_checked).
+// "norm_matmul...", "rope_store_kv.half|adjacent", "attention.prompt|decode.f32_cache|f16_cache",
+// "attention.decode.rope_first...", ... The BLAS is checked wherever it loads, even if an earlier check turned it off,
+// and is left on or off as its checks say (gpu::set_blas_checked).
 std::vector<KernelCheck> check_gpu_kernels();
 
 struct GpuRates {

@@ -618,6 +618,114 @@ TEST_CASE("gpu decode attention writes the output projection's int8 input as tha
         "int8 activations given for a product that does not take them");
 }
 
+// One token's attention with RopeFirst does rope_store_kv's work itself: the same output, int8 input and cache
+// bits as rope_store_kv and then attention, whichever block holds the token's key (one split or many; with 7 heads
+// a group two blocks of a KV head write the same row), for both caches and both RoPE pairings, with the token's row
+// in VRAM, the first of the far rows in pinned host memory, or among them. Several tokens cannot: each would read
+// keys another block writes.
+TEST_CASE("gpu decode attention with RopeFirst turns q and k and stores k and v as rope_store_kv does") {
+    gpu::Stream s;
+    struct Shape {
+        int n_head, n_head_kv, head_dim;
+    };
+    const int n_ctx = 3000;
+    // A cache of n_ctx rows of `row` bytes, rows from `near` on in pinned host memory, from the same bytes each time.
+    struct Cache {
+        gpu::DeviceBuffer k, v;
+        gpu::PinnedBuffer k_far, v_far;
+        gpu::KvRows rows;
+        std::size_t near_bytes = 0, far_bytes = 0;
+        std::vector<std::uint16_t> keys(const gpu::Stream& s) const { return bits(k, k_far, s); }
+        std::vector<std::uint16_t> values(const gpu::Stream& s) const { return bits(v, v_far, s); }
+        std::vector<std::uint16_t> bits(const gpu::DeviceBuffer& d, const gpu::PinnedBuffer& far,
+                                        const gpu::Stream& s) const {
+            auto all = download_bits(d, near_bytes / 2, s);
+            all.resize((near_bytes + far_bytes) / 2);
+            if (far_bytes > 0) std::memcpy(all.data() + near_bytes / 2, far.data(), far_bytes);
+            return all;
+        }
+    };
+    const auto make_cache = [&](const std::vector<std::uint16_t>& k, const std::vector<std::uint16_t>& v, int near,
+                                std::size_t row) {
+        Cache c;
+        c.near_bytes = static_cast<std::size_t>(near) * row, c.far_bytes = k.size() * 2 - c.near_bytes;
+        c.k = gpu::DeviceBuffer(std::max<std::size_t>(c.near_bytes, 2));
+        c.v = gpu::DeviceBuffer(std::max<std::size_t>(c.near_bytes, 2));
+        gpu::copy_to_device(c.k.data(), k.data(), c.near_bytes, s);
+        gpu::copy_to_device(c.v.data(), v.data(), c.near_bytes, s);
+        c.rows = {c.k.data(), c.v.data()};
+        if (c.far_bytes > 0) {
+            c.k_far = gpu::PinnedBuffer(c.far_bytes), c.v_far = gpu::PinnedBuffer(c.far_bytes);
+            std::memcpy(c.k_far.data(), k.data() + c.near_bytes / 2, c.far_bytes);
+            std::memcpy(c.v_far.data(), v.data() + c.near_bytes / 2, c.far_bytes);
+            c.rows = {c.k.data(), c.v.data(), near, c.k_far.data(), c.v_far.data()};
+        }
+        s.synchronize();
+        return c;
+    };
+    for (const auto& [n_head, n_head_kv, head_dim] :
+         {Shape{32, 8, 128}, Shape{28, 4, 128}, Shape{8, 8, 64}, Shape{4, 2, 256}})
+        for (const auto kv_type : {runner::KvType::f32, runner::KvType::f16})
+            for (const int n_keys : {40, n_ctx})
+                for (const int near : {n_ctx, n_keys - 1, 0}) {
+                    CAPTURE(n_head);
+                    CAPTURE(head_dim);
+                    CAPTURE(n_keys);
+                    CAPTURE(near);
+                    const bool f16 = kv_type == runner::KvType::f16;
+                    CAPTURE(f16);
+                    const auto pairs = f16 ? runner::RopePairs::half : runner::RopePairs::adjacent;
+                    const int kv = n_head_kv * head_dim, width = n_head * head_dim;
+                    const auto cache_bits = [&] {
+                        const auto values = random_floats(static_cast<std::size_t>(n_ctx) * kv);
+                        if (f16) return f16_bits(values);
+                        std::vector<std::uint16_t> halves(values.size() * 2);
+                        std::memcpy(halves.data(), values.data(), values.size() * 4);
+                        return halves;
+                    };
+                    const auto k_bits = cache_bits(), v_bits = cache_bits();
+                    const std::size_t row = static_cast<std::size_t>(kv) * (f16 ? 2 : 4);
+                    std::vector<float> inv_freq(static_cast<std::size_t>(head_dim / 2));
+                    for (std::size_t i = 0; i < inv_freq.size(); ++i)
+                        inv_freq[i] = std::pow(500000.f, -2.f * static_cast<float>(i) / static_cast<float>(head_dim));
+                    const auto dfreq = upload(inv_freq, s), dpos = upload_ints({n_keys - 1}, s);
+                    const auto q = random_floats(static_cast<std::size_t>(width), 2.f);
+                    const auto k_new = random_floats(static_cast<std::size_t>(kv), 2.f);
+                    const auto dv = upload(random_floats(static_cast<std::size_t>(kv)), s);
+                    const auto scratch =
+                        gpu::DeviceBuffer::zeroed(gpu::attention_scratch_bytes(1, n_head, head_dim, n_ctx), s);
+                    const auto run = [&](Cache& cache, bool first) {
+                        auto dq = upload(q, s), dk = upload(k_new, s);
+                        gpu::DeviceBuffer out(static_cast<std::size_t>(width) * 4),
+                            int8_out(static_cast<std::size_t>(width) * 4);
+                        const gpu::RopeFirst rope{dk.as<float>(), dv.as<float>(), dfreq.as<float>(), pairs};
+                        if (!first)
+                            gpu::rope_store_kv(dq.as<float>(), dk.as<float>(), dv.as<float>(), cache.rows, kv_type, 1,
+                                               n_head, n_head_kv, head_dim, dfreq.as<float>(), dpos.as<int>(), pairs,
+                                               s);
+                        gpu::attention(out.as<float>(), dq.as<float>(), cache.rows, kv_type, 1, dpos.as<int>(), n_head,
+                                       n_head_kv, head_dim, n_keys, scratch.as<float>(), s, int8_out.as<float>(),
+                                       first ? &rope : nullptr);
+                        return std::pair{download_bits(out, static_cast<std::size_t>(width) * 2, s),
+                                         download_bits(int8_out, static_cast<std::size_t>(width) * 3 / 4, s)};
+                    };
+                    auto apart = make_cache(k_bits, v_bits, near, row), fused = make_cache(k_bits, v_bits, near, row);
+                    const auto want = run(apart, false), got = run(fused, true);
+                    CHECK(got.first == want.first);
+                    CHECK(got.second == want.second);
+                    const auto keys = fused.keys(s);
+                    CHECK(keys == apart.keys(s));
+                    CHECK(fused.values(s) == apart.values(s));
+                    CHECK(keys != k_bits);  // the token's row was written
+                }
+    gpu::DeviceBuffer buffer(4096 * sizeof(float));
+    const gpu::RopeFirst rope{buffer.as<float>(), buffer.as<float>(), buffer.as<float>(), runner::RopePairs::half};
+    CHECK_FALSE(gpu::attention_ropes(3));
+    CHECK_THROWS_WITH(gpu::attention(buffer.as<float>(), buffer.as<float>(), {buffer.data(), buffer.data()},
+                                     runner::KvType::f16, 3, nullptr, 1, 1, 64, 4, nullptr, s, nullptr, &rope),
+                      doctest::Contains("RopeFirst serves one token's decode"));
+}
+
 // One scratch serves decode passes of every length, as the engine's does, so its arrival counters must be
 // where every pass looks for them and left at zero: passes of 1, 12 and 3 tokens on Llama-3-8B's heads (8, 96
 // and 24 groups of blocks; 32, 16 and 22 splits) alternate, each against the CPU.

@@ -12,6 +12,7 @@
 #include "runner/backend/gpu/attention_tensor.h"
 #include "runner/backend/gpu/int8_input.h"
 #include "runner/backend/gpu/launch.h"
+#include "runner/backend/gpu/rotary.h"
 
 namespace runner::gpu {
 
@@ -138,6 +139,35 @@ __device__ void merge_splits(float* out, const float* partials, int n_h, int hea
     }
 }
 
+// RopeFirst, for a block of one token's decode: its heads' queries in qs turned, then scaled as the scores want
+// them; where the block's keys end at the token's own, that key turned and the token's key and value rows
+// written into the cache at `pos` (each block of the KV head that reads them writes the same bits). The caller
+// puts a barrier between this and any read of qs or of the rows.
+template <class T, int HD, bool reaches_far>
+__device__ void rope_first(float (&qs)[decode_heads][HD], const RopeFirst& rope, const KvRows& cache, int pos, int n_h,
+                           std::size_t head_at, std::size_t kv_stride, int head_dim, float scale, bool writes_key) {
+    const int half = head_dim / 2;
+    const bool adjacent = rope.pairs == RopePairs::adjacent;
+    T* const k_row = cache_row<T, reaches_far>(cache, true, pos, kv_stride) + head_at;
+    T* const v_row = cache_row<T, reaches_far>(cache, false, pos, kv_stride) + head_at;
+    for (int e = static_cast<int>(threadIdx.x); e < (decode_heads + 1) * half; e += decode_threads) {
+        const int h = e / half, i = e % half;
+        const bool key = h == decode_heads;
+        if (key ? !writes_key : h >= n_h) continue;
+        const RotaryPair r = rotary_pair(i, head_dim, pos, rope.inv_freq, adjacent);
+        if (!key) {
+            const float2 turned = rotate(r, qs[h][r.first], qs[h][r.second]);
+            qs[h][r.first] = turned.x * scale, qs[h][r.second] = turned.y * scale;
+            continue;
+        }
+        const float2 turned = rotate(r, rope.k[head_at + r.first], rope.k[head_at + r.second]);
+        store_kv(k_row, static_cast<std::size_t>(r.first), turned.x);
+        store_kv(k_row, static_cast<std::size_t>(r.second), turned.y);
+        store_kv(v_row, static_cast<std::size_t>(r.first), rope.v[head_at + r.first]);
+        store_kv(v_row, static_cast<std::size_t>(r.second), rope.v[head_at + r.second]);
+    }
+}
+
 // One block per (token, KV head, group of up to decode_heads query heads of it, split of the keys). A warp
 // takes chunks of its split's keys in turn with the other warps; with an f16 cache on NVIDIA sm_80 and later
 // each chunk's key and value rows are copied into the warp's ring in shared memory a chunk ahead of the one
@@ -157,7 +187,7 @@ __device__ void merge_splits(float* out, const float* partials, int n_h, int hea
 template <class T, int HD, bool reaches_far>
 __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
     attention_decode_kernel(float* out, float* scratch, const float* q, KvRows cache, const int* positions, int n_head,
-                            int n_head_kv, int head_dim, float scale, int n_splits, Int8Input q8) {
+                            int n_head_kv, int head_dim, float scale, int n_splits, Int8Input q8, RopeFirst rope) {
     constexpr int H = decode_heads, U = key_steps, n_warps = decode_threads / warp_size;
     constexpr int lanes_per_key = HD / row_elements, keys_per_step = warp_size / lanes_per_key;
     constexpr int chunk = keys_per_step * U, DV = HD / warp_size;
@@ -190,21 +220,27 @@ __global__ void __launch_bounds__(decode_threads, decode_min_blocks)
     let_next_kernel_start();
     wait_for_previous_kernel();
 
+    const bool turns = rope.k != nullptr;  // RopeFirst: q scaled once turned
     for (int e = tid; e < H * HD; e += decode_threads) {
         const int h = e / HD, d = e % HD;
-        qs[h][d] =
-            h < n_h && d < head_dim ? q[(static_cast<std::size_t>(t) * n_head + h0 + h) * head_dim + d] * scale : 0.f;
+        qs[h][d] = h < n_h && d < head_dim
+                       ? q[(static_cast<std::size_t>(t) * n_head + h0 + h) * head_dim + d] * (turns ? 1.f : scale)
+                       : 0.f;
     }
     float m[H], l[H], acc[H][DV];
     for (int h = 0; h < H; ++h) {
         m[h] = -INFINITY, l[h] = 0.f;
         for (int i = 0; i < DV; ++i) acc[h][i] = 0.f;
     }
-    __syncthreads();
-
     const int n_keys = positions[t] + 1;
     const int keys_per_split = ((n_keys + decode_keys - 1) / decode_keys + n_splits - 1) / n_splits * decode_keys;
     const int begin = split * keys_per_split, end = min(n_keys, begin + keys_per_split);
+    __syncthreads();
+    if (turns) {
+        rope_first<T, HD, reaches_far>(qs, rope, cache, n_keys - 1, n_h, head_at, kv_stride, head_dim, scale,
+                                       begin < end && end == n_keys);
+        __syncthreads();
+    }
     // A chunk's rows as the lanes compute them: key j = u * keys_per_step + slot in the scoring layout,
     // every value row across the warp. Keys past the split's end repeat its last key, whose scores are then
     // masked: loads without branches.
@@ -470,20 +506,22 @@ void launch_prompt(float* out, const float* q, const void* k_cache, const void* 
 
 template <class T, int HD, bool reaches_far>
 void launch_decode(float* out, float* scratch, const float* q, const KvRows& cache, const int* positions, int n_tokens,
-                   int n_head, int n_head_kv, int head_dim, float scale, int n_splits, Int8Input q8, cudaStream_t s) {
+                   int n_head, int n_head_kv, int head_dim, float scale, int n_splits, Int8Input q8,
+                   const RopeFirst& rope, cudaStream_t s) {
     const int chunks = (n_head / n_head_kv + decode_heads - 1) / decode_heads;
     const dim3 grid(static_cast<unsigned>(n_tokens * n_head_kv * chunks), static_cast<unsigned>(n_splits));
     launch_overlapped(attention_decode_kernel<T, HD, reaches_far>, grid, decode_threads, s, out, scratch, q, cache,
-                      positions, n_head, n_head_kv, head_dim, scale, n_splits, q8);
+                      positions, n_head, n_head_kv, head_dim, scale, n_splits, q8, rope);
 }
 
 template <class T, bool reaches_far>
 void launch_decode(float* out, float* scratch, const float* q, const KvRows& cache, const int* positions, int n_tokens,
-                   int n_head, int n_head_kv, int head_dim, float scale, int n_splits, Int8Input q8, cudaStream_t s) {
+                   int n_head, int n_head_kv, int head_dim, float scale, int n_splits, Int8Input q8,
+                   const RopeFirst& rope, cudaStream_t s) {
     const auto launch = head_dim <= 64    ? launch_decode<T, 64, reaches_far>
                         : head_dim <= 128 ? launch_decode<T, 128, reaches_far>
                                           : launch_decode<T, 256, reaches_far>;
-    launch(out, scratch, q, cache, positions, n_tokens, n_head, n_head_kv, head_dim, scale, n_splits, q8, s);
+    launch(out, scratch, q, cache, positions, n_tokens, n_head, n_head_kv, head_dim, scale, n_splits, q8, rope, s);
 }
 
 // How many blocks decode divides the keys among: enough splits for about decode_blocks blocks (each
@@ -525,10 +563,15 @@ bool attention_writes_int8(int n_tokens, int head_dim) {
     return n_tokens < prompt_min_tokens && head_dim % act_block == 0;
 }
 
+bool attention_ropes(int n_tokens) { return n_tokens == 1; }
+
 void attention(float* out, const float* q, const KvRows& cache, KvType kv_type, int n_tokens, const int* positions,
                int n_head, int n_head_kv, int head_dim, int n_keys, float* scratch, const Stream& stream,
-               float* int8_out) {
+               float* int8_out, const RopeFirst* rope) {
     if (n_tokens == 0) return;
+    if (rope && !attention_ropes(n_tokens))
+        throw Error("attention: RopeFirst serves one token's decode, not a pass of " + std::to_string(n_tokens) +
+                    " tokens, whose queries read each other's new keys: rope_store_kv first");
     if (int8_out && !attention_writes_int8(n_tokens, head_dim))
         throw Error("attention: a pass of " + std::to_string(n_tokens) + " tokens with head_dim " +
                     std::to_string(head_dim) +
@@ -563,7 +606,7 @@ void attention(float* out, const float* q, const KvRows& cache, KvType kv_type, 
                             : (far ? launch_decode<float, true> : launch_decode<float, false>);
     const Int8Input q8 = int8_out ? int8_input(int8_out, n_tokens, n_head * head_dim) : Int8Input{};
     launch(out, scratch, q, cache, positions, n_tokens, n_head, n_head_kv, head_dim, scale, n_splits, q8,
-           native(stream));
+           rope ? *rope : RopeFirst{}, native(stream));
     GPU_CHECK_LAUNCH();
 }
 

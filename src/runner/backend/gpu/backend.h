@@ -295,9 +295,20 @@ std::size_t attention_scratch_bytes(int n_tokens, int n_head, int head_dim, int 
 // product's int8 input (matmul_add's `quantized`), which saves that product its quantizing launch; room for
 // n_tokens * n_head * head_dim floats, as that product's scratch. A recorded Graph keeps the int8_out it was
 // recorded with, so replays must pass the same.
+//
+// With `rope` (one token, attention_ropes), q and k come straight from their projections: attention first does
+// rope_store_kv's work (the same arithmetic, so the same cache and output), a launch less a layer.
+struct RopeFirst {
+    const float* k = nullptr;  // [n_head_kv * head_dim], not yet rotated
+    const float* v = nullptr;
+    const float* inv_freq = nullptr;
+    RopePairs pairs = RopePairs::half;
+};
 void attention(float* out, const float* q, const KvRows& cache, KvType kv_type, int n_tokens, const int* positions,
                int n_head, int n_head_kv, int head_dim, int n_keys, float* scratch, const Stream& stream,
-               float* int8_out = nullptr);
+               float* int8_out = nullptr, const RopeFirst* rope = nullptr);
+// Whether attention can take RopeFirst: one token, whose blocks read no other token's new key.
+bool attention_ropes(int n_tokens);
 // Whether attention can write int8_out: a decode pass (fewer tokens than a prompt's kernel takes; the product
 // must take them too, takes_int8_input) whose head_dim is whole blocks of 32.
 bool attention_writes_int8(int n_tokens, int head_dim);

@@ -2,13 +2,11 @@
 // attention, in one launch. The cache rows come from the device's positions, so the launch does not
 // depend on the host's idea of where the pass starts.
 #include "runner/backend/gpu/launch.h"
+#include "runner/backend/gpu/rotary.h"
 
 namespace runner::gpu {
 
 namespace {
-
-__device__ inline void store(float* cache, std::size_t i, float v) { cache[i] = v; }
-__device__ inline void store(unsigned short* cache, std::size_t i, float v) { cache[i] = f32_to_f16(v); }
 
 // One block per (token, head), the q heads first, then the KV heads; thread i rotates frequency i's pair
 // (i, i + head_dim / 2), or (2i, 2i + 1) with `adjacent`. A KV head's block also writes its k and v rows.
@@ -28,20 +26,16 @@ __global__ void rope_store_kernel(float* q, float* k, const float* v, KvRows cac
     T* k_cache = cache_row<T>(cache, true, positions[t], width);
     T* v_cache = cache_row<T>(cache, false, positions[t], width);
     const std::size_t row = at - static_cast<std::size_t>(t) * width;
-    const int half = head_dim / 2;
-    for (int i = static_cast<int>(threadIdx.x); i < half; i += static_cast<int>(blockDim.x)) {
-        float s, c;
-        sincosf(static_cast<float>(positions[t]) * inv_freq[i], &s, &c);
-        const int first = adjacent ? 2 * i : i, second = adjacent ? 2 * i + 1 : i + half;
-        const float a = x[first], b = x[second];
-        const float ra = a * c - b * s, rb = b * c + a * s;
-        x[first] = ra;
-        x[second] = rb;
+    for (int i = static_cast<int>(threadIdx.x); i < head_dim / 2; i += static_cast<int>(blockDim.x)) {
+        const RotaryPair r = rotary_pair(i, head_dim, positions[t], inv_freq, adjacent);
+        const float2 turned = rotate(r, x[r.first], x[r.second]);
+        x[r.first] = turned.x;
+        x[r.second] = turned.y;
         if (is_q) continue;
-        store(k_cache, row + static_cast<std::size_t>(first), ra);
-        store(k_cache, row + static_cast<std::size_t>(second), rb);
-        store(v_cache, row + static_cast<std::size_t>(first), v[at + static_cast<std::size_t>(first)]);
-        store(v_cache, row + static_cast<std::size_t>(second), v[at + static_cast<std::size_t>(second)]);
+        store_kv(k_cache, row + static_cast<std::size_t>(r.first), turned.x);
+        store_kv(k_cache, row + static_cast<std::size_t>(r.second), turned.y);
+        store_kv(v_cache, row + static_cast<std::size_t>(r.first), v[at + static_cast<std::size_t>(r.first)]);
+        store_kv(v_cache, row + static_cast<std::size_t>(r.second), v[at + static_cast<std::size_t>(r.second)]);
     }
 }
 
