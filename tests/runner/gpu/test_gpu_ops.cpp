@@ -619,10 +619,10 @@ TEST_CASE("gpu decode attention writes the output projection's int8 input as tha
 }
 
 // One token's attention with RopeFirst does rope_store_kv's work itself: the same output, int8 input and cache
-// bits as rope_store_kv and then attention, whichever block holds the token's key (one split or many; with 7 heads
-// a group two blocks of a KV head write the same row), for both caches and both RoPE pairings, with the token's row
-// in VRAM, the first of the far rows in pinned host memory, or among them. Several tokens cannot: each would read
-// keys another block writes.
+// bits as rope_store_kv and then attention, whichever block holds the token's key (one split or many; with 6 or 7
+// heads a group two blocks of a KV head write the same row; head_dim 96 below the kernel's 128), at position 0 too,
+// for both caches and both RoPE pairings, with the token's row in VRAM, the first of the far rows in pinned host
+// memory, or among them. Several tokens cannot: each would read keys another block writes.
 TEST_CASE("gpu decode attention with RopeFirst turns q and k and stores k and v as rope_store_kv does") {
     gpu::Stream s;
     struct Shape {
@@ -663,10 +663,11 @@ TEST_CASE("gpu decode attention with RopeFirst turns q and k and stores k and v 
         s.synchronize();
         return c;
     };
+    int case_number = 0;
     for (const auto& [n_head, n_head_kv, head_dim] :
-         {Shape{32, 8, 128}, Shape{28, 4, 128}, Shape{8, 8, 64}, Shape{4, 2, 256}})
+         {Shape{32, 8, 128}, Shape{28, 4, 128}, Shape{12, 2, 96}, Shape{8, 8, 64}, Shape{4, 2, 256}})
         for (const auto kv_type : {runner::KvType::f32, runner::KvType::f16})
-            for (const int n_keys : {40, n_ctx})
+            for (const int n_keys : {1, 40, n_ctx})
                 for (const int near : {n_ctx, n_keys - 1, 0}) {
                     CAPTURE(n_head);
                     CAPTURE(head_dim);
@@ -674,7 +675,8 @@ TEST_CASE("gpu decode attention with RopeFirst turns q and k and stores k and v 
                     CAPTURE(near);
                     const bool f16 = kv_type == runner::KvType::f16;
                     CAPTURE(f16);
-                    const auto pairs = f16 ? runner::RopePairs::half : runner::RopePairs::adjacent;
+                    const auto pairs = ++case_number % 2 ? runner::RopePairs::half : runner::RopePairs::adjacent;
+                    CAPTURE(case_number);
                     const int kv = n_head_kv * head_dim, width = n_head * head_dim;
                     const auto cache_bits = [&] {
                         const auto values = random_floats(static_cast<std::size_t>(n_ctx) * kv);
@@ -724,6 +726,10 @@ TEST_CASE("gpu decode attention with RopeFirst turns q and k and stores k and v 
     CHECK_THROWS_WITH(gpu::attention(buffer.as<float>(), buffer.as<float>(), {buffer.data(), buffer.data()},
                                      runner::KvType::f16, 3, nullptr, 1, 1, 64, 4, nullptr, s, nullptr, &rope),
                       doctest::Contains("RopeFirst serves one token's decode"));
+    const gpu::RopeFirst no_freq{buffer.as<float>(), buffer.as<float>(), nullptr, runner::RopePairs::half};
+    CHECK_THROWS_WITH(gpu::attention(buffer.as<float>(), buffer.as<float>(), {buffer.data(), buffer.data()},
+                                     runner::KvType::f16, 1, nullptr, 1, 1, 64, 4, nullptr, s, nullptr, &no_freq),
+                      doctest::Contains("inverse frequencies"));
 }
 
 // One scratch serves decode passes of every length, as the engine's does, so its arrival counters must be
@@ -1032,7 +1038,7 @@ TEST_CASE("gpu norm_matmul on a K-quant layer's q, k and v shares one int8 input
         CAPTURE(names[2]);
         const GgufBlocks w[] = {gguf_blocks(*file, names[0], s), gguf_blocks(*file, names[1], s),
                                 gguf_blocks(*file, names[2], s)};
-        for (const int n_tokens : {1, 2, 5}) {
+        for (const int n_tokens : {1, 2, 3, 5}) {
             CAPTURE(n_tokens);
             const auto n = static_cast<std::size_t>(n_tokens);
             const auto x = random_floats(n * d_in, 3.f);

@@ -572,6 +572,8 @@ void attention(float* out, const float* q, const KvRows& cache, KvType kv_type, 
     if (rope && !attention_ropes(n_tokens))
         throw Error("attention: RopeFirst serves one token's decode, not a pass of " + std::to_string(n_tokens) +
                     " tokens, whose queries read each other's new keys: rope_store_kv first");
+    if (rope && !(rope->k && rope->v && rope->inv_freq))
+        throw Error("attention: RopeFirst needs the token's k, v and the inverse frequencies");
     if (int8_out && !attention_writes_int8(n_tokens, head_dim))
         throw Error("attention: a pass of " + std::to_string(n_tokens) + " tokens with head_dim " +
                     std::to_string(head_dim) +

@@ -131,22 +131,6 @@ __device__ inline PieceInts unpack_piece(const PieceRaw& r, int p) {
 // of `rows`, checked by the caller); n_tokens <= max_tokens. Each weight is read once and serves every
 // token; the warps' partial sums are added in a fixed order. `gated` (SwiGLU): the block reads the same
 // rows of w_up as well and writes silu(gate) * up.
-// The kernel's second launch bound, blocks an SM, where measured faster than nvcc's own choice (0: none). One
-// token's down projections (H100, docs/benchmarks.md): 8-bit formats and Q5_K at 8 (64 registers, one wave of a
-// Llama-3-8B-shape layer's 1,024 blocks) ran 5-10% faster than at nvcc's 71-72 registers; Q6_K at 1, where nvcc
-// takes 110 registers against its 72, 5% faster. A bound of 1 on the others added registers and lost up to 15%.
-// Under HIP the bound counts waves a SIMD: left to its compiler.
-template <WeightType type, int max_tokens, bool gated>
-constexpr int int8_min_blocks() {
-#if defined(OAR_GPU_HIP)
-    return 0;
-#else
-    if (max_tokens != 1 || gated) return 0;
-    if (type == WeightType::q8 || type == WeightType::q8_0 || type == WeightType::q5_k) return 8;
-    return type == WeightType::q6_k ? 1 : 0;
-#endif
-}
-
 template <WeightType type, int max_tokens, bool gated>
 __device__ __forceinline__ void compute_rows(const MatvecArgs& a, const Int8Input& in) {
     constexpr int rows = int8_rows<max_tokens>, loads = piece_loads / rows, n_sums = gated ? 2 : 1;
@@ -228,8 +212,7 @@ __device__ __forceinline__ void compute_rows(const MatvecArgs& a, const Int8Inpu
 }
 
 template <WeightType type, int max_tokens, bool gated>
-__global__ void __launch_bounds__(int8_threads, (int8_min_blocks<type, max_tokens, gated>()))
-    matvec_int8_kernel(const MatvecArgs a, const Int8Input in) {
+__global__ void __launch_bounds__(int8_threads) matvec_int8_kernel(const MatvecArgs a, const Int8Input in) {
     compute_rows<type, max_tokens, gated>(a, in);
 }
 
@@ -288,7 +271,8 @@ void launch(const MatvecArgs& a, Int8Input in, cudaStream_t s) {
         if (first > second) std::swap(first, second);
         if (first == q4_k && second == q5_k) return launch<q4_k, q5_k, false>(a, in, s);
         if (first == q4_k && second == q6_k) return launch<q4_k, q6_k, false>(a, in, s);
-        return launch<q5_k, q6_k, false>(a, in, s);
+        if (first == q5_k && second == q6_k) return launch<q5_k, q6_k, false>(a, in, s);
+        throw Error("matvec_int8: no kernel pairs these two weight formats (int8_pair)");
     }
     switch (first) {
         case q8: return launch<q8, q8, gated>(a, in, s);
