@@ -262,11 +262,20 @@ void launch(const MatvecArgs& a, Int8Input in, cudaStream_t s) {
     launch_rows<first, second, matvec_max_tokens, gated>(a, in, s);
 }
 
+// The launch's formats: the first part's, and one other where int8_pair allows it (not gated); anything else
+// is a caller's bug.
 template <bool gated>
 void launch(const MatvecArgs& a, Int8Input in, cudaStream_t s) {
     using enum WeightType;
     WeightType first = a.parts[0].type, second = first;
-    for (int p = 1; p < a.n_parts; ++p) second = a.parts[p].type != first ? a.parts[p].type : second;
+    for (int p = 1; p < a.n_parts; ++p) {
+        const WeightType type = a.parts[p].type;
+        if (second == first && !gated && int8_pair(first, type)) second = type;
+        if (type != first && type != second)
+            throw Error(
+                "matvec_int8: one launch takes products of one weight format, or of two that int8_pair "
+                "allows, not gated");
+    }
     if (first != second) {
         if (first > second) std::swap(first, second);
         if (first == q4_k && second == q5_k) return launch<q4_k, q5_k, false>(a, in, s);
@@ -311,17 +320,7 @@ void matvec_int8(const MatvecArgs& a, cudaStream_t s) {
                         " bytes past a 16-byte boundary; weights must sit in 16-byte aligned buffers");
     };
     if (a.w_up) check_aligned(a.w_up);
-    WeightType other = a.parts[0].type;
-    for (int p = 0; p < a.n_parts; ++p) {
-        check_aligned(a.parts[p].w);
-        const WeightType type = a.parts[p].type;
-        if (type == a.parts[0].type) continue;
-        if (other == a.parts[0].type && !a.w_up && int8_pair(other, type)) other = type;
-        if (type != other)
-            throw Error(
-                "matvec_int8: one launch takes products of one weight format, or of two that int8_pair "
-                "allows, not gated");
-    }
+    for (int p = 0; p < a.n_parts; ++p) check_aligned(a.parts[p].w);
     const Int8Input in = int8_input(a.scratch, a.n_tokens, a.d_in);
     if (a.w_up)
         launch<true>(a, in, s);

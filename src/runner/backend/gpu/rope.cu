@@ -9,7 +9,7 @@ namespace runner::gpu {
 namespace {
 
 // One block per (token, head), the q heads first, then the KV heads; thread i rotates frequency i's pair
-// (i, i + head_dim / 2), or (2i, 2i + 1) with `adjacent`. A KV head's block also writes its k and v rows.
+// (rotary_pair). A KV head's block also writes its k and v rows.
 template <class T>
 __global__ void rope_store_kernel(float* q, float* k, const float* v, KvRows cache, int n_head, int n_head_kv,
                                   int head_dim, const float* inv_freq, const int* positions, bool adjacent) {
